@@ -1,0 +1,345 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+#include "src/sys/subprocess.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "src/base/macros.h"
+#include "src/base/strings.h"
+#include "src/sys/errno_status.h"
+#include "src/sys/fs.h"
+
+namespace boxlite::sys {
+namespace {
+
+int PidfdOpen(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+// Runs closures on one thread that lives as long as the process (see the header: the
+// parent-death signal follows the forking thread).
+class ForkThread {
+ public:
+  static ForkThread& Get() {
+    static ForkThread* instance = new ForkThread();
+    return *instance;
+  }
+
+  void Run(std::function<void()> fn) {
+    std::mutex done_mu;
+    std::condition_variable done_cv;
+    bool done = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back([&] {
+        fn();
+        std::lock_guard<std::mutex> l(done_mu);
+        done = true;
+        done_cv.notify_one();
+      });
+    }
+    cv_.notify_one();
+    std::unique_lock<std::mutex> lock(done_mu);
+    done_cv.wait(lock, [&] { return done; });
+  }
+
+ private:
+  ForkThread() {
+    std::thread([this] { Loop(); }).detach();
+  }
+
+  void Loop() {
+    while (true) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return !queue_.empty(); });
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      job();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+};
+
+// Everything the child needs, prepared before fork so the child only makes syscalls.
+struct ChildPlan {
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  bool use_env = false;
+  int fds[3] = {-1, -1, -1};
+  std::vector<int> keep_fds;
+  bool die_with_parent = true;
+  bool new_session = false;
+  const char* cwd = nullptr;
+  pid_t parent = 0;
+  int err_pipe = -1;
+  std::vector<std::string> path_candidates;  // argv[0] resolved against PATH.
+};
+
+[[noreturn]] void ChildMain(const ChildPlan& plan) {
+  // After fork: async-signal-safe calls only.
+  int err = 0;
+  if (plan.die_with_parent) {
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != plan.parent) _exit(127);
+  }
+  if (plan.new_session) ::setsid();
+  sigset_t all;
+  sigemptyset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    ::signal(sig, SIG_DFL);
+  }
+  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int i = 0; i < 3; ++i) {
+    int src = plan.fds[i] >= 0 ? plan.fds[i] : devnull;
+    if (src == i) {
+      ::fcntl(i, F_SETFD, 0);
+    } else if (::dup2(src, i) < 0) {
+      err = errno;
+      goto fail;
+    }
+  }
+  for (int fd : plan.keep_fds) ::fcntl(fd, F_SETFD, 0);
+  if (plan.cwd != nullptr && ::chdir(plan.cwd) != 0) {
+    err = errno;
+    goto fail;
+  }
+  if (plan.path_candidates.empty()) {
+    if (plan.use_env) {
+      ::execve(plan.argv[0], plan.argv.data(), plan.envp.data());
+    } else {
+      ::execv(plan.argv[0], plan.argv.data());
+    }
+    err = errno;
+  } else {
+    err = ENOENT;
+    for (const auto& candidate : plan.path_candidates) {
+      if (plan.use_env) {
+        ::execve(candidate.c_str(), plan.argv.data(), plan.envp.data());
+      } else {
+        ::execv(candidate.c_str(), plan.argv.data());
+      }
+      if (errno != ENOENT) err = errno;
+    }
+  }
+fail:
+  ssize_t ignored = ::write(plan.err_pipe, &err, sizeof(err));
+  (void)ignored;
+  _exit(127);
+}
+
+}  // namespace
+
+Result<Subprocess> Subprocess::Spawn(const SpawnOptions& options) {
+  if (options.argv.empty()) return Status::InvalidArgument("spawn: empty argv");
+  ChildPlan plan;
+  std::vector<std::string> argv_store = options.argv;
+  for (auto& a : argv_store) plan.argv.push_back(a.data());
+  plan.argv.push_back(nullptr);
+  std::vector<std::string> env_store;
+  if (options.env) {
+    plan.use_env = true;
+    env_store = *options.env;
+    for (auto& e : env_store) plan.envp.push_back(e.data());
+    plan.envp.push_back(nullptr);
+  }
+  if (options.argv[0].find('/') == std::string::npos) {
+    const char* path = std::getenv("PATH");
+    for (const auto& dir : base::Split(path ? path : "/usr/local/bin:/usr/bin:/bin", ':', true)) {
+      plan.path_candidates.push_back(JoinPath(dir, options.argv[0]));
+    }
+  }
+  plan.fds[0] = options.stdin_fd;
+  plan.fds[1] = options.stdout_fd;
+  plan.fds[2] = options.stderr_fd;
+  plan.keep_fds = options.keep_fds;
+  plan.die_with_parent = options.die_with_parent;
+  plan.new_session = options.new_session;
+  if (!options.cwd.empty()) plan.cwd = options.cwd.c_str();
+  plan.parent = ::getpid();
+
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
+  base::UniqueFd err_read(pipefd[0]);
+  base::UniqueFd err_write(pipefd[1]);
+  plan.err_pipe = err_write.get();
+
+  pid_t pid = -1;
+  int fork_errno = 0;
+  auto do_fork = [&] {
+    pid = ::fork();
+    if (pid == 0) ChildMain(plan);
+    if (pid < 0) fork_errno = errno;
+  };
+  if (options.die_with_parent) {
+    ForkThread::Get().Run(do_fork);
+  } else {
+    do_fork();
+  }
+  if (pid < 0) return ErrnoStatus(fork_errno, "fork for %s", options.argv[0].c_str());
+  err_write.reset();
+  int child_errno = 0;
+  ssize_t n;
+  do {
+    n = ::read(err_read.get(), &child_errno, sizeof(child_errno));
+  } while (n < 0 && errno == EINTR);
+  if (n == sizeof(child_errno)) {
+    int status;
+    ::waitpid(pid, &status, 0);
+    return ErrnoStatus(child_errno, "start %s", options.argv[0].c_str());
+  }
+  base::UniqueFd pidfd(PidfdOpen(pid));
+  return Subprocess(pid, std::move(pidfd), /*owned=*/true);
+}
+
+Result<Subprocess> Subprocess::Adopt(pid_t pid) {
+  int fd = PidfdOpen(pid);
+  if (fd < 0) return ErrnoStatus(errno, "pidfd_open %d", pid);
+  return Subprocess(pid, base::UniqueFd(fd), /*owned=*/false);
+}
+
+Subprocess::Subprocess(Subprocess&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)),
+      pidfd_(std::move(other.pidfd_)),
+      owned_(other.owned_),
+      exit_status_(other.exit_status_) {}
+
+Subprocess& Subprocess::operator=(Subprocess&& other) noexcept {
+  if (this != &other) {
+    Kill();
+    pid_ = std::exchange(other.pid_, -1);
+    pidfd_ = std::move(other.pidfd_);
+    owned_ = other.owned_;
+    exit_status_ = other.exit_status_;
+  }
+  return *this;
+}
+
+Subprocess::~Subprocess() { Kill(); }
+
+bool Subprocess::running() const {
+  if (pid_ < 0) return false;
+  if (pidfd_) {
+    struct pollfd p = {pidfd_.get(), POLLIN, 0};
+    return ::poll(&p, 1, 0) == 0;
+  }
+  return ::kill(pid_, 0) == 0;
+}
+
+Result<int> Subprocess::Wait() {
+  if (pid_ < 0) {
+    if (exit_status_) return *exit_status_;
+    return Status::FailedPrecondition("wait: no child");
+  }
+  if (!owned_) {
+    struct pollfd p = {pidfd_.get(), POLLIN, 0};
+    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+    exit_status_ = 0;
+    return 0;
+  }
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0) {
+    if (errno != EINTR) return ErrnoStatus(errno, "waitpid %d", pid_);
+  }
+  pid_ = -1;
+  pidfd_.reset();
+  exit_status_ = status;
+  return status;
+}
+
+Result<std::optional<int>> Subprocess::WaitFor(std::chrono::milliseconds timeout) {
+  if (pid_ < 0) return std::optional<int>(exit_status_);
+  if (pidfd_) {
+    struct pollfd p = {pidfd_.get(), POLLIN, 0};
+    int r;
+    do {
+      r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) return std::optional<int>();
+  }
+  BOXLITE_ASSIGN_OR_RETURN(int status, Wait());
+  return std::optional<int>(status);
+}
+
+Status Subprocess::Signal(int signo) const {
+  if (pid_ < 0) return Status::FailedPrecondition("signal: the process has exited");
+  if (pidfd_) {
+    if (::syscall(SYS_pidfd_send_signal, pidfd_.get(), signo, nullptr, 0) == 0) {
+      return Status::OK();
+    }
+    if (errno == ESRCH) return Status::OK();
+    if (errno != ENOSYS) return ErrnoStatus(errno, "signal %d", pid_);
+  }
+  if (::kill(pid_, signo) != 0 && errno != ESRCH) return ErrnoStatus(errno, "kill %d", pid_);
+  return Status::OK();
+}
+
+void Subprocess::Kill() {
+  if (pid_ < 0) return;
+  if (owned_) {
+    (void)Signal(SIGKILL);
+    (void)Wait();
+  }
+  pid_ = -1;
+  pidfd_.reset();
+}
+
+void Subprocess::Detach() {
+  pid_ = -1;
+  pidfd_.reset();
+}
+
+std::string DescribeWaitStatus(int status) {
+  if (WIFEXITED(status)) return base::StrFormat("exited with status %d", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    return base::StrFormat("killed by signal %d (%s)", WTERMSIG(status),
+                           ::strsignal(WTERMSIG(status)));
+  }
+  return base::StrFormat("wait status %d", status);
+}
+
+Result<std::string> RunCommand(const std::vector<std::string>& argv) {
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
+  base::UniqueFd rd(pipefd[0]);
+  base::UniqueFd wr(pipefd[1]);
+  SpawnOptions options;
+  options.argv = argv;
+  options.stdout_fd = wr.get();
+  options.stderr_fd = wr.get();
+  options.die_with_parent = false;
+  BOXLITE_ASSIGN_OR_RETURN(auto child, Subprocess::Spawn(options));
+  wr.reset();
+  auto output = ReadAll(rd.get(), 1 << 20);
+  BOXLITE_ASSIGN_OR_RETURN(int status, child.Wait());
+  std::string out = output.value_or(std::string());
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return Status::IoError(base::StrFormat("%s %s", argv[0].c_str(),
+                                           DescribeWaitStatus(status).c_str()),
+                           base::Trim(out));
+  }
+  return out;
+}
+
+}  // namespace boxlite::sys
