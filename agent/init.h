@@ -1,0 +1,36 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// What the agent does as PID 1 before and while serving: mounting the early file
+// systems, finding the agent port, mounting and preparing the box's root file system,
+// applying the box configuration, and powering off. Called from the agent's one thread.
+#pragma once
+
+#include <string>
+
+#include "boxlite/status.h"
+#include "src/protocol/messages.h"
+
+namespace boxlite::agent {
+
+// Where the box disk is mounted; every exec chroots here.
+constexpr char kRootfs[] = "/run/rootfs";
+
+// Mounts /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp and /run of the initramfs and points
+// stdout/stderr at the console.
+Status MountEarly();
+// The /dev path of the virtio-serial port named protocol::kAgentPortName.
+Status FindAgentPort(std::string* path);
+// Mounts the box disk (/dev/vda, ext4) at kRootfs and grows it to fill the disk.
+Status MountRootfs();
+// Mounts /proc, /sys, /dev, /dev/pts, /dev/shm inside kRootfs.
+Status PrepareRootfs();
+// Applies the once-per-boot configuration from the host's hello.
+Status ApplyBoxConfig(const protocol::BoxConfig& config);
+// Logs to the console (the box's console.log on the host).
+void ConsoleLog(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+// Flushes file systems and stops the VM. Never returns.
+[[noreturn]] void PowerOff();
+// Logs the failure and stops the VM (PID 1 must never exit). Never returns.
+[[noreturn]] void Fatal(const Status& status);
+
+}  // namespace boxlite::agent

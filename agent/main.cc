@@ -1,0 +1,38 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// boxlite-agent: PID 1 of every BoxLite VM. It lives in the initramfs, never in the
+// user's root file system. Boot: mount the early file systems, open the agent port, mount
+// the box disk at /run/rootfs, then serve the host until it asks for shutdown. A fatal
+// error is logged to the console and stops the VM; PID 1 never exits.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "agent/init.h"
+#include "agent/server.h"
+#include "src/sys/errno_status.h"
+
+int main() {
+  using boxlite::Status;
+  namespace agent = boxlite::agent;
+  if (::getpid() != 1) {
+    std::fprintf(stderr, "boxlite-agent: runs only as PID 1 inside a BoxLite VM\n");
+    return 2;
+  }
+  Status s = agent::MountEarly();
+  if (!s.ok()) agent::Fatal(s);
+  std::string port_path;
+  s = agent::FindAgentPort(&port_path);
+  if (!s.ok()) agent::Fatal(s);
+  boxlite::base::UniqueFd port(::open(port_path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  if (!port) agent::Fatal(boxlite::sys::ErrnoStatus(errno, "open %s", port_path.c_str()));
+  s = agent::MountRootfs();
+  if (s.ok()) s = agent::PrepareRootfs();
+  if (!s.ok()) agent::Fatal(s.Wrap("prepare the box disk"));
+  agent::Server server(std::move(port), agent::kRootfs);
+  s = server.Run();
+  if (!s.ok()) agent::Fatal(s);
+  agent::PowerOff();
+}

@@ -1,0 +1,249 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+#include "src/protocol/messages.h"
+
+#include "src/base/macros.h"
+#include "src/base/strings.h"
+
+namespace boxlite::protocol {
+namespace {
+
+Status Missing(std::string_view key) {
+  return Status::InvalidArgument(base::StrFormat("missing field \"%.*s\"",
+                                                 static_cast<int>(key.size()), key.data()));
+}
+
+Status Mistyped(std::string_view key, const char* want) {
+  return Status::InvalidArgument(base::StrFormat(
+      "field \"%.*s\" must be %s", static_cast<int>(key.size()), key.data(), want));
+}
+
+const Json* Find(const Json& j, std::string_view key) {
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+}  // namespace
+
+Result<Json> ParseObject(std::string_view text) {
+  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::ProtocolError("payload is not valid JSON");
+  if (!j.is_object()) return Status::ProtocolError("payload is not a JSON object");
+  return j;
+}
+
+Status GetString(const Json& j, std::string_view key, std::string* out, bool required) {
+  const Json* v = Find(j, key);
+  if (v == nullptr) return required ? Missing(key) : Status::OK();
+  if (!v->is_string()) return Mistyped(key, "a string");
+  *out = v->get_ref<const std::string&>();
+  return Status::OK();
+}
+
+Status GetBool(const Json& j, std::string_view key, bool* out, bool required) {
+  const Json* v = Find(j, key);
+  if (v == nullptr) return required ? Missing(key) : Status::OK();
+  if (!v->is_boolean()) return Mistyped(key, "a boolean");
+  *out = v->get<bool>();
+  return Status::OK();
+}
+
+Status GetInt(const Json& j, std::string_view key, int64_t* out, bool required) {
+  const Json* v = Find(j, key);
+  if (v == nullptr) return required ? Missing(key) : Status::OK();
+  if (v->is_number_integer()) {
+    *out = v->get<int64_t>();
+    return Status::OK();
+  }
+  if (v->is_number_unsigned() && v->get<uint64_t>() <= INT64_MAX) {
+    *out = static_cast<int64_t>(v->get<uint64_t>());
+    return Status::OK();
+  }
+  return Mistyped(key, "an integer");
+}
+
+Status GetStrings(const Json& j, std::string_view key, std::vector<std::string>* out,
+                  bool required) {
+  const Json* v = Find(j, key);
+  if (v == nullptr) return required ? Missing(key) : Status::OK();
+  if (!v->is_array()) return Mistyped(key, "an array of strings");
+  std::vector<std::string> result;
+  result.reserve(v->size());
+  for (const auto& item : *v) {
+    if (!item.is_string()) return Mistyped(key, "an array of strings");
+    result.push_back(item.get<std::string>());
+  }
+  *out = std::move(result);
+  return Status::OK();
+}
+
+Json ToJson(const BoxConfig& m) {
+  Json mounts = Json::array();
+  for (const auto& mount : m.mounts) {
+    mounts.push_back(
+        {{"tag", mount.tag}, {"guest_path", mount.guest_path}, {"read_only", mount.read_only}});
+  }
+  return {{"hostname", m.hostname},
+          {"grow_rootfs", m.grow_rootfs},
+          {"mounts", mounts},
+          {"network",
+           {{"mode", m.network.mode},
+            {"address", m.network.address},
+            {"gateway", m.network.gateway},
+            {"dns", m.network.dns}}},
+          {"pids_max", m.pids_max},
+          {"clock_unix_ns", m.clock_unix_ns}};
+}
+
+Status FromJson(const Json& j, BoxConfig* m) {
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "hostname", &m->hostname));
+  BOXLITE_RETURN_IF_ERROR(GetBool(j, "grow_rootfs", &m->grow_rootfs));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "pids_max", &m->pids_max));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "clock_unix_ns", &m->clock_unix_ns));
+  if (const Json* mounts = Find(j, "mounts")) {
+    if (!mounts->is_array()) return Mistyped("mounts", "an array");
+    for (const auto& item : *mounts) {
+      MountSpec spec;
+      BOXLITE_RETURN_IF_ERROR(GetString(item, "tag", &spec.tag, true));
+      BOXLITE_RETURN_IF_ERROR(GetString(item, "guest_path", &spec.guest_path, true));
+      BOXLITE_RETURN_IF_ERROR(GetBool(item, "read_only", &spec.read_only));
+      m->mounts.push_back(std::move(spec));
+    }
+  }
+  if (const Json* net = Find(j, "network")) {
+    BOXLITE_RETURN_IF_ERROR(GetString(*net, "mode", &m->network.mode));
+    BOXLITE_RETURN_IF_ERROR(GetString(*net, "address", &m->network.address));
+    BOXLITE_RETURN_IF_ERROR(GetString(*net, "gateway", &m->network.gateway));
+    BOXLITE_RETURN_IF_ERROR(GetStrings(*net, "dns", &m->network.dns));
+  }
+  return Status::OK();
+}
+
+Json ToJson(const HelloRequest& m) { return {{"version", m.version}, {"config", ToJson(m.config)}}; }
+
+Status FromJson(const Json& j, HelloRequest* m) {
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "version", &m->version, true));
+  if (const Json* config = Find(j, "config")) return FromJson(*config, &m->config);
+  return Status::OK();
+}
+
+Json ToJson(const HelloResponse& m) {
+  return {{"version", m.version},
+          {"agent_version", m.agent_version},
+          {"kernel", m.kernel},
+          {"uptime_ms", m.uptime_ms}};
+}
+
+Status FromJson(const Json& j, HelloResponse* m) {
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "version", &m->version, true));
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "agent_version", &m->agent_version));
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "kernel", &m->kernel));
+  return GetInt(j, "uptime_ms", &m->uptime_ms);
+}
+
+Json ToJson(const ExecRequest& m) {
+  return {{"argv", m.argv},   {"env", m.env},   {"cwd", m.cwd},
+          {"user", m.user},   {"tty", m.tty},   {"rows", m.rows},
+          {"cols", m.cols},   {"stdin", m.stdin_open}, {"window", m.window}};
+}
+
+Status FromJson(const Json& j, ExecRequest* m) {
+  BOXLITE_RETURN_IF_ERROR(GetStrings(j, "argv", &m->argv, true));
+  if (m->argv.empty()) return Status::InvalidArgument("exec: argv is empty");
+  BOXLITE_RETURN_IF_ERROR(GetStrings(j, "env", &m->env));
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "cwd", &m->cwd));
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "user", &m->user));
+  BOXLITE_RETURN_IF_ERROR(GetBool(j, "tty", &m->tty));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "rows", &m->rows));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "cols", &m->cols));
+  BOXLITE_RETURN_IF_ERROR(GetBool(j, "stdin", &m->stdin_open));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "window", &m->window));
+  if (m->rows < 0 || m->rows > 65535 || m->cols < 0 || m->cols > 65535) {
+    return Status::InvalidArgument("exec: rows and cols must be in [0, 65535]");
+  }
+  if (m->window < 0 || m->window > INT32_MAX) {
+    return Status::InvalidArgument("exec: window out of range");
+  }
+  return Status::OK();
+}
+
+Json ToJson(const ExecResponse& m) { return {{"pid", m.pid}, {"stdin_window", m.stdin_window}}; }
+
+Status FromJson(const Json& j, ExecResponse* m) {
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "pid", &m->pid, true));
+  return GetInt(j, "stdin_window", &m->stdin_window);
+}
+
+Json ToJson(const ExitEvent& m) {
+  Json j = {{"event", "exit"}, {"exit_code", m.exit_code}, {"signal", m.signal}};
+  if (!m.error.empty()) j["error"] = m.error;
+  return j;
+}
+
+Status FromJson(const Json& j, ExitEvent* m) {
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "exit_code", &m->exit_code, true));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "signal", &m->signal));
+  return GetString(j, "error", &m->error);
+}
+
+Json ToJson(const SignalRequest& m) { return {{"target", m.target}, {"signal", m.signal}}; }
+
+Status FromJson(const Json& j, SignalRequest* m) {
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "target", &m->target, true));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "signal", &m->signal, true));
+  if (m->signal <= 0 || m->signal >= 65) return Status::InvalidArgument("signal out of range");
+  return Status::OK();
+}
+
+Json ToJson(const ResizeRequest& m) {
+  return {{"target", m.target}, {"rows", m.rows}, {"cols", m.cols}};
+}
+
+Status FromJson(const Json& j, ResizeRequest* m) {
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "target", &m->target, true));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "rows", &m->rows, true));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "cols", &m->cols, true));
+  if (m->rows <= 0 || m->rows > 65535 || m->cols <= 0 || m->cols > 65535) {
+    return Status::InvalidArgument("resize: rows and cols must be in [1, 65535]");
+  }
+  return Status::OK();
+}
+
+std::string EncodeRequest(std::string_view op, Json body) {
+  if (!body.is_object()) body = Json::object();
+  body["op"] = op;
+  return body.dump();
+}
+
+std::string EncodeOkResponse(Json body) {
+  if (!body.is_object()) body = Json::object();
+  body["ok"] = true;
+  return body.dump();
+}
+
+std::string EncodeErrorResponse(const Status& status) {
+  Json j = {{"ok", false},
+            {"error",
+             {{"code", std::string(StatusCodeName(status.code()))},
+              {"message", status.message()}}}};
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Result<Json> DecodeResponse(std::string_view payload) {
+  BOXLITE_ASSIGN_OR_RETURN(Json j, ParseObject(payload));
+  bool ok = false;
+  BOXLITE_RETURN_IF_ERROR(GetBool(j, "ok", &ok, true));
+  if (ok) return j;
+  const Json* err = Find(j, "error");
+  if (err == nullptr) return Status::ProtocolError("error response without \"error\"");
+  std::string code;
+  std::string message;
+  BOXLITE_RETURN_IF_ERROR(GetString(*err, "code", &code));
+  BOXLITE_RETURN_IF_ERROR(GetString(*err, "message", &message));
+  StatusCode sc = StatusCodeFromName(code);
+  if (sc == StatusCode::kOk) sc = StatusCode::kInternal;
+  return Status(sc, message);
+}
+
+}  // namespace boxlite::protocol

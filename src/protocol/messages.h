@@ -1,0 +1,139 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// See docs/protocol.md for the full format.
+//
+// The JSON control messages carried by request, response and event frames, with
+// conversions that never throw: a malformed message from the peer is a ProtocolError or
+// InvalidArgument Status, never an exception or a crash. Shared by host and agent.
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "boxlite/result.h"
+#include "boxlite/status.h"
+
+namespace boxlite::protocol {
+
+using Json = nlohmann::json;
+
+constexpr int kProtocolVersion = 1;
+// The name of the virtio-serial port the agent serves.
+constexpr std::string_view kAgentPortName = "boxlite.agent";
+// Output credit the host grants each exec's stdout and stderr up front.
+constexpr uint32_t kDefaultWindow = 4u << 20;
+
+// Parses a JSON object; ProtocolError when it is not one.
+Result<Json> ParseObject(std::string_view text);
+
+// Typed field access that reports missing or mistyped fields instead of throwing.
+// Optional fields keep `*out` unchanged when absent.
+Status GetString(const Json& j, std::string_view key, std::string* out, bool required = false);
+Status GetBool(const Json& j, std::string_view key, bool* out, bool required = false);
+Status GetInt(const Json& j, std::string_view key, int64_t* out, bool required = false);
+Status GetStrings(const Json& j, std::string_view key, std::vector<std::string>* out,
+                  bool required = false);
+
+struct MountSpec {
+  std::string tag;         // virtio-9p mount tag.
+  std::string guest_path;  // Absolute path inside the box.
+  bool read_only = false;
+};
+
+struct NetworkConfig {
+  std::string mode = "none";  // "none" or "nat".
+  std::string address;        // CIDR of eth0, e.g. "10.0.2.15/24".
+  std::string gateway;
+  std::vector<std::string> dns;
+};
+
+// What the agent sets up once, before the first exec.
+struct BoxConfig {
+  std::string hostname = "box";
+  bool grow_rootfs = true;  // Grow / to fill its disk (EXT4_IOC_RESIZE_FS).
+  std::vector<MountSpec> mounts;
+  NetworkConfig network;
+  int64_t pids_max = 0;      // Limit on user processes; 0 means none.
+  int64_t clock_unix_ns = 0;  // Host wall clock when the box was started; 0 leaves it.
+};
+
+struct HelloRequest {
+  int64_t version = kProtocolVersion;
+  BoxConfig config;
+};
+
+struct HelloResponse {
+  int64_t version = kProtocolVersion;
+  std::string agent_version;
+  std::string kernel;
+  int64_t uptime_ms = 0;  // Guest uptime when the hello was answered.
+};
+
+struct ExecRequest {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // "K=V"; the whole environment of the process.
+  std::string cwd;               // Empty: the user's home or "/".
+  std::string user;              // "name", "uid", "uid:gid" or "name:group"; empty = root.
+  bool tty = false;
+  int64_t rows = 24;
+  int64_t cols = 80;
+  bool stdin_open = false;  // false: stdin is /dev/null.
+  int64_t window = kDefaultWindow;  // Initial credit for each output fd.
+};
+
+struct ExecResponse {
+  int64_t pid = 0;
+  int64_t stdin_window = 0;  // Credit for stdin data frames.
+};
+
+// Sent as an event on an exec's stream once it has exited and its output was flushed.
+struct ExitEvent {
+  int64_t exit_code = 0;  // 128 + signal when killed by a signal.
+  int64_t signal = 0;     // The signal that killed it, or 0.
+  std::string error;      // Why the command could not start, if it did not.
+};
+
+struct SignalRequest {
+  int64_t target = 0;  // Stream id of the exec.
+  int64_t signal = 0;
+};
+
+struct ResizeRequest {
+  int64_t target = 0;
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+// Requests are {"op": "<name>", ...fields}; responses are {"ok": true, ...} or
+// {"ok": false, "error": {"code": "<status code name>", "message": "..."}}.
+Json ToJson(const BoxConfig& m);
+Json ToJson(const HelloRequest& m);
+Json ToJson(const HelloResponse& m);
+Json ToJson(const ExecRequest& m);
+Json ToJson(const ExecResponse& m);
+Json ToJson(const ExitEvent& m);
+Json ToJson(const SignalRequest& m);
+Json ToJson(const ResizeRequest& m);
+
+Status FromJson(const Json& j, BoxConfig* m);
+Status FromJson(const Json& j, HelloRequest* m);
+Status FromJson(const Json& j, HelloResponse* m);
+Status FromJson(const Json& j, ExecRequest* m);
+Status FromJson(const Json& j, ExecResponse* m);
+Status FromJson(const Json& j, ExitEvent* m);
+Status FromJson(const Json& j, SignalRequest* m);
+Status FromJson(const Json& j, ResizeRequest* m);
+
+// Builds a request payload: the message's fields plus "op".
+std::string EncodeRequest(std::string_view op, Json body);
+std::string EncodeOkResponse(Json body = Json::object());
+std::string EncodeErrorResponse(const Status& status);
+// Splits a response: its body when ok, else the Status it carries.
+Result<Json> DecodeResponse(std::string_view payload);
+
+}  // namespace boxlite::protocol

@@ -1,0 +1,74 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// The QEMU backend: a VmConfig describes one micro-VM; BuildQemuArgv turns it into a
+// `qemu-system-x86_64 -M microvm` command line (virtio-mmio devices, PVH vmlinux,
+// initramfs, one virtio-blk disk, the agent's virtio-serial port, 9p shares, a user-mode
+// network attached over a unix socket, the console to a file) with QEMU's seccomp sandbox
+// and no device the box does not need. Launch starts it supervised: the VM dies with its
+// owner unless it is detached.
+//
+// Files and sockets may be handed to QEMU as inherited descriptors (paths of the form
+// /proc/self/fd/N), so an ephemeral box leaves nothing on disk even when its owner is
+// killed. Thread-safety: BuildQemuArgv is pure; a VmHandle is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "boxlite/result.h"
+#include "src/sys/subprocess.h"
+#include "src/vmm/accel.h"
+
+namespace boxlite::vmm {
+
+struct Share {
+  std::string tag;        // 9p mount tag the guest mounts.
+  std::string host_path;  // Directory on the host.
+  bool read_only = false;
+};
+
+struct VmConfig {
+  std::string qemu_binary = "qemu-system-x86_64";
+  Accel accel = Accel::kTcg;
+  int cpus = 1;
+  int memory_mib = 1024;
+  std::string kernel;     // Uncompressed vmlinux with a PVH note.
+  std::string initramfs;  // Holds the agent as /init.
+  uint32_t tsc_khz = 0;   // Host TSC frequency for tsc_early_khz; 0 omits it.
+  std::string extra_kernel_args;
+  std::string disk;       // qcow2 overlay path (or /proc/self/fd/N).
+  std::string console_log;  // File the serial console is written to.
+  // The agent channel: an inherited descriptor. When `agent_listening`, it is a listening
+  // socket QEMU accepts connections on (persistent boxes); otherwise one end of a
+  // connected socket pair (ephemeral boxes).
+  int agent_fd = -1;
+  bool agent_listening = false;
+  std::vector<Share> shares;
+  // User-mode networking: a unix socket a network helper listens on; empty = no NIC.
+  std::string net_socket;
+  std::string mac = "52:54:00:12:34:56";
+  // Descriptors the QEMU process inherits (the agent socket, disk, console...).
+  std::vector<int> inherit_fds;
+};
+
+// The kernel command line for a config (exposed for tests and `boxlite info`).
+std::string KernelCommandLine(const VmConfig& config);
+Result<std::vector<std::string>> BuildQemuArgv(const VmConfig& config);
+
+// Escapes a value for QEMU's option syntax ("a,b" -> "a,,b").
+std::string QemuEscape(std::string_view value);
+
+// The host's TSC frequency in kHz from /proc/cpuinfo, or 0 when unknown.
+uint32_t HostTscKhz();
+
+struct LaunchOptions {
+  bool die_with_owner = true;  // PR_SET_PDEATHSIG; false for detached boxes.
+  std::string stderr_path;     // Where QEMU's own messages go; empty discards them.
+};
+
+// Starts QEMU. The result owns the process: destroying it kills the VM unless Detach()ed.
+Result<sys::Subprocess> LaunchQemu(const VmConfig& config, const LaunchOptions& options);
+
+}  // namespace boxlite::vmm

@@ -1,0 +1,126 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+#include "src/vmm/qemu.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace boxlite::vmm {
+namespace {
+
+VmConfig BaseConfig(Accel accel) {
+  VmConfig c;
+  c.accel = accel;
+  c.kernel = "/k/vmlinux";
+  c.initramfs = "/k/initramfs.cpio";
+  c.disk = "/proc/self/fd/5";
+  c.console_log = "/boxes/a,b/console.log";
+  c.agent_fd = 4;
+  c.tsc_khz = 2596136;
+  return c;
+}
+
+// The value following `flag`, or "" (the first occurrence).
+std::string After(const std::vector<std::string>& argv, const std::string& flag, int nth = 0) {
+  for (size_t i = 0; i + 1 < argv.size(); ++i) {
+    if (argv[i] == flag && nth-- == 0) return argv[i + 1];
+  }
+  return "";
+}
+
+bool Contains(const std::vector<std::string>& argv, const std::string& item) {
+  return std::find(argv.begin(), argv.end(), item) != argv.end();
+}
+
+TEST(QemuArgvTest, TcgUsesSoftwareCpuAndNoApicTimerOnOneVcpu) {
+  auto argv = BuildQemuArgv(BaseConfig(Accel::kTcg)).value();
+  EXPECT_EQ(argv[0], "qemu-system-x86_64");
+  EXPECT_EQ(After(argv, "-accel"), "tcg");
+  EXPECT_EQ(After(argv, "-cpu"), "max");
+  EXPECT_TRUE(After(argv, "-M").rfind("microvm,acpi=off,x-option-roms=off", 0) == 0);
+  std::string cmdline = After(argv, "-append");
+  EXPECT_NE(cmdline.find("noapictimer"), std::string::npos);
+  EXPECT_NE(cmdline.find("tsc_early_khz=2596136"), std::string::npos);
+  EXPECT_NE(cmdline.find("reboot=t"), std::string::npos);
+  EXPECT_TRUE(Contains(argv, "-no-reboot"));
+  EXPECT_TRUE(Contains(argv, "-nodefaults"));
+}
+
+TEST(QemuArgvTest, KvmUsesHostCpuAndKeepsApicTimer) {
+  VmConfig c = BaseConfig(Accel::kKvm);
+  c.cpus = 4;
+  c.memory_mib = 2048;
+  auto argv = BuildQemuArgv(c).value();
+  EXPECT_EQ(After(argv, "-accel"), "kvm");
+  EXPECT_EQ(After(argv, "-cpu"), "host");
+  EXPECT_EQ(After(argv, "-smp"), "4");
+  EXPECT_EQ(After(argv, "-m"), "2048");
+  EXPECT_EQ(After(argv, "-append").find("noapictimer"), std::string::npos);
+}
+
+TEST(QemuArgvTest, MultiVcpuTcgKeepsApicTimer) {
+  VmConfig c = BaseConfig(Accel::kTcg);
+  c.cpus = 2;
+  EXPECT_EQ(After(BuildQemuArgv(c).value(), "-append").find("noapictimer"), std::string::npos);
+}
+
+TEST(QemuArgvTest, DevicesAreVirtioMmioOnly) {
+  auto argv = BuildQemuArgv(BaseConfig(Accel::kTcg)).value();
+  for (const auto& a : argv) {
+    EXPECT_EQ(a.find("-pci"), std::string::npos) << a;
+  }
+  EXPECT_EQ(After(argv, "-device", 0), "virtio-blk-device,drive=disk0");
+  EXPECT_EQ(After(argv, "-device", 1), "virtio-serial-device,max_ports=2");
+  EXPECT_EQ(After(argv, "-device", 2), "virtserialport,chardev=agent,name=boxlite.agent,nr=1");
+  EXPECT_EQ(After(argv, "-device", 3), "");  // No NIC, no 9p unless asked.
+  EXPECT_NE(After(argv, "-blockdev").find("\"filename\":\"/proc/self/fd/5\""), std::string::npos);
+}
+
+TEST(QemuArgvTest, AgentSocketConnectedOrListening) {
+  VmConfig c = BaseConfig(Accel::kTcg);
+  EXPECT_EQ(After(BuildQemuArgv(c).value(), "-chardev", 1), "socket,id=agent,fd=4,server=off");
+  c.agent_listening = true;
+  EXPECT_EQ(After(BuildQemuArgv(c).value(), "-chardev", 1),
+            "socket,id=agent,fd=4,server=on,wait=off");
+}
+
+TEST(QemuArgvTest, CommasInPathsAreEscaped) {
+  auto argv = BuildQemuArgv(BaseConfig(Accel::kTcg)).value();
+  EXPECT_EQ(After(argv, "-chardev", 0), "file,id=console,path=/boxes/a,,b/console.log");
+  EXPECT_EQ(QemuEscape("a,b,,c"), "a,,b,,,,c");
+}
+
+TEST(QemuArgvTest, SandboxIsAlwaysOn) {
+  auto argv = BuildQemuArgv(BaseConfig(Accel::kKvm)).value();
+  EXPECT_EQ(After(argv, "-sandbox"),
+            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+}
+
+TEST(QemuArgvTest, SharesAndNetwork) {
+  VmConfig c = BaseConfig(Accel::kTcg);
+  c.shares.push_back({"m0", "/data,x", true});
+  c.shares.push_back({"m1", "/rw", false});
+  c.net_socket = "/run/net.sock";
+  auto argv = BuildQemuArgv(c).value();
+  EXPECT_EQ(After(argv, "-fsdev", 0), "local,id=share0,path=/data,,x,security_model=none,readonly=on");
+  EXPECT_EQ(After(argv, "-fsdev", 1), "local,id=share1,path=/rw,security_model=none");
+  EXPECT_EQ(After(argv, "-netdev"), "stream,id=net0,server=off,addr.type=unix,addr.path=/run/net.sock");
+}
+
+TEST(QemuArgvTest, RejectsBadConfigs) {
+  VmConfig c = BaseConfig(Accel::kTcg);
+  c.cpus = 0;
+  EXPECT_TRUE(BuildQemuArgv(c).error().IsInvalidArgument());
+  c = BaseConfig(Accel::kTcg);
+  c.memory_mib = 16;
+  EXPECT_TRUE(BuildQemuArgv(c).error().IsInvalidArgument());
+  c = BaseConfig(Accel::kTcg);
+  c.kernel.clear();
+  EXPECT_TRUE(BuildQemuArgv(c).error().IsInvalidArgument());
+  c = BaseConfig(Accel::kTcg);
+  c.shares.push_back({std::string(40, 't'), "/x", false});
+  EXPECT_TRUE(BuildQemuArgv(c).error().IsInvalidArgument());
+}
+
+}  // namespace
+}  // namespace boxlite::vmm
