@@ -125,13 +125,8 @@ Result<sys::Subprocess> LaunchQemu(const VmConfig& config, const LaunchOptions& 
   spawn.keep_fds = config.inherit_fds;
   spawn.die_with_parent = options.die_with_owner;
   spawn.new_session = !options.die_with_owner;
-  base::UniqueFd err;
-  if (!options.stderr_path.empty()) {
-    BOXLITE_ASSIGN_OR_RETURN(
-        err, sys::Open(options.stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0600));
-    spawn.stderr_fd = err.get();
-    spawn.stdout_fd = err.get();
-  }
+  spawn.stderr_fd = options.stderr_fd;
+  spawn.stdout_fd = options.stderr_fd;
   auto child = sys::Subprocess::Spawn(spawn);
   if (!child.ok()) {
     if (child.error().IsNotFound()) {

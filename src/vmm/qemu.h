@@ -65,7 +65,7 @@ uint32_t HostTscKhz();
 
 struct LaunchOptions {
   bool die_with_owner = true;  // PR_SET_PDEATHSIG; false for detached boxes.
-  std::string stderr_path;     // Where QEMU's own messages go; empty discards them.
+  int stderr_fd = -1;          // Where QEMU's own messages go; -1 discards them.
 };
 
 // Starts QEMU. The result owns the process: destroying it kills the VM unless Detach()ed.

@@ -1,0 +1,59 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// Runtime is the entry point: it owns a state directory ("home") holding the image store
+// and persistent boxes, and creates, finds and removes boxes. Several processes may use
+// one home at once (file locks). There is no daemon: each Box's VM is a child process of
+// the process that started it.
+//
+// Thread-safety: all methods may be called from any thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "boxlite/box.h"
+#include "boxlite/options.h"
+#include "boxlite/result.h"
+
+namespace boxlite {
+
+// Pull progress: called from the pulling thread(s) for every layer.
+struct PullEvent {
+  enum class Kind { kResolved, kLayerProgress, kLayerDone, kLayerCached, kUnpacking, kDone };
+  Kind kind = Kind::kResolved;
+  std::string reference;
+  std::string digest;  // Layer digest for layer events.
+  uint64_t done_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+using PullCallback = std::function<void(const PullEvent&)>;
+
+class Runtime {
+ public:
+  static Result<std::shared_ptr<Runtime>> Open(const RuntimeOptions& options);
+  virtual ~Runtime() = default;
+
+  virtual const std::string& home_dir() const = 0;
+
+  // Creates a box (not yet started). A `name` already in use is AlreadyExists.
+  virtual Result<std::shared_ptr<Box>> Create(const BoxOptions& options) = 0;
+  // Finds a box by id, id prefix or name: one created here, or a persistent one on disk.
+  virtual Result<std::shared_ptr<Box>> Get(std::string_view id_or_name) = 0;
+  virtual Result<std::vector<BoxInfo>> List() = 0;
+  // Removes a box; a running one only with `force` (it is killed).
+  virtual Status Remove(std::string_view id_or_name, bool force) = 0;
+
+  virtual Result<ImageInfo> PullImage(std::string_view reference, const PullCallback& progress) = 0;
+  virtual Result<std::vector<ImageInfo>> ListImages() = 0;
+  virtual Status RemoveImage(std::string_view reference) = 0;
+  virtual Result<std::vector<ImageInfo>> ImportImage(const std::string& path,
+                                                     std::string_view tag) = 0;
+
+  // Facts for `boxlite info`: accelerator and why, kernel, home, store size.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> HostInfo() = 0;
+};
+
+}  // namespace boxlite

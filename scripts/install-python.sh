@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Usage: install-python.sh PYTHON BUILD_DIR
+# Installs the BoxLite Python SDK for PYTHON when its sources changed since the last
+# install (the stamp holds a hash of python/ and the C++ sources it compiles).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+py=$1
+build=$2
+[ -f "$here/python/pyproject.toml" ] || exit 0
+stamp=$build/python-install.stamp
+key=$( (cd "$here" && git ls-files -s python src include agent CMakeLists.txt 2>/dev/null; \
+        cd "$here" && git diff HEAD -- python src include 2>/dev/null; "$py" --version) | sha256sum | cut -c1-16)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && "$py" -c 'import boxlite' 2>/dev/null; then
+  exit 0
+fi
+echo "setup: installing the Python SDK for $py" >&2
+"$py" -m pip install -q --no-build-isolation "$here/python" >&2
+echo "$key" > "$stamp"

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Sets up everything BoxLite needs on a Debian 12 machine, idempotently and quickly when
+# nothing changed:
+#   1. OS packages (apt) and Python packages (pip) that are missing;
+#   2. the guest kernel, built once per kernel config (cached under $BOXLITE_CACHE);
+#   3. the C++ tree (CMake + Ninja, incremental) and its installation: `boxlite` on PATH,
+#      the initramfs, the kernel and the built-in image under $PREFIX/share/boxlite;
+#   4. the Python SDK for the machine's python3.
+# Progress goes to stderr. Needs root for apt and the install into $PREFIX.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+export BOXLITE_CACHE=${BOXLITE_CACHE:-$HOME/.cache/boxlite}
+prefix=${PREFIX:-/usr/local}
+build=${BOXLITE_BUILD_DIR:-$here/build}
+log() { echo "setup: $*" >&2; }
+start=$(date +%s)
+
+# --- 1. OS packages ---------------------------------------------------------------------
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libcurl4-openssl-dev libarchive-dev libssl-dev nlohmann-json3-dev libext2fs-dev
+  libzstd-dev zlib1g-dev libslirp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  clang-14 libclang-rt-14-dev
+  qemu-system-x86 qemu-utils e2fsprogs
+  linux-source-6.1 bc bison flex libelf-dev cpio xz-utils
+  busybox-static docker-registry skopeo umoci debootstrap zstd apache2-utils
+  tmux iproute2 curl python3 python3-pip python3-venv
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${#missing[@]} OS packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# --- 2. Python packages -----------------------------------------------------------------
+py=${PYTHON:-python3}
+if ! "$py" -c 'import pytest, pytest_asyncio, pytest_timeout, nanobind, scikit_build_core' 2>/dev/null; then
+  log "installing Python packages"
+  "$py" -m pip install -q -r "$here/python/requirements-dev.txt" >&2
+fi
+
+# --- 3. Guest kernel --------------------------------------------------------------------
+vmlinux=$("$here/scripts/build-kernel.sh")
+
+# --- 4. C++ build and install -----------------------------------------------------------
+if [ ! -f "$build/build.ninja" ]; then
+  log "configuring $build"
+  cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_INSTALL_PREFIX="$prefix" -DBOXLITE_WERROR=ON >&2
+fi
+log "building"
+ninja -C "$build" >&2
+cmake --install "$build" >/dev/null
+datadir=$prefix/share/boxlite
+install -d "$datadir/images"
+cmp -s "$vmlinux" "$datadir/vmlinux" 2>/dev/null || install -m 0644 "$vmlinux" "$datadir/vmlinux"
+
+# --- 5. Built-in image ------------------------------------------------------------------
+base_tar=$("$here/scripts/test-images/build.sh" --base-only)
+cmp -s "$base_tar" "$datadir/images/base.tar" 2>/dev/null || install -m 0644 "$base_tar" "$datadir/images/base.tar"
+
+# --- 6. Python SDK ----------------------------------------------------------------------
+"$here/scripts/install-python.sh" "$py" "$build"
+
+log "ready in $(( $(date +%s) - start ))s: $(command -v boxlite), data in $datadir"

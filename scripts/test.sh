@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: C++ unit tests (ctest), then the integration tests that boot real
+# VMs from images served by a loopback registry, then the Python SDK's tests.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${BOXLITE_BUILD_DIR:-$here/build}
+py=${PYTHON:-python3}
+start=$(date +%s)
+echo "== unit tests" >&2
+ctest --test-dir "$build" -L unit --output-on-failure -j2 >&2
+echo "== integration tests" >&2
+export BOXLITE_BUILD_DIR=$build
+"$py" -m pytest -q -p no:cacheprovider --timeout=900 "$here/tests/integration" "$@"
+if [ -d "$here/python/tests" ]; then
+  echo "== Python SDK tests" >&2
+  "$py" -m pytest -q -p no:cacheprovider --timeout=900 "$here/python/tests"
+fi
+echo "== all tests passed in $(( $(date +%s) - start ))s" >&2

@@ -1,0 +1,56 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// The CLI's command table (crun style): each subcommand is one function over the public
+// API that returns the process exit code. Errors are printed once, by main, as one line.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "boxlite/boxlite.h"
+#include "src/cli/flags.h"
+
+namespace boxlite::cli {
+
+struct Context {
+  std::string program = "boxlite";
+  // Opened on first use so `boxlite --help` works without a home directory.
+  Result<std::shared_ptr<Runtime>> runtime();
+
+ private:
+  std::shared_ptr<Runtime> runtime_;
+};
+
+// A command's outcome: the exit code, or an error main prints as "boxlite: <message>".
+struct Outcome {
+  int exit_code = 0;
+  Status error;
+  // Exit code for `error`; 0 means "derive from the status code".
+  int error_exit_code = 0;
+};
+
+struct Command {
+  const char* name;
+  const char* usage;    // After "boxlite ".
+  const char* summary;  // One line for `boxlite --help`.
+  std::vector<FlagSpec> flags;
+  bool stop_at_positional;
+  Outcome (*run)(Context& ctx, const ParsedFlags& flags);
+};
+
+const std::vector<Command>& Commands();
+
+// Exit code for a failed command (STYLE.md: NotFound=2, InvalidArgument=64, ...).
+int ExitCodeFor(const Status& status);
+
+// Command implementations.
+Outcome RunCommand(Context& ctx, const ParsedFlags& flags);
+Outcome VersionCommand(Context& ctx, const ParsedFlags& flags);
+Outcome InfoCommand(Context& ctx, const ParsedFlags& flags);
+Outcome PullCommand(Context& ctx, const ParsedFlags& flags);
+Outcome ImagesCommand(Context& ctx, const ParsedFlags& flags);
+Outcome RmiCommand(Context& ctx, const ParsedFlags& flags);
+Outcome ImportCommand(Context& ctx, const ParsedFlags& flags);
+
+}  // namespace boxlite::cli

@@ -1,0 +1,94 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// The command table and the small informational commands.
+#include <cstdio>
+
+#include "src/cli/command.h"
+
+namespace boxlite::cli {
+
+Outcome VersionCommand(Context&, const ParsedFlags&) {
+  std::printf("boxlite %s\n", kVersion);
+  return Outcome{};
+}
+
+Outcome InfoCommand(Context& ctx, const ParsedFlags& flags) {
+  auto rt = ctx.runtime();
+  if (!rt.ok()) return Outcome{0, rt.error()};
+  auto info = (*rt)->HostInfo();
+  if (!info.ok()) return Outcome{0, info.error()};
+  bool json = flags.Get("format").value_or("") == "json";
+  if (json) std::printf("{");
+  bool first = true;
+  for (const auto& [key, value] : *info) {
+    if (json) {
+      std::string escaped;
+      for (char c : value) {
+        if (c == '"' || c == '\\') escaped += '\\';
+        escaped += c;
+      }
+      std::printf("%s\"%s\":\"%s\"", first ? "" : ",", key.c_str(), escaped.c_str());
+    } else {
+      std::printf("%-20s %s\n", (key + ":").c_str(), value.c_str());
+    }
+    first = false;
+  }
+  if (json) std::printf("}\n");
+  return Outcome{};
+}
+
+const std::vector<Command>& Commands() {
+  static const std::vector<Command>* commands = new std::vector<Command>{
+      {"run",
+       "run [OPTIONS] IMAGE [COMMAND [ARG...]]",
+       "Run a command in a new box",
+       {
+           {"rm", 0, false, false, "remove the box when the command exits"},
+           {"interactive", 'i', false, false, "keep stdin open and send it to the command"},
+           {"tty", 't', false, false, "allocate a terminal"},
+           {"env", 'e', true, true, "set an environment variable", "K=V"},
+           {"workdir", 'w', true, false, "working directory inside the box", "DIR"},
+           {"user", 'u', true, false, "user (name, uid or uid:gid)", "USER"},
+           {"volume", 'v', true, true, "mount a host directory", "HOST:GUEST[:ro]"},
+           {"publish", 'p', true, true, "publish a guest TCP port on 127.0.0.1", "HOST:GUEST"},
+           {"cpus", 0, true, false, "virtual CPUs", "N"},
+           {"memory", 'm', true, false, "guest memory in MiB", "MIB"},
+           {"disk-size", 0, true, false, "writable disk size in MiB", "MIB"},
+           {"network", 0, true, false, "nat (default) or none", "MODE"},
+           {"name", 0, true, false, "name the box", "NAME"},
+           {"detach", 'd', false, false, "run in the background and print the box id"},
+           {"timings", 0, false, false, "print create, boot and exec times to stderr"},
+       },
+       true,
+       RunCommand},
+      {"pull",
+       "pull [OPTIONS] IMAGE",
+       "Download an image from a registry",
+       {{"quiet", 'q', false, false, "no progress output"}},
+       false,
+       PullCommand},
+      {"images",
+       "images [OPTIONS]",
+       "List local images",
+       {{"format", 0, true, false, "table (default) or json", "FORMAT"}},
+       false,
+       ImagesCommand},
+      {"rmi", "rmi IMAGE [IMAGE...]", "Remove images", {}, false, RmiCommand},
+      {"import",
+       "import [OPTIONS] FILE|DIR",
+       "Import a docker-save tarball or an OCI layout",
+       {{"tag", 't', true, false, "name the imported image", "NAME"}},
+       false,
+       ImportCommand},
+      {"info",
+       "info [OPTIONS]",
+       "Show the accelerator, kernel, home and store size",
+       {{"format", 0, true, false, "text (default) or json", "FORMAT"}},
+       false,
+       InfoCommand},
+      {"version", "version", "Show the BoxLite version", {}, false, VersionCommand},
+  };
+  return *commands;
+}
+
+}  // namespace boxlite::cli

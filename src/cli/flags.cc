@@ -1,0 +1,135 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+#include "src/cli/flags.h"
+
+#include <algorithm>
+
+#include "src/base/strings.h"
+
+namespace boxlite::cli {
+namespace {
+
+const FlagSpec* FindLong(const std::vector<FlagSpec>& specs, const std::string& name) {
+  for (const auto& s : specs) {
+    if (s.long_name == name) return &s;
+  }
+  return nullptr;
+}
+
+const FlagSpec* FindShort(const std::vector<FlagSpec>& specs, char c) {
+  for (const auto& s : specs) {
+    if (s.short_name == c) return &s;
+  }
+  return nullptr;
+}
+
+Status Store(ParsedFlags* out, const FlagSpec& spec, const std::string& value) {
+  auto& list = out->values[spec.long_name];
+  if (!spec.repeated && !list.empty()) {
+    return Status::InvalidArgument("flag --" + spec.long_name + " given more than once");
+  }
+  list.push_back(value);
+  return Status::OK();
+}
+
+}  // namespace
+
+bool ParsedFlags::Has(const std::string& name) const {
+  auto it = switches.find(name);
+  return (it != switches.end() && it->second) || values.count(name) > 0;
+}
+
+std::optional<std::string> ParsedFlags::Get(const std::string& name) const {
+  auto it = values.find(name);
+  if (it == values.end() || it->second.empty()) return std::nullopt;
+  return it->second.back();
+}
+
+const std::vector<std::string>& ParsedFlags::All(const std::string& name) const {
+  static const std::vector<std::string> kEmpty;
+  auto it = values.find(name);
+  return it == values.end() ? kEmpty : it->second;
+}
+
+Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
+                               const std::vector<FlagSpec>& specs, bool stop_at_positional) {
+  ParsedFlags out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    bool flags_over = stop_at_positional && !out.positional.empty();
+    if (flags_over || arg == "-" || arg.empty() || arg[0] != '-') {
+      out.positional.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      out.positional.insert(out.positional.end(), args.begin() + static_cast<long>(i) + 1,
+                            args.end());
+      break;
+    }
+    if (base::StartsWith(arg, "--")) {
+      std::string name = arg.substr(2);
+      std::optional<std::string> value;
+      size_t eq = name.find('=');
+      if (eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      }
+      const FlagSpec* spec = FindLong(specs, name);
+      if (spec == nullptr) return Status::InvalidArgument("unknown flag: --" + name);
+      if (!spec->takes_value) {
+        if (value) return Status::InvalidArgument("flag --" + name + " takes no value");
+        out.switches[name] = true;
+        continue;
+      }
+      if (!value) {
+        if (i + 1 >= args.size()) return Status::InvalidArgument("flag --" + name + " needs a value");
+        value = args[++i];
+      }
+      Status s = Store(&out, *spec, *value);
+      if (!s.ok()) return s;
+      continue;
+    }
+    // Short flags, possibly combined: -it, -e K=V, -eK=V.
+    for (size_t j = 1; j < arg.size(); ++j) {
+      const FlagSpec* spec = FindShort(specs, arg[j]);
+      if (spec == nullptr) return Status::InvalidArgument(std::string("unknown flag: -") + arg[j]);
+      if (!spec->takes_value) {
+        out.switches[spec->long_name] = true;
+        continue;
+      }
+      std::string value;
+      if (j + 1 < arg.size()) {
+        value = arg.substr(j + 1);
+      } else if (i + 1 < args.size()) {
+        value = args[++i];
+      } else {
+        return Status::InvalidArgument(std::string("flag -") + arg[j] + " needs a value");
+      }
+      Status s = Store(&out, *spec, value);
+      if (!s.ok()) return s;
+      break;
+    }
+  }
+  return out;
+}
+
+std::string FormatHelp(const std::string& usage, const std::string& summary,
+                       const std::vector<FlagSpec>& specs) {
+  std::string out = "Usage: boxlite " + usage + "\n\n" + summary + "\n";
+  if (specs.empty()) return out;
+  out += "\nOptions:\n";
+  std::vector<std::pair<std::string, std::string>> rows;
+  size_t width = 0;
+  for (const auto& s : specs) {
+    std::string left = s.short_name ? std::string("-") + s.short_name + ", " : "    ";
+    left += "--" + s.long_name;
+    if (s.takes_value) left += " " + (s.value_name.empty() ? std::string("VALUE") : s.value_name);
+    width = std::max(width, left.size());
+    rows.emplace_back(left, s.help);
+  }
+  for (const auto& [left, help] : rows) {
+    out += "  " + left + std::string(width - left.size() + 2, ' ') + help + "\n";
+  }
+  return out;
+}
+
+}  // namespace boxlite::cli

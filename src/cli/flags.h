@@ -1,0 +1,46 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// A small docker-style flag parser: flags come before the first positional argument
+// (everything after it belongs to the command run in the box), short flags combine
+// ("-it"), values follow as "-e K=V", "--env K=V" or "--env=K=V", and "--" ends flags.
+// Thread-safety: plain values.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "boxlite/result.h"
+
+namespace boxlite::cli {
+
+struct FlagSpec {
+  std::string long_name;   // "env"
+  char short_name = 0;     // 'e'
+  bool takes_value = false;
+  bool repeated = false;
+  std::string help;        // "set an environment variable (K=V)"
+  std::string value_name;  // "K=V"
+};
+
+struct ParsedFlags {
+  std::map<std::string, std::vector<std::string>> values;  // By long name.
+  std::map<std::string, bool> switches;
+  std::vector<std::string> positional;  // First positional and everything after it.
+
+  bool Has(const std::string& name) const;
+  std::optional<std::string> Get(const std::string& name) const;
+  const std::vector<std::string>& All(const std::string& name) const;
+};
+
+// `stop_at_positional`: after the first positional argument, the rest is passed through
+// untouched (for `run IMAGE CMD...`).
+Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
+                               const std::vector<FlagSpec>& specs, bool stop_at_positional);
+
+// Usage text: "Usage: boxlite <usage>\n\n<summary>\n\nOptions:\n  -e, --env K=V  ...".
+std::string FormatHelp(const std::string& usage, const std::string& summary,
+                       const std::vector<FlagSpec>& specs);
+
+}  // namespace boxlite::cli

@@ -1,0 +1,234 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// `boxlite run`: create a box from an image, run one command in it with the caller's
+// stdio attached, and exit with the command's status (docker's conventions: 125 when
+// BoxLite itself failed, 126/127 when the command could not run).
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "src/base/strings.h"
+#include "src/cli/command.h"
+
+namespace boxlite::cli {
+namespace {
+
+constexpr int kRuntimeFailure = 125;
+
+using Clock = std::chrono::steady_clock;
+
+Outcome Fail(const Status& s) { return Outcome{0, s, kRuntimeFailure}; }
+
+// Forwards SIGINT/SIGTERM/SIGHUP to the running command, as `docker run` does. Before
+// the command exists a signal ends the CLI at once: the VM dies with us (parent-death
+// signal) and an ephemeral box leaves nothing behind.
+class SignalForwarder {
+ public:
+  SignalForwarder() {
+    sigemptyset(&set_);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set_, sig);
+    // Blocked here, before any runtime thread exists, so every thread inherits the mask
+    // and only the forwarding thread takes these signals.
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    std::thread([this] {
+      while (true) {
+        int sig = 0;
+        if (sigwait(&set_, &sig) != 0) continue;
+        std::lock_guard<std::mutex> lock(mu_);
+        if (target_ == nullptr) _exit(128 + sig);
+        (void)target_->Signal(sig);
+      }
+    }).detach();
+  }
+  void Target(Exec* exec) {
+    std::lock_guard<std::mutex> lock(mu_);
+    target_ = exec;
+  }
+
+ private:
+  sigset_t set_;
+  std::mutex mu_;
+  Exec* target_ = nullptr;  // Guarded by mu_.
+};
+
+Status ParseEnv(const std::vector<std::string>& items, EnvList* out) {
+  for (const auto& item : items) {
+    size_t eq = item.find('=');
+    if (eq == 0) return Status::InvalidArgument("bad environment variable", item);
+    if (eq == std::string::npos) {
+      // docker: "-e NAME" passes the caller's value through when it is set.
+      if (const char* v = std::getenv(item.c_str())) out->emplace_back(item, v);
+      continue;
+    }
+    out->emplace_back(item.substr(0, eq), item.substr(eq + 1));
+  }
+  return Status::OK();
+}
+
+Status ParseVolume(const std::string& spec, VolumeMount* out) {
+  auto parts = base::Split(spec, ':');
+  if (parts.size() < 2 || parts.size() > 3) {
+    return Status::InvalidArgument("volume must be HOST:GUEST[:ro|rw]", spec);
+  }
+  out->host_path = parts[0];
+  out->guest_path = parts[1];
+  if (parts.size() == 3) {
+    if (parts[2] != "ro" && parts[2] != "rw") {
+      return Status::InvalidArgument("volume mode must be ro or rw", spec);
+    }
+    out->read_only = parts[2] == "ro";
+  }
+  if (!out->host_path.empty() && out->host_path[0] != '/') {
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof(cwd)) != nullptr) out->host_path = std::string(cwd) + "/" + parts[0];
+  }
+  return Status::OK();
+}
+
+Status ParsePort(const std::string& spec, PortForward* out) {
+  auto parts = base::Split(spec, ':');
+  if (parts.size() != 2) return Status::InvalidArgument("port must be HOST:GUEST", spec);
+  auto host = base::ParseUint(parts[0]);
+  auto guest = base::ParseUint(parts[1]);
+  if (!host || !guest || *host > 65535 || *guest == 0 || *guest > 65535) {
+    return Status::InvalidArgument("ports must be numbers in 1..65535", spec);
+  }
+  out->host_port = static_cast<uint16_t>(*host);
+  out->guest_port = static_cast<uint16_t>(*guest);
+  return Status::OK();
+}
+
+// Copies one output stream of the exec to a host descriptor until it ends.
+void Pump(Exec* exec, int fd, int host_fd) {
+  while (true) {
+    auto chunk = exec->Read(fd);
+    if (!chunk.ok() || chunk->empty()) return;
+    const char* p = chunk->data();
+    size_t left = chunk->size();
+    while (left > 0) {
+      ssize_t n = ::write(host_fd, p, left);
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        return;  // Our stdout went away (e.g. a closed pipe): drop the rest.
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+  }
+}
+
+}  // namespace
+
+Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
+  BoxOptions options;
+  options.image = flags.positional.empty() ? "" : flags.positional[0];
+  Status s = ParseEnv(flags.All("env"), &options.env);
+  if (!s.ok()) return s;
+  for (const auto& v : flags.All("volume")) {
+    VolumeMount m;
+    s = ParseVolume(v, &m);
+    if (!s.ok()) return s;
+    options.mounts.push_back(m);
+  }
+  for (const auto& p : flags.All("publish")) {
+    PortForward f;
+    s = ParsePort(p, &f);
+    if (!s.ok()) return s;
+    options.ports.push_back(f);
+  }
+  if (auto cpus = flags.Get("cpus")) {
+    auto v = base::ParseInt(*cpus);
+    if (!v) return Status::InvalidArgument("--cpus must be a whole number", *cpus);
+    options.cpus = static_cast<int>(*v);
+  }
+  if (auto mem = flags.Get("memory")) {
+    auto v = base::ParseInt(*mem);
+    if (!v) return Status::InvalidArgument("--memory must be MiB as a whole number", *mem);
+    options.memory_mib = static_cast<int>(*v);
+  }
+  if (auto disk = flags.Get("disk-size")) {
+    auto v = base::ParseInt(*disk);
+    if (!v) return Status::InvalidArgument("--disk-size must be MiB as a whole number", *disk);
+    options.disk_size_mib = *v;
+  }
+  if (auto net = flags.Get("network")) options.network = *net;
+  if (auto name = flags.Get("name")) options.name = *name;
+  if (auto user = flags.Get("user")) options.user = *user;
+  if (auto wd = flags.Get("workdir")) options.working_dir = *wd;
+  options.auto_remove = flags.Has("rm");
+  options.detach = flags.Has("detach");
+  return options;
+}
+
+Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
+  if (flags.positional.empty()) {
+    return Outcome{0, Status::InvalidArgument("run needs an IMAGE (see 'boxlite run --help')"),
+                   kRuntimeFailure};
+  }
+  auto options = BoxOptionsFromFlags(flags);
+  if (!options.ok()) return Fail(options.error());
+  static SignalForwarder* forwarder = new SignalForwarder();
+  auto rt = ctx.runtime();
+  if (!rt.ok()) return Fail(rt.error());
+  bool timings = flags.Has("timings");
+  auto t0 = Clock::now();
+  auto box = (*rt)->Create(*options);
+  if (!box.ok()) return Fail(box.error());
+  Status started = (*box)->Start();
+  if (!started.ok()) return Fail(started);
+  auto t_started = Clock::now();
+
+  ExecOptions exec_options;
+  exec_options.argv.assign(flags.positional.begin() + 1, flags.positional.end());
+  exec_options.use_image_entrypoint = true;
+  exec_options.open_stdin = flags.Has("interactive");
+  exec_options.tty = flags.Has("tty");
+  auto exec = (*box)->StartExec(exec_options);
+  if (!exec.ok()) {
+    (void)(*box)->Stop();
+    return Fail(exec.error());
+  }
+  Exec* e = exec->get();
+  std::thread out([e] { Pump(e, 1, STDOUT_FILENO); });
+  std::thread err([e] { Pump(e, 2, STDERR_FILENO); });
+  if (exec_options.open_stdin) {
+    // Detached: a blocked read() on our stdin must not hold up the exit.
+    std::thread([e] {
+      char buf[65536];
+      while (true) {
+        ssize_t n = ::read(STDIN_FILENO, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (!e->WriteStdin(std::string_view(buf, static_cast<size_t>(n))).ok()) return;
+      }
+      (void)e->CloseStdin();
+    }).detach();
+  }
+  forwarder->Target(e);
+  Result<ExitStatus> status = e->Wait();
+  out.join();
+  err.join();
+  auto t_done = Clock::now();
+  if (timings) {
+    auto metrics = (*box)->Metrics();
+    double create = metrics.ok() ? metrics->create_seconds : 0;
+    double boot = metrics.ok() ? metrics->boot_seconds : 0;
+    std::fprintf(stderr,
+                 "boxlite: timings: create %.3fs, boot %.3fs, exec %.3fs, total %.3fs\n", create,
+                 boot, std::chrono::duration<double>(t_done - t_started).count(),
+                 std::chrono::duration<double>(t_done - t0).count());
+  }
+  forwarder->Target(nullptr);
+  exec->reset();
+  Status stopped = (*box)->Stop();
+  if (!status.ok()) return Fail(status.error());
+  if (!stopped.ok()) return Fail(stopped);
+  return Outcome{status->exit_code, Status::OK(), 0};
+}
+
+}  // namespace boxlite::cli

@@ -1,0 +1,91 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// BoxImpl implements boxlite::Box: it prepares the box's disk (a qcow2 overlay on the
+// image's ext4 base), starts QEMU, connects the agent channel and drives the lifecycle.
+//
+// An ephemeral box keeps nothing on disk: its overlay, console log and QEMU's stderr are
+// unlinked as soon as they are open and handed to QEMU as inherited descriptors, and the
+// agent channel is a socket pair. When the owner dies, QEMU gets SIGKILL (parent-death
+// signal) and the kernel frees everything. See docs/architecture.md.
+//
+// Thread-safety: public methods are thread-safe. mu_ serializes lifecycle changes
+// (Start/Stop); execs run concurrently and only read the channel pointer under mu_.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "boxlite/box.h"
+#include "src/base/unique_fd.h"
+#include "src/runtime/channel.h"
+#include "src/runtime/runtime_impl.h"
+#include "src/sys/subprocess.h"
+
+namespace boxlite::runtime {
+
+class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
+ public:
+  BoxImpl(std::shared_ptr<RuntimeImpl> runtime, std::string id, BoxOptions options);
+  ~BoxImpl() override;
+
+  const std::string& id() const override { return id_; }
+  const std::string& name() const override { return name_; }
+  Status Start() override;
+  Status Stop() override;
+  Result<std::shared_ptr<Exec>> StartExec(const ExecOptions& options) override;
+  Result<ExecResult> Run(const ExecOptions& options) override;
+  Result<BoxInfo> Info() override;
+  Result<BoxMetrics> Metrics() override;
+  Status CopyIn(const std::string& host_path, const std::string& guest_path) override;
+  Status CopyOut(const std::string& guest_path, const std::string& host_path) override;
+  Result<std::string> ConsoleLog() override;
+
+ private:
+  enum class State { kCreated, kRunning, kStopped, kRemoved };
+
+  Status StartLocked();
+  Status StopLocked();
+  // Why the box cannot run execs now: OK when running.
+  Status Usable();
+  // The console's last lines, for error messages.
+  std::string ConsoleTail();
+  // Explains a box that died: console tail and QEMU's own message.
+  Status DeathStatus(const Status& channel_status);
+  Result<std::shared_ptr<AgentChannel>> Channel();
+
+  std::shared_ptr<RuntimeImpl> runtime_;
+  const std::string id_;
+  std::string name_;
+  BoxOptions options_;
+
+  std::mutex mu_;
+  State state_ = State::kCreated;               // Guarded by mu_.
+  std::optional<sys::Subprocess> vm_;           // Guarded by mu_.
+  std::shared_ptr<AgentChannel> channel_;       // Guarded by mu_.
+  std::optional<ResolvedImage> image_;          // Guarded by mu_.
+  std::string accel_;                           // Guarded by mu_.
+  base::UniqueFd console_fd_;                   // Read end of the console log.
+  base::UniqueFd qemu_log_fd_;                  // QEMU's stderr.
+  int64_t disk_size_mib_ = 0;
+
+  // Why the VM went away unexpectedly. Shared with the channel's close callback, which
+  // may run after this box is gone.
+  struct DeathNote {
+    std::mutex mu;
+    Status why;             // Guarded by mu.
+    bool stopping = false;  // Guarded by mu: a deliberate stop is not a death.
+  };
+  std::shared_ptr<DeathNote> death_ = std::make_shared<DeathNote>();
+  // The death status, OK while alive.
+  Status Died();
+
+  int64_t created_unix_ = 0;
+  double create_seconds_ = 0;
+  double boot_seconds_ = 0;
+  std::atomic<uint64_t> execs_run_{0};
+};
+
+}  // namespace boxlite::runtime

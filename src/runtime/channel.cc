@@ -1,0 +1,228 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+#include "src/runtime/channel.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "src/base/log.h"
+#include "src/base/macros.h"
+#include "src/sys/errno_status.h"
+#include "src/sys/fs.h"
+
+namespace boxlite::runtime {
+
+bool WaitSink(StreamSink* sink, std::unique_lock<std::mutex>& lock,
+              std::optional<Clock::time_point> deadline, const std::function<bool()>& ready) {
+  if (!deadline) {
+    sink->cv.wait(lock, ready);
+    return true;
+  }
+  return sink->cv.wait_until(lock, *deadline, ready);
+}
+
+AgentChannel::AgentChannel(base::UniqueFd socket, std::function<void(const Status&)> on_close)
+    : socket_(std::move(socket)), on_close_(std::move(on_close)) {
+  reader_ = std::thread([this] { ReaderLoop(); });
+}
+
+AgentChannel::~AgentChannel() {
+  Close(Status::Cancelled("the box's channel was closed"));
+  if (reader_.joinable()) reader_.join();
+}
+
+Status AgentChannel::health() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closed_;
+}
+
+void AgentChannel::Close(const Status& why) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_.ok()) closed_ = why;
+  }
+  // Wakes the reader; it then fails every sink.
+  ::shutdown(socket_.get(), SHUT_RDWR);
+}
+
+Status AgentChannel::Send(const std::string& frames) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!closed_.ok()) return closed_;
+  }
+  std::lock_guard<std::mutex> lock(write_mu_);
+  const char* p = frames.data();
+  size_t left = frames.size();
+  while (left > 0) {
+    ssize_t n = ::send(socket_.get(), p, left, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Status s = sys::ErrnoStatus(errno, "write to the box's agent");
+      return Status::Unavailable(s.message());
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return Status::OK();
+}
+
+Result<protocol::Json> AgentChannel::Call(std::string_view op, protocol::Json body,
+                                          std::optional<Clock::time_point> deadline,
+                                          std::shared_ptr<StreamSink>* keep,
+                                          uint32_t* stream_out) {
+  uint32_t stream = next_stream_.fetch_add(1);
+  auto sink = std::make_shared<StreamSink>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!closed_.ok()) return closed_;
+    sinks_[stream] = sink;
+  }
+  if (stream_out) *stream_out = stream;
+  std::string frame;
+  protocol::AppendFrame(&frame, protocol::FrameKind::kRequest, stream,
+                        protocol::EncodeRequest(op, std::move(body)));
+  Status sent = Send(frame);
+  if (!sent.ok()) {
+    Release(stream);
+    return sent;
+  }
+  std::unique_lock<std::mutex> lock(sink->mu);
+  bool done = WaitSink(sink.get(), lock, deadline,
+                       [&] { return sink->response.has_value() || !sink->failure.ok(); });
+  if (!done) {
+    lock.unlock();
+    Release(stream);
+    return Status::DeadlineExceeded(std::string("the agent did not answer \"") +
+                                    std::string(op) + "\" in time");
+  }
+  Result<protocol::Json> result = sink->response ? *sink->response : Result<protocol::Json>(sink->failure);
+  lock.unlock();
+  if (keep != nullptr && result.ok()) {
+    *keep = sink;
+  } else {
+    Release(stream);
+  }
+  return result;
+}
+
+void AgentChannel::Release(uint32_t stream) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sinks_.erase(stream);
+}
+
+void AgentChannel::ReaderLoop() {
+  protocol::FrameDecoder decoder;
+  Status why;
+  while (true) {
+    char* buf = decoder.Prepare(256 * 1024);
+    ssize_t n = ::read(socket_.get(), buf, 256 * 1024);
+    if (n < 0 && errno == EINTR) {
+      decoder.Commit(0);
+      continue;
+    }
+    decoder.Commit(n > 0 ? static_cast<size_t>(n) : 0);
+    if (n <= 0) {
+      why = n == 0 ? Status::Unavailable("the box's VM closed the agent channel")
+                   : Status::Unavailable(sys::ErrnoStatus(errno, "read from the agent").message());
+      break;
+    }
+    bool bad = false;
+    while (true) {
+      auto frame = decoder.Next();
+      if (!frame.ok()) {
+        why = frame.error().Wrap("the agent sent a bad frame");
+        bad = true;
+        break;
+      }
+      if (!frame->has_value()) break;
+      Dispatch(std::move(**frame));
+    }
+    if (bad) break;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_.ok()) closed_ = why;
+    why = closed_;
+  }
+  FailAll(why);
+  if (on_close_) on_close_(why);
+}
+
+void AgentChannel::FailAll(const Status& why) {
+  std::map<uint32_t, std::shared_ptr<StreamSink>> sinks;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sinks.swap(sinks_);
+  }
+  for (auto& [id, sink] : sinks) {
+    std::lock_guard<std::mutex> lock(sink->mu);
+    sink->failure = why;
+    sink->cv.notify_all();
+  }
+}
+
+void AgentChannel::Dispatch(protocol::Frame frame) {
+  std::shared_ptr<StreamSink> sink;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sinks_.find(frame.stream);
+    if (it != sinks_.end()) sink = it->second;
+  }
+  if (!sink) return;  // A stream nobody waits for any more (e.g. a timed-out call).
+  uint8_t discarded_fd = 0;
+  size_t discarded = 0;
+  {
+  std::lock_guard<std::mutex> lock(sink->mu);
+  switch (frame.kind) {
+    case protocol::FrameKind::kResponse:
+      sink->response = protocol::DecodeResponse(frame.payload);
+      break;
+    case protocol::FrameKind::kData: {
+      auto data = protocol::ParseData(frame.payload);
+      if (!data.ok() || (data->fd != 1 && data->fd != 2)) break;
+      if (sink->discard[data->fd]) {
+        discarded_fd = data->fd;
+        discarded = data->bytes.size();
+        break;
+      }
+      sink->chunks[data->fd].emplace_back(data->bytes);
+      sink->order.push_back(data->fd);
+      break;
+    }
+    case protocol::FrameKind::kClose: {
+      auto fd = protocol::ParseClose(frame.payload);
+      if (fd.ok() && (*fd == 1 || *fd == 2)) {
+        sink->eof[*fd] = true;
+        sink->order.push_back(*fd);
+      }
+      break;
+    }
+    case protocol::FrameKind::kCredit: {
+      auto credit = protocol::ParseCredit(frame.payload);
+      if (credit.ok() && credit->fd == protocol::kFdStdin) sink->stdin_credit += credit->bytes;
+      break;
+    }
+    case protocol::FrameKind::kEvent: {
+      auto j = protocol::ParseObject(frame.payload);
+      protocol::ExitEvent ev;
+      std::string event;
+      if (j.ok() && protocol::GetString(*j, "event", &event).ok() && event == "exit" &&
+          protocol::FromJson(*j, &ev).ok()) {
+        sink->exit = ev;
+      }
+      break;
+    }
+    case protocol::FrameKind::kRequest:
+      break;  // The agent never initiates requests.
+  }
+  sink->cv.notify_all();
+  }
+  if (discarded > 0) {
+    std::string credit;
+    protocol::AppendCredit(&credit, frame.stream, discarded_fd, static_cast<uint32_t>(discarded));
+    (void)Send(credit);
+  }
+}
+
+}  // namespace boxlite::runtime

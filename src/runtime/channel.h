@@ -1,0 +1,98 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// AgentChannel is the host end of the framed protocol (docs/protocol.md) on one
+// connected socket. A reader thread decodes frames and routes them by stream id to a
+// StreamSink; callers block on their sink (a response, exec output, an exit event).
+// Every request gets a fresh stream id; an exec keeps its request's stream for its data.
+//
+// When the connection ends (the VM exited, panicked or was killed) every sink fails
+// with the same Unavailable status, so no caller waits forever.
+//
+// Thread-safety: all methods may be called from any thread. Lock order: channel mu_
+// before a sink's mu; sinks never call back into the channel while holding their lock.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "boxlite/result.h"
+#include "src/base/unique_fd.h"
+#include "src/protocol/frame.h"
+#include "src/protocol/messages.h"
+
+namespace boxlite::runtime {
+
+using Clock = std::chrono::steady_clock;
+
+// Frames received for one stream. Guarded by `mu`; `cv` is notified on every change.
+struct StreamSink {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Result<protocol::Json>> response;
+  std::deque<std::string> chunks[3];  // Indexed by fd: 1 stdout, 2 stderr.
+  bool eof[3] = {false, false, false};
+  bool discard[3] = {false, false, false};  // Drop data on arrival and return its credit.
+  std::optional<protocol::ExitEvent> exit;
+  int64_t stdin_credit = 0;
+  Status failure;  // Set when the channel is gone.
+  // Arrival order of (fd) for readers that want whichever stream comes first.
+  std::deque<int> order;
+};
+
+class AgentChannel {
+ public:
+  // Starts the reader on a connected socket. `on_close` runs once, on the reader thread,
+  // when the connection ends (with the reason).
+  AgentChannel(base::UniqueFd socket, std::function<void(const Status&)> on_close);
+  AgentChannel(const AgentChannel&) = delete;
+  AgentChannel& operator=(const AgentChannel&) = delete;
+  // Shuts the socket down and joins the reader.
+  ~AgentChannel();
+
+  // Sends a request on a new stream and waits for its response. The sink stays
+  // registered when `keep` is given (an exec's stream), else it is dropped.
+  Result<protocol::Json> Call(std::string_view op, protocol::Json body,
+                              std::optional<Clock::time_point> deadline,
+                              std::shared_ptr<StreamSink>* keep = nullptr,
+                              uint32_t* stream_out = nullptr);
+
+  // Writes already-encoded frames. Unavailable when the channel is closed.
+  Status Send(const std::string& frames);
+  // Forgets a stream (after its exit was seen or its owner went away).
+  void Release(uint32_t stream);
+  // Ends the connection; pending and later calls fail with `why`.
+  void Close(const Status& why);
+  // OK while connected.
+  Status health();
+
+ private:
+  void ReaderLoop();
+  void Dispatch(protocol::Frame frame);
+  void FailAll(const Status& why);
+
+  base::UniqueFd socket_;
+  std::function<void(const Status&)> on_close_;
+  std::mutex mu_;
+  std::map<uint32_t, std::shared_ptr<StreamSink>> sinks_;
+  Status closed_;  // Guarded by mu_.
+  std::mutex write_mu_;
+  std::atomic<uint32_t> next_stream_{1};
+  std::thread reader_;
+};
+
+// Waits on `sink->cv` until `ready()` (called with sink->mu held) or the deadline.
+// Returns false on timeout.
+bool WaitSink(StreamSink* sink, std::unique_lock<std::mutex>& lock,
+              std::optional<Clock::time_point> deadline, const std::function<bool()>& ready);
+
+}  // namespace boxlite::runtime

@@ -1,0 +1,208 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+#include "src/runtime/exec_impl.h"
+
+#include <signal.h>
+
+#include <algorithm>
+
+#include "src/base/macros.h"
+#include "src/base/strings.h"
+
+namespace boxlite::runtime {
+namespace {
+
+// Credit goes back in batches: one frame per quarter window, or when a stream drains.
+constexpr size_t kCreditBatch = protocol::kDefaultWindow / 4;
+
+std::optional<Clock::time_point> DeadlineFrom(std::optional<std::chrono::milliseconds> t) {
+  if (!t) return std::nullopt;
+  return Clock::now() + *t;
+}
+
+}  // namespace
+
+ExecImpl::ExecImpl(std::shared_ptr<AgentChannel> channel, uint32_t stream,
+                   std::shared_ptr<StreamSink> sink, int pid, int64_t stdin_window, bool tty)
+    : channel_(std::move(channel)), stream_(stream), sink_(std::move(sink)), pid_(pid), tty_(tty) {
+  std::lock_guard<std::mutex> lock(sink_->mu);
+  sink_->stdin_credit += stdin_window;
+}
+
+ExecImpl::~ExecImpl() {
+  bool running;
+  {
+    std::lock_guard<std::mutex> lock(sink_->mu);
+    running = !sink_->exit.has_value() && sink_->failure.ok();
+  }
+  // An exec nobody can observe any more must not keep running (or stall on credit).
+  if (running) (void)Kill();
+  channel_->Release(stream_);
+}
+
+Status ExecImpl::WriteStdin(std::string_view bytes) {
+  std::lock_guard<std::mutex> writer(stdin_mu_);
+  if (stdin_closed_) return Status::FailedPrecondition("stdin was closed");
+  while (!bytes.empty()) {
+    size_t n;
+    {
+      std::unique_lock<std::mutex> lock(sink_->mu);
+      sink_->cv.wait(lock, [&] {
+        return sink_->stdin_credit > 0 || sink_->exit.has_value() || !sink_->failure.ok();
+      });
+      if (!sink_->failure.ok()) return sink_->failure;
+      if (sink_->exit.has_value()) return Status::FailedPrecondition("the process has exited");
+      n = std::min({bytes.size(), static_cast<size_t>(sink_->stdin_credit),
+                    protocol::kMaxDataChunk});
+      sink_->stdin_credit -= static_cast<int64_t>(n);
+    }
+    std::string frame;
+    protocol::AppendData(&frame, stream_, protocol::kFdStdin, bytes.substr(0, n));
+    BOXLITE_RETURN_IF_ERROR(channel_->Send(frame));
+    bytes.remove_prefix(n);
+  }
+  return Status::OK();
+}
+
+Status ExecImpl::CloseStdin() {
+  std::lock_guard<std::mutex> writer(stdin_mu_);
+  if (stdin_closed_.exchange(true)) return Status::OK();
+  std::string frame;
+  protocol::AppendClose(&frame, stream_, protocol::kFdStdin);
+  return channel_->Send(frame);
+}
+
+void ExecImpl::ReturnCredit(int fd, size_t consumed) {
+  size_t grant = 0;
+  {
+    std::lock_guard<std::mutex> lock(credit_mu_);
+    unacked_[fd] += consumed;
+    if (unacked_[fd] >= kCreditBatch) grant = std::exchange(unacked_[fd], 0);
+  }
+  if (grant == 0) return;
+  std::string frame;
+  protocol::AppendCredit(&frame, stream_, static_cast<uint8_t>(fd), static_cast<uint32_t>(grant));
+  (void)channel_->Send(frame);  // A dead channel is reported by the next Read or Wait.
+}
+
+Result<std::string> ExecImpl::Read(int fd, std::optional<std::chrono::milliseconds> timeout) {
+  if (fd != 1 && fd != 2) return Status::InvalidArgument("Read: fd must be 1 or 2");
+  std::string chunk;
+  {
+    std::unique_lock<std::mutex> lock(sink_->mu);
+    bool ready = WaitSink(sink_.get(), lock, DeadlineFrom(timeout), [&] {
+      return !sink_->chunks[fd].empty() || sink_->eof[fd] || sink_->exit.has_value() ||
+             !sink_->failure.ok();
+    });
+    if (!ready) return Status::DeadlineExceeded("no output within the timeout");
+    if (sink_->chunks[fd].empty()) {
+      if (sink_->eof[fd] || sink_->exit.has_value()) return std::string();
+      return sink_->failure;
+    }
+    chunk = std::move(sink_->chunks[fd].front());
+    sink_->chunks[fd].pop_front();
+    auto it = std::find(sink_->order.begin(), sink_->order.end(), fd);
+    if (it != sink_->order.end()) sink_->order.erase(it);
+  }
+  ReturnCredit(fd, chunk.size());
+  return chunk;
+}
+
+Result<std::string> ExecImpl::ReadAny(int* fd, std::optional<Clock::time_point> deadline) {
+  std::string chunk;
+  {
+    std::unique_lock<std::mutex> lock(sink_->mu);
+    auto drained = [&] {
+      return (sink_->eof[1] && sink_->eof[2]) ||
+             (sink_->exit.has_value() && sink_->chunks[1].empty() && sink_->chunks[2].empty());
+    };
+    bool ready = WaitSink(sink_.get(), lock, deadline, [&] {
+      return !sink_->chunks[1].empty() || !sink_->chunks[2].empty() || drained() ||
+             !sink_->failure.ok();
+    });
+    if (!ready) return Status::DeadlineExceeded("no output within the timeout");
+    int which = 0;
+    if (!sink_->chunks[1].empty() || !sink_->chunks[2].empty()) {
+      // Keep the order the chunks arrived in across the two streams.
+      while (!sink_->order.empty()) {
+        int f = sink_->order.front();
+        sink_->order.pop_front();
+        if (!sink_->chunks[f].empty()) {
+          which = f;
+          break;
+        }
+      }
+      if (which == 0) which = sink_->chunks[1].empty() ? 2 : 1;
+      chunk = std::move(sink_->chunks[which].front());
+      sink_->chunks[which].pop_front();
+    } else if (drained()) {
+      *fd = 0;
+      return std::string();
+    } else {
+      return sink_->failure;
+    }
+    *fd = which;
+  }
+  ReturnCredit(*fd, chunk.size());
+  return chunk;
+}
+
+Status ExecImpl::Signal(int signo) {
+  protocol::SignalRequest req{stream_, signo};
+  auto r = channel_->Call("signal", protocol::ToJson(req), Clock::now() + std::chrono::seconds(10));
+  if (!r.ok()) {
+    // Racing with the exit is not an error for the caller.
+    std::lock_guard<std::mutex> lock(sink_->mu);
+    if (sink_->exit.has_value()) return Status::OK();
+    return r.error();
+  }
+  return Status::OK();
+}
+
+Status ExecImpl::Resize(int rows, int cols) {
+  if (!tty_) return Status::FailedPrecondition("resize: the exec has no terminal");
+  protocol::ResizeRequest req{stream_, rows, cols};
+  auto r = channel_->Call("resize", protocol::ToJson(req), Clock::now() + std::chrono::seconds(10));
+  return r.ok() ? Status::OK() : r.error();
+}
+
+Status ExecImpl::Kill() { return Signal(SIGKILL); }
+
+Result<ExitStatus> ExecImpl::ExitFromSink() {
+  if (sink_->exit) {
+    ExitStatus st;
+    st.exit_code = static_cast<int>(sink_->exit->exit_code);
+    st.signal = static_cast<int>(sink_->exit->signal);
+    st.error_message = sink_->exit->error;
+    st.timed_out = timed_out_;
+    return st;
+  }
+  return sink_->failure.Wrap("the command's box stopped before it finished");
+}
+
+Result<ExitStatus> ExecImpl::Wait(std::optional<std::chrono::milliseconds> timeout) {
+  auto deadline = DeadlineFrom(timeout);
+  std::unique_lock<std::mutex> lock(sink_->mu);
+  auto done = [&] { return sink_->exit.has_value() || !sink_->failure.ok(); };
+  if (WaitSink(sink_.get(), lock, deadline, done)) return ExitFromSink();
+  lock.unlock();
+  timed_out_ = true;
+  BOXLITE_RETURN_IF_ERROR(Kill());
+  lock.lock();
+  WaitSink(sink_.get(), lock, Clock::now() + std::chrono::seconds(30), done);
+  return ExitFromSink();
+}
+
+Status ExecImpl::DiscardOutput(int fd) {
+  if (fd != 1 && fd != 2) return Status::InvalidArgument("DiscardOutput: fd must be 1 or 2");
+  size_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(sink_->mu);
+    sink_->discard[fd] = true;
+    for (auto& c : sink_->chunks[fd]) dropped += c.size();
+    sink_->chunks[fd].clear();
+  }
+  if (dropped) ReturnCredit(fd, dropped);
+  return Status::OK();
+}
+
+}  // namespace boxlite::runtime

@@ -1,0 +1,373 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+#include "src/runtime/runtime_impl.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "src/base/log.h"
+#include "src/base/macros.h"
+#include "src/base/strings.h"
+#include "src/image/reference.h"
+#include "src/runtime/box_impl.h"
+#include "src/runtime/exec_env.h"
+#include "src/sys/fs.h"
+
+namespace boxlite::runtime {
+namespace {
+
+// Images that ship with BoxLite: their archives live in the data directory and are
+// imported into the store the first time a box asks for them.
+struct BuiltinImage {
+  const char* name;     // As users write it.
+  const char* archive;  // Relative to the data directory.
+};
+constexpr BuiltinImage kBuiltinImages[] = {
+    {"boxlite/base", "images/base.tar"},
+    {"boxlite/desktop", "images/desktop.tar"},
+};
+
+const BuiltinImage* FindBuiltin(const std::string& reference) {
+  auto wanted = image::ParseReference(reference);
+  if (!wanted.ok()) return nullptr;
+  for (const auto& builtin : kBuiltinImages) {
+    auto ref = image::ParseReference(builtin.name);
+    if (ref.ok() && ref->String() == wanted->String()) return &builtin;
+  }
+  return nullptr;
+}
+
+ImageInfo ToInfo(const image::LocalImage& img) {
+  ImageInfo info;
+  info.reference = img.reference;
+  info.id = img.config_digest;
+  info.manifest_digest = img.manifest_digest;
+  info.size_bytes = img.size_bytes;
+  info.created_unix = img.created_unix;
+  return info;
+}
+
+// Bridges the store's progress interface to the public callback.
+class ProgressAdapter final : public image::PullProgress {
+ public:
+  ProgressAdapter(std::string reference, const PullCallback& cb)
+      : reference_(std::move(reference)), cb_(cb) {}
+  void OnManifest(const image::LocalImage& image) override {
+    if (!cb_) return;
+    PullEvent ev;
+    ev.kind = PullEvent::Kind::kResolved;
+    ev.reference = image.reference;
+    ev.total_bytes = image.size_bytes;
+    cb_(ev);
+  }
+  void OnLayerProgress(const std::string& digest, uint64_t done, uint64_t total) override {
+    if (!cb_) return;
+    PullEvent ev;
+    ev.kind = PullEvent::Kind::kLayerProgress;
+    ev.reference = reference_;
+    ev.digest = digest;
+    ev.done_bytes = done;
+    ev.total_bytes = total;
+    cb_(ev);
+  }
+  void OnLayerDone(const std::string& digest) override {
+    if (!cb_) return;
+    PullEvent ev;
+    ev.kind = PullEvent::Kind::kLayerDone;
+    ev.reference = reference_;
+    ev.digest = digest;
+    cb_(ev);
+  }
+
+ private:
+  std::string reference_;
+  const PullCallback& cb_;
+};
+
+Status ValidateOptions(const BoxOptions& o) {
+  if (o.image.empty() && o.rootfs_path.empty()) {
+    return Status::InvalidArgument("a box needs an image (or rootfs_path)");
+  }
+  if (o.cpus < 1 || o.cpus > 16) {
+    return Status::InvalidArgument(base::StrFormat("cpus must be between 1 and 16, not %d", o.cpus));
+  }
+  if (o.memory_mib < 128 || o.memory_mib > 65536) {
+    return Status::InvalidArgument(
+        base::StrFormat("memory must be between 128 and 65536 MiB, not %d", o.memory_mib));
+  }
+  if (o.disk_size_mib < 0) {
+    return Status::InvalidArgument("disk_size must not be negative");
+  }
+  if (o.network != "nat" && o.network != "none") {
+    return Status::InvalidArgument("network must be \"nat\" or \"none\", not \"" + o.network + "\"");
+  }
+  if (!o.name.empty() && !IsValidBoxName(o.name)) {
+    return Status::InvalidArgument("box name \"" + o.name +
+                                   "\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 63)");
+  }
+  for (const auto& [key, value] : o.env) {
+    if (key.empty() || key.find('=') != std::string::npos) {
+      return Status::InvalidArgument("environment variable names must be non-empty without '='",
+                                     key);
+    }
+  }
+  for (const auto& m : o.mounts) {
+    if (m.host_path.empty() || m.host_path[0] != '/') {
+      return Status::InvalidArgument("mount host path must be absolute", m.host_path);
+    }
+    if (!sys::Exists(m.host_path)) {
+      return Status::InvalidArgument("mount host path does not exist", m.host_path);
+    }
+    if (m.guest_path.empty() || m.guest_path[0] != '/' || m.guest_path == "/") {
+      return Status::InvalidArgument("mount guest path must be absolute and not /", m.guest_path);
+    }
+  }
+  for (const auto& p : o.ports) {
+    if (p.guest_port == 0) return Status::InvalidArgument("port mapping needs a guest port");
+  }
+  if (!o.working_dir.empty() && o.working_dir[0] != '/') {
+    return Status::InvalidArgument("working_dir must be absolute", o.working_dir);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+std::string DefaultHome() {
+  if (const char* env = std::getenv("BOXLITE_HOME"); env != nullptr && *env) return env;
+  const char* xdg = std::getenv("XDG_DATA_HOME");
+  if (xdg != nullptr && *xdg) return sys::JoinPath(xdg, "boxlite");
+  const char* home = std::getenv("HOME");
+  return sys::JoinPath(home != nullptr && *home ? home : "/tmp", ".local/share/boxlite");
+}
+
+RuntimeImpl::RuntimeImpl(RuntimeOptions options, std::string home)
+    : options_(std::move(options)), home_(std::move(home)) {}
+
+Result<image::Store*> RuntimeImpl::Store() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!store_) {
+    image::StoreOptions opts = image::StoreOptionsFromEnv();
+    for (const auto& m : options_.registry_mirrors) opts.mirrors.push_back(m);
+    for (const auto& r : options_.insecure_registries) opts.insecure_registries.push_back(r);
+    BOXLITE_ASSIGN_OR_RETURN(store_, image::Store::Open(sys::JoinPath(home_, "images"), opts));
+  }
+  return store_.get();
+}
+
+Result<vmm::GuestAssets> RuntimeImpl::Assets() { return vmm::LocateGuestAssets(options_.data_dir); }
+
+Result<vmm::AccelChoice> RuntimeImpl::Accel() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!accel_) {
+    accel_ = vmm::DetectAccel();
+    if (accel_->ok() && (*accel_)->accel == vmm::Accel::kTcg &&
+        (*accel_)->reason.find("forced") == std::string::npos) {
+      BOXLITE_LOG(kWarn, "%s", (*accel_)->reason.c_str());
+    }
+  }
+  return *accel_;
+}
+
+Result<image::LocalImage> RuntimeImpl::EnsureImage(const std::string& reference,
+                                                   const PullCallback& progress) {
+  BOXLITE_ASSIGN_OR_RETURN(image::Store * store, Store());
+  auto local = store->Get(reference);
+  if (local.ok()) return local;
+  if (!local.error().IsNotFound()) return local.error();
+  if (const BuiltinImage* builtin = FindBuiltin(reference)) {
+    BOXLITE_ASSIGN_OR_RETURN(auto assets, Assets());
+    std::string archive = sys::JoinPath(assets.data_dir, builtin->archive);
+    if (!sys::Exists(archive)) {
+      return Status::NotFound(std::string("built-in image ") + builtin->name + " is not installed",
+                              "run `make demo` (scripts/setup.sh) to build it into " + archive);
+    }
+    BOXLITE_ASSIGN_OR_RETURN(auto imported, store->Import(archive, builtin->name));
+    if (imported.empty()) return Status::Corruption("built-in image archive is empty", archive);
+    return imported.front();
+  }
+  ProgressAdapter adapter(reference, progress);
+  return store->Pull(reference, &adapter);
+}
+
+Result<ResolvedImage> RuntimeImpl::ResolveImage(const BoxOptions& options) {
+  BOXLITE_ASSIGN_OR_RETURN(image::Store * store, Store());
+  image::LocalImage local;
+  if (!options.rootfs_path.empty()) {
+    BOXLITE_ASSIGN_OR_RETURN(auto imported, store->Import(options.rootfs_path, ""));
+    if (imported.empty()) {
+      return Status::InvalidArgument("no image in rootfs_path", options.rootfs_path);
+    }
+    local = imported.front();
+  } else {
+    BOXLITE_ASSIGN_OR_RETURN(local, EnsureImage(options.image, nullptr));
+  }
+  BOXLITE_ASSIGN_OR_RETURN(image::RootfsInfo rootfs, store->Rootfs(local));
+  ResolvedImage out;
+  out.reference = local.reference;
+  out.rootfs_path = rootfs.path;
+  out.rootfs_bytes = rootfs.size_bytes;
+  out.config = local.config;
+  return out;
+}
+
+Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& options) {
+  BOXLITE_RETURN_IF_ERROR(ValidateOptions(options));
+  if (!options.auto_remove || options.detach) {
+    return Status::NotSupported("persistent boxes (auto_remove=false or detach=true)",
+                                "not available in this build yet");
+  }
+  std::string id = NewBoxId();
+  auto box = std::make_shared<BoxImpl>(shared_from_this(), id, options);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!options.name.empty()) {
+    for (auto& [other_id, weak] : boxes_) {
+      auto other = weak.lock();
+      if (other && other->name() == options.name) {
+        return Status::AlreadyExists("a box named \"" + options.name + "\" exists",
+                                     "choose another name or remove it");
+      }
+    }
+  }
+  boxes_[id] = box;
+  return std::shared_ptr<Box>(box);
+}
+
+Result<std::shared_ptr<Box>> RuntimeImpl::Get(std::string_view id_or_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<BoxImpl> found;
+  int matches = 0;
+  for (auto& [id, weak] : boxes_) {
+    auto box = weak.lock();
+    if (!box) continue;
+    if (box->name() == id_or_name || id == id_or_name) return std::shared_ptr<Box>(box);
+    if (id_or_name.size() >= 4 && base::StartsWith(id, id_or_name)) {
+      found = box;
+      ++matches;
+    }
+  }
+  if (matches == 1) return std::shared_ptr<Box>(found);
+  if (matches > 1) {
+    return Status::InvalidArgument("box id prefix is ambiguous", std::string(id_or_name));
+  }
+  return Status::NotFound("no box named or with id \"" + std::string(id_or_name) + "\"",
+                          "`boxlite ls` lists the boxes");
+}
+
+Result<std::vector<BoxInfo>> RuntimeImpl::List() {
+  std::vector<std::shared_ptr<BoxImpl>> boxes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, weak] : boxes_) {
+      if (auto box = weak.lock()) boxes.push_back(box);
+    }
+  }
+  std::vector<BoxInfo> out;
+  for (auto& box : boxes) {
+    auto info = box->Info();
+    if (info.ok()) out.push_back(*info);
+  }
+  return out;
+}
+
+Status RuntimeImpl::Remove(std::string_view id_or_name, bool force) {
+  BOXLITE_ASSIGN_OR_RETURN(auto box, Get(id_or_name));
+  BOXLITE_ASSIGN_OR_RETURN(auto info, box->Info());
+  if (info.state == "running" && !force) {
+    return Status::FailedPrecondition("box " + info.name + " is running",
+                                      "stop it first or remove with force");
+  }
+  BOXLITE_RETURN_IF_ERROR(box->Stop());
+  Forget(info.id);
+  return Status::OK();
+}
+
+void RuntimeImpl::Forget(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  boxes_.erase(id);
+}
+
+Result<ImageInfo> RuntimeImpl::PullImage(std::string_view reference,
+                                         const PullCallback& progress) {
+  BOXLITE_ASSIGN_OR_RETURN(image::Store * store, Store());
+  image::LocalImage local;
+  if (FindBuiltin(std::string(reference)) != nullptr) {
+    BOXLITE_ASSIGN_OR_RETURN(local, EnsureImage(std::string(reference), progress));
+  } else {
+    ProgressAdapter adapter(std::string(reference), progress);
+    BOXLITE_ASSIGN_OR_RETURN(local, store->Pull(reference, &adapter));
+  }
+  if (progress) {
+    PullEvent ev;
+    ev.kind = PullEvent::Kind::kUnpacking;
+    ev.reference = local.reference;
+    progress(ev);
+  }
+  BOXLITE_ASSIGN_OR_RETURN(image::RootfsInfo rootfs, store->Rootfs(local));
+  (void)rootfs;
+  if (progress) {
+    PullEvent ev;
+    ev.kind = PullEvent::Kind::kDone;
+    ev.reference = local.reference;
+    progress(ev);
+  }
+  return ToInfo(local);
+}
+
+Result<std::vector<ImageInfo>> RuntimeImpl::ListImages() {
+  BOXLITE_ASSIGN_OR_RETURN(image::Store * store, Store());
+  BOXLITE_ASSIGN_OR_RETURN(auto images, store->List());
+  std::vector<ImageInfo> out;
+  for (const auto& img : images) out.push_back(ToInfo(img));
+  return out;
+}
+
+Status RuntimeImpl::RemoveImage(std::string_view reference) {
+  BOXLITE_ASSIGN_OR_RETURN(image::Store * store, Store());
+  return store->Remove(reference);
+}
+
+Result<std::vector<ImageInfo>> RuntimeImpl::ImportImage(const std::string& path,
+                                                        std::string_view tag) {
+  BOXLITE_ASSIGN_OR_RETURN(image::Store * store, Store());
+  BOXLITE_ASSIGN_OR_RETURN(auto images, store->Import(path, tag));
+  std::vector<ImageInfo> out;
+  for (const auto& img : images) out.push_back(ToInfo(img));
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> RuntimeImpl::HostInfo() {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto accel = Accel();
+  out.emplace_back("accelerator", accel.ok() ? std::string(vmm::AccelName(accel->accel))
+                                             : "unavailable");
+  out.emplace_back("accelerator_reason", accel.ok() ? accel->reason : accel.error().message());
+  auto assets = Assets();
+  out.emplace_back("kernel", assets.ok() ? assets->kernel : assets.error().message());
+  out.emplace_back("initramfs", assets.ok() ? assets->initramfs : "");
+  out.emplace_back("data_dir", assets.ok() ? assets->data_dir : "");
+  out.emplace_back("home", home_);
+  out.emplace_back("store_bytes",
+                   std::to_string(sys::DiskUsage(sys::JoinPath(home_, "images"))));
+  return out;
+}
+
+}  // namespace boxlite::runtime
+
+namespace boxlite {
+
+Result<std::shared_ptr<Runtime>> Runtime::Open(const RuntimeOptions& options) {
+  std::string home = options.home_dir.empty() ? runtime::DefaultHome() : options.home_dir;
+  Status made = sys::MakeDirs(home, 0700);
+  if (!made.ok()) return made.Wrap("create the BoxLite home " + home);
+  for (const char* sub : {"tmp", "boxes", "images"}) {
+    BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(sys::JoinPath(home, sub), 0700));
+  }
+  if (::access(home.c_str(), W_OK) != 0) {
+    return Status::PermissionDenied("the BoxLite home is not writable", home);
+  }
+  return std::shared_ptr<Runtime>(std::make_shared<runtime::RuntimeImpl>(options, std::move(home)));
+}
+
+}  // namespace boxlite

@@ -1,0 +1,72 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// RuntimeImpl implements boxlite::Runtime: the home directory, the image store (opened on
+// first use), the accelerator choice (made once, with a one-line warning on TCG), the
+// guest assets, and the boxes of this process. Boxes keep their runtime alive.
+// Thread-safety: all public methods are thread-safe; mu_ guards the box table.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "boxlite/runtime.h"
+#include "src/image/store.h"
+#include "src/vmm/accel.h"
+#include "src/vmm/guest_assets.h"
+
+namespace boxlite::runtime {
+
+class BoxImpl;
+
+// $BOXLITE_HOME, else $XDG_DATA_HOME/boxlite, else ~/.local/share/boxlite.
+std::string DefaultHome();
+
+// An image ready to boot: its base disk and the config execs inherit.
+struct ResolvedImage {
+  std::string reference;
+  std::string rootfs_path;
+  uint64_t rootfs_bytes = 0;
+  image::ImageConfig config;
+};
+
+class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<RuntimeImpl> {
+ public:
+  explicit RuntimeImpl(RuntimeOptions options, std::string home);
+
+  const std::string& home_dir() const override { return home_; }
+  Result<std::shared_ptr<Box>> Create(const BoxOptions& options) override;
+  Result<std::shared_ptr<Box>> Get(std::string_view id_or_name) override;
+  Result<std::vector<BoxInfo>> List() override;
+  Status Remove(std::string_view id_or_name, bool force) override;
+  Result<ImageInfo> PullImage(std::string_view reference, const PullCallback& progress) override;
+  Result<std::vector<ImageInfo>> ListImages() override;
+  Status RemoveImage(std::string_view reference) override;
+  Result<std::vector<ImageInfo>> ImportImage(const std::string& path,
+                                             std::string_view tag) override;
+  Result<std::vector<std::pair<std::string, std::string>>> HostInfo() override;
+
+  // For boxes.
+  Result<ResolvedImage> ResolveImage(const BoxOptions& options);
+  Result<vmm::GuestAssets> Assets();
+  Result<vmm::AccelChoice> Accel();
+  std::string TmpDir() const { return home_ + "/tmp"; }
+  std::string BoxesDir() const { return home_ + "/boxes"; }
+  // Drops a box from this process's table (it was removed).
+  void Forget(const std::string& id);
+
+ private:
+  Result<image::Store*> Store();
+  Result<image::LocalImage> EnsureImage(const std::string& reference, const PullCallback& progress);
+
+  RuntimeOptions options_;
+  std::string home_;
+  std::mutex mu_;
+  std::unique_ptr<image::Store> store_;                    // Guarded by mu_.
+  std::optional<Result<vmm::AccelChoice>> accel_;          // Guarded by mu_.
+  std::map<std::string, std::weak_ptr<BoxImpl>> boxes_;    // Guarded by mu_.
+};
+
+}  // namespace boxlite::runtime
