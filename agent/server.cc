@@ -175,6 +175,8 @@ void Server::Watch(int fd, uint32_t events, uint64_t tag, bool* watching) {
 }
 
 Status Server::Run() {
+  struct utsname uts;
+  splice_ok_ = ::uname(&uts) == 0 && base::EndsWith(uts.release, "-boxlite");
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) return sys::ErrnoStatus(errno, "epoll_create1");
   sigset_t mask;
@@ -237,10 +239,11 @@ Status Server::Run() {
           break;
         }
       }
+      OnSplicesDone();
     }
   }
   // Give the final responses a moment to leave before the VM stops.
-  for (int i = 0; i < 100 && connected_ && !out_.empty(); ++i) {
+  for (int i = 0; i < 100 && connected_ && !outq_.empty(); ++i) {
     struct pollfd p = {port_.get(), POLLOUT, 0};
     ::poll(&p, 1, 10);
     FlushPort();
@@ -284,7 +287,12 @@ void Server::OnPortHangup() {
   bool watching = true;
   Watch(port_.get(), 0, Tag(kTagPort, 0), &watching);
   port_out_watching_ = false;
-  out_.clear();
+  outq_.clear();
+  spliced_.clear();
+  spliced_len_.clear();
+  for (auto& [id, exec] : execs_) {
+    for (auto& out : exec->out) out.splicing = 0;
+  }
   decoder_ = protocol::FrameDecoder();
   // Nobody is left to read these execs' output or wait for them.
   for (auto& [stream, exec] : execs_) {
@@ -376,7 +384,7 @@ void Server::Respond(uint32_t stream, const Status& status, protocol::Json body)
   protocol::AppendFrame(&frame, protocol::FrameKind::kResponse, stream,
                         status.ok() ? protocol::EncodeOkResponse(std::move(body))
                                     : protocol::EncodeErrorResponse(status));
-  Send(frame);
+  Send(std::move(frame));
 }
 
 Status Server::DoHello(const protocol::Json& req, protocol::Json* reply) {
@@ -576,7 +584,7 @@ void Server::FlushStdin(Exec* exec) {
     protocol::AppendCredit(&frame, exec->stream, protocol::kFdStdin,
                            static_cast<uint32_t>(exec->stdin_unacked));
     exec->stdin_unacked = 0;
-    Send(frame);
+    Send(std::move(frame));
   }
   if (exec->stdin_pending.empty() && exec->stdin_close_requested && exec->stdin_fd) {
     if (exec->tty) {
@@ -612,20 +620,33 @@ void Server::OnCredit(uint32_t stream, uint8_t fd, uint32_t bytes) {
 void Server::UpdateWatch(Exec* exec, int which) {
   Output& out = exec->out[which];
   if (!out.fd) return;
-  uint32_t want = (!out.eof && out.credit > 0) ? uint32_t{EPOLLIN} : 0u;
+  uint32_t want = (!out.eof && out.credit > 0 && out.splicing == 0) ? uint32_t{EPOLLIN} : 0u;
   Watch(out.fd.get(), want, Tag(kTagOutput, exec->stream, which), &out.watching);
 }
 
 void Server::PumpOutput(Exec* exec, int which) {
   Output& out = exec->out[which];
-  if (!out.fd || out.eof || out.credit <= 0) return;
-  size_t want = std::min<size_t>(static_cast<size_t>(out.credit),
-                                 std::min(kReadChunk, protocol::kMaxDataChunk));
+  if (!out.fd || out.eof || out.credit <= 0 || out.splicing > 0) return;
+  size_t cap = std::min<size_t>(static_cast<size_t>(out.credit), kReadChunk);
+  int avail = 0;
+  if (splice_ok_ && !exec->tty && ::ioctl(out.fd.get(), FIONREAD, &avail) == 0 && avail > 0) {
+    // Zero copy: a header now, then the pipe's pages spliced into the port.
+    size_t n = std::min(static_cast<size_t>(avail), cap);
+    std::string header;
+    protocol::AppendDataHeader(&header, exec->stream, static_cast<uint8_t>(which), n);
+    out.credit -= static_cast<int64_t>(n);
+    out.splicing += n;
+    Send(std::move(header));
+    SendSplice(exec->stream, which, out.fd.get(), n);
+    UpdateWatch(exec, which);
+    return;
+  }
+  // A pty, or a pipe that reads as empty: read to learn about data or EOF.
   std::string frame;
-  protocol::AppendDataHeader(&frame, exec->stream, static_cast<uint8_t>(which), want);
+  protocol::AppendDataHeader(&frame, exec->stream, static_cast<uint8_t>(which), cap);
   size_t header = frame.size();
-  frame.resize(header + want);
-  ssize_t n = ::read(out.fd.get(), frame.data() + header, want);
+  frame.resize(header + cap);
+  ssize_t n = ::read(out.fd.get(), frame.data() + header, cap);
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
   if (n <= 0) {
     // EOF, or EIO from a pty whose last slave closed.
@@ -633,17 +654,16 @@ void Server::PumpOutput(Exec* exec, int which) {
     UpdateWatch(exec, which);
     std::string close;
     protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
-    Send(close);
+    Send(std::move(close));
     return;
   }
   frame.resize(header + static_cast<size_t>(n));
-  // Rewrite the header with the actual length.
   std::string fixed;
   protocol::AppendDataHeader(&fixed, exec->stream, static_cast<uint8_t>(which),
                              static_cast<size_t>(n));
   std::memcpy(frame.data(), fixed.data(), header);
   out.credit -= n;
-  Send(frame);
+  Send(std::move(frame));
   UpdateWatch(exec, which);
 }
 
@@ -684,6 +704,7 @@ void Server::MaybeFinish(Exec* exec) {
   for (int which = 1; which <= 2; ++which) {
     Output& out = exec->out[which];
     while (out.fd && !out.eof) {
+      if (out.splicing > 0) return;  // OnSplicesDone() comes back here.
       int avail = 0;
       if (::ioctl(out.fd.get(), FIONREAD, &avail) != 0 || avail <= 0) {
         // Whatever the process wrote has been read; descendants that still hold the
@@ -692,7 +713,7 @@ void Server::MaybeFinish(Exec* exec) {
         UpdateWatch(exec, which);
         std::string close;
         protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
-        Send(close);
+        Send(std::move(close));
         break;
       }
       if (out.credit <= 0) return;  // Wait for the host to take more.
@@ -712,7 +733,7 @@ void Server::MaybeFinish(Exec* exec) {
   std::string frame;
   protocol::AppendFrame(&frame, protocol::FrameKind::kEvent, exec->stream,
                         protocol::ToJson(ev).dump());
-  Send(frame);
+  Send(std::move(frame));
   for (int which = 1; which <= 2; ++which) {
     exec->out[which].eof = true;
     UpdateWatch(exec, which);
@@ -721,34 +742,82 @@ void Server::MaybeFinish(Exec* exec) {
   execs_.erase(exec->stream);
 }
 
-void Server::Send(const std::string& bytes) {
+void Server::Send(std::string bytes) {
   if (!connected_) return;
-  out_.append(bytes);
+  OutItem item;
+  item.bytes = std::move(bytes);
+  outq_.push_back(std::move(item));
+  FlushPort();
+}
+
+void Server::SendSplice(uint32_t stream, int which, int fd, size_t len) {
+  if (!connected_) return;
+  OutItem item;
+  item.splice_fd.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+  item.splice_left = len;
+  item.splice_len = len;
+  item.stream = stream;
+  item.which = which;
+  outq_.push_back(std::move(item));
   FlushPort();
 }
 
 void Server::FlushPort() {
-  size_t off = 0;
-  while (off < out_.size()) {
-    ssize_t n = ::write(port_.get(), out_.data() + off, out_.size() - off);
+  while (!outq_.empty()) {
+    OutItem& item = outq_.front();
+    ssize_t n;
+    if (item.splice_fd) {
+      n = ::splice(item.splice_fd.get(), nullptr, port_.get(), nullptr, item.splice_left,
+                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+      if (n > 0) item.splice_left -= static_cast<size_t>(n);
+      if (n == 0 && item.splice_left > 0) {
+        // The pipe ran dry under us (cannot happen while we own the bytes FIONREAD
+        // counted); pad so the frame keeps its announced length.
+        n = -1;
+        errno = EPIPE;
+      }
+    } else {
+      n = ::write(port_.get(), item.bytes.data() + item.offset, item.bytes.size() - item.offset);
+      if (n > 0) item.offset += static_cast<size_t>(n);
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno != EAGAIN) {
-        out_.erase(0, off);
-        OnPortHangup();
-        return;
-      }
-      break;
+      if (errno == EAGAIN) break;
+      ConsoleLog("writing to the host failed: %s", ::strerror(errno));
+      OnPortHangup();
+      return;
     }
-    off += static_cast<size_t>(n);
+    bool done = item.splice_fd ? item.splice_left == 0 : item.offset == item.bytes.size();
+    if (done) {
+      if (item.splice_fd) {
+        spliced_.emplace_back(item.stream, item.which);
+        spliced_len_.push_back(item.splice_len);
+      }
+      outq_.pop_front();
+    }
   }
-  out_.erase(0, off);
-  uint32_t want = EPOLLIN | (out_.empty() ? 0u : uint32_t{EPOLLOUT});
-  bool need_out = !out_.empty();
+  bool need_out = !outq_.empty();
   if (need_out != port_out_watching_) {
+    uint32_t want = EPOLLIN | (need_out ? uint32_t{EPOLLOUT} : 0u);
     bool watching = true;
     Watch(port_.get(), want, Tag(kTagPort, 0), &watching);
     port_out_watching_ = need_out;
+  }
+}
+
+void Server::OnSplicesDone() {
+  while (!spliced_.empty()) {
+    auto [stream, which] = spliced_.back();
+    size_t len = spliced_len_.back();
+    spliced_.pop_back();
+    spliced_len_.pop_back();
+    auto it = execs_.find(stream);
+    if (it == execs_.end()) continue;
+    Exec* exec = it->second.get();
+    Output& out = exec->out[which];
+    out.splicing -= std::min(out.splicing, len);
+    UpdateWatch(exec, which);
+    if (exec->exited) MaybeFinish(exec);
   }
 }
 

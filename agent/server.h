@@ -11,9 +11,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "boxlite/status.h"
 #include "src/base/unique_fd.h"
@@ -41,6 +43,7 @@ class Server {
     int64_t credit = 0;
     bool eof = false;
     bool watching = false;
+    size_t splicing = 0;  // Bytes announced in a header and not yet spliced to the port.
   };
   struct Exec {
     uint32_t stream = 0;
@@ -81,8 +84,12 @@ class Server {
   void UpdateWatch(Exec* exec, int which);
   void UpdateStdinWatch(Exec* exec);
 
-  void Send(const std::string& bytes);
+  void Send(std::string bytes);
+  // Queues `len` bytes to be moved from `fd` (a pipe) to the port with splice(2), right
+  // after the bytes queued before: the data never passes through the agent's memory.
+  void SendSplice(uint32_t stream, int which, int fd, size_t len);
   void FlushPort();
+  bool PortBusy() const { return !outq_.empty(); }
   void Watch(int fd, uint32_t events, uint64_t tag, bool* watching);
 
   base::UniqueFd port_;
@@ -91,10 +98,27 @@ class Server {
   base::UniqueFd signal_fd_;
   base::UniqueFd timer_fd_;
   protocol::FrameDecoder decoder_;
-  std::string out_;
+  // What goes to the port, in order: encoded frames, or pipe contents to splice.
+  struct OutItem {
+    std::string bytes;
+    size_t offset = 0;
+    base::UniqueFd splice_fd;  // A dup of the pipe, so the exec may finish meanwhile.
+    size_t splice_left = 0;
+    size_t splice_len = 0;
+    uint32_t stream = 0;
+    int which = 0;
+  };
+  // Splices that completed during FlushPort, handled from the loop (not re-entrantly).
+  std::vector<std::pair<uint32_t, int>> spliced_;
+  std::vector<size_t> spliced_len_;
+  void OnSplicesDone();
+  std::deque<OutItem> outq_;
   bool port_out_watching_ = false;
   bool connected_ = true;
   bool configured_ = false;
+  // splice(2) into the port needs the sg-list fix in guest/kernel/patches; only our own
+  // kernel ("-boxlite" release) has it.
+  bool splice_ok_ = false;
   bool shutdown_ = false;
   std::map<uint32_t, std::unique_ptr<Exec>> execs_;
   std::map<pid_t, uint32_t> pid_to_stream_;

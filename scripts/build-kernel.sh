@@ -13,7 +13,8 @@ fragment=$here/guest/kernel/boxlite.config
 
 [ -f "$src_tar" ] || { echo "build-kernel: $src_tar missing; install linux-source-6.1" >&2; exit 1; }
 src_ver=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || stat -c %s "$src_tar")
-key=$(cat "$fragment" "$0" | sha256sum | cut -c1-16)-$(echo "$src_ver" | sha256sum | cut -c1-8)
+patches=$(ls "$here"/guest/kernel/patches/*.patch 2>/dev/null | LC_ALL=C sort || true)
+key=$(cat "$fragment" "$0" $patches | sha256sum | cut -c1-16)-$(echo "$src_ver" | sha256sum | cut -c1-8)
 out=$cache/kernel/$key
 if [ -f "$out/vmlinux" ]; then
   echo "$out/vmlinux"
@@ -22,11 +23,18 @@ fi
 
 work=$cache/kernel/build
 mkdir -p "$work"
-if [ ! -f "$work/.src-$src_ver" ]; then
+# The tree is reused between builds (incremental compiles); it is unpacked afresh when
+# the source package or the set of patches changes.
+patch_key=$(cat $patches /dev/null | sha256sum | cut -c1-16)
+if [ ! -f "$work/.src-$src_ver-$patch_key" ]; then
   echo "build-kernel: unpacking $src_tar" >&2
   rm -rf "$work/linux-source-6.1" "$work"/.src-*
   tar -C "$work" -xf "$src_tar"
-  touch "$work/.src-$src_ver"
+  for p in $patches; do
+    echo "build-kernel: applying $(basename "$p")" >&2
+    patch -d "$work/linux-source-6.1" -p1 --quiet < "$p"
+  done
+  touch "$work/.src-$src_ver-$patch_key"
 fi
 cd "$work/linux-source-6.1"
 start=$(date +%s)

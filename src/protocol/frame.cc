@@ -1,6 +1,7 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/protocol/frame.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "src/base/macros.h"
@@ -101,28 +102,35 @@ void FrameDecoder::Feed(std::string_view bytes) {
 }
 
 char* FrameDecoder::Prepare(size_t n) {
-  // Compact when the consumed prefix dominates, so the buffer does not grow forever.
-  if (pos_ > 0 && (pos_ >= buf_.size() || pos_ > (1u << 20))) {
-    buf_.erase(0, pos_);
-    pos_ = 0;
+  if (end_ + n > cap_) {
+    size_t live = end_ - begin_;
+    if (live + n <= cap_ && begin_ > 0) {
+      std::memmove(buf_.get(), buf_.get() + begin_, live);
+    } else {
+      size_t cap = std::max(cap_ * 2, live + n);
+      std::unique_ptr<char[]> grown(new char[cap]);
+      if (live) std::memcpy(grown.get(), buf_.get() + begin_, live);
+      buf_ = std::move(grown);
+      cap_ = cap;
+    }
+    begin_ = 0;
+    end_ = live;
   }
-  size_t used = buf_.size();
-  buf_.resize(used + n);
   prepared_ = n;
-  return buf_.data() + used;
+  return buf_.get() + end_;
 }
 
 void FrameDecoder::Commit(size_t n) {
   BOXLITE_CHECK(n <= prepared_);
-  buf_.resize(buf_.size() - (prepared_ - n));
+  end_ += n;
   prepared_ = 0;
 }
 
 Result<std::optional<Frame>> FrameDecoder::Next() {
   if (failed_) return *failed_;
-  size_t avail = buf_.size() - pos_;
+  size_t avail = end_ - begin_;
   if (avail < kLengthSize) return std::optional<Frame>();
-  const char* p = buf_.data() + pos_;
+  const char* p = buf_.get() + begin_;
   uint32_t length = GetU32(p);
   if (length < 5 || length > kMaxFrameLength) {
     failed_ = Status::ProtocolError(
@@ -141,11 +149,8 @@ Result<std::optional<Frame>> FrameDecoder::Next() {
   frame.kind = static_cast<FrameKind>(p[4]);
   frame.stream = GetU32(p + 5);
   frame.payload.assign(p + kHeaderSize, length - 5);
-  pos_ += kLengthSize + length;
-  if (pos_ == buf_.size()) {
-    buf_.clear();
-    pos_ = 0;
-  }
+  begin_ += kLengthSize + length;
+  if (begin_ == end_) begin_ = end_ = 0;
   return std::optional<Frame>(std::move(frame));
 }
 

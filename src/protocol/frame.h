@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,11 +87,15 @@ class FrameDecoder {
   // no longer trustworthy and the connection must be dropped.
   Result<std::optional<Frame>> Next();
 
-  size_t buffered() const { return buf_.size() - pos_; }
+  size_t buffered() const { return end_ - begin_; }
 
  private:
-  std::string buf_;
-  size_t pos_ = 0;
+  // Bytes [begin_, end_) of buf_ are received and not yet decoded. Raw storage: reading
+  // into it must not pay for zero-filling.
+  std::unique_ptr<char[]> buf_;
+  size_t cap_ = 0;
+  size_t begin_ = 0;
+  size_t end_ = 0;
   size_t prepared_ = 0;
   std::optional<Status> failed_;
 };

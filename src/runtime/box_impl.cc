@@ -124,7 +124,13 @@ Status BoxImpl::StartLocked() {
   auto disk = sys::Open(overlay, O_RDWR);
   ::unlink(overlay.c_str());
   if (!disk.ok()) return disk.error();
-  BOXLITE_ASSIGN_OR_RETURN(console_fd_, AnonymousFile(tmp, id_ + ".console"));
+  if (const char* keep = std::getenv("BOXLITE_CONSOLE_DIR"); keep != nullptr && *keep) {
+    // Debugging aid: keep the console where a developer can read it.
+    BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(sys::JoinPath(keep, id_ + ".console"),
+                                                    O_RDWR | O_CREAT | O_TRUNC, 0600));
+  } else {
+    BOXLITE_ASSIGN_OR_RETURN(console_fd_, AnonymousFile(tmp, id_ + ".console"));
+  }
   BOXLITE_ASSIGN_OR_RETURN(qemu_log_fd_, AnonymousFile(tmp, id_ + ".qemu"));
   int sp[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
@@ -252,7 +258,16 @@ Result<std::shared_ptr<AgentChannel>> BoxImpl::Channel() {
   return channel_;
 }
 
-std::string BoxImpl::ConsoleTail() { return ReadTail(console_fd_.get(), 4096, 6); }
+std::string BoxImpl::ConsoleTail() {
+  // A kernel panic's reason beats the stack trace that follows it.
+  std::string recent = ReadTail(console_fd_.get(), 32768, 400);
+  size_t panic = recent.find("Kernel panic");
+  if (panic != std::string::npos) {
+    size_t end = recent.find(" | ", panic);
+    return recent.substr(panic, end == std::string::npos ? std::string::npos : end - panic);
+  }
+  return ReadTail(console_fd_.get(), 4096, 6);
+}
 
 Status BoxImpl::DeathStatus(const Status& channel_status) {
   std::string detail = channel_status.message();
@@ -266,8 +281,8 @@ Status BoxImpl::DeathStatus(const Status& channel_status) {
   if (!qemu.empty()) detail += "; qemu said: " + qemu;
   std::string console = ConsoleTail();
   if (!console.empty()) detail += "; guest console: " + console;
-  return Status::Unavailable("box " + name_ + " is not running (" + detail + ")",
-                             "start a new box; `boxlite logs` shows a persistent box's console");
+  return Status::Unavailable("box " + name_ + " stopped unexpectedly (" + detail + ")",
+                             "start a new box");
 }
 
 Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
@@ -311,8 +326,16 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
     return Status::ProtocolError(parsed.message());
   }
   execs_run_++;
-  return std::shared_ptr<Exec>(std::make_shared<ExecImpl>(
-      channel, stream, sink, static_cast<int>(resp.pid), resp.stdin_window, options.tty));
+  std::weak_ptr<BoxImpl> weak_self = weak_from_this();
+  auto explain = [weak_self](const Status& why) -> Status {
+    auto self = weak_self.lock();
+    if (!self) return why;
+    std::lock_guard<std::mutex> lock(self->mu_);
+    return self->DeathStatus(why);
+  };
+  return std::shared_ptr<Exec>(std::make_shared<ExecImpl>(channel, stream, sink,
+                                                          static_cast<int>(resp.pid),
+                                                          resp.stdin_window, options.tty, explain));
 }
 
 Result<ExecResult> BoxImpl::Run(const ExecOptions& options) {
@@ -433,8 +456,7 @@ Result<BoxMetrics> BoxImpl::Metrics() {
     if (status.ok()) {
       for (const auto& line : base::Split(*status, '\n')) {
         if (base::StartsWith(line, "VmRSS:")) {
-          auto parts = base::Split(line.substr(6), ' ', true);
-          if (!parts.empty()) m.memory_rss_bytes = base::ParseUint(parts[0]).value_or(0) * 1024;
+          m.memory_rss_bytes = std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
         }
       }
     }

@@ -22,8 +22,14 @@ std::optional<Clock::time_point> DeadlineFrom(std::optional<std::chrono::millise
 }  // namespace
 
 ExecImpl::ExecImpl(std::shared_ptr<AgentChannel> channel, uint32_t stream,
-                   std::shared_ptr<StreamSink> sink, int pid, int64_t stdin_window, bool tty)
-    : channel_(std::move(channel)), stream_(stream), sink_(std::move(sink)), pid_(pid), tty_(tty) {
+                   std::shared_ptr<StreamSink> sink, int pid, int64_t stdin_window, bool tty,
+                   Explainer explain)
+    : channel_(std::move(channel)),
+      stream_(stream),
+      sink_(std::move(sink)),
+      explain_(std::move(explain)),
+      pid_(pid),
+      tty_(tty) {
   std::lock_guard<std::mutex> lock(sink_->mu);
   sink_->stdin_credit += stdin_window;
 }
@@ -176,7 +182,9 @@ Result<ExitStatus> ExecImpl::ExitFromSink() {
     st.timed_out = timed_out_;
     return st;
   }
-  return sink_->failure.Wrap("the command's box stopped before it finished");
+  Status failure = sink_->failure;
+  if (explain_ && failure.IsUnavailable()) failure = explain_(failure);
+  return failure.Wrap("the command did not finish");
 }
 
 Result<ExitStatus> ExecImpl::Wait(std::optional<std::chrono::milliseconds> timeout) {

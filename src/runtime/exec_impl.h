@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -17,8 +18,12 @@ namespace boxlite::runtime {
 class ExecImpl final : public Exec {
  public:
   // `channel` must outlive this object or be held alive by `keepalive`.
+  // Turns a lost channel into the box's explanation (console tail, QEMU's exit).
+  using Explainer = std::function<Status(const Status&)>;
+
   ExecImpl(std::shared_ptr<AgentChannel> channel, uint32_t stream,
-           std::shared_ptr<StreamSink> sink, int pid, int64_t stdin_window, bool tty);
+           std::shared_ptr<StreamSink> sink, int pid, int64_t stdin_window, bool tty,
+           Explainer explain);
   ~ExecImpl() override;
 
   int pid() const override { return pid_; }
@@ -42,6 +47,7 @@ class ExecImpl final : public Exec {
   std::shared_ptr<AgentChannel> channel_;
   uint32_t stream_;
   std::shared_ptr<StreamSink> sink_;
+  Explainer explain_;
   int pid_;
   bool tty_;
   std::mutex credit_mu_;

@@ -1,0 +1,284 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// VM benchmarks. Each prints one JSON line (DESIGN.md §7) comparing BoxLite against a
+// floor measured in the same run on the same machine:
+//   cold_start_s        create -> first exec done    vs  bare QEMU boot to a trivial init
+//   exec_rtt_ms         `true` round trip (median)   vs  raw virtio-serial echo (median)
+//   exec_rtt_p99_ms     same, 99th percentile        vs  raw echo p99
+//   stdout_mb_per_s     64 MiB of stdout             vs  raw port stream (higher is better)
+//   idle_rss_mib        QEMU RSS of an idle box      vs  QEMU RSS of the idle floor VM
+// The floor VM boots the same kernel with the same devices (virtio-blk disk, the
+// boxlite.agent port) and bench/guest_floor.c as /init. Progress goes to stderr.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "boxlite/boxlite.h"
+#include "src/base/strings.h"
+#include "src/sys/fs.h"
+#include "src/vmm/guest_assets.h"
+#include "src/vmm/qemu.h"
+
+namespace {
+
+using boxlite::Status;
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+double Percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) return 0;
+  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+std::string g_accel = "tcg";
+
+void Emit(const char* metric, double value, const char* floor_name, double floor,
+          bool higher_is_better, double target, int runs) {
+  double ratio = higher_is_better ? floor / value : value / floor;
+  std::printf(
+      "{\"metric\": \"%s\", \"value\": %.6g, \"floor_name\": \"%s\", \"floor\": %.6g, "
+      "\"ratio\": %.3f, \"target_ratio\": %.2f, \"runs\": %d, \"accel\": \"%s\", "
+      "\"host\": \"%u cpu\"}\n",
+      metric, value, floor_name, floor, ratio, target, runs, g_accel.c_str(),
+      std::thread::hardware_concurrency());
+  std::fflush(stdout);
+}
+
+[[noreturn]] void Die(const Status& s, const char* what) {
+  std::fprintf(stderr, "bench: %s: %s\n", what, s.ToString().c_str());
+  std::exit(1);
+}
+
+template <typename T>
+T Must(boxlite::Result<T> r, const char* what) {
+  if (!r.ok()) Die(r.error(), what);
+  return std::move(r).value();
+}
+
+// A floor VM: the same kernel and devices as a box, bench/guest_floor.c as init.
+class FloorVm {
+ public:
+  FloorVm(const boxlite::vmm::GuestAssets& assets, const std::string& initramfs,
+          const std::string& disk, const std::string& mode, boxlite::vmm::Accel accel) {
+    int sp[2];
+    ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp);
+    host_.reset(sp[0]);
+    boxlite::base::UniqueFd guest(sp[1]);
+    boxlite::vmm::VmConfig c;
+    c.accel = accel;
+    c.memory_mib = 1024;
+    c.kernel = assets.kernel;
+    c.initramfs = initramfs;
+    c.tsc_khz = boxlite::vmm::HostTscKhz();
+    c.extra_kernel_args = "floor=" + mode;
+    c.disk = disk;
+    c.console_log = "/dev/null";
+    c.agent_fd = guest.get();
+    c.inherit_fds = {guest.get()};
+    boxlite::vmm::LaunchOptions launch;
+    start_ = Clock::now();
+    vm_.emplace(Must(boxlite::vmm::LaunchQemu(c, launch), "launch the floor VM"));
+  }
+
+  int fd() const { return host_.get(); }
+  int pid() const { return vm_->pid(); }
+  Clock::time_point started() const { return start_; }
+
+  // Reads exactly n bytes.
+  void ReadExactly(char* buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r = ::read(host_.get(), buf + got, n - got);
+      if (r <= 0) Die(Status::IoError("floor VM closed its port"), "read");
+      got += static_cast<size_t>(r);
+    }
+  }
+
+ private:
+  boxlite::base::UniqueFd host_;
+  std::optional<boxlite::sys::Subprocess> vm_;
+  Clock::time_point start_;
+};
+
+uint64_t RssBytes(int pid) {
+  auto status = boxlite::sys::ReadFile(boxlite::base::StrFormat("/proc/%d/status", pid));
+  if (!status.ok()) return 0;
+  for (const auto& line : boxlite::base::Split(*status, '\n')) {
+    if (boxlite::base::StartsWith(line, "VmRSS:")) {
+      return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;  // "VmRSS:\t 123 kB".
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = 10;
+  int rtt_runs = 300;
+  std::string image = "boxlite/base";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
+    if (a == "--rtt-runs" && i + 1 < argc) rtt_runs = std::atoi(argv[++i]);
+    if (a == "--image" && i + 1 < argc) image = argv[++i];
+  }
+  auto assets = Must(boxlite::vmm::LocateGuestAssets(""), "guest assets");
+  auto accel = Must(boxlite::vmm::DetectAccel(), "accelerator");
+  g_accel = std::string(boxlite::vmm::AccelName(accel.accel));
+  std::string floor_initramfs = BOXLITE_FLOOR_INITRAMFS;
+
+  auto home = Must(boxlite::sys::TempDir::Create("/tmp", "boxlite-bench."), "temp home");
+  boxlite::RuntimeOptions ro;
+  ro.home_dir = home.path();
+  auto rt = Must(boxlite::Runtime::Open(ro), "open runtime");
+  boxlite::BoxOptions bo;
+  bo.image = image;
+  bo.memory_mib = 1024;
+
+  // Warm the image store and page cache so neither side pays first-touch costs.
+  std::string base_disk;
+  {
+    auto box = Must(rt->Create(bo), "create");
+    if (Status s = box->Start(); !s.ok()) Die(s, "start");
+    (void)box->Stop();
+    auto files = boxlite::sys::ListDir(home.path() + "/images/rootfs");
+    for (const auto& f : files.value_or(std::vector<std::string>{})) {
+      if (boxlite::base::EndsWith(f, ".ext4")) base_disk = home.path() + "/images/rootfs/" + f;
+    }
+  }
+  // The floor VM gets the same base disk, read through a throwaway overlay.
+  std::string floor_disk = home.path() + "/floor.qcow2";
+  Must(boxlite::sys::RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                                 base_disk, floor_disk}),
+       "floor overlay");
+
+  // --- cold start ---
+  std::vector<double> box_times;
+  std::vector<double> floor_times;
+  for (int i = 0; i < runs; ++i) {
+    {
+      FloorVm vm(assets, floor_initramfs, floor_disk, "boot", accel.accel);
+      char c;
+      vm.ReadExactly(&c, 1);
+      floor_times.push_back(Seconds(Clock::now() - vm.started()));
+    }
+    auto t0 = Clock::now();
+    auto box = Must(rt->Create(bo), "create");
+    if (Status s = box->Start(); !s.ok()) Die(s, "start");
+    boxlite::ExecOptions eo;
+    eo.argv = {"true"};
+    auto r = Must(box->Run(eo), "run true");
+    box_times.push_back(Seconds(Clock::now() - t0));
+    if (r.exit_code != 0) Die(Status::Internal("true failed"), "cold start");
+    (void)box->Stop();
+    std::fprintf(stderr, "cold start %d/%d: box %.3fs floor %.3fs\n", i + 1, runs,
+                 box_times.back(), floor_times.back());
+  }
+  Emit("cold_start_s", Median(box_times), "bare_qemu_boot_s", Median(floor_times), false, 1.15,
+       runs);
+
+  // --- exec round trip and idle memory, one box ---
+  auto box = Must(rt->Create(bo), "create");
+  if (Status s = box->Start(); !s.ok()) Die(s, "start");
+  std::vector<double> rtts;
+  boxlite::ExecOptions t;
+  t.argv = {"true"};
+  for (int i = 0; i < rtt_runs + 10; ++i) {
+    auto t0 = Clock::now();
+    auto exec = Must(box->StartExec(t), "exec true");
+    auto st = Must(exec->Wait(), "wait true");
+    if (i >= 10) rtts.push_back(Seconds(Clock::now() - t0) * 1000);
+    (void)st;
+  }
+  std::vector<double> echo;
+  {
+    FloorVm vm(assets, floor_initramfs, floor_disk, "echo", accel.accel);
+    char buf[64];
+    std::memset(buf, 'e', sizeof(buf));
+    // The first round trip also waits for the boot.
+    for (int i = 0; i < rtt_runs + 10; ++i) {
+      auto t0 = Clock::now();
+      if (::write(vm.fd(), buf, sizeof(buf)) != sizeof(buf)) Die(Status::IoError("write"), "echo");
+      vm.ReadExactly(buf, sizeof(buf));
+      if (i >= 10) echo.push_back(Seconds(Clock::now() - t0) * 1000);
+    }
+  }
+  Emit("exec_rtt_ms", Median(rtts), "virtio_serial_echo_rtt_ms", Median(echo), false, 3.0,
+       rtt_runs);
+  Emit("exec_rtt_p99_ms", Percentile(rtts, 0.99), "virtio_serial_echo_rtt_p99_ms",
+       Percentile(echo, 0.99), false, 3.0, rtt_runs);
+
+  // --- stdout throughput ---
+  const uint64_t kBytes = 64ull << 20;
+  std::vector<double> box_mbps;
+  std::vector<double> floor_mbps;
+  for (int i = 0; i < 3; ++i) {
+    boxlite::ExecOptions h;
+    h.argv = {"dd", "if=/dev/zero", "bs=1048576", "count=" + std::to_string(kBytes >> 20)};
+    auto t0 = Clock::now();
+    auto exec = Must(box->StartExec(h), "exec dd");
+    uint64_t got = 0;
+    while (true) {
+      auto chunk = Must(exec->Read(1), "read stdout");
+      if (chunk.empty()) break;
+      got += chunk.size();
+    }
+    (void)exec->Wait();
+    double secs = Seconds(Clock::now() - t0);
+    if (got != kBytes) Die(Status::Internal("short stdout"), "throughput");
+    box_mbps.push_back(static_cast<double>(got) / 1e6 / secs);
+
+    FloorVm vm(assets, floor_initramfs, floor_disk,
+               "stream floor_bytes=" + std::to_string(kBytes + 1), accel.accel);
+    char first;
+    vm.ReadExactly(&first, 1);  // The stream starts once booted: time from its first byte.
+    auto f0 = Clock::now();
+    std::vector<char> buf(1 << 20);
+    uint64_t left = kBytes;
+    while (left > 0) {
+      ssize_t r = ::read(vm.fd(), buf.data(), std::min<uint64_t>(left, buf.size()));
+      if (r <= 0) Die(Status::IoError("floor stream ended"), "throughput");
+      left -= static_cast<uint64_t>(r);
+    }
+    floor_mbps.push_back(static_cast<double>(kBytes) / 1e6 / Seconds(Clock::now() - f0));
+    std::fprintf(stderr, "throughput %d/3: box %.0f MB/s floor %.0f MB/s\n", i + 1,
+                 box_mbps.back(), floor_mbps.back());
+  }
+  Emit("stdout_mb_per_s", Median(box_mbps), "virtio_serial_stream_mb_per_s", Median(floor_mbps),
+       true, 1.43, 3);
+
+  // --- idle memory ---
+  {
+    auto fresh = Must(rt->Create(bo), "create");
+    if (Status s = fresh->Start(); !s.ok()) Die(s, "start");
+    FloorVm vm(assets, floor_initramfs, floor_disk, "boot", accel.accel);
+    char c;
+    vm.ReadExactly(&c, 1);
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    int pid = Must(fresh->Info(), "info").pid;
+    double box_mib = static_cast<double>(RssBytes(pid)) / (1 << 20);
+    double floor_mib = static_cast<double>(RssBytes(vm.pid())) / (1 << 20);
+    Emit("idle_rss_mib", box_mib, "bare_qemu_idle_rss_mib", floor_mib, false, 1.1, 1);
+    (void)fresh->Stop();
+  }
+  (void)box->Stop();
+  return 0;
+}

@@ -1,0 +1,96 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// The benchmarks' floor: a trivial PID 1 that does the least a guest can do over the same
+// kernel, devices and virtio-serial port as a box, so BoxLite's own overhead shows as a
+// ratio. The mode comes from the kernel command line:
+//   floor=boot    write "R" on the port as soon as it is open, then idle
+//   floor=echo    echo every byte back (round-trip floor)
+//   floor=stream  write floor_bytes=N bytes as fast as the port takes them, then idle
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char cmdline[4096];
+
+static const char* Arg(const char* key) {
+  size_t len = strlen(key);
+  for (char* p = cmdline; (p = strstr(p, key)) != NULL; p += len) {
+    if ((p == cmdline || p[-1] == ' ') && p[len] == '=') return p + len + 1;
+  }
+  return NULL;
+}
+
+static int OpenPort(void) {
+  char path[512];
+  char name[64];
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    DIR* d = opendir("/sys/class/virtio-ports");
+    struct dirent* e;
+    while (d && (e = readdir(d)) != NULL) {
+      if (e->d_name[0] == '.') continue;
+      snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name", e->d_name);
+      int fd = open(path, O_RDONLY);
+      if (fd < 0) continue;
+      ssize_t n = read(fd, name, sizeof(name) - 1);
+      close(fd);
+      if (n > 0 && strncmp(name, "boxlite.agent", 13) == 0) {
+        snprintf(path, sizeof(path), "/dev/%s", e->d_name);
+        closedir(d);
+        return open(path, O_RDWR);
+      }
+    }
+    if (d) closedir(d);
+    usleep(1000);
+  }
+  return -1;
+}
+
+int main(void) {
+  mkdir("/dev", 0755);
+  mkdir("/proc", 0755);
+  mkdir("/sys", 0755);
+  mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
+  mount("proc", "/proc", "proc", 0, NULL);
+  mount("sysfs", "/sys", "sysfs", 0, NULL);
+  int cfd = open("/proc/cmdline", O_RDONLY);
+  if (cfd >= 0) {
+    ssize_t n = read(cfd, cmdline, sizeof(cmdline) - 1);
+    if (n > 0) cmdline[n] = 0;
+    close(cfd);
+  }
+  const char* mode = Arg("floor");
+  int port = OpenPort();
+  if (port < 0) return 1;
+  if (mode && strncmp(mode, "echo", 4) == 0) {
+    static char buf[65536];
+    for (;;) {
+      ssize_t n = read(port, buf, sizeof(buf));
+      if (n <= 0) {
+        usleep(1000);
+        continue;
+      }
+      for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(port, buf + off, (size_t)(n - off));
+        if (w > 0) off += w;
+      }
+    }
+  } else if (mode && strncmp(mode, "stream", 6) == 0) {
+    const char* b = Arg("floor_bytes");
+    long long total = b ? atoll(b) : (64LL << 20);
+    static char buf[65536];
+    memset(buf, 'x', sizeof(buf));
+    while (total > 0) {
+      ssize_t w = write(port, buf, total < (long long)sizeof(buf) ? (size_t)total : sizeof(buf));
+      if (w > 0) total -= w;
+    }
+  } else {
+    ssize_t w = write(port, "R", 1);
+    (void)w;
+  }
+  for (;;) pause();
+}
