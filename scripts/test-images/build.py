@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+# Builds every test image as an OCI image layout under CACHE/test-images/<name>-<key>/,
+# where <key> hashes the inputs (these scripts, package versions, the busybox binary, the
+# apt mirror). A layout that exists is reused as is, so a rerun with the same inputs does
+# nothing but print the paths. Called by build.sh, which holds the cache lock.
+#
+# Output (stdout): one "NAME<TAB>PATH" line per artifact, or one JSON object with --json.
+# Progress goes to stderr.
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import hostile  # noqa: E402
+import images  # noqa: E402
+import oci  # noqa: E402
+
+IMAGES = ["busybox", "layered", "multiarch", "multiarch-archfile", "zstd", "debian-python",
+          "hostile", "boxlite-base"]
+
+
+def log(msg):
+    print("test-images: " + msg, file=sys.stderr, flush=True)
+
+
+def run(cmd):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+                          ).stdout.strip()
+
+
+def dpkg_version(pkg):
+    return run(["dpkg-query", "-W", "-f", "${Version}", pkg]) or "absent"
+
+
+def apt_candidate(pkg):
+    m = re.search(r"Candidate:\s*(\S+)", run(["apt-cache", "policy", pkg]))
+    return m.group(1) if m else "unknown"
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def scripts_hash():
+    h = hashlib.sha256()
+    for p in sorted(glob.glob(os.path.join(HERE, "*.py")) + glob.glob(os.path.join(HERE, "*.sh"))):
+        h.update(os.path.basename(p).encode() + b"\0")
+        with open(p, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def os_codename():
+    try:
+        with open("/etc/os-release") as f:
+            m = re.search(r"^VERSION_CODENAME=(\S+)", f.read(), re.M)
+            if m:
+                return m.group(1)
+    except OSError:
+        pass
+    return "bookworm"
+
+
+def debian_mirror(suite):
+    """The machine's configured Debian mirror (what apt uses) for `suite`."""
+    env = os.environ.get("BOXLITE_DEBIAN_MIRROR")
+    if env:
+        return env
+    found = []
+    for p in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        with open(p) as f:
+            for stanza in f.read().split("\n\n"):
+                fields = {}
+                for line in stanza.splitlines():
+                    if line.startswith("#") or ":" not in line:
+                        continue
+                    k, _, v = line.partition(":")
+                    fields[k.strip().lower()] = v.split()
+                if ("deb" in fields.get("types", []) and suite in fields.get("suites", [])
+                        and "main" in fields.get("components", [])):
+                    if fields.get("enabled", ["yes"])[0] != "no":
+                        found += fields.get("uris", [])
+    for p in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+        if not os.path.exists(p):
+            continue
+        with open(p) as f:
+            for line in f:
+                parts = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
+                if len(parts) >= 4 and parts[0] == "deb" and parts[2] == suite and \
+                        "main" in parts[3:]:
+                    found.append(parts[1])
+    for uri in found:
+        if "security" not in uri:
+            return uri.rstrip("/")
+    return "http://deb.debian.org/debian"
+
+
+def key_of(*parts):
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(str(p).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+class Builder:
+    def __init__(self, cache):
+        self.cache = cache
+        self.root = os.path.join(cache, "test-images")
+        os.makedirs(self.root, exist_ok=True)
+        self.scripts = scripts_hash()
+        self.busybox_in = (dpkg_version("busybox-static"), file_sha256(images.BUSYBOX),
+                           images.host_arch())
+        self.suite = os_codename()
+        self.mirror = debian_mirror(self.suite)
+        with open(os.path.join(HERE, "debootstrap.sh"), "rb") as f:
+            dbs_script = hashlib.sha256(f.read()).hexdigest()
+        self.debootstrap_key = key_of("debootstrap", dbs_script, dpkg_version("debootstrap"),
+                                      apt_candidate("python3"), self.mirror, self.suite,
+                                      images.host_arch())
+        self.keys = {}
+        for name in IMAGES:
+            extra = ()
+            if name == "debian-python":
+                extra = (self.debootstrap_key,)
+            elif name == "zstd":
+                extra = self.busybox_in + (dpkg_version("zstd"),)
+            else:
+                extra = self.busybox_in
+            self.keys[name] = key_of(name, self.scripts, *extra)
+        self._base_tar = None
+        self._base_layer = None
+
+    def path(self, name):
+        if name == "boxlite-base":
+            return os.path.join(self.root, "boxlite-base-%s.tar" % self.keys[name])
+        return os.path.join(self.root, "%s-%s" % (name, self.keys[name]))
+
+    def debootstrap_dir(self):
+        return os.path.join(self.root, "debootstrap-%s" % self.debootstrap_key)
+
+    def base(self):
+        if self._base_layer is None:
+            self._base_tar = images.busybox_tar()
+            self._base_layer = oci.Layer(self._base_tar)
+        return self._base_tar, self._base_layer
+
+    def build_one(self, name, dbs_proc=None):
+        final = self.path(name)
+        if os.path.exists(final):
+            return False
+        t0 = time.monotonic()
+        tmp = final + ".tmp-%d" % os.getpid()
+        if name == "boxlite-base":
+            images.build_base_tar(tmp, self.base()[0])
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            try:
+                self._build_layout(name, tmp, dbs_proc)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        os.rename(tmp, final)
+        log("built %s in %.1fs" % (name, time.monotonic() - t0))
+        return True
+
+    def _build_layout(self, name, tmp, dbs_proc):
+        if name == "busybox":
+            images.build_busybox(tmp, self.base()[1])
+        elif name == "layered":
+            images.build_layered(tmp, self.base()[1])
+        elif name == "multiarch":
+            images.build_multiarch(tmp, self.base()[1], archfile=False)
+        elif name == "multiarch-archfile":
+            images.build_multiarch(tmp, self.base()[1], archfile=True)
+        elif name == "zstd":
+            images.build_zstd(tmp, self.base()[0])
+        elif name == "hostile":
+            hostile.build_all(tmp, self.base()[1])
+        elif name == "debian-python":
+            if dbs_proc is not None:
+                if dbs_proc.wait() != 0:
+                    raise RuntimeError("debootstrap failed (see messages above)")
+            images.build_debian_python(tmp, self.debootstrap_dir())
+        else:
+            raise ValueError(name)
+
+    def start_debootstrap(self):
+        d = self.debootstrap_dir()
+        if os.path.exists(d):
+            return None
+        log("starting debootstrap (%s, %s) in the background" % (self.suite, self.mirror))
+        return subprocess.Popen(["bash", os.path.join(HERE, "debootstrap.sh"), d, self.mirror,
+                                 self.suite], stdout=sys.stderr, start_new_session=True)
+
+    def prune(self, names):
+        """Removes artifacts of `names` built from other inputs (older keys)."""
+        keep = {os.path.basename(self.path(n)) for n in names}
+        pats = [re.compile(r"^%s-[0-9a-f]{16}(\.tar)?$" % re.escape(n)) for n in names]
+        if "debian-python" in names:
+            keep.add(os.path.basename(self.debootstrap_dir()))
+            pats.append(re.compile(r"^debootstrap-[0-9a-f]{16}$"))
+        for e in sorted(os.listdir(self.root)):
+            if e not in keep and any(p.match(e) for p in pats):
+                p = os.path.join(self.root, e)
+                log("pruning " + e)
+                if os.path.isdir(p):
+                    shutil.rmtree(p)
+                else:
+                    os.unlink(p)
+
+    def info(self, names):
+        out = {"cache_dir": self.root, "images": {}}
+        for n in names:
+            if n == "boxlite-base":
+                out["boxlite_base_tar"] = self.path(n)
+            elif n == "hostile":
+                out["hostile"] = {"dir": self.path(n),
+                                  "manifest": os.path.join(self.path(n), "hostile.json")}
+            else:
+                out["images"][n] = {"layout": self.path(n), "name": n, "tag": "latest",
+                                    "oci_ref": "oci:%s:latest" % self.path(n)}
+        return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cache", default=os.environ.get("BOXLITE_CACHE") or
+                    os.path.join(os.path.expanduser("~"), ".cache", "boxlite"))
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(IMAGES))
+    ap.add_argument("--keys", action="store_true", help="print the keys and exit")
+    ap.add_argument("--prune", action="store_true",
+                    help="delete cached artifacts of these images built from other inputs")
+    args = ap.parse_args()
+    names = [n for n in args.only.split(",") if n] or IMAGES
+    for n in names:
+        if n not in IMAGES:
+            ap.error("unknown image %r" % n)
+    t0 = time.monotonic()
+    b = Builder(args.cache)
+    if args.keys:
+        for n in names:
+            print("%s\t%s" % (n, b.keys[n]))
+        print("debootstrap\t%s" % b.debootstrap_key)
+        return 0
+    dbs = None
+    if "debian-python" in names and not os.path.exists(b.path("debian-python")):
+        dbs = b.start_debootstrap()
+    ordered = [n for n in names if n != "debian-python"] + \
+        (["debian-python"] if "debian-python" in names else [])
+    built = 0
+    try:
+        for n in ordered:
+            built += b.build_one(n, dbs)
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+        log("FAILED: %s" % e)
+        return 1
+    finally:
+        if dbs is not None and dbs.poll() is None:
+            os.killpg(dbs.pid, 15)
+            dbs.wait()
+    if args.prune:
+        b.prune(names)
+    log("%d built, %d cached, %.1fs" % (built, len(names) - built, time.monotonic() - t0))
+    info = b.info(names)
+    if args.json:
+        print(json.dumps(info, indent=1, sort_keys=True))
+    else:
+        for n, v in sorted(info["images"].items()):
+            print("%s\t%s" % (n, v["layout"]))
+        if "boxlite_base_tar" in info:
+            print("boxlite-base-tar\t%s" % info["boxlite_base_tar"])
+        if "hostile" in info:
+            print("hostile\t%s" % info["hostile"]["dir"])
+            print("hostile-manifest\t%s" % info["hostile"]["manifest"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+# Test infrastructure for BoxLite integration tests: images, registries, fixtures.
