@@ -3,7 +3,12 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -18,6 +23,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <map>
 
 #include "src/base/macros.h"
 #include "src/base/strings.h"
@@ -62,6 +68,92 @@ Status GrowRootfs() {
   return Status::OK();
 }
 
+void WriteSmall(const char* path, std::string_view data) {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t ignored = ::write(fd, data.data(), data.size());
+  (void)ignored;
+  ::close(fd);
+}
+
+int NetSocket() { return ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0); }
+
+Status BringUp(const char* ifname) {
+  base::UniqueFd s(NetSocket());
+  struct ifreq ifr = {};
+  std::strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+  if (::ioctl(s.get(), SIOCGIFFLAGS, &ifr) != 0) return sys::ErrnoStatus(errno, "%s flags", ifname);
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+  if (::ioctl(s.get(), SIOCSIFFLAGS, &ifr) != 0) return sys::ErrnoStatus(errno, "bring up %s", ifname);
+  return Status::OK();
+}
+
+bool ParseIpv4(const std::string& text, in_addr* out) { return ::inet_pton(AF_INET, text.c_str(), out) == 1; }
+
+Status ConfigureNetwork(const protocol::NetworkConfig& net, const std::string& hostname) {
+  if (net.mode != "nat") return Status::OK();
+  // address "10.0.2.15/24", gateway "10.0.2.2".
+  auto slash = net.address.find('/');
+  in_addr addr{};
+  in_addr gw{};
+  int prefix = slash == std::string::npos ? 24 : std::atoi(net.address.c_str() + slash + 1);
+  if (!ParseIpv4(net.address.substr(0, slash), &addr) || !ParseIpv4(net.gateway, &gw) ||
+      prefix < 1 || prefix > 32) {
+    return Status::InvalidArgument("bad network config", net.address + " via " + net.gateway);
+  }
+  base::UniqueFd s(NetSocket());
+  struct ifreq ifr = {};
+  std::strncpy(ifr.ifr_name, "eth0", IFNAMSIZ - 1);
+  auto* sin = reinterpret_cast<sockaddr_in*>(&ifr.ifr_addr);
+  sin->sin_family = AF_INET;
+  sin->sin_addr = addr;
+  if (::ioctl(s.get(), SIOCSIFADDR, &ifr) != 0) return sys::ErrnoStatus(errno, "eth0 address");
+  sin->sin_addr.s_addr = htonl(prefix == 32 ? 0xffffffffu : ~((1u << (32 - prefix)) - 1));
+  if (::ioctl(s.get(), SIOCSIFNETMASK, &ifr) != 0) return sys::ErrnoStatus(errno, "eth0 netmask");
+  BOXLITE_RETURN_IF_ERROR(BringUp("eth0"));
+  struct rtentry rt = {};
+  auto* dst = reinterpret_cast<sockaddr_in*>(&rt.rt_dst);
+  auto* gateway = reinterpret_cast<sockaddr_in*>(&rt.rt_gateway);
+  auto* mask = reinterpret_cast<sockaddr_in*>(&rt.rt_genmask);
+  dst->sin_family = gateway->sin_family = mask->sin_family = AF_INET;
+  gateway->sin_addr = gw;
+  rt.rt_flags = RTF_UP | RTF_GATEWAY;
+  if (::ioctl(s.get(), SIOCADDRT, &rt) != 0 && errno != EEXIST) {
+    return sys::ErrnoStatus(errno, "default route");
+  }
+  // Name resolution inside the box, as a container runtime provides it.
+  std::string resolv;
+  for (const auto& dns : net.dns) resolv += "nameserver " + dns + "\n";
+  std::string etc = std::string(kRootfs) + "/etc";
+  ::mkdir(etc.c_str(), 0755);
+  ::unlink((etc + "/resolv.conf").c_str());
+  (void)sys::WriteFileAtomic(etc + "/resolv.conf", resolv, 0644, false);
+  auto hosts = sys::ReadFile(etc + "/hosts");
+  if (!hosts.ok() || hosts->find(hostname) == std::string::npos) {
+    std::string text = hosts.ok() ? *hosts : "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+    if (!text.empty() && text.back() != '\n') text += '\n';
+    text += "127.0.1.1\t" + hostname + "\n";
+    (void)sys::WriteFileAtomic(etc + "/hosts", text, 0644, false);
+  }
+  return Status::OK();
+}
+
+Status MountShares(const std::vector<protocol::MountSpec>& mounts) {
+  for (const auto& m : mounts) {
+    if (m.guest_path.empty() || m.guest_path[0] != '/' || m.guest_path.find("..") != std::string::npos) {
+      return Status::InvalidArgument("mount path must be absolute without ..", m.guest_path);
+    }
+    std::string target = std::string(kRootfs) + m.guest_path;
+    BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(target, 0755));
+    unsigned long flags = MS_NOSUID | MS_NODEV | (m.read_only ? MS_RDONLY : 0);
+    if (::mount(m.tag.c_str(), target.c_str(), "9p", flags,
+                "trans=virtio,version=9p2000.L,msize=512000,cache=mmap,access=client") != 0) {
+      return sys::ErrnoStatus(errno, "mount share %s on %s", m.tag.c_str(), m.guest_path.c_str());
+    }
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 void ConsoleLog(const char* fmt, ...) {
@@ -93,26 +185,43 @@ Status MountEarly() {
   BOXLITE_RETURN_IF_ERROR(Mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
   BOXLITE_RETURN_IF_ERROR(Mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"));
   ::symlink("/proc/self/fd", "/dev/fd");
+  BringUp("lo");
+  // A cgroup for user processes, so the box can limit them (pids) without limiting us.
+  if (Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC).ok()) {
+    ::mkdir("/sys/fs/cgroup/box", 0755);
+    WriteSmall("/sys/fs/cgroup/cgroup.subtree_control", "+pids +memory");
+  }
   return Status::OK();
 }
 
-Status FindAgentPort(std::string* path) {
-  // Built-in virtio drivers probe before init runs; retry briefly in case the port's
-  // name arrives a moment later (it is sent by the device after the port is added).
+Status FindAgentPorts(std::vector<std::string>* paths) {
+  // Built-in virtio drivers probe before init runs; retry briefly in case a port's name
+  // arrives a moment later (the device sends it after adding the port).
+  std::string base(protocol::kAgentPortName);
   for (int attempt = 0; attempt < 500; ++attempt) {
+    std::map<int, std::string> found;
     auto ports = sys::ListDir("/sys/class/virtio-ports");
     if (ports.ok()) {
       for (const auto& port : *ports) {
         auto name = sys::ReadFile("/sys/class/virtio-ports/" + port + "/name");
-        if (name.ok() && base::Trim(*name) == protocol::kAgentPortName) {
-          *path = "/dev/" + port;
-          return Status::OK();
+        if (!name.ok()) continue;
+        std::string n(base::Trim(*name));
+        if (n == base) {
+          found[0] = "/dev/" + port;
+        } else if (base::StartsWith(n, base + ".")) {
+          auto index = base::ParseUint(n.substr(base.size() + 1));
+          if (index && *index > 0 && *index < 64) found[static_cast<int>(*index)] = "/dev/" + port;
         }
       }
     }
+    if (found.count(0)) {
+      paths->clear();
+      for (auto& [index, path] : found) paths->push_back(path);
+      return Status::OK();
+    }
     ::usleep(2000);
   }
-  return Status::NotFound("virtio-serial port", std::string(protocol::kAgentPortName));
+  return Status::NotFound("virtio-serial port", base);
 }
 
 Status MountRootfs() {
@@ -131,6 +240,9 @@ Status PrepareRootfs() {
   BOXLITE_RETURN_IF_ERROR(Mount("sysfs", (root + "/sys").c_str(), "sysfs",
                                 MS_NOSUID | MS_NODEV | MS_NOEXEC));
   BOXLITE_RETURN_IF_ERROR(Mount("/dev", (root + "/dev").c_str(), nullptr, MS_BIND | MS_REC));
+  // The box's own cgroup tree, so its processes can read their limits.
+  (void)Mount("cgroup2", (root + "/sys/fs/cgroup").c_str(), "cgroup2",
+              MS_NOSUID | MS_NODEV | MS_NOEXEC);
   // /tmp stays on the box disk, as in a container; make sure it is world-writable.
   std::string tmp = root + "/tmp";
   struct stat st;
@@ -142,6 +254,11 @@ Status ApplyBoxConfig(const protocol::BoxConfig& config) {
   if (!config.hostname.empty() &&
       ::sethostname(config.hostname.data(), config.hostname.size()) != 0) {
     return sys::ErrnoStatus(errno, "sethostname %s", config.hostname.c_str());
+  }
+  BOXLITE_RETURN_IF_ERROR(MountShares(config.mounts));
+  BOXLITE_RETURN_IF_ERROR(ConfigureNetwork(config.network, config.hostname));
+  if (config.pids_max > 0) {
+    WriteSmall("/sys/fs/cgroup/box/pids.max", std::to_string(config.pids_max));
   }
   if (config.clock_unix_ns > 0) {
     struct timespec now;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "boxlite/status.h"
 #include "src/protocol/messages.h"
@@ -18,8 +19,12 @@ constexpr char kRootfs[] = "/run/rootfs";
 // Mounts /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp and /run of the initramfs and points
 // stdout/stderr at the console.
 Status MountEarly();
-// The /dev path of the virtio-serial port named protocol::kAgentPortName.
-Status FindAgentPort(std::string* path);
+// The cgroup every user process joins (its pids.max is the box's pids limit).
+constexpr char kUserCgroupProcs[] = "/sys/fs/cgroup/box/cgroup.procs";
+
+// The /dev paths of the agent's virtio-serial ports: "boxlite.agent" first, then
+// "boxlite.agent.1", "boxlite.agent.2", ... in order.
+Status FindAgentPorts(std::vector<std::string>* paths);
 // Mounts the box disk (/dev/vda, ext4) at kRootfs and grows it to fill the disk.
 Status MountRootfs();
 // Mounts /proc, /sys, /dev, /dev/pts, /dev/shm inside kRootfs.

@@ -23,15 +23,19 @@ int main() {
   }
   Status s = agent::MountEarly();
   if (!s.ok()) agent::Fatal(s);
-  std::string port_path;
-  s = agent::FindAgentPort(&port_path);
+  std::vector<std::string> port_paths;
+  s = agent::FindAgentPorts(&port_paths);
   if (!s.ok()) agent::Fatal(s);
-  boxlite::base::UniqueFd port(::open(port_path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
-  if (!port) agent::Fatal(boxlite::sys::ErrnoStatus(errno, "open %s", port_path.c_str()));
+  std::vector<boxlite::base::UniqueFd> ports;
+  for (const auto& path : port_paths) {
+    boxlite::base::UniqueFd port(::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
+    if (!port) agent::Fatal(boxlite::sys::ErrnoStatus(errno, "open %s", path.c_str()));
+    ports.push_back(std::move(port));
+  }
   s = agent::MountRootfs();
   if (s.ok()) s = agent::PrepareRootfs();
   if (!s.ok()) agent::Fatal(s.Wrap("prepare the box disk"));
-  agent::Server server(std::move(port), agent::kRootfs);
+  agent::Server server(std::move(ports), agent::kRootfs);
   s = server.Run();
   if (!s.ok()) agent::Fatal(s);
   agent::PowerOff();

@@ -1,24 +1,30 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 //
 // Design: one thread, one level-triggered epoll set. Sources are tagged in the epoll data
-// word: the port, a signalfd for SIGCHLD, a timerfd used only while the host is
-// disconnected, and per exec its stdout/stderr (or pty) read ends, its stdin write end
-// and a status pipe that reports a failed execve. Output is read only while the host has
-// granted credit for it, so a process printing gigabytes stalls on its own pipe instead of
-// filling guest memory. An exec finishes when its process has exited and the output it
-// left in the pipes was sent; descendants that keep the pipes open do not hold it up.
-// When the host disconnects (the port reads EOF or hangs up), every running exec is
-// killed, buffered output is dropped and the loop polls for a new connection.
+// word (type | connection | stream | fd): each agent port, a signalfd for SIGCHLD, a
+// timerfd that runs only while some port has no host connected, and per exec its
+// stdout/stderr (or pty) read ends, its stdin write end and a status pipe that reports a
+// failed execve. Output is read only while the host has granted credit for it, so a
+// process printing gigabytes stalls on its own pipe instead of filling guest memory;
+// pipe contents go to the port with splice(2) when the kernel allows it. An exec
+// finishes when its process has exited and the output it left in the pipes was sent;
+// descendants that keep the pipes open do not hold it up. Files (get_file/put_file)
+// are streams too, pumped from the loop because epoll cannot watch regular files.
+// When a host disconnects, its execs are killed and its queued output dropped; the port
+// is polled until a host connects again.
 #include "agent/server.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -49,11 +55,15 @@ constexpr uint64_t kTagStatus = 6;
 
 constexpr int64_t kStdinWindow = 1 << 20;
 constexpr size_t kReadChunk = 256 * 1024;
+// Files are pumped only while less than this is queued for their port.
+constexpr size_t kFileQueueLimit = 1 << 20;
+constexpr size_t kListDirPage = 4000;
 constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr char kAgentVersion[] = "0.1.0";
 
-uint64_t Tag(uint64_t type, uint32_t stream, int which = 0) {
-  return (type << 40) | (static_cast<uint64_t>(stream) << 8) | static_cast<uint64_t>(which);
+uint64_t Tag(uint64_t type, int conn, uint32_t stream = 0, int which = 0) {
+  return (type << 48) | (static_cast<uint64_t>(conn & 0xff) << 40) |
+         (static_cast<uint64_t>(stream) << 8) | static_cast<uint64_t>(which & 0xff);
 }
 
 bool HasEnv(const std::vector<std::string>& env, std::string_view key) {
@@ -76,6 +86,62 @@ std::string EnvValue(const std::vector<std::string>& env, std::string_view key) 
 
 void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
+// Opens `path` (absolute or relative to the box root) with symlinks and ".." resolved
+// inside the box's root, as a process chrooted there would see it.
+Result<base::UniqueFd> OpenInRoot(int root, const std::string& path, uint64_t flags,
+                                  uint64_t mode = 0) {
+  struct open_how how = {};
+  how.flags = flags | O_CLOEXEC;
+  how.mode = mode;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  std::string rel = path.empty() ? "." : path;
+  int fd = static_cast<int>(::syscall(SYS_openat2, root, rel.c_str(), &how, sizeof(how)));
+  if (fd < 0) return sys::ErrnoStatus(errno, "%s", path.c_str());
+  return base::UniqueFd(fd);
+}
+
+// The parent directory of `path` inside the root and the last component.
+Status OpenParent(int root, const std::string& path, bool create, base::UniqueFd* parent,
+                  std::string* name) {
+  std::string clean = path;
+  while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
+  if (clean.empty() || clean == "/") return Status::InvalidArgument("path names the root", path);
+  *name = sys::Basename(clean);
+  if (*name == "." || *name == "..") return Status::InvalidArgument("bad path", path);
+  std::string dir = sys::Dirname(clean);
+  if (create) {
+    // mkdir -p, one component at a time, each resolved inside the root.
+    std::string cur;
+    for (const auto& part : base::Split(dir, '/', true)) {
+      auto at = OpenInRoot(root, cur.empty() ? "/" : cur, O_PATH | O_DIRECTORY);
+      if (!at.ok()) return at.error();
+      if (::mkdirat(at->get(), part.c_str(), 0755) != 0 && errno != EEXIST) {
+        return sys::ErrnoStatus(errno, "mkdir %s/%s", cur.c_str(), part.c_str());
+      }
+      cur += "/" + part;
+    }
+  }
+  auto p = OpenInRoot(root, dir, O_PATH | O_DIRECTORY);
+  if (!p.ok()) return p.error();
+  *parent = std::move(p).value();
+  return Status::OK();
+}
+
+protocol::FileInfo InfoFromStat(const std::string& path, const struct stat& st) {
+  protocol::FileInfo info;
+  info.path = path;
+  info.kind = S_ISREG(st.st_mode)   ? "file"
+              : S_ISDIR(st.st_mode) ? "dir"
+              : S_ISLNK(st.st_mode) ? "symlink"
+                                    : "other";
+  info.mode = st.st_mode & 07777;
+  info.uid = st.st_uid;
+  info.gid = st.st_gid;
+  info.size = st.st_size;
+  info.mtime = st.st_mtim.tv_sec;
+  return info;
+}
+
 // Everything the child needs after fork, prepared before it.
 struct ChildPlan {
   std::vector<std::string> argv_store;
@@ -91,6 +157,7 @@ struct ChildPlan {
   std::vector<gid_t> groups;
   int fds[3] = {-1, -1, -1};
   int status_fd = -1;
+  int cgroup_procs_fd = -1;  // When set: join the box's cgroup (pids limit) first.
 };
 
 void WriteStr(int fd, const char* s) {
@@ -122,6 +189,10 @@ void WriteStr(int fd, const char* s) {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::signal(SIGPIPE, SIG_DFL);
+  if (plan.cgroup_procs_fd >= 0) {
+    ssize_t ignored = ::write(plan.cgroup_procs_fd, "0", 1);
+    (void)ignored;
+  }
   ::setsid();
   if (!plan.pty_slave.empty()) {
     int slave = ::open(plan.pty_slave.c_str(), O_RDWR);
@@ -155,14 +226,20 @@ void WriteStr(int fd, const char* s) {
 
 }  // namespace
 
-Server::Server(base::UniqueFd port, std::string rootfs)
-    : port_(std::move(port)), rootfs_(std::move(rootfs)) {}
+Server::Server(std::vector<base::UniqueFd> ports, std::string rootfs) : rootfs_(std::move(rootfs)) {
+  for (size_t i = 0; i < ports.size(); ++i) {
+    auto conn = std::make_unique<Conn>();
+    conn->index = static_cast<int>(i);
+    conn->port = std::move(ports[i]);
+    conns_.push_back(std::move(conn));
+  }
+}
 
 Server::~Server() = default;
 
 void Server::Watch(int fd, uint32_t events, uint64_t tag, bool* watching) {
   bool want = events != 0;
-  if (want == *watching && !want) return;
+  if (!want && !*watching) return;
   struct epoll_event ev = {};
   ev.events = events;
   ev.data.u64 = tag;
@@ -177,6 +254,8 @@ void Server::Watch(int fd, uint32_t events, uint64_t tag, bool* watching) {
 Status Server::Run() {
   struct utsname uts;
   splice_ok_ = ::uname(&uts) == 0 && base::EndsWith(uts.release, "-boxlite");
+  root_dir_.reset(::open(rootfs_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root_dir_) return sys::ErrnoStatus(errno, "open %s", rootfs_.c_str());
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) return sys::ErrnoStatus(errno, "epoll_create1");
   sigset_t mask;
@@ -191,28 +270,41 @@ Status Server::Run() {
   Watch(signal_fd_.get(), EPOLLIN, Tag(kTagSignal, 0), &yes);
   yes = false;
   Watch(timer_fd_.get(), EPOLLIN, Tag(kTagTimer, 0), &yes);
-  bool port_watching = false;
-  Watch(port_.get(), EPOLLIN, Tag(kTagPort, 0), &port_watching);
-  port_out_watching_ = false;
+  for (auto& conn : conns_) Watch(conn->port.get(), EPOLLIN, Tag(kTagPort, conn->index), &conn->watching);
 
   struct epoll_event events[64];
   while (!shutdown_) {
-    int n = ::epoll_wait(epoll_.get(), events, 64, -1);
+    // Files have no readiness events: while one can move, poll without blocking.
+    bool files_ready = false;
+    for (auto& [key, exec] : execs_) {
+      Output& out = exec->out[1];
+      if (exec->is_file && out.fd && !out.eof && out.credit > 0 &&
+          exec->conn->queued_bytes < kFileQueueLimit) {
+        files_ready = true;
+        break;
+      }
+    }
+    int n = ::epoll_wait(epoll_.get(), events, 64, files_ready ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       return sys::ErrnoStatus(errno, "epoll_wait");
     }
     for (int i = 0; i < n && !shutdown_; ++i) {
       uint64_t tag = events[i].data.u64;
-      uint64_t type = tag >> 40;
+      uint64_t type = tag >> 48;
+      int conn_index = static_cast<int>((tag >> 40) & 0xff);
       auto stream = static_cast<uint32_t>((tag >> 8) & 0xffffffffu);
       int which = static_cast<int>(tag & 0xff);
       uint32_t ev = events[i].events;
+      Conn* conn = conn_index < static_cast<int>(conns_.size()) ? conns_[conn_index].get() : nullptr;
       switch (type) {
         case kTagPort:
-          if (ev & EPOLLIN) OnPortReadable();
-          if (connected_ && (ev & EPOLLOUT)) FlushPort();
-          if (connected_ && (ev & (EPOLLHUP | EPOLLERR)) && !(ev & EPOLLIN)) OnPortHangup();
+          if (conn == nullptr) break;
+          if (ev & EPOLLIN) OnPortReadable(conn);
+          if (conn->connected && (ev & EPOLLOUT)) FlushPort(conn);
+          if (conn->connected && (ev & (EPOLLHUP | EPOLLERR)) && !(ev & EPOLLIN)) {
+            OnPortHangup(conn);
+          }
           break;
         case kTagSignal: {
           struct signalfd_siginfo info;
@@ -225,9 +317,9 @@ Status Server::Run() {
           OnReconnectTimer();
           break;
         default: {
-          auto it = execs_.find(stream);
-          if (it == execs_.end()) break;
-          Exec* exec = it->second.get();
+          if (conn == nullptr) break;
+          Exec* exec = FindExec(conn, stream);
+          if (exec == nullptr) break;
           if (type == kTagOutput) {
             PumpOutput(exec, which);
           } else if (type == kTagStdin) {
@@ -241,101 +333,133 @@ Status Server::Run() {
       }
       OnSplicesDone();
     }
+    if (!shutdown_) {
+      PumpFiles();
+      OnSplicesDone();
+    }
   }
   // Give the final responses a moment to leave before the VM stops.
-  for (int i = 0; i < 100 && connected_ && !outq_.empty(); ++i) {
-    struct pollfd p = {port_.get(), POLLOUT, 0};
-    ::poll(&p, 1, 10);
-    FlushPort();
+  for (int i = 0; i < 100; ++i) {
+    bool pending = false;
+    for (auto& conn : conns_) {
+      if (!conn->connected || conn->outq.empty()) continue;
+      pending = true;
+      struct pollfd p = {conn->port.get(), POLLOUT, 0};
+      ::poll(&p, 1, 10);
+      FlushPort(conn.get());
+    }
+    if (!pending) break;
   }
   return Status::OK();
 }
 
-void Server::OnPortReadable() {
-  while (connected_) {
-    char* buf = decoder_.Prepare(kReadChunk);
-    ssize_t n = ::read(port_.get(), buf, kReadChunk);
+void Server::OnPortReadable(Conn* conn) {
+  while (conn->connected) {
+    char* buf = conn->decoder.Prepare(kReadChunk);
+    ssize_t n = ::read(conn->port.get(), buf, kReadChunk);
     if (n < 0) {
-      decoder_.Commit(0);
+      conn->decoder.Commit(0);
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
-      OnPortHangup();
+      OnPortHangup(conn);
       return;
     }
-    decoder_.Commit(static_cast<size_t>(n));
+    conn->decoder.Commit(static_cast<size_t>(n));
     if (n == 0) {
-      OnPortHangup();
+      OnPortHangup(conn);
       return;
     }
     while (true) {
-      auto frame = decoder_.Next();
+      auto frame = conn->decoder.Next();
       if (!frame.ok()) {
-        ConsoleLog("dropping the host connection: %s", frame.error().ToString().c_str());
-        OnPortHangup();
+        ConsoleLog("port %d: dropping the host connection: %s", conn->index,
+                   frame.error().ToString().c_str());
+        OnPortHangup(conn);
         return;
       }
       if (!frame->has_value()) break;
-      HandleFrame(std::move(**frame));
-      if (shutdown_) return;
+      HandleFrame(conn, std::move(**frame));
+      if (shutdown_ || !conn->connected) return;
     }
   }
 }
 
-void Server::OnPortHangup() {
-  if (!connected_) return;
-  connected_ = false;
-  bool watching = true;
-  Watch(port_.get(), 0, Tag(kTagPort, 0), &watching);
-  port_out_watching_ = false;
-  outq_.clear();
-  spliced_.clear();
-  spliced_len_.clear();
-  for (auto& [id, exec] : execs_) {
-    for (auto& out : exec->out) out.splicing = 0;
+void Server::KillExecsOf(Conn* conn) {
+  for (auto& [key, exec] : execs_) {
+    if (exec->conn != conn) continue;
+    if (!exec->is_file && !exec->exited && exec->pid > 0) ::kill(-exec->pid, SIGKILL);
   }
-  decoder_ = protocol::FrameDecoder();
+}
+
+void Server::OnPortHangup(Conn* conn) {
+  if (!conn->connected) return;
+  conn->connected = false;
+  Watch(conn->port.get(), 0, Tag(kTagPort, conn->index), &conn->watching);
+  conn->out_watching = false;
+  conn->outq.clear();
+  conn->queued_bytes = 0;
+  conn->decoder = protocol::FrameDecoder();
   // Nobody is left to read these execs' output or wait for them.
-  for (auto& [stream, exec] : execs_) {
-    if (!exec->exited && exec->pid > 0) ::kill(-exec->pid, SIGKILL);
+  KillExecsOf(conn);
+  for (auto it = execs_.begin(); it != execs_.end();) {
+    Exec* exec = it->second.get();
+    for (auto& out : exec->out) out.splicing = 0;
+    if (exec->conn == conn && (exec->is_file || exec->finished)) {
+      if (exec->put_dir) ::unlinkat(exec->put_dir.get(), exec->put_tmp.c_str(), 0);
+      it = execs_.erase(it);
+    } else {
+      ++it;
+    }
   }
-  struct itimerspec spec = {};
-  spec.it_interval.tv_nsec = 20 * 1000 * 1000;
-  spec.it_value.tv_nsec = 20 * 1000 * 1000;
-  ::timerfd_settime(timer_fd_.get(), 0, &spec, nullptr);
+  if (!timer_armed_) {
+    struct itimerspec spec = {};
+    spec.it_interval.tv_nsec = 20 * 1000 * 1000;
+    spec.it_value.tv_nsec = 20 * 1000 * 1000;
+    ::timerfd_settime(timer_fd_.get(), 0, &spec, nullptr);
+    timer_armed_ = true;
+  }
 }
 
 void Server::OnReconnectTimer() {
   uint64_t ticks;
   while (::read(timer_fd_.get(), &ticks, sizeof(ticks)) > 0) {
   }
-  if (connected_) return;
-  struct pollfd p = {port_.get(), POLLIN | POLLOUT, 0};
-  if (::poll(&p, 1, 0) < 0 || (p.revents & POLLHUP)) return;
-  connected_ = true;
-  struct itimerspec off = {};
-  ::timerfd_settime(timer_fd_.get(), 0, &off, nullptr);
-  bool watching = false;
-  Watch(port_.get(), EPOLLIN, Tag(kTagPort, 0), &watching);
+  bool waiting = false;
+  for (auto& conn : conns_) {
+    if (conn->connected) continue;
+    struct pollfd p = {conn->port.get(), POLLIN | POLLOUT, 0};
+    if (::poll(&p, 1, 0) < 0 || (p.revents & POLLHUP)) {
+      waiting = true;
+      continue;
+    }
+    conn->connected = true;
+    Watch(conn->port.get(), EPOLLIN, Tag(kTagPort, conn->index), &conn->watching);
+  }
+  if (!waiting) {
+    struct itimerspec off = {};
+    ::timerfd_settime(timer_fd_.get(), 0, &off, nullptr);
+    timer_armed_ = false;
+  }
 }
 
-void Server::HandleFrame(protocol::Frame frame) {
+void Server::HandleFrame(Conn* conn, protocol::Frame frame) {
   switch (frame.kind) {
     case protocol::FrameKind::kRequest:
-      HandleRequest(frame.stream, frame.payload);
+      HandleRequest(conn, frame.stream, frame.payload);
       break;
     case protocol::FrameKind::kData: {
       auto data = protocol::ParseData(frame.payload);
-      if (data.ok() && data->fd == protocol::kFdStdin) OnStdinData(frame.stream, data->bytes);
+      if (data.ok() && data->fd == protocol::kFdStdin) OnStdinData(conn, frame.stream, data->bytes);
       break;
     }
     case protocol::FrameKind::kClose: {
       auto fd = protocol::ParseClose(frame.payload);
-      if (fd.ok() && *fd == protocol::kFdStdin) OnStdinClose(frame.stream);
+      if (fd.ok() && *fd == protocol::kFdStdin) OnStdinClose(conn, frame.stream);
       break;
     }
     case protocol::FrameKind::kCredit: {
       auto credit = protocol::ParseCredit(frame.payload);
-      if (credit.ok()) OnCredit(frame.stream, credit->fd, credit->bytes);
+      if (credit.ok()) OnCredit(conn, frame.stream, credit->fd, credit->bytes);
       break;
     }
     default:
@@ -344,47 +468,55 @@ void Server::HandleFrame(protocol::Frame frame) {
   }
 }
 
-void Server::HandleRequest(uint32_t stream, std::string_view payload) {
+void Server::HandleRequest(Conn* conn, uint32_t stream, std::string_view payload) {
   auto req = protocol::ParseObject(payload);
   if (!req.ok()) {
-    Respond(stream, req.error());
+    Respond(conn, stream, req.error());
     return;
   }
   std::string op;
   Status s = protocol::GetString(*req, "op", &op, true);
   if (!s.ok()) {
-    Respond(stream, s);
+    Respond(conn, stream, s);
     return;
   }
   protocol::Json reply = protocol::Json::object();
   if (op == "hello") {
     s = DoHello(*req, &reply);
   } else if (op == "exec") {
-    s = DoExec(stream, *req, &reply);
+    s = DoExec(conn, stream, *req, &reply);
   } else if (op == "signal") {
-    s = DoSignal(*req);
+    s = DoSignal(conn, *req);
   } else if (op == "resize") {
-    s = DoResize(*req);
+    s = DoResize(conn, *req);
+  } else if (op == "get_file") {
+    s = DoGetFile(conn, stream, *req, &reply);
+  } else if (op == "put_file") {
+    s = DoPutFile(conn, stream, *req, &reply);
+  } else if (op == "stat") {
+    s = DoStat(*req, &reply);
+  } else if (op == "list_dir") {
+    s = DoListDir(*req, &reply);
+  } else if (op == "metrics") {
+    s = DoMetrics(&reply);
   } else if (op == "ping") {
     s = Status::OK();
   } else if (op == "shutdown") {
-    for (auto& [id, exec] : execs_) {
-      if (!exec->exited && exec->pid > 0) ::kill(-exec->pid, SIGKILL);
-    }
+    for (auto& c : conns_) KillExecsOf(c.get());
     ::sync();
     shutdown_ = true;
   } else {
     s = Status::NotSupported("unknown request", op);
   }
-  Respond(stream, s, std::move(reply));
+  Respond(conn, stream, s, std::move(reply));
 }
 
-void Server::Respond(uint32_t stream, const Status& status, protocol::Json body) {
+void Server::Respond(Conn* conn, uint32_t stream, const Status& status, protocol::Json body) {
   std::string frame;
   protocol::AppendFrame(&frame, protocol::FrameKind::kResponse, stream,
                         status.ok() ? protocol::EncodeOkResponse(std::move(body))
                                     : protocol::EncodeErrorResponse(status));
-  Send(std::move(frame));
+  Send(conn, std::move(frame));
 }
 
 Status Server::DoHello(const protocol::Json& req, protocol::Json* reply) {
@@ -395,8 +527,10 @@ Status Server::DoHello(const protocol::Json& req, protocol::Json* reply) {
         "protocol version %lld; this agent speaks %d", static_cast<long long>(hello.version),
         protocol::kProtocolVersion));
   }
+  // The first hello configures the box; later clients (other ports, reconnects) attach.
   if (!configured_) {
     BOXLITE_RETURN_IF_ERROR(ApplyBoxConfig(hello.config));
+    config_ = hello.config;
     configured_ = true;
   }
   protocol::HelloResponse resp;
@@ -410,9 +544,17 @@ Status Server::DoHello(const protocol::Json& req, protocol::Json* reply) {
   return Status::OK();
 }
 
-Status Server::DoExec(uint32_t stream, const protocol::Json& req, protocol::Json* reply) {
+Server::Exec* Server::FindExec(Conn* conn, uint32_t stream) {
+  auto it = execs_.find(Key(conn, stream));
+  return it == execs_.end() ? nullptr : it->second.get();
+}
+
+Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
+                      protocol::Json* reply) {
   if (!configured_) return Status::FailedPrecondition("exec before hello");
-  if (execs_.count(stream)) return Status::AlreadyExists("stream in use", std::to_string(stream));
+  if (FindExec(conn, stream) != nullptr) {
+    return Status::AlreadyExists("stream in use", std::to_string(stream));
+  }
   protocol::ExecRequest r;
   BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
 
@@ -425,6 +567,7 @@ Status Server::DoExec(uint32_t stream, const protocol::Json& req, protocol::Json
   plan.env_store = r.env;
   if (!HasEnv(plan.env_store, "PATH")) plan.env_store.push_back(std::string("PATH=") + kDefaultPath);
   if (!HasEnv(plan.env_store, "HOME")) plan.env_store.push_back("HOME=" + id.home);
+  if (!HasEnv(plan.env_store, "HOSTNAME")) plan.env_store.push_back("HOSTNAME=" + config_.hostname);
   if (r.tty && !HasEnv(plan.env_store, "TERM")) plan.env_store.push_back("TERM=xterm");
   for (auto& a : plan.argv_store) plan.argv.push_back(a.data());
   plan.argv.push_back(nullptr);
@@ -443,8 +586,41 @@ Status Server::DoExec(uint32_t stream, const protocol::Json& req, protocol::Json
   plan.uid = id.uid;
   plan.gid = id.gid;
   plan.groups = id.groups;
+  base::UniqueFd cgroup_procs(::open(kUserCgroupProcs, O_WRONLY | O_CLOEXEC));
+  plan.cgroup_procs_fd = cgroup_procs.get();
 
+  if (r.detached) {
+    // Background process: stdio on the console, nothing to stream, reaped as an orphan.
+    base::UniqueFd console(::open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC));
+    base::UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    plan.fds[0] = null.get();
+    plan.fds[1] = plan.fds[2] = console ? console.get() : null.get();
+    int sp[2];
+    if (::pipe2(sp, O_CLOEXEC) != 0) return sys::ErrnoStatus(errno, "pipe");
+    base::UniqueFd status_read(sp[0]);
+    base::UniqueFd status_write(sp[1]);
+    plan.status_fd = sp[1];
+    pid_t pid = ::fork();
+    if (pid < 0) return sys::ErrnoStatus(errno, "fork");
+    if (pid == 0) ChildMain(plan);
+    status_write.reset();
+    int report[2];
+    ssize_t n;
+    do {
+      n = ::read(status_read.get(), report, sizeof(report));
+    } while (n < 0 && errno == EINTR);
+    if (n == sizeof(report)) {
+      return report[0] == ENOENT && report[1] == 127
+                 ? Status::NotFound("executable file not found in $PATH", r.argv[0])
+                 : sys::ErrnoStatus(report[0], "exec %s", r.argv[0].c_str());
+    }
+    protocol::ExecResponse resp;
+    resp.pid = pid;
+    *reply = protocol::ToJson(resp);
+    return Status::OK();
+  }
   auto exec = std::make_unique<Exec>();
+  exec->conn = conn;
   exec->stream = stream;
   exec->tty = r.tty;
   base::UniqueFd child_ends[3];
@@ -501,11 +677,12 @@ Status Server::DoExec(uint32_t stream, const protocol::Json& req, protocol::Json
   for (auto& end : child_ends) end.reset();
   status_write.reset();
   for (int which = 1; which <= 2; ++which) exec->out[which].credit = r.window;
-  pid_to_stream_[pid] = stream;
+  ExecKey key = Key(conn, stream);
+  pid_to_exec_[pid] = key;
   Exec* raw = exec.get();
-  execs_[stream] = std::move(exec);
+  execs_[key] = std::move(exec);
   bool status_watching = false;
-  Watch(raw->status_fd.get(), EPOLLIN, Tag(kTagStatus, stream), &status_watching);
+  Watch(raw->status_fd.get(), EPOLLIN, Tag(kTagStatus, conn->index, stream), &status_watching);
   UpdateWatch(raw, 1);
   UpdateWatch(raw, 2);
   protocol::ExecResponse resp;
@@ -515,50 +692,70 @@ Status Server::DoExec(uint32_t stream, const protocol::Json& req, protocol::Json
   return Status::OK();
 }
 
-Status Server::DoSignal(const protocol::Json& req) {
+Status Server::DoSignal(Conn* conn, const protocol::Json& req) {
   protocol::SignalRequest r;
   BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
-  auto it = execs_.find(static_cast<uint32_t>(r.target));
-  if (it == execs_.end() || it->second->exited) {
+  Exec* exec = FindExec(conn, static_cast<uint32_t>(r.target));
+  if (exec == nullptr || exec->exited || exec->is_file) {
     return Status::NotFound("no running exec on stream", std::to_string(r.target));
   }
   // The exec leads its own process group: signal the whole group, as a terminal would.
-  if (::kill(-it->second->pid, static_cast<int>(r.signal)) != 0 &&
-      ::kill(it->second->pid, static_cast<int>(r.signal)) != 0) {
+  if (::kill(-exec->pid, static_cast<int>(r.signal)) != 0 &&
+      ::kill(exec->pid, static_cast<int>(r.signal)) != 0) {
     return sys::ErrnoStatus(errno, "signal %lld", static_cast<long long>(r.signal));
   }
   return Status::OK();
 }
 
-Status Server::DoResize(const protocol::Json& req) {
+Status Server::DoResize(Conn* conn, const protocol::Json& req) {
   protocol::ResizeRequest r;
   BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
-  auto it = execs_.find(static_cast<uint32_t>(r.target));
-  if (it == execs_.end()) return Status::NotFound("no exec on stream", std::to_string(r.target));
-  if (!it->second->tty) return Status::FailedPrecondition("resize: the exec has no terminal");
+  Exec* exec = FindExec(conn, static_cast<uint32_t>(r.target));
+  if (exec == nullptr) return Status::NotFound("no exec on stream", std::to_string(r.target));
+  if (!exec->tty) return Status::FailedPrecondition("resize: the exec has no terminal");
   struct winsize ws = {};
   ws.ws_row = static_cast<unsigned short>(r.rows);
   ws.ws_col = static_cast<unsigned short>(r.cols);
-  if (::ioctl(it->second->out[1].fd.get(), TIOCSWINSZ, &ws) != 0) {
+  if (::ioctl(exec->out[1].fd.get(), TIOCSWINSZ, &ws) != 0) {
     return sys::ErrnoStatus(errno, "resize terminal");
   }
   return Status::OK();
 }
 
-void Server::OnStdinData(uint32_t stream, std::string_view bytes) {
-  auto it = execs_.find(stream);
-  if (it == execs_.end()) return;
-  Exec* exec = it->second.get();
-  if (!exec->stdin_fd || exec->stdin_close_requested) return;
+void Server::OnStdinData(Conn* conn, uint32_t stream, std::string_view bytes) {
+  Exec* exec = FindExec(conn, stream);
+  if (exec == nullptr || exec->stdin_close_requested) return;
+  if (exec->is_file) {
+    // put_file content: written straight to the temporary file.
+    exec->put_received += bytes.size();
+    if (exec->put_error.ok() && exec->stdin_fd) {
+      Status w = sys::WriteAll(exec->stdin_fd.get(), bytes);
+      if (!w.ok()) exec->put_error = w.Wrap(exec->put_path);
+    }
+    exec->stdin_unacked += static_cast<int64_t>(bytes.size());
+    if (exec->stdin_unacked >= 256 * 1024) {
+      std::string frame;
+      protocol::AppendCredit(&frame, stream, protocol::kFdStdin,
+                             static_cast<uint32_t>(exec->stdin_unacked));
+      exec->stdin_unacked = 0;
+      Send(conn, std::move(frame));
+    }
+    return;
+  }
+  if (!exec->stdin_fd) return;
   exec->stdin_pending.append(bytes);
   FlushStdin(exec);
 }
 
-void Server::OnStdinClose(uint32_t stream) {
-  auto it = execs_.find(stream);
-  if (it == execs_.end()) return;
-  it->second->stdin_close_requested = true;
-  FlushStdin(it->second.get());
+void Server::OnStdinClose(Conn* conn, uint32_t stream) {
+  Exec* exec = FindExec(conn, stream);
+  if (exec == nullptr) return;
+  exec->stdin_close_requested = true;
+  if (exec->is_file) {
+    FinishPut(exec);
+    return;
+  }
+  FlushStdin(exec);
 }
 
 void Server::FlushStdin(Exec* exec) {
@@ -570,8 +767,10 @@ void Server::FlushStdin(Exec* exec) {
       if (errno == EAGAIN) break;
       // The reader is gone (EPIPE): drop what is left, as a pipe would.
       exec->stdin_pending.clear();
+      if (exec->stdin_watching) {
+        Watch(exec->stdin_fd.get(), 0, 0, &exec->stdin_watching);
+      }
       exec->stdin_fd.reset();
-      exec->stdin_watching = false;
       break;
     }
     exec->stdin_pending.erase(0, static_cast<size_t>(n));
@@ -584,7 +783,7 @@ void Server::FlushStdin(Exec* exec) {
     protocol::AppendCredit(&frame, exec->stream, protocol::kFdStdin,
                            static_cast<uint32_t>(exec->stdin_unacked));
     exec->stdin_unacked = 0;
-    Send(std::move(frame));
+    Send(exec->conn, std::move(frame));
   }
   if (exec->stdin_pending.empty() && exec->stdin_close_requested && exec->stdin_fd) {
     if (exec->tty) {
@@ -592,8 +791,10 @@ void Server::FlushStdin(Exec* exec) {
       ssize_t ignored = ::write(exec->stdin_fd.get(), "\x04", 1);
       (void)ignored;
     }
-    bool was = exec->stdin_watching;
-    if (was) Watch(exec->stdin_fd.get(), 0, Tag(kTagStdin, exec->stream), &exec->stdin_watching);
+    if (exec->stdin_watching) {
+      Watch(exec->stdin_fd.get(), 0, Tag(kTagStdin, exec->conn->index, exec->stream),
+            &exec->stdin_watching);
+    }
     exec->stdin_fd.reset();
   }
   UpdateStdinWatch(exec);
@@ -605,13 +806,13 @@ void Server::UpdateStdinWatch(Exec* exec) {
     return;
   }
   uint32_t want = exec->stdin_pending.empty() ? 0u : uint32_t{EPOLLOUT};
-  Watch(exec->stdin_fd.get(), want, Tag(kTagStdin, exec->stream), &exec->stdin_watching);
+  Watch(exec->stdin_fd.get(), want, Tag(kTagStdin, exec->conn->index, exec->stream),
+        &exec->stdin_watching);
 }
 
-void Server::OnCredit(uint32_t stream, uint8_t fd, uint32_t bytes) {
-  auto it = execs_.find(stream);
-  if (it == execs_.end() || (fd != 1 && fd != 2)) return;
-  Exec* exec = it->second.get();
+void Server::OnCredit(Conn* conn, uint32_t stream, uint8_t fd, uint32_t bytes) {
+  Exec* exec = FindExec(conn, stream);
+  if (exec == nullptr || (fd != 1 && fd != 2)) return;
   exec->out[fd].credit += bytes;
   UpdateWatch(exec, fd);
   if (exec->exited) MaybeFinish(exec);
@@ -619,29 +820,33 @@ void Server::OnCredit(uint32_t stream, uint8_t fd, uint32_t bytes) {
 
 void Server::UpdateWatch(Exec* exec, int which) {
   Output& out = exec->out[which];
-  if (!out.fd) return;
-  uint32_t want = (!out.eof && out.credit > 0 && out.splicing == 0) ? uint32_t{EPOLLIN} : 0u;
-  Watch(out.fd.get(), want, Tag(kTagOutput, exec->stream, which), &out.watching);
+  if (!out.fd || !out.pollable) return;
+  uint32_t want =
+      (!out.eof && out.credit > 0 && out.splicing == 0) ? uint32_t{EPOLLIN} : 0u;
+  Watch(out.fd.get(), want, Tag(kTagOutput, exec->conn->index, exec->stream, which),
+        &out.watching);
 }
 
 void Server::PumpOutput(Exec* exec, int which) {
   Output& out = exec->out[which];
   if (!out.fd || out.eof || out.credit <= 0 || out.splicing > 0) return;
+  Conn* conn = exec->conn;
   size_t cap = std::min<size_t>(static_cast<size_t>(out.credit), kReadChunk);
   int avail = 0;
-  if (splice_ok_ && !exec->tty && ::ioctl(out.fd.get(), FIONREAD, &avail) == 0 && avail > 0) {
+  if (splice_ok_ && out.pollable && !exec->tty &&
+      ::ioctl(out.fd.get(), FIONREAD, &avail) == 0 && avail > 0) {
     // Zero copy: a header now, then the pipe's pages spliced into the port.
     size_t n = std::min(static_cast<size_t>(avail), cap);
     std::string header;
     protocol::AppendDataHeader(&header, exec->stream, static_cast<uint8_t>(which), n);
     out.credit -= static_cast<int64_t>(n);
     out.splicing += n;
-    Send(std::move(header));
-    SendSplice(exec->stream, which, out.fd.get(), n);
+    Send(conn, std::move(header));
+    SendSplice(conn, exec->stream, which, out.fd.get(), n);
     UpdateWatch(exec, which);
     return;
   }
-  // A pty, or a pipe that reads as empty: read to learn about data or EOF.
+  // A pty, a file, or a pipe that reads as empty: read to learn about data or EOF.
   std::string frame;
   protocol::AppendDataHeader(&frame, exec->stream, static_cast<uint8_t>(which), cap);
   size_t header = frame.size();
@@ -654,7 +859,11 @@ void Server::PumpOutput(Exec* exec, int which) {
     UpdateWatch(exec, which);
     std::string close;
     protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
-    Send(std::move(close));
+    Send(conn, std::move(close));
+    if (exec->is_file) {
+      exec->exited = true;
+      MaybeFinish(exec);
+    }
     return;
   }
   frame.resize(header + static_cast<size_t>(n));
@@ -663,8 +872,29 @@ void Server::PumpOutput(Exec* exec, int which) {
                              static_cast<size_t>(n));
   std::memcpy(frame.data(), fixed.data(), header);
   out.credit -= n;
-  Send(std::move(frame));
+  Send(conn, std::move(frame));
   UpdateWatch(exec, which);
+}
+
+void Server::PumpFiles() {
+  std::vector<Exec*> files;
+  for (auto& [key, exec] : execs_) {
+    if (exec->is_file && exec->out[1].fd && !exec->out[1].eof) files.push_back(exec.get());
+  }
+  for (Exec* exec : files) {
+    // PumpOutput may finish (and free) the exec on EOF: check before each round.
+    while (exec->out[1].fd && !exec->out[1].eof && exec->out[1].credit > 0 &&
+           exec->conn->connected && exec->conn->queued_bytes < kFileQueueLimit) {
+      bool last = false;
+      {
+        int64_t before = exec->out[1].credit;
+        PumpOutput(exec, 1);
+        if (FindExec(exec->conn, exec->stream) != exec) break;
+        last = exec->out[1].credit == before;
+      }
+      if (last) break;
+    }
+  }
 }
 
 void Server::OnStatusPipe(Exec* exec) {
@@ -677,7 +907,7 @@ void Server::OnStatusPipe(Exec* exec) {
                             : ::strerror(report[0]);
   }
   bool watching = true;
-  Watch(exec->status_fd.get(), 0, Tag(kTagStatus, exec->stream), &watching);
+  Watch(exec->status_fd.get(), 0, 0, &watching);
   exec->status_fd.reset();
 }
 
@@ -686,11 +916,11 @@ void Server::ReapChildren() {
     int status = 0;
     pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid <= 0) break;
-    auto it = pid_to_stream_.find(pid);
-    if (it == pid_to_stream_.end()) continue;  // An orphan PID 1 adopted.
-    uint32_t stream = it->second;
-    pid_to_stream_.erase(it);
-    auto e = execs_.find(stream);
+    auto it = pid_to_exec_.find(pid);
+    if (it == pid_to_exec_.end()) continue;  // An orphan PID 1 adopted.
+    ExecKey key = it->second;
+    pid_to_exec_.erase(it);
+    auto e = execs_.find(key);
     if (e == execs_.end()) continue;
     e->second->exited = true;
     e->second->wait_status = status;
@@ -700,6 +930,7 @@ void Server::ReapChildren() {
 
 void Server::MaybeFinish(Exec* exec) {
   if (!exec->exited || exec->finished) return;
+  Conn* conn = exec->conn;
   if (exec->status_fd) OnStatusPipe(exec);
   for (int which = 1; which <= 2; ++which) {
     Output& out = exec->out[which];
@@ -713,7 +944,7 @@ void Server::MaybeFinish(Exec* exec) {
         UpdateWatch(exec, which);
         std::string close;
         protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
-        Send(std::move(close));
+        Send(conn, std::move(close));
         break;
       }
       if (out.credit <= 0) return;  // Wait for the host to take more.
@@ -733,92 +964,320 @@ void Server::MaybeFinish(Exec* exec) {
   std::string frame;
   protocol::AppendFrame(&frame, protocol::FrameKind::kEvent, exec->stream,
                         protocol::ToJson(ev).dump());
-  Send(std::move(frame));
+  Send(conn, std::move(frame));
   for (int which = 1; which <= 2; ++which) {
     exec->out[which].eof = true;
     UpdateWatch(exec, which);
   }
   if (exec->stdin_watching) Watch(exec->stdin_fd.get(), 0, 0, &exec->stdin_watching);
-  execs_.erase(exec->stream);
+  execs_.erase(Key(conn, exec->stream));
 }
 
-void Server::Send(std::string bytes) {
-  if (!connected_) return;
+void Server::Send(Conn* conn, std::string bytes) {
+  if (!conn->connected) return;
+  conn->queued_bytes += bytes.size();
   OutItem item;
   item.bytes = std::move(bytes);
-  outq_.push_back(std::move(item));
-  FlushPort();
+  conn->outq.push_back(std::move(item));
+  FlushPort(conn);
 }
 
-void Server::SendSplice(uint32_t stream, int which, int fd, size_t len) {
-  if (!connected_) return;
+void Server::SendSplice(Conn* conn, uint32_t stream, int which, int fd, size_t len) {
+  if (!conn->connected) return;
+  conn->queued_bytes += len;
   OutItem item;
   item.splice_fd.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
   item.splice_left = len;
   item.splice_len = len;
   item.stream = stream;
   item.which = which;
-  outq_.push_back(std::move(item));
-  FlushPort();
+  conn->outq.push_back(std::move(item));
+  FlushPort(conn);
 }
 
-void Server::FlushPort() {
-  while (!outq_.empty()) {
-    OutItem& item = outq_.front();
+void Server::FlushPort(Conn* conn) {
+  while (!conn->outq.empty()) {
+    OutItem& item = conn->outq.front();
     ssize_t n;
     if (item.splice_fd) {
-      n = ::splice(item.splice_fd.get(), nullptr, port_.get(), nullptr, item.splice_left,
+      n = ::splice(item.splice_fd.get(), nullptr, conn->port.get(), nullptr, item.splice_left,
                    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
       if (n > 0) item.splice_left -= static_cast<size_t>(n);
       if (n == 0 && item.splice_left > 0) {
-        // The pipe ran dry under us (cannot happen while we own the bytes FIONREAD
-        // counted); pad so the frame keeps its announced length.
+        // The bytes FIONREAD counted are gone: the frame cannot keep its length.
         n = -1;
         errno = EPIPE;
       }
     } else {
-      n = ::write(port_.get(), item.bytes.data() + item.offset, item.bytes.size() - item.offset);
+      n = ::write(conn->port.get(), item.bytes.data() + item.offset,
+                  item.bytes.size() - item.offset);
       if (n > 0) item.offset += static_cast<size_t>(n);
     }
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
-      ConsoleLog("writing to the host failed: %s", ::strerror(errno));
-      OnPortHangup();
+      ConsoleLog("port %d: writing to the host failed: %s", conn->index, ::strerror(errno));
+      OnPortHangup(conn);
       return;
     }
+    conn->queued_bytes -= std::min(conn->queued_bytes, static_cast<size_t>(n));
     bool done = item.splice_fd ? item.splice_left == 0 : item.offset == item.bytes.size();
     if (done) {
-      if (item.splice_fd) {
-        spliced_.emplace_back(item.stream, item.which);
-        spliced_len_.push_back(item.splice_len);
-      }
-      outq_.pop_front();
+      if (item.splice_fd) spliced_.push_back({Key(conn, item.stream), item.which, item.splice_len});
+      conn->outq.pop_front();
     }
   }
-  bool need_out = !outq_.empty();
-  if (need_out != port_out_watching_) {
+  bool need_out = !conn->outq.empty();
+  if (need_out != conn->out_watching) {
     uint32_t want = EPOLLIN | (need_out ? uint32_t{EPOLLOUT} : 0u);
-    bool watching = true;
-    Watch(port_.get(), want, Tag(kTagPort, 0), &watching);
-    port_out_watching_ = need_out;
+    Watch(conn->port.get(), want, Tag(kTagPort, conn->index), &conn->watching);
+    conn->out_watching = need_out;
   }
 }
 
 void Server::OnSplicesDone() {
   while (!spliced_.empty()) {
-    auto [stream, which] = spliced_.back();
-    size_t len = spliced_len_.back();
+    Spliced done = spliced_.back();
     spliced_.pop_back();
-    spliced_len_.pop_back();
-    auto it = execs_.find(stream);
+    auto it = execs_.find(done.key);
     if (it == execs_.end()) continue;
     Exec* exec = it->second.get();
-    Output& out = exec->out[which];
-    out.splicing -= std::min(out.splicing, len);
-    UpdateWatch(exec, which);
+    Output& out = exec->out[done.which];
+    out.splicing -= std::min(out.splicing, done.len);
+    UpdateWatch(exec, done.which);
     if (exec->exited) MaybeFinish(exec);
   }
+}
+
+Status Server::DoGetFile(Conn* conn, uint32_t stream, const protocol::Json& req,
+                         protocol::Json* reply) {
+  std::string path;
+  int64_t window = protocol::kDefaultWindow;
+  BOXLITE_RETURN_IF_ERROR(protocol::GetString(req, "path", &path, true));
+  BOXLITE_RETURN_IF_ERROR(protocol::GetInt(req, "window", &window));
+  if (FindExec(conn, stream) != nullptr) return Status::AlreadyExists("stream in use");
+  BOXLITE_ASSIGN_OR_RETURN(auto fd, OpenInRoot(root_dir_.get(), path, O_RDONLY));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return sys::ErrnoStatus(errno, "stat %s", path.c_str());
+  if (!S_ISREG(st.st_mode)) {
+    return Status::InvalidArgument(path + " is not a regular file");
+  }
+  auto exec = std::make_unique<Exec>();
+  exec->conn = conn;
+  exec->stream = stream;
+  exec->is_file = true;
+  exec->out[1].fd = std::move(fd);
+  exec->out[1].pollable = false;
+  exec->out[1].credit = window;
+  exec->out[2].eof = true;
+  execs_[Key(conn, stream)] = std::move(exec);
+  *reply = protocol::ToJson(InfoFromStat(path, st));
+  return Status::OK();
+}
+
+Status Server::DoPutFile(Conn* conn, uint32_t stream, const protocol::Json& req,
+                         protocol::Json* reply) {
+  protocol::FileInfo info;
+  BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &info));
+  if (FindExec(conn, stream) != nullptr) return Status::AlreadyExists("stream in use");
+  base::UniqueFd parent;
+  std::string name;
+  BOXLITE_RETURN_IF_ERROR(OpenParent(root_dir_.get(), info.path, true, &parent, &name));
+  auto apply_owner = [&](int dirfd, const char* entry, int flags) -> Status {
+    if (::fchownat(dirfd, entry, static_cast<uid_t>(info.uid), static_cast<gid_t>(info.gid),
+                   flags) != 0) {
+      return sys::ErrnoStatus(errno, "chown %s", info.path.c_str());
+    }
+    return Status::OK();
+  };
+  if (info.kind == "dir") {
+    if (::mkdirat(parent.get(), name.c_str(), 0700) != 0 && errno != EEXIST) {
+      return sys::ErrnoStatus(errno, "mkdir %s", info.path.c_str());
+    }
+    BOXLITE_RETURN_IF_ERROR(apply_owner(parent.get(), name.c_str(), AT_SYMLINK_NOFOLLOW));
+    if (::fchmodat(parent.get(), name.c_str(), static_cast<mode_t>(info.mode), 0) != 0) {
+      return sys::ErrnoStatus(errno, "chmod %s", info.path.c_str());
+    }
+    return Status::OK();
+  }
+  if (info.kind == "symlink") {
+    ::unlinkat(parent.get(), name.c_str(), 0);
+    if (::symlinkat(info.target.c_str(), parent.get(), name.c_str()) != 0) {
+      return sys::ErrnoStatus(errno, "symlink %s", info.path.c_str());
+    }
+    return apply_owner(parent.get(), name.c_str(), AT_SYMLINK_NOFOLLOW);
+  }
+  if (info.kind != "file") return Status::InvalidArgument("put_file kind must be file, dir or symlink");
+  // Content goes to a temporary sibling, renamed over the target once complete.
+  std::string tmp_name = base::StrFormat(".%s.boxlite-%d-%u", name.c_str(), conn->index, stream);
+  int fd = ::openat(parent.get(), tmp_name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return sys::ErrnoStatus(errno, "create %s", info.path.c_str());
+  auto exec = std::make_unique<Exec>();
+  exec->conn = conn;
+  exec->stream = stream;
+  exec->is_file = true;
+  exec->stdin_fd.reset(fd);
+  exec->out[1].eof = true;
+  exec->out[2].eof = true;
+  exec->put_path = info.path;
+  exec->put_expected = static_cast<uint64_t>(info.size);
+  exec->put_tmp = tmp_name;
+  exec->put_name = name;
+  exec->put_dir = std::move(parent);
+  exec->put_mode = static_cast<mode_t>(info.mode);
+  exec->put_uid = static_cast<uid_t>(info.uid);
+  exec->put_gid = static_cast<gid_t>(info.gid);
+  protocol::Json r = {{"stdin_window", kStdinWindow}};
+  execs_[Key(conn, stream)] = std::move(exec);
+  *reply = r;
+  return Status::OK();
+}
+
+void Server::FinishPut(Exec* exec) {
+  Conn* conn = exec->conn;
+  Status s = exec->put_error;
+  int dirfd = exec->put_dir.get();
+  const std::string& name = exec->put_name;
+  if (s.ok() && exec->put_received != exec->put_expected) {
+    s = Status::IoError(base::StrFormat("%s: received %llu of %llu bytes", exec->put_path.c_str(),
+                                        static_cast<unsigned long long>(exec->put_received),
+                                        static_cast<unsigned long long>(exec->put_expected)));
+  }
+  if (s.ok() && ::fchown(exec->stdin_fd.get(), exec->put_uid, exec->put_gid) != 0) {
+    s = sys::ErrnoStatus(errno, "chown %s", exec->put_path.c_str());
+  }
+  // chmod after chown: chown clears setuid/setgid bits.
+  if (s.ok() && ::fchmod(exec->stdin_fd.get(), exec->put_mode) != 0) {
+    s = sys::ErrnoStatus(errno, "chmod %s", exec->put_path.c_str());
+  }
+  if (s.ok() && ::renameat(dirfd, exec->put_tmp.c_str(), dirfd, name.c_str()) != 0) {
+    s = sys::ErrnoStatus(errno, "rename into %s", exec->put_path.c_str());
+  }
+  if (!s.ok()) ::unlinkat(dirfd, exec->put_tmp.c_str(), 0);
+  if (exec->stdin_unacked > 0) {
+    std::string credit;
+    protocol::AppendCredit(&credit, exec->stream, protocol::kFdStdin,
+                           static_cast<uint32_t>(exec->stdin_unacked));
+    Send(conn, std::move(credit));
+  }
+  protocol::ExitEvent ev;
+  ev.exit_code = s.ok() ? 0 : 1;
+  ev.error = s.ok() ? "" : s.message();
+  std::string frame;
+  protocol::AppendFrame(&frame, protocol::FrameKind::kEvent, exec->stream,
+                        protocol::ToJson(ev).dump());
+  Send(conn, std::move(frame));
+  execs_.erase(Key(conn, exec->stream));
+}
+
+Status Server::DoStat(const protocol::Json& req, protocol::Json* reply) {
+  std::string path;
+  BOXLITE_RETURN_IF_ERROR(protocol::GetString(req, "path", &path, true));
+  struct stat st;
+  if (path == "/" || path.empty()) {
+    if (::fstat(root_dir_.get(), &st) != 0) return sys::ErrnoStatus(errno, "stat /");
+    *reply = protocol::ToJson(InfoFromStat("/", st));
+    return Status::OK();
+  }
+  base::UniqueFd parent;
+  std::string name;
+  BOXLITE_RETURN_IF_ERROR(OpenParent(root_dir_.get(), path, false, &parent, &name));
+  if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return sys::ErrnoStatus(errno, "%s", path.c_str());
+  }
+  protocol::FileInfo info = InfoFromStat(path, st);
+  if (S_ISLNK(st.st_mode)) {
+    char target[4096];
+    ssize_t n = ::readlinkat(parent.get(), name.c_str(), target, sizeof(target));
+    if (n > 0) info.target.assign(target, static_cast<size_t>(n));
+  }
+  *reply = protocol::ToJson(info);
+  return Status::OK();
+}
+
+Status Server::DoListDir(const protocol::Json& req, protocol::Json* reply) {
+  std::string path;
+  int64_t offset = 0;
+  BOXLITE_RETURN_IF_ERROR(protocol::GetString(req, "path", &path, true));
+  BOXLITE_RETURN_IF_ERROR(protocol::GetInt(req, "offset", &offset));
+  BOXLITE_ASSIGN_OR_RETURN(auto dirfd, OpenInRoot(root_dir_.get(), path, O_RDONLY | O_DIRECTORY));
+  int dup_fd = ::fcntl(dirfd.get(), F_DUPFD_CLOEXEC, 3);
+  DIR* dir = ::fdopendir(dup_fd);
+  if (dir == nullptr) {
+    ::close(dup_fd);
+    return sys::ErrnoStatus(errno, "opendir %s", path.c_str());
+  }
+  std::vector<std::string> names;
+  while (struct dirent* ent = ::readdir(dir)) {
+    if (std::strcmp(ent->d_name, ".") == 0 || std::strcmp(ent->d_name, "..") == 0) continue;
+    names.emplace_back(ent->d_name);
+  }
+  ::closedir(dir);
+  std::sort(names.begin(), names.end());
+  protocol::Json entries = protocol::Json::array();
+  size_t start = static_cast<size_t>(std::max<int64_t>(0, offset));
+  size_t end = std::min(names.size(), start + kListDirPage);
+  for (size_t i = start; i < end; ++i) {
+    struct stat st;
+    if (::fstatat(dirfd.get(), names[i].c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    protocol::FileInfo info = InfoFromStat(names[i], st);
+    if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      ssize_t n = ::readlinkat(dirfd.get(), names[i].c_str(), target, sizeof(target));
+      if (n > 0) info.target.assign(target, static_cast<size_t>(n));
+    }
+    entries.push_back(protocol::ToJson(info));
+  }
+  (*reply)["entries"] = std::move(entries);
+  (*reply)["next_offset"] = end < names.size() ? static_cast<int64_t>(end) : -1;
+  return Status::OK();
+}
+
+Status Server::DoMetrics(protocol::Json* reply) {
+  auto meminfo = sys::ReadFile("/proc/meminfo");
+  int64_t total = 0;
+  int64_t available = 0;
+  if (meminfo.ok()) {
+    for (const auto& line : base::Split(*meminfo, '\n')) {
+      if (base::StartsWith(line, "MemTotal:")) total = std::atoll(line.c_str() + 9) * 1024;
+      if (base::StartsWith(line, "MemAvailable:")) available = std::atoll(line.c_str() + 13) * 1024;
+    }
+  }
+  (*reply)["mem_total"] = total;
+  (*reply)["mem_available"] = available;
+  auto stat = sys::ReadFile("/proc/stat");
+  if (stat.ok()) {
+    // "cpu  user nice system idle iowait irq softirq ..." in USER_HZ ticks.
+    auto fields = base::Split(base::Split(*stat, '\n')[0], ' ', true);
+    int64_t busy = 0;
+    int64_t idle = 0;
+    for (size_t i = 1; i < fields.size(); ++i) {
+      int64_t v = std::atoll(fields[i].c_str());
+      if (i == 4 || i == 5) {
+        idle += v;
+      } else {
+        busy += v;
+      }
+    }
+    (*reply)["cpu_busy_ticks"] = busy;
+    (*reply)["cpu_idle_ticks"] = idle;
+    (*reply)["ticks_per_second"] = static_cast<int64_t>(::sysconf(_SC_CLK_TCK));
+  }
+  int64_t procs = 0;
+  auto pids = sys::ListDir("/proc");
+  if (pids.ok()) {
+    for (const auto& p : *pids) {
+      if (!p.empty() && std::isdigit(static_cast<unsigned char>(p[0]))) ++procs;
+    }
+  }
+  (*reply)["processes"] = procs;
+  int64_t running = 0;
+  for (auto& [key, exec] : execs_) running += exec->is_file ? 0 : 1;
+  (*reply)["execs_running"] = running;
+  struct timespec ts;
+  ::clock_gettime(CLOCK_BOOTTIME, &ts);
+  (*reply)["uptime_ms"] = static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  return Status::OK();
 }
 
 }  // namespace boxlite::agent

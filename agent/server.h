@@ -1,15 +1,16 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 //
-// The agent's protocol server: one epoll loop on one thread serving the virtio-serial
-// port. It runs execs (fork -> chroot -> setgid/setuid -> execve), pumps their stdio as
-// data frames under per-stream credit, reaps every child (PID 1 adopts orphans), and
-// answers control requests. A bad request gets an error response; the loop never exits
-// because of what the host sent. Not thread-safe: everything runs on the loop thread.
+// The agent's protocol server: one epoll loop on one thread serving every agent port
+// ("boxlite.agent", "boxlite.agent.1", ...: one per host client, so several host
+// processes can use one box at once). It runs execs (fork -> chroot -> setgid/setuid ->
+// execve), pumps their stdio as data frames under per-stream credit, moves files in and
+// out, reaps every child (PID 1 adopts orphans), and answers control requests. A bad
+// request gets an error response; the loop never exits because of what a host sent.
+// Not thread-safe: everything runs on the loop thread.
 #pragma once
 
 #include <sys/types.h>
 
-#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -26,9 +27,9 @@ namespace boxlite::agent {
 
 class Server {
  public:
-  // `port` is the opened virtio-serial port (non-blocking). `rootfs` is the directory
-  // execs chroot into.
-  Server(base::UniqueFd port, std::string rootfs);
+  // `ports` are the opened virtio-serial ports (non-blocking), index 0 first. `rootfs` is
+  // the directory execs chroot into.
+  Server(std::vector<base::UniqueFd> ports, std::string rootfs);
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();
@@ -38,67 +39,7 @@ class Server {
   Status Run();
 
  private:
-  struct Output {
-    base::UniqueFd fd;
-    int64_t credit = 0;
-    bool eof = false;
-    bool watching = false;
-    size_t splicing = 0;  // Bytes announced in a header and not yet spliced to the port.
-  };
-  struct Exec {
-    uint32_t stream = 0;
-    pid_t pid = -1;
-    bool tty = false;
-    Output out[3];  // Index 1 = stdout (or the pty), 2 = stderr; 0 unused.
-    base::UniqueFd stdin_fd;
-    std::string stdin_pending;
-    bool stdin_close_requested = false;
-    bool stdin_watching = false;
-    int64_t stdin_unacked = 0;  // Bytes written to the process not yet credited back.
-    base::UniqueFd status_fd;   // Reports an errno when execve failed.
-    std::string start_error;
-    bool exited = false;
-    int wait_status = 0;
-    bool finished = false;
-  };
-
-  void OnPortReadable();
-  void OnPortHangup();
-  void OnReconnectTimer();
-  void HandleFrame(protocol::Frame frame);
-  void HandleRequest(uint32_t stream, std::string_view payload);
-  void Respond(uint32_t stream, const Status& status, protocol::Json body = {});
-  Status DoHello(const protocol::Json& req, protocol::Json* reply);
-  Status DoExec(uint32_t stream, const protocol::Json& req, protocol::Json* reply);
-  Status DoSignal(const protocol::Json& req);
-  Status DoResize(const protocol::Json& req);
-  void OnStdinData(uint32_t stream, std::string_view bytes);
-  void OnStdinClose(uint32_t stream);
-  void OnCredit(uint32_t stream, uint8_t fd, uint32_t bytes);
-
-  void PumpOutput(Exec* exec, int which);
-  void FlushStdin(Exec* exec);
-  void OnStatusPipe(Exec* exec);
-  void ReapChildren();
-  void MaybeFinish(Exec* exec);
-  void UpdateWatch(Exec* exec, int which);
-  void UpdateStdinWatch(Exec* exec);
-
-  void Send(std::string bytes);
-  // Queues `len` bytes to be moved from `fd` (a pipe) to the port with splice(2), right
-  // after the bytes queued before: the data never passes through the agent's memory.
-  void SendSplice(uint32_t stream, int which, int fd, size_t len);
-  void FlushPort();
-  bool PortBusy() const { return !outq_.empty(); }
-  void Watch(int fd, uint32_t events, uint64_t tag, bool* watching);
-
-  base::UniqueFd port_;
-  std::string rootfs_;
-  base::UniqueFd epoll_;
-  base::UniqueFd signal_fd_;
-  base::UniqueFd timer_fd_;
-  protocol::FrameDecoder decoder_;
-  // What goes to the port, in order: encoded frames, or pipe contents to splice.
+  // What goes to a port, in order: encoded frames, or pipe contents to splice.
   struct OutItem {
     std::string bytes;
     size_t offset = 0;
@@ -108,20 +49,126 @@ class Server {
     uint32_t stream = 0;
     int which = 0;
   };
-  // Splices that completed during FlushPort, handled from the loop (not re-entrantly).
-  std::vector<std::pair<uint32_t, int>> spliced_;
-  std::vector<size_t> spliced_len_;
+
+  // One host client on one port.
+  struct Conn {
+    int index = 0;
+    base::UniqueFd port;
+    protocol::FrameDecoder decoder;
+    std::deque<OutItem> outq;
+    size_t queued_bytes = 0;
+    bool connected = true;
+    bool watching = false;
+    bool out_watching = false;
+  };
+
+  struct Output {
+    base::UniqueFd fd;
+    int64_t credit = 0;
+    bool eof = false;
+    bool watching = false;
+    bool pollable = true;  // false for regular files (epoll cannot watch them).
+    size_t splicing = 0;   // Bytes announced in a header and not yet spliced to the port.
+  };
+
+  // A running process, or a file being sent to or received from the host.
+  struct Exec {
+    Conn* conn = nullptr;
+    uint32_t stream = 0;
+    pid_t pid = -1;
+    bool tty = false;
+    bool is_file = false;     // A get_file/put_file transfer rather than a process.
+    Output out[3];            // Index 1 = stdout (or the pty or the file), 2 = stderr.
+    base::UniqueFd stdin_fd;  // Process stdin, or the file being written.
+    std::string stdin_pending;
+    bool stdin_close_requested = false;
+    bool stdin_watching = false;
+    int64_t stdin_unacked = 0;  // Bytes consumed not yet credited back.
+    base::UniqueFd status_fd;   // Reports an errno when execve failed.
+    std::string start_error;
+    bool exited = false;
+    int wait_status = 0;
+    bool finished = false;
+    // put_file: the data goes to put_tmp in put_dir, renamed to put_name when complete.
+    base::UniqueFd put_dir;
+    std::string put_tmp;
+    std::string put_name;
+    std::string put_path;  // As the host named it, for messages.
+    mode_t put_mode = 0644;
+    uid_t put_uid = 0;
+    gid_t put_gid = 0;
+    uint64_t put_expected = 0;
+    uint64_t put_received = 0;
+    Status put_error;
+  };
+
+  using ExecKey = uint64_t;
+  static ExecKey Key(const Conn* conn, uint32_t stream) {
+    return (static_cast<uint64_t>(conn->index) << 32) | stream;
+  }
+
+  // Connections.
+  void OnPortReadable(Conn* conn);
+  void OnPortHangup(Conn* conn);
+  void OnReconnectTimer();
+  void HandleFrame(Conn* conn, protocol::Frame frame);
+  void HandleRequest(Conn* conn, uint32_t stream, std::string_view payload);
+  void Respond(Conn* conn, uint32_t stream, const Status& status, protocol::Json body = {});
+  void Send(Conn* conn, std::string bytes);
+  void SendSplice(Conn* conn, uint32_t stream, int which, int fd, size_t len);
+  void FlushPort(Conn* conn);
   void OnSplicesDone();
-  std::deque<OutItem> outq_;
-  bool port_out_watching_ = false;
-  bool connected_ = true;
+
+  // Requests.
+  Status DoHello(const protocol::Json& req, protocol::Json* reply);
+  Status DoExec(Conn* conn, uint32_t stream, const protocol::Json& req, protocol::Json* reply);
+  Status DoSignal(Conn* conn, const protocol::Json& req);
+  Status DoResize(Conn* conn, const protocol::Json& req);
+  Status DoGetFile(Conn* conn, uint32_t stream, const protocol::Json& req, protocol::Json* reply);
+  Status DoPutFile(Conn* conn, uint32_t stream, const protocol::Json& req, protocol::Json* reply);
+  Status DoStat(const protocol::Json& req, protocol::Json* reply);
+  Status DoListDir(const protocol::Json& req, protocol::Json* reply);
+  Status DoMetrics(protocol::Json* reply);
+
+  // Streams.
+  Exec* FindExec(Conn* conn, uint32_t stream);
+  void OnStdinData(Conn* conn, uint32_t stream, std::string_view bytes);
+  void OnStdinClose(Conn* conn, uint32_t stream);
+  void OnCredit(Conn* conn, uint32_t stream, uint8_t fd, uint32_t bytes);
+  void PumpOutput(Exec* exec, int which);
+  void PumpFiles();
+  void FlushStdin(Exec* exec);
+  void FinishPut(Exec* exec);
+  void OnStatusPipe(Exec* exec);
+  void ReapChildren();
+  void MaybeFinish(Exec* exec);
+  void UpdateWatch(Exec* exec, int which);
+  void UpdateStdinWatch(Exec* exec);
+  void KillExecsOf(Conn* conn);
+  void Watch(int fd, uint32_t events, uint64_t tag, bool* watching);
+
+  std::string rootfs_;
+  base::UniqueFd root_dir_;  // O_PATH of rootfs_, for lookups confined to it.
+  std::vector<std::unique_ptr<Conn>> conns_;
+  base::UniqueFd epoll_;
+  base::UniqueFd signal_fd_;
+  base::UniqueFd timer_fd_;
+  bool timer_armed_ = false;
   bool configured_ = false;
+  protocol::BoxConfig config_;
   // splice(2) into the port needs the sg-list fix in guest/kernel/patches; only our own
   // kernel ("-boxlite" release) has it.
   bool splice_ok_ = false;
   bool shutdown_ = false;
-  std::map<uint32_t, std::unique_ptr<Exec>> execs_;
-  std::map<pid_t, uint32_t> pid_to_stream_;
+  std::map<ExecKey, std::unique_ptr<Exec>> execs_;
+  std::map<pid_t, ExecKey> pid_to_exec_;
+  // Splices completed inside FlushPort, handled from the loop (never re-entrantly).
+  struct Spliced {
+    ExecKey key;
+    int which;
+    size_t len;
+  };
+  std::vector<Spliced> spliced_;
 };
 
 }  // namespace boxlite::agent

@@ -90,7 +90,7 @@ class FloorVm {
     c.extra_kernel_args = "floor=" + mode;
     c.disk = disk;
     c.console_log = "/dev/null";
-    c.agent_fd = guest.get();
+    c.agent_fds = {guest.get()};
     c.inherit_fds = {guest.get()};
     boxlite::vmm::LaunchOptions launch;
     start_ = Clock::now();

@@ -24,8 +24,8 @@ packages=(
   clang-14 libclang-rt-14-dev
   qemu-system-x86 qemu-utils e2fsprogs
   linux-source-6.1 bc bison flex libelf-dev cpio xz-utils
-  busybox-static docker-registry skopeo umoci debootstrap zstd apache2-utils
-  tmux iproute2 curl python3 python3-pip python3-venv
+  busybox-static docker-registry skopeo umoci debootstrap zstd apache2-utils openssl
+  util-linux tmux iproute2 curl python3 python3-pip python3-venv patch
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -62,7 +62,7 @@ install -d "$datadir/images"
 cmp -s "$vmlinux" "$datadir/vmlinux" 2>/dev/null || install -m 0644 "$vmlinux" "$datadir/vmlinux"
 
 # --- 5. Built-in image ------------------------------------------------------------------
-base_tar=$("$here/scripts/test-images/build.sh" --base-only)
+base_tar=$("$here/scripts/test-images/build.sh" --only boxlite-base | cut -f2)
 cmp -s "$base_tar" "$datadir/images/base.tar" 2>/dev/null || install -m 0644 "$base_tar" "$datadir/images/base.tar"
 
 # --- 6. Python SDK ----------------------------------------------------------------------

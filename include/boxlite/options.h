@@ -62,6 +62,9 @@ struct ExecOptions {
   int rows = 24;
   int cols = 80;
   bool open_stdin = false;  // false: stdin reads as empty.
+  // Box::StartExec only: run in the background with output to the box's log (console);
+  // the process survives this host process. The returned Exec only reports the pid.
+  bool detached = false;
   // Box::Run only: bytes fed to stdin (then closed) while the output is collected.
   std::optional<std::string> stdin_data;
   std::optional<double> timeout_seconds;

@@ -44,6 +44,9 @@ const std::vector<Command>& Commands();
 // Exit code for a failed command (STYLE.md: NotFound=2, InvalidArgument=64, ...).
 int ExitCodeFor(const Status& status);
 
+// Box options from `run`-style flags (the first positional is the image).
+Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags);
+
 // Command implementations.
 Outcome RunCommand(Context& ctx, const ParsedFlags& flags);
 Outcome VersionCommand(Context& ctx, const ParsedFlags& flags);
@@ -52,5 +55,15 @@ Outcome PullCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ImagesCommand(Context& ctx, const ParsedFlags& flags);
 Outcome RmiCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ImportCommand(Context& ctx, const ParsedFlags& flags);
+Outcome ExecCommand(Context& ctx, const ParsedFlags& flags);
+Outcome ShellCommand(Context& ctx, const ParsedFlags& flags);
+Outcome ListCommand(Context& ctx, const ParsedFlags& flags);
+Outcome PsCommand(Context& ctx, const ParsedFlags& flags);
+Outcome StartCommand(Context& ctx, const ParsedFlags& flags);
+Outcome StopCommand(Context& ctx, const ParsedFlags& flags);
+Outcome RmCommand(Context& ctx, const ParsedFlags& flags);
+Outcome LogsCommand(Context& ctx, const ParsedFlags& flags);
+Outcome InspectCommand(Context& ctx, const ParsedFlags& flags);
+Outcome CpCommand(Context& ctx, const ParsedFlags& flags);
 
 }  // namespace boxlite::cli

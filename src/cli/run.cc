@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "src/base/strings.h"
+#include "src/cli/attach.h"
 #include "src/cli/command.h"
 
 namespace boxlite::cli {
@@ -23,38 +24,6 @@ constexpr int kRuntimeFailure = 125;
 using Clock = std::chrono::steady_clock;
 
 Outcome Fail(const Status& s) { return Outcome{0, s, kRuntimeFailure}; }
-
-// Forwards SIGINT/SIGTERM/SIGHUP to the running command, as `docker run` does. Before
-// the command exists a signal ends the CLI at once: the VM dies with us (parent-death
-// signal) and an ephemeral box leaves nothing behind.
-class SignalForwarder {
- public:
-  SignalForwarder() {
-    sigemptyset(&set_);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set_, sig);
-    // Blocked here, before any runtime thread exists, so every thread inherits the mask
-    // and only the forwarding thread takes these signals.
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    std::thread([this] {
-      while (true) {
-        int sig = 0;
-        if (sigwait(&set_, &sig) != 0) continue;
-        std::lock_guard<std::mutex> lock(mu_);
-        if (target_ == nullptr) _exit(128 + sig);
-        (void)target_->Signal(sig);
-      }
-    }).detach();
-  }
-  void Target(Exec* exec) {
-    std::lock_guard<std::mutex> lock(mu_);
-    target_ = exec;
-  }
-
- private:
-  sigset_t set_;
-  std::mutex mu_;
-  Exec* target_ = nullptr;  // Guarded by mu_.
-};
 
 Status ParseEnv(const std::vector<std::string>& items, EnvList* out) {
   for (const auto& item : items) {
@@ -101,25 +70,6 @@ Status ParsePort(const std::string& spec, PortForward* out) {
   out->host_port = static_cast<uint16_t>(*host);
   out->guest_port = static_cast<uint16_t>(*guest);
   return Status::OK();
-}
-
-// Copies one output stream of the exec to a host descriptor until it ends.
-void Pump(Exec* exec, int fd, int host_fd) {
-  while (true) {
-    auto chunk = exec->Read(fd);
-    if (!chunk.ok() || chunk->empty()) return;
-    const char* p = chunk->data();
-    size_t left = chunk->size();
-    while (left > 0) {
-      ssize_t n = ::write(host_fd, p, left);
-      if (n <= 0) {
-        if (n < 0 && errno == EINTR) continue;
-        return;  // Our stdout went away (e.g. a closed pipe): drop the rest.
-      }
-      p += n;
-      left -= static_cast<size_t>(n);
-    }
-  }
 }
 
 }  // namespace
@@ -172,7 +122,11 @@ Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
   }
   auto options = BoxOptionsFromFlags(flags);
   if (!options.ok()) return Fail(options.error());
-  static SignalForwarder* forwarder = new SignalForwarder();
+  bool detach = options->detach;
+  if (detach && options->auto_remove) {
+    return Fail(Status::InvalidArgument("--rm and --detach cannot be combined"));
+  }
+  InstallSignalForwarding();
   auto rt = ctx.runtime();
   if (!rt.ok()) return Fail(rt.error());
   bool timings = flags.Has("timings");
@@ -180,39 +134,36 @@ Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
   auto box = (*rt)->Create(*options);
   if (!box.ok()) return Fail(box.error());
   Status started = (*box)->Start();
-  if (!started.ok()) return Fail(started);
+  if (!started.ok()) {
+    if (options->auto_remove) (void)(*box)->Stop();
+    return Fail(started);
+  }
   auto t_started = Clock::now();
 
   ExecOptions exec_options;
   exec_options.argv.assign(flags.positional.begin() + 1, flags.positional.end());
   exec_options.use_image_entrypoint = true;
-  exec_options.open_stdin = flags.Has("interactive");
   exec_options.tty = flags.Has("tty");
+  exec_options.open_stdin = flags.Has("interactive");
+  if (exec_options.tty) TerminalSize(&exec_options.rows, &exec_options.cols);
+  if (detach) {
+    // The command runs in the background with its output in the box's log; the VM
+    // outlives us.
+    if (exec_options.tty || exec_options.open_stdin) {
+      return Fail(Status::InvalidArgument("--detach cannot be combined with -i or -t"));
+    }
+    exec_options.detached = true;
+    auto exec = (*box)->StartExec(exec_options);
+    if (!exec.ok()) return Fail(exec.error());
+    std::printf("%s\n", (*box)->id().c_str());
+    return Outcome{};
+  }
   auto exec = (*box)->StartExec(exec_options);
   if (!exec.ok()) {
     (void)(*box)->Stop();
     return Fail(exec.error());
   }
-  Exec* e = exec->get();
-  std::thread out([e] { Pump(e, 1, STDOUT_FILENO); });
-  std::thread err([e] { Pump(e, 2, STDERR_FILENO); });
-  if (exec_options.open_stdin) {
-    // Detached: a blocked read() on our stdin must not hold up the exit.
-    std::thread([e] {
-      char buf[65536];
-      while (true) {
-        ssize_t n = ::read(STDIN_FILENO, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        if (!e->WriteStdin(std::string_view(buf, static_cast<size_t>(n))).ok()) return;
-      }
-      (void)e->CloseStdin();
-    }).detach();
-  }
-  forwarder->Target(e);
-  Result<ExitStatus> status = e->Wait();
-  out.join();
-  err.join();
+  Result<ExitStatus> status = AttachExec(*exec, exec_options.open_stdin, exec_options.tty);
   auto t_done = Clock::now();
   if (timings) {
     auto metrics = (*box)->Metrics();
@@ -223,8 +174,8 @@ Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
                  boot, std::chrono::duration<double>(t_done - t_started).count(),
                  std::chrono::duration<double>(t_done - t0).count());
   }
-  forwarder->Target(nullptr);
   exec->reset();
+  // Like a container whose main process ended: the box stops (and goes, with --rm).
   Status stopped = (*box)->Stop();
   if (!status.ok()) return Fail(status.error());
   if (!stopped.ok()) return Fail(stopped);

@@ -145,7 +145,8 @@ Status FromJson(const Json& j, HelloResponse* m) {
 Json ToJson(const ExecRequest& m) {
   return {{"argv", m.argv},   {"env", m.env},   {"cwd", m.cwd},
           {"user", m.user},   {"tty", m.tty},   {"rows", m.rows},
-          {"cols", m.cols},   {"stdin", m.stdin_open}, {"window", m.window}};
+          {"cols", m.cols},   {"stdin", m.stdin_open}, {"window", m.window},
+          {"detached", m.detached}};
 }
 
 Status FromJson(const Json& j, ExecRequest* m) {
@@ -159,6 +160,10 @@ Status FromJson(const Json& j, ExecRequest* m) {
   BOXLITE_RETURN_IF_ERROR(GetInt(j, "cols", &m->cols));
   BOXLITE_RETURN_IF_ERROR(GetBool(j, "stdin", &m->stdin_open));
   BOXLITE_RETURN_IF_ERROR(GetInt(j, "window", &m->window));
+  BOXLITE_RETURN_IF_ERROR(GetBool(j, "detached", &m->detached));
+  if (m->detached && (m->tty || m->stdin_open)) {
+    return Status::InvalidArgument("exec: a detached process has no terminal or stdin");
+  }
   if (m->rows < 0 || m->rows > 65535 || m->cols < 0 || m->cols > 65535) {
     return Status::InvalidArgument("exec: rows and cols must be in [0, 65535]");
   }
@@ -207,6 +212,27 @@ Status FromJson(const Json& j, ResizeRequest* m) {
   if (m->rows <= 0 || m->rows > 65535 || m->cols <= 0 || m->cols > 65535) {
     return Status::InvalidArgument("resize: rows and cols must be in [1, 65535]");
   }
+  return Status::OK();
+}
+
+Json ToJson(const FileInfo& m) {
+  Json j = {{"path", m.path}, {"kind", m.kind}, {"mode", m.mode}, {"uid", m.uid},
+            {"gid", m.gid},   {"size", m.size}, {"mtime", m.mtime}};
+  if (!m.target.empty()) j["target"] = m.target;
+  return j;
+}
+
+Status FromJson(const Json& j, FileInfo* m) {
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "path", &m->path, true));
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "kind", &m->kind));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "mode", &m->mode));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "uid", &m->uid));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "gid", &m->gid));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "size", &m->size));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "mtime", &m->mtime));
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "target", &m->target));
+  if (m->mode < 0 || m->mode > 07777) return Status::InvalidArgument("mode out of range");
+  if (m->size < 0) return Status::InvalidArgument("size must not be negative");
   return Status::OK();
 }
 

@@ -84,6 +84,9 @@ struct ExecRequest {
   int64_t cols = 80;
   bool stdin_open = false;  // false: stdin is /dev/null.
   int64_t window = kDefaultWindow;  // Initial credit for each output fd.
+  // Runs in the background: output goes to the guest console (the box's log), and the
+  // process outlives the host connection. No data frames, no exit event.
+  bool detached = false;
 };
 
 struct ExecResponse {
@@ -109,6 +112,18 @@ struct ResizeRequest {
   int64_t cols = 0;
 };
 
+// A file system entry, as stat/list_dir report it and put_file creates it.
+struct FileInfo {
+  std::string path;    // Absolute inside the box (list_dir: relative to the listed dir).
+  std::string kind;    // "file", "dir", "symlink", "other".
+  int64_t mode = 0;    // Permission bits incl. setuid/setgid/sticky (no type bits).
+  int64_t uid = 0;
+  int64_t gid = 0;
+  int64_t size = 0;
+  int64_t mtime = 0;   // Seconds since the epoch.
+  std::string target;  // Symlink target.
+};
+
 // Requests are {"op": "<name>", ...fields}; responses are {"ok": true, ...} or
 // {"ok": false, "error": {"code": "<status code name>", "message": "..."}}.
 Json ToJson(const BoxConfig& m);
@@ -119,6 +134,7 @@ Json ToJson(const ExecResponse& m);
 Json ToJson(const ExitEvent& m);
 Json ToJson(const SignalRequest& m);
 Json ToJson(const ResizeRequest& m);
+Json ToJson(const FileInfo& m);
 
 Status FromJson(const Json& j, BoxConfig* m);
 Status FromJson(const Json& j, HelloRequest* m);
@@ -128,6 +144,7 @@ Status FromJson(const Json& j, ExecResponse* m);
 Status FromJson(const Json& j, ExitEvent* m);
 Status FromJson(const Json& j, SignalRequest* m);
 Status FromJson(const Json& j, ResizeRequest* m);
+Status FromJson(const Json& j, FileInfo* m);
 
 // Builds a request payload: the message's fields plus "op".
 std::string EncodeRequest(std::string_view op, Json body);

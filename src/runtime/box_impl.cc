@@ -12,11 +12,14 @@
 #include <ctime>
 #include <thread>
 
+#include "src/sys/unix_socket.h"
+
 #include "src/base/log.h"
 #include "src/base/macros.h"
 #include "src/base/strings.h"
 #include "src/runtime/exec_env.h"
 #include "src/runtime/exec_impl.h"
+#include "src/runtime/file_transfer.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
 #include "src/vmm/qemu.h"
@@ -25,6 +28,8 @@ namespace boxlite::runtime {
 namespace {
 
 constexpr int64_t kMiB = 1024 * 1024;
+// User processes in a box share this many pids: a fork bomb stalls inside its box.
+constexpr int64_t kDefaultPidsMax = 4096;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -69,32 +74,125 @@ BoxImpl::BoxImpl(std::shared_ptr<RuntimeImpl> runtime, std::string id, BoxOption
     : runtime_(std::move(runtime)), id_(std::move(id)), options_(std::move(options)) {
   name_ = options_.name.empty() ? id_.substr(0, 12) : options_.name;
   created_unix_ = static_cast<int64_t>(std::time(nullptr));
+  if (persistent()) dir_ = BoxDir(runtime_->BoxesDir(), id_);
+}
+
+BoxImpl::BoxImpl(std::shared_ptr<RuntimeImpl> runtime, BoxRecord record)
+    : runtime_(std::move(runtime)), id_(record.id), options_(record.options) {
+  name_ = record.name.empty() ? id_.substr(0, 12) : record.name;
+  created_unix_ = record.created_unix;
+  dir_ = BoxDir(runtime_->BoxesDir(), id_);
+  record_ = std::move(record);
+  disk_size_mib_ = record_.disk_size_mib;
+  accel_ = record_.accel;
+  if (!record_.rootfs_path.empty()) {
+    image_ = ResolvedImage{record_.image_reference, record_.rootfs_path, record_.rootfs_bytes,
+                           record_.image_config};
+  }
+  state_ = State::kStopped;
+  RefreshLocked();
 }
 
 BoxImpl::~BoxImpl() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (state_ == State::kRunning) {
-    if (options_.detach && vm_) {
-      vm_->Detach();
-    } else {
-      (void)StopLocked();
+  if (state_ != State::kRunning) return;
+  if (!persistent() || (launched_here_ && !options_.detach)) {
+    (void)StopLocked();
+    return;
+  }
+  // A detached box, or one another process started, keeps running: just let go.
+  {
+    std::lock_guard<std::mutex> dl(death_->mu);
+    death_->stopping = true;
+  }
+  channel_.reset();
+  port_lock_.reset();
+  if (vm_) vm_->Detach();
+}
+
+std::string BoxImpl::DirPath(const std::string& name) const { return sys::JoinPath(dir_, name); }
+
+Status BoxImpl::CreateOnDisk() {
+  BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(dir_, 0700));
+  record_.id = id_;
+  record_.name = name_;
+  record_.created_unix = created_unix_;
+  record_.options = options_;
+  return SaveRecord(dir_, record_);
+}
+
+void BoxImpl::RefreshLocked() {
+  if (!persistent()) return;
+  auto fresh = LoadRecord(dir_);
+  if (!fresh.ok()) {
+    state_ = State::kRemoved;
+    return;
+  }
+  record_ = std::move(fresh).value();
+  bool alive = SameProcessAlive(record_.pid, record_.pid_start_time);
+  if (state_ == State::kRunning && !alive) {
+    // The VM went away underneath us (stopped by another process, or it died).
+    std::lock_guard<std::mutex> dl(death_->mu);
+    if (death_->why.ok() && !death_->stopping) {
+      death_->why = Status::Unavailable("the box's VM is no longer running");
     }
+  }
+  if (state_ != State::kRunning) state_ = alive ? State::kRunning : State::kStopped;
+  if (!record_.rootfs_path.empty() && !image_) {
+    image_ = ResolvedImage{record_.image_reference, record_.rootfs_path, record_.rootfs_bytes,
+                           record_.image_config};
   }
 }
 
 Status BoxImpl::Start() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (state_ == State::kRunning && Usable().ok()) return Status::OK();
+  std::optional<sys::FileLock> box_lock;
+  if (persistent()) {
+    auto l = sys::FileLock::Acquire(DirPath("lock"));
+    if (!l.ok()) return l.error().Wrap("lock box " + name_);
+    box_lock.emplace(std::move(l).value());
+    RefreshLocked();
+  }
   if (state_ == State::kRemoved) {
     return Status::FailedPrecondition("box " + name_ + " was removed", "create a new box");
   }
-  if (state_ == State::kRunning) (void)StopLocked();  // It died; start afresh.
+  if (state_ == State::kRunning && channel_ && Usable().ok()) return Status::OK();
   Status s = StartLocked();
   if (!s.ok()) return Status(s.code(), "start box " + name_ + ": " + s.message(), s.sys_errno());
   return s;
 }
 
 Status BoxImpl::StartLocked() {
+  if (persistent() && SameProcessAlive(record_.pid, record_.pid_start_time)) {
+    // Running already (started by another process, or detached earlier): attach.
+    auto adopted = sys::Subprocess::Adopt(record_.pid);
+    if (adopted.ok()) vm_.emplace(std::move(adopted).value());
+    launched_here_ = false;
+    death_ = std::make_shared<DeathNote>();
+    if (auto c = sys::Open(DirPath("console.log"), O_RDONLY); c.ok()) console_fd_ = std::move(c).value();
+    if (auto q = sys::Open(DirPath("qemu.log"), O_RDONLY); q.ok()) qemu_log_fd_ = std::move(q).value();
+    BOXLITE_RETURN_IF_ERROR(ConnectPersistentLocked());
+    state_ = State::kRunning;
+    Status hello = HelloLocked(protocol::BoxConfig{});
+    if (!hello.ok()) {
+      channel_.reset();
+      port_lock_.reset();
+      state_ = State::kStopped;
+    }
+    return hello;
+  }
+  if (state_ == State::kRunning) {
+    // Our VM died; clear it before booting again.
+    channel_.reset();
+    port_lock_.reset();
+    if (vm_) vm_->Kill();
+    vm_.reset();
+    state_ = State::kStopped;
+  }
+  return LaunchLocked();
+}
+
+Status BoxImpl::LaunchLocked() {
   auto t0 = Clock::now();
   BOXLITE_ASSIGN_OR_RETURN(vmm::GuestAssets assets, runtime_->Assets());
   BOXLITE_ASSIGN_OR_RETURN(vmm::AccelChoice accel, runtime_->Accel());
@@ -103,7 +201,9 @@ Status BoxImpl::StartLocked() {
     image_ = std::move(img);
   }
   int64_t base_mib = static_cast<int64_t>((image_->rootfs_bytes + kMiB - 1) / kMiB);
-  disk_size_mib_ = options_.disk_size_mib > 0 ? options_.disk_size_mib : base_mib + 1024;
+  if (disk_size_mib_ == 0) {
+    disk_size_mib_ = options_.disk_size_mib > 0 ? options_.disk_size_mib : base_mib + 1024;
+  }
   if (disk_size_mib_ < base_mib) {
     return Status::InvalidArgument(base::StrFormat(
         "disk_size %lld MiB is smaller than the image's file system (%lld MiB)",
@@ -112,84 +212,129 @@ Status BoxImpl::StartLocked() {
   std::string tmp = runtime_->TmpDir();
   BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(tmp, 0700));
 
-  // The per-box disk: a qcow2 overlay whose writes never reach the shared base.
-  std::string overlay = sys::JoinPath(tmp, id_ + ".qcow2");
-  auto created = sys::RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-                                  image_->rootfs_path, overlay,
-                                  std::to_string(disk_size_mib_) + "M"});
-  if (!created.ok()) {
-    ::unlink(overlay.c_str());
-    return created.error().Wrap("create the box disk");
-  }
-  auto disk = sys::Open(overlay, O_RDWR);
-  ::unlink(overlay.c_str());
-  if (!disk.ok()) return disk.error();
-  if (const char* keep = std::getenv("BOXLITE_CONSOLE_DIR"); keep != nullptr && *keep) {
-    // Debugging aid: keep the console where a developer can read it.
-    BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(sys::JoinPath(keep, id_ + ".console"),
-                                                    O_RDWR | O_CREAT | O_TRUNC, 0600));
-  } else {
-    BOXLITE_ASSIGN_OR_RETURN(console_fd_, AnonymousFile(tmp, id_ + ".console"));
-  }
-  BOXLITE_ASSIGN_OR_RETURN(qemu_log_fd_, AnonymousFile(tmp, id_ + ".qemu"));
-  int sp[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
-    return sys::ErrnoStatus(errno, "socketpair");
-  }
-  base::UniqueFd host_end(sp[0]);
-  base::UniqueFd guest_end(sp[1]);
-
   vmm::VmConfig config;
+  base::UniqueFd disk;
+  std::vector<base::UniqueFd> guest_ends;
+  base::UniqueFd host_end;
+  // The per-box disk: a qcow2 overlay whose writes never reach the shared base.
+  std::string overlay = persistent() ? DirPath("disk.qcow2") : sys::JoinPath(tmp, id_ + ".qcow2");
+  if (!persistent() || !sys::Exists(overlay)) {
+    auto created = sys::RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                                    image_->rootfs_path, overlay,
+                                    std::to_string(disk_size_mib_) + "M"});
+    if (!created.ok()) {
+      ::unlink(overlay.c_str());
+      return created.error().Wrap("create the box disk");
+    }
+  }
+  if (persistent()) {
+    config.disk = overlay;
+    BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(DirPath("console.log"),
+                                                    O_RDWR | O_CREAT | O_APPEND, 0600));
+    BOXLITE_ASSIGN_OR_RETURN(qemu_log_fd_, sys::Open(DirPath("qemu.log"),
+                                                     O_RDWR | O_CREAT | O_APPEND, 0600));
+    config.console_append = true;
+    for (int i = 0; i < kPersistentAgentPorts; ++i) {
+      BOXLITE_ASSIGN_OR_RETURN(auto listener, sys::ListenUnix(
+                                                  DirPath(base::StrFormat("agent-%d.sock", i))));
+      config.agent_fds.push_back(listener.get());
+      guest_ends.push_back(std::move(listener));
+    }
+    config.agent_listening = true;
+  } else {
+    auto opened = sys::Open(overlay, O_RDWR);
+    ::unlink(overlay.c_str());
+    if (!opened.ok()) return opened.error();
+    disk = std::move(opened).value();
+    config.disk = base::StrFormat("/proc/self/fd/%d", disk.get());
+    config.inherit_fds.push_back(disk.get());
+    if (const char* keep = std::getenv("BOXLITE_CONSOLE_DIR"); keep != nullptr && *keep) {
+      // Debugging aid: keep the console where a developer can read it.
+      BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(sys::JoinPath(keep, id_ + ".console"),
+                                                      O_RDWR | O_CREAT | O_TRUNC, 0600));
+    } else {
+      BOXLITE_ASSIGN_OR_RETURN(console_fd_, AnonymousFile(tmp, id_ + ".console"));
+    }
+    BOXLITE_ASSIGN_OR_RETURN(qemu_log_fd_, AnonymousFile(tmp, id_ + ".qemu"));
+    int sp[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+      return sys::ErrnoStatus(errno, "socketpair");
+    }
+    host_end.reset(sp[0]);
+    config.agent_fds.push_back(sp[1]);
+    guest_ends.emplace_back(sp[1]);
+  }
+  config.console_log = base::StrFormat("/proc/self/fd/%d", console_fd_.get());
+  config.inherit_fds.push_back(console_fd_.get());
+  for (int fd : config.agent_fds) config.inherit_fds.push_back(fd);
   config.accel = accel.accel;
   config.cpus = options_.cpus;
   config.memory_mib = options_.memory_mib;
   config.kernel = assets.kernel;
   config.initramfs = assets.initramfs;
   config.tsc_khz = vmm::HostTscKhz();
-  config.disk = base::StrFormat("/proc/self/fd/%d", disk->get());
-  config.console_log = base::StrFormat("/proc/self/fd/%d", console_fd_.get());
-  config.agent_fd = guest_end.get();
-  config.inherit_fds = {disk->get(), console_fd_.get(), guest_end.get()};
+  protocol::BoxConfig box_config;
+  for (size_t i = 0; i < options_.mounts.size(); ++i) {
+    const VolumeMount& m = options_.mounts[i];
+    std::string tag = base::StrFormat("m%zu", i);
+    config.shares.push_back({tag, m.host_path, m.read_only});
+    box_config.mounts.push_back({tag, m.guest_path, m.read_only});
+  }
+  box_config.pids_max = kDefaultPidsMax;
+
   vmm::LaunchOptions launch;
   launch.die_with_owner = !options_.detach;
   launch.stderr_fd = qemu_log_fd_.get();
   BOXLITE_ASSIGN_OR_RETURN(sys::Subprocess vm, vmm::LaunchQemu(config, launch));
   vm_.emplace(std::move(vm));
-  guest_end.reset();
-  disk->reset();
+  launched_here_ = true;
+  guest_ends.clear();
+  disk.reset();
   accel_ = std::string(vmm::AccelName(accel.accel));
   auto t_launched = Clock::now();
-
   death_ = std::make_shared<DeathNote>();
-  // The callback runs on the channel's reader thread; it only records why.
-  channel_ = std::make_shared<AgentChannel>(
-      std::move(host_end), [note = death_](const Status& why) {
-        std::lock_guard<std::mutex> nl(note->mu);
-        if (!note->stopping && note->why.ok()) note->why = why;
-      });
+  if (persistent()) {
+    record_.pid = vm_->pid();
+    record_.pid_start_time = ProcessStartTime(vm_->pid());
+    record_.accel = accel_;
+    record_.disk_size_mib = disk_size_mib_;
+    record_.image_reference = image_->reference;
+    record_.rootfs_path = image_->rootfs_path;
+    record_.rootfs_bytes = image_->rootfs_bytes;
+    record_.image_config = image_->config;
+    Status saved = SaveRecord(dir_, record_);
+    if (!saved.ok()) {
+      vm_->Kill();
+      vm_.reset();
+      return saved;
+    }
+  }
   state_ = State::kRunning;
-
-  protocol::HelloRequest hello;
-  hello.config.hostname = name_;
-  hello.config.clock_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count();
-  auto reply = channel_->Call("hello", protocol::ToJson(hello), Clock::now() + BootTimeout());
-  if (!reply.ok()) {
-    Status why = reply.error().IsDeadlineExceeded()
-                     ? Status::Unavailable(base::StrFormat(
-                           "the guest did not answer within %llds",
-                           static_cast<long long>(BootTimeout().count())))
-                     : reply.error();
-    Status explained = DeathStatus(why);
+  Status connected = persistent() ? ConnectPersistentLocked() : Status::OK();
+  if (connected.ok() && !persistent()) {
+    auto note = death_;
+    channel_ = std::make_shared<AgentChannel>(std::move(host_end), [note](const Status& why) {
+      std::lock_guard<std::mutex> nl(note->mu);
+      if (!note->stopping && note->why.ok()) note->why = why;
+    });
+  }
+  Status hello = connected.ok() ? HelloLocked(box_config) : connected;
+  if (!hello.ok()) {
+    Status explained = hello.IsUnavailable() ? DeathStatus(hello) : hello;
     {
       std::lock_guard<std::mutex> dl(death_->mu);
       death_->stopping = true;
     }
     channel_.reset();
+    port_lock_.reset();
     if (vm_) vm_->Kill();
     vm_.reset();
     state_ = State::kStopped;
+    if (persistent()) {
+      record_.pid = 0;
+      record_.pid_start_time = 0;
+      (void)SaveRecord(dir_, record_);
+    }
     return explained;
   }
   auto t_ready = Clock::now();
@@ -200,8 +345,58 @@ Status BoxImpl::StartLocked() {
   return Status::OK();
 }
 
+Status BoxImpl::ConnectPersistentLocked() {
+  // Each client slot is a virtio-serial port whose socket QEMU serves one client at a
+  // time; the flock says which slots are taken, across processes.
+  for (int i = 0; i < kPersistentAgentPorts; ++i) {
+    auto slot = sys::FileLock::TryAcquire(DirPath(base::StrFormat("port-%d.lock", i)));
+    if (!slot.ok()) continue;
+    // The VM may still be creating its sockets' accept queue: retry briefly.
+    Result<base::UniqueFd> sock = Status::Unavailable("not tried");
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      sock = sys::ConnectUnix(DirPath(base::StrFormat("agent-%d.sock", i)));
+      if (sock.ok()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (!sock.ok()) return sock.error().Wrap("connect to box " + name_);
+    port_lock_.emplace(std::move(slot).value());
+    auto note = death_;
+    channel_ = std::make_shared<AgentChannel>(std::move(sock).value(), [note](const Status& why) {
+      std::lock_guard<std::mutex> nl(note->mu);
+      if (!note->stopping && note->why.ok()) note->why = why;
+    });
+    return Status::OK();
+  }
+  return Status::ResourceExhausted(
+      base::StrFormat("box %s already has %d clients", name_.c_str(), kPersistentAgentPorts),
+      "close another process using this box");
+}
+
+Status BoxImpl::HelloLocked(const protocol::BoxConfig& config) {
+  protocol::HelloRequest hello;
+  hello.config = config;
+  hello.config.hostname = name_;
+  hello.config.clock_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
+  auto reply = channel_->Call("hello", protocol::ToJson(hello), Clock::now() + BootTimeout());
+  if (reply.ok()) return Status::OK();
+  if (reply.error().IsDeadlineExceeded()) {
+    return Status::Unavailable(base::StrFormat("the guest did not answer within %llds",
+                                               static_cast<long long>(BootTimeout().count())));
+  }
+  return reply.error();
+}
+
 Status BoxImpl::Stop() {
   std::lock_guard<std::mutex> lock(mu_);
+  std::optional<sys::FileLock> box_lock;
+  if (persistent() && state_ != State::kRemoved) {
+    auto l = sys::FileLock::Acquire(DirPath("lock"));
+    if (!l.ok()) return l.error().Wrap("lock box " + name_);
+    box_lock.emplace(std::move(l).value());
+    RefreshLocked();
+  }
   return StopLocked();
 }
 
@@ -211,16 +406,38 @@ Status BoxImpl::StopLocked() {
       std::lock_guard<std::mutex> dl(death_->mu);
       death_->stopping = true;
     }
-    bool ephemeral = options_.auto_remove && !options_.detach;
-    if (!ephemeral && channel_ && channel_->health().ok()) {
-      // Persistent disk: let the guest flush and unmount before the VM ends.
-      (void)channel_->Call("shutdown", protocol::Json::object(),
-                           Clock::now() + std::chrono::seconds(10));
-      if (vm_) (void)vm_->WaitFor(std::chrono::seconds(10));
+    if (!persistent()) {
+      // Nothing of an ephemeral box survives it: no need for a clean shutdown.
+      if (vm_) vm_->Kill();
+    } else {
+      if (!channel_ && SameProcessAlive(record_.pid, record_.pid_start_time)) {
+        auto adopted = sys::Subprocess::Adopt(record_.pid);
+        if (adopted.ok()) vm_.emplace(std::move(adopted).value());
+        (void)ConnectPersistentLocked();
+      }
+      if (channel_ && channel_->health().ok()) {
+        // Let the guest flush and unmount the disk before the VM ends.
+        (void)channel_->Call("shutdown", protocol::Json::object(),
+                             Clock::now() + std::chrono::seconds(10));
+      }
+      if (vm_) {
+        auto exited = vm_->WaitFor(std::chrono::seconds(10));
+        if (!exited.ok() || !exited->has_value()) {
+          if (launched_here_) {
+            vm_->Kill();
+          } else if (SameProcessAlive(record_.pid, record_.pid_start_time)) {
+            ::kill(record_.pid, SIGKILL);
+            (void)vm_->WaitFor(std::chrono::seconds(5));
+          }
+        }
+      }
+      record_.pid = 0;
+      record_.pid_start_time = 0;
+      (void)SaveRecord(dir_, record_);
     }
-    if (vm_) vm_->Kill();
     if (channel_) channel_->Close(Status::FailedPrecondition("box " + name_ + " was stopped"));
     channel_.reset();
+    port_lock_.reset();
     vm_.reset();
     state_ = State::kStopped;
   }
@@ -228,12 +445,36 @@ Status BoxImpl::StopLocked() {
     state_ = State::kRemoved;
     console_fd_.reset();
     qemu_log_fd_.reset();
+    if (persistent()) (void)sys::RemoveTree(dir_);
     runtime_->Forget(id_);
   }
   return Status::OK();
 }
 
+Status BoxImpl::Remove(bool force) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (persistent()) {
+    auto l = sys::FileLock::Acquire(DirPath("lock"));
+    if (l.ok()) RefreshLocked();
+  }
+  if (state_ == State::kRunning && !force) {
+    return Status::FailedPrecondition("box " + name_ + " is running",
+                                      "stop it first, or remove it with force (rm -f)");
+  }
+  BOXLITE_RETURN_IF_ERROR(StopLocked());
+  state_ = State::kRemoved;
+  console_fd_.reset();
+  qemu_log_fd_.reset();
+  if (persistent()) BOXLITE_RETURN_IF_ERROR(sys::RemoveTree(dir_));
+  runtime_->Forget(id_);
+  return Status::OK();
+}
+
 Status BoxImpl::Usable() {
+  if (state_ == State::kRunning && !channel_ && persistent()) {
+    return Status::FailedPrecondition("box " + name_ + " is running but not connected",
+                                      "call Start() to attach");
+  }
   if (state_ == State::kCreated) {
     return Status::FailedPrecondition("box " + name_ + " is not started", "call Start() first");
   }
@@ -250,6 +491,14 @@ Status BoxImpl::Died() {
 
 Result<std::shared_ptr<AgentChannel>> BoxImpl::Channel() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (persistent() && !channel_ && state_ != State::kRemoved) {
+    // A persistent box found by name: attach to its running VM on first use.
+    RefreshLocked();
+    if (state_ == State::kRunning) {
+      Status attached = StartLocked();
+      if (!attached.ok()) return attached;
+    }
+  }
   Status s = Usable();
   if (!s.ok()) {
     if (s.IsUnavailable()) return DeathStatus(s);
@@ -311,6 +560,10 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
   req.rows = options.rows;
   req.cols = options.cols;
   req.stdin_open = options.open_stdin || options.stdin_data.has_value() || options.tty;
+  req.detached = options.detached;
+  if (options.detached && req.stdin_open) {
+    return Status::InvalidArgument("a detached exec has no stdin or terminal");
+  }
   std::shared_ptr<StreamSink> sink;
   uint32_t stream = 0;
   auto reply = channel->Call("exec", protocol::ToJson(req),
@@ -326,6 +579,12 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
     return Status::ProtocolError(parsed.message());
   }
   execs_run_++;
+  if (options.detached) {
+    // Nothing will arrive on this stream: the Exec reports the start and the pid only.
+    std::lock_guard<std::mutex> sl(sink->mu);
+    sink->exit = protocol::ExitEvent{};
+    sink->eof[1] = sink->eof[2] = true;
+  }
   std::weak_ptr<BoxImpl> weak_self = weak_from_this();
   auto explain = [weak_self](const Status& why) -> Status {
     auto self = weak_self.lock();
@@ -397,6 +656,7 @@ Result<ExecResult> BoxImpl::Run(const ExecOptions& options) {
 
 Result<BoxInfo> BoxImpl::Info() {
   std::lock_guard<std::mutex> lock(mu_);
+  RefreshLocked();
   BoxInfo info;
   info.id = id_;
   info.name = name_;
@@ -423,7 +683,7 @@ Result<BoxInfo> BoxImpl::Info() {
   info.mounts = options_.mounts;
   info.auto_remove = options_.auto_remove;
   info.detach = options_.detach;
-  info.pid = vm_ ? vm_->pid() : 0;
+  info.pid = vm_ ? vm_->pid() : (state_ == State::kRunning ? record_.pid : 0);
   info.accel = accel_;
   return info;
 }
@@ -439,6 +699,18 @@ Result<BoxMetrics> BoxImpl::Metrics() {
     m.boot_seconds = boot_seconds_;
   }
   m.execs_run = execs_run_;
+  if (auto channel = Channel(); channel.ok()) {
+    auto guest = (*channel)->Call("metrics", protocol::Json::object(),
+                                  Clock::now() + std::chrono::seconds(10));
+    if (guest.ok()) {
+      int64_t total = 0;
+      int64_t available = 0;
+      (void)protocol::GetInt(*guest, "mem_total", &total);
+      (void)protocol::GetInt(*guest, "mem_available", &available);
+      m.guest_memory_total_bytes = static_cast<uint64_t>(total);
+      m.guest_memory_used_bytes = static_cast<uint64_t>(std::max<int64_t>(0, total - available));
+    }
+  }
   if (pid > 0) {
     auto stat = sys::ReadFile(base::StrFormat("/proc/%d/stat", pid));
     if (stat.ok()) {
@@ -464,16 +736,23 @@ Result<BoxMetrics> BoxImpl::Metrics() {
   return m;
 }
 
-Status BoxImpl::CopyIn(const std::string&, const std::string&) {
-  return Status::NotSupported("copy_in is not implemented yet");
+Status BoxImpl::CopyIn(const std::string& host_path, const std::string& guest_path) {
+  BOXLITE_ASSIGN_OR_RETURN(auto channel, Channel());
+  return CopyToGuest(channel.get(), host_path, guest_path);
 }
 
-Status BoxImpl::CopyOut(const std::string&, const std::string&) {
-  return Status::NotSupported("copy_out is not implemented yet");
+Status BoxImpl::CopyOut(const std::string& guest_path, const std::string& host_path) {
+  BOXLITE_ASSIGN_OR_RETURN(auto channel, Channel());
+  return CopyFromGuest(channel.get(), guest_path, host_path);
 }
 
 Result<std::string> BoxImpl::ConsoleLog() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (persistent()) {
+    auto text = sys::ReadFile(DirPath("console.log"));
+    if (!text.ok() && text.error().IsNotFound()) return std::string();
+    return text;
+  }
   if (!console_fd_) return std::string();
   struct stat st;
   if (::fstat(console_fd_.get(), &st) != 0) return sys::ErrnoStatus(errno, "stat console");

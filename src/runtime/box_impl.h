@@ -20,16 +20,28 @@
 
 #include "boxlite/box.h"
 #include "src/base/unique_fd.h"
+#include "src/runtime/box_record.h"
 #include "src/runtime/channel.h"
 #include "src/runtime/runtime_impl.h"
+#include "src/sys/file_lock.h"
 #include "src/sys/subprocess.h"
 
 namespace boxlite::runtime {
 
 class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
  public:
+  // A new box. A persistent one (auto_remove=false or detach) also needs its directory
+  // and record: see CreateOnDisk.
   BoxImpl(std::shared_ptr<RuntimeImpl> runtime, std::string id, BoxOptions options);
+  // A persistent box found on disk (it may be running, started by another process).
+  BoxImpl(std::shared_ptr<RuntimeImpl> runtime, BoxRecord record);
   ~BoxImpl() override;
+
+  bool persistent() const { return !options_.auto_remove || options_.detach; }
+  // Writes the directory and record of a new persistent box.
+  Status CreateOnDisk();
+  // Stops the box (killing it when `force`, or when it does not stop) and deletes it.
+  Status Remove(bool force);
 
   const std::string& id() const override { return id_; }
   const std::string& name() const override { return name_; }
@@ -47,7 +59,16 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   enum class State { kCreated, kRunning, kStopped, kRemoved };
 
   Status StartLocked();
+  // Launches the VM (the box is not running anywhere).
+  Status LaunchLocked();
+  // Connects to the running VM of a persistent box through a free client slot.
+  Status ConnectPersistentLocked();
+  // Sends the hello that configures the guest (or attaches to a configured one).
+  Status HelloLocked(const protocol::BoxConfig& config);
   Status StopLocked();
+  // Reloads a persistent box's record; running when its VM process is alive.
+  void RefreshLocked();
+  std::string DirPath(const std::string& name) const;
   // Why the box cannot run execs now: OK when running.
   Status Usable();
   // The console's last lines, for error messages.
@@ -66,6 +87,10 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   std::optional<sys::Subprocess> vm_;           // Guarded by mu_.
   std::shared_ptr<AgentChannel> channel_;       // Guarded by mu_.
   std::optional<ResolvedImage> image_;          // Guarded by mu_.
+  std::string dir_;                             // Persistent boxes: boxes/<id>.
+  BoxRecord record_;                            // Guarded by mu_ (persistent boxes).
+  std::optional<sys::FileLock> port_lock_;      // Our client slot of a persistent box.
+  bool launched_here_ = false;                  // We started the VM (not attached).
   std::string accel_;                           // Guarded by mu_.
   base::UniqueFd console_fd_;                   // Read end of the console log.
   base::UniqueFd qemu_log_fd_;                  // QEMU's stderr.

@@ -11,7 +11,9 @@
 #include "src/base/strings.h"
 #include "src/image/reference.h"
 #include "src/runtime/box_impl.h"
+#include "src/runtime/box_record.h"
 #include "src/runtime/exec_env.h"
+#include "src/sys/file_lock.h"
 #include "src/sys/fs.h"
 
 namespace boxlite::runtime {
@@ -214,22 +216,26 @@ Result<ResolvedImage> RuntimeImpl::ResolveImage(const BoxOptions& options) {
 
 Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& options) {
   BOXLITE_RETURN_IF_ERROR(ValidateOptions(options));
-  if (!options.auto_remove || options.detach) {
-    return Status::NotSupported("persistent boxes (auto_remove=false or detach=true)",
-                                "not available in this build yet");
-  }
   std::string id = NewBoxId();
   auto box = std::make_shared<BoxImpl>(shared_from_this(), id, options);
+  // Names are unique across the home: the home lock covers the check and the creation.
+  BOXLITE_ASSIGN_OR_RETURN(auto home_lock, sys::FileLock::Acquire(BoxesDir() + "/.lock"));
   std::lock_guard<std::mutex> lock(mu_);
   if (!options.name.empty()) {
+    bool taken = false;
     for (auto& [other_id, weak] : boxes_) {
       auto other = weak.lock();
-      if (other && other->name() == options.name) {
-        return Status::AlreadyExists("a box named \"" + options.name + "\" exists",
-                                     "choose another name or remove it");
-      }
+      if (other && other->name() == options.name) taken = true;
+    }
+    for (const auto& record : LoadAllRecords(BoxesDir())) {
+      if (record.name == options.name) taken = true;
+    }
+    if (taken) {
+      return Status::AlreadyExists("a box named \"" + options.name + "\" exists",
+                                   "choose another name or remove it (boxlite rm)");
     }
   }
+  if (box->persistent()) BOXLITE_RETURN_IF_ERROR(box->CreateOnDisk());
   boxes_[id] = box;
   return std::shared_ptr<Box>(box);
 }
@@ -247,6 +253,26 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Get(std::string_view id_or_name) {
       ++matches;
     }
   }
+  // Persistent boxes of other processes (or earlier runs) live on disk.
+  std::optional<BoxRecord> on_disk;
+  for (auto& record : LoadAllRecords(BoxesDir())) {
+    if (boxes_.count(record.id)) continue;
+    if (record.name == id_or_name || record.id == id_or_name) {
+      on_disk = std::move(record);
+      matches = 1;
+      found.reset();
+      break;
+    }
+    if (id_or_name.size() >= 4 && base::StartsWith(record.id, id_or_name)) {
+      on_disk = record;
+      ++matches;
+    }
+  }
+  if (matches == 1 && on_disk) {
+    auto box = std::make_shared<BoxImpl>(shared_from_this(), std::move(*on_disk));
+    boxes_[box->id()] = box;
+    return std::shared_ptr<Box>(box);
+  }
   if (matches == 1) return std::shared_ptr<Box>(found);
   if (matches > 1) {
     return Status::InvalidArgument("box id prefix is ambiguous", std::string(id_or_name));
@@ -262,6 +288,10 @@ Result<std::vector<BoxInfo>> RuntimeImpl::List() {
     for (auto& [id, weak] : boxes_) {
       if (auto box = weak.lock()) boxes.push_back(box);
     }
+    for (auto& record : LoadAllRecords(BoxesDir())) {
+      if (boxes_.count(record.id)) continue;
+      boxes.push_back(std::make_shared<BoxImpl>(shared_from_this(), std::move(record)));
+    }
   }
   std::vector<BoxInfo> out;
   for (auto& box : boxes) {
@@ -273,14 +303,7 @@ Result<std::vector<BoxInfo>> RuntimeImpl::List() {
 
 Status RuntimeImpl::Remove(std::string_view id_or_name, bool force) {
   BOXLITE_ASSIGN_OR_RETURN(auto box, Get(id_or_name));
-  BOXLITE_ASSIGN_OR_RETURN(auto info, box->Info());
-  if (info.state == "running" && !force) {
-    return Status::FailedPrecondition("box " + info.name + " is running",
-                                      "stop it first or remove with force");
-  }
-  BOXLITE_RETURN_IF_ERROR(box->Stop());
-  Forget(info.id);
-  return Status::OK();
+  return std::static_pointer_cast<BoxImpl>(box)->Remove(force);
 }
 
 void RuntimeImpl::Forget(const std::string& id) {

@@ -59,7 +59,9 @@ Result<std::vector<std::string>> BuildQemuArgv(const VmConfig& config) {
     return Status::InvalidArgument("VM config needs a kernel and an initramfs");
   }
   if (config.disk.empty()) return Status::InvalidArgument("VM config needs a disk");
-  if (config.agent_fd < 0) return Status::InvalidArgument("VM config needs an agent socket");
+  if (config.agent_fds.empty() || config.agent_fds.size() > 30) {
+    return Status::InvalidArgument("VM config needs 1..30 agent sockets");
+  }
   if (config.cpus < 1 || config.cpus > 16) {
     return Status::InvalidArgument(base::StrFormat("cpus must be 1..16, not %d", config.cpus));
   }
@@ -81,18 +83,28 @@ Result<std::vector<std::string>> BuildQemuArgv(const VmConfig& config) {
   add({"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-msg", "timestamp=off"});
   add({"-kernel", config.kernel, "-initrd", config.initramfs, "-append",
        KernelCommandLine(config)});
-  add({"-chardev", "file,id=console,path=" + QemuEscape(config.console_log), "-serial",
-       "chardev:console"});
+  add({"-chardev",
+       "file,id=console,path=" + QemuEscape(config.console_log) +
+           (config.console_append ? ",append=on" : ""),
+       "-serial", "chardev:console"});
   nlohmann::json disk = {{"driver", "qcow2"},
                          {"node-name", "disk0"},
                          {"discard", "unmap"},
                          {"file", {{"driver", "file"}, {"filename", config.disk}}}};
   add({"-blockdev", disk.dump(), "-device", "virtio-blk-device,drive=disk0"});
-  add({"-device", "virtio-serial-device,max_ports=2", "-chardev",
-       base::StrFormat("socket,id=agent,fd=%d,server=%s%s", config.agent_fd,
-                       config.agent_listening ? "on" : "off",
-                       config.agent_listening ? ",wait=off" : ""),
-       "-device", "virtserialport,chardev=agent,name=boxlite.agent,nr=1"});
+  add({"-device",
+       base::StrFormat("virtio-serial-device,max_ports=%zu", config.agent_fds.size() + 1)});
+  for (size_t i = 0; i < config.agent_fds.size(); ++i) {
+    std::string id = i == 0 ? "agent" : base::StrFormat("agent%zu", i);
+    std::string name = i == 0 ? "boxlite.agent" : base::StrFormat("boxlite.agent.%zu", i);
+    add({"-chardev",
+         base::StrFormat("socket,id=%s,fd=%d,server=%s%s", id.c_str(), config.agent_fds[i],
+                         config.agent_listening ? "on" : "off",
+                         config.agent_listening ? ",wait=off" : ""),
+         "-device",
+         base::StrFormat("virtserialport,chardev=%s,name=%s,nr=%zu", id.c_str(), name.c_str(),
+                         i + 1)});
+  }
   for (size_t i = 0; i < config.shares.size(); ++i) {
     const Share& share = config.shares[i];
     if (share.tag.empty() || share.tag.size() > 31) {

@@ -40,11 +40,13 @@ struct VmConfig {
   std::string extra_kernel_args;
   std::string disk;       // qcow2 overlay path (or /proc/self/fd/N).
   std::string console_log;  // File the serial console is written to.
-  // The agent channel: an inherited descriptor. When `agent_listening`, it is a listening
-  // socket QEMU accepts connections on (persistent boxes); otherwise one end of a
-  // connected socket pair (ephemeral boxes).
-  int agent_fd = -1;
+  // The agent channels, one virtio-serial port each ("boxlite.agent", then
+  // "boxlite.agent.1", ...): inherited descriptors. When `agent_listening`, they are
+  // listening sockets QEMU accepts a client on at a time (persistent boxes, several host
+  // processes); otherwise one end of a connected socket pair (ephemeral boxes).
+  std::vector<int> agent_fds;
   bool agent_listening = false;
+  bool console_append = false;  // Keep earlier boots' console output.
   std::vector<Share> shares;
   // User-mode networking: a unix socket a network helper listens on; empty = no NIC.
   std::string net_socket;

@@ -15,7 +15,7 @@ VmConfig BaseConfig(Accel accel) {
   c.initramfs = "/k/initramfs.cpio";
   c.disk = "/proc/self/fd/5";
   c.console_log = "/boxes/a,b/console.log";
-  c.agent_fd = 4;
+  c.agent_fds = {4};
   c.tsc_khz = 2596136;
   return c;
 }
@@ -80,8 +80,12 @@ TEST(QemuArgvTest, AgentSocketConnectedOrListening) {
   VmConfig c = BaseConfig(Accel::kTcg);
   EXPECT_EQ(After(BuildQemuArgv(c).value(), "-chardev", 1), "socket,id=agent,fd=4,server=off");
   c.agent_listening = true;
-  EXPECT_EQ(After(BuildQemuArgv(c).value(), "-chardev", 1),
-            "socket,id=agent,fd=4,server=on,wait=off");
+  c.agent_fds = {4, 7};
+  auto argv = BuildQemuArgv(c).value();
+  EXPECT_EQ(After(argv, "-chardev", 1), "socket,id=agent,fd=4,server=on,wait=off");
+  EXPECT_EQ(After(argv, "-chardev", 2), "socket,id=agent1,fd=7,server=on,wait=off");
+  EXPECT_EQ(After(argv, "-device", 1), "virtio-serial-device,max_ports=3");
+  EXPECT_EQ(After(argv, "-device", 3), "virtserialport,chardev=agent1,name=boxlite.agent.1,nr=2");
 }
 
 TEST(QemuArgvTest, CommasInPathsAreEscaped) {

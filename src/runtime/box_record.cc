@@ -1,0 +1,192 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+#include "src/runtime/box_record.h"
+
+#include <nlohmann/json.hpp>
+
+#include "src/base/macros.h"
+#include "src/base/strings.h"
+#include "src/sys/fs.h"
+
+namespace boxlite::runtime {
+namespace {
+
+using Json = nlohmann::json;
+
+Json EnvToJson(const EnvList& env) {
+  Json out = Json::array();
+  for (const auto& [k, v] : env) out.push_back({k, v});
+  return out;
+}
+
+// Reads `key` into `out` when present with the right type; the record is ours, but a
+// hand-edited or truncated file must not crash the reader.
+template <typename T>
+void Read(const Json& j, const char* key, T* out) {
+  auto it = j.find(key);
+  if (it == j.end()) return;
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (it->is_string()) *out = it->template get<std::string>();
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (it->is_boolean()) *out = it->template get<bool>();
+  } else {
+    if (it->is_number_integer()) *out = it->template get<T>();
+  }
+}
+
+}  // namespace
+
+std::string BoxDir(const std::string& boxes_dir, const std::string& id) {
+  return sys::JoinPath(boxes_dir, id);
+}
+
+Status SaveRecord(const std::string& dir, const BoxRecord& r) {
+  const BoxOptions& o = r.options;
+  Json mounts = Json::array();
+  for (const auto& m : o.mounts) {
+    mounts.push_back({{"host", m.host_path}, {"guest", m.guest_path}, {"read_only", m.read_only}});
+  }
+  Json ports = Json::array();
+  for (const auto& p : o.ports) ports.push_back({{"host", p.host_port}, {"guest", p.guest_port}});
+  Json bound = Json::array();
+  for (const auto& p : r.bound_ports) bound.push_back({{"host", p.host_port}, {"guest", p.guest_port}});
+  const image::ImageConfig& c = r.image_config;
+  Json j = {
+      {"version", 1},
+      {"id", r.id},
+      {"name", r.name},
+      {"created", r.created_unix},
+      {"options",
+       {{"image", o.image}, {"rootfs_path", o.rootfs_path}, {"cpus", o.cpus},
+        {"memory_mib", o.memory_mib}, {"disk_size_mib", o.disk_size_mib},
+        {"env", EnvToJson(o.env)}, {"mounts", mounts}, {"ports", ports},
+        {"network", o.network}, {"working_dir", o.working_dir}, {"user", o.user},
+        {"auto_remove", o.auto_remove}, {"detach", o.detach}}},
+      {"image",
+       {{"reference", r.image_reference}, {"rootfs_path", r.rootfs_path},
+        {"rootfs_bytes", r.rootfs_bytes}, {"env", c.env}, {"entrypoint", c.entrypoint},
+        {"cmd", c.cmd}, {"working_dir", c.working_dir}, {"user", c.user}}},
+      {"disk_size_mib", r.disk_size_mib},
+      {"vm",
+       {{"pid", r.pid}, {"start_time", r.pid_start_time}, {"net_pid", r.net_pid},
+        {"net_start_time", r.net_pid_start_time}, {"ports", bound}, {"accel", r.accel}}},
+  };
+  return sys::WriteFileAtomic(sys::JoinPath(dir, "box.json"), j.dump(2) + "\n", 0600);
+}
+
+Result<BoxRecord> LoadRecord(const std::string& dir) {
+  BOXLITE_ASSIGN_OR_RETURN(std::string text, sys::ReadFile(sys::JoinPath(dir, "box.json")));
+  Json j = Json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::Corruption("box record is not valid JSON", dir + "/box.json");
+  }
+  BoxRecord r;
+  Read(j, "id", &r.id);
+  Read(j, "name", &r.name);
+  Read(j, "created", &r.created_unix);
+  if (r.id.empty()) return Status::Corruption("box record has no id", dir);
+  const Json& o = j.value("options", Json::object());
+  if (o.is_object()) {
+    BoxOptions& b = r.options;
+    Read(o, "image", &b.image);
+    Read(o, "rootfs_path", &b.rootfs_path);
+    Read(o, "cpus", &b.cpus);
+    Read(o, "memory_mib", &b.memory_mib);
+    Read(o, "disk_size_mib", &b.disk_size_mib);
+    Read(o, "network", &b.network);
+    Read(o, "working_dir", &b.working_dir);
+    Read(o, "user", &b.user);
+    Read(o, "auto_remove", &b.auto_remove);
+    Read(o, "detach", &b.detach);
+    b.name = r.name;
+    if (auto env = o.find("env"); env != o.end() && env->is_array()) {
+      for (const auto& kv : *env) {
+        if (kv.is_array() && kv.size() == 2 && kv[0].is_string() && kv[1].is_string()) {
+          b.env.emplace_back(kv[0].get<std::string>(), kv[1].get<std::string>());
+        }
+      }
+    }
+    if (auto mounts = o.find("mounts"); mounts != o.end() && mounts->is_array()) {
+      for (const auto& m : *mounts) {
+        VolumeMount vm;
+        Read(m, "host", &vm.host_path);
+        Read(m, "guest", &vm.guest_path);
+        Read(m, "read_only", &vm.read_only);
+        b.mounts.push_back(vm);
+      }
+    }
+    if (auto ports = o.find("ports"); ports != o.end() && ports->is_array()) {
+      for (const auto& p : *ports) {
+        PortForward f;
+        Read(p, "host", &f.host_port);
+        Read(p, "guest", &f.guest_port);
+        b.ports.push_back(f);
+      }
+    }
+  }
+  const Json& img = j.value("image", Json::object());
+  if (img.is_object()) {
+    Read(img, "reference", &r.image_reference);
+    Read(img, "rootfs_path", &r.rootfs_path);
+    Read(img, "rootfs_bytes", &r.rootfs_bytes);
+    Read(img, "working_dir", &r.image_config.working_dir);
+    Read(img, "user", &r.image_config.user);
+    for (auto [key, out] : {std::pair{"env", &r.image_config.env},
+                            std::pair{"entrypoint", &r.image_config.entrypoint},
+                            std::pair{"cmd", &r.image_config.cmd}}) {
+      auto it = img.find(key);
+      if (it == img.end() || !it->is_array()) continue;
+      for (const auto& v : *it) {
+        if (v.is_string()) out->push_back(v.get<std::string>());
+      }
+    }
+  }
+  Read(j, "disk_size_mib", &r.disk_size_mib);
+  const Json& vm = j.value("vm", Json::object());
+  if (vm.is_object()) {
+    Read(vm, "pid", &r.pid);
+    Read(vm, "start_time", &r.pid_start_time);
+    Read(vm, "net_pid", &r.net_pid);
+    Read(vm, "net_start_time", &r.net_pid_start_time);
+    Read(vm, "accel", &r.accel);
+    if (auto ports = vm.find("ports"); ports != vm.end() && ports->is_array()) {
+      for (const auto& p : *ports) {
+        PortForward f;
+        Read(p, "host", &f.host_port);
+        Read(p, "guest", &f.guest_port);
+        r.bound_ports.push_back(f);
+      }
+    }
+  }
+  return r;
+}
+
+std::vector<BoxRecord> LoadAllRecords(const std::string& boxes_dir) {
+  std::vector<BoxRecord> out;
+  auto names = sys::ListDir(boxes_dir);
+  if (!names.ok()) return out;
+  for (const auto& name : *names) {
+    if (name.empty() || name[0] == '.') continue;
+    auto r = LoadRecord(BoxDir(boxes_dir, name));
+    if (r.ok()) out.push_back(std::move(r).value());
+  }
+  return out;
+}
+
+uint64_t ProcessStartTime(int pid) {
+  if (pid <= 0) return 0;
+  auto stat = sys::ReadFile(base::StrFormat("/proc/%d/stat", pid));
+  if (!stat.ok()) return 0;
+  size_t close = stat->rfind(')');
+  if (close == std::string::npos || close + 2 >= stat->size()) return 0;
+  // After ") " come fields 3..; the start time is field 22.
+  auto fields = base::Split(stat->substr(close + 2), ' ');
+  if (fields.size() < 20) return 0;
+  if (fields[0] == "Z" || fields[0] == "X") return 0;  // A zombie is not alive.
+  return base::ParseUint(fields[19]).value_or(0);
+}
+
+bool SameProcessAlive(int pid, uint64_t start_time) {
+  return pid > 0 && start_time != 0 && ProcessStartTime(pid) == start_time;
+}
+
+}  // namespace boxlite::runtime

@@ -1,0 +1,57 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// The on-disk record of a persistent box: $BOXLITE_HOME/boxes/<id>/box.json, written
+// atomically. It holds the box's options, the image it was created from, and - while its
+// VM runs - the QEMU pid with the process start time (so a recycled pid is never mistaken
+// for the box). Any process using the same home reads it to find, exec into, stop or
+// remove the box. Files beside it: disk.qcow2, console.log, qemu.log, agent-<n>.sock
+// (one per host client slot), port-<n>.lock, lock (held while the lifecycle changes).
+// Thread-safety: plain values and functions; callers hold the box lock to write.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "boxlite/options.h"
+#include "boxlite/result.h"
+#include "src/image/manifest.h"
+
+namespace boxlite::runtime {
+
+// Host client slots of a persistent box (one virtio-serial port and socket each).
+constexpr int kPersistentAgentPorts = 4;
+
+struct BoxRecord {
+  std::string id;
+  std::string name;
+  int64_t created_unix = 0;
+  BoxOptions options;
+  // Resolved at first start.
+  std::string image_reference;
+  std::string rootfs_path;
+  uint64_t rootfs_bytes = 0;
+  image::ImageConfig image_config;
+  int64_t disk_size_mib = 0;
+  // While running.
+  int pid = 0;
+  uint64_t pid_start_time = 0;
+  int net_pid = 0;
+  uint64_t net_pid_start_time = 0;
+  std::vector<PortForward> bound_ports;
+  std::string accel;
+};
+
+std::string BoxDir(const std::string& boxes_dir, const std::string& id);
+Status SaveRecord(const std::string& dir, const BoxRecord& record);
+Result<BoxRecord> LoadRecord(const std::string& dir);
+// Every record under `boxes_dir` (unreadable ones are skipped).
+std::vector<BoxRecord> LoadAllRecords(const std::string& boxes_dir);
+
+// The start time (clock ticks since boot) of a process, or 0 when it does not exist.
+uint64_t ProcessStartTime(int pid);
+// True when `pid` still is the process recorded with `start_time`.
+bool SameProcessAlive(int pid, uint64_t start_time);
+
+}  // namespace boxlite::runtime

@@ -1,0 +1,85 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// The per-box network process (`boxlite-net`, src/net/): user-mode networking with
+// libslirp, attached to QEMU's `-netdev stream` over one end of a socket pair. The guest
+// sees 10.0.2.15/24 with gateway 10.0.2.2 and DNS 10.0.2.3; its TCP/UDP leave through
+// ordinary host sockets of this process, so no root is needed (started as root, the
+// helper drops to nobody once its ports are bound). The host's loopback is unreachable
+// from the guest unless `allow_host_loopback`. Published ports listen on 127.0.0.1 only.
+// The process exits when QEMU's end of the socket closes, so it never outlives its VM; it
+// also dies with its owner unless detached.
+//
+// Use:
+//   BOXLITE_ASSIGN_OR_RETURN(options.helper_binary, FindNetHelper());
+//   BOXLITE_ASSIGN_OR_RETURN(NetHelper net, LaunchNetHelper(options));
+//   vm.net_fd = net.qemu_end.get();        // and add it to vm.inherit_fds
+//   ... LaunchQemu(vm, ...) ...
+//   net.qemu_end.reset();                  // QEMU holds it now; the helper sees EOF
+//                                          // when QEMU exits only once we closed ours.
+// Thread-safety: LaunchNetHelper and FindNetHelper are thread-safe; a NetHelper is used
+// by one thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "boxlite/result.h"
+#include "src/base/unique_fd.h"
+#include "src/sys/subprocess.h"
+
+namespace boxlite::vmm {
+
+// The guest side of the user-mode network, as the agent configures eth0 (src/net/
+// guest_policy.h has the helper's copy).
+constexpr char kGuestAddress[] = "10.0.2.15/24";
+constexpr char kGuestGateway[] = "10.0.2.2";
+constexpr char kGuestDns[] = "10.0.2.3";
+
+// Environment variables read by the runtime and FindNetHelper.
+// BOXLITE_DNS_SERVERS: comma- or space-separated IPs the helper forwards guest DNS to
+// (tests point it at a DNS server in a network namespace); unset: the host's resolvers.
+constexpr char kDnsServersEnv[] = "BOXLITE_DNS_SERVERS";
+// BOXLITE_NET_HELPER: the boxlite-net binary to use.
+constexpr char kNetHelperEnv[] = "BOXLITE_NET_HELPER";
+
+struct PortPublish {
+  uint16_t host_port = 0;  // 0: the helper picks a free port (reported back).
+  uint16_t guest_port = 0;
+};
+
+struct NetOptions {
+  std::string helper_binary;  // Path of boxlite-net (FindNetHelper()).
+  std::vector<PortPublish> ports;
+  bool allow_host_loopback = false;
+  // DNS servers the helper forwards the guest's queries to: "IP", "IP:PORT" or
+  // "[IPv6]:PORT"; empty: the host's resolvers (/etc/resolv.conf).
+  std::vector<std::string> dns_servers;
+  bool die_with_owner = true;  // false for detached boxes: the helper gets its own session.
+  int stderr_fd = -1;          // Where the helper's own messages go; -1 discards them.
+  std::chrono::milliseconds ready_timeout{10000};
+};
+
+struct NetHelper {
+  sys::Subprocess process;
+  base::UniqueFd qemu_end;                // Pass to QEMU (VmConfig::net_fd), then close.
+  std::vector<PortPublish> ports;         // With the host ports actually bound.
+};
+
+// Starts the helper and waits until it listens on every published port. Errors name the
+// port that could not be bound ("127.0.0.1:8080 is in use", kAlreadyExists; a port below
+// 1024 without privilege is kPermissionDenied); bad options (a DNS server that is not an
+// address) are kInvalidArgument; no ready report within `ready_timeout` is
+// kDeadlineExceeded. On error no process is left behind.
+Result<NetHelper> LaunchNetHelper(const NetOptions& options);
+
+// Where boxlite-net is: $BOXLITE_NET_HELPER, next to the running executable
+// (<dir>/../libexec/boxlite/boxlite-net), the compiled-in libexec directory, then the
+// build tree. kNotFound lists the places tried.
+Result<std::string> FindNetHelper();
+
+// The servers named by $BOXLITE_DNS_SERVERS (empty when unset or blank).
+std::vector<std::string> DnsServersFromEnvironment();
+
+}  // namespace boxlite::vmm
