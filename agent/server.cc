@@ -253,7 +253,7 @@ void Server::Watch(int fd, uint32_t events, uint64_t tag, bool* watching) {
 
 Status Server::Run() {
   struct utsname uts;
-  splice_ok_ = ::uname(&uts) == 0 && base::EndsWith(uts.release, "-boxlite");
+  splice_ok_ = ::uname(&uts) == 0 && base::EndsWith(uts.release, "-boxlite.2");
   root_dir_.reset(::open(rootfs_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root_dir_) return sys::ErrnoStatus(errno, "open %s", rootfs_.c_str());
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));

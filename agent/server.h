@@ -157,7 +157,7 @@ class Server {
   bool configured_ = false;
   protocol::BoxConfig config_;
   // splice(2) into the port needs the sg-list fix in guest/kernel/patches; only our own
-  // kernel ("-boxlite" release) has it.
+  // kernel (release "-boxlite.2" or later, see guest/kernel/boxlite.config) has it.
   bool splice_ok_ = false;
   bool shutdown_ = false;
   std::map<ExecKey, std::unique_ptr<Exec>> execs_;

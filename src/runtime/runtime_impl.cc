@@ -219,7 +219,7 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& options) {
   std::string id = NewBoxId();
   auto box = std::make_shared<BoxImpl>(shared_from_this(), id, options);
   // Names are unique across the home: the home lock covers the check and the creation.
-  BOXLITE_ASSIGN_OR_RETURN(auto home_lock, sys::FileLock::Acquire(BoxesDir() + "/.lock"));
+  BOXLITE_ASSIGN_OR_RETURN(auto home_lock, sys::FileLock::Acquire(home_ + "/boxes.lock"));
   std::lock_guard<std::mutex> lock(mu_);
   if (!options.name.empty()) {
     bool taken = false;

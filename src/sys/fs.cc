@@ -93,7 +93,7 @@ bool IsDirectory(const std::string& path) {
 }
 
 Status MakeDirs(const std::string& path, mode_t mode) {
-  if (path.empty()) return Status::OK();
+  if (path.empty() || IsDirectory(path)) return Status::OK();
   std::string cur;
   for (const auto& part : base::Split(path, '/')) {
     cur += part;

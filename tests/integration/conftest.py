@@ -1,0 +1,171 @@
+# Shared fixtures of the integration tests: every test boots real VMs (TCG where KVM is
+# not usable) through the real `boxlite` CLI or SDK, from images built locally and served
+# by loopback registries (harness/). A monitor checks after every test that no VM process
+# and no file of an ephemeral box is left behind.
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["harness.fixtures"]
+
+REPO = Path(__file__).resolve().parents[2]
+# Marks the processes of this test session (VMs inherit it through their environment),
+# so the leak monitor ignores VMs that other programs on the machine run.
+SESSION_MARK = f"BOXLITE_TEST_SESSION={os.getpid()}-{time.time_ns()}"
+
+
+def _find_cli():
+    env = os.environ.get("BOXLITE_CLI")
+    if env:
+        return env
+    build = Path(os.environ.get("BOXLITE_BUILD_DIR", REPO / "build"))
+    built = build / "src" / "cli" / "boxlite"
+    if built.exists():
+        return str(built)
+    found = shutil.which("boxlite")
+    if found:
+        return found
+    raise RuntimeError("no boxlite CLI: run `make test` (it builds and installs one)")
+
+
+class Cli:
+    """Runs the boxlite CLI with a private BOXLITE_HOME."""
+
+    def __init__(self, binary, home, extra_env=None):
+        self.binary = binary
+        self.home = Path(home)
+        self.env = dict(os.environ)
+        self.env["BOXLITE_HOME"] = str(home)
+        self.env.pop("BOXLITE_REGISTRY_MIRRORS", None)
+        key, value = SESSION_MARK.split("=", 1)
+        self.env[key] = value
+        self.env.update(extra_env or {})
+
+    def run(self, *args, input=None, timeout=180, env=None, check=False, preexec=None):
+        full_env = dict(self.env)
+        full_env.update(env or {})
+        proc = subprocess.run([self.binary, *args], input=input, capture_output=True,
+                              timeout=timeout, env=full_env, preexec_fn=preexec)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"boxlite {' '.join(args)} exited {proc.returncode}: {proc.stderr.decode()}")
+        return proc
+
+    def popen(self, *args, **kwargs):
+        kwargs.setdefault("env", self.env)
+        return subprocess.Popen([*self.prefix(), self.binary, *args], **kwargs)
+
+    def prefix(self):
+        return []
+
+
+class UnprivilegedCli(Cli):
+    """The CLI run as uid/gid 65534 (nobody) with a home it owns: no root anywhere."""
+
+    def __init__(self, binary, home):
+        home = Path(home)
+        home.mkdir(parents=True, exist_ok=True)
+        os.chown(home, 65534, 65534)
+        super().__init__(binary, home, {"HOME": str(home), "USER": "nobody"})
+
+    def prefix(self):
+        return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+
+    def run(self, *args, input=None, timeout=180, env=None, check=False, preexec=None):
+        full_env = dict(self.env)
+        full_env.update(env or {})
+        proc = subprocess.run([*self.prefix(), self.binary, *args], input=input,
+                              capture_output=True, timeout=timeout, env=full_env)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"boxlite {' '.join(args)} exited {proc.returncode}: {proc.stderr.decode()}")
+        return proc
+
+
+@pytest.fixture(scope="session")
+def cli_binary():
+    return _find_cli()
+
+
+@pytest.fixture(scope="session")
+def cli(cli_binary, tmp_path_factory):
+    """The CLI with one home shared by the session (images are imported once)."""
+    return Cli(cli_binary, tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(scope="session")
+def nobody_cli(cli_binary):
+    """The CLI as an unprivileged user (uid 65534) with a writable home of its own."""
+    # pytest's temp root is private to root, so the home lives in /tmp directly.
+    base = Path(tempfile.mkdtemp(prefix="boxlite-nobody-"))
+    os.chmod(base, 0o755)
+    yield UnprivilegedCli(cli_binary, base / "home")
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["root", "unprivileged"])
+def any_cli(request, cli, nobody_cli):
+    """Runs a test as root and again as an unprivileged user."""
+    return cli if request.param == "root" else nobody_cli
+
+
+@pytest.fixture
+def fresh_cli(cli_binary, tmp_path):
+    """The CLI with a home of its own (for tests about the home's contents)."""
+    return Cli(cli_binary, tmp_path / "home")
+
+
+def qemu_processes(mine=True):
+    """Live (non-zombie) QEMU processes (of this test session): pid -> command line."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and cmd.startswith("qemu-system"):
+            if mine:
+                try:
+                    with open(f"/proc/{entry}/environ", "rb") as f:
+                        if SESSION_MARK.encode() not in f.read().split(b"\0"):
+                            continue
+                except OSError:
+                    continue
+            out[int(entry)] = cmd
+    return out
+
+
+def wait_for(predicate, timeout=5.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def leak_monitor(request):
+    """Fails a test that leaves a VM it started running, or ephemeral files behind."""
+    before = set(qemu_processes())
+    yield
+    if request.node.get_closest_marker("allow_background_vms"):
+        return
+    leaked = wait_for(lambda: not (set(qemu_processes()) - before), timeout=5)
+    remaining = {p: c for p, c in qemu_processes().items() if p not in before}
+    assert leaked or not remaining, f"test left VM processes running: {remaining}"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers",
+                            "allow_background_vms: the test leaves detached boxes on purpose")
