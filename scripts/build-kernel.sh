@@ -63,5 +63,10 @@ cp .config "$out.tmp/config"
 echo "$(( $(date +%s) - start ))" > "$out.tmp/build-seconds"
 rm -rf "$out"
 mv "$out.tmp" "$out"
+# Kernels built from older inputs are not needed any more.
+for old in "$cache"/kernel/*/; do
+  old=${old%/}
+  [ "$old" = "$out" ] || [ "$old" = "$work" ] || rm -rf "$old"
+done
 echo "build-kernel: built in $(cat "$out/build-seconds")s" >&2
 echo "$out/vmlinux"

@@ -218,10 +218,17 @@ Status BoxImpl::LaunchLocked() {
   base::UniqueFd host_end;
   // The per-box disk: a qcow2 overlay whose writes never reach the shared base.
   std::string overlay = persistent() ? DirPath("disk.qcow2") : sys::JoinPath(tmp, id_ + ".qcow2");
+  std::string backing = image_->rootfs_path;
+  if (persistent()) {
+    // A stopped box must survive the image being removed and collected: its backing file
+    // is a hard link in the box directory (same file system as the store; a copy
+    // otherwise would be costly, so the store's file is used then).
+    std::string link = DirPath("base.ext4");
+    if (sys::Exists(link) || ::link(backing.c_str(), link.c_str()) == 0) backing = link;
+  }
   if (!persistent() || !sys::Exists(overlay)) {
     auto created = sys::RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-                                    image_->rootfs_path, overlay,
-                                    std::to_string(disk_size_mib_) + "M"});
+                                    backing, overlay, std::to_string(disk_size_mib_) + "M"});
     if (!created.ok()) {
       ::unlink(overlay.c_str());
       return created.error().Wrap("create the box disk");
@@ -261,6 +268,13 @@ Status BoxImpl::LaunchLocked() {
       return sys::ErrnoStatus(errno, "socketpair");
     }
     host_end.reset(sp[0]);
+    // Room for bulk output in flight between QEMU and our reader: QEMU stops draining
+    // the guest's queue whenever this socket is full.
+    for (int fd : sp) {
+      int size = 4 << 20;
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    }
     config.agent_fds.push_back(sp[1]);
     guest_ends.emplace_back(sp[1]);
   }
