@@ -1,0 +1,119 @@
+"""BoxLite: local sandboxes, each a micro-VM with its own kernel booted from an OCI image.
+
+Async is primary::
+
+    import asyncio, boxlite
+
+    async def main():
+        async with boxlite.SimpleBox("boxlite/base") as box:
+            result = await box.exec("echo", "hello")
+            print(result.exit_code, result.stdout)
+
+    asyncio.run(main())
+
+The synchronous twin lives in :mod:`boxlite.sync` (same names, no ``await``).
+
+Main names:
+    SimpleBox, Box, Execution     boxes and their processes
+    Boxlite, Options, Images      the runtime (state directory, image store)
+    BoxOptions, NetworkSpec, VolumeMount, PortForward
+    ExecResult, BoxInfo, BoxMetrics, ImageInfo
+    BoxliteError and its subclasses (see :mod:`boxlite.errors`)
+
+Guest assets (kernel, initramfs, built-in images) are found through
+``$BOXLITE_DATA_DIR`` or the installed ``share/boxlite``; state lives in
+``$BOXLITE_HOME`` (default ``~/.local/share/boxlite``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+from ._core import core as _core_module
+from .box import Box, Execution, SimpleBox
+from .errors import (
+    AuthenticationError,
+    BoxError,
+    BoxliteError,
+    BoxNotFoundError,
+    BoxStartError,
+    BoxStateError,
+    ConfigError,
+    ExecError,
+    ImageError,
+    ImageNotFoundError,
+    InvalidReferenceError,
+    NotSupportedError,
+    RegistryError,
+    ResourceError,
+    TimeoutError,
+)
+from .options import BoxOptions, NetworkSpec, Options, PortForward, VolumeMount
+from .results import BoxInfo, BoxMetrics, ExecResult, ImageInfo
+from .runtime import Boxlite, Images
+
+__version__ = "0.1.0"
+core_version: str = _core_module.version
+"""Version of the C++ core the extension was built from."""
+
+__all__ = [
+    "__version__",
+    "AuthenticationError",
+    "Box",
+    "BoxError",
+    "BoxInfo",
+    "BoxMetrics",
+    "BoxNotFoundError",
+    "BoxOptions",
+    "BoxStartError",
+    "BoxStateError",
+    "Boxlite",
+    "BoxliteError",
+    "ConfigError",
+    "ExecError",
+    "ExecResult",
+    "Execution",
+    "ImageError",
+    "ImageInfo",
+    "ImageNotFoundError",
+    "Images",
+    "InvalidReferenceError",
+    "NetworkSpec",
+    "NotSupportedError",
+    "Options",
+    "PortForward",
+    "RegistryError",
+    "ResourceError",
+    "SimpleBox",
+    "TimeoutError",
+    "VolumeMount",
+]
+
+# Boxes built on SimpleBox by their own modules. Each module defines the class of the
+# same name; it is imported on first use, so a missing one fails only when asked for:
+#   boxlite/computerbox.py    ComputerBox(SimpleBox): a desktop (screenshots, mouse, keys)
+#   boxlite/interactivebox.py InteractiveBox(SimpleBox): a terminal on stream(tty=True)
+_EXTENSIONS = {
+    "ComputerBox": "computerbox",
+    "InteractiveBox": "interactivebox",
+}
+__all__ += [name for name, mod in _EXTENSIONS.items() if importlib.util.find_spec(f"{__name__}.{mod}")]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXTENSIONS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'boxlite' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(f".{module_name}", __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{module_name}":
+            raise
+        raise AttributeError(
+            f"boxlite.{name} is not available in this build yet (boxlite/{module_name}.py)"
+        ) from None
+    value = getattr(module, name)
+    globals()[name] = value
+    return value

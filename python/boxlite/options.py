@@ -1,0 +1,505 @@
+"""Options of the runtime and of boxes, validated when they are built.
+
+Every check here raises :class:`~boxlite.ConfigError` before any VM starts. Both the
+spellings of the BoxLite 0.10 SDK and those of its documentation are accepted
+(``cpu``/``cpus``, ``memory``/``memory_mib``, ``disk_size``/``disk_size_gb``,
+``mounts``/``volumes``); the canonical attribute names are the C++ ones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from .errors import ConfigError, NotSupportedError
+
+__all__ = [
+    "Options",
+    "BoxOptions",
+    "NetworkSpec",
+    "VolumeMount",
+    "PortForward",
+    "EnvLike",
+    "MountLike",
+    "PortLike",
+]
+
+EnvLike = Union[Mapping[str, str], Iterable[tuple[str, str]]]
+"""An environment: ``{"K": "v"}`` or ``[("K", "v"), ...]``."""
+
+MountLike = Union[
+    tuple[str, str],
+    tuple[str, str, str],
+    tuple[str, str, bool],
+    "VolumeMount",
+    Mapping[str, Any],
+]
+"""A host mount: ``(host, guest)``, ``(host, guest, "ro"|"rw")``,
+``(host, guest, read_only: bool)``, a :class:`VolumeMount` or a dict with
+``host_path``, ``guest_path`` and ``read_only`` or ``mode``."""
+
+PortLike = Union[tuple[int, int], tuple[int, int, str], "PortForward"]
+"""A published TCP port: ``(host_port, guest_port)``; host port 0 picks a free one."""
+
+_DEFAULT_IMAGE = "alpine:latest"
+_DEFAULT_MEMORY_MIB = 1024
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    """A host directory or file shared into the box (virtio-9p).
+
+    Attributes:
+        host_path: Absolute path on the host; it must exist.
+        guest_path: Absolute path in the box (not ``/``).
+        read_only: Whether the box may only read it.
+    """
+
+    host_path: str
+    guest_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class PortForward:
+    """A TCP port of the box published on the host's 127.0.0.1.
+
+    Attributes:
+        host_port: The host port; 0 picks a free one.
+        guest_port: The port in the box.
+    """
+
+    host_port: int
+    guest_port: int
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The box's network.
+
+    Attributes:
+        mode: ``"nat"`` (outbound access through user-mode networking, the default) or
+            ``"none"`` (no network interface).
+        allow_net: Hosts the box may reach. Not supported yet: must be empty.
+    """
+
+    mode: str = "nat"
+    allow_net: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_str(name: str, value: Any, *, allow_empty: bool = True) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, not {type(value).__name__}")
+    if not allow_empty and not value:
+        raise ConfigError(f"{name} must not be empty")
+    if "\0" in value:
+        raise ConfigError(f"{name} must not contain NUL bytes")
+    return value
+
+
+def _check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+    if not _is_int(value):
+        raise ConfigError(f"{name} must be an int, not {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return int(value)
+
+
+def _pick(name: str, value: Any, alias: str, alias_value: Any, default: Any) -> Any:
+    """Resolves a parameter with two spellings. Either may be given; giving both with
+    different values is an error unless one of them is just the default."""
+    if value is None:
+        return default if alias_value is None else alias_value
+    if alias_value is None or alias_value == value or alias_value == default:
+        return value
+    if value == default:
+        return alias_value
+    raise ConfigError(f"{name}={value!r} and {alias}={alias_value!r} disagree: give one")
+
+
+def normalize_env(env: EnvLike | None, what: str = "env") -> list[tuple[str, str]]:
+    """Returns ``env`` as a list of ``(name, value)`` pairs, checking names and values."""
+    if env is None:
+        return []
+    if isinstance(env, Mapping):
+        items: Iterable[Any] = env.items()
+    elif isinstance(env, (str, bytes)):
+        raise ConfigError(f"{what} must be a dict or a list of (name, value) pairs, not a string")
+    else:
+        try:
+            items = list(env)
+        except TypeError:
+            raise ConfigError(
+                f"{what} must be a dict or a list of (name, value) pairs, "
+                f"not {type(env).__name__}"
+            ) from None
+    out: list[tuple[str, str]] = []
+    for item in items:
+        if isinstance(item, str) and "=" in item:
+            key, value = item.split("=", 1)
+        else:
+            try:
+                key, value = item
+            except (TypeError, ValueError):
+                raise ConfigError(f"{what} entries must be (name, value) pairs, not {item!r}") from None
+        _check_str(f"{what} name", key, allow_empty=False)
+        if "=" in key:
+            raise ConfigError(f"{what} name {key!r} must not contain '='")
+        if not isinstance(value, str):
+            raise ConfigError(f"{what} value of {key} must be a string, not {type(value).__name__}")
+        _check_str(f"{what} value of {key}", value)
+        out.append((key, value))
+    return out
+
+
+def _mount_mode(value: Any, spec: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        mode = value.lower()
+        if mode in ("ro", "readonly", "read-only", "read_only"):
+            return True
+        if mode in ("rw", "readwrite", "read-write", "read_write"):
+            return False
+    raise ConfigError(f"mount mode must be \"ro\" or \"rw\" (or read_only: bool), not {value!r} in {spec!r}")
+
+
+def normalize_mount(spec: Any) -> VolumeMount:
+    """Checks one mount and returns it with an absolute, existing host path."""
+    if isinstance(spec, VolumeMount):
+        host, guest, read_only = spec.host_path, spec.guest_path, spec.read_only
+    elif isinstance(spec, Mapping):
+        host = spec.get("host_path", spec.get("source"))
+        guest = spec.get("guest_path", spec.get("target"))
+        if "read_only" in spec:
+            read_only = _mount_mode(spec["read_only"], spec)
+        else:
+            read_only = _mount_mode(spec.get("mode", "rw"), spec)
+    elif isinstance(spec, (tuple, list)) and len(spec) in (2, 3):
+        host, guest = spec[0], spec[1]
+        read_only = _mount_mode(spec[2], spec) if len(spec) == 3 else False
+    else:
+        raise ConfigError(
+            f"a mount is (host_path, guest_path[, \"ro\"|\"rw\"|read_only]), not {spec!r}"
+        )
+    if isinstance(host, os.PathLike):
+        host = os.fspath(host)
+    _check_str("mount host path", host, allow_empty=False)
+    _check_str("mount guest path", guest, allow_empty=False)
+    host = os.path.abspath(host)
+    if not os.path.exists(host):
+        raise ConfigError(f"mount host path {host} does not exist: create it or fix the path")
+    if not guest.startswith("/") or guest.rstrip("/") == "":
+        raise ConfigError(f"mount guest path must be absolute and not /, not {guest!r}")
+    return VolumeMount(host, guest, read_only)
+
+
+def normalize_port(spec: Any) -> PortForward:
+    """Checks one published port."""
+    if isinstance(spec, PortForward):
+        host, guest = spec.host_port, spec.guest_port
+    elif isinstance(spec, (tuple, list)) and len(spec) in (2, 3):
+        host, guest = spec[0], spec[1]
+        if len(spec) == 3 and str(spec[2]).lower() != "tcp":
+            raise ConfigError(f"only TCP ports can be published, not {spec[2]!r}")
+    else:
+        raise ConfigError(f"a port is (host_port, guest_port), not {spec!r}")
+    if not _is_int(host) or not 0 <= host <= 65535:
+        raise ConfigError(f"host port must be an int in 0..65535 (0: pick one), not {host!r}")
+    if not _is_int(guest) or not 1 <= guest <= 65535:
+        raise ConfigError(f"guest port must be an int in 1..65535, not {guest!r}")
+    return PortForward(host, guest)
+
+
+def _normalize_network(network: Any) -> str:
+    if isinstance(network, NetworkSpec):
+        if network.allow_net:
+            raise NotSupportedError("NetworkSpec.allow_net (egress allow-lists)")
+        network = network.mode
+    mode = _check_str("network", network)
+    if mode not in ("nat", "none"):
+        raise ConfigError(f"network must be \"nat\" or \"none\", not {mode!r}")
+    return mode
+
+
+class BoxOptions:
+    """Everything that describes a box. Validated on construction (ConfigError).
+
+    Args:
+        image: An OCI reference (short names mean ``docker.io/library/...``) or a
+            built-in image such as ``"boxlite/base"``.
+        cpus: vCPUs (alias ``cpu``). Default 1.
+        memory_mib: MiB of guest RAM (alias ``memory``). Default 1024.
+        disk_size_mib: MiB of writable disk (alias ``disk_size``); or ``disk_size_gb``
+            in GiB. Default: the image's size + 1 GiB.
+        env: Box-wide environment, a dict or a list of ``(name, value)`` pairs.
+        volumes: Host mounts (alias ``mounts``): ``(host, guest, "ro"|"rw")`` or
+            ``(host, guest, read_only)``; the host path must exist.
+        ports: Published TCP ports ``(host_port, guest_port)`` on 127.0.0.1.
+        network: ``"nat"`` (default), ``"none"`` or a :class:`NetworkSpec`.
+        working_dir: Default working directory of commands (absolute).
+        user: Default user of commands (``name``, ``uid`` or ``uid:gid``).
+        name: A unique name (``[a-zA-Z0-9][a-zA-Z0-9_.-]*``); default: the id's prefix.
+        auto_remove: Remove the box when it stops (default True).
+        detach: Keep the box running after this process exits (default False).
+        rootfs_path: A local OCI layout directory (or image archive) to boot instead of
+            ``image``.
+    """
+
+    image: str
+    rootfs_path: str
+    cpus: int
+    memory_mib: int
+    disk_size_mib: int
+    env: list[tuple[str, str]]
+    volumes: list[VolumeMount]
+    ports: list[PortForward]
+    network: str
+    working_dir: str
+    user: str
+    name: str
+    auto_remove: bool
+    detach: bool
+
+    def __init__(
+        self,
+        image: str | None = None,
+        *,
+        cpus: int | None = None,
+        cpu: int | None = None,
+        memory_mib: int | None = None,
+        memory: int | None = None,
+        disk_size_mib: int | None = None,
+        disk_size: int | None = None,
+        disk_size_gb: float | None = None,
+        env: EnvLike | None = None,
+        volumes: Iterable[MountLike] | None = None,
+        mounts: Iterable[MountLike] | None = None,
+        ports: Iterable[PortLike] | None = None,
+        network: str | NetworkSpec = "nat",
+        working_dir: str | None = None,
+        user: str | None = None,
+        name: str | None = None,
+        auto_remove: bool = True,
+        detach: bool = False,
+        rootfs_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if rootfs_path is not None:
+            if isinstance(rootfs_path, os.PathLike):
+                rootfs_path = os.fspath(rootfs_path)
+            _check_str("rootfs_path", rootfs_path, allow_empty=False)
+            rootfs_path = os.path.abspath(rootfs_path)
+            if not os.path.exists(rootfs_path):
+                raise ConfigError(f"rootfs_path {rootfs_path} does not exist")
+        if image is None:
+            image = "" if rootfs_path else _DEFAULT_IMAGE
+        self.image = _check_str("image", image, allow_empty=bool(rootfs_path))
+        self.rootfs_path = rootfs_path or ""
+
+        self.cpus = _check_int("cpus", _pick("cpus", cpus, "cpu", cpu, 1), minimum=1)
+        self.memory_mib = _check_int(
+            "memory_mib", _pick("memory_mib", memory_mib, "memory", memory, _DEFAULT_MEMORY_MIB),
+            minimum=1,
+        )
+        disk = _pick("disk_size_mib", disk_size_mib, "disk_size", disk_size, None)
+        if disk_size_gb is not None:
+            if isinstance(disk_size_gb, bool) or not isinstance(disk_size_gb, (int, float)):
+                raise ConfigError(f"disk_size_gb must be a number, not {type(disk_size_gb).__name__}")
+            if disk_size_gb < 0:
+                raise ConfigError(f"disk_size_gb must not be negative, not {disk_size_gb}")
+            gb_mib = int(round(disk_size_gb * 1024))
+            if disk is not None and disk != gb_mib:
+                raise ConfigError(f"disk_size={disk} MiB and disk_size_gb={disk_size_gb} disagree: give one")
+            disk = gb_mib
+        self.disk_size_mib = 0 if disk is None else _check_int("disk_size", disk, minimum=0)
+
+        self.env = normalize_env(env)
+        if volumes is not None and mounts is not None:
+            raise ConfigError("give either volumes or mounts, not both")
+        mount_specs = volumes if volumes is not None else mounts
+        if isinstance(mount_specs, (str, bytes)):
+            raise ConfigError("mounts must be a list of (host, guest, mode) tuples")
+        self.volumes = [normalize_mount(m) for m in (mount_specs or [])]
+        if isinstance(ports, (str, bytes)):
+            raise ConfigError("ports must be a list of (host_port, guest_port) tuples")
+        self.ports = [normalize_port(p) for p in (ports or [])]
+        self.network = _normalize_network(network)
+        self.working_dir = _check_str("working_dir", working_dir or "")
+        if self.working_dir and not self.working_dir.startswith("/"):
+            raise ConfigError(f"working_dir must be absolute, not {self.working_dir!r}")
+        self.user = _check_str("user", user or "")
+        self.name = _check_str("name", name or "")
+        if not isinstance(auto_remove, bool):
+            raise ConfigError(f"auto_remove must be a bool, not {type(auto_remove).__name__}")
+        if not isinstance(detach, bool):
+            raise ConfigError(f"detach must be a bool, not {type(detach).__name__}")
+        self.auto_remove = auto_remove
+        self.detach = detach
+
+    # Aliases of the other SDK spelling.
+    @property
+    def cpu(self) -> int:
+        """Alias of :attr:`cpus`."""
+        return self.cpus
+
+    @property
+    def memory(self) -> int:
+        """Alias of :attr:`memory_mib`."""
+        return self.memory_mib
+
+    @property
+    def disk_size(self) -> int:
+        """Alias of :attr:`disk_size_mib` (0: the default size)."""
+        return self.disk_size_mib
+
+    @property
+    def mounts(self) -> list[VolumeMount]:
+        """Alias of :attr:`volumes`."""
+        return self.volumes
+
+    @property
+    def ephemeral(self) -> bool:
+        """True when the box leaves nothing behind once stopped (auto_remove, not detached)."""
+        return self.auto_remove and not self.detach
+
+    def replace(self, **changes: Any) -> BoxOptions:
+        """Returns a copy with some options changed (validated again)."""
+        current: dict[str, Any] = {
+            "image": self.image or None,
+            "rootfs_path": self.rootfs_path or None,
+            "cpus": self.cpus,
+            "memory_mib": self.memory_mib,
+            "disk_size_mib": self.disk_size_mib or None,
+            "env": list(self.env),
+            "volumes": list(self.volumes),
+            "ports": list(self.ports),
+            "network": self.network,
+            "working_dir": self.working_dir or None,
+            "user": self.user or None,
+            "name": self.name or None,
+            "auto_remove": self.auto_remove,
+            "detach": self.detach,
+        }
+        aliases = {"cpu": "cpus", "memory": "memory_mib", "disk_size": "disk_size_mib", "mounts": "volumes"}
+        for key, value in changes.items():
+            current[aliases.get(key, key)] = value
+        if "disk_size_gb" in changes:
+            current.pop("disk_size_mib", None)
+        return BoxOptions(**current)
+
+    def _core_args(self) -> dict[str, Any]:
+        """Keyword arguments of ``_boxlite.Runtime.create``."""
+        return {
+            "image": self.image,
+            "rootfs_path": self.rootfs_path,
+            "cpus": self.cpus,
+            "memory_mib": self.memory_mib,
+            "disk_size_mib": self.disk_size_mib,
+            "env": list(self.env),
+            "mounts": [(m.host_path, m.guest_path, m.read_only) for m in self.volumes],
+            "ports": [(p.host_port, p.guest_port) for p in self.ports],
+            "network": self.network,
+            "working_dir": self.working_dir,
+            "user": self.user,
+            "name": self.name,
+            "auto_remove": self.auto_remove,
+            "detach": self.detach,
+        }
+
+    def __repr__(self) -> str:
+        fields = [f"image={self.image!r}"] if self.image else []
+        if self.rootfs_path:
+            fields.append(f"rootfs_path={self.rootfs_path!r}")
+        fields += [f"cpus={self.cpus}", f"memory_mib={self.memory_mib}"]
+        if self.disk_size_mib:
+            fields.append(f"disk_size_mib={self.disk_size_mib}")
+        for attr in ("env", "volumes", "ports"):
+            if getattr(self, attr):
+                fields.append(f"{attr}={getattr(self, attr)!r}")
+        if self.network != "nat":
+            fields.append(f"network={self.network!r}")
+        for attr in ("working_dir", "user", "name"):
+            if getattr(self, attr):
+                fields.append(f"{attr}={getattr(self, attr)!r}")
+        if not self.auto_remove:
+            fields.append("auto_remove=False")
+        if self.detach:
+            fields.append("detach=True")
+        return f"BoxOptions({', '.join(fields)})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BoxOptions):
+            return NotImplemented
+        return self._core_args() == other._core_args()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Options:
+    """Options of a :class:`~boxlite.Boxlite` runtime.
+
+    Args:
+        home_dir: The state directory (images, boxes). Default: ``$BOXLITE_HOME``, else
+            ``~/.local/share/boxlite``.
+        image_registries: Registries tried first for Docker Hub references (short names
+            such as ``alpine``), e.g. ``["http://127.0.0.1:5000"]``: URLs, or
+            ``host:port`` (HTTPS). Added to ``BOXLITE_REGISTRY_MIRRORS``.
+        registry_mirrors: Same as ``image_registries`` (the C++ spelling).
+        insecure_registries: ``host:port`` entries reached over plain HTTP.
+        data_dir: Where the guest kernel, initramfs and built-in images are. Default:
+            ``$BOXLITE_DATA_DIR``, else the installed ``share/boxlite``.
+    """
+
+    def __init__(
+        self,
+        home_dir: str | os.PathLike[str] | None = None,
+        image_registries: Iterable[str] | None = None,
+        *,
+        registry_mirrors: Iterable[str] | None = None,
+        insecure_registries: Iterable[str] | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.home_dir = self._path("home_dir", home_dir)
+        self.data_dir = self._path("data_dir", data_dir)
+        mirrors = self._strings("image_registries", image_registries)
+        mirrors += self._strings("registry_mirrors", registry_mirrors)
+        self.image_registries: list[str] = mirrors
+        self.insecure_registries: list[str] = self._strings("insecure_registries", insecure_registries)
+
+    @property
+    def registry_mirrors(self) -> list[str]:
+        """Alias of :attr:`image_registries`."""
+        return self.image_registries
+
+    @staticmethod
+    def _path(name: str, value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        _check_str(name, value)
+        return os.path.abspath(os.path.expanduser(value)) if value else ""
+
+    @staticmethod
+    def _strings(name: str, values: Any) -> list[str]:
+        if values is None:
+            return []
+        if isinstance(values, str):
+            values = [v for v in values.split(",") if v.strip()]
+        try:
+            items = list(values)
+        except TypeError:
+            raise ConfigError(f"{name} must be a list of strings, not {type(values).__name__}") from None
+        return [_check_str(f"{name} entry", v, allow_empty=False).strip() for v in items]
+
+    def __repr__(self) -> str:
+        return (
+            f"Options(home_dir={self.home_dir!r}, image_registries={self.image_registries!r}, "
+            f"insecure_registries={self.insecure_registries!r}, data_dir={self.data_dir!r})"
+        )

@@ -1,0 +1,169 @@
+"""The runtime: a state directory (images and boxes) and the boxes made in it (async)."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import threading
+import weakref
+from typing import Any, ClassVar
+
+from . import _args, _bridge
+from ._core import core
+from .box import Box
+from .errors import ConfigError
+from .options import BoxOptions, Options
+from .results import BoxInfo, ImageInfo
+
+__all__ = ["Boxlite", "Images"]
+
+
+class Images:
+    """The runtime's image store (``runtime.images``)."""
+
+    def __init__(self, runtime: Boxlite) -> None:
+        self._runtime = runtime
+
+    async def pull(self, reference: str) -> ImageInfo:
+        """Pulls an image (or imports a built-in one) and prepares its root file system.
+
+        Raises:
+            InvalidReferenceError: The reference is malformed.
+            ImageNotFoundError: The registry does not have it.
+            RegistryError: The registry could not be reached or failed.
+            AuthenticationError: The registry refused the credentials.
+        """
+        ref = _args.check_reference(reference)
+        return ImageInfo._from_core(await _bridge.call(self._runtime._core.pull_image, ref))
+
+    async def list(self) -> list[ImageInfo]:
+        """The images in the local store."""
+        images = await _bridge.call(self._runtime._core.list_images)
+        return [ImageInfo._from_core(d) for d in images]
+
+    async def remove(self, reference: str) -> None:
+        """Removes an image from the local store (ImageNotFoundError if absent)."""
+        ref = _args.check_reference(reference)
+        await _bridge.call(self._runtime._core.remove_image, ref)
+
+    async def import_image(self, path: str | os.PathLike[str], tag: str = "") -> builtins.list[ImageInfo]:
+        """Imports a ``docker save`` archive or an OCI layout directory; ``tag`` names
+        the image when the archive does not."""
+        src = _args.host_path(path, "path")
+        if not isinstance(tag, str):
+            raise ConfigError(f"tag must be a string, not {type(tag).__name__}")
+        images = await _bridge.call(self._runtime._core.import_image, src, tag)
+        return [ImageInfo._from_core(d) for d in images]
+
+
+class Boxlite:
+    """The BoxLite runtime: one state directory holding images and boxes.
+
+    Use :meth:`default` (home ``$BOXLITE_HOME``, else ``~/.local/share/boxlite``) or
+    ``Boxlite(Options(home_dir=...))``. There is no daemon: the boxes' VMs are children
+    of this process. Several processes may share one home.
+
+    Example::
+
+        rt = boxlite.Boxlite.default()
+        box = await rt.create(boxlite.BoxOptions(image="boxlite/base"), name="worker")
+        async with box:
+            print((await box.exec("uname", "-r")).stdout)
+    """
+
+    _default: ClassVar[Boxlite | None] = None
+    _default_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, options: Options | None = None) -> None:
+        if options is None:
+            options = Options()
+        elif not isinstance(options, Options):
+            raise ConfigError(f"options must be boxlite.Options, not {type(options).__name__}")
+        self._options = options
+        self._core: Any = core.Runtime.open(
+            options.home_dir, options.data_dir, list(options.image_registries), list(options.insecure_registries)
+        )
+        self._boxes: weakref.WeakValueDictionary[str, Box] = weakref.WeakValueDictionary()
+        self.images = Images(self)
+        """The image store: ``pull``, ``list``, ``remove``, ``import_image``."""
+
+    @classmethod
+    def default(cls) -> Boxlite:
+        """The process-wide runtime with default options (created on first use)."""
+        with cls._default_lock:
+            if cls._default is None:
+                cls._default = cls()
+            return cls._default
+
+    @property
+    def home_dir(self) -> str:
+        """The state directory."""
+        return str(self._core.home_dir)
+
+    @property
+    def options(self) -> Options:
+        """The options the runtime was opened with."""
+        return self._options
+
+    async def _create_core(self, options: BoxOptions) -> Any:
+        return await _bridge.call(lambda: self._core.create(**options._core_args()))
+
+    async def create(self, options: BoxOptions | None = None, name: str | None = None, **kwargs: Any) -> Box:
+        """Creates a box (not started yet: it boots on ``start()``, ``async with`` or
+        its first command).
+
+        Args:
+            options: The box's :class:`BoxOptions`; keyword arguments (``image=...``)
+                may be given instead or change some of them.
+            name: A unique name (overrides ``options.name``).
+
+        Raises:
+            ConfigError: Bad options, or the name is taken.
+            NotSupportedError: A persistent box (``auto_remove=False`` or
+                ``detach=True``) in this build.
+        """
+        if options is None:
+            options = BoxOptions(**kwargs)
+        elif not isinstance(options, BoxOptions):
+            raise ConfigError(f"options must be boxlite.BoxOptions, not {type(options).__name__}")
+        elif kwargs:
+            options = options.replace(**kwargs)
+        if name is not None:
+            options = options.replace(name=name)
+        box = Box(await self._create_core(options), options, self)
+        self._boxes[box.id] = box
+        return box
+
+    async def get(self, id_or_name: str) -> Box | None:
+        """The box with this id, unique id prefix (4+ characters) or name, or None."""
+        key = _args.check_id(id_or_name)
+        core_box = await _bridge.call(self._core.get, key)
+        if core_box is None:
+            return None
+        known = self._boxes.get(core_box.id)
+        if known is not None:
+            return known
+        box = Box(core_box, None, self)
+        self._boxes[box.id] = box
+        return box
+
+    async def list_info(self) -> list[BoxInfo]:
+        """Facts about every box of this runtime."""
+        return [BoxInfo._from_core(d) for d in await _bridge.call(self._core.list)]
+
+    async def remove(self, id_or_name: str, force: bool = False) -> None:
+        """Removes a box; a running one only with ``force=True`` (it is stopped).
+
+        Raises:
+            BoxNotFoundError: No such box.
+            BoxStateError: It is running and ``force`` is False.
+        """
+        key = _args.check_id(id_or_name)
+        await _bridge.call(self._core.remove, key, bool(force))
+
+    async def host_info(self) -> dict[str, str]:
+        """Facts about the host: accelerator (and why), kernel, data directory, home."""
+        return dict(await _bridge.call(self._core.host_info))
+
+    def __repr__(self) -> str:
+        return f"<Boxlite home={self.home_dir!r}>"

@@ -1,0 +1,34 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// Collect runs an already started Exec to completion: it feeds stdin, gathers stdout and
+// stderr concurrently (so flow control never stalls the process) and waits for the exit,
+// killing the process when the timeout expires. It is what SimpleBox.exec() awaits.
+// Unlike Box::Run it works on an Exec the caller holds, so another thread can Kill() it
+// (that is how cancelling exec() from Python ends the guest process).
+//
+// Thread-safety: blocks the calling thread; uses two or three helper threads, all joined
+// before it returns. Call it without the GIL.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "boxlite/exec.h"
+#include "boxlite/result.h"
+
+namespace boxlite::python {
+
+struct Collected {
+  ExitStatus exit;
+  std::string stdout_data;
+  std::string stderr_data;
+  double duration_seconds = 0;
+};
+
+// `exec` must have been started with open_stdin when `stdin_data` is given. With a
+// timeout, the process is killed when it expires and exit.timed_out is set. Fails only
+// when the box went away (the exit status is then unknown).
+Result<Collected> Collect(Exec& exec, const std::optional<std::string>& stdin_data,
+                          std::optional<double> timeout_seconds);
+
+}  // namespace boxlite::python

@@ -1,0 +1,445 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// The `boxlite._boxlite` extension: a thin, blocking binding of include/boxlite (Runtime,
+// Box, Exec). The Python package (python/boxlite) builds the public SDK on it: the async
+// API runs these calls on worker threads, the sync API calls them directly.
+//
+// Contract of every binding function:
+//   - it releases the GIL around every call into the core, so a blocked call never holds
+//     up other Python threads or an event loop;
+//   - a failed Status becomes a StatusError, which the translator turns into the SDK's
+//     exception hierarchy (status_error.h); nothing else is thrown;
+//   - Python objects are only built with the GIL held, after the core call returned.
+// The handle classes own a shared_ptr to the core object and drop it without the GIL:
+// destroying a running box or exec stops it, which talks to the guest.
+//
+// Thread-safety: the core objects are thread-safe (see include/boxlite), so the handles
+// may be used from any thread at once.
+#include <Python.h>
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include "boxlite/boxlite.h"
+#include "collect.h"
+#include "status_error.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace boxlite::python {
+namespace {
+
+using Release = nb::gil_scoped_release;
+
+// Drops a core object without the GIL (its destructor may stop a VM or kill a process).
+template <typename T>
+void ResetWithoutGil(std::shared_ptr<T>& ptr) {
+  if (!ptr) return;
+  if (PyGILState_Check()) {
+    Release release;
+    ptr.reset();
+  } else {
+    ptr.reset();
+  }
+}
+
+// Runs `f` (a call into the core) with the GIL released and returns its result.
+template <typename F>
+auto WithoutGil(F&& f) {
+  Release release;
+  return f();
+}
+
+std::optional<std::chrono::milliseconds> Millis(std::optional<double> seconds) {
+  if (!seconds) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<int64_t>(std::ceil(*seconds * 1000)));
+}
+
+nb::bytes Bytes(const std::string& s) { return nb::bytes(s.data(), s.size()); }
+
+std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
+
+nb::dict ImageInfoDict(const ImageInfo& info) {
+  nb::dict d;
+  d["reference"] = info.reference;
+  d["id"] = info.id;
+  d["manifest_digest"] = info.manifest_digest;
+  d["size_bytes"] = info.size_bytes;
+  d["created_unix"] = info.created_unix;
+  return d;
+}
+
+nb::list ImageInfoList(const std::vector<ImageInfo>& images) {
+  nb::list out;
+  for (const auto& info : images) out.append(ImageInfoDict(info));
+  return out;
+}
+
+nb::dict BoxInfoDict(const BoxInfo& info) {
+  nb::dict d;
+  d["id"] = info.id;
+  d["name"] = info.name;
+  d["image"] = info.image;
+  d["state"] = info.state;
+  d["created_unix"] = info.created_unix;
+  d["cpus"] = info.cpus;
+  d["memory_mib"] = info.memory_mib;
+  d["disk_size_mib"] = info.disk_size_mib;
+  d["network"] = info.network;
+  nb::list ports;
+  for (const auto& p : info.ports) ports.append(nb::make_tuple(p.host_port, p.guest_port));
+  d["ports"] = ports;
+  nb::list mounts;
+  for (const auto& m : info.mounts) {
+    mounts.append(nb::make_tuple(m.host_path, m.guest_path, m.read_only));
+  }
+  d["mounts"] = mounts;
+  d["auto_remove"] = info.auto_remove;
+  d["detach"] = info.detach;
+  d["pid"] = info.pid;
+  d["accel"] = info.accel;
+  return d;
+}
+
+nb::dict MetricsDict(const BoxMetrics& m) {
+  nb::dict d;
+  d["cpu_seconds"] = m.cpu_seconds;
+  d["memory_rss_bytes"] = m.memory_rss_bytes;
+  d["guest_memory_used_bytes"] = m.guest_memory_used_bytes;
+  d["guest_memory_total_bytes"] = m.guest_memory_total_bytes;
+  d["execs_run"] = m.execs_run;
+  d["create_seconds"] = m.create_seconds;
+  d["boot_seconds"] = m.boot_seconds;
+  return d;
+}
+
+nb::tuple ExitTuple(const ExitStatus& st) {
+  return nb::make_tuple(st.exit_code, st.signal, st.timed_out, st.error_message);
+}
+
+// One process in a box.
+class PyExec {
+ public:
+  explicit PyExec(std::shared_ptr<Exec> exec, std::string what)
+      : exec_(std::move(exec)), what_(std::move(what)) {}
+  PyExec(PyExec&&) = default;
+  ~PyExec() { ResetWithoutGil(exec_); }
+
+  int pid() const { return exec_->pid(); }
+
+  void WriteStdin(nb::bytes data) {
+    std::string bytes(data.c_str(), data.size());
+    Status s = WithoutGil([&] { return exec_->WriteStdin(bytes); });
+    ThrowIfError(s, Domain::kExec, "write to the stdin of " + what_);
+  }
+
+  void CloseStdin() {
+    Status s = WithoutGil([&] { return exec_->CloseStdin(); });
+    ThrowIfError(s, Domain::kExec, "close the stdin of " + what_);
+  }
+
+  // The next chunk of `fd`; b"" at the end of the stream; None when `timeout` passed
+  // without output.
+  nb::object Read(int fd, std::optional<double> timeout) {
+    auto ms = Millis(timeout);
+    Result<std::string> chunk = WithoutGil([&] { return exec_->Read(fd, ms); });
+    if (!chunk.ok() && chunk.error().IsDeadlineExceeded() && ms) return nb::none();
+    std::string data = ValueOrThrow(std::move(chunk), Domain::kExec,
+                                    std::string("read the ") + (fd == 2 ? "stderr" : "stdout") +
+                                        " of " + what_);
+    return Bytes(data);
+  }
+
+  void Signal(int signo) {
+    Status s = WithoutGil([&] { return exec_->Signal(signo); });
+    ThrowIfError(s, Domain::kExec, "send signal " + std::to_string(signo) + " to " + what_);
+  }
+
+  void Resize(int rows, int cols) {
+    Status s = WithoutGil([&] { return exec_->Resize(rows, cols); });
+    ThrowIfError(s, Domain::kExec, "resize the terminal of " + what_);
+  }
+
+  void Kill() {
+    Status s = WithoutGil([&] { return exec_->Kill(); });
+    ThrowIfError(s, Domain::kExec, "kill " + what_);
+  }
+
+  void DiscardOutput(int fd) {
+    Status s = WithoutGil([&] { return exec_->DiscardOutput(fd); });
+    ThrowIfError(s, Domain::kExec, "discard the output of " + what_);
+  }
+
+  nb::tuple Wait(std::optional<double> timeout) {
+    auto ms = Millis(timeout);
+    Result<ExitStatus> st = WithoutGil([&] { return exec_->Wait(ms); });
+    return ExitTuple(ValueOrThrow(std::move(st), Domain::kExec, "wait for " + what_));
+  }
+
+  // (exit_code, signal, timed_out, error_message, stdout, stderr, duration_seconds).
+  nb::tuple Collect(std::optional<nb::bytes> stdin_data, std::optional<double> timeout) {
+    std::optional<std::string> input;
+    if (stdin_data) input.emplace(stdin_data->c_str(), stdin_data->size());
+    Result<Collected> r = WithoutGil([&] { return python::Collect(*exec_, input, timeout); });
+    Collected c = ValueOrThrow(std::move(r), Domain::kExec, "run " + what_);
+    return nb::make_tuple(c.exit.exit_code, c.exit.signal, c.exit.timed_out,
+                          c.exit.error_message, Bytes(c.stdout_data), Bytes(c.stderr_data),
+                          c.duration_seconds);
+  }
+
+ private:
+  std::shared_ptr<Exec> exec_;
+  std::string what_;  // "the command \"sleep\"" for messages.
+};
+
+// One box.
+class PyBox {
+ public:
+  explicit PyBox(std::shared_ptr<Box> box) : box_(std::move(box)) {}
+  PyBox(PyBox&&) = default;
+  ~PyBox() { ResetWithoutGil(box_); }
+
+  const std::string& id() const { return box_->id(); }
+  const std::string& name() const { return box_->name(); }
+
+  void Start() {
+    Status s = WithoutGil([&] { return box_->Start(); });
+    ThrowIfError(s, Domain::kStart, "start box " + box_->name());
+  }
+
+  void Stop() {
+    Status s = WithoutGil([&] { return box_->Stop(); });
+    ThrowIfError(s, Domain::kBox, "stop box " + box_->name());
+  }
+
+  PyExec StartExec(std::vector<std::string> argv, EnvList env, std::string cwd, std::string user,
+                   bool tty, int rows, int cols, bool open_stdin) {
+    ExecOptions options;
+    options.argv = std::move(argv);
+    options.env = std::move(env);
+    options.cwd = std::move(cwd);
+    options.user = std::move(user);
+    options.tty = tty;
+    options.rows = rows;
+    options.cols = cols;
+    options.open_stdin = open_stdin;
+    std::string what =
+        "the command " + Quoted(options.argv.empty() ? std::string() : options.argv[0]) +
+        " in box " + box_->name();
+    Result<std::shared_ptr<Exec>> exec = WithoutGil([&] { return box_->StartExec(options); });
+    return PyExec(ValueOrThrow(std::move(exec), Domain::kExec, "start " + what), what);
+  }
+
+  nb::dict Info() {
+    Result<BoxInfo> info = WithoutGil([&] { return box_->Info(); });
+    return BoxInfoDict(ValueOrThrow(std::move(info), Domain::kBox, "inspect box " + box_->name()));
+  }
+
+  nb::dict Metrics() {
+    Result<BoxMetrics> m = WithoutGil([&] { return box_->Metrics(); });
+    return MetricsDict(
+        ValueOrThrow(std::move(m), Domain::kBox, "read the metrics of box " + box_->name()));
+  }
+
+  void CopyIn(std::string host_path, std::string guest_path) {
+    Status s = WithoutGil([&] { return box_->CopyIn(host_path, guest_path); });
+    ThrowIfError(s, Domain::kCopy,
+                 "copy " + host_path + " into box " + box_->name() + " at " + guest_path);
+  }
+
+  void CopyOut(std::string guest_path, std::string host_path) {
+    Status s = WithoutGil([&] { return box_->CopyOut(guest_path, host_path); });
+    ThrowIfError(s, Domain::kCopy,
+                 "copy " + guest_path + " out of box " + box_->name() + " to " + host_path);
+  }
+
+  nb::bytes ConsoleLog() {
+    Result<std::string> log = WithoutGil([&] { return box_->ConsoleLog(); });
+    return Bytes(
+        ValueOrThrow(std::move(log), Domain::kBox, "read the console of box " + box_->name()));
+  }
+
+ private:
+  std::shared_ptr<Box> box_;
+};
+
+// A runtime: one home directory.
+class PyRuntime {
+ public:
+  explicit PyRuntime(std::shared_ptr<Runtime> rt) : rt_(std::move(rt)) {}
+  PyRuntime(PyRuntime&&) = default;
+  ~PyRuntime() { ResetWithoutGil(rt_); }
+
+  static PyRuntime Open(std::string home_dir, std::string data_dir,
+                        std::vector<std::string> registry_mirrors,
+                        std::vector<std::string> insecure_registries) {
+    RuntimeOptions options;
+    options.home_dir = std::move(home_dir);
+    options.data_dir = std::move(data_dir);
+    options.registry_mirrors = std::move(registry_mirrors);
+    options.insecure_registries = std::move(insecure_registries);
+    Result<std::shared_ptr<Runtime>> rt = WithoutGil([&] { return Runtime::Open(options); });
+    return PyRuntime(ValueOrThrow(std::move(rt), Domain::kRuntime, "open the BoxLite runtime"));
+  }
+
+  const std::string& home_dir() const { return rt_->home_dir(); }
+
+  PyBox Create(std::string image, std::string rootfs_path, int cpus, int memory_mib,
+               int64_t disk_size_mib, EnvList env,
+               std::vector<std::tuple<std::string, std::string, bool>> mounts,
+               std::vector<std::pair<int, int>> ports, std::string network,
+               std::string working_dir, std::string user, std::string name, bool auto_remove,
+               bool detach) {
+    BoxOptions options;
+    options.image = std::move(image);
+    options.rootfs_path = std::move(rootfs_path);
+    options.cpus = cpus;
+    options.memory_mib = memory_mib;
+    options.disk_size_mib = disk_size_mib;
+    options.env = std::move(env);
+    for (auto& [host, guest, read_only] : mounts) {
+      options.mounts.push_back(VolumeMount{std::move(host), std::move(guest), read_only});
+    }
+    for (const auto& [host, guest] : ports) {
+      if (host < 0 || host > 65535 || guest < 0 || guest > 65535) {
+        throw StatusError(Status::InvalidArgument("ports must be in 0..65535"), Domain::kBox,
+                          "create box");
+      }
+      options.ports.push_back(
+          PortForward{static_cast<uint16_t>(host), static_cast<uint16_t>(guest)});
+    }
+    options.network = std::move(network);
+    options.working_dir = std::move(working_dir);
+    options.user = std::move(user);
+    options.name = std::move(name);
+    options.auto_remove = auto_remove;
+    options.detach = detach;
+    std::string what = options.name.empty() ? "box" : "box " + options.name;
+    std::string from = options.rootfs_path.empty() ? options.image : options.rootfs_path;
+    Result<std::shared_ptr<Box>> box = WithoutGil([&] { return rt_->Create(options); });
+    return PyBox(ValueOrThrow(std::move(box), Domain::kBox, "create " + what + " from " + from));
+  }
+
+  // The box, or None when no box has that id, id prefix or name.
+  nb::object Get(std::string id_or_name) {
+    Result<std::shared_ptr<Box>> box = WithoutGil([&] { return rt_->Get(id_or_name); });
+    if (!box.ok() && box.error().IsNotFound()) return nb::none();
+    return nb::cast(PyBox(ValueOrThrow(std::move(box), Domain::kBox, "find box " + id_or_name)));
+  }
+
+  nb::list List() {
+    Result<std::vector<BoxInfo>> boxes = WithoutGil([&] { return rt_->List(); });
+    nb::list out;
+    for (const auto& info : ValueOrThrow(std::move(boxes), Domain::kBox, "list boxes")) {
+      out.append(BoxInfoDict(info));
+    }
+    return out;
+  }
+
+  void Remove(std::string id_or_name, bool force) {
+    Status s = WithoutGil([&] { return rt_->Remove(id_or_name, force); });
+    ThrowIfError(s, Domain::kBox, "remove box " + id_or_name);
+  }
+
+  nb::dict PullImage(std::string reference) {
+    Result<ImageInfo> info = WithoutGil([&] { return rt_->PullImage(reference, nullptr); });
+    return ImageInfoDict(
+        ValueOrThrow(std::move(info), Domain::kImage, "pull image " + reference));
+  }
+
+  nb::list ListImages() {
+    Result<std::vector<ImageInfo>> images = WithoutGil([&] { return rt_->ListImages(); });
+    return ImageInfoList(ValueOrThrow(std::move(images), Domain::kImage, "list images"));
+  }
+
+  void RemoveImage(std::string reference) {
+    Status s = WithoutGil([&] { return rt_->RemoveImage(reference); });
+    ThrowIfError(s, Domain::kImage, "remove image " + reference);
+  }
+
+  nb::list ImportImage(std::string path, std::string tag) {
+    Result<std::vector<ImageInfo>> images = WithoutGil([&] { return rt_->ImportImage(path, tag); });
+    return ImageInfoList(ValueOrThrow(std::move(images), Domain::kImage, "import image " + path));
+  }
+
+  std::vector<std::pair<std::string, std::string>> HostInfo() {
+    Result<std::vector<std::pair<std::string, std::string>>> facts = WithoutGil([&] { return rt_->HostInfo(); });
+    return ValueOrThrow(std::move(facts), Domain::kRuntime, "describe the host");
+  }
+
+ private:
+  std::shared_ptr<Runtime> rt_;
+};
+
+}  // namespace
+}  // namespace boxlite::python
+
+NB_MODULE(_boxlite, m) {
+  using boxlite::python::PyBox;
+  using boxlite::python::PyExec;
+  using boxlite::python::PyRuntime;
+
+  m.doc() = "Blocking binding of the BoxLite C++ core; use the `boxlite` package instead.";
+  m.attr("version") = boxlite::kVersion;
+
+  // Raised only when boxlite.errors cannot be imported to translate a core error.
+  nb::object core_error = nb::steal(
+      PyErr_NewException("boxlite._boxlite.CoreError", PyExc_Exception, nullptr));
+  m.attr("CoreError") = core_error;
+  boxlite::python::RegisterStatusTranslator(core_error);
+
+  nb::class_<PyExec>(m, "Exec")
+      .def_prop_ro("pid", &PyExec::pid)
+      .def("write_stdin", &PyExec::WriteStdin, "data"_a)
+      .def("close_stdin", &PyExec::CloseStdin)
+      .def("read", &PyExec::Read, "fd"_a, "timeout"_a = nb::none())
+      .def("signal", &PyExec::Signal, "signo"_a)
+      .def("resize", &PyExec::Resize, "rows"_a, "cols"_a)
+      .def("kill", &PyExec::Kill)
+      .def("discard_output", &PyExec::DiscardOutput, "fd"_a)
+      .def("wait", &PyExec::Wait, "timeout"_a = nb::none())
+      .def("collect", &PyExec::Collect, "stdin"_a = nb::none(), "timeout"_a = nb::none());
+
+  nb::class_<PyBox>(m, "Box")
+      .def_prop_ro("id", &PyBox::id)
+      .def_prop_ro("name", &PyBox::name)
+      .def("start", &PyBox::Start)
+      .def("stop", &PyBox::Stop)
+      .def("start_exec", &PyBox::StartExec, "argv"_a, "env"_a, "cwd"_a, "user"_a, "tty"_a,
+           "rows"_a, "cols"_a, "open_stdin"_a)
+      .def("info", &PyBox::Info)
+      .def("metrics", &PyBox::Metrics)
+      .def("copy_in", &PyBox::CopyIn, "host_path"_a, "guest_path"_a)
+      .def("copy_out", &PyBox::CopyOut, "guest_path"_a, "host_path"_a)
+      .def("console_log", &PyBox::ConsoleLog);
+
+  nb::class_<PyRuntime>(m, "Runtime")
+      .def_static("open", &PyRuntime::Open, "home_dir"_a, "data_dir"_a, "registry_mirrors"_a,
+                  "insecure_registries"_a)
+      .def_prop_ro("home_dir", &PyRuntime::home_dir)
+      .def("create", &PyRuntime::Create, "image"_a, "rootfs_path"_a, "cpus"_a, "memory_mib"_a,
+           "disk_size_mib"_a, "env"_a, "mounts"_a, "ports"_a, "network"_a, "working_dir"_a,
+           "user"_a, "name"_a, "auto_remove"_a, "detach"_a)
+      .def("get", &PyRuntime::Get, "id_or_name"_a)
+      .def("list", &PyRuntime::List)
+      .def("remove", &PyRuntime::Remove, "id_or_name"_a, "force"_a)
+      .def("pull_image", &PyRuntime::PullImage, "reference"_a)
+      .def("list_images", &PyRuntime::ListImages)
+      .def("remove_image", &PyRuntime::RemoveImage, "reference"_a)
+      .def("import_image", &PyRuntime::ImportImage, "path"_a, "tag"_a)
+      .def("host_info", &PyRuntime::HostInfo);
+}

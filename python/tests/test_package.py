@@ -1,0 +1,63 @@
+"""The package as users meet it: exports, docstrings, typing, help()."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import pydoc
+
+import pytest
+
+import boxlite
+import boxlite.sync
+
+
+def test_help_simplebox_reads_well() -> None:
+    """help(boxlite.SimpleBox) shows the documented parameters and methods."""
+    text = pydoc.render_doc(boxlite.SimpleBox, renderer=pydoc.plaintext)
+    for needle in ("async with SimpleBox", "cpu", "memory_mib", "disk_size_gb", "volumes",
+                   "auto_remove", "rootfs_path", "exec(self, cmd", "stream(self, cmd",
+                   "copy_in", "metrics", "timed_out"):
+        assert needle in text, needle
+
+
+@pytest.mark.parametrize("module", [boxlite, boxlite.sync])
+def test_every_public_name_has_a_docstring(module: object) -> None:
+    """Every exported class, function and public method is documented."""
+    for name in module.__all__:  # type: ignore[attr-defined]
+        obj = getattr(module, name)
+        if isinstance(obj, str):
+            continue
+        assert inspect.getdoc(obj), f"{module.__name__}.{name}"  # type: ignore[attr-defined]
+        if inspect.isclass(obj):
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") or not (inspect.isfunction(member) or isinstance(member, property)):
+                    continue
+                assert inspect.getdoc(member), f"{name}.{attr}"
+
+
+def test_public_signatures_are_typed() -> None:
+    """Public methods carry type hints (the package ships py.typed)."""
+    assert os.path.exists(os.path.join(os.path.dirname(boxlite.__file__), "py.typed"))
+    for cls in (boxlite.Box, boxlite.SimpleBox, boxlite.Execution, boxlite.Boxlite, boxlite.Images,
+                boxlite.sync.Box, boxlite.sync.SimpleBox, boxlite.sync.Execution, boxlite.sync.Boxlite):
+        for attr, member in vars(cls).items():
+            if attr.startswith("_") or not inspect.isfunction(member):
+                continue
+            assert "return" in member.__annotations__, f"{cls.__name__}.{attr}"
+
+
+def test_versions() -> None:
+    """The SDK and the core it was built from say their versions."""
+    assert boxlite.__version__ and boxlite.core_version
+
+
+def test_extension_points_for_other_boxes() -> None:
+    """ComputerBox and InteractiveBox come from their own modules; absent ones say so."""
+    for name in ("ComputerBox", "InteractiveBox"):
+        try:
+            cls = getattr(boxlite, name)
+        except AttributeError as exc:
+            assert "not available in this build yet" in str(exc)
+        else:
+            assert issubclass(cls, boxlite.SimpleBox)
