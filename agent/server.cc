@@ -877,22 +877,28 @@ void Server::PumpOutput(Exec* exec, int which) {
 }
 
 void Server::PumpFiles() {
-  std::vector<Exec*> files;
+  std::vector<ExecKey> files;
   for (auto& [key, exec] : execs_) {
-    if (exec->is_file && exec->out[1].fd && !exec->out[1].eof) files.push_back(exec.get());
+    if (exec->is_file && exec->out[1].fd && !exec->out[1].eof) files.push_back(key);
   }
-  for (Exec* exec : files) {
-    // PumpOutput may finish (and free) the exec on EOF: check before each round.
-    while (exec->out[1].fd && !exec->out[1].eof && exec->out[1].credit > 0 &&
-           exec->conn->connected && exec->conn->queued_bytes < kFileQueueLimit) {
-      bool last = false;
-      {
-        int64_t before = exec->out[1].credit;
-        PumpOutput(exec, 1);
-        if (FindExec(exec->conn, exec->stream) != exec) break;
-        last = exec->out[1].credit == before;
+  for (ExecKey key : files) {
+    // PumpOutput frees the exec when it finishes: look it up again every round.
+    while (true) {
+      auto it = execs_.find(key);
+      if (it == execs_.end()) break;
+      Exec* exec = it->second.get();
+      Output& out = exec->out[1];
+      if (!out.fd || out.eof || out.credit <= 0 || !exec->conn->connected ||
+          exec->conn->queued_bytes >= kFileQueueLimit) {
+        break;
       }
-      if (last) break;
+      int64_t before = out.credit;
+      PumpOutput(exec, 1);
+      auto again = execs_.find(key);
+      if (again != execs_.end() && again->second->out[1].credit == before &&
+          !again->second->out[1].eof) {
+        break;  // No progress (EINTR): the next loop round retries.
+      }
     }
   }
 }

@@ -8,8 +8,9 @@ py=$1
 build=$2
 [ -f "$here/python/pyproject.toml" ] || exit 0
 stamp=$build/python-install.stamp
-key=$( (cd "$here" && git ls-files -s python src include agent CMakeLists.txt 2>/dev/null; \
-        cd "$here" && git diff HEAD -- python src include 2>/dev/null; "$py" --version) | sha256sum | cut -c1-16)
+key=$( (cd "$here" && find python src include CMakeLists.txt -type f \
+          -not -path 'python/build/*' -not -name '*.pyc' -print0 | LC_ALL=C sort -z | \
+          xargs -0 sha256sum; "$py" --version) | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && "$py" -c 'import boxlite' 2>/dev/null; then
   exit 0
 fi

@@ -88,6 +88,7 @@ struct ChildPlan {
   std::vector<int> keep_fds;
   bool die_with_parent = true;
   bool new_session = false;
+  bool new_process_group = false;
   const char* cwd = nullptr;
   pid_t parent = 0;
   int err_pipe = -1;
@@ -100,7 +101,11 @@ struct ChildPlan {
   if (plan.die_with_parent) {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != plan.parent) _exit(127);
   }
-  if (plan.new_session) ::setsid();
+  if (plan.new_session) {
+    ::setsid();
+  } else if (plan.new_process_group) {
+    ::setpgid(0, 0);
+  }
   sigset_t all;
   sigemptyset(&all);
   ::sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -174,6 +179,7 @@ Result<Subprocess> Subprocess::Spawn(const SpawnOptions& options) {
   plan.keep_fds = options.keep_fds;
   plan.die_with_parent = options.die_with_parent;
   plan.new_session = options.new_session;
+  plan.new_process_group = options.new_process_group;
   if (!options.cwd.empty()) plan.cwd = options.cwd.c_str();
   plan.parent = ::getpid();
 

@@ -38,6 +38,9 @@ struct SpawnOptions {
   std::vector<int> keep_fds;
   bool die_with_parent = true;
   bool new_session = false;  // setsid(): the child leaves our terminal's job control.
+  // A process group of its own: a Ctrl-C at our terminal (SIGINT to the foreground
+  // group) does not reach the child. Implied by new_session.
+  bool new_process_group = false;
   std::string cwd;           // empty: inherit.
 };
 

@@ -119,9 +119,11 @@ Result<std::vector<std::string>> BuildQemuArgv(const VmConfig& config) {
          base::StrFormat("virtio-9p-device,fsdev=%s,mount_tag=%s", id.c_str(),
                          QemuEscape(share.tag).c_str())});
   }
-  if (!config.net_socket.empty()) {
+  if (config.net_fd >= 0) {
+    // QEMU 7.2's stream netdev takes a connected socket as addr.type=fd; the framing is
+    // a 4-byte big-endian length before each frame (src/net/stream_framing.h).
     add({"-netdev",
-         "stream,id=net0,server=off,addr.type=unix,addr.path=" + QemuEscape(config.net_socket),
+         base::StrFormat("stream,id=net0,server=off,addr.type=fd,addr.str=%d", config.net_fd),
          "-device", "virtio-net-device,netdev=net0,mac=" + config.mac});
   }
   // QEMU's own seccomp filter: no obsolete syscalls, no privilege changes, no spawning
@@ -137,6 +139,9 @@ Result<sys::Subprocess> LaunchQemu(const VmConfig& config, const LaunchOptions& 
   spawn.keep_fds = config.inherit_fds;
   spawn.die_with_parent = options.die_with_owner;
   spawn.new_session = !options.die_with_owner;
+  // The VM is ours to stop: a Ctrl-C at the user's terminal goes to the foreground
+  // process group, and the VM must not be part of it.
+  spawn.new_process_group = true;
   spawn.stderr_fd = options.stderr_fd;
   spawn.stdout_fd = options.stderr_fd;
   auto child = sys::Subprocess::Spawn(spawn);
