@@ -3,7 +3,7 @@
 // The QEMU backend: a VmConfig describes one micro-VM; BuildQemuArgv turns it into a
 // `qemu-system-x86_64 -M microvm` command line (virtio-mmio devices, PVH vmlinux,
 // initramfs, one virtio-blk disk, the agent's virtio-serial port, 9p shares, a user-mode
-// network attached over a unix socket, the console to a file) with QEMU's seccomp sandbox
+// network attached over an inherited socket, the console to a file) with QEMU's seccomp sandbox
 // and no device the box does not need. Launch starts it supervised: the VM dies with its
 // owner unless it is detached.
 //
@@ -48,8 +48,9 @@ struct VmConfig {
   bool agent_listening = false;
   bool console_append = false;  // Keep earlier boots' console output.
   std::vector<Share> shares;
-  // User-mode networking: a unix socket a network helper listens on; empty = no NIC.
-  std::string net_socket;
+  // User-mode networking: an inherited stream socket whose peer is the network helper
+  // (NetHelper::qemu_end, src/vmm/net_helper.h); list it in inherit_fds too. -1: no NIC.
+  int net_fd = -1;
   std::string mac = "52:54:00:12:34:56";
   // Descriptors the QEMU process inherits (the agent socket, disk, console...).
   std::vector<int> inherit_fds;

@@ -104,11 +104,18 @@ TEST(QemuArgvTest, SharesAndNetwork) {
   VmConfig c = BaseConfig(Accel::kTcg);
   c.shares.push_back({"m0", "/data,x", true});
   c.shares.push_back({"m1", "/rw", false});
-  c.net_socket = "/run/net.sock";
+  c.net_fd = 9;
   auto argv = BuildQemuArgv(c).value();
   EXPECT_EQ(After(argv, "-fsdev", 0), "local,id=share0,path=/data,,x,security_model=none,readonly=on");
   EXPECT_EQ(After(argv, "-fsdev", 1), "local,id=share1,path=/rw,security_model=none");
-  EXPECT_EQ(After(argv, "-netdev"), "stream,id=net0,server=off,addr.type=unix,addr.path=/run/net.sock");
+  EXPECT_EQ(After(argv, "-netdev"), "stream,id=net0,server=off,addr.type=fd,addr.str=9");
+  EXPECT_TRUE(Contains(argv, "virtio-net-device,netdev=net0,mac=52:54:00:12:34:56"));
+}
+
+TEST(QemuArgvTest, NoNicWithoutNetworkSocket) {
+  auto argv = BuildQemuArgv(BaseConfig(Accel::kTcg)).value();
+  EXPECT_FALSE(Contains(argv, "-netdev"));
+  for (const auto& a : argv) EXPECT_EQ(a.find("virtio-net"), std::string::npos) << a;
 }
 
 TEST(QemuArgvTest, RejectsBadConfigs) {
