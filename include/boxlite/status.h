@@ -85,6 +85,8 @@ class Status {
   bool IsProtocolError() const { return code() == StatusCode::kProtocolError; }
   bool IsCorruption() const { return code() == StatusCode::kCorruption; }
   bool IsNotSupported() const { return code() == StatusCode::kNotSupported; }
+  bool IsResourceExhausted() const { return code() == StatusCode::kResourceExhausted; }
+  bool IsAuthentication() const { return code() == StatusCode::kAuthentication; }
 
   // Returns a copy whose message is prefixed with "<context>: ". OK stays OK.
   Status Wrap(std::string_view context) const;

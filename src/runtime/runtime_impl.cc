@@ -136,6 +136,18 @@ Status ValidateOptions(const BoxOptions& o) {
 
 }  // namespace
 
+Result<image::RootfsInfo> RuntimeImpl::RootfsOrForget(image::Store* store,
+                                                    const image::LocalImage& local) {
+  auto rootfs = store->Rootfs(local);
+  if (!rootfs.ok() && (rootfs.error().IsCorruption() || rootfs.error().IsInvalidArgument() ||
+                       rootfs.error().IsResourceExhausted())) {
+    // An image whose layers cannot become a file system is unusable: forget it, so a
+    // failed pull leaves nothing behind (its blobs go with the next collection).
+    (void)store->Remove(local.reference);
+  }
+  return rootfs;
+}
+
 std::string DefaultHome() {
   if (const char* env = std::getenv("BOXLITE_HOME"); env != nullptr && *env) return env;
   const char* xdg = std::getenv("XDG_DATA_HOME");
@@ -205,7 +217,7 @@ Result<ResolvedImage> RuntimeImpl::ResolveImage(const BoxOptions& options) {
   } else {
     BOXLITE_ASSIGN_OR_RETURN(local, EnsureImage(options.image, nullptr));
   }
-  BOXLITE_ASSIGN_OR_RETURN(image::RootfsInfo rootfs, store->Rootfs(local));
+  BOXLITE_ASSIGN_OR_RETURN(image::RootfsInfo rootfs, RootfsOrForget(store, local));
   ResolvedImage out;
   out.reference = local.reference;
   out.rootfs_path = rootfs.path;
@@ -327,7 +339,7 @@ Result<ImageInfo> RuntimeImpl::PullImage(std::string_view reference,
     ev.reference = local.reference;
     progress(ev);
   }
-  BOXLITE_ASSIGN_OR_RETURN(image::RootfsInfo rootfs, store->Rootfs(local));
+  BOXLITE_ASSIGN_OR_RETURN(image::RootfsInfo rootfs, RootfsOrForget(store, local));
   (void)rootfs;
   if (progress) {
     PullEvent ev;

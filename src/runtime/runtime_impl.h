@@ -59,6 +59,8 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
 
  private:
   Result<image::Store*> Store();
+  // The image's rootfs; an image whose layers cannot be built is removed again.
+  Result<image::RootfsInfo> RootfsOrForget(image::Store* store, const image::LocalImage& local);
   Result<image::LocalImage> EnsureImage(const std::string& reference, const PullCallback& progress);
 
   RuntimeOptions options_;

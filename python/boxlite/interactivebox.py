@@ -1,0 +1,145 @@
+"""InteractiveBox: a box whose shell is attached to the caller's terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import termios
+import tty as _tty
+from typing import Any
+
+from .box import SimpleBox
+
+__all__ = ["InteractiveBox"]
+
+
+class InteractiveBox(SimpleBox):
+    """A :class:`SimpleBox` with a shell attached to this process's terminal.
+
+    ``await box.wait()`` runs ``shell`` in the box and connects it to our stdin, stdout
+    and stderr until it exits, returning its exit status. With a terminal, the caller's
+    terminal is put in raw mode for the duration and always restored (also when an
+    exception or SIGTERM/SIGHUP ends the session); window-size changes follow the
+    terminal (SIGWINCH); Ctrl-C, Ctrl-D and Ctrl-Z reach the guest program as keys.
+
+    Args:
+        image: As for :class:`SimpleBox`.
+        shell: The program to run (default ``/bin/sh``).
+        tty: ``None`` detects whether stdin is a terminal; ``False`` uses plain pipes
+            (programmatic use: feed stdin from a pipe, read stdout/stderr separately).
+        **kwargs: Any :class:`SimpleBox` option.
+
+    Example::
+
+        async with boxlite.InteractiveBox("boxlite/base", shell="/bin/sh") as box:
+            status = await box.wait()
+    """
+
+    def __init__(
+        self,
+        image: str = "alpine:latest",
+        shell: str = "/bin/sh",
+        tty: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(image, **kwargs)
+        self._shell = shell
+        self._tty = tty
+
+    async def wait(self) -> int:
+        """Attaches the terminal (or stdio) to the shell until it exits; returns its
+        exit status (128 + signal when it was killed)."""
+        in_fd, out_fd, err_fd = sys.stdin.fileno(), sys.stdout.fileno(), sys.stderr.fileno()
+        use_tty = os.isatty(in_fd) if self._tty is None else bool(self._tty)
+        rows, cols = 24, 80
+        if use_tty and os.isatty(in_fd):
+            size = os.get_terminal_size(in_fd)
+            rows, cols = size.lines, size.columns
+        execution = await self.stream(self._shell, tty=use_tty, rows=rows, cols=cols)
+        loop = asyncio.get_running_loop()
+        saved = None
+        if use_tty and os.isatty(in_fd):
+            saved = termios.tcgetattr(in_fd)
+            _tty.setraw(in_fd)
+        task = asyncio.current_task()
+        installed: list[int] = []
+
+        def on_winch() -> None:
+            with contextlib.suppress(OSError):
+                size = os.get_terminal_size(in_fd)
+                asyncio.ensure_future(execution.resize(size.lines, size.columns))
+
+        def on_terminate() -> None:
+            if task is not None:
+                task.cancel()
+
+        try:
+            if saved is not None:
+                loop.add_signal_handler(signal.SIGWINCH, on_winch)
+                installed.append(signal.SIGWINCH)
+            for signo in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(signo, on_terminate)
+                installed.append(signo)
+            pumps = [asyncio.ensure_future(self._copy_out(execution.stdout(), out_fd))]
+            if not use_tty:
+                pumps.append(asyncio.ensure_future(self._copy_out(execution.stderr(), err_fd)))
+            feeder = asyncio.ensure_future(self._copy_in(execution, in_fd))
+            try:
+                result = await execution.wait()
+                await asyncio.gather(*pumps)
+            finally:
+                feeder.cancel()
+                for pump in pumps:
+                    pump.cancel()
+            return result.exit_code
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await execution.kill()
+            raise
+        finally:
+            for signo in installed:
+                loop.remove_signal_handler(signo)
+            if saved is not None:
+                termios.tcsetattr(in_fd, termios.TCSADRAIN, saved)
+
+    @staticmethod
+    async def _copy_out(chunks: Any, fd: int) -> None:
+        async for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                try:
+                    written = os.write(fd, view)
+                except BlockingIOError:
+                    await asyncio.sleep(0.01)
+                    continue
+                view = view[written:]
+
+    @staticmethod
+    async def _copy_in(execution: Any, fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def readable() -> None:
+            try:
+                data = os.read(fd, 65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            queue.put_nowait(data)
+            if not data:
+                loop.remove_reader(fd)
+
+        loop.add_reader(fd, readable)
+        try:
+            while True:
+                data = await queue.get()
+                if not data:
+                    await execution.close_stdin()
+                    return
+                await execution.write_stdin(data)
+        finally:
+            loop.remove_reader(fd)
