@@ -22,6 +22,7 @@
 #include "src/runtime/file_transfer.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
+#include "src/vmm/net_helper.h"
 #include "src/vmm/qemu.h"
 
 namespace boxlite::runtime {
@@ -108,6 +109,7 @@ BoxImpl::~BoxImpl() {
   channel_.reset();
   port_lock_.reset();
   if (vm_) vm_->Detach();
+  if (net_) net_->Detach();
 }
 
 std::string BoxImpl::DirPath(const std::string& name) const { return sys::JoinPath(dir_, name); }
@@ -295,12 +297,41 @@ Status BoxImpl::LaunchLocked() {
     box_config.mounts.push_back({tag, m.guest_path, m.read_only});
   }
   box_config.pids_max = kDefaultPidsMax;
+  std::optional<vmm::NetHelper> net;
+  if (options_.network == "nat") {
+    // User-mode networking in a process of its own (boxlite-net, libslirp): the guest's
+    // traffic leaves through ordinary sockets, the host's loopback stays out of reach,
+    // published ports listen on 127.0.0.1 only.
+    vmm::NetOptions net_options;
+    BOXLITE_ASSIGN_OR_RETURN(net_options.helper_binary, vmm::FindNetHelper());
+    for (const auto& p : options_.ports) net_options.ports.push_back({p.host_port, p.guest_port});
+    net_options.dns_servers = vmm::DnsServersFromEnvironment();
+    net_options.die_with_owner = !options_.detach;
+    net_options.stderr_fd = qemu_log_fd_.get();
+    BOXLITE_ASSIGN_OR_RETURN(auto launched, vmm::LaunchNetHelper(net_options));
+    net.emplace(std::move(launched));
+    config.net_fd = net->qemu_end.get();
+    config.inherit_fds.push_back(config.net_fd);
+    box_config.network.mode = "nat";
+    box_config.network.address = vmm::kGuestAddress;
+    box_config.network.gateway = vmm::kGuestGateway;
+    box_config.network.dns = {vmm::kGuestDns};
+    bound_ports_.clear();
+    for (const auto& p : net->ports) bound_ports_.push_back({p.host_port, p.guest_port});
+  } else if (!options_.ports.empty()) {
+    return Status::InvalidArgument("published ports need network \"nat\"");
+  }
 
   vmm::LaunchOptions launch;
   launch.die_with_owner = !options_.detach;
   launch.stderr_fd = qemu_log_fd_.get();
   BOXLITE_ASSIGN_OR_RETURN(sys::Subprocess vm, vmm::LaunchQemu(config, launch));
   vm_.emplace(std::move(vm));
+  if (net) {
+    // Only QEMU may hold the other end: the helper exits when QEMU's end closes.
+    net->qemu_end.reset();
+    net_.emplace(std::move(net->process));
+  }
   launched_here_ = true;
   guest_ends.clear();
   disk.reset();
@@ -310,6 +341,9 @@ Status BoxImpl::LaunchLocked() {
   if (persistent()) {
     record_.pid = vm_->pid();
     record_.pid_start_time = ProcessStartTime(vm_->pid());
+    record_.net_pid = net_ ? net_->pid() : 0;
+    record_.net_pid_start_time = net_ ? ProcessStartTime(net_->pid()) : 0;
+    record_.bound_ports = bound_ports_;
     record_.accel = accel_;
     record_.disk_size_mib = disk_size_mib_;
     record_.image_reference = image_->reference;
@@ -343,6 +377,8 @@ Status BoxImpl::LaunchLocked() {
     port_lock_.reset();
     if (vm_) vm_->Kill();
     vm_.reset();
+    if (net_) net_->Kill();
+    net_.reset();
     state_ = State::kStopped;
     if (persistent()) {
       record_.pid = 0;
@@ -445,10 +481,17 @@ Status BoxImpl::StopLocked() {
           }
         }
       }
+      if (!net_ && SameProcessAlive(record_.net_pid, record_.net_pid_start_time)) {
+        ::kill(record_.net_pid, SIGKILL);  // It exits with QEMU anyway; this is a backstop.
+      }
       record_.pid = 0;
       record_.pid_start_time = 0;
+      record_.net_pid = 0;
+      record_.net_pid_start_time = 0;
       (void)SaveRecord(dir_, record_);
     }
+    if (net_) net_->Kill();
+    net_.reset();
     if (channel_) channel_->Close(Status::FailedPrecondition("box " + name_ + " was stopped"));
     channel_.reset();
     port_lock_.reset();
@@ -694,6 +737,8 @@ Result<BoxInfo> BoxImpl::Info() {
   info.disk_size_mib = disk_size_mib_ ? disk_size_mib_ : options_.disk_size_mib;
   info.network = options_.network;
   info.ports = options_.ports;
+  const auto& bound = persistent() && bound_ports_.empty() ? record_.bound_ports : bound_ports_;
+  if (info.state == "running" && !bound.empty()) info.ports = bound;
   info.mounts = options_.mounts;
   info.auto_remove = options_.auto_remove;
   info.detach = options_.detach;

@@ -85,6 +85,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   std::mutex mu_;
   State state_ = State::kCreated;               // Guarded by mu_.
   std::optional<sys::Subprocess> vm_;           // Guarded by mu_.
+  std::optional<sys::Subprocess> net_;          // boxlite-net of a nat box we started.
+  std::vector<PortForward> bound_ports_;        // Guarded by mu_: host ports in use.
   std::shared_ptr<AgentChannel> channel_;       // Guarded by mu_.
   std::optional<ResolvedImage> image_;          // Guarded by mu_.
   std::string dir_;                             // Persistent boxes: boxes/<id>.

@@ -128,6 +128,9 @@ Status ValidateOptions(const BoxOptions& o) {
   for (const auto& p : o.ports) {
     if (p.guest_port == 0) return Status::InvalidArgument("port mapping needs a guest port");
   }
+  if (!o.ports.empty() && o.network != "nat") {
+    return Status::InvalidArgument("published ports need network \"nat\"");
+  }
   if (!o.working_dir.empty() && o.working_dir[0] != '/') {
     return Status::InvalidArgument("working_dir must be absolute", o.working_dir);
   }

@@ -16,6 +16,7 @@
 //   ... LaunchQemu(vm, ...) ...
 //   net.qemu_end.reset();                  // QEMU holds it now; the helper sees EOF
 //                                          // when QEMU exits only once we closed ours.
+//   keep net.process with the VM's process; a detached box Detach()es both.
 // Thread-safety: LaunchNetHelper and FindNetHelper are thread-safe; a NetHelper is used
 // by one thread.
 #pragma once

@@ -1,0 +1,124 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+#include "src/net/helper_options.h"
+
+#include "src/base/strings.h"
+
+namespace boxlite::net {
+namespace {
+
+Result<int> ParseFd(std::string_view flag, std::string_view value) {
+  auto v = base::ParseInt(value);
+  if (!v || *v < 0 || *v > 1 << 20) {
+    return Status::InvalidArgument(std::string(flag) + " needs a descriptor number",
+                                   base::ShellQuote(value));
+  }
+  return static_cast<int>(*v);
+}
+
+}  // namespace
+
+std::string HelperUsage() {
+  return "usage: boxlite-net --fd N [--ready-fd N] [--publish HOST:GUEST]... [--dns IP[:PORT]]...\n"
+         "                   [--allow-host-loopback] [--owner-pid PID]\n"
+         "\n"
+         "User-mode networking for one BoxLite VM: libslirp on the QEMU `-netdev stream`\n"
+         "socket inherited as descriptor N. The guest is 10.0.2.15/24, its gateway 10.0.2.2\n"
+         "and its DNS server 10.0.2.3.\n"
+         "\n"
+         "  --fd N                 the stream socket QEMU is attached to (required)\n"
+         "  --ready-fd N           where to report readiness (default 1): 'ready\n"
+         "                         HOST:GUEST...' or 'error CODE MESSAGE', then closed\n"
+         "  --publish HOST:GUEST   forward 127.0.0.1:HOST to the guest's TCP port GUEST;\n"
+         "                         HOST 0 picks a free port (repeatable)\n"
+         "  --dns IP[:PORT]        forward the guest's DNS queries there (repeatable;\n"
+         "                         default: the nameservers of /etc/resolv.conf)\n"
+         "  --allow-host-loopback  let the guest reach the host's 127.0.0.1 at 10.0.2.2\n"
+         "  --owner-pid PID        exit when process PID exits\n";
+}
+
+Result<PublishedPort> ParsePublish(std::string_view text) {
+  auto parts = base::Split(text, ':');
+  auto bad = [text](const char* why) {
+    return Status::InvalidArgument(std::string("--publish ") + why, base::ShellQuote(text));
+  };
+  if (parts.size() != 2) return bad("needs HOST:GUEST");
+  auto host = base::ParseUint(parts[0]);
+  auto guest = base::ParseUint(parts[1]);
+  if (!host || *host > 65535) return bad("host port must be 0..65535");
+  if (!guest || *guest < 1 || *guest > 65535) return bad("guest port must be 1..65535");
+  return PublishedPort{static_cast<uint16_t>(*host), static_cast<uint16_t>(*guest)};
+}
+
+Result<HelperOptions> ParseHelperArgs(std::span<const std::string> args) {
+  HelperOptions options;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i];
+    std::string value;
+    bool has_value = false;
+    size_t eq = flag.find('=');
+    if (base::StartsWith(flag, "--") && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag.resize(eq);
+      has_value = true;
+    }
+    auto take_value = [&]() -> Result<std::string> {
+      if (has_value) return value;
+      if (i + 1 >= args.size()) return Status::InvalidArgument(flag + " needs a value");
+      return args[++i];
+    };
+    if (flag == "--help" || flag == "-h") return Status::Cancelled(HelperUsage());
+    if (flag == "--allow-host-loopback" && !has_value) {
+      options.allow_host_loopback = true;
+      continue;
+    }
+    if (flag == "--fd" || flag == "--ready-fd") {
+      auto v = take_value();
+      if (!v.ok()) return v.error();
+      auto fd = ParseFd(flag, *v);
+      if (!fd.ok()) return fd.error();
+      (flag == "--fd" ? options.qemu_fd : options.ready_fd) = *fd;
+    } else if (flag == "--publish") {
+      auto v = take_value();
+      if (!v.ok()) return v.error();
+      auto port = ParsePublish(*v);
+      if (!port.ok()) return port.error();
+      options.publish.push_back(*port);
+    } else if (flag == "--dns") {
+      auto v = take_value();
+      if (!v.ok()) return v.error();
+      options.dns_servers.push_back(*v);
+    } else if (flag == "--owner-pid") {
+      auto v = take_value();
+      if (!v.ok()) return v.error();
+      auto pid = base::ParseInt(*v);
+      if (!pid || *pid < 1 || *pid > (int64_t{1} << 22)) {
+        return Status::InvalidArgument("--owner-pid needs a process id", base::ShellQuote(*v));
+      }
+      options.owner_pid = static_cast<pid_t>(*pid);
+    } else {
+      return Status::InvalidArgument("unknown argument " + base::ShellQuote(args[i]),
+                                     "see boxlite-net --help");
+    }
+  }
+  if (options.qemu_fd < 0) return Status::InvalidArgument("--fd is required", "see --help");
+  if (options.qemu_fd == options.ready_fd) {
+    return Status::InvalidArgument("--fd and --ready-fd must differ");
+  }
+  return options;
+}
+
+std::string FormatReady(const std::vector<PublishedPort>& ports) {
+  std::string line = "ready";
+  for (const auto& p : ports) line += base::StrFormat(" %u:%u", p.host_port, p.guest_port);
+  return line + "\n";
+}
+
+std::string FormatError(const Status& status) {
+  std::string message = status.message();
+  for (char& c : message) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return "error " + std::string(StatusCodeName(status.code())) + " " + message + "\n";
+}
+
+}  // namespace boxlite::net

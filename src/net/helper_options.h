@@ -1,0 +1,58 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// The command line of `boxlite-net` and its ready report. The launcher
+// (src/vmm/net_helper.cc) writes the same flags and parses the same report without
+// linking this library (it would pull libslirp into every user of vmm); the integration
+// test net_helper_test.cc runs both against each other.
+//
+//   boxlite-net --fd N [--ready-fd N] [--publish HOST:GUEST]... [--dns IP[:PORT]]...
+//               [--allow-host-loopback] [--owner-pid PID]
+//
+// When it is listening on every published port, the helper writes one line to the ready
+// descriptor (default: stdout) and closes it:
+//
+//   ready [HOST:GUEST]...          the host ports actually bound, in --publish order
+//   error <code> <message>         <code> is a StatusCodeName ("already_exists"...)
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "boxlite/result.h"
+#include "boxlite/status.h"
+
+namespace boxlite::net {
+
+struct PublishedPort {
+  uint16_t host_port = 0;  // 0 on the command line: any free port.
+  uint16_t guest_port = 0;
+};
+
+struct HelperOptions {
+  int qemu_fd = -1;  // The stream socket QEMU's `-netdev stream` is attached to.
+  int ready_fd = 1;
+  std::vector<PublishedPort> publish;
+  std::vector<std::string> dns_servers;  // Empty: the host's resolv.conf servers.
+  bool allow_host_loopback = false;
+  pid_t owner_pid = 0;  // Exit when this process exits; 0: no owner.
+};
+
+// Parses the arguments after argv[0]. `--help` yields a Cancelled status whose message is
+// the usage text.
+Result<HelperOptions> ParseHelperArgs(std::span<const std::string> args);
+std::string HelperUsage();
+
+// "HOST:GUEST" with 1..65535 for GUEST and 0..65535 for HOST.
+Result<PublishedPort> ParsePublish(std::string_view text);
+
+// The ready report, one line with its newline.
+std::string FormatReady(const std::vector<PublishedPort>& ports);
+std::string FormatError(const Status& status);
+
+}  // namespace boxlite::net
