@@ -124,8 +124,9 @@ Status ConfigureNetwork(const protocol::NetworkConfig& net, const std::string& h
   // Name resolution inside the box, as a container runtime provides it.
   std::string resolv;
   for (const auto& dns : net.dns) resolv += "nameserver " + dns + "\n";
+  // Like a container runtime: only an image that has /etc gets name resolution files.
   std::string etc = std::string(kRootfs) + "/etc";
-  ::mkdir(etc.c_str(), 0755);
+  if (!sys::IsDirectory(etc)) return Status::OK();
   ::unlink((etc + "/resolv.conf").c_str());
   (void)sys::WriteFileAtomic(etc + "/resolv.conf", resolv, 0644, false);
   auto hosts = sys::ReadFile(etc + "/hosts");
@@ -243,10 +244,6 @@ Status PrepareRootfs() {
   // The box's own cgroup tree, so its processes can read their limits.
   (void)Mount("cgroup2", (root + "/sys/fs/cgroup").c_str(), "cgroup2",
               MS_NOSUID | MS_NODEV | MS_NOEXEC);
-  // /tmp stays on the box disk, as in a container; make sure it is world-writable.
-  std::string tmp = root + "/tmp";
-  struct stat st;
-  if (::stat(tmp.c_str(), &st) != 0) ::mkdir(tmp.c_str(), 01777);
   return Status::OK();
 }
 

@@ -8,6 +8,8 @@ py=${PYTHON:-python3}
 start=$(date +%s)
 echo "== unit tests" >&2
 ctest --test-dir "$build" -L unit --output-on-failure -j2 >&2
+echo "== C++ integration tests (registries, network helper)" >&2
+ctest --test-dir "$build" -L integration --output-on-failure >&2
 echo "== integration tests" >&2
 export BOXLITE_BUILD_DIR=$build
 "$py" -m pytest -q -p no:cacheprovider --timeout=900 "$here/tests/integration" "$@"

@@ -56,6 +56,7 @@ Outcome ImagesCommand(Context& ctx, const ParsedFlags& flags);
 Outcome RmiCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ImportCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ExecCommand(Context& ctx, const ParsedFlags& flags);
+Outcome CreateCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ShellCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ListCommand(Context& ctx, const ParsedFlags& flags);
 Outcome PsCommand(Context& ctx, const ParsedFlags& flags);

@@ -115,6 +115,23 @@ Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
   return options;
 }
 
+Outcome CreateCommand(Context& ctx, const ParsedFlags& flags) {
+  if (flags.positional.size() != 1) {
+    return Outcome{0, Status::InvalidArgument("create takes exactly one IMAGE")};
+  }
+  auto options = BoxOptionsFromFlags(flags);
+  if (!options.ok()) return Outcome{0, options.error()};
+  // A created box is a background box: it keeps running once started, until stopped.
+  options->auto_remove = false;
+  options->detach = true;
+  auto rt = ctx.runtime();
+  if (!rt.ok()) return Outcome{0, rt.error()};
+  auto box = (*rt)->Create(*options);
+  if (!box.ok()) return Outcome{0, box.error()};
+  std::printf("%s\n", (*box)->id().c_str());
+  return Outcome{};
+}
+
 Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
   if (flags.positional.empty()) {
     return Outcome{0, Status::InvalidArgument("run needs an IMAGE (see 'boxlite run --help')"),
@@ -154,7 +171,11 @@ Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
     }
     exec_options.detached = true;
     auto exec = (*box)->StartExec(exec_options);
-    if (!exec.ok()) return Fail(exec.error());
+    if (!exec.ok()) {
+      // Nothing runs in it: do not leave a background box behind.
+      (void)(*rt)->Remove((*box)->id(), true);
+      return Fail(exec.error());
+    }
     std::printf("%s\n", (*box)->id().c_str());
     return Outcome{};
   }

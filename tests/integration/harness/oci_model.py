@@ -188,12 +188,13 @@ def read_tar(data):
         if longname is not None:
             name = longname
         if "path" in pax:
-            name = pax["path"]
+            # A NUL ends a PAX name, as in every C reader (libarchive keeps the part before).
+            name = pax["path"].split(b"\0", 1)[0]
         link = blk[157:257].split(b"\0", 1)[0]
         if longlink is not None:
             link = longlink
         if "linkpath" in pax:
-            link = pax["linkpath"]
+            link = pax["linkpath"].split(b"\0", 1)[0]
         if b"\0" in name or b"\0" in link:
             raise ImageError("path", "NUL byte in name %r" % name[:60])
         e.type = _TYPES[typeflag]

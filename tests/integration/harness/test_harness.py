@@ -273,7 +273,9 @@ UMOCI_SKIP = {"path-over-4096", "nesting-10000", "sparse-1tib", "many-files"}
 # names: only host safety is compared.
 UMOCI_LENIENT = {"dotdot-traversal", "dotdot-nested-traversal", "hardlink-outside",
                  "whiteout-traversal", "whiteout-prefix-in-directory", "root-replaced-by-file",
-                 "gzip-trailing-garbage", "gzip-zero-padding"}
+                 "gzip-trailing-garbage", "gzip-zero-padding",
+                 # Go's tar reader rejects a NUL in a PAX path; our policy ends the name there.
+                 "pax-path-nul"}
 
 
 @pytest.mark.parametrize("name", [n for n in hostile_case_names() if n not in UMOCI_SKIP])
