@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Every benchmark, as JSON lines on stdout (DESIGN.md §7); progress on stderr.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${BOXLITE_BUILD_DIR:-$here/build}
+py=${PYTHON:-python3}
+export BOXLITE_BUILD_DIR=$build
+"$build/bench/boxlite_bench" --runs "${BENCH_RUNS:-10}" --rtt-runs "${BENCH_RTT_RUNS:-300}"
+"$py" "$here/bench/pull_bench.py"
+if [ -f "$here/bench/computer_bench.py" ]; then
+  "$py" "$here/bench/computer_bench.py"
+fi
