@@ -6,6 +6,8 @@
 //   floor=boot    write "R" on the port as soon as it is open, then idle
 //   floor=echo    echo every byte back (round-trip floor)
 //   floor=stream  write floor_bytes=N bytes as fast as the port takes them, then idle
+//   floor=spawn   for every byte received, fork + exec /init as "true" and wait, then echo
+//                 the byte: what running a process costs this guest, without BoxLite
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char cmdline[4096];
@@ -50,7 +53,10 @@ static int OpenPort(void) {
   return -1;
 }
 
-int main(void) {
+int main(int argc, char** argv) {
+  (void)argc;
+  const char* self = strrchr(argv[0], '/');
+  if (strcmp(self ? self + 1 : argv[0], "true") == 0) return 0;
   mkdir("/dev", 0755);
   mkdir("/proc", 0755);
   mkdir("/sys", 0755);
@@ -78,6 +84,24 @@ int main(void) {
         ssize_t w = write(port, buf + off, (size_t)(n - off));
         if (w > 0) off += w;
       }
+    }
+  } else if (mode && strncmp(mode, "spawn", 5) == 0) {
+    char c;
+    for (;;) {
+      if (read(port, &c, 1) != 1) {
+        usleep(1000);
+        continue;
+      }
+      pid_t pid = fork();
+      if (pid == 0) {
+        char* args[] = {"true", NULL};
+        execv("/init", args);
+        _exit(127);
+      }
+      int status;
+      waitpid(pid, &status, 0);
+      ssize_t w = write(port, &c, 1);
+      (void)w;
     }
   } else if (mode && strncmp(mode, "stream", 6) == 0) {
     const char* b = Arg("floor_bytes");
