@@ -1,9 +1,8 @@
 """Fixtures of the SDK's test suite: a private BOXLITE_HOME, the guest assets, shared
 boxes (each boot costs about a second under TCG) and leak checks.
 
-Real boxes boot from the built-in image ``boxlite/base`` (busybox). Images from the
-loopback registry (tests/integration/harness) are not used yet: the tests that need
-them are marked ``registry`` and skipped until that fixture exists.
+Real boxes boot from the built-in image ``boxlite/base`` (busybox); tests marked
+``registry`` use images from the loopback registry of tests/integration/harness.
 """
 
 from __future__ import annotations
@@ -13,20 +12,16 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import sys
+
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "integration"))
+pytest_plugins = ["harness.fixtures"]
 
 IMAGE = "boxlite/base"
 # Guest RAM is allocated lazily; 512 MiB is plenty for busybox and keeps the host light.
 MEMORY = 512
-_DEFAULT_DATA_DIR = "/tmp/bl-data"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Points BoxLite at the guest assets before any runtime opens."""
-    if not os.environ.get("BOXLITE_DATA_DIR") and os.path.exists(
-        os.path.join(_DEFAULT_DATA_DIR, "initramfs.cpio")
-    ):
-        os.environ["BOXLITE_DATA_DIR"] = _DEFAULT_DATA_DIR
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -116,12 +116,26 @@ async def test_pull_unreachable_registry_is_registry_error() -> None:
 
 
 @pytest.mark.registry
-@pytest.mark.skip(reason="TODO(registry-fixture): needs the loopback registry of tests/integration/harness")
-async def test_pull_from_loopback_registry() -> None:
-    """await rt.images.pull("127.0.0.1:<port>/alpine:latest") from the loopback registry."""
+async def test_pull_from_loopback_registry(registry, tmp_path, monkeypatch) -> None:
+    """await rt.images.pull(...) from the loopback registry, then a box of that image."""
+    monkeypatch.setenv("BOXLITE_INSECURE_REGISTRIES", registry.host)
+    rt = boxlite.Boxlite(boxlite.Options(home_dir=str(tmp_path / "home")))
+    ref = registry.refs["debian-python"]
+    info = await rt.images.pull(ref)
+    assert info.reference == ref
+    assert ref in [i.reference for i in await rt.images.list()]
+    async with boxlite.SimpleBox(image=ref, runtime=rt, memory=512) as box:
+        result = await box.exec("python3", "-c", "print(6*7)")
+    assert result.stdout == "42\n"
 
 
 @pytest.mark.registry
-@pytest.mark.skip(reason="TODO(registry-fixture): needs the loopback registry of tests/integration/harness")
-async def test_image_registries_mirror_short_names() -> None:
-    """Options(image_registries=["http://127.0.0.1:<port>"]) serves short names (alpine)."""
+async def test_image_registries_mirror_short_names(registry, tmp_path, monkeypatch) -> None:
+    """Options(image_registries=[mirror]) serves short names: python:slim via the mirror."""
+    monkeypatch.setenv("BOXLITE_INSECURE_REGISTRIES", registry.host)
+    monkeypatch.delenv("BOXLITE_REGISTRY_MIRRORS", raising=False)
+    rt = boxlite.Boxlite(boxlite.Options(home_dir=str(tmp_path / "home"),
+                                         image_registries=[registry.url]))
+    async with boxlite.SimpleBox(image="python:slim", runtime=rt, memory=512) as box:
+        result = await box.exec("python3", "-c", "import sys; print(sys.version_info.major)")
+    assert result.stdout == "3\n"
