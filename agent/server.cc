@@ -1191,7 +1191,12 @@ Status Server::DoStat(const protocol::Json& req, protocol::Json* reply) {
   }
   base::UniqueFd parent;
   std::string name;
-  BOXLITE_RETURN_IF_ERROR(OpenParent(root_dir_.get(), path, false, &parent, &name));
+  Status opened = OpenParent(root_dir_.get(), path, false, &parent, &name);
+  if (!opened.ok()) {
+    // Name what was asked for, not the directory that failed on the way.
+    return Status(opened.code(), path + ": " + (opened.IsNotFound() ? "no such file or directory"
+                                                                    : opened.message()));
+  }
   if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     return sys::ErrnoStatus(errno, "%s", path.c_str());
   }

@@ -390,6 +390,11 @@ Status BoxImpl::LaunchLocked() {
   auto t_ready = Clock::now();
   create_seconds_ = Seconds(t_launched - t0);
   boot_seconds_ = Seconds(t_ready - t_launched);
+  if (persistent()) {
+    record_.create_seconds = create_seconds_;
+    record_.boot_seconds = boot_seconds_;
+    (void)SaveRecord(dir_, record_);
+  }
   BOXLITE_LOG(kDebug, "box %s: create %.3fs boot %.3fs", name_.c_str(), create_seconds_,
               boot_seconds_);
   return Status::OK();
@@ -752,10 +757,13 @@ Result<BoxMetrics> BoxImpl::Metrics() {
   int pid = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    BOXLITE_RETURN_IF_ERROR(Usable());
-    pid = vm_ ? vm_->pid() : 0;
-    m.create_seconds = create_seconds_;
-    m.boot_seconds = boot_seconds_;
+    RefreshLocked();
+    if (state_ != State::kRunning) {
+      return Status::FailedPrecondition("box " + name_ + " is not running");
+    }
+    pid = vm_ ? vm_->pid() : record_.pid;
+    m.create_seconds = create_seconds_ > 0 ? create_seconds_ : record_.create_seconds;
+    m.boot_seconds = boot_seconds_ > 0 ? boot_seconds_ : record_.boot_seconds;
   }
   m.execs_run = execs_run_;
   if (auto channel = Channel(); channel.ok()) {

@@ -68,7 +68,8 @@ Status SaveRecord(const std::string& dir, const BoxRecord& r) {
       {"disk_size_mib", r.disk_size_mib},
       {"vm",
        {{"pid", r.pid}, {"start_time", r.pid_start_time}, {"net_pid", r.net_pid},
-        {"net_start_time", r.net_pid_start_time}, {"ports", bound}, {"accel", r.accel}}},
+        {"net_start_time", r.net_pid_start_time}, {"ports", bound}, {"accel", r.accel},
+        {"create_seconds", r.create_seconds}, {"boot_seconds", r.boot_seconds}}},
   };
   return sys::WriteFileAtomic(sys::JoinPath(dir, "box.json"), j.dump(2) + "\n", 0600);
 }
@@ -148,6 +149,12 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
     Read(vm, "net_pid", &r.net_pid);
     Read(vm, "net_start_time", &r.net_pid_start_time);
     Read(vm, "accel", &r.accel);
+    if (auto c = vm.find("create_seconds"); c != vm.end() && c->is_number()) {
+      r.create_seconds = c->get<double>();
+    }
+    if (auto b = vm.find("boot_seconds"); b != vm.end() && b->is_number()) {
+      r.boot_seconds = b->get<double>();
+    }
     if (auto ports = vm.find("ports"); ports != vm.end() && ports->is_array()) {
       for (const auto& p : *ports) {
         PortForward f;

@@ -41,6 +41,8 @@ struct BoxRecord {
   uint64_t net_pid_start_time = 0;
   std::vector<PortForward> bound_ports;
   std::string accel;
+  double create_seconds = 0;  // Of the current boot.
+  double boot_seconds = 0;
 };
 
 std::string BoxDir(const std::string& boxes_dir, const std::string& id);
