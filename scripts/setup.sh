@@ -26,6 +26,7 @@ packages=(
   linux-source-6.1 bc bison flex libelf-dev cpio xz-utils
   busybox-static docker-registry skopeo umoci debootstrap zstd apache2-utils openssl
   util-linux tmux iproute2 curl python3 python3-pip python3-venv patch
+  libx11-dev libxext-dev libxtst-dev chromium
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -61,9 +62,12 @@ datadir=$prefix/share/boxlite
 install -d "$datadir/images"
 cmp -s "$vmlinux" "$datadir/vmlinux" 2>/dev/null || install -m 0644 "$vmlinux" "$datadir/vmlinux"
 
-# --- 5. Built-in image ------------------------------------------------------------------
-base_tar=$("$here/scripts/test-images/build.sh" --only boxlite-base | cut -f2)
+# --- 5. Built-in images: boxlite/base (busybox) and boxlite/desktop (ComputerBox's) ------
+images=$("$here/scripts/test-images/build.sh" --only boxlite-base,desktop-tar)
+base_tar=$(echo "$images" | awk -F'\t' '$1 == "boxlite-base-tar" {print $2}')
+desktop_tar=$(echo "$images" | awk -F'\t' '$1 == "desktop-tar" {print $2}')
 cmp -s "$base_tar" "$datadir/images/base.tar" 2>/dev/null || install -m 0644 "$base_tar" "$datadir/images/base.tar"
+cmp -s "$desktop_tar" "$datadir/images/desktop.tar" 2>/dev/null || install -m 0644 "$desktop_tar" "$datadir/images/desktop.tar"
 
 # --- 6. Python SDK ----------------------------------------------------------------------
 "$here/scripts/install-python.sh" "$py" "$build"

@@ -93,10 +93,10 @@ __all__ = [
 
 # Boxes built on SimpleBox by their own modules. Each module defines the class of the
 # same name; it is imported on first use, so a missing one fails only when asked for:
-#   boxlite/computerbox.py    ComputerBox(SimpleBox): a desktop (screenshots, mouse, keys)
+#   boxlite/computer.py       ComputerBox(SimpleBox): a desktop (screenshots, mouse, keys)
 #   boxlite/interactivebox.py InteractiveBox(SimpleBox): a terminal on stream(tty=True)
 _EXTENSIONS = {
-    "ComputerBox": "computerbox",
+    "ComputerBox": "computer",
     "InteractiveBox": "interactivebox",
 }
 __all__ += [name for name, mod in _EXTENSIONS.items() if importlib.util.find_spec(f"{__name__}.{mod}")]

@@ -6,6 +6,12 @@
 #
 # Output (stdout): one "NAME<TAB>PATH" line per artifact, or one JSON object with --json.
 # Progress goes to stderr.
+#
+# The desktop image (boxlite/desktop) has two cached stages: desktop-rootfs-<key>/ (the
+# package layer of desktop.sh: apt in a chroot, minutes) and the image itself (that layer
+# plus boxlite-desktopd, compiled here, and the files of desktop/: seconds).
+# desktop-tar is its install form (<data dir>/images/desktop.tar); it is built only when
+# asked for (--only desktop-tar), as it is a second copy of ~250 MB.
 
 import argparse
 import glob
@@ -26,7 +32,20 @@ import images  # noqa: E402
 import oci  # noqa: E402
 
 IMAGES = ["busybox", "layered", "multiarch", "multiarch-archfile", "zstd", "debian-python",
-          "hostile", "boxlite-base"]
+          "hostile", "boxlite-base", "desktop"]
+# Built only when named with --only.
+EXTRA_IMAGES = ["desktop-tar"]
+DESKTOP_DIR = os.path.join(HERE, "desktop")
+DESKTOP_PACKAGES = os.path.join(DESKTOP_DIR, "packages.txt")
+DESKTOPD_SOURCE = os.path.join(DESKTOP_DIR, "boxlite_desktopd.cc")
+# (path in the image, file in desktop/, mode); boxlite-desktopd is compiled.
+DESKTOP_FILES = [
+    ("usr/local/bin/boxlite-desktop-start", "boxlite-desktop-start", 0o755),
+    ("usr/local/bin/boxlite-desktop-viewer", "boxlite-desktop-viewer", 0o755),
+    ("etc/jwm/system.jwmrc", "jwmrc", 0o644),
+    ("etc/chromium.d/boxlite-desktop", "chromium-flags", 0o644),
+]
+DESKTOPD_DEV_PACKAGES = ["libx11-dev", "libxtst-dev", "libxext-dev", "zlib1g-dev"]
 
 
 def log(msg):
@@ -45,6 +64,24 @@ def dpkg_version(pkg):
 def apt_candidate(pkg):
     m = re.search(r"Candidate:\s*(\S+)", run(["apt-cache", "policy", pkg]))
     return m.group(1) if m else "unknown"
+
+
+def apt_candidates(pkgs):
+    """{package: candidate version} in one apt-cache call."""
+    out = {p: "unknown" for p in pkgs}
+    current = None
+    for line in run(["apt-cache", "policy"] + list(pkgs)).splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            current = line[:-1].split(":")[0]
+        m = re.match(r"\s+Candidate:\s*(\S+)", line)
+        if m and current in out:
+            out[current] = m.group(1)
+    return out
+
+
+def read_package_list(path):
+    with open(path) as f:
+        return [l.split("#", 1)[0].strip() for l in f if l.split("#", 1)[0].strip()]
 
 
 def file_sha256(path):
@@ -80,6 +117,25 @@ def debian_mirror(suite):
     env = os.environ.get("BOXLITE_DEBIAN_MIRROR")
     if env:
         return env
+    for uri in _apt_uris(suite):
+        if "security" not in uri:
+            return uri.rstrip("/")
+    return "http://deb.debian.org/debian"
+
+
+def debian_sources(suite, mirror):
+    """sources.list lines for the desktop chroot: the mirror's suite and suite-updates,
+    plus the machine's security mirror when it has one (and no mirror is forced)."""
+    lines = ["deb %s %s main" % (mirror, suite), "deb %s %s-updates main" % (mirror, suite)]
+    if not os.environ.get("BOXLITE_DEBIAN_MIRROR"):
+        for uri in _apt_uris(suite + "-security"):
+            lines.append("deb %s %s-security main" % (uri.rstrip("/"), suite))
+            break
+    return lines
+
+
+def _apt_uris(suite):
+    """URIs of the machine's apt sources that serve `suite` with the main component."""
     found = []
     for p in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
         with open(p) as f:
@@ -103,10 +159,7 @@ def debian_mirror(suite):
                 if len(parts) >= 4 and parts[0] == "deb" and parts[2] == suite and \
                         "main" in parts[3:]:
                     found.append(parts[1])
-    for uri in found:
-        if "security" not in uri:
-            return uri.rstrip("/")
-    return "http://deb.debian.org/debian"
+    return found
 
 
 def key_of(*parts):
@@ -131,11 +184,27 @@ class Builder:
         self.debootstrap_key = key_of("debootstrap", dbs_script, dpkg_version("debootstrap"),
                                       apt_candidate("python3"), self.mirror, self.suite,
                                       images.host_arch())
+        self.desktop_packages = read_package_list(DESKTOP_PACKAGES)
+        self.desktop_sources = debian_sources(self.suite, self.mirror)
+        with open(os.path.join(HERE, "desktop.sh"), "rb") as f:
+            desktop_script = hashlib.sha256(f.read()).hexdigest()
+        versions = apt_candidates(self.desktop_packages)
+        self.desktop_rootfs_key = key_of("desktop-rootfs", desktop_script,
+                                         file_sha256(DESKTOP_PACKAGES),
+                                         sorted(versions.items()), self.desktop_sources,
+                                         self.debootstrap_key)
+        desktop_in = [self.desktop_rootfs_key, file_sha256(DESKTOPD_SOURCE),
+                      run([os.environ.get("CXX", "g++"), "--version"]).split("\n")[0],
+                      [dpkg_version(p) for p in DESKTOPD_DEV_PACKAGES]]
+        for _, src, mode in DESKTOP_FILES:
+            desktop_in += [src, mode, file_sha256(os.path.join(DESKTOP_DIR, src))]
         self.keys = {}
-        for name in IMAGES:
+        for name in IMAGES + EXTRA_IMAGES:
             extra = ()
             if name == "debian-python":
                 extra = (self.debootstrap_key,)
+            elif name in ("desktop", "desktop-tar"):
+                extra = tuple(desktop_in)
             elif name == "zstd":
                 extra = self.busybox_in + (dpkg_version("zstd"),)
             else:
@@ -145,9 +214,12 @@ class Builder:
         self._base_layer = None
 
     def path(self, name):
-        if name == "boxlite-base":
-            return os.path.join(self.root, "boxlite-base-%s.tar" % self.keys[name])
+        if name in ("boxlite-base", "desktop-tar"):
+            return os.path.join(self.root, "%s-%s.tar" % (name, self.keys[name]))
         return os.path.join(self.root, "%s-%s" % (name, self.keys[name]))
+
+    def desktop_rootfs_dir(self):
+        return os.path.join(self.root, "desktop-rootfs-%s" % self.desktop_rootfs_key)
 
     def debootstrap_dir(self):
         return os.path.join(self.root, "debootstrap-%s" % self.debootstrap_key)
@@ -166,6 +238,9 @@ class Builder:
         tmp = final + ".tmp-%d" % os.getpid()
         if name == "boxlite-base":
             images.build_base_tar(tmp, self.base()[0])
+        elif name == "desktop-tar":
+            self.build_one("desktop", dbs_proc)
+            images.build_desktop_tar(tmp, self.path("desktop"))
         else:
             shutil.rmtree(tmp, ignore_errors=True)
             os.makedirs(tmp)
@@ -192,12 +267,54 @@ class Builder:
         elif name == "hostile":
             hostile.build_all(tmp, self.base()[1])
         elif name == "debian-python":
-            if dbs_proc is not None:
-                if dbs_proc.wait() != 0:
-                    raise RuntimeError("debootstrap failed (see messages above)")
+            self.wait_debootstrap(dbs_proc)
             images.build_debian_python(tmp, self.debootstrap_dir())
+        elif name == "desktop":
+            self.build_desktop_rootfs(dbs_proc)
+            daemon = os.path.join(tmp, ".boxlite-desktopd")
+            self.compile_desktopd(daemon)
+            files = [("usr/local/bin/boxlite-desktopd", daemon, 0o755)]
+            files += [(dest, os.path.join(DESKTOP_DIR, src), mode)
+                      for dest, src, mode in DESKTOP_FILES]
+            images.build_desktop(tmp, self.desktop_rootfs_dir(), files)
+            os.unlink(daemon)
         else:
             raise ValueError(name)
+
+    def wait_debootstrap(self, dbs_proc):
+        if dbs_proc is not None and dbs_proc.wait() != 0:
+            raise RuntimeError("debootstrap failed (see messages above)")
+        if not os.path.exists(self.debootstrap_dir()):
+            raise RuntimeError("debootstrap output missing: " + self.debootstrap_dir())
+
+    def build_desktop_rootfs(self, dbs_proc):
+        d = self.desktop_rootfs_dir()
+        if os.path.exists(d):
+            return
+        self.wait_debootstrap(dbs_proc)
+        t0 = time.monotonic()
+        log("building the desktop package layer (apt in a chroot, a few minutes)")
+        sources = d + ".sources.list"
+        with open(sources, "w") as f:
+            f.write("\n".join(self.desktop_sources) + "\n")
+        try:
+            subprocess.run(["bash", os.path.join(HERE, "desktop.sh"), d,
+                            os.path.join(self.debootstrap_dir(), "layer.tar.gz"),
+                            os.path.join(self.root, "desktop-debs"), DESKTOP_PACKAGES, sources],
+                           stdout=sys.stderr, check=True)
+        finally:
+            os.unlink(sources)
+        log("built the desktop package layer in %.1fs" % (time.monotonic() - t0))
+
+    def compile_desktopd(self, out):
+        """Compiles boxlite-desktopd for the image (same Debian release as the host)."""
+        cxx = os.environ.get("CXX", "g++")
+        cmd = [cxx, "-std=c++20", "-O2", "-s", "-Wall", "-Wextra", "-o", out, DESKTOPD_SOURCE,
+               "-lXtst", "-lXext", "-lX11", "-lz"]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if p.returncode != 0:
+            raise RuntimeError("compiling boxlite-desktopd failed (needs apt-get install -y %s):"
+                               "\n%s" % (" ".join(DESKTOPD_DEV_PACKAGES), p.stdout))
 
     def start_debootstrap(self):
         d = self.debootstrap_dir()
@@ -211,9 +328,12 @@ class Builder:
         """Removes artifacts of `names` built from other inputs (older keys)."""
         keep = {os.path.basename(self.path(n)) for n in names}
         pats = [re.compile(r"^%s-[0-9a-f]{16}(\.tar)?$" % re.escape(n)) for n in names]
-        if "debian-python" in names:
+        if "debian-python" in names or "desktop" in names:
             keep.add(os.path.basename(self.debootstrap_dir()))
             pats.append(re.compile(r"^debootstrap-[0-9a-f]{16}$"))
+        if "desktop" in names:
+            keep.add(os.path.basename(self.desktop_rootfs_dir()))
+            pats.append(re.compile(r"^desktop-rootfs-[0-9a-f]{16}$"))
         for e in sorted(os.listdir(self.root)):
             if e not in keep and any(p.match(e) for p in pats):
                 p = os.path.join(self.root, e)
@@ -228,6 +348,8 @@ class Builder:
         for n in names:
             if n == "boxlite-base":
                 out["boxlite_base_tar"] = self.path(n)
+            elif n == "desktop-tar":
+                out["desktop_tar"] = self.path(n)
             elif n == "hostile":
                 out["hostile"] = {"dir": self.path(n),
                                   "manifest": os.path.join(self.path(n), "hostile.json")}
@@ -242,14 +364,15 @@ def main():
     ap.add_argument("--cache", default=os.environ.get("BOXLITE_CACHE") or
                     os.path.join(os.path.expanduser("~"), ".cache", "boxlite"))
     ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(IMAGES))
+    ap.add_argument("--only", default="",
+                    help="comma-separated subset of " + ",".join(IMAGES + EXTRA_IMAGES))
     ap.add_argument("--keys", action="store_true", help="print the keys and exit")
     ap.add_argument("--prune", action="store_true",
                     help="delete cached artifacts of these images built from other inputs")
     args = ap.parse_args()
     names = [n for n in args.only.split(",") if n] or IMAGES
     for n in names:
-        if n not in IMAGES:
+        if n not in IMAGES + EXTRA_IMAGES:
             ap.error("unknown image %r" % n)
     t0 = time.monotonic()
     b = Builder(args.cache)
@@ -259,10 +382,15 @@ def main():
         print("debootstrap\t%s" % b.debootstrap_key)
         return 0
     dbs = None
-    if "debian-python" in names and not os.path.exists(b.path("debian-python")):
+    need_dbs = "debian-python" in names and not os.path.exists(b.path("debian-python"))
+    for n in ("desktop", "desktop-tar"):
+        need_dbs |= (n in names and not os.path.exists(b.path(n)) and
+                     not os.path.exists(b.desktop_rootfs_dir()))
+    if need_dbs:
         dbs = b.start_debootstrap()
-    ordered = [n for n in names if n != "debian-python"] + \
-        (["debian-python"] if "debian-python" in names else [])
+    # Images that wait for debootstrap come last, so the others build meanwhile.
+    late = ["debian-python", "desktop", "desktop-tar"]
+    ordered = [n for n in names if n not in late] + [n for n in late if n in names]
     built = 0
     try:
         for n in ordered:
@@ -285,6 +413,8 @@ def main():
             print("%s\t%s" % (n, v["layout"]))
         if "boxlite_base_tar" in info:
             print("boxlite-base-tar\t%s" % info["boxlite_base_tar"])
+        if "desktop_tar" in info:
+            print("desktop-tar\t%s" % info["desktop_tar"])
         if "hostile" in info:
             print("hostile\t%s" % info["hostile"]["dir"])
             print("hostile-manifest\t%s" % info["hostile"]["manifest"])

@@ -6,12 +6,16 @@
 #
 # Images: busybox, layered, multiarch, multiarch-archfile, zstd, debian-python, hostile
 # (one layout per case plus hostile.json), boxlite-base (docker-save/OCI tarball of
-# busybox tagged boxlite/base:latest).
+# busybox tagged boxlite/base:latest), desktop (boxlite/desktop, ComputerBox's image:
+# Xvfb, JWM, xterm, Chromium, x11vnc/websockify/noVNC and boxlite-desktopd; see
+# desktop/ and desktop.sh). Only when named: desktop-tar (docker-save/OCI tarball of
+# desktop, installed as <data dir>/images/desktop.tar).
 #
 # usage: build.sh [--json] [--only NAME,...] [--keys] [--prune]
 #   --prune deletes cached artifacts of the same images built from other inputs.
-# Needs: python3, busybox-static, zstd, and for debian-python: root, debootstrap and the
-# machine's apt mirror.
+# Needs: python3, busybox-static, zstd, and for debian-python and desktop: root,
+# debootstrap and the machine's apt mirror; for desktop also g++ and libx11-dev,
+# libxtst-dev, libxext-dev, zlib1g-dev (boxlite-desktopd is compiled here).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${BOXLITE_CACHE:-$HOME/.cache/boxlite}

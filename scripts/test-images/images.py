@@ -387,3 +387,80 @@ def build_debian_python(path, deb_cache_dir):
                         check("/etc/debian_version", type="file"),
                         check("/var/lib/apt/lists", type="dir", entries=[])],
                  {"python_version": meta.get("python_version")})
+
+
+# ---------------------------------------------------------------------------- desktop
+
+DESKTOP_NAME = "boxlite/desktop"
+DESKTOP_ENV = ["PATH=" + oci.DEFAULT_PATH, "LANG=C.UTF-8", "DISPLAY=:0"]
+
+
+def desktop_files_layer(files):
+    """The small top layer of the desktop image: files = [(path_in_image, host_path,
+    mode)] (boxlite-desktopd, the start scripts, the JWM configuration)."""
+    def entries(tw):
+        dirs = set()
+        for dest, _, _ in files:
+            d = dest.rsplit("/", 1)[0]
+            while d:
+                dirs.add(d)
+                d = d.rpartition("/")[0]
+        for d in sorted(dirs):
+            tw.add(d, "dir", mode=0o755)
+        for dest, src, mode in sorted(files):
+            with open(src, "rb") as f:
+                tw.add(dest, "file", data=f.read(), mode=mode)
+    return oci.Layer(oci.build_tar(entries))
+
+
+def _desktop_config(diff_ids):
+    return oci.image_config(diff_ids, arch=host_arch(), env=DESKTOP_ENV, cmd=["bash"],
+                            extra={"config": {"Env": DESKTOP_ENV, "Cmd": ["bash"],
+                                              "Labels": {"org.boxlite.desktop": "1"}}})
+
+
+def build_desktop(path, rootfs_dir, files):
+    """The desktop image as an OCI layout: the package layer of desktop.sh (rootfs_dir)
+    and the files layer. Returns the manifest descriptor."""
+    with open(os.path.join(rootfs_dir, "layer.json")) as f:
+        meta = json.load(f)
+    top = desktop_files_layer(files)
+    lw = oci.LayoutWriter(path)
+    descs = [lw.link_blob(os.path.join(rootfs_dir, "layer.tar.gz"), meta["digest"],
+                          meta["size"], oci.MT_OCI_LAYER_GZIP),
+             lw.add_blob(top.blob, top.media_type)]
+    cdesc = lw.add_json(_desktop_config([meta["diff_id"], top.diff_id]), oci.MT_OCI_CONFIG)
+    mdesc = lw.add_json(oci.image_manifest(cdesc, descs), oci.MT_OCI_MANIFEST)
+    index_entry = dict(mdesc)
+    index_entry["annotations"] = oci.ref_annotations("desktop")
+    index_entry["platform"] = {"architecture": host_arch(), "os": "linux"}
+    lw.write_index([index_entry])
+    checks = [check("/usr/bin/Xvfb", type="file"), check("/usr/bin/jwm", type="file"),
+              check("/usr/bin/xterm", type="file"), check("/usr/bin/x11vnc", type="file"),
+              check("/usr/bin/chromium", type="file"),
+              check("/usr/share/novnc/vnc.html", type="file"),
+              check("/etc/jwm/system.jwmrc", type="file")]
+    for dest, _, mode in files:
+        checks.append(check("/" + dest, type="file", mode=mode))
+    write_expect(path, checks, {"packages": meta.get("packages", []),
+                                "size": meta["size"] + len(top.blob),
+                                "uncompressed_size": meta.get("tar_size", 0) + len(top.tar)})
+    return mdesc
+
+
+def build_desktop_tar(out_path, layout_path):
+    """boxlite/desktop:latest as a docker-save + OCI-layout tarball (the install form:
+    <data dir>/images/desktop.tar), made from the desktop layout; layers stay gzip'd."""
+    with open(os.path.join(layout_path, "index.json")) as f:
+        top = json.load(f)["manifests"][0]
+
+    def blob(desc):
+        return os.path.join(layout_path, "blobs", "sha256", desc["digest"].split(":", 1)[1])
+
+    with open(blob(top)) as f:
+        man = json.load(f)
+    with open(blob(man["config"])) as f:
+        cfg = json.load(f)
+    layers = [{"path": blob(l), "media_type": l["mediaType"], "digest": l["digest"],
+               "size": l["size"]} for l in man["layers"]]
+    return oci.write_docker_save_archive(out_path, DESKTOP_NAME + ":latest", layers, cfg)

@@ -393,13 +393,23 @@ def write_docker_save_tar(out_path, repo_tag, layer_tar_path, diff_id, config_ob
     """Writes a tarball that is both a `docker save` archive (manifest.json, repositories)
     and an OCI image layout (oci-layout, index.json, blobs/), like Docker 25+ produces.
     The layer is stored uncompressed, as docker save does."""
+    layer = {"path": layer_tar_path, "media_type": MT_OCI_LAYER_TAR, "digest": diff_id,
+             "size": os.path.getsize(layer_tar_path)}
+    return write_docker_save_archive(out_path, repo_tag, [layer], config_obj)
+
+
+def write_docker_save_archive(out_path, repo_tag, layers, config_obj):
+    """write_docker_save_tar for any number of layers, each stored as given.
+
+    layers: [{"path", "media_type", "digest", "size"}] bottom first; a compressed layer
+    keeps its compression (docker load and BoxLite's importer detect it), and
+    config_obj's rootfs.diff_ids must list the uncompressed digests."""
     cfg = canonical_json(config_obj)
     cfg_hex = sha256_hex(cfg)
-    layer_hex = diff_id.split(":", 1)[1]
-    layer_size = os.path.getsize(layer_tar_path)
     manifest = canonical_json(image_manifest(
         {"mediaType": MT_OCI_CONFIG, "digest": "sha256:" + cfg_hex, "size": len(cfg)},
-        [{"mediaType": MT_OCI_LAYER_TAR, "digest": diff_id, "size": layer_size}]))
+        [{"mediaType": l["media_type"], "digest": l["digest"], "size": l["size"]}
+         for l in layers]))
     man_hex = sha256_hex(manifest)
     repo, _, tag = repo_tag.rpartition(":")
     index = canonical_json({
@@ -408,10 +418,12 @@ def write_docker_save_tar(out_path, repo_tag, layer_tar_path, diff_id, config_ob
                        "size": len(manifest),
                        "annotations": {"io.containerd.image.name": "docker.io/" + repo_tag,
                                        "org.opencontainers.image.ref.name": tag}}]})
+    layer_names = ["blobs/sha256/" + l["digest"].split(":", 1)[1] for l in layers]
     docker_manifest = json.dumps([{"Config": "blobs/sha256/" + cfg_hex,
                                    "RepoTags": [repo_tag],
-                                   "Layers": ["blobs/sha256/" + layer_hex]}]).encode()
-    repositories = json.dumps({repo: {tag: layer_hex}}).encode()
+                                   "Layers": layer_names}]).encode()
+    top_layer_hex = layers[-1]["digest"].split(":", 1)[1]
+    repositories = json.dumps({repo: {tag: top_layer_hex}}).encode()
     tmp = out_path + ".tmp"
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tf:
         def add_bytes(name, data):
@@ -428,12 +440,13 @@ def write_docker_save_tar(out_path, repo_tag, layer_tar_path, diff_id, config_ob
             ti.mtime = DEFAULT_MTIME
             tf.addfile(ti)
         add_bytes("blobs/sha256/" + cfg_hex, cfg)
-        with open(layer_tar_path, "rb") as lf:
-            ti = tarfile.TarInfo("blobs/sha256/" + layer_hex)
-            ti.size = layer_size
-            ti.mtime = DEFAULT_MTIME
-            ti.mode = 0o644
-            tf.addfile(ti, lf)
+        for name, l in zip(layer_names, layers):
+            with open(l["path"], "rb") as lf:
+                ti = tarfile.TarInfo(name)
+                ti.size = l["size"]
+                ti.mtime = DEFAULT_MTIME
+                ti.mode = 0o644
+                tf.addfile(ti, lf)
         add_bytes("blobs/sha256/" + man_hex, manifest)
         add_bytes("index.json", index)
         add_bytes("manifest.json", docker_manifest)

@@ -40,6 +40,7 @@ REGISTRY_PUSHES = [
     ("multiarch", "multiarch-v2s2", "latest", "v2s2"),
     ("multiarch-archfile", "multiarch-archfile", "latest", "oci"),
     ("zstd", "zstd", "latest", "oci"),
+    ("desktop", "desktop", "latest", "oci"),
 ]
 
 
