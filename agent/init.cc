@@ -229,8 +229,21 @@ Status MountRootfs() {
   // noinit_itable: the inode tables of groups added by growing sit on fresh overlay
   // blocks that already read as zero, so the lazy zeroing thread would only burn CPU.
   BOXLITE_RETURN_IF_ERROR(Mount("/dev/vda", kRootfs, "ext4", 0, "noinit_itable"));
-  Status grown = GrowRootfs();
-  if (!grown.ok()) ConsoleLog("%s", grown.ToString().c_str());
+  // Under emulation every block request costs about a millisecond: read programs in
+  // large runs, so starting one faults in its pages with a few requests, not dozens.
+  WriteSmall("/sys/block/vda/queue/read_ahead_kb", "4096");
+  // Growing the file system adds block groups, which takes tens of milliseconds under
+  // emulation; a child does it while the agent starts serving. PID 1 reaps it.
+  pid_t child = ::fork();
+  if (child == 0) {
+    Status grown = GrowRootfs();
+    if (!grown.ok()) ConsoleLog("%s", grown.ToString().c_str());
+    _exit(0);
+  }
+  if (child < 0) {
+    Status grown = GrowRootfs();
+    if (!grown.ok()) ConsoleLog("%s", grown.ToString().c_str());
+  }
   return Status::OK();
 }
 
