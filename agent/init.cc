@@ -192,6 +192,10 @@ Status MountEarly() {
     ::mkdir("/sys/fs/cgroup/box", 0755);
     WriteSmall("/sys/fs/cgroup/cgroup.subtree_control", "+pids +memory");
   }
+  // A box has no swap: when anonymous memory fills it, reclaim can only evict program
+  // text and read it back, over and over, and the box crawls for minutes before the OOM
+  // killer acts. Once the working set cannot stay resident for a second, kill instead.
+  WriteSmall("/sys/kernel/mm/lru_gen/min_ttl_ms", "1000");
   return Status::OK();
 }
 
