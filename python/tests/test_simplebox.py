@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,11 @@ async def test_constructor_accepts_every_documented_parameter(tmp_path: Path, no
         assert (info.cpus, info.memory_mib, info.disk_size_mib) == (2, MEMORY, 2048)
         assert info.network == "nat" and info.state == "running"
         assert info.volumes == (boxlite.VolumeMount(str(shared), "/mnt/shared", True),)
-        assert [(p.host_port, p.guest_port) for p in info.ports] == [(0, 8080)]
+        # Host port 0 asks for a free port; info reports the one actually bound.
+        [port] = info.ports
+        assert port.guest_port == 8080 and 0 < port.host_port < 65536
+        with socket.create_connection(("127.0.0.1", port.host_port), timeout=10):
+            pass
         result = await box.exec("sh", "-c", 'echo "$GREETING[$EMPTY]"; pwd; id -u; nproc')
         assert result.stdout.split() == ["hi[]", "/tmp", "0", "2"]
 
