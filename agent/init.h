@@ -5,6 +5,8 @@
 // applying the box configuration, and powering off. Called from the agent's one thread.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -25,8 +27,15 @@ constexpr char kUserCgroupProcs[] = "/sys/fs/cgroup/box/cgroup.procs";
 // The /dev paths of the agent's virtio-serial ports: "boxlite.agent" first, then
 // "boxlite.agent.1", "boxlite.agent.2", ... in order.
 Status FindAgentPorts(std::vector<std::string>* paths);
-// Mounts the box disk (/dev/vda, ext4) at kRootfs and grows it to fill the disk.
+// Mounts the box disk (/dev/vda, ext4) at kRootfs and starts growing it to fill the disk
+// in a child process (EXT4_IOC_RESIZE_FS).
 Status MountRootfs();
+// Returns once the root file system has grown to the disk's size. Call before anything
+// that writes to it on behalf of the user (exec, put_file).
+void WaitForRootfs();
+// Tells boot bookkeeping that PID 1 reaped `pid`, so nothing waits for it (or for a
+// later process that reuses its number).
+void NoteChildReaped(pid_t pid);
 // Mounts /proc, /sys, /dev, /dev/pts, /dev/shm inside kRootfs.
 Status PrepareRootfs();
 // Applies the once-per-boot configuration from the host's hello.

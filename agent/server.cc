@@ -551,6 +551,7 @@ Server::Exec* Server::FindExec(Conn* conn, uint32_t stream) {
 
 Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
                       protocol::Json* reply) {
+  WaitForRootfs();
   if (!configured_) return Status::FailedPrecondition("exec before hello");
   if (FindExec(conn, stream) != nullptr) {
     return Status::AlreadyExists("stream in use", std::to_string(stream));
@@ -927,7 +928,10 @@ void Server::ReapChildren() {
     pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid <= 0) break;
     auto it = pid_to_exec_.find(pid);
-    if (it == pid_to_exec_.end()) continue;  // An orphan PID 1 adopted.
+    if (it == pid_to_exec_.end()) {
+      NoteChildReaped(pid);  // A boot helper (init.h), or an orphan PID 1 adopted.
+      continue;
+    }
     ExecKey key = it->second;
     pid_to_exec_.erase(it);
     auto e = execs_.find(key);
@@ -1087,6 +1091,7 @@ Status Server::DoGetFile(Conn* conn, uint32_t stream, const protocol::Json& req,
 
 Status Server::DoPutFile(Conn* conn, uint32_t stream, const protocol::Json& req,
                          protocol::Json* reply) {
+  WaitForRootfs();
   protocol::FileInfo info;
   BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &info));
   if (FindExec(conn, stream) != nullptr) return Status::AlreadyExists("stream in use");
