@@ -18,8 +18,12 @@ A box from this module and one from :mod:`boxlite` may share a runtime:
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import contextlib
+import functools
+import importlib
+import inspect
 import os
 import threading
 import time
@@ -518,3 +522,92 @@ class Boxlite:
     def __repr__(self) -> str:
         return f"<boxlite.sync.Boxlite home={self.home_dir!r}>"
 
+
+
+# ------------------------------------------------------------ twins of async-only boxes
+
+def _run_here(coro: Any) -> Any:
+    """Runs one coroutine of an async box to completion on a fresh event loop in the
+    calling thread. Async boxes may be used from one event loop after another, so each
+    call of a twin can have its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise BoxStateError(
+        "boxlite.sync called from a thread that runs an event loop: await the async "
+        "class (boxlite.ComputerBox, boxlite.InteractiveBox) there, or call from a "
+        "worker thread"
+    )
+
+
+class _AsyncTwin:
+    """Base of the synchronous twins of async-only box classes: the async box does the
+    work; each of its coroutine methods becomes a blocking method of the same name
+    (added by :func:`_twin`), and its properties read through."""
+
+    _async_class: ClassVar[type]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Arguments are checked here, before any VM starts (ConfigError).
+        self._box = self._async_class(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._box, name)
+
+    def start(self) -> Any:
+        """Boots the box (see the async class's ``start``); returns this twin."""
+        _run_here(self._box.start())
+        return self
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _run_here(self._box.__aexit__(exc_type, exc, tb))
+
+    def __repr__(self) -> str:
+        return f"<boxlite.sync.{type(self).__name__} of {self._box!r}>"
+
+
+def _twin(name: str, module: str, skip: tuple[str, ...] = ()) -> type:
+    """Builds the synchronous twin of ``boxlite.<module>.<name>``: one blocking method per
+    public coroutine method, keeping its name, signature and docstring."""
+    async_class = getattr(importlib.import_module(f".{module}", __package__), name)
+    namespace: dict[str, Any] = {
+        "_async_class": async_class,
+        "__doc__": (
+            f"Synchronous twin of :class:`boxlite.{name}`: the same constructor, "
+            "properties and methods, without ``await``. Each call runs on a private event "
+            "loop in the calling thread, so use it from plain code or a worker thread, "
+            "not from a coroutine.\n\n" + (async_class.__doc__ or "")
+        ),
+        "__module__": __name__,
+    }
+    for attr, fn in inspect.getmembers(async_class, inspect.iscoroutinefunction):
+        if attr.startswith("_") or attr in skip or attr == "start":
+            continue
+
+        def blocking(self: _AsyncTwin, *args: Any, __fn: Any = fn, **kwargs: Any) -> Any:
+            return _run_here(__fn(self._box, *args, **kwargs))
+
+        method = functools.wraps(fn)(blocking)
+        method.__module__ = __name__
+        method.__qualname__ = f"{name}.{attr}"
+        namespace[attr] = method
+    return type(name, (_AsyncTwin,), namespace)
+
+
+# stream() hands out an async Execution bound to the coroutine world: the twins offer
+# exec() (and InteractiveBox.wait()) instead.
+ComputerBox = _twin("ComputerBox", "computer", skip=("stream",))
+InteractiveBox = _twin("InteractiveBox", "interactivebox", skip=("stream",))
+__all__ += ["ComputerBox", "InteractiveBox"]

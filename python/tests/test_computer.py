@@ -707,3 +707,4 @@ async def test_viewer_page_shows_the_desktop(desktop_image: str, tmp_path: Path)
     width, height, rows = decode_png(base64.b64decode(shot))
     colours = {rows[y][x * 3 : x * 3 + 3] for y in range(0, height, 8) for x in range(0, width, 8)}
     assert len(colours) > 2, "the browser's screenshot is blank"
+

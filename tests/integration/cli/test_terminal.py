@@ -21,6 +21,13 @@ code = asyncio.run(main())
 print("EXIT=%d" % code)
 """
 
+PY_SYNC_INTERACTIVE = """
+import boxlite.sync
+with boxlite.sync.InteractiveBox(image="boxlite/base", shell="/bin/sh") as box:
+    code = box.wait()
+print("EXIT=%d" % code)
+"""
+
 
 class Terminal:
     """A tmux session running bash, with helpers to type and read the screen."""
@@ -126,6 +133,13 @@ def test_python_interactive_box(term):
     _session_checks(term, f"{shlex.quote(sys.executable)} {script}")
 
 
+def test_python_sync_interactive_box(term):
+    """boxlite.sync.InteractiveBox, from a plain script, passes the same checks."""
+    script = term.workdir / "sync_interactive.py"
+    script.write_text(PY_SYNC_INTERACTIVE)
+    _session_checks(term, f"{shlex.quote(sys.executable)} {script}")
+
+
 def test_python_interactive_box_without_terminal(cli, tmp_path):
     """tty=False: programmatic use with pipes."""
     code = """
@@ -139,3 +153,16 @@ raise SystemExit(asyncio.run(main()))
                        capture_output=True, env=cli.env, timeout=300)
     assert p.returncode == 7, p.stderr
     assert p.stdout == b"piped-6\n"
+
+
+def test_python_sync_interactive_box_without_terminal(cli):
+    """The sync twin with tty=False: stdin from a pipe, the shell's status returned."""
+    code = """
+import boxlite.sync
+with boxlite.sync.InteractiveBox(image="boxlite/base", tty=False) as box:
+    raise SystemExit(box.wait())
+"""
+    p = subprocess.run([sys.executable, "-c", code], input=b"echo sync-$((3*4)) >&2; exit 9\n",
+                       capture_output=True, env=cli.env, timeout=300)
+    assert p.returncode == 9, p.stderr
+    assert p.stderr.endswith(b"sync-12\n"), p.stderr
