@@ -35,8 +35,10 @@ for name in frame_decoder image_reference oci_manifest tar_unpack; do
   [ -d "$here/fuzz/corpus/$name" ] && cp -r "$here/fuzz/corpus/$name/." "$corpus/"
   echo "fuzz: running $name for ${seconds}s" >&2
   if ! (cd "$corpus" && "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
-          -print_final_stats=1 "$corpus" > "$cache/$name.log" 2>&1); then
-    echo "fuzz: $name found a problem; see $cache/$name.log" >&2
+          -artifact_prefix="$cache/$name-" -print_final_stats=1 "$corpus" \
+          > "$cache/$name.log" 2>&1); then
+    echo "fuzz: $name found a problem; see $cache/$name.log (the input is kept as" \
+         "$cache/$name-crash-*: rerun it with $bin FILE)" >&2
     tail -40 "$cache/$name.log" >&2
     status=1
   fi
