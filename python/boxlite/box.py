@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from . import _args, _bridge
 from ._core import register_box
 from .errors import BoxliteError, BoxStateError, ExecError
-from .options import BoxOptions, EnvLike, MountLike, NetworkSpec, PortLike
+from .options import BoxOptions, EnvLike, MountLike, NetworkSpec, PortLike, box_options_from_arguments
 from .results import BoxInfo, BoxMetrics, ExecResult
 
 if TYPE_CHECKING:
@@ -503,26 +503,7 @@ class SimpleBox(Box):
         rootfs_path: str | os.PathLike[str] | None = None,
         runtime: Boxlite | None = None,
     ) -> None:
-        options = BoxOptions(
-            image=None if (rootfs_path and image == "alpine:latest") else image,
-            cpu=cpu,
-            cpus=cpus,
-            memory=memory,
-            memory_mib=memory_mib,
-            disk_size=disk_size,
-            disk_size_gb=disk_size_gb,
-            env=env,
-            mounts=mounts,
-            volumes=volumes,
-            ports=ports,
-            network=network,
-            working_dir=working_dir,
-            user=user,
-            name=name,
-            auto_remove=auto_remove,
-            detach=detach,
-            rootfs_path=rootfs_path,
-        )
+        options = box_options_from_arguments(locals())
         super().__init__(None, options, runtime)
         self._creating: Any = None
 

@@ -503,3 +503,13 @@ class Options:
             f"Options(home_dir={self.home_dir!r}, image_registries={self.image_registries!r}, "
             f"insecure_registries={self.insecure_registries!r}, data_dir={self.data_dir!r})"
         )
+
+
+def box_options_from_arguments(arguments: Mapping[str, Any]) -> BoxOptions:
+    """The :class:`BoxOptions` of a box class's constructor arguments (its ``locals()``,
+    taken first thing): the async and the sync ``SimpleBox`` share this, so their
+    parameters mean the same. The default image gives way to ``rootfs_path``."""
+    kwargs = {k: v for k, v in arguments.items() if k not in ("self", "runtime", "__class__")}
+    if kwargs.get("rootfs_path") and kwargs.get("image") == _DEFAULT_IMAGE:
+        kwargs["image"] = None
+    return BoxOptions(**kwargs)

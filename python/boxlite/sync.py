@@ -36,7 +36,15 @@ from . import _args, _bridge
 from . import runtime as _async_runtime
 from ._core import core, register_box
 from .errors import BoxliteError, BoxStateError, ConfigError
-from .options import BoxOptions, EnvLike, MountLike, NetworkSpec, Options, PortLike
+from .options import (
+    BoxOptions,
+    EnvLike,
+    MountLike,
+    NetworkSpec,
+    Options,
+    PortLike,
+    box_options_from_arguments,
+)
 from .results import BoxInfo, BoxMetrics, ExecResult, ImageInfo
 
 __all__ = ["Boxlite", "Box", "SimpleBox", "Execution", "Images"]
@@ -362,26 +370,7 @@ class SimpleBox(Box):
         rootfs_path: str | os.PathLike[str] | None = None,
         runtime: Boxlite | None = None,
     ) -> None:
-        options = BoxOptions(
-            image=None if (rootfs_path and image == "alpine:latest") else image,
-            cpu=cpu,
-            cpus=cpus,
-            memory=memory,
-            memory_mib=memory_mib,
-            disk_size=disk_size,
-            disk_size_gb=disk_size_gb,
-            env=env,
-            mounts=mounts,
-            volumes=volumes,
-            ports=ports,
-            network=network,
-            working_dir=working_dir,
-            user=user,
-            name=name,
-            auto_remove=auto_remove,
-            detach=detach,
-            rootfs_path=rootfs_path,
-        )
+        options = box_options_from_arguments(locals())
         super().__init__(None, options, runtime)
         self._create_lock = threading.Lock()
 

@@ -17,24 +17,8 @@ if [[ $(id -u) != 0 ]]; then
   exit 1
 fi
 
-work=$(mktemp -d "${out}.work.XXXXXX")
-unmount_all() {
-  # debootstrap mounts /proc and /sys (and in containers binds /dev) in the target while
-  # installing; never delete anything through a mount.
-  local m
-  for m in $(awk -v w="$work" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
-    umount -l "$m" || true
-  done
-  if awk -v w="$work" 'index($2, w) == 1 {found=1} END {exit !found}' /proc/mounts; then
-    echo "debootstrap.sh: mounts remain under $work; not deleting" >&2
-    return 1
-  fi
-}
-cleanup() {
-  unmount_all && rm -rf --one-file-system "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+source "$(dirname "${BASH_SOURCE[0]}")/workdir.sh"
+make_work_dir debootstrap.sh "$out"
 
 root=$work/root
 # dpkg fsyncs every unpacked file; that is most of the install time here and worthless
@@ -54,7 +38,7 @@ debootstrap --variant=minbase --include=python3 --cache-dir="$debs" "$suite" "$r
 
 python_version=$(chroot "$root" python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
 
-unmount_all
+unmount_work_dir
 
 # What a registry image of Debian leaves out: package caches and indexes, logs, docs,
 # device nodes (the runtime provides /dev), the host's resolver and hostname.

@@ -26,23 +26,9 @@ if [[ $(id -u) != 0 ]]; then
   exit 1
 fi
 
-work=$(mktemp -d "${out}.work.XXXXXX")
+source "$(dirname "${BASH_SOURCE[0]}")/workdir.sh"
+make_work_dir desktop.sh "$out"
 root=$work/root
-unmount_all() {
-  local m
-  for m in $(awk -v w="$work" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
-    umount -l "$m" || true
-  done
-  if awk -v w="$work" 'index($2, w) == 1 {found=1} END {exit !found}' /proc/mounts; then
-    echo "desktop.sh: mounts remain under $work; not deleting" >&2
-    return 1
-  fi
-}
-cleanup() {
-  unmount_all && rm -rf --one-file-system "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 mkdir -p "$root" "$debs/partial"
 tar --numeric-owner --xattrs --xattrs-include='*' -xzf "$base_tgz" -C "$root"
@@ -98,7 +84,7 @@ in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 }
 installed=$(in_root dpkg-query -W -f '${Package}=${Version}\n' "${packages[@]}" | tr '\n' ' ')
 
-unmount_all
+unmount_work_dir
 
 # What a registry image of Debian leaves out (as debootstrap.sh), plus apt's lists and the
 # build-time settings.
