@@ -77,7 +77,10 @@ Result<std::vector<std::string>> BuildQemuArgv(const VmConfig& config) {
   if (config.accel == Accel::kKvm) {
     add({"-accel", "kvm", "-cpu", "host"});
   } else {
-    add({"-accel", "tcg", "-cpu", "max"});
+    // Without ERMS/FSRM the guest kernel and libc copy and clear memory with unrolled
+    // 8-byte moves instead of `rep movsb`/`rep stosb`, which TCG runs one byte per
+    // iteration: measured stdout 141 -> 400 MB/s and the raw port stream 330 -> 1165 MB/s.
+    add({"-accel", "tcg", "-cpu", "max,erms=off,fsrm=off"});
   }
   add({"-m", std::to_string(config.memory_mib), "-smp", std::to_string(config.cpus)});
   add({"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-msg", "timestamp=off"});

@@ -36,7 +36,7 @@ TEST(QemuArgvTest, TcgUsesSoftwareCpuAndNoApicTimerOnOneVcpu) {
   auto argv = BuildQemuArgv(BaseConfig(Accel::kTcg)).value();
   EXPECT_EQ(argv[0], "qemu-system-x86_64");
   EXPECT_EQ(After(argv, "-accel"), "tcg");
-  EXPECT_EQ(After(argv, "-cpu"), "max");
+  EXPECT_EQ(After(argv, "-cpu"), "max,erms=off,fsrm=off");
   EXPECT_TRUE(After(argv, "-M").rfind("microvm,acpi=off,x-option-roms=off", 0) == 0);
   std::string cmdline = After(argv, "-append");
   EXPECT_NE(cmdline.find("noapictimer"), std::string::npos);
