@@ -601,9 +601,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
     base::UniqueFd status_read(sp[0]);
     base::UniqueFd status_write(sp[1]);
     plan.status_fd = sp[1];
-    // vfork: the child only makes system calls before execve (see ChildMain), and not
-  // copying the agent's page tables saves part of an exec's cost under TCG.
-  pid_t pid = ::vfork();
+    pid_t pid = ::vfork();  // Why vfork: see the attached case below.
     if (pid < 0) return sys::ErrnoStatus(errno, "fork");
     if (pid == 0) ChildMain(plan);
     status_write.reset();
