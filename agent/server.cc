@@ -3,10 +3,11 @@
 // Design: one thread, one level-triggered epoll set. Sources are tagged in the epoll data
 // word (type | connection | stream | fd): each agent port, a signalfd for SIGCHLD, a
 // timerfd that runs only while some port has no host connected, and per exec its
-// stdout/stderr (or pty) read ends, its stdin write end and a status pipe that reports a
-// failed execve. Output is read only while the host has granted credit for it, so a
-// process printing gigabytes stalls on its own pipe instead of filling guest memory;
-// pipe contents go to the port with splice(2) when the kernel allows it. An exec
+// stdout/stderr (or pty) read ends and its stdin write end. A failed execve is known as
+// soon as vfork returns (see DoExec). Output is read only while the host has granted
+// credit for it, so a process printing gigabytes stalls on its own pipe instead of
+// filling guest memory; pipe contents go to the port with splice(2) when the kernel
+// allows it. Frames queued during one loop round leave in one port write. An exec
 // finishes when its process has exited and the output it left in the pipes was sent;
 // descendants that keep the pipes open do not hold it up. Files (get_file/put_file)
 // are streams too, pumped from the loop because epoll cannot watch regular files.
@@ -51,7 +52,6 @@ constexpr uint64_t kTagSignal = 2;
 constexpr uint64_t kTagTimer = 3;
 constexpr uint64_t kTagOutput = 4;
 constexpr uint64_t kTagStdin = 5;
-constexpr uint64_t kTagStatus = 6;
 
 constexpr int64_t kStdinWindow = 1 << 20;
 constexpr size_t kReadChunk = 256 * 1024;
@@ -324,8 +324,6 @@ Status Server::Run() {
             PumpOutput(exec, which);
           } else if (type == kTagStdin) {
             FlushStdin(exec);
-          } else if (type == kTagStatus) {
-            OnStatusPipe(exec);
           }
           if (exec->exited) MaybeFinish(exec);
           break;
@@ -333,10 +331,8 @@ Status Server::Run() {
       }
       OnSplicesDone();
     }
-    if (!shutdown_) {
-      PumpFiles();
-      OnSplicesDone();
-    }
+    if (!shutdown_) PumpFiles();
+    FlushPending();
   }
   // Give the final responses a moment to leave before the VM stops.
   for (int i = 0; i < 100; ++i) {
@@ -665,11 +661,10 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
     for (int i = 0; i < 3; ++i) plan.fds[i] = child_ends[i].get();
   }
   int sp[2];
-  if (::pipe2(sp, O_CLOEXEC) != 0) return sys::ErrnoStatus(errno, "pipe");
-  exec->status_fd.reset(sp[0]);
+  if (::pipe2(sp, O_CLOEXEC | O_NONBLOCK) != 0) return sys::ErrnoStatus(errno, "pipe");
+  base::UniqueFd status_read(sp[0]);
   base::UniqueFd status_write(sp[1]);
   plan.status_fd = sp[1];
-  SetNonBlocking(sp[0]);
 
   // vfork: the child only makes system calls before execve (see ChildMain), and not
   // copying the agent's page tables saves part of an exec's cost under TCG.
@@ -677,15 +672,21 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   if (pid < 0) return sys::ErrnoStatus(errno, "fork");
   if (pid == 0) ChildMain(plan);
   exec->pid = pid;
+  // The parent of a vfork resumes once the child has called execve or exited, and a
+  // child that fails writes its report before exiting: whatever is in the pipe now is
+  // all there will be. (The report is a nonblocking write of 8 bytes; it cannot tear.)
+  int report[2];
+  if (::read(status_read.get(), report, sizeof(report)) == sizeof(report)) {
+    exec->start_error = report[0] == ENOENT && report[1] == 127
+                            ? "executable file not found in $PATH"
+                            : ::strerror(report[0]);
+  }
   for (auto& end : child_ends) end.reset();
-  status_write.reset();
   for (int which = 1; which <= 2; ++which) exec->out[which].credit = r.window;
   ExecKey key = Key(conn, stream);
   pid_to_exec_[pid] = key;
   Exec* raw = exec.get();
   execs_[key] = std::move(exec);
-  bool status_watching = false;
-  Watch(raw->status_fd.get(), EPOLLIN, Tag(kTagStatus, conn->index, stream), &status_watching);
   UpdateWatch(raw, 1);
   UpdateWatch(raw, 2);
   protocol::ExecResponse resp;
@@ -906,20 +907,6 @@ void Server::PumpFiles() {
   }
 }
 
-void Server::OnStatusPipe(Exec* exec) {
-  int report[2];
-  ssize_t n = ::read(exec->status_fd.get(), report, sizeof(report));
-  if (n < 0 && errno == EAGAIN) return;
-  if (n == sizeof(report)) {
-    exec->start_error = report[0] == ENOENT && report[1] == 127
-                            ? "executable file not found in $PATH"
-                            : ::strerror(report[0]);
-  }
-  bool watching = true;
-  Watch(exec->status_fd.get(), 0, 0, &watching);
-  exec->status_fd.reset();
-}
-
 void Server::ReapChildren() {
   while (true) {
     int status = 0;
@@ -943,7 +930,6 @@ void Server::ReapChildren() {
 void Server::MaybeFinish(Exec* exec) {
   if (!exec->exited || exec->finished) return;
   Conn* conn = exec->conn;
-  if (exec->status_fd) OnStatusPipe(exec);
   for (int which = 1; which <= 2; ++which) {
     Output& out = exec->out[which];
     while (out.fd && !out.eof) {
@@ -985,13 +971,20 @@ void Server::MaybeFinish(Exec* exec) {
   execs_.erase(Key(conn, exec->stream));
 }
 
+// Frames queued in one loop round leave in one port write: under emulation every write
+// to the port is a trap into QEMU and a system call on the host, so an exec's response,
+// stream closes and exit event share one when they can.
 void Server::Send(Conn* conn, std::string bytes) {
   if (!conn->connected) return;
   conn->queued_bytes += bytes.size();
+  conn->flush_pending = true;
+  if (!conn->outq.empty() && !conn->outq.back().splice_fd) {
+    conn->outq.back().bytes += bytes;
+    return;
+  }
   OutItem item;
   item.bytes = std::move(bytes);
   conn->outq.push_back(std::move(item));
-  FlushPort(conn);
 }
 
 void Server::SendSplice(Conn* conn, uint32_t stream, int which, int fd, size_t len) {
@@ -1004,7 +997,21 @@ void Server::SendSplice(Conn* conn, uint32_t stream, int which, int fd, size_t l
   item.stream = stream;
   item.which = which;
   conn->outq.push_back(std::move(item));
-  FlushPort(conn);
+  conn->flush_pending = true;
+}
+
+void Server::FlushPending() {
+  while (true) {
+    bool any = false;
+    for (auto& conn : conns_) {
+      if (!conn->flush_pending) continue;
+      conn->flush_pending = false;
+      any = true;
+      FlushPort(conn.get());
+    }
+    if (!any) return;
+    OnSplicesDone();  // May queue exit events.
+  }
 }
 
 void Server::FlushPort(Conn* conn) {

@@ -60,6 +60,7 @@ class Server {
     bool connected = true;
     bool watching = false;
     bool out_watching = false;
+    bool flush_pending = false;  // Queued by Send(); written at the end of the loop round.
   };
 
   struct Output {
@@ -84,7 +85,6 @@ class Server {
     bool stdin_close_requested = false;
     bool stdin_watching = false;
     int64_t stdin_unacked = 0;  // Bytes consumed not yet credited back.
-    base::UniqueFd status_fd;   // Reports an errno when execve failed.
     std::string start_error;
     bool exited = false;
     int wait_status = 0;
@@ -117,6 +117,8 @@ class Server {
   void Send(Conn* conn, std::string bytes);
   void SendSplice(Conn* conn, uint32_t stream, int which, int fd, size_t len);
   void FlushPort(Conn* conn);
+  // Writes what this loop round queued, and what finishing splices queue in turn.
+  void FlushPending();
   void OnSplicesDone();
 
   // Requests.
@@ -139,7 +141,6 @@ class Server {
   void PumpFiles();
   void FlushStdin(Exec* exec);
   void FinishPut(Exec* exec);
-  void OnStatusPipe(Exec* exec);
   void ReapChildren();
   void MaybeFinish(Exec* exec);
   void UpdateWatch(Exec* exec, int which);
