@@ -57,6 +57,8 @@ constexpr int64_t kStdinWindow = 1 << 20;
 constexpr size_t kReadChunk = 256 * 1024;
 // Files are pumped only while less than this is queued for their port.
 constexpr size_t kFileQueueLimit = 1 << 20;
+// The most one write(2) to a virtio-serial port takes (drivers/char/virtio_console.c).
+constexpr size_t kPortWriteMax = 32 * 1024;
 constexpr size_t kListDirPage = 4000;
 constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr char kAgentVersion[] = "0.1.0";
@@ -971,14 +973,16 @@ void Server::MaybeFinish(Exec* exec) {
   execs_.erase(Key(conn, exec->stream));
 }
 
-// Frames queued in one loop round leave in one port write: under emulation every write
-// to the port is a trap into QEMU and a system call on the host, so an exec's response,
-// stream closes and exit event share one when they can.
+// Small frames queued in one loop round leave in one port write: under emulation every
+// write to the port is a trap into QEMU and a system call on the host, so an exec's
+// response, stream closes and exit event share one when they can. Frames are merged only
+// up to what one port write takes; bulk data keeps its own buffer (no copy).
 void Server::Send(Conn* conn, std::string bytes) {
   if (!conn->connected) return;
   conn->queued_bytes += bytes.size();
   conn->flush_pending = true;
-  if (!conn->outq.empty() && !conn->outq.back().splice_fd) {
+  if (!conn->outq.empty() && !conn->outq.back().splice_fd &&
+      conn->outq.back().bytes.size() + bytes.size() <= kPortWriteMax) {
     conn->outq.back().bytes += bytes;
     return;
   }
