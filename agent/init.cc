@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <arpa/inet.h>
+#include <endian.h>
 #include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
@@ -12,7 +13,6 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,15 +68,26 @@ Status GrowRootfs() {
   if (::ioctl(dev.get(), BLKGETSIZE64, &dev_bytes) != 0) {
     return sys::ErrnoStatus(errno, "BLKGETSIZE64 /dev/vda");
   }
+  // The superblock's block count (statvfs leaves out the metadata): a disk exactly the
+  // base's size, the default, has nothing to grow and skips the resize call, which
+  // costs a device read even then.
+  unsigned char sb[1024];
+  if (::pread(dev.get(), sb, sizeof(sb), 1024) != static_cast<ssize_t>(sizeof(sb))) {
+    return sys::ErrnoStatus(errno, "read the superblock of /dev/vda");
+  }
+  auto le32 = [&](size_t offset) {
+    uint32_t v;
+    std::memcpy(&v, sb + offset, sizeof(v));
+    return static_cast<uint64_t>(le32toh(v));
+  };
+  constexpr uint32_t kIncompat64Bit = 0x80;
+  uint64_t blocks = le32(0x04);  // s_blocks_count_lo
+  if (le32(0x60) & kIncompat64Bit) blocks |= le32(0x150) << 32;  // s_blocks_count_hi
+  uint64_t block_size = 1024ull << le32(0x18);  // s_log_block_size
+  uint64_t want = dev_bytes / block_size;
+  if (want <= blocks) return Status::OK();
   base::UniqueFd root(::open(kRootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root) return sys::ErrnoStatus(errno, "open %s", kRootfs);
-  // statvfs reports the size in f_frsize units, minus the metadata overhead; the
-  // kernel returns at once when the file system already spans the device.
-  struct statvfs vfs;
-  if (::fstatvfs(root.get(), &vfs) != 0) return sys::ErrnoStatus(errno, "statvfs /");
-  uint64_t block = vfs.f_frsize;
-  uint64_t want = dev_bytes / block;
-  if (want <= vfs.f_blocks) return Status::OK();
   if (::ioctl(root.get(), kExt4IocResizeFs, &want) != 0) {
     if (errno == EINVAL || errno == ENOTTY || errno == EOPNOTSUPP) return Status::OK();
     return sys::ErrnoStatus(errno, "grow / to %llu blocks", static_cast<unsigned long long>(want));

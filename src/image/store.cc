@@ -45,13 +45,22 @@ using nlohmann::json;
 
 constexpr int kIndexVersion = 1;
 constexpr size_t kMaxSmallBlob = 16 << 20;
-constexpr uint64_t kBlockSize = 4096;
+constexpr uint64_t kMiB = 1 << 20;
+constexpr uint64_t kBlockGroupBytes = 128 * kMiB;  // 32768 blocks of 4 KiB (Ext4Builder).
 constexpr uint64_t kRootfsSlack = 64ull << 20;
 constexpr int kRootfsBuildAttempts = 6;
 
 int64_t NowUnix() { return static_cast<int64_t>(std::time(nullptr)); }
 
 uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+// "<chainid-hex>" or "<chainid-hex>.compact": GC keys rootfs files by what precedes the
+// first dot, so both variants live and die with their chain.
+std::string RootfsStem(const std::string& chain_id, RootfsFit fit) {
+  std::string stem(DigestHex(chain_id));
+  if (fit == RootfsFit::kCompact) stem += ".compact";
+  return stem;
+}
 
 Status FsyncPath(const std::string& path, int flags) {
   BOXLITE_ASSIGN_OR_RETURN(auto fd, sys::Open(path, flags));
@@ -641,15 +650,15 @@ Result<uint64_t> Store::CollectLocked() {
   return freed;
 }
 
-Result<RootfsInfo> Store::Rootfs(const LocalImage& image) {
+Result<RootfsInfo> Store::Rootfs(const LocalImage& image, RootfsFit fit) {
   if (image.diff_ids.size() != image.layer_digests.size()) {
     return Status::InvalidArgument("image " + image.reference,
                                    "layer and diff_id counts differ");
   }
   const std::string chain = ChainId(image.diff_ids);
-  const std::string hex(DigestHex(chain));
-  const std::string path = sys::JoinPath(dir_, "rootfs/" + hex + ".ext4");
-  const std::string info_path = sys::JoinPath(dir_, "rootfs/" + hex + ".json");
+  const std::string stem = RootfsStem(chain, fit);
+  const std::string path = sys::JoinPath(dir_, "rootfs/" + stem + ".ext4");
+  const std::string info_path = sys::JoinPath(dir_, "rootfs/" + stem + ".json");
   auto cached = [&]() -> std::optional<RootfsInfo> {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) return std::nullopt;
@@ -659,7 +668,8 @@ Result<RootfsInfo> Store::Rootfs(const LocalImage& image) {
     if (text) {
       json doc = json::parse(*text, nullptr, false);
       for (auto [key, field] : {std::pair{"size_bytes", &info.size_bytes},
-                                std::pair{"used_bytes", &info.used_bytes}}) {
+                                std::pair{"used_bytes", &info.used_bytes},
+                                std::pair{"headroom_bytes", &info.headroom_bytes}}) {
         if (doc.is_object() && doc.contains(key) && doc[key].is_number_unsigned()) {
           *field = doc[key].get<uint64_t>();
         }
@@ -670,15 +680,18 @@ Result<RootfsInfo> Store::Rootfs(const LocalImage& image) {
   BOXLITE_ASSIGN_OR_RETURN(sys::FileLock gc_lock,
                            sys::FileLock::Acquire(LockPath("gc"), sys::FileLock::Mode::kShared));
   if (auto info = cached()) return *info;
+  const std::string hex(DigestHex(chain));
   BOXLITE_ASSIGN_OR_RETURN(sys::FileLock build_lock, sys::FileLock::Acquire(LockPath("rootfs-" + hex)));
   if (auto info = cached()) return *info;
-  auto built = BuildRootfs(image, chain);
+  auto built = BuildRootfs(image, chain, fit);
   if (!built) return built.error().Wrap("build rootfs of " + image.reference);
   return built;
 }
 
-Result<RootfsInfo> Store::BuildRootfs(const LocalImage& image, const std::string& chain_id) {
+Result<RootfsInfo> Store::BuildRootfs(const LocalImage& image, const std::string& chain_id,
+                                      RootfsFit fit) {
   const std::string hex(DigestHex(chain_id));
+  const std::string stem = RootfsStem(chain_id, fit);
   // Uncompressed tar bytes plus half again for block rounding, inodes and directories,
   // plus a fixed slack for file system metadata. A short guess only costs a retry.
   uint64_t bytes = 0;
@@ -691,7 +704,14 @@ Result<RootfsInfo> Store::BuildRootfs(const LocalImage& image, const std::string
     bytes += EstimateLayerUncompressedSize(blob);
   }
   Ext4BuildOptions options;
-  options.size_bytes = AlignUp(bytes + bytes / 2 + kRootfsSlack, kBlockSize);
+  // A base with headroom is a whole number of block groups (128 MiB with 4 KiB blocks):
+  // the file system then fills the file exactly (a short last group would be dropped),
+  // so a box whose disk is the base's size finds nothing to grow.
+  options.size_bytes = fit == RootfsFit::kHeadroom
+                           ? AlignUp(bytes + bytes / 2 + kRootfsSlack + kRootfsHeadroom,
+                                     kBlockGroupBytes)
+                           : AlignUp(bytes + bytes / 2 + kRootfsSlack, kMiB);
+  const uint64_t headroom = fit == RootfsFit::kHeadroom ? kRootfsHeadroom : 0;
   Ext4BuilderFactory factory = opts_.ext4_builder_factory;
   if (!factory) {
     factory = [](const std::string& p, const Ext4BuildOptions& o) {
@@ -727,7 +747,7 @@ Result<RootfsInfo> Store::BuildRootfs(const LocalImage& image, const std::string
     if (!used) {
       if (used.error().code() == StatusCode::kResourceExhausted &&
           attempt < kRootfsBuildAttempts) {
-        BOXLITE_LOG(kInfo, "rootfs %s: %s with %s; retrying with twice the size", hex.c_str(),
+        BOXLITE_LOG(kInfo, "rootfs %s: %s with %s; retrying with twice the size", stem.c_str(),
                     used.error().message().c_str(), base::HumanBytes(options.size_bytes).c_str());
         options.size_bytes *= 2;  // The inode count follows the size.
         continue;
@@ -735,20 +755,21 @@ Result<RootfsInfo> Store::BuildRootfs(const LocalImage& image, const std::string
       return used.error();
     }
     BOXLITE_RETURN_IF_ERROR(FsyncPath(tmp.first, O_RDONLY));
-    RootfsInfo info{sys::JoinPath(dir_, "rootfs/" + hex + ".ext4"), chain_id, options.size_bytes,
-                    *used};
+    RootfsInfo info{sys::JoinPath(dir_, "rootfs/" + stem + ".ext4"), chain_id,
+                    options.size_bytes, *used, headroom};
     json doc = {{"chain_id", chain_id},
                 {"size_bytes", info.size_bytes},
                 {"used_bytes", info.used_bytes},
+                {"headroom_bytes", info.headroom_bytes},
                 {"diff_ids", image.diff_ids}};
-    BOXLITE_RETURN_IF_ERROR(sys::WriteFileAtomic(sys::JoinPath(dir_, "rootfs/" + hex + ".json"),
+    BOXLITE_RETURN_IF_ERROR(sys::WriteFileAtomic(sys::JoinPath(dir_, "rootfs/" + stem + ".json"),
                                                  doc.dump(2) + "\n", 0644, true));
     if (::rename(tmp.first.c_str(), info.path.c_str()) != 0) {
       return sys::ErrnoStatus(errno, "publish rootfs %s", info.path.c_str());
     }
     cleanup.Cancel();
     BOXLITE_RETURN_IF_ERROR(FsyncDir(sys::Dirname(info.path)));
-    BOXLITE_LOG(kInfo, "rootfs %s: %s file system, %s used", hex.c_str(),
+    BOXLITE_LOG(kInfo, "rootfs %s: %s file system, %s used", stem.c_str(),
                 base::HumanBytes(info.size_bytes).c_str(),
                 base::HumanBytes(info.used_bytes).c_str());
     return info;

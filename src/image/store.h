@@ -7,7 +7,9 @@
 //
 //   index.json                 {"version":1,"images":{"<normalized ref>":{"manifest":..}}}
 //   blobs/sha256/<hex>         manifests, configs and layers, verified before publishing
-//   rootfs/<chainid-hex>.ext4  base image of a layer chain; .json beside it holds sizes
+//   rootfs/<chainid-hex>.ext4  base image of a layer chain with kRootfsHeadroom of free
+//                              space; .json beside it holds sizes
+//   rootfs/<chainid-hex>.compact.ext4  the same without the headroom, built on demand
 //   locks/gc.lock              shared by pulls/imports/builds, exclusive for GC
 //   locks/index.lock           exclusive while index.json is rewritten
 //   locks/<hex>.lock           one download of a blob at a time (across processes)
@@ -54,12 +56,24 @@ struct LocalImage {
   int64_t created_unix = 0;                // From the config; 0 when unknown.
 };
 
+// Room built into an image's default base file system: 1 GiB free for the box, plus the
+// larger journal and inode tables a file system of that size brings. A box whose disk
+// is the default (the base's own size) then needs no growing at boot, which costs its
+// first command 15-30 ms under emulation. ext4 cannot shrink, so a box that asks for a
+// smaller disk gets the compact base (RootfsFit::kCompact) and grows that.
+constexpr uint64_t kRootfsHeadroom = (1ull << 30) + (64ull << 20);
+
+enum class RootfsFit { kHeadroom, kCompact };
+
 // What Rootfs() built or found.
 struct RootfsInfo {
-  std::string path;         // images_dir/rootfs/<chainid-hex>.ext4; read-only for callers.
+  std::string path;         // images_dir/rootfs/<chainid-hex>[.compact].ext4; read-only.
   std::string chain_id;     // "sha256:<hex>" of the diff_id chain.
   uint64_t size_bytes = 0;  // File system size.
   uint64_t used_bytes = 0;  // Blocks in use when built.
+  // Free space built in on purpose (kRootfsHeadroom, or 0 for compact bases and for
+  // bases built before headroom existed).
+  uint64_t headroom_bytes = 0;
 };
 
 using Ext4BuilderFactory = std::function<Result<std::unique_ptr<Ext4Builder>>(
@@ -133,7 +147,8 @@ class Store {
   // Lifetime: GC deletes the file once no reference needs it. A box that uses it as a
   // backing file should hard-link it into its own directory (same file system) and use
   // the link, so removing the image never pulls the disk from under a box.
-  Result<RootfsInfo> Rootfs(const LocalImage& image);
+  // `fit` picks the variant: kHeadroom (the default, built by pulls) or kCompact.
+  Result<RootfsInfo> Rootfs(const LocalImage& image, RootfsFit fit = RootfsFit::kHeadroom);
   // All references, sorted. Damaged entries are skipped with a warning.
   Result<std::vector<LocalImage>> List();
   // Removes the reference (a digest-only reference removes every tag of that manifest),
@@ -186,7 +201,8 @@ class Store {
   Result<LocalImage> PullFrom(const Endpoint& endpoint, const Reference& ref,
                               PullProgress* progress);
   Result<uint64_t> CollectLocked();
-  Result<RootfsInfo> BuildRootfs(const LocalImage& image, const std::string& chain_id);
+  Result<RootfsInfo> BuildRootfs(const LocalImage& image, const std::string& chain_id,
+                                 RootfsFit fit);
 
   std::string dir_;
   StoreOptions opts_;

@@ -475,6 +475,44 @@ TEST_F(StoreTest, RootfsIsBuiltOnceVerifiedAndCachedByChainId) {
   EXPECT_EQ(creates_.load(), 1);
 }
 
+TEST_F(StoreTest, RootfsHasHeadroomAndACompactVariantOnDemand) {
+  TestImage image = MakeTestImage(TwoLayers("1"));
+  auto imported = ImportLayout(image, "v1", "hc");
+  ASSERT_TRUE(imported.ok());
+  const LocalImage& img = (*imported)[0];
+  std::string hex = ChainId(img.diff_ids).substr(7);
+
+  // The default base: free space built in, whole block groups, the headroom recorded.
+  auto roomy = store_->Rootfs(img);
+  ASSERT_TRUE(roomy.ok()) << roomy.error().ToString();
+  EXPECT_EQ(roomy->headroom_bytes, kRootfsHeadroom);
+  EXPECT_GE(roomy->size_bytes, kRootfsHeadroom);
+  EXPECT_EQ(roomy->size_bytes % (128ull << 20), 0u);
+  EXPECT_EQ(creates_.load(), 1);
+
+  // The compact base is another file, built only when asked for, without headroom.
+  auto compact = store_->Rootfs(img, RootfsFit::kCompact);
+  ASSERT_TRUE(compact.ok()) << compact.error().ToString();
+  EXPECT_EQ(compact->path, images_dir_ + "/rootfs/" + hex + ".compact.ext4");
+  EXPECT_EQ(compact->headroom_bytes, 0u);
+  EXPECT_LT(compact->size_bytes + kRootfsHeadroom, roomy->size_bytes + (128ull << 20));
+  EXPECT_EQ(creates_.load(), 2);
+  auto again = store_->Rootfs(img, RootfsFit::kCompact);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->size_bytes, compact->size_bytes);
+  EXPECT_EQ(creates_.load(), 2);
+  auto roomy_again = store_->Rootfs(img);
+  ASSERT_TRUE(roomy_again.ok());
+  EXPECT_EQ(roomy_again->headroom_bytes, kRootfsHeadroom);  // From the sidecar.
+  EXPECT_EQ(creates_.load(), 2);
+
+  // Both variants go with their chain.
+  ASSERT_TRUE(store_->Remove(img.reference).ok());
+  auto freed = store_->GarbageCollect();
+  ASSERT_TRUE(freed.ok()) << freed.error().ToString();
+  EXPECT_TRUE(testing::ListDirOrEmpty(images_dir_ + "/rootfs").empty());
+}
+
 TEST_F(StoreTest, ChainIdFollowsTheSpec) {
   std::string a = "sha256:" + std::string(64, 'a');
   std::string b = "sha256:" + std::string(64, 'b');
@@ -505,8 +543,9 @@ TEST_F(StoreTest, RootfsFullFileSystemRetriesWithDoubleSize) {
   TestImage image = MakeTestImage(TwoLayers("1"));
   auto imported = ImportLayout(image, "v1", "full");
   ASSERT_TRUE(imported.ok());
-  // Our estimate for this tiny image is far below 4x the slack; demand more than twice it.
-  fake_.min_size = 200ull << 20;
+  // The first size for this tiny image is the slack plus the headroom, rounded up to
+  // whole block groups; demand more than that, so the build has to retry.
+  fake_.min_size = 2 * kRootfsHeadroom;
   auto info = store_->Rootfs((*imported)[0]);
   ASSERT_TRUE(info.ok()) << info.error().ToString();
   ASSERT_GE(sizes_.size(), 2u);

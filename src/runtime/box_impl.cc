@@ -204,7 +204,13 @@ Status BoxImpl::LaunchLocked() {
   }
   int64_t base_mib = static_cast<int64_t>((image_->rootfs_bytes + kMiB - 1) / kMiB);
   if (disk_size_mib_ == 0) {
-    disk_size_mib_ = options_.disk_size_mib > 0 ? options_.disk_size_mib : base_mib + 1024;
+    // The default: the image plus 1 GiB free. Bases built with that headroom already are
+    // used at their own size, so the guest has nothing to grow at boot; older bases grow.
+    constexpr int64_t kFreeMib = 1024;
+    int64_t built_in_mib = static_cast<int64_t>(image_->headroom_bytes) / kMiB;
+    disk_size_mib_ = options_.disk_size_mib > 0
+                         ? options_.disk_size_mib
+                         : base_mib + std::max<int64_t>(0, kFreeMib - built_in_mib);
   }
   if (disk_size_mib_ < base_mib) {
     return Status::InvalidArgument(base::StrFormat(

@@ -140,8 +140,9 @@ Status ValidateOptions(const BoxOptions& o) {
 }  // namespace
 
 Result<image::RootfsInfo> RuntimeImpl::RootfsOrForget(image::Store* store,
-                                                    const image::LocalImage& local) {
-  auto rootfs = store->Rootfs(local);
+                                                    const image::LocalImage& local,
+                                                    image::RootfsFit fit) {
+  auto rootfs = store->Rootfs(local, fit);
   if (!rootfs.ok() && (rootfs.error().IsCorruption() || rootfs.error().IsInvalidArgument() ||
                        rootfs.error().IsResourceExhausted())) {
     // An image whose layers cannot become a file system is unusable: forget it, so a
@@ -221,10 +222,18 @@ Result<ResolvedImage> RuntimeImpl::ResolveImage(const BoxOptions& options) {
     BOXLITE_ASSIGN_OR_RETURN(local, EnsureImage(options.image, nullptr));
   }
   BOXLITE_ASSIGN_OR_RETURN(image::RootfsInfo rootfs, RootfsOrForget(store, local));
+  constexpr uint64_t kMiB = 1 << 20;
+  if (options.disk_size_mib > 0 && rootfs.headroom_bytes > 0 &&
+      static_cast<uint64_t>(options.disk_size_mib) < (rootfs.size_bytes + kMiB - 1) / kMiB) {
+    // A smaller disk than the default base file system: start from the compact base
+    // (built once, on demand) and let the agent grow it to the size asked for.
+    BOXLITE_ASSIGN_OR_RETURN(rootfs, RootfsOrForget(store, local, image::RootfsFit::kCompact));
+  }
   ResolvedImage out;
   out.reference = local.reference;
   out.rootfs_path = rootfs.path;
   out.rootfs_bytes = rootfs.size_bytes;
+  out.headroom_bytes = rootfs.headroom_bytes;
   out.config = local.config;
   return out;
 }

@@ -30,6 +30,7 @@ struct ResolvedImage {
   std::string rootfs_path;
   uint64_t rootfs_bytes = 0;
   image::ImageConfig config;
+  uint64_t headroom_bytes = 0;  // Free space built into the base (image::kRootfsHeadroom).
 };
 
 class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<RuntimeImpl> {
@@ -60,7 +61,8 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
  private:
   Result<image::Store*> Store();
   // The image's rootfs; an image whose layers cannot be built is removed again.
-  Result<image::RootfsInfo> RootfsOrForget(image::Store* store, const image::LocalImage& local);
+  Result<image::RootfsInfo> RootfsOrForget(image::Store* store, const image::LocalImage& local,
+                                           image::RootfsFit fit = image::RootfsFit::kHeadroom);
   Result<image::LocalImage> EnsureImage(const std::string& reference, const PullCallback& progress);
 
   RuntimeOptions options_;

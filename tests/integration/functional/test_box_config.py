@@ -31,6 +31,27 @@ def test_cpus_memory_and_disk_size_are_what_the_guest_sees(cli):
     assert 1800 * 1024 < size_kib <= 2048 * 1024
 
 
+def test_default_disk_needs_no_growing_and_a_small_disk_uses_the_compact_base(cli):
+    """The default disk is the image's base file system itself, built with 1 GiB free, so
+    the guest grows nothing at boot; a disk smaller than that base starts from the
+    compact base (built on demand, kept in the store) and is grown to the size asked."""
+    script = "df -k / | tail -1; dmesg | grep -c 'resizing filesystem'"
+    p = cli.run("run", "--rm", BASE, "sh", "-c", script, timeout=300)
+    assert p.returncode == 1, p.stderr  # grep -c found nothing: exit 1 after printing 0.
+    df, resizes = p.stdout.decode().splitlines()
+    assert resizes == "0"
+    assert int(df.split()[3]) >= 1024 * 1024  # Available KiB: at least 1 GiB free.
+
+    p = cli.run("run", "--rm", "--disk-size", "512", BASE, "sh", "-c", script, timeout=300)
+    assert p.returncode == 0, p.stderr
+    df, resizes = p.stdout.decode().splitlines()
+    assert int(resizes) >= 1
+    assert 450 * 1024 < int(df.split()[1]) <= 512 * 1024
+    rootfs = {f.name for f in (cli.home / "images" / "rootfs").glob("*.ext4")}
+    assert any(name.endswith(".compact.ext4") for name in rootfs), rootfs
+    assert any(not name.endswith(".compact.ext4") for name in rootfs), rootfs
+
+
 def test_full_disk_is_enospc_in_the_guest_and_harmless(cli):
     """Filling the disk gives ENOSPC to the writer; the box keeps working."""
     p = cli.run("run", "--rm", "--disk-size", "200", BASE, "sh", "-c",
