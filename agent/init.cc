@@ -292,10 +292,21 @@ void WarmFirstExec() {
 }
 }  // namespace
 
+bool DiskIsVolatile() {
+  auto cmdline = sys::ReadFile("/proc/cmdline");
+  if (!cmdline.ok()) return false;
+  for (const auto& arg : base::Split(base::Trim(*cmdline), ' ', true)) {
+    if (arg == protocol::kVolatileDiskKernelArg) return true;
+  }
+  return false;
+}
+
 Status MountRootfs() {
   // noinit_itable: the inode tables of groups added by growing sit on fresh overlay
   // blocks that already read as zero, so the lazy zeroing thread would only burn CPU.
-  BOXLITE_RETURN_IF_ERROR(Mount("/dev/vda", kRootfs, "ext4", 0, "noinit_itable"));
+  // norecovery (no journal) for a volatile disk: see kVolatileDiskKernelArg.
+  BOXLITE_RETURN_IF_ERROR(Mount("/dev/vda", kRootfs, "ext4", 0,
+                                DiskIsVolatile() ? "noinit_itable,norecovery" : "noinit_itable"));
   // Under emulation every block request costs about a millisecond: read programs in
   // large runs, so starting one faults in its pages with a few requests, not dozens.
   WriteSmall("/sys/block/vda/queue/read_ahead_kb", "4096");

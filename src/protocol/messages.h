@@ -23,6 +23,12 @@ namespace boxlite::protocol {
 using Json = nlohmann::json;
 
 constexpr int kProtocolVersion = 1;
+
+// On the guest kernel's command line of an ephemeral box: its disk overlay is an
+// unlinked file that dies with the box, so the agent mounts it without the journal
+// (nothing could ever be recovered from it), which saves reading and starting the
+// journal at boot.
+constexpr char kVolatileDiskKernelArg[] = "boxlite.volatile_disk=1";
 // The name of the virtio-serial port the agent serves.
 constexpr std::string_view kAgentPortName = "boxlite.agent";
 // Output credit the host grants each exec's stdout and stderr up front.

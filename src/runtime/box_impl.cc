@@ -295,6 +295,7 @@ Status BoxImpl::LaunchLocked() {
   config.kernel = assets.kernel;
   config.initramfs = assets.initramfs;
   config.tsc_khz = vmm::HostTscKhz();
+  if (!persistent()) config.extra_kernel_args = protocol::kVolatileDiskKernelArg;
   protocol::BoxConfig box_config;
   for (size_t i = 0; i < options_.mounts.size(); ++i) {
     const VolumeMount& m = options_.mounts[i];

@@ -52,6 +52,22 @@ def test_default_disk_needs_no_growing_and_a_small_disk_uses_the_compact_base(cl
     assert any(not name.endswith(".compact.ext4") for name in rootfs), rootfs
 
 
+def test_ephemeral_disk_runs_without_journal_and_a_persistent_one_keeps_it(cli):
+    """An ephemeral box's overlay dies with it, so its ext4 is mounted without the journal
+    (norecovery); a persistent box's disk outlives crashes and keeps journaling."""
+    p = cli.run("run", "--rm", BASE, "grep", "^/dev/vda ", "/proc/mounts", timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert b"norecovery" in p.stdout, p.stdout
+    name = "journaled"
+    assert cli.run("run", "-d", "--name", name, BASE, "sleep", "1000").returncode == 0
+    try:
+        p = cli.run("exec", name, "grep", "^/dev/vda ", "/proc/mounts")
+        assert p.returncode == 0, p.stderr
+        assert b"norecovery" not in p.stdout, p.stdout
+    finally:
+        assert cli.run("rm", "-f", name).returncode == 0
+
+
 def test_full_disk_is_enospc_in_the_guest_and_harmless(cli):
     """Filling the disk gives ENOSPC to the writer; the box keeps working."""
     p = cli.run("run", "--rm", "--disk-size", "200", BASE, "sh", "-c",
