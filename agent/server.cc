@@ -399,15 +399,32 @@ void Server::OnPortHangup(Conn* conn) {
   conn->decoder = protocol::FrameDecoder();
   // Nobody is left to read these execs' output or wait for them.
   KillExecsOf(conn);
+  std::vector<ExecKey> exited;
   for (auto it = execs_.begin(); it != execs_.end();) {
     Exec* exec = it->second.get();
-    for (auto& out : exec->out) out.splicing = 0;
-    if (exec->conn == conn && (exec->is_file || exec->finished)) {
+    if (exec->conn != conn) {
+      ++it;  // Splices queued on other ports still claim their pipes' bytes.
+      continue;
+    }
+    for (auto& out : exec->out) out.splicing = 0;  // Its queued splices are gone.
+    if (exec->is_file || exec->finished) {
       if (exec->put_dir) ::unlinkat(exec->put_dir.get(), exec->put_tmp.c_str(), 0);
       it = execs_.erase(it);
-    } else {
-      ++it;
+      continue;
     }
+    // Stop reading output nobody will receive, so the process's exit finishes the exec
+    // (a stream id a later host reuses must not find it still there).
+    for (int which = 1; which <= 2; ++which) {
+      exec->out[which].eof = true;
+      UpdateWatch(exec, which);
+    }
+    if (exec->stdin_watching) Watch(exec->stdin_fd.get(), 0, 0, &exec->stdin_watching);
+    if (exec->exited) exited.push_back(it->first);
+    ++it;
+  }
+  for (ExecKey key : exited) {
+    auto it = execs_.find(key);
+    if (it != execs_.end()) MaybeFinish(it->second.get());
   }
   if (!timer_armed_) {
     struct itimerspec spec = {};
