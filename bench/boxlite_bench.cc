@@ -49,6 +49,7 @@ double Percentile(std::vector<double> v, double p) {
 }
 
 std::string g_accel = "tcg";
+std::string g_home;  // The private BOXLITE_HOME, removed on every exit.
 
 void Emit(const char* metric, double value, const char* floor_name, double floor,
           bool higher_is_better, double target, int runs) {
@@ -64,6 +65,7 @@ void Emit(const char* metric, double value, const char* floor_name, double floor
 
 [[noreturn]] void Die(const Status& s, const char* what) {
   std::fprintf(stderr, "bench: %s: %s\n", what, s.ToString().c_str());
+  if (!g_home.empty()) (void)boxlite::sys::RemoveTree(g_home);
   std::exit(1);
 }
 
@@ -147,6 +149,7 @@ int main(int argc, char** argv) {
   std::string floor_initramfs = BOXLITE_FLOOR_INITRAMFS;
 
   auto home = Must(boxlite::sys::TempDir::Create("/tmp", "boxlite-bench."), "temp home");
+  g_home = home.path();
   boxlite::RuntimeOptions ro;
   ro.home_dir = home.path();
   auto rt = Must(boxlite::Runtime::Open(ro), "open runtime");

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -96,9 +97,17 @@ async def ensure_images(rt: boxlite.Boxlite) -> None:
 
 
 async def main() -> int:
+    # A private home (the desktop image is imported into it: about 1 GB), removed after.
+    home = tempfile.mkdtemp(prefix="boxlite-computer-bench.")
+    try:
+        return await bench(home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def bench(home: str) -> int:
     runs = int(os.environ.get("BENCH_RUNS", "3"))
     actions = int(os.environ.get("BENCH_ACTIONS", "100"))
-    home = tempfile.mkdtemp(prefix="boxlite-computer-bench.")
     os.environ["BOXLITE_HOME"] = home
     rt = boxlite.Boxlite(boxlite.Options(home_dir=home))
     accel = (await rt.host_info()).get("accelerator", "unknown")
