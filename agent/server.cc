@@ -7,7 +7,7 @@
 // soon as vfork returns (see DoExec). Output is read only while the host has granted
 // credit for it, so a process printing gigabytes stalls on its own pipe instead of
 // filling guest memory; pipe contents go to the port with splice(2) when the kernel
-// allows it. Frames queued during one loop round leave in one port write. An exec
+// allows it. Small frames queued during one loop round leave in one port write. An exec
 // finishes when its process has exited and the output it left in the pipes was sent;
 // descendants that keep the pipes open do not hold it up. Files (get_file/put_file)
 // are streams too, pumped from the loop because epoll cannot watch regular files.
@@ -167,6 +167,11 @@ void WriteStr(int fd, const char* s) {
   (void)ignored;
 }
 
+// What a child that could not start reports (ChildFail): the errno, and 127 for a
+// program not found or 126 for anything else.
+bool IsNotFound(int err, int code) { return err == ENOENT && code == 127; }
+constexpr char kNotFound[] = "executable file not found in $PATH";
+
 [[noreturn]] void ChildFail(const ChildPlan& plan, int err, const char* what, const char* arg,
                             int code) {
   // After fork: async-signal-safe calls only.
@@ -175,8 +180,7 @@ void WriteStr(int fd, const char* s) {
   WriteStr(2, " \"");
   WriteStr(2, arg);
   WriteStr(2, "\": ");
-  WriteStr(2, err == ENOENT && code == 127 ? "executable file not found in $PATH"
-                                           : ::strerror(err));
+  WriteStr(2, IsNotFound(err, code) ? kNotFound : ::strerror(err));
   WriteStr(2, "\n");
   int report[2] = {err, code};
   ssize_t ignored = ::write(plan.status_fd, report, sizeof(report));
@@ -626,8 +630,8 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
       n = ::read(status_read.get(), report, sizeof(report));
     } while (n < 0 && errno == EINTR);
     if (n == sizeof(report)) {
-      return report[0] == ENOENT && report[1] == 127
-                 ? Status::NotFound("executable file not found in $PATH", r.argv[0])
+      return IsNotFound(report[0], report[1])
+                 ? Status::NotFound(kNotFound, r.argv[0])
                  : sys::ErrnoStatus(report[0], "exec %s", r.argv[0].c_str());
     }
     protocol::ExecResponse resp;
@@ -696,9 +700,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   // all there will be. (The report is a nonblocking write of 8 bytes; it cannot tear.)
   int report[2];
   if (::read(status_read.get(), report, sizeof(report)) == sizeof(report)) {
-    exec->start_error = report[0] == ENOENT && report[1] == 127
-                            ? "executable file not found in $PATH"
-                            : ::strerror(report[0]);
+    exec->start_error = IsNotFound(report[0], report[1]) ? kNotFound : ::strerror(report[0]);
   }
   for (auto& end : child_ends) end.reset();
   for (int which = 1; which <= 2; ++which) exec->out[which].credit = r.window;

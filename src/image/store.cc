@@ -47,7 +47,7 @@ constexpr int kIndexVersion = 1;
 constexpr size_t kMaxSmallBlob = 16 << 20;
 constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kBlockGroupBytes = 128 * kMiB;  // 32768 blocks of 4 KiB (Ext4Builder).
-constexpr uint64_t kRootfsSlack = 64ull << 20;
+constexpr uint64_t kRootfsSlack = 64 * kMiB;
 constexpr int kRootfsBuildAttempts = 6;
 
 int64_t NowUnix() { return static_cast<int64_t>(std::time(nullptr)); }
@@ -707,11 +707,10 @@ Result<RootfsInfo> Store::BuildRootfs(const LocalImage& image, const std::string
   // A base with headroom is a whole number of block groups (128 MiB with 4 KiB blocks):
   // the file system then fills the file exactly (a short last group would be dropped),
   // so a box whose disk is the base's size finds nothing to grow.
-  options.size_bytes = fit == RootfsFit::kHeadroom
-                           ? AlignUp(bytes + bytes / 2 + kRootfsSlack + kRootfsHeadroom,
-                                     kBlockGroupBytes)
-                           : AlignUp(bytes + bytes / 2 + kRootfsSlack, kMiB);
   const uint64_t headroom = fit == RootfsFit::kHeadroom ? kRootfsHeadroom : 0;
+  const uint64_t content = bytes + bytes / 2 + kRootfsSlack;
+  options.size_bytes = headroom > 0 ? AlignUp(content + headroom, kBlockGroupBytes)
+                                    : AlignUp(content, kMiB);
   Ext4BuilderFactory factory = opts_.ext4_builder_factory;
   if (!factory) {
     factory = [](const std::string& p, const Ext4BuildOptions& o) {
