@@ -301,7 +301,7 @@ class PyRuntime {
   PyBox Create(std::string image, std::string rootfs_path, int cpus, int memory_mib,
                int64_t disk_size_mib, EnvList env,
                std::vector<std::tuple<std::string, std::string, bool>> mounts,
-               std::vector<std::pair<int, int>> ports, std::string network,
+               std::vector<std::pair<int, int>> ports, std::string network, bool allow_host,
                std::string working_dir, std::string user, std::string name, bool auto_remove,
                bool detach) {
     BoxOptions options;
@@ -323,6 +323,7 @@ class PyRuntime {
           PortForward{static_cast<uint16_t>(host), static_cast<uint16_t>(guest)});
     }
     options.network = std::move(network);
+    options.allow_host = allow_host;
     options.working_dir = std::move(working_dir);
     options.user = std::move(user);
     options.name = std::move(name);
@@ -432,7 +433,8 @@ NB_MODULE(_boxlite, m) {
                   "insecure_registries"_a)
       .def_prop_ro("home_dir", &PyRuntime::home_dir)
       .def("create", &PyRuntime::Create, "image"_a, "rootfs_path"_a, "cpus"_a, "memory_mib"_a,
-           "disk_size_mib"_a, "env"_a, "mounts"_a, "ports"_a, "network"_a, "working_dir"_a,
+           "disk_size_mib"_a, "env"_a, "mounts"_a, "ports"_a, "network"_a, "allow_host"_a,
+           "working_dir"_a,
            "user"_a, "name"_a, "auto_remove"_a, "detach"_a)
       .def("get", &PyRuntime::Get, "id_or_name"_a)
       .def("list", &PyRuntime::List)

@@ -307,11 +307,13 @@ Status BoxImpl::LaunchLocked() {
   std::optional<vmm::NetHelper> net;
   if (options_.network == "nat") {
     // User-mode networking in a process of its own (boxlite-net, libslirp): the guest's
-    // traffic leaves through ordinary sockets, the host's loopback stays out of reach,
+    // traffic leaves through ordinary sockets to public addresses only (the host, its
+    // loopback and private networks stay out of reach unless allow_host opens the host),
     // published ports listen on 127.0.0.1 only.
     vmm::NetOptions net_options;
     BOXLITE_ASSIGN_OR_RETURN(net_options.helper_binary, vmm::FindNetHelper());
     for (const auto& p : options_.ports) net_options.ports.push_back({p.host_port, p.guest_port});
+    net_options.allow_host_loopback = options_.allow_host;
     net_options.dns_servers = vmm::DnsServersFromEnvironment();
     net_options.die_with_owner = !options_.detach;
     net_options.stderr_fd = qemu_log_fd_.get();

@@ -59,7 +59,8 @@ Status SaveRecord(const std::string& dir, const BoxRecord& r) {
        {{"image", o.image}, {"rootfs_path", o.rootfs_path}, {"cpus", o.cpus},
         {"memory_mib", o.memory_mib}, {"disk_size_mib", o.disk_size_mib},
         {"env", EnvToJson(o.env)}, {"mounts", mounts}, {"ports", ports},
-        {"network", o.network}, {"working_dir", o.working_dir}, {"user", o.user},
+        {"network", o.network}, {"allow_host", o.allow_host},
+        {"working_dir", o.working_dir}, {"user", o.user},
         {"auto_remove", o.auto_remove}, {"detach", o.detach}}},
       {"image",
        {{"reference", r.image_reference}, {"rootfs_path", r.rootfs_path},
@@ -94,6 +95,7 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
     Read(o, "memory_mib", &b.memory_mib);
     Read(o, "disk_size_mib", &b.disk_size_mib);
     Read(o, "network", &b.network);
+    Read(o, "allow_host", &b.allow_host);
     Read(o, "working_dir", &b.working_dir);
     Read(o, "user", &b.user);
     Read(o, "auto_remove", &b.auto_remove);
