@@ -11,7 +11,7 @@ No traffic leaves the test's own namespaces: boxlite runs inside a "host" namesp
 addresses the guest probes:
 
     host ns:   lo 127.0.0.1 (a server on LOOPBACK_PORT), veth 203.0.113.1/24 (a server)
-    remote ns: veth 203.0.113.2/24 (server, DNS), dummy 169.254.169.254/32 and
+    remote ns: veth 203.0.113.2/24 (server, DNS), lo also 169.254.169.254/32 and
                10.255.0.2/32 (servers); the host ns routes both through 203.0.113.2
 
 203.0.113.0/24 (TEST-NET-3) is not in any refused range, so it plays the public internet.
@@ -34,6 +34,7 @@ from conftest import SESSION_MARK
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("BOXLITE_BUILD_DIR", os.path.join(REPO, "build"))
 CLI = os.path.join(BUILD, "src", "cli", "boxlite")
+HELPER = os.path.join(BUILD, "src", "net", "boxlite-net")
 IMAGE = "boxlite/base"
 BOX_TIMEOUT = 600  # Seconds for one box: boots are slow under TCG.
 
@@ -126,10 +127,8 @@ class Topology:
         _sh(*r, "ip", "link", "set", "lo", "up")
         _sh(*r, "ip", "addr", "add", PUBLIC + "/24", "dev", "veth-r")
         _sh(*r, "ip", "link", "set", "veth-r", "up")
-        _sh(*r, "ip", "link", "add", "probe0", "type", "dummy")
-        _sh(*r, "ip", "addr", "add", METADATA + "/32", "dev", "probe0")
-        _sh(*r, "ip", "addr", "add", PRIVATE + "/32", "dev", "probe0")
-        _sh(*r, "ip", "link", "set", "probe0", "up")
+        _sh(*r, "ip", "addr", "add", METADATA + "/32", "dev", "lo")
+        _sh(*r, "ip", "addr", "add", PRIVATE + "/32", "dev", "lo")
         _sh(*h, "ip", "route", "add", METADATA + "/32", "via", PUBLIC)
         _sh(*h, "ip", "route", "add", PRIVATE + "/32", "via", PUBLIC)
         script = os.path.join(self.workdir, "servers.py")
@@ -188,11 +187,12 @@ def topology(tmp_path_factory):
 @pytest.fixture
 def box_env(tmp_path):
     """The CLI's environment: a private home, the session mark the suite's leak monitor
-    looks for, guest DNS to the remote namespace only."""
+    looks for, guest DNS to the remote namespace only, and this build's network helper
+    (the CLI would otherwise prefer an installed one)."""
     mark, value = SESSION_MARK.split("=", 1)
-    env = {k: v for k, v in os.environ.items() if k != "BOXLITE_NET_HELPER"}
+    env = dict(os.environ)
     env.update({"BOXLITE_HOME": str(tmp_path / "home"), mark: value,
-                "BOXLITE_DNS_SERVERS": PUBLIC})
+                "BOXLITE_DNS_SERVERS": PUBLIC, "BOXLITE_NET_HELPER": HELPER})
     return env
 
 
@@ -266,11 +266,7 @@ def test_default_box_reaches_only_public_addresses(topology, box_env):
         helpers = _helpers_in(topology.netns_inode())
         assert len(helpers) == 1, helpers
         status = _status(helpers[0])
-        assert status["Seccomp"].strip() == "2", status
-        assert status["NoNewPrivs"].strip() == "1", status
-        proc.stdin.write("\n")
-        proc.stdin.close()
-        _, err = proc.communicate(timeout=BOX_TIMEOUT)
+        _, err = proc.communicate(input="\n", timeout=BOX_TIMEOUT)
         assert proc.returncode == 0, err
     finally:
         if proc.poll() is None:
@@ -290,6 +286,8 @@ def test_default_box_reaches_only_public_addresses(topology, box_env):
     assert "tcp %s:" % PRIVATE not in remote, remote
     assert "tcp %s:" % HOST_ADDR not in host, host
     assert "tcp 127.0.0.1:" not in host, host
+    assert status["Seccomp"].strip() == "2", status
+    assert status["NoNewPrivs"].strip() == "1", status
 
 
 def test_allow_host_opens_the_host_only(topology, box_env):
@@ -314,3 +312,38 @@ def test_allow_host_needs_nat(box_env):
                        env=box_env, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert 'allow_host needs network "nat"' in r.stderr, r.stderr
+
+
+SDK_PROBE = textwrap.dedent(r'''
+    import sys
+    import boxlite
+    from boxlite import sync
+    rt = sync.Boxlite(boxlite.Options(home_dir=sys.argv[1]))
+    for allow_host in (False, True):
+        spec = boxlite.NetworkSpec("nat", allow_host=allow_host)
+        with sync.SimpleBox("@IMAGE@", network=spec, runtime=rt) as box:
+            r = box.exec("sh", "-c", sys.argv[2])
+            print("BOX allow_host=%s" % allow_host)
+            sys.stdout.write(r.stdout if isinstance(r.stdout, str) else r.stdout.decode())
+''').replace("@IMAGE@", IMAGE)
+
+
+def test_python_sdk_network_spec_allow_host(topology, box_env, tmp_path):
+    """The SDK's NetworkSpec(allow_host=...) reaches the helper: without it the host's
+    address is refused, with it the host answers; metadata stays refused either way."""
+    pytest.importorskip("boxlite")
+    script = tmp_path / "sdk_probe.py"
+    script.write_text(SDK_PROBE)
+    probes = "; ".join(_probe(tag, addr, port) for tag, addr, port in PROBES[:3])
+    r = subprocess.run([*topology.ns(topology.host), sys.executable, str(script),
+                        str(tmp_path / "sdk-home"), probes],
+                       env=box_env, capture_output=True, text=True, timeout=BOX_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    default, _, opened = r.stdout.partition("BOX allow_host=True")
+    closed = _results(default.partition("BOX allow_host=False")[2])
+    opened = _results(opened)
+    assert closed.get("PUBLIC") == opened.get("PUBLIC") == "HELLO %s" % PUBLIC, r.stdout
+    assert "refused" in closed.get("HOSTADDR", "").lower(), r.stdout
+    assert opened.get("HOSTADDR") == "HELLO %s" % HOST_ADDR, r.stdout
+    assert "refused" in closed.get("METADATA", "").lower(), r.stdout
+    assert "refused" in opened.get("METADATA", "").lower(), r.stdout
