@@ -447,6 +447,8 @@ class BoxOptions:
                 fields.append(f"{attr}={getattr(self, attr)!r}")
         if self.network != "nat":
             fields.append(f"network={self.network!r}")
+        if self.allow_host:
+            fields.append("allow_host=True")
         for attr in ("working_dir", "user", "name"):
             if getattr(self, attr):
                 fields.append(f"{attr}={getattr(self, attr)!r}")
