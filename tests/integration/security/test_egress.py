@@ -44,6 +44,8 @@ METADATA = "169.254.169.254"
 PRIVATE = "10.255.0.2"
 PORT = 8000
 LOOPBACK_PORT = 8001
+LATE_ADDR = "198.51.100.7"  # Public, until the host takes it.
+LATE_PORT = 8002
 META_NAME = "meta.boxlite.test"
 
 # One process per namespace: a TCP server on each (address, port) that answers
@@ -131,15 +133,18 @@ class Topology:
         _sh(*r, "ip", "addr", "add", PRIVATE + "/32", "dev", "lo")
         _sh(*h, "ip", "route", "add", METADATA + "/32", "via", PUBLIC)
         _sh(*h, "ip", "route", "add", PRIVATE + "/32", "via", PUBLIC)
+        _sh(*r, "ip", "addr", "add", LATE_ADDR + "/32", "dev", "lo")
+        _sh(*h, "ip", "route", "add", LATE_ADDR + "/32", "via", PUBLIC)
         script = os.path.join(self.workdir, "servers.py")
         with open(script, "w") as f:
             f.write(SERVERS)
         self.remote_log = os.path.join(self.workdir, "remote.log")
         self.host_log = os.path.join(self.workdir, "host.log")
         self._serve(r, self.remote_log, script, "--dns", PUBLIC, "%s:%d" % (PUBLIC, PORT),
-                    "%s:80" % METADATA, "%s:%d" % (PRIVATE, PORT))
+                    "%s:80" % METADATA, "%s:%d" % (PRIVATE, PORT), "%s:%d" % (LATE_ADDR, LATE_PORT))
+        # The wildcard server answers on any address the host gains later.
         self._serve(h, self.host_log, script, "%s:%d" % (HOST_ADDR, PORT),
-                    "127.0.0.1:%d" % LOOPBACK_PORT)
+                    "127.0.0.1:%d" % LOOPBACK_PORT, "0.0.0.0:%d" % LATE_PORT)
 
     def _serve(self, prefix, log, script, *args):
         proc = subprocess.Popen([*prefix, sys.executable, script, log, *args])
@@ -288,6 +293,43 @@ def test_default_box_reaches_only_public_addresses(topology, box_env):
     assert "tcp 127.0.0.1:" not in host, host
     assert status["Seccomp"].strip() == "2", status
     assert status["NoNewPrivs"].strip() == "1", status
+
+
+def _lines_until(proc, marker):
+    lines = []
+    for line in proc.stdout:
+        if line.startswith(marker):
+            return lines
+        lines.append(line)
+    pytest.fail("the box ended before %s: %s %s" % (marker, lines, proc.stderr.read()))
+
+
+def test_an_address_the_host_gains_later_is_refused(topology, box_env):
+    """boxlite-net re-reads the host's addresses when the kernel reports a change: an
+    address that was public (a server in the remote namespace answers) becomes the host's
+    own while the box runs, and the same probe from the same box is then refused."""
+    h = topology.ns(topology.host)
+    script = "; ".join([_probe("BEFORE", LATE_ADDR, LATE_PORT), "echo READY", "read line",
+                        _probe("AFTER", LATE_ADDR, LATE_PORT), "echo DONE"])
+    proc = subprocess.Popen([*h, CLI, "run", "--rm", "-i", IMAGE, "sh", "-c", script],
+                            env=box_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        before = _results("".join(_lines_until(proc, "READY")))
+        _sh(*h, "ip", "addr", "add", LATE_ADDR + "/32", "dev", "lo")
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        after = _results("".join(_lines_until(proc, "DONE")))
+        _, err = proc.communicate(timeout=BOX_TIMEOUT)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        _sh(*h, "ip", "addr", "del", LATE_ADDR + "/32", "dev", "lo", check=False)
+    assert before.get("BEFORE") == "HELLO %s" % LATE_ADDR, before
+    assert "refused" in after.get("AFTER", "").lower(), after
+    assert "tcp %s:%d" % (LATE_ADDR, LATE_PORT) not in _read(topology.host_log)
 
 
 def test_allow_host_opens_the_host_only(topology, box_env):
