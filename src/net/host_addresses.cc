@@ -16,6 +16,12 @@
 
 namespace boxlite::net {
 
+HostAddresses::HostAddresses(std::vector<uint32_t> v4, std::vector<Ipv6Address> v6)
+    : v4_(std::move(v4)), v6_(std::move(v6)) {
+  std::sort(v4_.begin(), v4_.end());
+  std::sort(v6_.begin(), v6_.end());
+}
+
 Status HostAddresses::Refresh() {
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0) return sys::ErrnoStatus(errno, "read the host's addresses");
@@ -33,17 +39,20 @@ Status HostAddresses::Refresh() {
     }
   }
   ::freeifaddrs(list);
+  // Sorted for binary search: every guest packet to the outside is looked up.
+  std::sort(v4.begin(), v4.end());
+  std::sort(v6.begin(), v6.end());
   v4_ = std::move(v4);
   v6_ = std::move(v6);
   return Status::OK();
 }
 
 bool HostAddresses::Contains(uint32_t ipv4) const {
-  return std::find(v4_.begin(), v4_.end(), ipv4) != v4_.end();
+  return std::binary_search(v4_.begin(), v4_.end(), ipv4);
 }
 
 bool HostAddresses::Contains(const Ipv6Address& ipv6) const {
-  return std::find(v6_.begin(), v6_.end(), ipv6) != v6_.end();
+  return std::binary_search(v6_.begin(), v6_.end(), ipv6);
 }
 
 Result<AddressWatcher> AddressWatcher::Open() {

@@ -21,8 +21,8 @@ using Ipv6Address = std::array<uint8_t, 16>;
 class HostAddresses {
  public:
   HostAddresses() = default;
-  HostAddresses(std::vector<uint32_t> v4, std::vector<Ipv6Address> v6)
-      : v4_(std::move(v4)), v6_(std::move(v6)) {}
+  // A fixed set (tests).
+  HostAddresses(std::vector<uint32_t> v4, std::vector<Ipv6Address> v6);
 
   // Replaces the set with the addresses the host has now.
   Status Refresh();
@@ -32,8 +32,8 @@ class HostAddresses {
   size_t size() const { return v4_.size() + v6_.size(); }
 
  private:
-  std::vector<uint32_t> v4_;  // Host byte order.
-  std::vector<Ipv6Address> v6_;
+  std::vector<uint32_t> v4_;  // Host byte order, sorted.
+  std::vector<Ipv6Address> v6_;  // Sorted.
 };
 
 // A non-blocking rtnetlink socket subscribed to IPv4 and IPv6 address changes.
