@@ -56,7 +56,8 @@ std::map<std::string, int> RunFiltered() {
     if (list != nullptr) ::freeifaddrs(list);
     pollfd pfd{p[1], POLLOUT, 0};
     note("poll", ::poll(&pfd, 1, 0) == 1);
-    void* mem = ::mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* mem =
+        ::mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     note("mmap_rw", mem != MAP_FAILED);
     note("mprotect_exec", ::mprotect(mem, 4096, PROT_READ | PROT_EXEC) == 0);
     note("mmap_exec", ::mmap(nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
