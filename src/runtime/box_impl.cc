@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <ctime>
 #include <thread>
@@ -633,6 +634,14 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
   if (options.detached && req.stdin_open) {
     return Status::InvalidArgument("a detached exec has no stdin or terminal");
   }
+  // One request frame carries the command line and environment (bytes that are not
+  // UTF-8 travel in base64, a third larger).
+  size_t encoded = protocol::EncodeRequest("exec", protocol::ToJson(req)).size();
+  if (encoded > protocol::kMaxPayload) {
+    return Status::InvalidArgument(base::StrFormat(
+        "the command line and environment take %zu bytes encoded; at most %zu fit", encoded,
+        protocol::kMaxPayload));
+  }
   std::shared_ptr<StreamSink> sink;
   uint32_t stream = 0;
   auto reply = channel->Call("exec", protocol::ToJson(req),
@@ -810,12 +819,26 @@ Result<BoxMetrics> BoxImpl::Metrics() {
   return m;
 }
 
+namespace {
+
+// A guest path longer than PATH_MAX can name nothing, and must not grow a request past
+// one frame.
+Status CheckGuestPath(const std::string& guest_path) {
+  if (guest_path.size() < PATH_MAX) return Status::OK();
+  return Status::InvalidArgument(
+      base::StrFormat("the guest path is %zu bytes long; at most %d", guest_path.size(), PATH_MAX - 1));
+}
+
+}  // namespace
+
 Status BoxImpl::CopyIn(const std::string& host_path, const std::string& guest_path) {
+  BOXLITE_RETURN_IF_ERROR(CheckGuestPath(guest_path));
   BOXLITE_ASSIGN_OR_RETURN(auto channel, Channel());
   return CopyToGuest(channel.get(), host_path, guest_path);
 }
 
 Status BoxImpl::CopyOut(const std::string& guest_path, const std::string& host_path) {
+  BOXLITE_RETURN_IF_ERROR(CheckGuestPath(guest_path));
   BOXLITE_ASSIGN_OR_RETURN(auto channel, Channel());
   return CopyFromGuest(channel.get(), guest_path, host_path);
 }
