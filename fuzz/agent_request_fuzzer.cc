@@ -28,15 +28,18 @@ namespace {
 
 using namespace boxlite;
 
-const std::string& Root() {
-  static const std::string root = [] {
-    char tmpl[] = "/tmp/boxlite-agent-fuzz-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) std::abort();
-    std::string dir = tmpl;
-    std::atexit([] { std::filesystem::remove_all(Root()); });
-    return dir;
+// The served directory, made once and removed at exit (a plain array: it must outlive
+// the handler that removes it).
+char g_root[] = "/tmp/boxlite-agent-fuzz-XXXXXX";
+
+const char* Root() {
+  static const bool made = [] {
+    if (::mkdtemp(g_root) == nullptr) std::abort();
+    std::atexit([] { std::filesystem::remove_all(g_root); });
+    return true;
   }();
-  return root;
+  (void)made;
+  return g_root;
 }
 
 // Reads what the server sent; traps on anything a host could not decode.
@@ -75,7 +78,7 @@ void Drain(int fd, protocol::FrameDecoder* decoder, std::vector<uint32_t>* answe
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string& root = Root();
+  const std::string root = Root();
   std::filesystem::remove_all(root);
   std::filesystem::create_directory(root);
   int sv[2];
