@@ -70,6 +70,15 @@ std::string ReadTail(int fd, size_t max_bytes, size_t max_lines) {
   return base::Join(keep, " | ");
 }
 
+// One request must fit in one frame (bytes that are not UTF-8 travel in base64, a third
+// larger; control bytes escaped, six times): a clear error instead of an abort.
+Status FitsInAFrame(std::string_view op, protocol::Json body, const char* what) {
+  size_t encoded = protocol::EncodeRequest(op, std::move(body)).size();
+  if (encoded <= protocol::kMaxPayload) return Status::OK();
+  return Status::InvalidArgument(base::StrFormat("%s take %zu bytes encoded; at most %zu fit",
+                                                 what, encoded, protocol::kMaxPayload));
+}
+
 }  // namespace
 
 BoxImpl::BoxImpl(std::shared_ptr<RuntimeImpl> runtime, std::string id, BoxOptions options)
@@ -442,6 +451,7 @@ Status BoxImpl::HelloLocked(const protocol::BoxConfig& config) {
   hello.config.clock_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count();
+  BOXLITE_RETURN_IF_ERROR(FitsInAFrame("hello", protocol::ToJson(hello), "the box's mounts and settings"));
   auto reply = channel_->Call("hello", protocol::ToJson(hello), Clock::now() + BootTimeout());
   if (reply.ok()) return Status::OK();
   if (reply.error().IsDeadlineExceeded()) {
@@ -634,14 +644,7 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
   if (options.detached && req.stdin_open) {
     return Status::InvalidArgument("a detached exec has no stdin or terminal");
   }
-  // One request frame carries the command line and environment (bytes that are not
-  // UTF-8 travel in base64, a third larger).
-  size_t encoded = protocol::EncodeRequest("exec", protocol::ToJson(req)).size();
-  if (encoded > protocol::kMaxPayload) {
-    return Status::InvalidArgument(base::StrFormat(
-        "the command line and environment take %zu bytes encoded; at most %zu fit", encoded,
-        protocol::kMaxPayload));
-  }
+  BOXLITE_RETURN_IF_ERROR(FitsInAFrame("exec", protocol::ToJson(req), "the command line and environment"));
   std::shared_ptr<StreamSink> sink;
   uint32_t stream = 0;
   auto reply = channel->Call("exec", protocol::ToJson(req),
