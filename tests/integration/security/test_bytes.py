@@ -130,10 +130,10 @@ def test_cli_copies_in_host_names_of_bytes_exactly(cli, tmp_path):
         cli.run("rm", "-f", box)
 
 
-def test_cli_env_and_argv_bytes_reach_the_process_exactly(cli):
+def test_cli_env_and_argv_bytes_reach_the_process_exactly(any_cli):
     """`boxlite run -e $'K=\\x01\\xff' ... printf %s "$K" "$1"`: the process gets exactly
-    those bytes (on main the CLI aborted, exit 134)."""
-    p = cli.run("run", "--rm", "-e", b"K=\x01\xff", BASE, "sh", "-c", 'printf %s "$K" "$1"',
+    those bytes (on main the CLI aborted, exit 134), as root and as an unprivileged user."""
+    p = any_cli.run("run", "--rm", "-e", b"K=\x01\xff", BASE, "sh", "-c", 'printf %s "$K" "$1"',
                 "sh", b"\xfe\x02\xed\xa0\x80")
     assert p.returncode == 0, p.stderr
     assert p.stdout == b"\x01\xff\xfe\x02\xed\xa0\x80"
