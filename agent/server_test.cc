@@ -152,6 +152,8 @@ TEST_F(AgentServerTest, PutAndGetFilesNamedWithBytes) {
     info.path = "/dir" + name + "/f" + name;
     info.kind = "file";
     info.mode = 0640;
+    info.uid = ::getuid();  // The test may run unprivileged: chown to itself only.
+    info.gid = ::getgid();
     info.size = static_cast<int64_t>(content.size());
     uint32_t stream = next_stream_ += 2;
     std::string out;
@@ -170,6 +172,8 @@ TEST_F(AgentServerTest, PutAndGetFilesNamedWithBytes) {
     link.path = "/dir" + name + "/l";
     link.kind = "symlink";
     link.target = "../t" + name;
+    link.uid = ::getuid();
+    link.gid = ::getgid();
     ASSERT_TRUE(Call("put_file", protocol::ToJson(link)).ok());
     char target[256];
     ssize_t n = ::readlink(Path("dir" + name + "/l").c_str(), target, sizeof(target));
