@@ -26,8 +26,11 @@ __all__ = [
     "PortLike",
 ]
 
-EnvLike = Union[Mapping[str, str], Iterable[tuple[str, str]]]
-"""An environment: ``{"K": "v"}`` or ``[("K", "v"), ...]``."""
+EnvLike = Union[
+    Mapping[str, str], Mapping[bytes, bytes], Iterable[tuple[str, str]], Iterable[tuple[bytes, bytes]]
+]
+"""An environment: ``{"K": "v"}`` or ``[("K", "v"), ...]``; names and values may be
+bytes (see :func:`as_text`)."""
 
 MountLike = Union[
     tuple[str, str],
@@ -102,7 +105,27 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def as_text(name: str, value: Any) -> Any:
+    """The SDK's rule for names, paths, arguments and environment, which are bytes in the
+    box: ``bytes`` become ``str`` by UTF-8 with each undecodable byte as a lone surrogate
+    (U+DC80..U+DCFF, Python's "surrogateescape", as :func:`os.fsdecode` does on Linux),
+    and such a ``str`` is turned back into exactly those bytes. Strings the SDK returns
+    (box names, messages) are decoded the same way, so they never raise. Anything else is
+    returned unchanged for the caller's type check."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise ConfigError(
+                f"{name} contains a lone surrogate that stands for no byte: {value!r}"
+            ) from None
+    return value
+
+
 def _check_str(name: str, value: Any, *, allow_empty: bool = True) -> str:
+    value = as_text(name, value)
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a string, not {type(value).__name__}")
     if not allow_empty and not value:
@@ -153,6 +176,7 @@ def normalize_env(env: EnvLike | None, what: str = "env") -> list[tuple[str, str
             ) from None
     out: list[tuple[str, str]] = []
     for item in items:
+        item = as_text(what, item) if isinstance(item, (bytes, bytearray)) else item
         if isinstance(item, str) and "=" in item:
             key, value = item.split("=", 1)
         else:
@@ -160,12 +184,13 @@ def normalize_env(env: EnvLike | None, what: str = "env") -> list[tuple[str, str
                 key, value = item
             except (TypeError, ValueError):
                 raise ConfigError(f"{what} entries must be (name, value) pairs, not {item!r}") from None
-        _check_str(f"{what} name", key, allow_empty=False)
+        key = _check_str(f"{what} name", key, allow_empty=False)
         if "=" in key:
             raise ConfigError(f"{what} name {key!r} must not contain '='")
+        value = as_text(f"{what} value of {key}", value)
         if not isinstance(value, str):
             raise ConfigError(f"{what} value of {key} must be a string, not {type(value).__name__}")
-        _check_str(f"{what} value of {key}", value)
+        value = _check_str(f"{what} value of {key}", value)
         out.append((key, value))
     return out
 
@@ -202,8 +227,8 @@ def normalize_mount(spec: Any) -> VolumeMount:
         )
     if isinstance(host, os.PathLike):
         host = os.fspath(host)
-    _check_str("mount host path", host, allow_empty=False)
-    _check_str("mount guest path", guest, allow_empty=False)
+    host = _check_str("mount host path", host, allow_empty=False)
+    guest = _check_str("mount guest path", guest, allow_empty=False)
     host = os.path.abspath(host)
     if not os.path.exists(host):
         raise ConfigError(f"mount host path {host} does not exist: create it or fix the path")
@@ -313,7 +338,7 @@ class BoxOptions:
         if rootfs_path is not None:
             if isinstance(rootfs_path, os.PathLike):
                 rootfs_path = os.fspath(rootfs_path)
-            _check_str("rootfs_path", rootfs_path, allow_empty=False)
+            rootfs_path = _check_str("rootfs_path", rootfs_path, allow_empty=False)
             rootfs_path = os.path.abspath(rootfs_path)
             if not os.path.exists(rootfs_path):
                 raise ConfigError(f"rootfs_path {rootfs_path} does not exist")
@@ -508,7 +533,7 @@ class Options:
             return ""
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
-        _check_str(name, value)
+        value = _check_str(name, value)
         return os.path.abspath(os.path.expanduser(value)) if value else ""
 
     @staticmethod
