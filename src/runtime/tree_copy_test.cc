@@ -111,7 +111,9 @@ class TreeCopyTest : public ::testing::Test {
     }
     out[rel] = line;
     if (S_ISDIR(st.st_mode)) {
-      for (const auto& name : *sys::ListDir(path)) out.merge(Snapshot(rel + "/" + name));
+      auto names = sys::ListDir(path);
+      if (!names.ok()) return out;
+      for (const auto& name : *names) out.merge(Snapshot(rel + "/" + name));
     }
     return out;
   }

@@ -40,7 +40,9 @@ class BeneathTest : public ::testing::Test {
     EXPECT_EQ(ModeOf("outside") & 07777, 0755u);
   }
   void ExpectNoTempFiles() {
-    for (const auto& name : *ListDir(Path("dest"))) {
+    auto names = ListDir(Path("dest"));
+    ASSERT_TRUE(names.ok());
+    for (const auto& name : *names) {
       EXPECT_NE(name.rfind(".boxlite-", 0), 0u) << "temporary file left: " << name;
     }
   }
