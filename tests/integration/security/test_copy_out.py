@@ -158,9 +158,19 @@ class SdkDriver:
         script = Path(workdir) / "driver.py"
         script.write_text(SDK_DRIVER)
         script.chmod(0o644)
+        package = Path(boxlite.__file__).resolve().parent
+        pylib = package.parent
+        if prefix:
+            # The SDK under test may live where uid 65534 cannot read (root's home): it
+            # gets a copy of the package.
+            pylib = Path(workdir) / "pylib"
+            if not pylib.exists():
+                shutil.copytree(package, pylib / "boxlite",
+                                ignore=shutil.ignore_patterns("__pycache__"))
+                for path in [pylib, *pylib.rglob("*")]:
+                    path.chmod(0o755 if path.is_dir() else 0o644 | (path.stat().st_mode & 0o111))
         env = dict(os.environ)
-        env.update({"BOXLITE_HOME": str(home), "HOME": str(home),
-                    "PYTHONPATH": str(Path(boxlite.__file__).resolve().parents[1])})
+        env.update({"BOXLITE_HOME": str(home), "HOME": str(home), "PYTHONPATH": str(pylib)})
         key, value = SESSION_MARK.split("=", 1)
         env[key] = value
         self.proc = subprocess.Popen([*prefix, sys.executable, str(script), mode], env=env,
