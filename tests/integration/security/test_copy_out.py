@@ -40,73 +40,44 @@ def reply(**kw):
     sys.stdout.write(json.dumps(kw) + "\n")
     sys.stdout.flush()
 
-def err(e):
-    return "%s: %s" % (type(e).__name__, e)
-
-def serve_sync():
-    rt = boxlite.sync.Boxlite(boxlite.Options())
-    with rt.create(boxlite.BoxOptions(image="boxlite/base", network="none")) as box:
-        box.exec("true")
-        background = []
-        reply(ok=True)
-        for line in sys.stdin:
-            req = json.loads(line)
-            try:
-                if req["op"] == "exec":
-                    r = box.exec(*req["argv"])
-                    reply(ok=True, code=r.exit_code, err=r.stderr)
-                elif req["op"] == "spawn":
-                    background.append(box.stream(*req["argv"]))
-                    reply(ok=True)
-                elif req["op"] == "wait":
-                    codes = [e.wait().exit_code for e in background]
-                    background.clear()
-                    reply(ok=True, codes=codes)
-                elif req["op"] == "copy_out":
-                    box.copy_out(req["guest"], req["host"])
-                    reply(ok=True)
-                else:
-                    reply(ok=True)
-                    return
-            except boxlite.BoxliteError as e:
-                reply(ok=False, error=err(e))
-
-async def serve_async():
-    rt = boxlite.Boxlite(boxlite.Options())
-    loop = asyncio.get_running_loop()
-    async with await rt.create(boxlite.BoxOptions(image="boxlite/base", network="none")) as box:
-        await box.exec("true")
-        background = []
-        reply(ok=True)
-        while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not line:
+def serve(box, call):
+    # call(x): x itself for the sync API, the awaited result for the async one.
+    background = []
+    reply(ok=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        try:
+            if req["op"] == "exec":
+                r = call(box.exec(*req["argv"]))
+                reply(ok=True, code=r.exit_code, err=r.stderr)
+            elif req["op"] == "spawn":
+                background.append(call(box.stream(*req["argv"])))
+                reply(ok=True)
+            elif req["op"] == "wait":
+                codes = [call(e.wait()).exit_code for e in background]
+                background.clear()
+                reply(ok=True, codes=codes)
+            elif req["op"] == "copy_out":
+                call(box.copy_out(req["guest"], req["host"]))
+                reply(ok=True)
+            else:
+                reply(ok=True)
                 return
-            req = json.loads(line)
-            try:
-                if req["op"] == "exec":
-                    r = await box.exec(*req["argv"])
-                    reply(ok=True, code=r.exit_code, err=r.stderr)
-                elif req["op"] == "spawn":
-                    background.append(await box.stream(*req["argv"]))
-                    reply(ok=True)
-                elif req["op"] == "wait":
-                    codes = [(await e.wait()).exit_code for e in background]
-                    background.clear()
-                    reply(ok=True, codes=codes)
-                elif req["op"] == "copy_out":
-                    await box.copy_out(req["guest"], req["host"])
-                    reply(ok=True)
-                else:
-                    reply(ok=True)
-                    return
-            except boxlite.BoxliteError as e:
-                reply(ok=False, error=err(e))
+        except boxlite.BoxliteError as e:
+            reply(ok=False, error="%s: %s" % (type(e).__name__, e))
 
+options = boxlite.BoxOptions(image="boxlite/base", network="none")
 if sys.argv[1] == "sync":
-    serve_sync()
+    with boxlite.sync.Boxlite(boxlite.Options()).create(options) as box:
+        serve(box, lambda result: result)
 else:
-    asyncio.run(serve_async())
+    call = asyncio.new_event_loop().run_until_complete
+    box = call(boxlite.Boxlite(boxlite.Options()).create(options))
+    call(box.start())
+    try:
+        serve(box, call)
+    finally:
+        call(box.stop())
 '''
 
 
