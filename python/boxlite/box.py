@@ -425,7 +425,8 @@ class Box:
         await _bridge.call(core.copy_in, src, dst)
 
     async def copy_out(self, guest_path: str, host_path: str | os.PathLike[str]) -> None:
-        """Copies a file or directory tree out of the box to the host (modes kept)."""
+        """Copies a file or directory tree out of the box to the host: written beneath the
+        destination, never through a symlink; modes kept without setuid/setgid/sticky."""
         src = _args.guest_path(guest_path, "guest_path")
         dst = _args.host_path(host_path, "host_path")
         core = await self._ensure_started()

@@ -64,11 +64,13 @@ class Walker {
       return file->Write(chunk);
     }));
     if (info.size < 0 || got != static_cast<uint64_t>(info.size)) {
-      return Status::IoError(base::StrFormat("%s: got %llu of %lld bytes", Shown(guest_path).c_str(),
+      return Status::IoError(base::StrFormat("%s: got %llu of %lld bytes",
+                                             Shown(guest_path).c_str(),
                                              static_cast<unsigned long long>(got),
                                              static_cast<long long>(info.size)));
     }
-    return file->Commit(static_cast<uint32_t>(info.mode), info.mtime).Wrap("copy " + Shown(guest_path));
+    return file->Commit(static_cast<uint32_t>(info.mode), info.mtime)
+        .Wrap("copy " + Shown(guest_path));
   }
 
   Status Children(const std::string& guest_path, int dirfd, int depth) {

