@@ -37,7 +37,9 @@ class Box {
   virtual Result<BoxInfo> Info() = 0;
   virtual Result<BoxMetrics> Metrics() = 0;
 
-  // Copies a file or directory tree between host and guest (modes kept).
+  // Copies a file or directory tree between host and guest. Copied in, modes are kept;
+  // copied out, the tree is written beneath the destination and never through a symlink,
+  // with modes masked to 0777 (no setuid/setgid/sticky from the box).
   virtual Status CopyIn(const std::string& host_path, const std::string& guest_path) = 0;
   virtual Status CopyOut(const std::string& guest_path, const std::string& host_path) = 0;
 

@@ -429,7 +429,8 @@ class Box:
     async def copy_out(
         self, guest_path: str | bytes, host_path: str | bytes | os.PathLike[str]
     ) -> None:
-        """Copies a file or directory tree out of the box to the host (modes kept)."""
+        """Copies a file or directory tree out of the box to the host: written beneath the
+        destination, never through a symlink; modes kept without setuid/setgid/sticky."""
         src = _args.guest_path(guest_path, "guest_path")
         dst = _args.host_path(host_path, "host_path")
         core = await self._ensure_started()

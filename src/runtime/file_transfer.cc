@@ -1,10 +1,8 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/runtime/file_transfer.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,7 +12,9 @@
 #include "src/base/macros.h"
 #include "src/base/strings.h"
 #include "src/runtime/exec_impl.h"
+#include "src/runtime/tree_copy.h"
 #include "src/sys/errno_status.h"
+#include "src/sys/beneath.h"
 #include "src/sys/fs.h"
 
 namespace boxlite::runtime {
@@ -106,93 +106,50 @@ Status PutTree(AgentChannel* channel, const std::string& host_path, const std::s
   return Status::OK();
 }
 
-Status GetFile(AgentChannel* channel, const std::string& guest_path, const std::string& host_path) {
-  std::shared_ptr<StreamSink> sink;
-  uint32_t stream = 0;
-  auto reply = channel->Call("get_file", {{"path", guest_path}, {"window", protocol::kDefaultWindow}},
-                             Deadline(), &sink, &stream);
-  if (!reply.ok()) return reply.error().Wrap("copy from " + guest_path);
-  protocol::FileInfo info;
-  BOXLITE_RETURN_IF_ERROR(protocol::FromJson(*reply, &info));
-  ExecImpl transfer(Borrow(channel), stream, sink, 0, 0, false, nullptr);
-  // Written to a temporary sibling and renamed: a failed copy leaves no partial file.
-  std::string tmp = host_path + ".boxlite-partial";
-  BOXLITE_ASSIGN_OR_RETURN(auto fd, sys::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600));
-  Status s;
-  uint64_t got = 0;
-  while (s.ok()) {
-    auto chunk = transfer.Read(1, std::chrono::minutes(10));
-    if (!chunk.ok()) {
-      s = chunk.error();
-      break;
-    }
-    if (chunk->empty()) break;
-    got += chunk->size();
-    s = sys::WriteAll(fd.get(), *chunk);
-  }
-  if (s.ok() && got != static_cast<uint64_t>(info.size)) {
-    s = Status::IoError(base::StrFormat("%s: got %llu of %lld bytes", guest_path.c_str(),
-                                        static_cast<unsigned long long>(got),
-                                        static_cast<long long>(info.size)));
-  }
-  if (s.ok() && ::fchmod(fd.get(), static_cast<mode_t>(info.mode)) != 0) {
-    s = sys::ErrnoStatus(errno, "chmod %s", host_path.c_str());
-  }
-  if (s.ok()) {
-    struct timeval times[2] = {{info.mtime, 0}, {info.mtime, 0}};
-    ::futimes(fd.get(), times);
-  }
-  fd.reset();
-  if (s.ok() && ::rename(tmp.c_str(), host_path.c_str()) != 0) {
-    s = sys::ErrnoStatus(errno, "rename %s", host_path.c_str());
-  }
-  if (!s.ok()) {
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  (void)transfer.Wait(std::chrono::seconds(30));
-  return Status::OK();
-}
+// The agent's list_dir and get_file as a GuestTreeSource (docs/protocol.md).
+class ChannelTreeSource : public GuestTreeSource {
+ public:
+  explicit ChannelTreeSource(AgentChannel* channel) : channel_(channel) {}
 
-Status GetTree(AgentChannel* channel, const std::string& guest_path, const protocol::FileInfo& info,
-               const std::string& host_path) {
-  if (info.kind == "file") return GetFile(channel, guest_path, host_path);
-  if (info.kind == "symlink") {
-    ::unlink(host_path.c_str());
-    if (::symlink(info.target.c_str(), host_path.c_str()) != 0) {
-      return sys::ErrnoStatus(errno, "symlink %s", host_path.c_str());
-    }
-    return Status::OK();
-  }
-  if (info.kind != "dir") return Status::OK();  // Devices, fifos, sockets are skipped.
-  if (::mkdir(host_path.c_str(), 0700) != 0 && errno != EEXIST) {
-    return sys::ErrnoStatus(errno, "mkdir %s", host_path.c_str());
-  }
-  int64_t offset = 0;
-  while (offset >= 0) {
-    BOXLITE_ASSIGN_OR_RETURN(auto reply, channel->Call("list_dir", {{"path", guest_path}, {"offset", offset}},
-                                                       Deadline()));
+  Result<GuestListPage> List(const std::string& guest_path, int64_t offset) override {
+    BOXLITE_ASSIGN_OR_RETURN(auto reply,
+                             channel_->Call("list_dir", {{"path", guest_path}, {"offset", offset}},
+                                            Deadline()));
     if (!reply.contains("entries") || !reply["entries"].is_array()) {
       return Status::ProtocolError("list_dir without entries");
     }
+    GuestListPage page;
     for (const auto& entry : reply["entries"]) {
       protocol::FileInfo child;
       BOXLITE_RETURN_IF_ERROR(protocol::FromJson(entry, &child));
-      if (child.path.empty() || child.path.find('/') != std::string::npos || child.path == "." ||
-          child.path == "..") {
-        return Status::ProtocolError("list_dir returned a bad name", child.path);
-      }
-      BOXLITE_RETURN_IF_ERROR(GetTree(channel, sys::JoinPath(guest_path, child.path), child,
-                                      sys::JoinPath(host_path, child.path)));
+      page.entries.push_back(std::move(child));
     }
-    offset = -1;
-    BOXLITE_RETURN_IF_ERROR(protocol::GetInt(reply, "next_offset", &offset));
+    BOXLITE_RETURN_IF_ERROR(protocol::GetInt(reply, "next_offset", &page.next_offset));
+    return page;
   }
-  if (::chmod(host_path.c_str(), static_cast<mode_t>(info.mode)) != 0) {
-    return sys::ErrnoStatus(errno, "chmod %s", host_path.c_str());
+
+  Status Read(const std::string& guest_path, protocol::FileInfo* info,
+              const std::function<Status(std::string_view)>& write) override {
+    std::shared_ptr<StreamSink> sink;
+    uint32_t stream = 0;
+    auto reply = channel_->Call("get_file",
+                                {{"path", guest_path}, {"window", protocol::kDefaultWindow}},
+                                Deadline(), &sink, &stream);
+    if (!reply.ok()) return reply.error().Wrap("copy from " + sys::PrintableName(guest_path));
+    BOXLITE_RETURN_IF_ERROR(protocol::FromJson(*reply, info));
+    ExecImpl transfer(Borrow(channel_), stream, sink, 0, 0, false, nullptr);
+    while (true) {
+      BOXLITE_ASSIGN_OR_RETURN(auto chunk, transfer.Read(1, std::chrono::minutes(10)));
+      if (chunk.empty()) break;
+      BOXLITE_RETURN_IF_ERROR(write(chunk));
+    }
+    (void)transfer.Wait(std::chrono::seconds(30));
+    return Status::OK();
   }
-  return Status::OK();
-}
+
+ private:
+  AgentChannel* channel_;
+};
 
 }  // namespace
 
@@ -220,9 +177,21 @@ Status CopyFromGuest(AgentChannel* channel, const std::string& guest_path,
   }
   auto info = GuestStat(channel, guest_path);
   if (!info.ok()) return info.error().Wrap("copy from the box");
-  std::string target = host_path;
-  if (sys::IsDirectory(host_path)) target = sys::JoinPath(host_path, sys::Basename(guest_path));
-  return GetTree(channel, guest_path, *info, target);
+  // The destination's parent is the caller's (its path may go through the caller's own
+  // symlinks); everything below it is the box's and is written beneath the parent's fd.
+  std::string parent_path = sys::Dirname(host_path);
+  std::string name = sys::Basename(host_path);
+  if (sys::IsDirectory(host_path)) {
+    parent_path = host_path;
+    name = sys::Basename(guest_path);
+  }
+  if (!sys::IsSafeName(name)) {
+    return Status::InvalidArgument("copy from the box: name the destination file or directory",
+                                   host_path);
+  }
+  BOXLITE_ASSIGN_OR_RETURN(auto parent, sys::Open(parent_path, O_RDONLY | O_DIRECTORY));
+  ChannelTreeSource source(channel);
+  return CopyTreeOut(&source, guest_path, *info, parent.get(), name);
 }
 
 }  // namespace boxlite::runtime

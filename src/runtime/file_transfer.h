@@ -2,10 +2,12 @@
 //
 // Copies files and directory trees between the host and a running box over the agent
 // channel (put_file / get_file / stat / list_dir, docs/protocol.md). Regular files stream
-// under the same credit flow control as exec output; modes (incl. setuid/setgid/sticky)
-// and symlinks are kept; files copied in belong to root in the guest, files copied out to
-// the calling user on the host. A file copied in appears atomically (the agent renames a
-// complete temporary file into place).
+// under the same credit flow control as exec output; symlinks are kept as links. Copied in,
+// modes are kept (incl. setuid/setgid/sticky) and files belong to root in the guest.
+// Copied out, everything the box sends is untrusted (src/runtime/tree_copy.h): it is written
+// beneath the destination's parent directory fd, never through a symlink, modes masked to
+// 0777, files belong to the calling user. A file appears atomically either way (a complete
+// temporary file is renamed into place).
 // Thread-safety: the functions may run concurrently on one channel.
 #pragma once
 
@@ -22,7 +24,11 @@ namespace boxlite::runtime {
 Status CopyToGuest(AgentChannel* channel, const std::string& host_path,
                    const std::string& guest_path);
 
-// Copies `guest_path` to `host_path`; an existing host directory receives it inside.
+// Copies `guest_path` to `host_path`; an existing host directory receives it inside (as
+// host_path/basename). The caller's path up to that last name is followed as given; the
+// last name and everything below it belong to the box: an existing file or symlink there
+// is replaced (a symlink itself, never its target), an existing directory is merged into
+// (keeping its own mode), a file/directory mismatch is an error.
 Status CopyFromGuest(AgentChannel* channel, const std::string& guest_path,
                      const std::string& host_path);
 
