@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -187,6 +188,11 @@ void SetUpCgroups() {
       Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", kCgroupFlags).ok()) {
     ::mkdir("/sys/fs/cgroup/box", 0755);
     WriteSmall("/sys/fs/cgroup/cgroup.subtree_control", "+pids +memory");
+    // User processes weigh the least against the agent (in the root cgroup, at
+    // kAgentNice): a fork bomb in the box cannot starve it, so execs and the shutdown
+    // still answer. Alone, they still get every idle cycle.
+    WriteSmall("/sys/fs/cgroup/cgroup.subtree_control", "+cpu");
+    WriteSmall("/sys/fs/cgroup/box/cpu.weight", "1");
   }
 }
 
@@ -227,6 +233,8 @@ Status MountEarly() {
   // for an RCU grace period (20-30 ms under emulation at HZ=100). With it, the mount
   // waits once instead: a child does that while PID 1 goes on booting, and
   // PrepareRootfs waits for the child.
+  // Children reset this before they run user code (server.cc ChildMain).
+  ::setpriority(PRIO_PROCESS, 0, kAgentNice);
   g_cgroup_setup = ::fork();
   if (g_cgroup_setup <= 0) {
     SetUpCgroups();

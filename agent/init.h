@@ -23,6 +23,9 @@ constexpr char kRootfs[] = "/run/rootfs";
 Status MountEarly();
 // The cgroup every user process joins (its pids.max is the box's pids limit).
 constexpr char kUserCgroupProcs[] = "/sys/fs/cgroup/box/cgroup.procs";
+// The agent's nice value: above the box's processes, which run at 0 in a cgroup of
+// the lowest cpu.weight.
+constexpr int kAgentNice = -10;
 
 // The /dev paths of the agent's virtio-serial ports: "boxlite.agent" first, then
 // "boxlite.agent.1", "boxlite.agent.2", ... in order.
