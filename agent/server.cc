@@ -608,7 +608,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   plan.uid = id.uid;
   plan.gid = id.gid;
   plan.groups = id.groups;
-  base::UniqueFd cgroup_procs(::open(kUserCgroupProcs, O_WRONLY | O_CLOEXEC));
+  base::UniqueFd cgroup_procs = OpenExecCgroup();
   plan.cgroup_procs_fd = cgroup_procs.get();
 
   if (r.detached) {

@@ -417,7 +417,7 @@ NB_MODULE(_boxlite, m) {
       .def("discard_output", &PyExec::DiscardOutput, "fd"_a)
       .def("wait", &PyExec::Wait, "timeout"_a = nb::none())
       .def("collect", &PyExec::Collect, "stdin"_a = nb::none(), "timeout"_a = nb::none(),
-           "max_output"_a = kDefaultMaxOutputBytes);
+           "max_output"_a = boxlite::kDefaultMaxOutputBytes);
 
   nb::class_<PyBox>(m, "Box")
       .def_prop_ro("id", &PyBox::id)

@@ -163,7 +163,7 @@ void AgentChannel::ReaderLoop() {
       if (!frame->has_value()) break;
       Status dispatched = Dispatch(std::move(**frame));
       if (!dispatched.ok()) {
-        BOXLITE_LOG(kWarn, "%s", dispatched.message().c_str());
+        BOXLITE_LOG(kDebug, "%s", dispatched.message().c_str());
         why = dispatched;
         bad = true;
         break;
