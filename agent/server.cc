@@ -38,6 +38,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "agent/guard.h"
 #include "agent/init.h"
 #include "agent/users.h"
 #include "src/base/macros.h"
@@ -61,6 +62,11 @@ constexpr size_t kFileQueueLimit = 1 << 20;
 // The most one write(2) to a virtio-serial port takes (drivers/char/virtio_console.c).
 constexpr size_t kPortWriteMax = 32 * 1024;
 constexpr size_t kListDirPage = 4000;
+// A list_dir page also ends once its entries take this much JSON: names and link targets
+// are up to 6 times longer escaped, and a response must fit in one frame.
+constexpr size_t kListDirPageBytes = 256 * 1024;
+// An exit event's error message is cut to this (it may name a path the host sent).
+constexpr size_t kMaxEventError = 4096;
 constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr char kAgentVersion[] = "0.1.0";
 
@@ -93,6 +99,7 @@ void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONB
 // inside the box's root, as a process chrooted there would see it.
 Result<base::UniqueFd> OpenInRoot(int root, const std::string& path, uint64_t flags,
                                   uint64_t mode = 0) {
+  if (path.find('\0') != std::string::npos) return Status::InvalidArgument("path contains a NUL byte");
   struct open_how how = {};
   how.flags = flags | O_CLOEXEC;
   how.mode = mode;
@@ -106,6 +113,7 @@ Result<base::UniqueFd> OpenInRoot(int root, const std::string& path, uint64_t fl
 // The parent directory of `path` inside the root and the last component.
 Status OpenParent(int root, const std::string& path, bool create, base::UniqueFd* parent,
                   std::string* name) {
+  if (path.find('\0') != std::string::npos) return Status::InvalidArgument("path contains a NUL byte");
   std::string clean = path;
   while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
   if (clean.empty() || clean == "/") return Status::InvalidArgument("path names the root", path);
@@ -234,7 +242,8 @@ constexpr char kNotFound[] = "executable file not found in $PATH";
 
 }  // namespace
 
-Server::Server(std::vector<base::UniqueFd> ports, std::string rootfs) : rootfs_(std::move(rootfs)) {
+Server::Server(std::vector<base::UniqueFd> ports, std::string rootfs, ServerOptions options)
+    : rootfs_(std::move(rootfs)), options_(options) {
   for (size_t i = 0; i < ports.size(); ++i) {
     auto conn = std::make_unique<Conn>();
     conn->index = static_cast<int>(i);
@@ -260,6 +269,24 @@ void Server::Watch(int fd, uint32_t events, uint64_t tag, bool* watching) {
 }
 
 Status Server::Run() {
+  BOXLITE_RETURN_IF_ERROR(Open());
+  while (!shutdown_) BOXLITE_RETURN_IF_ERROR(Step(-1));
+  // Give the final responses a moment to leave before the VM stops.
+  for (int i = 0; i < 100; ++i) {
+    bool pending = false;
+    for (auto& conn : conns_) {
+      if (!conn->connected || conn->outq.empty()) continue;
+      pending = true;
+      struct pollfd p = {conn->port.get(), POLLOUT, 0};
+      ::poll(&p, 1, 10);
+      FlushPort(conn.get());
+    }
+    if (!pending) break;
+  }
+  return Status::OK();
+}
+
+Status Server::Open() {
   struct utsname uts;
   splice_ok_ = ::uname(&uts) == 0 && base::EndsWith(uts.release, "-boxlite.2");
   root_dir_.reset(::open(rootfs_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -279,82 +306,85 @@ Status Server::Run() {
   yes = false;
   Watch(timer_fd_.get(), EPOLLIN, Tag(kTagTimer, 0), &yes);
   for (auto& conn : conns_) Watch(conn->port.get(), EPOLLIN, Tag(kTagPort, conn->index), &conn->watching);
+  return Status::OK();
+}
 
+Status Server::Step(int timeout_ms) {
+  // Files have no readiness events: while one can move, poll without blocking.
+  bool files_ready = false;
+  for (auto& [key, exec] : execs_) {
+    Output& out = exec->out[1];
+    if (exec->is_file && out.fd && !out.eof && out.credit > 0 &&
+        exec->conn->queued_bytes < kFileQueueLimit) {
+      files_ready = true;
+      break;
+    }
+  }
   struct epoll_event events[64];
-  while (!shutdown_) {
-    // Files have no readiness events: while one can move, poll without blocking.
-    bool files_ready = false;
-    for (auto& [key, exec] : execs_) {
-      Output& out = exec->out[1];
-      if (exec->is_file && out.fd && !out.eof && out.credit > 0 &&
-          exec->conn->queued_bytes < kFileQueueLimit) {
-        files_ready = true;
-        break;
-      }
-    }
-    int n = ::epoll_wait(epoll_.get(), events, 64, files_ready ? 0 : -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return sys::ErrnoStatus(errno, "epoll_wait");
-    }
-    for (int i = 0; i < n && !shutdown_; ++i) {
-      uint64_t tag = events[i].data.u64;
-      uint64_t type = tag >> 48;
-      int conn_index = static_cast<int>((tag >> 40) & 0xff);
-      auto stream = static_cast<uint32_t>((tag >> 8) & 0xffffffffu);
-      int which = static_cast<int>(tag & 0xff);
-      uint32_t ev = events[i].events;
-      Conn* conn = conn_index < static_cast<int>(conns_.size()) ? conns_[conn_index].get() : nullptr;
-      switch (type) {
-        case kTagPort:
-          if (conn == nullptr) break;
-          if (ev & EPOLLIN) OnPortReadable(conn);
-          if (conn->connected && (ev & EPOLLOUT)) FlushPort(conn);
-          if (conn->connected && (ev & (EPOLLHUP | EPOLLERR)) && !(ev & EPOLLIN)) {
-            OnPortHangup(conn);
-          }
-          break;
-        case kTagSignal: {
-          struct signalfd_siginfo info;
-          while (::read(signal_fd_.get(), &info, sizeof(info)) > 0) {
-          }
-          ReapChildren();
-          break;
-        }
-        case kTagTimer:
-          OnReconnectTimer();
-          break;
-        default: {
-          if (conn == nullptr) break;
-          Exec* exec = FindExec(conn, stream);
-          if (exec == nullptr) break;
-          if (type == kTagOutput) {
-            PumpOutput(exec, which);
-          } else if (type == kTagStdin) {
-            FlushStdin(exec);
-          }
-          if (exec->exited) MaybeFinish(exec);
-          break;
-        }
-      }
-      OnSplicesDone();
-    }
+  int n = ::epoll_wait(epoll_.get(), events, 64, files_ready ? 0 : timeout_ms);
+  if (n < 0) {
+    if (errno == EINTR) return Status::OK();
+    return sys::ErrnoStatus(errno, "epoll_wait");
+  }
+  // Second line of defence behind the request boundary (HandleRequest): nothing thrown
+  // while serving one event may end PID 1.
+  for (int i = 0; i < n && !shutdown_; ++i) {
+    Status handled = CatchAll("serving an event", [&] {
+      OnEvent(events[i]);
+      return Status::OK();
+    });
+    if (!handled.ok()) ConsoleLog("%s", handled.ToString().c_str());
+  }
+  Status rest = CatchAll("moving files and output", [&] {
     if (!shutdown_) PumpFiles();
     FlushPending();
-  }
-  // Give the final responses a moment to leave before the VM stops.
-  for (int i = 0; i < 100; ++i) {
-    bool pending = false;
-    for (auto& conn : conns_) {
-      if (!conn->connected || conn->outq.empty()) continue;
-      pending = true;
-      struct pollfd p = {conn->port.get(), POLLOUT, 0};
-      ::poll(&p, 1, 10);
-      FlushPort(conn.get());
-    }
-    if (!pending) break;
-  }
+    return Status::OK();
+  });
+  if (!rest.ok()) ConsoleLog("%s", rest.ToString().c_str());
   return Status::OK();
+}
+
+void Server::OnEvent(const struct epoll_event& e) {
+  uint64_t tag = e.data.u64;
+  uint64_t type = tag >> 48;
+  int conn_index = static_cast<int>((tag >> 40) & 0xff);
+  auto stream = static_cast<uint32_t>((tag >> 8) & 0xffffffffu);
+  int which = static_cast<int>(tag & 0xff);
+  uint32_t ev = e.events;
+  Conn* conn = conn_index < static_cast<int>(conns_.size()) ? conns_[conn_index].get() : nullptr;
+  switch (type) {
+    case kTagPort:
+      if (conn == nullptr) break;
+      if (ev & EPOLLIN) OnPortReadable(conn);
+      if (conn->connected && (ev & EPOLLOUT)) FlushPort(conn);
+      if (conn->connected && (ev & (EPOLLHUP | EPOLLERR)) && !(ev & EPOLLIN)) {
+        OnPortHangup(conn);
+      }
+      break;
+    case kTagSignal: {
+      struct signalfd_siginfo info;
+      while (::read(signal_fd_.get(), &info, sizeof(info)) > 0) {
+      }
+      ReapChildren();
+      break;
+    }
+    case kTagTimer:
+      OnReconnectTimer();
+      break;
+    default: {
+      if (conn == nullptr) break;
+      Exec* exec = FindExec(conn, stream);
+      if (exec == nullptr) break;
+      if (type == kTagOutput) {
+        PumpOutput(exec, which);
+      } else if (type == kTagStdin) {
+        FlushStdin(exec);
+      }
+      if (exec->exited) MaybeFinish(exec);
+      break;
+    }
+  }
+  OnSplicesDone();
 }
 
 void Server::OnPortReadable(Conn* conn) {
@@ -489,54 +519,78 @@ void Server::HandleFrame(Conn* conn, protocol::Frame frame) {
   }
 }
 
+// The request boundary: whatever a request does, it gets one response, and nothing it
+// throws leaves this function.
 void Server::HandleRequest(Conn* conn, uint32_t stream, std::string_view payload) {
-  auto req = protocol::ParseObject(payload);
-  if (!req.ok()) {
-    Respond(conn, stream, req.error());
-    return;
-  }
-  std::string op;
-  Status s = protocol::GetString(*req, "op", &op, true);
-  if (!s.ok()) {
-    Respond(conn, stream, s);
-    return;
-  }
   protocol::Json reply = protocol::Json::object();
+  Status s = CatchAll("request", [&] {
+    BOXLITE_ASSIGN_OR_RETURN(protocol::Json req, protocol::ParseObject(payload));
+    return DispatchRequest(conn, stream, req, &reply);
+  });
+  if (!s.ok()) reply = protocol::Json::object();
+  Status sent = CatchAll("response", [&] {
+    Respond(conn, stream, s, std::move(reply));
+    return Status::OK();
+  });
+  if (!sent.ok()) {
+    ConsoleLog("%s", sent.ToString().c_str());
+    Respond(conn, stream, Status::ResourceExhausted("the agent could not build the response"));
+  }
+}
+
+Status Server::DispatchRequest(Conn* conn, uint32_t stream, const protocol::Json& req,
+                               protocol::Json* reply) {
+  std::string op;
+  BOXLITE_RETURN_IF_ERROR(protocol::GetString(req, "op", &op, true));
+  Status s;
   if (op == "hello") {
-    s = DoHello(*req, &reply);
+    s = DoHello(req, reply);
   } else if (op == "exec") {
-    s = DoExec(conn, stream, *req, &reply);
+    s = DoExec(conn, stream, req, reply);
   } else if (op == "signal") {
-    s = DoSignal(conn, *req);
+    s = DoSignal(conn, req);
   } else if (op == "resize") {
-    s = DoResize(conn, *req);
+    s = DoResize(conn, req);
   } else if (op == "get_file") {
-    s = DoGetFile(conn, stream, *req, &reply);
+    s = DoGetFile(conn, stream, req, reply);
   } else if (op == "put_file") {
-    s = DoPutFile(conn, stream, *req, &reply);
+    s = DoPutFile(conn, stream, req, reply);
   } else if (op == "stat") {
-    s = DoStat(*req, &reply);
+    s = DoStat(req, reply);
   } else if (op == "list_dir") {
-    s = DoListDir(*req, &reply);
+    s = DoListDir(req, reply);
   } else if (op == "metrics") {
-    s = DoMetrics(&reply);
+    s = DoMetrics(reply);
   } else if (op == "ping") {
     s = Status::OK();
   } else if (op == "shutdown") {
     for (auto& c : conns_) KillExecsOf(c.get());
-    ::sync();
+    if (options_.machine) ::sync();
     shutdown_ = true;
   } else {
     s = Status::NotSupported("unknown request", op);
   }
-  Respond(conn, stream, s, std::move(reply));
+  return s;
 }
 
 void Server::Respond(Conn* conn, uint32_t stream, const Status& status, protocol::Json body) {
+  std::string payload = status.ok() ? protocol::EncodeOkResponse(std::move(body))
+                                    : protocol::EncodeErrorResponse(status);
+  if (payload.size() > protocol::kMaxPayload) {
+    // A frame cannot carry it (a long path the host sent, echoed back escaped).
+    payload = protocol::EncodeErrorResponse(Status::ResourceExhausted(base::StrFormat(
+        "the response would take %zu bytes, more than one frame holds", payload.size())));
+  }
   std::string frame;
-  protocol::AppendFrame(&frame, protocol::FrameKind::kResponse, stream,
-                        status.ok() ? protocol::EncodeOkResponse(std::move(body))
-                                    : protocol::EncodeErrorResponse(status));
+  protocol::AppendFrame(&frame, protocol::FrameKind::kResponse, stream, payload);
+  Send(conn, std::move(frame));
+}
+
+void Server::SendExitEvent(Conn* conn, uint32_t stream, protocol::ExitEvent ev) {
+  if (ev.error.size() > kMaxEventError) ev.error.resize(kMaxEventError);
+  std::string frame;
+  protocol::AppendFrame(&frame, protocol::FrameKind::kEvent, stream,
+                        protocol::Dump(protocol::ToJson(ev)));
   Send(conn, std::move(frame));
 }
 
@@ -550,7 +604,7 @@ Status Server::DoHello(const protocol::Json& req, protocol::Json* reply) {
   }
   // The first hello configures the box; later clients (other ports, reconnects) attach.
   if (!configured_) {
-    BOXLITE_RETURN_IF_ERROR(ApplyBoxConfig(hello.config));
+    if (options_.machine) BOXLITE_RETURN_IF_ERROR(ApplyBoxConfig(hello.config));
     config_ = hello.config;
     configured_ = true;
   }
@@ -608,6 +662,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   plan.uid = id.uid;
   plan.gid = id.gid;
   plan.groups = id.groups;
+  if (!options_.machine) return Status::NotSupported("exec: this server starts no processes");
   base::UniqueFd cgroup_procs = OpenExecCgroup();
   plan.cgroup_procs_fd = cgroup_procs.get();
 
@@ -982,10 +1037,7 @@ void Server::MaybeFinish(Exec* exec) {
     ev.exit_code = 128 + ev.signal;
   }
   ev.error = exec->start_error;
-  std::string frame;
-  protocol::AppendFrame(&frame, protocol::FrameKind::kEvent, exec->stream,
-                        protocol::ToJson(ev).dump());
-  Send(conn, std::move(frame));
+  SendExitEvent(conn, exec->stream, std::move(ev));
   for (int which = 1; which <= 2; ++which) {
     exec->out[which].eof = true;
     UpdateWatch(exec, which);
@@ -1208,10 +1260,7 @@ void Server::FinishPut(Exec* exec) {
   protocol::ExitEvent ev;
   ev.exit_code = s.ok() ? 0 : 1;
   ev.error = s.ok() ? "" : s.message();
-  std::string frame;
-  protocol::AppendFrame(&frame, protocol::FrameKind::kEvent, exec->stream,
-                        protocol::ToJson(ev).dump());
-  Send(conn, std::move(frame));
+  SendExitEvent(conn, exec->stream, std::move(ev));
   execs_.erase(Key(conn, exec->stream));
 }
 
@@ -1267,7 +1316,12 @@ Status Server::DoListDir(const protocol::Json& req, protocol::Json* reply) {
   protocol::Json entries = protocol::Json::array();
   size_t start = static_cast<size_t>(std::max<int64_t>(0, offset));
   size_t end = std::min(names.size(), start + kListDirPage);
+  size_t page_bytes = 0;
   for (size_t i = start; i < end; ++i) {
+    if (page_bytes >= kListDirPageBytes) {
+      end = i;
+      break;
+    }
     struct stat st;
     if (::fstatat(dirfd.get(), names[i].c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     protocol::FileInfo info = InfoFromStat(names[i], st);
@@ -1276,7 +1330,9 @@ Status Server::DoListDir(const protocol::Json& req, protocol::Json* reply) {
       ssize_t n = ::readlinkat(dirfd.get(), names[i].c_str(), target, sizeof(target));
       if (n > 0) info.target.assign(target, static_cast<size_t>(n));
     }
-    entries.push_back(protocol::ToJson(info));
+    protocol::Json entry = protocol::ToJson(info);
+    page_bytes += protocol::Dump(entry).size();
+    entries.push_back(std::move(entry));
   }
   (*reply)["entries"] = std::move(entries);
   (*reply)["next_offset"] = end < names.size() ? static_cast<int64_t>(end) : -1;

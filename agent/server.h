@@ -9,6 +9,7 @@
 // Not thread-safe: everything runs on the loop thread.
 #pragma once
 
+#include <sys/epoll.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -25,11 +26,21 @@
 
 namespace boxlite::agent {
 
+// What the server may do beyond its ports and the files beneath its root.
+struct ServerOptions {
+  // As PID 1 of a box: apply the box configuration on hello, start processes, sync on
+  // shutdown. Off, it touches nothing else, so that the in-process tests and
+  // fuzz/agent_request_fuzzer.cc can serve a temporary directory on a host: hello only
+  // checks its config and exec fails after checking its request.
+  bool machine = true;
+};
+
 class Server {
  public:
   // `ports` are the opened virtio-serial ports (non-blocking), index 0 first. `rootfs` is
   // the directory execs chroot into.
-  Server(std::vector<base::UniqueFd> ports, std::string rootfs);
+  Server(std::vector<base::UniqueFd> ports, std::string rootfs,
+         ServerOptions options = ServerOptions());
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();
@@ -37,6 +48,12 @@ class Server {
   // Serves until a shutdown request; returns then (the caller powers off). Returns an
   // error only when the loop itself cannot continue (epoll failure).
   Status Run();
+
+  // Run() in pieces, for in-process callers: Open() once, then Step() serves one round of
+  // the loop, waiting up to `timeout_ms` (-1: forever) for something to do.
+  Status Open();
+  Status Step(int timeout_ms);
+  bool shutting_down() const { return shutdown_; }
 
  private:
   // What goes to a port, in order: encoded frames, or pipe contents to splice.
@@ -108,12 +125,15 @@ class Server {
   }
 
   // Connections.
+  void OnEvent(const struct epoll_event& e);
   void OnPortReadable(Conn* conn);
   void OnPortHangup(Conn* conn);
   void OnReconnectTimer();
   void HandleFrame(Conn* conn, protocol::Frame frame);
   void HandleRequest(Conn* conn, uint32_t stream, std::string_view payload);
+  Status DispatchRequest(Conn* conn, uint32_t stream, const protocol::Json& req, protocol::Json* reply);
   void Respond(Conn* conn, uint32_t stream, const Status& status, protocol::Json body = {});
+  void SendExitEvent(Conn* conn, uint32_t stream, protocol::ExitEvent ev);
   void Send(Conn* conn, std::string bytes);
   void SendSplice(Conn* conn, uint32_t stream, int which, int fd, size_t len);
   void FlushPort(Conn* conn);
@@ -149,6 +169,7 @@ class Server {
   void Watch(int fd, uint32_t events, uint64_t tag, bool* watching);
 
   std::string rootfs_;
+  ServerOptions options_;
   base::UniqueFd root_dir_;  // O_PATH of rootfs_, for lookups confined to it.
   std::vector<std::unique_ptr<Conn>> conns_;
   base::UniqueFd epoll_;

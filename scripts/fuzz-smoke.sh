@@ -17,14 +17,16 @@ sources[frame_decoder]="${base[*]} src/protocol/frame.cc src/protocol/messages.c
 sources[image_reference]="${base[*]} src/image/reference.cc"
 sources[oci_manifest]="${base[*]} ${sys[*]} src/image/manifest.cc src/image/auth.cc src/image/reference.cc"
 sources[tar_unpack]="${base[*]} ${sys[*]} src/base/sha256.cc $(cd "$here" && ls src/image/ext4_builder.cc src/image/layer_stream.cc src/image/tar_path.cc src/image/layer_size.cc | tr '\n' ' ')"
-libs[frame_decoder]=""
+sources[agent_request]="${base[*]} ${sys[*]} src/protocol/frame.cc src/protocol/messages.cc agent/server.cc agent/init.cc agent/users.cc"
+libs[frame_decoder]="-lcrypto"
 libs[image_reference]=""
 libs[oci_manifest]="-lcrypto"
 libs[tar_unpack]="-lext2fs -lcom_err -larchive -lz -lzstd -lcrypto"
+libs[agent_request]="-lcrypto"
 status=0
-for name in frame_decoder image_reference oci_manifest tar_unpack; do
+for name in frame_decoder image_reference oci_manifest tar_unpack agent_request; do
   srcs=(fuzz/${name}_fuzzer.cc ${sources[$name]})
-  key=$(cd "$here" && cat "${srcs[@]}" $(ls src/*/*.h include/boxlite/*.h) | sha256sum | cut -c1-16)
+  key=$(cd "$here" && cat "${srcs[@]}" $(ls src/*/*.h agent/*.h include/boxlite/*.h) | sha256sum | cut -c1-16)
   bin=$cache/${name}-$key
   if [ ! -x "$bin" ]; then
     echo "fuzz: building $name" >&2

@@ -33,6 +33,14 @@ struct PortForward {
 
 using EnvList = std::vector<std::pair<std::string, std::string>>;
 
+// The bounds Runtime::Create checks (the CLI and the Python SDK name them in their errors).
+// disk_size_mib must also fit in the free space of the file system holding the home.
+constexpr int kMinCpus = 1;
+constexpr int kMaxCpus = 16;
+constexpr int kMinMemoryMib = 128;
+constexpr int kMaxMemoryMib = 65536;
+constexpr int64_t kMaxDiskSizeMib = int64_t{16} << 20;  // 16 TiB, ext4's limit.
+
 struct BoxOptions {
   std::string image = "alpine:latest";
   std::string rootfs_path;  // A local OCI layout directory used instead of `image`.
@@ -43,6 +51,10 @@ struct BoxOptions {
   std::vector<VolumeMount> mounts;
   std::vector<PortForward> ports;
   std::string network = "nat";  // "nat" or "none".
+  // "nat" only: the guest may reach the host, its loopback at 10.0.2.2 and its own
+  // addresses, which a default box cannot (docs/security.md). Private networks stay
+  // closed either way.
+  bool allow_host = false;
   std::string working_dir;
   std::string user;
   std::string name;

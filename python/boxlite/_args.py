@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Union
 
 from .errors import ConfigError
-from .options import EnvLike, normalize_env
+from .options import EnvLike, as_text, normalize_env
 
 __all__ = [
     "CommandArg",
@@ -25,8 +25,8 @@ __all__ = [
     "guest_path",
 ]
 
-CommandArg = Union[str, "os.PathLike[str]"]
-"""One word of a command line."""
+CommandArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+"""One word of a command line: text, or bytes (see :func:`boxlite.options.as_text`)."""
 
 StdinLike = Union[bytes, bytearray, memoryview, str]
 """Data for a command's stdin (``str`` is encoded as UTF-8)."""
@@ -35,6 +35,7 @@ StdinLike = Union[bytes, bytearray, memoryview, str]
 def _word(value: Any, what: str) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
+    value = as_text(what, value)
     if not isinstance(value, str):
         raise ConfigError(f"{what} must be a string, not {type(value).__name__} ({value!r})")
     if "\0" in value:

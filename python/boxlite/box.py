@@ -423,14 +423,18 @@ class Box:
         """Returns the box's resource use (the box must be running)."""
         return BoxMetrics._from_core(await _bridge.call(self._require_core().metrics))
 
-    async def copy_in(self, host_path: str | os.PathLike[str], guest_path: str) -> None:
+    async def copy_in(
+        self, host_path: str | bytes | os.PathLike[str], guest_path: str | bytes
+    ) -> None:
         """Copies a host file or directory tree into the box (modes kept)."""
         src = _args.host_path(host_path, "host_path")
         dst = _args.guest_path(guest_path, "guest_path")
         core = await self._ensure_started()
         await _bridge.call(core.copy_in, src, dst)
 
-    async def copy_out(self, guest_path: str, host_path: str | os.PathLike[str]) -> None:
+    async def copy_out(
+        self, guest_path: str | bytes, host_path: str | bytes | os.PathLike[str]
+    ) -> None:
         """Copies a file or directory tree out of the box to the host (modes kept)."""
         src = _args.guest_path(guest_path, "guest_path")
         dst = _args.host_path(host_path, "host_path")

@@ -26,8 +26,11 @@ __all__ = [
     "PortLike",
 ]
 
-EnvLike = Union[Mapping[str, str], Iterable[tuple[str, str]]]
-"""An environment: ``{"K": "v"}`` or ``[("K", "v"), ...]``."""
+EnvLike = Union[
+    Mapping[str, str], Mapping[bytes, bytes], Iterable[tuple[str, str]], Iterable[tuple[bytes, bytes]]
+]
+"""An environment: ``{"K": "v"}`` or ``[("K", "v"), ...]``; names and values may be
+bytes (see :func:`as_text`)."""
 
 MountLike = Union[
     tuple[str, str],
@@ -45,6 +48,11 @@ PortLike = Union[tuple[int, int], tuple[int, int, str], "PortForward"]
 
 _DEFAULT_IMAGE = "alpine:latest"
 _DEFAULT_MEMORY_MIB = 1024
+# The bounds of include/boxlite/options.h (kMinCpus...), checked here first so a value is
+# never narrowed on its way into C++.
+_CPUS = (1, 16)
+_MEMORY_MIB = (128, 65536)
+_MAX_DISK_SIZE_MIB = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -83,17 +91,41 @@ class NetworkSpec:
         mode: ``"nat"`` (outbound access through user-mode networking, the default) or
             ``"none"`` (no network interface).
         allow_net: Hosts the box may reach. Not supported yet: must be empty.
+        allow_host: ``"nat"`` only: let the box reach this host, its 127.0.0.1 at
+            10.0.2.2 and its own addresses, which a default box cannot. Private networks
+            (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16) stay closed either way.
     """
 
     mode: str = "nat"
     allow_net: tuple[str, ...] = field(default_factory=tuple)
+    allow_host: bool = False
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def as_text(name: str, value: Any) -> Any:
+    """The SDK's rule for names, paths, arguments and environment, which are bytes in the
+    box: ``bytes`` become ``str`` by UTF-8 with each undecodable byte as a lone surrogate
+    (U+DC80..U+DCFF, Python's "surrogateescape", as :func:`os.fsdecode` does on Linux),
+    and such a ``str`` is turned back into exactly those bytes. Strings the SDK returns
+    (box names, messages) are decoded the same way, so they never raise. Anything else is
+    returned unchanged for the caller's type check."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise ConfigError(
+                f"{name} contains a lone surrogate that stands for no byte: {value!r}"
+            ) from None
+    return value
+
+
 def _check_str(name: str, value: Any, *, allow_empty: bool = True) -> str:
+    value = as_text(name, value)
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a string, not {type(value).__name__}")
     if not allow_empty and not value:
@@ -103,9 +135,12 @@ def _check_str(name: str, value: Any, *, allow_empty: bool = True) -> str:
     return value
 
 
-def _check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+def _check_int(name: str, value: Any, *, minimum: int | None = None,
+               maximum: int | None = None) -> int:
     if not _is_int(value):
         raise ConfigError(f"{name} must be an int, not {type(value).__name__}")
+    if maximum is not None and minimum is not None and not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be from {minimum} to {maximum}, not {value}")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
     return int(value)
@@ -141,6 +176,7 @@ def normalize_env(env: EnvLike | None, what: str = "env") -> list[tuple[str, str
             ) from None
     out: list[tuple[str, str]] = []
     for item in items:
+        item = as_text(what, item) if isinstance(item, (bytes, bytearray)) else item
         if isinstance(item, str) and "=" in item:
             key, value = item.split("=", 1)
         else:
@@ -148,12 +184,13 @@ def normalize_env(env: EnvLike | None, what: str = "env") -> list[tuple[str, str
                 key, value = item
             except (TypeError, ValueError):
                 raise ConfigError(f"{what} entries must be (name, value) pairs, not {item!r}") from None
-        _check_str(f"{what} name", key, allow_empty=False)
+        key = _check_str(f"{what} name", key, allow_empty=False)
         if "=" in key:
             raise ConfigError(f"{what} name {key!r} must not contain '='")
+        value = as_text(f"{what} value of {key}", value)
         if not isinstance(value, str):
             raise ConfigError(f"{what} value of {key} must be a string, not {type(value).__name__}")
-        _check_str(f"{what} value of {key}", value)
+        value = _check_str(f"{what} value of {key}", value)
         out.append((key, value))
     return out
 
@@ -190,8 +227,8 @@ def normalize_mount(spec: Any) -> VolumeMount:
         )
     if isinstance(host, os.PathLike):
         host = os.fspath(host)
-    _check_str("mount host path", host, allow_empty=False)
-    _check_str("mount guest path", guest, allow_empty=False)
+    host = _check_str("mount host path", host, allow_empty=False)
+    guest = _check_str("mount guest path", guest, allow_empty=False)
     host = os.path.abspath(host)
     if not os.path.exists(host):
         raise ConfigError(f"mount host path {host} does not exist: create it or fix the path")
@@ -217,15 +254,22 @@ def normalize_port(spec: Any) -> PortForward:
     return PortForward(host, guest)
 
 
-def _normalize_network(network: Any) -> str:
+def _normalize_network(network: Any) -> tuple[str, bool]:
+    """The mode and whether the host is reachable."""
+    allow_host = False
     if isinstance(network, NetworkSpec):
         if network.allow_net:
             raise NotSupportedError("NetworkSpec.allow_net (egress allow-lists)")
+        if not isinstance(network.allow_host, bool):
+            raise ConfigError(f"allow_host must be a bool, not {type(network.allow_host).__name__}")
+        allow_host = network.allow_host
         network = network.mode
     mode = _check_str("network", network)
     if mode not in ("nat", "none"):
         raise ConfigError(f"network must be \"nat\" or \"none\", not {mode!r}")
-    return mode
+    if allow_host and mode != "nat":
+        raise ConfigError("NetworkSpec.allow_host needs mode \"nat\"")
+    return mode, allow_host
 
 
 class BoxOptions:
@@ -261,6 +305,7 @@ class BoxOptions:
     volumes: list[VolumeMount]
     ports: list[PortForward]
     network: str
+    allow_host: bool
     working_dir: str
     user: str
     name: str
@@ -293,7 +338,7 @@ class BoxOptions:
         if rootfs_path is not None:
             if isinstance(rootfs_path, os.PathLike):
                 rootfs_path = os.fspath(rootfs_path)
-            _check_str("rootfs_path", rootfs_path, allow_empty=False)
+            rootfs_path = _check_str("rootfs_path", rootfs_path, allow_empty=False)
             rootfs_path = os.path.abspath(rootfs_path)
             if not os.path.exists(rootfs_path):
                 raise ConfigError(f"rootfs_path {rootfs_path} does not exist")
@@ -302,10 +347,11 @@ class BoxOptions:
         self.image = _check_str("image", image, allow_empty=bool(rootfs_path))
         self.rootfs_path = rootfs_path or ""
 
-        self.cpus = _check_int("cpus", _pick("cpus", cpus, "cpu", cpu, 1), minimum=1)
+        self.cpus = _check_int("cpus", _pick("cpus", cpus, "cpu", cpu, 1),
+                               minimum=_CPUS[0], maximum=_CPUS[1])
         self.memory_mib = _check_int(
             "memory_mib", _pick("memory_mib", memory_mib, "memory", memory, _DEFAULT_MEMORY_MIB),
-            minimum=1,
+            minimum=_MEMORY_MIB[0], maximum=_MEMORY_MIB[1],
         )
         disk = _pick("disk_size_mib", disk_size_mib, "disk_size", disk_size, None)
         if disk_size_gb is not None:
@@ -317,7 +363,8 @@ class BoxOptions:
             if disk is not None and disk != gb_mib:
                 raise ConfigError(f"disk_size={disk} MiB and disk_size_gb={disk_size_gb} disagree: give one")
             disk = gb_mib
-        self.disk_size_mib = 0 if disk is None else _check_int("disk_size", disk, minimum=0)
+        self.disk_size_mib = 0 if disk is None else _check_int(
+            "disk_size", disk, minimum=0, maximum=_MAX_DISK_SIZE_MIB)
 
         self.env = normalize_env(env)
         if volumes is not None and mounts is not None:
@@ -329,7 +376,7 @@ class BoxOptions:
         if isinstance(ports, (str, bytes)):
             raise ConfigError("ports must be a list of (host_port, guest_port) tuples")
         self.ports = [normalize_port(p) for p in (ports or [])]
-        self.network = _normalize_network(network)
+        self.network, self.allow_host = _normalize_network(network)
         self.working_dir = _check_str("working_dir", working_dir or "")
         if self.working_dir and not self.working_dir.startswith("/"):
             raise ConfigError(f"working_dir must be absolute, not {self.working_dir!r}")
@@ -379,7 +426,7 @@ class BoxOptions:
             "env": list(self.env),
             "volumes": list(self.volumes),
             "ports": list(self.ports),
-            "network": self.network,
+            "network": NetworkSpec(self.network, allow_host=self.allow_host),
             "working_dir": self.working_dir or None,
             "user": self.user or None,
             "name": self.name or None,
@@ -405,6 +452,7 @@ class BoxOptions:
             "mounts": [(m.host_path, m.guest_path, m.read_only) for m in self.volumes],
             "ports": [(p.host_port, p.guest_port) for p in self.ports],
             "network": self.network,
+            "allow_host": self.allow_host,
             "working_dir": self.working_dir,
             "user": self.user,
             "name": self.name,
@@ -424,6 +472,8 @@ class BoxOptions:
                 fields.append(f"{attr}={getattr(self, attr)!r}")
         if self.network != "nat":
             fields.append(f"network={self.network!r}")
+        if self.allow_host:
+            fields.append("allow_host=True")
         for attr in ("working_dir", "user", "name"):
             if getattr(self, attr):
                 fields.append(f"{attr}={getattr(self, attr)!r}")
@@ -483,7 +533,7 @@ class Options:
             return ""
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
-        _check_str(name, value)
+        value = _check_str(name, value)
         return os.path.abspath(os.path.expanduser(value)) if value else ""
 
     @staticmethod

@@ -36,6 +36,7 @@
 #include "boxlite/boxlite.h"
 #include "collect.h"
 #include "status_error.h"
+#include "text.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -73,11 +74,29 @@ nb::bytes Bytes(const std::string& s) { return nb::bytes(s.data(), s.size()); }
 
 std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
 
+// Every string from the core reaches Python through Text (text.h): bytes that are not
+// UTF-8 (a box name given on the command line, a message naming a guest file) never raise.
+nb::object Str(const std::string& s) { return nb::cast(Text{s}); }
+
+std::vector<std::string> ToCore(std::vector<Text> v) {
+  std::vector<std::string> out;
+  out.reserve(v.size());
+  for (auto& t : v) out.push_back(std::move(t.bytes));
+  return out;
+}
+
+EnvList ToCore(std::vector<std::pair<Text, Text>> env) {
+  EnvList out;
+  out.reserve(env.size());
+  for (auto& [k, v] : env) out.emplace_back(std::move(k.bytes), std::move(v.bytes));
+  return out;
+}
+
 nb::dict ImageInfoDict(const ImageInfo& info) {
   nb::dict d;
-  d["reference"] = info.reference;
-  d["id"] = info.id;
-  d["manifest_digest"] = info.manifest_digest;
+  d["reference"] = Str(info.reference);
+  d["id"] = Str(info.id);
+  d["manifest_digest"] = Str(info.manifest_digest);
   d["size_bytes"] = info.size_bytes;
   d["created_unix"] = info.created_unix;
   return d;
@@ -91,27 +110,27 @@ nb::list ImageInfoList(const std::vector<ImageInfo>& images) {
 
 nb::dict BoxInfoDict(const BoxInfo& info) {
   nb::dict d;
-  d["id"] = info.id;
-  d["name"] = info.name;
-  d["image"] = info.image;
-  d["state"] = info.state;
+  d["id"] = Str(info.id);
+  d["name"] = Str(info.name);
+  d["image"] = Str(info.image);
+  d["state"] = Str(info.state);
   d["created_unix"] = info.created_unix;
   d["cpus"] = info.cpus;
   d["memory_mib"] = info.memory_mib;
   d["disk_size_mib"] = info.disk_size_mib;
-  d["network"] = info.network;
+  d["network"] = Str(info.network);
   nb::list ports;
   for (const auto& p : info.ports) ports.append(nb::make_tuple(p.host_port, p.guest_port));
   d["ports"] = ports;
   nb::list mounts;
   for (const auto& m : info.mounts) {
-    mounts.append(nb::make_tuple(m.host_path, m.guest_path, m.read_only));
+    mounts.append(nb::make_tuple(Str(m.host_path), Str(m.guest_path), m.read_only));
   }
   d["mounts"] = mounts;
   d["auto_remove"] = info.auto_remove;
   d["detach"] = info.detach;
   d["pid"] = info.pid;
-  d["accel"] = info.accel;
+  d["accel"] = Str(info.accel);
   return d;
 }
 
@@ -128,7 +147,7 @@ nb::dict MetricsDict(const BoxMetrics& m) {
 }
 
 nb::tuple ExitTuple(const ExitStatus& st) {
-  return nb::make_tuple(st.exit_code, st.signal, st.timed_out, st.error_message);
+  return nb::make_tuple(st.exit_code, st.signal, st.timed_out, Str(st.error_message));
 }
 
 // One process in a box.
@@ -201,7 +220,7 @@ class PyExec {
         WithoutGil([&] { return python::Collect(*exec_, input, timeout, cap); });
     Collected c = ValueOrThrow(std::move(r), Domain::kExec, "run " + what_);
     return nb::make_tuple(c.exit.exit_code, c.exit.signal, c.exit.timed_out,
-                          c.exit.error_message, Bytes(c.stdout_data), Bytes(c.stderr_data),
+                          Str(c.exit.error_message), Bytes(c.stdout_data), Bytes(c.stderr_data),
                           c.duration_seconds, c.stdout_truncated, c.stderr_truncated);
   }
 
@@ -217,8 +236,8 @@ class PyBox {
   PyBox(PyBox&&) = default;
   ~PyBox() { ResetWithoutGil(box_); }
 
-  const std::string& id() const { return box_->id(); }
-  const std::string& name() const { return box_->name(); }
+  Text id() const { return Text{box_->id()}; }
+  Text name() const { return Text{box_->name()}; }
 
   void Start() {
     Status s = WithoutGil([&] { return box_->Start(); });
@@ -230,13 +249,13 @@ class PyBox {
     ThrowIfError(s, Domain::kBox, "stop box " + box_->name());
   }
 
-  PyExec StartExec(std::vector<std::string> argv, EnvList env, std::string cwd, std::string user,
-                   bool tty, int rows, int cols, bool open_stdin) {
+  PyExec StartExec(std::vector<Text> argv, std::vector<std::pair<Text, Text>> env, Text cwd,
+                   Text user, bool tty, int rows, int cols, bool open_stdin) {
     ExecOptions options;
-    options.argv = std::move(argv);
-    options.env = std::move(env);
-    options.cwd = std::move(cwd);
-    options.user = std::move(user);
+    options.argv = ToCore(std::move(argv));
+    options.env = ToCore(std::move(env));
+    options.cwd = std::move(cwd.bytes);
+    options.user = std::move(user.bytes);
     options.tty = tty;
     options.rows = rows;
     options.cols = cols;
@@ -259,13 +278,17 @@ class PyBox {
         ValueOrThrow(std::move(m), Domain::kBox, "read the metrics of box " + box_->name()));
   }
 
-  void CopyIn(std::string host_path, std::string guest_path) {
+  void CopyIn(Text host, Text guest) {
+    const std::string& host_path = host.bytes;
+    const std::string& guest_path = guest.bytes;
     Status s = WithoutGil([&] { return box_->CopyIn(host_path, guest_path); });
     ThrowIfError(s, Domain::kCopy,
                  "copy " + host_path + " into box " + box_->name() + " at " + guest_path);
   }
 
-  void CopyOut(std::string guest_path, std::string host_path) {
+  void CopyOut(Text guest, Text host) {
+    const std::string& guest_path = guest.bytes;
+    const std::string& host_path = host.bytes;
     Status s = WithoutGil([&] { return box_->CopyOut(guest_path, host_path); });
     ThrowIfError(s, Domain::kCopy,
                  "copy " + guest_path + " out of box " + box_->name() + " to " + host_path);
@@ -300,23 +323,22 @@ class PyRuntime {
     return PyRuntime(ValueOrThrow(std::move(rt), Domain::kRuntime, "open the BoxLite runtime"));
   }
 
-  const std::string& home_dir() const { return rt_->home_dir(); }
+  Text home_dir() const { return Text{rt_->home_dir()}; }
 
-  PyBox Create(std::string image, std::string rootfs_path, int cpus, int memory_mib,
-               int64_t disk_size_mib, EnvList env,
-               std::vector<std::tuple<std::string, std::string, bool>> mounts,
-               std::vector<std::pair<int, int>> ports, std::string network,
-               std::string working_dir, std::string user, std::string name, bool auto_remove,
-               bool detach) {
+  PyBox Create(Text image, Text rootfs_path, int cpus, int memory_mib, int64_t disk_size_mib,
+               std::vector<std::pair<Text, Text>> env,
+               std::vector<std::tuple<Text, Text, bool>> mounts,
+               std::vector<std::pair<int, int>> ports, Text network, bool allow_host,
+               Text working_dir, Text user, Text name, bool auto_remove, bool detach) {
     BoxOptions options;
-    options.image = std::move(image);
-    options.rootfs_path = std::move(rootfs_path);
+    options.image = std::move(image.bytes);
+    options.rootfs_path = std::move(rootfs_path.bytes);
     options.cpus = cpus;
     options.memory_mib = memory_mib;
     options.disk_size_mib = disk_size_mib;
-    options.env = std::move(env);
+    options.env = ToCore(std::move(env));
     for (auto& [host, guest, read_only] : mounts) {
-      options.mounts.push_back(VolumeMount{std::move(host), std::move(guest), read_only});
+      options.mounts.push_back(VolumeMount{std::move(host.bytes), std::move(guest.bytes), read_only});
     }
     for (const auto& [host, guest] : ports) {
       if (host < 0 || host > 65535 || guest < 0 || guest > 65535) {
@@ -326,10 +348,11 @@ class PyRuntime {
       options.ports.push_back(
           PortForward{static_cast<uint16_t>(host), static_cast<uint16_t>(guest)});
     }
-    options.network = std::move(network);
-    options.working_dir = std::move(working_dir);
-    options.user = std::move(user);
-    options.name = std::move(name);
+    options.network = std::move(network.bytes);
+    options.allow_host = allow_host;
+    options.working_dir = std::move(working_dir.bytes);
+    options.user = std::move(user.bytes);
+    options.name = std::move(name.bytes);
     options.auto_remove = auto_remove;
     options.detach = detach;
     std::string what = options.name.empty() ? "box" : "box " + options.name;
@@ -339,7 +362,8 @@ class PyRuntime {
   }
 
   // The box, or None when no box has that id, id prefix or name.
-  nb::object Get(std::string id_or_name) {
+  nb::object Get(Text id_text) {
+    const std::string& id_or_name = id_text.bytes;
     Result<std::shared_ptr<Box>> box = WithoutGil([&] { return rt_->Get(id_or_name); });
     if (!box.ok() && box.error().IsNotFound()) return nb::none();
     return nb::cast(PyBox(ValueOrThrow(std::move(box), Domain::kBox, "find box " + id_or_name)));
@@ -354,7 +378,8 @@ class PyRuntime {
     return out;
   }
 
-  void Remove(std::string id_or_name, bool force) {
+  void Remove(Text id_text, bool force) {
+    const std::string& id_or_name = id_text.bytes;
     Status s = WithoutGil([&] { return rt_->Remove(id_or_name, force); });
     ThrowIfError(s, Domain::kBox, "remove box " + id_or_name);
   }
@@ -380,9 +405,13 @@ class PyRuntime {
     return ImageInfoList(ValueOrThrow(std::move(images), Domain::kImage, "import image " + path));
   }
 
-  std::vector<std::pair<std::string, std::string>> HostInfo() {
+  std::vector<std::pair<Text, Text>> HostInfo() {
     Result<std::vector<std::pair<std::string, std::string>>> facts = WithoutGil([&] { return rt_->HostInfo(); });
-    return ValueOrThrow(std::move(facts), Domain::kRuntime, "describe the host");
+    std::vector<std::pair<Text, Text>> out;
+    for (auto& [k, v] : ValueOrThrow(std::move(facts), Domain::kRuntime, "describe the host")) {
+      out.emplace_back(Text{std::move(k)}, Text{std::move(v)});
+    }
+    return out;
   }
 
  private:
@@ -437,7 +466,8 @@ NB_MODULE(_boxlite, m) {
                   "insecure_registries"_a)
       .def_prop_ro("home_dir", &PyRuntime::home_dir)
       .def("create", &PyRuntime::Create, "image"_a, "rootfs_path"_a, "cpus"_a, "memory_mib"_a,
-           "disk_size_mib"_a, "env"_a, "mounts"_a, "ports"_a, "network"_a, "working_dir"_a,
+           "disk_size_mib"_a, "env"_a, "mounts"_a, "ports"_a, "network"_a, "allow_host"_a,
+           "working_dir"_a,
            "user"_a, "name"_a, "auto_remove"_a, "detach"_a)
       .def("get", &PyRuntime::Get, "id_or_name"_a)
       .def("list", &PyRuntime::List)

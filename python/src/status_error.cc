@@ -5,6 +5,8 @@
 
 #include <nanobind/stl/string.h>
 
+#include "text.h"
+
 namespace nb = nanobind;
 
 namespace boxlite::python {
@@ -36,13 +38,15 @@ void Translate(const std::exception_ptr& p, void* payload) {
     std::string code(StatusCodeName(e.status().code()));
     try {
       nb::object helper = nb::module_::import_("boxlite.errors").attr("error_from_status");
-      nb::object exc = helper(code, e.status().message(), e.context(), DomainName(e.domain()));
+      // Messages may name guest files: bytes, not necessarily UTF-8 (text.h).
+      nb::object exc = helper(code, Text{e.status().message()}, Text{e.context()},
+                              DomainName(e.domain()));
       PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
     } catch (nb::python_error& helper_failed) {
       // The package is broken; still say what failed, with the core's code.
       helper_failed.discard_as_unraisable("boxlite.errors.error_from_status");
       std::string text = e.context() + ": " + code + ": " + e.status().message();
-      PyErr_SetString(static_cast<PyObject*>(payload), text.c_str());
+      PyErr_SetObject(static_cast<PyObject*>(payload), nb::cast(Text{text}).ptr());
     }
   }
 }

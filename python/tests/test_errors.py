@@ -120,7 +120,9 @@ async def test_bad_exec_arguments_are_config_errors(shared_box: boxlite.SimpleBo
     with pytest.raises(boxlite.ConfigError, match="command must be a string"):
         await shared_box.exec(123)  # type: ignore[arg-type]
     with pytest.raises(boxlite.ConfigError, match="argument 1"):
-        await shared_box.exec("echo", b"bytes")  # type: ignore[arg-type]
+        await shared_box.exec("echo", 1.5)  # type: ignore[arg-type]
+    with pytest.raises(boxlite.ConfigError, match="argument 1 contains a lone surrogate"):
+        await shared_box.exec("echo", "\ud800")  # Stands for no byte (bytes are accepted).
     with pytest.raises(boxlite.ConfigError, match="timeout"):
         await shared_box.exec("true", timeout=-1)
     with pytest.raises(boxlite.ConfigError, match="stdin"):

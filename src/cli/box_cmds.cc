@@ -64,7 +64,7 @@ Outcome PrintBoxes(Context& ctx, const ParsedFlags& flags, bool running_only) {
   if (format == "json") {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& b : shown) out.push_back(InfoJson(b));
-    std::printf("%s\n", out.dump().c_str());
+    PrintJson(out);
     return Outcome{};
   }
   if (format != "table") return Error(Status::InvalidArgument("--format must be table or json", format));
@@ -250,7 +250,7 @@ Outcome InspectCommand(Context& ctx, const ParsedFlags& flags) {
     }
     out.push_back(j);
   }
-  std::printf("%s\n", out.dump(2).c_str());
+  PrintJson(out, 2);
   return Outcome{};
 }
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "boxlite/boxlite.h"
 #include "src/cli/flags.h"
 
@@ -29,6 +31,10 @@ struct Outcome {
   // Exit code for `error`; 0 means "derive from the status code".
   int error_exit_code = 0;
 };
+
+// Prints `j` and a newline on stdout. Strings are bytes (names, paths, guest text):
+// sequences that are not UTF-8 are printed as U+FFFD, never thrown on.
+void PrintJson(const nlohmann::json& j, int indent = -1);
 
 struct Command {
   const char* name;

@@ -3,9 +3,16 @@
 // The command table and the small informational commands.
 #include <cstdio>
 
+#include <nlohmann/json.hpp>
+
 #include "src/cli/command.h"
 
 namespace boxlite::cli {
+
+void PrintJson(const nlohmann::json& j, int indent) {
+  std::string text = j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::printf("%s\n", text.c_str());
+}
 
 Outcome VersionCommand(Context&, const ParsedFlags&) {
   std::printf("boxlite %s\n", kVersion);
@@ -17,23 +24,13 @@ Outcome InfoCommand(Context& ctx, const ParsedFlags& flags) {
   if (!rt.ok()) return Outcome{0, rt.error()};
   auto info = (*rt)->HostInfo();
   if (!info.ok()) return Outcome{0, info.error()};
-  bool json = flags.Get("format").value_or("") == "json";
-  if (json) std::printf("{");
-  bool first = true;
-  for (const auto& [key, value] : *info) {
-    if (json) {
-      std::string escaped;
-      for (char c : value) {
-        if (c == '"' || c == '\\') escaped += '\\';
-        escaped += c;
-      }
-      std::printf("%s\"%s\":\"%s\"", first ? "" : ",", key.c_str(), escaped.c_str());
-    } else {
-      std::printf("%-20s %s\n", (key + ":").c_str(), value.c_str());
-    }
-    first = false;
+  if (flags.Get("format").value_or("") == "json") {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [key, value] : *info) out[key] = value;
+    PrintJson(out);
+    return Outcome{};
   }
-  if (json) std::printf("}\n");
+  for (const auto& [key, value] : *info) std::printf("%-20s %s\n", (key + ":").c_str(), value.c_str());
   return Outcome{};
 }
 
@@ -55,6 +52,8 @@ const std::vector<Command>& Commands() {
            {"memory", 'm', true, false, "guest memory in MiB", "MIB"},
            {"disk-size", 0, true, false, "writable disk size in MiB", "MIB"},
            {"network", 0, true, false, "nat (default) or none", "MODE"},
+           {"allow-host", 0, false, false,
+            "let the box reach this host (127.0.0.1 at 10.0.2.2, the host's own addresses)"},
            {"name", 0, true, false, "name the box", "NAME"},
            {"detach", 'd', false, false, "run in the background and print the box id"},
            {"timings", 0, false, false, "print create, boot and exec times to stderr"},
@@ -74,6 +73,8 @@ const std::vector<Command>& Commands() {
            {"memory", 'm', true, false, "guest memory in MiB", "MIB"},
            {"disk-size", 0, true, false, "writable disk size in MiB", "MIB"},
            {"network", 0, true, false, "nat (default) or none", "MODE"},
+           {"allow-host", 0, false, false,
+            "let the box reach this host (127.0.0.1 at 10.0.2.2, the host's own addresses)"},
            {"name", 0, true, false, "name the box", "NAME"},
        },
        false,

@@ -50,6 +50,19 @@ const std::vector<std::string>& ParsedFlags::All(const std::string& name) const 
   return it == values.end() ? kEmpty : it->second;
 }
 
+Result<int64_t> ParseNumberFlag(std::string_view flag, std::string_view text, int64_t min,
+                                int64_t max, std::string_view unit) {
+  auto value = base::ParseInt(text);
+  if (!value || *value < min || *value > max) {
+    std::string bounds = base::StrFormat("%lld to %lld", static_cast<long long>(min),
+                                         static_cast<long long>(max));
+    if (!unit.empty()) bounds += " " + std::string(unit);
+    return Status::InvalidArgument(std::string(flag) + " must be a whole number from " + bounds +
+                                   ", not " + base::ShellQuote(text));
+  }
+  return *value;
+}
+
 Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
                                const std::vector<FlagSpec>& specs, bool stop_at_positional) {
   ParsedFlags out;

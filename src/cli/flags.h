@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "boxlite/result.h"
@@ -38,6 +39,12 @@ struct ParsedFlags {
 // untouched (for `run IMAGE CMD...`).
 Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
                                const std::vector<FlagSpec>& specs, bool stop_at_positional);
+
+// The value of a numeric flag: a whole decimal number in [min, max], never narrowed. The
+// error names the flag and the bounds: "--cpus must be a whole number from 1 to 16, not
+// '4294967297'" (`unit`, e.g. "MiB", follows the bounds when given).
+Result<int64_t> ParseNumberFlag(std::string_view flag, std::string_view text, int64_t min,
+                                int64_t max, std::string_view unit = {});
 
 // Usage text: "Usage: boxlite <usage>\n\n<summary>\n\nOptions:\n  -e, --env K=V  ...".
 std::string FormatHelp(const std::string& usage, const std::string& summary,

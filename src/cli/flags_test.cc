@@ -45,5 +45,27 @@ TEST(FlagsTest, HelpListsFlags) {
   EXPECT_NE(help.find("-e, --env K=V"), std::string::npos);
 }
 
+TEST(FlagsTest, NumbersAreNeverNarrowed) {
+  EXPECT_EQ(*ParseNumberFlag("--cpus", "1", 1, 16), 1);
+  EXPECT_EQ(*ParseNumberFlag("--cpus", "16", 1, 16), 16);
+  EXPECT_EQ(*ParseNumberFlag("--disk-size", "17592186044416", 0, int64_t{1} << 44, "MiB"),
+            int64_t{1} << 44);
+  // 2^32 + 1 is 1 once cast to a 32-bit int: it must be out of range, not 1.
+  for (const char* bad : {"4294967297", "0", "17", "-1", "-4294967295", "9223372036854775807",
+                          "9223372036854775808", "99999999999999999999999", "", " 2", "2 ",
+                          "+2", "0x2", "2x", "1.5", "1e3", "two"}) {
+    auto v = ParseNumberFlag("--cpus", bad, 1, 16);
+    ASSERT_FALSE(v.ok()) << bad;
+    EXPECT_TRUE(v.error().IsInvalidArgument());
+    EXPECT_NE(v.error().message().find("--cpus must be a whole number from 1 to 16, not "),
+              std::string::npos)
+        << v.error().message();
+  }
+  auto mem = ParseNumberFlag("--memory", "4294967808", 128, 65536, "MiB");
+  ASSERT_FALSE(mem.ok());
+  EXPECT_EQ(mem.error().message(),
+            "--memory must be a whole number from 128 to 65536 MiB, not 4294967808");
+}
+
 }  // namespace
 }  // namespace boxlite::cli

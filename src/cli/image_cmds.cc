@@ -9,6 +9,8 @@
 #include <map>
 #include <mutex>
 
+#include <nlohmann/json.hpp>
+
 #include "src/base/strings.h"
 #include "src/cli/command.h"
 
@@ -121,16 +123,12 @@ Outcome ImagesCommand(Context& ctx, const ParsedFlags& flags) {
   if (!images.ok()) return Outcome{0, images.error()};
   std::string format = flags.Get("format").value_or("table");
   if (format == "json") {
-    std::printf("[");
-    for (size_t i = 0; i < images->size(); ++i) {
-      const auto& img = (*images)[i];
-      std::printf("%s{\"reference\":\"%s\",\"id\":\"%s\",\"digest\":\"%s\",\"size\":%llu,"
-                  "\"created\":%lld}",
-                  i ? "," : "", img.reference.c_str(), img.id.c_str(),
-                  img.manifest_digest.c_str(), static_cast<unsigned long long>(img.size_bytes),
-                  static_cast<long long>(img.created_unix));
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& img : *images) {
+      out.push_back({{"reference", img.reference}, {"id", img.id}, {"digest", img.manifest_digest},
+                     {"size", img.size_bytes}, {"created", img.created_unix}});
     }
-    std::printf("]\n");
+    PrintJson(out);
     return Outcome{};
   }
   if (format != "table") {

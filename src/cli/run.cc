@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "src/base/macros.h"
 #include "src/base/strings.h"
 #include "src/cli/attach.h"
 #include "src/cli/command.h"
@@ -92,21 +93,20 @@ Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
     options.ports.push_back(f);
   }
   if (auto cpus = flags.Get("cpus")) {
-    auto v = base::ParseInt(*cpus);
-    if (!v) return Status::InvalidArgument("--cpus must be a whole number", *cpus);
-    options.cpus = static_cast<int>(*v);
+    BOXLITE_ASSIGN_OR_RETURN(int64_t v, ParseNumberFlag("--cpus", *cpus, kMinCpus, kMaxCpus));
+    options.cpus = static_cast<int>(v);
   }
   if (auto mem = flags.Get("memory")) {
-    auto v = base::ParseInt(*mem);
-    if (!v) return Status::InvalidArgument("--memory must be MiB as a whole number", *mem);
-    options.memory_mib = static_cast<int>(*v);
+    BOXLITE_ASSIGN_OR_RETURN(
+        int64_t v, ParseNumberFlag("--memory", *mem, kMinMemoryMib, kMaxMemoryMib, "MiB"));
+    options.memory_mib = static_cast<int>(v);
   }
   if (auto disk = flags.Get("disk-size")) {
-    auto v = base::ParseInt(*disk);
-    if (!v) return Status::InvalidArgument("--disk-size must be MiB as a whole number", *disk);
-    options.disk_size_mib = *v;
+    BOXLITE_ASSIGN_OR_RETURN(options.disk_size_mib,
+                             ParseNumberFlag("--disk-size", *disk, 0, kMaxDiskSizeMib, "MiB"));
   }
   if (auto net = flags.Get("network")) options.network = *net;
+  options.allow_host = flags.Has("allow-host");
   if (auto name = flags.Get("name")) options.name = *name;
   if (auto user = flags.Get("user")) options.user = *user;
   if (auto wd = flags.Get("workdir")) options.working_dir = *wd;

@@ -1,6 +1,9 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/net/guest_policy.h"
 
+#include <algorithm>
+#include <iterator>
+
 namespace boxlite::net {
 namespace {
 
@@ -29,7 +32,72 @@ Verdict Refuse(const Ipv4Packet& p, Verdict udp_verdict) {
   return Verdict::kDrop;
 }
 
+struct Ipv4Net {
+  uint32_t net;
+  int prefix;
+};
+
+// Never reachable, not even with allow_host: loopback (the host's is 10.0.2.2), "this
+// network", multicast, class E and broadcast.
+constexpr Ipv4Net kNeverV4[] = {
+    {Ipv4(127, 0, 0, 0), 8}, {Ipv4(0, 0, 0, 0), 8}, {Ipv4(224, 0, 0, 0), 4},
+    {Ipv4(240, 0, 0, 0), 4},
+};
+// Not public (DESIGN: egress): private, shared (carrier-grade NAT) and link-local space,
+// where the host's LAN, its local services and cloud metadata (169.254.169.254) live.
+constexpr Ipv4Net kNonPublicV4[] = {
+    {Ipv4(10, 0, 0, 0), 8},    {Ipv4(172, 16, 0, 0), 12},  {Ipv4(192, 168, 0, 0), 16},
+    {Ipv4(100, 64, 0, 0), 10}, {Ipv4(169, 254, 0, 0), 16},
+};
+
+bool InPrefix(uint32_t addr, const Ipv4Net& n) {
+  uint32_t mask = n.prefix == 0 ? 0 : ~uint32_t{0} << (32 - n.prefix);
+  return (addr & mask) == n.net;
+}
+
+uint32_t EmbeddedV4(const Ipv6Address& a, size_t at) {
+  return (uint32_t{a[at]} << 24) | (uint32_t{a[at + 1]} << 16) | (uint32_t{a[at + 2]} << 8) |
+         a[at + 3];
+}
+
 }  // namespace
+
+bool EgressAllowed(uint32_t dst, const GuestPolicy& policy) {
+  for (const auto& n : kNeverV4) {
+    if (InPrefix(dst, n)) return false;
+  }
+  bool host = policy.host_addresses != nullptr && policy.host_addresses->Contains(dst);
+  if (host) return policy.allow_host;
+  for (const auto& n : kNonPublicV4) {
+    if (InPrefix(dst, n)) return false;
+  }
+  return true;
+}
+
+bool EgressAllowed(const Ipv6Address& dst, const GuestPolicy& policy) {
+  // ::, ::1 and multicast, whoever holds them.
+  static constexpr Ipv6Address kUnspecified{};
+  static constexpr Ipv6Address kLoopback{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  if (dst == kUnspecified || dst == kLoopback || dst[0] == 0xff) return false;
+  if (policy.host_addresses != nullptr && policy.host_addresses->Contains(dst)) {
+    return policy.allow_host;
+  }
+  // IPv4-mapped (::ffff:a.b.c.d) and 6to4 (2002:a.b.c.d::/16) carry an IPv4 address that
+  // the IPv4 rule decides.
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(std::begin(kMapped), std::end(kMapped), dst.begin())) {
+    return EgressAllowed(EmbeddedV4(dst, 12), policy);
+  }
+  if (dst[0] == 0x20 && dst[1] == 0x02) return EgressAllowed(EmbeddedV4(dst, 2), policy);
+  // Global unicast is 2000::/3; everything else (::1, ::, link-local fe80::/10, unique
+  // local fc00::/7, site-local fec0::/10, multicast ff00::/8, NAT64 64:ff9b::/96...) is
+  // not. Within it, documentation 2001:db8::/32 and 2001::/23 (IETF protocol
+  // assignments: Teredo, ORCHID, benchmarking) are not global either.
+  if ((dst[0] & 0xe0) != 0x20) return false;
+  if (dst[0] == 0x20 && dst[1] == 0x01 && dst[2] == 0x0d && dst[3] == 0xb8) return false;
+  if (dst[0] == 0x20 && dst[1] == 0x01 && (dst[2] & 0xfe) == 0x00) return false;
+  return true;
+}
 
 Verdict ClassifyGuestFrame(std::span<const uint8_t> frame, const GuestPolicy& policy,
                            std::optional<Ipv4Packet>* packet) {
@@ -54,7 +122,9 @@ Verdict ClassifyGuestFrame(std::span<const uint8_t> frame, const GuestPolicy& po
       InNet(dst, Ipv4(240, 0, 0, 0), Ipv4(240, 0, 0, 0))) {
     return Verdict::kDrop;
   }
-  if (!InNet(dst, kNetworkAddress, kNetworkMask)) return Verdict::kPass;
+  if (!InNet(dst, kNetworkAddress, kNetworkMask)) {
+    return EgressAllowed(dst, policy) ? Verdict::kPass : Refuse(p, Verdict::kProhibited);
+  }
 
   if (dst == kDnsAddress) {
     if (p.protocol == kIpProtoIcmp && !p.fragment) return Verdict::kPass;  // Echo.
@@ -65,7 +135,7 @@ Verdict ClassifyGuestFrame(std::span<const uint8_t> frame, const GuestPolicy& po
   if (dst == kGatewayAddress) {
     if (p.protocol == kIpProtoIcmp && !p.fragment) return Verdict::kPass;  // Echo.
     if (IsDhcp(p)) return Verdict::kPass;
-    if (policy.allow_host_loopback) return Verdict::kPass;
+    if (policy.allow_host) return Verdict::kPass;
     // Published ports: host clients appear as 10.0.2.2 and the guest answers them.
     if (p.protocol == kIpProtoTcp && !p.fragment && p.payload.size() >= 14 && !IsTcpConnect(p)) {
       return Verdict::kPass;

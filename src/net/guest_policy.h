@@ -5,14 +5,21 @@
 // - the host's loopback is never reachable: destinations in 127.0.0.0/8 and 0.0.0.0/8
 //   (which a guest can only produce with raw sockets) are dropped, and TCP connection
 //   attempts and UDP to the gateway 10.0.2.2 (which libslirp maps to 127.0.0.1) are
-//   refused unless `allow_host_loopback` (the guest's side of connections to published
-//   ports, which come from 10.0.2.2, passes);
+//   refused unless `allow_host` (the guest's side of connections to published ports,
+//   which come from 10.0.2.2, passes);
+// - egress (EgressAllowed): only public addresses. The host's own addresses, 10/8,
+//   172.16/12, 192.168/16, 100.64/10 and 169.254/16 (cloud metadata) are refused, TCP with
+//   a reset and UDP with ICMP "administratively prohibited", so a probe fails at once;
+//   `allow_host` opens the host's own addresses (and its loopback at 10.0.2.2), never the
+//   private ranges. The rule is applied to every packet, not only to a connection's
+//   first, so an address the host gains later is closed for flows already open;
 // - 10.0.2.3 answers DNS over UDP port 53 (our forwarder) and ping; everything else sent
 //   to it is refused, because libslirp would forward it to the host's resolver address,
 //   which may be a loopback one;
 // - broadcast and multicast are dropped, except DHCP, which libslirp answers itself;
-// - IPv6 and unknown EtherTypes are dropped (the guest network is IPv4 only);
-// - everything else (the outside world: TCP, UDP, ICMP) passes to libslirp.
+// - IPv6 and unknown EtherTypes are dropped (the guest network is IPv4 only; the IPv6
+//   rule of EgressAllowed, global unicast only, is for the day it is not);
+// - everything else (public addresses: TCP, UDP, ICMP) passes to libslirp.
 // Thread-safety: pure functions.
 #pragma once
 
@@ -20,6 +27,7 @@
 #include <optional>
 #include <span>
 
+#include "src/net/host_addresses.h"
 #include "src/net/packet.h"
 
 namespace boxlite::net {
@@ -44,8 +52,15 @@ enum class Verdict {
 };
 
 struct GuestPolicy {
-  bool allow_host_loopback = false;
+  // The explicit opt-in: the host's loopback (at 10.0.2.2) and its own addresses.
+  bool allow_host = false;
+  // The host's own addresses; nullptr: none known.
+  const HostAddresses* host_addresses = nullptr;
 };
+
+// Whether the guest may reach `dst` (outside its own 10.0.2.0/24) under `policy`.
+bool EgressAllowed(uint32_t dst, const GuestPolicy& policy);
+bool EgressAllowed(const Ipv6Address& dst, const GuestPolicy& policy);
 
 // Classifies one frame from the guest. `packet` receives the parsed IPv4 packet when the
 // frame is IPv4 (needed to answer kDns and the refusals).

@@ -24,9 +24,135 @@ Verdict Classify(const Frame& f, bool allow_host_loopback = false) {
 
 TEST(GuestPolicyTest, OutsideWorldPasses) {
   EXPECT_EQ(Classify(TcpFrame(kGuest, 40000, Ipv4(192, 0, 2, 10), 80, kSyn)), Verdict::kPass);
-  EXPECT_EQ(Classify(UdpFrame(kGuest, 40000, Ipv4(10, 213, 0, 2), 7, {1})), Verdict::kPass);
+  EXPECT_EQ(Classify(UdpFrame(kGuest, 40000, Ipv4(198, 18, 0, 2), 7, {1})), Verdict::kPass);
   EXPECT_EQ(Classify(UdpFrame(kGuest, 40000, Ipv4(8, 8, 8, 8), 53, {1})), Verdict::kPass);
-  EXPECT_EQ(Classify(IcmpEchoFrame(kGuest, Ipv4(10, 213, 0, 2))), Verdict::kPass);
+  EXPECT_EQ(Classify(IcmpEchoFrame(kGuest, Ipv4(198, 18, 0, 2))), Verdict::kPass);
+}
+
+// Each range's first and last address and its neighbours just outside.
+TEST(GuestPolicyTest, EgressRefusesPrivateSharedAndLinkLocalRanges) {
+  struct Range {
+    uint32_t first, last;
+  };
+  const Range kRefused[] = {
+      {Ipv4(10, 0, 0, 0), Ipv4(10, 255, 255, 255)},
+      {Ipv4(172, 16, 0, 0), Ipv4(172, 31, 255, 255)},
+      {Ipv4(192, 168, 0, 0), Ipv4(192, 168, 255, 255)},
+      {Ipv4(100, 64, 0, 0), Ipv4(100, 127, 255, 255)},
+      {Ipv4(169, 254, 0, 0), Ipv4(169, 254, 255, 255)},
+      {Ipv4(127, 0, 0, 0), Ipv4(127, 255, 255, 255)},
+      {Ipv4(0, 0, 0, 0), Ipv4(0, 255, 255, 255)},
+      {Ipv4(224, 0, 0, 0), Ipv4(239, 255, 255, 255)},
+      {Ipv4(240, 0, 0, 0), Ipv4(255, 255, 255, 255)},
+  };
+  GuestPolicy policy;
+  GuestPolicy host_allowed;
+  host_allowed.allow_host = true;
+  for (const auto& r : kRefused) {
+    for (uint32_t a : {r.first, r.first + 1, (r.first >> 1) + (r.last >> 1), r.last}) {
+      EXPECT_FALSE(EgressAllowed(a, policy)) << std::hex << a;
+      // Opening the host opens its own addresses, never the ranges.
+      EXPECT_FALSE(EgressAllowed(a, host_allowed)) << std::hex << a;
+    }
+  }
+  for (uint32_t a : {Ipv4(9, 255, 255, 255), Ipv4(11, 0, 0, 0), Ipv4(172, 15, 255, 255),
+                     Ipv4(172, 32, 0, 0), Ipv4(192, 167, 255, 255), Ipv4(192, 169, 0, 0),
+                     Ipv4(100, 63, 255, 255), Ipv4(100, 128, 0, 0), Ipv4(169, 253, 255, 255),
+                     Ipv4(169, 255, 0, 0), Ipv4(1, 0, 0, 0), Ipv4(126, 255, 255, 255),
+                     Ipv4(128, 0, 0, 0), Ipv4(223, 255, 255, 255), Ipv4(192, 0, 2, 2),
+                     Ipv4(203, 0, 113, 7), Ipv4(198, 51, 100, 1)}) {
+    EXPECT_TRUE(EgressAllowed(a, policy)) << std::hex << a;
+  }
+}
+
+TEST(GuestPolicyTest, MetadataAndPrivateAddressesAreRefusedFast) {
+  // A reset for TCP and an ICMP error for UDP: the guest's probe fails at once.
+  Frame metadata = TcpFrame(kGuest, 40000, Ipv4(169, 254, 169, 254), 80, kSyn);
+  EXPECT_EQ(Classify(metadata), Verdict::kTcpReset);
+  EXPECT_EQ(Classify(metadata, true), Verdict::kTcpReset);
+  EXPECT_EQ(Classify(UdpFrame(kGuest, 40000, Ipv4(192, 168, 1, 1), 53, {1})),
+            Verdict::kProhibited);
+  EXPECT_EQ(Classify(TcpFrame(kGuest, 40000, Ipv4(10, 1, 2, 3), 22, kSyn)), Verdict::kTcpReset);
+  // Mid-connection segments too: no flow to a refused address ever passes.
+  EXPECT_EQ(Classify(TcpFrame(kGuest, 40000, Ipv4(172, 16, 0, 1), 22, 0x10)),
+            Verdict::kTcpReset);
+  EXPECT_EQ(Classify(IcmpEchoFrame(kGuest, Ipv4(100, 64, 0, 1))), Verdict::kDrop);
+}
+
+TEST(GuestPolicyTest, HostsOwnAddressesNeedTheOptIn) {
+  // Public and private addresses of the host's own interfaces alike.
+  HostAddresses host({Ipv4(198, 51, 100, 1), Ipv4(192, 168, 7, 9)},
+                     {Ipv6Address{0x20, 0x01, 0x04, 0x70, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}});
+  GuestPolicy policy;
+  policy.host_addresses = &host;
+  std::optional<Ipv4Packet> packet;
+  Frame syn = TcpFrame(kGuest, 40000, Ipv4(198, 51, 100, 1), 8000, kSyn);
+  EXPECT_EQ(ClassifyGuestFrame(syn, policy, &packet), Verdict::kTcpReset);
+  EXPECT_EQ(ClassifyGuestFrame(UdpFrame(kGuest, 1, Ipv4(198, 51, 100, 1), 7, {1}), policy,
+                               &packet),
+            Verdict::kProhibited);
+  EXPECT_FALSE(EgressAllowed(Ipv6Address{0x20, 0x01, 0x04, 0x70, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                         0, 1},
+                             policy));
+  EXPECT_TRUE(EgressAllowed(Ipv4(198, 51, 100, 2), policy));
+  policy.allow_host = true;
+  EXPECT_EQ(ClassifyGuestFrame(syn, policy, &packet), Verdict::kPass);
+  EXPECT_TRUE(EgressAllowed(Ipv4(192, 168, 7, 9), policy));
+  EXPECT_FALSE(EgressAllowed(Ipv4(192, 168, 7, 10), policy));
+  EXPECT_TRUE(EgressAllowed(Ipv6Address{0x20, 0x01, 0x04, 0x70, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                        0, 1},
+                            policy));
+  // Loopback stays closed even when the host's own set lists it (getifaddrs does): the
+  // host's loopback is reached at 10.0.2.2 only.
+  HostAddresses with_lo({Ipv4(127, 0, 0, 1)},
+                        {Ipv6Address{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}});
+  policy.host_addresses = &with_lo;
+  EXPECT_FALSE(EgressAllowed(Ipv4(127, 0, 0, 1), policy));
+  EXPECT_FALSE(EgressAllowed(Ipv6Address{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, policy));
+}
+
+Ipv6Address V6(std::initializer_list<uint16_t> groups) {
+  Ipv6Address a{};
+  size_t i = 0;
+  for (uint16_t g : groups) {
+    a[i++] = static_cast<uint8_t>(g >> 8);
+    a[i++] = static_cast<uint8_t>(g);
+  }
+  return a;
+}
+
+TEST(GuestPolicyTest, EgressIpv6OnlyGlobalUnicast) {
+  GuestPolicy policy;
+  for (const auto& a : {
+           V6({0, 0, 0, 0, 0, 0, 0, 0}),                  // ::
+           V6({0, 0, 0, 0, 0, 0, 0, 1}),                  // ::1
+           V6({0xfe80, 0, 0, 0, 0, 0, 0, 1}),             // link-local
+           V6({0xfebf, 0xffff, 0, 0, 0, 0, 0, 1}),        // link-local, last /10
+           V6({0xfec0, 0, 0, 0, 0, 0, 0, 1}),             // site-local
+           V6({0xfc00, 0, 0, 0, 0, 0, 0, 1}),             // unique local
+           V6({0xfdff, 0xffff, 0, 0, 0, 0, 0, 1}),        // unique local
+           V6({0xff02, 0, 0, 0, 0, 0, 0, 1}),             // multicast
+           V6({0x0064, 0xff9b, 0, 0, 0, 0, 0x0a00, 1}),   // NAT64 of 10.0.0.1
+           V6({0x2001, 0x0db8, 0, 0, 0, 0, 0, 1}),        // documentation
+           V6({0x2001, 0x0000, 0, 0, 0, 0, 0, 1}),        // Teredo
+           V6({0x2001, 0x01ff, 0, 0, 0, 0, 0, 1}),        // IETF protocol assignments
+           V6({0, 0, 0, 0, 0, 0xffff, 0xa9fe, 0xa9fe}),   // ::ffff:169.254.169.254
+           V6({0, 0, 0, 0, 0, 0xffff, 0x7f00, 1}),        // ::ffff:127.0.0.1
+           V6({0x2002, 0x0a00, 0x0001, 0, 0, 0, 0, 1}),   // 6to4 of 10.0.0.1
+           V6({0x4000, 0, 0, 0, 0, 0, 0, 1}),             // outside 2000::/3
+       }) {
+    EXPECT_FALSE(EgressAllowed(a, policy));
+  }
+  for (const auto& a : {
+           V6({0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888}),
+           V6({0x2a00, 0x1450, 0, 0, 0, 0, 0, 1}),
+           V6({0x3fff, 0xffff, 0, 0, 0, 0, 0, 1}),
+           V6({0x2001, 0x0200, 0, 0, 0, 0, 0, 1}),
+           V6({0, 0, 0, 0, 0, 0xffff, 0xc000, 0x0202}),   // ::ffff:192.0.2.2
+           V6({0x2002, 0xc000, 0x0202, 0, 0, 0, 0, 1}),   // 6to4 of 192.0.2.2
+       }) {
+    EXPECT_TRUE(EgressAllowed(a, policy));
+  }
 }
 
 TEST(GuestPolicyTest, HostLoopbackAddressesAreDropped) {

@@ -32,7 +32,9 @@ std::string HelperUsage() {
          "                         HOST 0 picks a free port (repeatable)\n"
          "  --dns IP[:PORT]        forward the guest's DNS queries there (repeatable;\n"
          "                         default: the nameservers of /etc/resolv.conf)\n"
-         "  --allow-host-loopback  let the guest reach the host's 127.0.0.1 at 10.0.2.2\n"
+         "  --allow-host-loopback  let the guest reach the host: its 127.0.0.1 at 10.0.2.2\n"
+         "                         and its own addresses (refused by default, like\n"
+         "                         private networks, which stay refused)\n"
          "  --owner-pid PID        exit when process PID exits\n";
 }
 

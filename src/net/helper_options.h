@@ -39,7 +39,7 @@ struct HelperOptions {
   int ready_fd = 1;
   std::vector<PublishedPort> publish;
   std::vector<std::string> dns_servers;  // Empty: the host's resolv.conf servers.
-  bool allow_host_loopback = false;
+  bool allow_host_loopback = false;  // The host: 127.0.0.1 at 10.0.2.2, its own addresses.
   pid_t owner_pid = 0;  // Exit when this process exits; 0: no owner.
 };
 

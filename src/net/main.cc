@@ -2,7 +2,8 @@
 //
 // boxlite-net: the per-box network process (see net_process.h and helper_options.h).
 // Started as root, it gives up root (to nobody, 65534:65534) once its ports are bound:
-// it parses frames from an untrusted guest and needs no privilege for that.
+// it parses frames from an untrusted guest and needs no privilege for that. Then it
+// installs its seccomp filter (helper_seccomp.h) and only then reports ready.
 #include <grp.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "src/net/helper_options.h"
+#include "src/net/helper_seccomp.h"
 #include "src/net/net_process.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
@@ -76,6 +78,8 @@ int Main(int argc, char** argv) {
     // Changing credentials cleared the parent-death signal; the pidfd covers the rest.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   }
+  Status filtered = InstallHelperSeccomp();
+  if (!filtered.ok()) return fail(filtered);
   Report(ready_fd, FormatReady((*process)->ports()));
   if (ready_fd > 2) ::close(ready_fd);
   Status run = (*process)->Run();

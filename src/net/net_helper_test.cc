@@ -348,6 +348,17 @@ TEST(NetHelperTest, StartedAsRootItRunsAsNobody) {
   EXPECT_NE(status->find(uid_line), std::string::npos) << *status;
 }
 
+// The filter itself is tested in helper_seccomp_test.cc; the tests above show the
+// filtered helper still forwards ports, relays DNS and connects out.
+TEST(NetHelperTest, RunsUnderItsSeccompFilter) {
+  auto net = vmm::LaunchNetHelper(Options());
+  ASSERT_TRUE(net.ok()) << net.error().ToString();
+  auto status = sys::ReadFile(base::StrFormat("/proc/%d/status", net->process.pid()));
+  ASSERT_TRUE(status.ok());
+  EXPECT_NE(status->find("\nSeccomp:\t2\n"), std::string::npos) << *status;
+  EXPECT_NE(status->find("\nNoNewPrivs:\t1\n"), std::string::npos) << *status;
+}
+
 TEST(NetHelperTest, FindsTheHelperThroughTheEnvironment) {
   ::setenv(vmm::kNetHelperEnv, BOXLITE_NET_HELPER_FOR_TEST, 1);
   auto found = vmm::FindNetHelper();

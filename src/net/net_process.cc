@@ -87,7 +87,11 @@ Result<std::unique_ptr<NetProcess>> NetProcess::Create(const HelperOptions& opti
     p->owner_fd_.reset(fd);
   }
 
-  p->policy_.allow_host_loopback = options.allow_host_loopback;
+  p->policy_.allow_host = options.allow_host_loopback;
+  // Subscribe before reading, so no change between the two is missed.
+  BOXLITE_ASSIGN_OR_RETURN(p->address_watcher_, AddressWatcher::Open());
+  BOXLITE_RETURN_IF_ERROR(p->host_addresses_.Refresh());
+  p->policy_.host_addresses = &p->host_addresses_;
   NetProcess* raw = p.get();
   auto send = [raw](std::span<const uint8_t> frame) { raw->SendToGuest(frame); };
   BOXLITE_ASSIGN_OR_RETURN(p->slirp_,
@@ -191,6 +195,8 @@ Status NetProcess::Run() {
     if (out_off_ < out_.size()) qemu_events |= POLLOUT;
     fds.push_back({qemu_fd_.get(), qemu_events, 0});
     if (owner_fd_) fds.push_back({owner_fd_.get(), POLLIN, 0});
+    size_t watcher_index = fds.size();
+    fds.push_back({address_watcher_.fd(), POLLIN, 0});
     int64_t timeout = -1;
     dns_->PreparePoll(&fds, SlirpStack::NowMs(), &timeout);
     slirp_->PreparePoll(&fds, &timeout);
@@ -199,6 +205,15 @@ Status NetProcess::Run() {
     if (r < 0) {
       if (errno != EINTR) return sys::ErrnoStatus(errno, "poll");
       for (auto& f : fds) f.revents = 0;
+    }
+    if (fds[watcher_index].revents != 0 && address_watcher_.Drain()) {
+      // Before any guest frame of this round is classified.
+      // On failure (out of descriptors) the previous set stays in force.
+      Status refreshed = host_addresses_.Refresh();
+      if (!refreshed.ok()) {
+        BOXLITE_LOG(kWarn, "boxlite-net: %s", refreshed.Wrap("re-read the host's addresses")
+                                                   .ToString().c_str());
+      }
     }
     slirp_->AfterPoll(fds, false);
     dns_->AfterPoll(fds, SlirpStack::NowMs());

@@ -6,7 +6,8 @@
 //
 // Frames to QEMU are queued when its socket is full, up to kMaxQueuedBytes; beyond that,
 // whole frames are dropped (TCP retransmits, as on a congested link), never part of one,
-// so the stream framing stays intact.
+// so the stream framing stays intact. The host's own addresses, which the policy refuses,
+// are re-read whenever the kernel reports an address change.
 //
 // Run() returns OK when QEMU closes its end (the VM is gone) or the owner process exits,
 // and an error when the stream breaks. Thread-safety: one thread.
@@ -24,6 +25,7 @@
 #include "src/net/dns_forwarder.h"
 #include "src/net/guest_policy.h"
 #include "src/net/helper_options.h"
+#include "src/net/host_addresses.h"
 #include "src/net/slirp_stack.h"
 #include "src/net/stream_framing.h"
 
@@ -56,7 +58,9 @@ class NetProcess {
 
   base::UniqueFd qemu_fd_;
   base::UniqueFd owner_fd_;  // A pidfd; readable once the owner exits.
-  GuestPolicy policy_;
+  GuestPolicy policy_;  // Points at host_addresses_.
+  HostAddresses host_addresses_;
+  AddressWatcher address_watcher_;  // Readable when host_addresses_ must be re-read.
   std::vector<PublishedPort> ports_;
   FrameReader reader_;
   std::string out_;  // Framed bytes for QEMU from out_off_ on.

@@ -1,6 +1,11 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/protocol/messages.h"
 
+#include <openssl/evp.h>
+
+#include <utility>
+#include <vector>
+
 #include "src/base/macros.h"
 #include "src/base/strings.h"
 
@@ -17,6 +22,23 @@ Status Mistyped(std::string_view key, const char* want) {
       "field \"%.*s\" must be %s", static_cast<int>(key.size()), key.data(), want));
 }
 
+Status BadBytes(std::string_view key, const Status& why) {
+  return Status::InvalidArgument(base::StrFormat("field \"%.*s\": %s", static_cast<int>(key.size()),
+                                                 key.data(), why.message().c_str()));
+}
+
+// Paths, argv and env become C strings: a NUL would silently cut them short.
+Status NoNul(std::string_view key, const std::string& s) {
+  if (s.find('\0') == std::string::npos) return Status::OK();
+  return Status::InvalidArgument(base::StrFormat("field \"%.*s\" contains a NUL byte",
+                                                 static_cast<int>(key.size()), key.data()));
+}
+
+Status NoNul(std::string_view key, const std::vector<std::string>& v) {
+  for (const auto& s : v) BOXLITE_RETURN_IF_ERROR(NoNul(key, s));
+  return Status::OK();
+}
+
 const Json* Find(const Json& j, std::string_view key) {
   if (!j.is_object()) return nullptr;
   auto it = j.find(key);
@@ -24,7 +46,83 @@ const Json* Find(const Json& j, std::string_view key) {
   return &*it;
 }
 
+// Base64 of at most kMaxByteString bytes (OpenSSL's encoder, no line breaks).
+std::string Base64(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+// Decodes canonical padded base64 only: what Base64() produces for some bytes.
+bool FromBase64(std::string_view text, std::string* out) {
+  if (text.size() % 4 != 0 || text.size() > 4 * ((kMaxByteString + 2) / 3)) return false;
+  std::string bytes(text.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(bytes.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
+  if (n < 0) return false;
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  size_t pad = 0;
+  while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
+  if (static_cast<size_t>(n) < pad) return false;
+  bytes.resize(static_cast<size_t>(n) - pad);
+  if (bytes.size() > kMaxByteString) return false;
+  // Rejects what the decoder tolerates (surrounding blanks, stray padding bits).
+  if (Base64(bytes) != text) return false;
+  *out = std::move(bytes);
+  return true;
+}
+
 }  // namespace
+
+bool IsUtf8(std::string_view s) {
+  // The serialiser's own check: dropping and replacing invalid sequences give the same
+  // text exactly when there are none.
+  Json j = std::string(s);
+  return j.dump(-1, ' ', false, Json::error_handler_t::ignore) ==
+         j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Json BytesToJson(std::string_view bytes) {
+  if (IsUtf8(bytes)) return std::string(bytes);
+  return Json{{"b64", Base64(bytes)}};
+}
+
+Status BytesFromJson(const Json& value, std::string* out) {
+  if (value.is_string()) {
+    const auto& s = value.get_ref<const std::string&>();
+    if (s.size() > kMaxByteString) return Status::InvalidArgument("string longer than 1 MiB");
+    *out = s;
+    return Status::OK();
+  }
+  if (value.is_object() && value.size() == 1) {
+    auto it = value.find("b64");
+    if (it != value.end() && it->is_string()) {
+      if (FromBase64(it->get_ref<const std::string&>(), out)) return Status::OK();
+      return Status::InvalidArgument("\"b64\" is not canonical base64 of at most 1 MiB");
+    }
+  }
+  return Status::InvalidArgument("not a string or {\"b64\": ...}");
+}
+
+std::string Dump(Json j, int indent) {
+  // Iterative walk: a message may nest deeper than the stack is worth spending on.
+  std::vector<Json*> todo = {&j};
+  while (!todo.empty()) {
+    Json* v = todo.back();
+    todo.pop_back();
+    if (v->is_string()) {
+      const auto& s = v->get_ref<const std::string&>();
+      if (!IsUtf8(s)) *v = BytesToJson(std::string(s));
+    } else if (v->is_structured()) {
+      for (auto& child : *v) todo.push_back(&child);
+    }
+  }
+  return j.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
 
 Result<Json> ParseObject(std::string_view text) {
   Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
@@ -36,8 +134,10 @@ Result<Json> ParseObject(std::string_view text) {
 Status GetString(const Json& j, std::string_view key, std::string* out, bool required) {
   const Json* v = Find(j, key);
   if (v == nullptr) return required ? Missing(key) : Status::OK();
-  if (!v->is_string()) return Mistyped(key, "a string");
-  *out = v->get_ref<const std::string&>();
+  std::string bytes;
+  Status s = BytesFromJson(*v, &bytes);
+  if (!s.ok()) return BadBytes(key, s);
+  *out = std::move(bytes);
   return Status::OK();
 }
 
@@ -71,8 +171,10 @@ Status GetStrings(const Json& j, std::string_view key, std::vector<std::string>*
   std::vector<std::string> result;
   result.reserve(v->size());
   for (const auto& item : *v) {
-    if (!item.is_string()) return Mistyped(key, "an array of strings");
-    result.push_back(item.get<std::string>());
+    std::string bytes;
+    Status s = BytesFromJson(item, &bytes);
+    if (!s.ok()) return BadBytes(key, s);
+    result.push_back(std::move(bytes));
   }
   *out = std::move(result);
   return Status::OK();
@@ -161,6 +263,10 @@ Status FromJson(const Json& j, ExecRequest* m) {
   BOXLITE_RETURN_IF_ERROR(GetBool(j, "stdin", &m->stdin_open));
   BOXLITE_RETURN_IF_ERROR(GetInt(j, "window", &m->window));
   BOXLITE_RETURN_IF_ERROR(GetBool(j, "detached", &m->detached));
+  BOXLITE_RETURN_IF_ERROR(NoNul("argv", m->argv));
+  BOXLITE_RETURN_IF_ERROR(NoNul("env", m->env));
+  BOXLITE_RETURN_IF_ERROR(NoNul("cwd", m->cwd));
+  BOXLITE_RETURN_IF_ERROR(NoNul("user", m->user));
   if (m->detached && (m->tty || m->stdin_open)) {
     return Status::InvalidArgument("exec: a detached process has no terminal or stdin");
   }
@@ -231,6 +337,8 @@ Status FromJson(const Json& j, FileInfo* m) {
   BOXLITE_RETURN_IF_ERROR(GetInt(j, "size", &m->size));
   BOXLITE_RETURN_IF_ERROR(GetInt(j, "mtime", &m->mtime));
   BOXLITE_RETURN_IF_ERROR(GetString(j, "target", &m->target));
+  BOXLITE_RETURN_IF_ERROR(NoNul("path", m->path));
+  BOXLITE_RETURN_IF_ERROR(NoNul("target", m->target));
   if (m->mode < 0 || m->mode > 07777) return Status::InvalidArgument("mode out of range");
   if (m->size < 0) return Status::InvalidArgument("size must not be negative");
   return Status::OK();
@@ -239,13 +347,13 @@ Status FromJson(const Json& j, FileInfo* m) {
 std::string EncodeRequest(std::string_view op, Json body) {
   if (!body.is_object()) body = Json::object();
   body["op"] = op;
-  return body.dump();
+  return Dump(std::move(body));
 }
 
 std::string EncodeOkResponse(Json body) {
   if (!body.is_object()) body = Json::object();
   body["ok"] = true;
-  return body.dump();
+  return Dump(std::move(body));
 }
 
 std::string EncodeErrorResponse(const Status& status) {
@@ -253,7 +361,7 @@ std::string EncodeErrorResponse(const Status& status) {
             {"error",
              {{"code", std::string(StatusCodeName(status.code()))},
               {"message", status.message()}}}};
-  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return Dump(std::move(j));
 }
 
 Result<Json> DecodeResponse(std::string_view payload) {

@@ -37,8 +37,25 @@ constexpr uint32_t kDefaultWindow = 4u << 20;
 // Parses a JSON object; ProtocolError when it is not one.
 Result<Json> ParseObject(std::string_view text);
 
+// Byte strings (docs/protocol.md, "Byte strings"). Names, paths, symlink targets, argv,
+// env and messages are bytes, not text: in memory a Json string value may hold any bytes.
+// On the wire one that is valid UTF-8 is a JSON string and any other is the object
+// {"b64": "<base64>"}; readers accept both. No byte string may exceed this.
+constexpr size_t kMaxByteString = 1u << 20;
+// Whether `s` is UTF-8 that the JSON serialiser accepts (the test for the plain form).
+bool IsUtf8(std::string_view s);
+// The wire form of one byte string.
+Json BytesToJson(std::string_view bytes);
+// The bytes of a wire-form value: a string, or {"b64": ...} with canonical base64.
+// InvalidArgument for anything else or for more than kMaxByteString bytes.
+Status BytesFromJson(const Json& value, std::string* out);
+// Serialises a message: every string value that is not UTF-8 takes the {"b64"} form;
+// an object key that is not UTF-8 (never one of ours) is serialised with U+FFFD
+// replacements. Never throws on any content. `indent` as for Json::dump.
+std::string Dump(Json j, int indent = -1);
+
 // Typed field access that reports missing or mistyped fields instead of throwing.
-// Optional fields keep `*out` unchanged when absent.
+// Optional fields keep `*out` unchanged when absent. Strings are byte strings (above).
 Status GetString(const Json& j, std::string_view key, std::string* out, bool required = false);
 Status GetBool(const Json& j, std::string_view key, bool* out, bool required = false);
 Status GetInt(const Json& j, std::string_view key, int64_t* out, bool required = false);
@@ -152,7 +169,8 @@ Status FromJson(const Json& j, SignalRequest* m);
 Status FromJson(const Json& j, ResizeRequest* m);
 Status FromJson(const Json& j, FileInfo* m);
 
-// Builds a request payload: the message's fields plus "op".
+// Builds a request payload: the message's fields plus "op". Like every Encode* below, it
+// serialises with Dump(): byte strings in any field are carried exactly.
 std::string EncodeRequest(std::string_view op, Json body);
 std::string EncodeOkResponse(Json body = Json::object());
 std::string EncodeErrorResponse(const Status& status);

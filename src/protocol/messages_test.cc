@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 namespace boxlite::protocol {
 namespace {
 
@@ -85,6 +87,177 @@ TEST(MessagesTest, GarbageIsProtocolErrorNotException) {
   EXPECT_TRUE(DecodeResponse(R"({"ok": false})").error().IsProtocolError());
   SignalRequest sig;
   EXPECT_TRUE(FromJson(Json::parse(R"({"target": 1, "signal": 99})"), &sig).IsInvalidArgument());
+}
+
+// Byte strings that are not text: lone and truncated sequences, an overlong "/", a UTF-16
+// surrogate, a code point above U+10FFFF, control bytes; and two that are text.
+const std::vector<std::string> kNasty = {
+    "\xff", "a\xff/b", "\xc3\x28", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+    "\xe2\x82", "\x01\x02\x1b[31m", "h\xc3\xa9llo", ""};
+
+TEST(ByteStringsTest, EveryStringFieldRoundTripsExactly) {
+  for (const std::string& b : kNasty) {
+    SCOPED_TRACE(testing::PrintToString(b));
+    ExecRequest req;
+    req.argv = {"x" + b, b};
+    req.env = {"K=" + b};
+    req.cwd = "/" + b;
+    req.user = b;
+    auto parsed = ParseObject(EncodeRequest("exec", ToJson(req)));
+    ASSERT_TRUE(parsed.ok());
+    ExecRequest exec;
+    ASSERT_TRUE(FromJson(*parsed, &exec).ok());
+    EXPECT_EQ(exec.argv, req.argv);
+    EXPECT_EQ(exec.env, req.env);
+    EXPECT_EQ(exec.cwd, req.cwd);
+    EXPECT_EQ(exec.user, req.user);
+
+    FileInfo info;
+    info.path = "d/" + b;
+    info.kind = "symlink";
+    info.target = "../" + b;
+    auto listed = ParseObject(EncodeOkResponse({{"entries", {ToJson(info)}}}));
+    ASSERT_TRUE(listed.ok());
+    FileInfo got;
+    ASSERT_TRUE(FromJson((*listed)["entries"][0], &got).ok());
+    EXPECT_EQ(got.path, info.path);
+    EXPECT_EQ(got.target, info.target);
+
+    HelloRequest hello;
+    hello.config.hostname = b;
+    hello.config.mounts.push_back({b, "/m" + b, false});
+    hello.config.network.dns = {b};
+    auto h = ParseObject(EncodeRequest("hello", ToJson(hello)));
+    ASSERT_TRUE(h.ok());
+    HelloRequest hello_back;
+    ASSERT_TRUE(FromJson(*h, &hello_back).ok());
+    EXPECT_EQ(hello_back.config.hostname, b);
+    EXPECT_EQ(hello_back.config.mounts[0].tag, b);
+    EXPECT_EQ(hello_back.config.mounts[0].guest_path, "/m" + b);
+    EXPECT_EQ(hello_back.config.network.dns[0], b);
+
+    HelloResponse hr;
+    hr.kernel = b;
+    hr.agent_version = b;
+    HelloResponse hr_back;
+    ASSERT_TRUE(FromJson(*DecodeResponse(EncodeOkResponse(ToJson(hr))), &hr_back).ok());
+    EXPECT_EQ(hr_back.kernel, b);
+    EXPECT_EQ(hr_back.agent_version, b);
+
+    ExitEvent ev;
+    ev.error = "exec " + b;
+    auto e = ParseObject(Dump(ToJson(ev)));
+    ASSERT_TRUE(e.ok());
+    ExitEvent ev_back;
+    ASSERT_TRUE(FromJson(*e, &ev_back).ok());
+    EXPECT_EQ(ev_back.error, ev.error);
+
+    auto err = DecodeResponse(EncodeErrorResponse(Status::NotFound("no file", b)));
+    ASSERT_FALSE(err.ok());
+    EXPECT_EQ(err.error().message(), b.empty() ? "no file" : "no file: " + b);
+  }
+}
+
+TEST(ByteStringsTest, TextStaysAPlainStringAndBytesUseB64) {
+  EXPECT_EQ(Dump({{"path", "/tmp/h\xc3\xa9"}}), "{\"path\":\"/tmp/h\xc3\xa9\"}");
+  EXPECT_EQ(Dump({{"path", "/\xff"}}), R"({"path":{"b64":"L/8="}})");
+  EXPECT_EQ(BytesToJson("\xff\x01"), (Json{{"b64", "/wE="}}));
+}
+
+TEST(ByteStringsTest, BothFormsAreAccepted) {
+  std::string out;
+  ASSERT_TRUE(GetString(Json::parse(R"({"p": {"b64": "/w=="}})"), "p", &out).ok());
+  EXPECT_EQ(out, "\xff");
+  ASSERT_TRUE(GetString(Json::parse(R"({"p": {"b64": "YWJj"}})"), "p", &out).ok());
+  EXPECT_EQ(out, "abc");  // Text may come as b64 too.
+  ASSERT_TRUE(GetString(Json::parse(R"({"p": "abc"})"), "p", &out).ok());
+  EXPECT_EQ(out, "abc");
+  ASSERT_TRUE(GetString(Json::parse(R"({"p": {"b64": ""}})"), "p", &out).ok());
+  EXPECT_EQ(out, "");
+  std::vector<std::string> list;
+  ASSERT_TRUE(GetStrings(Json::parse(R"({"l": ["a", {"b64": "/w=="}]})"), "l", &list).ok());
+  EXPECT_EQ(list, (std::vector<std::string>{"a", "\xff"}));
+}
+
+TEST(ByteStringsTest, MalformedB64IsAnErrorNotBytes) {
+  std::string out = "unchanged";
+  for (const char* bad : {R"({"p": {"b64": "/w"}})", R"({"p": {"b64": " /w=="}})",
+                          R"({"p": {"b64": "/x=="}})", R"({"p": {"b64": "/w==\n"}})",
+                          R"({"p": {"b64": "*w=="}})", R"({"p": {"b64": 1}})",
+                          R"({"p": {"b64": "/w==", "x": 1}})", R"({"p": {}})",
+                          R"({"p": ["a"]})", R"({"p": 7})", R"({"p": {"b64": "===="}})"}) {
+    SCOPED_TRACE(bad);
+    Status s = GetString(Json::parse(bad), "p", &out);
+    EXPECT_TRUE(s.IsInvalidArgument());
+    EXPECT_NE(s.message().find("\"p\""), std::string::npos) << s.message();
+  }
+  EXPECT_EQ(out, "unchanged");
+}
+
+TEST(ByteStringsTest, OversizeStringsAreRefused) {
+  std::string big(kMaxByteString + 1, 'a');
+  std::string out;
+  EXPECT_TRUE(GetString(Json{{"p", big}}, "p", &out).IsInvalidArgument());
+  EXPECT_TRUE(GetString(Json::parse(Dump({{"p", big + "\xff"}})), "p", &out).IsInvalidArgument());
+  std::string limit(kMaxByteString - 1, 'a');
+  ASSERT_TRUE(GetString(Json::parse(Dump({{"p", limit + "\xff"}})), "p", &out).ok());
+  EXPECT_EQ(out.size(), kMaxByteString);
+}
+
+TEST(ByteStringsTest, NulBytesInPathsArgvAndEnvAreRefused) {
+  using namespace std::string_literals;
+  ExecRequest req;
+  req.argv = {"sh\0x"s};
+  ExecRequest back;
+  EXPECT_TRUE(FromJson(*ParseObject(EncodeRequest("exec", ToJson(req))), &back).IsInvalidArgument());
+  req.argv = {"sh"};
+  req.env = {"A=b\0c"s};
+  EXPECT_TRUE(FromJson(*ParseObject(EncodeRequest("exec", ToJson(req))), &back).IsInvalidArgument());
+  FileInfo info;
+  info.path = "a\0/../b"s;
+  FileInfo info_back;
+  EXPECT_TRUE(FromJson(*ParseObject(Dump(ToJson(info))), &info_back).IsInvalidArgument());
+}
+
+// IsUtf8 must say yes exactly when the serialiser's strict mode would not throw: then no
+// dump of a message can throw (every other string takes the b64 form).
+TEST(ByteStringsTest, IsUtf8MatchesTheSerialiser) {
+  auto strict_ok = [](const std::string& s) {
+    try {
+      (void)Json(s).dump();
+      return true;
+    } catch (const Json::type_error&) {
+      return false;
+    }
+  };
+  for (int a = 0; a < 256; ++a) {
+    for (int b = 0; b < 256; ++b) {
+      std::string s = {static_cast<char>(a), static_cast<char>(b)};
+      ASSERT_EQ(IsUtf8(s), strict_ok(s)) << a << " " << b;
+    }
+  }
+  std::mt19937 rng(11);
+  // Bytes biased towards lead and continuation bytes so sequences are often almost valid.
+  const int picks[] = {0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xdf,
+                       0xe0, 0xe1, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf4, 0xf5, 0xff};
+  for (int i = 0; i < 200000; ++i) {
+    std::string s(1 + rng() % 6, '\0');
+    for (auto& c : s) c = static_cast<char>(picks[rng() % std::size(picks)]);
+    ASSERT_EQ(IsUtf8(s), strict_ok(s)) << testing::PrintToString(s);
+  }
+}
+
+TEST(ByteStringsTest, DumpNeverThrows) {
+  Json j = {{"a", {{"b", Json::array({"\xff", 1, {{"c", "\xc0"}}})}}}, {"\xfe", "key"}};
+  std::string text = Dump(j);
+  auto back = ParseObject(text);
+  ASSERT_TRUE(back.ok());
+  std::string s;
+  ASSERT_TRUE(BytesFromJson((*back)["a"]["b"][0], &s).ok());
+  EXPECT_EQ(s, "\xff");
+  ASSERT_TRUE(BytesFromJson((*back)["a"]["b"][2]["c"], &s).ok());
+  EXPECT_EQ(s, "\xc0");
+  EXPECT_TRUE(back->contains("\xef\xbf\xbd"));  // The key, replaced.
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <ctime>
 #include <thread>
@@ -68,6 +69,15 @@ std::string ReadTail(int fd, size_t max_bytes, size_t max_lines) {
   }
   if (keep.size() > max_lines) keep.erase(keep.begin(), keep.end() - static_cast<long>(max_lines));
   return base::Join(keep, " | ");
+}
+
+// One request must fit in one frame (bytes that are not UTF-8 travel in base64, a third
+// larger; control bytes escaped, six times): a clear error instead of an abort.
+Status FitsInAFrame(std::string_view op, protocol::Json body, const char* what) {
+  size_t encoded = protocol::EncodeRequest(op, std::move(body)).size();
+  if (encoded <= protocol::kMaxPayload) return Status::OK();
+  return Status::InvalidArgument(base::StrFormat("%s take %zu bytes encoded; at most %zu fit",
+                                                 what, encoded, protocol::kMaxPayload));
 }
 
 }  // namespace
@@ -313,11 +323,13 @@ Status BoxImpl::LaunchLocked() {
   std::optional<vmm::NetHelper> net;
   if (options_.network == "nat") {
     // User-mode networking in a process of its own (boxlite-net, libslirp): the guest's
-    // traffic leaves through ordinary sockets, the host's loopback stays out of reach,
+    // traffic leaves through ordinary sockets to public addresses only (the host, its
+    // loopback and private networks stay out of reach unless allow_host opens the host),
     // published ports listen on 127.0.0.1 only.
     vmm::NetOptions net_options;
     BOXLITE_ASSIGN_OR_RETURN(net_options.helper_binary, vmm::FindNetHelper());
     for (const auto& p : options_.ports) net_options.ports.push_back({p.host_port, p.guest_port});
+    net_options.allow_host_loopback = options_.allow_host;
     net_options.dns_servers = vmm::DnsServersFromEnvironment();
     net_options.die_with_owner = !options_.detach;
     net_options.stderr_fd = qemu_log_fd_.get();
@@ -447,6 +459,7 @@ Status BoxImpl::HelloLocked(const protocol::BoxConfig& config) {
   hello.config.clock_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count();
+  BOXLITE_RETURN_IF_ERROR(FitsInAFrame("hello", protocol::ToJson(hello), "the box's mounts and settings"));
   auto reply = channel_->Call("hello", protocol::ToJson(hello), Clock::now() + BootTimeout());
   if (reply.ok()) return Status::OK();
   if (reply.error().IsDeadlineExceeded()) {
@@ -642,6 +655,7 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
   if (options.detached && req.stdin_open) {
     return Status::InvalidArgument("a detached exec has no stdin or terminal");
   }
+  BOXLITE_RETURN_IF_ERROR(FitsInAFrame("exec", protocol::ToJson(req), "the command line and environment"));
   std::shared_ptr<StreamSink> sink;
   uint32_t stream = 0;
   auto reply = channel->Call("exec", protocol::ToJson(req),
@@ -821,12 +835,26 @@ Result<BoxMetrics> BoxImpl::Metrics() {
   return m;
 }
 
+namespace {
+
+// A guest path longer than PATH_MAX can name nothing, and must not grow a request past
+// one frame.
+Status CheckGuestPath(const std::string& guest_path) {
+  if (guest_path.size() < PATH_MAX) return Status::OK();
+  return Status::InvalidArgument(
+      base::StrFormat("the guest path is %zu bytes long; at most %d", guest_path.size(), PATH_MAX - 1));
+}
+
+}  // namespace
+
 Status BoxImpl::CopyIn(const std::string& host_path, const std::string& guest_path) {
+  BOXLITE_RETURN_IF_ERROR(CheckGuestPath(guest_path));
   BOXLITE_ASSIGN_OR_RETURN(auto channel, Channel());
   return CopyToGuest(channel.get(), host_path, guest_path);
 }
 
 Status BoxImpl::CopyOut(const std::string& guest_path, const std::string& host_path) {
+  BOXLITE_RETURN_IF_ERROR(CheckGuestPath(guest_path));
   BOXLITE_ASSIGN_OR_RETURN(auto channel, Channel());
   return CopyFromGuest(channel.get(), guest_path, host_path);
 }

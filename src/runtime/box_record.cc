@@ -5,6 +5,7 @@
 
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/protocol/messages.h"
 #include "src/sys/fs.h"
 
 namespace boxlite::runtime {
@@ -19,13 +20,15 @@ Json EnvToJson(const EnvList& env) {
 }
 
 // Reads `key` into `out` when present with the right type; the record is ours, but a
-// hand-edited or truncated file must not crash the reader.
+// hand-edited or truncated file must not crash the reader. Strings are byte strings
+// (names, paths and env from the command line need not be UTF-8): saved with
+// protocol::Dump, read in either of its forms.
 template <typename T>
 void Read(const Json& j, const char* key, T* out) {
   auto it = j.find(key);
   if (it == j.end()) return;
   if constexpr (std::is_same_v<T, std::string>) {
-    if (it->is_string()) *out = it->template get<std::string>();
+    (void)protocol::BytesFromJson(*it, out);
   } else if constexpr (std::is_same_v<T, bool>) {
     if (it->is_boolean()) *out = it->template get<bool>();
   } else {
@@ -59,7 +62,8 @@ Status SaveRecord(const std::string& dir, const BoxRecord& r) {
        {{"image", o.image}, {"rootfs_path", o.rootfs_path}, {"cpus", o.cpus},
         {"memory_mib", o.memory_mib}, {"disk_size_mib", o.disk_size_mib},
         {"env", EnvToJson(o.env)}, {"mounts", mounts}, {"ports", ports},
-        {"network", o.network}, {"working_dir", o.working_dir}, {"user", o.user},
+        {"network", o.network}, {"allow_host", o.allow_host},
+        {"working_dir", o.working_dir}, {"user", o.user},
         {"auto_remove", o.auto_remove}, {"detach", o.detach}}},
       {"image",
        {{"reference", r.image_reference}, {"rootfs_path", r.rootfs_path},
@@ -71,7 +75,8 @@ Status SaveRecord(const std::string& dir, const BoxRecord& r) {
         {"net_start_time", r.net_pid_start_time}, {"ports", bound}, {"accel", r.accel},
         {"create_seconds", r.create_seconds}, {"boot_seconds", r.boot_seconds}}},
   };
-  return sys::WriteFileAtomic(sys::JoinPath(dir, "box.json"), j.dump(2) + "\n", 0600);
+  return sys::WriteFileAtomic(sys::JoinPath(dir, "box.json"), protocol::Dump(std::move(j), 2) + "\n",
+                              0600);
 }
 
 Result<BoxRecord> LoadRecord(const std::string& dir) {
@@ -94,6 +99,7 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
     Read(o, "memory_mib", &b.memory_mib);
     Read(o, "disk_size_mib", &b.disk_size_mib);
     Read(o, "network", &b.network);
+    Read(o, "allow_host", &b.allow_host);
     Read(o, "working_dir", &b.working_dir);
     Read(o, "user", &b.user);
     Read(o, "auto_remove", &b.auto_remove);
@@ -101,8 +107,10 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
     b.name = r.name;
     if (auto env = o.find("env"); env != o.end() && env->is_array()) {
       for (const auto& kv : *env) {
-        if (kv.is_array() && kv.size() == 2 && kv[0].is_string() && kv[1].is_string()) {
-          b.env.emplace_back(kv[0].get<std::string>(), kv[1].get<std::string>());
+        std::string k, v;
+        if (kv.is_array() && kv.size() == 2 && protocol::BytesFromJson(kv[0], &k).ok() &&
+            protocol::BytesFromJson(kv[1], &v).ok()) {
+          b.env.emplace_back(std::move(k), std::move(v));
         }
       }
     }
@@ -137,7 +145,8 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
       auto it = img.find(key);
       if (it == img.end() || !it->is_array()) continue;
       for (const auto& v : *it) {
-        if (v.is_string()) out->push_back(v.get<std::string>());
+        std::string bytes;
+        if (protocol::BytesFromJson(v, &bytes).ok()) out->push_back(std::move(bytes));
       }
     }
   }

@@ -2,8 +2,10 @@
 #include "src/runtime/runtime_impl.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 
 #include "src/base/log.h"
@@ -13,6 +15,7 @@
 #include "src/runtime/box_impl.h"
 #include "src/runtime/box_record.h"
 #include "src/runtime/exec_env.h"
+#include "src/sys/errno_status.h"
 #include "src/sys/file_lock.h"
 #include "src/sys/fs.h"
 
@@ -91,15 +94,22 @@ Status ValidateOptions(const BoxOptions& o) {
   if (o.image.empty() && o.rootfs_path.empty()) {
     return Status::InvalidArgument("a box needs an image (or rootfs_path)");
   }
-  if (o.cpus < 1 || o.cpus > 16) {
-    return Status::InvalidArgument(base::StrFormat("cpus must be between 1 and 16, not %d", o.cpus));
+  if (o.cpus < kMinCpus || o.cpus > kMaxCpus) {
+    return Status::InvalidArgument(base::StrFormat("cpus must be between %d and %d, not %d",
+                                                   kMinCpus, kMaxCpus, o.cpus));
   }
-  if (o.memory_mib < 128 || o.memory_mib > 65536) {
+  if (o.memory_mib < kMinMemoryMib || o.memory_mib > kMaxMemoryMib) {
+    return Status::InvalidArgument(base::StrFormat("memory must be between %d and %d MiB, not %d",
+                                                   kMinMemoryMib, kMaxMemoryMib, o.memory_mib));
+  }
+  if (o.disk_size_mib < 0 || o.disk_size_mib > kMaxDiskSizeMib) {
     return Status::InvalidArgument(
-        base::StrFormat("memory must be between 128 and 65536 MiB, not %d", o.memory_mib));
+        base::StrFormat("disk_size must be between 0 (the default) and %lld MiB, not %lld",
+                        static_cast<long long>(kMaxDiskSizeMib),
+                        static_cast<long long>(o.disk_size_mib)));
   }
-  if (o.disk_size_mib < 0) {
-    return Status::InvalidArgument("disk_size must not be negative");
+  if (o.allow_host && o.network != "nat") {
+    return Status::InvalidArgument("allow_host needs network \"nat\"");
   }
   if (o.network != "nat" && o.network != "none") {
     return Status::InvalidArgument("network must be \"nat\" or \"none\", not \"" + o.network + "\"");
@@ -238,8 +248,32 @@ Result<ResolvedImage> RuntimeImpl::ResolveImage(const BoxOptions& options) {
   return out;
 }
 
+namespace {
+
+// The box's disk is a sparse qcow2 overlay beside the home, which the guest can fill: a
+// size the file system could never hold is refused before anything is created.
+Status CheckDiskFits(const std::string& home, int64_t disk_size_mib) {
+  if (disk_size_mib <= 0) return Status::OK();
+  struct statvfs fs;
+  if (::statvfs(home.c_str(), &fs) != 0) {
+    return sys::ErrnoStatus(errno, "check the free space of %s", home.c_str());
+  }
+  constexpr uint64_t kMiB = 1 << 20;
+  uint64_t free_mib = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize / kMiB;
+  if (static_cast<uint64_t>(disk_size_mib) > free_mib) {
+    return Status::ResourceExhausted(base::StrFormat(
+        "disk_size %lld MiB is more than the %llu MiB free in %s; ask for less or free space",
+        static_cast<long long>(disk_size_mib), static_cast<unsigned long long>(free_mib),
+        home.c_str()));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& options) {
   BOXLITE_RETURN_IF_ERROR(ValidateOptions(options));
+  BOXLITE_RETURN_IF_ERROR(CheckDiskFits(home_, options.disk_size_mib));
   std::string id = NewBoxId();
   auto box = std::make_shared<BoxImpl>(shared_from_this(), id, options);
   // Names are unique across the home: the home lock covers the check and the creation.

@@ -1,0 +1,42 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+#include "src/runtime/box_record.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+namespace boxlite::runtime {
+namespace {
+
+// Names, paths and environment from the command line are bytes: `boxlite run -e
+// $'K=\x01\xff' --name $'\xff'` must be recorded and read back exactly (it used to throw
+// out of the JSON writer and abort the CLI).
+TEST(BoxRecordTest, ByteStringsRoundTrip) {
+  char tmpl[] = "/tmp/boxlite-record-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  BoxRecord r;
+  r.id = "0123456789abcdef";
+  r.name = "box\xff";
+  r.options.env = {{"K", "\x01\xff"}, {"caf\xc3\xa9", "\xc0\xaf"}};
+  r.options.working_dir = "/w\xfe";
+  r.options.user = "\xed\xa0\x80";
+  r.options.mounts.push_back({"/host/\xff", "/guest/\xfe", true});
+  r.image_config.cmd = {"sh", "-c", "echo \xff"};
+  ASSERT_TRUE(SaveRecord(tmpl, r).ok());
+  auto back = LoadRecord(tmpl);
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  EXPECT_EQ(back->name, r.name);
+  EXPECT_EQ(back->options.env, r.options.env);
+  EXPECT_EQ(back->options.working_dir, r.options.working_dir);
+  EXPECT_EQ(back->options.user, r.options.user);
+  ASSERT_EQ(back->options.mounts.size(), 1u);
+  EXPECT_EQ(back->options.mounts[0].host_path, "/host/\xff");
+  EXPECT_EQ(back->options.mounts[0].guest_path, "/guest/\xfe");
+  EXPECT_EQ(back->image_config.cmd, r.image_config.cmd);
+  std::filesystem::remove_all(tmpl);
+}
+
+}  // namespace
+}  // namespace boxlite::runtime
