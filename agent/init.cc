@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -185,12 +186,54 @@ Status MountShares(const std::vector<protocol::MountSpec>& mounts) {
 void SetUpCgroups() {
   if (Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", kCgroupFlags, kCgroupOptions).ok() ||
       Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", kCgroupFlags).ok()) {
-    ::mkdir("/sys/fs/cgroup/box", 0755);
+    ::mkdir(kUserCgroup, 0755);
     WriteSmall("/sys/fs/cgroup/cgroup.subtree_control", "+pids +memory");
+    // User processes weigh the least against the agent (in the root cgroup, at
+    // kAgentNice): a fork bomb in the box cannot starve it, so execs and the shutdown
+    // still answer. Alone, they still get every idle cycle. Below, each exec has a cgroup
+    // of its own (OpenExecCgroup).
+    WriteSmall("/sys/fs/cgroup/cgroup.subtree_control", "+cpu");
+    WriteSmall("/sys/fs/cgroup/box/cpu.weight", "1");
+    WriteSmall("/sys/fs/cgroup/box/cgroup.subtree_control", "+cpu");
   }
 }
 
+// The ids of the exec cgroups kUserCgroup/e<id> made so far (PID 1 only).
+std::vector<int> g_exec_cgroups;
+// Bounds the exec cgroups: more than the box can have populated at once is never needed.
+constexpr size_t kMaxExecCgroups = 8192;
+
+std::string ExecCgroup(int id) { return base::StrFormat("%s/e%d", kUserCgroup, id); }
+
 }  // namespace
+
+base::UniqueFd OpenExecCgroup() {
+  static const bool per_exec = [] {
+    auto control = sys::ReadFile(std::string(kUserCgroup) + "/cgroup.subtree_control");
+    return control.ok() && control->find("cpu") != std::string::npos;
+  }();
+  std::string dir = kUserCgroup;
+  if (per_exec) {
+    int id = -1;
+    for (int known : g_exec_cgroups) {
+      auto events = sys::ReadFile(ExecCgroup(known) + "/cgroup.events");
+      if (events.ok() && events->find("populated 0") != std::string::npos) {
+        id = known;
+        break;
+      }
+    }
+    if (id < 0 && g_exec_cgroups.size() < kMaxExecCgroups) {
+      int fresh = static_cast<int>(g_exec_cgroups.size());
+      if (::mkdir(ExecCgroup(fresh).c_str(), 0755) == 0 || errno == EEXIST) {
+        g_exec_cgroups.push_back(fresh);
+        id = fresh;
+      }
+    }
+    if (id < 0 && !g_exec_cgroups.empty()) id = g_exec_cgroups.back();
+    if (id >= 0) dir = ExecCgroup(id);
+  }
+  return base::UniqueFd(::open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+}
 
 void ConsoleLog(const char* fmt, ...) {
   char buf[1024];
@@ -227,6 +270,8 @@ Status MountEarly() {
   // for an RCU grace period (20-30 ms under emulation at HZ=100). With it, the mount
   // waits once instead: a child does that while PID 1 goes on booting, and
   // PrepareRootfs waits for the child.
+  // Children reset this before they run user code (server.cc ChildMain).
+  ::setpriority(PRIO_PROCESS, 0, kAgentNice);
   g_cgroup_setup = ::fork();
   if (g_cgroup_setup <= 0) {
     SetUpCgroups();

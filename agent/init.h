@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "boxlite/status.h"
+#include "src/base/unique_fd.h"
 #include "src/protocol/messages.h"
 
 namespace boxlite::agent {
@@ -21,8 +22,16 @@ constexpr char kRootfs[] = "/run/rootfs";
 // Mounts /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp and /run of the initramfs and points
 // stdout/stderr at the console.
 Status MountEarly();
-// The cgroup every user process joins (its pids.max is the box's pids limit).
-constexpr char kUserCgroupProcs[] = "/sys/fs/cgroup/box/cgroup.procs";
+// The cgroup of all user processes (its pids.max is the box's pids limit).
+constexpr char kUserCgroup[] = "/sys/fs/cgroup/box";
+// The agent's nice value: above the box's processes, which run at 0 in a cgroup of
+// the lowest cpu.weight.
+constexpr int kAgentNice = -10;
+// Opens cgroup.procs of the cgroup the next exec joins: a child of kUserCgroup of its
+// own (one left empty by an earlier exec is reused), so that the CPU is shared between
+// execs, not between processes, and a fork bomb in one exec leaves the next one its
+// share; kUserCgroup itself when the kernel has no cpu controller. Invalid on failure.
+base::UniqueFd OpenExecCgroup();
 
 // The /dev paths of the agent's virtio-serial ports: "boxlite.agent" first, then
 // "boxlite.agent.1", "boxlite.agent.2", ... in order.

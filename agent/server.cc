@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -203,6 +204,7 @@ constexpr char kNotFound[] = "executable file not found in $PATH";
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::signal(SIGPIPE, SIG_DFL);
+  ::setpriority(PRIO_PROCESS, 0, 0);  // The agent's own priority is not the user's.
   if (plan.cgroup_procs_fd >= 0) {
     ssize_t ignored = ::write(plan.cgroup_procs_fd, "0", 1);
     (void)ignored;
@@ -661,7 +663,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   plan.gid = id.gid;
   plan.groups = id.groups;
   if (!options_.machine) return Status::NotSupported("exec: this server starts no processes");
-  base::UniqueFd cgroup_procs(::open(kUserCgroupProcs, O_WRONLY | O_CLOEXEC));
+  base::UniqueFd cgroup_procs = OpenExecCgroup();
   plan.cgroup_procs_fd = cgroup_procs.get();
 
   if (r.detached) {

@@ -8,7 +8,9 @@
 // from two threads at once is fine. Each stream has one reader at a time.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,5 +55,19 @@ class Exec {
   // the exit never stalls a chatty process on flow control.
   virtual Status DiscardOutput(int fd) = 0;
 };
+
+// Appends `chunk` to `*out` without letting it grow past `max_bytes` (0: no limit).
+// Returns true when bytes were dropped. Box::Run and the SDKs collect output with it
+// (ExecOptions::max_output_bytes).
+inline bool AppendOutput(std::string* out, std::string_view chunk, int64_t max_bytes) {
+  if (max_bytes <= 0) {
+    out->append(chunk);
+    return false;
+  }
+  size_t cap = static_cast<size_t>(max_bytes);
+  size_t room = out->size() < cap ? cap - out->size() : 0;
+  out->append(chunk.substr(0, std::min(room, chunk.size())));
+  return chunk.size() > room;
+}
 
 }  // namespace boxlite

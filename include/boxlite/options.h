@@ -62,6 +62,9 @@ struct BoxOptions {
   bool detach = false;      // Keep running after the owning process exits.
 };
 
+// The default ExecOptions::max_output_bytes: 64 MiB per stream.
+constexpr int64_t kDefaultMaxOutputBytes = int64_t{64} << 20;
+
 struct ExecOptions {
   std::vector<std::string> argv;
   // `docker run` semantics: prefix the image's Entrypoint, and use its Cmd when argv is
@@ -80,6 +83,10 @@ struct ExecOptions {
   // Box::Run only: bytes fed to stdin (then closed) while the output is collected.
   std::optional<std::string> stdin_data;
   std::optional<double> timeout_seconds;
+  // Box::Run only: the most output kept per stream (stdout, stderr); 0 keeps everything.
+  // Beyond it the output is still read (the process never stalls) but dropped, and
+  // ExecResult::stdout_truncated / stderr_truncated say so.
+  int64_t max_output_bytes = kDefaultMaxOutputBytes;
 };
 
 struct ExitStatus {
@@ -97,6 +104,10 @@ struct ExecResult {
   std::string error_message;
   bool timed_out = false;
   double duration_seconds = 0;
+  // More output than ExecOptions::max_output_bytes came on that stream: the data above
+  // is its first max_output_bytes.
+  bool stdout_truncated = false;
+  bool stderr_truncated = false;
 };
 
 struct BoxInfo {

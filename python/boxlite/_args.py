@@ -114,6 +114,21 @@ def check_timeout(timeout: Any) -> float | None:
     return float(timeout)
 
 
+DEFAULT_MAX_OUTPUT_BYTES = 64 << 20
+"""What ``exec()`` keeps of each output stream unless told otherwise (64 MiB)."""
+
+
+def check_max_output(limit: Any) -> int | None:
+    """``None`` (keep everything) or a positive number of bytes."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise ConfigError(f"max_output_bytes must be a number of bytes, not {type(limit).__name__}")
+    if limit <= 0 or limit > (1 << 62):
+        raise ConfigError(f"max_output_bytes must be between 1 and 2**62 (or None for no limit), not {limit!r}")
+    return limit
+
+
 def stdin_bytes(data: Any) -> bytes | None:
     """Data for stdin as bytes, or None."""
     if data is None:

@@ -334,6 +334,7 @@ class Box:
         user: str | int | None = None,
         timeout: float | None = None,
         stdin: _args.StdinLike | None = None,
+        max_output_bytes: int | None = _args.DEFAULT_MAX_OUTPUT_BYTES,
     ) -> ExecResult:
         """Runs a command to completion and returns its exit status and output.
 
@@ -350,6 +351,10 @@ class Box:
                 ``timed_out=True`` (and ``exit_code`` 137).
             stdin: Bytes (or text, sent as UTF-8) fed to the command's stdin, which is
                 then closed. Without it stdin reads as empty.
+            max_output_bytes: The most output kept per stream (default 64 MiB; ``None``
+                keeps everything). Beyond it the output is still read, so the command
+                never stalls, but dropped: the result's ``stdout_truncated`` /
+                ``stderr_truncated`` say so.
 
         Returns:
             An :class:`ExecResult`. A non-zero exit is a result, not an exception.
@@ -364,19 +369,20 @@ class Box:
         argv = _args.argv_of(cmd, args)
         spec = _args.exec_args(argv, env, cwd, user, open_stdin=stdin is not None)
         limit = _args.check_timeout(timeout)
+        cap = _args.check_max_output(max_output_bytes)
         data = _args.stdin_bytes(stdin)
         core = await self._ensure_started()
         guard = _StartGuard()
 
         def run() -> tuple[Any, ...]:
             core_exec = guard.started(core.start_exec(**spec))
-            result: tuple[Any, ...] = core_exec.collect(data, limit)
+            result: tuple[Any, ...] = core_exec.collect(data, limit, cap)
             return result
 
         outcome = await _bridge.call(run, on_cancel=guard.cancel)
-        exit_code, signo, timed_out, error, out, err, duration = outcome
+        exit_code, signo, timed_out, error, out, err, duration, out_cut, err_cut = outcome
         return ExecResult._from_core(
-            exit_code, signo, timed_out, error, out, err, duration, command=argv[0]
+            exit_code, signo, timed_out, error, out, err, duration, out_cut, err_cut, command=argv[0]
         )
 
     async def stream(

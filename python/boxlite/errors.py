@@ -200,7 +200,9 @@ def error_from_status(code: str, message: str, context: str = "", domain: str = 
         elif imageish:
             cls = RegistryError if code == "protocol_error" else ImageError
         elif domain == "exec":
-            cls = ExecError
+            # A protocol error is the box's fault (e.g. its agent overran its credit and
+            # was disconnected), not the command's.
+            cls = BoxError if code == "protocol_error" else ExecError
         else:
             cls = BoxError if domain == "box" else BoxliteError
     else:

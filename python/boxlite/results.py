@@ -32,6 +32,10 @@ class ExecResult:
         stderr_bytes: Standard error exactly as the process wrote it.
         duration: Seconds from start to exit.
         signal: The signal that ended the process, or 0.
+        stdout_truncated: The command wrote more than ``max_output_bytes`` to stdout;
+            ``stdout`` holds the first ``max_output_bytes`` (the rest was read and
+            dropped).
+        stderr_truncated: The same for stderr.
     """
 
     exit_code: int
@@ -43,6 +47,8 @@ class ExecResult:
     stderr_bytes: bytes = field(default=b"", repr=False)
     duration: float = 0.0
     signal: int = 0
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
 
     def __post_init__(self) -> None:
         # Built from one representation, the other follows.
@@ -75,6 +81,8 @@ class ExecResult:
         stdout: bytes = b"",
         stderr: bytes = b"",
         duration: float = 0.0,
+        stdout_truncated: bool = False,
+        stderr_truncated: bool = False,
         command: str = "",
     ) -> ExecResult:
         if error_message and command and command not in error_message:
@@ -89,6 +97,8 @@ class ExecResult:
             stderr_bytes=stderr,
             duration=duration,
             signal=signal,
+            stdout_truncated=stdout_truncated,
+            stderr_truncated=stderr_truncated,
         )
 
 

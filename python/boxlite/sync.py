@@ -271,22 +271,26 @@ class Box:
         user: str | int | None = None,
         timeout: float | None = None,
         stdin: _args.StdinLike | None = None,
+        max_output_bytes: int | None = _args.DEFAULT_MAX_OUTPUT_BYTES,
     ) -> ExecResult:
         """Runs a command to completion; see :meth:`boxlite.Box.exec`.
 
         A non-zero exit is a result; ``timeout`` kills the process and sets
-        ``timed_out``; ``stdin`` is fed and then closed. Ctrl-C kills the process.
+        ``timed_out``; ``stdin`` is fed and then closed; each output stream keeps at most
+        ``max_output_bytes`` (then ``stdout_truncated`` / ``stderr_truncated``). Ctrl-C
+        kills the process.
         """
         argv = _args.argv_of(cmd, args)
         spec = _args.exec_args(argv, env, cwd, user, open_stdin=stdin is not None)
         limit = _args.check_timeout(timeout)
+        cap = _args.check_max_output(max_output_bytes)
         data = _args.stdin_bytes(stdin)
         core_box = self._ensure_started()
         core_exec = core_box.start_exec(**spec)
-        outcome = _bridge.call_sync(core_exec.collect, data, limit, on_interrupt=core_exec.kill)
-        exit_code, signo, timed_out, error, out, err, duration = outcome
+        outcome = _bridge.call_sync(core_exec.collect, data, limit, cap, on_interrupt=core_exec.kill)
+        exit_code, signo, timed_out, error, out, err, duration, out_cut, err_cut = outcome
         return ExecResult._from_core(
-            exit_code, signo, timed_out, error, out, err, duration, command=argv[0]
+            exit_code, signo, timed_out, error, out, err, duration, out_cut, err_cut, command=argv[0]
         )
 
     def stream(

@@ -12,9 +12,10 @@ namespace {
 // How often a reader with nothing to read checks whether it was told to give up.
 constexpr std::chrono::milliseconds kReaderPoll(250);
 
-// Appends everything `fd` produces to `*out` until the stream ends, fails, or `stop` is
-// set while nothing arrives.
-void Drain(Exec& exec, int fd, std::string* out, const std::atomic<bool>& stop) {
+// Appends what `fd` produces to `*out` (up to `max_bytes`, setting `*truncated` when more
+// came) until the stream ends, fails, or `stop` is set while nothing arrives.
+void Drain(Exec& exec, int fd, std::string* out, int64_t max_bytes, bool* truncated,
+           const std::atomic<bool>& stop) {
   while (true) {
     auto chunk = exec.Read(fd, kReaderPoll);
     if (!chunk.ok()) {
@@ -23,19 +24,21 @@ void Drain(Exec& exec, int fd, std::string* out, const std::atomic<bool>& stop) 
       return;
     }
     if (chunk->empty()) return;
-    *out += *chunk;
+    if (AppendOutput(out, *chunk, max_bytes)) *truncated = true;
   }
 }
 
 }  // namespace
 
 Result<Collected> Collect(Exec& exec, const std::optional<std::string>& stdin_data,
-                          std::optional<double> timeout_seconds) {
+                          std::optional<double> timeout_seconds, int64_t max_output_bytes) {
   auto t0 = std::chrono::steady_clock::now();
   Collected out;
   std::atomic<bool> stop{false};
-  std::thread err_reader([&] { Drain(exec, 2, &out.stderr_data, stop); });
-  std::thread out_reader([&] { Drain(exec, 1, &out.stdout_data, stop); });
+  std::thread err_reader(
+      [&] { Drain(exec, 2, &out.stderr_data, max_output_bytes, &out.stderr_truncated, stop); });
+  std::thread out_reader(
+      [&] { Drain(exec, 1, &out.stdout_data, max_output_bytes, &out.stdout_truncated, stop); });
   std::thread writer;
   if (stdin_data) {
     writer = std::thread([&] {

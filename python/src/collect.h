@@ -10,6 +10,7 @@
 // before it returns. Call it without the GIL.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -22,13 +23,17 @@ struct Collected {
   ExitStatus exit;
   std::string stdout_data;
   std::string stderr_data;
+  bool stdout_truncated = false;  // More than max_output_bytes came; the rest was dropped.
+  bool stderr_truncated = false;
   double duration_seconds = 0;
 };
 
 // `exec` must have been started with open_stdin when `stdin_data` is given. With a
 // timeout, the process is killed when it expires and exit.timed_out is set. Fails only
-// when the box went away (the exit status is then unknown).
+// when the box went away (the exit status is then unknown). Each stream keeps at most
+// `max_output_bytes` (0: no limit); the rest is read and dropped so the process never
+// stalls on flow control.
 Result<Collected> Collect(Exec& exec, const std::optional<std::string>& stdin_data,
-                          std::optional<double> timeout_seconds);
+                          std::optional<double> timeout_seconds, int64_t max_output_bytes);
 
 }  // namespace boxlite::python

@@ -209,15 +209,19 @@ class PyExec {
     return ExitTuple(ValueOrThrow(std::move(st), Domain::kExec, "wait for " + what_));
   }
 
-  // (exit_code, signal, timed_out, error_message, stdout, stderr, duration_seconds).
-  nb::tuple Collect(std::optional<nb::bytes> stdin_data, std::optional<double> timeout) {
+  // (exit_code, signal, timed_out, error_message, stdout, stderr, duration_seconds,
+  // stdout_truncated, stderr_truncated). `max_output` per stream, None: no limit.
+  nb::tuple Collect(std::optional<nb::bytes> stdin_data, std::optional<double> timeout,
+                    std::optional<int64_t> max_output) {
     std::optional<std::string> input;
     if (stdin_data) input.emplace(stdin_data->c_str(), stdin_data->size());
-    Result<Collected> r = WithoutGil([&] { return python::Collect(*exec_, input, timeout); });
+    int64_t cap = max_output.value_or(0);
+    Result<Collected> r =
+        WithoutGil([&] { return python::Collect(*exec_, input, timeout, cap); });
     Collected c = ValueOrThrow(std::move(r), Domain::kExec, "run " + what_);
     return nb::make_tuple(c.exit.exit_code, c.exit.signal, c.exit.timed_out,
                           Str(c.exit.error_message), Bytes(c.stdout_data), Bytes(c.stderr_data),
-                          c.duration_seconds);
+                          c.duration_seconds, c.stdout_truncated, c.stderr_truncated);
   }
 
  private:
@@ -441,7 +445,8 @@ NB_MODULE(_boxlite, m) {
       .def("kill", &PyExec::Kill)
       .def("discard_output", &PyExec::DiscardOutput, "fd"_a)
       .def("wait", &PyExec::Wait, "timeout"_a = nb::none())
-      .def("collect", &PyExec::Collect, "stdin"_a = nb::none(), "timeout"_a = nb::none());
+      .def("collect", &PyExec::Collect, "stdin"_a = nb::none(), "timeout"_a = nb::none(),
+           "max_output"_a = boxlite::kDefaultMaxOutputBytes);
 
   nb::class_<PyBox>(m, "Box")
       .def_prop_ro("id", &PyBox::id)

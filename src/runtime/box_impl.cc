@@ -18,6 +18,7 @@
 #include "src/base/log.h"
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/runtime/console_log.h"
 #include "src/runtime/exec_env.h"
 #include "src/runtime/exec_impl.h"
 #include "src/runtime/file_transfer.h"
@@ -296,8 +297,13 @@ Status BoxImpl::LaunchLocked() {
     config.agent_fds.push_back(sp[1]);
     guest_ends.emplace_back(sp[1]);
   }
-  config.console_log = base::StrFormat("/proc/self/fd/%d", console_fd_.get());
-  config.inherit_fds.push_back(console_fd_.get());
+  {
+    // QEMU writes the console into a pipe; a writer process keeps the log under its cap.
+    BOXLITE_ASSIGN_OR_RETURN(auto console_pipe, StartConsoleWriter(console_fd_.get()));
+    config.console_log = base::StrFormat("/proc/self/fd/%d", console_pipe.get());
+    config.inherit_fds.push_back(console_pipe.get());
+    guest_ends.push_back(std::move(console_pipe));  // Closed here once QEMU holds it.
+  }
   for (int fd : config.agent_fds) config.inherit_fds.push_back(fd);
   config.accel = accel.accel;
   config.cpus = options_.cpus;
@@ -475,7 +481,7 @@ Status BoxImpl::Stop() {
   return StopLocked();
 }
 
-Status BoxImpl::StopLocked() {
+Status BoxImpl::StopLocked(bool graceful) {
   if (state_ == State::kRunning) {
     {
       std::lock_guard<std::mutex> dl(death_->mu);
@@ -488,15 +494,15 @@ Status BoxImpl::StopLocked() {
       if (!channel_ && SameProcessAlive(record_.pid, record_.pid_start_time)) {
         auto adopted = sys::Subprocess::Adopt(record_.pid);
         if (adopted.ok()) vm_.emplace(std::move(adopted).value());
-        (void)ConnectPersistentLocked();
+        if (graceful) (void)ConnectPersistentLocked();
       }
-      if (channel_ && channel_->health().ok()) {
+      if (graceful && channel_ && channel_->health().ok()) {
         // Let the guest flush and unmount the disk before the VM ends.
         (void)channel_->Call("shutdown", protocol::Json::object(),
                              Clock::now() + std::chrono::seconds(10));
       }
       if (vm_) {
-        auto exited = vm_->WaitFor(std::chrono::seconds(10));
+        auto exited = vm_->WaitFor(graceful ? std::chrono::seconds(10) : std::chrono::seconds(0));
         if (!exited.ok() || !exited->has_value()) {
           if (launched_here_) {
             vm_->Kill();
@@ -543,7 +549,8 @@ Status BoxImpl::Remove(bool force) {
     return Status::FailedPrecondition("box " + name_ + " is running",
                                       "stop it first, or remove it with force (rm -f)");
   }
-  BOXLITE_RETURN_IF_ERROR(StopLocked());
+  // The disk goes with the box: no clean shutdown to wait for.
+  BOXLITE_RETURN_IF_ERROR(StopLocked(/*graceful=*/false));
   state_ = State::kRemoved;
   console_fd_.reset();
   qemu_log_fd_.reset();
@@ -610,6 +617,8 @@ Status BoxImpl::DeathStatus(const Status& channel_status) {
   }
   std::string qemu = ReadTail(qemu_log_fd_.get(), 2048, 3);
   if (!qemu.empty()) detail += "; qemu said: " + qemu;
+  // QEMU is gone: the console writer is copying its last bytes.
+  if (vm_ && !vm_->running()) (void)WaitConsoleWriter(console_fd_.get(), std::chrono::seconds(1));
   std::string console = ConsoleTail();
   if (!console.empty()) detail += "; guest console: " + console;
   return Status::Unavailable("box " + name_ + " stopped unexpectedly (" + detail + ")",
@@ -714,7 +723,9 @@ Result<ExecResult> BoxImpl::Run(const ExecOptions& options) {
       break;
     }
     if (fd == 0) break;
-    (fd == 1 ? result.stdout_data : result.stderr_data) += *chunk;
+    std::string& kept = fd == 1 ? result.stdout_data : result.stderr_data;
+    bool& truncated = fd == 1 ? result.stdout_truncated : result.stderr_truncated;
+    truncated = AppendOutput(&kept, *chunk, options.max_output_bytes) || truncated;
   }
   if (writer.joinable()) {
     if (!failure.ok() || result.timed_out) (void)exec->Kill();

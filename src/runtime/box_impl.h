@@ -65,7 +65,9 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Status ConnectPersistentLocked();
   // Sends the hello that configures the guest (or attaches to a configured one).
   Status HelloLocked(const protocol::BoxConfig& config);
-  Status StopLocked();
+  // Stops the VM; `graceful` lets the guest flush and unmount its disk first (pointless,
+  // and slow when the guest is overloaded, for a box about to be removed).
+  Status StopLocked(bool graceful = true);
   // Reloads a persistent box's record; running when its VM process is alive.
   void RefreshLocked();
   std::string DirPath(const std::string& name) const;

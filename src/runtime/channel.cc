@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "src/base/log.h"
@@ -12,6 +13,12 @@
 #include "src/sys/fs.h"
 
 namespace boxlite::runtime {
+namespace {
+
+// Credit sums saturate here: far beyond any window, far from overflowing.
+constexpr int64_t kMaxCredit = int64_t{1} << 40;
+
+}  // namespace
 
 bool WaitSink(StreamSink* sink, std::unique_lock<std::mutex>& lock,
               std::optional<Clock::time_point> deadline, const std::function<bool()>& ready) {
@@ -67,12 +74,30 @@ Status AgentChannel::Send(const std::string& frames) {
   return Status::OK();
 }
 
+Status AgentChannel::SendCredit(uint32_t stream, StreamSink* sink, uint8_t fd, uint32_t bytes) {
+  {
+    // Counted before the frame leaves: the peer may answer it at once.
+    std::lock_guard<std::mutex> lock(sink->mu);
+    sink->out_credit[fd] = std::min(sink->out_credit[fd] + static_cast<int64_t>(bytes), kMaxCredit);
+  }
+  std::string frame;
+  protocol::AppendCredit(&frame, stream, fd, bytes);
+  return Send(frame);
+}
+
 Result<protocol::Json> AgentChannel::Call(std::string_view op, protocol::Json body,
                                           std::optional<Clock::time_point> deadline,
                                           std::shared_ptr<StreamSink>* keep,
                                           uint32_t* stream_out) {
   uint32_t stream = next_stream_.fetch_add(1);
   auto sink = std::make_shared<StreamSink>();
+  // A request that streams output to the host (exec, get_file) grants its window up
+  // front; the peer may send that much on each output fd before any credit frame.
+  if (auto it = body.find("window"); it != body.end() && it->is_number_integer()) {
+    int64_t window = std::clamp<int64_t>(it->get<int64_t>(), 0, kMaxCredit);
+    sink->out_credit[protocol::kFdStdout] = window;
+    sink->out_credit[protocol::kFdStderr] = window;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!closed_.ok()) return closed_;
@@ -136,7 +161,13 @@ void AgentChannel::ReaderLoop() {
         break;
       }
       if (!frame->has_value()) break;
-      Dispatch(std::move(**frame));
+      Status dispatched = Dispatch(std::move(**frame));
+      if (!dispatched.ok()) {
+        BOXLITE_LOG(kDebug, "%s", dispatched.message().c_str());
+        why = dispatched;
+        bad = true;
+        break;
+      }
     }
     if (bad) break;
   }
@@ -162,67 +193,78 @@ void AgentChannel::FailAll(const Status& why) {
   }
 }
 
-void AgentChannel::Dispatch(protocol::Frame frame) {
+Status AgentChannel::Dispatch(protocol::Frame frame) {
   std::shared_ptr<StreamSink> sink;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = sinks_.find(frame.stream);
     if (it != sinks_.end()) sink = it->second;
   }
-  if (!sink) return;  // A stream nobody waits for any more (e.g. a timed-out call).
+  // A stream nobody waits for any more (e.g. a timed-out call): dropped, nothing kept.
+  if (!sink) return Status::OK();
   uint8_t discarded_fd = 0;
   size_t discarded = 0;
   {
-  std::lock_guard<std::mutex> lock(sink->mu);
-  switch (frame.kind) {
-    case protocol::FrameKind::kResponse:
-      sink->response = protocol::DecodeResponse(frame.payload);
-      break;
-    case protocol::FrameKind::kData: {
-      auto data = protocol::ParseData(frame.payload);
-      if (!data.ok() || (data->fd != 1 && data->fd != 2)) break;
-      if (sink->discard[data->fd]) {
-        discarded_fd = data->fd;
-        discarded = data->bytes.size();
+    std::lock_guard<std::mutex> lock(sink->mu);
+    switch (frame.kind) {
+      case protocol::FrameKind::kResponse:
+        sink->response = protocol::DecodeResponse(frame.payload);
+        break;
+      case protocol::FrameKind::kData: {
+        auto data = protocol::ParseData(frame.payload);
+        if (!data.ok() || (data->fd != protocol::kFdStdout && data->fd != protocol::kFdStderr)) break;
+        int64_t size = static_cast<int64_t>(data->bytes.size());
+        if (size > sink->out_credit[data->fd]) {
+          return Status::ProtocolError(kCreditOverrunMessage, "remove the box");
+        }
+        sink->out_credit[data->fd] -= size;
+        // Empty chunks would read as end of stream; bytes after the end are the peer's
+        // mistake. Neither is queued, and their credit is not returned.
+        if (size == 0 || sink->eof[data->fd]) break;
+        if (sink->discard[data->fd]) {
+          discarded_fd = data->fd;
+          discarded = data->bytes.size();
+          break;
+        }
+        sink->chunks[data->fd].emplace_back(data->bytes);
+        sink->order.push_back(data->fd);
         break;
       }
-      sink->chunks[data->fd].emplace_back(data->bytes);
-      sink->order.push_back(data->fd);
-      break;
-    }
-    case protocol::FrameKind::kClose: {
-      auto fd = protocol::ParseClose(frame.payload);
-      if (fd.ok() && (*fd == 1 || *fd == 2)) {
-        sink->eof[*fd] = true;
-        sink->order.push_back(*fd);
+      case protocol::FrameKind::kClose: {
+        auto fd = protocol::ParseClose(frame.payload);
+        if (fd.ok() && (*fd == protocol::kFdStdout || *fd == protocol::kFdStderr) &&
+            !sink->eof[*fd]) {
+          sink->eof[*fd] = true;
+          sink->order.push_back(*fd);
+        }
+        break;
       }
-      break;
-    }
-    case protocol::FrameKind::kCredit: {
-      auto credit = protocol::ParseCredit(frame.payload);
-      if (credit.ok() && credit->fd == protocol::kFdStdin) sink->stdin_credit += credit->bytes;
-      break;
-    }
-    case protocol::FrameKind::kEvent: {
-      auto j = protocol::ParseObject(frame.payload);
-      protocol::ExitEvent ev;
-      std::string event;
-      if (j.ok() && protocol::GetString(*j, "event", &event).ok() && event == "exit" &&
-          protocol::FromJson(*j, &ev).ok()) {
-        sink->exit = ev;
+      case protocol::FrameKind::kCredit: {
+        auto credit = protocol::ParseCredit(frame.payload);
+        if (credit.ok() && credit->fd == protocol::kFdStdin) {
+          sink->stdin_credit = std::min(sink->stdin_credit + credit->bytes, kMaxCredit);
+        }
+        break;
       }
-      break;
+      case protocol::FrameKind::kEvent: {
+        auto j = protocol::ParseObject(frame.payload);
+        protocol::ExitEvent ev;
+        std::string event;
+        if (j.ok() && protocol::GetString(*j, "event", &event).ok() && event == "exit" &&
+            protocol::FromJson(*j, &ev).ok()) {
+          sink->exit = ev;
+        }
+        break;
+      }
+      case protocol::FrameKind::kRequest:
+        break;  // The agent never initiates requests.
     }
-    case protocol::FrameKind::kRequest:
-      break;  // The agent never initiates requests.
-  }
-  sink->cv.notify_all();
+    sink->cv.notify_all();
   }
   if (discarded > 0) {
-    std::string credit;
-    protocol::AppendCredit(&credit, frame.stream, discarded_fd, static_cast<uint32_t>(discarded));
-    (void)Send(credit);
+    (void)SendCredit(frame.stream, sink.get(), discarded_fd, static_cast<uint32_t>(discarded));
   }
+  return Status::OK();
 }
 
 }  // namespace boxlite::runtime

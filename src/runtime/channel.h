@@ -8,6 +8,13 @@
 // When the connection ends (the VM exited, panicked or was killed) every sink fails
 // with the same Unavailable status, so no caller waits forever.
 //
+// The peer is untrusted (guest root can take the agent's port): the channel enforces the
+// output credit it grants (docs/protocol.md "Flow control"). A data frame beyond what was
+// granted on its stream and fd closes the whole channel with kCreditOverrunMessage, so
+// the bytes queued for a stream never exceed its window. Nothing else the reader keeps
+// grows with the peer's traffic: one response and one exit per stream, one end-of-stream
+// mark per fd, and streams exist only while the host waits on them.
+//
 // Thread-safety: all methods may be called from any thread. Lock order: channel mu_
 // before a sink's mu; sinks never call back into the channel while holding their lock.
 #pragma once
@@ -44,10 +51,17 @@ struct StreamSink {
   bool discard[3] = {false, false, false};  // Drop data on arrival and return its credit.
   std::optional<protocol::ExitEvent> exit;
   int64_t stdin_credit = 0;
+  // Output bytes the peer may still send on fd 1 and 2: the window of the request plus
+  // the credit the host returned, minus what arrived.
+  int64_t out_credit[3] = {0, 0, 0};
   Status failure;  // Set when the channel is gone.
   // Arrival order of (fd) for readers that want whichever stream comes first.
   std::deque<int> order;
 };
+
+// Why a channel was dropped when its peer sent output it had no credit for.
+inline constexpr std::string_view kCreditOverrunMessage =
+    "the box's agent sent more output than it was granted credit for; the box was disconnected";
 
 class AgentChannel {
  public:
@@ -68,6 +82,9 @@ class AgentChannel {
 
   // Writes already-encoded frames. Unavailable when the channel is closed.
   Status Send(const std::string& frames);
+  // Grants the peer `bytes` more output on `fd` (1 or 2) of `stream`: counts them as
+  // allowed in `sink`, then sends the credit frame.
+  Status SendCredit(uint32_t stream, StreamSink* sink, uint8_t fd, uint32_t bytes);
   // Forgets a stream (after its exit was seen or its owner went away).
   void Release(uint32_t stream);
   // Ends the connection; pending and later calls fail with `why`.
@@ -77,7 +94,8 @@ class AgentChannel {
 
  private:
   void ReaderLoop();
-  void Dispatch(protocol::Frame frame);
+  // A non-OK status (the peer broke the protocol) ends the connection.
+  Status Dispatch(protocol::Frame frame);
   void FailAll(const Status& why);
 
   base::UniqueFd socket_;

@@ -85,9 +85,9 @@ void ExecImpl::ReturnCredit(int fd, size_t consumed) {
     if (unacked_[fd] >= kCreditBatch) grant = std::exchange(unacked_[fd], 0);
   }
   if (grant == 0) return;
-  std::string frame;
-  protocol::AppendCredit(&frame, stream_, static_cast<uint8_t>(fd), static_cast<uint32_t>(grant));
-  (void)channel_->Send(frame);  // A dead channel is reported by the next Read or Wait.
+  // A dead channel is reported by the next Read or Wait.
+  (void)channel_->SendCredit(stream_, sink_.get(), static_cast<uint8_t>(fd),
+                             static_cast<uint32_t>(grant));
 }
 
 Result<std::string> ExecImpl::Read(int fd, std::optional<std::chrono::milliseconds> timeout) {

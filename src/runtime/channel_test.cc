@@ -1,0 +1,206 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// The channel's credit accounting against a fake agent on the other end of a socketpair:
+// the peer is hostile, so output beyond the granted credit must drop the connection.
+#include "src/runtime/channel.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <future>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "src/protocol/frame.h"
+#include "src/protocol/messages.h"
+
+namespace boxlite::runtime {
+namespace {
+
+using std::chrono::seconds;
+
+// The agent's end: reads the host's frames and writes whatever a test wants.
+class FakePeer {
+ public:
+  explicit FakePeer(base::UniqueFd fd) : fd_(std::move(fd)) {}
+
+  protocol::Frame Next() {
+    while (true) {
+      auto frame = decoder_.Next();
+      EXPECT_TRUE(frame.ok());
+      if (frame.ok() && frame->has_value()) return std::move(**frame);
+      char buf[65536];
+      ssize_t n = ::read(fd_.get(), buf, sizeof(buf));
+      if (n <= 0) {
+        ADD_FAILURE() << "the host closed the channel";
+        return {};
+      }
+      decoder_.Feed(std::string_view(buf, static_cast<size_t>(n)));
+    }
+  }
+
+  void Write(const std::string& bytes) {
+    ASSERT_EQ(::write(fd_.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  }
+  void Data(uint32_t stream, uint8_t fd, size_t n) {
+    std::string frame;
+    protocol::AppendData(&frame, stream, fd, std::string(n, 'x'));
+    Write(frame);
+  }
+
+ private:
+  base::UniqueFd fd_;
+  protocol::FrameDecoder decoder_;
+};
+
+class ChannelCreditTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    int sp[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    peer_ = std::make_unique<FakePeer>(base::UniqueFd(sp[1]));
+    channel_ = std::make_shared<AgentChannel>(base::UniqueFd(sp[0]), [this](const Status& why) {
+      closed_.set_value(why);
+    });
+  }
+
+  // Starts an exec with `window` bytes of output credit per fd, answered by the peer.
+  void StartExec(int64_t window) {
+    auto call = std::async(std::launch::async, [&] {
+      return channel_->Call("exec", {{"argv", {"true"}}, {"window", window}},
+                            Clock::now() + seconds(10), &sink_, &stream_);
+    });
+    protocol::Frame request = peer_->Next();
+    ASSERT_EQ(request.kind, protocol::FrameKind::kRequest);
+    std::string response;
+    protocol::AppendFrame(&response, protocol::FrameKind::kResponse, request.stream,
+                          protocol::EncodeOkResponse({{"pid", 7}, {"stdin_window", 0}}));
+    peer_->Write(response);
+    ASSERT_TRUE(call.get().ok());
+    ASSERT_EQ(stream_, request.stream);
+  }
+
+  // Waits until the sink holds `bytes` of output on `fd` (or the channel failed).
+  size_t Queued(int fd, size_t bytes) {
+    std::unique_lock<std::mutex> lock(sink_->mu);
+    auto total = [&] {
+      size_t n = 0;
+      for (const auto& c : sink_->chunks[fd]) n += c.size();
+      return n;
+    };
+    WaitSink(sink_.get(), lock, Clock::now() + seconds(10),
+             [&] { return total() >= bytes || !sink_->failure.ok(); });
+    return total();
+  }
+
+  // Waits for the connection to end and returns why.
+  Status ClosedWhy() {
+    auto f = closed_.get_future();
+    if (f.wait_for(seconds(10)) != std::future_status::ready) {
+      return Status::Internal("the channel stayed open");
+    }
+    return f.get();
+  }
+
+  std::unique_ptr<FakePeer> peer_;
+  std::promise<Status> closed_;
+  std::shared_ptr<AgentChannel> channel_;
+  std::shared_ptr<StreamSink> sink_;
+  uint32_t stream_ = 0;
+};
+
+TEST_F(ChannelCreditTest, OutputWithinTheWindowIsDelivered) {
+  StartExec(1000);
+  peer_->Data(stream_, 1, 600);
+  peer_->Data(stream_, 1, 400);
+  peer_->Data(stream_, 2, 1000);  // Each fd has its own window.
+  EXPECT_EQ(Queued(1, 1000), 1000u);
+  EXPECT_EQ(Queued(2, 1000), 1000u);
+  EXPECT_TRUE(channel_->health().ok());
+}
+
+TEST_F(ChannelCreditTest, OverrunClosesTheChannelWithAClearError) {
+  StartExec(1000);
+  peer_->Data(stream_, 1, 1000);
+  EXPECT_EQ(Queued(1, 1000), 1000u);
+  peer_->Data(stream_, 1, 1);
+  Status why = ClosedWhy();
+  EXPECT_TRUE(why.IsProtocolError()) << why.ToString();
+  EXPECT_NE(why.message().find("more output than it was granted credit"), std::string::npos)
+      << why.ToString();
+  EXPECT_TRUE(channel_->health().IsProtocolError());
+  std::lock_guard<std::mutex> lock(sink_->mu);
+  EXPECT_TRUE(sink_->failure.IsProtocolError());
+  // Nothing beyond the window was queued.
+  size_t queued = 0;
+  for (const auto& c : sink_->chunks[1]) queued += c.size();
+  EXPECT_EQ(queued, 1000u);
+}
+
+TEST_F(ChannelCreditTest, ReturnedCreditAllowsMore) {
+  StartExec(1000);
+  peer_->Data(stream_, 1, 1000);
+  EXPECT_EQ(Queued(1, 1000), 1000u);
+  ASSERT_TRUE(channel_->SendCredit(stream_, sink_.get(), 1, 500).ok());
+  protocol::Frame credit = peer_->Next();
+  ASSERT_EQ(credit.kind, protocol::FrameKind::kCredit);
+  auto parsed = protocol::ParseCredit(credit.payload);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->bytes, 500u);
+  peer_->Data(stream_, 1, 500);
+  EXPECT_EQ(Queued(1, 1500), 1500u);
+  EXPECT_TRUE(channel_->health().ok());
+  peer_->Data(stream_, 1, 1);
+  EXPECT_TRUE(ClosedWhy().IsProtocolError());
+}
+
+TEST_F(ChannelCreditTest, AStreamWithoutAWindowAcceptsNoOutput) {
+  // put_file and the small requests grant no output credit at all.
+  auto call = std::async(std::launch::async, [&] {
+    return channel_->Call("put_file", {{"path", "/x"}}, Clock::now() + seconds(10), &sink_,
+                          &stream_);
+  });
+  protocol::Frame request = peer_->Next();
+  std::string response;
+  protocol::AppendFrame(&response, protocol::FrameKind::kResponse, request.stream,
+                        protocol::EncodeOkResponse({{"stdin_window", 10}}));
+  peer_->Write(response);
+  ASSERT_TRUE(call.get().ok());
+  peer_->Data(stream_, 2, 1);
+  EXPECT_TRUE(ClosedWhy().IsProtocolError());
+}
+
+TEST_F(ChannelCreditTest, FramesThatCostNothingAreNotKept) {
+  StartExec(100);
+  // Unknown streams, empty chunks and repeated ends neither queue nor fail.
+  for (int i = 0; i < 1000; ++i) {
+    peer_->Data(stream_ + 100, 1, 1000);
+    peer_->Data(stream_, 1, 0);
+    std::string close;
+    protocol::AppendClose(&close, stream_, 2);
+    peer_->Write(close);
+  }
+  peer_->Data(stream_, 1, 100);
+  EXPECT_EQ(Queued(1, 100), 100u);
+  EXPECT_TRUE(channel_->health().ok());
+  std::lock_guard<std::mutex> lock(sink_->mu);
+  EXPECT_EQ(sink_->chunks[1].size(), 1u);
+  EXPECT_LE(sink_->order.size(), 2u);
+}
+
+TEST_F(ChannelCreditTest, StdinCreditFromThePeerSaturates) {
+  StartExec(100);
+  std::string credits;
+  for (int i = 0; i < 1000; ++i) protocol::AppendCredit(&credits, stream_, 0, 0xffffffffu);
+  peer_->Write(credits);
+  peer_->Data(stream_, 1, 100);  // Arrives after the credits.
+  EXPECT_EQ(Queued(1, 100), 100u);
+  std::lock_guard<std::mutex> lock(sink_->mu);
+  EXPECT_GT(sink_->stdin_credit, 0);
+  EXPECT_LE(sink_->stdin_credit, int64_t{1} << 40);
+}
+
+}  // namespace
+}  // namespace boxlite::runtime
