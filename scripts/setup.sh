@@ -20,7 +20,7 @@ start=$(date +%s)
 packages=(
   build-essential cmake ninja-build pkg-config git
   libcurl4-openssl-dev libarchive-dev libssl-dev nlohmann-json3-dev libext2fs-dev
-  libzstd-dev zlib1g-dev libslirp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libzstd-dev zlib1g-dev libslirp-dev libseccomp-dev libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
   qemu-system-x86 qemu-utils e2fsprogs
   linux-source-6.1 bc bison flex libelf-dev cpio xz-utils
@@ -37,6 +37,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# The unprivileged system user that QEMU and boxlite-net run as when root starts a box
+# (src/vmm/vm_jail.h); the runtime makes it on demand too.
+if [ "$(id -u)" = 0 ] && ! getent passwd boxlite >/dev/null; then
+  log "creating the system user boxlite"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin boxlite
 fi
 
 # --- 2. Python packages -----------------------------------------------------------------

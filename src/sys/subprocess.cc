@@ -2,9 +2,15 @@
 #include "src/sys/subprocess.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +22,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <algorithm>
 
 #include "src/base/macros.h"
 #include "src/base/strings.h"
@@ -93,7 +100,104 @@ struct ChildPlan {
   pid_t parent = 0;
   int err_pipe = -1;
   std::vector<std::string> path_candidates;  // argv[0] resolved against PATH.
+
+  // The jail (src/sys/jail.h), prepared so the child only makes system calls.
+  bool jailed = false;
+  int cgroup_procs_fd = -1;          // The leaf's cgroup.procs, open for writing.
+  bool user_namespace = false;       // An unprivileged caller's own user namespace...
+  std::string uid_map, gid_map;      // ...mapping only its ids.
+  int namespace_flags = 0;           // CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS or 0.
+  bool must_drop_bounding = false;   // Root (or the user namespace) can, so it must.
+  int cap_last = 63;
+  bool switch_identity = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  std::vector<sock_filter> seccomp;  // Empty: no filter of ours.
+  std::vector<int> fds_to_keep;      // Sorted, >= 3: keep_fds and err_pipe.
 };
+
+// Writes a short string to a /proc file; false on failure (system calls only).
+bool WriteProcFile(const char* path, const std::string& value) {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
+  ::close(fd);
+  return ok;
+}
+
+// Closes every descriptor >= 3 not in `keep` (sorted).
+int CloseAllBut(const std::vector<int>& keep) {
+  unsigned lo = 3;
+  auto close_range = [](unsigned first, unsigned last) -> int {
+    if (::syscall(SYS_close_range, first, last, 0) == 0) return 0;
+    if (errno != ENOSYS) return errno;
+    struct rlimit lim;
+    unsigned top = ::getrlimit(RLIMIT_NOFILE, &lim) == 0 ? static_cast<unsigned>(lim.rlim_cur)
+                                                        : 65536;
+    for (unsigned fd = first; fd <= last && fd < top; ++fd) ::close(static_cast<int>(fd));
+    return 0;
+  };
+  for (int fd : keep) {
+    unsigned k = static_cast<unsigned>(fd);
+    if (k > lo) {
+      if (int err = close_range(lo, k - 1); err != 0) return err;
+    }
+    lo = k + 1;
+  }
+  return close_range(lo, ~0U);
+}
+
+// The jail's steps after the descriptors are in place (src/sys/jail.h has the order).
+// Returns 0 or the errno of the step that failed.
+int EnterJail(const ChildPlan& plan) {
+  if (plan.cgroup_procs_fd >= 0 && ::write(plan.cgroup_procs_fd, "0", 1) != 1) return errno;
+  bool in_user_namespace = false;
+  if (plan.user_namespace) {
+    if (::unshare(CLONE_NEWUSER | plan.namespace_flags) == 0) {
+      if (!WriteProcFile("/proc/self/setgroups", "deny") ||
+          !WriteProcFile("/proc/self/uid_map", plan.uid_map) ||
+          !WriteProcFile("/proc/self/gid_map", plan.gid_map)) {
+        return errno != 0 ? errno : EPERM;
+      }
+      in_user_namespace = true;
+    }
+    // Refused (no unprivileged user namespaces here): the child runs without them.
+  } else if (plan.namespace_flags != 0 && ::unshare(plan.namespace_flags) != 0) {
+    return errno;
+  }
+  // Root, or anyone in a user namespace of its own, can empty the bounding set and must;
+  // an unprivileged process outside one cannot, and has no capability for it to bound.
+  bool must_drop = plan.must_drop_bounding || in_user_namespace;
+  for (int cap = 0; cap <= plan.cap_last; ++cap) {
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && must_drop) {
+      return errno;
+    }
+  }
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+    return errno;
+  }
+  if (plan.switch_identity) {
+    if (::setgroups(plan.groups.size(), plan.groups.data()) != 0) return errno;
+    if (::setresgid(plan.gid, plan.gid, plan.gid) != 0) return errno;
+    if (::setresuid(plan.uid, plan.uid, plan.uid) != 0) return errno;
+  }
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (::syscall(SYS_capset, &header, data) != 0) return errno;
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+  if (!plan.seccomp.empty()) {
+    struct sock_fprog prog = {static_cast<unsigned short>(plan.seccomp.size()),
+                              const_cast<sock_filter*>(plan.seccomp.data())};
+    if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) return errno;
+  }
+  if (plan.die_with_parent) {
+    // Changing credentials (or the user namespace) cleared the parent-death signal.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return errno;
+    if (::getppid() != plan.parent) return ESRCH;
+  }
+  return CloseAllBut(plan.fds_to_keep);
+}
 
 [[noreturn]] void ChildMain(const ChildPlan& plan) {
   // After fork: async-signal-safe calls only.
@@ -128,6 +232,10 @@ struct ChildPlan {
     err = errno;
     goto fail;
   }
+  if (plan.jailed) {
+    err = EnterJail(plan);
+    if (err != 0) goto fail;
+  }
   if (plan.path_candidates.empty()) {
     if (plan.use_env) {
       ::execve(plan.argv[0], plan.argv.data(), plan.envp.data());
@@ -150,6 +258,60 @@ fail:
   ssize_t ignored = ::write(plan.err_pipe, &err, sizeof(err));
   (void)ignored;
   _exit(127);
+}
+
+Status PrepareJail(const Jail& jail, const SpawnOptions& options, ChildPlan* plan,
+                   base::UniqueFd* cgroup_procs) {
+  plan->jailed = true;
+  if (plan->cwd == nullptr) plan->cwd = "/";
+  bool root = ::geteuid() == 0;
+  if (!jail.cgroup_dir.empty()) {
+    BOXLITE_ASSIGN_OR_RETURN(*cgroup_procs, Open(JoinPath(jail.cgroup_dir, "cgroup.procs"),
+                                                 O_WRONLY | O_CLOEXEC));
+    plan->cgroup_procs_fd = cgroup_procs->get();
+  }
+  if (jail.new_namespaces) {
+    plan->namespace_flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+    if (!root) {
+      plan->user_namespace = true;
+      plan->uid_map = base::StrFormat("%u %u 1\n", ::geteuid(), ::geteuid());
+      plan->gid_map = base::StrFormat("%u %u 1\n", ::getegid(), ::getegid());
+    }
+  }
+  plan->must_drop_bounding = root;
+  if (auto last = ReadFile("/proc/sys/kernel/cap_last_cap"); last.ok()) {
+    if (auto n = base::ParseUint(base::Trim(*last)); n && *n < 64) {
+      plan->cap_last = static_cast<int>(*n);
+    }
+  }
+  if (jail.identity) {
+    if (!root) return Status::PermissionDenied("only root can start a child as another user");
+    if (jail.identity->uid == 0) {
+      return Status::InvalidArgument("a jailed child must not run as root");
+    }
+    plan->switch_identity = true;
+    plan->uid = jail.identity->uid;
+    plan->gid = jail.identity->gid;
+    plan->groups = jail.identity->groups;
+  } else if (root) {
+    return Status::InvalidArgument("a child jailed by root needs an unprivileged identity");
+  }
+  if (!jail.seccomp_filter.empty()) {
+    const auto& program = jail.seccomp_filter;
+    if (program.size() % sizeof(sock_filter) != 0 || program.size() / sizeof(sock_filter) > 4096) {
+      return Status::InvalidArgument("malformed seccomp filter");
+    }
+    plan->seccomp.resize(program.size() / sizeof(sock_filter));
+    std::memcpy(plan->seccomp.data(), program.data(), program.size());
+  }
+  for (int fd : options.keep_fds) {
+    if (fd >= 3) plan->fds_to_keep.push_back(fd);
+  }
+  plan->fds_to_keep.push_back(plan->err_pipe);
+  std::sort(plan->fds_to_keep.begin(), plan->fds_to_keep.end());
+  plan->fds_to_keep.erase(std::unique(plan->fds_to_keep.begin(), plan->fds_to_keep.end()),
+                          plan->fds_to_keep.end());
+  return Status::OK();
 }
 
 }  // namespace
@@ -188,6 +350,11 @@ Result<Subprocess> Subprocess::Spawn(const SpawnOptions& options) {
   base::UniqueFd err_read(pipefd[0]);
   base::UniqueFd err_write(pipefd[1]);
   plan.err_pipe = err_write.get();
+  base::UniqueFd cgroup_procs;
+  if (options.jail) {
+    if (!options.env) return Status::InvalidArgument("a jailed child needs an explicit environment");
+    BOXLITE_RETURN_IF_ERROR(PrepareJail(*options.jail, options, &plan, &cgroup_procs));
+  }
 
   pid_t pid = -1;
   int fork_errno = 0;

@@ -173,6 +173,8 @@ Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
     spawn.argv.push_back(std::to_string(::getpid()));
   }
   spawn.keep_fds = {helper_end.get(), ready_write.get()};
+  spawn.env = std::vector<std::string>();  // Nothing of ours (API keys...) reaches it.
+  spawn.jail = options.jail;
   spawn.die_with_parent = options.die_with_owner;
   spawn.new_session = !options.die_with_owner;
   spawn.stderr_fd = options.stderr_fd;

@@ -60,6 +60,9 @@ struct NetOptions {
   bool die_with_owner = true;  // false for detached boxes: the helper gets its own session.
   int stderr_fd = -1;          // Where the helper's own messages go; -1 discards them.
   std::chrono::milliseconds ready_timeout{10000};
+  // The jail it starts in (src/vmm/vm_jail.h), with an empty environment: it adds its own
+  // seccomp filter, which the jail's no_new_privs lets it load unprivileged.
+  sys::Jail jail;
 };
 
 struct NetHelper {

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import SESSION_MARK
+from conftest import SESSION_MARK, add_session_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("BOXLITE_BUILD_DIR", os.path.join(REPO, "build"))
@@ -276,7 +276,8 @@ def box_env(tmp_path):
     env = dict(os.environ)
     env["BOXLITE_HOME"] = str(tmp_path / "home")
     key, value = SESSION_MARK.split("=", 1)
-    env[key] = value  # Lets the suite's leak monitor see these boxes' VMs.
+    env[key] = value
+    add_session_root(tmp_path)  # Lets the suite's leak monitor see these boxes' VMs.
     # The discard port on loopback: guest lookups fail fast and never leave the host.
     env["BOXLITE_DNS_SERVERS"] = "127.0.0.1:9"
     env.pop("BOXLITE_NET_HELPER", None)
