@@ -4,8 +4,9 @@
 // does between fork and exec to give up everything it does not need. A Jail is a plan,
 // made before fork; Subprocess::Spawn (src/sys/subprocess.h) carries it out in the child
 // with system calls only, in this order:
-//   join the cgroup leaf (if any) -> new user namespace (unprivileged callers, if the
-//   kernel allows) -> new mount/ipc/uts namespaces -> drop the bounding set and ambient
+//   (cloned into a new pid namespace, root only) -> join the cgroup leaf (if any) -> new
+//   user namespace (unprivileged callers, if the kernel allows) -> new mount/ipc/uts
+//   namespaces (a /proc of its own with the pid namespace) -> drop the bounding set and ambient
 //   capabilities -> switch to `identity` (root callers) -> no capabilities left at all ->
 //   no_new_privs -> the seccomp filter -> close every descriptor but 0-2 and the passed
 //   ones -> exec with the explicit environment.
@@ -44,6 +45,10 @@ struct Jail {
   // New mount, ipc and uts namespaces. As root directly; otherwise inside a new user
   // namespace mapping only the caller's uid and gid, when the kernel allows one.
   bool new_namespaces = true;
+  // With new_namespaces, for a root caller: also a new pid namespace of which the child is
+  // the first process, with its own /proc (the caller still sees the child's real pid;
+  // signals without a handler in the child, other than SIGKILL/SIGSTOP, do not reach it).
+  bool new_pid_namespace = false;
   // A cgroup v2 directory to move into before anything else ("" : stay).
   std::string cgroup_dir;
 };

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "src/base/strings.h"
 #include "src/sys/fs.h"
 #include "src/sys/subprocess.h"
 
@@ -131,6 +132,18 @@ TEST(JailTest, NoSetuidOrSetgidFileCanBeMade) {
   }
   EXPECT_FALSE(Exists(dir + "/d"));
   (void)RemoveTree(dir);
+}
+
+TEST(JailTest, APidNamespaceWithItsOwnProc) {
+  if (!Root()) GTEST_SKIP() << "needs root";
+  Jail jail = TestJail();
+  jail.new_pid_namespace = true;
+  // The shell is pid 1; /proc lists it and ls (its child) only.
+  auto [code, out] = RunJailed(jail, "echo pid=$$; ls /proc | grep -c '^[0-9]'");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(out, "pid=1\n2\n");
+  // Our own /proc is untouched: the mount stayed in the child's namespace.
+  EXPECT_TRUE(Exists(base::StrFormat("/proc/%d", ::getpid())));
 }
 
 TEST(JailTest, RootMustNameAnUnprivilegedIdentity) {

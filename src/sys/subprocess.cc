@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -97,7 +98,8 @@ struct ChildPlan {
   bool new_session = false;
   bool new_process_group = false;
   const char* cwd = nullptr;
-  pid_t parent = 0;
+  pid_t parent_seen = 0;  // Our pid as the child sees it (0 from a new pid namespace).
+  int parent_pidfd = -1;  // In a new pid namespace: readable once we have exited.
   int err_pipe = -1;
   std::vector<std::string> path_candidates;  // argv[0] resolved against PATH.
 
@@ -107,6 +109,7 @@ struct ChildPlan {
   bool user_namespace = false;       // An unprivileged caller's own user namespace...
   std::string uid_map, gid_map;      // ...mapping only its ids.
   int namespace_flags = 0;           // CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS or 0.
+  bool pid_namespace = false;        // Cloned into a new pid namespace: mount its /proc.
   bool must_drop_bounding = false;   // Root (or the user namespace) can, so it must.
   int cap_last = 63;
   bool switch_identity = false;
@@ -116,6 +119,15 @@ struct ChildPlan {
   std::vector<sock_filter> seccomp;  // Empty: no filter of ours.
   std::vector<int> fds_to_keep;      // Sorted, >= 3: keep_fds and err_pipe.
 };
+
+// Whether the parent exited before the parent-death signal was armed (system calls only).
+bool ParentGone(const ChildPlan& plan) {
+  if (plan.parent_pidfd >= 0) {
+    struct pollfd p = {plan.parent_pidfd, POLLIN, 0};
+    return ::poll(&p, 1, 0) != 0;
+  }
+  return ::getppid() != plan.parent_seen;
+}
 
 // Writes a short string to a /proc file; false on failure (system calls only).
 bool WriteProcFile(const char* path, const std::string& value) {
@@ -166,6 +178,14 @@ int EnterJail(const ChildPlan& plan) {
   } else if (plan.namespace_flags != 0 && ::unshare(plan.namespace_flags) != 0) {
     return errno;
   }
+  if (plan.pid_namespace) {
+    // A /proc of the new pid namespace: the child sees no other process of the host (nor
+    // another box's, even under the same uid). Nothing propagates back to the host.
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
+    if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+      return errno;
+    }
+  }
   // Root, or anyone in a user namespace of its own, can empty the bounding set and must;
   // an unprivileged process outside one cannot, and has no capability for it to bound.
   bool must_drop = plan.must_drop_bounding || in_user_namespace;
@@ -178,9 +198,11 @@ int EnterJail(const ChildPlan& plan) {
     return errno;
   }
   if (plan.switch_identity) {
-    if (::setgroups(plan.groups.size(), plan.groups.data()) != 0) return errno;
-    if (::setresgid(plan.gid, plan.gid, plan.gid) != 0) return errno;
-    if (::setresuid(plan.uid, plan.uid, plan.uid) != 0) return errno;
+    // Raw system calls: glibc's wrappers would try to change every thread of what it
+    // believes is still the multi-threaded parent (a raw clone runs no fork handlers).
+    if (::syscall(SYS_setgroups, plan.groups.size(), plan.groups.data()) != 0) return errno;
+    if (::syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) return errno;
+    if (::syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) return errno;
   }
   struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
@@ -194,7 +216,7 @@ int EnterJail(const ChildPlan& plan) {
   if (plan.die_with_parent) {
     // Changing credentials (or the user namespace) cleared the parent-death signal.
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return errno;
-    if (::getppid() != plan.parent) return ESRCH;
+    if (ParentGone(plan)) return ESRCH;
   }
   return CloseAllBut(plan.fds_to_keep);
 }
@@ -203,7 +225,7 @@ int EnterJail(const ChildPlan& plan) {
   // After fork: async-signal-safe calls only.
   int err = 0;
   if (plan.die_with_parent) {
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != plan.parent) _exit(127);
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ParentGone(plan)) _exit(127);
   }
   if (plan.new_session) {
     ::setsid();
@@ -272,6 +294,10 @@ Status PrepareJail(const Jail& jail, const SpawnOptions& options, ChildPlan* pla
   }
   if (jail.new_namespaces) {
     plan->namespace_flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+    if (root && jail.new_pid_namespace) {
+      plan->pid_namespace = true;
+      plan->parent_seen = 0;
+    }
     if (!root) {
       plan->user_namespace = true;
       plan->uid_map = base::StrFormat("%u %u 1\n", ::geteuid(), ::geteuid());
@@ -343,7 +369,7 @@ Result<Subprocess> Subprocess::Spawn(const SpawnOptions& options) {
   plan.new_session = options.new_session;
   plan.new_process_group = options.new_process_group;
   if (!options.cwd.empty()) plan.cwd = options.cwd.c_str();
-  plan.parent = ::getpid();
+  plan.parent_seen = ::getpid();
 
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
@@ -351,15 +377,29 @@ Result<Subprocess> Subprocess::Spawn(const SpawnOptions& options) {
   base::UniqueFd err_write(pipefd[1]);
   plan.err_pipe = err_write.get();
   base::UniqueFd cgroup_procs;
+  base::UniqueFd parent_pidfd;
   if (options.jail) {
     if (!options.env) return Status::InvalidArgument("a jailed child needs an explicit environment");
     BOXLITE_RETURN_IF_ERROR(PrepareJail(*options.jail, options, &plan, &cgroup_procs));
+    if (plan.pid_namespace) {
+      // From a new pid namespace getppid() is 0: the child watches a pidfd of ours instead.
+      parent_pidfd.reset(PidfdOpen(::getpid()));
+      if (!parent_pidfd) return ErrnoStatus(errno, "pidfd_open of ourselves");
+      ::fcntl(parent_pidfd.get(), F_SETFD, FD_CLOEXEC);
+      plan.parent_pidfd = parent_pidfd.get();
+    }
   }
 
   pid_t pid = -1;
   int fork_errno = 0;
   auto do_fork = [&] {
-    pid = ::fork();
+    if (plan.pid_namespace) {
+      // fork() into a new pid namespace: the child is its first process, we see its pid.
+      pid = static_cast<pid_t>(
+          ::syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+    } else {
+      pid = ::fork();
+    }
     if (pid == 0) ChildMain(plan);
     if (pid < 0) fork_errno = errno;
   };

@@ -107,6 +107,10 @@ Result<VmJailPlan> PlanVmJail(const VmJailInputs& inputs) {
   plan.net.seccomp_filter = plan.qemu.seccomp_filter;
   plan.qemu.new_namespaces = true;
   plan.net.new_namespaces = true;
+  // Root-started boxes share one uid (or their shares' owner's): a pid namespace with its
+  // own /proc keeps each box's processes from seeing, signalling or tracing another's.
+  plan.qemu.new_pid_namespace = root;
+  plan.net.new_pid_namespace = root;
   sys::CgroupLimits limits;
   limits.memory_max_bytes = static_cast<uint64_t>(std::max(inputs.memory_mib, 0)) * kMiB +
                             kOverheadBytes;

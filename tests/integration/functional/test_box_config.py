@@ -295,6 +295,9 @@ def test_copy_in_and_out_keep_modes_and_bytes(cli, tmp_path):
 @pytest.mark.allow_background_vms
 def test_inspect_reports_state_resources_ports_mounts_and_metrics(cli, tmp_path):
     name = "inspected"
+    # pytest makes tmp_path private (0700); a share must be readable by the user the VM
+    # runs as (docs/security.md).
+    os.chmod(tmp_path, 0o755)
     assert cli.run("run", "-d", "--name", name, "--cpus", "1", "--memory", "384",
                    "-v", f"{tmp_path}:/data:ro", BASE, "sleep", "1000").returncode == 0
     try:
