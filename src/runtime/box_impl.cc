@@ -549,6 +549,10 @@ Status BoxImpl::StopLocked() {
     channel_.reset();
     port_lock_.reset();
     vm_.reset();
+    // A detached box stopped from another process: its leaf is where root makes them.
+    if (cgroup_dir_.empty() && ::geteuid() == 0) {
+      cgroup_dir_ = sys::RootCgroupLeaf(vmm::CgroupLeafName(id_));
+    }
     sys::RemoveCgroupLeaf(cgroup_dir_);
     cgroup_dir_.clear();
     state_ = State::kStopped;

@@ -214,7 +214,7 @@ std::optional<std::string> CreateCgroupLeaf(const std::string& name, const Cgrou
       return std::nullopt;
     }
   }
-  std::string leaf = JoinPath(parent, name);
+  std::string leaf = ::geteuid() == 0 ? RootCgroupLeaf(name) : JoinPath(parent, name);
   if (::mkdir(leaf.c_str(), 0755) != 0 && errno != EEXIST) {
     *why = "cannot create " + leaf + ": " + std::strerror(errno);
     return std::nullopt;
@@ -227,6 +227,10 @@ std::optional<std::string> CreateCgroupLeaf(const std::string& name, const Cgrou
     return std::nullopt;
   }
   return leaf;
+}
+
+std::string RootCgroupLeaf(const std::string& name) {
+  return JoinPath(JoinPath(kCgroupRoot, "boxlite"), name);
 }
 
 void RemoveCgroupLeaf(const std::string& dir) {

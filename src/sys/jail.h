@@ -87,5 +87,7 @@ std::optional<std::string> CreateCgroupLeaf(const std::string& name, const Cgrou
                                             std::string* why);
 // Removes a leaf made by CreateCgroupLeaf once its processes are gone (best effort).
 void RemoveCgroupLeaf(const std::string& dir);
+// Where CreateCgroupLeaf puts `name` for root (so another process can remove it).
+std::string RootCgroupLeaf(const std::string& name);
 
 }  // namespace boxlite::sys

@@ -138,12 +138,47 @@ TEST(JailTest, APidNamespaceWithItsOwnProc) {
   if (!Root()) GTEST_SKIP() << "needs root";
   Jail jail = TestJail();
   jail.new_pid_namespace = true;
-  // The shell is pid 1; /proc lists it and ls (its child) only.
-  auto [code, out] = RunJailed(jail, "echo pid=$$; ls /proc | grep -c '^[0-9]'");
+  // The shell is pid 1 and, listed with a builtin, the only process in its /proc.
+  auto [code, out] = RunJailed(jail, "echo pid=$$; set -- /proc/[0-9]*; echo $# $1");
   ASSERT_EQ(code, 0) << out;
-  EXPECT_EQ(out, "pid=1\n2\n");
+  EXPECT_EQ(out, "pid=1\n1 /proc/1\n");
   // Our own /proc is untouched: the mount stayed in the child's namespace.
   EXPECT_TRUE(Exists(base::StrFormat("/proc/%d", ::getpid())));
+}
+
+TEST(JailTest, AFailedStepIsNamed) {
+  if (!Root()) GTEST_SKIP() << "needs root";
+  Jail jail = TestJail();
+  jail.identity->groups = {static_cast<gid_t>(-1)};  // setgroups refuses it.
+  SpawnOptions options;
+  options.argv = {"/bin/true"};
+  options.env = std::vector<std::string>();
+  options.jail = jail;
+  auto child = Subprocess::Spawn(options);
+  ASSERT_FALSE(child.ok());
+  EXPECT_NE(child.error().message().find("the jail could not switch user"), std::string::npos)
+      << child.error().ToString();
+}
+
+TEST(JailTest, ACgroupLeafHasTheLimitsOrAReason) {
+  std::string why;
+  CgroupLimits limits{512ull << 20, 64};
+  auto leaf = CreateCgroupLeaf(base::StrFormat("jail-test-%d", ::getpid()), limits, &why);
+  if (!leaf) {
+    // A cgroup v1 host or no delegation: skipped, with a reason for the debug log.
+    EXPECT_FALSE(why.empty());
+    GTEST_SKIP() << "no cgroup v2 leaf here: " << why;
+  }
+  EXPECT_EQ(base::Trim(ReadFile(*leaf + "/memory.max").value()), "536870912");
+  EXPECT_EQ(base::Trim(ReadFile(*leaf + "/pids.max").value()), "64");
+  Jail jail = TestJail();
+  jail.cgroup_dir = *leaf;
+  auto [code, out] = RunJailed(jail, "cat /proc/self/cgroup");
+  EXPECT_EQ(code, 0) << out;
+  std::string relative = leaf->substr(std::string("/sys/fs/cgroup").size());
+  EXPECT_NE(out.find("0::" + relative + "\n"), std::string::npos) << out;
+  RemoveCgroupLeaf(*leaf);
+  EXPECT_FALSE(Exists(*leaf));
 }
 
 TEST(JailTest, RootMustNameAnUnprivilegedIdentity) {

@@ -120,6 +120,12 @@ struct ChildPlan {
   std::vector<int> fds_to_keep;      // Sorted, >= 3: keep_fds and err_pipe.
 };
 
+// What a jailed child was doing when it failed (EnterJail's *step; 0: anything else).
+constexpr const char* kJailSteps[] = {
+    "",           "join the cgroup",   "enter new namespaces", "mount its /proc",
+    "drop capabilities", "switch user", "set no_new_privs",     "install the seccomp filter",
+    "watch its parent",  "close inherited descriptors"};
+
 // Whether the parent exited before the parent-death signal was armed (system calls only).
 bool ParentGone(const ChildPlan& plan) {
   if (plan.parent_pidfd >= 0) {
@@ -161,9 +167,11 @@ int CloseAllBut(const std::vector<int>& keep) {
 }
 
 // The jail's steps after the descriptors are in place (src/sys/jail.h has the order).
-// Returns 0 or the errno of the step that failed.
-int EnterJail(const ChildPlan& plan) {
+// Returns 0 or the errno of the step that failed, named in *step (an index in kJailSteps).
+int EnterJail(const ChildPlan& plan, int* step) {
+  *step = 1;
   if (plan.cgroup_procs_fd >= 0 && ::write(plan.cgroup_procs_fd, "0", 1) != 1) return errno;
+  *step = 2;
   bool in_user_namespace = false;
   if (plan.user_namespace) {
     if (::unshare(CLONE_NEWUSER | plan.namespace_flags) == 0) {
@@ -178,6 +186,7 @@ int EnterJail(const ChildPlan& plan) {
   } else if (plan.namespace_flags != 0 && ::unshare(plan.namespace_flags) != 0) {
     return errno;
   }
+  *step = 3;
   if (plan.pid_namespace) {
     // A /proc of the new pid namespace: the child sees no other process of the host (nor
     // another box's, even under the same uid). Nothing propagates back to the host.
@@ -188,6 +197,7 @@ int EnterJail(const ChildPlan& plan) {
   }
   // Root, or anyone in a user namespace of its own, can empty the bounding set and must;
   // an unprivileged process outside one cannot, and has no capability for it to bound.
+  *step = 4;
   bool must_drop = plan.must_drop_bounding || in_user_namespace;
   for (int cap = 0; cap <= plan.cap_last; ++cap) {
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && must_drop) {
@@ -197,6 +207,7 @@ int EnterJail(const ChildPlan& plan) {
   if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
     return errno;
   }
+  *step = 5;
   if (plan.switch_identity) {
     // Raw system calls: glibc's wrappers would try to change every thread of what it
     // believes is still the multi-threaded parent (a raw clone runs no fork handlers).
@@ -204,26 +215,32 @@ int EnterJail(const ChildPlan& plan) {
     if (::syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) return errno;
     if (::syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) return errno;
   }
+  *step = 4;
   struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
   if (::syscall(SYS_capset, &header, data) != 0) return errno;
+  *step = 6;
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+  *step = 7;
   if (!plan.seccomp.empty()) {
     struct sock_fprog prog = {static_cast<unsigned short>(plan.seccomp.size()),
                               const_cast<sock_filter*>(plan.seccomp.data())};
     if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) return errno;
   }
+  *step = 8;
   if (plan.die_with_parent) {
     // Changing credentials (or the user namespace) cleared the parent-death signal.
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return errno;
     if (ParentGone(plan)) return ESRCH;
   }
+  *step = 9;
   return CloseAllBut(plan.fds_to_keep);
 }
 
 [[noreturn]] void ChildMain(const ChildPlan& plan) {
   // After fork: async-signal-safe calls only.
   int err = 0;
+  int step = 0;
   if (plan.die_with_parent) {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ParentGone(plan)) _exit(127);
   }
@@ -255,8 +272,9 @@ int EnterJail(const ChildPlan& plan) {
     goto fail;
   }
   if (plan.jailed) {
-    err = EnterJail(plan);
+    err = EnterJail(plan, &step);
     if (err != 0) goto fail;
+    step = 0;
   }
   if (plan.path_candidates.empty()) {
     if (plan.use_env) {
@@ -277,7 +295,8 @@ int EnterJail(const ChildPlan& plan) {
     }
   }
 fail:
-  ssize_t ignored = ::write(plan.err_pipe, &err, sizeof(err));
+  int report[2] = {err, step};
+  ssize_t ignored = ::write(plan.err_pipe, report, sizeof(report));
   (void)ignored;
   _exit(127);
 }
@@ -410,15 +429,20 @@ Result<Subprocess> Subprocess::Spawn(const SpawnOptions& options) {
   }
   if (pid < 0) return ErrnoStatus(fork_errno, "fork for %s", options.argv[0].c_str());
   err_write.reset();
-  int child_errno = 0;
+  int report[2] = {0, 0};
   ssize_t n;
   do {
-    n = ::read(err_read.get(), &child_errno, sizeof(child_errno));
+    n = ::read(err_read.get(), report, sizeof(report));
   } while (n < 0 && errno == EINTR);
-  if (n == sizeof(child_errno)) {
+  if (n == sizeof(report)) {
     int status;
     ::waitpid(pid, &status, 0);
-    return ErrnoStatus(child_errno, "start %s", options.argv[0].c_str());
+    int step = report[1] > 0 && report[1] < static_cast<int>(std::size(kJailSteps)) ? report[1] : 0;
+    if (step != 0) {
+      return ErrnoStatus(report[0], "start %s: the jail could not %s", options.argv[0].c_str(),
+                         kJailSteps[step]);
+    }
+    return ErrnoStatus(report[0], "start %s", options.argv[0].c_str());
   }
   base::UniqueFd pidfd(PidfdOpen(pid));
   return Subprocess(pid, std::move(pidfd), /*owned=*/true);

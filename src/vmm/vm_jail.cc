@@ -53,6 +53,8 @@ void AddKvmGroup(Accel accel, std::optional<gid_t> kvm_group, sys::Identity* ide
   if (std::find(g.begin(), g.end(), *kvm_group) == g.end()) g.push_back(*kvm_group);
 }
 
+std::string CgroupLeafName(const std::string& box_id) { return "box-" + box_id; }
+
 Result<VmJailPlan> PlanVmJail(const VmJailInputs& inputs) {
   VmJailPlan plan;
   bool root = ::geteuid() == 0;
@@ -116,7 +118,7 @@ Result<VmJailPlan> PlanVmJail(const VmJailInputs& inputs) {
                             kOverheadBytes;
   limits.pids_max = kPidsMax;
   std::string why;
-  if (auto leaf = sys::CreateCgroupLeaf("box-" + inputs.box_id, limits, &why)) {
+  if (auto leaf = sys::CreateCgroupLeaf(CgroupLeafName(inputs.box_id), limits, &why)) {
     plan.cgroup_dir = *leaf;
     plan.qemu.cgroup_dir = *leaf;
     plan.net.cgroup_dir = *leaf;

@@ -61,6 +61,9 @@ struct VmJailPlan {
   std::string notes;       // What was skipped and why (for debug logs).
 };
 
+// The name of a box's cgroup leaf (src/sys/jail.h CreateCgroupLeaf).
+std::string CgroupLeafName(const std::string& box_id);
+
 // Looks up the users, checks the shares and /dev/kvm as the chosen user, builds the filter
 // and the cgroup leaf. Errors are one line with what to do.
 Result<VmJailPlan> PlanVmJail(const VmJailInputs& inputs);
