@@ -6,7 +6,8 @@
 // with system calls only, in this order:
 //   (cloned into a new pid namespace, root only) -> join the cgroup leaf (if any) -> new
 //   user namespace (unprivileged callers, if the kernel allows) -> new mount/ipc/uts
-//   namespaces (a /proc of its own with the pid namespace) -> drop the bounding set and ambient
+//   namespaces (a /proc of its own with the pid namespace, or a minimal root) -> drop the
+//   bounding set and ambient
 //   capabilities -> switch to `identity` (root callers) -> no capabilities left at all ->
 //   no_new_privs -> the seccomp filter -> close every descriptor but 0-2 and the passed
 //   ones -> exec with the explicit environment.
@@ -49,6 +50,11 @@ struct Jail {
   // the first process, with its own /proc (the caller still sees the child's real pid;
   // signals without a handler in the child, other than SIGKILL/SIGSTOP, do not reach it).
   bool new_pid_namespace = false;
+  // With new_pid_namespace: the child's root is a read-only tmpfs holding only /usr (read
+  // only; /bin, /lib... as on the host), /etc/ld.so.cache, resolv.conf, hosts, nsswitch.conf
+  // and localtime, the /dev nodes null, zero, full, random, urandom and kvm, and its own
+  // /proc. Whatever else it needs comes as descriptors; the program is exec'd from one.
+  bool minimal_root = false;
   // A cgroup v2 directory to move into before anything else ("" : stay).
   std::string cgroup_dir;
 };

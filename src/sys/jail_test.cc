@@ -146,6 +146,30 @@ TEST(JailTest, APidNamespaceWithItsOwnProc) {
   EXPECT_TRUE(Exists(base::StrFormat("/proc/%d", ::getpid())));
 }
 
+TEST(JailTest, AMinimalRootShowsOnlyWhatTheProgramNeeds) {
+  if (!Root()) GTEST_SKIP() << "needs root";
+  Jail jail = TestJail();
+  jail.new_pid_namespace = true;
+  jail.minimal_root = true;
+  char tmpl[] = "/tmp/boxlite-jail-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);
+  auto [code, out] = RunJailed(
+      jail, "ls -a /; ls /etc; ls /dev; test -e " + dir + " || echo no-host-tmp; "
+            "test -e /home || echo no-home; touch /x 2>/dev/null || echo read-only; "
+            "echo hi > /dev/null && echo devnull; set -- /proc/[0-9]*; echo procs=$#");
+  EXPECT_EQ(code, 0) << out;
+  for (const char* want : {"usr\n", "proc\n", "ld.so.cache\n", "null\n", "urandom\n",
+                           "no-host-tmp\n", "no-home\n", "read-only\n", "devnull\n",
+                           "procs=1\n"}) {
+    EXPECT_NE(out.find(want), std::string::npos) << want << " in\n" << out;
+  }
+  EXPECT_EQ(out.find("shadow"), std::string::npos) << out;
+  EXPECT_EQ(out.find("root\n"), std::string::npos) << out;
+  ::rmdir(dir.c_str());
+}
+
 TEST(JailTest, AFailedStepIsNamed) {
   if (!Root()) GTEST_SKIP() << "needs root";
   Jail jail = TestJail();

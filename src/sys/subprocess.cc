@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -12,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -110,6 +112,18 @@ struct ChildPlan {
   std::string uid_map, gid_map;      // ...mapping only its ids.
   int namespace_flags = 0;           // CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS or 0.
   bool pid_namespace = false;        // Cloned into a new pid namespace: mount its /proc.
+  // The minimal root (Jail::minimal_root), built at root_base then pivoted into.
+  struct RootEntry {
+    enum Kind { kDir, kFile, kDevice, kSymlink } kind;
+    std::string source;  // For kSymlink: the link's text.
+    std::string target;
+  };
+  bool minimal_root = false;
+  std::string root_base;
+  std::vector<std::string> root_dirs;
+  std::vector<RootEntry> root_entries;
+  std::string root_proc, root_old;
+  int exec_fd = -1;                  // The program (O_PATH), for execveat after pivot_root.
   bool must_drop_bounding = false;   // Root (or the user namespace) can, so it must.
   int cap_last = 63;
   bool switch_identity = false;
@@ -122,7 +136,7 @@ struct ChildPlan {
 
 // What a jailed child was doing when it failed (EnterJail's *step; 0: anything else).
 constexpr const char* kJailSteps[] = {
-    "",           "join the cgroup",   "enter new namespaces", "mount its /proc",
+    "",           "join the cgroup",   "enter new namespaces", "build its root and /proc",
     "drop capabilities", "switch user", "set no_new_privs",     "install the seccomp filter",
     "watch its parent",  "close inherited descriptors"};
 
@@ -166,6 +180,50 @@ int CloseAllBut(const std::vector<int>& keep) {
   return close_range(lo, ~0U);
 }
 
+// Builds the minimal root at plan.root_base and pivots into it (system calls only).
+int BuildMinimalRoot(const ChildPlan& plan) {
+  using Entry = ChildPlan::RootEntry;
+  const char* base = plan.root_base.c_str();
+  // Nothing of this propagates back to the host.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
+  if (::mount("tmpfs", base, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") != 0) {
+    return errno;
+  }
+  for (const auto& dir : plan.root_dirs) {
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return errno;
+  }
+  for (const Entry& e : plan.root_entries) {
+    const char* target = e.target.c_str();
+    if (e.kind == Entry::kSymlink) {
+      if (::symlink(e.source.c_str(), target) != 0) return errno;
+      continue;
+    }
+    if (e.kind == Entry::kDir) {
+      if (::mkdir(target, 0755) != 0 && errno != EEXIST) return errno;
+    } else {
+      int fd = ::open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) return errno;
+      ::close(fd);
+    }
+    if (::mount(e.source.c_str(), target, nullptr, MS_BIND | MS_REC, nullptr) != 0) return errno;
+    unsigned long flags = MS_REMOUNT | MS_BIND | MS_NOSUID;
+    if (e.kind != Entry::kDevice) flags |= MS_RDONLY | MS_NODEV;
+    if (::mount(nullptr, target, nullptr, flags, nullptr) != 0) return errno;
+  }
+  if (::mount("proc", plan.root_proc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              nullptr) != 0) {
+    return errno;
+  }
+  if (::syscall(SYS_pivot_root, base, plan.root_old.c_str()) != 0) return errno;
+  if (::chdir("/") != 0) return errno;
+  if (::umount2("/.old", MNT_DETACH) != 0) return errno;
+  if (::rmdir("/.old") != 0) return errno;
+  if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0) {
+    return errno;
+  }
+  return 0;
+}
+
 // The jail's steps after the descriptors are in place (src/sys/jail.h has the order).
 // Returns 0 or the errno of the step that failed, named in *step (an index in kJailSteps).
 int EnterJail(const ChildPlan& plan, int* step) {
@@ -187,7 +245,9 @@ int EnterJail(const ChildPlan& plan, int* step) {
     return errno;
   }
   *step = 3;
-  if (plan.pid_namespace) {
+  if (plan.minimal_root) {
+    if (int err = BuildMinimalRoot(plan); err != 0) return err;
+  } else if (plan.pid_namespace) {
     // A /proc of the new pid namespace: the child sees no other process of the host (nor
     // another box's, even under the same uid). Nothing propagates back to the host.
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
@@ -276,7 +336,10 @@ int EnterJail(const ChildPlan& plan, int* step) {
     if (err != 0) goto fail;
     step = 0;
   }
-  if (plan.path_candidates.empty()) {
+  if (plan.exec_fd >= 0) {
+    ::syscall(SYS_execveat, plan.exec_fd, "", plan.argv.data(), plan.envp.data(), AT_EMPTY_PATH);
+    err = errno;
+  } else if (plan.path_candidates.empty()) {
     if (plan.use_env) {
       ::execve(plan.argv[0], plan.argv.data(), plan.envp.data());
     } else {
@@ -301,8 +364,63 @@ fail:
   _exit(127);
 }
 
+// The entries of the minimal root (Jail::minimal_root) and the program's descriptor.
+Status PrepareMinimalRoot(ChildPlan* plan, base::UniqueFd* exec_fd) {
+  using Entry = ChildPlan::RootEntry;
+  std::string program;
+  if (plan->path_candidates.empty()) {
+    program = plan->argv[0];
+  } else {
+    for (const auto& candidate : plan->path_candidates) {
+      if (::access(candidate.c_str(), X_OK) == 0) {
+        program = candidate;
+        break;
+      }
+    }
+    if (program.empty()) return Status::NotFound(std::string(plan->argv[0]) + " not found");
+  }
+  BOXLITE_ASSIGN_OR_RETURN(*exec_fd, Open(program, O_PATH | O_CLOEXEC));
+  plan->exec_fd = exec_fd->get();
+  plan->minimal_root = true;
+  plan->root_base = "/tmp";
+  auto at = [&](const std::string& path) { return plan->root_base + path; };
+  plan->root_dirs = {at("/etc"), at("/dev"), at("/proc"), at("/.old")};
+  plan->root_proc = at("/proc");
+  plan->root_old = at("/.old");
+  plan->root_entries.push_back({Entry::kDir, "/usr", at("/usr")});
+  for (const char* top : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}) {
+    struct stat st;
+    if (::lstat(top, &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      char text[PATH_MAX];
+      ssize_t n = ::readlink(top, text, sizeof(text) - 1);
+      if (n <= 0) continue;
+      plan->root_entries.push_back({Entry::kSymlink, std::string(text, n), at(top)});
+    } else if (S_ISDIR(st.st_mode)) {
+      plan->root_entries.push_back({Entry::kDir, top, at(top)});
+    }
+  }
+  for (const char* file : {"/etc/ld.so.cache", "/etc/resolv.conf", "/etc/hosts",
+                           "/etc/nsswitch.conf", "/etc/localtime"}) {
+    char real[PATH_MAX];
+    struct stat st;
+    if (::realpath(file, real) == nullptr || ::stat(real, &st) != 0 || !S_ISREG(st.st_mode)) {
+      continue;
+    }
+    plan->root_entries.push_back({Entry::kFile, real, at(file)});
+  }
+  for (const char* dev : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+                          "/dev/kvm"}) {
+    struct stat st;
+    if (::stat(dev, &st) == 0 && S_ISCHR(st.st_mode)) {
+      plan->root_entries.push_back({Entry::kDevice, dev, at(dev)});
+    }
+  }
+  return Status::OK();
+}
+
 Status PrepareJail(const Jail& jail, const SpawnOptions& options, ChildPlan* plan,
-                   base::UniqueFd* cgroup_procs) {
+                   base::UniqueFd* cgroup_procs, base::UniqueFd* exec_fd) {
   plan->jailed = true;
   if (plan->cwd == nullptr) plan->cwd = "/";
   bool root = ::geteuid() == 0;
@@ -348,6 +466,10 @@ Status PrepareJail(const Jail& jail, const SpawnOptions& options, ChildPlan* pla
     }
     plan->seccomp.resize(program.size() / sizeof(sock_filter));
     std::memcpy(plan->seccomp.data(), program.data(), program.size());
+  }
+  if (root && jail.new_namespaces && jail.new_pid_namespace && jail.minimal_root) {
+    BOXLITE_RETURN_IF_ERROR(PrepareMinimalRoot(plan, exec_fd));
+    plan->fds_to_keep.push_back(plan->exec_fd);  // Close-on-exec: gone once it ran.
   }
   for (int fd : options.keep_fds) {
     if (fd >= 3) plan->fds_to_keep.push_back(fd);
@@ -397,9 +519,10 @@ Result<Subprocess> Subprocess::Spawn(const SpawnOptions& options) {
   plan.err_pipe = err_write.get();
   base::UniqueFd cgroup_procs;
   base::UniqueFd parent_pidfd;
+  base::UniqueFd exec_fd;
   if (options.jail) {
     if (!options.env) return Status::InvalidArgument("a jailed child needs an explicit environment");
-    BOXLITE_RETURN_IF_ERROR(PrepareJail(*options.jail, options, &plan, &cgroup_procs));
+    BOXLITE_RETURN_IF_ERROR(PrepareJail(*options.jail, options, &plan, &cgroup_procs, &exec_fd));
     if (plan.pid_namespace) {
       // From a new pid namespace getppid() is 0: the child watches a pidfd of ours instead.
       parent_pidfd.reset(PidfdOpen(::getpid()));

@@ -113,6 +113,10 @@ Result<VmJailPlan> PlanVmJail(const VmJailInputs& inputs) {
   // own /proc keeps each box's processes from seeing, signalling or tracing another's.
   plan.qemu.new_pid_namespace = root;
   plan.net.new_pid_namespace = root;
+  // And a root of their own: /usr, a few /etc files and /dev nodes; the box's files come
+  // as descriptors, so nothing of the host's homes, /tmp or /etc is visible.
+  plan.qemu.minimal_root = root;
+  plan.net.minimal_root = root;
   sys::CgroupLimits limits;
   limits.memory_max_bytes = static_cast<uint64_t>(std::max(inputs.memory_mib, 0)) * kMiB +
                             kOverheadBytes;

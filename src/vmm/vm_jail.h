@@ -13,7 +13,8 @@
 // Both get a seccomp filter that refuses any setuid/setgid mode, so even the share's owner
 // never gets such a file from the guest (a file's owner may set those bits without any
 // capability). Both join a cgroup v2 leaf (memory.max, pids.max) where the host has one
-// for us; otherwise that step is skipped and `notes` says why.
+// for us; otherwise that step is skipped and `notes` says why. Started by root, each also
+// gets a pid namespace and a minimal root of its own (src/sys/jail.h).
 // Thread-safety: thread-safe.
 #pragma once
 

@@ -116,6 +116,11 @@ def _check_running_box(cli, canary_file, caller_uid):
                 # Its own pid namespace, where it is the first process.
                 assert os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
                 assert st["NSpid"].split()[-1] == "1", f"{what}: NSpid {st['NSpid']}"
+                # A root of its own: the host's / (with /home, /tmp, /etc/shadow) is not it.
+                assert os.stat(f"/proc/{pid}/root/").st_ino != os.stat("/").st_ino or \
+                    os.stat(f"/proc/{pid}/root/").st_dev != os.stat("/").st_dev, what
+                assert not os.path.exists(f"/proc/{pid}/root/etc/shadow"), what
+                assert not os.path.exists(f"/proc/{pid}/root{canary_file}"), what
             else:
                 assert uids == [caller_uid] * 4, f"{what}: Uid {uids}"
             if caller_uid == 0 or userns:
