@@ -59,6 +59,8 @@ Result<std::vector<uint8_t>> SetidDenyFilter() {
   }
   // openat2 carries its mode in a struct the filter cannot read: callers fall back to openat.
   if (rc == 0) rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2), 0);
+  // io_uring's own openat would carry a mode past this filter.
+  if (rc == 0) rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(io_uring_setup), 0);
   std::vector<uint8_t> program;
   if (rc == 0) {
     int fd = ::memfd_create("boxlite-seccomp", MFD_CLOEXEC);

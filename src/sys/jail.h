@@ -55,6 +55,9 @@ struct Jail {
   // and localtime, the /dev nodes null, zero, full, random, urandom and kvm, and its own
   // /proc. Whatever else it needs comes as descriptors; the program is exec'd from one.
   bool minimal_root = false;
+  // With new_namespaces: also an empty network namespace (for a program that needs no
+  // network of its own: QEMU reaches boxlite-net over a passed socket).
+  bool new_network_namespace = false;
   // A cgroup v2 directory to move into before anything else ("" : stay).
   std::string cgroup_dir;
 };
@@ -63,7 +66,9 @@ struct Jail {
 // that fails with EPERM every chmod/fchmod/fchmodat/fchmodat2/open/openat/creat/mkdir/
 // mkdirat/mknod/mknodat whose mode has S_ISUID or S_ISGID, so the program can never make a
 // setuid/setgid file (9p shares), and openat2 with ENOSYS (its mode is out of reach of a
-// filter; callers fall back to openat). The functions below live in boxlite_jail.
+// filter; callers fall back to openat) and io_uring_setup with ENOSYS (io_uring's openat
+// would bypass the filter; QEMU falls back to epoll). The functions below live in
+// boxlite_jail.
 Result<std::vector<uint8_t>> SetidDenyFilter();
 
 // The identity for a name in the user database, with its primary group and no

@@ -110,7 +110,7 @@ struct ChildPlan {
   int cgroup_procs_fd = -1;          // The leaf's cgroup.procs, open for writing.
   bool user_namespace = false;       // An unprivileged caller's own user namespace...
   std::string uid_map, gid_map;      // ...mapping only its ids.
-  int namespace_flags = 0;           // CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS or 0.
+  int namespace_flags = 0;           // CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS (| NEWNET) or 0.
   bool pid_namespace = false;        // Cloned into a new pid namespace: mount its /proc.
   // The minimal root (Jail::minimal_root), built at root_base then pivoted into.
   struct RootEntry {
@@ -431,6 +431,7 @@ Status PrepareJail(const Jail& jail, const SpawnOptions& options, ChildPlan* pla
   }
   if (jail.new_namespaces) {
     plan->namespace_flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+    if (jail.new_network_namespace) plan->namespace_flags |= CLONE_NEWNET;
     if (root && jail.new_pid_namespace) {
       plan->pid_namespace = true;
       plan->parent_seen = 0;

@@ -109,6 +109,9 @@ Result<VmJailPlan> PlanVmJail(const VmJailInputs& inputs) {
   plan.net.seccomp_filter = plan.qemu.seccomp_filter;
   plan.qemu.new_namespaces = true;
   plan.net.new_namespaces = true;
+  // QEMU needs no network of its own (boxlite-net's socket is passed): a compromised
+  // QEMU reaches neither the host's loopback services nor the outside.
+  plan.qemu.new_network_namespace = true;
   // Root-started boxes share one uid (or their shares' owner's): a pid namespace with its
   // own /proc keeps each box's processes from seeing, signalling or tracing another's.
   plan.qemu.new_pid_namespace = root;
