@@ -39,6 +39,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
+# The unprivileged system user that QEMU and boxlite-net run as when root starts a box
+# (src/vmm/vm_jail.h); the runtime makes it on demand too.
+if [ "$(id -u)" = 0 ] && ! getent passwd boxlite >/dev/null; then
+  log "creating the system user boxlite"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin boxlite
+fi
+
 # --- 2. Python packages -----------------------------------------------------------------
 py=${PYTHON:-python3}
 if ! "$py" -c 'import pytest, pytest_asyncio, pytest_timeout, nanobind, scikit_build_core' 2>/dev/null; then

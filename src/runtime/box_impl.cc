@@ -26,6 +26,7 @@
 #include "src/sys/fs.h"
 #include "src/vmm/net_helper.h"
 #include "src/vmm/qemu.h"
+#include "src/vmm/vm_jail.h"
 
 namespace boxlite::runtime {
 namespace {
@@ -253,8 +254,19 @@ Status BoxImpl::LaunchLocked() {
       return created.error().Wrap("create the box disk");
     }
   }
+  // Descriptors QEMU gets instead of paths (src/vmm/qemu.h): a jailed QEMU runs as another
+  // user (src/vmm/vm_jail.h) that cannot open the box's files under our private home.
+  std::vector<base::UniqueFd> passed;
+  auto pass = [&](base::UniqueFd fd) {
+    config.inherit_fds.push_back(fd.get());
+    passed.push_back(std::move(fd));
+    return passed.back().get();
+  };
+  auto reopen = [](int fd, int flags) {
+    return sys::Open(base::StrFormat("/proc/self/fd/%d", fd), flags | O_CLOEXEC);
+  };
   if (persistent()) {
-    config.disk = overlay;
+    BOXLITE_ASSIGN_OR_RETURN(disk, sys::Open(overlay, O_RDWR | O_CLOEXEC));
     BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(DirPath("console.log"),
                                                     O_RDWR | O_CREAT | O_APPEND, 0600));
     BOXLITE_ASSIGN_OR_RETURN(qemu_log_fd_, sys::Open(DirPath("qemu.log"),
@@ -268,12 +280,10 @@ Status BoxImpl::LaunchLocked() {
     }
     config.agent_listening = true;
   } else {
-    auto opened = sys::Open(overlay, O_RDWR);
+    auto opened = sys::Open(overlay, O_RDWR | O_CLOEXEC);
     ::unlink(overlay.c_str());
     if (!opened.ok()) return opened.error();
     disk = std::move(opened).value();
-    config.disk = base::StrFormat("/proc/self/fd/%d", disk.get());
-    config.inherit_fds.push_back(disk.get());
     if (const char* keep = std::getenv("BOXLITE_CONSOLE_DIR"); keep != nullptr && *keep) {
       // Debugging aid: keep the console where a developer can read it.
       BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(sys::JoinPath(keep, id_ + ".console"),
@@ -297,29 +307,51 @@ Status BoxImpl::LaunchLocked() {
     config.agent_fds.push_back(sp[1]);
     guest_ends.emplace_back(sp[1]);
   }
-  {
-    // QEMU writes the console into a pipe; a writer process keeps the log under its cap.
-    BOXLITE_ASSIGN_OR_RETURN(auto console_pipe, StartConsoleWriter(console_fd_.get()));
-    config.console_log = base::StrFormat("/proc/self/fd/%d", console_pipe.get());
-    config.inherit_fds.push_back(console_pipe.get());
-    guest_ends.push_back(std::move(console_pipe));  // Closed here once QEMU holds it.
-  }
+  // Fd set 1: the overlay (QEMU opens it read-write, and read-only while probing); 2: the
+  // base image, read-only; 3: the console, the write end of a pipe whose writer process
+  // keeps the log under its cap (src/runtime/console_log.h).
+  config.fd_sets.push_back({pass(std::move(disk)), 1});
+  BOXLITE_ASSIGN_OR_RETURN(auto disk_ro, reopen(config.fd_sets.back().fd, O_RDONLY));
+  config.fd_sets.push_back({pass(std::move(disk_ro)), 1});
+  config.disk = "/dev/fdset/1";
+  BOXLITE_ASSIGN_OR_RETURN(auto base_fd, sys::Open(backing, O_RDONLY | O_CLOEXEC));
+  config.fd_sets.push_back({pass(std::move(base_fd)), 2});
+  config.disk_backing = "/dev/fdset/2";
+  BOXLITE_ASSIGN_OR_RETURN(auto console_pipe, StartConsoleWriter(console_fd_.get()));
+  config.fd_sets.push_back({pass(std::move(console_pipe)), 3});
+  config.console_log = "/dev/fdset/3";
   for (int fd : config.agent_fds) config.inherit_fds.push_back(fd);
   config.accel = accel.accel;
   config.cpus = options_.cpus;
   config.memory_mib = options_.memory_mib;
-  config.kernel = assets.kernel;
-  config.initramfs = assets.initramfs;
+  // The kernel and initramfs as descriptors too: the data directory may be private.
+  BOXLITE_ASSIGN_OR_RETURN(auto kernel_fd, sys::Open(assets.kernel, O_RDONLY | O_CLOEXEC));
+  config.kernel = base::StrFormat("/proc/self/fd/%d", pass(std::move(kernel_fd)));
+  BOXLITE_ASSIGN_OR_RETURN(auto initrd_fd, sys::Open(assets.initramfs, O_RDONLY | O_CLOEXEC));
+  config.initramfs = base::StrFormat("/proc/self/fd/%d", pass(std::move(initrd_fd)));
+  config.name = "boxlite-" + id_;
   config.tsc_khz = vmm::HostTscKhz();
   if (!persistent()) config.extra_kernel_args = protocol::kVolatileDiskKernelArg;
   protocol::BoxConfig box_config;
   for (size_t i = 0; i < options_.mounts.size(); ++i) {
     const VolumeMount& m = options_.mounts[i];
     std::string tag = base::StrFormat("m%zu", i);
-    config.shares.push_back({tag, m.host_path, m.read_only});
+    BOXLITE_ASSIGN_OR_RETURN(auto share_fd,
+                             sys::Open(m.host_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    config.shares.push_back({tag, m.host_path, m.read_only, pass(std::move(share_fd))});
     box_config.mounts.push_back({tag, m.guest_path, m.read_only});
   }
   box_config.pids_max = kDefaultPidsMax;
+  // The jail of this box's QEMU and boxlite-net (who they run as, the shares checked).
+  vmm::VmJailInputs jail_inputs;
+  jail_inputs.box_id = id_;
+  jail_inputs.shares = config.shares;
+  jail_inputs.accel = config.accel;
+  jail_inputs.memory_mib = config.memory_mib;
+  BOXLITE_ASSIGN_OR_RETURN(vmm::VmJailPlan jail, vmm::PlanVmJail(jail_inputs));
+  if (!jail.notes.empty()) BOXLITE_LOG(kDebug, "box %s: %s", name_.c_str(), jail.notes.c_str());
+  sys::RemoveCgroupLeaf(cgroup_dir_);
+  cgroup_dir_ = jail.cgroup_dir;
   std::optional<vmm::NetHelper> net;
   if (options_.network == "nat") {
     // User-mode networking in a process of its own (boxlite-net, libslirp): the guest's
@@ -333,6 +365,7 @@ Status BoxImpl::LaunchLocked() {
     net_options.dns_servers = vmm::DnsServersFromEnvironment();
     net_options.die_with_owner = !options_.detach;
     net_options.stderr_fd = qemu_log_fd_.get();
+    net_options.jail = jail.net;
     BOXLITE_ASSIGN_OR_RETURN(auto launched, vmm::LaunchNetHelper(net_options));
     net.emplace(std::move(launched));
     config.net_fd = net->qemu_end.get();
@@ -350,7 +383,9 @@ Status BoxImpl::LaunchLocked() {
   vmm::LaunchOptions launch;
   launch.die_with_owner = !options_.detach;
   launch.stderr_fd = qemu_log_fd_.get();
+  launch.jail = jail.qemu;
   BOXLITE_ASSIGN_OR_RETURN(sys::Subprocess vm, vmm::LaunchQemu(config, launch));
+  passed.clear();
   vm_.emplace(std::move(vm));
   if (net) {
     // Only QEMU may hold the other end: the helper exits when QEMU's end closes.
@@ -527,6 +562,12 @@ Status BoxImpl::StopLocked(bool graceful) {
     channel_.reset();
     port_lock_.reset();
     vm_.reset();
+    // A detached box stopped from another process: its leaf is where root makes them.
+    if (cgroup_dir_.empty() && ::geteuid() == 0) {
+      cgroup_dir_ = sys::RootCgroupLeaf(vmm::CgroupLeafName(id_));
+    }
+    sys::RemoveCgroupLeaf(cgroup_dir_);
+    cgroup_dir_.clear();
     state_ = State::kStopped;
   }
   if (state_ == State::kStopped && options_.auto_remove) {

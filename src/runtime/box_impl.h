@@ -97,6 +97,7 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   bool launched_here_ = false;                  // We started the VM (not attached).
   std::string accel_;                           // Guarded by mu_.
   base::UniqueFd console_fd_;                   // Read end of the console log.
+  std::string cgroup_dir_;                      // The VM's cgroup leaf, "" none (vm_jail.h).
   base::UniqueFd qemu_log_fd_;                  // QEMU's stderr.
   int64_t disk_size_mib_ = 0;
 

@@ -23,6 +23,7 @@
 #include "boxlite/result.h"
 #include "boxlite/status.h"
 #include "src/base/unique_fd.h"
+#include "src/sys/jail.h"
 
 namespace boxlite::sys {
 
@@ -41,7 +42,10 @@ struct SpawnOptions {
   // A process group of its own: a Ctrl-C at our terminal (SIGINT to the foreground
   // group) does not reach the child. Implied by new_session.
   bool new_process_group = false;
-  std::string cwd;           // empty: inherit.
+  std::string cwd;           // empty: inherit ("/" when jailed).
+  // Confines the child (src/sys/jail.h). A jailed child needs an explicit `env` and keeps
+  // no descriptor but 0, 1, 2 and `keep_fds`.
+  std::optional<Jail> jail;
 };
 
 class Subprocess {

@@ -168,11 +168,15 @@ Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
     spawn.argv.push_back(dns);
   }
   if (options.allow_host_loopback) spawn.argv.push_back("--allow-host-loopback");
-  if (options.die_with_owner) {
+  if (options.die_with_owner && !options.jail.new_pid_namespace) {
+    // (From a pid namespace of its own it cannot see us: the jail's parent-death signal
+    // and QEMU's end of the socket end it then.)
     spawn.argv.push_back("--owner-pid");
     spawn.argv.push_back(std::to_string(::getpid()));
   }
   spawn.keep_fds = {helper_end.get(), ready_write.get()};
+  spawn.env = std::vector<std::string>();  // Nothing of ours (API keys...) reaches it.
+  spawn.jail = options.jail;
   spawn.die_with_parent = options.die_with_owner;
   spawn.new_session = !options.die_with_owner;
   spawn.stderr_fd = options.stderr_fd;

@@ -3,8 +3,9 @@
 // The per-box network process (`boxlite-net`, src/net/): user-mode networking with
 // libslirp, attached to QEMU's `-netdev stream` over one end of a socket pair. The guest
 // sees 10.0.2.15/24 with gateway 10.0.2.2 and DNS 10.0.2.3; its TCP/UDP leave through
-// ordinary host sockets of this process, so no root is needed (started as root, the
-// helper drops to nobody once its ports are bound). The host's loopback is unreachable
+// ordinary host sockets of this process, so no root is needed: it starts in the box's jail
+// (src/vmm/vm_jail.h), as the system user "boxlite" when root starts the box, so host
+// ports below 1024 cannot be published then. The host's loopback is unreachable
 // from the guest unless `allow_host_loopback`. Published ports listen on 127.0.0.1 only.
 // The process exits when QEMU's end of the socket closes, so it never outlives its VM; it
 // also dies with its owner unless detached.
@@ -60,6 +61,9 @@ struct NetOptions {
   bool die_with_owner = true;  // false for detached boxes: the helper gets its own session.
   int stderr_fd = -1;          // Where the helper's own messages go; -1 discards them.
   std::chrono::milliseconds ready_timeout{10000};
+  // The jail it starts in (src/vmm/vm_jail.h), with an empty environment: it adds its own
+  // seccomp filter, which the jail's no_new_privs lets it load unprivileged.
+  sys::Jail jail;
 };
 
 struct NetHelper {

@@ -84,6 +84,11 @@ Result<std::vector<std::string>> BuildQemuArgv(const VmConfig& config) {
   }
   add({"-m", std::to_string(config.memory_mib), "-smp", std::to_string(config.cpus)});
   add({"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-msg", "timestamp=off"});
+  if (!config.name.empty()) add({"-name", QemuEscape(config.name)});
+  for (const FdSetMember& m : config.fd_sets) {
+    if (m.fd < 0 || m.set < 0) return Status::InvalidArgument("bad fd set member");
+    add({"-add-fd", base::StrFormat("fd=%d,set=%d", m.fd, m.set)});
+  }
   add({"-kernel", config.kernel, "-initrd", config.initramfs, "-append",
        KernelCommandLine(config)});
   add({"-chardev",
@@ -94,6 +99,17 @@ Result<std::vector<std::string>> BuildQemuArgv(const VmConfig& config) {
                          {"node-name", "disk0"},
                          {"discard", "unmap"},
                          {"file", {{"driver", "file"}, {"filename", config.disk}}}};
+  if (!config.disk_backing.empty()) {
+    // The base image as a read-only node of its own: QEMU never opens the path the
+    // overlay records (under the caller's private home).
+    nlohmann::json base = {
+        {"driver", "raw"},
+        {"node-name", "base0"},
+        {"read-only", true},
+        {"file", {{"driver", "file"}, {"filename", config.disk_backing}, {"read-only", true}}}};
+    add({"-blockdev", base.dump()});
+    disk["backing"] = "base0";
+  }
   add({"-blockdev", disk.dump(), "-device", "virtio-blk-device,drive=disk0"});
   add({"-device",
        base::StrFormat("virtio-serial-device,max_ports=%zu", config.agent_fds.size() + 1)});
@@ -116,7 +132,9 @@ Result<std::vector<std::string>> BuildQemuArgv(const VmConfig& config) {
     std::string id = base::StrFormat("share%zu", i);
     add({"-fsdev",
          base::StrFormat("local,id=%s,path=%s,security_model=none%s", id.c_str(),
-                         QemuEscape(share.host_path).c_str(),
+                         QemuEscape(share.fd >= 0 ? base::StrFormat("/proc/self/fd/%d", share.fd)
+                                                  : share.host_path)
+                             .c_str(),
                          share.read_only ? ",readonly=on" : ""),
          "-device",
          base::StrFormat("virtio-9p-device,fsdev=%s,mount_tag=%s", id.c_str(),
@@ -139,6 +157,9 @@ Result<sys::Subprocess> LaunchQemu(const VmConfig& config, const LaunchOptions& 
   BOXLITE_ASSIGN_OR_RETURN(auto argv, BuildQemuArgv(config));
   sys::SpawnOptions spawn;
   spawn.argv = std::move(argv);
+  // Nothing of the caller's environment (API keys...): QEMU needs none of it.
+  spawn.env = std::vector<std::string>();
+  spawn.jail = options.jail;
   spawn.keep_fds = config.inherit_fds;
   spawn.die_with_parent = options.die_with_owner;
   spawn.new_session = !options.die_with_owner;

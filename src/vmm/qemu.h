@@ -7,9 +7,12 @@
 // and no device the box does not need. Launch starts it supervised: the VM dies with its
 // owner unless it is detached.
 //
-// Files and sockets may be handed to QEMU as inherited descriptors (paths of the form
-// /proc/self/fd/N), so an ephemeral box leaves nothing on disk even when its owner is
-// killed. Thread-safety: BuildQemuArgv is pure; a VmHandle is used by one thread at a time.
+// Files and sockets are handed to QEMU as inherited descriptors: fd sets (`-add-fd`, named
+// /dev/fdset/N: QEMU dups the member whose access mode it needs and opens nothing by path)
+// for the disk, its base image and the console, /proc/self/fd/N for the kernel and
+// initramfs. So an ephemeral box leaves nothing on disk even when its owner is killed, and a
+// QEMU jailed as another user (src/vmm/vm_jail.h) needs no access to the box's directory.
+// Thread-safety: BuildQemuArgv is pure; a VmHandle is used by one thread at a time.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +30,16 @@ struct Share {
   std::string tag;        // 9p mount tag the guest mounts.
   std::string host_path;  // Directory on the host.
   bool read_only = false;
+  // The directory, open (list it in inherit_fds too): QEMU then gets /proc/self/fd/N,
+  // needs no access to the directories above it and shares exactly the directory the
+  // caller checked. -1: host_path.
+  int fd = -1;
+};
+
+// One member of a QEMU fd set: QEMU picks the member whose O_ACCMODE matches its open.
+struct FdSetMember {
+  int fd = -1;
+  int set = 0;
 };
 
 struct VmConfig {
@@ -38,7 +51,10 @@ struct VmConfig {
   std::string initramfs;  // Holds the agent as /init.
   uint32_t tsc_khz = 0;   // Host TSC frequency for tsc_early_khz; 0 omits it.
   std::string extra_kernel_args;
-  std::string disk;       // qcow2 overlay path (or /proc/self/fd/N).
+  std::string disk;       // qcow2 overlay path (or /dev/fdset/N).
+  // The overlay's raw backing image as a read-only node of its own (or /dev/fdset/N);
+  // empty: QEMU opens the path recorded in the overlay.
+  std::string disk_backing;
   std::string console_log;  // File the serial console is written to.
   // The agent channels, one virtio-serial port each ("boxlite.agent", then
   // "boxlite.agent.1", ...): inherited descriptors. When `agent_listening`, they are
@@ -54,6 +70,10 @@ struct VmConfig {
   std::string mac = "52:54:00:12:34:56";
   // Descriptors the QEMU process inherits (the agent socket, disk, console...).
   std::vector<int> inherit_fds;
+  // Fd sets (list their descriptors in inherit_fds too).
+  std::vector<FdSetMember> fd_sets;
+  // Shown by `ps` and in QEMU's messages: "boxlite-<box id>".
+  std::string name;
 };
 
 // The kernel command line for a config (exposed for tests and `boxlite info`).
@@ -69,9 +89,10 @@ uint32_t HostTscKhz();
 struct LaunchOptions {
   bool die_with_owner = true;  // PR_SET_PDEATHSIG; false for detached boxes.
   int stderr_fd = -1;          // Where QEMU's own messages go; -1 discards them.
+  sys::Jail jail;              // src/vmm/vm_jail.h plans it.
 };
 
-// Starts QEMU. The result owns the process: destroying it kills the VM unless Detach()ed.
+// Starts QEMU in `options.jail` with an empty environment. The result owns the process: destroying it kills the VM unless Detach()ed.
 Result<sys::Subprocess> LaunchQemu(const VmConfig& config, const LaunchOptions& options);
 
 }  // namespace boxlite::vmm

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 namespace boxlite::vmm {
 namespace {
 
@@ -130,6 +132,51 @@ TEST(QemuArgvTest, RejectsBadConfigs) {
   EXPECT_TRUE(BuildQemuArgv(c).error().IsInvalidArgument());
   c = BaseConfig(Accel::kTcg);
   c.shares.push_back({std::string(40, 't'), "/x", false});
+  EXPECT_TRUE(BuildQemuArgv(c).error().IsInvalidArgument());
+}
+
+TEST(QemuArgvTest, FilesComeAsFdSetsAndTheBaseIsAReadOnlyNode) {
+  VmConfig c = BaseConfig(Accel::kTcg);
+  c.fd_sets = {{10, 1}, {11, 1}, {12, 2}, {13, 3}};
+  c.disk = "/dev/fdset/1";
+  c.disk_backing = "/dev/fdset/2";
+  c.console_log = "/dev/fdset/3";
+  c.name = "boxlite-abc";
+  auto argv = BuildQemuArgv(c).value();
+  EXPECT_EQ(After(argv, "-add-fd", 0), "fd=10,set=1");
+  EXPECT_EQ(After(argv, "-add-fd", 1), "fd=11,set=1");
+  EXPECT_EQ(After(argv, "-add-fd", 2), "fd=12,set=2");
+  EXPECT_EQ(After(argv, "-add-fd", 3), "fd=13,set=3");
+  EXPECT_EQ(After(argv, "-name"), "boxlite-abc");
+  auto base = nlohmann::json::parse(After(argv, "-blockdev", 0));
+  EXPECT_EQ(base["node-name"], "base0");
+  EXPECT_EQ(base["driver"], "raw");
+  EXPECT_EQ(base["read-only"], true);
+  EXPECT_EQ(base["file"]["filename"], "/dev/fdset/2");
+  EXPECT_EQ(base["file"]["read-only"], true);
+  auto disk = nlohmann::json::parse(After(argv, "-blockdev", 1));
+  EXPECT_EQ(disk["node-name"], "disk0");
+  EXPECT_EQ(disk["backing"], "base0");
+  EXPECT_EQ(disk["file"]["filename"], "/dev/fdset/1");
+  EXPECT_EQ(After(argv, "-chardev", 0), "file,id=console,path=/dev/fdset/3");
+  // The fd sets are defined before anything that names them.
+  auto at = [&](const std::string& item) {
+    return std::find(argv.begin(), argv.end(), item) - argv.begin();
+  };
+  EXPECT_LT(at("-add-fd"), at("-blockdev"));
+  EXPECT_LT(at("-add-fd"), at("-chardev"));
+}
+
+TEST(QemuArgvTest, WithoutABackingNodeTheOverlayNamesNone) {
+  auto argv = BuildQemuArgv(BaseConfig(Accel::kTcg)).value();
+  EXPECT_EQ(After(argv, "-blockdev", 1), "");
+  EXPECT_FALSE(nlohmann::json::parse(After(argv, "-blockdev")).contains("backing"));
+  EXPECT_FALSE(Contains(argv, "-add-fd"));
+}
+
+TEST(QemuArgvTest, RejectsBadFdSetMembers) {
+  VmConfig c = BaseConfig(Accel::kTcg);
+  c.fd_sets = {{-1, 1}};
   EXPECT_TRUE(BuildQemuArgv(c).error().IsInvalidArgument());
 }
 

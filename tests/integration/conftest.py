@@ -14,9 +14,17 @@ import pytest
 pytest_plugins = ["harness.fixtures"]
 
 REPO = Path(__file__).resolve().parents[2]
-# Marks the processes of this test session (VMs inherit it through their environment),
-# so the leak monitor ignores VMs that other programs on the machine run.
+# Marks the CLI processes of this test session. VMs do not inherit it (they get no caller
+# environment): the leak monitor knows this session's VMs by their descriptors on files
+# under SESSION_ROOTS (the homes and temp roots of this session's boxes) and ignores VMs
+# that other programs on the machine run.
 SESSION_MARK = f"BOXLITE_TEST_SESSION={os.getpid()}-{time.time_ns()}"
+SESSION_ROOTS = set()
+
+
+def add_session_root(path):
+    """Counts the VMs of boxes whose home (or a file) lies under `path` as this session's."""
+    SESSION_ROOTS.add(os.path.realpath(str(path)).rstrip("/") + "/")
 
 
 def _find_cli():
@@ -41,6 +49,7 @@ class Cli:
         self.home = Path(home)
         self.env = dict(os.environ)
         self.env["BOXLITE_HOME"] = str(home)
+        add_session_root(home)
         self.env.pop("BOXLITE_REGISTRY_MIRRORS", None)
         key, value = SESSION_MARK.split("=", 1)
         self.env[key] = value
@@ -134,15 +143,32 @@ def qemu_processes(mine=True):
         except (OSError, IndexError):
             continue
         if state != "Z" and cmd.startswith("qemu-system"):
-            if mine:
-                try:
-                    with open(f"/proc/{entry}/environ", "rb") as f:
-                        if SESSION_MARK.encode() not in f.read().split(b"\0"):
-                            continue
-                except OSError:
-                    continue
+            if mine and not _holds_session_file(entry):
+                continue
             out[int(entry)] = cmd
     return out
+
+
+def _holds_session_file(pid):
+    """True when process `pid` has a descriptor on a file under SESSION_ROOTS (its disk,
+    console or base image lives in a home of this session)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if any(target.startswith(root) for root in SESSION_ROOTS):
+            return True
+    return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_roots(tmp_path_factory):
+    add_session_root(tmp_path_factory.getbasetemp())
 
 
 def wait_for(predicate, timeout=5.0, interval=0.05):

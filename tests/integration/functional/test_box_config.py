@@ -155,6 +155,11 @@ def test_four_mounts_read_write_and_read_only(cli, tmp_path):
         d.mkdir()
         (d / "in.txt").write_text(f"host-{i}\n")
         dirs.append(d)
+    if os.geteuid() == 0:
+        # Started by root, the VM runs as the owner of its read-write shares, who must not
+        # be root (docs/security.md): they belong to a local user.
+        for d in dirs[:3]:
+            os.chown(d, 65534, 65534)
     p = cli.run("run", "--rm",
                 "-v", f"{dirs[0]}:/m0", "-v", f"{dirs[1]}:/m1", "-v", f"{dirs[2]}:/m2:rw",
                 "-v", f"{dirs[3]}:/m3:ro", BASE, "sh", "-c",
@@ -290,6 +295,9 @@ def test_copy_in_and_out_keep_modes_and_bytes(cli, tmp_path):
 @pytest.mark.allow_background_vms
 def test_inspect_reports_state_resources_ports_mounts_and_metrics(cli, tmp_path):
     name = "inspected"
+    # pytest makes tmp_path private (0700); a share must be readable by the user the VM
+    # runs as (docs/security.md).
+    os.chmod(tmp_path, 0o755)
     assert cli.run("run", "-d", "--name", name, "--cpus", "1", "--memory", "384",
                    "-v", f"{tmp_path}:/data:ro", BASE, "sleep", "1000").returncode == 0
     try:
