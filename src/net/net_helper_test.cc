@@ -24,6 +24,7 @@
 #include "src/sys/fs.h"
 #include "src/sys/subprocess.h"
 #include "src/vmm/net_helper.h"
+#include "src/vmm/vm_jail.h"
 
 namespace boxlite::net {
 namespace {
@@ -34,10 +35,17 @@ using testframes::kGuestMac;
 constexpr uint32_t kGuest = Ipv4(10, 0, 2, 15);
 constexpr uint8_t kSyn = 0x02;
 
+// Launched in the jail a box's helper gets (src/vmm/vm_jail.h), as the runtime does.
 vmm::NetOptions Options() {
   vmm::NetOptions o;
   o.helper_binary = BOXLITE_NET_HELPER_FOR_TEST;
   o.dns_servers = {"127.0.0.1:9"};  // Never the host's resolvers from a test.
+  vmm::VmJailInputs inputs;
+  inputs.box_id = base::StrFormat("net-helper-test-%d", static_cast<int>(::getpid()));
+  inputs.memory_mib = 128;
+  auto plan = vmm::PlanVmJail(inputs);
+  EXPECT_TRUE(plan.ok()) << plan.error().ToString();
+  if (plan.ok()) o.jail = plan->net;
   return o;
 }
 
@@ -337,12 +345,18 @@ TEST(NetHelperTest, HostLoopbackIsRefusedUnlessAllowed) {
       << "--allow-host-loopback did not reach 127.0.0.1 through 10.0.2.2";
 }
 
-TEST(NetHelperTest, StartedAsRootItRunsAsNobody) {
+TEST(NetHelperTest, StartedAsRootItRunsAsTheJailUser) {
   auto net = vmm::LaunchNetHelper(Options());
   ASSERT_TRUE(net.ok()) << net.error().ToString();
   auto status = sys::ReadFile(base::StrFormat("/proc/%d/status", net->process.pid()));
   ASSERT_TRUE(status.ok());
-  unsigned expected = ::geteuid() == 0 ? 65534 : ::geteuid();
+  unsigned expected = ::geteuid();
+  if (expected == 0) {
+    auto jail_user = sys::JailUserIdentity();
+    ASSERT_TRUE(jail_user.ok()) << jail_user.error().ToString();
+    ASSERT_NE(jail_user->uid, 0u);
+    expected = jail_user->uid;
+  }
   std::string uid_line = base::StrFormat("\nUid:\t%u\t%u\t%u\t%u\n", expected, expected,
                                          expected, expected);
   EXPECT_NE(status->find(uid_line), std::string::npos) << *status;

@@ -39,6 +39,17 @@ MAKE_TREE = "set -e; mkdir -p /x; cd /x; " + "".join(
 LIST_NAMES = 'cd "$1" && for f in * .[!.]*; do [ -e "$f" ] || [ -L "$f" ] && printf "%s\\0" "$f"; done; true'
 
 
+def host_byte_tree(path):
+    """Makes `path` on the host holding a file per name of NAMES (its name as content) and
+    the link LINK -> TARGET; returns `path`."""
+    os.mkdir(path)
+    for n in NAMES:
+        with open(os.path.join(path, n), "wb") as f:
+            f.write(n)
+    os.symlink(TARGET, os.path.join(path, LINK))
+    return path
+
+
 def start_box(cli, name):
     p = cli.run("run", "-d", "--name", name, BASE, "sleep", "900")
     assert p.returncode == 0, p.stderr
@@ -109,12 +120,7 @@ def test_cli_copy_of_a_missing_byte_path_is_one_clean_line(cli, tree_box, tmp_pa
 @pytest.mark.allow_background_vms
 def test_cli_copies_in_host_names_of_bytes_exactly(cli, tmp_path):
     """`boxlite cp host/ BOX:/in` creates exactly the host's byte names and targets."""
-    src = os.path.join(bytes(tmp_path), b"src")
-    os.mkdir(src)
-    for n in NAMES:
-        with open(os.path.join(src, n), "wb") as f:
-            f.write(n)
-    os.symlink(TARGET, os.path.join(src, LINK))
+    src = host_byte_tree(os.path.join(bytes(tmp_path), b"src"))
     box = start_box(cli, "bytes-in")
     try:
         p = cli.run("cp", src, f"{box}:/in")
@@ -187,12 +193,7 @@ def test_sdk_argv_env_and_copies_with_bytes(tmp_path):
     import boxlite
 
     out_dir = os.path.join(bytes(tmp_path), b"sdk-out")
-    in_dir = os.path.join(bytes(tmp_path), b"sdk-in")
-    os.mkdir(in_dir)
-    for n in NAMES:
-        with open(os.path.join(in_dir, n), "wb") as f:
-            f.write(n)
-    os.symlink(TARGET, os.path.join(in_dir, LINK))
+    in_dir = host_byte_tree(os.path.join(bytes(tmp_path), b"sdk-in"))
 
     async def scenario(box):
         r = await box.exec(b"sh", b"-c", b'printf %s "$K" "$1"', b"sh", b"\xfe\x02",
