@@ -159,7 +159,8 @@ pid_t FindReaderOf(int write_end) {
 // copies the console into the log.
 void CheckWriterIsConfined(bool fallback) {
   // A path that is not there makes StartConsoleWriter copy in its forked child.
-  const char* helper = fallback ? "/nonexistent/boxlite-console" : BOXLITE_CONSOLE_HELPER_UNDER_TEST;
+  const char* helper =
+      fallback ? "/nonexistent/boxlite-console" : BOXLITE_CONSOLE_HELPER_UNDER_TEST;
   ASSERT_EQ(::setenv(kConsoleHelperEnv, helper, 1), 0);
   EXPECT_EQ(FindConsoleHelper(), fallback ? "" : helper);
   auto log = TempFile();
