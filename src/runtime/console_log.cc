@@ -2,10 +2,15 @@
 #include "src/runtime/console_log.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,9 +22,11 @@
 #include <thread>
 #include <vector>
 
+#include "src/base/macros.h"
 #include "src/base/strings.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
+#include "src/sys/jail.h"
 
 namespace boxlite::runtime {
 namespace {
@@ -76,7 +83,8 @@ bool IsExecutable(const std::string& path) {
 
 // The writer process: never returns. Execs `helper` when given (a fresh address space);
 // otherwise, or when that fails, copies in this forked image.
-[[noreturn]] void RunWriter(int in, int log_fd, const char* helper) {
+[[noreturn]] void RunWriter(int in, int log_fd, const char* helper,
+                            const WriterConfinement& confinement) {
   // Only async-signal-safe calls from here on.
   struct sigaction dfl = {};
   dfl.sa_handler = SIG_DFL;
@@ -94,7 +102,61 @@ bool IsExecutable(const std::string& path) {
     ::execve(helper, argv, envp);
   }
   ::prctl(PR_SET_NAME, kConsoleHelperName, 0, 0, 0);
-  ::_exit(CopyConsole(0, 1) == 0 ? 0 : 1);
+  ::_exit(ConfineAndCopy(0, 1, confinement));
+}
+
+// The allowlist's system calls (console_log.h); newfstatat is added on its own.
+constexpr const char* kWriterSyscalls[] = {
+    "read",  "write", "pread64", "pwrite64",      "ftruncate",       "fstat", "lseek",
+    "close", "brk",   "munmap",  "rt_sigreturn", "restart_syscall", "exit",  "exit_group",
+};
+
+// Confines the calling process; 0, or the errno of the step named in *step.
+int ConfineWriter(const WriterConfinement& c, const char** step) {
+  *step = "set no_new_privs";
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+  // Root can empty the bounding set and must; anyone else has no capability it bounds.
+  *step = "drop the capability bounding set";
+  for (int cap = 0; cap < 64; ++cap) {
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && c.switch_identity) {
+      return errno;
+    }
+  }
+  *step = "clear the ambient capabilities";
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+    return errno;
+  }
+  if (c.switch_identity) {
+    // Raw system calls: in the forked fallback glibc may still count its parent's threads.
+    *step = "switch to the boxlite user";
+    if (::syscall(SYS_setgroups, 0, nullptr) != 0) return errno;
+    if (::syscall(SYS_setresgid, c.gid, c.gid, c.gid) != 0) return errno;
+    if (::syscall(SYS_setresuid, c.uid, c.uid, c.uid) != 0) return errno;
+  }
+  *step = "drop every capability";
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (::syscall(SYS_capset, &header, data) != 0) return errno;
+  *step = "install its seccomp filter";
+  struct sock_fprog prog = {
+      static_cast<unsigned short>(c.seccomp.size() / sizeof(sock_filter)),
+      reinterpret_cast<sock_filter*>(const_cast<uint8_t*>(c.seccomp.data()))};
+  if (prog.len == 0) return EINVAL;
+  if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) return errno;
+  return 0;
+}
+
+// Appends `s` at the end of the log (best effort).
+void AppendLog(int log_fd, const char* s) {
+  (void)::lseek(log_fd, 0, SEEK_END);
+  size_t n = std::strlen(s);
+  while (n > 0) {
+    ssize_t w = ::write(log_fd, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    s += w;
+    n -= static_cast<size_t>(w);
+  }
 }
 
 }  // namespace
@@ -121,6 +183,68 @@ std::string FindConsoleHelper() {
     if (IsExecutable(path)) return path;
   }
   return std::string();
+}
+
+Result<WriterConfinement> PrepareWriterConfinement() {
+  WriterConfinement c;
+  if (::geteuid() == 0) {
+    BOXLITE_ASSIGN_OR_RETURN(sys::Identity who, sys::JailUserIdentity());
+    c.switch_identity = true;
+    c.uid = who.uid;
+    c.gid = who.gid;
+  }
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+  if (ctx == nullptr) return Status::Internal("seccomp: cannot create the console writer's filter");
+  int rc = 0;
+  for (const char* name : kWriterSyscalls) {
+    int nr = seccomp_syscall_resolve_name(name);
+    if (nr == __NR_SCMP_ERROR) continue;  // Not a system call on this architecture.
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+    if (rc != 0) break;
+  }
+  // glibc's fstat is newfstatat(fd, "", buf, AT_EMPTY_PATH): only that form, no paths.
+  if (rc == 0) {
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
+                          SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
+  }
+  if (rc != 0) {
+    seccomp_release(ctx);
+    return sys::ErrnoStatus(-rc, "build the console writer's seccomp filter");
+  }
+  auto program = sys::ExportSeccompProgram(ctx);
+  seccomp_release(ctx);
+  if (!program.ok()) return program.error();
+  c.seccomp = std::move(*program);
+  return c;
+}
+
+void NoteConsoleNotLogged(int log_fd, const char* why, int err) {
+  AppendLog(log_fd, "\n[boxlite: console output is not logged: ");
+  AppendLog(log_fd, why);
+  if (err != 0) {
+    char num[16];
+    char* p = num + sizeof(num);
+    *--p = '\0';
+    do {
+      *--p = static_cast<char>('0' + err % 10);
+      err /= 10;
+    } while (err > 0 && p > num);
+    AppendLog(log_fd, " (errno ");
+    AppendLog(log_fd, p);
+    AppendLog(log_fd, ")");
+  }
+  AppendLog(log_fd, "]\n");
+}
+
+int ConfineAndCopy(int in, int log_fd, const WriterConfinement& c) {
+  const char* step = "";
+  if (int err = ConfineWriter(c, &step); err != 0) {
+    char why[96] = "the console writer could not ";
+    std::strncat(why, step, sizeof(why) - std::strlen(why) - 1);
+    NoteConsoleNotLogged(log_fd, why, err);
+    return 1;
+  }
+  return CopyConsole(in, log_fd) == 0 ? 0 : 1;
 }
 
 int CopyConsole(int in, int log_fd) {
@@ -160,13 +284,15 @@ Result<base::UniqueFd> StartConsoleWriter(int log_fd) {
   base::UniqueFd write_end(p[1]);
   // Before the fork: the child may not allocate.
   std::string helper = FindConsoleHelper();
+  BOXLITE_ASSIGN_OR_RETURN(WriterConfinement confinement, PrepareWriterConfinement());
   pid_t child = ::fork();
   if (child < 0) return sys::ErrnoStatus(errno, "fork the console writer");
   if (child == 0) {
     // Its own session (no terminal signals); forked again so that init reaps it.
     ::setsid();
     pid_t writer = ::fork();
-    if (writer == 0) RunWriter(read_end.get(), own.get(), helper.empty() ? nullptr : helper.c_str());
+    if (writer == 0) RunWriter(read_end.get(), own.get(), helper.empty() ? nullptr : helper.c_str(),
+                               confinement);
     ::_exit(writer < 0 ? 1 : 0);
   }
   int status = 0;

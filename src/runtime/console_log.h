@@ -15,6 +15,16 @@
 // Without the program (not installed), the forked child copies by itself; that works the
 // same but keeps a copy-on-write image of its parent's memory.
 //
+// The writer confines itself before it reads a byte of the guest's output (ConfineWriter):
+// no_new_privs; started as root, it becomes the system user boxlite (src/sys/jail.h) with
+// no supplementary group; no capability in any set (the bounding set too, where it may
+// drop it); then a seccomp allowlist of what the copy needs: read, write, pread64,
+// pwrite64, ftruncate, fstat (newfstatat on a descriptor only), lseek, close, brk, munmap,
+// rt_sigreturn, restart_syscall, exit, exit_group. Anything else fails with EPERM (the
+// copy then ends with an error: no kill needed to stop it, and an exit is cleaner). A step
+// that fails ends the writer before it copies, after one line in the log saying why.
+// The forked fallback confines itself the same way, with a program prepared before fork.
+//
 // Thread-safety: StartConsoleWriter may be called from any thread; the child runs only
 // async-signal-safe system calls until it execs.
 #pragma once
@@ -22,6 +32,9 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include <sys/types.h>
 
 #include "boxlite/result.h"
 #include "src/base/unique_fd.h"
@@ -37,6 +50,24 @@ constexpr char kConsoleHelperEnv[] = "BOXLITE_CONSOLE_HELPER";
 // The writer program: $BOXLITE_CONSOLE_HELPER, ../libexec/boxlite/ beside the running
 // executable, the install location, this build tree. Empty when none is there.
 std::string FindConsoleHelper();
+
+// How the writer confines itself, prepared where allocation is allowed.
+struct WriterConfinement {
+  bool switch_identity = false;  // Root: become uid/gid.
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<uint8_t> seccomp;  // The allowlist as raw BPF.
+};
+Result<WriterConfinement> PrepareWriterConfinement();
+
+// Confines the calling process as `c` says, then copies `in` into `log_fd` (CopyConsole).
+// When a step fails, writes one line saying so at the end of the log and copies nothing.
+// Returns the process's exit code. Async-signal-safe.
+int ConfineAndCopy(int in, int log_fd, const WriterConfinement& c);
+
+// Appends "[boxlite: console output is not logged: <why> (errno N)]" to the log (no
+// errno part when err is 0). Async-signal-safe.
+void NoteConsoleNotLogged(int log_fd, const char* why, int err);
 
 // Starts the writer for the log file open as `log_fd` (new output goes after what the file
 // holds). Returns the pipe's write end for QEMU's serial chardev: the caller passes it to

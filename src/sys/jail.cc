@@ -61,25 +61,33 @@ Result<std::vector<uint8_t>> SetidDenyFilter() {
   if (rc == 0) rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2), 0);
   // io_uring's own openat would carry a mode past this filter.
   if (rc == 0) rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(io_uring_setup), 0);
-  std::vector<uint8_t> program;
-  if (rc == 0) {
-    int fd = ::memfd_create("boxlite-seccomp", MFD_CLOEXEC);
-    if (fd < 0) {
-      rc = -errno;
-    } else {
-      rc = seccomp_export_bpf(ctx, fd);
-      if (rc == 0) {
-        auto bytes = ReadFile(base::StrFormat("/proc/self/fd/%d", fd));
-        if (bytes.ok()) {
-          program.assign(bytes->begin(), bytes->end());
-        } else {
-          rc = -EIO;
-        }
-      }
-      ::close(fd);
-    }
+  if (rc != 0) {
+    seccomp_release(ctx);
+    return ErrnoStatus(-rc, "build the seccomp filter");
   }
+  auto program = ExportSeccompProgram(ctx);
   seccomp_release(ctx);
+  return program;
+}
+
+Result<std::vector<uint8_t>> ExportSeccompProgram(void* ctx) {
+  std::vector<uint8_t> program;
+  int rc = 0;
+  int fd = ::memfd_create("boxlite-seccomp", MFD_CLOEXEC);
+  if (fd < 0) {
+    rc = -errno;
+  } else {
+    rc = seccomp_export_bpf(ctx, fd);
+    if (rc == 0) {
+      auto bytes = ReadFile(base::StrFormat("/proc/self/fd/%d", fd));
+      if (bytes.ok()) {
+        program.assign(bytes->begin(), bytes->end());
+      } else {
+        rc = -EIO;
+      }
+    }
+    ::close(fd);
+  }
   if (rc != 0) return ErrnoStatus(-rc, "build the seccomp filter");
   if (program.empty() || program.size() % 8 != 0) {
     return Status::Internal("libseccomp exported an empty or malformed filter");

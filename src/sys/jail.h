@@ -70,6 +70,9 @@ struct Jail {
 // would bypass the filter; QEMU falls back to epoll). The functions below live in
 // boxlite_jail.
 Result<std::vector<uint8_t>> SetidDenyFilter();
+// The raw BPF program of a libseccomp filter context (a scmp_filter_ctx), for a process
+// that must install it where it cannot call libseccomp (after fork).
+Result<std::vector<uint8_t>> ExportSeccompProgram(void* ctx);
 
 // The identity for a name in the user database, with its primary group and no
 // supplementary group; NotFound when there is no such user.

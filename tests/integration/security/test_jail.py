@@ -68,6 +68,31 @@ def _box_processes(cli_pid):
     return (qemu, net) if qemu and net else None
 
 
+def _console_writer(home):
+    """The pid of the boxlite-console whose log (its stdout) is a box's console log under
+    `home` (a --rm box's is an unlinked temporary file), or None. It runs in a session of
+    its own, reparented to init."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != "boxlite-console":
+                    continue
+            log = os.readlink(f"/proc/{entry}/fd/1")
+        except OSError:
+            continue
+        if log.startswith(str(home) + "/") and "console" in os.path.basename(log):
+            return int(entry)
+    return None
+
+
+def _writer_under_test(cli):
+    """This build's console writer (beside its CLI), so the test checks this tree's."""
+    built = Path(cli.binary).parent.parent / "runtime" / "boxlite-console"
+    return {"BOXLITE_CONSOLE_HELPER": str(built)} if built.exists() else {}
+
+
 def _userns_works_for(uid):
     cmd = ["unshare", "-Ur", "true"]
     if uid != 0:
@@ -86,10 +111,12 @@ def canary_file(tmp_path):
 
 def _check_running_box(cli, canary_file, caller_uid):
     """Starts a box with networking from a caller holding a canary variable and a canary
-    descriptor (not close-on-exec), then reads its QEMU and boxlite-net in /proc."""
+    descriptor (not close-on-exec), then reads its QEMU, boxlite-net and boxlite-console
+    (the console log writer) in /proc."""
     fd = os.open(canary_file, os.O_RDONLY)
     env = dict(cli.env)
     env[CANARY_ENV] = CANARY_VALUE
+    env.update(_writer_under_test(cli))
     proc = cli.popen("run", "--rm", "--network", "nat", BASE, "sh", "-c",
                      "echo ready; sleep 600", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                      env=env, pass_fds=(fd,))
@@ -101,6 +128,25 @@ def _check_running_box(cli, canary_file, caller_uid):
         assert found, f"no QEMU and boxlite-net under the CLI: {_children(proc.pid)}"
         own_mnt = os.readlink("/proc/self/ns/mnt")
         userns = _userns_works_for(caller_uid)
+        # The console writer confines itself (src/runtime/console_log.h): no namespaces,
+        # but no capability, no_new_privs, its seccomp allowlist, and never root.
+        writer = _console_writer(os.path.realpath(cli.env["BOXLITE_HOME"]))
+        assert writer, "no boxlite-console writing the box's console log"
+        st = _status(writer)
+        for cap in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+            assert int(st[cap], 16) == 0, f"boxlite-console: {cap} {st[cap]}"
+        assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2", "boxlite-console"
+        uids = [int(u) for u in st["Uid"].split()]
+        gids = [int(g) for g in st["Gid"].split()]
+        if caller_uid == 0:
+            assert 0 not in uids and 0 not in gids, f"boxlite-console: Uid {uids} Gid {gids}"
+            assert st["Groups"] == "", f"boxlite-console: Groups {st['Groups']}"
+            assert int(st["CapBnd"], 16) == 0, f"boxlite-console: CapBnd {st['CapBnd']}"
+        else:
+            assert uids == [caller_uid] * 4, f"boxlite-console: Uid {uids}"
+        with open(f"/proc/{writer}/environ", "rb") as f:
+            assert f.read() == b"", "boxlite-console got an environment"
+        assert sorted(os.listdir(f"/proc/{writer}/fd")) == ["0", "1"], "boxlite-console fds"
         for pid in found:
             st = _status(pid)
             what = f"{'qemu' if pid == found[0] else 'boxlite-net'} (pid {pid})"
@@ -142,9 +188,11 @@ def _check_running_box(cli, canary_file, caller_uid):
                 except OSError:
                     continue
                 assert not target.startswith(str(canary_file)), f"{what} inherited fd {name}"
-        # The jail keeps the parent-death signal: killing the owner takes both down.
+        # The jail keeps the parent-death signal: killing the owner takes both down, and
+        # the console writer ends with QEMU.
         proc.kill()
         proc.wait()
+        found = (*found, writer)
         gone = wait_for(lambda: not any(_alive(p) for p in found), timeout=10)
         assert gone, f"the box's processes outlived their owner: {found}"
     finally:
@@ -156,7 +204,9 @@ def _check_running_box(cli, canary_file, caller_uid):
 
 def test_qemu_and_boxlite_net_are_jailed_as_root(cli, canary_file):
     """Started by root: no capability (bounding set included), no_new_privs, seccomp, not
-    uid 0, own mount/ipc/uts namespaces, none of the caller's environment or descriptors."""
+    uid 0, own mount/ipc/uts namespaces, none of the caller's environment or descriptors;
+    the console writer: no capability (bounding set included), no_new_privs, seccomp, not
+    uid 0, no supplementary group, no environment, only its pipe and log open."""
     assert os.geteuid() == 0
     _check_running_box(cli, canary_file, 0)
 
