@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,6 +32,8 @@ import hostile  # noqa: E402
 import images  # noqa: E402
 import oci  # noqa: E402
 
+# boxlite/base's busybox: Debian's dynamically linked build (see images.WGET_WRAPPER).
+BASE_BUSYBOX_PACKAGE = "busybox"
 IMAGES = ["busybox", "layered", "multiarch", "multiarch-archfile", "zstd", "debian-python",
           "hostile", "boxlite-base", "desktop"]
 # Built only when named with --only.
@@ -207,6 +210,9 @@ class Builder:
                 extra = tuple(desktop_in)
             elif name == "zstd":
                 extra = self.busybox_in + (dpkg_version("zstd"),)
+            elif name == "boxlite-base":
+                extra = (apt_candidate(BASE_BUSYBOX_PACKAGE), dpkg_version("libc6"),
+                         images.host_arch())
             else:
                 extra = self.busybox_in
             self.keys[name] = key_of(name, self.scripts, *extra)
@@ -237,7 +243,9 @@ class Builder:
         t0 = time.monotonic()
         tmp = final + ".tmp-%d" % os.getpid()
         if name == "boxlite-base":
-            images.build_base_tar(tmp, self.base()[0])
+            with tempfile.TemporaryDirectory(dir=self.root) as work:
+                busybox = self.fetch_base_busybox(work)
+                images.build_base_tar(tmp, images.busybox_tar(busybox, wget_wrapper=True))
         elif name == "desktop-tar":
             self.build_one("desktop", dbs_proc)
             images.build_desktop_tar(tmp, self.path("desktop"))
@@ -252,6 +260,18 @@ class Builder:
         os.rename(tmp, final)
         log("built %s in %.1fs" % (name, time.monotonic() - t0))
         return True
+
+    def fetch_base_busybox(self, work):
+        """Downloads and unpacks Debian's dynamically linked busybox (it conflicts with the
+        busybox-static the other images use, so it is not installed); returns its path."""
+        subprocess.run(["apt-get", "download", "-q", BASE_BUSYBOX_PACKAGE], cwd=work,
+                       check=True, stdout=subprocess.DEVNULL)
+        debs = glob.glob(os.path.join(work, "*.deb"))
+        if len(debs) != 1:
+            raise RuntimeError("apt-get download %s gave %d packages" %
+                               (BASE_BUSYBOX_PACKAGE, len(debs)))
+        subprocess.run(["dpkg-deb", "-x", debs[0], os.path.join(work, "root")], check=True)
+        return os.path.join(work, "root", "bin", "busybox")
 
     def _build_layout(self, name, tmp, dbs_proc):
         if name == "busybox":

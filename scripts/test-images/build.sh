@@ -6,7 +6,8 @@
 #
 # Images: busybox, layered, multiarch, multiarch-archfile, zstd, debian-python, hostile
 # (one layout per case plus hostile.json), boxlite-base (docker-save/OCI tarball of
-# busybox tagged boxlite/base:latest), desktop (boxlite/desktop, ComputerBox's image:
+# busybox tagged boxlite/base:latest, with Debian's dynamic busybox, fetched with
+# `apt-get download busybox`), desktop (boxlite/desktop, ComputerBox's image:
 # Xvfb, JWM, xterm, Chromium, x11vnc/websockify/noVNC and boxlite-desktopd; see
 # desktop/ and desktop.sh). Only when named: desktop-tar (docker-save/OCI tarball of
 # desktop, installed as <data dir>/images/desktop.tar).

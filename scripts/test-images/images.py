@@ -29,23 +29,92 @@ PASSWD = (b"root:x:0:0:root:/root:/bin/sh\n"
 GROUP = b"root:x:0:\nnobody:x:65534:\napp:x:1000:\n"
 
 
-def busybox_applets():
-    out = subprocess.run([BUSYBOX, "--list-full"], stdout=subprocess.PIPE, text=True,
+def busybox_applets(busybox=BUSYBOX):
+    out = subprocess.run([busybox, "--list-full"], stdout=subprocess.PIPE, text=True,
                          check=True).stdout.split()
     # "linuxrc" is the initrd entry point, not an applet a container needs.
     return sorted(p for p in out if "/" in p)
 
 
-def busybox_tar():
-    """The busybox rootfs layer (uncompressed tar bytes)."""
-    with open(BUSYBOX, "rb") as f:
+# /usr/bin/wget of boxlite/base. Debian builds busybox without wget's timeout support,
+# and busybox 1.35's wget then stores the value of -T through a null pointer: every
+# `wget -T N ...` (the usual health-check spelling) dies of SIGSEGV. This wrapper takes
+# -T SEC, -TSEC, --timeout SEC and --timeout=SEC off the command line and bounds the
+# whole transfer by SEC seconds with busybox's timeout (0 means no limit, as in wget).
+# boxlite/base uses Debian's dynamic `busybox` (build.py): the static one's shell runs
+# its own applets before looking at PATH, so no wrapper could stand in for one there.
+WGET_WRAPPER = b"""#!/bin/sh
+# boxlite/base: wget with -T/--timeout (see scripts/test-images/images.py).
+secs=
+n=$#
+while [ "$n" -gt 0 ]; do
+	a=$1
+	shift
+	n=$((n - 1))
+	case $a in
+	--)
+		set -- "$@" "$a"
+		while [ "$n" -gt 0 ]; do set -- "$@" "$1"; shift; n=$((n - 1)); done ;;
+	-T | --timeout)
+		if [ "$n" -eq 0 ]; then
+			echo "wget: $a needs a number of seconds" >&2
+			exit 1
+		fi
+		secs=$1
+		shift
+		n=$((n - 1)) ;;
+	-T*) secs=${a#-T} ;;
+	--timeout=*) secs=${a#--timeout=} ;;
+	*) set -- "$@" "$a" ;;
+	esac
+done
+case $secs in
+'') exec /bin/busybox wget "$@" ;;
+*[!0-9]*)
+	echo "wget: bad timeout '$secs': give whole seconds" >&2
+	exit 1 ;;
+esac
+[ "$secs" -eq 0 ] && exec /bin/busybox wget "$@"
+exec /bin/busybox timeout "$secs" /bin/busybox wget "$@"
+"""
+
+
+def shared_libraries(binary):
+    """The host's shared libraries `binary` loads, the dynamic loader included, as the
+    absolute paths it asks for (ldd)."""
+    out = subprocess.run(["ldd", binary], stdout=subprocess.PIPE, text=True,
+                         check=True).stdout
+    libs = []
+    for line in out.splitlines():
+        words = line.split()
+        if "=>" in words and len(words) > words.index("=>") + 1:
+            path = words[words.index("=>") + 1]
+        elif words and words[0].startswith("/"):
+            path = words[0]
+        else:
+            continue  # linux-vdso.so.1 lives in the kernel
+        if not path.startswith("/"):
+            raise RuntimeError("ldd %s: %s not found" % (binary, words[0]))
+        libs.append(path)
+    return libs
+
+
+def busybox_tar(busybox=BUSYBOX, wget_wrapper=False):
+    """The busybox rootfs layer (uncompressed tar bytes). A dynamically linked `busybox`
+    comes with the host's copies of the libraries it loads. With `wget_wrapper`,
+    /usr/bin/wget is WGET_WRAPPER (boxlite/base) instead of the applet's symlink."""
+    with open(busybox, "rb") as f:
         bb = f.read()
-    applets = busybox_applets()
+    applets = busybox_applets(busybox)
+    libs = []
+    for path in shared_libraries(busybox) if busybox != BUSYBOX else []:
+        with open(path, "rb") as f:
+            libs.append((path.lstrip("/"), f.read()))
 
     def entries(tw):
         dirs = {"bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "dev", "proc", "sys",
                 "run", "mnt", "var", "home"}
-        for a in applets:
+        for a in applets + [name for name, _ in libs]:
             d = a.rsplit("/", 1)[0]
             while d:
                 dirs.add(d)
@@ -57,8 +126,12 @@ def busybox_tar():
         tw.add("root", "dir", mode=0o700)
         tw.add("home/app", "dir", mode=0o755, uid=1000, gid=1000)
         tw.add("bin/busybox", "file", data=bb, mode=0o755)
+        for name, data in libs:
+            tw.add(name, "file", data=data, mode=0o755)
         for a in applets:
-            if a != "bin/busybox":
+            if wget_wrapper and a == "usr/bin/wget":
+                tw.add(a, "file", data=WGET_WRAPPER, mode=0o755)
+            elif a != "bin/busybox":
                 tw.add(a, "symlink", linkname="/bin/busybox")
         tw.add("etc/passwd", "file", data=PASSWD, mode=0o644)
         tw.add("etc/group", "file", data=GROUP, mode=0o644)

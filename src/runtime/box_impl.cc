@@ -320,7 +320,8 @@ Status BoxImpl::LaunchLocked() {
   BOXLITE_ASSIGN_OR_RETURN(auto console_pipe, StartConsoleWriter(console_fd_.get()));
   config.fd_sets.push_back({pass(std::move(console_pipe)), 3});
   config.console_log = "/dev/fdset/3";
-  // A pipe cannot be truncated: without append QEMU's open of the fd set fails (EINVAL).
+  // QEMU truncates a file it opens without append=on, and ftruncate() on a pipe fails
+  // (EINVAL): the console must be opened for appending.
   config.console_append = true;
   for (int fd : config.agent_fds) config.inherit_fds.push_back(fd);
   config.accel = accel.accel;

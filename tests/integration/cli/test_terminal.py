@@ -166,3 +166,95 @@ with boxlite.sync.InteractiveBox(image="boxlite/base", tty=False) as box:
                        capture_output=True, env=cli.env, timeout=300)
     assert p.returncode == 9, p.stderr
     assert p.stderr.endswith(b"sync-12\n"), p.stderr
+
+
+# stdin of every kind: a regular file or /dev/null cannot be watched by the event loop
+# (epoll refuses them with EPERM) and must still reach the shell; an error reading stdin
+# must end wait() with an exception, never leave it waiting.
+PY_STDIN_ASYNC = """
+import asyncio, boxlite
+async def main():
+    async with boxlite.InteractiveBox(image="boxlite/base", shell=%r, tty=False) as box:
+        return await box.wait()
+raise SystemExit(asyncio.run(main()))
+"""
+
+PY_STDIN_SYNC = """
+import boxlite.sync
+with boxlite.sync.InteractiveBox(image="boxlite/base", shell=%r, tty=False) as box:
+    raise SystemExit(box.wait())
+"""
+
+PY_STDIN_ERROR = """
+import asyncio, sys, boxlite
+async def main():
+    async with boxlite.InteractiveBox(image="boxlite/base", tty=False) as box:
+        try:
+            await box.wait()
+        except boxlite.BoxliteError as e:
+            print("RAISED %s: %s" % (type(e).__name__, e), file=sys.stderr)
+            return 42
+    return 0
+raise SystemExit(asyncio.run(main()))
+"""
+
+STDIN_TIMEOUT = 300  # Seconds: without the fix these runs never end.
+
+
+def _run_with_stdin(cli, code, stdin):
+    return subprocess.run([sys.executable, "-c", code], stdin=stdin, capture_output=True,
+                          env=cli.env, timeout=STDIN_TIMEOUT)
+
+
+@pytest.mark.parametrize("template", [PY_STDIN_ASYNC, PY_STDIN_SYNC], ids=["async", "sync"])
+def test_python_interactive_box_stdin_regular_file(cli, tmp_path, template):
+    """stdin a regular file: the shell reads the script in it and its status comes back."""
+    script = tmp_path / "script.sh"
+    script.write_bytes(b"echo file-$((6*7)); exit 4\n")
+    with open(script, "rb") as stdin:
+        p = _run_with_stdin(cli, template % "/bin/sh", stdin)
+    assert p.returncode == 4, p.stderr
+    assert p.stdout == b"file-42\n", p.stdout
+
+
+@pytest.mark.parametrize("template", [PY_STDIN_ASYNC, PY_STDIN_SYNC], ids=["async", "sync"])
+def test_python_interactive_box_stdin_file_content(cli, tmp_path, template):
+    """A regular file of 1 MiB of arbitrary bytes reaches `cat` in the box unchanged
+    (many chunks, not UTF-8)."""
+    data = os.urandom(1 << 20)
+    src = tmp_path / "data.bin"
+    src.write_bytes(data)
+    with open(src, "rb") as stdin:
+        p = _run_with_stdin(cli, template % "/bin/cat", stdin)
+    assert p.returncode == 0, p.stderr
+    assert len(p.stdout) == len(data) and p.stdout == data
+
+
+@pytest.mark.parametrize("template", [PY_STDIN_ASYNC, PY_STDIN_SYNC], ids=["async", "sync"])
+def test_python_interactive_box_stdin_dev_null(cli, template):
+    """stdin /dev/null: the shell reads end-of-file at once and wait() returns 0."""
+    with open(os.devnull, "rb") as stdin:
+        p = _run_with_stdin(cli, template % "/bin/sh", stdin)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b""
+
+
+def test_python_interactive_box_stdin_closed(cli):
+    """No stdin at all (descriptor 0 closed): the shell reads end-of-file."""
+    p = subprocess.run([sys.executable, "-c", PY_STDIN_ASYNC % "/bin/sh"], stdin=None,
+                       capture_output=True, env=cli.env, timeout=STDIN_TIMEOUT,
+                       preexec_fn=lambda: os.close(0))
+    assert p.returncode == 0, p.stderr
+
+
+def test_python_interactive_box_stdin_read_error(cli, tmp_path):
+    """Reading stdin fails (a file opened write-only: EBADF): wait() raises BoxliteError
+    saying what failed, the shell is stopped and the box is removed (the leak check)."""
+    fd = os.open(tmp_path / "write-only", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        p = _run_with_stdin(cli, PY_STDIN_ERROR, fd)
+    finally:
+        os.close(fd)
+    assert p.returncode == 42, p.stderr
+    assert b"RAISED BoxliteError: InteractiveBox: reading stdin (fd 0) failed: Bad file descriptor" \
+        in p.stderr, p.stderr
