@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark, as JSON lines on stdout (DESIGN.md §7); progress on stderr.
+# Every benchmark, as JSON lines on stdout (the convention of docs/benchmarks.md); progress on stderr.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BOXLITE_BUILD_DIR:-$here/build}

@@ -2,7 +2,7 @@
 //
 // StatusError carries a failed boxlite::Status out of a binding function to the one
 // place that turns it into a Python exception (RegisterStatusTranslator). It is the only
-// C++ exception the binding throws; the core never throws (STYLE.md §3).
+// C++ exception the binding throws; the core never throws (docs/errors.md).
 //
 // Thread-safety: a value type. It may be created and thrown without the GIL; the
 // translator runs with the GIL held.

@@ -1,4 +1,4 @@
-"""The ComputerBox section of API.md against a real desktop box (boxlite/desktop).
+"""The ComputerBox API (docs/computerbox.md) against a real desktop box (boxlite/desktop).
 
 One desktop box is booted for the module (a boot plus the desktop costs seconds under
 TCG) and shared by the tests, in file order. A probe window (Tk, started with

@@ -1,4 +1,4 @@
-"""The Runtime section of API.md, snippet by snippet, against real boxes.
+"""The Runtime API of the SDK, call by call, against real boxes.
 
 Adapted in the image name (``boxlite/base``) and in the registry parts: pulling from a
 registry needs the loopback registry fixture that tests/integration/harness is growing;

@@ -1,4 +1,4 @@
-"""The SimpleBox section of API.md, snippet by snippet, against real boxes.
+"""The SimpleBox API of the SDK, call by call, against real boxes.
 
 Adapted only in the image name (``boxlite/base`` instead of ``alpine:latest``; there is
 no network access to Docker Hub here).
@@ -27,7 +27,7 @@ async def _mounted(box: boxlite.SimpleBox, guest_path: str) -> None:
 
 
 async def test_constructor_accepts_every_documented_parameter(tmp_path: Path, no_leaks: None) -> None:
-    """Every parameter API.md lists, in the first spelling, reaches the box."""
+    """Every documented parameter, in its first spelling, reaches the box."""
     shared = tmp_path / "shared"
     shared.mkdir()
     async with boxlite.SimpleBox(

@@ -47,7 +47,7 @@ struct Command {
 
 const std::vector<Command>& Commands();
 
-// Exit code for a failed command (STYLE.md: NotFound=2, InvalidArgument=64, ...).
+// Exit code for a failed command (docs/errors.md: NotFound=2, InvalidArgument=64, ...).
 int ExitCodeFor(const Status& status);
 
 // Box options from `run`-style flags (the first positional is the image).
