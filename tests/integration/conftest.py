@@ -129,23 +129,32 @@ def fresh_cli(cli_binary, tmp_path):
     return Cli(cli_binary, tmp_path / "home")
 
 
-def qemu_processes(mine=True):
-    """Live (non-zombie) QEMU processes (of this test session): pid -> command line."""
-    out = {}
+def live_processes():
+    """Yields (pid, parent pid, argv as a list of bytes) of every live (non-zombie) process."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
+                after = f.read().rsplit(")", 1)[1].split()
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and cmd.startswith("qemu-system"):
-            if mine and not _holds_session_file(entry):
+                argv = f.read().split(b"\0")
+            if after[0] == "Z":
                 continue
-            out[int(entry)] = cmd
+            yield int(entry), int(after[1]), argv
+        except (OSError, IndexError, ValueError):
+            continue
+
+
+def qemu_processes(mine=True):
+    """Live (non-zombie) QEMU processes (of this test session): pid -> command line."""
+    out = {}
+    for pid, _, argv in live_processes():
+        cmd = b" ".join(argv).decode(errors="replace")
+        if cmd.startswith("qemu-system"):
+            if mine and not _holds_session_file(pid):
+                continue
+            out[pid] = cmd
     return out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import qemu_processes, wait_for
+from conftest import live_processes, qemu_processes, wait_for
 
 BASE = "boxlite/base"
 NOBODY = 65534
@@ -40,20 +40,7 @@ def _alive(pid):
 
 def _children(ppid):
     """pid -> argv of the live children of `ppid`."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                after = f.read().rsplit(")", 1)[1].split()
-            if after[0] == "Z" or int(after[1]) != ppid:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                out[int(entry)] = f.read().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-    return out
+    return {pid: argv for pid, parent, argv in live_processes() if parent == ppid}
 
 
 def _box_processes(cli_pid):
