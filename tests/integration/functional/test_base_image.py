@@ -7,10 +7,11 @@ box itself, and the box's DNS goes through boxlite-net's forwarder to a DNS serv
 module runs on 127.0.0.1 (BOXLITE_DNS_SERVERS).
 """
 import socket
-import struct
 import threading
 
 import pytest
+
+from harness.dns_answer import dns_answer
 
 IMAGE = "boxlite/base"
 TEST_NAME = "base.boxlite.test"
@@ -80,26 +81,11 @@ class DnsServer:
                 q, peer = self.sock.recvfrom(4096)
             except OSError:
                 return
-            if len(q) < 12:
+            answered = dns_answer(q, TEST_NAME, TEST_ADDR)
+            if answered is None:
                 continue
-            i, labels = 12, []
-            while i < len(q) and q[i]:
-                labels.append(q[i + 1:i + 1 + q[i]].decode(errors="replace"))
-                i += 1 + q[i]
-            if i + 5 > len(q):
-                continue
-            qtype = struct.unpack("!H", q[i + 1:i + 3])[0]
-            name = ".".join(labels).lower()
+            name, _, reply = answered
             self.names.append(name)
-            question = q[12:i + 5]
-            if name == TEST_NAME and qtype == 1:
-                answer = (b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" +
-                          socket.inet_aton(TEST_ADDR))
-                reply = q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer
-            elif name == TEST_NAME:
-                reply = q[:2] + b"\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00" + question
-            else:
-                reply = q[:2] + b"\x81\x83\x00\x01\x00\x00\x00\x00\x00\x00" + question
             self.sock.sendto(reply, peer)
 
     def close(self):

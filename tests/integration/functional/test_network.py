@@ -13,6 +13,7 @@ Environment: BOXLITE_BUILD_DIR (default <repo>/build) for the CLI and boxlite-ne
 BOXLITE_DATA_DIR, when set, for the guest kernel, initramfs and built-in images.
 """
 
+import inspect
 import os
 import shutil
 import socket
@@ -25,6 +26,7 @@ import time
 import pytest
 
 from conftest import SESSION_MARK, add_session_root
+from harness import dns_answer as dns_answer_module
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("BOXLITE_BUILD_DIR", os.path.join(REPO, "build"))
@@ -37,7 +39,8 @@ TEST_NAME = "db.boxlite.test"
 # nothing without configuration.
 PSEUDO_DEVICES = {"sit0", "tunl0", "ip6tnl0"}
 
-NETNS_SERVERS = textwrap.dedent(r'''
+# The servers' script: the shared DNS answer (harness/dns_answer.py), then the servers.
+NETNS_SERVERS = inspect.getsource(dns_answer_module) + textwrap.dedent(r'''
     import http.server, socket, socketserver, struct, sys, threading
     ADDR, LOG = sys.argv[1], sys.argv[2]
     lock = threading.Lock()
@@ -67,27 +70,12 @@ NETNS_SERVERS = textwrap.dedent(r'''
         s.bind((ADDR, 53))
         while True:
             q, peer = s.recvfrom(4096)
-            if len(q) < 12:
+            answered = dns_answer(q, "@TEST_NAME@", ADDR)
+            if answered is None:
                 continue
-            i, labels = 12, []
-            while i < len(q) and q[i]:
-                labels.append(q[i + 1:i + 1 + q[i]].decode(errors="replace"))
-                i += 1 + q[i]
-            if i + 5 > len(q):
-                continue
-            qtype = struct.unpack("!H", q[i + 1:i + 3])[0]
-            name = ".".join(labels).lower()
+            name, qtype, reply = answered
             log("dns %s %s %d" % (peer[0], name, qtype))
-            question = q[12:i + 5]
-            if name == "@TEST_NAME@" and qtype == 1:
-                answer = (b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" +
-                          socket.inet_aton(ADDR))
-                s.sendto(q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question +
-                         answer, peer)
-            elif name == "@TEST_NAME@":  # No AAAA: NOERROR, no answer.
-                s.sendto(q[:2] + b"\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00" + question, peer)
-            else:  # NXDOMAIN.
-                s.sendto(q[:2] + b"\x81\x83\x00\x01\x00\x00\x00\x00\x00\x00" + question, peer)
+            s.sendto(reply, peer)
 
     def udp_echo():
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
