@@ -14,7 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <climits>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -76,10 +75,6 @@ int64_t Compact(int fd, int64_t size) {
   return dst + moved;
 }
 
-bool IsExecutable(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
-}
 
 // The writer process: never returns. Execs `helper` when given (a fresh address space);
 // otherwise, or when that fails, copies in this forked image.
@@ -162,27 +157,15 @@ void AppendLog(int log_fd, const char* s) {
 }  // namespace
 
 std::string FindConsoleHelper() {
-  if (const char* env = std::getenv(kConsoleHelperEnv); env != nullptr && *env != '\0') {
-    return IsExecutable(env) ? std::string(env) : std::string();
-  }
-  std::vector<std::string> tried;
-  char self[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n > 0) {
-    self[n] = '\0';
-    tried.push_back(sys::JoinPath(sys::Dirname(self),
-                                  std::string("../libexec/boxlite/") + kConsoleHelperName));
-  }
+  std::vector<std::string> fallbacks;
 #ifdef BOXLITE_CONSOLE_HELPER_INSTALLED
-  tried.push_back(BOXLITE_CONSOLE_HELPER_INSTALLED);
+  fallbacks.push_back(BOXLITE_CONSOLE_HELPER_INSTALLED);
 #endif
 #ifdef BOXLITE_CONSOLE_HELPER_BUILD
-  tried.push_back(BOXLITE_CONSOLE_HELPER_BUILD);
+  fallbacks.push_back(BOXLITE_CONSOLE_HELPER_BUILD);
 #endif
-  for (const auto& path : tried) {
-    if (IsExecutable(path)) return path;
-  }
-  return std::string();
+  auto found = sys::FindHelperProgram(kConsoleHelperEnv, kConsoleHelperName, fallbacks);
+  return found.ok() ? *found : std::string();
 }
 
 Result<WriterConfinement> PrepareWriterConfinement() {

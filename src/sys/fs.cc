@@ -214,6 +214,29 @@ std::string SelfExeDir() {
   return Dirname(std::string_view(buf, static_cast<size_t>(n)));
 }
 
+namespace {
+
+bool IsExecutableFile(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+}  // namespace
+
+Result<std::string> FindHelperProgram(const char* env_var, const std::string& name,
+                                      const std::vector<std::string>& fallbacks) {
+  if (const char* env = std::getenv(env_var); env != nullptr && *env != '\0') {
+    if (IsExecutableFile(env)) return std::string(env);
+    return Status::NotFound(std::string(env_var) + " is not an executable file", env);
+  }
+  std::vector<std::string> tried = {JoinPath(SelfExeDir(), "../libexec/boxlite/" + name)};
+  tried.insert(tried.end(), fallbacks.begin(), fallbacks.end());
+  for (const auto& path : tried) {
+    if (IsExecutableFile(path)) return path;
+  }
+  return Status::NotFound("looked in " + base::Join(tried, ", "));
+}
+
 Result<TempDir> TempDir::Create(const std::string& parent, std::string_view prefix) {
   std::string tmpl = JoinPath(parent, std::string(prefix) + "XXXXXX");
   if (::mkdtemp(tmpl.data()) == nullptr) return ErrnoStatus(errno, "mkdtemp %s", tmpl.c_str());

@@ -6,7 +6,6 @@
 #include "src/vmm/net_helper.h"
 
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -90,10 +89,6 @@ Result<std::vector<PortPublish>> ParseReport(const std::string& line,
   return ports;
 }
 
-bool IsExecutable(const std::string& path) {
-  return !path.empty() && ::access(path.c_str(), X_OK) == 0 && !sys::IsDirectory(path);
-}
-
 }  // namespace
 
 std::vector<std::string> DnsServersFromEnvironment() {
@@ -109,30 +104,18 @@ std::vector<std::string> DnsServersFromEnvironment() {
 }
 
 Result<std::string> FindNetHelper() {
-  if (const char* env = std::getenv(kNetHelperEnv); env != nullptr && *env != '\0') {
-    if (IsExecutable(env)) return std::string(env);
-    return Status::NotFound(std::string(kNetHelperEnv) + " is not an executable file", env);
-  }
-  std::vector<std::string> tried;
-  char self[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n > 0) {
-    self[n] = '\0';
-    tried.push_back(
-        sys::JoinPath(sys::Dirname(self), std::string("../libexec/boxlite/") + kHelperName));
-  }
+  std::vector<std::string> fallbacks;
 #ifdef BOXLITE_NET_HELPER_INSTALLED
-  tried.push_back(BOXLITE_NET_HELPER_INSTALLED);
+  fallbacks.push_back(BOXLITE_NET_HELPER_INSTALLED);
 #endif
 #ifdef BOXLITE_NET_HELPER_BUILD
-  tried.push_back(BOXLITE_NET_HELPER_BUILD);
+  fallbacks.push_back(BOXLITE_NET_HELPER_BUILD);
 #endif
-  for (const auto& path : tried) {
-    if (IsExecutable(path)) return path;
-  }
-  return Status::NotFound(
-      "boxlite-net (the network helper) is not installed",
-      "looked in " + base::Join(tried, ", ") + "; set " + kNetHelperEnv + " or use network none");
+  auto found = sys::FindHelperProgram(kNetHelperEnv, kHelperName, fallbacks);
+  if (found.ok() || std::getenv(kNetHelperEnv) != nullptr) return found;
+  return Status::NotFound("boxlite-net (the network helper) is not installed",
+                          found.error().message() + "; set " + std::string(kNetHelperEnv) +
+                              " or use network none");
 }
 
 Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
