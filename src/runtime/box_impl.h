@@ -23,6 +23,8 @@
 #include "src/base/unique_fd.h"
 #include "src/runtime/box_record.h"
 #include "src/runtime/channel.h"
+#include "src/runtime/exec_impl.h"
+#include "src/runtime/main_session.h"
 #include "src/runtime/runtime_impl.h"
 #include "src/sys/file_lock.h"
 #include "src/sys/subprocess.h"
@@ -120,6 +122,18 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   // The main command's exit status, once known.
   std::optional<int> ExitCodeLocked();
   std::optional<int> exit_code_;  // Guarded by mu_.
+
+  // Execs: the request for `options` (image config, box options), then the call.
+  Result<protocol::ExecRequest> ExecRequestLocked(const ExecOptions& options);
+  Result<std::shared_ptr<ExecImpl>> CallExec(const std::shared_ptr<AgentChannel>& channel,
+                                             const protocol::ExecRequest& req,
+                                             ExecImpl::Explainer explain);
+  // The main command (entrypoint + cmd), started once the guest answered.
+  Status StartMainLocked();
+  // Runs on the main session's pump thread when the main command ended.
+  void OnMainExit(const ExitStatus& status);
+  std::unique_ptr<MainSession> main_;  // Guarded by mu_: while it runs, when started here.
+  bool main_optional_ = false;         // Guarded by mu_: the command is the image's own.
 
   int64_t created_unix_ = 0;
   double create_seconds_ = 0;
