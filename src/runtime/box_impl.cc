@@ -154,7 +154,11 @@ void BoxImpl::RefreshLocked() {
       death_->why = Status::Unavailable("the box's VM is no longer running");
     }
   }
-  if (state_ != State::kRunning) state_ = alive ? State::kRunning : State::kStopped;
+  if (state_ != State::kRunning) {
+    // The image is resolved at the first start: a box without one never ran ("configured").
+    state_ = alive ? State::kRunning
+                   : (record_.rootfs_path.empty() ? State::kCreated : State::kStopped);
+  }
   if (!record_.rootfs_path.empty() && !image_) {
     image_ = ResolvedImage{record_.image_reference, record_.rootfs_path, record_.rootfs_bytes,
                            record_.image_config};
