@@ -48,7 +48,7 @@ def serve(box, call):
         req = json.loads(line)
         try:
             if req["op"] == "exec":
-                r = call(box.exec(*req["argv"]))
+                r = call(run(*req["argv"]))
                 reply(ok=True, code=r.exit_code, err=r.stderr)
             elif req["op"] == "spawn":
                 background.append(call(box.stream(*req["argv"])))
