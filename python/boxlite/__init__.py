@@ -14,7 +14,8 @@ Async is primary::
 The synchronous twin lives in :mod:`boxlite.sync` (same names, no ``await``).
 
 Main names:
-    SimpleBox, Box, Execution     boxes and their processes
+    SimpleBox, Box, Execution     boxes and their processes (StreamExecution: byte streams)
+    CopyOptions, ExecStdout, ExecStderr, ExecStdin   BoxLite 0.9's exec and copy names
     Boxlite, Options, Images      the runtime (state directory, image store)
     BoxOptions, NetworkSpec, VolumeMount, PortForward
     ExecResult, BoxInfo, BoxMetrics, ImageInfo

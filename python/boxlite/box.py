@@ -952,24 +952,14 @@ class SimpleBox(Box):
         return await super()._ensure_started()
 
     async def exec(  # type: ignore[override]
-        self,
-        cmd: str | list[str],
-        *args: _args.CommandArg,
-        env: EnvLike | None = None,
-        cwd: str | None = None,
-        user: str | int | None = None,
-        timeout: float | None = None,
-        stdin: _args.StdinLike | None = None,
-        max_output_bytes: int | None = _args.DEFAULT_MAX_OUTPUT_BYTES,
+        self, cmd: str | list[str], *args: _args.CommandArg, **options: Any
     ) -> ExecResult:
         """Runs a command to completion and returns its :class:`ExecResult` (exit
-        status, ``stdout``/``stderr`` text and bytes); see :meth:`Box.run`. The streaming
-        ``Execution`` of BoxLite 0.9 is :meth:`Box.exec` on the box this wraps:
-        ``await box.stream(...)`` or ``await Box.exec(box, ...)``."""
-        return await self.run(
-            cmd, *args, env=env, cwd=cwd, user=user, timeout=timeout, stdin=stdin,
-            max_output_bytes=max_output_bytes,
-        )
+        status, ``stdout``/``stderr`` as text and bytes): the same as :meth:`Box.run`,
+        with the same keyword arguments (``env`` as a dict or pairs, ``cwd``, ``user``,
+        ``timeout``, ``stdin``, ``max_output_bytes``). This is also BoxLite 0.9's
+        ``SimpleBox.exec``. For streaming use :meth:`Box.stream`."""
+        return await self.run(cmd, *args, **options)
 
     async def copy_in(  # type: ignore[override]
         self,

@@ -38,7 +38,7 @@ def runtime(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def box(runtime):
+def started(runtime):
     """A box created, not started, then started by its first exec (0.9: a configured box
     starts implicitly); the states are read back from the runtime."""
     b = run(runtime.create(boxlite.BoxOptions(image=BASE, memory_mib=MEMORY, network="none")))
@@ -52,6 +52,11 @@ def box(runtime):
         run(b.stop())
 
 
+@pytest.fixture(scope="module")
+def box(started):
+    return started[0]
+
+
 async def drain(stream):
     return [chunk async for chunk in stream]
 
@@ -62,8 +67,8 @@ async def output(execution):
     return out, err, await execution.wait()
 
 
-def test_exec_starts_a_created_box_and_streams_str_chunks(box):
-    box, states = box
+def test_exec_starts_a_created_box_and_streams_str_chunks(started):
+    box, states = started
     assert states[0] in ("created", "configured") and states[1] == "running"
 
     async def scenario():
@@ -80,7 +85,6 @@ def test_exec_starts_a_created_box_and_streams_str_chunks(box):
 
 
 def test_split_multibyte_characters_and_invalid_bytes(box):
-    box, _ = box
     # The guest writes the euro sign's first two bytes, pauses, then the last one: the
     # host sees separate chunks, and the character must arrive whole. 0xff is invalid.
     script = "printf '\\342\\202'; sleep 0.5; printf '\\254 \\377 \\344\\270\\226'; sleep 0.3; printf '\\347\\225\\214!'"
@@ -96,7 +100,6 @@ def test_split_multibyte_characters_and_invalid_bytes(box):
 
 
 def test_streams_are_taken_once(box):
-    box, _ = box
     async def scenario():
         execution = await box.exec("true")
         execution.stdout()
@@ -111,7 +114,6 @@ def test_streams_are_taken_once(box):
 
 
 def test_stdin_send_input_and_close(box):
-    box, _ = box
     async def scenario():
         execution = await box.exec("sh", ["-c", "while read l; do echo \"got:$l\"; done; echo eof"])
         stdin = execution.stdin()
@@ -128,7 +130,6 @@ def test_stdin_send_input_and_close(box):
 
 
 def test_wait_kill_signal_and_a_missing_command(box):
-    box, _ = box
     async def scenario():
         killed = await box.exec("sleep", ["100"])
         await killed.kill()
@@ -144,7 +145,6 @@ def test_wait_kill_signal_and_a_missing_command(box):
 
 
 def test_tty_merges_output_and_resize_tty_reaches_the_guest(box):
-    box, _ = box
     async def scenario():
         execution = await box.exec("sh", ["-c", "stty size; echo to-stderr >&2; read x; stty size"], tty=True)
         stdin = execution.stdin()
@@ -169,7 +169,6 @@ def test_tty_merges_output_and_resize_tty_reaches_the_guest(box):
 
 
 def test_timeout_secs_kills_the_process(box):
-    box, _ = box
     async def scenario():
         execution = await box.exec("sleep", ["100"], timeout_secs=1)
         result = await execution.wait()
@@ -182,7 +181,6 @@ def test_timeout_secs_kills_the_process(box):
 
 
 def test_env_cwd_and_user_are_seen_in_the_guest(box):
-    box, _ = box
     probe = 'echo "$ONE $TWO"; pwd; id -u'
 
     async def scenario():
@@ -196,7 +194,6 @@ def test_env_cwd_and_user_are_seen_in_the_guest(box):
 
 
 def test_the_old_spelling_is_run_and_exec_says_so(box):
-    box, _ = box
     async def scenario():
         with pytest.raises(boxlite.ConfigError, match=r"box\.run"):
             await box.exec("echo", "hello")
@@ -212,7 +209,6 @@ def test_the_old_spelling_is_run_and_exec_says_so(box):
 
 
 def test_attach_by_id_and_unknown_ids(box):
-    box, _ = box
     async def scenario():
         execution = await box.exec("sh", ["-c", "read x; echo \"line:$x\""])
         again = await box.attach(execution.id())
@@ -263,7 +259,6 @@ def host_tree(root: Path) -> Path:
 
 
 def test_copy_in_options(box, tmp_path):
-    box, _ = box
     src = host_tree(tmp_path)
     guest(box, "rm -rf /cin && mkdir -p /cin/default /cin/flat /cin/follow")
 
@@ -292,7 +287,6 @@ def test_copy_in_options(box, tmp_path):
 
 
 def test_copy_out_options(box, tmp_path):
-    box, _ = box
     # In the box: a tree with a relative link, and an absolute link to a path that also
     # exists on the host; followed, it must bring the box's file, never the host's.
     guest(box, "rm -rf /cout && mkdir -p /cout/d/sub && printf alpha > /cout/d/a && "

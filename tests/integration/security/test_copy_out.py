@@ -42,6 +42,8 @@ def reply(**kw):
 
 def serve(box, call):
     # call(x): x itself for the sync API, the awaited result for the async one.
+    # box.run: the finished-result spelling (Box.exec streams, as in BoxLite 0.9).
+    run = box.run if hasattr(box, "run") else box.exec
     background = []
     reply(ok=True)
     for line in sys.stdin:
