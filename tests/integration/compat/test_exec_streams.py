@@ -159,13 +159,38 @@ def test_tty_merges_output_and_resize_tty_reaches_the_guest(box):
         seen += "".join([c async for c in stdout])
         assert "".join(await drain(execution.stderr())) == ""
         lines = [line.strip() for line in seen.splitlines() if line.strip()]
-        # Without a terminal on the host's side (pytest's), the first size is 24x80.
-        assert lines[0] == "24 80"
+        # The first size is the caller's terminal's (24x80 without one; see the next test).
+        assert lines[0] != "33 101" and len(lines[0].split()) == 2
         assert "to-stderr" in lines
         assert lines[-1] == "33 101"
         assert (await execution.wait()).exit_code == 0
 
     run(scenario())
+
+
+def test_tty_takes_the_size_of_the_callers_terminal(box):
+    """With a terminal on the caller's side (here a pty of 37x111 as our stdin), a tty
+    exec starts at that size."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 37, 111, 0, 0))
+    saved = os.dup(0)
+    os.dup2(slave, 0)
+    try:
+        async def scenario():
+            execution = await box.exec("stty", ["size"], tty=True)
+            return "".join(await drain(execution.stdout())), await execution.wait()
+
+        text, result = run(scenario())
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, master, slave):
+            os.close(fd)
+    assert text.strip() == "37 111" and result.exit_code == 0
 
 
 def test_timeout_secs_kills_the_process(box):
