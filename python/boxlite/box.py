@@ -60,6 +60,8 @@ class _ExecutionBase:
     """What both kinds of execution share: the core process, chunk reads with one reader
     per stream, and the controls (signals, terminal size, kill)."""
 
+    _attached = False  # Set on an Execution from Box.attach.
+
     def __init__(self, core_exec: Any, argv: list[str], tty: bool, exec_id: str | None = None) -> None:
         self._core = core_exec
         self._argv = argv
@@ -126,9 +128,10 @@ class _ExecutionBase:
         await _bridge.call(self._core.kill)
 
     def _wait_blocking(self, timeout: float | None) -> tuple[int, int, bool, str]:
-        # Output nobody reads would stall the process on flow control: drop it.
+        # Output nobody reads would stall the process on flow control: drop it (not
+        # through an attachment: the process's owner may be reading it).
         for fd in (_STDOUT, _STDERR):
-            if not self._consumed[fd]:
+            if not self._consumed[fd] and not self._attached:
                 self._core.discard_output(fd)
         result: tuple[int, int, bool, str] = self._core.wait(timeout)
         return result
@@ -318,14 +321,17 @@ class Execution(_ExecutionBase):
 
     Calling :meth:`wait` before reading a stream discards that stream's output (the
     process never stalls on unread output); calling it without having taken
-    :meth:`stdin` closes stdin, so a command that reads it gets end-of-file.
+    :meth:`stdin` closes stdin, so a command that reads it gets end-of-file (not for
+    an execution from :meth:`Box.attach`, whose stdin stays its owner's).
     """
 
     def __init__(
         self, core_exec: Any, argv: list[str], tty: bool, exec_id: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None, *, attached: bool = False,
     ) -> None:
         super().__init__(core_exec, argv, tty, exec_id)
+        # An attachment (Box.attach) leaves the process's stdin to its owner.
+        self._attached = attached
         self._taken: set[str] = set()
         self._stdin: ExecStdin | None = None
         self._timed_out = False
@@ -372,7 +378,7 @@ class Execution(_ExecutionBase):
         the awaiting task kills the process."""
         if self._result is not None:
             return self._result
-        if "stdin" not in self._taken:
+        if "stdin" not in self._taken and not self._attached:
             with contextlib.suppress(BoxliteError):
                 await _bridge.call(self._core.close_stdin)
         try:
@@ -675,14 +681,13 @@ class Box:
             if attach_main is None:
                 raise NotSupportedError("attaching to the box's main command is not available in this build")
             core_exec = await _bridge.call(attach_main)
-            return Execution(core_exec, ["<main>"], False)
+            return Execution(core_exec, ["<main>"], False, attached=True)
         if not isinstance(execution_id, str) or not execution_id:
             raise ConfigError(f"execution_id must be a non-empty string or None, not {execution_id!r}")
         known = self._executions.get(execution_id)
         if known is None or known._result is not None:
             raise ExecError(f"no execution {execution_id!r} in box {self.name}: it is finished or was never started here")
-        execution = Execution(known._core, known._argv, known._tty, execution_id)
-        return execution
+        return Execution(known._core, known._argv, known._tty, execution_id, attached=True)
 
     async def run(
         self,
@@ -921,7 +926,9 @@ class SimpleBox(Box):
     async def start(self) -> Self:
         """Creates the box (again, after an ephemeral box was stopped) and boots it.
         Returns the box."""
-        if self._core is None or (self._stopped and self.options.ephemeral):
+        # An ephemeral box was removed by its stop: it is created again.
+        ephemeral = self.options.auto_remove is not False and not self.options.detach
+        if self._core is None or (self._stopped and ephemeral):
             from .runtime import Boxlite
 
             runtime = self._runtime or Boxlite.default()
