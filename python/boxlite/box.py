@@ -23,6 +23,7 @@ import contextlib
 import math
 import os
 import secrets
+import signal as signal_module
 import threading
 import time
 import weakref
@@ -337,14 +338,20 @@ class Execution(_ExecutionBase):
         self._timed_out = False
         self._timer: threading.Timer | None = None
         if timeout:
-            self._timer = threading.Timer(timeout, self._time_out)
+            # A weak reference: a dropped Execution is not kept alive by its timer (its
+            # process ends with it).
+            self._timer = threading.Timer(timeout, Execution._time_out, args=(weakref.ref(self),))
             self._timer.daemon = True
             self._timer.start()
 
-    def _time_out(self) -> None:
-        self._timed_out = True
+    @staticmethod
+    def _time_out(ref: weakref.ref[Execution]) -> None:
+        execution = ref()
+        if execution is None:
+            return
+        execution._timed_out = True
         with contextlib.suppress(Exception):
-            self._core.kill()
+            execution._core.kill()
 
     def _take(self, name: str) -> None:
         if name in self._taken:
@@ -384,10 +391,12 @@ class Execution(_ExecutionBase):
         try:
             exit_code, signo, timed_out, error = await self._wait_core(None)
         finally:
-            if self._timer is not None and self._result is None:
+            if self._timer is not None:
                 self._timer.cancel()
+        # The timer's kill, not an exit that happened just before it.
+        timed_out = timed_out or (self._timed_out and signo == signal_module.SIGKILL)
         result = ExecResult._from_core(
-            exit_code, signo, timed_out or self._timed_out, error,
+            exit_code, signo, timed_out, error,
             duration=time.monotonic() - self._started_at, command=self._argv[0],
         )
         if signo:
