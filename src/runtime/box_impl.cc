@@ -528,6 +528,11 @@ Status BoxImpl::HelloLocked(const protocol::BoxConfig& config) {
 
 Status BoxImpl::Stop() { return StopWithin(std::chrono::seconds(10)); }
 
+bool BoxImpl::LaunchedHere() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return launched_here_ && state_ == State::kRunning;
+}
+
 Status BoxImpl::StopWithin(std::optional<std::chrono::seconds> limit) {
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<sys::FileLock> box_lock;

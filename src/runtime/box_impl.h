@@ -44,6 +44,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   const BoxOptions& options() const { return options_; }
   // Stop() waiting up to `limit` for a clean stop (nullopt: no limit) before killing.
   Status StopWithin(std::optional<std::chrono::seconds> limit);
+  // Whether this process booted the box's VM and it has not been stopped since.
+  bool LaunchedHere();
   // Writes the directory and record of a new persistent box.
   Status CreateOnDisk();
   // Stops the box (killing it when `force`, or when it does not stop) and deletes it.

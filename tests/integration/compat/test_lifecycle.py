@@ -126,6 +126,17 @@ def stopped_with_code_in(rt):
     return check
 
 
+def test_the_main_commands_backlog_is_bounded(shared):
+    """A late attach replays at most the newest 256 KiB of the main command's output (as
+    BoxLite 0.9 does): 600 KB written, the backlog holds its end."""
+    main = shared._core.attach_main()
+    main.write_stdin(b"head -c 600000 /dev/zero | tr '\\0' a; echo BACKLOG-END\n")
+    assert b"BACKLOG-END" in read_until(main, b"BACKLOG-END")
+    late = read_until(shared._core.attach_main(), b"BACKLOG-END")
+    assert late.endswith(b"a" * 1000 + b"BACKLOG-END\n")
+    assert 250 * 1024 < len(late) <= 256 * 1024
+
+
 def test_entrypoint_and_cmd_exit_stops_the_box_and_is_recorded(rt):
     """entrypoint + cmd replace the image's; when the command exits the box stops itself
     with exit_code; auto_remove=False keeps it; start() restarts a stopped box and an exec
