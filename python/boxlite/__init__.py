@@ -51,8 +51,13 @@ from .errors import (
     TimeoutError,
 )
 from .options import BoxOptions, NetworkSpec, Options, PortForward, VolumeMount
-from .results import BoxInfo, BoxMetrics, ExecResult, ImageInfo
-from .runtime import Boxlite, Images
+from .results import BoxInfo, BoxMetrics, ExecResult
+from .runtime import Boxlite
+
+# Registries, images and volumes (boxlite/images.py, boxlite/volumes.py).
+from .images import ImageHandle, ImageInfo, ImagePullResult, Images
+from .options import ImageRegistry
+from .volumes import VolumeHandle, VolumeInfo
 
 __version__ = "0.1.0"
 core_version: str = _core_module.version
@@ -89,6 +94,12 @@ __all__ = [
     "SimpleBox",
     "TimeoutError",
     "VolumeMount",
+    # Registries, images and volumes.
+    "ImageHandle",
+    "ImagePullResult",
+    "ImageRegistry",
+    "VolumeHandle",
+    "VolumeInfo",
 ]
 
 # Boxes built on SimpleBox by their own modules. Each module defines the class of the

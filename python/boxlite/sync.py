@@ -451,9 +451,7 @@ class Boxlite:
                 options = Options()
             elif not isinstance(options, Options):
                 raise ConfigError(f"options must be boxlite.Options, not {type(options).__name__}")
-            _core = core.Runtime.open(
-                options.home_dir, options.data_dir, list(options.image_registries), list(options.insecure_registries)
-            )
+            _core = options._open_core()
         self._options = options or Options()
         self._core: Any = _core
         self._boxes: weakref.WeakValueDictionary[str, Box] = weakref.WeakValueDictionary()

@@ -78,6 +78,7 @@ Result<VolumeInfo> VolumeStore::Create(std::string_view owner_box) {
     info.id = id;
     info.created_unix = static_cast<int64_t>(::time(nullptr));
     info.path = path;
+    info.size_bytes = sys::DiskUsage(path);
     nlohmann::json record = {{"id", id}, {"created_unix", info.created_unix}};
     if (!owner_box.empty()) record["box"] = std::string(owner_box);
     Status saved = sys::WriteFileAtomic(RecordPath(id), record.dump(), 0644);
