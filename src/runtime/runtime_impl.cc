@@ -133,10 +133,14 @@ Status ValidateOptions(const BoxOptions& o) {
     }
   }
   for (const auto& m : o.mounts) {
-    if (m.host_path.empty() || m.host_path[0] != '/') {
-      return Status::InvalidArgument("mount host path must be absolute", m.host_path);
+    // An empty host path is an anonymous volume, a volume id names one (ResolveVolumes).
+    bool volume = m.host_path.empty() ||
+                  (m.host_path.find('/') == std::string::npos && LooksLikeVolumeId(m.host_path));
+    if (!volume && m.host_path[0] != '/') {
+      return Status::InvalidArgument("mount host path must be absolute (or a volume id)",
+                                     m.host_path);
     }
-    if (!sys::Exists(m.host_path)) {
+    if (!volume && !sys::Exists(m.host_path)) {
       return Status::InvalidArgument("mount host path does not exist", m.host_path);
     }
     if (m.guest_path.empty() || m.guest_path[0] != '/' || m.guest_path == "/") {
