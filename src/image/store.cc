@@ -554,6 +554,8 @@ Result<LocalImage> Store::Pull(std::string_view ref_text, PullProgress* progress
   // the name into another registry's image).
   std::vector<std::string> misses;
   for (const auto& candidate : candidates) {
+    BOXLITE_LOG(kDebug, "resolving %.*s: trying %s", static_cast<int>(ref_text.size()),
+                ref_text.data(), candidate.c_str());
     auto image = PullOne(candidate, progress);
     if (image || !image.error().IsNotFound()) return image;
     misses.push_back(candidate);
