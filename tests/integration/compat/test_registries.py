@@ -61,28 +61,28 @@ class TlsRegistry(Registry):
             conn.close()
 
 
-@pytest.fixture(scope="module")
-def tls_registry(test_images, tmp_path_factory):
-    reg = TlsRegistry(str(tmp_path_factory.mktemp("tls-registry")))
+def _serve(reg, test_images, names):
+    """Starts `reg`, pushes the test images `names` (as repositories of the same name)
+    and stops it when the fixture ends."""
     reg.start()
     try:
-        reg.push(test_images.layout("busybox"), "latest", "busybox")
+        for name in names:
+            reg.push(test_images.layout(name), "latest", name)
         yield reg
     finally:
         reg.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_registry(test_images, tmp_path_factory):
+    yield from _serve(TlsRegistry(str(tmp_path_factory.mktemp("tls-registry"))), test_images, ["busybox"])
 
 
 @pytest.fixture(scope="module")
 def plain_registry(test_images, tmp_path_factory):
     """Plain HTTP, with busybox and an image the TLS registry lacks (layered)."""
-    reg = Registry(str(tmp_path_factory.mktemp("plain-registry")))
-    reg.start()
-    try:
-        reg.push(test_images.layout("busybox"), "latest", "busybox")
-        reg.push(test_images.layout("layered"), "latest", "layered")
-        yield reg
-    finally:
-        reg.stop()
+    yield from _serve(Registry(str(tmp_path_factory.mktemp("plain-registry"))), test_images,
+                      ["busybox", "layered"])
 
 
 @pytest.fixture(autouse=True)
