@@ -203,6 +203,9 @@ def test_search_resolves_unqualified_names_in_order(tmp_path, tls_registry, plai
     assert pull(rt, "busybox").reference == tls_registry.host + "/busybox:latest"
     # Not in the first registry: the second one has it.
     assert pull(rt, "layered").reference == plain_registry.host + "/layered:latest"
+    # Removing by the unqualified name removes what it resolved to.
+    run(rt.images.remove("layered"))
+    assert plain_registry.host + "/layered:latest" not in [i.reference for i in run(rt.images.list())]
     # A registry without search=True is never asked for unqualified names.
     mark = plain_registry.log_mark()
     rt2 = runtime(tmp_path, boxlite.ImageRegistry(plain_registry.host, transport="http"), name="nosearch")
