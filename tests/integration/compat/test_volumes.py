@@ -9,7 +9,8 @@ import asyncio
 import json
 import os
 import re
-import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -239,3 +240,20 @@ def test_cli_home_flag_before_or_after_the_command(cli_binary, tmp_path):
     assert p.returncode != 0 and b"more than once" in p.stderr
     p = c.run("--home", "/proc/boxlite-cannot-be-here", "volume", "create")
     assert p.returncode != 0 and b"/proc/boxlite-cannot-be-here" in p.stderr
+
+
+def test_anonymous_volumes_of_a_killed_process_are_swept(vcli, tmp_path):
+    """A process that made an ephemeral box with an anonymous volume and died without
+    cleaning up (os._exit) leaves nothing visible: the next listing removes it."""
+    script = (
+        "import asyncio, json, os, boxlite\n"
+        f"rt = boxlite.Boxlite(boxlite.Options(home_dir={str(vcli.home)!r}))\n"
+        "asyncio.run(rt.create(boxlite.BoxOptions(image='boxlite/base', volumes=[(None, '/x')])))\n"
+        f"print(json.dumps(os.listdir({str(vcli.home / 'volumes')!r})), flush=True)\n"
+        "os._exit(0)\n")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    made = [n for n in json.loads(p.stdout) if not n.endswith(".json")]
+    assert len(made) == 1
+    assert vcli.run("volume", "ls", "-q", check=True).stdout == b""
+    assert not (vcli.home / "volumes" / made[0]).exists()
