@@ -46,6 +46,7 @@ from .options import (
     box_options_from_arguments,
 )
 from .results import BoxInfo, BoxMetrics, ExecResult, ImageInfo
+from .volumes import SyncVolumeHandle
 
 __all__ = ["Boxlite", "Box", "SimpleBox", "Execution", "Images"]
 
@@ -457,6 +458,8 @@ class Boxlite:
         self._boxes: weakref.WeakValueDictionary[str, Box] = weakref.WeakValueDictionary()
         self.images = Images(self)
         """The image store: ``pull``, ``list``, ``remove``, ``import_image``."""
+        self.volumes = SyncVolumeHandle(self)  # Volumes (boxlite/volumes.py).
+        """The volumes: ``create``, ``list``, ``get``, ``remove``."""
 
     @classmethod
     def default(cls) -> Boxlite:
