@@ -267,8 +267,8 @@ class Box:
         Cancelling the awaiting task stops the box once its boot has finished.
         """
         core = self._require_core()
-        if self._started and not self._stopped:
-            return self
+        # Always the core's start: it is a no-op on a running box, and it restarts a box
+        # that stopped on its own (its main command exited).
         cf = _bridge.submit(core.start)
         try:
             await _bridge.wait(cf)
@@ -535,7 +535,7 @@ class SimpleBox(Box):
             # works whichever loops they run in).
             if self._creating is None:
                 args = self.options._core_args()
-                self._creating = _bridge.submit(lambda: runtime._core.create(**args))
+                self._creating = _bridge.submit(lambda: runtime._core.create(args))
             creating = self._creating
             try:
                 core_box = await _bridge.wait(creating)

@@ -108,10 +108,11 @@ class BoxInfo:
     """What a box is: its identity, configuration and state.
 
     Attributes:
-        id: The box id (unique, hex).
+        id: The box id (12 Base62 characters; boxes made before may have 32 hex digits).
         name: The box name (the id's prefix unless one was given).
         image: The image reference it boots.
-        state: ``"created"``, ``"running"`` or ``"stopped"``.
+        state: ``"configured"`` (never started), ``"running"``, ``"stopping"``,
+            ``"stopped"``, ``"paused"``, ``"failed"`` or ``"unknown"`` (BoxLite 0.9's).
         created_unix: Creation time, seconds since the epoch.
         cpus: vCPUs.
         memory_mib: Guest RAM in MiB.
@@ -140,6 +141,7 @@ class BoxInfo:
     detach: bool = False
     pid: int = 0
     accel: str = ""
+    exit_code: int | None = None  # The main command's exit status once it ended.
 
     @property
     def running(self) -> bool:
@@ -179,6 +181,7 @@ class BoxInfo:
             detach=d["detach"],
             pid=d["pid"],
             accel=d["accel"],
+            exit_code=d.get("exit_code"),
         )
 
 

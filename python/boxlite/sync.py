@@ -43,6 +43,7 @@ from .options import (
     NetworkSpec,
     Options,
     PortLike,
+    box_options_for,
     box_options_from_arguments,
 )
 from .results import BoxInfo, BoxMetrics, ExecResult, ImageInfo
@@ -396,7 +397,7 @@ class SimpleBox(Box):
             if self._core is None or self._stopped:
                 runtime = self._runtime or Boxlite.default()
                 self._runtime = runtime
-                self._core = runtime._core.create(**self.options._core_args())
+                self._core = runtime._core.create(self.options._core_args())
                 self._started = False
                 self._stopped = False
         super().start()
@@ -482,15 +483,8 @@ class Boxlite:
 
     def create(self, options: BoxOptions | None = None, name: str | None = None, **kwargs: Any) -> Box:
         """Creates a box (not started yet); see :meth:`boxlite.Boxlite.create`."""
-        if options is None:
-            options = BoxOptions(**kwargs)
-        elif not isinstance(options, BoxOptions):
-            raise ConfigError(f"options must be boxlite.BoxOptions, not {type(options).__name__}")
-        elif kwargs:
-            options = options.replace(**kwargs)
-        if name is not None:
-            options = options.replace(name=name)
-        box = Box(self._core.create(**options._core_args()), options, self)
+        options = box_options_for(options, name, kwargs)
+        box = Box(self._core.create(options._core_args()), options, self)
         self._boxes[box.id] = box
         return box
 

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -22,6 +23,8 @@
 #include "src/base/unique_fd.h"
 #include "src/runtime/box_record.h"
 #include "src/runtime/channel.h"
+#include "src/runtime/exec_impl.h"
+#include "src/runtime/main_session.h"
 #include "src/runtime/runtime_impl.h"
 #include "src/sys/file_lock.h"
 #include "src/sys/subprocess.h"
@@ -37,7 +40,10 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   BoxImpl(std::shared_ptr<RuntimeImpl> runtime, BoxRecord record);
   ~BoxImpl() override;
 
-  bool persistent() const { return !options_.auto_remove || options_.detach; }
+  bool persistent() const { return !RemovesOnStop(options_) || options_.detach; }
+  const BoxOptions& options() const { return options_; }
+  // Stop() waiting up to `limit` for a clean stop (nullopt: no limit) before killing.
+  Status StopWithin(std::optional<std::chrono::seconds> limit);
   // Writes the directory and record of a new persistent box.
   Status CreateOnDisk();
   // Stops the box (killing it when `force`, or when it does not stop) and deletes it.
@@ -48,6 +54,7 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Status Start() override;
   Status Stop() override;
   Result<std::shared_ptr<Exec>> StartExec(const ExecOptions& options) override;
+  Result<std::shared_ptr<Exec>> AttachMain() override;
   Result<ExecResult> Run(const ExecOptions& options) override;
   Result<BoxInfo> Info() override;
   Result<BoxMetrics> Metrics() override;
@@ -67,7 +74,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Status HelloLocked(const protocol::BoxConfig& config);
   // Stops the VM; `graceful` lets the guest flush and unmount its disk first (pointless,
   // and slow when the guest is overloaded, for a box about to be removed).
-  Status StopLocked(bool graceful = true);
+  Status StopLocked(bool graceful = true,
+                    std::optional<std::chrono::seconds> limit = std::chrono::seconds(10));
   // Reloads a persistent box's record; running when its VM process is alive.
   void RefreshLocked();
   std::string DirPath(const std::string& name) const;
@@ -111,6 +119,21 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   std::shared_ptr<DeathNote> death_ = std::make_shared<DeathNote>();
   // The death status, OK while alive.
   Status Died();
+  // The main command's exit status, once known.
+  std::optional<int> ExitCodeLocked();
+  std::optional<int> exit_code_;  // Guarded by mu_.
+
+  // Execs: the request for `options` (image config, box options), then the call.
+  Result<protocol::ExecRequest> ExecRequestLocked(const ExecOptions& options);
+  Result<std::shared_ptr<ExecImpl>> CallExec(const std::shared_ptr<AgentChannel>& channel,
+                                             const protocol::ExecRequest& req,
+                                             ExecImpl::Explainer explain);
+  // The main command (entrypoint + cmd), started once the guest answered.
+  Status StartMainLocked();
+  // Runs on the main session's pump thread when the main command ended.
+  void OnMainExit(const ExitStatus& status);
+  std::unique_ptr<MainSession> main_;  // Guarded by mu_: while it runs, when started here.
+  bool main_optional_ = false;         // Guarded by mu_: the command is the image's own.
 
   int64_t created_unix_ = 0;
   double create_seconds_ = 0;

@@ -6,6 +6,7 @@
 // Thread-safety: all public methods are thread-safe; mu_ guards the box table.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -43,6 +44,8 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   Result<std::shared_ptr<Box>> Get(std::string_view id_or_name) override;
   Result<std::vector<BoxInfo>> List() override;
   Status Remove(std::string_view id_or_name, bool force) override;
+  Result<std::pair<std::shared_ptr<Box>, bool>> GetOrCreate(const BoxOptions& options) override;
+  Status Shutdown(std::optional<int> timeout_seconds) override;
   Result<ImageInfo> PullImage(std::string_view reference, const PullCallback& progress) override;
   Result<std::vector<ImageInfo>> ListImages() override;
   Status RemoveImage(std::string_view reference) override;
@@ -63,6 +66,8 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   std::string BoxesDir() const { return home_ + "/boxes"; }
   // Drops a box from this process's table (it was removed), with its anonymous volumes.
   void Forget(const std::string& id);
+  // FailedPrecondition once Shutdown() ran: no new box starts.
+  Status CheckOpen() const;
 
  private:
   Result<image::Store*> Store();
@@ -80,6 +85,7 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   std::unique_ptr<image::Store> store_;                    // Guarded by mu_.
   std::optional<Result<vmm::AccelChoice>> accel_;          // Guarded by mu_.
   std::map<std::string, std::weak_ptr<BoxImpl>> boxes_;    // Guarded by mu_.
+  std::atomic<bool> shut_down_{false};
   VolumeStore volumes_;
 };
 
