@@ -248,7 +248,7 @@ def test_anonymous_volumes_of_a_killed_process_are_swept(vcli, tmp_path):
     script = (
         "import asyncio, json, os, boxlite\n"
         f"rt = boxlite.Boxlite(boxlite.Options(home_dir={str(vcli.home)!r}))\n"
-        "asyncio.run(rt.create(boxlite.BoxOptions(image='boxlite/base', volumes=[(None, '/x')])))\n"
+        "box = asyncio.run(rt.create(boxlite.BoxOptions(image='boxlite/base', volumes=[(None, '/x')])))\n"
         f"print(json.dumps(os.listdir({str(vcli.home / 'volumes')!r})), flush=True)\n"
         "os._exit(0)\n")
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
