@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .images import ImageInfo  # Moved to images.py; still importable from here.
 from .options import PortForward, VolumeMount
 
 __all__ = ["ExecResult", "BoxInfo", "BoxMetrics", "ImageInfo"]
@@ -213,25 +214,3 @@ class BoxMetrics:
     def _from_core(cls, d: Mapping[str, Any]) -> BoxMetrics:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__})
 
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """An image in the local store.
-
-    Attributes:
-        reference: The normalized reference (``docker.io/library/alpine:latest``).
-        id: The config digest.
-        manifest_digest: The manifest digest.
-        size_bytes: Size of the layers.
-        created_unix: Creation time from the image config, seconds since the epoch.
-    """
-
-    reference: str
-    id: str
-    manifest_digest: str = ""
-    size_bytes: int = 0
-    created_unix: int = 0
-
-    @classmethod
-    def _from_core(cls, d: Mapping[str, Any]) -> ImageInfo:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})

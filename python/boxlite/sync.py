@@ -47,6 +47,7 @@ from .options import (
     box_options_from_arguments,
 )
 from .results import BoxInfo, BoxMetrics, ExecResult, ImageInfo
+from .volumes import SyncVolumeHandle
 
 __all__ = ["Boxlite", "Box", "SimpleBox", "Execution", "Images"]
 
@@ -452,14 +453,14 @@ class Boxlite:
                 options = Options()
             elif not isinstance(options, Options):
                 raise ConfigError(f"options must be boxlite.Options, not {type(options).__name__}")
-            _core = core.Runtime.open(
-                options.home_dir, options.data_dir, list(options.image_registries), list(options.insecure_registries)
-            )
+            _core = options._open_core()
         self._options = options or Options()
         self._core: Any = _core
         self._boxes: weakref.WeakValueDictionary[str, Box] = weakref.WeakValueDictionary()
         self.images = Images(self)
         """The image store: ``pull``, ``list``, ``remove``, ``import_image``."""
+        self.volumes = SyncVolumeHandle(self)  # Volumes (boxlite/volumes.py).
+        """The volumes: ``create``, ``list``, ``get``, ``remove``."""
 
     @classmethod
     def default(cls) -> Boxlite:

@@ -160,6 +160,16 @@ const std::vector<Command>& Commands() {
        false,
        InfoCommand},
       {"version", "version", "Show the BoxLite version", {}, false, VersionCommand},
+      // Volumes (src/cli/volume_cmds.cc).
+      {"volume",
+       "volume create | ls|list [-q] [--format table|json] | get|inspect ID | rm|delete [-f] "
+       "ID...",
+       "Manage volumes (directories under the home that boxes mount by id)",
+       {{"quiet", 'q', false, false, "ls: only print ids"},
+        {"format", 0, true, false, "ls, get: table (default) or json", "FORMAT"},
+        {"force", 'f', false, false, "rm: remove volumes boxes still mount"}},
+       false,
+       VolumeCommand},
   };
   return *commands;
 }

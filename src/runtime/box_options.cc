@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "boxlite/config.h"
 #include "boxlite/options.h"
 #include "src/base/macros.h"
 #include "src/base/strings.h"
@@ -85,10 +86,15 @@ Status ValidateBoxOptions(const BoxOptions& o) {
     }
   }
   for (const auto& m : o.mounts) {
-    if (m.host_path.empty() || m.host_path[0] != '/' || HasNul(m.host_path)) {
-      return Status::InvalidArgument("mount host path must be absolute", m.host_path);
+    // An empty host path is an anonymous volume, a volume id names one (the runtime's
+    // ResolveVolumes makes and finds them, src/runtime/volumes.h).
+    bool volume = m.host_path.empty() ||
+                  (m.host_path.find('/') == std::string::npos && LooksLikeVolumeId(m.host_path));
+    if (!volume && (m.host_path[0] != '/' || HasNul(m.host_path))) {
+      return Status::InvalidArgument("mount host path must be absolute (or a volume id)",
+                                     m.host_path);
     }
-    if (!sys::Exists(m.host_path)) {
+    if (!volume && !sys::Exists(m.host_path)) {
       return Status::InvalidArgument("mount host path does not exist: create it or fix the path",
                                      m.host_path);
     }
