@@ -54,6 +54,10 @@ from .options import BoxOptions, NetworkSpec, Options, PortForward, VolumeMount
 from .results import BoxInfo, BoxMetrics, ExecResult, ImageInfo
 from .runtime import Boxlite, Images
 
+# Security, capabilities, health checks and 0.9's info/metrics classes.
+from .advanced import AdvancedBoxOptions, ContainerCapabilities, HealthCheckOptions, SecurityOptions
+from .results import BoxStateInfo, HealthState, HealthStatus, NetworkInfo, PublishedPort, RuntimeMetrics
+
 __version__ = "0.1.0"
 core_version: str = _core_module.version
 """Version of the C++ core the extension was built from."""
@@ -89,6 +93,20 @@ __all__ = [
     "SimpleBox",
     "TimeoutError",
     "VolumeMount",
+]
+
+# Security, capabilities, health checks and 0.9's info/metrics classes.
+__all__ += [
+    "AdvancedBoxOptions",
+    "BoxStateInfo",
+    "ContainerCapabilities",
+    "HealthCheckOptions",
+    "HealthState",
+    "HealthStatus",
+    "NetworkInfo",
+    "PublishedPort",
+    "RuntimeMetrics",
+    "SecurityOptions",
 ]
 
 # Boxes built on SimpleBox by their own modules. Each module defines the class of the

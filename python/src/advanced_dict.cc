@@ -49,9 +49,12 @@ void ReadLimit(nb::handle section, const char* name, std::optional<uint64_t>* ou
   if (!v.is_valid()) return;
   std::string field = std::string("security.") + name;
   if (!IsInt(v)) Mistyped(field, "an integer or None");
-  // Negative or beyond 64 bits: handed on as 0, which the core rejects with the range.
   uint64_t value = 0;
-  if (!nb::try_cast<uint64_t>(v, value)) value = 0;
+  if (!nb::try_cast<uint64_t>(v, value)) {
+    throw StatusError(Status::InvalidArgument(field + " must be a positive integer or None, not " +
+                                              nb::cast<std::string>(nb::repr(v))),
+                      Domain::kBox, "create box");
+  }
   *out = value;
 }
 
