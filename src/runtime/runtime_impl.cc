@@ -346,9 +346,7 @@ Result<std::vector<BoxInfo>> RuntimeImpl::List() {
   std::vector<std::shared_ptr<BoxImpl>> boxes;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [id, weak] : boxes_) {
-      if (auto box = weak.lock()) boxes.push_back(box);
-    }
+    boxes = LiveBoxesLocked();
     for (auto& record : LoadAllRecords(BoxesDir())) {
       if (boxes_.count(record.id)) continue;
       boxes.push_back(std::make_shared<BoxImpl>(shared_from_this(), std::move(record)));
@@ -367,13 +365,19 @@ Status RuntimeImpl::Remove(std::string_view id_or_name, bool force) {
   return std::static_pointer_cast<BoxImpl>(box)->Remove(force);
 }
 
+std::vector<std::shared_ptr<BoxImpl>> RuntimeImpl::LiveBoxesLocked() {
+  std::vector<std::shared_ptr<BoxImpl>> boxes;
+  for (auto& [id, weak] : boxes_) {
+    if (auto box = weak.lock()) boxes.push_back(box);
+  }
+  return boxes;
+}
+
 Result<RuntimeMetrics> RuntimeImpl::Metrics() {
   std::vector<std::shared_ptr<BoxImpl>> boxes;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [id, weak] : boxes_) {
-      if (auto box = weak.lock()) boxes.push_back(box);
-    }
+    boxes = LiveBoxesLocked();
   }
   RuntimeMetrics m;
   m.boxes_created_total = counters_.boxes_created;

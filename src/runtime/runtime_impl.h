@@ -72,6 +72,8 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
 
  private:
   Result<image::Store*> Store();
+  // The boxes of this process still alive. Requires mu_.
+  std::vector<std::shared_ptr<BoxImpl>> LiveBoxesLocked();
   // The image's rootfs; an image whose layers cannot be built is removed again.
   Result<image::RootfsInfo> RootfsOrForget(image::Store* store, const image::LocalImage& local,
                                            image::RootfsFit fit = image::RootfsFit::kHeadroom);
