@@ -535,7 +535,7 @@ class SimpleBox(Box):
             # works whichever loops they run in).
             if self._creating is None:
                 args = self.options._core_args()
-                self._creating = _bridge.submit(lambda: runtime._core.create(**args))
+                self._creating = _bridge.submit(lambda: runtime._core.create(args))
             creating = self._creating
             try:
                 core_box = await _bridge.wait(creating)

@@ -395,7 +395,7 @@ class SimpleBox(Box):
             if self._core is None or self._stopped:
                 runtime = self._runtime or Boxlite.default()
                 self._runtime = runtime
-                self._core = runtime._core.create(**self.options._core_args())
+                self._core = runtime._core.create(self.options._core_args())
                 self._started = False
                 self._stopped = False
         super().start()

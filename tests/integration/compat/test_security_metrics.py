@@ -297,9 +297,10 @@ def test_security_presets_and_core_arguments():
     (dict(health_check=boxlite.HealthCheckOptions(timeout=0.5)), "health_check.timeout_s must be an integer"),
 ])
 def test_bad_advanced_options_are_config_errors(loop, tmp_path, advanced, message):
+    """The core's checks, at BoxOptions() (core.validate_box_options) or at create."""
     rt = boxlite.Boxlite(boxlite.Options(home_dir=str(tmp_path / "home")))
-    opts = boxlite.BoxOptions(image=IMAGE, advanced=boxlite.AdvancedBoxOptions(**advanced))
     with pytest.raises(boxlite.ConfigError, match=message):
+        opts = boxlite.BoxOptions(image=IMAGE, advanced=boxlite.AdvancedBoxOptions(**advanced))
         loop.run_until_complete(rt.create(opts))
     # Nothing was created.
     assert loop.run_until_complete(rt.metrics()).boxes_created_total == 0
@@ -308,9 +309,9 @@ def test_bad_advanced_options_are_config_errors(loop, tmp_path, advanced, messag
 
 def test_no_network_with_ports_is_a_config_error(loop, tmp_path):
     rt = boxlite.Boxlite(boxlite.Options(home_dir=str(tmp_path / "home")))
-    opts = boxlite.BoxOptions(image=IMAGE, ports=[(0, 80)], advanced=boxlite.AdvancedBoxOptions(
-        security=boxlite.SecurityOptions(network_enabled=False)))
     with pytest.raises(boxlite.ConfigError, match="published ports need the network"):
+        opts = boxlite.BoxOptions(image=IMAGE, ports=[(0, 80)], advanced=boxlite.AdvancedBoxOptions(
+            security=boxlite.SecurityOptions(network_enabled=False)))
         loop.run_until_complete(rt.create(opts))
 
 
