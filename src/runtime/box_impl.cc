@@ -113,7 +113,12 @@ BoxImpl::BoxImpl(std::shared_ptr<RuntimeImpl> runtime, BoxRecord record)
 
 BoxImpl::~BoxImpl() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (state_ != State::kRunning) return;
+  if (state_ != State::kRunning) {
+    // The VM went away without a stop here (another process stopped it): end the prober.
+    if (channel_) channel_->Close(Status::FailedPrecondition("box " + name_ + " is stopped"));
+    StopHealthLocked();
+    return;
+  }
   if (!persistent() || (launched_here_ && !options_.detach)) {
     (void)StopLocked();
     return;
@@ -581,6 +586,7 @@ Status BoxImpl::StopWithin(std::optional<std::chrono::seconds> limit) {
 }
 
 Status BoxImpl::StopLocked(bool graceful, std::optional<std::chrono::seconds> limit) {
+  if (state_ != State::kRunning) StopHealthLocked();
   if (state_ == State::kRunning) {
     {
       std::lock_guard<std::mutex> dl(death_->mu);
