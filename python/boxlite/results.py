@@ -108,6 +108,11 @@ class ExecResult:
         )
 
 
+def _known_fields(cls: Any, d: Mapping[str, Any]) -> Any:
+    """An instance of the dataclass `cls` from the keys of `d` it has (the core may send more)."""
+    return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
 def _rfc3339(unix: int) -> str:
     return datetime.fromtimestamp(unix, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -469,7 +474,7 @@ class BoxMetrics:
 
     @classmethod
     def _from_core(cls, d: Mapping[str, Any]) -> BoxMetrics:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        return _known_fields(cls, d)
 
 
 @dataclass(frozen=True)
@@ -494,7 +499,7 @@ class RuntimeMetrics:
 
     @classmethod
     def _from_core(cls, d: Mapping[str, Any]) -> RuntimeMetrics:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        return _known_fields(cls, d)
 
 
 @dataclass(frozen=True)
