@@ -24,6 +24,7 @@
 #include "src/runtime/exec_env.h"
 #include "src/runtime/exec_impl.h"
 #include "src/runtime/file_transfer.h"
+#include "src/runtime/health.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
 #include "src/vmm/net_helper.h"
@@ -978,16 +979,8 @@ void BoxImpl::ProbeLoop(std::shared_ptr<HealthProbe> probe, std::shared_ptr<Agen
                                sent + std::chrono::seconds(options.timeout_s));
     std::lock_guard<std::mutex> hl(probe->mu);
     if (probe->stop) return;
-    HealthStatus& st = probe->status;
-    st.last_check_unix = static_cast<int64_t>(std::time(nullptr));
-    if (reply.ok()) {
-      st.failures = 0;
-      st.state = "healthy";
-    } else if (sent - started >= grace) {
-      // Failures during the start period do not count.
-      st.failures++;
-      if (st.failures >= options.retries) st.state = "unhealthy";
-    }
+    RecordProbe(&probe->status, reply.ok(), sent - started < grace, options.retries,
+                static_cast<int64_t>(std::time(nullptr)));
   }
 }
 
