@@ -286,11 +286,12 @@ class BoxInfo:
     ``created_unix``, ``ports``, ``volumes``, ...). The repr is pretty JSON.
 
     Attributes:
-        id: The box id.
+        id: The box id (12 Base62 characters; boxes made before may have 32 hex digits).
         name: The box name (the id's prefix unless one was given).
         image: The image reference it boots.
-        state: A :class:`BoxStateInfo`, equal to the status string (``"configured"``,
-            ``"running"``, ``"stopped"``, ...).
+        state: A :class:`BoxStateInfo`, equal to the status string: ``"configured"`` (never
+            started), ``"running"``, ``"stopping"``, ``"stopped"``, ``"paused"``,
+            ``"failed"`` or ``"unknown"`` (BoxLite 0.9's).
         created_unix: Creation time, seconds since the epoch.
         cpus: vCPUs.
         memory_mib: Guest RAM in MiB.

@@ -43,6 +43,7 @@ from .options import (
     NetworkSpec,
     Options,
     PortLike,
+    box_options_for,
     box_options_from_arguments,
 )
 from .results import BoxInfo, BoxMetrics, ExecResult, ImageInfo
@@ -481,15 +482,8 @@ class Boxlite:
 
     def create(self, options: BoxOptions | None = None, name: str | None = None, **kwargs: Any) -> Box:
         """Creates a box (not started yet); see :meth:`boxlite.Boxlite.create`."""
-        if options is None:
-            options = BoxOptions(**kwargs)
-        elif not isinstance(options, BoxOptions):
-            raise ConfigError(f"options must be boxlite.BoxOptions, not {type(options).__name__}")
-        elif kwargs:
-            options = options.replace(**kwargs)
-        if name is not None:
-            options = options.replace(name=name)
-        box = Box(self._core.create(**options._core_args()), options, self)
+        options = box_options_for(options, name, kwargs)
+        box = Box(self._core.create(options._core_args()), options, self)
         self._boxes[box.id] = box
         return box
 
