@@ -820,7 +820,6 @@ Result<std::shared_ptr<ExecImpl>> BoxImpl::CallExec(const std::shared_ptr<AgentC
     channel->Release(stream);
     return Status::ProtocolError(parsed.message());
   }
-  execs_run_++;
   if (req.detached) {
     // Nothing will arrive on this stream: the Exec reports the start and the pid only.
     std::lock_guard<std::mutex> sl(sink->mu);
