@@ -70,6 +70,9 @@ class Runtime {
   virtual Result<std::vector<VolumeInfo>> ListVolumes() = 0;
   virtual Result<VolumeInfo> GetVolume(std::string_view id) = 0;
   virtual Status RemoveVolume(std::string_view id, bool force) = 0;
+  // Counters of this Runtime object: boxes created, failed, stopped and running, and the
+  // execs of its boxes.
+  virtual Result<RuntimeMetrics> Metrics() = 0;
 
   // Facts for `boxlite info`: accelerator and why, kernel, home, store size.
   virtual Result<std::vector<std::pair<std::string, std::string>>> HostInfo() = 0;

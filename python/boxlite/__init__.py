@@ -65,6 +65,10 @@ from .box import CopyOptions, ExecStderr, ExecStdin, ExecStdout, StreamExecution
 
 __version__: str = _core_module.version
 """The version, from the C++ core the extension was built from (include/boxlite/boxlite.h)."""
+# Security, capabilities, health checks and 0.9's info/metrics classes.
+from .advanced import AdvancedBoxOptions, ContainerCapabilities, HealthCheckOptions, SecurityOptions
+from .results import BoxStateInfo, HealthState, HealthStatus, NetworkInfo, PublishedPort, RuntimeMetrics
+
 core_version: str = _core_module.version
 """Same as ``__version__``."""
 
@@ -111,6 +115,20 @@ __all__ = [
     "ImageRegistry",
     "VolumeHandle",
     "VolumeInfo",
+]
+
+# Security, capabilities, health checks and 0.9's info/metrics classes.
+__all__ += [
+    "AdvancedBoxOptions",
+    "BoxStateInfo",
+    "ContainerCapabilities",
+    "HealthCheckOptions",
+    "HealthState",
+    "HealthStatus",
+    "NetworkInfo",
+    "PublishedPort",
+    "RuntimeMetrics",
+    "SecurityOptions",
 ]
 
 # Boxes built on SimpleBox by their own modules. Each module defines the class of the

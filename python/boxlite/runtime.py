@@ -11,7 +11,7 @@ from .box import Box
 from .errors import BoxStateError, ConfigError
 from .images import ImageHandle, Images
 from .options import BoxOptions, Options, box_options_for
-from .results import BoxInfo
+from .results import BoxInfo, RuntimeMetrics
 from .volumes import VolumeHandle
 
 __all__ = ["Boxlite", "Images"]
@@ -190,6 +190,11 @@ class Boxlite:
         """
         key = _args.check_id(id_or_name)
         await _bridge.call(self._core.remove, key, bool(force))
+
+    async def metrics(self) -> RuntimeMetrics:
+        """Counters of this runtime: boxes created, failed, stopped and running, and the
+        commands its boxes ran (:class:`boxlite.RuntimeMetrics`)."""
+        return RuntimeMetrics._from_core(await _bridge.call(self._core.metrics))
 
     async def host_info(self) -> dict[str, str]:
         """Facts about the host: accelerator (and why), kernel, data directory, home."""

@@ -33,6 +33,7 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include "advanced_dict.h"
 #include "boxlite/boxlite.h"
 #include "boxlite/config.h"
 #include "collect.h"
@@ -194,20 +195,10 @@ nb::dict BoxInfoDict(const BoxInfo& info) {
   };
   d["entrypoint"] = argv(info.entrypoint);
   d["cmd"] = argv(info.cmd);
+  d["health"] = HealthDict(info.health);  // advanced_dict.h
   return d;
 }
 
-nb::dict MetricsDict(const BoxMetrics& m) {
-  nb::dict d;
-  d["cpu_seconds"] = m.cpu_seconds;
-  d["memory_rss_bytes"] = m.memory_rss_bytes;
-  d["guest_memory_used_bytes"] = m.guest_memory_used_bytes;
-  d["guest_memory_total_bytes"] = m.guest_memory_total_bytes;
-  d["execs_run"] = m.execs_run;
-  d["create_seconds"] = m.create_seconds;
-  d["boot_seconds"] = m.boot_seconds;
-  return d;
-}
 
 nb::tuple ExitTuple(const ExitStatus& st) {
   return nb::make_tuple(st.exit_code, st.signal, st.timed_out, Str(st.error_message));
@@ -442,6 +433,11 @@ class PyRuntime {
     ThrowIfError(s, Domain::kRuntime, "shut the runtime down");
   }
 
+  nb::dict Metrics() {
+    Result<RuntimeMetrics> m = WithoutGil([&] { return rt_->Metrics(); });
+    return RuntimeMetricsDict(ValueOrThrow(std::move(m), Domain::kRuntime, "read the runtime metrics"));
+  }
+
   // The box, or None when no box has that id, id prefix or name.
   nb::object Get(Text id_text) {
     const std::string& id_or_name = id_text.bytes;
@@ -619,7 +615,8 @@ NB_MODULE(_boxlite, m) {
       .def("create_volume", &PyRuntime::CreateVolume)
       .def("list_volumes", &PyRuntime::ListVolumes)
       .def("get_volume", &PyRuntime::GetVolume, "id"_a)
-      .def("remove_volume", &PyRuntime::RemoveVolume, "id"_a, "force"_a);
+      .def("remove_volume", &PyRuntime::RemoveVolume, "id"_a, "force"_a)
+      .def("metrics", &PyRuntime::Metrics);
 
   // Registries and configuration (include/boxlite/config.h).
   m.def("check_image_registry", &boxlite::python::CheckImageRegistry, "registry"_a);

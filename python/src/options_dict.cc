@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "advanced_dict.h"
 #include "status_error.h"
 #include "text.h"
 
@@ -223,6 +224,13 @@ void RefuseSecrets(BoxOptions&, const std::string& key, nb::handle v) {
   }
 }
 
+// security, capabilities, health_check: one nested dict each (advanced_dict.h).
+void SetAdvanced(BoxOptions& o, const std::string& key, nb::handle v) {
+  nb::dict section;
+  section[key.c_str()] = v;
+  AdvancedFromDict(section, &o);
+}
+
 const std::map<std::string, Setter, std::less<>>& Setters() {
   static const auto* setters = new std::map<std::string, Setter, std::less<>>{
       {"image", &SetText<&BoxOptions::image>},
@@ -248,6 +256,9 @@ const std::map<std::string, Setter, std::less<>>& Setters() {
       {"auto_pause", &SetAutoPause},
       {"auto_delete", &SetAutoDelete},
       {"auto_resume", &SetBool<&BoxOptions::auto_resume>},
+      {"security", &SetAdvanced},
+      {"capabilities", &SetAdvanced},
+      {"health_check", &SetAdvanced},
   };
   return *setters;
 }

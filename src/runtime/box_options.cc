@@ -137,6 +137,8 @@ Status ValidateBoxOptions(const BoxOptions& o) {
         "remove-on-stop is incompatible with detach=true: give auto_remove=False (or "
         "auto_delete=0) to a detached box");
   }
+  // Security, capabilities, health check (src/runtime/advanced_options.cc).
+  BOXLITE_RETURN_IF_ERROR(ValidateAdvancedOptions(o));
   return Status::OK();
 }
 

@@ -257,6 +257,7 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& requested) {
   if (box->persistent()) BOXLITE_RETURN_IF_ERROR(box->CreateOnDisk());
   boxes_[id] = box;
   drop_anonymous.Cancel();
+  counters_.boxes_created++;
   return std::shared_ptr<Box>(box);
 }
 
@@ -305,9 +306,7 @@ Result<std::vector<BoxInfo>> RuntimeImpl::List() {
   std::vector<std::shared_ptr<BoxImpl>> boxes;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [id, weak] : boxes_) {
-      if (auto box = weak.lock()) boxes.push_back(box);
-    }
+    boxes = LiveBoxesLocked();
     for (auto& record : LoadAllRecords(BoxesDir())) {
       if (boxes_.count(record.id)) continue;
       boxes.push_back(std::make_shared<BoxImpl>(shared_from_this(), std::move(record)));
@@ -388,6 +387,30 @@ Status RuntimeImpl::Shutdown(std::optional<int> timeout_seconds) {
 Status RuntimeImpl::Remove(std::string_view id_or_name, bool force) {
   BOXLITE_ASSIGN_OR_RETURN(auto box, Get(id_or_name));
   return std::static_pointer_cast<BoxImpl>(box)->Remove(force);
+}
+
+std::vector<std::shared_ptr<BoxImpl>> RuntimeImpl::LiveBoxesLocked() {
+  std::vector<std::shared_ptr<BoxImpl>> boxes;
+  for (auto& [id, weak] : boxes_) {
+    if (auto box = weak.lock()) boxes.push_back(box);
+  }
+  return boxes;
+}
+
+Result<RuntimeMetrics> RuntimeImpl::Metrics() {
+  std::vector<std::shared_ptr<BoxImpl>> boxes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    boxes = LiveBoxesLocked();
+  }
+  RuntimeMetrics m;
+  m.boxes_created_total = counters_.boxes_created;
+  m.boxes_failed_total = counters_.boxes_failed;
+  m.boxes_stopped_total = counters_.boxes_stopped;
+  m.total_commands_executed = counters_.commands_executed;
+  m.total_exec_errors = counters_.exec_errors;
+  for (const auto& box : boxes) m.num_running_boxes += box->RunningHere() ? 1 : 0;
+  return m;
 }
 
 void RuntimeImpl::Forget(const std::string& id) {

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -57,6 +58,7 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   Result<VolumeInfo> GetVolume(std::string_view id) override;
   Status RemoveVolume(std::string_view id, bool force) override;
   VolumeStore& volumes() { return volumes_; }
+  Result<RuntimeMetrics> Metrics() override;
 
   // For boxes.
   Result<ResolvedImage> ResolveImage(const BoxOptions& options);
@@ -69,8 +71,20 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   // FailedPrecondition once Shutdown() ran: no new box starts.
   Status CheckOpen() const;
 
+  // What Metrics() reports; boxes count into these as things happen.
+  struct Counters {
+    std::atomic<uint64_t> boxes_created{0};
+    std::atomic<uint64_t> boxes_failed{0};
+    std::atomic<uint64_t> boxes_stopped{0};
+    std::atomic<uint64_t> commands_executed{0};
+    std::atomic<uint64_t> exec_errors{0};
+  };
+  Counters& counters() { return counters_; }
+
  private:
   Result<image::Store*> Store();
+  // The boxes of this process still alive. Requires mu_.
+  std::vector<std::shared_ptr<BoxImpl>> LiveBoxesLocked();
   // The image's rootfs; an image whose layers cannot be built is removed again.
   Result<image::RootfsInfo> RootfsOrForget(image::Store* store, const image::LocalImage& local,
                                            image::RootfsFit fit = image::RootfsFit::kHeadroom);
@@ -85,6 +99,7 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   std::unique_ptr<image::Store> store_;                    // Guarded by mu_.
   std::optional<Result<vmm::AccelChoice>> accel_;          // Guarded by mu_.
   std::map<std::string, std::weak_ptr<BoxImpl>> boxes_;    // Guarded by mu_.
+  Counters counters_;
   std::atomic<bool> shut_down_{false};
   VolumeStore volumes_;
 };
