@@ -7,7 +7,10 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <string_view>
 #include <vector>
+
+#include "boxlite/result.h"
 
 namespace boxlite {
 
@@ -29,9 +32,21 @@ struct VolumeMount {
 struct PortForward {
   uint16_t host_port = 0;  // 0: pick a free port.
   uint16_t guest_port = 0;
+  std::string host_ip = "127.0.0.1";
+  std::string protocol = "tcp";
 };
 
 using EnvList = std::vector<std::pair<std::string, std::string>>;
+
+// One published port from `[hostIP:][hostPort:]guestPort[/tcp]` (the CLI's -p and the
+// SDK's string form). A bare guest port gets an automatic host port (host_port 0). Ports
+// are bound on 127.0.0.1 only, and only TCP is forwarded: another address or /udp is an
+// InvalidArgument error that says so.
+Result<PortForward> ParsePortSpec(std::string_view spec);
+
+// One environment variable from `K=V`, or a bare `K`, which copies the value this process
+// has (an empty value when it has none). The one rule for -e on run, create and exec.
+Result<std::pair<std::string, std::string>> ParseEnvSpec(std::string_view spec);
 
 // The bounds Runtime::Create checks (the CLI and the Python SDK name them in their errors).
 // disk_size_mib must also fit in the free space of the file system holding the home.
@@ -40,6 +55,23 @@ constexpr int kMaxCpus = 16;
 constexpr int kMinMemoryMib = 128;
 constexpr int kMaxMemoryMib = 65536;
 constexpr int64_t kMaxDiskSizeMib = int64_t{16} << 20;  // 16 TiB, ext4's limit.
+
+struct SecurityOptions {
+  bool jailer_enabled = true;
+  bool seccomp_enabled = true;
+  std::optional<uint64_t> max_open_files, max_file_size, max_processes, max_memory, max_cpu_time;
+  bool network_enabled = true;
+  bool close_fds = true;
+};
+
+struct ContainerCapabilities {
+  std::vector<std::string> add, drop;
+};
+
+struct HealthCheckOptions {
+  bool enabled = false;
+  int interval_s = 30, timeout_s = 10, retries = 3, start_period_s = 60;
+};
 
 struct BoxOptions {
   std::string image = "alpine:latest";
@@ -60,6 +92,15 @@ struct BoxOptions {
   std::string name;
   bool auto_remove = true;  // Remove the box when it stops.
   bool detach = false;      // Keep running after the owning process exits.
+  std::optional<std::vector<std::string>> entrypoint, cmd;
+  bool tty = false;
+  SecurityOptions security;
+  ContainerCapabilities capabilities;
+  HealthCheckOptions health_check;
+};
+
+struct CopyOptions {
+  bool recursive = true, overwrite = true, follow_symlinks = false, include_parent = true;
 };
 
 // The default ExecOptions::max_output_bytes: 64 MiB per stream.
@@ -126,6 +167,7 @@ struct BoxInfo {
   bool detach = false;
   int pid = 0;  // The VM process, when running.
   std::string accel;
+  std::optional<int> exit_code;
 };
 
 struct BoxMetrics {

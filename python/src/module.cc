@@ -477,4 +477,21 @@ NB_MODULE(_boxlite, m) {
       .def("remove_image", &PyRuntime::RemoveImage, "reference"_a)
       .def("import_image", &PyRuntime::ImportImage, "path"_a, "tag"_a)
       .def("host_info", &PyRuntime::HostInfo);
+
+  // The CLI's -p parser (include/boxlite/options.h), for the SDK's "[host:]guest[/tcp]"
+  // strings: a dict with the keys of a port in the options dict.
+  m.def(
+      "parse_port_spec",
+      [](const std::string& spec) {
+        boxlite::PortForward p = boxlite::python::ValueOrThrow(
+            boxlite::ParsePortSpec(spec), boxlite::python::Domain::kRuntime,
+            "parse port " + spec);
+        nb::dict d;
+        d["host_port"] = p.host_port;
+        d["guest_port"] = p.guest_port;
+        d["host_ip"] = p.host_ip;
+        d["protocol"] = p.protocol;
+        return d;
+      },
+      "spec"_a);
 }
