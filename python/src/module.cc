@@ -485,7 +485,7 @@ NB_MODULE(_boxlite, m) {
       [](const std::string& spec) {
         boxlite::PortForward p = boxlite::python::ValueOrThrow(
             boxlite::ParsePortSpec(spec), boxlite::python::Domain::kRuntime,
-            "parse port " + spec);
+            "read a published port");
         nb::dict d;
         d["host_port"] = p.host_port;
         d["guest_port"] = p.guest_port;

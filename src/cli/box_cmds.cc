@@ -216,8 +216,9 @@ Outcome ExecCommand(Context& ctx, const ParsedFlags& flags) {
   if (argv.size() < 2) return Usage("exec needs a BOX and a COMMAND");
   auto env = EnvFromFlags(flags);
   if (!env.ok()) return Fail(env.error());
-  if (flags.Has("tty") && !::isatty(STDIN_FILENO)) {
-    return Fail(Status::InvalidArgument("the input device is not a TTY. Use -t only from a terminal"));
+  if (flags.Has("tty")) {
+    Status s = RequireTerminalStdin();
+    if (!s.ok()) return Fail(s);
   }
   InstallSignalForwarding();
   auto box = FindBox(ctx, argv[0]);
@@ -282,7 +283,9 @@ Outcome ShellCommand(Context& ctx, const ParsedFlags& flags) {
   return Outcome{ExitCodeOf(*status), Status::OK(), 0};
 }
 
-Outcome ListCommand(Context& ctx, const ParsedFlags& flags) { return PrintBoxes(ctx, flags, false); }
+Outcome ListCommand(Context& ctx, const ParsedFlags& flags) {
+  return PrintBoxes(ctx, flags, false);
+}
 
 Outcome PsCommand(Context& ctx, const ParsedFlags& flags) {
   return PrintBoxes(ctx, flags, !flags.Has("all"));

@@ -108,7 +108,9 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
         continue;
       }
       if (!value) {
-        if (i + 1 >= args.size()) return Status::InvalidArgument("flag --" + name + " needs a value");
+        if (i + 1 >= args.size()) {
+          return Status::InvalidArgument("flag --" + name + " needs a value");
+        }
         value = args[++i];
       }
       Status s = Store(&out, *spec, *value);

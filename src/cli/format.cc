@@ -87,15 +87,16 @@ struct Action {
 };
 
 Status TemplateError(std::string_view action, std::string_view why) {
-  return Status::InvalidArgument("template action {{" + std::string(action) + "}} " +
-                                 std::string(why) +
-                                 "; supported: literal text, {{.Field}}, {{.A.B}}, {{json .Field}}");
+  return Status::InvalidArgument(
+      "template action {{" + std::string(action) + "}} " + std::string(why) +
+      "; supported: literal text, {{.Field}}, {{.A.B}}, {{json .Field}}");
 }
 
 Result<Action> ParseAction(std::string_view raw) {
   std::string_view a = base::Trim(raw);
   Action out;
-  if (base::StartsWith(a, "json") && (a.size() == 4 || std::isspace(static_cast<unsigned char>(a[4])))) {
+  if (base::StartsWith(a, "json") &&
+      (a.size() == 4 || std::isspace(static_cast<unsigned char>(a[4])))) {
     out.json = true;
     a = base::Trim(a.substr(4));
   }

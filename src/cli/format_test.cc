@@ -13,7 +13,8 @@ const json kBox = {{"Id", "abc123"},
                    {"Name", "web"},
                    {"Cpus", 2},
                    {"Memory", 512},
-                   {"State", {{"Status", "running"}, {"Running", true}, {"Pid", 77}, {"ExitCode", nullptr}}},
+                   {"State",
+                    {{"Status", "running"}, {"Running", true}, {"Pid", 77}, {"ExitCode", nullptr}}},
                    {"ports", json::array({{{"host", 8080}, {"guest", 80}}})}};
 
 std::string Render(const std::string& t) {

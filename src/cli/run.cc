@@ -131,7 +131,9 @@ Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
 // ENTRYPOINT; --entrypoint replaces the ENTRYPOINT (and drops the image's CMD, as docker).
 void MainCommandFromFlags(const ParsedFlags& flags, BoxOptions* options) {
   std::vector<std::string> command;
-  if (flags.positional.size() > 1) command.assign(flags.positional.begin() + 1, flags.positional.end());
+  if (flags.positional.size() > 1) {
+    command.assign(flags.positional.begin() + 1, flags.positional.end());
+  }
   if (auto ep = flags.Get("entrypoint")) {
     options->entrypoint = std::vector<std::string>{*ep};
     options->cmd = command;
@@ -157,8 +159,9 @@ Outcome CreateCommand(Context& ctx, const ParsedFlags& flags) {
 
 Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
   if (flags.positional.empty()) return Usage("run needs an IMAGE");
-  if (flags.Has("tty") && !::isatty(STDIN_FILENO)) {
-    return Fail(Status::InvalidArgument("the input device is not a TTY. Use -t only from a terminal"));
+  if (flags.Has("tty")) {
+    Status s = RequireTerminalStdin();
+    if (!s.ok()) return Fail(s);
   }
   auto options = BoxOptionsFromFlags(flags);
   if (!options.ok()) return Fail(options.error());

@@ -16,9 +16,10 @@ Result<uint16_t> ParsePort(std::string_view spec, std::string_view what, std::st
                            bool zero_ok) {
   auto v = base::ParseUint(text);
   if (!v || *v > 65535 || (*v == 0 && !zero_ok)) {
-    return Status::InvalidArgument(
-        "port " + base::ShellQuote(spec) + ": the " + std::string(what) + " port must be a number from " +
-        (zero_ok ? "0" : "1") + " to 65535, not " + base::ShellQuote(text));
+    return Status::InvalidArgument("port " + base::ShellQuote(spec) + ": the " +
+                                   std::string(what) + " port must be a number from " +
+                                   (zero_ok ? "0" : "1") + " to 65535, not " +
+                                   base::ShellQuote(text));
   }
   return static_cast<uint16_t>(*v);
 }
