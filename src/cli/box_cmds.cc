@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 
@@ -166,6 +167,24 @@ Result<std::shared_ptr<Box>> FindBox(Context& ctx, const std::string& name) {
   auto rt = ctx.runtime();
   if (!rt.ok()) return rt.error();
   return (*rt)->Get(name);
+}
+
+// Ctrl-C and SIGTERM end a stream (stats -s, logs -f) cleanly: blocked (when `block`)
+// before the runtime starts threads, which inherit the mask, and taken between rounds.
+sigset_t BlockStopSignals(bool block) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  if (block) pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+// Waits a second; true when a stop signal came meanwhile.
+bool StopRequested(const sigset_t& set) {
+  timespec interval{1, 0};
+  int sig = sigtimedwait(&set, nullptr, &interval);
+  return sig == SIGINT || sig == SIGTERM;
 }
 
 Status StartBox(Context& ctx, const std::string& name, bool attach) {
@@ -341,11 +360,42 @@ Outcome RmCommand(Context& ctx, const ParsedFlags& flags) {
 
 Outcome LogsCommand(Context& ctx, const ParsedFlags& flags) {
   if (flags.positional.size() != 1) return Usage("logs needs one BOX");
+  int64_t tail = 0;
+  if (auto n = flags.Get("tail")) {
+    auto v = ParseNumberFlag("--tail", *n, 0, INT64_MAX);
+    if (!v.ok()) return Usage(v.error().message());
+    tail = *v;
+  }
+  bool follow = flags.Has("follow");
+  sigset_t stop_signals = BlockStopSignals(follow);
   auto box = FindBox(ctx, flags.positional[0]);
   if (!box.ok()) return Fail(box.error());
   auto log = (*box)->ConsoleLog();
   if (!log.ok()) return Fail(log.error());
-  std::fwrite(log->data(), 1, log->size(), stdout);
+  size_t start = 0;
+  if (tail > 0) {
+    // The start of the last `tail` lines (a final line without a newline counts).
+    size_t end = log->size();
+    if (end > 0 && (*log)[end - 1] == '\n') --end;
+    start = end;
+    for (int64_t lines = 0; start > 0; --start) {
+      if ((*log)[start - 1] == '\n' && ++lines == tail) break;
+    }
+  }
+  std::fwrite(log->data() + start, 1, log->size() - start, stdout);
+  std::fflush(stdout);
+  size_t printed = log->size();
+  while (follow && !StopRequested(stop_signals)) {
+    auto info = (*box)->Info();
+    bool running = info.ok() && info->state == "running";
+    auto now = (*box)->ConsoleLog();
+    if (!now.ok()) return Fail(now.error());
+    if (now->size() < printed) printed = 0;  // The log was cut: print it again.
+    std::fwrite(now->data() + printed, 1, now->size() - printed, stdout);
+    std::fflush(stdout);
+    printed = now->size();
+    if (!running) break;  // The box stopped: what it wrote is all there will be.
+  }
   return Outcome{};
 }
 
@@ -354,13 +404,7 @@ Outcome StatsCommand(Context& ctx, const ParsedFlags& flags) {
   auto format = FormatFlag(flags, {"table", "json", "yaml"}, "table");
   if (!format.ok()) return Usage(format.error().message());
   bool stream = flags.Has("stream");
-  // Ctrl-C and SIGTERM end the stream cleanly: taken synchronously between samples (the
-  // mask is set before the runtime starts threads, so they all inherit it).
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  if (stream) pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t stop_signals = BlockStopSignals(stream);
   auto box = FindBox(ctx, flags.positional[0]);
   if (!box.ok()) return Fail(box.error());
   bool header = true;
@@ -401,10 +445,7 @@ Outcome StatsCommand(Context& ctx, const ParsedFlags& flags) {
     }
     std::fflush(stdout);
     header = false;
-    if (!stream) return Outcome{};
-    timespec interval{1, 0};
-    int sig = sigtimedwait(&stop_signals, nullptr, &interval);
-    if (sig == SIGINT || sig == SIGTERM) return Outcome{};
+    if (!stream || StopRequested(stop_signals)) return Outcome{};
   }
 }
 

@@ -120,6 +120,9 @@ const std::vector<FlagSpec> kTerminalFlags = {
 };
 
 const std::vector<FlagSpec> kBoxFlags = {
+    {"rootfs", 0, true, false,
+     "boot from a local OCI layout directory instead of an IMAGE (then no IMAGE is given)",
+     "PATH"},
     {"entrypoint", 0, true, false, "run this executable instead of the image's ENTRYPOINT",
      "EXEC"},
     {"volume", 'v', true, true, "mount a host directory", "HOST:GUEST[:ro]"},
@@ -152,7 +155,7 @@ const std::vector<FlagSpec> kListFlags = {
 const std::vector<Command>& Commands() {
   static const std::vector<Command>* commands = new std::vector<Command>{
       {"run",
-       "run [OPTIONS] IMAGE [COMMAND [ARG...]]",
+       "run [OPTIONS] IMAGE|--rootfs PATH [COMMAND [ARG...]]",
        "Run a command in a new box",
        Concat({{{"rm", 0, false, false, "remove the box when the command exits"}},
                kTerminalFlags,
@@ -205,7 +208,13 @@ const std::vector<Command>& Commands() {
         {"all", 'a', false, false, "remove every box (running ones only with -f)"}},
        false,
        RmCommand},
-      {"logs", "logs BOX", "Show a box's console log", {}, false, LogsCommand},
+      {"logs",
+       "logs [OPTIONS] BOX",
+       "Show a box's console log",
+       {{"tail", 'n', true, false, "only the last N lines (0, the default: all)", "N"},
+        {"follow", 'f', false, false, "keep printing new output until Ctrl-C or the box stops"}},
+       false,
+       LogsCommand},
       {"stats",
        "stats [OPTIONS] BOX",
        "Show a box's resource use",

@@ -72,7 +72,9 @@ void Emit(YAML::Emitter& out, const json& v) {
       out << v.get<uint64_t>();
       break;
     case json::value_t::number_float:
-      out << v.get<double>();
+      // The shortest text that reads back as the same double (yaml-cpp would print 17
+      // digits: 2.42 as 2.4199999999999999).
+      out << ToJson(v);
       break;
     default:
       out << YAML::Null;

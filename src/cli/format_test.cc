@@ -72,6 +72,7 @@ TEST(YamlTest, RoundTripsWithEveryTypeKept) {
               {"big", uint64_t{1} << 63},
               {"negative", -4},
               {"ratio", 0.25},
+              {"short", 2.42},
               {"flag", false},
               {"nothing", nullptr},
               {"list", json::array({1, "two", json::array()})},
@@ -92,6 +93,8 @@ TEST(YamlTest, RoundTripsWithEveryTypeKept) {
   EXPECT_EQ(n["big"].as<uint64_t>(), uint64_t{1} << 63);
   EXPECT_EQ(n["negative"].as<int>(), -4);
   EXPECT_DOUBLE_EQ(n["ratio"].as<double>(), 0.25);
+  EXPECT_EQ(n["short"].Scalar(), "2.42");
+  EXPECT_EQ(n["short"].as<double>(), 2.42);
   EXPECT_FALSE(n["flag"].as<bool>());
   EXPECT_TRUE(n["nothing"].IsNull());
   EXPECT_EQ(n["list"][1].as<std::string>(), "two");

@@ -68,9 +68,17 @@ Result<EnvList> EnvFromFlags(const ParsedFlags& flags) {
   return env;
 }
 
+// Where COMMAND starts among the positional arguments: after the IMAGE, or first with
+// --rootfs.
+size_t CommandStart(const ParsedFlags& flags) { return flags.Has("rootfs") ? 0 : 1; }
+
 Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
   BoxOptions options;
-  if (!flags.positional.empty()) options.image = flags.positional[0];
+  if (auto rootfs = flags.Get("rootfs")) {
+    options.rootfs_path = *rootfs;
+  } else if (!flags.positional.empty()) {
+    options.image = flags.positional[0];
+  }
   BOXLITE_ASSIGN_OR_RETURN(options.env, EnvFromFlags(flags));
   Status s;
   for (const auto& v : flags.All("volume")) {
@@ -131,8 +139,9 @@ Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
 // ENTRYPOINT; --entrypoint replaces the ENTRYPOINT (and drops the image's CMD, as docker).
 void MainCommandFromFlags(const ParsedFlags& flags, BoxOptions* options) {
   std::vector<std::string> command;
-  if (flags.positional.size() > 1) {
-    command.assign(flags.positional.begin() + 1, flags.positional.end());
+  size_t start = CommandStart(flags);
+  if (flags.positional.size() > start) {
+    command.assign(flags.positional.begin() + static_cast<long>(start), flags.positional.end());
   }
   if (auto ep = flags.Get("entrypoint")) {
     options->entrypoint = std::vector<std::string>{*ep};
@@ -158,7 +167,7 @@ Outcome CreateCommand(Context& ctx, const ParsedFlags& flags) {
 }
 
 Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
-  if (flags.positional.empty()) return Usage("run needs an IMAGE");
+  if (flags.positional.empty() && !flags.Has("rootfs")) return Usage("run needs an IMAGE");
   if (flags.Has("tty")) {
     Status s = RequireTerminalStdin();
     if (!s.ok()) return Fail(s);

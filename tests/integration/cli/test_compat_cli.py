@@ -65,10 +65,11 @@ def inspect(cli, *args):
     ("stats", ["--format", "--stream"]),
     ("inspect", ["--format", "--latest"]),
     ("run", ["--entrypoint", "--cap-add", "--cap-drop", "--security", "--publish",
-             "--network", "--detach", "--rm"]),
+             "--network", "--detach", "--rm", "--rootfs"]),
     ("create", ["--entrypoint", "--cap-add", "--cap-drop", "--security", "--publish"]),
     ("exec", ["--detach", "--interactive", "--tty", "--env", "--workdir", "--user"]),
     ("cp", ["--follow-symlinks", "--no-overwrite", "--include-parent"]),
+    ("logs", ["--tail", "--follow"]),
     ("rm", ["--all", "--force"]),
     ("images", ["--format", "--quiet", "--all"]),
     ("info", ["--format"]),
@@ -266,6 +267,27 @@ def test_info_and_images_formats(home_cli, box):
     assert all(any(img["id"].split(":")[-1].startswith(i) for img in images) for i in ids)
 
 
+def test_logs_tail_and_follow(home_cli, box):
+    home_cli.run("exec", BOX, "--", "sh", "-c",
+                 "echo compat-one > /dev/console; echo compat-two > /dev/console", check=True)
+    p = home_cli.run("logs", "-n", "2", BOX)
+    assert p.stdout.splitlines()[-2:] == [b"compat-one", b"compat-two"], p.stdout[-200:]
+    assert len(p.stdout.splitlines()) <= 2
+    assert home_cli.run("logs", "--tail", "x", BOX).returncode == 2
+    proc = home_cli.popen("logs", "-f", "-n", "1", BOX, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().rstrip() == b"compat-two"  # Console lines end in CR LF.
+        home_cli.run("exec", BOX, "--", "sh", "-c", "echo compat-three > /dev/console",
+                     check=True)
+        assert proc.stdout.readline().rstrip() == b"compat-three"  # Followed.
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+
+
 def test_published_port_gets_an_automatic_host_port(home_cli, box):
     ports = inspect(home_cli, BOX)[0]["ports"]
     assert len(ports) == 1 and ports[0]["guest"] == 8080
@@ -341,15 +363,18 @@ def test_restart_ends_a_stream_and_boots_a_new_vm(home_cli, box):
 
 # --- Fresh boxes -----------------------------------------------------------------------
 
-def test_run_entrypoint_env_network_and_exit_codes(home_cli):
+def test_run_entrypoint_env_network_rootfs_and_exit_codes(home_cli, test_images):
     """run --entrypoint EXEC replaces the image's entrypoint; a bare -e copies the host's
-    value; --network disabled leaves only loopback; the exit code passes through."""
+    value; --network disabled leaves only loopback; --rootfs boots a local OCI layout
+    (then every positional is the command); the exit code passes through, 128+N for a
+    signal."""
     script = f'echo "${HOST_VAR}"; ls /sys/class/net; exit 5'
     p = home_cli.run("run", "--rm", "--network", "disabled", "-e", HOST_VAR,
                      "--entrypoint", "/bin/sh", BASE, "-c", script, timeout=300)
     assert p.returncode == 5, p.stderr
     assert p.stdout.decode().splitlines() == ["from the host", "lo"]
-    p = home_cli.run("run", "--rm", "--network", "enabled", BASE, "sh", "-c",
+    p = home_cli.run("run", "--rm", "--network", "enabled", "--rootfs",
+                     test_images.layout("busybox"), "sh", "-c",
                      "ls /sys/class/net; kill -KILL $$", timeout=300)
     assert p.returncode == 128 + 9, p.stderr
     assert set(p.stdout.decode().split()) - {"lo"}, "no network device with --network enabled"
