@@ -228,9 +228,29 @@ Status CopyOutOf(Box& box, const std::string& guest, const std::string& host,
 
 }  // namespace
 
-Outcome ExecCommand(Context& ctx, const ParsedFlags& flags) {
+Outcome ExecCommand(Context& ctx, const ParsedFlags& parsed) {
+  ParsedFlags flags = parsed;
   std::vector<std::string> argv = flags.positional;
-  // BoxLite 0.9 writes `exec BOX -- COMMAND...`; ours leaves the `--` out.
+  // BoxLite 0.9 writes `exec [FLAGS] BOX [FLAGS] -- COMMAND...`; ours leaves the `--` out
+  // and puts every flag before BOX. Flags between BOX and `--` are read as flags (no
+  // command starts with '-').
+  auto dashes = std::find(argv.begin(), argv.end(), "--");
+  if (argv.size() >= 2 && argv[1].size() > 1 && argv[1][0] == '-' && dashes != argv.end()) {
+    const Command* exec = nullptr;
+    for (const auto& c : Commands()) {
+      if (std::string_view(c.name) == "exec") exec = &c;
+    }
+    auto more = ParseFlags({argv.begin() + 1, dashes}, exec->flags, false);
+    if (!more.ok()) return Usage(more.error().message());
+    if (!more->positional.empty()) {
+      return Usage("exec takes one BOX before --, not " + base::ShellQuote(more->positional[0]));
+    }
+    for (const auto& [name, values] : more->values) {
+      for (const auto& v : values) flags.values[name].push_back(v);
+    }
+    for (const auto& [name, on] : more->switches) flags.switches[name] = on;
+    argv.erase(argv.begin() + 1, dashes);
+  }
   if (argv.size() >= 2 && argv[1] == "--") argv.erase(argv.begin() + 1);
   if (argv.size() < 2) return Usage("exec needs a BOX and a COMMAND");
   auto env = EnvFromFlags(flags);

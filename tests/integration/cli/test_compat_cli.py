@@ -95,6 +95,8 @@ def test_help_lists_the_09_flags(cli, command, flags):
     (["inspect"], "inspect needs a BOX"),
     (["exec", "box"], "exec needs a BOX and a COMMAND"),
     (["exec", "box", "--"], "exec needs a BOX and a COMMAND"),
+    (["exec", "box", "-z", "--", "true"], "unknown flag: -z"),
+    (["exec", "box", "-e", "A=1", "other", "--", "true"], "one BOX before --"),
     (["run"], "run needs an IMAGE"),
     (["run", "-d", "--rm", BASE], "cannot be combined"),
     (["cp", "a"], "cp takes SRC and DEST"),
@@ -175,6 +177,8 @@ def test_exec_forms_env_rule_and_exit_codes(home_cli, box):
                      "--", "sh", "-c", f'echo "${HOST_VAR}|$B|$(pwd)|$(id -u):$(id -g)"',
                      env={HOST_VAR: "changed on the host"})
     assert p.stdout == b"changed on the host|2|/tmp|1000:1000\n", p.stderr
+    p = home_cli.run("exec", BOX, "-e", "B=3", "-w", "/tmp", "--", "sh", "-c", 'echo "$B $(pwd)"')
+    assert p.stdout == b"3 /tmp\n", p.stderr  # 0.9 also takes flags between BOX and --.
     assert home_cli.run("exec", BOX, "--", "sh", "-c", "exit 7").returncode == 7
     assert home_cli.run("exec", BOX, "--", "sh", "-c", "kill -TERM $$").returncode == 128 + 15
     assert home_cli.run("exec", BOX, "--", "sh", "-c", "kill -KILL $$").returncode == 128 + 9
