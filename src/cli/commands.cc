@@ -140,7 +140,7 @@ const std::vector<FlagSpec> kBoxFlags = {
      "CAP"},
     {"cap-drop", 0, true, true, "drop a Linux capability (ALL: every one)", "CAP"},
     {"security", 0, true, false,
-     "enable (default) or disable the host-side jail and seccomp filter [env BOXLITE_SECURITY]",
+     "BoxLite 0.9's security preset [env BOXLITE_SECURITY]; the host jail stays on either way",
      "enable|disable"},
 };
 

@@ -42,8 +42,8 @@ Status ParseVolume(const std::string& spec, VolumeMount* out) {
   return Status::OK();
 }
 
-// The choices of --security: BoxLite 0.9's presets. "disable" runs QEMU without the
-// host-side jail and seccomp filter.
+// The choices of --security: BoxLite 0.9's presets, mapped onto BoxOptions.security (the
+// core keeps its host jail on whatever they say).
 Status ApplySecurity(const std::string& value, SecurityOptions* out) {
   if (value == "enable") {
     *out = SecurityOptions{};
