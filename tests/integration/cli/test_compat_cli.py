@@ -358,7 +358,8 @@ def test_restart_ends_a_stream_and_boots_a_new_vm(home_cli, box):
     after = inspect(home_cli, BOX)[0]
     assert after["State"]["Status"] == "running" and after["State"]["Pid"] != old_pid
     assert old_pid not in qemu_processes()
-    p = home_cli.run("exec", BOX, "--", "sh", "-c", f'echo "${HOST_VAR}"')  # The box's options stay.
+    # The box's options stay.
+    p = home_cli.run("exec", BOX, "--", "sh", "-c", f'echo "${HOST_VAR}"')
     assert p.stdout == b"from the host\n"
     p = home_cli.run("restart", BOX, "no-such-box", timeout=300)
     assert p.returncode == 1 and "no-such-box" in one_error_line(p)
@@ -462,7 +463,8 @@ def test_cap_drop_all_and_cap_add_one(home_cli):
 
 
 @pytest.mark.allow_background_vms
-@pytest.mark.xfail(strict=True, reason="the core runs BoxOptions.entrypoint/cmd as the main command")
+@pytest.mark.xfail(strict=True,
+                   reason="the core runs BoxOptions.entrypoint/cmd as the main command")
 def test_create_command_is_the_main_command(cli_binary, tmp_path):
     from conftest import wait_for
     c = Cli(cli_binary, tmp_path / "home")
