@@ -21,6 +21,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libcurl4-openssl-dev libarchive-dev libssl-dev nlohmann-json3-dev libext2fs-dev
   libzstd-dev zlib1g-dev libslirp-dev libseccomp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libyaml-cpp-dev
   clang-14 libclang-rt-14-dev
   qemu-system-x86 qemu-utils e2fsprogs
   linux-source-6.1 bc bison flex libelf-dev cpio xz-utils

@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "boxlite/result.h"
 #include "boxlite/status.h"
 
 namespace boxlite {
@@ -59,9 +61,21 @@ struct VolumeMount {
 struct PortForward {
   uint16_t host_port = 0;  // 0: pick a free port.
   uint16_t guest_port = 0;
+  std::string host_ip = "127.0.0.1";
+  std::string protocol = "tcp";
 };
 
 using EnvList = std::vector<std::pair<std::string, std::string>>;
+
+// One published port from `[hostIP:][hostPort:]guestPort[/tcp]` (the CLI's -p and the
+// SDK's string form). A bare guest port gets an automatic host port (host_port 0). Ports
+// are bound on 127.0.0.1 only, and only TCP is forwarded: another address or /udp is an
+// InvalidArgument error that says so.
+Result<PortForward> ParsePortSpec(std::string_view spec);
+
+// One environment variable from `K=V`, or a bare `K`, which copies the value this process
+// has (an empty value when it has none). The one rule for -e on run, create and exec.
+Result<std::pair<std::string, std::string>> ParseEnvSpec(std::string_view spec);
 
 // The bounds Runtime::Create checks (the CLI and the Python SDK name them in their errors).
 // disk_size_mib must also fit in the free space of the file system holding the home.

@@ -623,4 +623,21 @@ NB_MODULE(_boxlite, m) {
   m.def("load_config", &boxlite::python::LoadConfig, "path"_a);
   m.def("looks_like_volume_id", [](std::string s) { return boxlite::LooksLikeVolumeId(s); },
         "text"_a);
+
+  // The CLI's -p parser (include/boxlite/options.h), for the SDK's "[host:]guest[/tcp]"
+  // strings: a dict with the keys of a port in the options dict.
+  m.def(
+      "parse_port_spec",
+      [](const std::string& spec) {
+        boxlite::PortForward p = boxlite::python::ValueOrThrow(
+            boxlite::ParsePortSpec(spec), boxlite::python::Domain::kRuntime,
+            "read a published port");
+        nb::dict d;
+        d["host_port"] = p.host_port;
+        d["guest_port"] = p.guest_port;
+        d["host_ip"] = p.host_ip;
+        d["protocol"] = p.protocol;
+        return d;
+      },
+      "spec"_a);
 }

@@ -111,6 +111,11 @@ void InstallSignalForwarding() {
   if (g_forwarder == nullptr) g_forwarder = new SignalForwarder();
 }
 
+Status RequireTerminalStdin() {
+  if (::isatty(STDIN_FILENO)) return Status::OK();
+  return Status::InvalidArgument("the input device is not a TTY. Use -t only from a terminal");
+}
+
 void TerminalSize(int* rows, int* cols) {
   struct winsize ws = {};
   if (::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) {

@@ -18,6 +18,9 @@ namespace boxlite::cli {
 // the process with 128 + signo (the VM dies with us).
 void InstallSignalForwarding();
 
+// -t needs a terminal on stdin: BoxLite 0.9's "the input device is not a TTY." otherwise.
+Status RequireTerminalStdin();
+
 // The caller's terminal size, or 24x80 when stdin is not a terminal.
 void TerminalSize(int* rows, int* cols);
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "boxlite/boxlite.h"
+#include "src/cli/exit_code.h"
 #include "src/cli/flags.h"
 
 namespace boxlite::cli {
@@ -32,6 +33,11 @@ struct Outcome {
   int error_exit_code = 0;
 };
 
+// A failed command (exit 1), and a wrong command line (exit 2; main adds a pointer to
+// the command's --help).
+Outcome Fail(const Status& s);
+Outcome Usage(const std::string& message);
+
 // Prints `j` and a newline on stdout. Strings are bytes (names, paths, guest text):
 // sequences that are not UTF-8 are printed as U+FFFD, never thrown on.
 void PrintJson(const nlohmann::json& j, int indent = -1);
@@ -47,11 +53,20 @@ struct Command {
 
 const std::vector<Command>& Commands();
 
-// Exit code for a failed command (docs/errors.md: NotFound=2, InvalidArgument=64, ...).
-int ExitCodeFor(const Status& status);
+// The --format value among `allowed` (else a usage error naming them); `fallback` when
+// the flag is absent. A value starting with "{{" is a Go template when templates are
+// allowed.
+Result<std::string> FormatFlag(const ParsedFlags& flags, const std::vector<std::string>& allowed,
+                               const std::string& fallback, bool templates = false);
+
+// Prints a json/yaml document on stdout.
+void PrintFormatted(const nlohmann::json& value, const std::string& format);
 
 // Box options from `run`-style flags (the first positional is the image).
 Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags);
+
+// The -e flags (ParseEnvSpec: K=V, or a bare K copying this process's value).
+Result<EnvList> EnvFromFlags(const ParsedFlags& flags);
 
 // Command implementations.
 Outcome RunCommand(Context& ctx, const ParsedFlags& flags);
@@ -73,5 +88,7 @@ Outcome LogsCommand(Context& ctx, const ParsedFlags& flags);
 Outcome InspectCommand(Context& ctx, const ParsedFlags& flags);
 Outcome CpCommand(Context& ctx, const ParsedFlags& flags);
 Outcome VolumeCommand(Context& ctx, const ParsedFlags& flags);  // src/cli/volume_cmds.cc
+Outcome RestartCommand(Context& ctx, const ParsedFlags& flags);
+Outcome StatsCommand(Context& ctx, const ParsedFlags& flags);
 
 }  // namespace boxlite::cli

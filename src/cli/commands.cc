@@ -1,17 +1,49 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 //
 // The command table and the small informational commands.
+#include <sys/utsname.h>
+
+#include <algorithm>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
 
+#include "src/base/strings.h"
 #include "src/cli/command.h"
+#include "src/cli/format.h"
 
 namespace boxlite::cli {
 
 void PrintJson(const nlohmann::json& j, int indent) {
-  std::string text = j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::printf("%s\n", text.c_str());
+  std::printf("%s\n", ToJson(j, indent).c_str());
+}
+
+Result<std::string> FormatFlag(const ParsedFlags& flags, const std::vector<std::string>& allowed,
+                               const std::string& fallback, bool templates) {
+  auto format = flags.Get("format");
+  if (!format) return fallback;
+  if (std::find(allowed.begin(), allowed.end(), *format) != allowed.end()) return *format;
+  if (templates && format->find("{{") != std::string::npos) {
+    Status s = CheckTemplate(*format);
+    if (!s.ok()) return s;
+    return *format;
+  }
+  std::string choices;
+  for (size_t i = 0; i < allowed.size(); ++i) {
+    if (i > 0) choices += (i + 1 == allowed.size() && !templates) ? " or " : ", ";
+    choices += allowed[i];
+  }
+  if (templates) choices += " or a Go template such as '{{.State.Status}}'";
+  return Status::InvalidArgument("--format must be " + choices + ", not " +
+                                 base::ShellQuote(*format));
+}
+
+void PrintFormatted(const nlohmann::json& value, const std::string& format) {
+  if (format == "yaml") {
+    std::fputs(ToYaml(value).c_str(), stdout);
+  } else {
+    PrintJson(value, 2);
+  }
 }
 
 Outcome VersionCommand(Context&, const ParsedFlags&) {
@@ -20,76 +52,134 @@ Outcome VersionCommand(Context&, const ParsedFlags&) {
 }
 
 Outcome InfoCommand(Context& ctx, const ParsedFlags& flags) {
+  auto format = FormatFlag(flags, {"text", "table", "json", "yaml"}, "text");
+  if (!format.ok()) return Usage(format.error().message());
   auto rt = ctx.runtime();
-  if (!rt.ok()) return Outcome{0, rt.error()};
+  if (!rt.ok()) return Fail(rt.error());
   auto info = (*rt)->HostInfo();
-  if (!info.ok()) return Outcome{0, info.error()};
-  if (flags.Get("format").value_or("") == "json") {
-    nlohmann::json out = nlohmann::json::object();
-    for (const auto& [key, value] : *info) out[key] = value;
-    PrintJson(out);
+  if (!info.ok()) return Fail(info.error());
+  auto boxes = (*rt)->List();
+  if (!boxes.ok()) return Fail(boxes.error());
+  auto images = (*rt)->ListImages();
+  if (!images.ok()) return Fail(images.error());
+  // BoxLite 0.9's camelCase fields, then ours (snake_case) beside them.
+  nlohmann::json out = nlohmann::json::object();
+  std::string accel;
+  for (const auto& [key, value] : *info) {
+    if (key == "accelerator") accel = value;
+  }
+  struct utsname uts {};
+  ::uname(&uts);
+  int64_t running = 0, stopped = 0, configured = 0;
+  for (const auto& b : *boxes) {
+    if (b.state == "running") ++running;
+    if (b.state == "stopped") ++stopped;
+    if (b.state == "configured" || b.state == "created") ++configured;
+  }
+  out["version"] = kVersion;
+  out["homeDir"] = (*rt)->home_dir();
+  out["virtualization"] = accel;
+  out["os"] = "linux";
+  out["arch"] = uts.machine;
+  out["boxesTotal"] = boxes->size();
+  out["boxesRunning"] = running;
+  out["boxesStopped"] = stopped;
+  out["boxesConfigured"] = configured;
+  out["imagesCount"] = images->size();
+  for (const auto& [key, value] : *info) out[key] = value;
+  if (*format == "json" || *format == "yaml") {
+    PrintFormatted(out, *format);
     return Outcome{};
   }
-  for (const auto& [key, value] : *info) std::printf("%-20s %s\n", (key + ":").c_str(), value.c_str());
+  for (const auto& [key, value] : out.items()) {
+    std::string text = value.is_string() ? value.get<std::string>() : ToJson(value);
+    std::printf("%-20s %s\n", (key + ":").c_str(), text.c_str());
+  }
   return Outcome{};
 }
+
+namespace {
+
+// Flag groups shared by run, create and exec (BoxLite 0.9's groups).
+std::vector<FlagSpec> Concat(std::initializer_list<std::vector<FlagSpec>> groups) {
+  std::vector<FlagSpec> out;
+  for (const auto& g : groups) out.insert(out.end(), g.begin(), g.end());
+  return out;
+}
+
+const std::vector<FlagSpec> kEnvFlags = {
+    {"env", 'e', true, true, "set an environment variable (a bare K copies this shell's value)",
+     "K=V|K"},
+    {"workdir", 'w', true, false, "working directory inside the box", "DIR"},
+    {"user", 'u', true, false, "user (name, uid or uid:gid)", "USER"},
+};
+
+const std::vector<FlagSpec> kTerminalFlags = {
+    {"interactive", 'i', false, false, "keep stdin open and send it to the command"},
+    {"tty", 't', false, false, "allocate a terminal (stdin must be one)"},
+};
+
+const std::vector<FlagSpec> kBoxFlags = {
+    {"rootfs", 0, true, false,
+     "boot from a local OCI layout directory instead of an IMAGE (then no IMAGE is given)",
+     "PATH"},
+    {"entrypoint", 0, true, false, "run this executable instead of the image's ENTRYPOINT",
+     "EXEC"},
+    {"volume", 'v', true, true, "mount a host directory", "HOST:GUEST[:ro]"},
+    {"publish", 'p', true, true,
+     "publish a guest TCP port on 127.0.0.1 (a bare GUEST_PORT gets a free host port)",
+     "[HOST_PORT:]GUEST_PORT[/tcp]"},
+    {"cpus", 0, true, false, "virtual CPUs", "N"},
+    {"memory", 'm', true, false, "guest memory in MiB", "MIB"},
+    {"disk-size", 0, true, false, "writable disk size in MiB", "MIB"},
+    {"network", 0, true, false, "nat or enabled (default), none or disabled", "MODE"},
+    {"allow-host", 0, false, false,
+     "let the box reach this host (127.0.0.1 at 10.0.2.2, the host's own addresses)"},
+    {"name", 0, true, false, "name the box", "NAME"},
+    {"cap-add", 0, true, true, "add a Linux capability to the box's processes (ALL: every one)",
+     "CAP"},
+    {"cap-drop", 0, true, true, "drop a Linux capability (ALL: every one)", "CAP"},
+    {"security", 0, true, false,
+     "BoxLite 0.9's security preset [env BOXLITE_SECURITY]; the host jail stays on either way",
+     "enable|disable"},
+};
+
+const std::vector<FlagSpec> kListFlags = {
+    {"all", 'a', false, false, "include boxes that are not running"},
+    {"format", 0, true, false, "table (default), json or yaml", "FORMAT"},
+    {"quiet", 'q', false, false, "only print ids"},
+};
+
+}  // namespace
 
 const std::vector<Command>& Commands() {
   static const std::vector<Command>* commands = new std::vector<Command>{
       {"run",
-       "run [OPTIONS] IMAGE [COMMAND [ARG...]]",
+       "run [OPTIONS] IMAGE|--rootfs PATH [COMMAND [ARG...]]",
        "Run a command in a new box",
-       {
-           {"rm", 0, false, false, "remove the box when the command exits"},
-           {"interactive", 'i', false, false, "keep stdin open and send it to the command"},
-           {"tty", 't', false, false, "allocate a terminal"},
-           {"env", 'e', true, true, "set an environment variable", "K=V"},
-           {"workdir", 'w', true, false, "working directory inside the box", "DIR"},
-           {"user", 'u', true, false, "user (name, uid or uid:gid)", "USER"},
-           {"volume", 'v', true, true, "mount a host directory", "HOST:GUEST[:ro]"},
-           {"publish", 'p', true, true, "publish a guest TCP port on 127.0.0.1", "HOST:GUEST"},
-           {"cpus", 0, true, false, "virtual CPUs", "N"},
-           {"memory", 'm', true, false, "guest memory in MiB", "MIB"},
-           {"disk-size", 0, true, false, "writable disk size in MiB", "MIB"},
-           {"network", 0, true, false, "nat (default) or none", "MODE"},
-           {"allow-host", 0, false, false,
-            "let the box reach this host (127.0.0.1 at 10.0.2.2, the host's own addresses)"},
-           {"name", 0, true, false, "name the box", "NAME"},
-           {"detach", 'd', false, false, "run in the background and print the box id"},
-           {"timings", 0, false, false, "print create, boot and exec times to stderr"},
-       },
+       Concat({{{"rm", 0, false, false, "remove the box when the command exits"}},
+               kTerminalFlags,
+               kEnvFlags,
+               kBoxFlags,
+               {{"detach", 'd', false, false, "run in the background and print the box id"},
+                {"timings", 0, false, false, "print create, boot and exec times to stderr"}}}),
        true,
        RunCommand},
       {"create",
-       "create [OPTIONS] IMAGE",
-       "Create a background box (start it with 'boxlite start')",
-       {
-           {"env", 'e', true, true, "set an environment variable", "K=V"},
-           {"workdir", 'w', true, false, "working directory inside the box", "DIR"},
-           {"user", 'u', true, false, "user (name, uid or uid:gid)", "USER"},
-           {"volume", 'v', true, true, "mount a host directory", "HOST:GUEST[:ro]"},
-           {"publish", 'p', true, true, "publish a guest TCP port on 127.0.0.1", "HOST:GUEST"},
-           {"cpus", 0, true, false, "virtual CPUs", "N"},
-           {"memory", 'm', true, false, "guest memory in MiB", "MIB"},
-           {"disk-size", 0, true, false, "writable disk size in MiB", "MIB"},
-           {"network", 0, true, false, "nat (default) or none", "MODE"},
-           {"allow-host", 0, false, false,
-            "let the box reach this host (127.0.0.1 at 10.0.2.2, the host's own addresses)"},
-           {"name", 0, true, false, "name the box", "NAME"},
-       },
-       false,
+       "create [OPTIONS] [IMAGE] [COMMAND [ARG...]]",
+       "Create a background box and print its id (start it with 'boxlite start')",
+       Concat({kEnvFlags,
+               kBoxFlags,
+               {{"detach", 'd', false, false, "accepted for BoxLite 0.9: created boxes are always "
+                                              "background boxes"}}}),
+       true,
        CreateCommand},
       {"exec",
-       "exec [OPTIONS] BOX COMMAND [ARG...]",
+       "exec [OPTIONS] BOX [--] COMMAND [ARG...]",
        "Run a command in a running box",
-       {
-           {"interactive", 'i', false, false, "keep stdin open and send it to the command"},
-           {"tty", 't', false, false, "allocate a terminal"},
-           {"env", 'e', true, true, "set an environment variable", "K=V"},
-           {"workdir", 'w', true, false, "working directory inside the box", "DIR"},
-           {"user", 'u', true, false, "user (name, uid or uid:gid)", "USER"},
-           {"detach", 'd', false, false, "run in the background (output to the box's log)"},
-       },
+       Concat({kTerminalFlags,
+               kEnvFlags,
+               {{"detach", 'd', false, false, "run in the background (output to the box's log)"}}}),
        true,
        ExecCommand},
       {"shell",
@@ -98,21 +188,10 @@ const std::vector<Command>& Commands() {
        {{"shell", 0, true, false, "the shell to run (default /bin/sh)", "PATH"}},
        false,
        ShellCommand},
-      {"ls",
-       "ls [OPTIONS]",
-       "List boxes",
-       {{"format", 0, true, false, "table (default) or json", "FORMAT"},
-        {"quiet", 'q', false, false, "only print ids"}},
-       false,
-       ListCommand},
-      {"ps",
-       "ps [OPTIONS]",
-       "List running boxes",
-       {{"all", 'a', false, false, "include stopped boxes"},
-        {"format", 0, true, false, "table (default) or json", "FORMAT"},
-        {"quiet", 'q', false, false, "only print ids"}},
-       false,
+      {"list", "list [OPTIONS]", "List running boxes (-a: all boxes)", kListFlags, false,
        PsCommand},
+      {"ls", "ls [OPTIONS]", "List all boxes", kListFlags, false, ListCommand},
+      {"ps", "ps [OPTIONS]", "List running boxes (-a: all boxes)", kListFlags, false, PsCommand},
       {"start",
        "start BOX [BOX...]",
        "Start stopped background boxes",
@@ -120,18 +199,45 @@ const std::vector<Command>& Commands() {
        false,
        StartCommand},
       {"stop", "stop BOX [BOX...]", "Stop boxes (the disk is kept)", {}, false, StopCommand},
+      {"restart", "restart BOX [BOX...]", "Stop boxes and start them again", {}, false,
+       RestartCommand},
       {"rm",
        "rm [OPTIONS] BOX [BOX...]",
        "Remove boxes",
-       {{"force", 'f', false, false, "remove running boxes too (they are killed)"}},
+       {{"force", 'f', false, false, "remove running boxes too (they are killed)"},
+        {"all", 'a', false, false, "remove every box (running ones only with -f)"}},
        false,
        RmCommand},
-      {"logs", "logs BOX", "Show a box's console log", {}, false, LogsCommand},
-      {"inspect", "inspect BOX [BOX...]", "Show boxes as JSON", {}, false, InspectCommand},
+      {"logs",
+       "logs [OPTIONS] BOX",
+       "Show a box's console log",
+       {{"tail", 'n', true, false, "only the last N lines (0, the default: all)", "N"},
+        {"follow", 'f', false, false, "keep printing new output until Ctrl-C or the box stops"}},
+       false,
+       LogsCommand},
+      {"stats",
+       "stats [OPTIONS] BOX",
+       "Show a box's resource use",
+       {{"format", 0, true, false, "table (default), json or yaml", "FORMAT"},
+        {"stream", 's', false, false, "repeat every second until Ctrl-C or the box stops"}},
+       false,
+       StatsCommand},
+      {"inspect",
+       "inspect [OPTIONS] [BOX...]",
+       "Show boxes as JSON",
+       {{"format", 'f', true, false, "json (default), yaml, or a Go template: '{{.State.Status}}'",
+         "FORMAT"},
+        {"latest", 'l', false, false, "the most recently created box"}},
+       false,
+       InspectCommand},
       {"cp",
-       "cp SRC DEST",
+       "cp [OPTIONS] SRC DEST",
        "Copy files between the host and a box (BOX:PATH on one side)",
-       {},
+       {{"follow-symlinks", 'L', false, false, "copy what symbolic links in SRC point to"},
+        {"no-overwrite", 0, false, false, "fail instead of replacing existing files"},
+        {"include-parent", 0, false, false,
+         "copy a directory SRC as itself (true, default) or only its contents (false)", "",
+         true}},
        false,
        CpCommand},
       {"pull",
@@ -143,7 +249,9 @@ const std::vector<Command>& Commands() {
       {"images",
        "images [OPTIONS]",
        "List local images",
-       {{"format", 0, true, false, "table (default) or json", "FORMAT"}},
+       {{"format", 0, true, false, "table (default), json or yaml", "FORMAT"},
+        {"quiet", 'q', false, false, "only print image ids"},
+        {"all", 'a', false, false, "accepted for BoxLite 0.9: every image is always listed"}},
        false,
        ImagesCommand},
       {"rmi", "rmi IMAGE [IMAGE...]", "Remove images", {}, false, RmiCommand},
@@ -155,8 +263,8 @@ const std::vector<Command>& Commands() {
        ImportCommand},
       {"info",
        "info [OPTIONS]",
-       "Show the accelerator, kernel, home and store size",
-       {{"format", 0, true, false, "text (default) or json", "FORMAT"}},
+       "Show the version, accelerator, kernel, home and counts of boxes and images",
+       {{"format", 0, true, false, "text (default), json or yaml", "FORMAT"}},
        false,
        InfoCommand},
       {"version", "version", "Show the BoxLite version", {}, false, VersionCommand},

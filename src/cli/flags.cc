@@ -44,6 +44,12 @@ std::optional<std::string> ParsedFlags::Get(const std::string& name) const {
   return it->second.back();
 }
 
+std::optional<bool> ParsedFlags::Switch(const std::string& name) const {
+  auto it = switches.find(name);
+  if (it == switches.end()) return std::nullopt;
+  return it->second;
+}
+
 const std::vector<std::string>& ParsedFlags::All(const std::string& name) const {
   static const std::vector<std::string> kEmpty;
   auto it = values.find(name);
@@ -89,12 +95,22 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
       const FlagSpec* spec = FindLong(specs, name);
       if (spec == nullptr) return Status::InvalidArgument("unknown flag: --" + name);
       if (!spec->takes_value) {
+        if (value && spec->optional_bool && (*value == "true" || *value == "false")) {
+          out.switches[name] = *value == "true";
+          continue;
+        }
+        if (value && spec->optional_bool) {
+          return Status::InvalidArgument("flag --" + name + " takes true or false, not " +
+                                         base::ShellQuote(*value));
+        }
         if (value) return Status::InvalidArgument("flag --" + name + " takes no value");
         out.switches[name] = true;
         continue;
       }
       if (!value) {
-        if (i + 1 >= args.size()) return Status::InvalidArgument("flag --" + name + " needs a value");
+        if (i + 1 >= args.size()) {
+          return Status::InvalidArgument("flag --" + name + " needs a value");
+        }
         value = args[++i];
       }
       Status s = Store(&out, *spec, *value);
@@ -135,6 +151,7 @@ std::string FormatHelp(const std::string& usage, const std::string& summary,
   for (const auto& s : specs) {
     std::string left = s.short_name ? std::string("-") + s.short_name + ", " : "    ";
     left += "--" + s.long_name;
+    if (s.optional_bool) left += "[=true|false]";
     if (s.takes_value) left += " " + (s.value_name.empty() ? std::string("VALUE") : s.value_name);
     width = std::max(width, left.size());
     rows.emplace_back(left, s.help);

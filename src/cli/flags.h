@@ -23,6 +23,8 @@ struct FlagSpec {
   bool repeated = false;
   std::string help;        // "set an environment variable (K=V)"
   std::string value_name;  // "K=V"
+  // A switch that also takes "=true" or "=false" (--include-parent=false).
+  bool optional_bool = false;
 };
 
 struct ParsedFlags {
@@ -33,6 +35,8 @@ struct ParsedFlags {
   bool Has(const std::string& name) const;
   std::optional<std::string> Get(const std::string& name) const;
   const std::vector<std::string>& All(const std::string& name) const;
+  // A switch's value: nullopt when absent.
+  std::optional<bool> Switch(const std::string& name) const;
 };
 
 // `stop_at_positional`: after the first positional argument, the rest is passed through

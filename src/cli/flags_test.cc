@@ -39,6 +39,28 @@ TEST(FlagsTest, Errors) {
   EXPECT_TRUE(ParseFlags({"--rm=yes"}, kSpecs, true).error().IsInvalidArgument());
 }
 
+TEST(FlagsTest, SwitchesThatTakeTrueOrFalse) {
+  const std::vector<FlagSpec> specs = {{"include-parent", 0, false, false, "", "", true},
+                                       {"rm", 0, false, false, "", ""}};
+  auto f = ParseFlags({"--include-parent=false"}, specs, false);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->Switch("include-parent"), false);
+  EXPECT_FALSE(f->Has("include-parent"));
+  f = ParseFlags({"--include-parent"}, specs, false);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->Switch("include-parent"), true);
+  f = ParseFlags({"--include-parent=true"}, specs, false);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->Switch("include-parent"), true);
+  EXPECT_EQ(ParseFlags({}, specs, false)->Switch("include-parent"), std::nullopt);
+  auto bad = ParseFlags({"--include-parent=maybe"}, specs, false);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("takes true or false"), std::string::npos);
+  EXPECT_FALSE(ParseFlags({"--rm=false"}, specs, false).ok());  // Plain switches take none.
+  EXPECT_NE(FormatHelp("cp", "Copy", specs).find("--include-parent[=true|false]"),
+            std::string::npos);
+}
+
 TEST(FlagsTest, HelpListsFlags) {
   std::string help = FormatHelp("run IMAGE", "Run it", kSpecs);
   EXPECT_NE(help.find("Usage: boxlite run IMAGE"), std::string::npos);

@@ -101,7 +101,7 @@ std::string Age(int64_t created) {
 
 Outcome PullCommand(Context& ctx, const ParsedFlags& flags) {
   if (flags.positional.size() != 1) {
-    return Outcome{0, Status::InvalidArgument("pull takes exactly one IMAGE")};
+    return Usage("pull takes exactly one IMAGE");
   }
   auto rt = ctx.runtime();
   if (!rt.ok()) return Outcome{0, rt.error()};
@@ -117,22 +117,28 @@ Outcome PullCommand(Context& ctx, const ParsedFlags& flags) {
 }
 
 Outcome ImagesCommand(Context& ctx, const ParsedFlags& flags) {
+  auto format = FormatFlag(flags, {"table", "json", "yaml"}, "table");
+  if (!format.ok()) return Usage(format.error().message());
   auto rt = ctx.runtime();
-  if (!rt.ok()) return Outcome{0, rt.error()};
+  if (!rt.ok()) return Fail(rt.error());
   auto images = (*rt)->ListImages();
-  if (!images.ok()) return Outcome{0, images.error()};
-  std::string format = flags.Get("format").value_or("table");
-  if (format == "json") {
+  if (!images.ok()) return Fail(images.error());
+  if (flags.Has("quiet")) {
+    for (const auto& img : *images) std::printf("%s\n", ShortDigest(img.id).c_str());
+    return Outcome{};
+  }
+  if (*format != "table") {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& img : *images) {
       out.push_back({{"reference", img.reference}, {"id", img.id}, {"digest", img.manifest_digest},
                      {"size", img.size_bytes}, {"created", img.created_unix}});
     }
-    PrintJson(out);
+    if (*format == "json") {
+      PrintJson(out);
+    } else {
+      PrintFormatted(out, *format);
+    }
     return Outcome{};
-  }
-  if (format != "table") {
-    return Outcome{0, Status::InvalidArgument("--format must be table or json", format)};
   }
   std::printf("%-50s %-14s %-16s %s\n", "REFERENCE", "IMAGE ID", "CREATED", "SIZE");
   for (const auto& img : *images) {
@@ -143,7 +149,7 @@ Outcome ImagesCommand(Context& ctx, const ParsedFlags& flags) {
 }
 
 Outcome RmiCommand(Context& ctx, const ParsedFlags& flags) {
-  if (flags.positional.empty()) return Outcome{0, Status::InvalidArgument("rmi needs an IMAGE")};
+  if (flags.positional.empty()) return Usage("rmi needs an IMAGE");
   auto rt = ctx.runtime();
   if (!rt.ok()) return Outcome{0, rt.error()};
   for (const auto& ref : flags.positional) {
@@ -156,7 +162,7 @@ Outcome RmiCommand(Context& ctx, const ParsedFlags& flags) {
 
 Outcome ImportCommand(Context& ctx, const ParsedFlags& flags) {
   if (flags.positional.size() != 1) {
-    return Outcome{0, Status::InvalidArgument("import takes exactly one FILE or DIR")};
+    return Usage("import takes exactly one FILE or DIR");
   }
   auto rt = ctx.runtime();
   if (!rt.ok()) return Outcome{0, rt.error()};

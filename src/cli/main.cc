@@ -131,33 +131,10 @@ Result<std::shared_ptr<Runtime>> Context::runtime() {
   return runtime_;
 }
 
-int ExitCodeFor(const Status& status) {
-  switch (status.code()) {
-    case StatusCode::kOk:
-      return 0;
-    case StatusCode::kNotFound:
-      return 2;
-    case StatusCode::kInvalidArgument:
-      return 64;
-    case StatusCode::kUnavailable:
-      return 69;
-    case StatusCode::kPermissionDenied:
-    case StatusCode::kAuthentication:
-      return 77;
-    case StatusCode::kIoError:
-    case StatusCode::kResourceExhausted:
-      return 74;
-    case StatusCode::kCorruption:
-    case StatusCode::kProtocolError:
-      return 65;
-    case StatusCode::kFailedPrecondition:
-    case StatusCode::kAlreadyExists:
-      return 75;
-    case StatusCode::kCancelled:
-      return 130;
-    default:
-      return 70;
-  }
+Outcome Fail(const Status& s) { return Outcome{0, s, kExitError}; }
+
+Outcome Usage(const std::string& message) {
+  return Outcome{0, Status::InvalidArgument(message), kExitUsage};
 }
 
 namespace {
@@ -223,7 +200,7 @@ int main(int argc, char** argv) {
   }
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     PrintTopHelp();
-    return args.empty() ? 64 : 0;
+    return args.empty() ? kExitUsage : kExitOk;
   }
   if (args[0] == "--version" || args[0] == "-v") args[0] = "version";
   const Command* command = nullptr;
@@ -233,7 +210,7 @@ int main(int argc, char** argv) {
   if (command == nullptr) {
     std::fprintf(stderr, "boxlite: unknown command \"%s\" (see 'boxlite --help')\n",
                  args[0].c_str());
-    return 64;
+    return kExitUsage;
   }
   std::vector<std::string> rest(args.begin() + 1, args.end());
   for (const auto& a : rest) {
@@ -248,11 +225,16 @@ int main(int argc, char** argv) {
   if (!flags.ok()) {
     std::fprintf(stderr, "boxlite %s: %s (see 'boxlite %s --help')\n", command->name,
                  flags.error().message().c_str(), command->name);
-    return 64;
+    return kExitUsage;
   }
   Context ctx;
   Outcome outcome = command->run(ctx, *flags);
   if (!outcome.error.ok()) {
+    if (outcome.error_exit_code == kExitUsage) {
+      std::fprintf(stderr, "boxlite %s: %s (see 'boxlite %s --help')\n", command->name,
+                   outcome.error.message().c_str(), command->name);
+      return kExitUsage;
+    }
     std::fprintf(stderr, "boxlite: %s\n", outcome.error.message().c_str());
     return outcome.error_exit_code ? outcome.error_exit_code : ExitCodeFor(outcome.error);
   }

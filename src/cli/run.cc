@@ -1,8 +1,8 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 //
-// `boxlite run`: create a box from an image, run one command in it with the caller's
-// stdio attached, and exit with the command's status (docker's conventions: 125 when
-// BoxLite itself failed, 126/127 when the command could not run).
+// `boxlite run` and `create`: create a box from an image (and for run, run one command in
+// it with the caller's stdio attached and exit with the command's status; 128+N when a
+// signal N ended it, 1 when BoxLite itself failed, 126/127 when the command could not run).
 #include <signal.h>
 #include <unistd.h>
 
@@ -21,25 +21,7 @@
 namespace boxlite::cli {
 namespace {
 
-constexpr int kRuntimeFailure = 125;
-
 using Clock = std::chrono::steady_clock;
-
-Outcome Fail(const Status& s) { return Outcome{0, s, kRuntimeFailure}; }
-
-Status ParseEnv(const std::vector<std::string>& items, EnvList* out) {
-  for (const auto& item : items) {
-    size_t eq = item.find('=');
-    if (eq == 0) return Status::InvalidArgument("bad environment variable", item);
-    if (eq == std::string::npos) {
-      // docker: "-e NAME" passes the caller's value through when it is set.
-      if (const char* v = std::getenv(item.c_str())) out->emplace_back(item, v);
-      continue;
-    }
-    out->emplace_back(item.substr(0, eq), item.substr(eq + 1));
-  }
-  return Status::OK();
-}
 
 // HOST:GUEST[:ro|rw], VOLUME_ID:GUEST[:ro|rw] or GUEST[:ro] (anonymous volume): one
 // rule for every command, in include/boxlite/config.h.
@@ -50,26 +32,45 @@ Status ParseVolume(const std::string& spec, VolumeMount* out) {
   return Status::OK();
 }
 
-Status ParsePort(const std::string& spec, PortForward* out) {
-  auto parts = base::Split(spec, ':');
-  if (parts.size() != 2) return Status::InvalidArgument("port must be HOST:GUEST", spec);
-  auto host = base::ParseUint(parts[0]);
-  auto guest = base::ParseUint(parts[1]);
-  if (!host || !guest || *host > 65535 || *guest == 0 || *guest > 65535) {
-    return Status::InvalidArgument("ports must be numbers in 1..65535", spec);
+// The choices of --security: BoxLite 0.9's presets, mapped onto BoxOptions.security (the
+// core keeps its host jail on whatever they say).
+Status ApplySecurity(const std::string& value, SecurityOptions* out) {
+  if (value == "enable") {
+    *out = SecurityOptions{};
+  } else if (value == "disable") {
+    out->jailer_enabled = false;
+    out->seccomp_enabled = false;
+  } else {
+    return Status::InvalidArgument("--security must be enable or disable, not " +
+                                   base::ShellQuote(value));
   }
-  out->host_port = static_cast<uint16_t>(*host);
-  out->guest_port = static_cast<uint16_t>(*guest);
   return Status::OK();
 }
 
 }  // namespace
 
+Result<EnvList> EnvFromFlags(const ParsedFlags& flags) {
+  EnvList env;
+  for (const auto& item : flags.All("env")) {
+    BOXLITE_ASSIGN_OR_RETURN(auto kv, ParseEnvSpec(item));
+    env.push_back(std::move(kv));
+  }
+  return env;
+}
+
+// Where COMMAND starts among the positional arguments: after the IMAGE, or first with
+// --rootfs.
+size_t CommandStart(const ParsedFlags& flags) { return flags.Has("rootfs") ? 0 : 1; }
+
 Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
   BoxOptions options;
-  options.image = flags.positional.empty() ? "" : flags.positional[0];
-  Status s = ParseEnv(flags.All("env"), &options.env);
-  if (!s.ok()) return s;
+  if (auto rootfs = flags.Get("rootfs")) {
+    options.rootfs_path = *rootfs;
+  } else if (!flags.positional.empty()) {
+    options.image = flags.positional[0];
+  }
+  BOXLITE_ASSIGN_OR_RETURN(options.env, EnvFromFlags(flags));
+  Status s;
   for (const auto& v : flags.All("volume")) {
     VolumeMount m;
     s = ParseVolume(v, &m);
@@ -77,9 +78,7 @@ Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
     options.mounts.push_back(m);
   }
   for (const auto& p : flags.All("publish")) {
-    PortForward f;
-    s = ParsePort(p, &f);
-    if (!s.ok()) return s;
+    BOXLITE_ASSIGN_OR_RETURN(PortForward f, ParsePortSpec(p));
     options.ports.push_back(f);
   }
   if (auto cpus = flags.Get("cpus")) {
@@ -95,44 +94,82 @@ Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
     BOXLITE_ASSIGN_OR_RETURN(options.disk_size_mib,
                              ParseNumberFlag("--disk-size", *disk, 0, kMaxDiskSizeMib, "MiB"));
   }
-  if (auto net = flags.Get("network")) options.network = *net;
+  if (auto net = flags.Get("network")) {
+    // BoxLite 0.9 spells the two modes enabled/disabled.
+    if (*net == "enabled") {
+      options.network = "nat";
+    } else if (*net == "disabled") {
+      options.network = "none";
+    } else {
+      options.network = *net;
+    }
+  }
   options.allow_host = flags.Has("allow-host");
   if (auto name = flags.Get("name")) options.name = *name;
   if (auto user = flags.Get("user")) options.user = *user;
   if (auto wd = flags.Get("workdir")) options.working_dir = *wd;
+  options.capabilities.add = flags.All("cap-add");
+  options.capabilities.drop = flags.All("cap-drop");
+  std::optional<std::string> security = flags.Get("security");
+  if (!security) {
+    if (const char* env = std::getenv("BOXLITE_SECURITY"); env != nullptr && *env != '\0') {
+      security = env;
+    }
+  }
+  if (security) {
+    s = ApplySecurity(*security, &options.security);
+    if (!s.ok()) return s;
+  }
   options.auto_remove = flags.Has("rm");
   options.detach = flags.Has("detach");
   return options;
 }
 
-Outcome CreateCommand(Context& ctx, const ParsedFlags& flags) {
-  if (flags.positional.size() != 1) {
-    return Outcome{0, Status::InvalidArgument("create takes exactly one IMAGE")};
+// The command a box runs, BoxLite 0.9's way: COMMAND replaces the image's CMD and keeps its
+// ENTRYPOINT; --entrypoint replaces the ENTRYPOINT (and drops the image's CMD, as docker).
+void MainCommandFromFlags(const ParsedFlags& flags, BoxOptions* options) {
+  std::vector<std::string> command;
+  size_t start = CommandStart(flags);
+  if (flags.positional.size() > start) {
+    command.assign(flags.positional.begin() + static_cast<long>(start), flags.positional.end());
   }
+  if (auto ep = flags.Get("entrypoint")) {
+    options->entrypoint = std::vector<std::string>{*ep};
+    options->cmd = command;
+  } else if (!command.empty()) {
+    options->cmd = command;
+  }
+}
+
+Outcome CreateCommand(Context& ctx, const ParsedFlags& flags) {
   auto options = BoxOptionsFromFlags(flags);
-  if (!options.ok()) return Outcome{0, options.error()};
+  if (!options.ok()) return Fail(options.error());
+  MainCommandFromFlags(flags, &*options);
   // A created box is a background box: it keeps running once started, until stopped.
   options->auto_remove = false;
   options->detach = true;
   auto rt = ctx.runtime();
-  if (!rt.ok()) return Outcome{0, rt.error()};
+  if (!rt.ok()) return Fail(rt.error());
   auto box = (*rt)->Create(*options);
-  if (!box.ok()) return Outcome{0, box.error()};
+  if (!box.ok()) return Fail(box.error());
   std::printf("%s\n", (*box)->id().c_str());
   return Outcome{};
 }
 
 Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
-  if (flags.positional.empty()) {
-    return Outcome{0, Status::InvalidArgument("run needs an IMAGE (see 'boxlite run --help')"),
-                   kRuntimeFailure};
+  if (flags.positional.empty() && !flags.Has("rootfs")) return Usage("run needs an IMAGE");
+  if (flags.Has("tty")) {
+    Status s = RequireTerminalStdin();
+    if (!s.ok()) return Fail(s);
   }
   auto options = BoxOptionsFromFlags(flags);
   if (!options.ok()) return Fail(options.error());
   bool detach = options->detach;
   if (detach && options->auto_remove) {
-    return Fail(Status::InvalidArgument("--rm and --detach cannot be combined"));
+    return Usage("--rm and --detach cannot be combined");
   }
+  BoxOptions main_command;
+  MainCommandFromFlags(flags, &main_command);
   // run's command is the exec below (`docker run` semantics), so the box starts no main
   // command of its own: the image's CMD would run beside it.
   if (!options->entrypoint && !options->cmd) {
@@ -154,8 +191,14 @@ Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
   auto t_started = Clock::now();
 
   ExecOptions exec_options;
-  exec_options.argv.assign(flags.positional.begin() + 1, flags.positional.end());
-  exec_options.use_image_entrypoint = true;
+  if (main_command.entrypoint) {
+    exec_options.argv = *main_command.entrypoint;
+    exec_options.argv.insert(exec_options.argv.end(), main_command.cmd->begin(),
+                             main_command.cmd->end());
+  } else {
+    exec_options.argv = main_command.cmd.value_or(std::vector<std::string>{});
+    exec_options.use_image_entrypoint = true;
+  }
   exec_options.tty = flags.Has("tty");
   exec_options.open_stdin = flags.Has("interactive");
   if (exec_options.tty) TerminalSize(&exec_options.rows, &exec_options.cols);
@@ -163,7 +206,7 @@ Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
     // The command runs in the background with its output in the box's log; the VM
     // outlives us.
     if (exec_options.tty || exec_options.open_stdin) {
-      return Fail(Status::InvalidArgument("--detach cannot be combined with -i or -t"));
+      return Usage("--detach cannot be combined with -i or -t");
     }
     exec_options.detached = true;
     auto exec = (*box)->StartExec(exec_options);
@@ -196,7 +239,7 @@ Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
   Status stopped = (*box)->Stop();
   if (!status.ok()) return Fail(status.error());
   if (!stopped.ok()) return Fail(stopped);
-  return Outcome{status->exit_code, Status::OK(), 0};
+  return Outcome{ExitCodeOf(*status), Status::OK(), 0};
 }
 
 }  // namespace boxlite::cli

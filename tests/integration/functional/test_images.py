@@ -271,7 +271,7 @@ def test_unauthorized_is_an_authentication_error(cli_binary, tmp_path, fault_pro
     proxy.unauthorized()
     c = _proxied_cli(cli_binary, tmp_path, proxy)
     p = c.run("pull", f"{proxy.host}/busybox:latest", timeout=120)
-    assert p.returncode == 77, p.stderr
+    assert p.returncode == 1, p.stderr
     assert b"docker login" in p.stderr or b"credentials" in p.stderr
 
 
@@ -279,7 +279,7 @@ def test_missing_tag_is_not_found(cli_binary, tmp_path, fault_proxy):
     proxy = fault_proxy()
     c = _proxied_cli(cli_binary, tmp_path, proxy)
     p = c.run("pull", f"{proxy.host}/busybox:no-such-tag", timeout=120)
-    assert p.returncode == 2, p.stderr
+    assert p.returncode == 1, p.stderr
     assert b"not found" in p.stderr and b"no-such-tag" in p.stderr
 
 
@@ -293,7 +293,7 @@ def test_missing_blob_is_not_found_and_nothing_is_recorded(cli_binary, tmp_path,
     proxy.blob_not_found(layer)
     c = _proxied_cli(cli_binary, tmp_path, proxy)
     p = c.run("pull", f"{proxy.host}/busybox:latest", timeout=120)
-    assert p.returncode == 2, p.stderr
+    assert p.returncode == 1, p.stderr
     assert layer.encode() in p.stderr
     index, _, rootfs, tmp = store_state(c.home)
     assert index == {} and rootfs == [] and tmp == []
@@ -337,7 +337,7 @@ def test_basic_auth_from_docker_config(cli_binary, tmp_path, auth_registry):
     assert p.stdout == b"authed\n"
     bad = Cli(cli_binary, tmp_path / "home2", {"BOXLITE_INSECURE_REGISTRIES": auth_registry.host})
     q = bad.run("pull", auth_registry.refs["busybox"], timeout=120)
-    assert q.returncode == 77, q.stderr
+    assert q.returncode == 1, q.stderr
 
 
 def test_blob_redirect_to_another_host_drops_authorization(cli_binary, tmp_path, fault_proxy,
