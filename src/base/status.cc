@@ -31,6 +31,21 @@ constexpr std::array<CodeName, 16> kCodeNames = {{
     {StatusCode::kAuthentication, "authentication"},
 }};
 
+struct SubjectName {
+  StatusSubject subject;
+  std::string_view name;
+};
+
+constexpr std::array<SubjectName, 7> kSubjectNames = {{
+    {StatusSubject::kNone, ""},
+    {StatusSubject::kBox, "box"},
+    {StatusSubject::kImage, "image"},
+    {StatusSubject::kExec, "exec"},
+    {StatusSubject::kVolume, "volume"},
+    {StatusSubject::kRegistry, "registry"},
+    {StatusSubject::kSnapshot, "snapshot"},
+}};
+
 std::string Join(std::string_view msg, std::string_view detail) {
   std::string out(msg);
   if (!detail.empty()) {
@@ -61,9 +76,23 @@ StatusCode StatusCodeFromName(std::string_view name) {
   return StatusCode::kInternal;
 }
 
+std::string_view StatusSubjectName(StatusSubject subject) {
+  for (const auto& entry : kSubjectNames) {
+    if (entry.subject == subject) return entry.name;
+  }
+  return "";
+}
+
+StatusSubject StatusSubjectFromName(std::string_view name) {
+  for (const auto& entry : kSubjectNames) {
+    if (entry.name == name) return entry.subject;
+  }
+  return StatusSubject::kNone;
+}
+
 Status::Status(StatusCode code, std::string message, int sys_errno) {
   if (code != StatusCode::kOk) {
-    rep_ = std::make_unique<Rep>(Rep{code, sys_errno, std::move(message)});
+    rep_ = std::make_unique<Rep>(Rep{code, sys_errno, std::move(message), StatusSubject::kNone});
   }
 }
 
@@ -100,7 +129,20 @@ const std::string& Status::message() const { return rep_ ? rep_->message : Empty
 
 Status Status::Wrap(std::string_view context) const {
   if (ok()) return Status();
-  return Status(rep_->code, Join(context, rep_->message), rep_->sys_errno);
+  Status out(rep_->code, Join(context, rep_->message), rep_->sys_errno);
+  out.rep_->subject = rep_->subject;
+  return out;
+}
+
+Status Status::WithSubject(StatusSubject subject) const {
+  Status out(*this);
+  if (out.rep_) out.rep_->subject = subject;
+  return out;
+}
+
+Status Status::WithDefaultSubject(StatusSubject subject) const {
+  if (ok() || rep_->subject != StatusSubject::kNone) return *this;
+  return WithSubject(subject);
 }
 
 std::string Status::ToString() const {

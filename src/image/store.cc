@@ -391,8 +391,8 @@ Result<LocalImage> Store::Get(std::string_view ref_text) {
       }
     }
   }
-  return Status::NotFound("image " + key + " not found locally",
-                          "pull it or import it first");
+  return Status::NotFound("image " + key + " not found locally", "pull it or import it first")
+      .WithSubject(StatusSubject::kImage);
 }
 
 Result<LocalImage> Store::Ensure(std::string_view ref, PullProgress* progress) {
@@ -411,7 +411,8 @@ Result<LocalImage> Store::PullFrom(const Endpoint& endpoint, const Reference& re
   auto top = client_->GetManifest(endpoint, ref.repository, ref.ManifestReference());
   if (!top) {
     if (top.error().IsNotFound()) {
-      return Status::NotFound("image " + name + " not found in registry " + endpoint.display);
+      return Status::NotFound("image " + name + " not found in registry " + endpoint.display)
+          .WithSubject(StatusSubject::kImage);
     }
     return top.error();
   }
@@ -532,7 +533,7 @@ Result<LocalImage> Store::Pull(std::string_view ref_text, PullProgress* progress
     }
     std::string message = err.message();
     if (!mirror_errors.empty()) message += " (" + base::Join(mirror_errors, "; ") + ")";
-    Status out(err.code(), message, err.sys_errno());
+    Status out = Status(err.code(), message, err.sys_errno()).WithSubject(err.subject());
     return err.IsNotFound() ? out : out.Wrap("pull " + ref.String());
   }
   return Status::Internal("pull " + ref.String(), "no endpoint");
@@ -569,7 +570,9 @@ Status Store::Remove(std::string_view ref_text) {
         }
       }
     }
-    if (removed == 0) return Status::NotFound("image " + key + " not found locally");
+    if (removed == 0) {
+      return Status::NotFound("image " + key + " not found locally").WithSubject(StatusSubject::kImage);
+    }
     return Status::OK();
   }));
   auto gc_lock = sys::FileLock::TryAcquire(LockPath("gc"), sys::FileLock::Mode::kExclusive);

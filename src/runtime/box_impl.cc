@@ -168,12 +168,11 @@ Status BoxImpl::Start() {
     RefreshLocked();
   }
   if (state_ == State::kRemoved) {
-    return Status::FailedPrecondition("box " + name_ + " was removed", "create a new box");
+    return Status::FailedPrecondition("box " + name_ + " was removed", "create a new box")
+        .WithSubject(StatusSubject::kBox);
   }
   if (state_ == State::kRunning && channel_ && Usable().ok()) return Status::OK();
-  Status s = StartLocked();
-  if (!s.ok()) return Status(s.code(), "start box " + name_ + ": " + s.message(), s.sys_errno());
-  return s;
+  return StartLocked().Wrap("start box " + name_);
 }
 
 Status BoxImpl::StartLocked() {
@@ -561,7 +560,10 @@ Status BoxImpl::StopLocked(bool graceful) {
     }
     if (net_) net_->Kill();
     net_.reset();
-    if (channel_) channel_->Close(Status::FailedPrecondition("box " + name_ + " was stopped"));
+    if (channel_) {
+      channel_->Close(
+          Status::FailedPrecondition("box " + name_ + " was stopped").WithSubject(StatusSubject::kBox));
+    }
     channel_.reset();
     port_lock_.reset();
     vm_.reset();
@@ -591,7 +593,8 @@ Status BoxImpl::Remove(bool force) {
   }
   if (state_ == State::kRunning && !force) {
     return Status::FailedPrecondition("box " + name_ + " is running",
-                                      "stop it first, or remove it with force (rm -f)");
+                                      "stop it first, or remove it with force (rm -f)")
+        .WithSubject(StatusSubject::kBox);
   }
   // The disk goes with the box: no clean shutdown to wait for.
   BOXLITE_RETURN_IF_ERROR(StopLocked(/*graceful=*/false));
@@ -606,15 +609,18 @@ Status BoxImpl::Remove(bool force) {
 Status BoxImpl::Usable() {
   if (state_ == State::kRunning && !channel_ && persistent()) {
     return Status::FailedPrecondition("box " + name_ + " is running but not connected",
-                                      "call Start() to attach");
+                                      "call Start() to attach")
+        .WithSubject(StatusSubject::kBox);
   }
   if (state_ == State::kCreated) {
-    return Status::FailedPrecondition("box " + name_ + " is not started", "call Start() first");
+    return Status::FailedPrecondition("box " + name_ + " is not started", "call Start() first")
+        .WithSubject(StatusSubject::kBox);
   }
   if (state_ != State::kRunning) {
-    return Status::FailedPrecondition("box " + name_ + " is stopped");
+    return Status::FailedPrecondition("box " + name_ + " is stopped", "start it again")
+        .WithSubject(StatusSubject::kBox);
   }
-  return Died();
+  return AboutSubject(Died(), StatusSubject::kBox);
 }
 
 Status BoxImpl::Died() {
@@ -666,7 +672,8 @@ Status BoxImpl::DeathStatus(const Status& channel_status) {
   std::string console = ConsoleTail();
   if (!console.empty()) detail += "; guest console: " + console;
   return Status::Unavailable("box " + name_ + " stopped unexpectedly (" + detail + ")",
-                             "start a new box");
+                             "start a new box")
+      .WithSubject(StatusSubject::kBox);
 }
 
 Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
@@ -681,11 +688,12 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
       const auto& args = options.argv.empty() ? img.cmd : options.argv;
       req.argv.insert(req.argv.end(), args.begin(), args.end());
       if (req.argv.empty()) {
-        return Status::InvalidArgument("no command given and the image has no Entrypoint or Cmd");
+        return Status::InvalidArgument("no command given and the image has no Entrypoint or Cmd")
+            .WithSubject(StatusSubject::kExec);
       }
     }
     if (req.argv.empty() || req.argv[0].empty()) {
-      return Status::InvalidArgument("exec needs a command");
+      return Status::InvalidArgument("exec needs a command").WithSubject(StatusSubject::kExec);
     }
     req.env = MergeEnv(img.env, options_.env, options.env);
     req.cwd = FirstNonEmpty({options.cwd, options_.working_dir, img.working_dir}, "/");
@@ -697,7 +705,8 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
   req.stdin_open = options.open_stdin || options.stdin_data.has_value() || options.tty;
   req.detached = options.detached;
   if (options.detached && req.stdin_open) {
-    return Status::InvalidArgument("a detached exec has no stdin or terminal");
+    return Status::InvalidArgument("a detached exec has no stdin or terminal")
+        .WithSubject(StatusSubject::kExec);
   }
   BOXLITE_RETURN_IF_ERROR(FitsInAFrame("exec", protocol::ToJson(req), "the command line and environment"));
   std::shared_ptr<StreamSink> sink;
@@ -706,7 +715,9 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
                              Clock::now() + std::chrono::seconds(60), &sink, &stream);
   if (!reply.ok()) {
     if (reply.error().IsUnavailable()) return DeathStatus(reply.error());
-    return reply.error().Wrap("exec " + base::ShellQuote(options.argv[0]));
+    // The agent refused to start this command (a channel failure says kBox already).
+    return reply.error().Wrap("exec " + base::ShellQuote(options.argv[0]))
+        .WithDefaultSubject(StatusSubject::kExec);
   }
   protocol::ExecResponse resp;
   Status parsed = protocol::FromJson(*reply, &resp);
