@@ -7,10 +7,19 @@
     with SimpleBox("boxlite/base") as box:
         print(box.exec("echo", "hello").stdout)
 
-These classes call the C++ core directly from the calling thread (which releases the
-GIL while it waits); they never start or need an event loop, so they also work in a
-worker thread of a program whose main thread runs asyncio. Long waits (``exec``,
-``wait``, reads) stay interruptible with Ctrl-C, which kills the guest process.
+These classes are also BoxLite 0.9's synchronous API under its names
+(:mod:`boxlite.sync_api`: ``SyncBoxlite`` is :class:`Boxlite`, ``SyncSimpleBox`` is
+:class:`SimpleBox`, ``SyncBox`` is :class:`Box`, ``SyncExecution`` is
+:class:`Execution`...), without greenlet.
+
+Box and process calls go to the C++ core directly from the calling thread (which
+releases the GIL while it waits); runtime and image calls run the async API's own
+coroutine to completion. Nothing needs a running event loop, and everything also works
+when called from inside one (a coroutine, or a worker thread of a program whose main
+thread runs asyncio): the call blocks its caller like any blocking call, and nothing it
+waits for depends on the caller's loop. (BoxLite 0.9's ``sync_api`` raised
+``RuntimeError`` there.) Long waits (``exec``, ``wait``, reads) stay interruptible with
+Ctrl-C, which kills the guest process.
 
 A box from this module and one from :mod:`boxlite` may share a runtime:
 ``boxlite.sync.Boxlite.default()`` uses the same state as ``boxlite.Boxlite.default()``.
@@ -19,23 +28,25 @@ A box from this module and one from :mod:`boxlite` may share a runtime:
 from __future__ import annotations
 
 import asyncio
-import builtins
+import codecs
 import contextlib
 import functools
 import importlib
 import inspect
 import os
+import shutil
 import threading
 import time
+import uuid
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from . import _args, _bridge
 from . import runtime as _async_runtime
-from ._core import core, register_box
-from .errors import BoxliteError, BoxStateError, ConfigError
+from ._core import register_box
+from .errors import BoxliteError, BoxStateError, ConfigError, ExecError
 from .options import (
     BoxOptions,
     EnvLike,
@@ -45,30 +56,181 @@ from .options import (
     PortLike,
     box_options_from_arguments,
 )
-from .results import BoxInfo, BoxMetrics, ExecResult, ImageInfo
+from .results import BoxInfo, BoxMetrics, ExecResult
 
-__all__ = ["Boxlite", "Box", "SimpleBox", "Execution", "Images"]
+__all__ = [
+    "Boxlite",
+    "Box",
+    "SimpleBox",
+    "Execution",
+    "ExecStdin",
+    "ExecStdout",
+    "ExecStderr",
+    "Images",
+    "SyncBase",
+    "SyncContextManager",
+]
 
 _STDOUT = 1
 _STDERR = 2
 # How often a blocked read returns to Python so that Ctrl-C is seen.
 _POLL_SECONDS = 0.25
 
+T = TypeVar("T")
 
-class Execution:
-    """A process running in a box, with streaming I/O (from :meth:`Box.stream`).
 
-    ``for chunk in execution.stdout(): ...`` reads its output; :meth:`wait` returns how
-    it ended. One reader per stream at a time.
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Runs a coroutine of the async API to completion and returns its result.
+
+    Without a running loop in this thread it gets a fresh loop here (Ctrl-C cancels it,
+    which ends the core call). Inside a running loop it gets a fresh loop on a worker
+    thread while this thread waits: the caller's loop is blocked for that time, as by
+    any blocking call, but never needed, so this cannot deadlock.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    return _bridge.call_sync(asyncio.run, coro)
+
+
+class SyncBase:
+    """Base of every class of the synchronous API (0.9's ``boxlite.sync_api.SyncBase``)."""
+
+
+
+class SyncContextManager(SyncBase):
+    """A synchronous API object used with ``with`` (0.9's
+    ``boxlite.sync_api.SyncContextManager``): entering returns the object (subclasses
+    start it), leaving releases what entering took."""
+
+
+    def __enter__(self) -> Any:
+        """Returns the object."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Releases what entering took (nothing here)."""
+        return None
+
+
+class _ExecutionId(str):
+    """An execution id that also answers 0.9's call spelling: ``execution.id`` is the id,
+    and so is ``execution.id()``."""
+
+
+    def __call__(self) -> str:
+        return str(self)
+
+
+class _ExecStream(SyncBase):
+    """One output stream of an :class:`Execution`, iterated until it ends."""
+
+    _fd_number: ClassVar[int]
+
+    def __init__(self, execution: Execution, text: bool) -> None:
+        self._execution = execution
+        self._fd = self._fd_number
+        # UTF-8 split across chunks is carried over; invalid bytes become U+FFFD.
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if text else None
+
+    def __iter__(self) -> _ExecStream:
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            chunk = self._execution.read(self._fd)
+            if self._decoder is None:
+                if not chunk:
+                    raise StopIteration
+                return chunk
+            text = self._decoder.decode(chunk, final=not chunk)
+            if text:
+                return text
+            if not chunk:
+                raise StopIteration
+
+
+class ExecStdout(_ExecStream):
+    """Standard output of an :class:`Execution` (0.9's ``SyncExecStdout``): iterate it
+    for ``str`` chunks (from :meth:`Box.exec`) or ``bytes`` chunks (from
+    :meth:`Box.stream`) until the process closes it. Chunks are not lines."""
+
+    _fd_number = _STDOUT
+
+
+class ExecStderr(_ExecStream):
+    """Standard error of an :class:`Execution` (0.9's ``SyncExecStderr``); see
+    :class:`ExecStdout`."""
+
+    _fd_number = _STDERR
+
+
+class ExecStdin(SyncBase):
+    """Standard input of an :class:`Execution` (0.9's ``SyncExecStdin``)."""
+
+
+    def __init__(self, execution: Execution) -> None:
+        self._execution = execution
+
+    def send_input(self, data: bytes | str) -> None:
+        """Sends bytes (or UTF-8 text) to the process; waits while the guest has not
+        accepted earlier bytes. After :meth:`close` this raises ExecError."""
+        self._execution.write_stdin(data)
+
+    def close(self) -> None:
+        """Closes stdin: the process reads end-of-file. Safe to call twice."""
+        self._execution.close_stdin()
+
+    def is_closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._execution._stdin_closed
+
+
+class Execution(SyncContextManager):
+    """A process running in a box, with streaming I/O (0.9's ``SyncExecution``).
+
+    From :meth:`Box.exec` (0.9's spelling), :meth:`stdout` / :meth:`stderr` iterate over
+    ``str`` chunks and each stream, like :meth:`stdin`, can be taken once. From
+    :meth:`Box.stream` they iterate over exact ``bytes`` and may be iterated again.
+    :meth:`wait` returns how the process ended.
     """
 
-    def __init__(self, core_exec: Any, argv: list[str], tty: bool) -> None:
+
+    def __init__(
+        self, core_exec: Any, argv: list[str], tty: bool, *, text: bool = False, timeout: float | None = None
+    ) -> None:
         self._core = core_exec
         self._argv = argv
         self._tty = tty
+        self._text = text
+        self._id = _ExecutionId(uuid.uuid4().hex)
         self._started_at = time.monotonic()
         self._consumed = {_STDOUT: False, _STDERR: False}
+        self._taken: set[str] = set()
+        self._stdin_closed = False
         self._result: ExecResult | None = None
+        self._expired = False
+        self._deadline_timer: threading.Timer | None = None
+        if timeout is not None:
+            self._deadline_timer = threading.Timer(timeout, self._expire)
+            self._deadline_timer.daemon = True
+            self._deadline_timer.start()
+
+    def _expire(self) -> None:
+        self._expired = True
+        with contextlib.suppress(BoxliteError):
+            self._core.kill()
+
+    @property
+    def id(self) -> str:
+        """The execution's id (opaque). ``execution.id()`` returns it too, as in 0.9."""
+        return self._id
 
     @property
     def pid(self) -> int:
@@ -85,22 +247,31 @@ class Execution:
         """Whether the process has a terminal (then all output arrives on stdout)."""
         return self._tty
 
-    def stdout(self) -> Iterator[bytes]:
-        """Iterates over standard output chunks (bytes) until the stream ends."""
+    def _take(self, what: str) -> None:
+        if self._text:
+            if what in self._taken:
+                raise ExecError(
+                    f"{what} stream not available: it was already taken from this execution "
+                    "(keep the first one, or read it once)"
+                )
+            self._taken.add(what)
+
+    def stdin(self) -> ExecStdin:
+        """The process's stdin (0.9: taken once per execution from :meth:`Box.exec`)."""
+        self._take("stdin")
+        return ExecStdin(self)
+
+    def stdout(self) -> ExecStdout:
+        """Iterates over standard output chunks until the stream ends (see the class)."""
+        self._take("stdout")
         self._consumed[_STDOUT] = True
-        return self._iterate(_STDOUT)
+        return ExecStdout(self, self._text)
 
-    def stderr(self) -> Iterator[bytes]:
-        """Iterates over standard error chunks (bytes) until the stream ends."""
+    def stderr(self) -> ExecStderr:
+        """Iterates over standard error chunks until the stream ends (see the class)."""
+        self._take("stderr")
         self._consumed[_STDERR] = True
-        return self._iterate(_STDERR)
-
-    def _iterate(self, fd: int) -> Iterator[bytes]:
-        while True:
-            chunk = self.read(fd)
-            if not chunk:
-                return
-            yield chunk
+        return ExecStderr(self, self._text)
 
     def read(self, fd: int = _STDOUT) -> bytes:
         """The next chunk of stdout (``fd=1``) or stderr (``fd=2``); ``b""`` at the end."""
@@ -119,14 +290,19 @@ class Execution:
     def close_stdin(self) -> None:
         """Closes stdin: the process reads end-of-file."""
         self._core.close_stdin()
+        self._stdin_closed = True
 
     def signal(self, signo: int) -> None:
         """Sends signal ``signo`` to the process."""
         self._core.signal(_args.check_signal(signo))
 
     def resize(self, rows: int, cols: int) -> None:
-        """Sets the terminal size (only for ``tty=True``)."""
+        """Sets the terminal size (only for ``tty=True``; otherwise ExecError)."""
         self._core.resize(*_args.check_size(rows, cols))
+
+    def resize_tty(self, rows: int, cols: int) -> None:
+        """0.9's name of :meth:`resize`."""
+        self.resize(rows, cols)
 
     def kill(self) -> None:
         """Kills the process (and its process group) with SIGKILL."""
@@ -148,9 +324,11 @@ class Execution:
         exit_code, signo, timed_out, error = _bridge.call_sync(
             self._wait_blocking, limit, on_interrupt=self._core.kill
         )
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
         self._result = ExecResult._from_core(
-            exit_code, signo, timed_out, error, duration=time.monotonic() - self._started_at,
-            command=self._argv[0],
+            exit_code, signo, timed_out or self._expired, error,
+            duration=time.monotonic() - self._started_at, command=self._argv[0],
         )
         return self._result
 
@@ -165,6 +343,8 @@ class Execution:
         tb: TracebackType | None,
     ) -> None:
         """Kills the process unless it has already been waited for."""
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
         if self._result is None:
             with contextlib.suppress(BoxliteError):
                 self._core.kill()
@@ -173,12 +353,19 @@ class Execution:
         return f"<Execution {' '.join(self._argv)!r} pid={self._core.pid}>"
 
 
-class Box:
-    """A box (synchronous API); see :class:`boxlite.Box`.
+def _terminal_size() -> tuple[int, int]:
+    """The calling terminal's (rows, cols), or 24x80 without one (0.9's tty=True)."""
+    size = shutil.get_terminal_size((80, 24))
+    return max(1, min(size.lines, 65535)), max(1, min(size.columns, 65535))
+
+
+class Box(SyncContextManager):
+    """A box (synchronous API; 0.9's ``SyncBox``); see :class:`boxlite.Box`.
 
     A created box starts on :meth:`start`, on entering ``with``, or on its first
     command; leaving ``with`` stops it (and removes an ephemeral one).
     """
+
 
     def __init__(self, core_box: Any, options: BoxOptions | None, runtime: Boxlite | None) -> None:
         self._core: Any = core_box
@@ -196,12 +383,12 @@ class Box:
 
     @property
     def id(self) -> str:
-        """The box id (hex, unique)."""
+        """The box id (12 characters, unique)."""
         return str(self._require_core().id)
 
     @property
     def name(self) -> str:
-        """The box name (the id's first 12 characters unless one was given)."""
+        """The box name (the id unless one was given)."""
         return str(self._require_core().name)
 
     @property
@@ -264,22 +451,50 @@ class Box:
 
     def exec(
         self,
-        cmd: str | list[str],
-        *args: _args.CommandArg,
+        command: str | list[str],
+        args: list[_args.CommandArg] | None = None,
         env: EnvLike | None = None,
-        cwd: str | None = None,
+        tty: bool = False,
         user: str | int | None = None,
-        timeout: float | None = None,
-        stdin: _args.StdinLike | None = None,
-        max_output_bytes: int | None = _args.DEFAULT_MAX_OUTPUT_BYTES,
-    ) -> ExecResult:
-        """Runs a command to completion; see :meth:`boxlite.Box.exec`.
+        timeout_secs: float | None = None,
+        cwd: str | None = None,
+    ) -> Execution:
+        """Starts a command and returns its :class:`Execution` at once (0.9's
+        ``SyncBox.exec``): iterate ``stdout()`` / ``stderr()`` for ``str`` chunks, feed
+        ``stdin()``, then ``wait()``.
 
-        A non-zero exit is a result; ``timeout`` kills the process and sets
-        ``timed_out``; ``stdin`` is fed and then closed; each output stream keeps at most
-        ``max_output_bytes`` (then ``stdout_truncated`` / ``stderr_truncated``). Ctrl-C
-        kills the process.
+        Args:
+            command: The program (or the whole command line as a list).
+            args: Its arguments, a list.
+            env: Extra environment: a list of ``(name, value)`` pairs or a dict.
+            tty: Run on a terminal the size of the caller's (stdout and stderr merge).
+            user: ``name``, ``uid`` or ``uid:gid``.
+            timeout_secs: Kill the process after this many seconds (``wait()`` then
+                says ``timed_out``).
+            cwd: Working directory (absolute).
+
+        A box that is not running is started first.
         """
+        if args is not None and not isinstance(args, (list, tuple)):
+            raise ConfigError(f"args must be a list of strings, not {type(args).__name__}")
+        argv = _args.argv_of(command, [list(args)] if args else [])
+        rows, cols = _terminal_size() if tty is True else (24, 80)
+        spec = _args.exec_args(argv, env, cwd, user, tty=tty, rows=rows, cols=cols, open_stdin=True)
+        limit = _args.check_timeout(timeout_secs)
+        core_box = self._ensure_started()
+        return Execution(core_box.start_exec(**spec), argv, tty, text=True, timeout=limit)
+
+    def _collect(
+        self,
+        cmd: str | list[str],
+        args: tuple[_args.CommandArg, ...],
+        env: EnvLike | None,
+        cwd: str | None,
+        user: str | int | None,
+        timeout: float | None,
+        stdin: _args.StdinLike | None,
+        max_output_bytes: int | None,
+    ) -> ExecResult:
         argv = _args.argv_of(cmd, args)
         spec = _args.exec_args(argv, env, cwd, user, open_stdin=stdin is not None)
         limit = _args.check_timeout(timeout)
@@ -305,7 +520,8 @@ class Box:
         cols: int = 80,
         open_stdin: bool = True,
     ) -> Execution:
-        """Starts a command for streaming I/O; see :meth:`boxlite.Box.stream`."""
+        """Starts a command for streaming I/O with exact bytes; see
+        :meth:`boxlite.Box.stream`."""
         argv = _args.argv_of(cmd, args)
         spec = _args.exec_args(argv, env, cwd, user, tty=tty, rows=rows, cols=cols, open_stdin=open_stdin)
         core_box = self._ensure_started()
@@ -320,21 +536,29 @@ class Box:
         return BoxMetrics._from_core(self._require_core().metrics())
 
     def copy_in(
-        self, host_path: str | bytes | os.PathLike[str], guest_path: str | bytes
+        self, host_path: str | bytes | os.PathLike[str], guest_path: str | bytes, copy_options: Any = None
     ) -> None:
         """Copies a host file or directory tree into the box (modes kept)."""
         src = _args.host_path(host_path, "host_path")
         dst = _args.guest_path(guest_path, "guest_path")
-        self._ensure_started().copy_in(src, dst)
+        core_box = self._ensure_started()
+        if copy_options is None:
+            core_box.copy_in(src, dst)
+        else:
+            core_box.copy_in(src, dst, copy_options)
 
     def copy_out(
-        self, guest_path: str | bytes, host_path: str | bytes | os.PathLike[str]
+        self, guest_path: str | bytes, host_path: str | bytes | os.PathLike[str], copy_options: Any = None
     ) -> None:
         """Copies a file or directory tree out of the box to the host: written beneath the
         destination, never through a symlink; modes kept without setuid/setgid/sticky."""
         src = _args.guest_path(guest_path, "guest_path")
         dst = _args.host_path(host_path, "host_path")
-        self._ensure_started().copy_out(src, dst)
+        core_box = self._ensure_started()
+        if copy_options is None:
+            core_box.copy_out(src, dst)
+        else:
+            core_box.copy_out(src, dst, copy_options)
 
     def console_log(self) -> str:
         """The guest console so far (kernel messages, agent errors)."""
@@ -347,23 +571,31 @@ class Box:
 
 
 class SimpleBox(Box):
-    """A box you describe and enter: ``with SimpleBox(image) as box``.
+    """A box you describe and enter: ``with SimpleBox(image) as box`` (0.9's
+    ``SyncSimpleBox``).
 
-    The same arguments as :class:`boxlite.SimpleBox` (``cpu``/``cpus``,
-    ``memory``/``memory_mib``, ``disk_size``/``disk_size_gb``, ``mounts``/``volumes``,
-    ``env``, ``ports``, ``network``, ``working_dir``, ``user``, ``name``,
-    ``auto_remove``, ``detach``, ``rootfs_path``, ``runtime``), checked at construction.
-    Entering creates and boots the box; leaving stops and (ephemeral) removes it.
+    The same arguments as :class:`boxlite.SimpleBox`: 0.9's (``image``,
+    ``rootfs_path``, ``memory_mib``, ``cpus``, ``runtime``, ``name``, ``auto_remove``,
+    ``reuse_existing``, then any :class:`~boxlite.BoxOptions` field as a keyword) and
+    ours (``cpu``, ``memory``, ``disk_size``, ``mounts``, ...), checked at construction.
+    Entering creates (or, with ``reuse_existing``, adopts the box of that name) and boots
+    the box; leaving stops and (ephemeral) removes it. ``exec`` runs a command to
+    completion and returns an :class:`~boxlite.ExecResult`.
     """
 
     def __init__(
         self,
         image: str = "alpine:latest",
+        rootfs_path: str | os.PathLike[str] | None = None,
+        memory_mib: int | None = None,
+        cpus: int | None = None,
+        runtime: Boxlite | None = None,
+        name: str | None = None,
+        auto_remove: bool = True,
+        reuse_existing: bool = False,
         *,
         cpu: int = 1,
-        cpus: int | None = None,
         memory: int = 1024,
-        memory_mib: int | None = None,
         disk_size: int | None = None,
         disk_size_gb: float | None = None,
         env: EnvLike | None = None,
@@ -373,14 +605,18 @@ class SimpleBox(Box):
         network: str | NetworkSpec = "nat",
         working_dir: str | None = None,
         user: str | None = None,
-        name: str | None = None,
-        auto_remove: bool = True,
         detach: bool = False,
-        rootfs_path: str | os.PathLike[str] | None = None,
-        runtime: Boxlite | None = None,
+        **kwargs: Any,
     ) -> None:
-        options = box_options_from_arguments(locals())
+        arguments = dict(locals())
+        arguments.pop("reuse_existing")
+        arguments.update(arguments.pop("kwargs"))
+        options = box_options_from_arguments(arguments)
+        if not isinstance(reuse_existing, bool):
+            raise ConfigError(f"reuse_existing must be a bool, not {type(reuse_existing).__name__}")
         super().__init__(None, options, runtime)
+        self._reuse_existing = reuse_existing
+        self._created: bool | None = None
         self._create_lock = threading.Lock()
 
     @property
@@ -389,13 +625,25 @@ class SimpleBox(Box):
         assert self._options is not None
         return self._options
 
+    @property
+    def created(self) -> bool | None:
+        """Whether entering created the box (False: ``reuse_existing`` adopted the
+        existing box of that name); None before it was entered."""
+        return self._created
+
     def start(self) -> SimpleBox:
         """Creates the box (again, after it was stopped) and boots it. Returns the box."""
         with self._create_lock:  # Threads starting one box at once create it once.
             if self._core is None or self._stopped:
                 runtime = self._runtime or Boxlite.default()
                 self._runtime = runtime
-                self._core = runtime._core.create(**self.options._core_args())
+                if self._reuse_existing:
+                    box, created = runtime.get_or_create(self.options)
+                else:
+                    box, created = runtime.create(self.options), True
+                self._core = box._core
+                self._created = created
+                runtime._boxes[self.id] = self
                 self._started = False
                 self._stopped = False
         super().start()
@@ -405,6 +653,26 @@ class SimpleBox(Box):
         """Creates and starts the box (see :meth:`start`) and returns it."""
         return self.start()
 
+    def exec(  # type: ignore[override]  # 0.9: SyncSimpleBox.exec returns a finished result.
+        self,
+        cmd: str | list[str],
+        *args: _args.CommandArg,
+        env: EnvLike | None = None,
+        cwd: str | None = None,
+        user: str | int | None = None,
+        timeout: float | None = None,
+        stdin: _args.StdinLike | None = None,
+        max_output_bytes: int | None = _args.DEFAULT_MAX_OUTPUT_BYTES,
+    ) -> ExecResult:
+        """Runs a command to completion; see :meth:`boxlite.SimpleBox.exec`.
+
+        A non-zero exit is a result; ``timeout`` kills the process and sets
+        ``timed_out``; ``stdin`` is fed and then closed; each output stream keeps at most
+        ``max_output_bytes`` (then ``stdout_truncated`` / ``stderr_truncated``). Ctrl-C
+        kills the process.
+        """
+        return self._collect(cmd, args, env, cwd, user, timeout, stdin, max_output_bytes)
+
     def _ensure_started(self) -> Any:
         if self._core is None:
             raise BoxStateError(
@@ -413,51 +681,64 @@ class SimpleBox(Box):
         return super()._ensure_started()
 
 
-class Images:
-    """The runtime's image store (``runtime.images``); see :class:`boxlite.Images`."""
+class Images(SyncBase):
+    """The runtime's image store (``runtime.images``; 0.9's ``SyncImageHandle``); the
+    same methods as the async :class:`boxlite.Images`, without ``await``."""
 
-    def __init__(self, runtime: Boxlite) -> None:
-        self._runtime = runtime
 
-    def pull(self, reference: str) -> ImageInfo:
+    def __init__(self, async_images: Any) -> None:
+        self._images = async_images
+
+    def pull(self, reference: str) -> Any:
         """Pulls an image (or imports a built-in one) and prepares its root file system."""
-        return ImageInfo._from_core(self._runtime._core.pull_image(_args.check_reference(reference)))
+        return _run(self._images.pull(reference))
 
-    def list(self) -> list[ImageInfo]:
+    def list(self) -> Any:
         """The images in the local store."""
-        return [ImageInfo._from_core(d) for d in self._runtime._core.list_images()]
+        return _run(self._images.list())
 
     def remove(self, reference: str) -> None:
         """Removes an image from the local store."""
-        self._runtime._core.remove_image(_args.check_reference(reference))
+        _run(self._images.remove(reference))
 
-    def import_image(self, path: str | os.PathLike[str], tag: str = "") -> builtins.list[ImageInfo]:
+    def import_image(self, path: str | os.PathLike[str], tag: str = "") -> Any:
         """Imports a ``docker save`` archive or an OCI layout directory."""
-        if not isinstance(tag, str):
-            raise ConfigError(f"tag must be a string, not {type(tag).__name__}")
-        images = self._runtime._core.import_image(_args.host_path(path, "path"), tag)
-        return [ImageInfo._from_core(d) for d in images]
+        return _run(self._images.import_image(path, tag))
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other coroutine method of the async image store, without await.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        attr = getattr(self._images, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            return _run(attr(*args, **kwargs))
+
+        return blocking
 
 
-class Boxlite:
-    """The BoxLite runtime (synchronous API); see :class:`boxlite.Boxlite`."""
+class Boxlite(SyncContextManager):
+    """The BoxLite runtime (synchronous API; 0.9's ``SyncBoxlite``); see
+    :class:`boxlite.Boxlite`.
+
+    ``with Boxlite.default() as rt:`` and ``rt.start()`` / ``rt.stop()`` work as in 0.9,
+    but nothing needs starting: the runtime is usable as soon as it exists, and
+    :meth:`stop` ends no box (use :meth:`shutdown` for that).
+    """
+
 
     _default: ClassVar[Boxlite | None] = None
     _default_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, options: Options | None = None, *, _core: Any = None) -> None:
-        if _core is None:
-            if options is None:
-                options = Options()
-            elif not isinstance(options, Options):
-                raise ConfigError(f"options must be boxlite.Options, not {type(options).__name__}")
-            _core = core.Runtime.open(
-                options.home_dir, options.data_dir, list(options.image_registries), list(options.insecure_registries)
-            )
-        self._options = options or Options()
-        self._core: Any = _core
+    def __init__(self, options: Options | None = None, *, _async: Any = None) -> None:
+        if _async is None:
+            _async = _async_runtime.Boxlite(options)
+        self._async: Any = _async
         self._boxes: weakref.WeakValueDictionary[str, Box] = weakref.WeakValueDictionary()
-        self.images = Images(self)
+        self.images = Images(_async.images)
         """The image store: ``pull``, ``list``, ``remove``, ``import_image``."""
 
     @classmethod
@@ -465,61 +746,109 @@ class Boxlite:
         """The process-wide runtime (the same state as ``boxlite.Boxlite.default()``)."""
         with cls._default_lock:
             if cls._default is None:
-                shared = _async_runtime.Boxlite.default()
-                cls._default = cls(shared.options, _core=shared._core)
+                cls._default = cls(_async=_async_runtime.Boxlite.default())
             return cls._default
+
+    @staticmethod
+    def init_default(options: Options) -> None:
+        """Configures the process-wide runtime before its first use; see
+        :meth:`boxlite.Boxlite.init_default`."""
+        _async_runtime.Boxlite.init_default(options)
+
+    @property
+    def _core(self) -> Any:
+        return self._async._core
+
+    @property
+    def runtime(self) -> Any:
+        """The async :class:`boxlite.Boxlite` this runtime drives (0.9's
+        ``SyncBoxlite.runtime``)."""
+        return self._async
 
     @property
     def home_dir(self) -> str:
         """The state directory."""
-        return str(self._core.home_dir)
+        return str(self._async.home_dir)
 
     @property
     def options(self) -> Options:
         """The options the runtime was opened with."""
-        return self._options
+        options: Options = self._async.options
+        return options
+
+    def start(self) -> Boxlite:
+        """Returns the runtime: it needs no starting (0.9 programs call this)."""
+        return self
+
+    def stop(self) -> None:
+        """Ends this handle's use as in 0.9; no box is stopped (see :meth:`shutdown`)."""
+
+    def __enter__(self) -> Boxlite:
+        """Returns the runtime (see :meth:`start`)."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """See :meth:`stop`."""
+        self.stop()
+
+    def _adopt(self, async_box: Any) -> Box:
+        known = self._boxes.get(async_box.id)
+        if known is not None:
+            return known
+        box = Box(async_box._core, getattr(async_box, "_options", None), self)
+        self._boxes[box.id] = box
+        return box
 
     def create(self, options: BoxOptions | None = None, name: str | None = None, **kwargs: Any) -> Box:
         """Creates a box (not started yet); see :meth:`boxlite.Boxlite.create`."""
-        if options is None:
-            options = BoxOptions(**kwargs)
-        elif not isinstance(options, BoxOptions):
-            raise ConfigError(f"options must be boxlite.BoxOptions, not {type(options).__name__}")
-        elif kwargs:
-            options = options.replace(**kwargs)
-        if name is not None:
-            options = options.replace(name=name)
-        box = Box(self._core.create(**options._core_args()), options, self)
-        self._boxes[box.id] = box
-        return box
+        return self._adopt(_run(self._async.create(options, name, **kwargs)))
+
+    def get_or_create(self, options: BoxOptions | None = None, name: str | None = None, **kwargs: Any) -> tuple[Box, bool]:
+        """The box named ``name`` (or ``options.name``) if it exists, else a new one;
+        ``(box, created)``. See :meth:`boxlite.Boxlite.get_or_create`."""
+        async_box, created = _run(self._async.get_or_create(options, name, **kwargs))
+        return self._adopt(async_box), bool(created)
 
     def get(self, id_or_name: str) -> Box | None:
         """The box with this id, unique id prefix or name, or None."""
-        core_box = self._core.get(_args.check_id(id_or_name))
-        if core_box is None:
-            return None
-        known = self._boxes.get(core_box.id)
-        if known is not None:
-            return known
-        box = Box(core_box, None, self)
-        self._boxes[box.id] = box
-        return box
+        async_box = _run(self._async.get(id_or_name))
+        return None if async_box is None else self._adopt(async_box)
 
-    def list_info(self) -> list[BoxInfo]:
-        """Facts about every box of this runtime."""
-        return [BoxInfo._from_core(d) for d in self._core.list()]
+    def get_info(self, id_or_name: str) -> BoxInfo | None:
+        """Facts about one box, or None when no box has that id or name."""
+        info: BoxInfo | None = _run(self._async.get_info(id_or_name))
+        return info
+
+    def list_info(self, _state: str | None = None) -> list[BoxInfo]:
+        """Facts about every box of this runtime (``_state`` as in 0.9)."""
+        infos: list[BoxInfo] = _run(self._async.list_info() if _state is None else self._async.list_info(_state))
+        return infos
+
+    def metrics(self) -> Any:
+        """The runtime's counters; see :meth:`boxlite.Boxlite.metrics`."""
+        return _run(self._async.metrics())
 
     def remove(self, id_or_name: str, force: bool = False) -> None:
         """Removes a box; a running one only with ``force=True``."""
-        self._core.remove(_args.check_id(id_or_name), bool(force))
+        _run(self._async.remove(id_or_name, force))
+
+    def shutdown(self, timeout: int | None = None) -> None:
+        """Stops every box of this runtime that is not detached, then refuses new
+        work; see :meth:`boxlite.Boxlite.shutdown`."""
+        _run(self._async.shutdown(timeout))
 
     def host_info(self) -> dict[str, str]:
         """Facts about the host: accelerator (and why), kernel, data directory, home."""
-        return dict(self._core.host_info())
+        facts: dict[str, str] = _run(self._async.host_info())
+        return facts
 
     def __repr__(self) -> str:
         return f"<boxlite.sync.Boxlite home={self.home_dir!r}>"
-
 
 
 # ------------------------------------------------------------ twins of async-only boxes
