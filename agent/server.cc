@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "agent/guard.h"
@@ -1175,11 +1176,23 @@ Status Server::DoPutFile(Conn* conn, uint32_t stream, const protocol::Json& req,
                          protocol::Json* reply) {
   WaitForRootfs();
   protocol::FileInfo info;
+  bool no_replace = false;
   BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &info));
+  BOXLITE_RETURN_IF_ERROR(protocol::GetBool(req, "no_replace", &no_replace));
   if (FindExec(conn, stream) != nullptr) return Status::AlreadyExists("stream in use");
   base::UniqueFd parent;
   std::string name;
   BOXLITE_RETURN_IF_ERROR(OpenParent(root_dir_.get(), info.path, true, &parent, &name));
+  struct stat existing;
+  bool exists = ::fstatat(parent.get(), name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0;
+  if (exists && info.kind == "dir" && !S_ISDIR(existing.st_mode)) {
+    return Status::FailedPrecondition(info.path + " exists in the box and is not a directory");
+  }
+  if (exists && no_replace && info.kind != "dir") {
+    return Status::AlreadyExists(info.path +
+                                 " already exists in the box and overwrite is off; it was left "
+                                 "as it was");
+  }
   auto apply_owner = [&](int dirfd, const char* entry, int flags) -> Status {
     if (::fchownat(dirfd, entry, static_cast<uid_t>(info.uid), static_cast<gid_t>(info.gid),
                    flags) != 0) {
@@ -1198,7 +1211,7 @@ Status Server::DoPutFile(Conn* conn, uint32_t stream, const protocol::Json& req,
     return Status::OK();
   }
   if (info.kind == "symlink") {
-    ::unlinkat(parent.get(), name.c_str(), 0);
+    if (!no_replace) ::unlinkat(parent.get(), name.c_str(), 0);
     if (::symlinkat(info.target.c_str(), parent.get(), name.c_str()) != 0) {
       return sys::ErrnoStatus(errno, "symlink %s", info.path.c_str());
     }
@@ -1220,6 +1233,7 @@ Status Server::DoPutFile(Conn* conn, uint32_t stream, const protocol::Json& req,
   exec->put_expected = static_cast<uint64_t>(info.size);
   exec->put_tmp = tmp_name;
   exec->put_name = name;
+  exec->put_no_replace = no_replace;
   exec->put_dir = std::move(parent);
   exec->put_mode = static_cast<mode_t>(info.mode);
   exec->put_uid = static_cast<uid_t>(info.uid);
@@ -1247,8 +1261,12 @@ void Server::FinishPut(Exec* exec) {
   if (s.ok() && ::fchmod(exec->stdin_fd.get(), exec->put_mode) != 0) {
     s = sys::ErrnoStatus(errno, "chmod %s", exec->put_path.c_str());
   }
-  if (s.ok() && ::renameat(dirfd, exec->put_tmp.c_str(), dirfd, name.c_str()) != 0) {
-    s = sys::ErrnoStatus(errno, "rename into %s", exec->put_path.c_str());
+  // renameat2(RENAME_NOREPLACE): an entry that appeared during the transfer is kept.
+  if (s.ok() && ::renameat2(dirfd, exec->put_tmp.c_str(), dirfd, name.c_str(),
+                            exec->put_no_replace ? RENAME_NOREPLACE : 0) != 0) {
+    s = errno == EEXIST && exec->put_no_replace
+            ? Status::AlreadyExists(exec->put_path + " already exists in the box and overwrite is off")
+            : sys::ErrnoStatus(errno, "rename into %s", exec->put_path.c_str());
   }
   if (!s.ok()) ::unlinkat(dirfd, exec->put_tmp.c_str(), 0);
   if (exec->stdin_unacked > 0) {
@@ -1266,8 +1284,17 @@ void Server::FinishPut(Exec* exec) {
 
 Status Server::DoStat(const protocol::Json& req, protocol::Json* reply) {
   std::string path;
+  bool follow = false;
   BOXLITE_RETURN_IF_ERROR(protocol::GetString(req, "path", &path, true));
+  BOXLITE_RETURN_IF_ERROR(protocol::GetBool(req, "follow", &follow));
   struct stat st;
+  if (follow) {
+    // Symlinks resolve inside the box's root, as the box's own processes see them.
+    BOXLITE_ASSIGN_OR_RETURN(auto fd, OpenInRoot(root_dir_.get(), path, O_PATH));
+    if (::fstat(fd.get(), &st) != 0) return sys::ErrnoStatus(errno, "%s", path.c_str());
+    *reply = protocol::ToJson(InfoFromStat(path, st));
+    return Status::OK();
+  }
   if (path == "/" || path.empty()) {
     if (::fstat(root_dir_.get(), &st) != 0) return sys::ErrnoStatus(errno, "stat /");
     *reply = protocol::ToJson(InfoFromStat("/", st));

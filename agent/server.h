@@ -110,6 +110,7 @@ class Server {
     base::UniqueFd put_dir;
     std::string put_tmp;
     std::string put_name;
+    bool put_no_replace = false;  // put_file "no_replace": keep an existing put_name.
     std::string put_path;  // As the host named it, for messages.
     mode_t put_mode = 0644;
     uid_t put_uid = 0;

@@ -189,6 +189,69 @@ TEST_F(AgentServerTest, PutAndGetFilesNamedWithBytes) {
   }
 }
 
+TEST_F(AgentServerTest, NoReplaceKeepsExistingEntriesAndFollowResolvesInsideTheRoot) {
+  ASSERT_EQ(::mkdir(Path("etc").c_str(), 0755), 0);
+  {
+    base::UniqueFd f(::open(Path("etc/kept").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    ASSERT_TRUE(f);
+    ASSERT_EQ(::write(f.get(), "mine", 4), 4);
+  }
+  ASSERT_EQ(::symlink("old-target", Path("etc/link").c_str()), 0);
+  for (const auto& [path, kind] : std::vector<std::pair<std::string, std::string>>{
+           {"/etc/kept", "file"}, {"/etc/link", "symlink"}, {"/etc/kept", "symlink"}}) {
+    protocol::FileInfo info;
+    info.path = path;
+    info.kind = kind;
+    info.target = "new-target";
+    info.size = 3;
+    info.uid = ::getuid();
+    info.gid = ::getgid();
+    Json request = protocol::ToJson(info);
+    request["no_replace"] = true;
+    auto put = Call("put_file", request);
+    ASSERT_FALSE(put.ok()) << path;
+    EXPECT_TRUE(put.error().IsAlreadyExists()) << put.error().ToString();
+    EXPECT_NE(put.error().message().find("overwrite is off"), std::string::npos);
+  }
+  char target[64];
+  ssize_t n = ::readlink(Path("etc/link").c_str(), target, sizeof(target));
+  EXPECT_EQ(std::string(target, static_cast<size_t>(std::max<ssize_t>(n, 0))), "old-target");
+  struct stat st;
+  ASSERT_EQ(::stat(Path("etc/kept").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 4);
+
+  // A directory where a file is: an error, with or without no_replace.
+  protocol::FileInfo dir;
+  dir.path = "/etc/kept";
+  dir.kind = "dir";
+  dir.mode = 0755;
+  auto made = Call("put_file", protocol::ToJson(dir));
+  ASSERT_FALSE(made.ok());
+  EXPECT_NE(made.error().message().find("not a directory"), std::string::npos);
+
+  // An absolute link resolves inside the root, as the box sees it: to the root's /etc/kept
+  // (a regular file of 4 bytes), never the host's /etc.
+  ASSERT_EQ(::symlink("/etc/kept", Path("abs").c_str()), 0);
+  ASSERT_EQ(::symlink("/etc", Path("absdir").c_str()), 0);
+  auto followed = Call("stat", {{"path", "/abs"}, {"follow", true}});
+  ASSERT_TRUE(followed.ok()) << followed.error().ToString();
+  protocol::FileInfo info;
+  ASSERT_TRUE(protocol::FromJson(*followed, &info).ok());
+  EXPECT_EQ(info.kind, "file");
+  EXPECT_EQ(info.size, 4);
+  followed = Call("stat", {{"path", "/absdir"}, {"follow", true}});
+  ASSERT_TRUE(followed.ok());
+  ASSERT_TRUE(protocol::FromJson(*followed, &info).ok());
+  EXPECT_EQ(info.kind, "dir");
+  auto plain = Call("stat", {{"path", "/abs"}});
+  ASSERT_TRUE(plain.ok());
+  ASSERT_TRUE(protocol::FromJson(*plain, &info).ok());
+  EXPECT_EQ(info.kind, "symlink");
+  ASSERT_EQ(::symlink("/nowhere", Path("dangling").c_str()), 0);
+  EXPECT_TRUE(Call("stat", {{"path", "/dangling"}, {"follow", true}}).error().IsNotFound());
+  ExpectAlive();
+}
+
 TEST_F(AgentServerTest, ListDirPagesFitInAFrameWhateverTheNames) {
   // 300 links whose 4000-byte targets are control bytes: 24 KB each once escaped, 7 MB in
   // one page of 4000 entries, far beyond a frame.

@@ -39,9 +39,12 @@ class Box {
 
   // Copies a file or directory tree between host and guest. Copied in, modes are kept;
   // copied out, the tree is written beneath the destination and never through a symlink,
-  // with modes masked to 0777 (no setuid/setgid/sticky from the box).
-  virtual Status CopyIn(const std::string& host_path, const std::string& guest_path) = 0;
-  virtual Status CopyOut(const std::string& guest_path, const std::string& host_path) = 0;
+  // with modes masked to 0777 (no setuid/setgid/sticky from the box). `options` as
+  // CopyOptions says (options.h).
+  virtual Status CopyIn(const std::string& host_path, const std::string& guest_path,
+                        const CopyOptions& options = CopyOptions()) = 0;
+  virtual Status CopyOut(const std::string& guest_path, const std::string& host_path,
+                         const CopyOptions& options = CopyOptions()) = 0;
 
   // The guest console (kernel messages, agent errors) so far.
   virtual Result<std::string> ConsoleLog() = 0;

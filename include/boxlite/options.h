@@ -89,6 +89,23 @@ struct ExecOptions {
   int64_t max_output_bytes = kDefaultMaxOutputBytes;
 };
 
+// How Box::CopyIn / Box::CopyOut treat a tree (the names and defaults of BoxLite 0.9's
+// CopyOptions).
+struct CopyOptions {
+  // Copy a directory with everything below it; false: a directory source is an error.
+  bool recursive = true;
+  // Replace existing files and symlinks at the destination; false: an existing one is an
+  // error and is left as it was (directories are still merged into).
+  bool overwrite = true;
+  // Copy what symlinks point to instead of the links: the host's links on CopyIn, the
+  // box's on CopyOut (resolved inside the box; what arrives is still written beneath
+  // the destination).
+  bool follow_symlinks = false;
+  // A directory copied into an existing directory `dst` lands as `dst/<name>` (like
+  // `docker cp`); false: its contents land directly in `dst`.
+  bool include_parent = true;
+};
+
 struct ExitStatus {
   int exit_code = 0;   // 128 + signal when killed by a signal.
   int signal = 0;

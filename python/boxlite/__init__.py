@@ -14,7 +14,8 @@ Async is primary::
 The synchronous twin lives in :mod:`boxlite.sync` (same names, no ``await``).
 
 Main names:
-    SimpleBox, Box, Execution     boxes and their processes
+    SimpleBox, Box, Execution     boxes and their processes (StreamExecution: byte streams)
+    CopyOptions, ExecStdout, ExecStderr, ExecStdin   BoxLite 0.9's exec and copy names
     Boxlite, Options, Images      the runtime (state directory, image store)
     BoxOptions, NetworkSpec, VolumeMount, PortForward
     ExecResult, BoxInfo, BoxMetrics, ImageInfo
@@ -55,9 +56,13 @@ from .options import BoxOptions, NetworkSpec, Options, PortForward, VolumeMount
 from .results import BoxInfo, BoxMetrics, ExecResult, ImageInfo
 from .runtime import Boxlite, Images
 
-__version__ = "0.1.0"
+# Exec, streams and copies (BoxLite 0.9's names beside ours).
+from .box import CopyOptions, ExecStderr, ExecStdin, ExecStdout, StreamExecution
+
+__version__: str = _core_module.version
+"""The version, from the C++ core the extension was built from (include/boxlite/boxlite.h)."""
 core_version: str = _core_module.version
-"""Version of the C++ core the extension was built from."""
+"""Same as ``__version__``."""
 
 __all__ = [
     "__version__",
@@ -91,6 +96,12 @@ __all__ = [
     "SimpleBox",
     "TimeoutError",
     "VolumeMount",
+    # Exec, streams and copies.
+    "CopyOptions",
+    "ExecStderr",
+    "ExecStdin",
+    "ExecStdout",
+    "StreamExecution",
 ]
 
 # Boxes built on SimpleBox by their own modules. Each module defines the class of the

@@ -17,47 +17,54 @@ awaits :meth:`Box.exec` (or :meth:`Execution.wait`) kills the guest process and 
 from __future__ import annotations
 
 import asyncio
+import codecs
+import concurrent.futures
 import contextlib
+import math
+import os
+import secrets
+import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _args, _bridge
-from ._core import register_box
-from .errors import BoxliteError, BoxStateError, ExecError
+from ._core import core, register_box
+from .errors import BoxliteError, BoxStateError, ConfigError, ExecError, NotSupportedError
 from .options import BoxOptions, EnvLike, MountLike, NetworkSpec, PortLike, box_options_from_arguments
 from .results import BoxInfo, BoxMetrics, ExecResult
 
 if TYPE_CHECKING:
-    import os
-
     from typing_extensions import Self
 
     from .runtime import Boxlite
 
-__all__ = ["Box", "SimpleBox", "Execution"]
+__all__ = [
+    "Box",
+    "SimpleBox",
+    "Execution",
+    "StreamExecution",
+    "ExecStdout",
+    "ExecStderr",
+    "ExecStdin",
+    "CopyOptions",
+]
 
 _STDOUT = 1
 _STDERR = 2
 
 
-class Execution:
-    """A process running in a box, with streaming I/O (from :meth:`Box.stream`).
+class _ExecutionBase:
+    """What both kinds of execution share: the core process, chunk reads with one reader
+    per stream, and the controls (signals, terminal size, kill)."""
 
-    Read its output with ``async for chunk in execution.stdout()`` (and ``stderr()``),
-    feed it with :meth:`write_stdin` / :meth:`close_stdin`, and collect the exit with
-    :meth:`wait`. Output is flow-controlled end to end: while nobody reads, the process
-    is held back instead of filling memory.
-
-    Each stream has one reader at a time. A read that is cancelled (for example by
-    ``asyncio.wait_for``) loses nothing: the next read returns that chunk.
-    """
-
-    def __init__(self, core_exec: Any, argv: list[str], tty: bool) -> None:
+    def __init__(self, core_exec: Any, argv: list[str], tty: bool, exec_id: str | None = None) -> None:
         self._core = core_exec
         self._argv = argv
         self._tty = tty
+        self._id = exec_id or secrets.token_hex(8)
         self._started_at = time.monotonic()
         # Reads in flight (concurrent futures): a cancelled read leaves its future here
         # and the next read takes it over, so no chunk is lost and there is one reader.
@@ -65,6 +72,10 @@ class Execution:
         self._reading = {_STDOUT: False, _STDERR: False}
         self._consumed = {_STDOUT: False, _STDERR: False}
         self._result: ExecResult | None = None
+
+    def id(self) -> str:
+        """The execution's id (opaque; :meth:`Box.attach` finds the execution by it)."""
+        return self._id
 
     @property
     def pid(self) -> int:
@@ -80,6 +91,85 @@ class Execution:
     def tty(self) -> bool:
         """Whether the process has a terminal (then all output arrives on stdout)."""
         return self._tty
+
+    async def _read(self, fd: int) -> bytes:
+        if self._reading[fd]:
+            raise ExecError(f"{'stdout' if fd == 1 else 'stderr'} of {self._argv[0]} is already being read")
+        self._reading[fd] = True
+        try:
+            cf = self._inflight[fd]
+            if cf is None:
+                cf = self._inflight[fd] = _bridge.submit(self._core.read, fd, None)
+            try:
+                chunk: bytes = await _bridge.wait(cf)
+            except asyncio.CancelledError:
+                raise  # The read goes on; the next one takes its result.
+            except BaseException:
+                self._inflight[fd] = None
+                raise
+            self._inflight[fd] = None
+            return chunk
+        finally:
+            self._reading[fd] = False
+
+    async def signal(self, signal: int) -> None:
+        """Sends a signal (e.g. ``signal.SIGTERM``) to the process."""
+        await _bridge.call(self._core.signal, _args.check_signal(signal))
+
+    async def resize_tty(self, rows: int, cols: int) -> None:
+        """Sets the terminal size (only for executions with a terminal)."""
+        rows, cols = _args.check_size(rows, cols)
+        await _bridge.call(self._core.resize, rows, cols)
+
+    async def kill(self) -> None:
+        """Kills the process (and its process group) with SIGKILL."""
+        await _bridge.call(self._core.kill)
+
+    def _wait_blocking(self, timeout: float | None) -> tuple[int, int, bool, str]:
+        # Output nobody reads would stall the process on flow control: drop it.
+        for fd in (_STDOUT, _STDERR):
+            if not self._consumed[fd]:
+                self._core.discard_output(fd)
+        result: tuple[int, int, bool, str] = self._core.wait(timeout)
+        return result
+
+    async def _wait_core(self, timeout: float | None) -> tuple[int, int, bool, str]:
+        outcome: tuple[int, int, bool, str] = await _bridge.call(
+            self._wait_blocking, timeout, on_cancel=self._core.kill
+        )
+        return outcome
+
+    async def __aenter__(self) -> Self:
+        """Returns the execution; leaving kills the process unless it was waited for."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Kills the process unless it has already been waited for."""
+        if self._result is None:
+            _bridge.fire_and_forget(self._core.kill)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {' '.join(self._argv)!r} pid={self._core.pid} id={self._id}>"
+
+
+class StreamExecution(_ExecutionBase):
+    """A process running in a box, with byte-exact streaming I/O (from :meth:`Box.stream`).
+
+    Read its output with ``async for chunk in execution.stdout()`` (``bytes`` chunks,
+    exactly as the process wrote them; ``stderr()`` likewise), feed it with
+    :meth:`write_stdin` / :meth:`close_stdin`, and collect the exit with :meth:`wait`
+    (``exit_code`` is ``128 + N`` for a process killed by signal N). Output is
+    flow-controlled end to end: while nobody reads, the process is held back instead of
+    filling memory.
+
+    Each stream has one reader at a time. A read that is cancelled (for example by
+    ``asyncio.wait_for``) loses nothing: the next read returns that chunk.
+    """
 
     def stdout(self) -> AsyncIterator[bytes]:
         """Iterates over standard output chunks (bytes) until the stream ends."""
@@ -103,24 +193,7 @@ class Execution:
         the stream has ended."""
         fd = _args.check_fd(fd)
         self._consumed[fd] = True
-        if self._reading[fd]:
-            raise ExecError(f"{'stdout' if fd == 1 else 'stderr'} of {self._argv[0]} is already being read")
-        self._reading[fd] = True
-        try:
-            cf = self._inflight[fd]
-            if cf is None:
-                cf = self._inflight[fd] = _bridge.submit(self._core.read, fd, None)
-            try:
-                chunk: bytes = await _bridge.wait(cf)
-            except asyncio.CancelledError:
-                raise  # The read goes on; the next one takes its result.
-            except BaseException:
-                self._inflight[fd] = None
-                raise
-            self._inflight[fd] = None
-            return chunk
-        finally:
-            self._reading[fd] = False
+        return await self._read(fd)
 
     async def write_stdin(self, data: bytes | str) -> None:
         """Sends bytes (or UTF-8 text) to the process's stdin. Waits while the guest
@@ -132,26 +205,9 @@ class Execution:
         """Closes stdin: the process reads end-of-file."""
         await _bridge.call(self._core.close_stdin)
 
-    async def signal(self, signo: int) -> None:
-        """Sends signal ``signo`` (e.g. ``signal.SIGTERM``) to the process."""
-        await _bridge.call(self._core.signal, _args.check_signal(signo))
-
     async def resize(self, rows: int, cols: int) -> None:
-        """Sets the terminal size (only for ``tty=True``)."""
-        rows, cols = _args.check_size(rows, cols)
-        await _bridge.call(self._core.resize, rows, cols)
-
-    async def kill(self) -> None:
-        """Kills the process (and its process group) with SIGKILL."""
-        await _bridge.call(self._core.kill)
-
-    def _wait_blocking(self, timeout: float | None) -> tuple[int, int, bool, str]:
-        # Output nobody reads would stall the process on flow control: drop it.
-        for fd in (_STDOUT, _STDERR):
-            if not self._consumed[fd]:
-                self._core.discard_output(fd)
-        result: tuple[int, int, bool, str] = self._core.wait(timeout)
-        return result
+        """Sets the terminal size (only for ``tty=True``); same as :meth:`resize_tty`."""
+        await self.resize_tty(rows, cols)
 
     async def wait(self, timeout: float | None = None) -> ExecResult:
         """Waits for the process to exit and returns how it ended.
@@ -169,31 +225,169 @@ class Execution:
         if self._result is not None:
             return self._result
         limit = _args.check_timeout(timeout)
-        exit_code, signo, timed_out, error = await _bridge.call(
-            self._wait_blocking, limit, on_cancel=self._core.kill
-        )
+        exit_code, signo, timed_out, error = await self._wait_core(limit)
         self._result = ExecResult._from_core(
             exit_code, signo, timed_out, error, duration=time.monotonic() - self._started_at,
             command=self._argv[0],
         )
         return self._result
 
-    async def __aenter__(self) -> Execution:
-        """Returns the execution; leaving kills the process unless it was waited for."""
+
+class _TextStream:
+    """One output stream of an :class:`Execution` as ``str`` chunks (BoxLite 0.9).
+
+    Chunks are decoded as UTF-8 as they come (not line-aligned): a multibyte character
+    split between two chunks is carried over to the next one, invalid bytes become
+    U+FFFD, and a sequence left incomplete at the end becomes U+FFFD.
+    """
+
+    _fd = _STDOUT
+
+    def __init__(self, read: Callable[[], Awaitable[bytes]]) -> None:
+        self._read = read
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._done = False
+
+    def __aiter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Kills the process unless it has already been waited for."""
-        if self._result is None:
-            _bridge.fire_and_forget(self._core.kill)
+    async def __anext__(self) -> str:
+        while not self._done:
+            chunk = await self._read()
+            if not chunk:
+                self._done = True
+                tail: str = self._decoder.decode(b"", final=True)
+                if tail:
+                    return tail
+                break
+            text: str = self._decoder.decode(chunk)
+            if text:
+                return text
+        raise StopAsyncIteration
 
     def __repr__(self) -> str:
-        return f"<Execution {' '.join(self._argv)!r} pid={self._core.pid}>"
+        return f"<{type(self).__name__}>"
+
+
+class ExecStdout(_TextStream):
+    """Standard output of an :class:`Execution`: ``async for chunk in execution.stdout()``
+    yields ``str`` chunks (see :class:`_TextStream` for the decoding)."""
+
+
+class ExecStderr(_TextStream):
+    """Standard error of an :class:`Execution`: ``async for chunk in execution.stderr()``
+    yields ``str`` chunks."""
+
+    _fd = _STDERR
+
+
+class ExecStdin:
+    """Standard input of an :class:`Execution`."""
+
+    def __init__(self, core_exec: Any) -> None:
+        self._core = core_exec
+        self._closed = False
+
+    async def send_input(self, data: bytes | bytearray | memoryview | str) -> None:
+        """Sends bytes (``str`` is sent as UTF-8); waits while the guest has not taken
+        earlier ones."""
+        if self._closed:
+            raise BoxStateError("stdin is closed: send_input() after close()")
+        await _bridge.call(self._core.write_stdin, _args.stdin_bytes(data))
+
+    async def close(self) -> None:
+        """Closes stdin: the process reads end-of-file. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        await _bridge.call(self._core.close_stdin)
+
+    async def is_closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+
+class Execution(_ExecutionBase):
+    """A process started by :meth:`Box.exec` (BoxLite 0.9's ``Execution``).
+
+    ``stdout()``, ``stderr()`` and ``stdin()`` each hand out their stream once (a second
+    call raises "stdout stream not available"); output streams yield ``str`` chunks.
+    :meth:`wait` returns an :class:`ExecResult` whose ``exit_code`` is the exit status,
+    or ``-N`` for a process killed by signal N (0.9's convention; ``box.stream()`` and
+    ``SimpleBox.exec`` report ``128 + N``). Byte-exact output: use :meth:`Box.stream`.
+
+    Calling :meth:`wait` before reading a stream discards that stream's output (the
+    process never stalls on unread output); calling it without having taken
+    :meth:`stdin` closes stdin, so a command that reads it gets end-of-file.
+    """
+
+    def __init__(
+        self, core_exec: Any, argv: list[str], tty: bool, exec_id: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(core_exec, argv, tty, exec_id)
+        self._taken: set[str] = set()
+        self._stdin: ExecStdin | None = None
+        self._timed_out = False
+        self._timer: threading.Timer | None = None
+        if timeout:
+            self._timer = threading.Timer(timeout, self._time_out)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _time_out(self) -> None:
+        self._timed_out = True
+        with contextlib.suppress(Exception):
+            self._core.kill()
+
+    def _take(self, name: str) -> None:
+        if name in self._taken:
+            raise BoxliteError(
+                f"{name} stream not available: Execution.{name}() hands out its stream once"
+            )
+        self._taken.add(name)
+
+    def stdin(self) -> ExecStdin:
+        """The process's standard input (once)."""
+        self._take("stdin")
+        self._stdin = ExecStdin(self._core)
+        return self._stdin
+
+    def stdout(self) -> ExecStdout:
+        """The process's standard output as ``str`` chunks (once)."""
+        self._take("stdout")
+        self._consumed[_STDOUT] = True
+        return ExecStdout(lambda: self._read(_STDOUT))
+
+    def stderr(self) -> ExecStderr:
+        """The process's standard error as ``str`` chunks (once). With a terminal
+        everything arrives on stdout and this stream ends at once."""
+        self._take("stderr")
+        self._consumed[_STDERR] = True
+        return ExecStderr(lambda: self._read(_STDERR))
+
+    async def wait(self) -> ExecResult:
+        """Waits for the exit: ``exit_code`` (``-N`` when killed by signal N) and
+        ``error_message`` (why the command could not start, if it did not). Cancelling
+        the awaiting task kills the process."""
+        if self._result is not None:
+            return self._result
+        if "stdin" not in self._taken:
+            with contextlib.suppress(BoxliteError):
+                await _bridge.call(self._core.close_stdin)
+        try:
+            exit_code, signo, timed_out, error = await self._wait_core(None)
+        finally:
+            if self._timer is not None and self._result is None:
+                self._timer.cancel()
+        result = ExecResult._from_core(
+            exit_code, signo, timed_out or self._timed_out, error,
+            duration=time.monotonic() - self._started_at, command=self._argv[0],
+        )
+        if signo:
+            result.exit_code = -signo
+        self._result = result
+        return result
 
 
 class _StartGuard:
@@ -215,6 +409,94 @@ class _StartGuard:
             self.core_exec.kill()
 
 
+_COPY_DEFAULTS: dict[str, bool] = dict(core.copy_option_defaults)
+
+
+class CopyOptions:
+    """How :meth:`Box.copy_in` / :meth:`Box.copy_out` treat a tree (BoxLite 0.9's
+    ``CopyOptions``; the defaults are the core's, include/boxlite/options.h).
+
+    Attributes:
+        recursive: Copy a directory with everything below it (default True); False
+            makes a directory source an error.
+        overwrite: Replace existing files and symlinks at the destination (default
+            True); False makes an existing one an error and leaves it as it was
+            (directories are still merged into).
+        follow_symlinks: Copy what symlinks point to instead of the links (default
+            False): the host's links on ``copy_in``, the box's on ``copy_out`` (resolved
+            inside the box; what arrives is still written beneath the destination).
+        include_parent: A directory copied into an existing directory ``dst`` lands as
+            ``dst/<name>`` (default True, like ``docker cp``); False puts its contents
+            directly in ``dst``.
+    """
+
+    __slots__ = ("recursive", "overwrite", "follow_symlinks", "include_parent")
+
+    def __init__(
+        self,
+        recursive: bool = _COPY_DEFAULTS["recursive"],
+        overwrite: bool = _COPY_DEFAULTS["overwrite"],
+        follow_symlinks: bool = _COPY_DEFAULTS["follow_symlinks"],
+        include_parent: bool = _COPY_DEFAULTS["include_parent"],
+    ) -> None:
+        for name, value in (("recursive", recursive), ("overwrite", overwrite),
+                            ("follow_symlinks", follow_symlinks), ("include_parent", include_parent)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"CopyOptions.{name} must be a bool, not {type(value).__name__}")
+        self.recursive = recursive
+        self.overwrite = overwrite
+        self.follow_symlinks = follow_symlinks
+        self.include_parent = include_parent
+
+    def _core_args(self) -> dict[str, bool]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CopyOptions) and self._core_args() == other._core_args()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v}" for k, v in self._core_args().items())
+        return f"CopyOptions({fields})"
+
+
+def _copy_options(options: Any) -> dict[str, bool]:
+    if options is None:
+        return CopyOptions()._core_args()
+    if not isinstance(options, CopyOptions):
+        raise ConfigError(f"copy_options must be boxlite.CopyOptions, not {type(options).__name__}")
+    return options._core_args()
+
+
+def _check_timeout_secs(timeout_secs: Any) -> float | None:
+    """0.9's ``timeout_secs``: None or a finite number >= 0 (0: no limit)."""
+    if timeout_secs is None:
+        return None
+    if isinstance(timeout_secs, bool) or not isinstance(timeout_secs, (int, float)):
+        raise ConfigError(f"timeout_secs must be a number of seconds, not {type(timeout_secs).__name__}")
+    if not math.isfinite(timeout_secs) or timeout_secs < 0:
+        raise ConfigError(f"timeout_secs must be finite and >= 0, not {timeout_secs!r}")
+    return float(timeout_secs) or None
+
+
+def _host_terminal_size() -> tuple[int, int]:
+    """The caller's terminal size (rows, cols) when it has one, else 24x80."""
+    for stream in (0, 1, 2):
+        try:
+            size = os.get_terminal_size(stream)
+        except OSError:
+            continue
+        if size.lines > 0 and size.columns > 0:
+            return size.lines, size.columns
+    return 24, 80
+
+
+_OLD_EXEC_HINT = (
+    "Box.exec(command, args=[...], env=[(name, value)], ...) takes the arguments as one "
+    "list and returns a streaming Execution; for a finished ExecResult use "
+    "`await box.run(cmd, *args)` (or SimpleBox.exec(cmd, *args))"
+)
+
+
 class Box:
     """A box: a micro-VM booted from an image.
 
@@ -232,6 +514,8 @@ class Box:
         self._runtime = runtime
         self._started = False
         self._stopped = False
+        # Executions started by exec(), by id, for attach(id).
+        self._executions: weakref.WeakValueDictionary[str, _ExecutionBase] = weakref.WeakValueDictionary()
 
     # Identity.
 
@@ -302,7 +586,7 @@ class Box:
 
     async def _ensure_started(self) -> Any:
         core = self._require_core()
-        if not self._started:
+        if not self._started or self._stopped:
             await self.start()
         return core
 
@@ -326,6 +610,81 @@ class Box:
     # Commands.
 
     async def exec(
+        self,
+        command: str,
+        args: Sequence[_args.CommandArg] | None = None,
+        env: EnvLike | None = None,
+        tty: bool = False,
+        user: str | None = None,
+        timeout_secs: float | None = None,
+        cwd: str | None = None,
+    ) -> Execution:
+        """Starts a command and returns its :class:`Execution` (BoxLite 0.9's API).
+
+        ``async for chunk in execution.stdout()`` reads its output as ``str`` chunks;
+        ``await execution.wait()`` returns its :class:`ExecResult`. A box that is
+        created but not started, or stopped, starts first.
+
+        Args:
+            command: The program (looked up in the box's PATH).
+            args: Its arguments, one list (no shell: ``exec("sh", ["-c", "..."])``).
+            env: Extra environment: a list of ``(name, value)`` pairs, or a dict.
+            tty: Give the process a terminal sized like the caller's (24x80 without
+                one); its output then all arrives on stdout.
+            user: ``name``, ``uid`` or ``uid:gid``; default: the box's or the image's.
+            timeout_secs: Kill the process after this many seconds (finite, >= 0; 0 or
+                None: no limit); ``wait()`` then reports ``-9`` and ``timed_out``.
+            cwd: Working directory (absolute).
+
+        For a finished result with the output collected, use :meth:`run` (or
+        ``SimpleBox.exec``); for byte-exact streams, :meth:`stream`.
+        """
+        if isinstance(args, (str, bytes)) or isinstance(env, (str, bytes)):
+            raise ConfigError(_OLD_EXEC_HINT)
+        if isinstance(command, (list, tuple)):
+            if args:
+                raise ConfigError("give the command either as one list or as command + args, not both")
+            argv = _args.argv_of(command, ())
+        else:
+            if args is not None and not isinstance(args, (list, tuple)):
+                raise ConfigError(f"args must be a list of strings, not {type(args).__name__}")
+            argv = _args.argv_of(command, tuple(args or ()))
+        if env is not None and not isinstance(env, (dict, list, tuple)):
+            raise ConfigError(_OLD_EXEC_HINT)
+        limit = _check_timeout_secs(timeout_secs)
+        rows, cols = _host_terminal_size() if tty is True else (24, 80)
+        spec = _args.exec_args(argv, env, cwd, user, tty=tty, rows=rows, cols=cols, open_stdin=True)
+        core = await self._ensure_started()
+        guard = _StartGuard()
+        core_exec = await _bridge.call(lambda: guard.started(core.start_exec(**spec)), on_cancel=guard.cancel)
+        execution = Execution(core_exec, argv, tty, timeout=limit)
+        self._executions[execution.id()] = execution
+        return execution
+
+    async def attach(self, execution_id: str | None = None) -> Execution:
+        """Attaches to a running process of the box: its main command (None), or an
+        execution this program started with :meth:`exec` (by ``execution.id()``).
+
+        Raises:
+            ExecError: No execution has that id (it was never started here, or it is
+                finished and gone).
+        """
+        core = await self._ensure_started()
+        if execution_id is None:
+            attach_main = getattr(core, "attach_main", None)
+            if attach_main is None:
+                raise NotSupportedError("attaching to the box's main command is not available in this build")
+            core_exec = await _bridge.call(attach_main)
+            return Execution(core_exec, ["<main>"], False)
+        if not isinstance(execution_id, str) or not execution_id:
+            raise ConfigError(f"execution_id must be a non-empty string or None, not {execution_id!r}")
+        known = self._executions.get(execution_id)
+        if known is None or known._result is not None:
+            raise ExecError(f"no execution {execution_id!r} in box {self.name}: it is finished or was never started here")
+        execution = Execution(known._core, known._argv, known._tty, execution_id)
+        return execution
+
+    async def run(
         self,
         cmd: str | list[str],
         *args: _args.CommandArg,
@@ -357,7 +716,8 @@ class Box:
                 ``stderr_truncated`` say so.
 
         Returns:
-            An :class:`ExecResult`. A non-zero exit is a result, not an exception.
+            An :class:`ExecResult`. A non-zero exit is a result, not an exception
+            (``exit_code`` is ``128 + N`` for a process killed by signal N).
 
         Raises:
             ConfigError: A bad argument.
@@ -396,8 +756,9 @@ class Box:
         rows: int = 24,
         cols: int = 80,
         open_stdin: bool = True,
-    ) -> Execution:
-        """Starts a command and returns its :class:`Execution` for streaming I/O.
+    ) -> StreamExecution:
+        """Starts a command and returns its :class:`StreamExecution` for byte-exact
+        streaming I/O.
 
         Args:
             cmd, *args, env, cwd, user: As for :meth:`exec`.
@@ -411,7 +772,7 @@ class Box:
         core = await self._ensure_started()
         guard = _StartGuard()
         core_exec = await _bridge.call(lambda: guard.started(core.start_exec(**spec)), on_cancel=guard.cancel)
-        return Execution(core_exec, argv, tty)
+        return StreamExecution(core_exec, argv, tty)
 
     # Facts and files.
 
@@ -424,23 +785,36 @@ class Box:
         return BoxMetrics._from_core(await _bridge.call(self._require_core().metrics))
 
     async def copy_in(
-        self, host_path: str | bytes | os.PathLike[str], guest_path: str | bytes
+        self,
+        host_path: str | bytes | os.PathLike[str],
+        container_dest: str | bytes,
+        copy_options: CopyOptions | None = None,
     ) -> None:
-        """Copies a host file or directory tree into the box (modes kept)."""
+        """Copies a host file or directory tree into the box (modes kept). An existing
+        directory at ``container_dest`` receives the source inside it. Files land in
+        the box's root file system: a tmpfs mounted over the destination (``/tmp``,
+        ``/dev/shm``) hides them. See :class:`CopyOptions`."""
+        options = _copy_options(copy_options)
         src = _args.host_path(host_path, "host_path")
-        dst = _args.guest_path(guest_path, "guest_path")
+        dst = _args.guest_path(container_dest, "container_dest")
         core = await self._ensure_started()
-        await _bridge.call(core.copy_in, src, dst)
+        await _bridge.call(lambda: core.copy_in(src, dst, **options))
 
     async def copy_out(
-        self, guest_path: str | bytes, host_path: str | bytes | os.PathLike[str]
+        self,
+        container_src: str | bytes,
+        host_dest: str | bytes | os.PathLike[str],
+        copy_options: CopyOptions | None = None,
     ) -> None:
         """Copies a file or directory tree out of the box to the host: written beneath the
-        destination, never through a symlink; modes kept without setuid/setgid/sticky."""
-        src = _args.guest_path(guest_path, "guest_path")
-        dst = _args.host_path(host_path, "host_path")
+        destination, never through a symlink; modes kept without setuid/setgid/sticky.
+        An existing host directory receives the source inside it. See
+        :class:`CopyOptions`."""
+        options = _copy_options(copy_options)
+        src = _args.guest_path(container_src, "container_src")
+        dst = _args.host_path(host_dest, "host_dest")
         core = await self._ensure_started()
-        await _bridge.call(core.copy_out, src, dst)
+        await _bridge.call(lambda: core.copy_out(src, dst, **options))
 
     async def console_log(self) -> str:
         """The guest console so far (kernel messages, agent errors)."""
@@ -461,25 +835,26 @@ class SimpleBox(Box):
     ``auto_remove=False`` or ``detach=True``, removes it: no process or file remains.
     Options are checked at construction (:class:`ConfigError`), before any VM starts.
 
+    Both spellings work: ours (``cpu=``, ``memory=``, ``mounts=``) and BoxLite 0.9's
+    (``SimpleBox(image, rootfs_path, memory_mib, cpus, runtime, name, auto_remove,
+    reuse_existing, **kwargs)``, the keyword arguments going to :class:`BoxOptions`).
+    Without an image or a rootfs_path the image is ``"alpine:latest"`` (0.9 required
+    one; ours keeps a default).
+
     Args:
         image: An OCI reference (short names mean ``docker.io/library/...``), or a
             built-in image such as ``"boxlite/base"``.
-        cpu: vCPUs (also spelled ``cpus``).
-        memory: MiB of guest RAM (also spelled ``memory_mib``).
-        disk_size: MiB of writable disk; or ``disk_size_gb`` in GiB. Default: the
-            image's size + 1 GiB.
-        env: Box-wide environment: a dict or a list of ``(name, value)`` pairs.
-        mounts: Host paths shared into the box (also spelled ``volumes``):
-            ``[(host_path, guest_path, "ro"|"rw")]`` or ``(host, guest, read_only)``.
-        ports: TCP ports published on 127.0.0.1: ``[(host_port, guest_port)]``.
-        network: ``"nat"`` (default) or ``"none"``, or a :class:`NetworkSpec`.
-        working_dir: Default working directory of commands.
-        user: Default user of commands.
+        rootfs_path: A local OCI layout directory used instead of ``image``.
+        memory_mib: MiB of guest RAM (also spelled ``memory``).
+        cpus: vCPUs (also spelled ``cpu``).
+        runtime: The :class:`Boxlite` runtime to create the box in.
         name: A unique name for the box.
         auto_remove: Remove the box when it stops (default True).
-        detach: Keep the box running after this process exits (default False).
-        rootfs_path: A local OCI layout directory used instead of ``image``.
-        runtime: The :class:`Boxlite` runtime to create the box in.
+        reuse_existing: With a ``name``: adopt the existing box of that name instead
+            of failing (``created`` then says False).
+        **kwargs: Any other :class:`BoxOptions` field: ``env`` (dict or pairs),
+            ``mounts``/``volumes``, ``ports``, ``network``, ``working_dir``, ``user``,
+            ``detach``, ``disk_size``/``disk_size_gb``, ...
 
     Example::
 
@@ -493,30 +868,29 @@ class SimpleBox(Box):
 
     def __init__(
         self,
-        image: str = "alpine:latest",
-        *,
-        cpu: int = 1,
-        cpus: int | None = None,
-        memory: int = 1024,
+        image: str | None = None,
+        rootfs_path: str | os.PathLike[str] | None = None,
         memory_mib: int | None = None,
-        disk_size: int | None = None,
-        disk_size_gb: float | None = None,
-        env: EnvLike | None = None,
-        mounts: Iterable[MountLike] | None = None,
-        volumes: Iterable[MountLike] | None = None,
-        ports: Iterable[PortLike] | None = None,
-        network: str | NetworkSpec = "nat",
-        working_dir: str | None = None,
-        user: str | None = None,
+        cpus: int | None = None,
+        runtime: Boxlite | None = None,
         name: str | None = None,
         auto_remove: bool = True,
-        detach: bool = False,
-        rootfs_path: str | os.PathLike[str] | None = None,
-        runtime: Boxlite | None = None,
+        reuse_existing: bool = False,
+        **kwargs: Any,
     ) -> None:
-        options = box_options_from_arguments(locals())
+        if not isinstance(reuse_existing, bool):
+            raise ConfigError(f"reuse_existing must be a bool, not {type(reuse_existing).__name__}")
+        arguments: dict[str, Any] = dict(kwargs)
+        for key, value in (("image", image), ("rootfs_path", rootfs_path), ("memory_mib", memory_mib),
+                           ("cpus", cpus), ("name", name)):
+            if value is not None:
+                arguments[key] = value
+        arguments["auto_remove"] = auto_remove
+        options = box_options_from_arguments(arguments)
         super().__init__(None, options, runtime)
-        self._creating: Any = None
+        self._reuse_existing = reuse_existing
+        self._created: bool | None = None
+        self._creating: concurrent.futures.Future[Any] | None = None
 
     @property
     def options(self) -> BoxOptions:
@@ -524,34 +898,99 @@ class SimpleBox(Box):
         assert self._options is not None
         return self._options
 
+    def _require_core(self) -> Any:
+        if self._core is None:
+            raise BoxStateError(
+                "Box not started. Use `async with SimpleBox(...) as box` or `await box.start()` first"
+            )
+        return self._core
+
+    @property
+    def created(self) -> bool | None:
+        """True when starting created the box, False when ``reuse_existing`` adopted an
+        existing one; None before the start."""
+        return self._created
+
+    async def _create(self, runtime: Boxlite) -> tuple[Box, bool]:
+        name = self.options.name or None
+        if self._reuse_existing and name:
+            box, created = await runtime.get_or_create(self.options, name=name)
+            return box, bool(created)
+        return await runtime.create(self.options), True
+
     async def start(self) -> Self:
-        """Creates the box (again, after it was stopped) and boots it. Returns the box."""
-        if self._core is None or self._stopped:
+        """Creates the box (again, after an ephemeral box was stopped) and boots it.
+        Returns the box."""
+        if self._core is None or (self._stopped and self.options.ephemeral):
             from .runtime import Boxlite
 
             runtime = self._runtime or Boxlite.default()
             self._runtime = runtime
             # Concurrent start() calls share one creation (a thread-safe future, so this
             # works whichever loops they run in).
-            if self._creating is None:
-                args = self.options._core_args()
-                self._creating = _bridge.submit(lambda: runtime._core.create(**args))
             creating = self._creating
-            try:
-                core_box = await _bridge.wait(creating)
-            finally:
-                if creating.done() and self._creating is creating:
+            if creating is None:
+                creating = self._creating = concurrent.futures.Future()
+                try:
+                    created = await self._create(runtime)
+                except BaseException as exc:
+                    creating.set_exception(exc)
+                    raise
+                finally:
                     self._creating = None
-            if self._core is not core_box:
-                self._core = core_box
+                creating.set_result(created)
+            box, was_created = await _bridge.wait(creating)
+            if self._core is not box._core:
+                self._core = box._core
+                self._created = was_created
                 self._started = False
                 self._stopped = False
         return await super().start()
 
     async def _ensure_started(self) -> Any:
-        if self._core is None:
-            raise BoxStateError(
-                "the box is not started: use `async with SimpleBox(...) as box` or "
-                "`await box.start()` first"
-            )
+        self._require_core()
         return await super()._ensure_started()
+
+    async def exec(  # type: ignore[override]
+        self, cmd: str | list[str], *args: _args.CommandArg, **options: Any
+    ) -> ExecResult:
+        """Runs a command to completion and returns its :class:`ExecResult` (exit
+        status, ``stdout``/``stderr`` as text and bytes): the same as :meth:`Box.run`,
+        with the same keyword arguments (``env`` as a dict or pairs, ``cwd``, ``user``,
+        ``timeout``, ``stdin``, ``max_output_bytes``). This is also BoxLite 0.9's
+        ``SimpleBox.exec``. For streaming use :meth:`Box.stream`."""
+        return await self.run(cmd, *args, **options)
+
+    async def copy_in(  # type: ignore[override]
+        self,
+        host_path: str | bytes | os.PathLike[str],
+        container_dest: str | bytes,
+        *,
+        overwrite: bool = _COPY_DEFAULTS["overwrite"],
+        follow_symlinks: bool = _COPY_DEFAULTS["follow_symlinks"],
+        include_parent: bool = _COPY_DEFAULTS["include_parent"],
+    ) -> None:
+        """Copies a host file or directory tree into the box (always recursive); see
+        :class:`CopyOptions` for the flags."""
+        options = CopyOptions(overwrite=overwrite, follow_symlinks=follow_symlinks,
+                              include_parent=include_parent)
+        await super().copy_in(host_path, container_dest, options)
+
+    async def copy_out(  # type: ignore[override]
+        self,
+        container_src: str | bytes,
+        host_dest: str | bytes | os.PathLike[str],
+        *,
+        overwrite: bool = _COPY_DEFAULTS["overwrite"],
+        follow_symlinks: bool = _COPY_DEFAULTS["follow_symlinks"],
+        include_parent: bool = _COPY_DEFAULTS["include_parent"],
+    ) -> None:
+        """Copies a file or directory tree out of the box (always recursive); see
+        :meth:`Box.copy_out` and :class:`CopyOptions`."""
+        options = CopyOptions(overwrite=overwrite, follow_symlinks=follow_symlinks,
+                              include_parent=include_parent)
+        await super().copy_out(container_src, host_dest, options)
+
+    async def shutdown(self) -> None:
+        """Same as :meth:`stop` (BoxLite 0.9's spelling)."""
+        await self.stop()

@@ -32,7 +32,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .box import Execution, SimpleBox
+from .box import SimpleBox, StreamExecution
 from .errors import BoxliteError, BoxStartError, ConfigError, ExecError
 from .errors import TimeoutError as BoxliteTimeoutError
 
@@ -82,7 +82,7 @@ class _Channel:
     Callers serialise requests with ``ComputerBox._lock``.
     """
 
-    def __init__(self, execution: Execution) -> None:
+    def __init__(self, execution: StreamExecution) -> None:
         self.execution = execution
         self._buf = bytearray()
         self._next_id = 0

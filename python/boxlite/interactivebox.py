@@ -32,7 +32,9 @@ class InteractiveBox(SimpleBox):
         shell: The program to run (default ``/bin/sh``).
         tty: ``None`` detects whether stdin is a terminal; ``False`` uses plain pipes
             (programmatic use: feed stdin from a pipe, read stdout/stderr separately).
-        **kwargs: Any :class:`SimpleBox` option.
+        memory_mib, cpus, runtime, name, auto_remove: As for :class:`SimpleBox` (in
+            BoxLite 0.9's positional order).
+        **kwargs: Any other :class:`SimpleBox` option.
 
     Example::
 
@@ -42,12 +44,19 @@ class InteractiveBox(SimpleBox):
 
     def __init__(
         self,
-        image: str = "alpine:latest",
+        image: str | None = None,
         shell: str = "/bin/sh",
         tty: bool | None = None,
+        memory_mib: int | None = None,
+        cpus: int | None = None,
+        runtime: Any = None,
+        name: str | None = None,
+        auto_remove: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(image, **kwargs)
+        # BoxLite 0.9's positional order; the rest as SimpleBox (no image: its default).
+        super().__init__(image, memory_mib=memory_mib, cpus=cpus, runtime=runtime, name=name,
+                         auto_remove=auto_remove, **kwargs)
         self._shell = shell
         self._tty = tty
 

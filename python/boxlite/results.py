@@ -20,7 +20,10 @@ class ExecResult:
     """How a command ended, with its output.
 
     A non-zero exit is a result, never an exception. A process killed by signal N has
-    ``exit_code == 128 + N``.
+    ``exit_code == 128 + N`` (from ``SimpleBox.exec``, ``Box.run`` and ``box.stream``)
+    or ``-N`` (from 0.9's ``Box.exec(...).wait()``, which carries no output). The first
+    four fields are BoxLite 0.9's dataclass (``exit_code, stdout, stderr,
+    error_message``), in its order.
 
     Attributes:
         exit_code: The exit status (``128 + signo`` when a signal ended it).
@@ -41,8 +44,8 @@ class ExecResult:
     exit_code: int
     stdout: str = ""
     stderr: str = ""
-    timed_out: bool = False
     error_message: str | None = None
+    timed_out: bool = False
     stdout_bytes: bytes = field(default=b"", repr=False)
     stderr_bytes: bytes = field(default=b"", repr=False)
     duration: float = 0.0

@@ -68,7 +68,7 @@ class Boxlite:
         rt = boxlite.Boxlite.default()
         box = await rt.create(boxlite.BoxOptions(image="boxlite/base"), name="worker")
         async with box:
-            print((await box.exec("uname", "-r")).stdout)
+            print((await box.run("uname", "-r")).stdout)
     """
 
     _default: ClassVar[Boxlite | None] = None

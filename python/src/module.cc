@@ -278,18 +278,22 @@ class PyBox {
         ValueOrThrow(std::move(m), Domain::kBox, "read the metrics of box " + box_->name()));
   }
 
-  void CopyIn(Text host, Text guest) {
+  void CopyIn(Text host, Text guest, bool recursive, bool overwrite, bool follow_symlinks,
+              bool include_parent) {
     const std::string& host_path = host.bytes;
     const std::string& guest_path = guest.bytes;
-    Status s = WithoutGil([&] { return box_->CopyIn(host_path, guest_path); });
+    CopyOptions options{recursive, overwrite, follow_symlinks, include_parent};
+    Status s = WithoutGil([&] { return box_->CopyIn(host_path, guest_path, options); });
     ThrowIfError(s, Domain::kCopy,
                  "copy " + host_path + " into box " + box_->name() + " at " + guest_path);
   }
 
-  void CopyOut(Text guest, Text host) {
+  void CopyOut(Text guest, Text host, bool recursive, bool overwrite, bool follow_symlinks,
+               bool include_parent) {
     const std::string& guest_path = guest.bytes;
     const std::string& host_path = host.bytes;
-    Status s = WithoutGil([&] { return box_->CopyOut(guest_path, host_path); });
+    CopyOptions options{recursive, overwrite, follow_symlinks, include_parent};
+    Status s = WithoutGil([&] { return box_->CopyOut(guest_path, host_path, options); });
     ThrowIfError(s, Domain::kCopy,
                  "copy " + guest_path + " out of box " + box_->name() + " to " + host_path);
   }
@@ -429,6 +433,17 @@ NB_MODULE(_boxlite, m) {
   m.doc() = "Blocking binding of the BoxLite C++ core; use the `boxlite` package instead.";
   m.attr("version") = boxlite::kVersion;
 
+  // Exec, streams and copies: CopyOptions' defaults, read by boxlite.options.CopyOptions.
+  {
+    boxlite::CopyOptions defaults;
+    nb::dict copy_defaults;
+    copy_defaults["recursive"] = defaults.recursive;
+    copy_defaults["overwrite"] = defaults.overwrite;
+    copy_defaults["follow_symlinks"] = defaults.follow_symlinks;
+    copy_defaults["include_parent"] = defaults.include_parent;
+    m.attr("copy_option_defaults") = copy_defaults;
+  }
+
   // Raised only when boxlite.errors cannot be imported to translate a core error.
   nb::object core_error = nb::steal(
       PyErr_NewException("boxlite._boxlite.CoreError", PyExc_Exception, nullptr));
@@ -457,8 +472,17 @@ NB_MODULE(_boxlite, m) {
            "rows"_a, "cols"_a, "open_stdin"_a)
       .def("info", &PyBox::Info)
       .def("metrics", &PyBox::Metrics)
-      .def("copy_in", &PyBox::CopyIn, "host_path"_a, "guest_path"_a)
-      .def("copy_out", &PyBox::CopyOut, "guest_path"_a, "host_path"_a)
+      // CopyOptions' fields (include/boxlite/options.h); the defaults are the core's.
+      .def("copy_in", &PyBox::CopyIn, "host_path"_a, "guest_path"_a,
+           "recursive"_a = boxlite::CopyOptions().recursive,
+           "overwrite"_a = boxlite::CopyOptions().overwrite,
+           "follow_symlinks"_a = boxlite::CopyOptions().follow_symlinks,
+           "include_parent"_a = boxlite::CopyOptions().include_parent)
+      .def("copy_out", &PyBox::CopyOut, "guest_path"_a, "host_path"_a,
+           "recursive"_a = boxlite::CopyOptions().recursive,
+           "overwrite"_a = boxlite::CopyOptions().overwrite,
+           "follow_symlinks"_a = boxlite::CopyOptions().follow_symlinks,
+           "include_parent"_a = boxlite::CopyOptions().include_parent)
       .def("console_log", &PyBox::ConsoleLog);
 
   nb::class_<PyRuntime>(m, "Runtime")

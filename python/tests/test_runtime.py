@@ -33,7 +33,7 @@ async def test_runtime_with_options(tmp_path: Path, no_leaks: None) -> None:
     assert Path(rt.home_dir) == home and (home / "images").is_dir()
     box = await rt.create(boxlite.BoxOptions(image=IMAGE, memory_mib=MEMORY))
     async with box:
-        assert (await box.exec("echo", "own home")).stdout == "own home\n"
+        assert (await box.run("echo", "own home")).stdout == "own home\n"
 
 
 async def test_create_get_list_remove(no_leaks: None) -> None:
@@ -47,7 +47,7 @@ async def test_create_get_list_remove(no_leaks: None) -> None:
     assert await rt.get("rt-snippet") is box
     assert await rt.get("no-such-box") is None
 
-    result = await box.exec("echo", "lazy start")  # A created box boots on first use.
+    result = await box.run("echo", "lazy start")  # A created box boots on first use.
     assert result.stdout == "lazy start\n"
     infos = {info.name: info for info in await rt.list_info()}
     assert infos["rt-snippet"].state == "running"

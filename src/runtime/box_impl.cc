@@ -902,16 +902,18 @@ Status CheckGuestPath(const std::string& guest_path) {
 
 }  // namespace
 
-Status BoxImpl::CopyIn(const std::string& host_path, const std::string& guest_path) {
+Status BoxImpl::CopyIn(const std::string& host_path, const std::string& guest_path,
+                       const CopyOptions& options) {
   BOXLITE_RETURN_IF_ERROR(CheckGuestPath(guest_path));
   BOXLITE_ASSIGN_OR_RETURN(auto channel, Channel());
-  return CopyToGuest(channel.get(), host_path, guest_path);
+  return CopyToGuest(channel.get(), host_path, guest_path, options);
 }
 
-Status BoxImpl::CopyOut(const std::string& guest_path, const std::string& host_path) {
+Status BoxImpl::CopyOut(const std::string& guest_path, const std::string& host_path,
+                        const CopyOptions& options) {
   BOXLITE_RETURN_IF_ERROR(CheckGuestPath(guest_path));
   BOXLITE_ASSIGN_OR_RETURN(auto channel, Channel());
-  return CopyFromGuest(channel.get(), guest_path, host_path);
+  return CopyFromGuest(channel.get(), guest_path, host_path, options);
 }
 
 Result<std::string> BoxImpl::ConsoleLog() {

@@ -51,8 +51,10 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Result<ExecResult> Run(const ExecOptions& options) override;
   Result<BoxInfo> Info() override;
   Result<BoxMetrics> Metrics() override;
-  Status CopyIn(const std::string& host_path, const std::string& guest_path) override;
-  Status CopyOut(const std::string& guest_path, const std::string& host_path) override;
+  Status CopyIn(const std::string& host_path, const std::string& guest_path,
+                const CopyOptions& options) override;
+  Status CopyOut(const std::string& guest_path, const std::string& host_path,
+                 const CopyOptions& options) override;
   Result<std::string> ConsoleLog() override;
 
  private:

@@ -1,6 +1,9 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/runtime/tree_copy.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <unordered_set>
 
 #include "src/base/macros.h"
@@ -13,9 +16,10 @@ namespace {
 
 class Walker {
  public:
-  Walker(GuestTreeSource* source, const TreeLimits& limits) : source_(source), limits_(limits) {}
+  Walker(GuestTreeSource* source, const TreeLimits& limits, const CopyOptions& options)
+      : source_(source), limits_(limits), options_(options) {}
 
-  Status Entry(const std::string& guest_path, const protocol::FileInfo& info, int parent,
+  Status Entry(const std::string& guest_path, const protocol::FileInfo& listed, int parent,
                std::string_view name, int depth) {
     if (!sys::IsSafeName(name)) {
       return Status::ProtocolError("the box sent an unsafe file name in " +
@@ -23,20 +27,34 @@ class Walker {
                                    sys::PrintableName(name));
     }
     BOXLITE_RETURN_IF_ERROR(Count());
+    protocol::FileInfo info = listed;
+    if (info.kind == "symlink" && options_.follow_symlinks) {
+      auto target = source_->Follow(guest_path);
+      if (!target.ok()) return target.error().Wrap("follow the symlink " + Shown(guest_path));
+      info = std::move(target).value();
+    }
     auto mode = static_cast<uint32_t>(info.mode);
     if (info.kind == "file") return File(guest_path, parent, name);
     if (info.kind == "symlink") {
-      return sys::SymlinkBeneath(parent, name, info.target).Wrap("copy " + Shown(guest_path));
+      return sys::SymlinkBeneath(parent, name, info.target, options_.overwrite)
+          .Wrap("copy " + Shown(guest_path));
     }
     if (info.kind != "dir") return Status::OK();  // Devices, fifos, sockets are skipped.
     if (depth > limits_.max_depth) {
       return Status::ResourceExhausted(base::StrFormat(
           "copy %s: deeper than %d directories", Shown(guest_path).c_str(), limits_.max_depth));
     }
-    auto dir = sys::MakeDirBeneath(parent, name);
+    auto dir = sys::MakeDirBeneath(parent, name, options_.overwrite);
     if (!dir.ok()) return dir.error().Wrap("copy " + Shown(guest_path));
     BOXLITE_RETURN_IF_ERROR(Children(guest_path, dir->fd.get(), depth));
     return sys::FinishDir(*dir, mode).Wrap("copy " + Shown(guest_path));
+  }
+
+  Status Children(const std::string& guest_path, int dirfd, int depth) {
+    std::unordered_set<std::string> seen;
+    Status s = Pages(guest_path, dirfd, depth, &seen);
+    held_ -= seen.size();
+    return s;
   }
 
  private:
@@ -52,6 +70,15 @@ class Walker {
   }
 
   Status File(const std::string& guest_path, int parent, std::string_view name) {
+    struct stat st;
+    if (!options_.overwrite &&
+        ::fstatat(parent, std::string(name).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      // Said before the transfer; Commit refuses atomically if it appears meanwhile.
+      return Status::AlreadyExists("copy " + Shown(guest_path) + ": " +
+                                   sys::PrintableName(name) +
+                                   " already exists on the host and overwrite is off; it was "
+                                   "left as it was");
+    }
     auto file = sys::BeneathFile::Create(parent, name);
     if (!file.ok()) return file.error().Wrap("copy " + Shown(guest_path));
     protocol::FileInfo info;
@@ -69,15 +96,8 @@ class Walker {
                                              static_cast<unsigned long long>(got),
                                              static_cast<long long>(info.size)));
     }
-    return file->Commit(static_cast<uint32_t>(info.mode), info.mtime)
+    return file->Commit(static_cast<uint32_t>(info.mode), info.mtime, options_.overwrite)
         .Wrap("copy " + Shown(guest_path));
-  }
-
-  Status Children(const std::string& guest_path, int dirfd, int depth) {
-    std::unordered_set<std::string> seen;
-    Status s = Pages(guest_path, dirfd, depth, &seen);
-    held_ -= seen.size();
-    return s;
   }
 
   Status Pages(const std::string& guest_path, int dirfd, int depth,
@@ -116,6 +136,7 @@ class Walker {
 
   GuestTreeSource* source_;
   TreeLimits limits_;
+  CopyOptions options_;
   uint64_t entries_ = 0;
   uint64_t held_ = 0;
 };
@@ -124,9 +145,15 @@ class Walker {
 
 Status CopyTreeOut(GuestTreeSource* source, const std::string& guest_path,
                    const protocol::FileInfo& info, int parent, std::string_view name,
-                   const TreeLimits& limits) {
-  Walker walker(source, limits);
+                   const TreeLimits& limits, const CopyOptions& options) {
+  Walker walker(source, limits, options);
   return walker.Entry(guest_path, info, parent, name, 0);
+}
+
+Status CopyChildrenOut(GuestTreeSource* source, const std::string& guest_path, int dir,
+                       const TreeLimits& limits, const CopyOptions& options) {
+  Walker walker(source, limits, options);
+  return walker.Children(guest_path, dir, 0);
 }
 
 }  // namespace boxlite::runtime

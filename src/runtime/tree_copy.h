@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "boxlite/options.h"
 #include "boxlite/result.h"
 #include "boxlite/status.h"
 #include "src/protocol/messages.h"
@@ -36,6 +37,11 @@ class GuestTreeSource {
   // about it (size, mode, mtime) before the first chunk.
   virtual Status Read(const std::string& guest_path, protocol::FileInfo* info,
                       const std::function<Status(std::string_view)>& write) = 0;
+  // What the symlink at `guest_path` points to, resolved inside the box (kind "file",
+  // "dir" or "other"); used with CopyOptions::follow_symlinks.
+  virtual Result<protocol::FileInfo> Follow(const std::string& guest_path) {
+    return Status::NotSupported("following symlinks in the box", guest_path);
+  }
 };
 
 // Memory stays bounded: at most max_depth list pages (one frame each, docs/protocol.md) are
@@ -52,8 +58,21 @@ struct TreeLimits {
 // or a non-directory where a directory comes, is an error (a symlink is replaced).
 // Devices, fifos and sockets are skipped. On failure, entries finished so far stay and no
 // temporary file is left.
+// `options`: with overwrite off, an existing file or symlink (where a file, a symlink or a
+// directory comes) is an AlreadyExists error and stays untouched; directories are still
+// merged into. With follow_symlinks, a symlink in the box is asked to the box
+// (GuestTreeSource::Follow) and what it points to is copied in its place, by the same
+// rules (a loop ends at max_depth or max_entries). `recursive` and `include_parent` are
+// the caller's (file_transfer.cc).
 Status CopyTreeOut(GuestTreeSource* source, const std::string& guest_path,
                    const protocol::FileInfo& info, int parent, std::string_view name,
-                   const TreeLimits& limits = TreeLimits());
+                   const TreeLimits& limits = TreeLimits(),
+                   const CopyOptions& options = CopyOptions());
+
+// Copies the entries of the box's directory `guest_path` into the host directory `dir`
+// (CopyOptions::include_parent off), by the rules of CopyTreeOut.
+Status CopyChildrenOut(GuestTreeSource* source, const std::string& guest_path, int dir,
+                       const TreeLimits& limits = TreeLimits(),
+                       const CopyOptions& options = CopyOptions());
 
 }  // namespace boxlite::runtime

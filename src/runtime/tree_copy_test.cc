@@ -13,6 +13,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "src/base/macros.h"
 #include "src/base/strings.h"
@@ -41,6 +42,16 @@ class FakeGuest : public GuestTreeSource {
   size_t page = 2;
   std::function<Result<GuestListPage>(const std::string&, int64_t)> list;
   int64_t size_lie = 0;
+  std::map<std::string, protocol::FileInfo> follow;  // Symlink path -> what it points to.
+
+  std::optional<protocol::FileInfo> follow_all;  // Every symlink points to this.
+
+  Result<protocol::FileInfo> Follow(const std::string& path) override {
+    if (follow_all) return *follow_all;
+    auto it = follow.find(path);
+    if (it == follow.end()) return Status::NotFound("dangling guest symlink", path);
+    return it->second;
+  }
 
   Result<GuestListPage> List(const std::string& path, int64_t offset) override {
     if (list) return list(path, offset);
@@ -311,6 +322,101 @@ TEST_F(TreeCopyTest, EndlessListingsStopAtTheLimits) {
   Status s = Copy(&deep, "/d", limits);
   EXPECT_TRUE(s.IsResourceExhausted()) << s.ToString();
   EXPECT_NE(s.message().find("deeper than 20"), std::string::npos) << s.ToString();
+}
+
+TEST_F(TreeCopyTest, OverwriteOffKeepsEveryExistingEntry) {
+  ASSERT_TRUE(sys::MakeDirs(Path("dest/d/sub")).ok());
+  ASSERT_TRUE(sys::WriteFileAtomic(Path("dest/d/a"), "mine", 0600).ok());
+  ASSERT_EQ(::symlink("mine-target", Path("dest/d/link").c_str()), 0);
+  ASSERT_EQ(::symlink(Path("outside").c_str(), Path("dest/d/dirlink").c_str()), 0);
+  CopyOptions keep;
+  keep.overwrite = false;
+  const std::vector<std::pair<protocol::FileInfo, std::string>> cases = {
+      {Entry("a", "file"), "a"}, {Entry("link", "symlink", 0777, "theirs"), "link"},
+      {Entry("dirlink", "dir", 0755), "dirlink"}, {Entry("link", "file"), "link"}};
+  for (const auto& [entry, name] : cases) {
+    FakeGuest guest;
+    guest.dirs["/d"] = {entry};
+    guest.dirs["/d/dirlink"] = {};
+    guest.files = {{"/d/a", "theirs"}, {"/d/link", "theirs"}};
+    Status s = CopyTreeOut(&guest, "/d", Entry("d", "dir", 0755), dest_.get(), "d",
+                           TreeLimits(), keep);
+    EXPECT_TRUE(s.IsAlreadyExists()) << name << ": " << s.ToString();
+    EXPECT_NE(s.message().find("overwrite is off"), std::string::npos) << s.ToString();
+  }
+  EXPECT_EQ(*sys::ReadFile(Path("dest/d/a")), "mine");
+  EXPECT_EQ(ModeOf("dest/d/a") & 0777, 0600u);
+  char buf[64];
+  ssize_t n = ::readlink(Path("dest/d/link").c_str(), buf, sizeof(buf));
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(std::max<ssize_t>(n, 0))), "mine-target");
+  EXPECT_TRUE(S_ISLNK(ModeOf("dest/d/dirlink")));
+
+  // New names are still written, and existing directories merged into.
+  FakeGuest fresh;
+  fresh.dirs["/d"] = {Entry("sub", "dir", 0700), Entry("new", "file")};
+  fresh.dirs["/d/sub"] = {Entry("deeper", "file")};
+  fresh.files = {{"/d/new", "n"}, {"/d/sub/deeper", "x"}};
+  ASSERT_TRUE(CopyTreeOut(&fresh, "/d", Entry("d", "dir", 0755), dest_.get(), "d",
+                          TreeLimits(), keep).ok());
+  EXPECT_EQ(*sys::ReadFile(Path("dest/d/new")), "n");
+  EXPECT_EQ(*sys::ReadFile(Path("dest/d/sub/deeper")), "x");
+}
+
+TEST_F(TreeCopyTest, FollowedSymlinksArriveAsWhatTheyPointToBeneathTheDestination) {
+  FakeGuest guest;
+  // Links to a file and a directory in the box, and one whose target names a host path:
+  // the box resolves it (to its own tree or nothing), the host never does.
+  guest.dirs["/d"] = {Entry("tofile", "symlink", 0777, "/etc/f"),
+                      Entry("todir", "symlink", 0777, "/etc/sub"),
+                      Entry("escape", "symlink", 0777, Path("outside"))};
+  guest.follow["/d/tofile"] = Entry("f", "file", 0640);
+  guest.follow["/d/todir"] = Entry("sub", "dir", 0755);
+  guest.follow["/d/escape"] = Entry("outside", "dir", 0755);
+  guest.dirs["/d/todir"] = {Entry("inner", "file")};
+  guest.dirs["/d/escape"] = {Entry("canary", "file")};
+  guest.files = {{"/d/tofile", "file content"}, {"/d/todir/inner", "inner"},
+                 {"/d/escape/canary", "the box's own"}};
+  CopyOptions follow;
+  follow.follow_symlinks = true;
+  ASSERT_TRUE(CopyTreeOut(&guest, "/d", Entry("d", "dir", 0755), dest_.get(), "d",
+                          TreeLimits(), follow).ok());
+  EXPECT_TRUE(S_ISREG(ModeOf("dest/d/tofile")));
+  EXPECT_EQ(*sys::ReadFile(Path("dest/d/tofile")), "file content");
+  EXPECT_TRUE(S_ISDIR(ModeOf("dest/d/todir")));
+  EXPECT_EQ(*sys::ReadFile(Path("dest/d/todir/inner")), "inner");
+  EXPECT_EQ(*sys::ReadFile(Path("dest/d/escape/canary")), "the box's own");
+
+  // A dangling link is a clear error.
+  FakeGuest dangling;
+  dangling.dirs["/d"] = {Entry("gone", "symlink", 0777, "/nowhere")};
+  Status s = CopyTreeOut(&dangling, "/d", Entry("d", "dir", 0755), dest_.get(), "d2",
+                         TreeLimits(), follow);
+  EXPECT_TRUE(s.IsNotFound()) << s.ToString();
+  EXPECT_NE(s.message().find("follow the symlink"), std::string::npos) << s.ToString();
+
+  // A loop (a link to its own directory) ends at the depth limit.
+  FakeGuest loop;
+  loop.list = [](const std::string&, int64_t) -> Result<GuestListPage> {
+    GuestListPage p;
+    p.entries = {Entry("self", "symlink", 0777, ".")};
+    return p;
+  };
+  loop.follow_all = Entry("self", "dir", 0755);
+  TreeLimits limits;
+  limits.max_depth = 10;
+  s = CopyTreeOut(&loop, "/d", Entry("d", "dir", 0755), dest_.get(), "d3", limits, follow);
+  EXPECT_TRUE(s.IsResourceExhausted()) << s.ToString();
+}
+
+TEST_F(TreeCopyTest, ChildrenOutWritesTheContentsIntoTheDirectory) {
+  FakeGuest guest;
+  guest.dirs["/d"] = {Entry("a", "file"), Entry("sub", "dir", 0755)};
+  guest.dirs["/d/sub"] = {Entry("b", "file")};
+  guest.files = {{"/d/a", "alpha"}, {"/d/sub/b", "beta"}};
+  ASSERT_TRUE(CopyChildrenOut(&guest, "/d", dest_.get()).ok());
+  EXPECT_EQ(*sys::ReadFile(Path("dest/a")), "alpha");
+  EXPECT_EQ(*sys::ReadFile(Path("dest/sub/b")), "beta");
+  EXPECT_FALSE(sys::Exists(Path("dest/d")));
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -62,6 +63,18 @@ Status IsADirectory(const std::string& name) {
   return Status::FailedPrecondition(
       base::StrFormat("%s is a directory on the host and is not replaced by a file",
                       PrintableName(name).c_str()));
+}
+
+Status AlreadyThere(const std::string& name) {
+  return Status::AlreadyExists(base::StrFormat(
+      "%s already exists on the host and overwrite is off; it was left as it was",
+      PrintableName(name).c_str()));
+}
+
+// renameat, or renameat2(RENAME_NOREPLACE) when an existing `to` must stay. Sets errno.
+int Rename(int dirfd, const std::string& from, const std::string& to, bool replace) {
+  if (replace) return ::renameat(dirfd, from.c_str(), dirfd, to.c_str());
+  return ::renameat2(dirfd, from.c_str(), dirfd, to.c_str(), RENAME_NOREPLACE);
 }
 
 }  // namespace
@@ -126,11 +139,12 @@ Result<base::UniqueFd> OpenBeneath(int dirfd, std::string_view path, int flags, 
   return ErrnoStatus(errno, "open %s", PrintableName(path).c_str());
 }
 
-Result<BeneathDir> MakeDirBeneath(int parent, std::string_view name_view) {
+Result<BeneathDir> MakeDirBeneath(int parent, std::string_view name_view, bool replace) {
   BOXLITE_RETURN_IF_ERROR(CheckName(name_view));
   std::string name(name_view);
   BeneathDir dir;
   BOXLITE_ASSIGN_OR_RETURN(mode_t kind, KindAt(parent, name));
+  if (kind == S_IFLNK && !replace) return AlreadyThere(name);
   if (kind == S_IFLNK) {
     // The link is the guest's (or stale): it goes, its target is never touched.
     if (::unlinkat(parent, name.c_str(), 0) != 0 && errno != ENOENT) {
@@ -160,7 +174,8 @@ Status FinishDir(const BeneathDir& dir, uint32_t mode) {
   return Status::OK();
 }
 
-Status SymlinkBeneath(int parent, std::string_view name_view, std::string_view target) {
+Status SymlinkBeneath(int parent, std::string_view name_view, std::string_view target,
+                      bool replace) {
   BOXLITE_RETURN_IF_ERROR(CheckName(name_view));
   if (target.empty() || target.size() > kMaxSymlinkTarget ||
       target.find('\0') != std::string_view::npos) {
@@ -176,10 +191,11 @@ Status SymlinkBeneath(int parent, std::string_view name_view, std::string_view t
       if (errno == EEXIST && attempt < 8) continue;
       return ErrnoStatus(errno, "symlink %s", PrintableName(name).c_str());
     }
-    if (::renameat(parent, tmp.c_str(), parent, name.c_str()) != 0) {
+    if (Rename(parent, tmp, name, replace) != 0) {
       int err = errno;
       ::unlinkat(parent, tmp.c_str(), 0);
       if (err == EISDIR) return IsADirectory(name);
+      if (err == EEXIST && !replace) return AlreadyThere(name);
       return ErrnoStatus(err, "rename into %s", PrintableName(name).c_str());
     }
     return Status::OK();
@@ -225,7 +241,7 @@ Status BeneathFile::Write(std::string_view data) {
   return Status::OK();
 }
 
-Status BeneathFile::Commit(uint32_t mode, int64_t mtime) {
+Status BeneathFile::Commit(uint32_t mode, int64_t mtime, bool replace) {
   if (!fd_) return Status::FailedPrecondition("the file is already finished");
   Status s;
   if (::fchmod(fd_.get(), static_cast<mode_t>(mode) & kModeMask) != 0) {
@@ -233,9 +249,10 @@ Status BeneathFile::Commit(uint32_t mode, int64_t mtime) {
   }
   struct timespec times[2] = {{mtime, 0}, {mtime, 0}};
   if (s.ok()) (void)::futimens(fd_.get(), times);  // Cosmetic: on failure the write time stays.
-  if (s.ok() && ::renameat(parent_.get(), tmp_.c_str(), parent_.get(), name_.c_str()) != 0) {
-    s = errno == EISDIR ? IsADirectory(name_)
-                        : ErrnoStatus(errno, "rename into %s", PrintableName(name_).c_str());
+  if (s.ok() && Rename(parent_.get(), tmp_, name_, replace) != 0) {
+    s = errno == EISDIR                ? IsADirectory(name_)
+        : (errno == EEXIST && !replace) ? AlreadyThere(name_)
+                                        : ErrnoStatus(errno, "rename into %s", PrintableName(name_).c_str());
   }
   if (!s.ok()) {
     Discard();

@@ -52,16 +52,19 @@ struct BeneathDir {
 };
 
 // Opens the directory `name` in `parent`, making it (0700) when missing. A symlink at
-// `name` is removed and a directory made in its place (the link's target is untouched);
-// any other kind of entry is an error.
-Result<BeneathDir> MakeDirBeneath(int parent, std::string_view name);
+// `name` is removed and a directory made in its place (the link's target is untouched),
+// unless `replace` is false (then it is an AlreadyExists error); any other kind of entry
+// is an error.
+Result<BeneathDir> MakeDirBeneath(int parent, std::string_view name, bool replace = true);
 // Applies `mode & 0777` to a directory MakeDirBeneath created; a directory that was
 // already there keeps its mode.
 Status FinishDir(const BeneathDir& dir, uint32_t mode);
 
 // Makes `name` in `parent` a symlink to `target` (created, never followed): an existing
-// file or symlink is replaced atomically, a directory is an error.
-Status SymlinkBeneath(int parent, std::string_view name, std::string_view target);
+// file or symlink is replaced atomically (with `replace` false: AlreadyExists, untouched),
+// a directory is an error.
+Status SymlinkBeneath(int parent, std::string_view name, std::string_view target,
+                      bool replace = true);
 
 // A regular file written to a random hidden name in `parent` and renamed over `name` by
 // Commit. Destroyed without Commit, it removes its temporary file.
@@ -76,8 +79,10 @@ class BeneathFile {
   ~BeneathFile();
 
   Status Write(std::string_view data);
-  // Sets `mode & 0777` and the modification time, then renames the file over `name`.
-  Status Commit(uint32_t mode, int64_t mtime);
+  // Sets `mode & 0777` and the modification time, then renames the file over `name`;
+  // with `replace` false an existing `name` is kept and the result is AlreadyExists
+  // (renameat2 RENAME_NOREPLACE: no window where a new entry could be lost).
+  Status Commit(uint32_t mode, int64_t mtime, bool replace = true);
 
  private:
   BeneathFile(base::UniqueFd parent, std::string name, std::string tmp, base::UniqueFd fd)

@@ -42,13 +42,15 @@ def reply(**kw):
 
 def serve(box, call):
     # call(x): x itself for the sync API, the awaited result for the async one.
+    # box.run: the finished-result spelling (Box.exec streams, as in BoxLite 0.9).
+    run = box.run if hasattr(box, "run") else box.exec
     background = []
     reply(ok=True)
     for line in sys.stdin:
         req = json.loads(line)
         try:
             if req["op"] == "exec":
-                r = call(box.exec(*req["argv"]))
+                r = call(run(*req["argv"]))
                 reply(ok=True, code=r.exit_code, err=r.stderr)
             elif req["op"] == "spawn":
                 background.append(call(box.stream(*req["argv"])))
