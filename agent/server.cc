@@ -41,6 +41,7 @@
 
 #include "agent/guard.h"
 #include "agent/init.h"
+#include "agent/process_security.h"
 #include "agent/users.h"
 #include "src/base/macros.h"
 #include "src/base/strings.h"
@@ -170,6 +171,7 @@ struct ChildPlan {
   int fds[3] = {-1, -1, -1};
   int status_fd = -1;
   int cgroup_procs_fd = -1;  // When set: join the box's cgroup (pids limit) first.
+  ProcessSecurity security;  // Limits, capabilities, descriptors (process_security.h).
 };
 
 void WriteStr(int fd, const char* s) {
@@ -222,6 +224,10 @@ constexpr char kNotFound[] = "executable file not found in $PATH";
   }
   if (::chroot(plan.rootfs.c_str()) != 0) ChildFail(plan, errno, "chroot", "/", 126);
   if (::chdir(plan.cwd.c_str()) != 0) ChildFail(plan, errno, "chdir to", plan.cwd.c_str(), 126);
+  const char* step = nullptr;
+  if (int err = ApplyProcessSecurity(plan.security, &step); err != 0) {
+    ChildFail(plan, err, step, plan.argv[0], 126);
+  }
   if (::setgroups(plan.groups.size(), plan.groups.data()) != 0 || ::setgid(plan.gid) != 0 ||
       ::setuid(plan.uid) != 0) {
     ChildFail(plan, errno, "switch to user of", plan.argv[0], 126);
@@ -605,12 +611,18 @@ Status Server::DoHello(const protocol::Json& req, protocol::Json* reply) {
   }
   // The first hello configures the box; later clients (other ports, reconnects) attach.
   if (!configured_) {
+    struct timespec start;
+    ::clock_gettime(CLOCK_MONOTONIC, &start);
     if (options_.machine) BOXLITE_RETURN_IF_ERROR(ApplyBoxConfig(hello.config));
+    struct timespec end;
+    ::clock_gettime(CLOCK_MONOTONIC, &end);
+    config_ms_ = (end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1000000;
     config_ = hello.config;
     configured_ = true;
   }
   protocol::HelloResponse resp;
   resp.agent_version = kAgentVersion;
+  resp.config_ms = config_ms_;
   struct utsname uts;
   if (::uname(&uts) == 0) resp.kernel = std::string(uts.release);
   struct timespec ts;
@@ -663,6 +675,9 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   plan.uid = id.uid;
   plan.gid = id.gid;
   plan.groups = id.groups;
+  plan.security.capabilities = config_.capabilities;
+  plan.security.limits = config_.limits;
+  plan.security.close_fds = config_.close_fds;
   if (!options_.machine) return Status::NotSupported("exec: this server starts no processes");
   base::UniqueFd cgroup_procs = OpenExecCgroup();
   plan.cgroup_procs_fd = cgroup_procs.get();
@@ -1404,6 +1419,40 @@ Status Server::DoMetrics(protocol::Json* reply) {
     }
   }
   (*reply)["processes"] = procs;
+  // Network: eth0's byte counters and the TCP totals, when the box has a network.
+  auto counter = [](const char* name) -> int64_t {
+    auto text = sys::ReadFile(std::string("/sys/class/net/eth0/statistics/") + name);
+    if (!text.ok()) return -1;
+    return static_cast<int64_t>(base::ParseUint(base::Trim(*text)).value_or(0));
+  };
+  int64_t rx = counter("rx_bytes");
+  int64_t tx = counter("tx_bytes");
+  if (rx >= 0 && tx >= 0) {
+    (*reply)["net_rx_bytes"] = rx;
+    (*reply)["net_tx_bytes"] = tx;
+    // /proc/net/snmp: a "Tcp:" line of names, then one of values.
+    auto snmp = sys::ReadFile("/proc/net/snmp");
+    std::vector<std::string> names;
+    int64_t opens = 0;
+    int64_t errors = 0;
+    for (const auto& line : base::Split(snmp.value_or(std::string()), '\n')) {
+      if (!base::StartsWith(line, "Tcp:")) continue;
+      auto fields = base::Split(line, ' ', true);
+      if (names.empty()) {
+        names = fields;
+        continue;
+      }
+      for (size_t i = 1; i < fields.size() && i < names.size(); ++i) {
+        int64_t v = static_cast<int64_t>(base::ParseUint(fields[i]).value_or(0));
+        if (names[i] == "ActiveOpens" || names[i] == "PassiveOpens") opens += v;
+        if (names[i] == "AttemptFails" || names[i] == "EstabResets" || names[i] == "InErrs") {
+          errors += v;
+        }
+      }
+    }
+    (*reply)["tcp_opens"] = opens;
+    (*reply)["tcp_errors"] = errors;
+  }
   int64_t running = 0;
   for (auto& [key, exec] : execs_) running += exec->is_file ? 0 : 1;
   (*reply)["execs_running"] = running;

@@ -179,6 +179,7 @@ class Server {
   bool timer_armed_ = false;
   bool configured_ = false;
   protocol::BoxConfig config_;
+  int64_t config_ms_ = 0;  // How long applying config_ took.
   // splice(2) into the port needs the sg-list fix in guest/kernel/patches; only our own
   // kernel (release "-boxlite.2" or later, see guest/kernel/boxlite.config) has it.
   bool splice_ok_ = false;

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "boxlite/status.h"
+
 namespace boxlite {
 
 struct RuntimeOptions {
@@ -41,6 +43,49 @@ constexpr int kMinMemoryMib = 128;
 constexpr int kMaxMemoryMib = 65536;
 constexpr int64_t kMaxDiskSizeMib = int64_t{16} << 20;  // 16 TiB, ext4's limit.
 
+// --- Security, capabilities and health checks (BoxOptions.security / .capabilities /
+// .health_check; checked by ValidateAdvancedOptions). docs/security.md says what each
+// does inside the guest.
+struct SecurityOptions {
+  // The host jail (seccomp, namespaces, an unprivileged user for QEMU and boxlite-net) is
+  // always on; these two are kept for programs written for BoxLite 0.9 and cannot turn it
+  // off (false is accepted and changes nothing).
+  bool jailer_enabled = true;
+  bool seccomp_enabled = true;
+  // Resource limits (setrlimit) of every process the box runs: execs and the main
+  // command. Unset: the guest's defaults.
+  std::optional<uint64_t> max_open_files;  // RLIMIT_NOFILE, 1..kMaxOpenFilesLimit.
+  std::optional<uint64_t> max_file_size;   // RLIMIT_FSIZE, bytes.
+  std::optional<uint64_t> max_processes;   // RLIMIT_NPROC (not enforced for uid 0).
+  std::optional<uint64_t> max_memory;      // RLIMIT_AS, bytes of address space.
+  std::optional<uint64_t> max_cpu_time;    // RLIMIT_CPU, seconds.
+  bool network_enabled = true;  // false: the box has no network device at all.
+  bool close_fds = true;        // Processes start with only stdin, stdout and stderr open.
+};
+
+// The highest max_open_files (the guest kernel's fs.nr_open).
+constexpr uint64_t kMaxOpenFilesLimit = 1u << 20;
+
+// Linux capabilities of the box's processes, changed from Docker's default set.
+// Names are case-insensitive with an optional CAP_ prefix; "ALL" names every one. An
+// explicit add beats a named drop; with add ALL the named drops win; with drop ALL the
+// adds are the whole set.
+struct ContainerCapabilities {
+  std::vector<std::string> add;
+  std::vector<std::string> drop;
+};
+
+// Health probing of a running box: the host pings the guest agent every interval_s and
+// counts a reply later than timeout_s as a failure; failures during start_period_s after
+// the start do not count, and `retries` failures in a row make the box unhealthy.
+struct HealthCheckOptions {
+  bool enabled = false;
+  int interval_s = 30;
+  int timeout_s = 10;
+  int retries = 3;
+  int start_period_s = 60;
+};
+
 struct BoxOptions {
   std::string image = "alpine:latest";
   std::string rootfs_path;  // A local OCI layout directory used instead of `image`.
@@ -60,7 +105,15 @@ struct BoxOptions {
   std::string name;
   bool auto_remove = true;  // Remove the box when it stops.
   bool detach = false;      // Keep running after the owning process exits.
+  // Security, capabilities and health checks (see the structs above).
+  SecurityOptions security;
+  ContainerCapabilities capabilities;
+  HealthCheckOptions health_check;
 };
+
+// The checks of BoxOptions.security, .capabilities and .health_check: InvalidArgument
+// naming the field and its allowed values.
+Status ValidateAdvancedOptions(const BoxOptions& options);
 
 // The default ExecOptions::max_output_bytes: 64 MiB per stream.
 constexpr int64_t kDefaultMaxOutputBytes = int64_t{64} << 20;
@@ -127,6 +180,13 @@ struct ExecResult {
   bool stderr_truncated = false;
 };
 
+// A box's health as its health check (HealthCheckOptions) sees it from this process.
+struct HealthStatus {
+  std::string state = "none";  // "none" (no health check), "starting", "healthy", "unhealthy".
+  int failures = 0;            // Failed probes in a row.
+  int64_t last_check_unix = 0;  // When the last probe ended; 0: none yet.
+};
+
 struct BoxInfo {
   std::string id;
   std::string name;
@@ -143,6 +203,7 @@ struct BoxInfo {
   bool detach = false;
   int pid = 0;  // The VM process, when running.
   std::string accel;
+  HealthStatus health;
 };
 
 struct BoxMetrics {
@@ -153,6 +214,42 @@ struct BoxMetrics {
   uint64_t execs_run = 0;
   double create_seconds = 0;  // Preparing the disk and starting the VM process.
   double boot_seconds = 0;    // VM process start to the agent answering.
+
+  // BoxLite 0.9's names. Counters of this process's Box object since it was created.
+  uint64_t commands_executed_total = 0;  // Execs started.
+  uint64_t exec_errors_total = 0;        // Execs that failed to start or lost the box.
+  uint64_t bytes_sent_total = 0;         // stdin bytes sent to the box's processes.
+  uint64_t bytes_received_total = 0;     // stdout/stderr bytes received from them.
+  // Percent of one host CPU the VM process used since the previous Metrics() call (the
+  // first call: since the VM started); above 100 with several busy vCPUs.
+  std::optional<double> cpu_percent;
+  std::optional<uint64_t> memory_bytes;  // Host memory the VM process holds (RSS).
+  // The guest's eth0 counters and TCP totals (/proc/net/snmp), as the guest reports
+  // them: unset for a box without network or when the guest does not answer.
+  std::optional<uint64_t> network_bytes_sent;
+  std::optional<uint64_t> network_bytes_received;
+  std::optional<uint64_t> network_tcp_connections;  // Opened (active + passive) since boot.
+  std::optional<uint64_t> network_tcp_errors;  // Failed attempts + resets + bad segments.
+  // The launch, in milliseconds (unset for a box this process attached to). docs/metrics.md
+  // maps each stage onto the launch's steps.
+  std::optional<int64_t> total_create_duration_ms;
+  std::optional<int64_t> guest_boot_duration_ms;
+  std::optional<int64_t> stage_filesystem_setup_ms;
+  std::optional<int64_t> stage_image_prepare_ms;
+  std::optional<int64_t> stage_guest_rootfs_ms;
+  std::optional<int64_t> stage_box_config_ms;
+  std::optional<int64_t> stage_box_spawn_ms;
+  std::optional<int64_t> stage_container_init_ms;
+};
+
+// Counters of one Runtime object (this process) since it was opened.
+struct RuntimeMetrics {
+  uint64_t boxes_created_total = 0;
+  uint64_t boxes_failed_total = 0;   // Starts that failed.
+  uint64_t boxes_stopped_total = 0;  // Running boxes stopped (or removed running).
+  uint64_t num_running_boxes = 0;    // Boxes of this runtime running now.
+  uint64_t total_commands_executed = 0;
+  uint64_t total_exec_errors = 0;
 };
 
 struct ImageInfo {

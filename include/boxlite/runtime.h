@@ -52,6 +52,10 @@ class Runtime {
   virtual Result<std::vector<ImageInfo>> ImportImage(const std::string& path,
                                                      std::string_view tag) = 0;
 
+  // Counters of this Runtime object: boxes created, failed, stopped and running, and the
+  // execs of its boxes.
+  virtual Result<RuntimeMetrics> Metrics() = 0;
+
   // Facts for `boxlite info`: accelerator and why, kernel, home, store size.
   virtual Result<std::vector<std::pair<std::string, std::string>>> HostInfo() = 0;
 };

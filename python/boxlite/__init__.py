@@ -59,6 +59,10 @@ from .runtime import Boxlite, Images
 # Exec, streams and copies (BoxLite 0.9's names beside ours).
 from .box import CopyOptions, ExecStderr, ExecStdin, ExecStdout, StreamExecution
 
+# Security, capabilities, health checks and 0.9's info/metrics classes.
+from .advanced import AdvancedBoxOptions, ContainerCapabilities, HealthCheckOptions, SecurityOptions
+from .results import BoxStateInfo, HealthState, HealthStatus, NetworkInfo, PublishedPort, RuntimeMetrics
+
 __version__: str = _core_module.version
 """The version, from the C++ core the extension was built from (include/boxlite/boxlite.h)."""
 core_version: str = _core_module.version
@@ -102,6 +106,20 @@ __all__ = [
     "ExecStdin",
     "ExecStdout",
     "StreamExecution",
+]
+
+# Security, capabilities, health checks and 0.9's info/metrics classes.
+__all__ += [
+    "AdvancedBoxOptions",
+    "BoxStateInfo",
+    "ContainerCapabilities",
+    "HealthCheckOptions",
+    "HealthState",
+    "HealthStatus",
+    "NetworkInfo",
+    "PublishedPort",
+    "RuntimeMetrics",
+    "SecurityOptions",
 ]
 
 # Boxes built on SimpleBox by their own modules. Each module defines the class of the

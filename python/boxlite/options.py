@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from .advanced import AdvancedBoxOptions
 from .errors import ConfigError, NotSupportedError
 
 __all__ = [
@@ -294,6 +295,8 @@ class BoxOptions:
         detach: Keep the box running after this process exits (default False).
         rootfs_path: A local OCI layout directory (or image archive) to boot instead of
             ``image``.
+        advanced: A :class:`boxlite.AdvancedBoxOptions` (security limits, capabilities,
+            health check), or None.
     """
 
     image: str
@@ -334,6 +337,7 @@ class BoxOptions:
         auto_remove: bool = True,
         detach: bool = False,
         rootfs_path: str | os.PathLike[str] | None = None,
+        advanced: Any = None,
     ) -> None:
         if rootfs_path is not None:
             if isinstance(rootfs_path, os.PathLike):
@@ -388,6 +392,10 @@ class BoxOptions:
             raise ConfigError(f"detach must be a bool, not {type(detach).__name__}")
         self.auto_remove = auto_remove
         self.detach = detach
+        # Security, capabilities, health check: a boxlite.AdvancedBoxOptions, checked by the core.
+        if advanced is not None and not isinstance(advanced, AdvancedBoxOptions):
+            raise ConfigError(f"advanced must be boxlite.AdvancedBoxOptions, not {type(advanced).__name__}")
+        self.advanced = advanced
 
     # Aliases of the other SDK spelling.
     @property
@@ -432,6 +440,7 @@ class BoxOptions:
             "name": self.name or None,
             "auto_remove": self.auto_remove,
             "detach": self.detach,
+            "advanced": self.advanced,
         }
         aliases = {"cpu": "cpus", "memory": "memory_mib", "disk_size": "disk_size_mib", "mounts": "volumes"}
         for key, value in changes.items():
@@ -458,6 +467,7 @@ class BoxOptions:
             "name": self.name,
             "auto_remove": self.auto_remove,
             "detach": self.detach,
+            "advanced": self.advanced._core_args() if self.advanced is not None else {},
         }
 
     def __repr__(self) -> str:

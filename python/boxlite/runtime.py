@@ -13,7 +13,7 @@ from ._core import core
 from .box import Box
 from .errors import ConfigError
 from .options import BoxOptions, Options
-from .results import BoxInfo, ImageInfo
+from .results import BoxInfo, ImageInfo, RuntimeMetrics
 
 __all__ = ["Boxlite", "Images"]
 
@@ -160,6 +160,11 @@ class Boxlite:
         """
         key = _args.check_id(id_or_name)
         await _bridge.call(self._core.remove, key, bool(force))
+
+    async def metrics(self) -> RuntimeMetrics:
+        """Counters of this runtime: boxes created, failed, stopped and running, and the
+        commands its boxes ran (:class:`boxlite.RuntimeMetrics`)."""
+        return RuntimeMetrics._from_core(await _bridge.call(self._core.metrics))
 
     async def host_info(self) -> dict[str, str]:
         """Facts about the host: accelerator (and why), kernel, data directory, home."""

@@ -33,6 +33,7 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include "advanced_dict.h"
 #include "boxlite/boxlite.h"
 #include "collect.h"
 #include "status_error.h"
@@ -131,6 +132,7 @@ nb::dict BoxInfoDict(const BoxInfo& info) {
   d["detach"] = info.detach;
   d["pid"] = info.pid;
   d["accel"] = Str(info.accel);
+  d["health"] = HealthDict(info.health);  // advanced_dict.h
   return d;
 }
 
@@ -143,6 +145,7 @@ nb::dict MetricsDict(const BoxMetrics& m) {
   d["execs_run"] = m.execs_run;
   d["create_seconds"] = m.create_seconds;
   d["boot_seconds"] = m.boot_seconds;
+  AddMetrics09(m, &d);  // advanced_dict.h
   return d;
 }
 
@@ -333,7 +336,8 @@ class PyRuntime {
                std::vector<std::pair<Text, Text>> env,
                std::vector<std::tuple<Text, Text, bool>> mounts,
                std::vector<std::pair<int, int>> ports, Text network, bool allow_host,
-               Text working_dir, Text user, Text name, bool auto_remove, bool detach) {
+               Text working_dir, Text user, Text name, bool auto_remove, bool detach,
+               nb::dict advanced) {
     BoxOptions options;
     options.image = std::move(image.bytes);
     options.rootfs_path = std::move(rootfs_path.bytes);
@@ -359,10 +363,16 @@ class PyRuntime {
     options.name = std::move(name.bytes);
     options.auto_remove = auto_remove;
     options.detach = detach;
+    AdvancedFromDict(advanced, &options);  // security, capabilities, health_check
     std::string what = options.name.empty() ? "box" : "box " + options.name;
     std::string from = options.rootfs_path.empty() ? options.image : options.rootfs_path;
     Result<std::shared_ptr<Box>> box = WithoutGil([&] { return rt_->Create(options); });
     return PyBox(ValueOrThrow(std::move(box), Domain::kBox, "create " + what + " from " + from));
+  }
+
+  nb::dict Metrics() {
+    Result<RuntimeMetrics> m = WithoutGil([&] { return rt_->Metrics(); });
+    return RuntimeMetricsDict(ValueOrThrow(std::move(m), Domain::kRuntime, "read the runtime metrics"));
   }
 
   // The box, or None when no box has that id, id prefix or name.
@@ -492,7 +502,7 @@ NB_MODULE(_boxlite, m) {
       .def("create", &PyRuntime::Create, "image"_a, "rootfs_path"_a, "cpus"_a, "memory_mib"_a,
            "disk_size_mib"_a, "env"_a, "mounts"_a, "ports"_a, "network"_a, "allow_host"_a,
            "working_dir"_a,
-           "user"_a, "name"_a, "auto_remove"_a, "detach"_a)
+           "user"_a, "name"_a, "auto_remove"_a, "detach"_a, "advanced"_a = nb::dict())
       .def("get", &PyRuntime::Get, "id_or_name"_a)
       .def("list", &PyRuntime::List)
       .def("remove", &PyRuntime::Remove, "id_or_name"_a, "force"_a)
@@ -500,5 +510,6 @@ NB_MODULE(_boxlite, m) {
       .def("list_images", &PyRuntime::ListImages)
       .def("remove_image", &PyRuntime::RemoveImage, "reference"_a)
       .def("import_image", &PyRuntime::ImportImage, "path"_a, "tag"_a)
-      .def("host_info", &PyRuntime::HostInfo);
+      .def("host_info", &PyRuntime::HostInfo)
+      .def("metrics", &PyRuntime::Metrics);
 }

@@ -195,7 +195,15 @@ Json ToJson(const BoxConfig& m) {
             {"gateway", m.network.gateway},
             {"dns", m.network.dns}}},
           {"pids_max", m.pids_max},
-          {"clock_unix_ns", m.clock_unix_ns}};
+          {"clock_unix_ns", m.clock_unix_ns},
+          {"capabilities", m.capabilities},
+          {"limits",
+           {{"nofile", m.limits.nofile},
+            {"fsize", m.limits.fsize},
+            {"nproc", m.limits.nproc},
+            {"as", m.limits.as},
+            {"cpu", m.limits.cpu}}},
+          {"close_fds", m.close_fds}};
 }
 
 Status FromJson(const Json& j, BoxConfig* m) {
@@ -203,6 +211,17 @@ Status FromJson(const Json& j, BoxConfig* m) {
   BOXLITE_RETURN_IF_ERROR(GetBool(j, "grow_rootfs", &m->grow_rootfs));
   BOXLITE_RETURN_IF_ERROR(GetInt(j, "pids_max", &m->pids_max));
   BOXLITE_RETURN_IF_ERROR(GetInt(j, "clock_unix_ns", &m->clock_unix_ns));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "capabilities", &m->capabilities));
+  BOXLITE_RETURN_IF_ERROR(GetBool(j, "close_fds", &m->close_fds));
+  if (const Json* limits = Find(j, "limits")) {
+    for (auto [key, field] : {std::pair{"nofile", &m->limits.nofile}, {"fsize", &m->limits.fsize},
+                              {"nproc", &m->limits.nproc}, {"as", &m->limits.as},
+                              {"cpu", &m->limits.cpu}}) {
+      BOXLITE_RETURN_IF_ERROR(GetInt(*limits, key, field));
+      if (*field < 0) return Status::InvalidArgument(std::string("limits.") + key + " is negative");
+    }
+  }
+  if (m->capabilities < -1) return Status::InvalidArgument("capabilities is negative");
   if (const Json* mounts = Find(j, "mounts")) {
     if (!mounts->is_array()) return Mistyped("mounts", "an array");
     for (const auto& item : *mounts) {
@@ -234,14 +253,16 @@ Json ToJson(const HelloResponse& m) {
   return {{"version", m.version},
           {"agent_version", m.agent_version},
           {"kernel", m.kernel},
-          {"uptime_ms", m.uptime_ms}};
+          {"uptime_ms", m.uptime_ms},
+          {"config_ms", m.config_ms}};
 }
 
 Status FromJson(const Json& j, HelloResponse* m) {
   BOXLITE_RETURN_IF_ERROR(GetInt(j, "version", &m->version, true));
   BOXLITE_RETURN_IF_ERROR(GetString(j, "agent_version", &m->agent_version));
   BOXLITE_RETURN_IF_ERROR(GetString(j, "kernel", &m->kernel));
-  return GetInt(j, "uptime_ms", &m->uptime_ms);
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "uptime_ms", &m->uptime_ms));
+  return GetInt(j, "config_ms", &m->config_ms);
 }
 
 Json ToJson(const ExecRequest& m) {

@@ -75,6 +75,15 @@ struct NetworkConfig {
   std::vector<std::string> dns;
 };
 
+// setrlimit values of a box's processes; 0 leaves the guest's default.
+struct ProcessLimits {
+  int64_t nofile = 0;  // RLIMIT_NOFILE
+  int64_t fsize = 0;   // RLIMIT_FSIZE, bytes
+  int64_t nproc = 0;   // RLIMIT_NPROC
+  int64_t as = 0;      // RLIMIT_AS, bytes
+  int64_t cpu = 0;     // RLIMIT_CPU, seconds
+};
+
 // What the agent sets up once, before the first exec.
 struct BoxConfig {
   std::string hostname = "box";
@@ -83,6 +92,13 @@ struct BoxConfig {
   NetworkConfig network;
   int64_t pids_max = 0;      // Limit on user processes; 0 means none.
   int64_t clock_unix_ns = 0;  // Host wall clock when the box was started; 0 leaves it.
+  // Every process the agent starts (execs and the main command): its capability set
+  // (bit n = capability n; src/protocol/capabilities.h), -1 for every capability;
+  // resource limits (soft = hard), 0 for the guest's default; and whether descriptors
+  // beyond 0, 1 and 2 are closed at exec.
+  int64_t capabilities = -1;
+  ProcessLimits limits;
+  bool close_fds = true;
 };
 
 struct HelloRequest {
@@ -95,6 +111,7 @@ struct HelloResponse {
   std::string agent_version;
   std::string kernel;
   int64_t uptime_ms = 0;  // Guest uptime when the hello was answered.
+  int64_t config_ms = 0;  // Time the agent took to apply the box config (first hello).
 };
 
 struct ExecRequest {

@@ -260,5 +260,34 @@ TEST(ByteStringsTest, DumpNeverThrows) {
   EXPECT_TRUE(back->contains("\xef\xbf\xbd"));  // The key, replaced.
 }
 
+// The security part of the box config: capability set, limits, close_fds; a negative
+// value is refused rather than handed to setrlimit.
+TEST(MessagesTest, BoxConfigSecurityRoundTrip) {
+  BoxConfig c;
+  c.capabilities = 0xa80425fb;
+  c.limits = {256, 1 << 20, 64, int64_t{1} << 32, 30};
+  c.close_fds = false;
+  auto parsed = ParseObject(Dump(ToJson(c)));
+  ASSERT_TRUE(parsed.ok());
+  BoxConfig back;
+  ASSERT_TRUE(FromJson(*parsed, &back).ok());
+  EXPECT_EQ(back.capabilities, 0xa80425fb);
+  EXPECT_EQ(back.limits.nofile, 256);
+  EXPECT_EQ(back.limits.fsize, 1 << 20);
+  EXPECT_EQ(back.limits.nproc, 64);
+  EXPECT_EQ(back.limits.as, int64_t{1} << 32);
+  EXPECT_EQ(back.limits.cpu, 30);
+  EXPECT_FALSE(back.close_fds);
+  // Absent: every capability, no limits, descriptors closed.
+  BoxConfig defaults;
+  ASSERT_TRUE(FromJson(Json::object(), &defaults).ok());
+  EXPECT_EQ(defaults.capabilities, -1);
+  EXPECT_EQ(defaults.limits.nofile, 0);
+  EXPECT_TRUE(defaults.close_fds);
+  BoxConfig bad;
+  EXPECT_FALSE(FromJson(Json{{"limits", {{"fsize", -1}}}}, &bad).ok());
+  EXPECT_FALSE(FromJson(Json{{"capabilities", -2}}, &bad).ok());
+}
+
 }  // namespace
 }  // namespace boxlite::protocol

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include "src/base/log.h"
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/protocol/capabilities.h"
 #include "src/runtime/console_log.h"
 #include "src/runtime/exec_env.h"
 #include "src/runtime/exec_impl.h"
@@ -36,6 +38,9 @@ constexpr int64_t kMiB = 1024 * 1024;
 constexpr int64_t kDefaultPidsMax = 4096;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+int64_t Millis(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
 
 std::chrono::seconds BootTimeout() {
   if (const char* env = std::getenv("BOXLITE_BOOT_TIMEOUT")) {
@@ -118,6 +123,8 @@ BoxImpl::~BoxImpl() {
     std::lock_guard<std::mutex> dl(death_->mu);
     death_->stopping = true;
   }
+  if (channel_) channel_->Close(Status::FailedPrecondition("box " + name_ + " was let go"));
+  StopHealthLocked();
   channel_.reset();
   port_lock_.reset();
   if (vm_) vm_->Detach();
@@ -172,7 +179,12 @@ Status BoxImpl::Start() {
         .WithSubject(StatusSubject::kBox);
   }
   if (state_ == State::kRunning && channel_ && Usable().ok()) return Status::OK();
-  return StartLocked().Wrap("start box " + name_);
+  Status s = StartLocked();
+  if (!s.ok()) {
+    runtime_->counters().boxes_failed++;
+    return s.Wrap("start box " + name_);
+  }
+  return s;
 }
 
 Status BoxImpl::StartLocked() {
@@ -191,11 +203,15 @@ Status BoxImpl::StartLocked() {
       channel_.reset();
       port_lock_.reset();
       state_ = State::kStopped;
+    } else {
+      StartHealthLocked();
     }
     return hello;
   }
   if (state_ == State::kRunning) {
     // Our VM died; clear it before booting again.
+    if (channel_) channel_->Close(Status::Unavailable("the box's VM died"));
+    StopHealthLocked();
     channel_.reset();
     port_lock_.reset();
     if (vm_) vm_->Kill();
@@ -206,13 +222,22 @@ Status BoxImpl::StartLocked() {
 }
 
 Status BoxImpl::LaunchLocked() {
+  // The stages of BoxMetrics (docs/metrics.md): guest rootfs (the VM's kernel and the
+  // agent's initramfs found and opened), image prepare, filesystem setup (the box's disk
+  // and log files), box config (devices, mounts, jail, network helper), box spawn (QEMU
+  // started), container init (the agent applying the box config).
+  LaunchStages stages;
   auto t0 = Clock::now();
   BOXLITE_ASSIGN_OR_RETURN(vmm::GuestAssets assets, runtime_->Assets());
   BOXLITE_ASSIGN_OR_RETURN(vmm::AccelChoice accel, runtime_->Accel());
+  auto t_assets = Clock::now();
+  stages.guest_rootfs_ms = Millis(t_assets - t0);
   if (!image_) {
     BOXLITE_ASSIGN_OR_RETURN(ResolvedImage img, runtime_->ResolveImage(options_));
     image_ = std::move(img);
   }
+  auto t_image = Clock::now();
+  stages.image_prepare_ms = Millis(t_image - t_assets);
   int64_t base_mib = static_cast<int64_t>((image_->rootfs_bytes + kMiB - 1) / kMiB);
   if (disk_size_mib_ == 0) {
     // The default: the image plus 1 GiB free. Bases built with that headroom already are
@@ -306,6 +331,8 @@ Status BoxImpl::LaunchLocked() {
     config.agent_fds.push_back(sp[1]);
     guest_ends.emplace_back(sp[1]);
   }
+  auto t_fs = Clock::now();
+  stages.filesystem_setup_ms = Millis(t_fs - t_image);
   // Fd set 1: the overlay (QEMU opens it read-write, and read-only while probing); 2: the
   // base image, read-only; 3: the console, the write end of a pipe whose writer process
   // keeps the log under its cap (src/runtime/console_log.h).
@@ -327,10 +354,13 @@ Status BoxImpl::LaunchLocked() {
   config.cpus = options_.cpus;
   config.memory_mib = options_.memory_mib;
   // The kernel and initramfs as descriptors too: the data directory may be private.
+  auto t_kernel = Clock::now();
   BOXLITE_ASSIGN_OR_RETURN(auto kernel_fd, sys::Open(assets.kernel, O_RDONLY | O_CLOEXEC));
   config.kernel = base::StrFormat("/proc/self/fd/%d", pass(std::move(kernel_fd)));
   BOXLITE_ASSIGN_OR_RETURN(auto initrd_fd, sys::Open(assets.initramfs, O_RDONLY | O_CLOEXEC));
   config.initramfs = base::StrFormat("/proc/self/fd/%d", pass(std::move(initrd_fd)));
+  auto kernel_open = Clock::now() - t_kernel;
+  stages.guest_rootfs_ms += Millis(kernel_open);
   config.name = "boxlite-" + id_;
   config.tsc_khz = vmm::HostTscKhz();
   if (!persistent()) config.extra_kernel_args = protocol::kVolatileDiskKernelArg;
@@ -344,6 +374,7 @@ Status BoxImpl::LaunchLocked() {
     box_config.mounts.push_back({tag, m.guest_path, m.read_only});
   }
   box_config.pids_max = kDefaultPidsMax;
+  BOXLITE_RETURN_IF_ERROR(ApplySecurityConfig(&box_config));
   // The jail of this box's QEMU and boxlite-net (who they run as, the shares checked).
   vmm::VmJailInputs jail_inputs;
   jail_inputs.box_id = id_;
@@ -355,7 +386,7 @@ Status BoxImpl::LaunchLocked() {
   sys::RemoveCgroupLeaf(cgroup_dir_);
   cgroup_dir_ = jail.cgroup_dir;
   std::optional<vmm::NetHelper> net;
-  if (options_.network == "nat") {
+  if (options_.network == "nat" && options_.security.network_enabled) {
     // User-mode networking in a process of its own (boxlite-net, libslirp): the guest's
     // traffic leaves through ordinary sockets to public addresses only (the host, its
     // loopback and private networks stay out of reach unless allow_host opens the host),
@@ -382,6 +413,8 @@ Status BoxImpl::LaunchLocked() {
     return Status::InvalidArgument("published ports need network \"nat\"");
   }
 
+  auto t_spawn = Clock::now();
+  stages.box_config_ms = Millis(t_spawn - t_fs - kernel_open);
   vmm::LaunchOptions launch;
   launch.die_with_owner = !options_.detach;
   launch.stderr_fd = qemu_log_fd_.get();
@@ -399,6 +432,7 @@ Status BoxImpl::LaunchLocked() {
   disk.reset();
   accel_ = std::string(vmm::AccelName(accel.accel));
   auto t_launched = Clock::now();
+  stages.box_spawn_ms = Millis(t_launched - t_spawn);
   death_ = std::make_shared<DeathNote>();
   if (persistent()) {
     record_.pid = vm_->pid();
@@ -428,7 +462,7 @@ Status BoxImpl::LaunchLocked() {
       if (!note->stopping && note->why.ok()) note->why = why;
     });
   }
-  Status hello = connected.ok() ? HelloLocked(box_config) : connected;
+  Status hello = connected.ok() ? HelloLocked(box_config, &stages.container_init_ms) : connected;
   if (!hello.ok()) {
     Status explained = hello.IsUnavailable() ? DeathStatus(hello) : hello;
     {
@@ -457,8 +491,27 @@ Status BoxImpl::LaunchLocked() {
     record_.boot_seconds = boot_seconds_;
     (void)SaveRecord(dir_, record_);
   }
+  stages_ = stages;
   BOXLITE_LOG(kDebug, "box %s: create %.3fs boot %.3fs", name_.c_str(), create_seconds_,
               boot_seconds_);
+  StartHealthLocked();
+  return Status::OK();
+}
+
+Status BoxImpl::ApplySecurityConfig(protocol::BoxConfig* config) const {
+  const SecurityOptions& s = options_.security;
+  BOXLITE_ASSIGN_OR_RETURN(uint64_t caps, protocol::ComputeCapabilities(options_.capabilities.add,
+                                                                        options_.capabilities.drop));
+  config->capabilities = static_cast<int64_t>(caps);
+  auto limit = [](const std::optional<uint64_t>& v) {
+    return v ? static_cast<int64_t>(std::min<uint64_t>(*v, INT64_MAX)) : int64_t{0};
+  };
+  config->limits.nofile = limit(s.max_open_files);
+  config->limits.fsize = limit(s.max_file_size);
+  config->limits.nproc = limit(s.max_processes);
+  config->limits.as = limit(s.max_memory);
+  config->limits.cpu = limit(s.max_cpu_time);
+  config->close_fds = s.close_fds;
   return Status::OK();
 }
 
@@ -489,7 +542,7 @@ Status BoxImpl::ConnectPersistentLocked() {
       "close another process using this box");
 }
 
-Status BoxImpl::HelloLocked(const protocol::BoxConfig& config) {
+Status BoxImpl::HelloLocked(const protocol::BoxConfig& config, int64_t* config_ms) {
   protocol::HelloRequest hello;
   hello.config = config;
   hello.config.hostname = name_;
@@ -498,7 +551,14 @@ Status BoxImpl::HelloLocked(const protocol::BoxConfig& config) {
                                    .count();
   BOXLITE_RETURN_IF_ERROR(FitsInAFrame("hello", protocol::ToJson(hello), "the box's mounts and settings"));
   auto reply = channel_->Call("hello", protocol::ToJson(hello), Clock::now() + BootTimeout());
-  if (reply.ok()) return Status::OK();
+  if (reply.ok()) {
+    protocol::HelloResponse resp;
+    if (config_ms != nullptr && protocol::FromJson(*reply, &resp).ok()) {
+      // The guest's number: kept within the boot timeout.
+      *config_ms = std::clamp<int64_t>(resp.config_ms, 0, BootTimeout().count() * 1000);
+    }
+    return Status::OK();
+  }
   if (reply.error().IsDeadlineExceeded()) {
     return Status::Unavailable(base::StrFormat("the guest did not answer within %llds",
                                                static_cast<long long>(BootTimeout().count())));
@@ -564,9 +624,11 @@ Status BoxImpl::StopLocked(bool graceful) {
       channel_->Close(
           Status::FailedPrecondition("box " + name_ + " was stopped").WithSubject(StatusSubject::kBox));
     }
+    StopHealthLocked();
     channel_.reset();
     port_lock_.reset();
     vm_.reset();
+    runtime_->counters().boxes_stopped++;
     // A detached box stopped from another process: its leaf is where root makes them.
     if (cgroup_dir_.empty() && ::geteuid() == 0) {
       cgroup_dir_ = sys::RootCgroupLeaf(vmm::CgroupLeafName(id_));
@@ -677,6 +739,18 @@ Status BoxImpl::DeathStatus(const Status& channel_status) {
 }
 
 Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
+  auto exec = StartExecUncounted(options);
+  if (exec.ok()) {
+    execs_run_++;
+    runtime_->counters().commands_executed++;
+  } else {
+    exec_errors_++;
+    runtime_->counters().exec_errors++;
+  }
+  return exec;
+}
+
+Result<std::shared_ptr<Exec>> BoxImpl::StartExecUncounted(const ExecOptions& options) {
   BOXLITE_ASSIGN_OR_RETURN(auto channel, Channel());
   protocol::ExecRequest req;
   req.argv = options.argv;
@@ -725,7 +799,6 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
     channel->Release(stream);
     return Status::ProtocolError(parsed.message());
   }
-  execs_run_++;
   if (options.detached) {
     // Nothing will arrive on this stream: the Exec reports the start and the pid only.
     std::lock_guard<std::mutex> sl(sink->mu);
@@ -739,9 +812,10 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
     std::lock_guard<std::mutex> lock(self->mu_);
     return self->DeathStatus(why);
   };
-  return std::shared_ptr<Exec>(std::make_shared<ExecImpl>(channel, stream, sink,
-                                                          static_cast<int>(resp.pid),
-                                                          resp.stdin_window, options.tty, explain));
+  auto exec = std::make_shared<ExecImpl>(channel, stream, sink, static_cast<int>(resp.pid),
+                                         resp.stdin_window, options.tty, explain);
+  exec->set_counters(exec_bytes_);
+  return std::shared_ptr<Exec>(std::move(exec));
 }
 
 Result<ExecResult> BoxImpl::Run(const ExecOptions& options) {
@@ -787,11 +861,15 @@ Result<ExecResult> BoxImpl::Run(const ExecOptions& options) {
     writer.join();
   }
   if (!failure.ok()) {
+    exec_errors_++;
+    runtime_->counters().exec_errors++;
     if (failure.IsUnavailable()) return DeathStatus(failure);
     return failure;
   }
   auto status = exec->Wait(std::chrono::seconds(30));
   if (!status.ok()) {
+    exec_errors_++;
+    runtime_->counters().exec_errors++;
     if (status.error().IsUnavailable()) return DeathStatus(status.error());
     return status.error();
   }
@@ -827,7 +905,7 @@ Result<BoxInfo> BoxImpl::Info() {
   info.cpus = options_.cpus;
   info.memory_mib = options_.memory_mib;
   info.disk_size_mib = disk_size_mib_ ? disk_size_mib_ : options_.disk_size_mib;
-  info.network = options_.network;
+  info.network = options_.security.network_enabled ? options_.network : "none";
   info.ports = options_.ports;
   const auto& bound = persistent() && bound_ports_.empty() ? record_.bound_ports : bound_ports_;
   if (info.state == "running" && !bound.empty()) info.ports = bound;
@@ -836,8 +914,104 @@ Result<BoxInfo> BoxImpl::Info() {
   info.detach = options_.detach;
   info.pid = vm_ ? vm_->pid() : (state_ == State::kRunning ? record_.pid : 0);
   info.accel = accel_;
+  if (health_) {
+    std::lock_guard<std::mutex> hl(health_->mu);
+    info.health = health_->status;
+  }
   return info;
 }
+
+bool BoxImpl::RunningHere() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return state_ == State::kRunning && channel_ != nullptr && Died().ok();
+}
+
+void BoxImpl::StartHealthLocked() {
+  StopHealthLocked();
+  if (!options_.health_check.enabled || !channel_) return;
+  health_ = std::make_shared<HealthProbe>();
+  health_->status.state = "starting";
+  health_->thread = std::thread(&BoxImpl::ProbeLoop, health_, channel_, options_.health_check);
+}
+
+void BoxImpl::StopHealthLocked() {
+  if (!health_) return;
+  {
+    std::lock_guard<std::mutex> hl(health_->mu);
+    health_->stop = true;
+  }
+  health_->cv.notify_all();
+  // A probe in flight ends at its timeout, or at once when the channel was closed.
+  if (health_->thread.joinable()) health_->thread.join();
+}
+
+void BoxImpl::ProbeLoop(std::shared_ptr<HealthProbe> probe, std::shared_ptr<AgentChannel> channel,
+                        HealthCheckOptions options) {
+  const auto started = Clock::now();
+  const auto interval = std::chrono::seconds(options.interval_s);
+  const auto grace = std::chrono::seconds(options.start_period_s);
+  while (true) {
+    {
+      std::unique_lock<std::mutex> hl(probe->mu);
+      if (probe->cv.wait_for(hl, interval, [&] { return probe->stop; })) return;
+    }
+    auto sent = Clock::now();
+    auto reply = channel->Call("ping", protocol::Json::object(),
+                               sent + std::chrono::seconds(options.timeout_s));
+    std::lock_guard<std::mutex> hl(probe->mu);
+    if (probe->stop) return;
+    HealthStatus& st = probe->status;
+    st.last_check_unix = static_cast<int64_t>(std::time(nullptr));
+    if (reply.ok()) {
+      st.failures = 0;
+      st.state = "healthy";
+    } else if (sent - started >= grace) {
+      // Failures during the start period do not count.
+      st.failures++;
+      if (st.failures >= options.retries) st.state = "unhealthy";
+    }
+  }
+}
+
+namespace {
+
+// A number the guest sent: present, a non-negative integer, at most `max`.
+std::optional<uint64_t> GuestCount(const protocol::Json& reply, const char* key, uint64_t max) {
+  int64_t v = -1;
+  if (!protocol::GetInt(reply, key, &v).ok() || v < 0) return std::nullopt;
+  return std::min<uint64_t>(static_cast<uint64_t>(v), max);
+}
+
+// CPU seconds (utime + stime) of a process and its start, seconds after boot.
+struct ProcessCpu {
+  double cpu_seconds = 0;
+  double start_seconds = 0;
+};
+
+std::optional<ProcessCpu> ReadProcessCpu(int pid) {
+  auto stat = sys::ReadFile(base::StrFormat("/proc/%d/stat", pid));
+  if (!stat.ok()) return std::nullopt;
+  // Fields after the parenthesised command: state is field 3; utime 14, stime 15,
+  // starttime 22.
+  size_t close = stat->rfind(')');
+  if (close == std::string::npos || close + 2 > stat->size()) return std::nullopt;
+  auto fields = base::Split(stat->substr(close + 2), ' ');
+  if (fields.size() <= 19) return std::nullopt;
+  double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  ProcessCpu cpu;
+  cpu.cpu_seconds = static_cast<double>(base::ParseUint(fields[11]).value_or(0) +
+                                        base::ParseUint(fields[12]).value_or(0)) /
+                    ticks;
+  cpu.start_seconds = static_cast<double>(base::ParseUint(fields[19]).value_or(0)) / ticks;
+  return cpu;
+}
+
+double HostUptimeSeconds() {
+  auto text = sys::ReadFile("/proc/uptime");
+  return text.ok() ? std::strtod(text->c_str(), nullptr) : 0;
+}
+
+}  // namespace
 
 Result<BoxMetrics> BoxImpl::Metrics() {
   BoxMetrics m;
@@ -851,38 +1025,66 @@ Result<BoxMetrics> BoxImpl::Metrics() {
     pid = vm_ ? vm_->pid() : record_.pid;
     m.create_seconds = create_seconds_ > 0 ? create_seconds_ : record_.create_seconds;
     m.boot_seconds = boot_seconds_ > 0 ? boot_seconds_ : record_.boot_seconds;
+    if (m.create_seconds > 0 || m.boot_seconds > 0) {
+      m.total_create_duration_ms = static_cast<int64_t>((m.create_seconds + m.boot_seconds) * 1000);
+      m.guest_boot_duration_ms = static_cast<int64_t>(m.boot_seconds * 1000);
+    }
+    if (stages_) {
+      m.stage_filesystem_setup_ms = stages_->filesystem_setup_ms;
+      m.stage_image_prepare_ms = stages_->image_prepare_ms;
+      m.stage_guest_rootfs_ms = stages_->guest_rootfs_ms;
+      m.stage_box_config_ms = stages_->box_config_ms;
+      m.stage_box_spawn_ms = stages_->box_spawn_ms;
+      m.stage_container_init_ms = stages_->container_init_ms;
+    }
   }
   m.execs_run = execs_run_;
+  m.commands_executed_total = execs_run_;
+  m.exec_errors_total = exec_errors_;
+  m.bytes_sent_total = exec_bytes_->sent;
+  m.bytes_received_total = exec_bytes_->received;
   if (auto channel = Channel(); channel.ok()) {
     auto guest = (*channel)->Call("metrics", protocol::Json::object(),
                                   Clock::now() + std::chrono::seconds(10));
     if (guest.ok()) {
-      int64_t total = 0;
-      int64_t available = 0;
-      (void)protocol::GetInt(*guest, "mem_total", &total);
-      (void)protocol::GetInt(*guest, "mem_available", &available);
-      m.guest_memory_total_bytes = static_cast<uint64_t>(total);
-      m.guest_memory_used_bytes = static_cast<uint64_t>(std::max<int64_t>(0, total - available));
+      // The guest's numbers are untrusted: bounded, never negative.
+      constexpr uint64_t kMaxBytes = uint64_t{1} << 56;
+      uint64_t total = GuestCount(*guest, "mem_total", kMaxBytes).value_or(0);
+      uint64_t available = std::min(total, GuestCount(*guest, "mem_available", kMaxBytes).value_or(0));
+      m.guest_memory_total_bytes = total;
+      m.guest_memory_used_bytes = total - available;
+      m.network_bytes_received = GuestCount(*guest, "net_rx_bytes", kMaxBytes);
+      m.network_bytes_sent = GuestCount(*guest, "net_tx_bytes", kMaxBytes);
+      m.network_tcp_connections = GuestCount(*guest, "tcp_opens", kMaxBytes);
+      m.network_tcp_errors = GuestCount(*guest, "tcp_errors", kMaxBytes);
     }
   }
   if (pid > 0) {
-    auto stat = sys::ReadFile(base::StrFormat("/proc/%d/stat", pid));
-    if (stat.ok()) {
-      // Fields after the parenthesised command: state is field 3; utime 14, stime 15.
-      size_t close = stat->rfind(')');
-      auto fields = base::Split(stat->substr(close + 2), ' ');
-      if (fields.size() > 13) {
-        double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
-        m.cpu_seconds = static_cast<double>(base::ParseUint(fields[11]).value_or(0) +
-                                            base::ParseUint(fields[12]).value_or(0)) /
-                        ticks;
+    if (auto cpu = ReadProcessCpu(pid)) {
+      m.cpu_seconds = cpu->cpu_seconds;
+      auto now = Clock::now();
+      std::lock_guard<std::mutex> cl(cpu_mu_);
+      double elapsed = 0;
+      double used = 0;
+      if (cpu_pid_ == pid) {
+        elapsed = Seconds(now - cpu_at_);
+        used = cpu->cpu_seconds - cpu_seconds_;
+      } else {
+        // The first sample of this VM: its average since it started.
+        elapsed = HostUptimeSeconds() - cpu->start_seconds;
+        used = cpu->cpu_seconds;
       }
+      if (elapsed > 0.001) m.cpu_percent = std::max(0.0, used / elapsed * 100.0);
+      cpu_pid_ = pid;
+      cpu_seconds_ = cpu->cpu_seconds;
+      cpu_at_ = now;
     }
     auto status = sys::ReadFile(base::StrFormat("/proc/%d/status", pid));
     if (status.ok()) {
       for (const auto& line : base::Split(*status, '\n')) {
         if (base::StartsWith(line, "VmRSS:")) {
           m.memory_rss_bytes = std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
+          m.memory_bytes = m.memory_rss_bytes;
         }
       }
     }

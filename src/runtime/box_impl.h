@@ -13,15 +13,18 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "boxlite/box.h"
 #include "src/base/unique_fd.h"
 #include "src/runtime/box_record.h"
 #include "src/runtime/channel.h"
+#include "src/runtime/exec_impl.h"
 #include "src/runtime/runtime_impl.h"
 #include "src/sys/file_lock.h"
 #include "src/sys/subprocess.h"
@@ -57,7 +60,29 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
                  const CopyOptions& options) override;
   Result<std::string> ConsoleLog() override;
 
+  // True while this object has the box's VM running (launched or attached here).
+  bool RunningHere();
+
  private:
+  // The health check's prober (HealthCheckOptions): a thread pinging the agent. Shared
+  // with the thread, which never touches the box.
+  struct HealthProbe {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool stop = false;         // Guarded by mu.
+    HealthStatus status;       // Guarded by mu.
+    std::thread thread;
+  };
+  // Starts probing the connected agent when the box has a health check.
+  void StartHealthLocked();
+  // Stops the prober (its status stays readable); the channel must be closed or alive.
+  void StopHealthLocked();
+  static void ProbeLoop(std::shared_ptr<HealthProbe> probe, std::shared_ptr<AgentChannel> channel,
+                        HealthCheckOptions options);
+  Result<std::shared_ptr<Exec>> StartExecUncounted(const ExecOptions& options);
+  // The guest's settings that come from BoxOptions.security and .capabilities.
+  Status ApplySecurityConfig(protocol::BoxConfig* config) const;
+
   enum class State { kCreated, kRunning, kStopped, kRemoved };
 
   Status StartLocked();
@@ -66,7 +91,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   // Connects to the running VM of a persistent box through a free client slot.
   Status ConnectPersistentLocked();
   // Sends the hello that configures the guest (or attaches to a configured one).
-  Status HelloLocked(const protocol::BoxConfig& config);
+  // Sets *config_ms to the time the agent took to apply a new config.
+  Status HelloLocked(const protocol::BoxConfig& config, int64_t* config_ms = nullptr);
   // Stops the VM; `graceful` lets the guest flush and unmount its disk first (pointless,
   // and slow when the guest is overloaded, for a box about to be removed).
   Status StopLocked(bool graceful = true);
@@ -113,6 +139,25 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   std::shared_ptr<DeathNote> death_ = std::make_shared<DeathNote>();
   // The death status, OK while alive.
   Status Died();
+
+  std::shared_ptr<HealthProbe> health_;  // Guarded by mu_.
+  // The launch's stages (BoxMetrics stage_*_ms), measured by LaunchLocked; guarded by mu_.
+  struct LaunchStages {
+    int64_t filesystem_setup_ms = 0;
+    int64_t image_prepare_ms = 0;
+    int64_t guest_rootfs_ms = 0;
+    int64_t box_config_ms = 0;
+    int64_t box_spawn_ms = 0;
+    int64_t container_init_ms = 0;
+  };
+  std::optional<LaunchStages> stages_;
+  // The previous CPU sample of the VM process (cpu_percent between Metrics() calls).
+  std::mutex cpu_mu_;
+  int cpu_pid_ = 0;                // Guarded by cpu_mu_.
+  double cpu_seconds_ = 0;         // Guarded by cpu_mu_.
+  Clock::time_point cpu_at_;       // Guarded by cpu_mu_.
+  std::shared_ptr<ExecByteCounters> exec_bytes_ = std::make_shared<ExecByteCounters>();
+  std::atomic<uint64_t> exec_errors_{0};
 
   int64_t created_unix_ = 0;
   double create_seconds_ = 0;

@@ -36,6 +36,58 @@ void Read(const Json& j, const char* key, T* out) {
   }
 }
 
+// BoxOptions.security, .capabilities and .health_check, under "advanced".
+Json AdvancedToJson(const BoxOptions& o) {
+  const SecurityOptions& s = o.security;
+  auto limit = [](const std::optional<uint64_t>& v) { return v ? Json(*v) : Json(nullptr); };
+  return {{"security",
+           {{"jailer_enabled", s.jailer_enabled}, {"seccomp_enabled", s.seccomp_enabled},
+            {"max_open_files", limit(s.max_open_files)}, {"max_file_size", limit(s.max_file_size)},
+            {"max_processes", limit(s.max_processes)}, {"max_memory", limit(s.max_memory)},
+            {"max_cpu_time", limit(s.max_cpu_time)}, {"network_enabled", s.network_enabled},
+            {"close_fds", s.close_fds}}},
+          {"capabilities", {{"add", o.capabilities.add}, {"drop", o.capabilities.drop}}},
+          {"health_check",
+           {{"enabled", o.health_check.enabled}, {"interval_s", o.health_check.interval_s},
+            {"timeout_s", o.health_check.timeout_s}, {"retries", o.health_check.retries},
+            {"start_period_s", o.health_check.start_period_s}}}};
+}
+
+void AdvancedFromJson(const Json& j, BoxOptions* o) {
+  if (!j.is_object()) return;
+  const Json& s = j.value("security", Json::object());
+  if (s.is_object()) {
+    SecurityOptions& sec = o->security;
+    Read(s, "jailer_enabled", &sec.jailer_enabled);
+    Read(s, "seccomp_enabled", &sec.seccomp_enabled);
+    Read(s, "network_enabled", &sec.network_enabled);
+    Read(s, "close_fds", &sec.close_fds);
+    for (auto [key, field] : {std::pair{"max_open_files", &sec.max_open_files},
+                              {"max_file_size", &sec.max_file_size},
+                              {"max_processes", &sec.max_processes},
+                              {"max_memory", &sec.max_memory}, {"max_cpu_time", &sec.max_cpu_time}}) {
+      auto it = s.find(key);
+      if (it != s.end() && it->is_number_unsigned()) *field = it->get<uint64_t>();
+    }
+  }
+  const Json& c = j.value("capabilities", Json::object());
+  for (auto [key, list] : {std::pair{"add", &o->capabilities.add}, {"drop", &o->capabilities.drop}}) {
+    auto it = c.is_object() ? c.find(key) : c.end();
+    if (!c.is_object() || it == c.end() || !it->is_array()) continue;
+    for (const auto& name : *it) {
+      if (name.is_string()) list->push_back(name.get<std::string>());
+    }
+  }
+  const Json& h = j.value("health_check", Json::object());
+  if (h.is_object()) {
+    Read(h, "enabled", &o->health_check.enabled);
+    Read(h, "interval_s", &o->health_check.interval_s);
+    Read(h, "timeout_s", &o->health_check.timeout_s);
+    Read(h, "retries", &o->health_check.retries);
+    Read(h, "start_period_s", &o->health_check.start_period_s);
+  }
+}
+
 }  // namespace
 
 std::string BoxDir(const std::string& boxes_dir, const std::string& id) {
@@ -64,7 +116,8 @@ Status SaveRecord(const std::string& dir, const BoxRecord& r) {
         {"env", EnvToJson(o.env)}, {"mounts", mounts}, {"ports", ports},
         {"network", o.network}, {"allow_host", o.allow_host},
         {"working_dir", o.working_dir}, {"user", o.user},
-        {"auto_remove", o.auto_remove}, {"detach", o.detach}}},
+        {"auto_remove", o.auto_remove}, {"detach", o.detach},
+        {"advanced", AdvancedToJson(o)}}},
       {"image",
        {{"reference", r.image_reference}, {"rootfs_path", r.rootfs_path},
         {"rootfs_bytes", r.rootfs_bytes}, {"env", c.env}, {"entrypoint", c.entrypoint},
@@ -104,6 +157,7 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
     Read(o, "user", &b.user);
     Read(o, "auto_remove", &b.auto_remove);
     Read(o, "detach", &b.detach);
+    AdvancedFromJson(o.value("advanced", Json::object()), &b);
     b.name = r.name;
     if (auto env = o.find("env"); env != o.end() && env->is_array()) {
       for (const auto& kv : *env) {

@@ -38,5 +38,46 @@ TEST(BoxRecordTest, ByteStringsRoundTrip) {
   std::filesystem::remove_all(tmpl);
 }
 
+// BoxOptions.security, .capabilities and .health_check survive the record: a stopped box
+// restarts with them.
+TEST(BoxRecordTest, AdvancedOptionsRoundTrip) {
+  char tmpl[] = "/tmp/boxlite-record-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  BoxRecord r;
+  r.id = "0123456789ab";
+  SecurityOptions& s = r.options.security;
+  s.jailer_enabled = false;
+  s.max_open_files = 1024;
+  s.max_file_size = uint64_t{1} << 40;
+  s.max_cpu_time = 7;
+  s.network_enabled = false;
+  s.close_fds = false;
+  r.options.capabilities.add = {"NET_ADMIN", "cap_sys_ptrace"};
+  r.options.capabilities.drop = {"ALL"};
+  r.options.health_check = {true, 5, 2, 4, 0};
+  ASSERT_TRUE(SaveRecord(tmpl, r).ok());
+  auto back = LoadRecord(tmpl);
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  const SecurityOptions& b = back->options.security;
+  EXPECT_FALSE(b.jailer_enabled);
+  EXPECT_TRUE(b.seccomp_enabled);
+  EXPECT_EQ(b.max_open_files, 1024u);
+  EXPECT_EQ(b.max_file_size, uint64_t{1} << 40);
+  EXPECT_FALSE(b.max_processes.has_value());
+  EXPECT_FALSE(b.max_memory.has_value());
+  EXPECT_EQ(b.max_cpu_time, 7u);
+  EXPECT_FALSE(b.network_enabled);
+  EXPECT_FALSE(b.close_fds);
+  EXPECT_EQ(back->options.capabilities.add, r.options.capabilities.add);
+  EXPECT_EQ(back->options.capabilities.drop, r.options.capabilities.drop);
+  const HealthCheckOptions& h = back->options.health_check;
+  EXPECT_TRUE(h.enabled);
+  EXPECT_EQ(h.interval_s, 5);
+  EXPECT_EQ(h.timeout_s, 2);
+  EXPECT_EQ(h.retries, 4);
+  EXPECT_EQ(h.start_period_s, 0);
+  std::filesystem::remove_all(tmpl);
+}
+
 }  // namespace
 }  // namespace boxlite::runtime

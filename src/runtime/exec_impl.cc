@@ -69,6 +69,7 @@ Status ExecImpl::WriteStdin(std::string_view bytes) {
     std::string frame;
     protocol::AppendData(&frame, stream_, protocol::kFdStdin, bytes.substr(0, n));
     BOXLITE_RETURN_IF_ERROR(channel_->Send(frame));
+    if (counters_) counters_->sent += n;
     bytes.remove_prefix(n);
   }
   return Status::OK();
@@ -84,6 +85,7 @@ Status ExecImpl::CloseStdin() {
 
 void ExecImpl::ReturnCredit(int fd, size_t consumed) {
   size_t grant = 0;
+  if (counters_) counters_->received += consumed;
   {
     std::lock_guard<std::mutex> lock(credit_mu_);
     unacked_[fd] += consumed;

@@ -15,6 +15,12 @@
 
 namespace boxlite::runtime {
 
+// Bytes a box's execs moved (BoxMetrics bytes_sent_total / bytes_received_total).
+struct ExecByteCounters {
+  std::atomic<uint64_t> sent{0};      // stdin bytes sent to the guest.
+  std::atomic<uint64_t> received{0};  // stdout/stderr bytes read (or discarded) here.
+};
+
 class ExecImpl final : public Exec {
  public:
   // `channel` must outlive this object or be held alive by `keepalive`.
@@ -40,6 +46,9 @@ class ExecImpl final : public Exec {
   // chunk; *fd = 0 when both streams ended.
   Result<std::string> ReadAny(int* fd, std::optional<Clock::time_point> deadline);
 
+  // Counts this exec's bytes into `counters` too (set before the exec is shared).
+  void set_counters(std::shared_ptr<ExecByteCounters> counters) { counters_ = std::move(counters); }
+
  private:
   void ReturnCredit(int fd, size_t consumed);
   Result<ExitStatus> ExitFromSink();  // Requires sink_->mu held.
@@ -55,6 +64,7 @@ class ExecImpl final : public Exec {
   std::mutex stdin_mu_;            // Serializes writers so stdin bytes stay in order.
   std::atomic<bool> stdin_closed_{false};
   std::atomic<bool> timed_out_{false};
+  std::shared_ptr<ExecByteCounters> counters_;
 };
 
 }  // namespace boxlite::runtime

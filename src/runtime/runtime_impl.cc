@@ -138,6 +138,8 @@ Status ValidateOptions(const BoxOptions& o) {
   for (const auto& p : o.ports) {
     if (p.guest_port == 0) return Status::InvalidArgument("port mapping needs a guest port");
   }
+  // Security, capabilities, health check (src/runtime/advanced_options.cc).
+  BOXLITE_RETURN_IF_ERROR(ValidateAdvancedOptions(o));
   if (!o.ports.empty() && o.network != "nat") {
     return Status::InvalidArgument("published ports need network \"nat\"");
   }
@@ -303,6 +305,7 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& options) {
   }
   if (box->persistent()) BOXLITE_RETURN_IF_ERROR(box->CreateOnDisk());
   boxes_[id] = box;
+  counters_.boxes_created++;
   return std::shared_ptr<Box>(box);
 }
 
@@ -372,6 +375,24 @@ Result<std::vector<BoxInfo>> RuntimeImpl::List() {
 Status RuntimeImpl::Remove(std::string_view id_or_name, bool force) {
   BOXLITE_ASSIGN_OR_RETURN(auto box, Get(id_or_name));
   return std::static_pointer_cast<BoxImpl>(box)->Remove(force);
+}
+
+Result<RuntimeMetrics> RuntimeImpl::Metrics() {
+  std::vector<std::shared_ptr<BoxImpl>> boxes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, weak] : boxes_) {
+      if (auto box = weak.lock()) boxes.push_back(box);
+    }
+  }
+  RuntimeMetrics m;
+  m.boxes_created_total = counters_.boxes_created;
+  m.boxes_failed_total = counters_.boxes_failed;
+  m.boxes_stopped_total = counters_.boxes_stopped;
+  m.total_commands_executed = counters_.commands_executed;
+  m.total_exec_errors = counters_.exec_errors;
+  for (const auto& box : boxes) m.num_running_boxes += box->RunningHere() ? 1 : 0;
+  return m;
 }
 
 void RuntimeImpl::Forget(const std::string& id) {

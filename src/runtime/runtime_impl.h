@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -48,6 +49,7 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   Result<std::vector<ImageInfo>> ImportImage(const std::string& path,
                                              std::string_view tag) override;
   Result<std::vector<std::pair<std::string, std::string>>> HostInfo() override;
+  Result<RuntimeMetrics> Metrics() override;
 
   // For boxes.
   Result<ResolvedImage> ResolveImage(const BoxOptions& options);
@@ -57,6 +59,16 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   std::string BoxesDir() const { return home_ + "/boxes"; }
   // Drops a box from this process's table (it was removed).
   void Forget(const std::string& id);
+
+  // What Metrics() reports; boxes count into these as things happen.
+  struct Counters {
+    std::atomic<uint64_t> boxes_created{0};
+    std::atomic<uint64_t> boxes_failed{0};
+    std::atomic<uint64_t> boxes_stopped{0};
+    std::atomic<uint64_t> commands_executed{0};
+    std::atomic<uint64_t> exec_errors{0};
+  };
+  Counters& counters() { return counters_; }
 
  private:
   Result<image::Store*> Store();
@@ -71,6 +83,7 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   std::unique_ptr<image::Store> store_;                    // Guarded by mu_.
   std::optional<Result<vmm::AccelChoice>> accel_;          // Guarded by mu_.
   std::map<std::string, std::weak_ptr<BoxImpl>> boxes_;    // Guarded by mu_.
+  Counters counters_;
 };
 
 }  // namespace boxlite::runtime

@@ -1,0 +1,28 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// What a box's process gets before execve, from the box config (BoxOptions.security and
+// .capabilities, src/protocol/messages.h): resource limits, the capability bounding set
+// (Docker's way: root keeps the set as permitted and effective across execve, any other
+// user gets none effective; inheritable and ambient sets are empty), and descriptors
+// beyond 0, 1 and 2 marked close-on-exec.
+//
+// Called in the child between fork and execve: async-signal-safe, no allocation.
+#pragma once
+
+#include <cstdint>
+
+#include "src/protocol/messages.h"
+
+namespace boxlite::agent {
+
+struct ProcessSecurity {
+  int64_t capabilities = -1;  // -1: leave every capability.
+  protocol::ProcessLimits limits;
+  bool close_fds = true;
+};
+
+// Applies `s` to the calling process (before it drops root). On failure returns the
+// errno and sets `*what` to the step that failed; 0 on success.
+int ApplyProcessSecurity(const ProcessSecurity& s, const char** what);
+
+}  // namespace boxlite::agent
