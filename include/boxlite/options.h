@@ -13,6 +13,29 @@
 
 namespace boxlite {
 
+// --- Registries and volumes (include/boxlite/config.h parses and checks them) ---
+// A registry images are pulled from, with how to reach it. Checked by
+// ValidateImageRegistry: `host` is host[:port] (no scheme, no path); `transport` is
+// "https" (also spelled "") or "http"; username and password come together. Auth
+// precedence: bearer_token, then username/password (Basic, or the token service's
+// credentials), then anonymous (docker config.json credentials still apply then).
+struct ImageRegistry {
+  std::string host;
+  std::string transport = "https";
+  bool skip_verify = false;  // Accept any TLS certificate from this host (only).
+  bool search = false;       // Used to resolve unqualified references, before docker.io.
+  std::string username, password, bearer_token;
+};
+
+// A named or anonymous volume: a directory under <home>/volumes/<id> shared into boxes.
+struct VolumeInfo {
+  std::string id;  // 12 Base62 characters.
+  int64_t created_unix = 0;
+  uint64_t size_bytes = 0;  // Bytes allocated by its files.
+  std::string path;         // The host directory.
+};
+// --- end registries and volumes ---
+
 struct RuntimeOptions {
   std::string home_dir;  // Empty: $BOXLITE_HOME, else ~/.local/share/boxlite.
   std::string data_dir;  // Guest kernel, initramfs and built-in images; empty: search.
@@ -20,9 +43,14 @@ struct RuntimeOptions {
   // added to BOXLITE_REGISTRY_MIRRORS.
   std::vector<std::string> registry_mirrors;
   std::vector<std::string> insecure_registries;  // host:port reached over plain HTTP.
+  // Registries with their transport, TLS and credentials; those with `search` resolve
+  // unqualified references in order, before docker.io.
+  std::vector<ImageRegistry> registries;
 };
 
 struct VolumeMount {
+  // A host directory, or a volume id (Runtime::CreateVolume); empty: an anonymous volume
+  // made under the home for this box and removed with it.
   std::string host_path;
   std::string guest_path;
   bool read_only = false;
@@ -258,6 +286,10 @@ struct ImageInfo {
   std::string manifest_digest;
   uint64_t size_bytes = 0;
   int64_t created_unix = 0;
+  std::string repository;    // registry/repository: "docker.io/library/alpine".
+  std::string tag;           // "latest"; empty for a digest-only reference.
+  int64_t cached_at_unix = 0;  // When this reference was pulled or imported here.
+  int layer_count = 0;
 };
 
 }  // namespace boxlite

@@ -55,6 +55,13 @@ class Runtime {
   // Counters of this Runtime object: boxes created, failed, stopped and running, and the
   // execs of its boxes.
   virtual Result<RuntimeMetrics> Metrics() = 0;
+  // Volumes (src/runtime/volumes.h): directories under <home>/volumes/<id> that boxes
+  // mount by id (VolumeMount::host_path = the id). RemoveVolume refuses a volume a box
+  // still mounts (FailedPrecondition) unless `force`.
+  virtual Result<VolumeInfo> CreateVolume() = 0;
+  virtual Result<std::vector<VolumeInfo>> ListVolumes() = 0;
+  virtual Result<VolumeInfo> GetVolume(std::string_view id) = 0;
+  virtual Status RemoveVolume(std::string_view id, bool force) = 0;
 
   // Facts for `boxlite info`: accelerator and why, kernel, home, store size.
   virtual Result<std::vector<std::pair<std::string, std::string>>> HostInfo() = 0;

@@ -53,8 +53,13 @@ from .errors import (
     TimeoutError,
 )
 from .options import BoxOptions, NetworkSpec, Options, PortForward, VolumeMount
-from .results import BoxInfo, BoxMetrics, ExecResult, ImageInfo
-from .runtime import Boxlite, Images
+from .results import BoxInfo, BoxMetrics, ExecResult
+from .runtime import Boxlite
+
+# Registries, images and volumes (boxlite/images.py, boxlite/volumes.py).
+from .images import ImageHandle, ImageInfo, ImagePullResult, Images
+from .options import ImageRegistry
+from .volumes import VolumeHandle, VolumeInfo
 
 # Exec, streams and copies (BoxLite 0.9's names beside ours).
 from .box import CopyOptions, ExecStderr, ExecStdin, ExecStdout, StreamExecution
@@ -120,6 +125,15 @@ __all__ += [
     "PublishedPort",
     "RuntimeMetrics",
     "SecurityOptions",
+]
+
+# Registries, images and volumes.
+__all__ += [
+    "ImageHandle",
+    "ImagePullResult",
+    "ImageRegistry",
+    "VolumeHandle",
+    "VolumeInfo",
 ]
 
 # Boxes built on SimpleBox by their own modules. Each module defines the class of the

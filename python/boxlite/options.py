@@ -18,6 +18,7 @@ from .errors import ConfigError, NotSupportedError
 
 __all__ = [
     "Options",
+    "ImageRegistry",
     "BoxOptions",
     "NetworkSpec",
     "VolumeMount",
@@ -228,13 +229,19 @@ def normalize_mount(spec: Any) -> VolumeMount:
         )
     if isinstance(host, os.PathLike):
         host = os.fspath(host)
-    host = _check_str("mount host path", host, allow_empty=False)
     guest = _check_str("mount guest path", guest, allow_empty=False)
+    if not guest.startswith("/") or guest.rstrip("/") == "":
+        raise ConfigError(f"mount guest path must be absolute and not /, not {guest!r}")
+    # Volumes (boxlite/volumes.py): no host side is an anonymous volume made for the box;
+    # a volume id (12 Base62 characters, no '/') names a volume of the runtime.
+    if host is None or host == "":
+        return VolumeMount("", guest, read_only)
+    host = _check_str("mount host path", host, allow_empty=False)
+    if "/" not in host and _core_module().looks_like_volume_id(host):
+        return VolumeMount(host, guest, read_only)
     host = os.path.abspath(host)
     if not os.path.exists(host):
         raise ConfigError(f"mount host path {host} does not exist: create it or fix the path")
-    if not guest.startswith("/") or guest.rstrip("/") == "":
-        raise ConfigError(f"mount guest path must be absolute and not /, not {guest!r}")
     return VolumeMount(host, guest, read_only)
 
 
@@ -501,16 +508,121 @@ class BoxOptions:
     __hash__ = None  # type: ignore[assignment]
 
 
+# --- Registries (ImageRegistry) and the runtime's Options ---
+_REGISTRY_FIELDS = ("host", "transport", "skip_verify", "search", "username", "password", "bearer_token")
+
+
+def _core_module() -> Any:
+    from ._core import core
+
+    return core
+
+
+class ImageRegistry:
+    """A registry images are pulled from, and how (BoxLite 0.9's ``ImageRegistry``).
+
+    Args:
+        host: ``host[:port]``, not a URL.
+        transport: ``"https"`` (also ``""``) or ``"http"`` (plain HTTP).
+        skip_verify: Accept any TLS certificate from this host (a self-signed one);
+            other hosts are still verified.
+        search: Look unqualified names (``alpine``) up here, in the order of
+            ``Options.image_registries``, before docker.io.
+        username, password: Basic credentials (given together); also sent to the
+            registry's token service.
+        bearer_token: Sent as ``Authorization: Bearer`` on every request; wins over
+            username/password, which win over anonymous access.
+
+    The checks are the core's (``ValidateImageRegistry``): ConfigError says what is
+    wrong. ``repr`` never shows the password or the token.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(
+        self,
+        host: str,
+        transport: str = "https",
+        skip_verify: bool = False,
+        search: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        bearer_token: str | None = None,
+    ) -> None:
+        values = dict(zip(_REGISTRY_FIELDS, (host, transport, skip_verify, search, username, password, bearer_token)))
+        object.__setattr__(self, "_values", self._checked(values))
+
+    @staticmethod
+    def _checked(values: dict[str, Any]) -> dict[str, Any]:
+        parts: list[Any] = []
+        for name in _REGISTRY_FIELDS:
+            value = values[name]
+            if name in ("skip_verify", "search"):
+                if not isinstance(value, bool):
+                    raise ConfigError(f"ImageRegistry {name} must be True or False, not {value!r}")
+                parts.append(value)
+            elif value is None and name not in ("host", "transport"):
+                parts.append("")
+            else:
+                parts.append(_check_str(f"ImageRegistry {name}", value))
+        normalized = _core_module().check_image_registry(tuple(parts))
+        return dict(zip(_REGISTRY_FIELDS, normalized))
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _REGISTRY_FIELDS:
+            value = object.__getattribute__(self, "_values")[name]
+            if name in ("username", "password", "bearer_token") and value == "":
+                return None
+            return value
+        raise AttributeError(f"'ImageRegistry' object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _REGISTRY_FIELDS:
+            raise AttributeError(f"'ImageRegistry' object has no attribute {name!r}")
+        values = dict(self._values)
+        values[name] = value
+        object.__setattr__(self, "_values", self._checked(values))
+
+    @property
+    def auth(self) -> str:
+        """Which credentials are used: ``"bearer"``, ``"basic"`` or ``"anonymous"``."""
+        if self._values["bearer_token"]:
+            return "bearer"
+        return "basic" if self._values["username"] else "anonymous"
+
+    def _core_tuple(self) -> tuple[Any, ...]:
+        return tuple(self._values[name] for name in _REGISTRY_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ImageRegistry):
+            return NotImplemented
+        return self._values == other._values
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        v = self._values
+        secret = lambda x: "'***'" if x else "None"  # noqa: E731
+        user = repr(v["username"]) if v["username"] else "None"
+        return (
+            f"ImageRegistry(host={v['host']!r}, transport={v['transport']!r}, skip_verify={v['skip_verify']}, "
+            f"search={v['search']}, username={user}, password={secret(v['password'])}, "
+            f"bearer_token={secret(v['bearer_token'])})"
+        )
+
+
 class Options:
     """Options of a :class:`~boxlite.Boxlite` runtime.
 
     Args:
-        home_dir: The state directory (images, boxes). Default: ``$BOXLITE_HOME``, else
-            ``~/.local/share/boxlite``.
-        image_registries: Registries tried first for Docker Hub references (short names
-            such as ``alpine``), e.g. ``["http://127.0.0.1:5000"]``: URLs, or
-            ``host:port`` (HTTPS). Added to ``BOXLITE_REGISTRY_MIRRORS``.
-        registry_mirrors: Same as ``image_registries`` (the C++ spelling).
+        home_dir: The state directory (images, boxes, volumes). Default:
+            ``$BOXLITE_HOME``, else ``~/.local/share/boxlite``.
+        image_registries: A list of :class:`ImageRegistry` (BoxLite 0.9: registries
+            with transport, TLS and credentials; those with ``search=True`` resolve
+            unqualified names in order, before docker.io) and/or strings: mirror URLs
+            (or ``host:port``, HTTPS) tried first for Docker Hub references, e.g.
+            ``["http://127.0.0.1:5000"]``, added to ``BOXLITE_REGISTRY_MIRRORS``.
+        registry_mirrors: More mirror strings (the C++ spelling).
         insecure_registries: ``host:port`` entries reached over plain HTTP.
         data_dir: Where the guest kernel, initramfs and built-in images are. Default:
             ``$BOXLITE_DATA_DIR``, else the installed ``share/boxlite``.
@@ -519,7 +631,7 @@ class Options:
     def __init__(
         self,
         home_dir: str | os.PathLike[str] | None = None,
-        image_registries: Iterable[str] | None = None,
+        image_registries: Iterable[str | ImageRegistry] | None = None,
         *,
         registry_mirrors: Iterable[str] | None = None,
         insecure_registries: Iterable[str] | None = None,
@@ -527,15 +639,29 @@ class Options:
     ) -> None:
         self.home_dir = self._path("home_dir", home_dir)
         self.data_dir = self._path("data_dir", data_dir)
-        mirrors = self._strings("image_registries", image_registries)
-        mirrors += self._strings("registry_mirrors", registry_mirrors)
-        self.image_registries: list[str] = mirrors
+        entries = self._registries("image_registries", image_registries)
+        entries += self._strings("registry_mirrors", registry_mirrors)
+        self.image_registries: list[str | ImageRegistry] = entries
         self.insecure_registries: list[str] = self._strings("insecure_registries", insecure_registries)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str]) -> Options:
+        """Options from the JSON file of ``boxlite --config`` (``home_dir``,
+        ``image_registries`` with ``auth: {type: anonymous|basic|bearer}``), parsed by
+        the core. ConfigError names the file and the bad key."""
+        d = _core_module().load_config(os.fspath(path))
+        registries = [ImageRegistry(*t) for t in d["image_registries"]]
+        return cls(home_dir=d["home_dir"] or None, image_registries=registries)
 
     @property
     def registry_mirrors(self) -> list[str]:
-        """Alias of :attr:`image_registries`."""
-        return self.image_registries
+        """The mirror strings of :attr:`image_registries`."""
+        return [r for r in self.image_registries if isinstance(r, str)]
+
+    @property
+    def registries(self) -> list[ImageRegistry]:
+        """The :class:`ImageRegistry` entries of :attr:`image_registries`."""
+        return [r for r in self.image_registries if isinstance(r, ImageRegistry)]
 
     @staticmethod
     def _path(name: str, value: Any) -> str:
@@ -558,11 +684,39 @@ class Options:
             raise ConfigError(f"{name} must be a list of strings, not {type(values).__name__}") from None
         return [_check_str(f"{name} entry", v, allow_empty=False).strip() for v in items]
 
+    @classmethod
+    def _registries(cls, name: str, values: Any) -> list[str | ImageRegistry]:
+        if values is None or isinstance(values, str):
+            return list(cls._strings(name, values))
+        try:
+            items = list(values)
+        except TypeError:
+            raise ConfigError(f"{name} must be a list, not {type(values).__name__}") from None
+        out: list[str | ImageRegistry] = []
+        for v in items:
+            if isinstance(v, ImageRegistry):
+                out.append(v)
+            else:
+                out.extend(cls._strings(name, [v]))
+        return out
+
+    def _open_core(self) -> Any:
+        """Opens the core runtime these options describe."""
+        entries = self._registries("image_registries", self.image_registries)
+        mirrors = [r for r in entries if isinstance(r, str)]
+        registries = [r._core_tuple() for r in entries if isinstance(r, ImageRegistry)]
+        return _core_module().Runtime.open(
+            self.home_dir, self.data_dir, mirrors, list(self.insecure_registries), registries
+        )
+
     def __repr__(self) -> str:
         return (
             f"Options(home_dir={self.home_dir!r}, image_registries={self.image_registries!r}, "
             f"insecure_registries={self.insecure_registries!r}, data_dir={self.data_dir!r})"
         )
+
+
+# --- end registries and Options ---
 
 
 def box_options_from_arguments(arguments: Mapping[str, Any]) -> BoxOptions:

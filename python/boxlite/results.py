@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .images import ImageInfo  # Moved to images.py; still importable from here.
 from .options import PortForward, VolumeMount
 
 __all__ = [
@@ -494,25 +495,3 @@ class RuntimeMetrics:
     def _from_core(cls, d: Mapping[str, Any]) -> RuntimeMetrics:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """An image in the local store.
-
-    Attributes:
-        reference: The normalized reference (``docker.io/library/alpine:latest``).
-        id: The config digest.
-        manifest_digest: The manifest digest.
-        size_bytes: Size of the layers.
-        created_unix: Creation time from the image config, seconds since the epoch.
-    """
-
-    reference: str
-    id: str
-    manifest_digest: str = ""
-    size_bytes: int = 0
-    created_unix: int = 0
-
-    @classmethod
-    def _from_core(cls, d: Mapping[str, Any]) -> ImageInfo:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})

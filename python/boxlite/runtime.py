@@ -2,58 +2,19 @@
 
 from __future__ import annotations
 
-import builtins
-import os
 import threading
 import weakref
 from typing import Any, ClassVar
 
 from . import _args, _bridge
-from ._core import core
 from .box import Box
 from .errors import ConfigError
+from .images import ImageHandle, Images
 from .options import BoxOptions, Options
-from .results import BoxInfo, ImageInfo, RuntimeMetrics
+from .results import BoxInfo, RuntimeMetrics
+from .volumes import VolumeHandle
 
 __all__ = ["Boxlite", "Images"]
-
-
-class Images:
-    """The runtime's image store (``runtime.images``)."""
-
-    def __init__(self, runtime: Boxlite) -> None:
-        self._runtime = runtime
-
-    async def pull(self, reference: str) -> ImageInfo:
-        """Pulls an image (or imports a built-in one) and prepares its root file system.
-
-        Raises:
-            InvalidReferenceError: The reference is malformed.
-            ImageNotFoundError: The registry does not have it.
-            RegistryError: The registry could not be reached or failed.
-            AuthenticationError: The registry refused the credentials.
-        """
-        ref = _args.check_reference(reference)
-        return ImageInfo._from_core(await _bridge.call(self._runtime._core.pull_image, ref))
-
-    async def list(self) -> list[ImageInfo]:
-        """The images in the local store."""
-        images = await _bridge.call(self._runtime._core.list_images)
-        return [ImageInfo._from_core(d) for d in images]
-
-    async def remove(self, reference: str) -> None:
-        """Removes an image from the local store (ImageNotFoundError if absent)."""
-        ref = _args.check_reference(reference)
-        await _bridge.call(self._runtime._core.remove_image, ref)
-
-    async def import_image(self, path: str | os.PathLike[str], tag: str = "") -> builtins.list[ImageInfo]:
-        """Imports a ``docker save`` archive or an OCI layout directory; ``tag`` names
-        the image when the archive does not."""
-        src = _args.host_path(path, "path")
-        if not isinstance(tag, str):
-            raise ConfigError(f"tag must be a string, not {type(tag).__name__}")
-        images = await _bridge.call(self._runtime._core.import_image, src, tag)
-        return [ImageInfo._from_core(d) for d in images]
 
 
 class Boxlite:
@@ -80,12 +41,12 @@ class Boxlite:
         elif not isinstance(options, Options):
             raise ConfigError(f"options must be boxlite.Options, not {type(options).__name__}")
         self._options = options
-        self._core: Any = core.Runtime.open(
-            options.home_dir, options.data_dir, list(options.image_registries), list(options.insecure_registries)
-        )
+        self._core: Any = options._open_core()
         self._boxes: weakref.WeakValueDictionary[str, Box] = weakref.WeakValueDictionary()
-        self.images = Images(self)
+        self.images = ImageHandle(self)
         """The image store: ``pull``, ``list``, ``remove``, ``import_image``."""
+        self.volumes = VolumeHandle(self)
+        """The volumes: ``create``, ``list``, ``get``, ``remove``."""
 
     @classmethod
     def default(cls) -> Boxlite:

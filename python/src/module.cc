@@ -35,6 +35,7 @@
 
 #include "advanced_dict.h"
 #include "boxlite/boxlite.h"
+#include "boxlite/config.h"
 #include "collect.h"
 #include "status_error.h"
 #include "text.h"
@@ -100,8 +101,57 @@ nb::dict ImageInfoDict(const ImageInfo& info) {
   d["manifest_digest"] = Str(info.manifest_digest);
   d["size_bytes"] = info.size_bytes;
   d["created_unix"] = info.created_unix;
+  d["repository"] = Str(info.repository);
+  d["tag"] = Str(info.tag);
+  d["cached_at_unix"] = info.cached_at_unix;
+  d["layer_count"] = info.layer_count;
   return d;
 }
+
+// --- Registries and volumes ---
+// An ImageRegistry as Python passes it: (host, transport, skip_verify, search, username,
+// password, bearer_token).
+using RegistryTuple = std::tuple<std::string, std::string, bool, bool, std::string, std::string,
+                                 std::string>;
+
+ImageRegistry RegistryFromTuple(const RegistryTuple& t) {
+  ImageRegistry r;
+  std::tie(r.host, r.transport, r.skip_verify, r.search, r.username, r.password,
+           r.bearer_token) = t;
+  return r;
+}
+
+RegistryTuple RegistryToTuple(const ImageRegistry& r) {
+  return {r.host, r.transport, r.skip_verify, r.search, r.username, r.password, r.bearer_token};
+}
+
+// Checks a registry (ValidateImageRegistry) and returns it normalised.
+RegistryTuple CheckImageRegistry(const RegistryTuple& t) {
+  return RegistryToTuple(ValueOrThrow(ValidateImageRegistry(RegistryFromTuple(t)),
+                                      Domain::kRuntime, "image registry"));
+}
+
+// The JSON configuration file of `boxlite --config`: {"home_dir", "image_registries"}.
+nb::dict LoadConfig(std::string path) {
+  Result<RuntimeOptions> parsed = LoadRuntimeConfig(path);
+  RuntimeOptions options = ValueOrThrow(std::move(parsed), Domain::kRuntime, "load config");
+  nb::dict d;
+  d["home_dir"] = Str(options.home_dir);
+  nb::list regs;
+  for (const auto& r : options.registries) regs.append(nb::cast(RegistryToTuple(r)));
+  d["image_registries"] = regs;
+  return d;
+}
+
+nb::dict VolumeInfoDict(const VolumeInfo& v) {
+  nb::dict d;
+  d["id"] = Str(v.id);
+  d["created_unix"] = v.created_unix;
+  d["size_bytes"] = v.size_bytes;
+  d["path"] = Str(v.path);
+  return d;
+}
+// --- end registries and volumes ---
 
 nb::list ImageInfoList(const std::vector<ImageInfo>& images) {
   nb::list out;
@@ -320,8 +370,13 @@ class PyRuntime {
 
   static PyRuntime Open(std::string home_dir, std::string data_dir,
                         std::vector<std::string> registry_mirrors,
-                        std::vector<std::string> insecure_registries) {
+                        std::vector<std::string> insecure_registries,
+                        std::vector<RegistryTuple> registries) {
     RuntimeOptions options;
+    for (const auto& t : registries) {
+      options.registries.push_back(ValueOrThrow(ValidateImageRegistry(RegistryFromTuple(t)),
+                                                Domain::kRuntime, "image registry"));
+    }
     options.home_dir = std::move(home_dir);
     options.data_dir = std::move(data_dir);
     options.registry_mirrors = std::move(registry_mirrors);
@@ -419,6 +474,33 @@ class PyRuntime {
     return ImageInfoList(ValueOrThrow(std::move(images), Domain::kImage, "import image " + path));
   }
 
+  // Volumes.
+  nb::dict CreateVolume() {
+    Result<VolumeInfo> v = WithoutGil([&] { return rt_->CreateVolume(); });
+    return VolumeInfoDict(ValueOrThrow(std::move(v), Domain::kRuntime, "create volume"));
+  }
+
+  nb::list ListVolumes() {
+    Result<std::vector<VolumeInfo>> vs = WithoutGil([&] { return rt_->ListVolumes(); });
+    nb::list out;
+    for (const auto& v : ValueOrThrow(std::move(vs), Domain::kRuntime, "list volumes")) {
+      out.append(VolumeInfoDict(v));
+    }
+    return out;
+  }
+
+  // The volume, or None when there is no volume with that id.
+  nb::object GetVolume(std::string id) {
+    Result<VolumeInfo> v = WithoutGil([&] { return rt_->GetVolume(id); });
+    if (!v.ok() && v.error().IsNotFound()) return nb::none();
+    return VolumeInfoDict(ValueOrThrow(std::move(v), Domain::kRuntime, "get volume " + id));
+  }
+
+  void RemoveVolume(std::string id, bool force) {
+    Status s = WithoutGil([&] { return rt_->RemoveVolume(id, force); });
+    ThrowIfError(s, Domain::kRuntime, "remove volume " + id);
+  }
+
   std::vector<std::pair<Text, Text>> HostInfo() {
     Result<std::vector<std::pair<std::string, std::string>>> facts = WithoutGil([&] { return rt_->HostInfo(); });
     std::vector<std::pair<Text, Text>> out;
@@ -497,7 +579,8 @@ NB_MODULE(_boxlite, m) {
 
   nb::class_<PyRuntime>(m, "Runtime")
       .def_static("open", &PyRuntime::Open, "home_dir"_a, "data_dir"_a, "registry_mirrors"_a,
-                  "insecure_registries"_a)
+                  "insecure_registries"_a,
+                  "registries"_a = std::vector<boxlite::python::RegistryTuple>{})
       .def_prop_ro("home_dir", &PyRuntime::home_dir)
       .def("create", &PyRuntime::Create, "image"_a, "rootfs_path"_a, "cpus"_a, "memory_mib"_a,
            "disk_size_mib"_a, "env"_a, "mounts"_a, "ports"_a, "network"_a, "allow_host"_a,
@@ -511,5 +594,15 @@ NB_MODULE(_boxlite, m) {
       .def("remove_image", &PyRuntime::RemoveImage, "reference"_a)
       .def("import_image", &PyRuntime::ImportImage, "path"_a, "tag"_a)
       .def("host_info", &PyRuntime::HostInfo)
-      .def("metrics", &PyRuntime::Metrics);
+      .def("metrics", &PyRuntime::Metrics)
+      .def("create_volume", &PyRuntime::CreateVolume)
+      .def("list_volumes", &PyRuntime::ListVolumes)
+      .def("get_volume", &PyRuntime::GetVolume, "id"_a)
+      .def("remove_volume", &PyRuntime::RemoveVolume, "id"_a, "force"_a);
+
+  // Registries and configuration (include/boxlite/config.h).
+  m.def("check_image_registry", &boxlite::python::CheckImageRegistry, "registry"_a);
+  m.def("load_config", &boxlite::python::LoadConfig, "path"_a);
+  m.def("looks_like_volume_id", [](std::string s) { return boxlite::LooksLikeVolumeId(s); },
+        "text"_a);
 }

@@ -72,5 +72,6 @@ Outcome RmCommand(Context& ctx, const ParsedFlags& flags);
 Outcome LogsCommand(Context& ctx, const ParsedFlags& flags);
 Outcome InspectCommand(Context& ctx, const ParsedFlags& flags);
 Outcome CpCommand(Context& ctx, const ParsedFlags& flags);
+Outcome VolumeCommand(Context& ctx, const ParsedFlags& flags);  // src/cli/volume_cmds.cc
 
 }  // namespace boxlite::cli

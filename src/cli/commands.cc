@@ -46,7 +46,9 @@ const std::vector<Command>& Commands() {
            {"env", 'e', true, true, "set an environment variable", "K=V"},
            {"workdir", 'w', true, false, "working directory inside the box", "DIR"},
            {"user", 'u', true, false, "user (name, uid or uid:gid)", "USER"},
-           {"volume", 'v', true, true, "mount a host directory", "HOST:GUEST[:ro]"},
+           {"volume", 'v', true, true,
+            "mount a host directory or a volume id; GUEST alone: an anonymous volume",
+            "HOST:GUEST[:ro]"},
            {"publish", 'p', true, true, "publish a guest TCP port on 127.0.0.1", "HOST:GUEST"},
            {"cpus", 0, true, false, "virtual CPUs", "N"},
            {"memory", 'm', true, false, "guest memory in MiB", "MIB"},
@@ -67,7 +69,9 @@ const std::vector<Command>& Commands() {
            {"env", 'e', true, true, "set an environment variable", "K=V"},
            {"workdir", 'w', true, false, "working directory inside the box", "DIR"},
            {"user", 'u', true, false, "user (name, uid or uid:gid)", "USER"},
-           {"volume", 'v', true, true, "mount a host directory", "HOST:GUEST[:ro]"},
+           {"volume", 'v', true, true,
+            "mount a host directory or a volume id; GUEST alone: an anonymous volume",
+            "HOST:GUEST[:ro]"},
            {"publish", 'p', true, true, "publish a guest TCP port on 127.0.0.1", "HOST:GUEST"},
            {"cpus", 0, true, false, "virtual CPUs", "N"},
            {"memory", 'm', true, false, "guest memory in MiB", "MIB"},
@@ -160,6 +164,16 @@ const std::vector<Command>& Commands() {
        false,
        InfoCommand},
       {"version", "version", "Show the BoxLite version", {}, false, VersionCommand},
+      // Volumes (src/cli/volume_cmds.cc).
+      {"volume",
+       "volume create | ls|list [-q] [--format table|json] | get|inspect ID | rm|delete [-f] "
+       "ID...",
+       "Manage volumes (directories under the home that boxes mount by id)",
+       {{"quiet", 'q', false, false, "ls: only print ids"},
+        {"format", 0, true, false, "ls, get: table (default) or json", "FORMAT"},
+        {"force", 'f', false, false, "rm: remove volumes boxes still mount"}},
+       false,
+       VolumeCommand},
   };
   return *commands;
 }

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "boxlite/config.h"
 #include "src/base/macros.h"
 #include "src/base/strings.h"
 #include "src/cli/attach.h"
@@ -40,23 +41,12 @@ Status ParseEnv(const std::vector<std::string>& items, EnvList* out) {
   return Status::OK();
 }
 
+// HOST:GUEST[:ro|rw], VOLUME_ID:GUEST[:ro|rw] or GUEST[:ro] (anonymous volume): one
+// rule for every command, in include/boxlite/config.h.
 Status ParseVolume(const std::string& spec, VolumeMount* out) {
-  auto parts = base::Split(spec, ':');
-  if (parts.size() < 2 || parts.size() > 3) {
-    return Status::InvalidArgument("volume must be HOST:GUEST[:ro|rw]", spec);
-  }
-  out->host_path = parts[0];
-  out->guest_path = parts[1];
-  if (parts.size() == 3) {
-    if (parts[2] != "ro" && parts[2] != "rw") {
-      return Status::InvalidArgument("volume mode must be ro or rw", spec);
-    }
-    out->read_only = parts[2] == "ro";
-  }
-  if (!out->host_path.empty() && out->host_path[0] != '/') {
-    char cwd[4096];
-    if (::getcwd(cwd, sizeof(cwd)) != nullptr) out->host_path = std::string(cwd) + "/" + parts[0];
-  }
+  auto m = ParseVolumeSpec(spec);
+  if (!m.ok()) return m.error();
+  *out = std::move(*m);
   return Status::OK();
 }
 

@@ -160,6 +160,7 @@ std::vector<std::string> SplitList(std::string_view s) {
 struct RegistryClient::Request {
   std::string url;
   std::vector<std::string> headers;
+  bool skip_verify = false;  // Only ever set for the configured registry's own host.
   bool is_blob = false;
   size_t max_body = kMaxManifestBytes;
 };
@@ -233,6 +234,17 @@ RegistryClient::~RegistryClient() = default;
 Endpoint RegistryClient::EndpointFor(const std::string& registry) const {
   Endpoint e;
   e.display = registry;
+  for (const auto& r : options_.registries) {
+    if (base::ToLower(r.host) != base::ToLower(registry)) continue;
+    e.base_url = (r.transport == "http" ? "http://" : "https://") + registry;
+    e.skip_verify = r.skip_verify && r.transport != "http";
+    // As for unconfigured ones: a loopback registry that does not speak TLS at all is
+    // reached over http (a certificate that fails verification is still refused).
+    e.http_fallback = r.transport != "http" && IsLoopbackHost(registry);
+    e.bearer_token = r.bearer_token;
+    if (!r.username.empty()) e.credentials = Credentials{r.username, r.password, ""};
+    return e;
+  }
   if (registry == kDockerHubDomain) {
     e.base_url = options_.docker_hub_url;
     while (!e.base_url.empty() && e.base_url.back() == '/') e.base_url.pop_back();
@@ -375,6 +387,10 @@ RegistryClient::Response RegistryClient::Perform(const Request& request, BodySin
   curl_easy_setopt(h, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  if (request.skip_verify) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(options_.connect_timeout.count()));
   if (request.is_blob) {
@@ -432,7 +448,9 @@ Status TransportStatus(CURLcode code, const std::string& error, const std::strin
     case CURLE_SSL_CERTPROBLEM:
       return Status::Unavailable(
           "TLS connection to registry " + host + " failed",
-          error + "; if the registry serves plain HTTP, add it to BOXLITE_INSECURE_REGISTRIES");
+          error + "; if the registry serves plain HTTP, configure it with transport \"http\" "
+                  "(or BOXLITE_INSECURE_REGISTRIES); for a self-signed certificate, "
+                  "skip_verify=true");
     default:
       return Status::Unavailable("transfer from registry " + host + " failed", error);
   }
@@ -460,6 +478,7 @@ void RegistryClient::SleepBackoff(int attempt, std::chrono::milliseconds hint,
 }
 
 Result<std::optional<Credentials>> RegistryClient::CredentialsFor(const Endpoint& endpoint) {
+  if (endpoint.credentials) return endpoint.credentials;
   return LoadDockerCredentials(options_.docker_config_path, endpoint.display);
 }
 
@@ -476,6 +495,9 @@ Result<RegistryClient::Response> RegistryClient::Fetch(
     const std::string base = BaseUrl(endpoint);
     const std::string origin = OriginOf(base);
     std::optional<std::string> auth = auth_cache_.Get(origin, scope);
+    const bool fixed_token = !endpoint.bearer_token.empty();
+    if (fixed_token) auth = "Bearer " + endpoint.bearer_token;
+    const std::string host = base::ToLower(HostOf(base));
     bool authenticated_once = false;
     std::string url = base + path;
     Request req;
@@ -492,6 +514,7 @@ Result<RegistryClient::Response> RegistryClient::Fetch(
       }
       bool same_origin = OriginOf(url) == origin;
       if (auth && same_origin) req.headers.push_back("Authorization: " + *auth);
+      req.skip_verify = endpoint.skip_verify && base::ToLower(HostOf(url)) == host;
       if (is_blob && same_origin) blob_requests_.fetch_add(1);
       Response resp = Perform(req, sink, cancel);
       if (resp.cancelled && cancel != nullptr && cancel->load()) {
@@ -526,6 +549,12 @@ Result<RegistryClient::Response> RegistryClient::Fetch(
         }
         url = resp.redirect_url;
         continue;
+      }
+      if (resp.status == 401 && same_origin && fixed_token) {
+        return Status::Authentication(
+            base::StrFormat("registry %s refused the configured bearer token for %s",
+                            endpoint.display.c_str(), repository.c_str()),
+            "check the token (ImageRegistry bearer_token, or auth.token in the config)");
       }
       if (resp.status == 401 && same_origin && !authenticated_once) {
         authenticated_once = true;
@@ -671,6 +700,8 @@ Result<BearerToken> RegistryClient::FetchToken(const Endpoint& endpoint,
       Request req;
       req.url = current;
       req.max_body = kMaxTokenBytes;
+      req.skip_verify = endpoint.skip_verify &&
+                        base::ToLower(HostOf(current)) == base::ToLower(endpoint.display);
       if (with_creds && OriginOf(current) == realm_origin) {
         req.headers.push_back("Authorization: Basic " +
                               Base64Encode(creds->username + ":" + creds->password));

@@ -28,9 +28,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "boxlite/options.h"
 #include "boxlite/result.h"
 #include "boxlite/status.h"
 #include "src/image/auth.h"
@@ -41,6 +43,9 @@ namespace boxlite::image {
 struct RegistryOptions {
   // host[:port] reached over plain http ("127.0.0.1:5000").
   std::vector<std::string> insecure_registries;
+  // Registries configured by the runtime (RuntimeOptions::registries, validated): their
+  // transport, TLS verification and credentials, which win over the docker config.
+  std::vector<ImageRegistry> registries;
   // A docker config.json to read credentials from; empty: none.
   std::string docker_config_path;
   // Where "docker.io" references go.
@@ -63,6 +68,12 @@ struct Endpoint {
   std::string display;       // host[:port] for messages and credential lookup.
   bool http_fallback = false;  // Loopback: retry over http when the TLS handshake fails.
   bool is_mirror = false;
+  // From a configured ImageRegistry: accept any certificate from this host (only).
+  bool skip_verify = false;
+  // From a configured ImageRegistry: sent on every request to this registry's origin
+  // (bearer_token), or used for Basic and token-service challenges (username/password).
+  std::string bearer_token;
+  std::optional<Credentials> credentials;
 };
 
 struct ManifestResponse {

@@ -129,6 +129,28 @@ LocalImage MakeLocalImage(const std::string& reference, const std::string& manif
 
 }  // namespace
 
+Result<std::vector<std::string>> SearchCandidates(std::string_view ref,
+                                                  const std::vector<ImageRegistry>& registries) {
+  BOXLITE_ASSIGN_OR_RETURN(Reference parsed, ParseReference(ref));
+  std::vector<std::string> out;
+  std::string_view first = ref.substr(0, ref.find('/'));
+  bool qualified = ref.find('/') != std::string_view::npos &&
+                   (first.find_first_of(".:") != std::string_view::npos ||
+                    first == "localhost" ||
+                    std::any_of(first.begin(), first.end(),
+                                [](char c) { return c >= 'A' && c <= 'Z'; }));
+  if (!qualified) {
+    for (const auto& r : registries) {
+      if (!r.search) continue;
+      std::string candidate = r.host + "/" + std::string(ref);
+      auto normalized = ParseReference(candidate);
+      if (normalized) out.push_back(normalized->String());
+    }
+  }
+  out.push_back(parsed.String());
+  return out;
+}
+
 std::string ChainId(const std::vector<std::string>& diff_ids) {
   if (diff_ids.empty()) return "sha256:" + base::Sha256Hex("");
   std::string chain = diff_ids[0];
@@ -185,6 +207,7 @@ Store::Store(std::string dir, StoreOptions opts) : dir_(std::move(dir)), opts_(s
   platform_ = Platform{opts_.platform_os, opts_.platform_arch, opts_.platform_variant};
   RegistryOptions ro;
   ro.insecure_registries = opts_.insecure_registries;
+  ro.registries = opts_.registries;
   ro.docker_config_path = opts_.docker_config_path;
   ro.docker_hub_url = opts_.docker_hub_url;
   ro.connect_timeout = opts_.connect_timeout;
@@ -377,11 +400,26 @@ Result<LocalImage> Store::LoadImage(const std::string& reference,
 }
 
 Result<LocalImage> Store::Get(std::string_view ref_text) {
+  BOXLITE_ASSIGN_OR_RETURN(auto candidates, SearchCandidates(ref_text, opts_.registries));
+  if (candidates.size() > 1) {
+    for (const auto& candidate : candidates) {
+      auto found = GetOne(candidate);
+      if (found || !found.error().IsNotFound()) return found;
+    }
+  }
+  return GetOne(candidates.back());
+}
+
+Result<LocalImage> Store::GetOne(std::string_view ref_text) {
   BOXLITE_ASSIGN_OR_RETURN(Reference ref, ParseReference(ref_text));
   BOXLITE_ASSIGN_OR_RETURN(Index index, ReadIndex());
   const std::string key = ref.String();
   auto it = index.images.find(key);
-  if (it != index.images.end()) return LoadImage(key, it->second.manifest_digest);
+  if (it != index.images.end()) {
+    auto image = LoadImage(key, it->second.manifest_digest);
+    if (image) image->cached_unix = it->second.updated_unix;
+    return image;
+  }
   if (!ref.digest.empty()) {
     // "name@sha256:<manifest>" matches a tag of that name pulled earlier.
     for (const auto& [other, entry] : index.images) {
@@ -501,14 +539,31 @@ Result<LocalImage> Store::PullFrom(const Endpoint& endpoint, const Reference& re
   if (!first_error.ok()) return first_error;
 
   BOXLITE_RETURN_IF_ERROR(WriteBlob(manifest_body, manifest_digest));
+  image.cached_unix = NowUnix();
   BOXLITE_RETURN_IF_ERROR(UpdateIndex([&](Index* index) {
-    index->images[name] = IndexEntry{manifest_digest, NowUnix()};
+    index->images[name] = IndexEntry{manifest_digest, image.cached_unix};
     return Status::OK();
   }));
   return image;
 }
 
 Result<LocalImage> Store::Pull(std::string_view ref_text, PullProgress* progress) {
+  BOXLITE_ASSIGN_OR_RETURN(auto candidates, SearchCandidates(ref_text, opts_.registries));
+  if (candidates.size() == 1) return PullOne(candidates[0], progress);
+  // Unqualified with search registries: the first that has it wins; any error other
+  // than "not there" stops the search (an unreachable registry must not silently turn
+  // the name into another registry's image).
+  std::vector<std::string> misses;
+  for (const auto& candidate : candidates) {
+    auto image = PullOne(candidate, progress);
+    if (image || !image.error().IsNotFound()) return image;
+    misses.push_back(candidate);
+  }
+  return Status::NotFound("image " + std::string(ref_text) + " not found",
+                          "tried " + base::Join(misses, ", "));
+}
+
+Result<LocalImage> Store::PullOne(std::string_view ref_text, PullProgress* progress) {
   BOXLITE_ASSIGN_OR_RETURN(Reference ref, ParseReference(ref_text));
   std::vector<Endpoint> endpoints;
   if (ref.IsDockerHub()) {
@@ -544,6 +599,7 @@ Result<std::vector<LocalImage>> Store::List() {
   std::vector<LocalImage> out;
   for (const auto& [ref, entry] : index.images) {
     auto image = LoadImage(ref, entry.manifest_digest);
+    if (image) image->cached_unix = entry.updated_unix;
     if (!image) {
       BOXLITE_LOG(kWarn, "skipping %s: %s", ref.c_str(), image.error().ToString().c_str());
       continue;
@@ -799,6 +855,7 @@ Result<std::vector<LocalImage>> Store::Import(const std::string& path, std::stri
   for (const auto& image : *imported) {
     for (const auto& ref : image.references) {
       BOXLITE_ASSIGN_OR_RETURN(LocalImage local, LoadImage(ref, image.manifest_digest));
+      local.cached_unix = NowUnix();
       out.push_back(std::move(local));
     }
   }

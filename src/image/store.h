@@ -54,6 +54,7 @@ struct LocalImage {
   std::vector<std::string> diff_ids;       // Uncompressed digests from the config.
   uint64_t size_bytes = 0;                 // Sum of the compressed layer sizes.
   int64_t created_unix = 0;                // From the config; 0 when unknown.
+  int64_t cached_unix = 0;  // When the reference was last pulled or imported here.
 };
 
 // Room built into an image's default base file system: 1 GiB free for the box, plus the
@@ -84,6 +85,9 @@ struct StoreOptions {
   std::vector<std::string> mirrors;
   // host[:port] of registries reached over plain http.
   std::vector<std::string> insecure_registries;
+  // Configured registries (validated). Those with `search` resolve unqualified
+  // references: see SearchCandidates.
+  std::vector<ImageRegistry> registries;
   // docker config.json for credentials; empty: none.
   std::string docker_config_path;
   std::string platform_os = "linux";
@@ -186,6 +190,9 @@ class Store {
   // Read-modify-write of index.json under the index lock.
   Status UpdateIndex(const std::function<Status(Index*)>& fn);
   Result<LocalImage> LoadImage(const std::string& reference, const std::string& manifest_digest);
+  // Get and Pull of one fully qualified candidate (see SearchCandidates).
+  Result<LocalImage> GetOne(std::string_view ref);
+  Result<LocalImage> PullOne(std::string_view ref, PullProgress* progress);
   // Reads a small blob and verifies its digest.
   Result<std::string> ReadBlob(const std::string& digest, size_t max_bytes) const;
   // Publishes bytes as a blob (temp file, fsync, rename).
@@ -209,6 +216,15 @@ class Store {
   Platform platform_;
   std::unique_ptr<RegistryClient> client_;
 };
+
+// The references an image name stands for, in the order they are tried. A qualified
+// name (its first component is a registry: it holds '.' or ':' or is "localhost") stands
+// for itself. An unqualified one ("alpine", "org/app:1") is tried at every registry with
+// `search` in configuration order, written as given ("HOST/alpine", "HOST/org/app:1": no
+// "library/" is added there), then at docker.io as docker spells it
+// ("docker.io/library/alpine"). InvalidArgument when `ref` does not parse.
+Result<std::vector<std::string>> SearchCandidates(std::string_view ref,
+                                                  const std::vector<ImageRegistry>& registries);
 
 // chain_id(L0) = diff_id(L0); chain_id(L0..n) = sha256(chain_id(L0..n-1) + " " + diff_id(Ln)).
 // An image without layers has the chain id of the empty string.

@@ -18,6 +18,7 @@
 
 #include "src/base/log.h"
 #include "src/base/macros.h"
+#include "src/base/scope_exit.h"
 #include "src/base/strings.h"
 #include "src/protocol/capabilities.h"
 #include "src/runtime/console_log.h"
@@ -113,6 +114,10 @@ BoxImpl::BoxImpl(std::shared_ptr<RuntimeImpl> runtime, BoxRecord record)
 
 BoxImpl::~BoxImpl() {
   std::lock_guard<std::mutex> lock(mu_);
+  // An ephemeral box ends with this object: so do its anonymous volumes.
+  base::ScopeExit drop_volumes([this] {
+    if (!persistent()) runtime_->volumes().RemoveAnonymousOf(id_);
+  });
   if (state_ != State::kRunning) return;
   if (!persistent() || (launched_here_ && !options_.detach)) {
     (void)StopLocked();

@@ -9,7 +9,9 @@
 #include <cstdlib>
 
 #include "src/base/log.h"
+#include "boxlite/config.h"
 #include "src/base/macros.h"
+#include "src/base/scope_exit.h"
 #include "src/base/strings.h"
 #include "src/image/reference.h"
 #include "src/runtime/box_impl.h"
@@ -50,6 +52,12 @@ ImageInfo ToInfo(const image::LocalImage& img) {
   info.manifest_digest = img.manifest_digest;
   info.size_bytes = img.size_bytes;
   info.created_unix = img.created_unix;
+  info.cached_at_unix = img.cached_unix;
+  info.layer_count = static_cast<int>(img.layer_digests.size());
+  if (auto ref = image::ParseReference(img.reference); ref.ok()) {
+    info.repository = ref->Name();
+    info.tag = ref->tag;
+  }
   return info;
 }
 
@@ -173,7 +181,7 @@ std::string DefaultHome() {
 }
 
 RuntimeImpl::RuntimeImpl(RuntimeOptions options, std::string home)
-    : options_(std::move(options)), home_(std::move(home)) {}
+    : options_(std::move(options)), home_(std::move(home)), volumes_(home_) {}
 
 Result<image::Store*> RuntimeImpl::Store() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -181,6 +189,7 @@ Result<image::Store*> RuntimeImpl::Store() {
     image::StoreOptions opts = image::StoreOptionsFromEnv();
     for (const auto& m : options_.registry_mirrors) opts.mirrors.push_back(m);
     for (const auto& r : options_.insecure_registries) opts.insecure_registries.push_back(r);
+    opts.registries = options_.registries;
     BOXLITE_ASSIGN_OR_RETURN(store_, AboutSubject(image::Store::Open(sys::JoinPath(home_, "images"), opts),
                                                   StatusSubject::kImage));
   }
@@ -280,10 +289,13 @@ Status CheckDiskFits(const std::string& home, int64_t disk_size_mib) {
 
 }  // namespace
 
-Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& options) {
-  BOXLITE_RETURN_IF_ERROR(ValidateOptions(options));
-  BOXLITE_RETURN_IF_ERROR(CheckDiskFits(home_, options.disk_size_mib));
+Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& requested) {
+  BOXLITE_RETURN_IF_ERROR(ValidateOptions(requested));
+  BOXLITE_RETURN_IF_ERROR(CheckDiskFits(home_, requested.disk_size_mib));
   std::string id = NewBoxId();
+  BoxOptions options = requested;
+  BOXLITE_RETURN_IF_ERROR(ResolveVolumes(id, &options));
+  base::ScopeExit drop_anonymous([&] { volumes_.RemoveAnonymousOf(id); });
   auto box = std::make_shared<BoxImpl>(shared_from_this(), id, options);
   // Names are unique across the home: the home lock covers the check and the creation.
   BOXLITE_ASSIGN_OR_RETURN(auto home_lock, sys::FileLock::Acquire(home_ + "/boxes.lock"));
@@ -306,6 +318,7 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& options) {
   if (box->persistent()) BOXLITE_RETURN_IF_ERROR(box->CreateOnDisk());
   boxes_[id] = box;
   counters_.boxes_created++;
+  drop_anonymous.Cancel();
   return std::shared_ptr<Box>(box);
 }
 
@@ -396,8 +409,58 @@ Result<RuntimeMetrics> RuntimeImpl::Metrics() {
 }
 
 void RuntimeImpl::Forget(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  boxes_.erase(id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    boxes_.erase(id);
+  }
+  volumes_.RemoveAnonymousOf(id);
+}
+
+Status RuntimeImpl::ResolveVolumes(const std::string& id, BoxOptions* options) {
+  for (auto& m : options->mounts) {
+    if (!m.host_path.empty() && m.host_path.find('/') == std::string::npos) {
+      if (!LooksLikeVolumeId(m.host_path)) {
+        return Status::InvalidArgument(
+            "mount source \"" + m.host_path + "\" is neither an absolute path nor a volume id",
+            "give a host directory's absolute path, or an id from `boxlite volume create`");
+      }
+      auto volume = volumes_.Get(m.host_path);
+      if (!volume) return volume.error();
+      m.host_path = volume->path;
+    }
+  }
+  for (auto& m : options->mounts) {
+    if (!m.host_path.empty()) continue;
+    auto volume = volumes_.Create(id);
+    if (!volume) {
+      volumes_.RemoveAnonymousOf(id);
+      return volume.error().Wrap("anonymous volume for " + m.guest_path);
+    }
+    m.host_path = volume->path;
+  }
+  return Status::OK();
+}
+
+Result<VolumeInfo> RuntimeImpl::CreateVolume() { return volumes_.Create(); }
+
+Result<std::vector<VolumeInfo>> RuntimeImpl::ListVolumes() { return volumes_.List(); }
+
+Result<VolumeInfo> RuntimeImpl::GetVolume(std::string_view id) { return volumes_.Get(id); }
+
+Status RuntimeImpl::RemoveVolume(std::string_view id, bool force) {
+  BOXLITE_ASSIGN_OR_RETURN(VolumeInfo volume, volumes_.Get(id));
+  if (!force) {
+    BOXLITE_ASSIGN_OR_RETURN(auto boxes, List());
+    for (const auto& box : boxes) {
+      for (const auto& m : box.mounts) {
+        if (m.host_path != volume.path) continue;
+        return Status::FailedPrecondition(
+            "volume " + volume.id + " is in use by box " + (box.name.empty() ? box.id : box.name),
+            "remove that box first, or force the removal (boxlite volume rm -f)");
+      }
+    }
+  }
+  return volumes_.Remove(volume.id);
 }
 
 Result<ImageInfo> RuntimeImpl::PullImage(std::string_view reference,
@@ -473,7 +536,7 @@ Result<std::shared_ptr<Runtime>> Runtime::Open(const RuntimeOptions& options) {
   std::string home = options.home_dir.empty() ? runtime::DefaultHome() : options.home_dir;
   Status made = sys::MakeDirs(home, 0700);
   if (!made.ok()) return made.Wrap("create the BoxLite home " + home);
-  for (const char* sub : {"tmp", "boxes", "images"}) {
+  for (const char* sub : {"tmp", "boxes", "images", "volumes"}) {
     BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(sys::JoinPath(home, sub), 0700));
   }
   if (::access(home.c_str(), W_OK) != 0) {

@@ -15,6 +15,7 @@
 
 #include "boxlite/runtime.h"
 #include "src/image/store.h"
+#include "src/runtime/volumes.h"
 #include "src/vmm/accel.h"
 #include "src/vmm/guest_assets.h"
 
@@ -50,6 +51,11 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
                                              std::string_view tag) override;
   Result<std::vector<std::pair<std::string, std::string>>> HostInfo() override;
   Result<RuntimeMetrics> Metrics() override;
+  Result<VolumeInfo> CreateVolume() override;
+  Result<std::vector<VolumeInfo>> ListVolumes() override;
+  Result<VolumeInfo> GetVolume(std::string_view id) override;
+  Status RemoveVolume(std::string_view id, bool force) override;
+  VolumeStore& volumes() { return volumes_; }
 
   // For boxes.
   Result<ResolvedImage> ResolveImage(const BoxOptions& options);
@@ -57,7 +63,7 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   Result<vmm::AccelChoice> Accel();
   std::string TmpDir() const { return home_ + "/tmp"; }
   std::string BoxesDir() const { return home_ + "/boxes"; }
-  // Drops a box from this process's table (it was removed).
+  // Drops a box from this process's table (it was removed), with its anonymous volumes.
   void Forget(const std::string& id);
 
   // What Metrics() reports; boxes count into these as things happen.
@@ -75,6 +81,9 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   // The image's rootfs; an image whose layers cannot be built is removed again.
   Result<image::RootfsInfo> RootfsOrForget(image::Store* store, const image::LocalImage& local,
                                            image::RootfsFit fit = image::RootfsFit::kHeadroom);
+  // Volume ids become their directories, empty host paths new anonymous volumes of box
+  // `id` (removed again if creating the box fails).
+  Status ResolveVolumes(const std::string& id, BoxOptions* options);
   Result<image::LocalImage> EnsureImage(const std::string& reference, const PullCallback& progress);
 
   RuntimeOptions options_;
@@ -84,6 +93,7 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   std::optional<Result<vmm::AccelChoice>> accel_;          // Guarded by mu_.
   std::map<std::string, std::weak_ptr<BoxImpl>> boxes_;    // Guarded by mu_.
   Counters counters_;
+  VolumeStore volumes_;
 };
 
 }  // namespace boxlite::runtime

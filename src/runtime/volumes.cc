@@ -1,0 +1,171 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+#include "src/runtime/volumes.h"
+
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "boxlite/config.h"
+#include "src/base/log.h"
+#include "src/base/macros.h"
+#include "src/base/strings.h"
+#include "src/sys/errno_status.h"
+#include "src/sys/fs.h"
+#include "src/sys/jail.h"
+
+namespace boxlite::runtime {
+namespace {
+
+constexpr size_t kMaxRecordBytes = 64 << 10;
+
+Status NotFoundStatus(std::string_view id) {
+  return Status::NotFound("volume " + std::string(id) + " not found",
+                          "`boxlite volume ls` lists the volumes");
+}
+
+}  // namespace
+
+std::string NewVolumeId() {
+  static constexpr char kAlphabet[] =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  std::string id;
+  while (id.size() < 12) {
+    unsigned char bytes[32];
+    ssize_t n = ::getrandom(bytes, sizeof(bytes), 0);
+    for (ssize_t i = 0; i < n && id.size() < 12; ++i) {
+      if (bytes[i] < 248) id += kAlphabet[bytes[i] % 62];  // 248 = 4 * 62: no bias.
+    }
+  }
+  return id;
+}
+
+VolumeStore::VolumeStore(std::string home) : dir_(sys::JoinPath(home, "volumes")) {}
+
+std::string VolumeStore::RecordPath(std::string_view id) const {
+  return sys::JoinPath(dir_, std::string(id) + ".json");
+}
+
+std::string VolumeStore::DataPath(std::string_view id) const {
+  return sys::JoinPath(dir_, std::string(id));
+}
+
+Result<VolumeInfo> VolumeStore::Create(std::string_view owner_box) {
+  BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(dir_, 0755).Wrap("create the volumes directory"));
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    std::string id = NewVolumeId();
+    std::string path = DataPath(id);
+    if (::mkdir(path.c_str(), 0755) != 0) {
+      if (errno == EEXIST) continue;
+      return sys::ErrnoStatus(errno, "create volume directory %s", path.c_str());
+    }
+    if (::geteuid() == 0) {
+      // A root-owned read-write share is refused by the VM jail: hand the directory to
+      // the user that runs root's VMs.
+      auto jail = sys::JailUserIdentity();
+      if (!jail.ok() || ::chown(path.c_str(), jail->uid, jail->gid) != 0) {
+        Status why = jail.ok() ? sys::ErrnoStatus(errno, "chown %s", path.c_str()) : jail.error();
+        (void)::rmdir(path.c_str());
+        return why.Wrap("create volume " + id);
+      }
+    }
+    VolumeInfo info;
+    info.id = id;
+    info.created_unix = static_cast<int64_t>(::time(nullptr));
+    info.path = path;
+    info.size_bytes = sys::DiskUsage(path);
+    nlohmann::json record = {{"id", id}, {"created_unix", info.created_unix}};
+    if (!owner_box.empty()) record["box"] = std::string(owner_box);
+    Status saved = sys::WriteFileAtomic(RecordPath(id), record.dump(), 0644);
+    if (!saved.ok()) {
+      (void)::rmdir(path.c_str());
+      return saved.Wrap("create volume " + id);
+    }
+    return info;
+  }
+  return Status::Internal("could not pick a free volume id");
+}
+
+Result<VolumeInfo> VolumeStore::Load(std::string_view id, std::string* owner_box) const {
+  if (!LooksLikeVolumeId(id)) return NotFoundStatus(id);
+  auto text = sys::ReadFile(RecordPath(id));
+  if (!text) {
+    if (text.error().sys_errno() == ENOENT) return NotFoundStatus(id);
+    return text.error().Wrap("read volume " + std::string(id));
+  }
+  if (text->size() > kMaxRecordBytes) {
+    return Status::Corruption("volume " + std::string(id) + ": record too large");
+  }
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("created_unix") || !j["created_unix"].is_number_integer()) {
+    return Status::Corruption("volume " + std::string(id) + ": damaged record",
+                              RecordPath(id));
+  }
+  VolumeInfo info;
+  info.id = std::string(id);
+  info.created_unix = j["created_unix"].get<int64_t>();
+  info.path = DataPath(id);
+  if (!sys::IsDirectory(info.path)) {
+    return Status::Corruption("volume " + info.id + ": its directory is missing", info.path);
+  }
+  info.size_bytes = sys::DiskUsage(info.path);
+  if (owner_box != nullptr) {
+    auto box = j.find("box");
+    *owner_box = box != j.end() && box->is_string() ? box->get<std::string>() : "";
+  }
+  return info;
+}
+
+Result<VolumeInfo> VolumeStore::Get(std::string_view id) const { return Load(id, nullptr); }
+
+Result<std::vector<VolumeInfo>> VolumeStore::List() const {
+  std::vector<VolumeInfo> out;
+  if (!sys::IsDirectory(dir_)) return out;
+  BOXLITE_ASSIGN_OR_RETURN(auto names, sys::ListDir(dir_));
+  for (const auto& name : names) {
+    if (!base::EndsWith(name, ".json")) continue;
+    std::string id = name.substr(0, name.size() - 5);
+    if (!LooksLikeVolumeId(id)) continue;
+    auto info = Load(id, nullptr);
+    if (!info) {
+      BOXLITE_LOG(kWarn, "skipping volume %s: %s", id.c_str(), info.error().ToString().c_str());
+      continue;
+    }
+    out.push_back(std::move(*info));
+  }
+  std::sort(out.begin(), out.end(), [](const VolumeInfo& a, const VolumeInfo& b) {
+    return a.created_unix != b.created_unix ? a.created_unix < b.created_unix : a.id < b.id;
+  });
+  return out;
+}
+
+Status VolumeStore::Remove(std::string_view id) {
+  if (!LooksLikeVolumeId(id) || !sys::Exists(RecordPath(id))) return NotFoundStatus(id);
+  // The record first: a half-removed volume is invisible, never half-listed.
+  if (::unlink(RecordPath(id).c_str()) != 0 && errno != ENOENT) {
+    return sys::ErrnoStatus(errno, "remove volume %s", std::string(id).c_str());
+  }
+  return sys::RemoveTree(DataPath(id)).Wrap("remove the files of volume " + std::string(id));
+}
+
+void VolumeStore::RemoveAnonymousOf(std::string_view box_id) {
+  if (box_id.empty() || !sys::IsDirectory(dir_)) return;
+  auto names = sys::ListDir(dir_);
+  if (!names) return;
+  for (const auto& name : *names) {
+    if (!base::EndsWith(name, ".json")) continue;
+    std::string id = name.substr(0, name.size() - 5);
+    std::string owner;
+    auto info = Load(id, &owner);
+    if (!info || owner != box_id) continue;
+    Status s = Remove(id);
+    if (!s.ok()) BOXLITE_LOG(kWarn, "box %s: %s", std::string(box_id).c_str(), s.ToString().c_str());
+  }
+}
+
+}  // namespace boxlite::runtime
