@@ -34,28 +34,21 @@ import functools
 import importlib
 import inspect
 import os
-import shutil
+import secrets
 import threading
 import time
-import uuid
 import weakref
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 from . import _args, _bridge
+from . import box as _async_box
 from . import runtime as _async_runtime
 from ._core import register_box
-from .errors import BoxliteError, BoxStateError, ConfigError, ExecError
-from .options import (
-    BoxOptions,
-    EnvLike,
-    MountLike,
-    NetworkSpec,
-    Options,
-    PortLike,
-    box_options_from_arguments,
-)
+from .box import _COPY_DEFAULTS, CopyOptions
+from .errors import BoxliteError, BoxStateError, ConfigError, ExecError, NotSupportedError
+from .options import BoxOptions, EnvLike, Options
 from .results import BoxInfo, BoxMetrics, ExecResult
 
 __all__ = [
@@ -63,6 +56,7 @@ __all__ = [
     "Box",
     "SimpleBox",
     "Execution",
+    "StreamExecution",
     "ExecStdin",
     "ExecStdout",
     "ExecStderr",
@@ -123,113 +117,27 @@ class _ExecutionId(str):
     """An execution id that also answers 0.9's call spelling: ``execution.id`` is the id,
     and so is ``execution.id()``."""
 
-
     def __call__(self) -> str:
         return str(self)
 
 
-class _ExecStream(SyncBase):
-    """One output stream of an :class:`Execution`, iterated until it ends."""
+class _ExecutionBase(SyncContextManager):
+    """What both kinds of execution share: the core process, blocking chunk reads that
+    stay interruptible, and the controls (signal, terminal size, kill)."""
 
-    _fd_number: ClassVar[int]
-
-    def __init__(self, execution: Execution, text: bool) -> None:
-        self._execution = execution
-        self._fd = self._fd_number
-        # UTF-8 split across chunks is carried over; invalid bytes become U+FFFD.
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if text else None
-
-    def __iter__(self) -> _ExecStream:
-        return self
-
-    def __next__(self) -> Any:
-        while True:
-            chunk = self._execution.read(self._fd)
-            if self._decoder is None:
-                if not chunk:
-                    raise StopIteration
-                return chunk
-            text = self._decoder.decode(chunk, final=not chunk)
-            if text:
-                return text
-            if not chunk:
-                raise StopIteration
-
-
-class ExecStdout(_ExecStream):
-    """Standard output of an :class:`Execution` (0.9's ``SyncExecStdout``): iterate it
-    for ``str`` chunks (from :meth:`Box.exec`) or ``bytes`` chunks (from
-    :meth:`Box.stream`) until the process closes it. Chunks are not lines."""
-
-    _fd_number = _STDOUT
-
-
-class ExecStderr(_ExecStream):
-    """Standard error of an :class:`Execution` (0.9's ``SyncExecStderr``); see
-    :class:`ExecStdout`."""
-
-    _fd_number = _STDERR
-
-
-class ExecStdin(SyncBase):
-    """Standard input of an :class:`Execution` (0.9's ``SyncExecStdin``)."""
-
-
-    def __init__(self, execution: Execution) -> None:
-        self._execution = execution
-
-    def send_input(self, data: bytes | str) -> None:
-        """Sends bytes (or UTF-8 text) to the process; waits while the guest has not
-        accepted earlier bytes. After :meth:`close` this raises ExecError."""
-        self._execution.write_stdin(data)
-
-    def close(self) -> None:
-        """Closes stdin: the process reads end-of-file. Safe to call twice."""
-        self._execution.close_stdin()
-
-    def is_closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._execution._stdin_closed
-
-
-class Execution(SyncContextManager):
-    """A process running in a box, with streaming I/O (0.9's ``SyncExecution``).
-
-    From :meth:`Box.exec` (0.9's spelling), :meth:`stdout` / :meth:`stderr` iterate over
-    ``str`` chunks and each stream, like :meth:`stdin`, can be taken once. From
-    :meth:`Box.stream` they iterate over exact ``bytes`` and may be iterated again.
-    :meth:`wait` returns how the process ended.
-    """
-
-
-    def __init__(
-        self, core_exec: Any, argv: list[str], tty: bool, *, text: bool = False, timeout: float | None = None
-    ) -> None:
+    def __init__(self, core_exec: Any, argv: list[str], tty: bool, exec_id: str | None = None) -> None:
         self._core = core_exec
         self._argv = argv
         self._tty = tty
-        self._text = text
-        self._id = _ExecutionId(uuid.uuid4().hex)
+        self._id = _ExecutionId(exec_id or secrets.token_hex(8))
         self._started_at = time.monotonic()
         self._consumed = {_STDOUT: False, _STDERR: False}
-        self._taken: set[str] = set()
-        self._stdin_closed = False
         self._result: ExecResult | None = None
-        self._expired = False
-        self._deadline_timer: threading.Timer | None = None
-        if timeout is not None:
-            self._deadline_timer = threading.Timer(timeout, self._expire)
-            self._deadline_timer.daemon = True
-            self._deadline_timer.start()
-
-    def _expire(self) -> None:
-        self._expired = True
-        with contextlib.suppress(BoxliteError):
-            self._core.kill()
 
     @property
     def id(self) -> str:
-        """The execution's id (opaque). ``execution.id()`` returns it too, as in 0.9."""
+        """The execution's id (opaque; :meth:`Box.attach` finds the execution by it).
+        ``execution.id()`` returns it too, as in 0.9."""
         return self._id
 
     @property
@@ -247,92 +155,43 @@ class Execution(SyncContextManager):
         """Whether the process has a terminal (then all output arrives on stdout)."""
         return self._tty
 
-    def _take(self, what: str) -> None:
-        if self._text:
-            if what in self._taken:
-                raise ExecError(
-                    f"{what} stream not available: it was already taken from this execution "
-                    "(keep the first one, or read it once)"
-                )
-            self._taken.add(what)
-
-    def stdin(self) -> ExecStdin:
-        """The process's stdin (0.9: taken once per execution from :meth:`Box.exec`)."""
-        self._take("stdin")
-        return ExecStdin(self)
-
-    def stdout(self) -> ExecStdout:
-        """Iterates over standard output chunks until the stream ends (see the class)."""
-        self._take("stdout")
-        self._consumed[_STDOUT] = True
-        return ExecStdout(self, self._text)
-
-    def stderr(self) -> ExecStderr:
-        """Iterates over standard error chunks until the stream ends (see the class)."""
-        self._take("stderr")
-        self._consumed[_STDERR] = True
-        return ExecStderr(self, self._text)
-
-    def read(self, fd: int = _STDOUT) -> bytes:
-        """The next chunk of stdout (``fd=1``) or stderr (``fd=2``); ``b""`` at the end."""
-        fd = _args.check_fd(fd)
+    def _read(self, fd: int) -> bytes:
         self._consumed[fd] = True
         while True:
-            # A read with a deadline consumes nothing when it expires.
+            # A read with a deadline consumes nothing when it expires; between reads
+            # Python sees Ctrl-C.
             chunk = self._core.read(fd, _POLL_SECONDS)
             if chunk is not None:
                 return bytes(chunk)
 
-    def write_stdin(self, data: bytes | str) -> None:
-        """Sends bytes (or UTF-8 text) to the process's stdin."""
-        self._core.write_stdin(_args.stdin_bytes(data))
-
-    def close_stdin(self) -> None:
-        """Closes stdin: the process reads end-of-file."""
-        self._core.close_stdin()
-        self._stdin_closed = True
-
-    def signal(self, signo: int) -> None:
-        """Sends signal ``signo`` to the process."""
-        self._core.signal(_args.check_signal(signo))
-
-    def resize(self, rows: int, cols: int) -> None:
-        """Sets the terminal size (only for ``tty=True``; otherwise ExecError)."""
-        self._core.resize(*_args.check_size(rows, cols))
+    def signal(self, signal: int) -> None:
+        """Sends a signal (e.g. ``signal.SIGTERM``) to the process."""
+        self._core.signal(_args.check_signal(signal))
 
     def resize_tty(self, rows: int, cols: int) -> None:
-        """0.9's name of :meth:`resize`."""
-        self.resize(rows, cols)
+        """Sets the terminal size (only for executions with a terminal; otherwise
+        ExecError)."""
+        self._core.resize(*_args.check_size(rows, cols))
 
     def kill(self) -> None:
         """Kills the process (and its process group) with SIGKILL."""
         self._core.kill()
 
     def _wait_blocking(self, timeout: float | None) -> tuple[int, int, bool, str]:
+        # Output nobody reads would stall the process on flow control: drop it.
         for fd in (_STDOUT, _STDERR):
             if not self._consumed[fd]:
                 self._core.discard_output(fd)
         result: tuple[int, int, bool, str] = self._core.wait(timeout)
         return result
 
-    def wait(self, timeout: float | None = None) -> ExecResult:
-        """Waits for the exit; see :meth:`boxlite.Execution.wait` (streams never read
-        are discarded; ``timeout`` kills the process and sets ``timed_out``)."""
-        if self._result is not None:
-            return self._result
-        limit = _args.check_timeout(timeout)
-        exit_code, signo, timed_out, error = _bridge.call_sync(
-            self._wait_blocking, limit, on_interrupt=self._core.kill
+    def _wait_core(self, timeout: float | None) -> tuple[int, int, bool, str]:
+        outcome: tuple[int, int, bool, str] = _bridge.call_sync(
+            self._wait_blocking, timeout, on_interrupt=self._core.kill
         )
-        if self._deadline_timer is not None:
-            self._deadline_timer.cancel()
-        self._result = ExecResult._from_core(
-            exit_code, signo, timed_out or self._expired, error,
-            duration=time.monotonic() - self._started_at, command=self._argv[0],
-        )
-        return self._result
+        return outcome
 
-    def __enter__(self) -> Execution:
+    def __enter__(self) -> Any:
         """Returns the execution; leaving kills the process unless it was waited for."""
         return self
 
@@ -343,20 +202,178 @@ class Execution(SyncContextManager):
         tb: TracebackType | None,
     ) -> None:
         """Kills the process unless it has already been waited for."""
-        if self._deadline_timer is not None:
-            self._deadline_timer.cancel()
         if self._result is None:
             with contextlib.suppress(BoxliteError):
                 self._core.kill()
 
     def __repr__(self) -> str:
-        return f"<Execution {' '.join(self._argv)!r} pid={self._core.pid}>"
+        return f"<{type(self).__name__} {' '.join(self._argv)!r} pid={self._core.pid} id={self._id}>"
 
 
-def _terminal_size() -> tuple[int, int]:
-    """The calling terminal's (rows, cols), or 24x80 without one (0.9's tty=True)."""
-    size = shutil.get_terminal_size((80, 24))
-    return max(1, min(size.lines, 65535)), max(1, min(size.columns, 65535))
+class StreamExecution(_ExecutionBase):
+    """A process with byte-exact streaming I/O (from :meth:`Box.stream`); see
+    :class:`boxlite.StreamExecution`. ``for chunk in execution.stdout()`` yields the
+    ``bytes`` the process wrote; :meth:`wait` reports ``128 + N`` for signal N."""
+
+    def stdout(self) -> Iterator[bytes]:
+        """Iterates over standard output chunks (bytes) until the stream ends."""
+        self._consumed[_STDOUT] = True
+        return self._iterate(_STDOUT)
+
+    def stderr(self) -> Iterator[bytes]:
+        """Iterates over standard error chunks (bytes) until the stream ends."""
+        self._consumed[_STDERR] = True
+        return self._iterate(_STDERR)
+
+    def _iterate(self, fd: int) -> Iterator[bytes]:
+        while True:
+            chunk = self._read(fd)
+            if not chunk:
+                return
+            yield chunk
+
+    def read(self, fd: int = _STDOUT) -> bytes:
+        """The next chunk of stdout (``fd=1``) or stderr (``fd=2``); ``b""`` at the end."""
+        return self._read(_args.check_fd(fd))
+
+    def write_stdin(self, data: bytes | str) -> None:
+        """Sends bytes (or UTF-8 text) to the process's stdin."""
+        self._core.write_stdin(_args.stdin_bytes(data))
+
+    def close_stdin(self) -> None:
+        """Closes stdin: the process reads end-of-file."""
+        self._core.close_stdin()
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Sets the terminal size (only for ``tty=True``); same as :meth:`resize_tty`."""
+        self.resize_tty(rows, cols)
+
+    def wait(self, timeout: float | None = None) -> ExecResult:
+        """Waits for the exit; see :meth:`boxlite.StreamExecution.wait` (streams never
+        read are discarded; ``timeout`` kills the process and sets ``timed_out``)."""
+        if self._result is not None:
+            return self._result
+        exit_code, signo, timed_out, error = self._wait_core(_args.check_timeout(timeout))
+        self._result = ExecResult._from_core(
+            exit_code, signo, timed_out, error, duration=time.monotonic() - self._started_at,
+            command=self._argv[0],
+        )
+        return self._result
+
+
+class _TextStream(SyncBase):
+    """One output stream of an :class:`Execution` as ``str`` chunks, decoded as they come
+    (see :class:`boxlite.ExecStdout`): a UTF-8 character split between two chunks is
+    carried over, invalid bytes become U+FFFD."""
+
+    _fd = _STDOUT
+
+    def __init__(self, execution: _ExecutionBase) -> None:
+        self._execution = execution
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._done = False
+
+    def __iter__(self) -> _TextStream:
+        return self
+
+    def __next__(self) -> str:
+        while not self._done:
+            chunk = self._execution._read(self._fd)
+            text: str = self._decoder.decode(chunk, final=not chunk)
+            if not chunk:
+                self._done = True
+            if text:
+                return text
+        raise StopIteration
+
+
+class ExecStdout(_TextStream):
+    """Standard output of an :class:`Execution` (0.9's ``SyncExecStdout``):
+    ``for chunk in execution.stdout()`` yields ``str`` chunks (not lines)."""
+
+
+class ExecStderr(_TextStream):
+    """Standard error of an :class:`Execution` (0.9's ``SyncExecStderr``)."""
+
+    _fd = _STDERR
+
+
+class ExecStdin(SyncBase):
+    """Standard input of an :class:`Execution` (0.9's ``SyncExecStdin``)."""
+
+    def __init__(self, core_exec: Any) -> None:
+        self._core = core_exec
+        self._closed = False
+
+    def send_input(self, data: bytes | bytearray | memoryview | str) -> None:
+        """Sends bytes (``str`` is sent as UTF-8); waits while the guest has not taken
+        earlier ones."""
+        if self._closed:
+            raise BoxStateError("stdin is closed: send_input() after close()")
+        self._core.write_stdin(_args.stdin_bytes(data))
+
+    def close(self) -> None:
+        """Closes stdin: the process reads end-of-file. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._core.close_stdin()
+
+    def is_closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+
+class Execution(_ExecutionBase):
+    """A process started by :meth:`Box.exec` (0.9's ``SyncExecution``); see
+    :class:`boxlite.Execution`.
+
+    ``stdout()``, ``stderr()`` and ``stdin()`` each hand out their stream once; output
+    streams yield ``str`` chunks. :meth:`wait` returns an :class:`~boxlite.ExecResult`
+    whose ``exit_code`` is ``-N`` for a process killed by signal N (0.9's convention).
+    Calling :meth:`wait` without having taken :meth:`stdin` closes stdin first.
+    """
+
+    def __init__(
+        self, core_exec: Any, argv: list[str], tty: bool, exec_id: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(core_exec, argv, tty, exec_id)
+        self._gate = _async_box.ExecGate(core_exec, timeout)
+        self._take = self._gate.take
+
+    def stdin(self) -> ExecStdin:
+        """The process's standard input (once)."""
+        self._take("stdin")
+        return ExecStdin(self._core)
+
+    def stdout(self) -> ExecStdout:
+        """The process's standard output as ``str`` chunks (once)."""
+        self._take("stdout")
+        self._consumed[_STDOUT] = True
+        return ExecStdout(self)
+
+    def stderr(self) -> ExecStderr:
+        """The process's standard error as ``str`` chunks (once). With a terminal
+        everything arrives on stdout and this stream ends at once."""
+        self._take("stderr")
+        self._consumed[_STDERR] = True
+        return ExecStderr(self)
+
+    def wait(self) -> ExecResult:
+        """Waits for the exit: ``exit_code`` (``-N`` when killed by signal N) and
+        ``error_message``. Ctrl-C kills the process."""
+        if self._result is not None:
+            return self._result
+        if "stdin" not in self._gate.taken:
+            with contextlib.suppress(BoxliteError):
+                self._core.close_stdin()
+        try:
+            exit_code, signo, timed_out, error = self._wait_core(None)
+        finally:
+            self._gate.cancel()
+        self._result = self._gate.result(exit_code, signo, timed_out, error, self._started_at, self._argv[0])
+        return self._result
 
 
 class Box(SyncContextManager):
@@ -366,13 +383,14 @@ class Box(SyncContextManager):
     command; leaving ``with`` stops it (and removes an ephemeral one).
     """
 
-
     def __init__(self, core_box: Any, options: BoxOptions | None, runtime: Boxlite | None) -> None:
         self._core: Any = core_box
         self._options = options
         self._runtime = runtime
         self._started = False
         self._stopped = False
+        # Executions started by exec(), by id, for attach(id).
+        self._executions: weakref.WeakValueDictionary[str, Execution] = weakref.WeakValueDictionary()
 
     def _require_core(self) -> Any:
         if self._core is None:
@@ -428,7 +446,7 @@ class Box(SyncContextManager):
 
     def _ensure_started(self) -> Any:
         core_box = self._require_core()
-        if not self._started:
+        if not self._started or self._stopped:
             self.start()
         return core_box
 
@@ -451,50 +469,61 @@ class Box(SyncContextManager):
 
     def exec(
         self,
-        command: str | list[str],
-        args: list[_args.CommandArg] | None = None,
+        command: str,
+        args: Sequence[_args.CommandArg] | None = None,
         env: EnvLike | None = None,
         tty: bool = False,
-        user: str | int | None = None,
+        user: str | None = None,
         timeout_secs: float | None = None,
         cwd: str | None = None,
     ) -> Execution:
         """Starts a command and returns its :class:`Execution` at once (0.9's
-        ``SyncBox.exec``): iterate ``stdout()`` / ``stderr()`` for ``str`` chunks, feed
-        ``stdin()``, then ``wait()``.
-
-        Args:
-            command: The program (or the whole command line as a list).
-            args: Its arguments, a list.
-            env: Extra environment: a list of ``(name, value)`` pairs or a dict.
-            tty: Run on a terminal the size of the caller's (stdout and stderr merge).
-            user: ``name``, ``uid`` or ``uid:gid``.
-            timeout_secs: Kill the process after this many seconds (``wait()`` then
-                says ``timed_out``).
-            cwd: Working directory (absolute).
-
-        A box that is not running is started first.
-        """
-        if args is not None and not isinstance(args, (list, tuple)):
-            raise ConfigError(f"args must be a list of strings, not {type(args).__name__}")
-        argv = _args.argv_of(command, [list(args)] if args else [])
-        rows, cols = _terminal_size() if tty is True else (24, 80)
-        spec = _args.exec_args(argv, env, cwd, user, tty=tty, rows=rows, cols=cols, open_stdin=True)
-        limit = _args.check_timeout(timeout_secs)
+        ``SyncBox.exec``; see :meth:`boxlite.Box.exec` for the arguments): iterate
+        ``stdout()`` / ``stderr()`` for ``str`` chunks, feed ``stdin()``, then
+        ``wait()``. A box that is not running starts first. For a finished result use
+        :meth:`run` (or ``SimpleBox.exec``); for byte-exact streams, :meth:`stream`."""
+        argv, spec, limit = _async_box.exec_spec(command, args, env, tty, user, timeout_secs, cwd)
         core_box = self._ensure_started()
-        return Execution(core_box.start_exec(**spec), argv, tty, text=True, timeout=limit)
+        execution = Execution(core_box.start_exec(**spec), argv, tty, timeout=limit)
+        self._executions[execution.id] = execution
+        return execution
 
-    def _collect(
+    def attach(self, execution_id: str | None = None) -> Execution:
+        """Attaches to a running process of the box: its main command (None), or an
+        execution this program started with :meth:`exec` (by its id); see
+        :meth:`boxlite.Box.attach`."""
+        core_box = self._ensure_started()
+        if execution_id is None:
+            attach_main = getattr(core_box, "attach_main", None)
+            if attach_main is None:
+                raise NotSupportedError("attaching to the box's main command is not available in this build")
+            return Execution(attach_main(), ["<main>"], False)
+        if not isinstance(execution_id, str) or not execution_id:
+            raise ConfigError(f"execution_id must be a non-empty string or None, not {execution_id!r}")
+        known = self._executions.get(execution_id)
+        if known is None or known._result is not None:
+            raise ExecError(f"no execution {execution_id!r} in box {self.name}: it is finished or was never started here")
+        return Execution(known._core, known._argv, known._tty, execution_id)
+
+    def run(
         self,
         cmd: str | list[str],
-        args: tuple[_args.CommandArg, ...],
-        env: EnvLike | None,
-        cwd: str | None,
-        user: str | int | None,
-        timeout: float | None,
-        stdin: _args.StdinLike | None,
-        max_output_bytes: int | None,
+        *args: _args.CommandArg,
+        env: EnvLike | None = None,
+        cwd: str | None = None,
+        user: str | int | None = None,
+        timeout: float | None = None,
+        stdin: _args.StdinLike | None = None,
+        max_output_bytes: int | None = _args.DEFAULT_MAX_OUTPUT_BYTES,
     ) -> ExecResult:
+        """Runs a command to completion and returns its :class:`~boxlite.ExecResult`;
+        see :meth:`boxlite.Box.run`.
+
+        A non-zero exit is a result; ``timeout`` kills the process and sets
+        ``timed_out``; ``stdin`` is fed and then closed; each output stream keeps at most
+        ``max_output_bytes`` (then ``stdout_truncated`` / ``stderr_truncated``). Ctrl-C
+        kills the process.
+        """
         argv = _args.argv_of(cmd, args)
         spec = _args.exec_args(argv, env, cwd, user, open_stdin=stdin is not None)
         limit = _args.check_timeout(timeout)
@@ -519,13 +548,12 @@ class Box(SyncContextManager):
         rows: int = 24,
         cols: int = 80,
         open_stdin: bool = True,
-    ) -> Execution:
-        """Starts a command for streaming I/O with exact bytes; see
-        :meth:`boxlite.Box.stream`."""
+    ) -> StreamExecution:
+        """Starts a command for byte-exact streaming I/O; see :meth:`boxlite.Box.stream`."""
         argv = _args.argv_of(cmd, args)
         spec = _args.exec_args(argv, env, cwd, user, tty=tty, rows=rows, cols=cols, open_stdin=open_stdin)
         core_box = self._ensure_started()
-        return Execution(core_box.start_exec(**spec), argv, tty)
+        return StreamExecution(core_box.start_exec(**spec), argv, tty)
 
     def info(self) -> BoxInfo:
         """Returns the box's identity, configuration and state."""
@@ -536,29 +564,30 @@ class Box(SyncContextManager):
         return BoxMetrics._from_core(self._require_core().metrics())
 
     def copy_in(
-        self, host_path: str | bytes | os.PathLike[str], guest_path: str | bytes, copy_options: Any = None
+        self,
+        host_path: str | bytes | os.PathLike[str],
+        container_dest: str | bytes,
+        copy_options: CopyOptions | None = None,
     ) -> None:
-        """Copies a host file or directory tree into the box (modes kept)."""
+        """Copies a host file or directory tree into the box; see
+        :meth:`boxlite.Box.copy_in` and :class:`~boxlite.CopyOptions`."""
+        options = _async_box._copy_options(copy_options)
         src = _args.host_path(host_path, "host_path")
-        dst = _args.guest_path(guest_path, "guest_path")
-        core_box = self._ensure_started()
-        if copy_options is None:
-            core_box.copy_in(src, dst)
-        else:
-            core_box.copy_in(src, dst, copy_options)
+        dst = _args.guest_path(container_dest, "container_dest")
+        self._ensure_started().copy_in(src, dst, **options)
 
     def copy_out(
-        self, guest_path: str | bytes, host_path: str | bytes | os.PathLike[str], copy_options: Any = None
+        self,
+        container_src: str | bytes,
+        host_dest: str | bytes | os.PathLike[str],
+        copy_options: CopyOptions | None = None,
     ) -> None:
-        """Copies a file or directory tree out of the box to the host: written beneath the
-        destination, never through a symlink; modes kept without setuid/setgid/sticky."""
-        src = _args.guest_path(guest_path, "guest_path")
-        dst = _args.host_path(host_path, "host_path")
-        core_box = self._ensure_started()
-        if copy_options is None:
-            core_box.copy_out(src, dst)
-        else:
-            core_box.copy_out(src, dst, copy_options)
+        """Copies a file or directory tree out of the box to the host (written beneath
+        the destination, never through a symlink); see :meth:`boxlite.Box.copy_out`."""
+        options = _async_box._copy_options(copy_options)
+        src = _args.guest_path(container_src, "container_src")
+        dst = _args.host_path(host_dest, "host_dest")
+        self._ensure_started().copy_out(src, dst, **options)
 
     def console_log(self) -> str:
         """The guest console so far (kernel messages, agent errors)."""
@@ -574,18 +603,19 @@ class SimpleBox(Box):
     """A box you describe and enter: ``with SimpleBox(image) as box`` (0.9's
     ``SyncSimpleBox``).
 
-    The same arguments as :class:`boxlite.SimpleBox`: 0.9's (``image``,
-    ``rootfs_path``, ``memory_mib``, ``cpus``, ``runtime``, ``name``, ``auto_remove``,
-    ``reuse_existing``, then any :class:`~boxlite.BoxOptions` field as a keyword) and
-    ours (``cpu``, ``memory``, ``disk_size``, ``mounts``, ...), checked at construction.
-    Entering creates (or, with ``reuse_existing``, adopts the box of that name) and boots
-    the box; leaving stops and (ephemeral) removes it. ``exec`` runs a command to
-    completion and returns an :class:`~boxlite.ExecResult`.
+    The same arguments as :class:`boxlite.SimpleBox`, checked at construction: 0.9's
+    (``image``, ``rootfs_path``, ``memory_mib``, ``cpus``, ``runtime``, ``name``,
+    ``auto_remove``, ``reuse_existing``, then any :class:`~boxlite.BoxOptions` field as
+    a keyword) and ours (``cpu``, ``memory``, ``mounts``, ...). Without a runtime it uses
+    :meth:`Boxlite.default`. Entering creates (or, with ``reuse_existing`` and a name,
+    adopts the box of that name) and boots the box; leaving stops and (ephemeral)
+    removes it. ``exec`` runs a command to completion and returns an
+    :class:`~boxlite.ExecResult`.
     """
 
     def __init__(
         self,
-        image: str = "alpine:latest",
+        image: str | None = None,
         rootfs_path: str | os.PathLike[str] | None = None,
         memory_mib: int | None = None,
         cpus: int | None = None,
@@ -593,28 +623,15 @@ class SimpleBox(Box):
         name: str | None = None,
         auto_remove: bool = True,
         reuse_existing: bool = False,
-        *,
-        cpu: int = 1,
-        memory: int = 1024,
-        disk_size: int | None = None,
-        disk_size_gb: float | None = None,
-        env: EnvLike | None = None,
-        mounts: Iterable[MountLike] | None = None,
-        volumes: Iterable[MountLike] | None = None,
-        ports: Iterable[PortLike] | None = None,
-        network: str | NetworkSpec = "nat",
-        working_dir: str | None = None,
-        user: str | None = None,
-        detach: bool = False,
         **kwargs: Any,
     ) -> None:
-        arguments = dict(locals())
-        arguments.pop("reuse_existing")
-        arguments.update(arguments.pop("kwargs"))
-        options = box_options_from_arguments(arguments)
-        if not isinstance(reuse_existing, bool):
-            raise ConfigError(f"reuse_existing must be a bool, not {type(reuse_existing).__name__}")
-        super().__init__(None, options, runtime)
+        # The async class checks the arguments and builds the options: one rule for both.
+        described = _async_box.SimpleBox(
+            image, rootfs_path, memory_mib, cpus, None, name, auto_remove, reuse_existing, **kwargs
+        )
+        if runtime is not None and not isinstance(runtime, Boxlite):
+            raise ConfigError(f"runtime must be a boxlite.sync.Boxlite, not {type(runtime).__name__}")
+        super().__init__(None, described.options, runtime)
         self._reuse_existing = reuse_existing
         self._created: bool | None = None
         self._create_lock = threading.Lock()
@@ -627,25 +644,32 @@ class SimpleBox(Box):
 
     @property
     def created(self) -> bool | None:
-        """Whether entering created the box (False: ``reuse_existing`` adopted the
-        existing box of that name); None before it was entered."""
+        """True when starting created the box, False when ``reuse_existing`` adopted an
+        existing one; None before the start."""
         return self._created
 
+    def _require_core(self) -> Any:
+        if self._core is None:
+            raise BoxStateError("Box not started. Use `with SimpleBox(...) as box` or `box.start()` first")
+        return self._core
+
     def start(self) -> SimpleBox:
-        """Creates the box (again, after it was stopped) and boots it. Returns the box."""
+        """Creates the box (again, after an ephemeral box was stopped) and boots it.
+        Returns the box."""
         with self._create_lock:  # Threads starting one box at once create it once.
-            if self._core is None or self._stopped:
+            if self._core is None or (self._stopped and self.options.ephemeral):
                 runtime = self._runtime or Boxlite.default()
                 self._runtime = runtime
-                if self._reuse_existing:
-                    box, created = runtime.get_or_create(self.options)
+                name = self.options.name or None
+                if self._reuse_existing and name:
+                    box, created = runtime.get_or_create(self.options, name=name)
                 else:
                     box, created = runtime.create(self.options), True
                 self._core = box._core
                 self._created = created
-                runtime._boxes[self.id] = self
                 self._started = False
                 self._stopped = False
+                runtime._boxes[self.id] = self
         super().start()
         return self
 
@@ -664,21 +688,44 @@ class SimpleBox(Box):
         stdin: _args.StdinLike | None = None,
         max_output_bytes: int | None = _args.DEFAULT_MAX_OUTPUT_BYTES,
     ) -> ExecResult:
-        """Runs a command to completion; see :meth:`boxlite.SimpleBox.exec`.
+        """Runs a command to completion and returns its :class:`~boxlite.ExecResult`;
+        see :meth:`Box.run`. 0.9's streaming ``Execution`` is ``Box.exec(box, ...)``."""
+        return self.run(
+            cmd, *args, env=env, cwd=cwd, user=user, timeout=timeout, stdin=stdin,
+            max_output_bytes=max_output_bytes,
+        )
 
-        A non-zero exit is a result; ``timeout`` kills the process and sets
-        ``timed_out``; ``stdin`` is fed and then closed; each output stream keeps at most
-        ``max_output_bytes`` (then ``stdout_truncated`` / ``stderr_truncated``). Ctrl-C
-        kills the process.
-        """
-        return self._collect(cmd, args, env, cwd, user, timeout, stdin, max_output_bytes)
+    def copy_in(  # type: ignore[override]
+        self,
+        host_path: str | bytes | os.PathLike[str],
+        container_dest: str | bytes,
+        *,
+        overwrite: bool = _COPY_DEFAULTS["overwrite"],
+        follow_symlinks: bool = _COPY_DEFAULTS["follow_symlinks"],
+        include_parent: bool = _COPY_DEFAULTS["include_parent"],
+    ) -> None:
+        """Copies a host file or directory tree into the box (always recursive); see
+        :class:`~boxlite.CopyOptions` for the flags."""
+        options = CopyOptions(overwrite=overwrite, follow_symlinks=follow_symlinks, include_parent=include_parent)
+        super().copy_in(host_path, container_dest, options)
 
-    def _ensure_started(self) -> Any:
-        if self._core is None:
-            raise BoxStateError(
-                "the box is not started: use `with SimpleBox(...) as box` or `box.start()` first"
-            )
-        return super()._ensure_started()
+    def copy_out(  # type: ignore[override]
+        self,
+        container_src: str | bytes,
+        host_dest: str | bytes | os.PathLike[str],
+        *,
+        overwrite: bool = _COPY_DEFAULTS["overwrite"],
+        follow_symlinks: bool = _COPY_DEFAULTS["follow_symlinks"],
+        include_parent: bool = _COPY_DEFAULTS["include_parent"],
+    ) -> None:
+        """Copies a file or directory tree out of the box (always recursive); see
+        :meth:`Box.copy_out` and :class:`~boxlite.CopyOptions`."""
+        options = CopyOptions(overwrite=overwrite, follow_symlinks=follow_symlinks, include_parent=include_parent)
+        super().copy_out(container_src, host_dest, options)
+
+    def shutdown(self) -> None:
+        """Same as :meth:`stop` (0.9's spelling)."""
+        self.stop()
 
 
 class Images(SyncBase):

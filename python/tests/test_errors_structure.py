@@ -148,3 +148,18 @@ def test_sync_api_names_and_missing_features() -> None:
             getattr(boxlite, name)
     with pytest.raises(AttributeError):
         sync_api.NoSuchThing  # noqa: B018
+
+
+def test_sync_runtime_calls_work_inside_a_running_loop(boxlite_home: object) -> None:
+    """The sync API's runtime calls run the async API's coroutines; from inside a running
+    event loop (where 0.9's sync_api raised RuntimeError) they still work, on a loop of
+    their own, and their errors arrive as the same classes."""
+
+    async def main() -> tuple[object, BaseException]:
+        rt = boxlite.sync.Boxlite.default()
+        missing = rt.get("no-such-box-in-a-loop")
+        return missing, _catch(rt.remove, "no-such-box-in-a-loop")
+
+    missing, err = asyncio.run(main())
+    assert missing is None
+    assert type(err) is boxlite.BoxNotFoundError and err.subject == "box"
