@@ -173,7 +173,8 @@ void BoxImpl::RefreshLocked() {
 Status BoxImpl::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<sys::FileLock> box_lock;
-  if (persistent()) {
+  // A removed box has no directory left to lock: say what happened instead.
+  if (persistent() && state_ != State::kRemoved) {
     auto l = sys::FileLock::Acquire(DirPath("lock"));
     if (!l.ok()) return l.error().Wrap("lock box " + name_);
     box_lock.emplace(std::move(l).value());

@@ -74,14 +74,17 @@ TEST_F(StatusSubjectTest, BoxStateAndTakenNamesAreAboutABox) {
   ASSERT_FALSE(again.ok());
   EXPECT_TRUE(again.error().IsAlreadyExists());
   EXPECT_EQ(again.error().subject(), StatusSubject::kBox);
-  // Never started: an exec meets the box's state, not a problem of the command.
+  ASSERT_TRUE(rt_->Remove("subject-box", false).ok());
+  // Removed: an exec (and a start) meets the box's state, not a problem of the command.
   ExecOptions exec;
   exec.argv = {"true"};
   auto started = (*box)->StartExec(exec);
   ASSERT_FALSE(started.ok());
   EXPECT_TRUE(started.error().IsFailedPrecondition()) << started.error().ToString();
   EXPECT_EQ(started.error().subject(), StatusSubject::kBox);
-  EXPECT_TRUE(rt_->Remove("subject-box", false).ok());
+  Status restarted = (*box)->Start();
+  EXPECT_TRUE(restarted.IsFailedPrecondition()) << restarted.ToString();
+  EXPECT_EQ(restarted.subject(), StatusSubject::kBox);
 }
 
 }  // namespace
