@@ -653,6 +653,15 @@ class SimpleBox(Box):
             raise BoxStateError("Box not started. Use `with SimpleBox(...) as box` or `box.start()` first")
         return self._core
 
+    def _ensure_started(self) -> Any:
+        # Stopped (0.9: stop() makes it not started), it stays so until start() or `with`:
+        # a command never boots a new box behind the caller's back.
+        if self._stopped:
+            raise BoxStateError(
+                f"box {self._core.name} is stopped: start it again with `box.start()` or `with box:`"
+            )
+        return super()._ensure_started()
+
     def start(self) -> SimpleBox:
         """Creates the box (again, after an ephemeral box was stopped) and boots it.
         Returns the box."""
