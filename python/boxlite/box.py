@@ -23,6 +23,7 @@ import contextlib
 import math
 import os
 import secrets
+import signal as signal_module
 import threading
 import time
 import weakref
@@ -59,6 +60,8 @@ _STDERR = 2
 class _ExecutionBase:
     """What both kinds of execution share: the core process, chunk reads with one reader
     per stream, and the controls (signals, terminal size, kill)."""
+
+    _attached = False  # Set on an Execution from Box.attach.
 
     def __init__(self, core_exec: Any, argv: list[str], tty: bool, exec_id: str | None = None) -> None:
         self._core = core_exec
@@ -126,9 +129,10 @@ class _ExecutionBase:
         await _bridge.call(self._core.kill)
 
     def _wait_blocking(self, timeout: float | None) -> tuple[int, int, bool, str]:
-        # Output nobody reads would stall the process on flow control: drop it.
+        # Output nobody reads would stall the process on flow control: drop it (not
+        # through an attachment: the process's owner may be reading it).
         for fd in (_STDOUT, _STDERR):
-            if not self._consumed[fd]:
+            if not self._consumed[fd] and not self._attached:
                 self._core.discard_output(fd)
         result: tuple[int, int, bool, str] = self._core.wait(timeout)
         return result
@@ -318,14 +322,20 @@ class ExecGate:
         self.timed_out = False
         self._timer: threading.Timer | None = None
         if timeout:
-            self._timer = threading.Timer(timeout, self._time_out)
+            # A weak reference: a dropped Execution (and its gate) is not kept alive by
+            # its timer (its process ends with it).
+            self._timer = threading.Timer(timeout, ExecGate._time_out, args=(weakref.ref(self),))
             self._timer.daemon = True
             self._timer.start()
 
-    def _time_out(self) -> None:
-        self.timed_out = True
+    @staticmethod
+    def _time_out(ref: weakref.ref[ExecGate]) -> None:
+        gate = ref()
+        if gate is None:
+            return
+        gate.timed_out = True
         with contextlib.suppress(Exception):
-            self._core.kill()
+            gate._core.kill()
 
     def take(self, name: str) -> None:
         """Hands out stream ``name`` (raises BoxliteError the second time)."""
@@ -344,9 +354,10 @@ class ExecGate:
         self, exit_code: int, signo: int, timed_out: bool, error: str, started_at: float, command: str
     ) -> ExecResult:
         """The :class:`ExecResult` of ``wait()`` (no output; ``-N`` for signal N)."""
+        # The timer's kill, not an exit that happened just before it.
+        timed_out = timed_out or (self.timed_out and signo == signal_module.SIGKILL)
         result = ExecResult._from_core(
-            exit_code, signo, timed_out or self.timed_out, error,
-            duration=time.monotonic() - started_at, command=command,
+            exit_code, signo, timed_out, error, duration=time.monotonic() - started_at, command=command,
         )
         if signo:
             result.exit_code = -signo
@@ -364,14 +375,17 @@ class Execution(_ExecutionBase):
 
     Calling :meth:`wait` before reading a stream discards that stream's output (the
     process never stalls on unread output); calling it without having taken
-    :meth:`stdin` closes stdin, so a command that reads it gets end-of-file.
+    :meth:`stdin` closes stdin, so a command that reads it gets end-of-file (not for
+    an execution from :meth:`Box.attach`, whose stdin stays its owner's).
     """
 
     def __init__(
         self, core_exec: Any, argv: list[str], tty: bool, exec_id: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None, *, attached: bool = False,
     ) -> None:
         super().__init__(core_exec, argv, tty, exec_id)
+        # An attachment (Box.attach) leaves the process's stdin to its owner.
+        self._attached = attached
         self._gate = ExecGate(core_exec, timeout)
         self._take = self._gate.take
         self._stdin: ExecStdin | None = None
@@ -401,7 +415,7 @@ class Execution(_ExecutionBase):
         the awaiting task kills the process."""
         if self._result is not None:
             return self._result
-        if "stdin" not in self._gate.taken:
+        if "stdin" not in self._gate.taken and not self._attached:
             with contextlib.suppress(BoxliteError):
                 await _bridge.call(self._core.close_stdin)
         try:
@@ -707,14 +721,13 @@ class Box:
             if attach_main is None:
                 raise NotSupportedError("attaching to the box's main command is not available in this build")
             core_exec = await _bridge.call(attach_main)
-            return Execution(core_exec, ["<main>"], False)
+            return Execution(core_exec, ["<main>"], False, attached=True)
         if not isinstance(execution_id, str) or not execution_id:
             raise ConfigError(f"execution_id must be a non-empty string or None, not {execution_id!r}")
         known = self._executions.get(execution_id)
         if known is None or known._result is not None:
             raise ExecError(f"no execution {execution_id!r} in box {self.name}: it is finished or was never started here")
-        execution = Execution(known._core, known._argv, known._tty, execution_id)
-        return execution
+        return Execution(known._core, known._argv, known._tty, execution_id, attached=True)
 
     async def run(
         self,
@@ -953,7 +966,9 @@ class SimpleBox(Box):
     async def start(self) -> Self:
         """Creates the box (again, after an ephemeral box was stopped) and boots it.
         Returns the box."""
-        if self._core is None or (self._stopped and self.options.ephemeral):
+        # An ephemeral box was removed by its stop: it is created again.
+        ephemeral = self.options.auto_remove is not False and not self.options.detach
+        if self._core is None or (self._stopped and ephemeral):
             from .runtime import Boxlite
 
             runtime = self._runtime or Boxlite.default()

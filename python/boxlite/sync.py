@@ -125,6 +125,8 @@ class _ExecutionBase(SyncContextManager):
     """What both kinds of execution share: the core process, blocking chunk reads that
     stay interruptible, and the controls (signal, terminal size, kill)."""
 
+    _attached = False  # Set on an Execution from Box.attach.
+
     def __init__(self, core_exec: Any, argv: list[str], tty: bool, exec_id: str | None = None) -> None:
         self._core = core_exec
         self._argv = argv
@@ -178,9 +180,10 @@ class _ExecutionBase(SyncContextManager):
         self._core.kill()
 
     def _wait_blocking(self, timeout: float | None) -> tuple[int, int, bool, str]:
-        # Output nobody reads would stall the process on flow control: drop it.
+        # Output nobody reads would stall the process on flow control: drop it (not
+        # through an attachment: the process's owner may be reading it).
         for fd in (_STDOUT, _STDERR):
-            if not self._consumed[fd]:
+            if not self._consumed[fd] and not self._attached:
                 self._core.discard_output(fd)
         result: tuple[int, int, bool, str] = self._core.wait(timeout)
         return result
@@ -336,9 +339,11 @@ class Execution(_ExecutionBase):
 
     def __init__(
         self, core_exec: Any, argv: list[str], tty: bool, exec_id: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None, *, attached: bool = False,
     ) -> None:
         super().__init__(core_exec, argv, tty, exec_id)
+        # An attachment (Box.attach) leaves the process's stdin to its owner.
+        self._attached = attached
         self._gate = _async_box.ExecGate(core_exec, timeout)
         self._take = self._gate.take
 
@@ -365,7 +370,7 @@ class Execution(_ExecutionBase):
         ``error_message``. Ctrl-C kills the process."""
         if self._result is not None:
             return self._result
-        if "stdin" not in self._gate.taken:
+        if "stdin" not in self._gate.taken and not self._attached:
             with contextlib.suppress(BoxliteError):
                 self._core.close_stdin()
         try:
@@ -497,13 +502,13 @@ class Box(SyncContextManager):
             attach_main = getattr(core_box, "attach_main", None)
             if attach_main is None:
                 raise NotSupportedError("attaching to the box's main command is not available in this build")
-            return Execution(attach_main(), ["<main>"], False)
+            return Execution(attach_main(), ["<main>"], False, attached=True)
         if not isinstance(execution_id, str) or not execution_id:
             raise ConfigError(f"execution_id must be a non-empty string or None, not {execution_id!r}")
         known = self._executions.get(execution_id)
         if known is None or known._result is not None:
             raise ExecError(f"no execution {execution_id!r} in box {self.name}: it is finished or was never started here")
-        return Execution(known._core, known._argv, known._tty, execution_id)
+        return Execution(known._core, known._argv, known._tty, execution_id, attached=True)
 
     def run(
         self,
@@ -666,7 +671,9 @@ class SimpleBox(Box):
         """Creates the box (again, after an ephemeral box was stopped) and boots it.
         Returns the box."""
         with self._create_lock:  # Threads starting one box at once create it once.
-            if self._core is None or (self._stopped and self.options.ephemeral):
+            # An ephemeral box was removed by its stop: it is created again.
+            ephemeral = self.options.auto_remove is not False and not self.options.detach
+            if self._core is None or (self._stopped and ephemeral):
                 runtime = self._runtime or Boxlite.default()
                 self._runtime = runtime
                 name = self.options.name or None

@@ -310,6 +310,15 @@ def test_copy_in_options(box, tmp_path):
     run(box.copy_in(str(tmp_path / "a"), "/cin/flat/a"))  # The default replaces.
     assert guest(box, "cat /cin/flat/a") == "new content"
 
+    # Followed symlinks that loop are refused, not copied forever.
+    loop = tmp_path / "loop"
+    loop.mkdir()
+    os.symlink(".", loop / "self")
+    with pytest.raises(boxlite.BoxliteError, match="symlink loop"):
+        run(box.copy_in(str(loop), "/cin/loop", boxlite.CopyOptions(follow_symlinks=True)))
+    run(box.copy_in(str(loop), "/cin/loop2"))  # Not followed: the link itself.
+    assert guest(box, "readlink /cin/loop2/self") == ".\n"
+
 
 def test_copy_out_options(box, tmp_path):
     # In the box: a tree with a relative link, and an absolute link to a path that also
