@@ -425,9 +425,9 @@ void Server::OnPortReadable(Conn* conn) {
   }
 }
 
-void Server::KillExecsOf(Conn* conn) {
+void Server::KillExecsOf(Conn* conn, bool spare_main) {
   for (auto& [key, exec] : execs_) {
-    if (exec->conn != conn) continue;
+    if (exec->conn != conn || (spare_main && exec->main)) continue;
     if (!exec->is_file && !exec->exited && exec->pid > 0) ::kill(-exec->pid, SIGKILL);
   }
 }
@@ -440,9 +440,11 @@ void Server::OnPortHangup(Conn* conn) {
   conn->outq.clear();
   conn->queued_bytes = 0;
   conn->decoder = protocol::FrameDecoder();
-  // Nobody is left to read these execs' output or wait for them.
-  KillExecsOf(conn);
+  // Nobody is left to read these execs' output or wait for them; the main command is
+  // the box's own and lives on (OrphanMain).
+  KillExecsOf(conn, /*spare_main=*/true);
   std::vector<ExecKey> exited;
+  std::vector<ExecKey> orphans;
   for (auto it = execs_.begin(); it != execs_.end();) {
     Exec* exec = it->second.get();
     if (exec->conn != conn) {
@@ -450,6 +452,11 @@ void Server::OnPortHangup(Conn* conn) {
       continue;
     }
     for (auto& out : exec->out) out.splicing = 0;  // Its queued splices are gone.
+    if (exec->main && !exec->finished) {
+      if (!exec->orphaned) orphans.push_back(it->first);
+      ++it;
+      continue;
+    }
     if (exec->is_file || exec->finished) {
       if (exec->put_dir) ::unlinkat(exec->put_dir.get(), exec->put_tmp.c_str(), 0);
       it = execs_.erase(it);
@@ -469,6 +476,10 @@ void Server::OnPortHangup(Conn* conn) {
     auto it = execs_.find(key);
     if (it != execs_.end()) MaybeFinish(it->second.get());
   }
+  for (ExecKey key : orphans) {
+    auto it = execs_.find(key);
+    if (it != execs_.end()) OrphanMain(it->second.get());
+  }
   if (!timer_armed_) {
     struct itimerspec spec = {};
     spec.it_interval.tv_nsec = 20 * 1000 * 1000;
@@ -476,6 +487,44 @@ void Server::OnPortHangup(Conn* conn) {
     ::timerfd_settime(timer_fd_.get(), 0, &spec, nullptr);
     timer_armed_ = true;
   }
+}
+
+// The orphaned main command moves to a stream id no host uses, so a host that connects
+// to this port later can reuse every id; its output is read as it comes and dropped.
+constexpr uint32_t kOrphanStream = 0xffffffffu;
+
+void Server::OrphanMain(Exec* exec) {
+  ExecKey old_key = Key(exec->conn, exec->stream);
+  auto node = execs_.extract(old_key);
+  if (node.empty()) return;
+  exec->orphaned = true;
+  exec->stream = kOrphanStream;
+  exec->stdin_pending.clear();
+  if (exec->stdin_watching) Watch(exec->stdin_fd.get(), 0, 0, &exec->stdin_watching);
+  node.key() = Key(exec->conn, kOrphanStream);
+  ExecKey new_key = node.key();
+  execs_.insert(std::move(node));
+  if (exec->pid > 0 && !exec->exited) pid_to_exec_[exec->pid] = new_key;
+  for (int which = 1; which <= 2; ++which) {
+    exec->out[which].credit = INT64_MAX / 2;
+    UpdateWatch(exec, which);  // Re-tagged with the new stream id.
+  }
+  if (exec->exited) MaybeFinish(exec);
+}
+
+void Server::OnMainExit(const Exec& exec, int64_t exit_code) {
+  main_running_ = false;
+  if (exec.main_optional && !exec.start_error.empty()) {
+    ConsoleLog("the image's command could not start (%s); the box runs without a main command",
+               exec.start_error.c_str());
+    return;
+  }
+  // The host reads this line back from the console log when no host saw the exit event
+  // (docs/protocol.md, "Connections").
+  ConsoleLog("main command exited with code %lld", static_cast<long long>(exit_code));
+  for (auto& c : conns_) KillExecsOf(c.get());
+  if (options_.machine) ::sync();
+  shutdown_ = true;
 }
 
 void Server::OnReconnectTimer() {
@@ -712,10 +761,16 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
     *reply = protocol::ToJson(resp);
     return Status::OK();
   }
+  if (r.main && (r.detached || main_running_)) {
+    return Status::FailedPrecondition(r.detached ? "a main command cannot be detached"
+                                                 : "the box runs a main command already");
+  }
   auto exec = std::make_unique<Exec>();
   exec->conn = conn;
   exec->stream = stream;
   exec->tty = r.tty;
+  exec->main = r.main;
+  exec->main_optional = r.main_optional;
   base::UniqueFd child_ends[3];
   if (r.tty) {
     base::UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
@@ -779,6 +834,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   for (int which = 1; which <= 2; ++which) exec->out[which].credit = r.window;
   ExecKey key = Key(conn, stream);
   pid_to_exec_[pid] = key;
+  if (exec->main) main_running_ = true;
   Exec* raw = exec.get();
   execs_[key] = std::move(exec);
   UpdateWatch(raw, 1);
@@ -929,6 +985,17 @@ void Server::PumpOutput(Exec* exec, int which) {
   Output& out = exec->out[which];
   if (!out.fd || out.eof || out.credit <= 0 || out.splicing > 0) return;
   Conn* conn = exec->conn;
+  if (exec->orphaned) {
+    // Nobody reads the main command's output any more: drain it so it never blocks.
+    static char sink[kReadChunk];  // The loop is single-threaded.
+    ssize_t n = ::read(out.fd.get(), sink, sizeof(sink));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+      out.eof = true;
+      UpdateWatch(exec, which);
+    }
+    return;
+  }
   size_t cap = std::min<size_t>(static_cast<size_t>(out.credit), kReadChunk);
   int avail = 0;
   if (splice_ok_ && out.pollable && !exec->tty &&
@@ -1034,9 +1101,11 @@ void Server::MaybeFinish(Exec* exec) {
         // pipe open do not keep the exec alive.
         out.eof = true;
         UpdateWatch(exec, which);
-        std::string close;
-        protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
-        Send(conn, std::move(close));
+        if (!exec->orphaned) {
+          std::string close;
+          protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
+          Send(conn, std::move(close));
+        }
         break;
       }
       if (out.credit <= 0) return;  // Wait for the host to take more.
@@ -1053,13 +1122,15 @@ void Server::MaybeFinish(Exec* exec) {
     ev.exit_code = 128 + ev.signal;
   }
   ev.error = exec->start_error;
-  SendExitEvent(conn, exec->stream, std::move(ev));
+  int64_t exit_code = ev.exit_code;
+  if (!exec->orphaned) SendExitEvent(conn, exec->stream, std::move(ev));
   for (int which = 1; which <= 2; ++which) {
     exec->out[which].eof = true;
     UpdateWatch(exec, which);
   }
   if (exec->stdin_watching) Watch(exec->stdin_fd.get(), 0, 0, &exec->stdin_watching);
-  execs_.erase(Key(conn, exec->stream));
+  auto node = execs_.extract(Key(conn, exec->stream));
+  if (!node.empty() && node.mapped()->main) OnMainExit(*node.mapped(), exit_code);
 }
 
 // Small frames queued in one loop round leave in one port write: under emulation every

@@ -103,6 +103,11 @@ class Server {
     bool stdin_watching = false;
     int64_t stdin_unacked = 0;  // Bytes consumed not yet credited back.
     std::string start_error;
+    // The box's main command (ExecRequest::main): outlives its connection ("orphaned",
+    // output drained and dropped) and powers the VM off when it ends.
+    bool main = false;
+    bool main_optional = false;
+    bool orphaned = false;
     bool exited = false;
     int wait_status = 0;
     bool finished = false;
@@ -166,7 +171,12 @@ class Server {
   void MaybeFinish(Exec* exec);
   void UpdateWatch(Exec* exec, int which);
   void UpdateStdinWatch(Exec* exec);
-  void KillExecsOf(Conn* conn);
+  // Kills the connection's running execs; the main command too unless `spare_main`.
+  void KillExecsOf(Conn* conn, bool spare_main = false);
+  // Keeps the main command running without its connection (OnPortHangup).
+  void OrphanMain(Exec* exec);
+  // The main command ended (MaybeFinish): report it and power off, or carry on without one.
+  void OnMainExit(const Exec& exec, int64_t exit_code);
   void Watch(int fd, uint32_t events, uint64_t tag, bool* watching);
 
   std::string rootfs_;
@@ -184,6 +194,7 @@ class Server {
   // kernel (release "-boxlite.2" or later, see guest/kernel/boxlite.config) has it.
   bool splice_ok_ = false;
   bool shutdown_ = false;
+  bool main_running_ = false;  // A main command was started and has not ended.
   std::map<ExecKey, std::unique_ptr<Exec>> execs_;
   std::map<pid_t, ExecKey> pid_to_exec_;
   // Splices completed inside FlushPort, handled from the loop (never re-entrantly).

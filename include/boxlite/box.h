@@ -31,6 +31,11 @@ class Box {
   virtual Status Stop() = 0;
 
   virtual Result<std::shared_ptr<Exec>> StartExec(const ExecOptions& options) = 0;
+  // The session of the box's main command (BoxOptions::entrypoint + cmd): its output so
+  // far (a bounded backlog of the latest 256 KiB per stream) then live, its stdin, signals
+  // and exit. Only the process that started the box holds the session; FailedPrecondition
+  // when the box is not running one here.
+  virtual Result<std::shared_ptr<Exec>> AttachMain() = 0;
   // Runs to completion and collects the output. A non-zero exit is a result, not an error.
   virtual Result<ExecResult> Run(const ExecOptions& options) = 0;
 

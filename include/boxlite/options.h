@@ -131,13 +131,38 @@ struct BoxOptions {
   std::string working_dir;
   std::string user;
   std::string name;
-  bool auto_remove = true;  // Remove the box when it stops.
+  bool auto_remove = true;  // Remove the box when it stops (see RemovesOnStop).
   bool detach = false;      // Keep running after the owning process exits.
+
+  // The box's main command (the container's init): `entrypoint` replaces the image's
+  // ENTRYPOINT, `cmd` its CMD (nullopt: the image's; an empty list: none). When
+  // entrypoint + cmd is non-empty, Start() runs it with stdin held open, and the box
+  // stops itself when it exits (BoxInfo::exit_code); Box::AttachMain reads its output.
+  std::optional<std::vector<std::string>> entrypoint, cmd;
+  bool tty = false;  // The main command runs on a terminal (stdout and stderr merged).
+  // Seconds of idleness before a REST runtime pauses the box; a local runtime takes 0
+  // only.
+  uint32_t auto_pause = 0;
+  // 0: keep the box when it stops; n > 0: remove it when it stops (a REST runtime waits
+  // n seconds). Set, it takes precedence over auto_remove.
+  std::optional<int64_t> auto_delete;
+  bool auto_resume = true;
   // Security, capabilities and health checks (see the structs above).
   SecurityOptions security;
   ContainerCapabilities capabilities;
   HealthCheckOptions health_check;
 };
+
+// Whether a box with these options is removed when it stops: auto_delete when set
+// (> 0), else auto_remove.
+inline bool RemovesOnStop(const BoxOptions& o) {
+  return o.auto_delete.has_value() ? *o.auto_delete > 0 : o.auto_remove;
+}
+
+// Checks every option of a box (bounds, names, paths, ports, network, lifecycle rules):
+// OK, or InvalidArgument/NotSupported saying which option is wrong and how to fix it.
+// Runtime::Create calls it; the SDKs call it to validate options as they are built.
+Status ValidateBoxOptions(const BoxOptions& options);
 
 // The checks of BoxOptions.security, .capabilities and .health_check: InvalidArgument
 // naming the field and its allowed values.
@@ -219,7 +244,9 @@ struct BoxInfo {
   std::string id;
   std::string name;
   std::string image;
-  std::string state;  // "created", "running", "stopped".
+  // BoxLite 0.9's states: "configured" (created, never started), "running", "stopping",
+  // "stopped", "paused", "failed", "unknown".
+  std::string state;
   int64_t created_unix = 0;
   int cpus = 0;
   int memory_mib = 0;
@@ -231,6 +258,13 @@ struct BoxInfo {
   bool detach = false;
   int pid = 0;  // The VM process, when running.
   std::string accel;
+  // The main command's exit status once it ended (it stopped the box); reported by the
+  // guest, so any int.
+  std::optional<int> exit_code;
+  uint32_t auto_pause = 0;
+  int64_t auto_delete = 0;  // As set; 0 when unset.
+  bool auto_resume = true;
+  std::optional<std::vector<std::string>> entrypoint, cmd;  // As given (nullopt: the image's).
   HealthStatus health;
 };
 

@@ -10,8 +10,10 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "boxlite/box.h"
@@ -45,6 +47,15 @@ class Runtime {
   virtual Result<std::vector<BoxInfo>> List() = 0;
   // Removes a box; a running one only with `force` (it is killed).
   virtual Status Remove(std::string_view id_or_name, bool force) = 0;
+  // The box named options.name if one exists ({box, false}), else a new box ({box,
+  // true}); without a name, always a new box. An existing box is adopted only when its
+  // capability policy equals the one asked for (FailedPrecondition otherwise).
+  virtual Result<std::pair<std::shared_ptr<Box>, bool>> GetOrCreate(const BoxOptions& options) = 0;
+  // Stops every box of this runtime that is not detached, waiting up to
+  // `timeout_seconds` per box for a clean stop (nullopt: 10 s; -1: no limit) before
+  // killing it. Afterwards every call that would create or start a box fails with
+  // FailedPrecondition ("runtime is shut down"). Idempotent.
+  virtual Status Shutdown(std::optional<int> timeout_seconds) = 0;
 
   virtual Result<ImageInfo> PullImage(std::string_view reference, const PullCallback& progress) = 0;
   virtual Result<std::vector<ImageInfo>> ListImages() = 0;

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from .advanced import AdvancedBoxOptions
-from .errors import ConfigError, NotSupportedError
+from ._core import core
+from .errors import ConfigError
 
 __all__ = [
     "Options",
@@ -48,13 +48,9 @@ MountLike = Union[
 PortLike = Union[tuple[int, int], tuple[int, int, str], "PortForward"]
 """A published TCP port: ``(host_port, guest_port)``; host port 0 picks a free one."""
 
-_DEFAULT_IMAGE = "alpine:latest"
-_DEFAULT_MEMORY_MIB = 1024
-# The bounds of include/boxlite/options.h (kMinCpus...), checked here first so a value is
-# never narrowed on its way into C++.
-_CPUS = (1, 16)
-_MEMORY_MIB = (128, 65536)
-_MAX_DISK_SIZE_MIB = 16 << 20
+# The core's defaults (include/boxlite/options.h): the one copy, read through the binding.
+_DEFAULTS: dict[str, Any] = core.default_box_options()
+_DEFAULT_IMAGE: str = _DEFAULTS["image"]
 
 
 @dataclass(frozen=True)
@@ -90,9 +86,10 @@ class NetworkSpec:
     """The box's network.
 
     Attributes:
-        mode: ``"nat"`` (outbound access through user-mode networking, the default) or
-            ``"none"`` (no network interface).
-        allow_net: Hosts the box may reach. Not supported yet: must be empty.
+        mode: ``"nat"`` or ``"enabled"`` (outbound access through user-mode networking,
+            the default), ``"none"`` or ``"disabled"`` (no network interface).
+        allow_net: Hosts the box may reach (BoxLite 0.9's egress allow-list). Not
+            supported by this build yet: must be empty (NotSupportedError otherwise).
         allow_host: ``"nat"`` only: let the box reach this host, its 127.0.0.1 at
             10.0.2.2 and its own addresses, which a default box cannot. Private networks
             (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16) stay closed either way.
@@ -101,10 +98,6 @@ class NetworkSpec:
     mode: str = "nat"
     allow_net: tuple[str, ...] = field(default_factory=tuple)
     allow_host: bool = False
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def as_text(name: str, value: Any) -> Any:
@@ -135,17 +128,6 @@ def _check_str(name: str, value: Any, *, allow_empty: bool = True) -> str:
     if "\0" in value:
         raise ConfigError(f"{name} must not contain NUL bytes")
     return value
-
-
-def _check_int(name: str, value: Any, *, minimum: int | None = None,
-               maximum: int | None = None) -> int:
-    if not _is_int(value):
-        raise ConfigError(f"{name} must be an int, not {type(value).__name__}")
-    if maximum is not None and minimum is not None and not minimum <= value <= maximum:
-        raise ConfigError(f"{name} must be from {minimum} to {maximum}, not {value}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
-    return int(value)
 
 
 def _pick(name: str, value: Any, alias: str, alias_value: Any, default: Any) -> Any:
@@ -197,29 +179,37 @@ def normalize_env(env: EnvLike | None, what: str = "env") -> list[tuple[str, str
     return out
 
 
-def _mount_mode(value: Any, spec: Any) -> bool:
-    if isinstance(value, bool):
-        return value
+def _mount_mode(value: Any, spec: Any) -> Any:
+    """``"ro"``/``"rw"`` (and their long forms) as a bool; anything else is passed on for
+    the core to reject with the field's name."""
     if isinstance(value, str):
         mode = value.lower()
         if mode in ("ro", "readonly", "read-only", "read_only"):
             return True
         if mode in ("rw", "readwrite", "read-write", "read_write"):
             return False
-    raise ConfigError(f"mount mode must be \"ro\" or \"rw\" (or read_only: bool), not {value!r} in {spec!r}")
+        raise ConfigError(f"mount mode must be \"ro\" or \"rw\" (or read_only: bool), not {value!r} in {spec!r}")
+    return value
+
+
+def _first(spec: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
+    for key in keys:
+        if key in spec:
+            return spec[key]
+    return default
 
 
 def normalize_mount(spec: Any) -> VolumeMount:
-    """Checks one mount and returns it with an absolute, existing host path."""
+    """One mount in any of its spellings: ``(host, guest[, "ro"|"rw"|read_only])``, a
+    :class:`VolumeMount`, or a dict with ``host_path``/``host``/``source``,
+    ``guest_path``/``guest``/``target`` and ``read_only``/``ro``/``mode``. The host path
+    is made absolute; the core checks the rest."""
     if isinstance(spec, VolumeMount):
         host, guest, read_only = spec.host_path, spec.guest_path, spec.read_only
     elif isinstance(spec, Mapping):
-        host = spec.get("host_path", spec.get("source"))
-        guest = spec.get("guest_path", spec.get("target"))
-        if "read_only" in spec:
-            read_only = _mount_mode(spec["read_only"], spec)
-        else:
-            read_only = _mount_mode(spec.get("mode", "rw"), spec)
+        host = _first(spec, "host_path", "host", "source")
+        guest = _first(spec, "guest_path", "guest", "target")
+        read_only = _mount_mode(_first(spec, "read_only", "ro", "mode", default=False), spec)
     elif isinstance(spec, (tuple, list)) and len(spec) in (2, 3):
         host, guest = spec[0], spec[1]
         read_only = _mount_mode(spec[2], spec) if len(spec) == 3 else False
@@ -229,81 +219,104 @@ def normalize_mount(spec: Any) -> VolumeMount:
         )
     if isinstance(host, os.PathLike):
         host = os.fspath(host)
-    guest = _check_str("mount guest path", guest, allow_empty=False)
-    if not guest.startswith("/") or guest.rstrip("/") == "":
-        raise ConfigError(f"mount guest path must be absolute and not /, not {guest!r}")
     # Volumes (boxlite/volumes.py): no host side is an anonymous volume made for the box;
-    # a volume id (12 Base62 characters, no '/') names a volume of the runtime.
-    if host is None or host == "":
-        return VolumeMount("", guest, read_only)
-    host = _check_str("mount host path", host, allow_empty=False)
-    if "/" not in host and _core_module().looks_like_volume_id(host):
-        return VolumeMount(host, guest, read_only)
-    host = os.path.abspath(host)
-    if not os.path.exists(host):
-        raise ConfigError(f"mount host path {host} does not exist: create it or fix the path")
-    return VolumeMount(host, guest, read_only)
+    # a volume id (12 Base62 characters, no '/') names a volume of the runtime. The core
+    # checks the rest (ValidateBoxOptions).
+    host = "" if host is None else as_text("mount host path", host)
+    volume = isinstance(host, str) and (host == "" or ("/" not in host and _core_module().looks_like_volume_id(host)))
+    if isinstance(host, str) and host and "\0" not in host and not volume:
+        host = os.path.abspath(host)
+    return VolumeMount(host, as_text("mount guest path", guest), read_only)
 
 
-def normalize_port(spec: Any) -> PortForward:
-    """Checks one published port."""
+def normalize_port(spec: Any) -> dict[str, Any]:
+    """One published port in any of its spellings, as the core's dict: ``(host, guest)``,
+    BoxLite 0.9's ``(host, guest[, protocol[, host_ip]])`` or ``{"guest_port"|"guest",
+    "host_port"|"host", "protocol", "host_ip"}``, or a :class:`PortForward`. A host port
+    of None or 0 picks a free one."""
     if isinstance(spec, PortForward):
-        host, guest = spec.host_port, spec.guest_port
-    elif isinstance(spec, (tuple, list)) and len(spec) in (2, 3):
-        host, guest = spec[0], spec[1]
-        if len(spec) == 3 and str(spec[2]).lower() != "tcp":
-            raise ConfigError(f"only TCP ports can be published, not {spec[2]!r}")
-    else:
-        raise ConfigError(f"a port is (host_port, guest_port), not {spec!r}")
-    if not _is_int(host) or not 0 <= host <= 65535:
-        raise ConfigError(f"host port must be an int in 0..65535 (0: pick one), not {host!r}")
-    if not _is_int(guest) or not 1 <= guest <= 65535:
-        raise ConfigError(f"guest port must be an int in 1..65535, not {guest!r}")
-    return PortForward(host, guest)
+        return {"host_port": spec.host_port, "guest_port": spec.guest_port}
+    if isinstance(spec, Mapping):
+        out = {
+            "host_port": _first(spec, "host_port", "host"),
+            "guest_port": _first(spec, "guest_port", "guest"),
+        }
+        for key in ("protocol", "host_ip"):
+            if spec.get(key) is not None:
+                out[key] = spec[key]
+        if out["guest_port"] is None:
+            raise ConfigError(f"a port needs guest_port, not {dict(spec)!r}")
+        return out
+    if isinstance(spec, (tuple, list)) and 2 <= len(spec) <= 4:
+        out = {"host_port": spec[0], "guest_port": spec[1]}
+        if len(spec) >= 3 and spec[2] is not None:
+            out["protocol"] = spec[2].lower() if isinstance(spec[2], str) else spec[2]
+        if len(spec) == 4 and spec[3] is not None:
+            out["host_ip"] = spec[3]
+        return out
+    raise ConfigError(f"a port is (host_port, guest_port) or a dict with guest_port, not {spec!r}")
 
 
-def _normalize_network(network: Any) -> tuple[str, bool]:
-    """The mode and whether the host is reachable."""
-    allow_host = False
+_NETWORK_MODES = {"enabled": "nat", "disabled": "none"}
+
+
+def _normalize_network(network: Any) -> tuple[Any, bool, list[Any]]:
+    """(mode, allow_host, allow_net) of a mode string or a :class:`NetworkSpec`; BoxLite
+    0.9's modes ``"enabled"``/``"disabled"`` (any case) are ``"nat"``/``"none"``."""
+    allow_host: Any = False
+    allow_net: list[Any] = []
     if isinstance(network, NetworkSpec):
-        if network.allow_net:
-            raise NotSupportedError("NetworkSpec.allow_net (egress allow-lists)")
-        if not isinstance(network.allow_host, bool):
-            raise ConfigError(f"allow_host must be a bool, not {type(network.allow_host).__name__}")
         allow_host = network.allow_host
+        allow_net = list(network.allow_net or [])
         network = network.mode
-    mode = _check_str("network", network)
-    if mode not in ("nat", "none"):
-        raise ConfigError(f"network must be \"nat\" or \"none\", not {mode!r}")
-    if allow_host and mode != "nat":
-        raise ConfigError("NetworkSpec.allow_host needs mode \"nat\"")
-    return mode, allow_host
+    if isinstance(network, str):
+        network = _NETWORK_MODES.get(network.lower(), network)
+    return network, allow_host, allow_net
 
 
 class BoxOptions:
-    """Everything that describes a box. Validated on construction (ConfigError).
+    """Everything that describes a box. Checked on construction by the core's rules
+    (ConfigError, or NotSupportedError for a feature this build lacks); the defaults are
+    the core's too.
+
+    Both spellings are accepted: this SDK's (``cpu``, ``memory``, ``disk_size`` in MiB,
+    ``mounts`` with ``"ro"``/``"rw"``, ``network="nat"|"none"``) and BoxLite 0.9's
+    (``cpus``, ``memory_mib``, ``disk_size_gb``, ``volumes`` with a bool or dicts,
+    ``NetworkSpec(mode="enabled"|"disabled")``).
 
     Args:
         image: An OCI reference (short names mean ``docker.io/library/...``) or a
-            built-in image such as ``"boxlite/base"``.
+            built-in image such as ``"boxlite/base"``. None: ``"alpine:latest"``, unless
+            ``rootfs_path`` is given.
         cpus: vCPUs (alias ``cpu``). Default 1.
         memory_mib: MiB of guest RAM (alias ``memory``). Default 1024.
         disk_size_mib: MiB of writable disk (alias ``disk_size``); or ``disk_size_gb``
             in GiB. Default: the image's size + 1 GiB.
         env: Box-wide environment, a dict or a list of ``(name, value)`` pairs.
-        volumes: Host mounts (alias ``mounts``): ``(host, guest, "ro"|"rw")`` or
-            ``(host, guest, read_only)``; the host path must exist.
-        ports: Published TCP ports ``(host_port, guest_port)`` on 127.0.0.1.
+        volumes: Host mounts (alias ``mounts``): ``(host, guest, "ro"|"rw")``,
+            ``(host, guest, read_only)`` or dicts; the host path must exist.
+        ports: Published TCP ports ``(host_port, guest_port)`` or dicts, on 127.0.0.1.
         network: ``"nat"`` (default), ``"none"`` or a :class:`NetworkSpec`.
         working_dir: Default working directory of commands (absolute).
-        user: Default user of commands (``name``, ``uid`` or ``uid:gid``).
-        name: A unique name (``[a-zA-Z0-9][a-zA-Z0-9_.-]*``); default: the id's prefix.
-        auto_remove: Remove the box when it stops (default True).
-        detach: Keep the box running after this process exits (default False).
+        user: Default user of commands and of the main command (``name|uid[:group|gid]``).
+        name: A unique name (``[a-zA-Z0-9][a-zA-Z0-9_.-]*``).
+        auto_remove: Remove the box when it stops (None: True).
+        detach: Keep the box running after this process exits (default False). A
+            detached box must not be removed on stop: give ``auto_remove=False``.
         rootfs_path: A local OCI layout directory (or image archive) to boot instead of
             ``image``.
-        advanced: A :class:`boxlite.AdvancedBoxOptions` (security limits, capabilities,
-            health check), or None.
+        entrypoint: Replaces the image's ENTRYPOINT (a list of strings).
+        cmd: Replaces the image's CMD. entrypoint + cmd is the box's main command: it
+            starts with the box (stdin held open), ``box.attach()`` reads it, and the box
+            stops when it exits (``info().exit_code``).
+        tty: Run the main command on a terminal.
+        auto_pause: Idle seconds before a REST runtime pauses the box; locally only 0.
+        auto_delete: 0 keeps the box when it stops, n > 0 removes it; set, it takes
+            precedence over ``auto_remove``.
+        auto_resume: BoxLite 0.9's flag for REST runtimes (default True).
+        advanced: Advanced options (``boxlite.AdvancedBoxOptions``).
+        secrets: BoxLite 0.9's egress secrets; not supported by this build yet (must be
+            empty).
     """
 
     image: str
@@ -321,6 +334,12 @@ class BoxOptions:
     name: str
     auto_remove: bool
     detach: bool
+    entrypoint: list[str] | None
+    cmd: list[str] | None
+    tty: bool
+    auto_pause: int
+    auto_delete: int | None
+    auto_resume: bool
 
     def __init__(
         self,
@@ -337,45 +356,46 @@ class BoxOptions:
         volumes: Iterable[MountLike] | None = None,
         mounts: Iterable[MountLike] | None = None,
         ports: Iterable[PortLike] | None = None,
-        network: str | NetworkSpec = "nat",
+        network: str | NetworkSpec | None = None,
         working_dir: str | None = None,
         user: str | None = None,
         name: str | None = None,
-        auto_remove: bool = True,
-        detach: bool = False,
+        auto_remove: bool | None = None,
+        detach: bool | None = None,
         rootfs_path: str | os.PathLike[str] | None = None,
+        entrypoint: Iterable[str] | None = None,
+        cmd: Iterable[str] | None = None,
+        tty: bool | None = None,
+        auto_pause: int | None = None,
+        auto_delete: int | None = None,
+        auto_resume: bool | None = None,
         advanced: Any = None,
+        secrets: Iterable[Any] | None = None,
     ) -> None:
-        if rootfs_path is not None:
-            if isinstance(rootfs_path, os.PathLike):
-                rootfs_path = os.fspath(rootfs_path)
-            rootfs_path = _check_str("rootfs_path", rootfs_path, allow_empty=False)
-            rootfs_path = os.path.abspath(rootfs_path)
+        d = _DEFAULTS
+        if isinstance(rootfs_path, os.PathLike):
+            rootfs_path = os.fspath(rootfs_path)
+        rootfs_path = as_text("rootfs_path", rootfs_path)
+        if isinstance(rootfs_path, str) and rootfs_path:
             if not os.path.exists(rootfs_path):
-                raise ConfigError(f"rootfs_path {rootfs_path} does not exist")
+                raise ConfigError(f"rootfs_path {os.path.abspath(rootfs_path)} does not exist")
+            rootfs_path = os.path.abspath(rootfs_path)
         if image is None:
-            image = "" if rootfs_path else _DEFAULT_IMAGE
-        self.image = _check_str("image", image, allow_empty=bool(rootfs_path))
+            image = "" if rootfs_path else d["image"]
+        self.image = as_text("image", image)
         self.rootfs_path = rootfs_path or ""
 
-        self.cpus = _check_int("cpus", _pick("cpus", cpus, "cpu", cpu, 1),
-                               minimum=_CPUS[0], maximum=_CPUS[1])
-        self.memory_mib = _check_int(
-            "memory_mib", _pick("memory_mib", memory_mib, "memory", memory, _DEFAULT_MEMORY_MIB),
-            minimum=_MEMORY_MIB[0], maximum=_MEMORY_MIB[1],
-        )
+        self.cpus = _pick("cpus", cpus, "cpu", cpu, d["cpus"])
+        self.memory_mib = _pick("memory_mib", memory_mib, "memory", memory, d["memory_mib"])
         disk = _pick("disk_size_mib", disk_size_mib, "disk_size", disk_size, None)
         if disk_size_gb is not None:
             if isinstance(disk_size_gb, bool) or not isinstance(disk_size_gb, (int, float)):
                 raise ConfigError(f"disk_size_gb must be a number, not {type(disk_size_gb).__name__}")
-            if disk_size_gb < 0:
-                raise ConfigError(f"disk_size_gb must not be negative, not {disk_size_gb}")
             gb_mib = int(round(disk_size_gb * 1024))
             if disk is not None and disk != gb_mib:
                 raise ConfigError(f"disk_size={disk} MiB and disk_size_gb={disk_size_gb} disagree: give one")
             disk = gb_mib
-        self.disk_size_mib = 0 if disk is None else _check_int(
-            "disk_size", disk, minimum=0, maximum=_MAX_DISK_SIZE_MIB)
+        self.disk_size_mib = d["disk_size_mib"] if disk is None else disk
 
         self.env = normalize_env(env)
         if volumes is not None and mounts is not None:
@@ -386,23 +406,30 @@ class BoxOptions:
         self.volumes = [normalize_mount(m) for m in (mount_specs or [])]
         if isinstance(ports, (str, bytes)):
             raise ConfigError("ports must be a list of (host_port, guest_port) tuples")
-        self.ports = [normalize_port(p) for p in (ports or [])]
-        self.network, self.allow_host = _normalize_network(network)
-        self.working_dir = _check_str("working_dir", working_dir or "")
-        if self.working_dir and not self.working_dir.startswith("/"):
-            raise ConfigError(f"working_dir must be absolute, not {self.working_dir!r}")
-        self.user = _check_str("user", user or "")
-        self.name = _check_str("name", name or "")
-        if not isinstance(auto_remove, bool):
-            raise ConfigError(f"auto_remove must be a bool, not {type(auto_remove).__name__}")
-        if not isinstance(detach, bool):
-            raise ConfigError(f"detach must be a bool, not {type(detach).__name__}")
-        self.auto_remove = auto_remove
-        self.detach = detach
-        # Security, capabilities, health check: a boxlite.AdvancedBoxOptions, checked by the core.
-        if advanced is not None and not isinstance(advanced, AdvancedBoxOptions):
-            raise ConfigError(f"advanced must be boxlite.AdvancedBoxOptions, not {type(advanced).__name__}")
+        self._ports = [normalize_port(p) for p in (ports or [])]
+        mode, allow_host, self._allow_net = _normalize_network(d["network"] if network is None else network)
+        self.network, self.allow_host = mode, allow_host
+        self.working_dir = as_text("working_dir", working_dir or "")
+        self.user = as_text("user", user or "")
+        self.name = as_text("name", name or "")
+        self.auto_remove = d["auto_remove"] if auto_remove is None else auto_remove
+        self.detach = d["detach"] if detach is None else detach
+        self.entrypoint = None if entrypoint is None else _argv("entrypoint", entrypoint)
+        self.cmd = None if cmd is None else _argv("cmd", cmd)
+        self.tty = d["tty"] if tty is None else tty
+        self.auto_pause = d["auto_pause"] if auto_pause is None else auto_pause
+        self.auto_delete = d["auto_delete"] if auto_delete is None else auto_delete
+        self.auto_resume = d["auto_resume"] if auto_resume is None else auto_resume
+        if advanced is not None and not callable(getattr(advanced, "_core_args", None)):
+            raise ConfigError(
+                f"advanced must be boxlite.AdvancedBoxOptions, not {type(advanced).__name__}"
+            )
         self.advanced = advanced
+        if isinstance(secrets, (str, bytes)):
+            raise ConfigError("secrets must be a list of boxlite.Secret")
+        self.secrets = list(secrets or [])
+        # The core's rules (include/boxlite/options.h, ValidateBoxOptions).
+        core.validate_box_options(self._core_args())
 
     # Aliases of the other SDK spelling.
     @property
@@ -421,14 +448,25 @@ class BoxOptions:
         return self.disk_size_mib
 
     @property
+    def disk_size_gb(self) -> float | None:
+        """:attr:`disk_size_mib` in GiB (None: the default size)."""
+        return self.disk_size_mib / 1024 if self.disk_size_mib else None
+
+    @property
     def mounts(self) -> list[VolumeMount]:
         """Alias of :attr:`volumes`."""
         return self.volumes
 
     @property
+    def ports(self) -> list[PortForward]:
+        """The published ports (host port 0: picked when the box starts)."""
+        return [PortForward(p.get("host_port") or 0, p["guest_port"]) for p in self._ports]
+
+    @property
     def ephemeral(self) -> bool:
-        """True when the box leaves nothing behind once stopped (auto_remove, not detached)."""
-        return self.auto_remove and not self.detach
+        """True when the box leaves nothing behind once stopped (removed on stop, not
+        detached)."""
+        return bool(core.removes_on_stop(self._core_args())) and not self.detach
 
     def replace(self, **changes: Any) -> BoxOptions:
         """Returns a copy with some options changed (validated again)."""
@@ -440,14 +478,21 @@ class BoxOptions:
             "disk_size_mib": self.disk_size_mib or None,
             "env": list(self.env),
             "volumes": list(self.volumes),
-            "ports": list(self.ports),
-            "network": NetworkSpec(self.network, allow_host=self.allow_host),
+            "ports": list(self._ports),
+            "network": NetworkSpec(self.network, allow_net=tuple(self._allow_net), allow_host=self.allow_host),
             "working_dir": self.working_dir or None,
             "user": self.user or None,
             "name": self.name or None,
             "auto_remove": self.auto_remove,
             "detach": self.detach,
+            "entrypoint": self.entrypoint,
+            "cmd": self.cmd,
+            "tty": self.tty,
+            "auto_pause": self.auto_pause,
+            "auto_delete": self.auto_delete,
+            "auto_resume": self.auto_resume,
             "advanced": self.advanced,
+            "secrets": list(self.secrets),
         }
         aliases = {"cpu": "cpus", "memory": "memory_mib", "disk_size": "disk_size_mib", "mounts": "volumes"}
         for key, value in changes.items():
@@ -457,8 +502,8 @@ class BoxOptions:
         return BoxOptions(**current)
 
     def _core_args(self) -> dict[str, Any]:
-        """Keyword arguments of ``_boxlite.Runtime.create``."""
-        return {
+        """The options as the core's dict (keys: the C++ BoxOptions field names)."""
+        args: dict[str, Any] = {
             "image": self.image,
             "rootfs_path": self.rootfs_path,
             "cpus": self.cpus,
@@ -466,39 +511,32 @@ class BoxOptions:
             "disk_size_mib": self.disk_size_mib,
             "env": list(self.env),
             "mounts": [(m.host_path, m.guest_path, m.read_only) for m in self.volumes],
-            "ports": [(p.host_port, p.guest_port) for p in self.ports],
+            "ports": [dict(p) for p in self._ports],
             "network": self.network,
             "allow_host": self.allow_host,
+            "allow_net": list(self._allow_net),
             "working_dir": self.working_dir,
             "user": self.user,
             "name": self.name,
             "auto_remove": self.auto_remove,
             "detach": self.detach,
-            "advanced": self.advanced._core_args() if self.advanced is not None else {},
+            "entrypoint": None if self.entrypoint is None else list(self.entrypoint),
+            "cmd": None if self.cmd is None else list(self.cmd),
+            "tty": self.tty,
+            "auto_pause": self.auto_pause,
+            "auto_delete": self.auto_delete,
+            "auto_resume": self.auto_resume,
+            "secrets": list(self.secrets),
         }
+        if self.advanced is not None:
+            args.update(self.advanced._core_args())
+        return args
 
     def __repr__(self) -> str:
-        fields = [f"image={self.image!r}"] if self.image else []
-        if self.rootfs_path:
-            fields.append(f"rootfs_path={self.rootfs_path!r}")
-        fields += [f"cpus={self.cpus}", f"memory_mib={self.memory_mib}"]
-        if self.disk_size_mib:
-            fields.append(f"disk_size_mib={self.disk_size_mib}")
-        for attr in ("env", "volumes", "ports"):
-            if getattr(self, attr):
-                fields.append(f"{attr}={getattr(self, attr)!r}")
-        if self.network != "nat":
-            fields.append(f"network={self.network!r}")
-        if self.allow_host:
-            fields.append("allow_host=True")
-        for attr in ("working_dir", "user", "name"):
-            if getattr(self, attr):
-                fields.append(f"{attr}={getattr(self, attr)!r}")
-        if not self.auto_remove:
-            fields.append("auto_remove=False")
-        if self.detach:
-            fields.append("detach=True")
-        return f"BoxOptions({', '.join(fields)})"
+        return (
+            f"BoxOptions(image={self.image or None!r}, rootfs_path={self.rootfs_path or None!r}, "
+            f"cpus={self.cpus!r}, memory_mib={self.memory_mib!r}, advanced={self.advanced is not None})"
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BoxOptions):
@@ -506,6 +544,17 @@ class BoxOptions:
         return self._core_args() == other._core_args()
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _argv(name: str, value: Any) -> Any:
+    """A command as a list (the core checks its entries); a lone string is a mistake
+    (it would be split into characters)."""
+    if isinstance(value, (str, bytes)):
+        raise ConfigError(f"{name} must be a list of strings, not a string: [{value!r}]")
+    try:
+        return [as_text(name, v) for v in value]
+    except TypeError:
+        raise ConfigError(f"{name} must be a list of strings, not {type(value).__name__}") from None
 
 
 # --- Registries (ImageRegistry) and the runtime's Options ---

@@ -130,35 +130,19 @@ class HealthState:
 
     @property
     def value(self) -> str:
+        """``"none"``, ``"starting"``, ``"healthy"`` or ``"unhealthy"``."""
         return self._value
 
-    @staticmethod
-    def none() -> HealthState:
-        return HealthState("none")
-
-    @staticmethod
-    def starting() -> HealthState:
-        return HealthState("starting")
-
-    @staticmethod
-    def healthy() -> HealthState:
-        return HealthState("healthy")
-
-    @staticmethod
-    def unhealthy() -> HealthState:
-        return HealthState("unhealthy")
-
-    def is_none(self) -> bool:
-        return self._value == "none"
-
-    def is_starting(self) -> bool:
-        return self._value == "starting"
-
-    def is_healthy(self) -> bool:
-        return self._value == "healthy"
-
-    def is_unhealthy(self) -> bool:
-        return self._value == "unhealthy"
+    # Static constructors none() / starting() / healthy() / unhealthy(), and the
+    # predicates is_none() / is_starting() / is_healthy() / is_unhealthy().
+    none: Any
+    starting: Any
+    healthy: Any
+    unhealthy: Any
+    is_none: Any
+    is_starting: Any
+    is_healthy: Any
+    is_unhealthy: Any
 
     def __str__(self) -> str:
         return self._value
@@ -175,6 +159,27 @@ class HealthState:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+def _health_state_helpers() -> None:
+    def constructor(value: str) -> Any:
+        def make() -> HealthState:
+            return HealthState(value)
+        make.__doc__ = f"The state ``{value}``."
+        return staticmethod(make)
+
+    def predicate(value: str) -> Any:
+        def test(self: HealthState) -> bool:
+            return self._value == value
+        test.__doc__ = f"True when the state is ``{value}``."
+        return test
+
+    for value in HealthState._VALUES:
+        setattr(HealthState, value, constructor(value))
+        setattr(HealthState, f"is_{value}", predicate(value))
+
+
+_health_state_helpers()
 
 
 @dataclass(frozen=True)

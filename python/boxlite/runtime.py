@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from . import _args, _bridge
 from .box import Box
-from .errors import ConfigError
+from .errors import BoxStateError, ConfigError
 from .images import ImageHandle, Images
 from .options import BoxOptions, Options
 from .results import BoxInfo, RuntimeMetrics
@@ -22,7 +22,11 @@ class Boxlite:
 
     Use :meth:`default` (home ``$BOXLITE_HOME``, else ``~/.local/share/boxlite``) or
     ``Boxlite(Options(home_dir=...))``. There is no daemon: the boxes' VMs are children
-    of this process. Several processes may share one home.
+    of this process.
+
+    Several runtimes, in one process or many, may share one home: boxes and images are
+    locked one by one. BoxLite 0.9 instead allowed one live runtime per home (an
+    exclusive lock, a second one failed); a 0.9 program, which opens one, runs unchanged.
 
     Example::
 
@@ -43,6 +47,7 @@ class Boxlite:
         self._options = options
         self._core: Any = options._open_core()
         self._boxes: weakref.WeakValueDictionary[str, Box] = weakref.WeakValueDictionary()
+        self._open = True
         self.images = ImageHandle(self)
         """The image store: ``pull``, ``list``, ``remove``, ``import_image``."""
         self.volumes = VolumeHandle(self)
@@ -50,11 +55,28 @@ class Boxlite:
 
     @classmethod
     def default(cls) -> Boxlite:
-        """The process-wide runtime with default options (created on first use)."""
+        """The process-wide runtime with default options (created on first use), or
+        those given to :meth:`init_default` first."""
         with cls._default_lock:
             if cls._default is None:
                 cls._default = cls()
             return cls._default
+
+    @classmethod
+    def init_default(cls, options: Options) -> None:
+        """Sets the options of the process-wide runtime (BoxLite 0.9). Call it before the
+        first :meth:`default`.
+
+        Raises:
+            BoxStateError: The default runtime exists already.
+        """
+        with cls._default_lock:
+            if cls._default is not None:
+                raise BoxStateError(
+                    "the default runtime exists already: call Boxlite.init_default() before "
+                    "the first Boxlite.default()"
+                )
+            cls._default = cls(options)
 
     @property
     def home_dir(self) -> str:
@@ -66,8 +88,20 @@ class Boxlite:
         """The options the runtime was opened with."""
         return self._options
 
+    @staticmethod
+    def _options_of(options: BoxOptions | None, name: str | None, kwargs: dict[str, Any]) -> BoxOptions:
+        if options is None:
+            options = BoxOptions(**kwargs)
+        elif not isinstance(options, BoxOptions):
+            raise ConfigError(f"options must be boxlite.BoxOptions, not {type(options).__name__}")
+        elif kwargs:
+            options = options.replace(**kwargs)
+        if name is not None:
+            options = options.replace(name=name)
+        return options
+
     async def _create_core(self, options: BoxOptions) -> Any:
-        return await _bridge.call(lambda: self._core.create(**options._core_args()))
+        return await _bridge.call(lambda: self._core.create(options._core_args()))
 
     async def create(self, options: BoxOptions | None = None, name: str | None = None, **kwargs: Any) -> Box:
         """Creates a box (not started yet: it boots on ``start()``, ``async with`` or
@@ -83,14 +117,7 @@ class Boxlite:
             NotSupportedError: A persistent box (``auto_remove=False`` or
                 ``detach=True``) in this build.
         """
-        if options is None:
-            options = BoxOptions(**kwargs)
-        elif not isinstance(options, BoxOptions):
-            raise ConfigError(f"options must be boxlite.BoxOptions, not {type(options).__name__}")
-        elif kwargs:
-            options = options.replace(**kwargs)
-        if name is not None:
-            options = options.replace(name=name)
+        options = self._options_of(options, name, kwargs)
         box = Box(await self._create_core(options), options, self)
         self._boxes[box.id] = box
         return box
@@ -108,9 +135,63 @@ class Boxlite:
         self._boxes[box.id] = box
         return box
 
-    async def list_info(self) -> list[BoxInfo]:
-        """Facts about every box of this runtime."""
-        return [BoxInfo._from_core(d) for d in await _bridge.call(self._core.list)]
+    async def get_or_create(
+        self, options: BoxOptions | None = None, name: str | None = None, **kwargs: Any
+    ) -> tuple[Box, bool]:
+        """The box named ``name`` (or ``options.name``) if it exists, else a new one:
+        ``(box, created)``. Without a name it always creates. An existing box is adopted
+        only with the same privileges (BoxStateError otherwise).
+
+        Raises:
+            ConfigError: Bad options.
+            BoxStateError: The existing box has a different capability policy.
+        """
+        options = self._options_of(options, name, kwargs)
+        core_box, created = await _bridge.call(lambda: self._core.get_or_create(options._core_args()))
+        known = self._boxes.get(core_box.id)
+        if known is not None:
+            return known, bool(created)
+        box = Box(core_box, options if created else None, self)
+        self._boxes[box.id] = box
+        return box, bool(created)
+
+    async def get_info(self, id_or_name: str) -> BoxInfo | None:
+        """Facts about the box with this id, unique id prefix or name, or None."""
+        key = _args.check_id(id_or_name)
+        core_box = await _bridge.call(self._core.get, key)
+        if core_box is None:
+            return None
+        return BoxInfo._from_core(await _bridge.call(core_box.info))
+
+    async def list_info(self, _state: str | None = None) -> list[BoxInfo]:
+        """Facts about every box of this runtime. ``_state`` (BoxLite 0.9's keyword,
+        which 0.9 ignores) keeps only the boxes in that state: ``"configured"``,
+        ``"running"``, ``"stopped"``, ..."""
+        if _state is not None and not isinstance(_state, str):
+            raise ConfigError(f"_state must be a state name, not {type(_state).__name__}")
+        infos = [BoxInfo._from_core(d) for d in await _bridge.call(self._core.list)]
+        if _state is None:
+            return infos
+        wanted = _state.lower()
+        return [i for i in infos if str(i.state).lower() == wanted]
+
+    async def shutdown(self, timeout: int | None = None) -> None:
+        """Stops every box of this runtime that is not detached, waiting up to
+        ``timeout`` seconds per box for a clean stop (None: 10; -1: no limit). The
+        runtime takes no new work afterwards (BoxStateError "runtime is shut down")."""
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int)):
+            raise ConfigError(f"timeout must be an int number of seconds, not {type(timeout).__name__}")
+        await _bridge.call(self._core.shutdown, timeout)
+        self._open = False
+
+    def close(self) -> None:
+        """Lets go of the runtime (BoxLite 0.9 spelling; boxes keep their own lifecycle)."""
+
+    def __enter__(self) -> Boxlite:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     async def remove(self, id_or_name: str, force: bool = False) -> None:
         """Removes a box; a running one only with ``force=True`` (it is stopped).
@@ -132,4 +213,4 @@ class Boxlite:
         return dict(await _bridge.call(self._core.host_info))
 
     def __repr__(self) -> str:
-        return f"<Boxlite home={self.home_dir!r}>"
+        return f"Boxlite(open={'true' if self._open else 'false'}, home={self.home_dir!r})"

@@ -1,6 +1,8 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "advanced_dict.h"
 
+#include <Python.h>
+
 #include <string>
 
 #include <nanobind/stl/optional.h>
@@ -50,7 +52,8 @@ void ReadLimit(nb::handle section, const char* name, std::optional<uint64_t>* ou
   std::string field = std::string("security.") + name;
   if (!IsInt(v)) Mistyped(field, "an integer or None");
   uint64_t value = 0;
-  if (!nb::try_cast<uint64_t>(v, value)) {
+  bool negative = PyObject_RichCompareBool(v.ptr(), nb::int_(0).ptr(), Py_LT) != 0;
+  if (negative || !nb::try_cast<uint64_t>(v, value)) {
     throw StatusError(Status::InvalidArgument(field + " must be a positive integer or None, not " +
                                               nb::cast<std::string>(nb::repr(v))),
                       Domain::kBox, "create box");

@@ -37,6 +37,7 @@
 #include "boxlite/boxlite.h"
 #include "boxlite/config.h"
 #include "collect.h"
+#include "options_dict.h"
 #include "status_error.h"
 #include "text.h"
 
@@ -182,6 +183,18 @@ nb::dict BoxInfoDict(const BoxInfo& info) {
   d["detach"] = info.detach;
   d["pid"] = info.pid;
   d["accel"] = Str(info.accel);
+  d["exit_code"] = info.exit_code ? nb::cast(*info.exit_code) : nb::none();
+  d["auto_pause"] = info.auto_pause;
+  d["auto_delete"] = info.auto_delete;
+  d["auto_resume"] = info.auto_resume;
+  auto argv = [](const std::optional<std::vector<std::string>>& v) -> nb::object {
+    if (!v) return nb::none();
+    nb::list out;
+    for (const auto& s : *v) out.append(Str(s));
+    return out;
+  };
+  d["entrypoint"] = argv(info.entrypoint);
+  d["cmd"] = argv(info.cmd);
   d["health"] = HealthDict(info.health);  // advanced_dict.h
   return d;
 }
@@ -320,6 +333,13 @@ class PyBox {
     return PyExec(ValueOrThrow(std::move(exec), Domain::kExec, "start " + what), what);
   }
 
+  // The main command's session (Box::AttachMain), as start_exec returns an exec.
+  PyExec AttachMain() {
+    Result<std::shared_ptr<Exec>> exec = WithoutGil([&] { return box_->AttachMain(); });
+    std::string what = "the main command of box " + box_->name();
+    return PyExec(ValueOrThrow(std::move(exec), Domain::kExec, "attach to " + what), what);
+  }
+
   nb::dict Info() {
     Result<BoxInfo> info = WithoutGil([&] { return box_->Info(); });
     return BoxInfoDict(ValueOrThrow(std::move(info), Domain::kBox, "inspect box " + box_->name()));
@@ -361,6 +381,20 @@ class PyBox {
   std::shared_ptr<Box> box_;
 };
 
+std::string Describe(const BoxOptions& options) {
+  std::string what = options.name.empty() ? "box" : "box " + options.name;
+  return what + " from " + (options.rootfs_path.empty() ? options.image : options.rootfs_path);
+}
+
+// Checks a dict of BoxOptions fields with the core's rules; returns it normalized (every
+// field present).
+nb::dict ValidateBoxOptionsDict(nb::dict options_dict) {
+  BoxOptions options = BoxOptionsFromDict(options_dict);
+  Status s = WithoutGil([&] { return ValidateBoxOptions(options); });
+  ThrowIfError(s, Domain::kBox, "check the box options");
+  return BoxOptionsToDict(options);
+}
+
 // A runtime: one home directory.
 class PyRuntime {
  public:
@@ -387,42 +421,28 @@ class PyRuntime {
 
   Text home_dir() const { return Text{rt_->home_dir()}; }
 
-  PyBox Create(Text image, Text rootfs_path, int cpus, int memory_mib, int64_t disk_size_mib,
-               std::vector<std::pair<Text, Text>> env,
-               std::vector<std::tuple<Text, Text, bool>> mounts,
-               std::vector<std::pair<int, int>> ports, Text network, bool allow_host,
-               Text working_dir, Text user, Text name, bool auto_remove, bool detach,
-               nb::dict advanced) {
-    BoxOptions options;
-    options.image = std::move(image.bytes);
-    options.rootfs_path = std::move(rootfs_path.bytes);
-    options.cpus = cpus;
-    options.memory_mib = memory_mib;
-    options.disk_size_mib = disk_size_mib;
-    options.env = ToCore(std::move(env));
-    for (auto& [host, guest, read_only] : mounts) {
-      options.mounts.push_back(VolumeMount{std::move(host.bytes), std::move(guest.bytes), read_only});
-    }
-    for (const auto& [host, guest] : ports) {
-      if (host < 0 || host > 65535 || guest < 0 || guest > 65535) {
-        throw StatusError(Status::InvalidArgument("ports must be in 0..65535"), Domain::kBox,
-                          "create box");
-      }
-      options.ports.push_back(
-          PortForward{static_cast<uint16_t>(host), static_cast<uint16_t>(guest)});
-    }
-    options.network = std::move(network.bytes);
-    options.allow_host = allow_host;
-    options.working_dir = std::move(working_dir.bytes);
-    options.user = std::move(user.bytes);
-    options.name = std::move(name.bytes);
-    options.auto_remove = auto_remove;
-    options.detach = detach;
-    AdvancedFromDict(advanced, &options);  // security, capabilities, health_check
-    std::string what = options.name.empty() ? "box" : "box " + options.name;
-    std::string from = options.rootfs_path.empty() ? options.image : options.rootfs_path;
+  // `options`: a dict of BoxOptions fields (options_dict.h).
+  PyBox Create(nb::dict options_dict) {
+    BoxOptions options = BoxOptionsFromDict(options_dict);
+    std::string what = Describe(options);
     Result<std::shared_ptr<Box>> box = WithoutGil([&] { return rt_->Create(options); });
-    return PyBox(ValueOrThrow(std::move(box), Domain::kBox, "create " + what + " from " + from));
+    return PyBox(ValueOrThrow(std::move(box), Domain::kBox, "create " + what));
+  }
+
+  // (box, created): the box named options["name"] if it exists, else a new one.
+  nb::tuple GetOrCreate(nb::dict options_dict) {
+    BoxOptions options = BoxOptionsFromDict(options_dict);
+    std::string what = Describe(options);
+    Result<std::pair<std::shared_ptr<Box>, bool>> got =
+        WithoutGil([&] { return rt_->GetOrCreate(options); });
+    auto [box, created] = ValueOrThrow(std::move(got), Domain::kBox, "get or create " + what);
+    return nb::make_tuple(PyBox(std::move(box)), created);
+  }
+
+  // timeout: None (10 s per box), -1 (no limit) or seconds.
+  void Shutdown(std::optional<int> timeout_seconds) {
+    Status s = WithoutGil([&] { return rt_->Shutdown(timeout_seconds); });
+    ThrowIfError(s, Domain::kRuntime, "shut the runtime down");
   }
 
   nb::dict Metrics() {
@@ -542,6 +562,16 @@ NB_MODULE(_boxlite, m) {
   m.attr("CoreError") = core_error;
   boxlite::python::RegisterStatusTranslator(core_error);
 
+  // Box options: the core's defaults and rules (python/boxlite/options.py uses these).
+  m.def("default_box_options", [] { return boxlite::python::BoxOptionsToDict(boxlite::BoxOptions{}); });
+  m.def("validate_box_options", &boxlite::python::ValidateBoxOptionsDict, "options"_a);
+  m.def(
+      "removes_on_stop",
+      [](nb::dict options) {
+        return boxlite::RemovesOnStop(boxlite::python::BoxOptionsFromDict(options));
+      },
+      "options"_a);
+
   nb::class_<PyExec>(m, "Exec")
       .def_prop_ro("pid", &PyExec::pid)
       .def("write_stdin", &PyExec::WriteStdin, "data"_a)
@@ -575,17 +605,17 @@ NB_MODULE(_boxlite, m) {
            "overwrite"_a = boxlite::CopyOptions().overwrite,
            "follow_symlinks"_a = boxlite::CopyOptions().follow_symlinks,
            "include_parent"_a = boxlite::CopyOptions().include_parent)
-      .def("console_log", &PyBox::ConsoleLog);
+      .def("console_log", &PyBox::ConsoleLog)
+      .def("attach_main", &PyBox::AttachMain);
 
   nb::class_<PyRuntime>(m, "Runtime")
       .def_static("open", &PyRuntime::Open, "home_dir"_a, "data_dir"_a, "registry_mirrors"_a,
                   "insecure_registries"_a,
                   "registries"_a = std::vector<boxlite::python::RegistryTuple>{})
       .def_prop_ro("home_dir", &PyRuntime::home_dir)
-      .def("create", &PyRuntime::Create, "image"_a, "rootfs_path"_a, "cpus"_a, "memory_mib"_a,
-           "disk_size_mib"_a, "env"_a, "mounts"_a, "ports"_a, "network"_a, "allow_host"_a,
-           "working_dir"_a,
-           "user"_a, "name"_a, "auto_remove"_a, "detach"_a, "advanced"_a = nb::dict())
+      .def("create", &PyRuntime::Create, "options"_a)
+      .def("get_or_create", &PyRuntime::GetOrCreate, "options"_a)
+      .def("shutdown", &PyRuntime::Shutdown, "timeout"_a = nb::none())
       .def("get", &PyRuntime::Get, "id_or_name"_a)
       .def("list", &PyRuntime::List)
       .def("remove", &PyRuntime::Remove, "id_or_name"_a, "force"_a)

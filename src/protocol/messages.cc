@@ -269,7 +269,7 @@ Json ToJson(const ExecRequest& m) {
   return {{"argv", m.argv},   {"env", m.env},   {"cwd", m.cwd},
           {"user", m.user},   {"tty", m.tty},   {"rows", m.rows},
           {"cols", m.cols},   {"stdin", m.stdin_open}, {"window", m.window},
-          {"detached", m.detached}};
+          {"detached", m.detached}, {"main", m.main}, {"main_optional", m.main_optional}};
 }
 
 Status FromJson(const Json& j, ExecRequest* m) {
@@ -284,6 +284,8 @@ Status FromJson(const Json& j, ExecRequest* m) {
   BOXLITE_RETURN_IF_ERROR(GetBool(j, "stdin", &m->stdin_open));
   BOXLITE_RETURN_IF_ERROR(GetInt(j, "window", &m->window));
   BOXLITE_RETURN_IF_ERROR(GetBool(j, "detached", &m->detached));
+  BOXLITE_RETURN_IF_ERROR(GetBool(j, "main", &m->main));
+  BOXLITE_RETURN_IF_ERROR(GetBool(j, "main_optional", &m->main_optional));
   BOXLITE_RETURN_IF_ERROR(NoNul("argv", m->argv));
   BOXLITE_RETURN_IF_ERROR(NoNul("env", m->env));
   BOXLITE_RETURN_IF_ERROR(NoNul("cwd", m->cwd));

@@ -127,6 +127,13 @@ struct ExecRequest {
   // Runs in the background: output goes to the guest console (the box's log), and the
   // process outlives the host connection. No data frames, no exit event.
   bool detached = false;
+  // The box's main command (BoxOptions::entrypoint + cmd). It survives its host
+  // connection (its output is then drained and dropped), and when it ends the agent
+  // writes "main command exited with code N" to the console and powers the VM off.
+  bool main = false;
+  // main only: when it cannot start at all (not found, not executable), the box stays up
+  // without it (the command came from the image, not from the user).
+  bool main_optional = false;
 };
 
 struct ExecResponse {

@@ -118,7 +118,12 @@ BoxImpl::~BoxImpl() {
   base::ScopeExit drop_volumes([this] {
     if (!persistent()) runtime_->volumes().RemoveAnonymousOf(id_);
   });
-  if (state_ != State::kRunning) return;
+  if (state_ != State::kRunning) {
+    // The VM went away without a stop here (another process stopped it): end the prober.
+    if (channel_) channel_->Close(Status::FailedPrecondition("box " + name_ + " is stopped"));
+    StopHealthLocked();
+    return;
+  }
   if (!persistent() || (launched_here_ && !options_.detach)) {
     (void)StopLocked();
     return;
@@ -171,6 +176,7 @@ void BoxImpl::RefreshLocked() {
 }
 
 Status BoxImpl::Start() {
+  BOXLITE_RETURN_IF_ERROR(runtime_->CheckOpen());
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<sys::FileLock> box_lock;
   // A removed box has no directory left to lock: say what happened instead.
@@ -572,7 +578,9 @@ Status BoxImpl::HelloLocked(const protocol::BoxConfig& config, int64_t* config_m
   return reply.error();
 }
 
-Status BoxImpl::Stop() {
+Status BoxImpl::Stop() { return StopWithin(std::chrono::seconds(10)); }
+
+Status BoxImpl::StopWithin(std::optional<std::chrono::seconds> limit) {
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<sys::FileLock> box_lock;
   if (persistent() && state_ != State::kRemoved) {
@@ -581,10 +589,11 @@ Status BoxImpl::Stop() {
     box_lock.emplace(std::move(l).value());
     RefreshLocked();
   }
-  return StopLocked();
+  return StopLocked(/*graceful=*/true, limit);
 }
 
-Status BoxImpl::StopLocked(bool graceful) {
+Status BoxImpl::StopLocked(bool graceful, std::optional<std::chrono::seconds> limit) {
+  if (state_ != State::kRunning) StopHealthLocked();
   if (state_ == State::kRunning) {
     {
       std::lock_guard<std::mutex> dl(death_->mu);
@@ -601,11 +610,13 @@ Status BoxImpl::StopLocked(bool graceful) {
       }
       if (graceful && channel_ && channel_->health().ok()) {
         // Let the guest flush and unmount the disk before the VM ends.
-        (void)channel_->Call("shutdown", protocol::Json::object(),
-                             Clock::now() + std::chrono::seconds(10));
+        // No limit: a day stands for "as long as it takes".
+        auto wait = limit.value_or(std::chrono::hours(24));
+        (void)channel_->Call("shutdown", protocol::Json::object(), Clock::now() + wait);
       }
       if (vm_) {
-        auto exited = vm_->WaitFor(graceful ? std::chrono::seconds(10) : std::chrono::seconds(0));
+        auto exited = vm_->WaitFor(graceful ? limit.value_or(std::chrono::hours(24))
+                                            : std::chrono::seconds(0));
         if (!exited.ok() || !exited->has_value()) {
           if (launched_here_) {
             vm_->Kill();
@@ -643,7 +654,7 @@ Status BoxImpl::StopLocked(bool graceful) {
     cgroup_dir_.clear();
     state_ = State::kStopped;
   }
-  if (state_ == State::kStopped && options_.auto_remove) {
+  if (state_ == State::kStopped && RemovesOnStop(options_)) {
     state_ = State::kRemoved;
     console_fd_.reset();
     qemu_log_fd_.reset();
@@ -757,6 +768,14 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
 }
 
 Result<std::shared_ptr<Exec>> BoxImpl::StartExecUncounted(const ExecOptions& options) {
+  bool idle = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (persistent() && state_ != State::kRemoved) RefreshLocked();
+    idle = state_ == State::kCreated || state_ == State::kStopped;
+  }
+  // A configured or stopped box starts for its first command (BoxLite 0.9's can_exec).
+  if (idle) BOXLITE_RETURN_IF_ERROR(Start());
   BOXLITE_ASSIGN_OR_RETURN(auto channel, Channel());
   protocol::ExecRequest req;
   req.argv = options.argv;
@@ -823,6 +842,12 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExecUncounted(const ExecOptions& opt
   exec->set_counters(exec_bytes_);
   return std::shared_ptr<Exec>(std::move(exec));
 }
+
+Result<std::shared_ptr<Exec>> BoxImpl::AttachMain() {
+  return Status::FailedPrecondition("box " + name_ + " runs no main command here");
+}
+
+std::optional<int> BoxImpl::ExitCodeLocked() { return exit_code_; }
 
 Result<ExecResult> BoxImpl::Run(const ExecOptions& options) {
   auto t0 = Clock::now();
@@ -897,7 +922,7 @@ Result<BoxInfo> BoxImpl::Info() {
   if (image_) info.image = image_->reference;
   switch (state_) {
     case State::kCreated:
-      info.state = "created";
+      info.state = "configured";
       break;
     case State::kRunning:
       info.state = Died().ok() ? "running" : "stopped";
@@ -916,8 +941,14 @@ Result<BoxInfo> BoxImpl::Info() {
   const auto& bound = persistent() && bound_ports_.empty() ? record_.bound_ports : bound_ports_;
   if (info.state == "running" && !bound.empty()) info.ports = bound;
   info.mounts = options_.mounts;
-  info.auto_remove = options_.auto_remove;
+  info.auto_remove = RemovesOnStop(options_);
   info.detach = options_.detach;
+  info.auto_pause = options_.auto_pause;
+  info.auto_delete = options_.auto_delete.value_or(0);
+  info.auto_resume = options_.auto_resume;
+  info.entrypoint = options_.entrypoint;
+  info.cmd = options_.cmd;
+  if (info.state != "running") info.exit_code = ExitCodeLocked();
   info.pid = vm_ ? vm_->pid() : (state_ == State::kRunning ? record_.pid : 0);
   info.accel = accel_;
   if (health_) {

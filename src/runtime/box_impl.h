@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -40,7 +41,10 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   BoxImpl(std::shared_ptr<RuntimeImpl> runtime, BoxRecord record);
   ~BoxImpl() override;
 
-  bool persistent() const { return !options_.auto_remove || options_.detach; }
+  bool persistent() const { return !RemovesOnStop(options_) || options_.detach; }
+  const BoxOptions& options() const { return options_; }
+  // Stop() waiting up to `limit` for a clean stop (nullopt: no limit) before killing.
+  Status StopWithin(std::optional<std::chrono::seconds> limit);
   // Writes the directory and record of a new persistent box.
   Status CreateOnDisk();
   // Stops the box (killing it when `force`, or when it does not stop) and deletes it.
@@ -51,6 +55,7 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Status Start() override;
   Status Stop() override;
   Result<std::shared_ptr<Exec>> StartExec(const ExecOptions& options) override;
+  Result<std::shared_ptr<Exec>> AttachMain() override;
   Result<ExecResult> Run(const ExecOptions& options) override;
   Result<BoxInfo> Info() override;
   Result<BoxMetrics> Metrics() override;
@@ -95,7 +100,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Status HelloLocked(const protocol::BoxConfig& config, int64_t* config_ms = nullptr);
   // Stops the VM; `graceful` lets the guest flush and unmount its disk first (pointless,
   // and slow when the guest is overloaded, for a box about to be removed).
-  Status StopLocked(bool graceful = true);
+  Status StopLocked(bool graceful = true,
+                    std::optional<std::chrono::seconds> limit = std::chrono::seconds(10));
   // Reloads a persistent box's record; running when its VM process is alive.
   void RefreshLocked();
   std::string DirPath(const std::string& name) const;
@@ -139,6 +145,9 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   std::shared_ptr<DeathNote> death_ = std::make_shared<DeathNote>();
   // The death status, OK while alive.
   Status Died();
+  // The main command's exit status, once known.
+  std::optional<int> ExitCodeLocked();
+  std::optional<int> exit_code_;  // Guarded by mu_.
 
   std::shared_ptr<HealthProbe> health_;  // Guarded by mu_.
   // The launch's stages (BoxMetrics stage_*_ms), measured by LaunchLocked; guarded by mu_.

@@ -38,17 +38,20 @@ std::string FirstNonEmpty(std::initializer_list<std::string> values, std::string
 }
 
 std::string NewBoxId() {
-  unsigned char bytes[16];
-  size_t got = 0;
-  while (got < sizeof(bytes)) {
-    ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
-  static const char kHex[] = "0123456789abcdef";
+  static constexpr char kBase62[] =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
   std::string id;
-  for (unsigned char b : bytes) {
-    id += kHex[b >> 4];
-    id += kHex[b & 15];
+  while (id.size() < kBoxIdLength) {
+    unsigned char bytes[32];
+    size_t got = 0;
+    while (got < sizeof(bytes)) {
+      ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
+      if (n > 0) got += static_cast<size_t>(n);
+    }
+    for (unsigned char b : bytes) {
+      // 248 = 4 * 62: bytes above it would favour the first characters.
+      if (b < 248 && id.size() < kBoxIdLength) id += kBase62[b % 62];
+    }
   }
   return id;
 }

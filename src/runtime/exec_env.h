@@ -19,7 +19,9 @@ std::vector<std::string> MergeEnv(const std::vector<std::string>& image_env,
 // The first non-empty of the arguments, else `fallback`.
 std::string FirstNonEmpty(std::initializer_list<std::string> values, std::string fallback);
 
-// A new random box id: 32 lowercase hex digits.
+// Box ids are BoxLite 0.9's: 12 Base62 characters ([0-9A-Za-z], about 71 bits) from the
+// kernel's CSPRNG. Ids minted before (32 hex digits) stay valid: lookups compare strings.
+constexpr size_t kBoxIdLength = 12;
 std::string NewBoxId();
 
 // Validates a box name: [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}.

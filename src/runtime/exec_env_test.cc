@@ -1,6 +1,8 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/runtime/exec_env.h"
 
+#include <set>
+
 #include <gtest/gtest.h>
 
 namespace boxlite::runtime {
@@ -17,12 +19,22 @@ TEST(ExecEnvTest, FirstNonEmpty) {
   EXPECT_EQ(FirstNonEmpty({"", ""}, "/"), "/");
 }
 
-TEST(ExecEnvTest, IdsAreRandomHex) {
-  std::string a = NewBoxId();
-  std::string b = NewBoxId();
-  EXPECT_EQ(a.size(), 32u);
-  EXPECT_NE(a, b);
-  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
+// Ids are BoxLite 0.9's: 12 Base62 characters, fresh each time, and every character of
+// the alphabet turns up (a mapping that skipped letters or case would show here).
+TEST(ExecEnvTest, IdsAreTwelveBase62Characters) {
+  const std::string kAlphabet =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  std::set<std::string> ids;
+  std::set<char> seen;
+  for (int i = 0; i < 2000; ++i) {
+    std::string id = NewBoxId();
+    ASSERT_EQ(id.size(), 12u);
+    ASSERT_EQ(id.find_first_not_of(kAlphabet), std::string::npos) << id;
+    ids.insert(id);
+    seen.insert(id.begin(), id.end());
+  }
+  EXPECT_EQ(ids.size(), 2000u);
+  EXPECT_EQ(seen.size(), kAlphabet.size());
 }
 
 TEST(ExecEnvTest, BoxNames) {

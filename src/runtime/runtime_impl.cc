@@ -98,65 +98,6 @@ class ProgressAdapter final : public image::PullProgress {
   const PullCallback& cb_;
 };
 
-Status ValidateOptions(const BoxOptions& o) {
-  if (o.image.empty() && o.rootfs_path.empty()) {
-    return Status::InvalidArgument("a box needs an image (or rootfs_path)");
-  }
-  if (o.cpus < kMinCpus || o.cpus > kMaxCpus) {
-    return Status::InvalidArgument(base::StrFormat("cpus must be between %d and %d, not %d",
-                                                   kMinCpus, kMaxCpus, o.cpus));
-  }
-  if (o.memory_mib < kMinMemoryMib || o.memory_mib > kMaxMemoryMib) {
-    return Status::InvalidArgument(base::StrFormat("memory must be between %d and %d MiB, not %d",
-                                                   kMinMemoryMib, kMaxMemoryMib, o.memory_mib));
-  }
-  if (o.disk_size_mib < 0 || o.disk_size_mib > kMaxDiskSizeMib) {
-    return Status::InvalidArgument(
-        base::StrFormat("disk_size must be between 0 (the default) and %lld MiB, not %lld",
-                        static_cast<long long>(kMaxDiskSizeMib),
-                        static_cast<long long>(o.disk_size_mib)));
-  }
-  if (o.allow_host && o.network != "nat") {
-    return Status::InvalidArgument("allow_host needs network \"nat\"");
-  }
-  if (o.network != "nat" && o.network != "none") {
-    return Status::InvalidArgument("network must be \"nat\" or \"none\", not \"" + o.network + "\"");
-  }
-  if (!o.name.empty() && !IsValidBoxName(o.name)) {
-    return Status::InvalidArgument("box name \"" + o.name +
-                                   "\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 63)");
-  }
-  for (const auto& [key, value] : o.env) {
-    if (key.empty() || key.find('=') != std::string::npos) {
-      return Status::InvalidArgument("environment variable names must be non-empty without '='",
-                                     key);
-    }
-  }
-  for (const auto& m : o.mounts) {
-    if (m.host_path.empty() || m.host_path[0] != '/') {
-      return Status::InvalidArgument("mount host path must be absolute", m.host_path);
-    }
-    if (!sys::Exists(m.host_path)) {
-      return Status::InvalidArgument("mount host path does not exist", m.host_path);
-    }
-    if (m.guest_path.empty() || m.guest_path[0] != '/' || m.guest_path == "/") {
-      return Status::InvalidArgument("mount guest path must be absolute and not /", m.guest_path);
-    }
-  }
-  for (const auto& p : o.ports) {
-    if (p.guest_port == 0) return Status::InvalidArgument("port mapping needs a guest port");
-  }
-  // Security, capabilities, health check (src/runtime/advanced_options.cc).
-  BOXLITE_RETURN_IF_ERROR(ValidateAdvancedOptions(o));
-  if (!o.ports.empty() && o.network != "nat") {
-    return Status::InvalidArgument("published ports need network \"nat\"");
-  }
-  if (!o.working_dir.empty() && o.working_dir[0] != '/') {
-    return Status::InvalidArgument("working_dir must be absolute", o.working_dir);
-  }
-  return Status::OK();
-}
-
 }  // namespace
 
 Result<image::RootfsInfo> RuntimeImpl::RootfsOrForget(image::Store* store,
@@ -289,8 +230,14 @@ Status CheckDiskFits(const std::string& home, int64_t disk_size_mib) {
 
 }  // namespace
 
+Status RuntimeImpl::CheckOpen() const {
+  if (!shut_down_) return Status::OK();
+  return Status::FailedPrecondition("runtime is shut down", "open a new runtime");
+}
+
 Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& requested) {
-  BOXLITE_RETURN_IF_ERROR(ValidateOptions(requested));
+  BOXLITE_RETURN_IF_ERROR(CheckOpen());
+  BOXLITE_RETURN_IF_ERROR(ValidateBoxOptions(requested));
   BOXLITE_RETURN_IF_ERROR(CheckDiskFits(home_, requested.disk_size_mib));
   std::string id = NewBoxId();
   BoxOptions options = requested;
@@ -369,9 +316,7 @@ Result<std::vector<BoxInfo>> RuntimeImpl::List() {
   std::vector<std::shared_ptr<BoxImpl>> boxes;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [id, weak] : boxes_) {
-      if (auto box = weak.lock()) boxes.push_back(box);
-    }
+    boxes = LiveBoxesLocked();
     for (auto& record : LoadAllRecords(BoxesDir())) {
       if (boxes_.count(record.id)) continue;
       boxes.push_back(std::make_shared<BoxImpl>(shared_from_this(), std::move(record)));
@@ -385,18 +330,85 @@ Result<std::vector<BoxInfo>> RuntimeImpl::List() {
   return out;
 }
 
-Status RuntimeImpl::Remove(std::string_view id_or_name, bool force) {
-  BOXLITE_ASSIGN_OR_RETURN(auto box, Get(id_or_name));
-  return std::static_pointer_cast<BoxImpl>(box)->Remove(force);
+namespace {
+
+// Whether adopting a box created with `existing` for a caller asking for `wanted` would
+// change what the box may do on the host. BoxLite 0.9 compares the container capability
+// policy; this build's one privilege option is allow_host (reaching the host).
+bool SamePrivileges(const BoxOptions& existing, const BoxOptions& wanted) {
+  return existing.allow_host == wanted.allow_host;
 }
 
-Result<RuntimeMetrics> RuntimeImpl::Metrics() {
+}  // namespace
+
+Result<std::pair<std::shared_ptr<Box>, bool>> RuntimeImpl::GetOrCreate(const BoxOptions& options) {
+  BOXLITE_RETURN_IF_ERROR(CheckOpen());
+  BOXLITE_RETURN_IF_ERROR(ValidateBoxOptions(options));
+  if (!options.name.empty()) {
+    auto existing = Get(options.name);
+    if (existing.ok() && (*existing)->name() == options.name) {
+      auto box = std::static_pointer_cast<BoxImpl>(*existing);
+      if (!SamePrivileges(box->options(), options)) {
+        return Status::FailedPrecondition(
+            "box \"" + options.name + "\" exists with a different capability policy",
+            "give the same options, or remove the box first");
+      }
+      return std::make_pair(*existing, false);
+    }
+    if (!existing.ok() && !existing.error().IsNotFound()) return existing.error();
+  }
+  auto created = Create(options);
+  if (!created.ok() && created.error().IsAlreadyExists()) {
+    // Another process created it meanwhile: adopt that one.
+    auto again = Get(options.name);
+    if (again.ok()) return std::make_pair(*again, false);
+  }
+  BOXLITE_ASSIGN_OR_RETURN(auto box, std::move(created));
+  return std::make_pair(box, true);
+}
+
+Status RuntimeImpl::Shutdown(std::optional<int> timeout_seconds) {
+  shut_down_ = true;
   std::vector<std::shared_ptr<BoxImpl>> boxes;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [id, weak] : boxes_) {
       if (auto box = weak.lock()) boxes.push_back(box);
     }
+  }
+  std::optional<std::chrono::seconds> limit;
+  if (!timeout_seconds) {
+    limit = std::chrono::seconds(10);
+  } else if (*timeout_seconds >= 0) {
+    limit = std::chrono::seconds(*timeout_seconds);
+  }
+  Status first;
+  for (auto& box : boxes) {
+    if (box->options().detach) continue;
+    Status s = box->StopWithin(limit);
+    if (!s.ok() && first.ok()) first = s.Wrap("stop box " + box->name());
+  }
+  return first;
+}
+
+Status RuntimeImpl::Remove(std::string_view id_or_name, bool force) {
+  BOXLITE_ASSIGN_OR_RETURN(auto box, Get(id_or_name));
+  return std::static_pointer_cast<BoxImpl>(box)->Remove(force);
+}
+
+std::vector<std::shared_ptr<BoxImpl>> RuntimeImpl::LiveBoxesLocked() {
+  std::vector<std::shared_ptr<BoxImpl>> boxes;
+  for (auto& [id, weak] : boxes_) {
+    if (auto box = weak.lock()) boxes.push_back(box);
+  }
+  return boxes;
+}
+
+Result<RuntimeMetrics> RuntimeImpl::Metrics() {
+  std::vector<std::shared_ptr<BoxImpl>> boxes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    boxes = LiveBoxesLocked();
   }
   RuntimeMetrics m;
   m.boxes_created_total = counters_.boxes_created;

@@ -6,6 +6,7 @@
 // Thread-safety: all public methods are thread-safe; mu_ guards the box table.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <atomic>
@@ -44,6 +45,8 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   Result<std::shared_ptr<Box>> Get(std::string_view id_or_name) override;
   Result<std::vector<BoxInfo>> List() override;
   Status Remove(std::string_view id_or_name, bool force) override;
+  Result<std::pair<std::shared_ptr<Box>, bool>> GetOrCreate(const BoxOptions& options) override;
+  Status Shutdown(std::optional<int> timeout_seconds) override;
   Result<ImageInfo> PullImage(std::string_view reference, const PullCallback& progress) override;
   Result<std::vector<ImageInfo>> ListImages() override;
   Status RemoveImage(std::string_view reference) override;
@@ -65,6 +68,8 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   std::string BoxesDir() const { return home_ + "/boxes"; }
   // Drops a box from this process's table (it was removed), with its anonymous volumes.
   void Forget(const std::string& id);
+  // FailedPrecondition once Shutdown() ran: no new box starts.
+  Status CheckOpen() const;
 
   // What Metrics() reports; boxes count into these as things happen.
   struct Counters {
@@ -78,6 +83,8 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
 
  private:
   Result<image::Store*> Store();
+  // The boxes of this process still alive. Requires mu_.
+  std::vector<std::shared_ptr<BoxImpl>> LiveBoxesLocked();
   // The image's rootfs; an image whose layers cannot be built is removed again.
   Result<image::RootfsInfo> RootfsOrForget(image::Store* store, const image::LocalImage& local,
                                            image::RootfsFit fit = image::RootfsFit::kHeadroom);
@@ -94,6 +101,7 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   std::map<std::string, std::weak_ptr<BoxImpl>> boxes_;    // Guarded by mu_.
   Counters counters_;
   VolumeStore volumes_;
+  std::atomic<bool> shut_down_{false};
 };
 
 }  // namespace boxlite::runtime

@@ -9,6 +9,7 @@ together); the health test runs last, as it freezes one box's VM for a while.
 """
 import asyncio
 import http.server
+import json
 import os
 import signal
 import threading
@@ -255,6 +256,90 @@ def test_runtime_metrics_and_health_none(loop, boxes):
     loop.run_until_complete(b["everything"].stop())
     m3 = loop.run_until_complete(rt.metrics())
     assert m3.boxes_stopped_total == 1 and m3.num_running_boxes == 3, m3
+
+
+# --- Without a VM: the classes and the core's checks.
+
+def test_security_presets_and_core_arguments():
+    sec = boxlite.SecurityOptions()
+    assert (sec.jailer_enabled, sec.seccomp_enabled, sec.network_enabled, sec.close_fds) == (False, False, True, True)
+    assert boxlite.SecurityOptions.development().close_fds is False
+    std = boxlite.SecurityOptions.standard()
+    assert std.jailer_enabled and std.seccomp_enabled and std.max_open_files is None
+    top = boxlite.SecurityOptions.maximum()
+    assert (top.max_open_files, top.max_file_size, top.max_processes) == (1024, 1 << 30, 100)
+    hc = boxlite.HealthCheckOptions()
+    assert (hc.interval, hc.timeout, hc.retries, hc.start_period) == (30, 10, 3, 60)
+    caps = boxlite.ContainerCapabilities()
+    assert caps.add == [] and caps.drop == []
+    adv = boxlite.AdvancedBoxOptions(security=top, health_check=boxlite.HealthCheckOptions(interval=5.0),
+                                     capabilities=boxlite.ContainerCapabilities(add=["NET_ADMIN"]))
+    args = adv._core_args()
+    assert args["security"]["max_processes"] == 100 and args["security"]["max_memory"] is None
+    assert args["health_check"] == {"enabled": True, "interval_s": 5, "timeout_s": 10, "retries": 3,
+                                    "start_period_s": 60}
+    assert args["capabilities"] == {"add": ["NET_ADMIN"], "drop": []}
+    assert boxlite.AdvancedBoxOptions()._core_args() == {"security": None, "capabilities": None,
+                                                        "health_check": None}
+    assert boxlite.BoxOptions(image=IMAGE, advanced=adv).advanced is adv
+    with pytest.raises(boxlite.ConfigError, match="AdvancedBoxOptions"):
+        boxlite.BoxOptions(image=IMAGE, advanced={"security": {}})
+
+
+@pytest.mark.parametrize("advanced, message", [
+    (dict(capabilities=boxlite.ContainerCapabilities(add=["FLY"])), 'unknown capability "FLY" in capabilities.add'),
+    (dict(capabilities=boxlite.ContainerCapabilities(drop=["cap_"])), "capabilities.drop"),
+    (dict(security=boxlite.SecurityOptions(max_open_files=0)), "security.max_open_files must be between 1"),
+    (dict(security=boxlite.SecurityOptions(max_file_size=-1)), "security.max_file_size must be a positive integer"),
+    (dict(security=boxlite.SecurityOptions(max_memory="lots")), "security.max_memory must be an integer"),
+    (dict(health_check=boxlite.HealthCheckOptions(interval=0)), "health_check.interval must be between 1"),
+    (dict(health_check=boxlite.HealthCheckOptions(retries=0)), "health_check.retries must be between 1"),
+    (dict(health_check=boxlite.HealthCheckOptions(timeout=0.5)), "health_check.timeout_s must be an integer"),
+])
+def test_bad_advanced_options_are_config_errors(loop, tmp_path, advanced, message):
+    """The core's checks, at BoxOptions() (core.validate_box_options) or at create."""
+    rt = boxlite.Boxlite(boxlite.Options(home_dir=str(tmp_path / "home")))
+    with pytest.raises(boxlite.ConfigError, match=message):
+        opts = boxlite.BoxOptions(image=IMAGE, advanced=boxlite.AdvancedBoxOptions(**advanced))
+        loop.run_until_complete(rt.create(opts))
+    # Nothing was created.
+    assert loop.run_until_complete(rt.metrics()).boxes_created_total == 0
+    assert loop.run_until_complete(rt.list_info()) == []
+
+
+def test_no_network_with_ports_is_a_config_error(loop, tmp_path):
+    rt = boxlite.Boxlite(boxlite.Options(home_dir=str(tmp_path / "home")))
+    with pytest.raises(boxlite.ConfigError, match="published ports need the network"):
+        opts = boxlite.BoxOptions(image=IMAGE, ports=[(0, 80)], advanced=boxlite.AdvancedBoxOptions(
+            security=boxlite.SecurityOptions(network_enabled=False)))
+        loop.run_until_complete(rt.create(opts))
+
+
+def test_health_state_and_info_classes():
+    assert boxlite.HealthState.healthy().value == "healthy" and str(boxlite.HealthState.none()) == "none"
+    for value in ("none", "starting", "healthy", "unhealthy"):
+        state = getattr(boxlite.HealthState, value)()
+        assert [getattr(state, f"is_{v}")() for v in ("none", "starting", "healthy", "unhealthy")] == \
+            [v == value for v in ("none", "starting", "healthy", "unhealthy")]
+    core = {"id": "0123456789ab", "name": "web", "image": "alpine:latest", "state": "running",
+            "created_unix": 0, "cpus": 2, "memory_mib": 512, "disk_size_mib": 0, "network": "nat",
+            "ports": [(8080, 80)], "mounts": [], "auto_remove": True, "detach": False, "pid": 42,
+            "accel": "kvm", "health": {"state": "unhealthy", "failures": 3, "last_check_unix": 60}}
+    info = boxlite.BoxInfo._from_core(core)
+    assert info.state == "running" and info.state.status == "running" and info.state.running
+    assert info.state.pid == 42 and info.created_at == "1970-01-01T00:00:00Z"
+    assert info.network == "nat" and info.network.mode == "enabled" and info.network.allow_net == []
+    assert info.network.published_ports == [boxlite.PublishedPort(guest_port=80, host_ip="127.0.0.1",
+                                                                  host_port=8080, protocol="tcp")]
+    assert info.health_status.state.is_unhealthy() and info.health_status.failures == 3
+    assert info.health_status.last_check == "1970-01-01T00:01:00Z"
+    shown = json.loads(repr(info))
+    assert shown["state"] == {"status": "running", "running": True, "pid": 42}
+    assert shown["health_status"]["state"] == "unhealthy" and shown["network"]["mode"] == "enabled"
+    # Built the older way, with plain strings.
+    old = boxlite.BoxInfo(id="x", name="x", image="i", state="stopped", network="none")
+    assert old.state.status == "stopped" and not old.state.running and old.network.mode == "disabled"
+    assert old.health_status.state.is_none()
 
 
 def _wait_health(loop, box, want, timeout=90):
