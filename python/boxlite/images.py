@@ -62,6 +62,7 @@ class ImageInfo:
 
     @property
     def cached_at(self) -> str:
+        """When this reference was pulled or imported here, RFC 3339 in UTC."""
         return _rfc3339(self.cached_at_unix)
 
     @property

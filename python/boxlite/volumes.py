@@ -46,6 +46,7 @@ class VolumeInfo:
 
     @property
     def created_at(self) -> str:
+        """Creation time, RFC 3339 in UTC."""
         return _rfc3339(self.created_unix)
 
     @classmethod

@@ -141,9 +141,9 @@ bool IsTlsHandshakeError(CURLcode code) {
 
 std::string AuthHint(const std::string& registry) {
   return base::StrFormat(
-      "if the image is private, run `docker login %s` or add credentials for it to "
-      "~/.docker/config.json ($DOCKER_CONFIG/config.json)",
-      registry.c_str());
+      "if the image is private, configure credentials for %s (ImageRegistry username/password "
+      "or bearer_token, \"auth\" in --config), or run `docker login %s`",
+      registry.c_str(), registry.c_str());
 }
 
 }  // namespace
@@ -571,6 +571,13 @@ Result<RegistryClient::Response> RegistryClient::Fetch(
         url = base + path;
         hops = 0;
         continue;
+      }
+      if (resp.status == 401 && same_origin && endpoint.credentials && authenticated_once) {
+        return Status::Authentication(
+            base::StrFormat("registry %s refused the configured credentials of user \"%s\" for %s",
+                            endpoint.display.c_str(), endpoint.credentials->username.c_str(),
+                            repository.c_str()),
+            "check the username and password configured for it");
       }
       if (resp.status == 401 || resp.status == 403) {
         // Docker Hub answers 401 for repositories that do not exist, too.

@@ -555,6 +555,8 @@ Result<LocalImage> Store::Pull(std::string_view ref_text, PullProgress* progress
   // the name into another registry's image).
   std::vector<std::string> misses;
   for (const auto& candidate : candidates) {
+    BOXLITE_LOG(kDebug, "resolving %.*s: trying %s", static_cast<int>(ref_text.size()),
+                ref_text.data(), candidate.c_str());
     auto image = PullOne(candidate, progress);
     if (image || !image.error().IsNotFound()) return image;
     misses.push_back(candidate);
@@ -610,6 +612,13 @@ Result<std::vector<LocalImage>> Store::List() {
 }
 
 Status Store::Remove(std::string_view ref_text) {
+  BOXLITE_ASSIGN_OR_RETURN(auto candidates, SearchCandidates(ref_text, opts_.registries));
+  if (candidates.size() > 1) {
+    // An unqualified name removes what it resolves to locally (the order of Get).
+    for (const auto& candidate : candidates) {
+      if (GetOne(candidate).ok()) return Remove(candidate);
+    }
+  }
   BOXLITE_ASSIGN_OR_RETURN(Reference ref, ParseReference(ref_text));
   const std::string key = ref.String();
   BOXLITE_RETURN_IF_ERROR(UpdateIndex([&](Index* index) {

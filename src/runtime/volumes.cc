@@ -15,6 +15,7 @@
 #include "src/base/log.h"
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/runtime/box_record.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
 #include "src/sys/jail.h"
@@ -45,7 +46,8 @@ std::string NewVolumeId() {
   return id;
 }
 
-VolumeStore::VolumeStore(std::string home) : dir_(sys::JoinPath(home, "volumes")) {}
+VolumeStore::VolumeStore(std::string home)
+    : dir_(sys::JoinPath(home, "volumes")), boxes_dir_(sys::JoinPath(home, "boxes")) {}
 
 std::string VolumeStore::RecordPath(std::string_view id) const {
   return sys::JoinPath(dir_, std::string(id) + ".json");
@@ -80,7 +82,12 @@ Result<VolumeInfo> VolumeStore::Create(std::string_view owner_box) {
     info.path = path;
     info.size_bytes = sys::DiskUsage(path);
     nlohmann::json record = {{"id", id}, {"created_unix", info.created_unix}};
-    if (!owner_box.empty()) record["box"] = std::string(owner_box);
+    if (!owner_box.empty()) {
+      record["box"] = std::string(owner_box);
+      // The process the box lives in: an ephemeral box ends with it (see Sweep).
+      record["pid"] = ::getpid();
+      record["pid_start_time"] = ProcessStartTime(::getpid());
+    }
     Status saved = sys::WriteFileAtomic(RecordPath(id), record.dump(), 0644);
     if (!saved.ok()) {
       (void)::rmdir(path.c_str());
@@ -91,7 +98,8 @@ Result<VolumeInfo> VolumeStore::Create(std::string_view owner_box) {
   return Status::Internal("could not pick a free volume id");
 }
 
-Result<VolumeInfo> VolumeStore::Load(std::string_view id, std::string* owner_box) const {
+Result<VolumeInfo> VolumeStore::Load(std::string_view id, std::string* owner_box,
+                                     bool* owner_gone) const {
   if (!LooksLikeVolumeId(id)) return NotFoundStatus(id);
   auto text = sys::ReadFile(RecordPath(id));
   if (!text) {
@@ -118,12 +126,26 @@ Result<VolumeInfo> VolumeStore::Load(std::string_view id, std::string* owner_box
     auto box = j.find("box");
     *owner_box = box != j.end() && box->is_string() ? box->get<std::string>() : "";
   }
+  if (owner_gone != nullptr) {
+    // An anonymous volume whose box has no record (it was ephemeral) and whose process
+    // is gone: the box ended without removing it (the process was killed).
+    auto box = j.find("box");
+    auto pid = j.find("pid");
+    auto start = j.find("pid_start_time");
+    *owner_gone = box != j.end() && box->is_string() && pid != j.end() &&
+                  pid->is_number_integer() && start != j.end() &&
+                  start->is_number_unsigned() &&
+                  !sys::Exists(sys::JoinPath(boxes_dir_, box->get<std::string>())) &&
+                  !SameProcessAlive(pid->get<int>(), start->get<uint64_t>());
+  }
   return info;
 }
 
-Result<VolumeInfo> VolumeStore::Get(std::string_view id) const { return Load(id, nullptr); }
+Result<VolumeInfo> VolumeStore::Get(std::string_view id) const {
+  return Load(id, nullptr, nullptr);
+}
 
-Result<std::vector<VolumeInfo>> VolumeStore::List() const {
+Result<std::vector<VolumeInfo>> VolumeStore::List() {
   std::vector<VolumeInfo> out;
   if (!sys::IsDirectory(dir_)) return out;
   BOXLITE_ASSIGN_OR_RETURN(auto names, sys::ListDir(dir_));
@@ -131,10 +153,16 @@ Result<std::vector<VolumeInfo>> VolumeStore::List() const {
     if (!base::EndsWith(name, ".json")) continue;
     std::string id = name.substr(0, name.size() - 5);
     if (!LooksLikeVolumeId(id)) continue;
-    auto info = Load(id, nullptr);
+    bool orphan = false;
+    auto info = Load(id, nullptr, &orphan);
     if (!info) {
       BOXLITE_LOG(kWarn, "skipping volume %s: %s", id.c_str(), info.error().ToString().c_str());
       continue;
+    }
+    if (orphan) {
+      Status s = Remove(id);
+      if (s.ok()) continue;
+      BOXLITE_LOG(kWarn, "volume %s: %s", id.c_str(), s.ToString().c_str());
     }
     out.push_back(std::move(*info));
   }
@@ -161,7 +189,7 @@ void VolumeStore::RemoveAnonymousOf(std::string_view box_id) {
     if (!base::EndsWith(name, ".json")) continue;
     std::string id = name.substr(0, name.size() - 5);
     std::string owner;
-    auto info = Load(id, &owner);
+    auto info = Load(id, &owner, nullptr);
     if (!info || owner != box_id) continue;
     Status s = Remove(id);
     if (!s.ok()) BOXLITE_LOG(kWarn, "box %s: %s", std::string(box_id).c_str(), s.ToString().c_str());

@@ -3,8 +3,9 @@
 // Volumes: directories under <home>/volumes that boxes share through the same 9p path as
 // host directories. Layout:
 //   volumes/<id>/       the shared directory (what the guest sees)
-//   volumes/<id>.json   {"id", "created_unix", "box"}: "box" is the owning box's id for an
-//                       anonymous volume (removed with that box), absent for a named one
+//   volumes/<id>.json   {"id", "created_unix", "box", "pid", "pid_start_time"}: "box" is the
+//                       owning box's id for an anonymous volume (removed with that box),
+//                       absent for a named one; "pid" the process that made it
 // Ids are 12 Base62 characters, like box ids. Started by root, the directory belongs to
 // the system user that runs root's VMs ("boxlite", src/sys/jail.h), because the VM jail
 // refuses a read-write share owned by root (src/vmm/vm_jail.cc); otherwise to the caller.
@@ -31,8 +32,9 @@ class VolumeStore {
 
   // A new empty volume; `owner_box` non-empty makes it that box's anonymous volume.
   Result<VolumeInfo> Create(std::string_view owner_box = {});
-  // Every volume, named and anonymous, oldest first.
-  Result<std::vector<VolumeInfo>> List() const;
+  // Every volume, named and anonymous, oldest first. Anonymous volumes left behind by a
+  // process that died with its ephemeral box are removed on the way.
+  Result<std::vector<VolumeInfo>> List();
   // NotFound ("volume X not found") for an unknown or malformed id.
   Result<VolumeInfo> Get(std::string_view id) const;
   // Deletes the volume and its files (no in-use check: the runtime does that).
@@ -45,9 +47,11 @@ class VolumeStore {
  private:
   std::string RecordPath(std::string_view id) const;
   std::string DataPath(std::string_view id) const;
-  Result<VolumeInfo> Load(std::string_view id, std::string* owner_box) const;
+  // `owner_gone`: set when the volume is anonymous and its box can no longer exist.
+  Result<VolumeInfo> Load(std::string_view id, std::string* owner_box, bool* owner_gone) const;
 
   std::string dir_;
+  std::string boxes_dir_;
 };
 
 }  // namespace boxlite::runtime

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -78,6 +79,33 @@ TEST_F(VolumeStoreTest, AnonymousVolumesGoWithTheirBox) {
   EXPECT_TRUE(store.Get(other->id).ok());
   store.RemoveAnonymousOf("");
   EXPECT_TRUE(store.Get(named->id).ok());
+}
+
+TEST_F(VolumeStoreTest, AnonymousVolumesOfADeadProcessAreSweptByList) {
+  VolumeStore store(home_);
+  auto mine = store.Create("liveBox");       // This process is alive: kept.
+  auto orphan = store.Create("deadBox");     // Rewritten below to a dead process.
+  auto persistent = store.Create("diskBox");  // Its box has a record on disk: kept.
+  auto named = store.Create();
+  ASSERT_TRUE(mine.ok() && orphan.ok() && persistent.ok() && named.ok());
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  for (const auto* v : {&*orphan, &*persistent}) {
+    std::string path = home_ + "/volumes/" + v->id + ".json";
+    std::string box = v == &*orphan ? "deadBox" : "diskBox";
+    std::ofstream(path) << "{\"id\":\"" << v->id << "\",\"created_unix\":1,\"box\":\"" << box
+                        << "\",\"pid\":" << child << ",\"pid_start_time\":12345}";
+  }
+  ASSERT_TRUE(sys::MakeDirs(home_ + "/boxes/diskBox").ok());
+  auto all = store.List();
+  ASSERT_TRUE(all.ok());
+  std::set<std::string> ids;
+  for (const auto& v : *all) ids.insert(v.id);
+  EXPECT_EQ(ids, (std::set<std::string>{mine->id, persistent->id, named->id}));
+  EXPECT_FALSE(sys::Exists(orphan->path));
 }
 
 }  // namespace
