@@ -7,12 +7,31 @@
 namespace boxlite {
 namespace {
 
-struct CodeName {
-  StatusCode code;
+// One row of a name table: an enum value and its stable name.
+template <typename Enum>
+struct Named {
+  Enum value;
   std::string_view name;
 };
 
-constexpr std::array<CodeName, 16> kCodeNames = {{
+template <typename Enum, size_t N>
+std::string_view NameIn(const std::array<Named<Enum>, N>& table, Enum value,
+                        std::string_view fallback) {
+  for (const auto& entry : table) {
+    if (entry.value == value) return entry.name;
+  }
+  return fallback;
+}
+
+template <typename Enum, size_t N>
+Enum ValueIn(const std::array<Named<Enum>, N>& table, std::string_view name, Enum fallback) {
+  for (const auto& entry : table) {
+    if (entry.name == name) return entry.value;
+  }
+  return fallback;
+}
+
+constexpr std::array<Named<StatusCode>, 16> kCodeNames = {{
     {StatusCode::kOk, "ok"},
     {StatusCode::kInvalidArgument, "invalid_argument"},
     {StatusCode::kNotFound, "not_found"},
@@ -31,12 +50,7 @@ constexpr std::array<CodeName, 16> kCodeNames = {{
     {StatusCode::kAuthentication, "authentication"},
 }};
 
-struct SubjectName {
-  StatusSubject subject;
-  std::string_view name;
-};
-
-constexpr std::array<SubjectName, 7> kSubjectNames = {{
+constexpr std::array<Named<StatusSubject>, 7> kSubjectNames = {{
     {StatusSubject::kNone, ""},
     {StatusSubject::kBox, "box"},
     {StatusSubject::kImage, "image"},
@@ -62,32 +76,18 @@ const std::string& EmptyString() {
 
 }  // namespace
 
-std::string_view StatusCodeName(StatusCode code) {
-  for (const auto& entry : kCodeNames) {
-    if (entry.code == code) return entry.name;
-  }
-  return "internal";
-}
+std::string_view StatusCodeName(StatusCode code) { return NameIn(kCodeNames, code, "internal"); }
 
 StatusCode StatusCodeFromName(std::string_view name) {
-  for (const auto& entry : kCodeNames) {
-    if (entry.name == name) return entry.code;
-  }
-  return StatusCode::kInternal;
+  return ValueIn(kCodeNames, name, StatusCode::kInternal);
 }
 
 std::string_view StatusSubjectName(StatusSubject subject) {
-  for (const auto& entry : kSubjectNames) {
-    if (entry.subject == subject) return entry.name;
-  }
-  return "";
+  return NameIn(kSubjectNames, subject, "");
 }
 
 StatusSubject StatusSubjectFromName(std::string_view name) {
-  for (const auto& entry : kSubjectNames) {
-    if (entry.name == name) return entry.subject;
-  }
-  return StatusSubject::kNone;
+  return ValueIn(kSubjectNames, name, StatusSubject::kNone);
 }
 
 Status::Status(StatusCode code, std::string message, int sys_errno) {
