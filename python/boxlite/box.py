@@ -581,9 +581,9 @@ class Box:
 
     def _require_core(self) -> Any:
         if self._core is None:
+            # BoxLite 0.9's words ("Box not started"), for a SimpleBox before its start.
             raise BoxStateError(
-                "the box is not created yet: use `async with SimpleBox(...) as box` or "
-                "`await box.start()` first"
+                "Box not started. Use `async with SimpleBox(...) as box` or `await box.start()` first"
             )
         return self._core
 
@@ -942,13 +942,6 @@ class SimpleBox(Box):
         """The box's options."""
         assert self._options is not None
         return self._options
-
-    def _require_core(self) -> Any:
-        if self._core is None:
-            raise BoxStateError(
-                "Box not started. Use `async with SimpleBox(...) as box` or `await box.start()` first"
-            )
-        return self._core
 
     @property
     def created(self) -> bool | None:
