@@ -731,6 +731,10 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   base::UniqueFd cgroup_procs = OpenExecCgroup();
   plan.cgroup_procs_fd = cgroup_procs.get();
 
+  if (r.main && (r.detached || main_running_)) {
+    return Status::FailedPrecondition(r.detached ? "a main command cannot be detached"
+                                                 : "the box runs a main command already");
+  }
   if (r.detached) {
     // Background process: stdio on the console, nothing to stream, reaped as an orphan.
     base::UniqueFd console(::open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC));
@@ -760,10 +764,6 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
     resp.pid = pid;
     *reply = protocol::ToJson(resp);
     return Status::OK();
-  }
-  if (r.main && (r.detached || main_running_)) {
-    return Status::FailedPrecondition(r.detached ? "a main command cannot be detached"
-                                                 : "the box runs a main command already");
   }
   auto exec = std::make_unique<Exec>();
   exec->conn = conn;

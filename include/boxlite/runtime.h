@@ -51,7 +51,7 @@ class Runtime {
   // true}); without a name, always a new box. An existing box is adopted only when its
   // capability policy equals the one asked for (FailedPrecondition otherwise).
   virtual Result<std::pair<std::shared_ptr<Box>, bool>> GetOrCreate(const BoxOptions& options) = 0;
-  // Stops every box of this runtime that is not detached, waiting up to
+  // Stops every box this runtime booted that is not detached, waiting up to
   // `timeout_seconds` per box for a clean stop (nullopt: 10 s; -1: no limit) before
   // killing it. Afterwards every call that would create or start a box fails with
   // FailedPrecondition ("runtime is shut down"). Idempotent.

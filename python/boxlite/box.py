@@ -611,8 +611,8 @@ class Box:
         Cancelling the awaiting task stops the box once its boot has finished.
         """
         core = self._require_core()
-        if self._started and not self._stopped:
-            return self
+        # Always the core's start: it is a no-op on a running box, and it restarts a box
+        # that stopped on its own (its main command exited).
         cf = _bridge.submit(core.start)
         try:
             await _bridge.wait(cf)

@@ -776,3 +776,18 @@ def box_options_from_arguments(arguments: Mapping[str, Any]) -> BoxOptions:
     if kwargs.get("rootfs_path") and kwargs.get("image") == _DEFAULT_IMAGE:
         kwargs["image"] = None
     return BoxOptions(**kwargs)
+
+
+def box_options_for(options: BoxOptions | None, name: str | None, kwargs: Mapping[str, Any]) -> BoxOptions:
+    """The options of ``runtime.create(options, name, **kwargs)`` (async and sync alike):
+    ``options``, or keyword arguments instead of or changing it, and ``name`` over
+    ``options.name``."""
+    if options is None:
+        options = BoxOptions(**kwargs)
+    elif not isinstance(options, BoxOptions):
+        raise ConfigError(f"options must be boxlite.BoxOptions, not {type(options).__name__}")
+    elif kwargs:
+        options = options.replace(**kwargs)
+    if name is not None:
+        options = options.replace(name=name)
+    return options

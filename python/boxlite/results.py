@@ -112,6 +112,11 @@ class ExecResult:
         )
 
 
+def _known_fields(cls: Any, d: Mapping[str, Any]) -> Any:
+    """An instance of the dataclass `cls` from the keys of `d` it has (the core may send more)."""
+    return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
 def _rfc3339(unix: int) -> str:
     return datetime.fromtimestamp(unix, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -285,11 +290,12 @@ class BoxInfo:
     ``created_unix``, ``ports``, ``volumes``, ...). The repr is pretty JSON.
 
     Attributes:
-        id: The box id.
+        id: The box id (12 Base62 characters; boxes made before may have 32 hex digits).
         name: The box name (the id's prefix unless one was given).
         image: The image reference it boots.
-        state: A :class:`BoxStateInfo`, equal to the status string (``"configured"``,
-            ``"running"``, ``"stopped"``, ...).
+        state: A :class:`BoxStateInfo`, equal to the status string: ``"configured"`` (never
+            started), ``"running"``, ``"stopping"``, ``"stopped"``, ``"paused"``,
+            ``"failed"`` or ``"unknown"`` (BoxLite 0.9's).
         created_unix: Creation time, seconds since the epoch.
         cpus: vCPUs.
         memory_mib: Guest RAM in MiB.
@@ -473,7 +479,7 @@ class BoxMetrics:
 
     @classmethod
     def _from_core(cls, d: Mapping[str, Any]) -> BoxMetrics:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        return _known_fields(cls, d)
 
 
 @dataclass(frozen=True)
@@ -498,5 +504,5 @@ class RuntimeMetrics:
 
     @classmethod
     def _from_core(cls, d: Mapping[str, Any]) -> RuntimeMetrics:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        return _known_fields(cls, d)
 

@@ -10,7 +10,7 @@ from . import _args, _bridge
 from .box import Box
 from .errors import BoxStateError, ConfigError
 from .images import ImageHandle, Images
-from .options import BoxOptions, Options
+from .options import BoxOptions, Options, box_options_for
 from .results import BoxInfo, RuntimeMetrics
 from .volumes import VolumeHandle
 
@@ -88,18 +88,6 @@ class Boxlite:
         """The options the runtime was opened with."""
         return self._options
 
-    @staticmethod
-    def _options_of(options: BoxOptions | None, name: str | None, kwargs: dict[str, Any]) -> BoxOptions:
-        if options is None:
-            options = BoxOptions(**kwargs)
-        elif not isinstance(options, BoxOptions):
-            raise ConfigError(f"options must be boxlite.BoxOptions, not {type(options).__name__}")
-        elif kwargs:
-            options = options.replace(**kwargs)
-        if name is not None:
-            options = options.replace(name=name)
-        return options
-
     async def _create_core(self, options: BoxOptions) -> Any:
         return await _bridge.call(lambda: self._core.create(options._core_args()))
 
@@ -117,7 +105,7 @@ class Boxlite:
             NotSupportedError: A persistent box (``auto_remove=False`` or
                 ``detach=True``) in this build.
         """
-        options = self._options_of(options, name, kwargs)
+        options = box_options_for(options, name, kwargs)
         box = Box(await self._create_core(options), options, self)
         self._boxes[box.id] = box
         return box
@@ -146,7 +134,7 @@ class Boxlite:
             ConfigError: Bad options.
             BoxStateError: The existing box has a different capability policy.
         """
-        options = self._options_of(options, name, kwargs)
+        options = box_options_for(options, name, kwargs)
         core_box, created = await _bridge.call(lambda: self._core.get_or_create(options._core_args()))
         known = self._boxes.get(core_box.id)
         if known is not None:

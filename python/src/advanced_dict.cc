@@ -126,8 +126,15 @@ nb::dict HealthDict(const HealthStatus& health) {
   return d;
 }
 
-void AddMetrics09(const BoxMetrics& m, nb::dict* out) {
-  nb::dict& d = *out;
+nb::dict MetricsDict(const BoxMetrics& m) {
+  nb::dict d;
+  d["cpu_seconds"] = m.cpu_seconds;
+  d["memory_rss_bytes"] = m.memory_rss_bytes;
+  d["guest_memory_used_bytes"] = m.guest_memory_used_bytes;
+  d["guest_memory_total_bytes"] = m.guest_memory_total_bytes;
+  d["execs_run"] = m.execs_run;
+  d["create_seconds"] = m.create_seconds;
+  d["boot_seconds"] = m.boot_seconds;
   d["commands_executed_total"] = m.commands_executed_total;
   d["exec_errors_total"] = m.exec_errors_total;
   d["bytes_sent_total"] = m.bytes_sent_total;
@@ -146,6 +153,7 @@ void AddMetrics09(const BoxMetrics& m, nb::dict* out) {
   d["stage_box_config_ms"] = Opt(m.stage_box_config_ms);
   d["stage_box_spawn_ms"] = Opt(m.stage_box_spawn_ms);
   d["stage_container_init_ms"] = Opt(m.stage_container_init_ms);
+  return d;
 }
 
 nb::dict RuntimeMetricsDict(const RuntimeMetrics& m) {

@@ -18,8 +18,8 @@ namespace boxlite::python {
 void AdvancedFromDict(const nanobind::dict& options, BoxOptions* out);
 
 nanobind::dict HealthDict(const HealthStatus& health);
-// BoxLite 0.9's BoxMetrics fields (optional ones None when unknown).
-void AddMetrics09(const BoxMetrics& m, nanobind::dict* out);
+// Box metrics: our fields and BoxLite 0.9's (optional ones None when unknown).
+nanobind::dict MetricsDict(const BoxMetrics& m);
 nanobind::dict RuntimeMetricsDict(const RuntimeMetrics& m);
 
 }  // namespace boxlite::python

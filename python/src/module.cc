@@ -199,18 +199,6 @@ nb::dict BoxInfoDict(const BoxInfo& info) {
   return d;
 }
 
-nb::dict MetricsDict(const BoxMetrics& m) {
-  nb::dict d;
-  d["cpu_seconds"] = m.cpu_seconds;
-  d["memory_rss_bytes"] = m.memory_rss_bytes;
-  d["guest_memory_used_bytes"] = m.guest_memory_used_bytes;
-  d["guest_memory_total_bytes"] = m.guest_memory_total_bytes;
-  d["execs_run"] = m.execs_run;
-  d["create_seconds"] = m.create_seconds;
-  d["boot_seconds"] = m.boot_seconds;
-  AddMetrics09(m, &d);  // advanced_dict.h
-  return d;
-}
 
 nb::tuple ExitTuple(const ExitStatus& st) {
   return nb::make_tuple(st.exit_code, st.signal, st.timed_out, Str(st.error_message));

@@ -4,6 +4,8 @@
 #include <Python.h>
 
 #include <climits>
+#include <functional>
+#include <map>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,6 +23,13 @@ namespace {
 
 [[noreturn]] void Fail(const std::string& message) {
   throw StatusError(Status::InvalidArgument(message), Domain::kBox, "check the box options");
+}
+
+// BoxLite 0.9 features this build does not have yet (the egress work): NotSupported.
+[[noreturn]] void NotInThisBuild(const std::string& feature, const std::string& key) {
+  throw StatusError(Status::NotSupported(feature + " are not supported by this build: leave " +
+                                         key + " empty"),
+                    Domain::kBox, "check the box options");
 }
 
 std::string TypeName(nb::handle h) { return Py_TYPE(h.ptr())->tp_name; }
@@ -43,7 +52,7 @@ int64_t AsInt(const std::string& key, nb::handle h, int64_t min, int64_t max) {
   int overflow = 0;
   long long v = PyLong_AsLongLongAndOverflow(h.ptr(), &overflow);
   if (overflow != 0 || v < min || v > max) {
-    std::string shown = nb::cast<std::string>(nb::str(h));
+    std::string shown = nb::str(h).c_str();
     // The same words as ValidateBoxOptions: the bounds are its constants.
     Fail(key + " must be from " + std::to_string(min) + " to " + std::to_string(max) + ", not " +
          shown);
@@ -128,9 +137,9 @@ PortForward AsPort(nb::handle item) {
     for (auto [k, v] : nb::borrow<nb::dict>(item)) {
       std::string key = AsText("port key", k);
       if (key == "host_port") {
-        if (!IsNone(v)) p.host_port = port("host_port", v, 0);
+        if (!IsNone(v)) p.host_port = port("host port", v, 0);
       } else if (key == "guest_port") {
-        p.guest_port = port("guest_port", v, 0);
+        p.guest_port = port("guest port", v, 0);
       } else if (key == "protocol") {
         if (!IsNone(v) && AsText("port protocol", v) != "tcp") {
           Fail("only TCP ports can be published, not \"" + AsText("port protocol", v) + "\"");
@@ -162,74 +171,109 @@ nb::object OptionalStrings(const std::optional<std::vector<std::string>>& v) {
 
 }  // namespace
 
+namespace {
+
+// One setter per dict key: it converts the value (never None) into its field.
+using Setter = void (*)(BoxOptions& o, const std::string& key, nb::handle v);
+
+template <std::string BoxOptions::*F>
+void SetText(BoxOptions& o, const std::string& key, nb::handle v) {
+  o.*F = AsText(key, v);
+}
+
+template <bool BoxOptions::*F>
+void SetBool(BoxOptions& o, const std::string& key, nb::handle v) {
+  o.*F = AsBool(key, v);
+}
+
+template <std::optional<std::vector<std::string>> BoxOptions::*F>
+void SetArgv(BoxOptions& o, const std::string& key, nb::handle v) {
+  o.*F = AsStrings(key, v);
+}
+
+// The bounds are ValidateBoxOptions's constants, checked here so that no value is
+// narrowed on its way in.
+void SetCpus(BoxOptions& o, const std::string& key, nb::handle v) {
+  o.cpus = static_cast<int>(AsInt(key, v, kMinCpus, kMaxCpus));
+}
+void SetMemory(BoxOptions& o, const std::string& key, nb::handle v) {
+  o.memory_mib = static_cast<int>(AsInt(key, v, kMinMemoryMib, kMaxMemoryMib));
+}
+void SetDisk(BoxOptions& o, const std::string&, nb::handle v) {
+  o.disk_size_mib = AsInt("disk_size", v, 0, kMaxDiskSizeMib);
+}
+void SetEnv(BoxOptions& o, const std::string&, nb::handle v) { o.env = AsEnv(v); }
+void SetMounts(BoxOptions& o, const std::string& key, nb::handle v) {
+  for (nb::handle m : AsSequence(key, v, "mounts")) o.mounts.push_back(AsMount(m));
+}
+void SetPorts(BoxOptions& o, const std::string& key, nb::handle v) {
+  for (nb::handle p : AsSequence(key, v, "ports")) o.ports.push_back(AsPort(p));
+}
+void SetAutoPause(BoxOptions& o, const std::string& key, nb::handle v) {
+  o.auto_pause = static_cast<uint32_t>(AsInt(key, v, 0, UINT32_MAX));
+}
+void SetAutoDelete(BoxOptions& o, const std::string& key, nb::handle v) {
+  o.auto_delete = AsInt(key, v, INT64_MIN, INT64_MAX);
+}
+void RefuseAllowNet(BoxOptions&, const std::string& key, nb::handle v) {
+  if (!AsStrings(key, v).empty()) NotInThisBuild("egress allow-lists (NetworkSpec.allow_net)", key);
+}
+void RefuseSecrets(BoxOptions&, const std::string& key, nb::handle v) {
+  if (!AsSequence(key, v, "Secret objects").empty()) {
+    NotInThisBuild("secrets (host-side secret substitution for egress)", key);
+  }
+}
+
+// security, capabilities, health_check: one nested dict each (advanced_dict.h).
+void SetAdvanced(BoxOptions& o, const std::string& key, nb::handle v) {
+  nb::dict section;
+  section[key.c_str()] = v;
+  AdvancedFromDict(section, &o);
+}
+
+const std::map<std::string, Setter, std::less<>>& Setters() {
+  static const auto* setters = new std::map<std::string, Setter, std::less<>>{
+      {"image", &SetText<&BoxOptions::image>},
+      {"rootfs_path", &SetText<&BoxOptions::rootfs_path>},
+      {"cpus", &SetCpus},
+      {"memory_mib", &SetMemory},
+      {"disk_size_mib", &SetDisk},
+      {"env", &SetEnv},
+      {"mounts", &SetMounts},
+      {"ports", &SetPorts},
+      {"network", &SetText<&BoxOptions::network>},
+      {"allow_host", &SetBool<&BoxOptions::allow_host>},
+      {"allow_net", &RefuseAllowNet},
+      {"secrets", &RefuseSecrets},
+      {"working_dir", &SetText<&BoxOptions::working_dir>},
+      {"user", &SetText<&BoxOptions::user>},
+      {"name", &SetText<&BoxOptions::name>},
+      {"auto_remove", &SetBool<&BoxOptions::auto_remove>},
+      {"detach", &SetBool<&BoxOptions::detach>},
+      {"entrypoint", &SetArgv<&BoxOptions::entrypoint>},
+      {"cmd", &SetArgv<&BoxOptions::cmd>},
+      {"tty", &SetBool<&BoxOptions::tty>},
+      {"auto_pause", &SetAutoPause},
+      {"auto_delete", &SetAutoDelete},
+      {"auto_resume", &SetBool<&BoxOptions::auto_resume>},
+      {"security", &SetAdvanced},
+      {"capabilities", &SetAdvanced},
+      {"health_check", &SetAdvanced},
+  };
+  return *setters;
+}
+
+}  // namespace
+
 BoxOptions BoxOptionsFromDict(nb::handle dict) {
   if (!PyDict_Check(dict.ptr())) Fail("box options must be a dict, not " + TypeName(dict));
   BoxOptions o;
   for (auto [k, v] : nb::borrow<nb::dict>(dict)) {
     std::string key = AsText("box option name", k);
-    if (IsNone(v)) continue;  // None: the default.
-    if (key == "image") {
-      o.image = AsText(key, v);
-    } else if (key == "rootfs_path") {
-      o.rootfs_path = AsText(key, v);
-    } else if (key == "cpus") {
-      o.cpus = static_cast<int>(AsInt(key, v, kMinCpus, kMaxCpus));
-    } else if (key == "memory_mib") {
-      o.memory_mib = static_cast<int>(AsInt(key, v, kMinMemoryMib, kMaxMemoryMib));
-    } else if (key == "disk_size_mib") {
-      o.disk_size_mib = AsInt("disk_size", v, 0, kMaxDiskSizeMib);
-    } else if (key == "env") {
-      o.env = AsEnv(v);
-    } else if (key == "mounts") {
-      for (nb::handle m : AsSequence(key, v, "mounts")) o.mounts.push_back(AsMount(m));
-    } else if (key == "ports") {
-      for (nb::handle p : AsSequence(key, v, "ports")) o.ports.push_back(AsPort(p));
-    } else if (key == "network") {
-      o.network = AsText(key, v);
-    } else if (key == "allow_host") {
-      o.allow_host = AsBool(key, v);
-    } else if (key == "allow_net") {
-      if (!AsStrings(key, v).empty()) {
-        throw StatusError(Status::NotSupported("egress allow-lists (NetworkSpec.allow_net) are "
-                                               "not supported by this build: leave allow_net empty"),
-                          Domain::kBox, "check the box options");
-      }
-    } else if (key == "secrets") {
-      if (!AsSequence(key, v, "Secret objects").empty()) {
-        throw StatusError(Status::NotSupported("secrets (host-side secret substitution for egress) "
-                                               "are not supported by this build: leave secrets "
-                                               "empty"),
-                          Domain::kBox, "check the box options");
-      }
-    } else if (key == "working_dir") {
-      o.working_dir = AsText(key, v);
-    } else if (key == "user") {
-      o.user = AsText(key, v);
-    } else if (key == "name") {
-      o.name = AsText(key, v);
-    } else if (key == "auto_remove") {
-      o.auto_remove = AsBool(key, v);
-    } else if (key == "detach") {
-      o.detach = AsBool(key, v);
-    } else if (key == "entrypoint") {
-      o.entrypoint = AsStrings(key, v);
-    } else if (key == "cmd") {
-      o.cmd = AsStrings(key, v);
-    } else if (key == "tty") {
-      o.tty = AsBool(key, v);
-    } else if (key == "auto_pause") {
-      o.auto_pause = static_cast<uint32_t>(AsInt(key, v, 0, UINT32_MAX));
-    } else if (key == "auto_delete") {
-      o.auto_delete = AsInt(key, v, INT64_MIN, INT64_MAX);
-    } else if (key == "auto_resume") {
-      o.auto_resume = AsBool(key, v);
-    } else if (key == "security" || key == "capabilities" || key == "health_check") {
-      continue;  // AdvancedFromDict, below.
-    } else {
-      Fail("unknown box option \"" + key + "\"");
-    }
+    auto setter = Setters().find(key);
+    if (setter == Setters().end()) Fail("unknown box option \"" + key + "\"");
+    if (!IsNone(v)) setter->second(o, key, v);  // None: the default.
   }
-  AdvancedFromDict(nb::borrow<nb::dict>(dict), &o);  // advanced_dict.h
   return o;
 }
 

@@ -41,7 +41,7 @@ async def test_create_get_list_remove(no_leaks: None) -> None:
     rt = boxlite.Boxlite.default()
     box = await rt.create(boxlite.BoxOptions(image=IMAGE, memory_mib=MEMORY), name="rt-snippet")
     assert isinstance(box, boxlite.Box) and box.name == "rt-snippet"
-    assert (await box.info()).state == "created"
+    assert (await box.info()).state == "configured"
     assert await rt.get(box.id) is box
     assert await rt.get(box.id[:8]) is box
     assert await rt.get("rt-snippet") is box

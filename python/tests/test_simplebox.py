@@ -240,15 +240,20 @@ async def test_persistent_box_outlives_async_with(no_leaks: None) -> None:
 
 
 async def test_detach_passes_through(no_leaks: None) -> None:
-    """detach=True reaches the core; with auto_remove (the default) leaving still removes
-    the box. (NotSupportedError from a core without persistent boxes surfaces as is.)"""
+    """detach=True reaches the core. As in BoxLite 0.9, a detached box must not be removed
+    on stop: with auto_remove (the default) it is a ConfigError; with auto_remove=False
+    leaving stops the box and keeps it."""
+    with pytest.raises(boxlite.ConfigError, match="remove-on-stop is incompatible with detach=true"):
+        boxlite.SimpleBox(IMAGE, memory=MEMORY, name="detached", detach=True)
+    rt = boxlite.Boxlite.default()
     try:
-        async with boxlite.SimpleBox(IMAGE, memory=MEMORY, name="detached", detach=True) as box:
+        async with boxlite.SimpleBox(IMAGE, memory=MEMORY, name="detached", detach=True,
+                                     auto_remove=False) as box:
             assert (await box.info()).detach is True
-    except boxlite.NotSupportedError as exc:
-        assert "persistent" in str(exc)
-        return
-    assert await boxlite.Boxlite.default().get("detached") is None
+        assert (await rt.get_info("detached")).state == "stopped"
+    finally:
+        await rt.remove("detached", force=True)
+    assert await rt.get("detached") is None
 
 
 async def test_rootfs_path_must_exist(tmp_path: Path) -> None:

@@ -102,6 +102,14 @@ Outcome ExecCommand(Context& ctx, const ParsedFlags& flags) {
   InstallSignalForwarding();
   auto box = FindBox(ctx, flags.positional[0]);
   if (!box.ok()) return Outcome{0, box.error(), kRuntimeFailure};
+  // `docker exec` semantics: a box that is not running is an error here (the SDKs start it
+  // for its first command, as BoxLite 0.9's Box.exec does).
+  if (auto info = (*box)->Info(); info.ok() && info->state != "running") {
+    return Outcome{0,
+                   Status::FailedPrecondition("box " + flags.positional[0] + " is " + info->state,
+                                              "start it first (boxlite start)"),
+                   kRuntimeFailure};
+  }
   ExecOptions options;
   options.argv.assign(flags.positional.begin() + 1, flags.positional.end());
   options.tty = flags.Has("tty");

@@ -133,6 +133,12 @@ Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
   if (detach && options->auto_remove) {
     return Fail(Status::InvalidArgument("--rm and --detach cannot be combined"));
   }
+  // run's command is the exec below (`docker run` semantics), so the box starts no main
+  // command of its own: the image's CMD would run beside it.
+  if (!options->entrypoint && !options->cmd) {
+    options->entrypoint.emplace();
+    options->cmd.emplace();
+  }
   InstallSignalForwarding();
   auto rt = ctx.runtime();
   if (!rt.ok()) return Fail(rt.error());

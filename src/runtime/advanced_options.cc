@@ -1,7 +1,8 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 //
 // ValidateAdvancedOptions (include/boxlite/options.h): the checks of a box's security
-// options, capabilities and health check.
+// options, capabilities and health check; and the health check's state machine
+// (src/runtime/health.h).
 #include <cstdint>
 #include <limits>
 
@@ -9,6 +10,7 @@
 #include "src/base/macros.h"
 #include "src/base/strings.h"
 #include "src/protocol/capabilities.h"
+#include "src/runtime/health.h"
 
 namespace boxlite {
 namespace {
@@ -73,4 +75,19 @@ Status ValidateAdvancedOptions(const BoxOptions& o) {
   return Status::OK();
 }
 
+namespace runtime {
+
+void RecordProbe(HealthStatus* status, bool answered, bool in_start_period, int retries,
+                 int64_t now_unix) {
+  status->last_check_unix = now_unix;
+  if (answered) {
+    status->failures = 0;
+    status->state = "healthy";
+  } else if (!in_start_period) {
+    status->failures++;
+    if (status->failures >= retries) status->state = "unhealthy";
+  }
+}
+
+}  // namespace runtime
 }  // namespace boxlite

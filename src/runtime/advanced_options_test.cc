@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "boxlite/options.h"
+#include "src/runtime/health.h"
 
 namespace boxlite {
 namespace {
@@ -86,6 +87,42 @@ TEST(AdvancedOptionsTest, HealthCheckChecksOnlyWhenEnabled) {
   EXPECT_NE(Error(o).find("health_check.retries must be between 1 and 1000"), std::string::npos);
   o.health_check.retries = 1;
   EXPECT_TRUE(ValidateAdvancedOptions(o).ok());
+}
+
+TEST(HealthProbeTest, StartingHealthyUnhealthyAndBack) {
+  HealthStatus st;
+  EXPECT_EQ(st.state, "none");
+  st.state = "starting";  // What a box with a health check begins with.
+  // Failures in the start period do not count.
+  for (int i = 0; i < 5; ++i) runtime::RecordProbe(&st, false, true, 2, 100 + i);
+  EXPECT_EQ(st.state, "starting");
+  EXPECT_EQ(st.failures, 0);
+  EXPECT_EQ(st.last_check_unix, 104);
+  runtime::RecordProbe(&st, true, true, 2, 105);
+  EXPECT_EQ(st.state, "healthy");
+  // One failure of two allowed: still healthy, counted.
+  runtime::RecordProbe(&st, false, false, 2, 106);
+  EXPECT_EQ(st.state, "healthy");
+  EXPECT_EQ(st.failures, 1);
+  runtime::RecordProbe(&st, false, false, 2, 107);
+  EXPECT_EQ(st.state, "unhealthy");
+  EXPECT_EQ(st.failures, 2);
+  runtime::RecordProbe(&st, false, false, 2, 108);
+  EXPECT_EQ(st.failures, 3);
+  runtime::RecordProbe(&st, true, false, 2, 109);
+  EXPECT_EQ(st.state, "healthy");
+  EXPECT_EQ(st.failures, 0);
+  EXPECT_EQ(st.last_check_unix, 109);
+}
+
+TEST(HealthProbeTest, NeverAnsweringAfterTheStartPeriodIsUnhealthy) {
+  HealthStatus st;
+  st.state = "starting";
+  runtime::RecordProbe(&st, false, false, 3, 1);
+  runtime::RecordProbe(&st, false, false, 3, 2);
+  EXPECT_EQ(st.state, "starting");
+  runtime::RecordProbe(&st, false, false, 3, 3);
+  EXPECT_EQ(st.state, "unhealthy");
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "src/runtime/exec_env.h"
 #include "src/runtime/exec_impl.h"
 #include "src/runtime/file_transfer.h"
+#include "src/runtime/health.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
 #include "src/vmm/net_helper.h"
@@ -128,13 +129,18 @@ BoxImpl::~BoxImpl() {
     (void)StopLocked();
     return;
   }
-  // A detached box, or one another process started, keeps running: just let go.
+  // A detached box, or one another process started, keeps running: just let go. Its
+  // main command lives on in the guest without us (the agent drains its output).
   {
     std::lock_guard<std::mutex> dl(death_->mu);
     death_->stopping = true;
   }
-  if (channel_) channel_->Close(Status::FailedPrecondition("box " + name_ + " was let go"));
+  // The main command's pump and the health prober hold the channel: close it so they end.
+  if (channel_ && (main_ || health_)) {
+    channel_->Close(Status::FailedPrecondition("box " + name_ + " was let go"));
+  }
   StopHealthLocked();
+  main_.reset();
   channel_.reset();
   port_lock_.reset();
   if (vm_) vm_->Detach();
@@ -168,7 +174,11 @@ void BoxImpl::RefreshLocked() {
       death_->why = Status::Unavailable("the box's VM is no longer running");
     }
   }
-  if (state_ != State::kRunning) state_ = alive ? State::kRunning : State::kStopped;
+  if (state_ != State::kRunning) {
+    // The image is resolved at the first start: a box without one never ran ("configured").
+    state_ = alive ? State::kRunning
+                   : (record_.rootfs_path.empty() ? State::kCreated : State::kStopped);
+  }
   if (!record_.rootfs_path.empty() && !image_) {
     image_ = ResolvedImage{record_.image_reference, record_.rootfs_path, record_.rootfs_bytes,
                            record_.image_config};
@@ -305,6 +315,9 @@ Status BoxImpl::LaunchLocked() {
     BOXLITE_ASSIGN_OR_RETURN(disk, sys::Open(overlay, O_RDWR | O_CLOEXEC));
     BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(DirPath("console.log"),
                                                     O_RDWR | O_CREAT | O_APPEND, 0600));
+    struct stat console_st;
+    record_.console_offset =
+        ::fstat(console_fd_.get(), &console_st) == 0 ? static_cast<uint64_t>(console_st.st_size) : 0;
     BOXLITE_ASSIGN_OR_RETURN(qemu_log_fd_, sys::Open(DirPath("qemu.log"),
                                                      O_RDWR | O_CREAT | O_APPEND, 0600));
     config.console_append = true;
@@ -498,12 +511,20 @@ Status BoxImpl::LaunchLocked() {
   auto t_ready = Clock::now();
   create_seconds_ = Seconds(t_launched - t0);
   boot_seconds_ = Seconds(t_ready - t_launched);
+  exit_code_.reset();
+  record_.exit_code.reset();
   if (persistent()) {
     record_.create_seconds = create_seconds_;
     record_.boot_seconds = boot_seconds_;
     (void)SaveRecord(dir_, record_);
   }
   stages_ = stages;
+  Status main = StartMainLocked();
+  if (!main.ok()) {
+    // The box's own command is what it is for: without it, the box does not start.
+    (void)StopLocked(/*graceful=*/false);
+    return main.Wrap("start the main command");
+  }
   BOXLITE_LOG(kDebug, "box %s: create %.3fs boot %.3fs", name_.c_str(), create_seconds_,
               boot_seconds_);
   StartHealthLocked();
@@ -580,6 +601,11 @@ Status BoxImpl::HelloLocked(const protocol::BoxConfig& config, int64_t* config_m
 
 Status BoxImpl::Stop() { return StopWithin(std::chrono::seconds(10)); }
 
+bool BoxImpl::LaunchedHere() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return launched_here_ && state_ == State::kRunning;
+}
+
 Status BoxImpl::StopWithin(std::optional<std::chrono::seconds> limit) {
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<sys::FileLock> box_lock;
@@ -603,6 +629,12 @@ Status BoxImpl::StopLocked(bool graceful, std::optional<std::chrono::seconds> li
       // Nothing of an ephemeral box survives it: no need for a clean shutdown.
       if (vm_) vm_->Kill();
     } else {
+      // A VM that ended on its own (its main command exited with nobody watching) left its
+      // exit status in the console: keep it before the record forgets the VM.
+      if (!exit_code_ && !record_.exit_code && record_.pid != 0 &&
+          !SameProcessAlive(record_.pid, record_.pid_start_time)) {
+        record_.exit_code = ExitCodeLocked();
+      }
       if (!channel_ && SameProcessAlive(record_.pid, record_.pid_start_time)) {
         auto adopted = sys::Subprocess::Adopt(record_.pid);
         if (adopted.ok()) vm_.emplace(std::move(adopted).value());
@@ -643,6 +675,7 @@ Status BoxImpl::StopLocked(bool graceful, std::optional<std::chrono::seconds> li
     }
     StopHealthLocked();
     channel_.reset();
+    main_.reset();
     port_lock_.reset();
     vm_.reset();
     runtime_->counters().boxes_stopped++;
@@ -755,6 +788,68 @@ Status BoxImpl::DeathStatus(const Status& channel_status) {
       .WithSubject(StatusSubject::kBox);
 }
 
+Result<protocol::ExecRequest> BoxImpl::ExecRequestLocked(const ExecOptions& options) {
+  protocol::ExecRequest req;
+  req.argv = options.argv;
+  const image::ImageConfig& img = image_->config;
+  if (options.use_image_entrypoint) {
+    req.argv = img.entrypoint;
+    const auto& args = options.argv.empty() ? img.cmd : options.argv;
+    req.argv.insert(req.argv.end(), args.begin(), args.end());
+    if (req.argv.empty()) {
+      return Status::InvalidArgument("no command given and the image has no Entrypoint or Cmd")
+          .WithSubject(StatusSubject::kExec);
+    }
+  }
+  if (req.argv.empty() || req.argv[0].empty()) {
+    return Status::InvalidArgument("exec needs a command").WithSubject(StatusSubject::kExec);
+  }
+  req.env = MergeEnv(img.env, options_.env, options.env);
+  req.cwd = FirstNonEmpty({options.cwd, options_.working_dir, img.working_dir}, "/");
+  req.user = FirstNonEmpty({options.user, options_.user, img.user}, "");
+  req.tty = options.tty;
+  req.rows = options.rows;
+  req.cols = options.cols;
+  req.stdin_open = options.open_stdin || options.stdin_data.has_value() || options.tty;
+  req.detached = options.detached;
+  if (options.detached && req.stdin_open) {
+    return Status::InvalidArgument("a detached exec has no stdin or terminal")
+        .WithSubject(StatusSubject::kExec);
+  }
+  BOXLITE_RETURN_IF_ERROR(FitsInAFrame("exec", protocol::ToJson(req), "the command line and environment"));
+  return req;
+}
+
+Result<std::shared_ptr<ExecImpl>> BoxImpl::CallExec(const std::shared_ptr<AgentChannel>& channel,
+                                                    const protocol::ExecRequest& req,
+                                                    ExecImpl::Explainer explain) {
+  std::shared_ptr<StreamSink> sink;
+  uint32_t stream = 0;
+  auto reply = channel->Call("exec", protocol::ToJson(req),
+                             Clock::now() + std::chrono::seconds(60), &sink, &stream);
+  if (!reply.ok()) {
+    if (reply.error().IsUnavailable()) return explain(reply.error());
+    // The agent refused to start this command (a channel failure says kBox already).
+    return reply.error().Wrap("exec " + base::ShellQuote(req.argv[0]))
+        .WithDefaultSubject(StatusSubject::kExec);
+  }
+  protocol::ExecResponse resp;
+  Status parsed = protocol::FromJson(*reply, &resp);
+  if (!parsed.ok()) {
+    channel->Release(stream);
+    return Status::ProtocolError(parsed.message());
+  }
+  execs_run_++;
+  if (req.detached) {
+    // Nothing will arrive on this stream: the Exec reports the start and the pid only.
+    std::lock_guard<std::mutex> sl(sink->mu);
+    sink->exit = protocol::ExitEvent{};
+    sink->eof[1] = sink->eof[2] = true;
+  }
+  return std::make_shared<ExecImpl>(channel, stream, sink, static_cast<int>(resp.pid),
+                                    resp.stdin_window, req.tty, std::move(explain));
+}
+
 Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
   auto exec = StartExecUncounted(options);
   if (exec.ok()) {
@@ -778,57 +873,9 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExecUncounted(const ExecOptions& opt
   if (idle) BOXLITE_RETURN_IF_ERROR(Start());
   BOXLITE_ASSIGN_OR_RETURN(auto channel, Channel());
   protocol::ExecRequest req;
-  req.argv = options.argv;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    const image::ImageConfig& img = image_->config;
-    if (options.use_image_entrypoint) {
-      req.argv = img.entrypoint;
-      const auto& args = options.argv.empty() ? img.cmd : options.argv;
-      req.argv.insert(req.argv.end(), args.begin(), args.end());
-      if (req.argv.empty()) {
-        return Status::InvalidArgument("no command given and the image has no Entrypoint or Cmd")
-            .WithSubject(StatusSubject::kExec);
-      }
-    }
-    if (req.argv.empty() || req.argv[0].empty()) {
-      return Status::InvalidArgument("exec needs a command").WithSubject(StatusSubject::kExec);
-    }
-    req.env = MergeEnv(img.env, options_.env, options.env);
-    req.cwd = FirstNonEmpty({options.cwd, options_.working_dir, img.working_dir}, "/");
-    req.user = FirstNonEmpty({options.user, options_.user, img.user}, "");
-  }
-  req.tty = options.tty;
-  req.rows = options.rows;
-  req.cols = options.cols;
-  req.stdin_open = options.open_stdin || options.stdin_data.has_value() || options.tty;
-  req.detached = options.detached;
-  if (options.detached && req.stdin_open) {
-    return Status::InvalidArgument("a detached exec has no stdin or terminal")
-        .WithSubject(StatusSubject::kExec);
-  }
-  BOXLITE_RETURN_IF_ERROR(FitsInAFrame("exec", protocol::ToJson(req), "the command line and environment"));
-  std::shared_ptr<StreamSink> sink;
-  uint32_t stream = 0;
-  auto reply = channel->Call("exec", protocol::ToJson(req),
-                             Clock::now() + std::chrono::seconds(60), &sink, &stream);
-  if (!reply.ok()) {
-    if (reply.error().IsUnavailable()) return DeathStatus(reply.error());
-    // The agent refused to start this command (a channel failure says kBox already).
-    return reply.error().Wrap("exec " + base::ShellQuote(options.argv[0]))
-        .WithDefaultSubject(StatusSubject::kExec);
-  }
-  protocol::ExecResponse resp;
-  Status parsed = protocol::FromJson(*reply, &resp);
-  if (!parsed.ok()) {
-    channel->Release(stream);
-    return Status::ProtocolError(parsed.message());
-  }
-  if (options.detached) {
-    // Nothing will arrive on this stream: the Exec reports the start and the pid only.
-    std::lock_guard<std::mutex> sl(sink->mu);
-    sink->exit = protocol::ExitEvent{};
-    sink->eof[1] = sink->eof[2] = true;
+    BOXLITE_ASSIGN_OR_RETURN(req, ExecRequestLocked(options));
   }
   std::weak_ptr<BoxImpl> weak_self = weak_from_this();
   auto explain = [weak_self](const Status& why) -> Status {
@@ -837,17 +884,124 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExecUncounted(const ExecOptions& opt
     std::lock_guard<std::mutex> lock(self->mu_);
     return self->DeathStatus(why);
   };
-  auto exec = std::make_shared<ExecImpl>(channel, stream, sink, static_cast<int>(resp.pid),
-                                         resp.stdin_window, options.tty, explain);
+  BOXLITE_ASSIGN_OR_RETURN(auto exec, CallExec(channel, req, explain));
   exec->set_counters(exec_bytes_);
   return std::shared_ptr<Exec>(std::move(exec));
 }
 
-Result<std::shared_ptr<Exec>> BoxImpl::AttachMain() {
-  return Status::FailedPrecondition("box " + name_ + " runs no main command here");
+Status BoxImpl::StartMainLocked() {
+  const image::ImageConfig& img = image_->config;
+  // Docker's rule: an entrypoint given replaces the image's CMD too.
+  std::vector<std::string> argv = options_.entrypoint.value_or(img.entrypoint);
+  std::vector<std::string> cmd =
+      options_.cmd ? *options_.cmd
+                   : (options_.entrypoint ? std::vector<std::string>{} : img.cmd);
+  argv.insert(argv.end(), cmd.begin(), cmd.end());
+  main_optional_ = !options_.entrypoint && !options_.cmd;
+  if (argv.empty()) return Status::OK();  // No main command: the box idles until stopped.
+  ExecOptions options;
+  options.argv = std::move(argv);
+  options.tty = options_.tty;
+  options.open_stdin = true;  // Held open, so a shell or an interpreter waits for input.
+  BOXLITE_ASSIGN_OR_RETURN(protocol::ExecRequest req, ExecRequestLocked(options));
+  req.main = true;
+  req.main_optional = main_optional_;
+  // The pump thread must never wait for mu_ to explain a lost channel: Stop() holds mu_
+  // while it closes the channel.
+  BOXLITE_ASSIGN_OR_RETURN(auto exec, CallExec(channel_, req, [](const Status& why) { return why; }));
+  std::weak_ptr<BoxImpl> weak_self = weak_from_this();
+  main_ = std::make_unique<MainSession>(std::move(exec), [weak_self](const ExitStatus& st) {
+    if (auto self = weak_self.lock()) self->OnMainExit(st);
+  });
+  return Status::OK();
 }
 
-std::optional<int> BoxImpl::ExitCodeLocked() { return exit_code_; }
+void BoxImpl::OnMainExit(const ExitStatus& st) {
+  if (main_optional_ && !st.error_message.empty()) {
+    // The image's own command could not start: the agent keeps the box up without it.
+    BOXLITE_LOG(kWarn, "box %s: the image's command could not start (%s); it runs without one",
+                name_.c_str(), st.error_message.c_str());
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<sys::FileLock> box_lock;
+  if (persistent() && state_ != State::kRemoved) {
+    auto l = sys::FileLock::Acquire(DirPath("lock"));
+    if (l.ok()) box_lock.emplace(std::move(l).value());
+    RefreshLocked();
+  }
+  exit_code_ = st.exit_code;
+  if (persistent() && state_ != State::kRemoved) {
+    record_.exit_code = st.exit_code;
+    (void)SaveRecord(dir_, record_);
+  }
+  // The guest powers itself off after reporting: this only waits and cleans up.
+  (void)StopLocked(/*graceful=*/true, std::chrono::seconds(10));
+}
+
+Result<std::shared_ptr<Exec>> BoxImpl::AttachMain() {
+  bool idle = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (persistent() && state_ != State::kRemoved) RefreshLocked();
+    idle = state_ == State::kCreated;
+  }
+  if (idle) BOXLITE_RETURN_IF_ERROR(Start());
+  std::lock_guard<std::mutex> lock(mu_);
+  if (main_) return main_->Attach();
+  if (state_ != State::kRunning) {
+    return Status::FailedPrecondition("box " + name_ + " is not running", "start it first");
+  }
+  if (!launched_here_) {
+    return Status::FailedPrecondition(
+        "box " + name_ + "'s main command belongs to the process that started the box",
+        "attach from that process");
+  }
+  return Status::FailedPrecondition("box " + name_ + " has no main command",
+                                    "give the box an entrypoint or cmd (or an image with one)");
+}
+
+namespace {
+
+// "main command exited with code N" in the console after `offset` (agent/server.cc writes
+// it when the main command ends). The console is the guest's: the number is bounded and
+// only what the guest reports.
+std::optional<int> MainExitFromConsole(int fd, uint64_t offset) {
+  static constexpr std::string_view kMarker = "boxlite-agent: main command exited with code ";
+  struct stat st;
+  if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_size <= 0) return std::nullopt;
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (offset > size) offset = 0;  // The log was cut back under its cap.
+  uint64_t start = std::max(offset, size > 65536 ? size - 65536 : 0);
+  std::string tail(static_cast<size_t>(size - start), '\0');
+  ssize_t n = ::pread(fd, tail.data(), tail.size(), static_cast<off_t>(start));
+  if (n <= 0) return std::nullopt;
+  tail.resize(static_cast<size_t>(n));
+  size_t at = tail.rfind(kMarker);
+  if (at == std::string::npos) return std::nullopt;
+  size_t end = tail.find_first_of("\r\n", at);
+  std::string digits = tail.substr(at + kMarker.size(),
+                                   end == std::string::npos ? std::string::npos
+                                                            : end - at - kMarker.size());
+  bool negative = !digits.empty() && digits[0] == '-';
+  auto value = base::ParseUint(negative ? digits.substr(1) : digits);
+  if (!value || *value > 1024) return std::nullopt;
+  return negative ? -static_cast<int>(*value) : static_cast<int>(*value);
+}
+
+}  // namespace
+
+std::optional<int> BoxImpl::ExitCodeLocked() {
+  if (exit_code_) return exit_code_;
+  if (!persistent()) return std::nullopt;
+  if (record_.exit_code) return record_.exit_code;
+  if (record_.pid != 0 && !SameProcessAlive(record_.pid, record_.pid_start_time)) {
+    // It powered itself off with no host watching (a detached box whose creator is gone).
+    auto log = sys::Open(DirPath("console.log"), O_RDONLY | O_CLOEXEC);
+    if (log.ok()) return MainExitFromConsole(log->get(), record_.console_offset);
+  }
+  return std::nullopt;
+}
 
 Result<ExecResult> BoxImpl::Run(const ExecOptions& options) {
   auto t0 = Clock::now();
@@ -997,16 +1151,8 @@ void BoxImpl::ProbeLoop(std::shared_ptr<HealthProbe> probe, std::shared_ptr<Agen
                                sent + std::chrono::seconds(options.timeout_s));
     std::lock_guard<std::mutex> hl(probe->mu);
     if (probe->stop) return;
-    HealthStatus& st = probe->status;
-    st.last_check_unix = static_cast<int64_t>(std::time(nullptr));
-    if (reply.ok()) {
-      st.failures = 0;
-      st.state = "healthy";
-    } else if (sent - started >= grace) {
-      // Failures during the start period do not count.
-      st.failures++;
-      if (st.failures >= options.retries) st.state = "unhealthy";
-    }
+    RecordProbe(&probe->status, reply.ok(), sent - started < grace, options.retries,
+                static_cast<int64_t>(std::time(nullptr)));
   }
 }
 

@@ -26,6 +26,7 @@
 #include "src/runtime/box_record.h"
 #include "src/runtime/channel.h"
 #include "src/runtime/exec_impl.h"
+#include "src/runtime/main_session.h"
 #include "src/runtime/runtime_impl.h"
 #include "src/sys/file_lock.h"
 #include "src/sys/subprocess.h"
@@ -45,6 +46,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   const BoxOptions& options() const { return options_; }
   // Stop() waiting up to `limit` for a clean stop (nullopt: no limit) before killing.
   Status StopWithin(std::optional<std::chrono::seconds> limit);
+  // Whether this process booted the box's VM and it has not been stopped since.
+  bool LaunchedHere();
   // Writes the directory and record of a new persistent box.
   Status CreateOnDisk();
   // Stops the box (killing it when `force`, or when it does not stop) and deletes it.
@@ -167,6 +170,17 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Clock::time_point cpu_at_;       // Guarded by cpu_mu_.
   std::shared_ptr<ExecByteCounters> exec_bytes_ = std::make_shared<ExecByteCounters>();
   std::atomic<uint64_t> exec_errors_{0};
+  // Execs: the request for `options` (image config, box options), then the call.
+  Result<protocol::ExecRequest> ExecRequestLocked(const ExecOptions& options);
+  Result<std::shared_ptr<ExecImpl>> CallExec(const std::shared_ptr<AgentChannel>& channel,
+                                             const protocol::ExecRequest& req,
+                                             ExecImpl::Explainer explain);
+  // The main command (entrypoint + cmd), started once the guest answered.
+  Status StartMainLocked();
+  // Runs on the main session's pump thread when the main command ended.
+  void OnMainExit(const ExitStatus& status);
+  std::unique_ptr<MainSession> main_;  // Guarded by mu_: while it runs, when started here.
+  bool main_optional_ = false;         // Guarded by mu_: the command is the image's own.
 
   int64_t created_unix_ = 0;
   double create_seconds_ = 0;

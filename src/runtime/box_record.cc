@@ -116,7 +116,8 @@ Status SaveRecord(const std::string& dir, const BoxRecord& r) {
         {"env", EnvToJson(o.env)}, {"mounts", mounts}, {"ports", ports},
         {"network", o.network}, {"allow_host", o.allow_host},
         {"working_dir", o.working_dir}, {"user", o.user},
-        {"auto_remove", o.auto_remove}, {"detach", o.detach},
+        {"auto_remove", o.auto_remove}, {"detach", o.detach}, {"tty", o.tty},
+        {"auto_pause", o.auto_pause}, {"auto_resume", o.auto_resume},
         {"advanced", AdvancedToJson(o)}}},
       {"image",
        {{"reference", r.image_reference}, {"rootfs_path", r.rootfs_path},
@@ -126,8 +127,14 @@ Status SaveRecord(const std::string& dir, const BoxRecord& r) {
       {"vm",
        {{"pid", r.pid}, {"start_time", r.pid_start_time}, {"net_pid", r.net_pid},
         {"net_start_time", r.net_pid_start_time}, {"ports", bound}, {"accel", r.accel},
-        {"create_seconds", r.create_seconds}, {"boot_seconds", r.boot_seconds}}},
+        {"create_seconds", r.create_seconds}, {"boot_seconds", r.boot_seconds},
+        {"console_offset", r.console_offset}}},
   };
+  if (r.exit_code) j["exit_code"] = *r.exit_code;
+  Json& opts = j["options"];
+  if (o.auto_delete) opts["auto_delete"] = *o.auto_delete;
+  if (o.entrypoint) opts["entrypoint"] = *o.entrypoint;
+  if (o.cmd) opts["cmd"] = *o.cmd;
   return sys::WriteFileAtomic(sys::JoinPath(dir, "box.json"), protocol::Dump(std::move(j), 2) + "\n",
                               0600);
 }
@@ -157,6 +164,21 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
     Read(o, "user", &b.user);
     Read(o, "auto_remove", &b.auto_remove);
     Read(o, "detach", &b.detach);
+    Read(o, "tty", &b.tty);
+    Read(o, "auto_pause", &b.auto_pause);
+    Read(o, "auto_resume", &b.auto_resume);
+    if (auto v = o.find("auto_delete"); v != o.end() && v->is_number_integer()) {
+      b.auto_delete = v->get<int64_t>();
+    }
+    for (auto [key, out] : {std::pair{"entrypoint", &b.entrypoint}, std::pair{"cmd", &b.cmd}}) {
+      auto it = o.find(key);
+      if (it == o.end() || !it->is_array()) continue;
+      out->emplace();
+      for (const auto& v : *it) {
+        std::string bytes;
+        if (protocol::BytesFromJson(v, &bytes).ok()) (*out)->push_back(std::move(bytes));
+      }
+    }
     AdvancedFromJson(o.value("advanced", Json::object()), &b);
     b.name = r.name;
     if (auto env = o.find("env"); env != o.end() && env->is_array()) {
@@ -205,6 +227,9 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
     }
   }
   Read(j, "disk_size_mib", &r.disk_size_mib);
+  if (auto code = j.find("exit_code"); code != j.end() && code->is_number_integer()) {
+    r.exit_code = code->get<int>();
+  }
   const Json& vm = j.value("vm", Json::object());
   if (vm.is_object()) {
     Read(vm, "pid", &r.pid);
@@ -212,6 +237,7 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
     Read(vm, "net_pid", &r.net_pid);
     Read(vm, "net_start_time", &r.net_pid_start_time);
     Read(vm, "accel", &r.accel);
+    Read(vm, "console_offset", &r.console_offset);
     if (auto c = vm.find("create_seconds"); c != vm.end() && c->is_number()) {
       r.create_seconds = c->get<double>();
     }

@@ -79,5 +79,44 @@ TEST(BoxRecordTest, AdvancedOptionsRoundTrip) {
   std::filesystem::remove_all(tmpl);
 }
 
+// BoxLite 0.9's lifecycle options and the main command's exit code survive the record;
+// unset ones stay unset (nullopt is "the image's", not an empty command).
+TEST(BoxRecordTest, LifecycleFieldsRoundTrip) {
+  char tmpl[] = "/tmp/boxlite-record-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  BoxRecord r;
+  r.id = "AbC123xyz789";
+  r.options.entrypoint.emplace();
+  r.options.cmd.emplace();
+  r.options.cmd->assign({"sh", "-c", "exit 3"});
+  r.options.auto_delete = 0;
+  r.options.auto_remove = false;
+  r.options.detach = true;
+  r.options.tty = true;
+  r.exit_code = 143;
+  r.console_offset = 4096;
+  ASSERT_TRUE(SaveRecord(tmpl, r).ok());
+  auto back = LoadRecord(tmpl);
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  ASSERT_TRUE(back->options.entrypoint.has_value());
+  EXPECT_TRUE(back->options.entrypoint->empty());
+  EXPECT_EQ(back->options.cmd, r.options.cmd);
+  EXPECT_EQ(back->options.auto_delete, std::optional<int64_t>(0));
+  EXPECT_TRUE(back->options.tty);
+  EXPECT_EQ(back->exit_code, std::optional<int>(143));
+  EXPECT_EQ(back->console_offset, 4096u);
+
+  BoxRecord plain;
+  plain.id = "plain";
+  ASSERT_TRUE(SaveRecord(tmpl, plain).ok());
+  back = LoadRecord(tmpl);
+  ASSERT_TRUE(back.ok());
+  EXPECT_FALSE(back->options.entrypoint.has_value());
+  EXPECT_FALSE(back->options.cmd.has_value());
+  EXPECT_FALSE(back->options.auto_delete.has_value());
+  EXPECT_FALSE(back->exit_code.has_value());
+  std::filesystem::remove_all(tmpl);
+}
+
 }  // namespace
 }  // namespace boxlite::runtime

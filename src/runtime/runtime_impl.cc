@@ -336,6 +336,7 @@ namespace {
 // change what the box may do on the host. BoxLite 0.9 compares the container capability
 // policy; this build's one privilege option is allow_host (reaching the host).
 bool SamePrivileges(const BoxOptions& existing, const BoxOptions& wanted) {
+  // TODO(#12): compare BoxOptions::capabilities (add, drop) here once it exists.
   return existing.allow_host == wanted.allow_host;
 }
 
@@ -384,7 +385,9 @@ Status RuntimeImpl::Shutdown(std::optional<int> timeout_seconds) {
   }
   Status first;
   for (auto& box : boxes) {
-    if (box->options().detach) continue;
+    // Detached boxes outlive the runtime; boxes another process booted are that
+    // process's to stop (several runtimes may share a home).
+    if (box->options().detach || !box->LaunchedHere()) continue;
     Status s = box->StopWithin(limit);
     if (!s.ok() && first.ok()) first = s.Wrap("stop box " + box->name());
   }

@@ -1,0 +1,158 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+#include "src/runtime/main_session.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace boxlite::runtime {
+
+// One output stream: `data` holds bytes [base, base + data.size()) of everything the
+// command wrote; older bytes were dropped to keep within kBacklogBytes.
+struct Backlog {
+  std::string data;
+  uint64_t base = 0;
+  bool eof = false;
+  uint64_t end() const { return base + data.size(); }
+};
+
+struct MainSession::Shared {
+  std::shared_ptr<ExecImpl> exec;
+  std::mutex mu;
+  std::condition_variable cv;
+  Backlog out[3];                 // Guarded by mu; 1 = stdout, 2 = stderr.
+  std::optional<ExitStatus> exit;  // Guarded by mu.
+  Status failure;                  // Guarded by mu: the stream broke (box gone).
+};
+
+namespace {
+
+constexpr size_t kReadMax = 64 * 1024;
+
+void Pump(std::shared_ptr<MainSession::Shared> s, MainSession::OnExit on_exit) {
+  Status broke;
+  while (true) {
+    int fd = 0;
+    auto chunk = s->exec->ReadAny(&fd, std::nullopt);
+    if (!chunk.ok()) {
+      broke = chunk.error();
+      break;
+    }
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (fd == 0) {
+      s->out[1].eof = s->out[2].eof = true;
+      s->cv.notify_all();
+      break;
+    }
+    Backlog& b = s->out[fd];
+    b.data += *chunk;
+    if (b.data.size() > MainSession::kBacklogBytes) {
+      size_t drop = b.data.size() - MainSession::kBacklogBytes;
+      b.data.erase(0, drop);
+      b.base += drop;
+    }
+    s->cv.notify_all();
+  }
+  Result<ExitStatus> st = broke.ok() ? s->exec->Wait(std::nullopt) : Result<ExitStatus>(broke);
+  {
+    std::lock_guard<std::mutex> lock(s->mu);
+    s->out[1].eof = s->out[2].eof = true;
+    if (st.ok()) {
+      s->exit = *st;
+    } else {
+      s->failure = st.error();
+    }
+    s->cv.notify_all();
+  }
+  if (st.ok() && on_exit) on_exit(*st);
+}
+
+// What Box::AttachMain returns: a reader of the session's backlog.
+class MainView final : public Exec {
+ public:
+  explicit MainView(std::shared_ptr<MainSession::Shared> s) : s_(std::move(s)) {
+    std::lock_guard<std::mutex> lock(s_->mu);
+    for (int fd = 1; fd <= 2; ++fd) pos_[fd] = s_->out[fd].base;
+  }
+
+  int pid() const override { return s_->exec->pid(); }
+  Status WriteStdin(std::string_view bytes) override { return s_->exec->WriteStdin(bytes); }
+  Status CloseStdin() override { return s_->exec->CloseStdin(); }
+  Status Signal(int signo) override { return s_->exec->Signal(signo); }
+  Status Resize(int rows, int cols) override { return s_->exec->Resize(rows, cols); }
+  Status Kill() override { return s_->exec->Kill(); }
+
+  Result<std::string> Read(int fd, std::optional<std::chrono::milliseconds> timeout) override {
+    if (fd != 1 && fd != 2) return Status::InvalidArgument("read: fd must be 1 or 2");
+    std::unique_lock<std::mutex> lock(s_->mu);
+    auto ready = [&] {
+      const Backlog& b = s_->out[fd];
+      return discard_[fd] ? b.eof : (pos_[fd] < b.end() || b.eof);
+    };
+    if (timeout) {
+      if (!s_->cv.wait_for(lock, *timeout, ready)) {
+        return Status::DeadlineExceeded("no output within the timeout");
+      }
+    } else {
+      s_->cv.wait(lock, ready);
+    }
+    const Backlog& b = s_->out[fd];
+    pos_[fd] = std::max(pos_[fd], b.base);  // Bytes dropped from the backlog are skipped.
+    if (discard_[fd] || pos_[fd] >= b.end()) {
+      if (!s_->failure.ok() && !s_->exit) return s_->failure;
+      return std::string();
+    }
+    size_t offset = static_cast<size_t>(pos_[fd] - b.base);
+    size_t n = std::min(kReadMax, b.data.size() - offset);
+    pos_[fd] += n;
+    return b.data.substr(offset, n);
+  }
+
+  Result<ExitStatus> Wait(std::optional<std::chrono::milliseconds> timeout) override {
+    std::unique_lock<std::mutex> lock(s_->mu);
+    auto done = [&] { return s_->exit.has_value() || !s_->failure.ok(); };
+    if (timeout && !s_->cv.wait_for(lock, *timeout, done)) {
+      lock.unlock();
+      (void)s_->exec->Kill();
+      lock.lock();
+      s_->cv.wait(lock, done);
+      if (s_->exit) {
+        ExitStatus st = *s_->exit;
+        st.timed_out = true;
+        return st;
+      }
+    }
+    s_->cv.wait(lock, done);
+    if (s_->exit) return *s_->exit;
+    return s_->failure;
+  }
+
+  Status DiscardOutput(int fd) override {
+    if (fd != 1 && fd != 2) return Status::InvalidArgument("discard: fd must be 1 or 2");
+    std::lock_guard<std::mutex> lock(s_->mu);
+    discard_[fd] = true;
+    return Status::OK();
+  }
+
+ private:
+  std::shared_ptr<MainSession::Shared> s_;
+  uint64_t pos_[3] = {0, 0, 0};  // Guarded by s_->mu.
+  bool discard_[3] = {false, false, false};
+};
+
+}  // namespace
+
+MainSession::MainSession(std::shared_ptr<ExecImpl> exec, OnExit on_exit)
+    : shared_(std::make_shared<Shared>()) {
+  shared_->exec = std::move(exec);
+  // Lifetime: the thread holds the shared state; it ends with the command's stream.
+  std::thread(Pump, shared_, std::move(on_exit)).detach();
+}
+
+MainSession::~MainSession() = default;
+
+std::shared_ptr<Exec> MainSession::Attach() { return std::make_shared<MainView>(shared_); }
+
+}  // namespace boxlite::runtime
