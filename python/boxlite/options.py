@@ -219,13 +219,15 @@ def normalize_mount(spec: Any) -> VolumeMount:
         )
     if isinstance(host, os.PathLike):
         host = os.fspath(host)
-    # Volumes (boxlite/volumes.py): no host side is an anonymous volume made for the box;
-    # a volume id (12 Base62 characters, no '/') names a volume of the runtime. The core
-    # checks the rest (ValidateBoxOptions).
-    host = "" if host is None else as_text("mount host path", host)
-    volume = isinstance(host, str) and (host == "" or ("/" not in host and _core_module().looks_like_volume_id(host)))
-    if isinstance(host, str) and host and "\0" not in host and not volume:
-        host = os.path.abspath(host)
+    # Volumes (boxlite/volumes.py): no host side (None or "") is an anonymous volume made
+    # for the box; a volume id (12 Base62 characters, no '/') names a volume of the
+    # runtime. The core checks the rest (ValidateBoxOptions).
+    if host is None:
+        host = ""
+    host = as_text("mount host path", host)
+    if isinstance(host, str) and host and "\0" not in host:
+        if not ("/" not in host and _core_module().looks_like_volume_id(host)):
+            host = os.path.abspath(host)
     return VolumeMount(host, as_text("mount guest path", guest), read_only)
 
 

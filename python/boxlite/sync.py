@@ -50,6 +50,7 @@ from .box import _COPY_DEFAULTS, CopyOptions
 from .errors import BoxliteError, BoxStateError, ConfigError, ExecError, NotSupportedError
 from .options import BoxOptions, EnvLike, Options
 from .results import BoxInfo, BoxMetrics, ExecResult
+from .volumes import SyncVolumeHandle
 
 __all__ = [
     "Boxlite",
@@ -803,6 +804,8 @@ class Boxlite(SyncContextManager):
         self._boxes: weakref.WeakValueDictionary[str, Box] = weakref.WeakValueDictionary()
         self.images = Images(_async.images)
         """The image store: ``pull``, ``list``, ``remove``, ``import_image``."""
+        self.volumes = SyncVolumeHandle(self)  # Volumes (boxlite/volumes.py).
+        """The volumes: ``create``, ``list``, ``get``, ``remove``."""
 
     @classmethod
     def default(cls) -> Boxlite:

@@ -24,7 +24,7 @@ from .images import _rfc3339
 if TYPE_CHECKING:
     from .runtime import Boxlite
 
-__all__ = ["VolumeInfo", "VolumeHandle"]
+__all__ = ["VolumeInfo", "VolumeHandle", "SyncVolumeHandle"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,27 @@ class VolumeHandle:
         """Removes a volume and its files. One a box still mounts is refused
         (BoxliteError with code FailedPrecondition) unless ``force=True``."""
         await _bridge.call(self._runtime._core.remove_volume, _check_volume_id(volume_id), bool(force))
+
+
+class SyncVolumeHandle:
+    """The synchronous twin of :class:`VolumeHandle` (``boxlite.sync.Boxlite().volumes``)."""
+
+    def __init__(self, runtime: Any) -> None:
+        self._runtime = runtime
+
+    def create(self) -> VolumeInfo:
+        """Makes a new empty named volume."""
+        return VolumeInfo._from_core(self._runtime._core.create_volume())
+
+    def list(self) -> builtins.list[VolumeInfo]:
+        """Every volume (named and anonymous), oldest first."""
+        return [VolumeInfo._from_core(d) for d in self._runtime._core.list_volumes()]
+
+    def get(self, volume_id: str) -> VolumeInfo | None:
+        """The volume with this id, or None."""
+        d = self._runtime._core.get_volume(_check_volume_id(volume_id))
+        return None if d is None else VolumeInfo._from_core(d)
+
+    def remove(self, volume_id: str, force: bool = False) -> None:
+        """Removes a volume; one a box still mounts only with ``force=True``."""
+        self._runtime._core.remove_volume(_check_volume_id(volume_id), bool(force))

@@ -15,7 +15,7 @@
 namespace boxlite::cli {
 namespace {
 
-Outcome Fail(Status s) { return Outcome{0, std::move(s)}; }
+Outcome VolumeFail(Status s) { return Outcome{0, std::move(s)}; }
 
 std::string Rfc3339(int64_t unix_seconds) {
   std::time_t t = static_cast<std::time_t>(unix_seconds);
@@ -48,19 +48,19 @@ Status NoExtra(const ParsedFlags& flags, size_t want, const char* usage) {
 }
 
 Outcome Create(Runtime& rt, const ParsedFlags& flags) {
-  if (Status s = NoExtra(flags, 1, "create"); !s.ok()) return Fail(s);
+  if (Status s = NoExtra(flags, 1, "create"); !s.ok()) return VolumeFail(s);
   auto v = rt.CreateVolume();
-  if (!v.ok()) return Fail(v.error());
+  if (!v.ok()) return VolumeFail(v.error());
   std::printf("%s\n", v->id.c_str());
   return Outcome{};
 }
 
 Outcome List(Runtime& rt, const ParsedFlags& flags) {
-  if (Status s = NoExtra(flags, 1, "ls [-q] [--format table|json]"); !s.ok()) return Fail(s);
+  if (Status s = NoExtra(flags, 1, "ls [-q] [--format table|json]"); !s.ok()) return VolumeFail(s);
   auto json = WantJson(flags);
-  if (!json.ok()) return Fail(json.error());
+  if (!json.ok()) return VolumeFail(json.error());
   auto volumes = rt.ListVolumes();
-  if (!volumes.ok()) return Fail(volumes.error());
+  if (!volumes.ok()) return VolumeFail(volumes.error());
   if (flags.Has("quiet")) {
     for (const auto& v : *volumes) std::printf("%s\n", v.id.c_str());
     return Outcome{};
@@ -80,18 +80,18 @@ Outcome List(Runtime& rt, const ParsedFlags& flags) {
 }
 
 Outcome Get(Runtime& rt, const ParsedFlags& flags) {
-  if (Status s = NoExtra(flags, 2, "get ID [--format json]"); !s.ok()) return Fail(s);
+  if (Status s = NoExtra(flags, 2, "get ID [--format json]"); !s.ok()) return VolumeFail(s);
   auto json = WantJson(flags);
-  if (!json.ok()) return Fail(json.error());
+  if (!json.ok()) return VolumeFail(json.error());
   auto v = rt.GetVolume(flags.positional[1]);
-  if (!v.ok()) return Fail(v.error());
+  if (!v.ok()) return VolumeFail(v.error());
   PrintJson(VolumeJson(*v), 2);
   return Outcome{};
 }
 
 Outcome Remove(Runtime& rt, const ParsedFlags& flags) {
   if (flags.positional.size() < 2) {
-    return Fail(Status::InvalidArgument("usage: boxlite volume rm [-f] ID..."));
+    return VolumeFail(Status::InvalidArgument("usage: boxlite volume rm [-f] ID..."));
   }
   // Every id is tried; the first failure is reported after the others are done.
   Status first;
@@ -113,7 +113,7 @@ Outcome Remove(Runtime& rt, const ParsedFlags& flags) {
 
 Outcome VolumeCommand(Context& ctx, const ParsedFlags& flags) {
   if (flags.positional.empty()) {
-    return Fail(Status::InvalidArgument(
+    return VolumeFail(Status::InvalidArgument(
         "volume needs a subcommand: create, ls, get or rm (see 'boxlite volume --help')"));
   }
   const std::string& sub = flags.positional[0];
@@ -123,11 +123,11 @@ Outcome VolumeCommand(Context& ctx, const ParsedFlags& flags) {
   if (sub == "get" || sub == "inspect") fn = Get;
   if (sub == "rm" || sub == "delete") fn = Remove;
   if (fn == nullptr) {
-    return Fail(Status::InvalidArgument("unknown volume subcommand " + base::ShellQuote(sub),
+    return VolumeFail(Status::InvalidArgument("unknown volume subcommand " + base::ShellQuote(sub),
                                         "use create, ls, get or rm"));
   }
   auto rt = ctx.runtime();
-  if (!rt.ok()) return Fail(rt.error());
+  if (!rt.ok()) return VolumeFail(rt.error());
   return fn(**rt, flags);
 }
 

@@ -86,11 +86,13 @@ Status ValidateBoxOptions(const BoxOptions& o) {
     }
   }
   for (const auto& m : o.mounts) {
-    // A volume (src/runtime/volumes.h): an anonymous one (no host path) or the id of one.
+    // An empty host path is an anonymous volume, a volume id names one (the runtime's
+    // ResolveVolumes makes and finds them, src/runtime/volumes.h).
     bool volume = m.host_path.empty() ||
                   (m.host_path.find('/') == std::string::npos && LooksLikeVolumeId(m.host_path));
     if (!volume && (m.host_path[0] != '/' || HasNul(m.host_path))) {
-      return Status::InvalidArgument("mount host path must be absolute (or a volume id)", m.host_path);
+      return Status::InvalidArgument("mount host path must be absolute (or a volume id)",
+                                     m.host_path);
     }
     if (!volume && !sys::Exists(m.host_path)) {
       return Status::InvalidArgument("mount host path does not exist: create it or fix the path",

@@ -1,7 +1,6 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/runtime/volumes.h"
 
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 #include "src/base/macros.h"
 #include "src/base/strings.h"
 #include "src/runtime/box_record.h"
+#include "src/runtime/exec_env.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
 #include "src/sys/jail.h"
@@ -32,19 +32,8 @@ Status NotFoundStatus(std::string_view id) {
 
 }  // namespace
 
-std::string NewVolumeId() {
-  static constexpr char kAlphabet[] =
-      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  std::string id;
-  while (id.size() < 12) {
-    unsigned char bytes[32];
-    ssize_t n = ::getrandom(bytes, sizeof(bytes), 0);
-    for (ssize_t i = 0; i < n && id.size() < 12; ++i) {
-      if (bytes[i] < 248) id += kAlphabet[bytes[i] % 62];  // 248 = 4 * 62: no bias.
-    }
-  }
-  return id;
-}
+// Volume ids have the form of box ids (12 Base62 characters, exec_env.h).
+std::string NewVolumeId() { return NewBoxId(); }
 
 VolumeStore::VolumeStore(std::string home)
     : dir_(sys::JoinPath(home, "volumes")), boxes_dir_(sys::JoinPath(home, "boxes")) {}

@@ -23,7 +23,7 @@
 
 namespace boxlite::runtime {
 
-// 12 random Base62 characters (62^12 ~ 2^71).
+// 12 random Base62 characters, like a box id (NewBoxId, src/runtime/exec_env.h).
 std::string NewVolumeId();
 
 class VolumeStore {

@@ -248,7 +248,7 @@ def test_anonymous_volumes_of_a_killed_process_are_swept(vcli, tmp_path):
     script = (
         "import asyncio, json, os, boxlite\n"
         f"rt = boxlite.Boxlite(boxlite.Options(home_dir={str(vcli.home)!r}))\n"
-        "asyncio.run(rt.create(boxlite.BoxOptions(image='boxlite/base', volumes=[(None, '/x')])))\n"
+        "box = asyncio.run(rt.create(boxlite.BoxOptions(image='boxlite/base', volumes=[(None, '/x')])))\n"
         f"print(json.dumps(os.listdir({str(vcli.home / 'volumes')!r})), flush=True)\n"
         "os._exit(0)\n")
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
@@ -257,3 +257,16 @@ def test_anonymous_volumes_of_a_killed_process_are_swept(vcli, tmp_path):
     assert len(made) == 1
     assert vcli.run("volume", "ls", "-q", check=True).stdout == b""
     assert not (vcli.home / "volumes" / made[0]).exists()
+
+
+def test_sync_runtime_has_the_same_volumes(home):
+    """boxlite.sync.Boxlite().volumes: create/list/get/remove, seen on the host."""
+    import boxlite.sync
+
+    srt = boxlite.sync.Boxlite(boxlite.Options(home_dir=str(home)))
+    vol = srt.volumes.create()
+    assert (home / "volumes" / vol.id).is_dir()
+    assert [v.id for v in srt.volumes.list()] == [vol.id]
+    assert srt.volumes.get(vol.id).path == str(home / "volumes" / vol.id)
+    srt.volumes.remove(vol.id)
+    assert srt.volumes.get(vol.id) is None and not (home / "volumes" / vol.id).exists()
