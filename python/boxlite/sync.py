@@ -97,8 +97,7 @@ class SyncBase:
 class SyncContextManager(SyncBase):
     """A synchronous API object used with ``with`` (0.9's
     ``boxlite.sync_api.SyncContextManager``): entering returns the object (subclasses
-    start it), leaving releases what entering took."""
-
+    start it), leaving releases what entering took (each subclass's ``_leave``)."""
 
     def __enter__(self) -> Any:
         """Returns the object."""
@@ -110,8 +109,11 @@ class SyncContextManager(SyncBase):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Releases what entering took (nothing here)."""
-        return None
+        """Releases what entering took (see the class)."""
+        self._leave(exc)
+
+    def _leave(self, exc: BaseException | None) -> None:
+        """What leaving ``with`` does, ``exc`` being the body's exception; nothing here."""
 
 
 class _ExecutionId(str):
@@ -195,17 +197,8 @@ class _ExecutionBase(SyncContextManager):
         )
         return outcome
 
-    def __enter__(self) -> Any:
-        """Returns the execution; leaving kills the process unless it was waited for."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Kills the process unless it has already been waited for."""
+    def _leave(self, exc: BaseException | None) -> None:
+        # Leaving `with` kills the process unless it has already been waited for.
         if self._result is None:
             with contextlib.suppress(BoxliteError):
                 self._core.kill()
@@ -457,16 +450,11 @@ class Box(SyncContextManager):
         return core_box
 
     def __enter__(self) -> Box:
-        """Starts the box (see :meth:`start`) and returns it."""
+        """Starts the box (see :meth:`start`) and returns it; leaving stops it (and
+        removes an ephemeral one)."""
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stops the box (and removes an ephemeral one)."""
+    def _leave(self, exc: BaseException | None) -> None:
         try:
             self.stop()
         except BoxliteError:
@@ -695,22 +683,13 @@ class SimpleBox(Box):
         return self.start()
 
     def exec(  # type: ignore[override]  # 0.9: SyncSimpleBox.exec returns a finished result.
-        self,
-        cmd: str | list[str],
-        *args: _args.CommandArg,
-        env: EnvLike | None = None,
-        cwd: str | None = None,
-        user: str | int | None = None,
-        timeout: float | None = None,
-        stdin: _args.StdinLike | None = None,
-        max_output_bytes: int | None = _args.DEFAULT_MAX_OUTPUT_BYTES,
+        self, cmd: str | list[str], *args: _args.CommandArg, **options: Any
     ) -> ExecResult:
         """Runs a command to completion and returns its :class:`~boxlite.ExecResult`;
-        see :meth:`Box.run`. 0.9's streaming ``Execution`` is ``Box.exec(box, ...)``."""
-        return self.run(
-            cmd, *args, env=env, cwd=cwd, user=user, timeout=timeout, stdin=stdin,
-            max_output_bytes=max_output_bytes,
-        )
+        the arguments of :meth:`Box.run` (``env``, ``cwd``, ``user``, ``timeout``,
+        ``stdin``, ``max_output_bytes``). 0.9's streaming ``Execution`` is
+        ``Box.exec(box, ...)``."""
+        return self.run(cmd, *args, **options)
 
     def copy_in(  # type: ignore[override]
         self,
@@ -850,16 +829,10 @@ class Boxlite(SyncContextManager):
         """Ends this handle's use as in 0.9; no box is stopped (see :meth:`shutdown`)."""
 
     def __enter__(self) -> Boxlite:
-        """Returns the runtime (see :meth:`start`)."""
+        """Returns the runtime (see :meth:`start`); leaving calls :meth:`stop`."""
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """See :meth:`stop`."""
+    def _leave(self, exc: BaseException | None) -> None:
         self.stop()
 
     def _adopt(self, async_box: Any) -> Box:
