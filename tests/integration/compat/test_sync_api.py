@@ -197,6 +197,26 @@ def test_exec_kill_signal_timeout_and_tty(box):
     assert tty.wait().exit_code == 0
 
 
+def test_attach_by_id_and_to_the_main_command(box, rt):
+    """attach(id) reaches a running execution (its stdout, its stdin); attach() with no
+    id reaches the box's main command (0.9's cmd=)."""
+    execution = box.exec("sh", ["-c", 'read x; echo "got $x"'])
+    attached = box.attach(execution.id)
+    assert isinstance(attached, SyncExecution) and attached.id == execution.id
+    attached.stdin().send_input(b"it\n")
+    assert "".join(attached.stdout()) == "got it\n"
+    assert execution.wait().exit_code == 0
+    with pytest.raises(boxlite.BoxliteError, match="no execution"):
+        box.attach("no-such-execution")
+    main = rt.create(boxlite.BoxOptions(image=IMAGE, memory_mib=MEMORY, network="none",
+                                        cmd=["sh", "-c", 'echo main says hi; read x; echo "main got $x"']))
+    with main:
+        session = main.attach()
+        session.stdin().send_input(b"input\n")
+        text = "".join(session.stdout())
+        assert "main says hi" in text and "main got input" in text
+
+
 def test_copy_in_and_out(box, tmp_path):
     """copy_in / copy_out of a real file."""
     src = tmp_path / "in.txt"
