@@ -71,4 +71,15 @@ class [[nodiscard]] Result {
   Status status_;
 };
 
+// Marks the error of `result` (if any) with `subject` unless it names one already; see
+// Status::WithDefaultSubject. For module boundaries: `return AboutSubject(store->Get(r), ...)`.
+template <typename T>
+Result<T> AboutSubject(Result<T> result, StatusSubject subject) {
+  if (result.ok()) return result;
+  return result.error().WithDefaultSubject(subject);
+}
+inline Status AboutSubject(const Status& status, StatusSubject subject) {
+  return status.WithDefaultSubject(subject);
+}
+
 }  // namespace boxlite

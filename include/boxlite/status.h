@@ -39,6 +39,26 @@ std::string_view StatusCodeName(StatusCode code);
 // Parses a name produced by StatusCodeName; unknown names map to kInternal.
 StatusCode StatusCodeFromName(std::string_view name);
 
+// What a failure is about, beside its code: the same kNotFound is a missing image for
+// kImage and a missing box for kBox. Set where the error is born or crosses a module
+// boundary (the image store, the registry client, box lookup and lifecycle, exec), kept
+// by Wrap() and copies, and carried to the SDKs, which choose their exception class
+// from (code, subject) and never from the message text. kNone: not said.
+enum class StatusSubject : int {
+  kNone = 0,
+  kBox,
+  kImage,
+  kExec,
+  kVolume,
+  kRegistry,
+  kSnapshot,
+};
+
+// Returns the stable lowercase name of a subject ("image"; "" for kNone).
+std::string_view StatusSubjectName(StatusSubject subject);
+// Parses a name produced by StatusSubjectName; unknown names map to kNone.
+StatusSubject StatusSubjectFromName(std::string_view name);
+
 class Status {
  public:
   Status() noexcept = default;
@@ -72,6 +92,15 @@ class Status {
   const std::string& message() const;
   // The errno of the failed system call, or 0.
   int sys_errno() const { return rep_ ? rep_->sys_errno : 0; }
+  // What the failure is about; kNone when OK or not said.
+  StatusSubject subject() const { return rep_ ? rep_->subject : StatusSubject::kNone; }
+
+  // Returns a copy about `subject` (replacing any subject it had). OK stays OK.
+  Status WithSubject(StatusSubject subject) const;
+  // Returns a copy about `subject` unless it already names one: a module boundary marks
+  // what is not yet marked, and the subject of the error's birth wins (a registry
+  // failure stays kRegistry when the image store passes it on as kImage).
+  Status WithDefaultSubject(StatusSubject subject) const;
 
   bool IsInvalidArgument() const { return code() == StatusCode::kInvalidArgument; }
   bool IsNotFound() const { return code() == StatusCode::kNotFound; }
@@ -88,7 +117,8 @@ class Status {
   bool IsResourceExhausted() const { return code() == StatusCode::kResourceExhausted; }
   bool IsAuthentication() const { return code() == StatusCode::kAuthentication; }
 
-  // Returns a copy whose message is prefixed with "<context>: ". OK stays OK.
+  // Returns a copy whose message is prefixed with "<context>: " (code, errno and subject
+  // kept). OK stays OK.
   Status Wrap(std::string_view context) const;
 
   // "not_found: image docker.io/library/x:latest".
@@ -99,6 +129,7 @@ class Status {
     StatusCode code;
     int sys_errno;
     std::string message;
+    StatusSubject subject = StatusSubject::kNone;
   };
   std::unique_ptr<Rep> rep_;
 };

@@ -47,6 +47,7 @@ from .errors import (
     ImageNotFoundError,
     InvalidReferenceError,
     NotSupportedError,
+    ParseError,
     RegistryError,
     ResourceError,
     TimeoutError,
@@ -97,6 +98,7 @@ __all__ = [
     "NetworkSpec",
     "NotSupportedError",
     "Options",
+    "ParseError",
     "PortForward",
     "RegistryError",
     "ResourceError",
@@ -142,7 +144,27 @@ _EXTENSIONS = {
 __all__ += [name for name, mod in _EXTENSIONS.items() if importlib.util.find_spec(f"{__name__}.{mod}")]
 
 
+# --- Errors and the synchronous API: boxlite.sync (ours) and boxlite.sync_api (0.9's
+# names for the same classes) load on first use, as do the Sync* names at top level.
+_SYNC_NAMES = (
+    "SyncBox", "SyncBoxlite", "SyncExecStderr", "SyncExecStdout", "SyncExecution",
+    "SyncImageHandle", "SyncSimpleBox",
+)
+__all__ += _SYNC_NAMES
+
+
+def _sync_attribute(name: str) -> Any:
+    if name in ("sync", "sync_api"):
+        return importlib.import_module(f".{name}", __name__)
+    sync_api = importlib.import_module(".sync_api", __name__)
+    if name in sync_api.MISSING:
+        raise sync_api.missing(__name__, name)
+    return getattr(sync_api, name)
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SYNC_NAMES or name in ("sync", "sync_api", "SyncCodeBox", "SyncSkillBox", "SyncNetworkHandle"):
+        return _sync_attribute(name)
     module_name = _EXTENSIONS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'boxlite' has no attribute {name!r}")

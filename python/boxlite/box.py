@@ -311,6 +311,59 @@ class ExecStdin:
         return self._closed
 
 
+class ExecGate:
+    """BoxLite 0.9's rules for an :class:`Execution`, shared by the async and the sync
+    one: each of stdin/stdout/stderr is handed out once, ``timeout_secs`` kills the
+    process, and ``wait()`` reports a signal N as ``-N``."""
+
+    def __init__(self, core_exec: Any, timeout: float | None) -> None:
+        self._core = core_exec
+        self.taken: set[str] = set()
+        self.timed_out = False
+        self._timer: threading.Timer | None = None
+        if timeout:
+            # A weak reference: a dropped Execution (and its gate) is not kept alive by
+            # its timer (its process ends with it).
+            self._timer = threading.Timer(timeout, ExecGate._time_out, args=(weakref.ref(self),))
+            self._timer.daemon = True
+            self._timer.start()
+
+    @staticmethod
+    def _time_out(ref: weakref.ref[ExecGate]) -> None:
+        gate = ref()
+        if gate is None:
+            return
+        gate.timed_out = True
+        with contextlib.suppress(Exception):
+            gate._core.kill()
+
+    def take(self, name: str) -> None:
+        """Hands out stream ``name`` (raises BoxliteError the second time)."""
+        if name in self.taken:
+            raise BoxliteError(
+                f"{name} stream not available: Execution.{name}() hands out its stream once"
+            )
+        self.taken.add(name)
+
+    def cancel(self) -> None:
+        """The process is done: the timeout has nothing left to kill."""
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def result(
+        self, exit_code: int, signo: int, timed_out: bool, error: str, started_at: float, command: str
+    ) -> ExecResult:
+        """The :class:`ExecResult` of ``wait()`` (no output; ``-N`` for signal N)."""
+        # The timer's kill, not an exit that happened just before it.
+        timed_out = timed_out or (self.timed_out and signo == signal_module.SIGKILL)
+        result = ExecResult._from_core(
+            exit_code, signo, timed_out, error, duration=time.monotonic() - started_at, command=command,
+        )
+        if signo:
+            result.exit_code = -signo
+        return result
+
+
 class Execution(_ExecutionBase):
     """A process started by :meth:`Box.exec` (BoxLite 0.9's ``Execution``).
 
@@ -333,32 +386,9 @@ class Execution(_ExecutionBase):
         super().__init__(core_exec, argv, tty, exec_id)
         # An attachment (Box.attach) leaves the process's stdin to its owner.
         self._attached = attached
-        self._taken: set[str] = set()
+        self._gate = ExecGate(core_exec, timeout)
+        self._take = self._gate.take
         self._stdin: ExecStdin | None = None
-        self._timed_out = False
-        self._timer: threading.Timer | None = None
-        if timeout:
-            # A weak reference: a dropped Execution is not kept alive by its timer (its
-            # process ends with it).
-            self._timer = threading.Timer(timeout, Execution._time_out, args=(weakref.ref(self),))
-            self._timer.daemon = True
-            self._timer.start()
-
-    @staticmethod
-    def _time_out(ref: weakref.ref[Execution]) -> None:
-        execution = ref()
-        if execution is None:
-            return
-        execution._timed_out = True
-        with contextlib.suppress(Exception):
-            execution._core.kill()
-
-    def _take(self, name: str) -> None:
-        if name in self._taken:
-            raise BoxliteError(
-                f"{name} stream not available: Execution.{name}() hands out its stream once"
-            )
-        self._taken.add(name)
 
     def stdin(self) -> ExecStdin:
         """The process's standard input (once)."""
@@ -385,24 +415,16 @@ class Execution(_ExecutionBase):
         the awaiting task kills the process."""
         if self._result is not None:
             return self._result
-        if "stdin" not in self._taken and not self._attached:
+        if "stdin" not in self._gate.taken and not self._attached:
             with contextlib.suppress(BoxliteError):
                 await _bridge.call(self._core.close_stdin)
         try:
             exit_code, signo, timed_out, error = await self._wait_core(None)
         finally:
-            if self._timer is not None:
-                self._timer.cancel()
-        # The timer's kill, not an exit that happened just before it.
-        timed_out = timed_out or (self._timed_out and signo == signal_module.SIGKILL)
-        result = ExecResult._from_core(
-            exit_code, signo, timed_out, error,
-            duration=time.monotonic() - self._started_at, command=self._argv[0],
-        )
-        if signo:
-            result.exit_code = -signo
-        self._result = result
-        return result
+            if self._result is None:
+                self._gate.cancel()
+        self._result = self._gate.result(exit_code, signo, timed_out, error, self._started_at, self._argv[0])
+        return self._result
 
 
 class _StartGuard:
@@ -503,6 +525,29 @@ def _host_terminal_size() -> tuple[int, int]:
         if size.lines > 0 and size.columns > 0:
             return size.lines, size.columns
     return 24, 80
+
+
+def exec_spec(
+    command: Any, args: Any, env: Any, tty: Any, user: Any, timeout_secs: Any, cwd: Any
+) -> tuple[list[str], dict[str, Any], float | None]:
+    """Checks the arguments of 0.9's ``Box.exec`` (async and sync) and returns
+    ``(argv, start_exec keyword arguments, timeout_secs or None)``."""
+    if isinstance(args, (str, bytes)) or isinstance(env, (str, bytes)):
+        raise ConfigError(_OLD_EXEC_HINT)
+    if isinstance(command, (list, tuple)):
+        if args:
+            raise ConfigError("give the command either as one list or as command + args, not both")
+        argv = _args.argv_of(command, ())
+    else:
+        if args is not None and not isinstance(args, (list, tuple)):
+            raise ConfigError(f"args must be a list of strings, not {type(args).__name__}")
+        argv = _args.argv_of(command, tuple(args or ()))
+    if env is not None and not isinstance(env, (dict, list, tuple)):
+        raise ConfigError(_OLD_EXEC_HINT)
+    limit = _check_timeout_secs(timeout_secs)
+    rows, cols = _host_terminal_size() if tty is True else (24, 80)
+    spec = _args.exec_args(argv, env, cwd, user, tty=tty, rows=rows, cols=cols, open_stdin=True)
+    return argv, spec, limit
 
 
 _OLD_EXEC_HINT = (
@@ -654,21 +699,7 @@ class Box:
         For a finished result with the output collected, use :meth:`run` (or
         ``SimpleBox.exec``); for byte-exact streams, :meth:`stream`.
         """
-        if isinstance(args, (str, bytes)) or isinstance(env, (str, bytes)):
-            raise ConfigError(_OLD_EXEC_HINT)
-        if isinstance(command, (list, tuple)):
-            if args:
-                raise ConfigError("give the command either as one list or as command + args, not both")
-            argv = _args.argv_of(command, ())
-        else:
-            if args is not None and not isinstance(args, (list, tuple)):
-                raise ConfigError(f"args must be a list of strings, not {type(args).__name__}")
-            argv = _args.argv_of(command, tuple(args or ()))
-        if env is not None and not isinstance(env, (dict, list, tuple)):
-            raise ConfigError(_OLD_EXEC_HINT)
-        limit = _check_timeout_secs(timeout_secs)
-        rows, cols = _host_terminal_size() if tty is True else (24, 80)
-        spec = _args.exec_args(argv, env, cwd, user, tty=tty, rows=rows, cols=cols, open_stdin=True)
+        argv, spec, limit = exec_spec(command, args, env, tty, user, timeout_secs, cwd)
         core = await self._ensure_started()
         guard = _StartGuard()
         core_exec = await _bridge.call(lambda: guard.started(core.start_exec(**spec)), on_cancel=guard.cancel)

@@ -548,6 +548,17 @@ class BoxOptions:
     __hash__ = None  # type: ignore[assignment]
 
 
+def _argv(name: str, value: Any) -> Any:
+    """A command as a list (the core checks its entries); a lone string is a mistake
+    (it would be split into characters)."""
+    if isinstance(value, (str, bytes)):
+        raise ConfigError(f"{name} must be a list of strings, not a string: [{value!r}]")
+    try:
+        return [as_text(name, v) for v in value]
+    except TypeError:
+        raise ConfigError(f"{name} must be a list of strings, not {type(value).__name__}") from None
+
+
 # --- Registries (ImageRegistry) and the runtime's Options ---
 _REGISTRY_FIELDS = ("host", "transport", "skip_verify", "search", "username", "password", "bearer_token")
 
@@ -649,17 +660,6 @@ class ImageRegistry:
             f"search={v['search']}, username={user}, password={secret(v['password'])}, "
             f"bearer_token={secret(v['bearer_token'])})"
         )
-
-
-def _argv(name: str, value: Any) -> Any:
-    """A command as a list (the core checks its entries); a lone string is a mistake
-    (it would be split into characters)."""
-    if isinstance(value, (str, bytes)):
-        raise ConfigError(f"{name} must be a list of strings, not a string: [{value!r}]")
-    try:
-        return [as_text(name, v) for v in value]
-    except TypeError:
-        raise ConfigError(f"{name} must be a list of strings, not {type(value).__name__}") from None
 
 
 class Options:

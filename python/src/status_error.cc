@@ -36,11 +36,14 @@ void Translate(const std::exception_ptr& p, void* payload) {
     std::rethrow_exception(p);
   } catch (const StatusError& e) {
     std::string code(StatusCodeName(e.status().code()));
+    std::string subject(StatusSubjectName(e.status().subject()));
     try {
       nb::object helper = nb::module_::import_("boxlite.errors").attr("error_from_status");
       // Messages may name guest files: bytes, not necessarily UTF-8 (text.h).
+      // The class is chosen from the code, the subject and the call's domain; never from
+      // the message text.
       nb::object exc = helper(code, Text{e.status().message()}, Text{e.context()},
-                              DomainName(e.domain()));
+                              DomainName(e.domain()), subject);
       PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
     } catch (nb::python_error& helper_failed) {
       // The package is broken; still say what failed, with the core's code.

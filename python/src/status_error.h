@@ -19,8 +19,9 @@
 
 namespace boxlite::python {
 
-// What the failed call was about. The Python helper uses it to pick the exception class
-// (a NotFound is an ImageNotFoundError for an image, a BoxNotFoundError for a box).
+// What the failed call was about. The Python helper uses it, after the Status's own
+// subject (StatusSubject, set where the error was born), to pick the exception class: a
+// NotFound without a subject while starting a box is a BoxStartError.
 enum class Domain { kRuntime, kBox, kStart, kExec, kImage, kCopy };
 
 class StatusError final : public std::exception {
@@ -52,8 +53,8 @@ T ValueOrThrow(Result<T> result, Domain domain, std::string context) {
 }
 
 // Installs the translator that hands every StatusError to
-// boxlite.errors.error_from_status(code, message, context, domain) and raises what it
-// returns. `fallback` is raised when that helper cannot be imported (a broken install).
+// boxlite.errors.error_from_status(code, message, context, domain, subject) and raises
+// what it returns. `fallback` is raised when that helper cannot be imported (a broken install).
 void RegisterStatusTranslator(nanobind::handle fallback);
 
 }  // namespace boxlite::python

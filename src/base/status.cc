@@ -7,12 +7,31 @@
 namespace boxlite {
 namespace {
 
-struct CodeName {
-  StatusCode code;
+// One row of a name table: an enum value and its stable name.
+template <typename Enum>
+struct Named {
+  Enum value;
   std::string_view name;
 };
 
-constexpr std::array<CodeName, 16> kCodeNames = {{
+template <typename Enum, size_t N>
+std::string_view NameIn(const std::array<Named<Enum>, N>& table, Enum value,
+                        std::string_view fallback) {
+  for (const auto& entry : table) {
+    if (entry.value == value) return entry.name;
+  }
+  return fallback;
+}
+
+template <typename Enum, size_t N>
+Enum ValueIn(const std::array<Named<Enum>, N>& table, std::string_view name, Enum fallback) {
+  for (const auto& entry : table) {
+    if (entry.name == name) return entry.value;
+  }
+  return fallback;
+}
+
+constexpr std::array<Named<StatusCode>, 16> kCodeNames = {{
     {StatusCode::kOk, "ok"},
     {StatusCode::kInvalidArgument, "invalid_argument"},
     {StatusCode::kNotFound, "not_found"},
@@ -31,6 +50,16 @@ constexpr std::array<CodeName, 16> kCodeNames = {{
     {StatusCode::kAuthentication, "authentication"},
 }};
 
+constexpr std::array<Named<StatusSubject>, 7> kSubjectNames = {{
+    {StatusSubject::kNone, ""},
+    {StatusSubject::kBox, "box"},
+    {StatusSubject::kImage, "image"},
+    {StatusSubject::kExec, "exec"},
+    {StatusSubject::kVolume, "volume"},
+    {StatusSubject::kRegistry, "registry"},
+    {StatusSubject::kSnapshot, "snapshot"},
+}};
+
 std::string Join(std::string_view msg, std::string_view detail) {
   std::string out(msg);
   if (!detail.empty()) {
@@ -47,23 +76,23 @@ const std::string& EmptyString() {
 
 }  // namespace
 
-std::string_view StatusCodeName(StatusCode code) {
-  for (const auto& entry : kCodeNames) {
-    if (entry.code == code) return entry.name;
-  }
-  return "internal";
-}
+std::string_view StatusCodeName(StatusCode code) { return NameIn(kCodeNames, code, "internal"); }
 
 StatusCode StatusCodeFromName(std::string_view name) {
-  for (const auto& entry : kCodeNames) {
-    if (entry.name == name) return entry.code;
-  }
-  return StatusCode::kInternal;
+  return ValueIn(kCodeNames, name, StatusCode::kInternal);
+}
+
+std::string_view StatusSubjectName(StatusSubject subject) {
+  return NameIn(kSubjectNames, subject, "");
+}
+
+StatusSubject StatusSubjectFromName(std::string_view name) {
+  return ValueIn(kSubjectNames, name, StatusSubject::kNone);
 }
 
 Status::Status(StatusCode code, std::string message, int sys_errno) {
   if (code != StatusCode::kOk) {
-    rep_ = std::make_unique<Rep>(Rep{code, sys_errno, std::move(message)});
+    rep_ = std::make_unique<Rep>(Rep{code, sys_errno, std::move(message), StatusSubject::kNone});
   }
 }
 
@@ -100,7 +129,20 @@ const std::string& Status::message() const { return rep_ ? rep_->message : Empty
 
 Status Status::Wrap(std::string_view context) const {
   if (ok()) return Status();
-  return Status(rep_->code, Join(context, rep_->message), rep_->sys_errno);
+  Status out(rep_->code, Join(context, rep_->message), rep_->sys_errno);
+  out.rep_->subject = rep_->subject;
+  return out;
+}
+
+Status Status::WithSubject(StatusSubject subject) const {
+  Status out(*this);
+  if (out.rep_) out.rep_->subject = subject;
+  return out;
+}
+
+Status Status::WithDefaultSubject(StatusSubject subject) const {
+  if (ok() || rep_->subject != StatusSubject::kNone) return *this;
+  return WithSubject(subject);
 }
 
 std::string Status::ToString() const {

@@ -33,6 +33,49 @@ TEST(StatusTest, WrapAddsContextAndKeepsCodeAndErrno) {
   EXPECT_TRUE(Status::OK().Wrap("anything").ok());
 }
 
+TEST(StatusTest, SubjectIsSetKeptByWrapAndCopiesAndNamed) {
+  EXPECT_EQ(Status::OK().subject(), StatusSubject::kNone);
+  EXPECT_TRUE(Status::OK().WithSubject(StatusSubject::kBox).ok());
+  Status plain = Status::NotFound("x");
+  EXPECT_EQ(plain.subject(), StatusSubject::kNone);
+  Status image = plain.WithSubject(StatusSubject::kImage);
+  EXPECT_EQ(plain.subject(), StatusSubject::kNone);  // A copy: the original is unchanged.
+  EXPECT_EQ(image.subject(), StatusSubject::kImage);
+  EXPECT_TRUE(image.IsNotFound());
+  EXPECT_EQ(image.message(), "x");
+  Status wrapped = image.Wrap("start box b").Wrap("run");
+  EXPECT_EQ(wrapped.subject(), StatusSubject::kImage);
+  EXPECT_EQ(wrapped.message(), "run: start box b: x");
+  Status copied = wrapped;
+  Status moved = std::move(copied);
+  EXPECT_EQ(moved.subject(), StatusSubject::kImage);
+  EXPECT_EQ(Status(wrapped).WithSubject(StatusSubject::kBox).subject(), StatusSubject::kBox);
+  EXPECT_EQ(Status(StatusCode::kIoError, "disk", 5).WithSubject(StatusSubject::kExec).sys_errno(), 5);
+  for (int i = 0; i <= static_cast<int>(StatusSubject::kSnapshot); ++i) {
+    auto subject = static_cast<StatusSubject>(i);
+    EXPECT_EQ(StatusSubjectFromName(StatusSubjectName(subject)), subject);
+  }
+  EXPECT_EQ(StatusSubjectName(StatusSubject::kRegistry), "registry");
+  EXPECT_EQ(StatusSubjectName(StatusSubject::kNone), "");
+  EXPECT_EQ(StatusSubjectFromName("no_such_subject"), StatusSubject::kNone);
+}
+
+TEST(StatusTest, DefaultSubjectKeepsTheSubjectOfTheBirth) {
+  // A registry failure passed on by the image store stays about the registry; an
+  // unmarked store failure becomes about the image.
+  Status registry = Status::Unavailable("connection refused").WithSubject(StatusSubject::kRegistry);
+  EXPECT_EQ(registry.WithDefaultSubject(StatusSubject::kImage).subject(), StatusSubject::kRegistry);
+  EXPECT_EQ(Status::IoError("disk full").WithDefaultSubject(StatusSubject::kImage).subject(),
+            StatusSubject::kImage);
+  EXPECT_TRUE(Status::OK().WithDefaultSubject(StatusSubject::kImage).ok());
+  Result<int> failed = Status::NotFound("gone");
+  Result<int> marked = AboutSubject(std::move(failed), StatusSubject::kBox);
+  ASSERT_FALSE(marked.ok());
+  EXPECT_EQ(marked.error().subject(), StatusSubject::kBox);
+  EXPECT_EQ(AboutSubject(Result<int>(3), StatusSubject::kBox).value(), 3);
+  EXPECT_EQ(AboutSubject(Status::Internal("x"), StatusSubject::kExec).subject(), StatusSubject::kExec);
+}
+
 TEST(StatusTest, CopyIsDeep) {
   Status a = Status::Internal("a");
   Status b = a;

@@ -194,9 +194,10 @@ Status ValidateDigest(std::string_view digest, std::string_view what) {
 
 Result<Reference> ParseReference(std::string_view ref) {
   auto fail = [&](const std::string& what) -> Status {
-    return Status::InvalidArgument("invalid image reference " + Quote(ref), what);
+    return Status::InvalidArgument("invalid image reference " + Quote(ref), what)
+        .WithSubject(StatusSubject::kImage);
   };
-  if (ref.empty()) return Status::InvalidArgument("invalid image reference \"\"", "it is empty");
+  if (ref.empty()) return fail("it is empty");
   if (ref.size() > kMaxReferenceLength) return fail("it is too long");
   for (char ch : ref) {
     if (std::isspace(static_cast<unsigned char>(ch))) return fail("it contains whitespace");

@@ -764,21 +764,26 @@ Result<ManifestResponse> RegistryClient::GetManifest(const Endpoint& endpoint,
                                                      const std::string& reference) {
   manifest_requests_.fetch_add(1);
   std::vector<std::string> headers = {"Accept: " + ManifestAcceptHeader()};
+  // Failures to talk to the registry are about the registry; a manifest it does not
+  // have is a missing image.
   BOXLITE_ASSIGN_OR_RETURN(
       Response resp,
-      Fetch(endpoint, repository, "/v2/" + repository + "/manifests/" + reference, headers,
-            /*is_blob=*/false, nullptr, nullptr));
+      AboutSubject(Fetch(endpoint, repository, "/v2/" + repository + "/manifests/" + reference,
+                         headers, /*is_blob=*/false, nullptr, nullptr),
+                   StatusSubject::kRegistry));
   if (resp.status == 404) {
     return Status::NotFound(base::StrFormat("manifest %s:%s not found in registry %s",
                                             repository.c_str(), reference.c_str(),
                                             endpoint.display.c_str()),
-                            RegistryErrorDetail(resp.body));
+                            RegistryErrorDetail(resp.body))
+        .WithSubject(StatusSubject::kImage);
   }
   if (resp.status != 200) {
     return Status::Unavailable(base::StrFormat("registry %s answered HTTP %ld for manifest %s:%s",
                                                endpoint.display.c_str(), resp.status,
                                                repository.c_str(), reference.c_str()),
-                               RegistryErrorDetail(resp.body));
+                               RegistryErrorDetail(resp.body))
+        .WithSubject(StatusSubject::kRegistry);
   }
   ManifestResponse out;
   std::string ctype = resp.Header("content-type");
@@ -919,18 +924,21 @@ Status RegistryClient::GetBlob(const Endpoint& endpoint, const std::string& repo
   std::vector<std::string> headers;
   auto resp = Fetch(endpoint, repository, "/v2/" + repository + "/blobs/" + digest, headers,
                     /*is_blob=*/true, &adapter, cancel);
-  if (!resp) return resp.error().Wrap("fetch blob " + digest);
+  // A blob the registry's own manifest names but cannot serve is the registry's fault.
+  if (!resp) return resp.error().Wrap("fetch blob " + digest).WithDefaultSubject(StatusSubject::kRegistry);
   if (resp->status == 404) {
     return Status::NotFound(
-        base::StrFormat("blob %s not found in registry %s", digest.c_str(),
-                        endpoint.display.c_str()),
-        "repository " + repository);
+               base::StrFormat("blob %s not found in registry %s", digest.c_str(),
+                               endpoint.display.c_str()),
+               "repository " + repository)
+        .WithSubject(StatusSubject::kRegistry);
   }
   if (resp->status != 200 && resp->status != 206) {
     return Status::Unavailable(base::StrFormat("registry %s answered HTTP %ld for blob %s",
                                                HostOf(resp->url).c_str(), resp->status,
                                                digest.c_str()),
-                               RegistryErrorDetail(resp->body));
+                               RegistryErrorDetail(resp->body))
+        .WithSubject(StatusSubject::kRegistry);
   }
   return file.Finish();
 }

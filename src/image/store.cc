@@ -429,8 +429,8 @@ Result<LocalImage> Store::GetOne(std::string_view ref_text) {
       }
     }
   }
-  return Status::NotFound("image " + key + " not found locally",
-                          "pull it or import it first");
+  return Status::NotFound("image " + key + " not found locally", "pull it or import it first")
+      .WithSubject(StatusSubject::kImage);
 }
 
 Result<LocalImage> Store::Ensure(std::string_view ref, PullProgress* progress) {
@@ -449,7 +449,8 @@ Result<LocalImage> Store::PullFrom(const Endpoint& endpoint, const Reference& re
   auto top = client_->GetManifest(endpoint, ref.repository, ref.ManifestReference());
   if (!top) {
     if (top.error().IsNotFound()) {
-      return Status::NotFound("image " + name + " not found in registry " + endpoint.display);
+      return Status::NotFound("image " + name + " not found in registry " + endpoint.display)
+          .WithSubject(StatusSubject::kImage);
     }
     return top.error();
   }
@@ -589,7 +590,7 @@ Result<LocalImage> Store::PullOne(std::string_view ref_text, PullProgress* progr
     }
     std::string message = err.message();
     if (!mirror_errors.empty()) message += " (" + base::Join(mirror_errors, "; ") + ")";
-    Status out(err.code(), message, err.sys_errno());
+    Status out = Status(err.code(), message, err.sys_errno()).WithSubject(err.subject());
     return err.IsNotFound() ? out : out.Wrap("pull " + ref.String());
   }
   return Status::Internal("pull " + ref.String(), "no endpoint");
@@ -634,7 +635,9 @@ Status Store::Remove(std::string_view ref_text) {
         }
       }
     }
-    if (removed == 0) return Status::NotFound("image " + key + " not found locally");
+    if (removed == 0) {
+      return Status::NotFound("image " + key + " not found locally").WithSubject(StatusSubject::kImage);
+    }
     return Status::OK();
   }));
   auto gc_lock = sys::FileLock::TryAcquire(LockPath("gc"), sys::FileLock::Mode::kExclusive);

@@ -189,20 +189,22 @@ Status BoxImpl::Start() {
   BOXLITE_RETURN_IF_ERROR(runtime_->CheckOpen());
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<sys::FileLock> box_lock;
-  if (persistent()) {
+  // A removed box has no directory left to lock: say what happened instead.
+  if (persistent() && state_ != State::kRemoved) {
     auto l = sys::FileLock::Acquire(DirPath("lock"));
     if (!l.ok()) return l.error().Wrap("lock box " + name_);
     box_lock.emplace(std::move(l).value());
     RefreshLocked();
   }
   if (state_ == State::kRemoved) {
-    return Status::FailedPrecondition("box " + name_ + " was removed", "create a new box");
+    return Status::FailedPrecondition("box " + name_ + " was removed", "create a new box")
+        .WithSubject(StatusSubject::kBox);
   }
   if (state_ == State::kRunning && channel_ && Usable().ok()) return Status::OK();
   Status s = StartLocked();
   if (!s.ok()) {
     runtime_->counters().boxes_failed++;
-    return Status(s.code(), "start box " + name_ + ": " + s.message(), s.sys_errno());
+    return s.Wrap("start box " + name_);
   }
   return s;
 }
@@ -667,7 +669,10 @@ Status BoxImpl::StopLocked(bool graceful, std::optional<std::chrono::seconds> li
     }
     if (net_) net_->Kill();
     net_.reset();
-    if (channel_) channel_->Close(Status::FailedPrecondition("box " + name_ + " was stopped"));
+    if (channel_) {
+      channel_->Close(
+          Status::FailedPrecondition("box " + name_ + " was stopped").WithSubject(StatusSubject::kBox));
+    }
     StopHealthLocked();
     channel_.reset();
     main_.reset();
@@ -700,7 +705,8 @@ Status BoxImpl::Remove(bool force) {
   }
   if (state_ == State::kRunning && !force) {
     return Status::FailedPrecondition("box " + name_ + " is running",
-                                      "stop it first, or remove it with force (rm -f)");
+                                      "stop it first, or remove it with force (rm -f)")
+        .WithSubject(StatusSubject::kBox);
   }
   // The disk goes with the box: no clean shutdown to wait for.
   BOXLITE_RETURN_IF_ERROR(StopLocked(/*graceful=*/false));
@@ -715,15 +721,18 @@ Status BoxImpl::Remove(bool force) {
 Status BoxImpl::Usable() {
   if (state_ == State::kRunning && !channel_ && persistent()) {
     return Status::FailedPrecondition("box " + name_ + " is running but not connected",
-                                      "call Start() to attach");
+                                      "call Start() to attach")
+        .WithSubject(StatusSubject::kBox);
   }
   if (state_ == State::kCreated) {
-    return Status::FailedPrecondition("box " + name_ + " is not started", "call Start() first");
+    return Status::FailedPrecondition("box " + name_ + " is not started", "call Start() first")
+        .WithSubject(StatusSubject::kBox);
   }
   if (state_ != State::kRunning) {
-    return Status::FailedPrecondition("box " + name_ + " is stopped");
+    return Status::FailedPrecondition("box " + name_ + " is stopped", "start it again")
+        .WithSubject(StatusSubject::kBox);
   }
-  return Died();
+  return AboutSubject(Died(), StatusSubject::kBox);
 }
 
 Status BoxImpl::Died() {
@@ -775,7 +784,8 @@ Status BoxImpl::DeathStatus(const Status& channel_status) {
   std::string console = ConsoleTail();
   if (!console.empty()) detail += "; guest console: " + console;
   return Status::Unavailable("box " + name_ + " stopped unexpectedly (" + detail + ")",
-                             "start a new box");
+                             "start a new box")
+      .WithSubject(StatusSubject::kBox);
 }
 
 Result<protocol::ExecRequest> BoxImpl::ExecRequestLocked(const ExecOptions& options) {
@@ -787,11 +797,12 @@ Result<protocol::ExecRequest> BoxImpl::ExecRequestLocked(const ExecOptions& opti
     const auto& args = options.argv.empty() ? img.cmd : options.argv;
     req.argv.insert(req.argv.end(), args.begin(), args.end());
     if (req.argv.empty()) {
-      return Status::InvalidArgument("no command given and the image has no Entrypoint or Cmd");
+      return Status::InvalidArgument("no command given and the image has no Entrypoint or Cmd")
+          .WithSubject(StatusSubject::kExec);
     }
   }
   if (req.argv.empty() || req.argv[0].empty()) {
-    return Status::InvalidArgument("exec needs a command");
+    return Status::InvalidArgument("exec needs a command").WithSubject(StatusSubject::kExec);
   }
   req.env = MergeEnv(img.env, options_.env, options.env);
   req.cwd = FirstNonEmpty({options.cwd, options_.working_dir, img.working_dir}, "/");
@@ -802,7 +813,8 @@ Result<protocol::ExecRequest> BoxImpl::ExecRequestLocked(const ExecOptions& opti
   req.stdin_open = options.open_stdin || options.stdin_data.has_value() || options.tty;
   req.detached = options.detached;
   if (options.detached && req.stdin_open) {
-    return Status::InvalidArgument("a detached exec has no stdin or terminal");
+    return Status::InvalidArgument("a detached exec has no stdin or terminal")
+        .WithSubject(StatusSubject::kExec);
   }
   BOXLITE_RETURN_IF_ERROR(FitsInAFrame("exec", protocol::ToJson(req), "the command line and environment"));
   return req;
@@ -817,7 +829,9 @@ Result<std::shared_ptr<ExecImpl>> BoxImpl::CallExec(const std::shared_ptr<AgentC
                              Clock::now() + std::chrono::seconds(60), &sink, &stream);
   if (!reply.ok()) {
     if (reply.error().IsUnavailable()) return explain(reply.error());
-    return reply.error().Wrap("exec " + base::ShellQuote(req.argv[0]));
+    // The agent refused to start this command (a channel failure says kBox already).
+    return reply.error().Wrap("exec " + base::ShellQuote(req.argv[0]))
+        .WithDefaultSubject(StatusSubject::kExec);
   }
   protocol::ExecResponse resp;
   Status parsed = protocol::FromJson(*reply, &resp);

@@ -47,7 +47,9 @@ Status AgentChannel::health() {
 void AgentChannel::Close(const Status& why) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (closed_.ok()) closed_ = why;
+    // A closed channel is the box's condition (stopped, dead or misbehaving), whatever
+    // the call that meets it.
+    if (closed_.ok()) closed_ = why.WithDefaultSubject(StatusSubject::kBox);
   }
   // Wakes the reader; it then fails every sink.
   ::shutdown(socket_.get(), SHUT_RDWR);
@@ -66,7 +68,7 @@ Status AgentChannel::Send(const std::string& frames) {
     if (n < 0) {
       if (errno == EINTR) continue;
       Status s = sys::ErrnoStatus(errno, "write to the box's agent");
-      return Status::Unavailable(s.message());
+      return Status::Unavailable(s.message()).WithSubject(StatusSubject::kBox);
     }
     p += n;
     left -= static_cast<size_t>(n);
@@ -173,7 +175,7 @@ void AgentChannel::ReaderLoop() {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (closed_.ok()) closed_ = why;
+    if (closed_.ok()) closed_ = why.WithDefaultSubject(StatusSubject::kBox);
     why = closed_;
   }
   FailAll(why);

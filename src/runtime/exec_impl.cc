@@ -47,7 +47,10 @@ ExecImpl::~ExecImpl() {
 
 Status ExecImpl::WriteStdin(std::string_view bytes) {
   std::lock_guard<std::mutex> writer(stdin_mu_);
-  if (stdin_closed_) return Status::FailedPrecondition("stdin was closed");
+  if (stdin_closed_) {
+    return Status::FailedPrecondition("stdin was closed", "open a new exec to send more input")
+        .WithSubject(StatusSubject::kExec);
+  }
   while (!bytes.empty()) {
     size_t n;
     {
@@ -56,7 +59,9 @@ Status ExecImpl::WriteStdin(std::string_view bytes) {
         return sink_->stdin_credit > 0 || sink_->exit.has_value() || !sink_->failure.ok();
       });
       if (!sink_->failure.ok()) return sink_->failure;
-      if (sink_->exit.has_value()) return Status::FailedPrecondition("the process has exited");
+      if (sink_->exit.has_value()) {
+        return Status::FailedPrecondition("the process has exited").WithSubject(StatusSubject::kExec);
+      }
       n = std::min({bytes.size(), static_cast<size_t>(sink_->stdin_credit),
                     protocol::kMaxDataChunk});
       sink_->stdin_credit -= static_cast<int64_t>(n);
@@ -93,7 +98,9 @@ void ExecImpl::ReturnCredit(int fd, size_t consumed) {
 }
 
 Result<std::string> ExecImpl::Read(int fd, std::optional<std::chrono::milliseconds> timeout) {
-  if (fd != 1 && fd != 2) return Status::InvalidArgument("Read: fd must be 1 or 2");
+  if (fd != 1 && fd != 2) {
+    return Status::InvalidArgument("Read: fd must be 1 or 2").WithSubject(StatusSubject::kExec);
+  }
   std::string chunk;
   {
     std::unique_lock<std::mutex> lock(sink_->mu);
@@ -161,16 +168,20 @@ Status ExecImpl::Signal(int signo) {
     // Racing with the exit is not an error for the caller.
     std::lock_guard<std::mutex> lock(sink_->mu);
     if (sink_->exit.has_value()) return Status::OK();
-    return r.error();
+    return r.error().WithDefaultSubject(StatusSubject::kExec);
   }
   return Status::OK();
 }
 
 Status ExecImpl::Resize(int rows, int cols) {
-  if (!tty_) return Status::FailedPrecondition("resize: the exec has no terminal");
+  if (!tty_) {
+    return Status::FailedPrecondition("resize: the exec has no terminal",
+                                      "start it with a terminal (tty=True) to resize it")
+        .WithSubject(StatusSubject::kExec);
+  }
   protocol::ResizeRequest req{stream_, rows, cols};
   auto r = channel_->Call("resize", protocol::ToJson(req), Clock::now() + std::chrono::seconds(10));
-  return r.ok() ? Status::OK() : r.error();
+  return r.ok() ? Status::OK() : r.error().WithDefaultSubject(StatusSubject::kExec);
 }
 
 Status ExecImpl::Kill() { return Signal(SIGKILL); }
@@ -203,7 +214,9 @@ Result<ExitStatus> ExecImpl::Wait(std::optional<std::chrono::milliseconds> timeo
 }
 
 Status ExecImpl::DiscardOutput(int fd) {
-  if (fd != 1 && fd != 2) return Status::InvalidArgument("DiscardOutput: fd must be 1 or 2");
+  if (fd != 1 && fd != 2) {
+    return Status::InvalidArgument("DiscardOutput: fd must be 1 or 2").WithSubject(StatusSubject::kExec);
+  }
   size_t dropped = 0;
   {
     std::lock_guard<std::mutex> lock(sink_->mu);

@@ -110,7 +110,7 @@ Result<image::RootfsInfo> RuntimeImpl::RootfsOrForget(image::Store* store,
     // failed pull leaves nothing behind (its blobs go with the next collection).
     (void)store->Remove(local.reference);
   }
-  return rootfs;
+  return AboutSubject(std::move(rootfs), StatusSubject::kImage);
 }
 
 std::string DefaultHome() {
@@ -131,7 +131,8 @@ Result<image::Store*> RuntimeImpl::Store() {
     for (const auto& m : options_.registry_mirrors) opts.mirrors.push_back(m);
     for (const auto& r : options_.insecure_registries) opts.insecure_registries.push_back(r);
     opts.registries = options_.registries;
-    BOXLITE_ASSIGN_OR_RETURN(store_, image::Store::Open(sys::JoinPath(home_, "images"), opts));
+    BOXLITE_ASSIGN_OR_RETURN(store_, AboutSubject(image::Store::Open(sys::JoinPath(home_, "images"), opts),
+                                                  StatusSubject::kImage));
   }
   return store_.get();
 }
@@ -153,7 +154,9 @@ Result<vmm::AccelChoice> RuntimeImpl::Accel() {
 Result<image::LocalImage> RuntimeImpl::EnsureImage(const std::string& reference,
                                                    const PullCallback& progress) {
   BOXLITE_ASSIGN_OR_RETURN(image::Store * store, Store());
-  auto local = store->Get(reference);
+  // Everything the image store says is about the image (or, from its registry client,
+  // about a registry): Status::WithDefaultSubject keeps the more precise one.
+  auto local = AboutSubject(store->Get(reference), StatusSubject::kImage);
   if (local.ok()) return local;
   if (!local.error().IsNotFound()) return local.error();
   if (const BuiltinImage* builtin = FindBuiltin(reference)) {
@@ -161,23 +164,27 @@ Result<image::LocalImage> RuntimeImpl::EnsureImage(const std::string& reference,
     std::string archive = sys::JoinPath(assets.data_dir, builtin->archive);
     if (!sys::Exists(archive)) {
       return Status::NotFound(std::string("built-in image ") + builtin->name + " is not installed",
-                              "run `make demo` (scripts/setup.sh) to build it into " + archive);
+                              "run `make demo` (scripts/setup.sh) to build it into " + archive)
+          .WithSubject(StatusSubject::kImage);
     }
-    BOXLITE_ASSIGN_OR_RETURN(auto imported, store->Import(archive, builtin->name));
+    BOXLITE_ASSIGN_OR_RETURN(auto imported,
+                             AboutSubject(store->Import(archive, builtin->name), StatusSubject::kImage));
     if (imported.empty()) return Status::Corruption("built-in image archive is empty", archive);
     return imported.front();
   }
   ProgressAdapter adapter(reference, progress);
-  return store->Pull(reference, &adapter);
+  return AboutSubject(store->Pull(reference, &adapter), StatusSubject::kImage);
 }
 
 Result<ResolvedImage> RuntimeImpl::ResolveImage(const BoxOptions& options) {
   BOXLITE_ASSIGN_OR_RETURN(image::Store * store, Store());
   image::LocalImage local;
   if (!options.rootfs_path.empty()) {
-    BOXLITE_ASSIGN_OR_RETURN(auto imported, store->Import(options.rootfs_path, ""));
+    BOXLITE_ASSIGN_OR_RETURN(auto imported, AboutSubject(store->Import(options.rootfs_path, ""),
+                                                         StatusSubject::kImage));
     if (imported.empty()) {
-      return Status::InvalidArgument("no image in rootfs_path", options.rootfs_path);
+      return Status::InvalidArgument("no image in rootfs_path", options.rootfs_path)
+          .WithSubject(StatusSubject::kImage);
     }
     local = imported.front();
   } else {
@@ -251,7 +258,8 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& requested) {
     }
     if (taken) {
       return Status::AlreadyExists("a box named \"" + options.name + "\" exists",
-                                   "choose another name or remove it (boxlite rm)");
+                                   "choose another name or remove it (boxlite rm)")
+          .WithSubject(StatusSubject::kBox);
     }
   }
   if (box->persistent()) BOXLITE_RETURN_IF_ERROR(box->CreateOnDisk());
@@ -296,10 +304,12 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Get(std::string_view id_or_name) {
   }
   if (matches == 1) return std::shared_ptr<Box>(found);
   if (matches > 1) {
-    return Status::InvalidArgument("box id prefix is ambiguous", std::string(id_or_name));
+    return Status::InvalidArgument("box id prefix is ambiguous", std::string(id_or_name))
+        .WithSubject(StatusSubject::kBox);
   }
   return Status::NotFound("no box named or with id \"" + std::string(id_or_name) + "\"",
-                          "`boxlite ls` lists the boxes");
+                          "`boxlite ls` lists the boxes")
+      .WithSubject(StatusSubject::kBox);
 }
 
 Result<std::vector<BoxInfo>> RuntimeImpl::List() {
@@ -476,7 +486,7 @@ Result<ImageInfo> RuntimeImpl::PullImage(std::string_view reference,
     BOXLITE_ASSIGN_OR_RETURN(local, EnsureImage(std::string(reference), progress));
   } else {
     ProgressAdapter adapter(std::string(reference), progress);
-    BOXLITE_ASSIGN_OR_RETURN(local, store->Pull(reference, &adapter));
+    BOXLITE_ASSIGN_OR_RETURN(local, AboutSubject(store->Pull(reference, &adapter), StatusSubject::kImage));
   }
   if (progress) {
     PullEvent ev;
@@ -497,7 +507,7 @@ Result<ImageInfo> RuntimeImpl::PullImage(std::string_view reference,
 
 Result<std::vector<ImageInfo>> RuntimeImpl::ListImages() {
   BOXLITE_ASSIGN_OR_RETURN(image::Store * store, Store());
-  BOXLITE_ASSIGN_OR_RETURN(auto images, store->List());
+  BOXLITE_ASSIGN_OR_RETURN(auto images, AboutSubject(store->List(), StatusSubject::kImage));
   std::vector<ImageInfo> out;
   for (const auto& img : images) out.push_back(ToInfo(img));
   return out;
@@ -505,13 +515,13 @@ Result<std::vector<ImageInfo>> RuntimeImpl::ListImages() {
 
 Status RuntimeImpl::RemoveImage(std::string_view reference) {
   BOXLITE_ASSIGN_OR_RETURN(image::Store * store, Store());
-  return store->Remove(reference);
+  return AboutSubject(store->Remove(reference), StatusSubject::kImage);
 }
 
 Result<std::vector<ImageInfo>> RuntimeImpl::ImportImage(const std::string& path,
                                                         std::string_view tag) {
   BOXLITE_ASSIGN_OR_RETURN(image::Store * store, Store());
-  BOXLITE_ASSIGN_OR_RETURN(auto images, store->Import(path, tag));
+  BOXLITE_ASSIGN_OR_RETURN(auto images, AboutSubject(store->Import(path, tag), StatusSubject::kImage));
   std::vector<ImageInfo> out;
   for (const auto& img : images) out.push_back(ToInfo(img));
   return out;

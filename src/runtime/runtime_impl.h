@@ -100,8 +100,8 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   std::optional<Result<vmm::AccelChoice>> accel_;          // Guarded by mu_.
   std::map<std::string, std::weak_ptr<BoxImpl>> boxes_;    // Guarded by mu_.
   Counters counters_;
-  std::atomic<bool> shut_down_{false};
   VolumeStore volumes_;
+  std::atomic<bool> shut_down_{false};
 };
 
 }  // namespace boxlite::runtime

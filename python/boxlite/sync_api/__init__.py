@@ -1,0 +1,76 @@
+"""BoxLite 0.9's synchronous API under its own names, without greenlet.
+
+::
+
+    from boxlite.sync_api import SyncSimpleBox
+
+    with SyncSimpleBox(image="alpine:latest") as box:
+        print(box.exec("echo", "hello").stdout)
+
+Each class here *is* the class of :mod:`boxlite.sync` (``SyncSimpleBox is
+boxlite.sync.SimpleBox``, ``SyncBoxlite is boxlite.sync.Boxlite``, ...), so the two
+spellings mix freely. Unlike 0.9's, these classes need no dispatcher and also work when
+called from inside a running event loop (they block their caller like any blocking
+call); see :mod:`boxlite.sync`.
+
+Not here yet: ``SyncCodeBox``, ``SyncSkillBox`` and ``SyncNetworkHandle`` (their boxes
+and network tunnels are not in this build); asking for one raises an ``ImportError``
+that is also a :class:`boxlite.NotSupportedError` and names the missing feature.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import NotSupportedError
+from ..sync import Box as SyncBox
+from ..sync import Boxlite as SyncBoxlite
+from ..sync import Execution as SyncExecution
+from ..sync import ExecStderr as SyncExecStderr
+from ..sync import ExecStdin as SyncExecStdin
+from ..sync import ExecStdout as SyncExecStdout
+from ..sync import Images as SyncImageHandle
+from ..sync import SimpleBox as SyncSimpleBox
+from ..sync import SyncBase, SyncContextManager
+
+__all__ = [
+    "SyncBase",
+    "SyncBox",
+    "SyncBoxlite",
+    "SyncContextManager",
+    "SyncExecStderr",
+    "SyncExecStdin",
+    "SyncExecStdout",
+    "SyncExecution",
+    "SyncImageHandle",
+    "SyncSimpleBox",
+]
+
+# 0.9's synchronous names whose feature this build does not have yet.
+MISSING: dict[str, str] = {
+    "SyncCodeBox": "CodeBox (a box that runs Python code)",
+    "SyncSkillBox": "SkillBox (a box running an agent with skills)",
+    "SyncNetworkHandle": "box network tunnels (box.network.tunnel)",
+    "SyncBoxTunnel": "box network tunnels (box.network.tunnel)",
+}
+
+
+class FeatureNotAvailableError(NotSupportedError, ImportError):
+    """A 0.9 name whose feature is not in this build: an ImportError (so ``from
+    boxlite.sync_api import SyncCodeBox`` fails as a missing name does) that is also a
+    :class:`boxlite.NotSupportedError`."""
+
+
+def missing(module: str, name: str) -> FeatureNotAvailableError:
+    """The error for a 0.9 synchronous name whose feature is not in this build."""
+    return FeatureNotAvailableError(
+        f"{module}.{name} is not available: this build of BoxLite does not have "
+        f"{MISSING[name]} yet; use the classes in boxlite.sync_api.__all__",
+        code="not_supported",
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in MISSING:
+        raise missing(__name__, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
