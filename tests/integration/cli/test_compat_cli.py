@@ -423,8 +423,7 @@ def test_create_rm_all_and_aggregated_errors(cli_binary, tmp_path):
 
 # --- Flags whose effect lives in the core --------------------------------------------------
 # The CLI passes these on (BoxOptions.security / capabilities / entrypoint / cmd and
-# CopyOptions); the core enforces them. Where it does not yet, the test is a strict xfail:
-# its first pass fails, so the marker goes then.
+# CopyOptions); the core enforces them, and these tests look at the effect.
 
 def qemu_status(pid):
     with open(f"/proc/{pid}/status") as f:
@@ -452,7 +451,6 @@ def test_security_disable_is_accepted_and_the_vm_stays_confined(cli_binary, tmp_
         c.run("rm", "-f", "open")
 
 
-@pytest.mark.xfail(strict=True, reason="the agent applies BoxOptions.capabilities")
 def test_cap_drop_all_and_cap_add_one(home_cli):
     p = home_cli.run("run", "--rm", "--cap-drop", "ALL", "--cap-add", "CHOWN", BASE, "sh", "-c",
                      "grep CapEff /proc/self/status", timeout=300)
@@ -463,8 +461,6 @@ def test_cap_drop_all_and_cap_add_one(home_cli):
 
 
 @pytest.mark.allow_background_vms
-@pytest.mark.xfail(strict=True,
-                   reason="the core runs BoxOptions.entrypoint/cmd as the main command")
 def test_create_command_is_the_main_command(cli_binary, tmp_path):
     from conftest import wait_for
     c = Cli(cli_binary, tmp_path / "home")
@@ -479,8 +475,6 @@ def test_create_command_is_the_main_command(cli_binary, tmp_path):
         c.run("rm", "-f", "main")
 
 
-@pytest.mark.xfail(strict=True, reason="Box::CopyIn/CopyOut take CopyOptions (src/cli/box_cmds.cc "
-                                       "CopyInto/CopyOutOf pass them on)")
 def test_cp_copy_options(home_cli, box, tmp_path):
     src = tmp_path / "tree"
     (src / "sub").mkdir(parents=True)
