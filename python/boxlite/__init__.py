@@ -32,6 +32,7 @@ import importlib
 import importlib.util
 from typing import Any
 
+from . import errors as _errors_module
 from ._core import core as _core_module
 from .box import Box, Execution, SimpleBox
 from .errors import (
@@ -166,6 +167,8 @@ def __getattr__(name: str) -> Any:
     if name in _SYNC_NAMES or name in ("sync", "sync_api", "SyncCodeBox", "SyncSkillBox", "SyncNetworkHandle"):
         return _sync_attribute(name)
     module_name = _EXTENSIONS.get(name)
+    if module_name is None and name in _errors_module.LATER_FEATURES and name[0].isupper():
+        raise _errors_module.not_in_this_build("boxlite", name)
     if module_name is None:
         raise AttributeError(f"module 'boxlite' has no attribute {name!r}")
     try:

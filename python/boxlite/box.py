@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING, Any
 
 from . import _args, _bridge
 from ._core import core, register_box
-from .errors import BoxliteError, BoxStateError, ConfigError, ExecError, NotSupportedError
+from .errors import (
+    LATER_FEATURES,
+    BoxliteError,
+    BoxStateError,
+    ConfigError,
+    ExecError,
+    NotSupportedError,
+    not_in_this_build,
+)
 from .options import BoxOptions, EnvLike, MountLike, NetworkSpec, PortLike, box_options_from_arguments
 from .results import BoxInfo, BoxMetrics, ExecResult
 
@@ -645,10 +653,11 @@ class Box:
                 self._stopped = True
 
     async def _ensure_started(self) -> Any:
-        core = self._require_core()
+        self._require_core()
         if not self._started or self._stopped:
+            # A SimpleBox stopped (and so removed) is created again: use the new core.
             await self.start()
-        return core
+        return self._require_core()
 
     async def __aenter__(self) -> Self:
         """Starts the box (see :meth:`start`) and returns it."""
@@ -861,6 +870,12 @@ class Box:
         core = await self._ensure_started()
         await _bridge.call(lambda: core.copy_out(src, dst, **options))
 
+    def __getattr__(self, name: str) -> Any:
+        # BoxLite 0.9's snapshot, clone, export and network handles: later features.
+        if name in LATER_FEATURES:
+            raise not_in_this_build(type(self).__name__, name, attribute=True)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     async def console_log(self) -> str:
         """The guest console so far (kernel messages, agent errors)."""
         log: bytes = await _bridge.call(self._require_core().console_log)
@@ -949,6 +964,11 @@ class SimpleBox(Box):
         existing one; None before the start."""
         return self._created
 
+    @property
+    def _ephemeral(self) -> bool:
+        # Removed by its stop (BoxOptions' lifecycle rule: auto_remove, not detached).
+        return self.options.auto_remove is not False and not self.options.detach
+
     async def _create(self, runtime: Boxlite) -> tuple[Box, bool]:
         name = self.options.name or None
         if self._reuse_existing and name:
@@ -960,8 +980,7 @@ class SimpleBox(Box):
         """Creates the box (again, after an ephemeral box was stopped) and boots it.
         Returns the box."""
         # An ephemeral box was removed by its stop: it is created again.
-        ephemeral = self.options.auto_remove is not False and not self.options.detach
-        if self._core is None or (self._stopped and ephemeral):
+        if self._core is None or (self._stopped and self._ephemeral):
             from .runtime import Boxlite
 
             runtime = self._runtime or Boxlite.default()
@@ -989,6 +1008,11 @@ class SimpleBox(Box):
 
     async def _ensure_started(self) -> Any:
         self._require_core()
+        if self._stopped and self._ephemeral:
+            # Its stop removed it: a command must not quietly boot a new, empty box.
+            raise BoxStateError(
+                f"box {self.name} was stopped and removed; `await box.start()` creates it again"
+            )
         return await super()._ensure_started()
 
     async def exec(  # type: ignore[override]

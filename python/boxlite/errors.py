@@ -281,3 +281,53 @@ def error_from_status(
     if code == "not_supported" and _NOT_SUPPORTED_HINT not in message:
         message = f"{message} ({_NOT_SUPPORTED_HINT})"
     return cls(message, code=code, context=context, subject=subject or None)
+
+
+# BoxLite 0.9 names whose features this build does not have yet, and what they are.
+LATER_FEATURES: dict[str, str] = {
+    "snapshot": "disk and memory snapshots (box.snapshot)",
+    "clone_box": "cloning a box (box.clone_box)",
+    "export": "exporting a box to a .boxlite archive (box.export)",
+    "import_box": "importing a .boxlite archive (runtime.import_box)",
+    "network": "box network handles and tunnels (box.network.tunnel)",
+    "tunnel": "box network tunnels (box.tunnel)",
+    "rest": "remote runtimes over REST (Boxlite.rest)",
+    "CodeBox": "CodeBox (a box that runs Python code)",
+    "BrowserBox": "BrowserBox (a box with a headless browser)",
+    "BrowserBoxOptions": "BrowserBox (a box with a headless browser)",
+    "SkillBox": "SkillBox (a box running an agent with skills)",
+    "Secret": "secrets substituted by the network gateway (Secret)",
+    "SnapshotHandle": "disk and memory snapshots",
+    "SnapshotInfo": "disk and memory snapshots",
+    "SnapshotOptions": "disk and memory snapshots",
+    "CloneOptions": "cloning a box",
+    "ExportOptions": "exporting a box",
+    "NetworkHandle": "box network handles and tunnels",
+    "BoxTunnel": "box network tunnels",
+    "BoxConnection": "box network tunnels",
+    "BoxliteRestOptions": "remote runtimes over REST",
+    "ApiKeyCredential": "remote runtimes over REST",
+    "AccessToken": "remote runtimes over REST",
+    "Credential": "remote runtimes over REST",
+}
+
+
+class FeatureNotAvailableError(NotSupportedError, ImportError):
+    """A BoxLite 0.9 name whose feature is not in this build, imported from a module: a
+    :class:`NotSupportedError` that is also an ImportError, so ``from boxlite import
+    CodeBox`` fails as a missing name does, with this message."""
+
+
+class FeatureAttributeError(NotSupportedError, AttributeError):
+    """The same for an attribute of a box or runtime (``box.snapshot``): also an
+    AttributeError, so ``hasattr`` answers False."""
+
+
+def not_in_this_build(owner: str, name: str, *, attribute: bool = False) -> NotSupportedError:
+    """The error for `owner.name`, a 0.9 name listed in LATER_FEATURES."""
+    cls = FeatureAttributeError if attribute else FeatureNotAvailableError
+    return cls(
+        f"{owner}.{name} is not available: this build of BoxLite does not have "
+        f"{LATER_FEATURES[name]} yet",
+        code="not_supported",
+    )

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from . import _args, _bridge
 from .box import Box
-from .errors import BoxStateError, ConfigError
+from .errors import LATER_FEATURES, BoxStateError, ConfigError, not_in_this_build
 from .images import ImageHandle, Images
 from .options import BoxOptions, Options, box_options_for
 from .results import BoxInfo, RuntimeMetrics
@@ -171,6 +171,17 @@ class Boxlite:
             raise ConfigError(f"timeout must be an int number of seconds, not {type(timeout).__name__}")
         await _bridge.call(self._core.shutdown, timeout)
         self._open = False
+
+    @staticmethod
+    def rest(options: Any = None) -> Boxlite:
+        """BoxLite 0.9's REST-backed runtime: not in this build (NotSupportedError)."""
+        raise not_in_this_build("Boxlite", "rest")
+
+    def __getattr__(self, name: str) -> Any:
+        # BoxLite 0.9's import_box: a later feature.
+        if name in LATER_FEATURES:
+            raise not_in_this_build("Boxlite", name, attribute=True)
+        raise AttributeError(f"'Boxlite' object has no attribute {name!r}")
 
     def close(self) -> None:
         """Lets go of the runtime (BoxLite 0.9 spelling; boxes keep their own lifecycle)."""

@@ -61,3 +61,24 @@ def test_extension_points_for_other_boxes() -> None:
             assert "not available in this build yet" in str(exc)
         else:
             assert issubclass(cls, boxlite.SimpleBox)
+
+
+def test_later_features_say_they_are_missing() -> None:
+    """BoxLite 0.9 names whose features are not in this build raise NotSupportedError
+    (also ImportError/AttributeError) naming the feature, not a bare AttributeError."""
+    for name in ("CodeBox", "BrowserBox", "SkillBox", "Secret", "BoxliteRestOptions"):
+        with pytest.raises(boxlite.NotSupportedError, match="not available"):
+            getattr(boxlite, name)
+        with pytest.raises(ImportError):
+            exec(f"from boxlite import {name}", {})
+    box = boxlite.SimpleBox("boxlite/base")  # Not started: no VM is involved.
+    for name in ("snapshot", "clone_box", "export", "network", "tunnel"):
+        with pytest.raises(boxlite.NotSupportedError, match="not available"):
+            getattr(box, name)
+        assert not hasattr(box, name)
+    with pytest.raises(boxlite.NotSupportedError, match="import_box"):
+        boxlite.Boxlite.default().import_box  # noqa: B018
+    with pytest.raises(boxlite.NotSupportedError, match="REST"):
+        boxlite.Boxlite.rest(None)
+    with pytest.raises(AttributeError):
+        box.no_such_attribute  # noqa: B018

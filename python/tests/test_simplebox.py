@@ -167,9 +167,17 @@ async def test_stop_then_exec_is_a_state_error(no_leaks: None) -> None:
     """await box.stop() stops (and removes) the box; later commands raise BoxStateError."""
     box = boxlite.SimpleBox(IMAGE, memory=MEMORY)
     async with box:
+        runtime = boxlite.Boxlite.default()
         await box.stop()
+        running = len(await runtime.list_info(_state="running"))
         with pytest.raises(boxlite.BoxStateError, match="stopped|removed"):
             await box.exec("true")
+        # No second VM was booted for that command, and start() really makes a new box.
+        assert len(await runtime.list_info(_state="running")) == running
+        old_id = box.id
+        await box.start()
+        assert box.id != old_id
+        assert (await box.exec("echo", "again")).stdout == "again\n"
 
 
 async def test_streaming(shared_box: boxlite.SimpleBox) -> None:

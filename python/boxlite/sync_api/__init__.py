@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import NotSupportedError
+from ..errors import FeatureNotAvailableError
 from ..sync import Box as SyncBox
 from ..sync import Boxlite as SyncBoxlite
 from ..sync import Execution as SyncExecution
@@ -53,12 +53,6 @@ MISSING: dict[str, str] = {
     "SyncNetworkHandle": "box network tunnels (box.network.tunnel)",
     "SyncBoxTunnel": "box network tunnels (box.network.tunnel)",
 }
-
-
-class FeatureNotAvailableError(NotSupportedError, ImportError):
-    """A 0.9 name whose feature is not in this build: an ImportError (so ``from
-    boxlite.sync_api import SyncCodeBox`` fails as a missing name does) that is also a
-    :class:`boxlite.NotSupportedError`."""
 
 
 def missing(module: str, name: str) -> FeatureNotAvailableError:
