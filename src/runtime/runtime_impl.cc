@@ -8,12 +8,13 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include "src/base/log.h"
 #include "boxlite/config.h"
+#include "src/base/log.h"
 #include "src/base/macros.h"
 #include "src/base/scope_exit.h"
 #include "src/base/strings.h"
 #include "src/image/reference.h"
+#include "src/protocol/capabilities.h"
 #include "src/runtime/box_impl.h"
 #include "src/runtime/box_record.h"
 #include "src/runtime/exec_env.h"
@@ -285,7 +286,10 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Get(std::string_view id_or_name) {
   // Persistent boxes of other processes (or earlier runs) live on disk.
   std::optional<BoxRecord> on_disk;
   for (auto& record : LoadAllRecords(BoxesDir())) {
-    if (boxes_.count(record.id)) continue;
+    // A box object of this process that was let go (its entry expired) is found again on
+    // disk; a live one was matched above.
+    auto known = boxes_.find(record.id);
+    if (known != boxes_.end() && !known->second.expired()) continue;
     if (record.name == id_or_name || record.id == id_or_name) {
       on_disk = std::move(record);
       matches = 1;
@@ -318,7 +322,8 @@ Result<std::vector<BoxInfo>> RuntimeImpl::List() {
     std::lock_guard<std::mutex> lock(mu_);
     boxes = LiveBoxesLocked();
     for (auto& record : LoadAllRecords(BoxesDir())) {
-      if (boxes_.count(record.id)) continue;
+      auto known = boxes_.find(record.id);
+      if (known != boxes_.end() && !known->second.expired()) continue;  // Listed above.
       boxes.push_back(std::make_shared<BoxImpl>(shared_from_this(), std::move(record)));
     }
   }
@@ -333,10 +338,13 @@ Result<std::vector<BoxInfo>> RuntimeImpl::List() {
 namespace {
 
 // Whether adopting a box created with `existing` for a caller asking for `wanted` would
-// change what the box may do on the host. BoxLite 0.9 compares the container capability
-// policy; this build's one privilege option is allow_host (reaching the host).
+// change what the box may do. BoxLite 0.9 compares the container capability policy; this
+// build also compares allow_host (reaching the host). Capabilities are compared as the
+// sets they give (["chown"] and ["CAP_CHOWN"] are the same policy).
 bool SamePrivileges(const BoxOptions& existing, const BoxOptions& wanted) {
-  // TODO(#12): compare BoxOptions::capabilities (add, drop) here once it exists.
+  auto have = protocol::ComputeCapabilities(existing.capabilities.add, existing.capabilities.drop);
+  auto want = protocol::ComputeCapabilities(wanted.capabilities.add, wanted.capabilities.drop);
+  if (!have.ok() || !want.ok() || *have != *want) return false;
   return existing.allow_host == wanted.allow_host;
 }
 

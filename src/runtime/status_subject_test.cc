@@ -87,5 +87,30 @@ TEST_F(StatusSubjectTest, BoxStateAndTakenNamesAreAboutABox) {
   EXPECT_EQ(restarted.subject(), StatusSubject::kBox);
 }
 
+// A persistent box whose object this process let go is found again on disk, by name and
+// by id, and listed: an expired entry of the runtime's box table hides nothing.
+TEST_F(StatusSubjectTest, PersistentBoxLetGoIsFoundAgain) {
+  BoxOptions options;
+  options.image = "boxlite/base";
+  options.name = "kept-box";
+  options.auto_remove = false;
+  std::string id;
+  {
+    auto box = rt_->Create(options);
+    ASSERT_TRUE(box.ok()) << box.error().ToString();
+    id = (*box)->id();
+  }
+  for (const std::string& key : {std::string("kept-box"), id}) {
+    auto found = rt_->Get(key);
+    ASSERT_TRUE(found.ok()) << key << ": " << found.error().ToString();
+    EXPECT_EQ((*found)->id(), id);
+  }
+  auto listed = rt_->List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id, id);
+  EXPECT_TRUE(rt_->Remove("kept-box", false).ok());
+}
+
 }  // namespace
 }  // namespace boxlite

@@ -244,6 +244,18 @@ def test_get_or_create_both_ways_and_refuses_other_privileges(rt):
         with pytest.raises(boxlite.BoxStateError, match="capability policy"):
             run(rt.get_or_create(boxlite.BoxOptions(image=BASE, network=boxlite.NetworkSpec(
                 mode="enabled", allow_host=True)), name="lc-goc"))
+        # 0.9's rule: another capability set is another policy; the same set spelled
+        # otherwise (case, CAP_ prefix) is the same one.
+        def caps(add):
+            return boxlite.BoxOptions(image=BASE, advanced=boxlite.AdvancedBoxOptions(
+                capabilities=boxlite.ContainerCapabilities(add=add)))
+        with pytest.raises(boxlite.BoxStateError, match="capability policy"):
+            run(rt.get_or_create(caps(["NET_ADMIN"]), name="lc-goc"))
+        run(rt.remove("lc-goc", force=True))
+        capped, created = run(rt.get_or_create(caps(["net_admin"]), name="lc-goc"))
+        assert created is True
+        again, created = run(rt.get_or_create(caps(["CAP_NET_ADMIN"]), name="lc-goc"))
+        assert created is False and again.id == capped.id
         unnamed_a, made_a = run(rt.get_or_create(opts))
         unnamed_b, made_b = run(rt.get_or_create(opts))
         assert made_a and made_b and unnamed_a.id != unnamed_b.id

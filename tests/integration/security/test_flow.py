@@ -124,7 +124,10 @@ def test_port_stealing_flood_is_dropped_and_cli_memory_stays_bounded(cli, regist
     stderr_path = cli.home / "flood.stderr"
     with open("/dev/full", "wb") as full, open(stderr_path, "wb") as err:
         proc = subprocess.Popen(
-            [cli.binary, "run", "--rm", "--memory", "512", ref, "python3", "-c", FLOOD,
+            # Guest root with every capability (Docker's default set lacks SYS_PTRACE,
+            # which taking PID 1's port needs; a guest kernel exploit gives no less).
+            [cli.binary, "run", "--rm", "--memory", "512", "--cap-add", "ALL", ref,
+             "python3", "-c", FLOOD,
              str(1536 * MiB), "1", "2", "3", "4"],
             stdout=full, stderr=err, env=cli.env)
         peak = 0
@@ -143,7 +146,9 @@ def test_port_stealing_flood_is_dropped_and_cli_memory_stays_bounded(cli, regist
 SDK_FLOOD = SDK_PRELUDE + r"""
 ref, flood = sys.argv[1], sys.argv[2]
 out = {}
-with bs.SimpleBox(ref, memory=512) as box:
+# Guest root with every capability, as in the CLI test.
+everything = boxlite.AdvancedBoxOptions(capabilities=boxlite.ContainerCapabilities(add=["ALL"]))
+with bs.SimpleBox(ref, memory=512, advanced=everything) as box:
     # Streams: 1 hello, 2 this exec, 3 the unread victim, 4 the flood itself.
     assert box.exec("true").exit_code == 0
     victim = box.stream("sleep", "600", open_stdin=False)
