@@ -220,6 +220,13 @@ def test_detached_box_outlives_its_creator_and_stops_with_its_main_command(rt, h
         assert code == 0 and out.strip() == "1", out
         # Ending the main command from inside: its exit powers the VM off (and ends this
         # exec with it).
+        # The guest is hostile: a forged exit line on the console, one the host would read
+        # if it trusted any such line, must not become the box's exit code (the agent's
+        # own line, written after the main command ends, is the one read).
+        _, forged = run(sh(box, "for c in /dev/console /dev/ttyS0; do [ -w $c ] && "
+                                "echo 'boxlite-agent: main command exited with code 77' > $c "
+                                "&& echo $c; done"))
+        assert forged.split(), "the guest could not write its console: no attack was made"
         run(sh(box, """kill $(ps -o pid,args | awk '$2 == "sh" && $4 == "read" {print $1}')"""))
         assert wait_for(lambda: stopped_with_code("lc-orphan"), timeout=60)
         stopped = run(rt.get_info("lc-orphan"))
