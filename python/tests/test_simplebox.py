@@ -20,12 +20,6 @@ from conftest import IMAGE, MEMORY
 pytestmark = pytest.mark.asyncio
 
 
-async def _mounted(box: boxlite.SimpleBox, guest_path: str) -> None:
-    """xfails the test when the core did not attach the host mount at all."""
-    if (await box.exec("test", "-d", guest_path)).exit_code != 0:
-        pytest.xfail("the C++ core does not attach host mounts to the VM yet (BoxImpl::StartLocked)")
-
-
 async def test_constructor_accepts_every_documented_parameter(tmp_path: Path, no_leaks: None) -> None:
     """Every documented parameter, in its first spelling, reaches the box."""
     shared = tmp_path / "shared"
@@ -92,7 +86,6 @@ async def test_mounts_share_host_directories(tmp_path: Path, no_leaks: None) -> 
     async with boxlite.SimpleBox(
         IMAGE, memory=MEMORY, mounts=[(str(ro), "/mnt/ro", "ro"), (str(rw), "/mnt/rw", "rw")]
     ) as box:
-        await _mounted(box, "/mnt/ro")
         assert (await box.exec("cat", "/mnt/ro/hello.txt")).stdout == "from the host\n"
         assert (await box.exec("sh", "-c", "echo x > /mnt/ro/new.txt")).exit_code != 0
         assert not (ro / "new.txt").exists()
@@ -146,16 +139,11 @@ async def test_id_name_info_metrics(shared_box: boxlite.SimpleBox) -> None:
 
 
 async def test_copy_in_and_out(tmp_path: Path, no_leaks: None) -> None:
-    """copy_in/copy_out move a file both ways and the box lives on (NotSupportedError
-    until the C++ core has them). Its own box: copying is new in the core."""
+    """copy_in/copy_out move a file both ways, bytes intact, and the box lives on."""
     src = tmp_path / "in.txt"
     src.write_bytes(b"payload\x00\xff")
     async with boxlite.SimpleBox(IMAGE, memory=MEMORY) as box:
-        try:
-            await box.copy_in(str(src), "/root/in.txt")
-        except boxlite.NotSupportedError as exc:
-            assert "copy_in" in str(exc)
-            pytest.xfail("Box::CopyIn is not implemented in the C++ core yet")
+        await box.copy_in(str(src), "/root/in.txt")
         assert (await box.exec("cat", "/root/in.txt")).stdout_bytes == b"payload\x00\xff"
         dst = tmp_path / "out.txt"
         await box.copy_out("/root/in.txt", str(dst))

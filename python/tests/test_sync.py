@@ -70,14 +70,11 @@ def test_info_and_metrics(shared_sync_box: boxlite.sync.SimpleBox) -> None:
 
 
 def test_copy_in_and_out(tmp_path: Path, no_leaks: None) -> None:
-    """copy_in / copy_out (NotSupportedError until the C++ core has them); own box."""
+    """copy_in / copy_out move a file both ways; own box."""
     src = tmp_path / "f"
     src.write_text("x")
     with boxlite.sync.SimpleBox(IMAGE, memory=MEMORY) as box:
-        try:
-            box.copy_in(str(src), "/root/f")
-        except boxlite.NotSupportedError:
-            pytest.xfail("Box::CopyIn is not implemented in the C++ core yet")
+        box.copy_in(str(src), "/root/f")
         assert box.exec("cat", "/root/f").stdout == "x"
         box.copy_out("/root/f", str(tmp_path / "back"))
         assert (tmp_path / "back").read_text() == "x"

@@ -23,6 +23,7 @@
 #include "src/protocol/capabilities.h"
 #include "src/runtime/console_log.h"
 #include "src/runtime/exec_env.h"
+#include "src/runtime/home_tmp.h"
 #include "src/runtime/exec_impl.h"
 #include "src/runtime/file_transfer.h"
 #include "src/runtime/health.h"
@@ -277,6 +278,9 @@ Status BoxImpl::LaunchLocked() {
   }
   std::string tmp = runtime_->TmpDir();
   BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(tmp, 0700));
+  // Files of this box exist by name in tmp/ until unlinked below: a sweep spares them while
+  // this is held (src/runtime/home_tmp.h).
+  BOXLITE_ASSIGN_OR_RETURN(sys::FileLock tmp_window, EnterTmpWindow(tmp));
 
   vmm::VmConfig config;
   base::UniqueFd disk;
@@ -356,6 +360,7 @@ Status BoxImpl::LaunchLocked() {
     config.agent_fds.push_back(sp[1]);
     guest_ends.emplace_back(sp[1]);
   }
+  tmp_window.Unlock();  // Nothing of this box is left in tmp/ by name.
   auto t_fs = Clock::now();
   stages.filesystem_setup_ms = Millis(t_fs - t_image);
   // Fd set 1: the overlay (QEMU opens it read-write, and read-only while probing); 2: the

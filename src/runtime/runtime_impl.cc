@@ -18,6 +18,7 @@
 #include "src/runtime/box_impl.h"
 #include "src/runtime/box_record.h"
 #include "src/runtime/exec_env.h"
+#include "src/runtime/home_tmp.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/file_lock.h"
 #include "src/sys/fs.h"
@@ -562,6 +563,7 @@ Result<std::shared_ptr<Runtime>> Runtime::Open(const RuntimeOptions& options) {
   for (const char* sub : {"tmp", "boxes", "images", "volumes"}) {
     BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(sys::JoinPath(home, sub), 0700));
   }
+  runtime::SweepStaleTmp(sys::JoinPath(home, "tmp"));  // Files of killed processes.
   if (::access(home.c_str(), W_OK) != 0) {
     return Status::PermissionDenied("the BoxLite home is not writable", home);
   }

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import add_session_root
 
-boxlite = pytest.importorskip("boxlite")
+import boxlite  # noqa: E402  (the SDK under test; main's install or PYTHONPATH)
 
 BASE = "boxlite/base"
 MEMORY = 512
@@ -250,11 +250,6 @@ def test_attach_by_id_and_unknown_ids(box):
 
 
 def test_attach_to_the_main_command(runtime):
-    from boxlite._core import core
-
-    if not hasattr(core.Box, "attach_main"):
-        pytest.skip("the core binding has no Box.attach_main yet (the box main-command work)")
-
     async def scenario():
         main = await runtime.create(boxlite.BoxOptions(
             image=BASE, memory_mib=MEMORY, network="none",
@@ -386,9 +381,6 @@ def test_simplebox_with_0_9_constructor(runtime, tmp_path):
 
 
 def test_simplebox_reuse_existing(runtime):
-    if not hasattr(runtime, "get_or_create"):
-        pytest.skip("Boxlite.get_or_create is not in this build yet (the runtime lifecycle work)")
-
     async def scenario():
         first = boxlite.SimpleBox(BASE, memory_mib=MEMORY, runtime=runtime, name="compat-reuse",
                                   auto_remove=False, network="none")

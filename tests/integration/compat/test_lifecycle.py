@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-boxlite = pytest.importorskip("boxlite")
+import boxlite  # noqa: E402  (the SDK under test; main's install or PYTHONPATH)
 
 from conftest import add_session_root, wait_for  # noqa: E402
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import add_session_root
 
-boxlite = pytest.importorskip("boxlite")
+import boxlite  # noqa: E402  (the SDK under test; main's install or PYTHONPATH)
 import boxlite.sync  # noqa: E402
 from boxlite.sync_api import (  # noqa: E402
     SyncBase,
@@ -30,14 +30,6 @@ from boxlite.sync_api import (  # noqa: E402
 
 IMAGE = "boxlite/base"
 MEMORY = 512
-
-
-def needs(obj, attr):
-    """Skips when a 0.9 method of the async API (which the sync one runs) is not in this
-    build yet."""
-    if not hasattr(obj, attr):
-        owner = obj.__name__ if isinstance(obj, type) else type(obj).__name__
-        pytest.skip(f"boxlite.{owner}.{attr} is not in this build yet")
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +85,6 @@ def test_sync_boxlite_runtime_methods(rt, homes):
     # Files under the runtime's own home, not the default one.
     assert (homes[1] / "images").is_dir()
     try:
-        needs(rt.runtime, "get_info")
         assert rt.get_info("sync-api-made").id == b.id and rt.get_info("sync-api-none") is None
     finally:
         rt.remove("sync-api-made")
@@ -106,7 +97,6 @@ def test_sync_boxlite_default_is_shared_with_async(homes):
     assert SyncBoxlite.default() is default
     assert default.runtime is boxlite.Boxlite.default()
     assert default.home_dir == boxlite.Boxlite.default().home_dir
-    needs(boxlite.Boxlite, "init_default")
     with pytest.raises(RuntimeError):
         SyncBoxlite.init_default(boxlite.Options(home_dir=str(homes[1])))  # Too late: it exists.
 
@@ -120,13 +110,11 @@ def test_sync_boxlite_get_or_create_metrics_shutdown(homes, tmp_path):
     counted = own.create(boxlite.BoxOptions(image=IMAGE, memory_mib=MEMORY), name="counted")
     assert own.metrics().boxes_created_total == 1
     own.remove(counted.id)
-    needs(own.runtime, "get_or_create")
     opts = boxlite.BoxOptions(image=IMAGE, memory_mib=MEMORY, name="goc", auto_remove=False)
     first, created = own.get_or_create(opts)
     again, created_again = own.get_or_create(opts)
     assert (created, created_again) == (True, False) and again.id == first.id
     own.remove("goc")
-    needs(own.runtime, "shutdown")
     own.shutdown()
     with pytest.raises(RuntimeError):
         own.create(boxlite.BoxOptions(image=IMAGE, memory_mib=MEMORY))
@@ -234,7 +222,6 @@ def test_sync_simplebox_09_style_with_reuse(homes):
     on SyncBoxlite.default(); exec returns an ExecResult; a second box of that name is
     the same box (created False), with its disk."""
     rt = SyncBoxlite.default()
-    needs(rt.runtime, "get_or_create")
     try:
         with SyncSimpleBox(image=IMAGE, memory_mib=MEMORY, name="sync-reuse", auto_remove=False,
                            reuse_existing=True) as first:
