@@ -110,10 +110,14 @@ def shared_sync_box(boxlite_home: Path) -> Iterator[object]:
 
 @pytest.fixture
 def no_leaks(boxlite_home: Path) -> Iterator[None]:
-    """Checks that a test leaves no QEMU process and no file in the home behind
-    (beyond what the session's shared boxes had when it started)."""
-    qemu_before = qemu_children()
+    """Checks that a test leaves nothing behind: the suite-wide leak monitor of
+    tests/integration/harness/leaks.py (box processes, files in the home's tmp/, sockets
+    of this process, mounts), plus no new file under the home's boxes/ (beyond what the
+    session's shared boxes had when it started)."""
+    from harness.leaks import LeakMonitor
+
+    monitor = LeakMonitor({boxlite_home})
     files_before = state_files(boxlite_home)
     yield
-    assert qemu_children() <= qemu_before, "a QEMU process outlived the test"
+    monitor.check()
     assert state_files(boxlite_home) <= files_before, "a file was left under BOXLITE_HOME"

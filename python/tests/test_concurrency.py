@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 
@@ -122,7 +124,10 @@ async def test_cancelling_execution_wait_kills_the_process(shared_box: boxlite.S
     """Cancelling a task awaiting Execution.wait() kills the streamed process too."""
     execution = await shared_box.stream("sleep", "100")
     task = asyncio.create_task(execution.wait())
-    await asyncio.sleep(0.2)
+    # Cancel once the process is seen running in the guest (the wait is then pending).
+    while not await _guest_has_sleep_100(shared_box):
+        await asyncio.sleep(0.1)
+    assert not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -130,22 +135,35 @@ async def test_cancelling_execution_wait_kills_the_process(shared_box: boxlite.S
         await asyncio.sleep(0.1)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_cancelling_box_start_leaves_nothing(no_leaks: None) -> None:
-    """A task cancelled while its box boots does not leave the VM running."""
+    """A task cancelled while its box boots does not leave the VM running. The moment is
+    observed, whatever the speed of a boot: the VM is frozen (SIGSTOP) as soon as it
+    exists, so the start cannot have finished when the task is cancelled; then it thaws."""
     box = boxlite.SimpleBox(IMAGE, memory=MEMORY)
     before = qemu_children()
+    frozen: set[int] = set()
 
     async def start_then_cancel() -> None:
         task = asyncio.create_task(box.__aenter__())
-        await asyncio.sleep(0.3)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        while not frozen:
+            for pid in qemu_children() - before:
+                os.kill(pid, signal.SIGSTOP)
+                frozen.add(pid)
+            assert not task.done(), "the box started before its VM was seen"
+            await asyncio.sleep(0.01)
+        try:
+            assert not task.done()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
 
     asyncio.run(start_then_cancel())
     # The boot finishes on its worker thread, then the box is stopped there.
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 240
     while qemu_children() - before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not qemu_children() - before

@@ -1,7 +1,7 @@
 # Shared fixtures of the integration tests: every test boots real VMs (TCG where KVM is
 # not usable) through the real `boxlite` CLI or SDK, from images built locally and served
-# by loopback registries (harness/). A monitor checks after every test that no VM process
-# and no file of an ephemeral box is left behind.
+# by loopback registries (harness/). A monitor (leak_monitor) checks after every test that
+# no box process, file of an ephemeral box, socket of this process or mount is left behind.
 import os
 import shutil
 import subprocess
@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from harness.leaks import LeakMonitor, live_processes, holds_file_under
 
 pytest_plugins = ["harness.fixtures"]
 
@@ -129,23 +131,6 @@ def fresh_cli(cli_binary, tmp_path):
     return Cli(cli_binary, tmp_path / "home")
 
 
-def live_processes():
-    """Yields (pid, parent pid, argv as a list of bytes) of every live (non-zombie) process."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                after = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            if after[0] == "Z":
-                continue
-            yield int(entry), int(after[1]), argv
-        except (OSError, IndexError, ValueError):
-            continue
-
-
 def qemu_processes(mine=True):
     """Live (non-zombie) QEMU processes (of this test session): pid -> command line."""
     out = {}
@@ -161,18 +146,7 @@ def qemu_processes(mine=True):
 def _holds_session_file(pid):
     """True when process `pid` has a descriptor on a file under SESSION_ROOTS (its disk,
     console or base image lives in a home of this session)."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if any(target.startswith(root) for root in SESSION_ROOTS):
-            return True
-    return False
+    return holds_file_under(pid, SESSION_ROOTS)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -191,16 +165,27 @@ def wait_for(predicate, timeout=5.0, interval=0.05):
 
 @pytest.fixture(autouse=True)
 def leak_monitor(request):
-    """Fails a test that leaves a VM it started running, or ephemeral files behind."""
-    before = set(qemu_processes())
+    """Fails a test that leaves behind what it started (harness/leaks.py): box processes
+    (VMs, network helpers, console writers) of this session, entries in a session home's
+    tmp/, sockets of this test process, or mounts in the host's namespace under this
+    session's roots or /tmp. Tests marked allow_background_vms may leave box processes."""
+    monitor = LeakMonitor(SESSION_ROOTS)
     yield
-    if request.node.get_closest_marker("allow_background_vms"):
-        return
-    leaked = wait_for(lambda: not (set(qemu_processes()) - before), timeout=5)
-    remaining = {p: c for p, c in qemu_processes().items() if p not in before}
-    assert leaked or not remaining, f"test left VM processes running: {remaining}"
+    monitor.check(allow_processes=bool(request.node.get_closest_marker("allow_background_vms")))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The harness's self-tests (harness/) carry the `harness_selftest` mark: they test the
+    test tools (registries, image builders), not BoxLite, and scripts/test.sh runs and
+    reports them on their own."""
+    harness = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness") + os.sep
+    for item in items:
+        if str(item.fspath).startswith(harness):
+            item.add_marker(pytest.mark.harness_selftest)
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers",
                             "allow_background_vms: the test leaves detached boxes on purpose")
+    config.addinivalue_line("markers",
+                            "harness_selftest: a test of the test harness itself, not of BoxLite")
