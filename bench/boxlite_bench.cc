@@ -1,6 +1,6 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 //
-// VM benchmarks. Each prints one JSON line (DESIGN.md §7) comparing BoxLite against a
+// VM benchmarks. Each prints one JSON line (docs/design.md §7) comparing BoxLite against a
 // floor measured in the same run on the same machine:
 //   cold_start_s        create -> first exec done    vs  bare QEMU boot to a trivial init
 //   exec_rtt_ms         `true` round trip (median)   vs  raw virtio-serial echo (median)

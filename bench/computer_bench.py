@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ComputerBox benchmark (DESIGN.md §7): one JSON line per metric on stdout, progress on
+"""ComputerBox benchmark (docs/design.md §7): one JSON line per metric on stdout, progress on
 stderr. Every figure is compared with a floor measured in the same run on this machine:
 
   desktop_ready_s            ComputerBox() entered + wait_until_ready()

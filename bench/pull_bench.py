@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Pull + rootfs benchmark (DESIGN.md §7): `boxlite pull` of the Debian+python3 test image
+"""Pull + rootfs benchmark (docs/design.md §7): `boxlite pull` of the Debian+python3 test image
 from a loopback registry into an empty store (download, verify, build the ext4 root file
 system) against the same work done by standard tools in the same run: `skopeo copy` to
 an OCI layout, `umoci unpack`, and `mke2fs -t ext4 -d` of the unpacked tree (the floor).

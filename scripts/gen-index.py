@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DOC = REPO / "docs" / "contributing.md"
+DOC = REPO / "docs/contributing.md"
 BEGIN = "<!-- index:begin (scripts/gen-index.py writes this part) -->"
 END = "<!-- index:end -->"
 

@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# The whole test suite: C++ unit tests (ctest), a short run of every libFuzzer target
-# (ASan + UBSan, from its seed corpus), then the integration tests that boot real VMs
-# from images served by a loopback registry, then the Python SDK's tests.
+# The whole test suite: the docs check (citations and the one-hop index), C++ unit tests
+# (ctest), a short run of every libFuzzer target (ASan + UBSan, from its seed corpus), then
+# the integration tests that boot real VMs from images served by a loopback registry, the
+# harness's self-tests (our test tools, reported apart), then the Python SDK's tests.
+# docs/contributing.md §5 shows how to run one test of each kind.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BOXLITE_BUILD_DIR:-$here/build}
 py=${PYTHON:-python3}
 start=$(date +%s)
+echo "== docs: citations and the one-hop index" >&2
+"$here/scripts/check-doc-refs.sh" >&2
 echo "== unit tests" >&2
 ctest --test-dir "$build" -L unit --output-on-failure -j2 >&2
 echo "== fuzz smoke (libFuzzer targets, ${BOXLITE_FUZZ_SECONDS:-10}s each)" >&2
 "$here/scripts/fuzz-smoke.sh" "${BOXLITE_FUZZ_SECONDS:-10}"
 echo "== C++ integration tests (registries, network helper)" >&2
 ctest --test-dir "$build" -L integration --output-on-failure >&2
-echo "== integration tests" >&2
+echo "== integration tests (BoxLite)" >&2
 export BOXLITE_BUILD_DIR=$build
-"$py" -m pytest -q -p no:cacheprovider --timeout=900 "$here/tests/integration" "$@"
+"$py" -m pytest -q -p no:cacheprovider --timeout=900 -m "not harness_selftest" \
+  "$here/tests/integration" "$@"
+echo "== harness self-tests (the test tools: registries, image builders)" >&2
+"$py" -m pytest -q -p no:cacheprovider --timeout=900 -m harness_selftest \
+  "$here/tests/integration" "$@"
 if [ -d "$here/python/tests" ]; then
   echo "== Python SDK tests" >&2
   "$py" -m pytest -q -p no:cacheprovider --timeout=900 "$here/python/tests"

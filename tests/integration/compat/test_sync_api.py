@@ -1,5 +1,5 @@
-"""BoxLite 0.9's synchronous API (boxlite.sync_api, UPSTREAM-API §1.16) and its error
-classes (§1.15), against real VMs: every Sync* class's methods as 0.9 programs call them,
+"""BoxLite 0.9's synchronous API (boxlite.sync_api; docs/python.md, "Synchronous API") and
+its error classes ("Errors"), against real VMs: every Sync* class's methods as 0.9 programs call them,
 SyncSimpleBox in 0.9's style and ours, and every error class raised by a real failure.
 
 One box is shared by the tests that do not need their own; the others boot the boxes
