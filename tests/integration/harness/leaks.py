@@ -10,8 +10,10 @@
 #   mounts     mount points in the host's namespace under the roots or /tmp (where the
 #              jail builds its minimal root, in the jailed process's own namespace)
 # Other programs' VMs on the machine are ignored: only files under the roots count.
+import gc
 import os
 import time
+import warnings
 
 # The programs a box runs on the host: its VM, its network helper and its console writer.
 BOX_PROGRAMS = ("qemu-system", "boxlite-net", "boxlite-console")
@@ -152,6 +154,10 @@ def _settled(probe, before, timeout):
         time.sleep(0.05)
 
 
+class LateRelease(UserWarning):
+    """A resource that was freed, but only by the garbage collector (a reference cycle)."""
+
+
 class LeakMonitor:
     """A snapshot of box processes, home tmp/ files, own sockets and mounts under `roots`
     (a set that may grow while the test runs: it is read again at check time)."""
@@ -174,7 +180,16 @@ class LeakMonitor:
             files = _settled(lambda: home_tmp_files(self.roots), self.files, timeout)
             if files:
                 problems.append(f"files left in a home's tmp/: {sorted(files)}")
-        sockets = _settled(own_sockets, self.sockets, timeout)
+        # A socket held by a reference cycle goes when the collector runs: collect first,
+        # so that what fails the test is held by something still reachable, and say which
+        # ones only the collector freed (their owner lets go later than it should).
+        cyclic = _settled(own_sockets, self.sockets, min(timeout, 1.0))
+        if cyclic:
+            gc.collect()
+        sockets = _settled(own_sockets, self.sockets, timeout) if cyclic else set()
+        if cyclic - sockets:
+            warnings.warn(LateRelease(f"sockets freed only by the garbage collector: "
+                                      f"{sorted(cyclic - sockets)}"), stacklevel=2)
         if sockets:
             problems.append(f"sockets of this process left open: {sorted(sockets)}")
         mounts = _settled(lambda: host_mounts(self.roots), self.mounts, timeout)
