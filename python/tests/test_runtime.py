@@ -1,9 +1,7 @@
 """The Runtime API of the SDK, call by call, against real boxes.
 
-Adapted in the image name (``boxlite/base``) and in the registry parts: pulling from a
-registry needs the loopback registry fixture that tests/integration/harness is growing;
-those tests are marked ``registry`` and skipped until it lands (TODO(registry-fixture):
-test_pull_from_loopback_registry, test_image_registries_mirror_short_names).
+Boxes boot from the built-in image ``boxlite/base``; the tests marked ``registry`` pull
+from the loopback registry of tests/integration/harness (the ``registry`` fixture).
 """
 
 from __future__ import annotations
