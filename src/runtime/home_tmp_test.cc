@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -18,86 +18,96 @@
 namespace boxlite::runtime {
 namespace {
 
+// Another process that enters its window, creates tmp/<name> and then waits until it is
+// killed or told to go on (a byte on its pipe), when it unlinks the file and exits 0 (2
+// when the file was gone).
+class Holder {
+ public:
+  Holder(const std::string& tmp, const std::string& name) {
+    int ready[2];
+    if (::pipe(ready) != 0 || ::pipe(go_) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::string path = sys::JoinPath(tmp, name);
+      auto window = EnterTmpWindow(tmp);
+      if (!window.ok() || !sys::WriteFileAtomic(path, "x").ok()) _exit(1);
+      char c = 1;
+      if (::write(ready[1], &c, 1) != 1 || ::read(go_[0], &c, 1) != 1) _exit(1);
+      _exit(::unlink(path.c_str()) == 0 ? 0 : 2);
+    }
+    char c = 0;
+    started_ = pid_ > 0 && ::read(ready[0], &c, 1) == 1;
+    ::close(ready[0]);
+    ::close(ready[1]);
+  }
+  ~Holder() {
+    ::close(go_[0]);
+    ::close(go_[1]);
+  }
+  bool started() const { return started_; }
+  // Lets it unlink its file and exit; returns its wait status.
+  int Finish() { return Signal(0); }
+  // SIGKILL: no cleanup runs; returns its wait status.
+  int Kill() { return Signal(SIGKILL); }
+
+ private:
+  int Signal(int sig) {
+    char c = 1;
+    if (sig == 0 ? ::write(go_[1], &c, 1) != 1 : ::kill(pid_, sig) != 0) return -1;
+    int status = -1;
+    ::waitpid(pid_, &status, 0);
+    return status;
+  }
+  pid_t pid_ = -1;
+  int go_[2] = {-1, -1};
+  bool started_ = false;
+};
+
 class HomeTmpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/home_tmp_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    root_ = pattern;
-    tmp_ = sys::JoinPath(root_, "tmp");
+    auto dir = sys::TempDir::Create("/tmp", "home_tmp_test.");
+    ASSERT_TRUE(dir.ok()) << dir.error().ToString();
+    root_.emplace(std::move(dir).value());
+    tmp_ = sys::JoinPath(root_->path(), "tmp");
     ASSERT_TRUE(sys::MakeDirs(tmp_, 0700).ok());
-  }
-  void TearDown() override { (void)sys::RemoveTree(root_); }
-
-  void Touch(const std::string& name) {
-    ASSERT_TRUE(sys::WriteFileAtomic(sys::JoinPath(tmp_, name), "x").ok());
   }
   size_t Entries() { return sys::ListDir(tmp_)->size(); }
 
-  std::string root_;
+  std::optional<sys::TempDir> root_;
   std::string tmp_;
 };
 
 TEST_F(HomeTmpTest, SweepRemovesWhatNoLiveProcessOwns) {
-  Touch("abc.qcow2");
-  Touch("abc.console");
+  for (const char* name : {"abc.qcow2", "abc.console"}) {
+    ASSERT_TRUE(sys::WriteFileAtomic(sys::JoinPath(tmp_, name), "x").ok());
+  }
   ASSERT_TRUE(sys::MakeDirs(sys::JoinPath(tmp_, "partial"), 0700).ok());
   EXPECT_EQ(SweepStaleTmp(tmp_), 3u);
   EXPECT_EQ(Entries(), 0u);
-  EXPECT_EQ(SweepStaleTmp(tmp_), 0u);  // Nothing left, nothing to do.
+  EXPECT_EQ(SweepStaleTmp(tmp_), 0u);           // Nothing left, nothing to do.
   EXPECT_TRUE(sys::Exists(TmpLockPath(tmp_)));  // Beside tmp/, never in it.
 }
 
 TEST_F(HomeTmpTest, SweepSparesFilesOfAProcessInsideItsWindow) {
-  // Another process enters its window and creates a file, then waits for a byte.
-  int ready[2], go[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  ASSERT_EQ(::pipe(go), 0);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    auto window = EnterTmpWindow(tmp_);
-    if (!window.ok() || !sys::WriteFileAtomic(sys::JoinPath(tmp_, "live.qcow2"), "x").ok()) _exit(1);
-    char c = 1;
-    if (::write(ready[1], &c, 1) != 1 || ::read(go[0], &c, 1) != 1) _exit(1);
-    ::unlink(sys::JoinPath(tmp_, "live.qcow2").c_str());
-    _exit(0);
-  }
-  char c = 0;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  Holder holder(tmp_, "live.qcow2");
+  ASSERT_TRUE(holder.started());
   EXPECT_EQ(SweepStaleTmp(tmp_), 0u);
   EXPECT_TRUE(sys::Exists(sys::JoinPath(tmp_, "live.qcow2")));
-  ASSERT_EQ(::write(go[1], &c, 1), 1);
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  for (int fd : {ready[0], ready[1], go[0], go[1]}) ::close(fd);
+  int status = holder.Finish();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);  // Its file was still there.
+  EXPECT_EQ(Entries(), 0u);
 }
 
 TEST_F(HomeTmpTest, FilesOfAProcessKilledInsideItsWindowAreSwept) {
-  // The process dies holding its window (SIGKILL runs no cleanup): its lock goes with it.
-  int ready[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    auto window = EnterTmpWindow(tmp_);
-    if (!window.ok() || !sys::WriteFileAtomic(sys::JoinPath(tmp_, "dead.qcow2"), "x").ok()) _exit(1);
-    char c = 1;
-    if (::write(ready[1], &c, 1) != 1) _exit(1);
-    ::pause();
-    _exit(0);
-  }
-  char c = 0;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  // The process dies holding its window (SIGKILL runs no cleanup); its lock goes with it.
+  Holder holder(tmp_, "dead.qcow2");
+  ASSERT_TRUE(holder.started());
   EXPECT_EQ(SweepStaleTmp(tmp_), 0u);  // Still alive: spared.
-  ASSERT_EQ(::kill(child, SIGKILL), 0);
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  int status = holder.Kill();
+  EXPECT_TRUE(WIFSIGNALED(status));
   EXPECT_EQ(SweepStaleTmp(tmp_), 1u);
   EXPECT_EQ(Entries(), 0u);
-  ::close(ready[0]);
-  ::close(ready[1]);
 }
 
 }  // namespace

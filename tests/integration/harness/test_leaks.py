@@ -1,5 +1,6 @@
 # Self-tests of the leak monitor (leaks.py): each kind of leftover it promises to find is
 # made on purpose, without a VM, and must fail the check; what a test cleans up must not.
+import contextlib
 import os
 import shutil
 import socket
@@ -8,6 +9,17 @@ import subprocess
 import pytest
 
 from harness.leaks import LeakMonitor
+
+
+@contextlib.contextmanager
+def running(argv, **kwargs):
+    """A process for the duration of the block, killed and reaped after it."""
+    proc = subprocess.Popen(argv, **kwargs)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def _home(root):
@@ -24,14 +36,10 @@ def test_a_box_program_left_running_is_found(tmp_path):
     shutil.copy("/bin/sleep", prog)
     monitor = LeakMonitor(roots)
     held = open(tmp_path / "qemu.log", "w")
-    proc = subprocess.Popen([str(prog), "60"], stdout=held)
-    held.close()
-    try:
+    with running([str(prog), "60"], stdout=held):
+        held.close()
         with pytest.raises(AssertionError, match="box processes still running"):
             monitor.check(timeout=0.2)
-    finally:
-        proc.kill()
-        proc.wait()
     monitor.check(timeout=0.2)
 
 
@@ -51,14 +59,10 @@ def test_a_socket_to_another_process_is_found(tmp_path):
     monitor = LeakMonitor({str(tmp_path)})
     inside = socket.socketpair()
     ours, theirs = socket.socketpair()
-    proc = subprocess.Popen(["sleep", "60"], pass_fds=[theirs.fileno()])
-    theirs.close()
-    try:
+    with running(["sleep", "60"], pass_fds=[theirs.fileno()]):
+        theirs.close()
         with pytest.raises(AssertionError, match="sockets of this process left open"):
             monitor.check(timeout=0.2)
-    finally:
-        proc.kill()
-        proc.wait()
         ours.close()
     monitor.check(timeout=0.2)
     for s in inside:
