@@ -110,9 +110,14 @@ async def test_cancelling_exec_kills_the_process(shared_box: boxlite.SimpleBox) 
 @pytest.mark.asyncio
 @pytest.mark.timeout(60)
 async def test_wait_for_timeout_on_exec_kills_the_process(shared_box: boxlite.SimpleBox) -> None:
-    """asyncio.wait_for around exec cancels it like any task."""
+    """asyncio.wait_for around exec cancels it like any task. The process is seen running
+    in the guest before the wait starts, so its timeout always meets a running process."""
+    task = asyncio.create_task(shared_box.exec("sleep", "100"))
+    while not await _guest_has_sleep_100(shared_box):
+        await asyncio.sleep(0.1)
     with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(shared_box.exec("sleep", "100"), timeout=1)
+        await asyncio.wait_for(task, timeout=0.5)
+    assert task.cancelled()
     while await _guest_has_sleep_100(shared_box):
         await asyncio.sleep(0.1)
     assert (await shared_box.exec("true")).exit_code == 0
