@@ -16,6 +16,10 @@
 // UTF-8); every answer is "<id> <status> <length>\n" followed by <length> bytes of body.
 //
 // Single-threaded: one request at a time, in order. stderr carries diagnostics only.
+//
+// This file is the X side; the wire format (wire.h) and the PNG encoder (png.h) live
+// apart and are unit-tested without a display. The image recipe
+// (scripts/test-images/build.py) copies the binary CMake builds here into boxlite/desktop.
 
 #include <X11/XKBlib.h>
 #include <X11/Xatom.h>
@@ -29,9 +33,9 @@
 #include <sys/shm.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
@@ -44,12 +48,12 @@
 #include <utility>
 #include <vector>
 
+#include "guest/desktopd/png.h"
+#include "guest/desktopd/wire.h"
+
+namespace boxlite::desktopd {
 namespace {
 
-constexpr int kProtocolVersion = 1;
-constexpr size_t kMaxLine = 64 * 1024;
-constexpr size_t kMaxText = 1 << 20;
-constexpr int kDefaultPngLevel = 1;  // zlib's fastest: most of a screenshot's cost.
 // A drag moves in kDragSteps steps, kDragStepMicros apart: applications see motion with
 // the button held, as from a hand.
 constexpr long kDragStepMicros = 2000;
@@ -61,17 +65,6 @@ constexpr long kRemapSettleMicros = 20000;
 // How long a button event may stay frozen by a grab before we stop waiting for it.
 constexpr long kButtonWaitMicros = 2000000;
 constexpr long kButtonPollMicros = 1000;
-
-// The outcome of one request: a status word and a body.
-struct Reply {
-  std::string status = "ok";
-  std::string body;
-
-  static Reply Ok(std::string body = {}) { return Reply{"ok", std::move(body)}; }
-  static Reply Invalid(std::string msg) { return Reply{"invalid", std::move(msg)}; }
-  static Reply Range(std::string msg) { return Reply{"range", std::move(msg)}; }
-  static Reply Failed(std::string msg) { return Reply{"failed", std::move(msg)}; }
-};
 
 int g_x_error = 0;  // Last X protocol error code seen by XErrorHandlerRecord.
 
@@ -89,82 +82,6 @@ void SleepMicros(long us) {
   struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
-}
-
-bool WriteAll(int fd, const void* data, size_t n) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
-std::vector<std::string_view> SplitSpaces(std::string_view s) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && s[i] == ' ') ++i;
-    size_t j = i;
-    while (j < s.size() && s[j] != ' ') ++j;
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
-
-std::optional<long> ParseLong(std::string_view s) {
-  if (s.empty() || s.size() > 18) return std::nullopt;
-  bool neg = s[0] == '-';
-  size_t i = neg ? 1 : 0;
-  if (i == s.size()) return std::nullopt;
-  long v = 0;
-  for (; i < s.size(); ++i) {
-    if (s[i] < '0' || s[i] > '9') return std::nullopt;
-    v = v * 10 + (s[i] - '0');
-  }
-  return neg ? -v : v;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-// Decodes UTF-8 into code points; invalid bytes become U+FFFD.
-std::vector<uint32_t> DecodeUtf8(std::string_view s) {
-  std::vector<uint32_t> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (len == 0 || i + static_cast<size_t>(len) > s.size()) {
-      out.push_back(0xFFFD);
-      ++i;
-      continue;
-    }
-    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-    bool ok = true;
-    for (int k = 1; k < len; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
-      if ((cc >> 6) != 2) ok = false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (!ok) {
-      out.push_back(0xFFFD);
-      ++i;
-      continue;
-    }
-    out.push_back(cp);
-    i += static_cast<size_t>(len);
-  }
-  return out;
 }
 
 // The keysym X uses for a Unicode code point.
@@ -447,166 +364,32 @@ int ShiftOf(unsigned long mask) {
   return s;
 }
 
-// Encodes screenshots as PNG (8-bit RGB, filter None) with zlib, in bands of kBandRows
-// rows. Each band is deflated on its own (the compressor is reset between bands, and each
-// band ends on a byte boundary), so the deflated bytes of a band whose pixels did not
-// change since the previous screenshot are reused as they are: a screenshot of a mostly
-// unchanged screen compresses only what changed. The zlib stream's Adler-32 is combined
-// from the bands' checksums.
-//
-// Not thread-safe; one encoder per connection.
-class PngEncoder {
- public:
-  PngEncoder() = default;
-  ~PngEncoder() {
-    if (zinit_) deflateEnd(&zs_);
+// Converts row `y` of a ZPixmap TrueColor image to 8-bit RGB.
+void RowToRgb(const XImage* img, int y, unsigned char* dst) {
+  if (img->bits_per_pixel == 32 && img->byte_order == LSBFirst && img->red_mask == 0xFF0000 &&
+      img->green_mask == 0xFF00 && img->blue_mask == 0xFF) {
+    const unsigned char* src = reinterpret_cast<const unsigned char*>(img->data) +
+                               static_cast<size_t>(y) * static_cast<size_t>(img->bytes_per_line);
+    for (int x = 0; x < img->width; ++x, src += 4, dst += 3) {
+      dst[0] = src[2];
+      dst[1] = src[1];
+      dst[2] = src[0];
+    }
+    return;
   }
-  PngEncoder(const PngEncoder&) = delete;
-  PngEncoder& operator=(const PngEncoder&) = delete;
-
-  // Appends the PNG of `img` (ZPixmap, TrueColor) to `*out`; false with `*error` set if
-  // zlib fails.
-  bool Encode(const XImage* img, int level, std::string* out, std::string* error) {
-    const int w = img->width;
-    const int h = img->height;
-    const size_t stride = static_cast<size_t>(img->bytes_per_line);
-    const size_t frame_bytes = stride * static_cast<size_t>(h);
-    if (w != width_ || h != height_ || stride != stride_ || level != level_) {
-      width_ = w;
-      height_ = h;
-      stride_ = stride;
-      level_ = level;
-      previous_.assign(frame_bytes, 0);
-      bands_.assign(static_cast<size_t>((h + kBandRows - 1) / kBandRows), Band{});
-      if (zinit_) deflateEnd(&zs_);
-      zs_ = z_stream{};
-      zinit_ = deflateInit2(&zs_, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK;
-      if (!zinit_) {
-        *error = "deflateInit2 failed";
-        return false;
-      }
-    }
-    const auto* data = reinterpret_cast<const unsigned char*>(img->data);
-    std::vector<unsigned char> raw;
-    uLong adler = adler32(0L, Z_NULL, 0);
-    std::string idat = {'\x78', '\x01'};  // zlib header: deflate, 32 KiB window.
-    for (size_t b = 0; b < bands_.size(); ++b) {
-      const int y0 = static_cast<int>(b) * kBandRows;
-      const int rows = std::min(kBandRows, h - y0);
-      const size_t offset = static_cast<size_t>(y0) * stride;
-      const size_t bytes = static_cast<size_t>(rows) * stride;
-      Band& band = bands_[b];
-      if (!band.valid || std::memcmp(previous_.data() + offset, data + offset, bytes) != 0) {
-        raw.resize(static_cast<size_t>(rows) * (1 + static_cast<size_t>(w) * 3));
-        unsigned char* dst = raw.data();
-        for (int y = y0; y < y0 + rows; ++y) {
-          *dst++ = 0;  // Filter type None.
-          RowToRgb(img, y, dst);
-          dst += static_cast<size_t>(w) * 3;
-        }
-        if (!Deflate(raw, &band.deflated, error)) return false;
-        band.adler = adler32(adler32(0L, Z_NULL, 0), raw.data(), static_cast<uInt>(raw.size()));
-        band.length = static_cast<z_off_t>(raw.size());
-        band.valid = true;
-        std::memcpy(previous_.data() + offset, data + offset, bytes);
-      }
-      idat += band.deflated;
-      adler = adler32_combine(adler, band.adler, band.length);
-    }
-    idat += std::string("\x03\x00", 2);  // The final block: empty, fixed Huffman codes.
-    for (int shift = 24; shift >= 0; shift -= 8) {
-      idat += static_cast<char>((adler >> shift) & 0xFF);
-    }
-    out->append("\x89PNG\r\n\x1a\n", 8);
-    std::string ihdr;
-    Put32(&ihdr, static_cast<uint32_t>(w));
-    Put32(&ihdr, static_cast<uint32_t>(h));
-    ihdr += std::string("\x08\x02\x00\x00\x00", 5);  // 8-bit RGB, deflate, no interlace.
-    Chunk(out, "IHDR", ihdr);
-    Chunk(out, "IDAT", idat);
-    Chunk(out, "IEND", "");
-    return true;
+  const int rs = ShiftOf(img->red_mask);
+  const int gs = ShiftOf(img->green_mask);
+  const int bs = ShiftOf(img->blue_mask);
+  const unsigned long rmax = std::max(1UL, img->red_mask >> rs);
+  const unsigned long gmax = std::max(1UL, img->green_mask >> gs);
+  const unsigned long bmax = std::max(1UL, img->blue_mask >> bs);
+  for (int x = 0; x < img->width; ++x, dst += 3) {
+    unsigned long p = XGetPixel(const_cast<XImage*>(img), x, y);
+    dst[0] = static_cast<unsigned char>(((p & img->red_mask) >> rs) * 255 / rmax);
+    dst[1] = static_cast<unsigned char>(((p & img->green_mask) >> gs) * 255 / gmax);
+    dst[2] = static_cast<unsigned char>(((p & img->blue_mask) >> bs) * 255 / bmax);
   }
-
- private:
-  static constexpr int kBandRows = 16;
-
-  struct Band {
-    bool valid = false;
-    std::string deflated;  // Raw deflate blocks, ending on a byte boundary (not final).
-    uLong adler = 0;       // Adler-32 of the band's filtered bytes.
-    z_off_t length = 0;    // Their count.
-  };
-
-  static void Put32(std::string* s, uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) *s += static_cast<char>((v >> shift) & 0xFF);
-  }
-
-  static void Chunk(std::string* out, const char* type, const std::string& body) {
-    Put32(out, static_cast<uint32_t>(body.size()));
-    size_t start = out->size();
-    out->append(type, 4);
-    out->append(body);
-    uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(out->data() + start),
-                      static_cast<uInt>(body.size() + 4));
-    Put32(out, static_cast<uint32_t>(crc));
-  }
-
-  static void RowToRgb(const XImage* img, int y, unsigned char* dst) {
-    if (img->bits_per_pixel == 32 && img->byte_order == LSBFirst && img->red_mask == 0xFF0000 &&
-        img->green_mask == 0xFF00 && img->blue_mask == 0xFF) {
-      const unsigned char* src = reinterpret_cast<const unsigned char*>(img->data) +
-                                 static_cast<size_t>(y) * static_cast<size_t>(img->bytes_per_line);
-      for (int x = 0; x < img->width; ++x, src += 4, dst += 3) {
-        dst[0] = src[2];
-        dst[1] = src[1];
-        dst[2] = src[0];
-      }
-      return;
-    }
-    const int rs = ShiftOf(img->red_mask);
-    const int gs = ShiftOf(img->green_mask);
-    const int bs = ShiftOf(img->blue_mask);
-    const unsigned long rmax = std::max(1UL, img->red_mask >> rs);
-    const unsigned long gmax = std::max(1UL, img->green_mask >> gs);
-    const unsigned long bmax = std::max(1UL, img->blue_mask >> bs);
-    for (int x = 0; x < img->width; ++x, dst += 3) {
-      unsigned long p = XGetPixel(const_cast<XImage*>(img), x, y);
-      dst[0] = static_cast<unsigned char>(((p & img->red_mask) >> rs) * 255 / rmax);
-      dst[1] = static_cast<unsigned char>(((p & img->green_mask) >> gs) * 255 / gmax);
-      dst[2] = static_cast<unsigned char>(((p & img->blue_mask) >> bs) * 255 / bmax);
-    }
-  }
-
-  // Deflates `in` from a fresh state into `*out`, ending with a sync flush.
-  bool Deflate(const std::vector<unsigned char>& in, std::string* out, std::string* error) {
-    if (deflateReset(&zs_) != Z_OK) {
-      *error = "deflateReset failed";
-      return false;
-    }
-    out->resize(deflateBound(&zs_, static_cast<uLong>(in.size())) + 16);
-    zs_.next_in = const_cast<Bytef*>(in.data());
-    zs_.avail_in = static_cast<uInt>(in.size());
-    zs_.next_out = reinterpret_cast<Bytef*>(out->data());
-    zs_.avail_out = static_cast<uInt>(out->size());
-    int rc = deflate(&zs_, Z_SYNC_FLUSH);
-    if (rc != Z_OK || zs_.avail_in != 0 || zs_.avail_out == 0) {
-      *error = "deflate failed";
-      return false;
-    }
-    out->resize(out->size() - zs_.avail_out);
-    return true;
-  }
-
-  int width_ = 0;
-  int height_ = 0;
-  size_t stride_ = 0;
-  int level_ = -1;
-  std::vector<unsigned char> previous_;  // The last frame's pixels, as the server gave them.
-  std::vector<Band> bands_;
-  z_stream zs_{};
-  bool zinit_ = false;
-};
+}
 
 // The desktop: one X connection and the operations of the protocol.
 class Desktop {
@@ -747,23 +530,10 @@ class Desktop {
     std::vector<std::vector<KeySym>> parsed;
     for (auto chord : chords) {
       std::vector<KeySym> keys;
-      size_t start = 0;
-      while (start <= chord.size()) {
-        size_t plus = chord.find('+', start);
-        // "ctrl++" and "+" name the plus key itself.
-        if (plus == start && (plus + 1 == chord.size() || chord[plus + 1] == '+')) {
-          plus = start + 1 < chord.size() ? start + 1 : std::string_view::npos;
-          keys.push_back(XK_plus);
-          if (plus == std::string_view::npos) break;
-          start = plus + 1;
-          continue;
-        }
-        std::string_view name = chord.substr(start, plus == std::string_view::npos ? std::string_view::npos : plus - start);
-        KeySym ks = ParseKeyName(name);
+      for (std::string_view name : SplitChord(chord)) {
+        KeySym ks = name == "+" ? XK_plus : ParseKeyName(name);
         if (ks == NoSymbol) return Reply::Invalid("key: unknown key name \"" + std::string(name) + "\"");
         keys.push_back(ks);
-        if (plus == std::string_view::npos) break;
-        start = plus + 1;
       }
       parsed.push_back(std::move(keys));
     }
@@ -808,7 +578,13 @@ class Desktop {
     if (img == nullptr) return Reply::Failed(error);
     Reply r;
     r.body.reserve(static_cast<size_t>(w) * static_cast<size_t>(h) / 4);
-    if (!png_.Encode(img, level, &r.body, &error)) return Reply::Failed(error);
+    Frame frame;
+    frame.width = img->width;
+    frame.height = img->height;
+    frame.stride = static_cast<size_t>(img->bytes_per_line);
+    frame.data = reinterpret_cast<const unsigned char*>(img->data);
+    frame.row_to_rgb = [img](int y, unsigned char* rgb) { RowToRgb(img, y, rgb); };
+    if (!png_.Encode(frame, level, &r.body, &error)) return Reply::Failed(error);
     return r;
   }
 
@@ -948,207 +724,75 @@ class Desktop {
   PngEncoder png_;
 };
 
-// Reads requests from stdin: lines, and byte blocks after "type".
-class Input {
- public:
-  // Returns false at end of input (or on a read error).
-  bool ReadLine(std::string* line) {
-    for (;;) {
-      size_t nl = buf_.find('\n', pos_);
-      if (nl != std::string::npos) {
-        line->assign(buf_, pos_, nl - pos_);
-        pos_ = nl + 1;
-        Compact();
-        return true;
+// Carries out one parsed request.
+Reply Dispatch(Desktop* desk, const Request& r, const std::string& text) {
+  switch (r.verb) {
+    case Verb::kPing:
+      return Reply::Ok("pong");
+    case Verb::kSize:
+      return desk->SizeReply();
+    case Verb::kCursor:
+      return desk->Cursor();
+    case Verb::kMove:
+      if (auto bad = desk->CheckPoint(r.x, r.y)) return *bad;
+      desk->MoveTo(r.x, r.y);
+      return Reply::Ok();
+    case Verb::kDown:
+    case Verb::kUp:
+      desk->Button(r.button, r.verb == Verb::kDown);
+      return Reply::Ok();
+    case Verb::kClick:
+      if (r.has_point) {
+        if (auto bad = desk->CheckPoint(r.x, r.y)) return *bad;
+        desk->MoveTo(r.x, r.y);
       }
-      if (buf_.size() - pos_ > kMaxLine) {
-        line->assign(buf_, pos_, std::string::npos);
-        pos_ = buf_.size();
-        Compact();
-        return true;
-      }
-      if (!Fill()) return false;
-    }
+      desk->Click(r.button, r.count);
+      return Reply::Ok();
+    case Verb::kDrag:
+      if (auto bad = desk->CheckPoint(r.x, r.y)) return *bad;
+      if (auto bad = desk->CheckPoint(r.x2, r.y2)) return *bad;
+      desk->Drag(r.x, r.y, r.x2, r.y2, r.button);
+      return Reply::Ok();
+    case Verb::kScroll:
+      if (auto bad = desk->CheckPoint(r.x, r.y)) return *bad;
+      desk->MoveTo(r.x, r.y);
+      desk->Click(r.button, r.count);
+      return Reply::Ok();
+    case Verb::kType:
+      return desk->Type(text);
+    case Verb::kKey:
+      return desk->Key(r.key_spec);
+    case Verb::kScreenshot:
+      return desk->Screenshot(r.level);
+    case Verb::kReady:
+      return desk->Ready();
+    case Verb::kQuit:
+      return Reply::Ok();
   }
-
-  bool ReadBytes(size_t n, std::string* out) {
-    while (buf_.size() - pos_ < n) {
-      if (!Fill()) return false;
-    }
-    out->assign(buf_, pos_, n);
-    pos_ += n;
-    Compact();
-    return true;
-  }
-
- private:
-  bool Fill() {
-    char chunk[65536];
-    for (;;) {
-      ssize_t r = ::read(0, chunk, sizeof(chunk));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return false;
-      buf_.append(chunk, static_cast<size_t>(r));
-      return true;
-    }
-  }
-
-  void Compact() {
-    if (pos_ > 65536 || pos_ == buf_.size()) {
-      buf_.erase(0, pos_);
-      pos_ = 0;
-    }
-  }
-
-  std::string buf_;
-  size_t pos_ = 0;
-};
-
-bool SendReply(std::string_view id, const Reply& r) {
-  std::string head = std::string(id) + " " + r.status + " " + std::to_string(r.body.size()) + "\n";
-  if (r.body.size() < 65536) {
-    head += r.body;
-    return WriteAll(1, head.data(), head.size());
-  }
-  return WriteAll(1, head.data(), head.size()) && WriteAll(1, r.body.data(), r.body.size());
-}
-
-std::optional<unsigned> ParseButton(std::string_view s) {
-  std::string l = Lower(s);
-  if (l == "left") return 1u;
-  if (l == "middle") return 2u;
-  if (l == "right") return 3u;
-  auto v = ParseLong(s);
-  if (!v || *v < 1 || *v > 9) return std::nullopt;
-  return static_cast<unsigned>(*v);
+  return Reply::Failed("unhandled verb");
 }
 
 // Handles one request line (and its payload). Returns false to stop.
-bool Serve(Desktop* desk, Input* in, const std::string& line, bool* quit) {
-  auto words = SplitSpaces(line);
-  if (words.empty()) return true;
-  std::string_view id = words[0];
-  if (words.size() < 2) return SendReply(id, Reply::Invalid("no verb"));
-  std::string verb(words[1]);
-  std::vector<long> nums;
-  bool numeric = true;
-  for (size_t i = 2; i < words.size(); ++i) {
-    auto v = ParseLong(words[i]);
-    if (!v) numeric = false;
-    nums.push_back(v.value_or(0));
-  }
-  auto want = [&](size_t n) { return numeric && nums.size() == n; };
-  Reply r;
-  if (verb == "ping") {
-    r = Reply::Ok("pong");
-  } else if (verb == "size") {
-    r = desk->SizeReply();
-  } else if (verb == "cursor") {
-    r = desk->Cursor();
-  } else if (verb == "move") {
-    if (!want(2)) {
-      r = Reply::Invalid("usage: move X Y");
-    } else if (auto bad = desk->CheckPoint(nums[0], nums[1])) {
-      r = *bad;
-    } else {
-      desk->MoveTo(nums[0], nums[1]);
-    }
-  } else if (verb == "down" || verb == "up") {
-    auto button = words.size() == 3 ? ParseButton(words[2]) : std::optional<unsigned>(1u);
-    if (!button || words.size() > 3) {
-      r = Reply::Invalid("usage: " + verb + " [BUTTON]");
-    } else {
-      desk->Button(*button, verb == "down");
-    }
-  } else if (verb == "click") {
-    // click BUTTON COUNT [X Y]
-    auto button = words.size() >= 3 ? ParseButton(words[2]) : std::nullopt;
-    auto count = words.size() >= 4 ? ParseLong(words[3]) : std::nullopt;
-    if (!button || !count || *count < 1 || *count > 10 || (words.size() != 4 && words.size() != 6)) {
-      r = Reply::Invalid("usage: click BUTTON COUNT [X Y]");
-    } else if (words.size() == 6) {
-      auto x = ParseLong(words[4]);
-      auto y = ParseLong(words[5]);
-      if (!x || !y) {
-        r = Reply::Invalid("usage: click BUTTON COUNT [X Y]");
-      } else if (auto bad = desk->CheckPoint(*x, *y)) {
-        r = *bad;
-      } else {
-        desk->MoveTo(*x, *y);
-        desk->Click(*button, *count);
-      }
-    } else {
-      desk->Click(*button, *count);
-    }
-  } else if (verb == "drag") {
-    // drag X1 Y1 X2 Y2 [BUTTON]
-    std::optional<unsigned> button = 1u;
-    if (words.size() == 7) button = ParseButton(words[6]);
-    bool ok = (words.size() == 6 || words.size() == 7) && button;
-    std::vector<long> p;
-    for (size_t i = 2; ok && i < 6; ++i) {
-      auto v = ParseLong(words[i]);
-      if (!v) ok = false;
-      p.push_back(v.value_or(0));
-    }
-    if (!ok) {
-      r = Reply::Invalid("usage: drag X1 Y1 X2 Y2 [BUTTON]");
-    } else if (auto bad = desk->CheckPoint(p[0], p[1])) {
-      r = *bad;
-    } else if (auto bad2 = desk->CheckPoint(p[2], p[3])) {
-      r = *bad2;
-    } else {
-      desk->Drag(p[0], p[1], p[2], p[3], *button);
-    }
-  } else if (verb == "scroll") {
-    // scroll X Y DIRECTION AMOUNT
-    static const std::map<std::string, unsigned> kDirections = {
-        {"up", 4}, {"down", 5}, {"left", 6}, {"right", 7}};
-    auto x = words.size() == 6 ? ParseLong(words[2]) : std::nullopt;
-    auto y = words.size() == 6 ? ParseLong(words[3]) : std::nullopt;
-    auto dir = words.size() == 6 ? kDirections.find(Lower(words[4])) : kDirections.end();
-    auto amount = words.size() == 6 ? ParseLong(words[5]) : std::nullopt;
-    if (!x || !y || dir == kDirections.end() || !amount || *amount < 0 || *amount > 1000) {
-      r = Reply::Invalid("usage: scroll X Y up|down|left|right AMOUNT");
-    } else if (auto bad = desk->CheckPoint(*x, *y)) {
-      r = *bad;
-    } else {
-      desk->MoveTo(*x, *y);
-      desk->Click(dir->second, *amount);
-    }
-  } else if (verb == "type") {
-    auto n = words.size() == 3 ? ParseLong(words[2]) : std::nullopt;
-    if (!n || *n < 0 || static_cast<size_t>(*n) > kMaxText) {
-      // Without a valid count the stream cannot be resynchronised: stop.
-      SendReply(id, Reply::Invalid("usage: type NBYTES, then NBYTES bytes of UTF-8"));
+bool Serve(Desktop* desk, LineReader* in, const std::string& line, bool* quit) {
+  Parsed p = ParseRequest(line);
+  switch (p.kind) {
+    case Parsed::kEmpty:
+      return true;
+    case Parsed::kFatal:
+      SendReply(1, p.id, p.reply);
       return false;
-    }
-    std::string text;
-    if (!in->ReadBytes(static_cast<size_t>(*n), &text)) return false;
-    r = desk->Type(text);
-  } else if (verb == "key") {
-    size_t at = line.find("key");
-    r = desk->Key(std::string_view(line).substr(at + 3));
-  } else if (verb == "screenshot") {
-    long level = kDefaultPngLevel;
-    if (words.size() == 3) {
-      auto v = ParseLong(words[2]);
-      level = v && *v >= 0 && *v <= 9 ? *v : -1;
-    }
-    if (level < 0 || words.size() > 3) {
-      r = Reply::Invalid("usage: screenshot [PNG_LEVEL 0-9]");
-    } else {
-      r = desk->Screenshot(static_cast<int>(level));
-    }
-  } else if (verb == "ready") {
-    r = desk->Ready();
-  } else if (verb == "quit") {
-    *quit = true;
-  } else {
-    r = Reply::Invalid("unknown verb \"" + verb + "\"");
+    case Parsed::kInvalid:
+      desk->Flush();
+      return SendReply(1, p.id, p.reply);
+    case Parsed::kRequest:
+      break;
   }
+  std::string text;
+  if (p.request.verb == Verb::kType && !in->ReadBytes(p.request.text_bytes, &text)) return false;
+  if (p.request.verb == Verb::kQuit) *quit = true;
+  Reply r = Dispatch(desk, p.request, text);
   desk->Flush();
-  return SendReply(id, r);
+  return SendReply(1, p.id, r);
 }
 
 Display* OpenDisplay(const char* name, double wait_s) {
@@ -1173,8 +817,10 @@ void Usage() {
 }
 
 }  // namespace
+}  // namespace boxlite::desktopd
 
 int main(int argc, char** argv) {
+  using namespace boxlite::desktopd;  // NOLINT: the program's own namespace.
   const char* display = std::getenv("DISPLAY");
   if (display == nullptr || *display == '\0') display = ":0";
   double wait_s = 30;
@@ -1183,7 +829,13 @@ int main(int argc, char** argv) {
     if (a == "--display" && i + 1 < argc) {
       display = argv[++i];
     } else if (a == "--wait" && i + 1 < argc) {
-      wait_s = std::atof(argv[++i]);
+      std::string_view v = argv[++i];
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), wait_s);
+      if (v.empty() || ec != std::errc() || end != v.data() + v.size() || wait_s < 0) {
+        std::fprintf(stderr, "boxlite-desktopd: --wait takes a number of seconds, not \"%s\"\n",
+                     argv[i]);
+        return 64;
+      }
     } else {
       Usage();
       return 64;
@@ -1194,7 +846,7 @@ int main(int argc, char** argv) {
   Display* dpy = OpenDisplay(display, wait_s);
   if (dpy == nullptr) {
     Reply r = Reply::Failed(std::string("cannot open display ") + display);
-    SendReply("0", r);
+    SendReply(1, "0", r);
     return 2;
   }
   int event_base = 0;
@@ -1202,7 +854,7 @@ int main(int argc, char** argv) {
   int major = 0;
   int minor = 0;
   if (!XTestQueryExtension(dpy, &event_base, &error_base, &major, &minor)) {
-    SendReply("0", Reply::Failed("the X server has no XTEST extension"));
+    SendReply(1, "0", Reply::Failed("the X server has no XTEST extension"));
     return 2;
   }
   XTestGrabControl(dpy, True);
@@ -1212,11 +864,11 @@ int main(int argc, char** argv) {
     int w = 0;
     int h = 0;
     desk.Size(&w, &h);
-    if (!SendReply("0", Reply::Ok("boxlite-desktopd " + std::to_string(kProtocolVersion) + " " +
+    if (!SendReply(1, "0", Reply::Ok("boxlite-desktopd " + std::to_string(kProtocolVersion) + " " +
                                   std::to_string(w) + " " + std::to_string(h)))) {
       return 1;
     }
-    Input in;
+    LineReader in(0);
     std::string line;
     bool quit = false;
     while (!quit && in.ReadLine(&line)) {
