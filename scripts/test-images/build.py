@@ -350,6 +350,12 @@ class Builder:
                                "(ninja -C build; it needs libx11-dev libxtst-dev libxext-dev), "
                                "or name the build with BOXLITE_BUILD_DIR or --desktopd"
                                % self.desktopd)
+        # The image has the X libraries the daemon links, not a sanitizer's runtime.
+        needed = run(["readelf", "-d", self.desktopd])
+        if re.search(r"\[lib(asan|ubsan|tsan)\.so", needed):
+            raise RuntimeError("%s is built with sanitizers (BOXLITE_SANITIZE), which the desktop "
+                               "image cannot run; use a build without them (--desktopd PATH)"
+                               % self.desktopd)
 
     def desktopd_sha256(self):
         """The hash of the stripped daemon (its image key), or "missing"."""
