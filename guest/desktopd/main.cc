@@ -17,8 +17,9 @@
 //
 // Single-threaded: one request at a time, in order. stderr carries diagnostics only.
 //
-// This file is the X side; the wire format (wire.h) and the PNG encoder (png.h) live
-// apart and are unit-tested without a display. The image recipe
+// This file is the X side's protocol operations and main(); the keyboard map (x_keys.h)
+// and the screen reader (x_screen.h) are beside it, and the wire format (wire.h) and the
+// PNG encoder (png.h) live apart and are unit-tested without a display. The image recipe
 // (scripts/test-images/build.py) copies the binary CMake builds here into boxlite/desktop.
 
 #include <X11/XKBlib.h>
@@ -50,6 +51,8 @@
 
 #include "guest/desktopd/png.h"
 #include "guest/desktopd/wire.h"
+#include "guest/desktopd/x_keys.h"
+#include "guest/desktopd/x_screen.h"
 
 namespace boxlite::desktopd {
 namespace {
@@ -58,15 +61,11 @@ namespace {
 // the button held, as from a hand.
 constexpr long kDragStepMicros = 2000;
 constexpr int kDragSteps = 8;
-// Spare keycodes lent to characters the keymap lacks, and the pause after remapping them
-// (see Desktop::Type).
-constexpr int kScratchKeycodes = 16;
+// The pause after remapping spare keycodes (see Desktop::Type).
 constexpr long kRemapSettleMicros = 20000;
 // How long a button event may stay frozen by a grab before we stop waiting for it.
 constexpr long kButtonWaitMicros = 2000000;
 constexpr long kButtonPollMicros = 1000;
-
-int g_x_error = 0;  // Last X protocol error code seen by XErrorHandlerRecord.
 
 int XErrorHandlerRecord(Display*, XErrorEvent* ev) {
   g_x_error = ev->error_code;
@@ -81,313 +80,6 @@ int XIoErrorHandlerExit(Display*) {
 void SleepMicros(long us) {
   struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
-
-// The keysym X uses for a Unicode code point.
-KeySym KeysymForCodepoint(uint32_t cp) {
-  if (cp == '\n' || cp == '\r') return XK_Return;
-  if (cp == '\t') return XK_Tab;
-  if (cp == 0x08) return XK_BackSpace;
-  if (cp == 0x1B) return XK_Escape;
-  if ((cp >= 0x20 && cp <= 0x7E) || (cp >= 0xA0 && cp <= 0xFF)) return static_cast<KeySym>(cp);
-  return static_cast<KeySym>(0x01000000 | cp);
-}
-
-// Key names of xdotool's syntax that are not X keysym names.
-KeySym KeysymAlias(const std::string& lower) {
-  static const std::map<std::string, KeySym> kAliases = {
-      {"ctrl", XK_Control_L},    {"control", XK_Control_L}, {"shift", XK_Shift_L},
-      {"alt", XK_Alt_L},         {"meta", XK_Meta_L},       {"super", XK_Super_L},
-      {"win", XK_Super_L},       {"cmd", XK_Super_L},       {"command", XK_Super_L},
-      {"enter", XK_Return},      {"return", XK_Return},     {"esc", XK_Escape},
-      {"escape", XK_Escape},     {"del", XK_Delete},        {"delete", XK_Delete},
-      {"backspace", XK_BackSpace}, {"bksp", XK_BackSpace},  {"tab", XK_Tab},
-      {"space", XK_space},       {"pgup", XK_Prior},        {"pageup", XK_Prior},
-      {"page_up", XK_Prior},     {"pgdn", XK_Next},         {"pagedown", XK_Next},
-      {"page_down", XK_Next},    {"ins", XK_Insert},        {"insert", XK_Insert},
-      {"home", XK_Home},         {"end", XK_End},           {"up", XK_Up},
-      {"down", XK_Down},         {"left", XK_Left},         {"right", XK_Right},
-      {"menu", XK_Menu},         {"capslock", XK_Caps_Lock}, {"print", XK_Print},
-      {"minus", XK_minus},       {"plus", XK_plus},
-  };
-  auto it = kAliases.find(lower);
-  return it == kAliases.end() ? NoSymbol : it->second;
-}
-
-// Resolves one key name of an xdotool chord ("ctrl", "a", "Return", "F5", "é").
-KeySym ParseKeyName(std::string_view name) {
-  std::string s(name);
-  KeySym ks = XStringToKeysym(s.c_str());
-  if (ks != NoSymbol) return ks;
-  std::string lower = Lower(s);
-  ks = KeysymAlias(lower);
-  if (ks != NoSymbol) return ks;
-  // Case-insensitive keysym names: "return", "f5", "kp_enter".
-  std::string cap = lower;
-  if (!cap.empty()) cap[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(cap[0])));
-  ks = XStringToKeysym(cap.c_str());
-  if (ks != NoSymbol) return ks;
-  std::string upper = s;
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  ks = XStringToKeysym(upper.c_str());
-  if (ks != NoSymbol) return ks;
-  auto cps = DecodeUtf8(s);
-  if (cps.size() == 1 && cps[0] != 0xFFFD) return KeysymForCodepoint(cps[0]);
-  return NoSymbol;
-}
-
-// Where a keysym sits on the keyboard: a keycode and whether Shift selects it.
-struct KeyPlace {
-  KeyCode keycode = 0;
-  bool shift = false;
-};
-
-// Maps keysyms to keycodes from the core keyboard mapping (group 1, levels 1-2) and lends
-// spare keycodes to keysyms the keymap lacks, least recently used first.
-class Keyboard {
- public:
-  explicit Keyboard(Display* dpy) : dpy_(dpy) { Load(); }
-
-  // Whether `ks` needs a spare keycode (it is lent one now, or is not on the keyboard).
-  bool NeedsSpare(KeySym ks) const {
-    auto it = places_.find(ks);
-    return it == places_.end() || lent_.count(it->second.keycode) != 0;
-  }
-
-  size_t spare_count() const { return scratch_.size(); }
-
-  // Returns the key for `ks`, remapping a spare keycode if needed (then `*remapped` is
-  // set; the caller syncs); nullopt when the keyboard has no spare keycode.
-  std::optional<KeyPlace> Find(KeySym ks, bool* remapped = nullptr) {
-    auto it = places_.find(ks);
-    if (it != places_.end()) {
-      Touch(it->second.keycode);
-      return it->second;
-    }
-    if (scratch_.empty()) return std::nullopt;
-    // The least recently used spare keycode takes the new keysym.
-    KeyCode kc = scratch_.front();
-    scratch_.erase(scratch_.begin());
-    scratch_.push_back(kc);
-    auto old = lent_.find(kc);
-    if (old != lent_.end()) {
-      places_.erase(old->second);
-      lent_.erase(old);
-    }
-    KeySym syms[2] = {ks, ks};
-    XChangeKeyboardMapping(dpy_, kc, 2, syms, 1);
-    if (remapped != nullptr) {
-      *remapped = true;
-    } else {
-      XSync(dpy_, False);
-    }
-    lent_[kc] = ks;
-    KeyPlace place{kc, false};
-    places_[ks] = place;
-    return place;
-  }
-
-  // Gives the spare keycodes their empty mapping back.
-  void Restore() {
-    for (auto& [kc, ks] : lent_) {
-      KeySym none[2] = {NoSymbol, NoSymbol};
-      XChangeKeyboardMapping(dpy_, kc, 2, none, 1);
-    }
-    lent_.clear();
-    XSync(dpy_, False);
-  }
-
- private:
-  void Load() {
-    int min_kc = 0;
-    int max_kc = 0;
-    XDisplayKeycodes(dpy_, &min_kc, &max_kc);
-    int per = 0;
-    KeySym* map = XGetKeyboardMapping(dpy_, static_cast<KeyCode>(min_kc), max_kc - min_kc + 1, &per);
-    if (map == nullptr) return;
-    for (int kc = min_kc; kc <= max_kc; ++kc) {
-      const KeySym* syms = map + (kc - min_kc) * per;
-      bool empty = true;
-      for (int i = 0; i < per; ++i) {
-        if (syms[i] != NoSymbol) empty = false;
-      }
-      if (empty) {
-        if (static_cast<int>(scratch_.size()) < kScratchKeycodes) {
-          scratch_.push_back(static_cast<KeyCode>(kc));
-        }
-        continue;
-      }
-      for (int level = 0; level < std::min(per, 2); ++level) {
-        KeySym ks = syms[level];
-        if (ks == NoSymbol) continue;
-        // The first place wins, except that an unshifted place beats a shifted one.
-        auto it = places_.find(ks);
-        if (it == places_.end() || (it->second.shift && level == 0)) {
-          places_[ks] = KeyPlace{static_cast<KeyCode>(kc), level == 1};
-        }
-      }
-      // Letters given only as the lower case: the upper case is the shifted level.
-      if (per >= 1 && (per < 2 || syms[1] == NoSymbol)) {
-        KeySym lower = NoSymbol;
-        KeySym upper = NoSymbol;
-        XConvertCase(syms[0], &lower, &upper);
-        if (upper != lower && !places_.count(upper)) {
-          places_[upper] = KeyPlace{static_cast<KeyCode>(kc), true};
-        }
-      }
-    }
-    XFree(map);
-  }
-
-  void Touch(KeyCode kc) {
-    auto it = std::find(scratch_.begin(), scratch_.end(), kc);
-    if (it == scratch_.end()) return;
-    scratch_.erase(it);
-    scratch_.push_back(kc);
-  }
-
-  Display* dpy_;
-  std::map<KeySym, KeyPlace> places_;
-  std::vector<KeyCode> scratch_;  // Spare keycodes, least recently used first.
-  std::map<KeyCode, KeySym> lent_;
-};
-
-// Reads the root window: MIT-SHM when the server accepts our segment, else XGetImage.
-class Grabber {
- public:
-  explicit Grabber(Display* dpy) : dpy_(dpy) {
-    use_shm_ = XShmQueryExtension(dpy_) == True && std::getenv("BOXLITE_DESKTOPD_NO_SHM") == nullptr;
-  }
-  ~Grabber() { ReleaseShm(); }
-  Grabber(const Grabber&) = delete;
-  Grabber& operator=(const Grabber&) = delete;
-
-  // Returns the root window's pixels (owned by the grabber until the next call), or
-  // nullptr with `*error` set.
-  XImage* Grab(int width, int height, std::string* error) {
-    Window root = DefaultRootWindow(dpy_);
-    if (use_shm_ && EnsureShm(width, height)) {
-      g_x_error = 0;
-      if (XShmGetImage(dpy_, root, shm_image_, 0, 0, AllPlanes) && g_x_error == 0) {
-        return shm_image_;
-      }
-      ReleaseShm();
-      use_shm_ = false;
-    }
-    if (plain_image_ != nullptr) {
-      XDestroyImage(plain_image_);
-      plain_image_ = nullptr;
-    }
-    g_x_error = 0;
-    plain_image_ = XGetImage(dpy_, root, 0, 0, static_cast<unsigned>(width),
-                             static_cast<unsigned>(height), AllPlanes, ZPixmap);
-    if (plain_image_ == nullptr) {
-      *error = "XGetImage of the root window failed (X error " + std::to_string(g_x_error) + ")";
-    }
-    return plain_image_;
-  }
-
-  bool using_shm() const { return use_shm_; }
-
- private:
-  bool EnsureShm(int width, int height) {
-    if (shm_image_ != nullptr && shm_image_->width == width && shm_image_->height == height) {
-      return true;
-    }
-    ReleaseShm();
-    int screen = DefaultScreen(dpy_);
-    shm_image_ = XShmCreateImage(dpy_, DefaultVisual(dpy_, screen),
-                                 static_cast<unsigned>(DefaultDepth(dpy_, screen)), ZPixmap,
-                                 nullptr, &shm_info_, static_cast<unsigned>(width),
-                                 static_cast<unsigned>(height));
-    if (shm_image_ == nullptr) return false;
-    size_t bytes = static_cast<size_t>(shm_image_->bytes_per_line) * static_cast<size_t>(height);
-    shm_info_.shmid = shmget(IPC_PRIVATE, bytes, IPC_CREAT | 0600);
-    if (shm_info_.shmid < 0) {
-      XDestroyImage(shm_image_);
-      shm_image_ = nullptr;
-      return false;
-    }
-    shm_info_.shmaddr = static_cast<char*>(shmat(shm_info_.shmid, nullptr, 0));
-    shm_image_->data = shm_info_.shmaddr;
-    // Marked for removal now: the segment disappears when both ends detach, even if we die.
-    shmctl(shm_info_.shmid, IPC_RMID, nullptr);
-    if (shm_info_.shmaddr == reinterpret_cast<char*>(-1)) {
-      shm_image_->data = nullptr;
-      XDestroyImage(shm_image_);
-      shm_image_ = nullptr;
-      return false;
-    }
-    shm_info_.readOnly = False;
-    g_x_error = 0;
-    XShmAttach(dpy_, &shm_info_);
-    XSync(dpy_, False);
-    if (g_x_error != 0) {
-      shmdt(shm_info_.shmaddr);
-      shm_image_->data = nullptr;
-      XDestroyImage(shm_image_);
-      shm_image_ = nullptr;
-      return false;
-    }
-    attached_ = true;
-    return true;
-  }
-
-  void ReleaseShm() {
-    if (shm_image_ == nullptr) return;
-    if (attached_) {
-      XShmDetach(dpy_, &shm_info_);
-      XSync(dpy_, False);
-      attached_ = false;
-    }
-    shmdt(shm_info_.shmaddr);
-    shm_image_->data = nullptr;
-    XDestroyImage(shm_image_);
-    shm_image_ = nullptr;
-  }
-
-  Display* dpy_;
-  bool use_shm_ = false;
-  bool attached_ = false;
-  XShmSegmentInfo shm_info_{};
-  XImage* shm_image_ = nullptr;
-  XImage* plain_image_ = nullptr;
-};
-
-int ShiftOf(unsigned long mask) {
-  int s = 0;
-  while (mask != 0 && (mask & 1) == 0) {
-    mask >>= 1;
-    ++s;
-  }
-  return s;
-}
-
-// Converts row `y` of a ZPixmap TrueColor image to 8-bit RGB.
-void RowToRgb(const XImage* img, int y, unsigned char* dst) {
-  if (img->bits_per_pixel == 32 && img->byte_order == LSBFirst && img->red_mask == 0xFF0000 &&
-      img->green_mask == 0xFF00 && img->blue_mask == 0xFF) {
-    const unsigned char* src = reinterpret_cast<const unsigned char*>(img->data) +
-                               static_cast<size_t>(y) * static_cast<size_t>(img->bytes_per_line);
-    for (int x = 0; x < img->width; ++x, src += 4, dst += 3) {
-      dst[0] = src[2];
-      dst[1] = src[1];
-      dst[2] = src[0];
-    }
-    return;
-  }
-  const int rs = ShiftOf(img->red_mask);
-  const int gs = ShiftOf(img->green_mask);
-  const int bs = ShiftOf(img->blue_mask);
-  const unsigned long rmax = std::max(1UL, img->red_mask >> rs);
-  const unsigned long gmax = std::max(1UL, img->green_mask >> gs);
-  const unsigned long bmax = std::max(1UL, img->blue_mask >> bs);
-  for (int x = 0; x < img->width; ++x, dst += 3) {
-    unsigned long p = XGetPixel(const_cast<XImage*>(img), x, y);
-    dst[0] = static_cast<unsigned char>(((p & img->red_mask) >> rs) * 255 / rmax);
-    dst[1] = static_cast<unsigned char>(((p & img->green_mask) >> gs) * 255 / gmax);
-    dst[2] = static_cast<unsigned char>(((p & img->blue_mask) >> bs) * 255 / bmax);
   }
 }
 
