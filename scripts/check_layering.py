@@ -16,30 +16,30 @@ import re
 import sys
 import tempfile
 
-# module -> modules its non-test code may include ("include" is include/boxlite).
+# module -> modules its non-test code may include.
 ALLOWED = {
-    "include": [],
-    "src/base": ["include"],
-    "src/sys": ["include", "src/base"],
-    "src/protocol": ["include", "src/base"],
-    "src/image": ["include", "src/base", "src/sys", "src/protocol"],
+    "include/boxlite": [],
+    "src/base": ["include/boxlite"],
+    "src/sys": ["include/boxlite", "src/base"],
+    "src/protocol": ["include/boxlite", "src/base"],
+    "src/image": ["include/boxlite", "src/base", "src/sys", "src/protocol"],
     # boxlite-net, the per-box network process: a host program beside vmm.
-    "src/net": ["include", "src/base", "src/sys", "src/protocol"],
+    "src/net": ["include/boxlite", "src/base", "src/sys", "src/protocol"],
     # vmm launches boxlite-net and shares the guest network plan with it.
-    "src/vmm": ["include", "src/base", "src/sys", "src/protocol", "src/net"],
-    "src/runtime": ["include", "src/base", "src/sys", "src/protocol", "src/image", "src/vmm",
+    "src/vmm": ["include/boxlite", "src/base", "src/sys", "src/protocol", "src/net"],
+    "src/runtime": ["include/boxlite", "src/base", "src/sys", "src/protocol", "src/image", "src/vmm",
                     "src/net"],
     # The CLI is a user of the public API, plus base's dependency-free helpers.
-    "src/cli": ["include", "src/base"],
+    "src/cli": ["include/boxlite", "src/base"],
     # The Python extension sees the public API only.
-    "python/src": ["include"],
+    "python/src": ["include/boxlite"],
     # The guest agent (static, PID 1): base, sys and protocol only.
-    "agent": ["include", "src/base", "src/sys", "src/protocol"],
+    "agent": ["include/boxlite", "src/base", "src/sys", "src/protocol"],
     # ComputerBox's daemon runs in the user's desktop image: nothing of the host.
     "guest/desktopd": [],
-    "bench": ["include", "src/base", "src/sys", "src/protocol", "src/image", "src/vmm",
+    "bench": ["include/boxlite", "src/base", "src/sys", "src/protocol", "src/image", "src/vmm",
               "src/net", "src/runtime"],
-    "fuzz": ["include", "src/base", "src/sys", "src/protocol", "src/image", "agent"],
+    "fuzz": ["include/boxlite", "src/base", "src/sys", "src/protocol", "src/image", "agent"],
 }
 # What tests (*_test.cc, *test_util*) may include beyond their module's list.
 TEST_EXTRA = {
@@ -60,7 +60,9 @@ def module_of(rel):
         return "guest/" + parts[1]
     if parts[:2] == ["python", "src"]:
         return "python/src"
-    if parts[0] in ("include", "agent", "bench", "fuzz"):
+    if parts[0] == "include":
+        return "include/boxlite"
+    if parts[0] in ("agent", "bench", "fuzz"):
         return parts[0]
     return None
 
@@ -68,7 +70,7 @@ def module_of(rel):
 def target_of(inc):
     """The module a quoted include names ("src/base/x.h", "boxlite/x.h"), or None."""
     if inc.startswith("boxlite/"):
-        return "include"
+        return "include/boxlite"
     return module_of(inc)
 
 
