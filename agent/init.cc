@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <algorithm>
 #include <map>
 
 #include "src/base/macros.h"
@@ -124,7 +125,10 @@ Status ConfigureNetwork(const protocol::NetworkConfig& net, const std::string& h
   auto slash = net.address.find('/');
   in_addr addr{};
   in_addr gw{};
-  int prefix = slash == std::string::npos ? 24 : std::atoi(net.address.c_str() + slash + 1);
+  // Bounded before the cast: a huge prefix must not wrap into 1..32.
+  uint64_t prefix_bits = slash == std::string::npos
+      ? 24 : base::ParseUint(std::string_view(net.address).substr(slash + 1)).value_or(0);
+  int prefix = static_cast<int>(std::min<uint64_t>(prefix_bits, 33));
   if (!ParseIpv4(net.address.substr(0, slash), &addr) || !ParseIpv4(net.gateway, &gw) ||
       prefix < 1 || prefix > 32) {
     return Status::InvalidArgument("bad network config", net.address + " via " + net.gateway);
@@ -298,7 +302,7 @@ Status FindAgentPorts(std::vector<std::string>* paths) {
         std::string n(base::Trim(*name));
         if (n == base) {
           found[0] = "/dev/" + port;
-        } else if (base::StartsWith(n, base + ".")) {
+        } else if (n.starts_with(base + ".")) {
           auto index = base::ParseUint(n.substr(base.size() + 1));
           if (index && *index > 0 && *index < 64) found[static_cast<int>(*index)] = "/dev/" + port;
         }

@@ -15,7 +15,7 @@ sys=(src/sys/errno_status.cc src/sys/fs.cc src/sys/subprocess.cc src/sys/file_lo
 declare -A sources libs
 sources[frame_decoder]="${base[*]} src/protocol/frame.cc src/protocol/messages.cc"
 sources[image_reference]="${base[*]} src/image/reference.cc"
-sources[oci_manifest]="${base[*]} ${sys[*]} src/image/manifest.cc src/image/auth.cc src/image/reference.cc"
+sources[oci_manifest]="${base[*]} ${sys[*]} src/base/base64.cc src/image/manifest.cc src/image/auth.cc src/image/reference.cc"
 sources[tar_unpack]="${base[*]} ${sys[*]} src/base/sha256.cc $(cd "$here" && ls src/image/ext4_builder.cc src/image/layer_stream.cc src/image/tar_path.cc src/image/layer_size.cc | tr '\n' ' ')"
 sources[agent_request]="${base[*]} ${sys[*]} src/protocol/frame.cc src/protocol/messages.cc src/protocol/capabilities.cc agent/server.cc agent/init.cc agent/users.cc agent/process_security.cc"
 libs[frame_decoder]="-lcrypto"

@@ -72,7 +72,8 @@ install -d "$datadir/images"
 cmp -s "$vmlinux" "$datadir/vmlinux" 2>/dev/null || install -m 0644 "$vmlinux" "$datadir/vmlinux"
 
 # --- 5. Built-in images: boxlite/base (busybox) and boxlite/desktop (ComputerBox's) ------
-images=$("$here/scripts/test-images/build.sh" --only boxlite-base,desktop-tar)
+# desktop-tar takes boxlite-desktopd from this build (guest/desktopd/).
+images=$(BOXLITE_BUILD_DIR=$build "$here/scripts/test-images/build.sh" --only boxlite-base,desktop-tar)
 base_tar=$(echo "$images" | awk -F'\t' '$1 == "boxlite-base-tar" {print $2}')
 desktop_tar=$(echo "$images" | awk -F'\t' '$1 == "desktop-tar" {print $2}')
 cmp -s "$base_tar" "$datadir/images/base.tar" 2>/dev/null || install -m 0644 "$base_tar" "$datadir/images/base.tar"

@@ -9,7 +9,11 @@
 #
 # The desktop image (boxlite/desktop) has two cached stages: desktop-rootfs-<key>/ (the
 # package layer of desktop.sh: apt in a chroot, minutes) and the image itself (that layer
-# plus boxlite-desktopd, compiled here, and the files of desktop/: seconds).
+# plus boxlite-desktopd and the files of desktop/: seconds). boxlite-desktopd is product
+# code (guest/desktopd/) built by CMake with the rest of the tree; this script copies the
+# binary of the build directory ($BOXLITE_BUILD_DIR, else build/, or --desktopd), stripped,
+# and the image's key hashes that stripped binary, so the image is rebuilt whenever the
+# daemon changes.
 # desktop-tar is its install form (<data dir>/images/desktop.tar); it is built only when
 # asked for (--only desktop-tar), as it is a second copy of ~250 MB.
 
@@ -40,15 +44,29 @@ IMAGES = ["busybox", "layered", "multiarch", "multiarch-archfile", "zstd", "debi
 EXTRA_IMAGES = ["desktop-tar"]
 DESKTOP_DIR = os.path.join(HERE, "desktop")
 DESKTOP_PACKAGES = os.path.join(DESKTOP_DIR, "packages.txt")
-DESKTOPD_SOURCE = os.path.join(DESKTOP_DIR, "boxlite_desktopd.cc")
-# (path in the image, file in desktop/, mode); boxlite-desktopd is compiled.
+REPO = os.path.dirname(os.path.dirname(HERE))
+# Where CMake puts boxlite-desktopd inside a build directory (guest/desktopd/CMakeLists.txt).
+DESKTOPD_IN_BUILD = os.path.join("guest", "desktopd", "boxlite-desktopd")
+# (path in the image, file in desktop/, mode); boxlite-desktopd comes from the build.
 DESKTOP_FILES = [
     ("usr/local/bin/boxlite-desktop-start", "boxlite-desktop-start", 0o755),
     ("usr/local/bin/boxlite-desktop-viewer", "boxlite-desktop-viewer", 0o755),
     ("etc/jwm/system.jwmrc", "jwmrc", 0o644),
     ("etc/chromium.d/boxlite-desktop", "chromium-flags", 0o644),
 ]
-DESKTOPD_DEV_PACKAGES = ["libx11-dev", "libxtst-dev", "libxext-dev", "zlib1g-dev"]
+
+
+def default_desktopd():
+    build = os.environ.get("BOXLITE_BUILD_DIR") or os.path.join(REPO, "build")
+    return os.path.join(build, DESKTOPD_IN_BUILD)
+
+
+def strip_binary(src, dst):
+    """Copies `src` to `dst` without symbols, debug information or build id: what goes
+    into the image, the same bytes from any build directory of the same sources."""
+    subprocess.run(["objcopy", "--strip-all", "--remove-section=.note.gnu.build-id", src, dst],
+                   check=True, stdout=subprocess.DEVNULL)
+    os.chmod(dst, 0o755)
 
 
 def log(msg):
@@ -173,7 +191,7 @@ def key_of(*parts):
 
 
 class Builder:
-    def __init__(self, cache):
+    def __init__(self, cache, desktopd=None):
         self.cache = cache
         self.root = os.path.join(cache, "test-images")
         os.makedirs(self.root, exist_ok=True)
@@ -196,9 +214,8 @@ class Builder:
                                          file_sha256(DESKTOP_PACKAGES),
                                          sorted(versions.items()), self.desktop_sources,
                                          self.debootstrap_key)
-        desktop_in = [self.desktop_rootfs_key, file_sha256(DESKTOPD_SOURCE),
-                      run([os.environ.get("CXX", "g++"), "--version"]).split("\n")[0],
-                      [dpkg_version(p) for p in DESKTOPD_DEV_PACKAGES]]
+        self.desktopd = desktopd or default_desktopd()
+        desktop_in = [self.desktop_rootfs_key, self.desktopd_sha256()]
         for _, src, mode in DESKTOP_FILES:
             desktop_in += [src, mode, file_sha256(os.path.join(DESKTOP_DIR, src))]
         self.keys = {}
@@ -292,7 +309,8 @@ class Builder:
         elif name == "desktop":
             self.build_desktop_rootfs(dbs_proc)
             daemon = os.path.join(tmp, ".boxlite-desktopd")
-            self.compile_desktopd(daemon)
+            self.require_desktopd()
+            strip_binary(self.desktopd, daemon)
             files = [("usr/local/bin/boxlite-desktopd", daemon, 0o755)]
             files += [(dest, os.path.join(DESKTOP_DIR, src), mode)
                       for dest, src, mode in DESKTOP_FILES]
@@ -326,15 +344,27 @@ class Builder:
             os.unlink(sources)
         log("built the desktop package layer in %.1fs" % (time.monotonic() - t0))
 
-    def compile_desktopd(self, out):
-        """Compiles boxlite-desktopd for the image (same Debian release as the host)."""
-        cxx = os.environ.get("CXX", "g++")
-        cmd = [cxx, "-std=c++20", "-O2", "-s", "-Wall", "-Wextra", "-o", out, DESKTOPD_SOURCE,
-               "-lXtst", "-lXext", "-lX11", "-lz"]
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if p.returncode != 0:
-            raise RuntimeError("compiling boxlite-desktopd failed (needs apt-get install -y %s):"
-                               "\n%s" % (" ".join(DESKTOPD_DEV_PACKAGES), p.stdout))
+    def require_desktopd(self):
+        if not os.path.isfile(self.desktopd):
+            raise RuntimeError("boxlite-desktopd is not built (%s): build the tree first "
+                               "(ninja -C build; it needs libx11-dev libxtst-dev libxext-dev), "
+                               "or name the build with BOXLITE_BUILD_DIR or --desktopd"
+                               % self.desktopd)
+        # The image has the X libraries the daemon links, not a sanitizer's runtime.
+        needed = run(["readelf", "-d", self.desktopd])
+        if re.search(r"\[lib(asan|ubsan|tsan)\.so", needed):
+            raise RuntimeError("%s is built with sanitizers (BOXLITE_SANITIZE), which the desktop "
+                               "image cannot run; use a build without them (--desktopd PATH)"
+                               % self.desktopd)
+
+    def desktopd_sha256(self):
+        """The hash of the stripped daemon (its image key), or "missing"."""
+        if not os.path.isfile(self.desktopd):
+            return "missing"
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "boxlite-desktopd")
+            strip_binary(self.desktopd, out)
+            return file_sha256(out)
 
     def start_debootstrap(self):
         d = self.debootstrap_dir()
@@ -387,6 +417,10 @@ def main():
     ap.add_argument("--only", default="",
                     help="comma-separated subset of " + ",".join(IMAGES + EXTRA_IMAGES))
     ap.add_argument("--keys", action="store_true", help="print the keys and exit")
+    ap.add_argument("--desktopd", default=None,
+                    help="the boxlite-desktopd binary to put in the desktop image (default: "
+                         "$BOXLITE_BUILD_DIR/%s, else build/%s)" % (DESKTOPD_IN_BUILD,
+                                                                    DESKTOPD_IN_BUILD))
     ap.add_argument("--prune", action="store_true",
                     help="delete cached artifacts of these images built from other inputs")
     args = ap.parse_args()
@@ -395,7 +429,7 @@ def main():
         if n not in IMAGES + EXTRA_IMAGES:
             ap.error("unknown image %r" % n)
     t0 = time.monotonic()
-    b = Builder(args.cache)
+    b = Builder(args.cache, args.desktopd)
     if args.keys:
         for n in names:
             print("%s\t%s" % (n, b.keys[n]))

@@ -12,11 +12,11 @@
 # desktop/ and desktop.sh). Only when named: desktop-tar (docker-save/OCI tarball of
 # desktop, installed as <data dir>/images/desktop.tar).
 #
-# usage: build.sh [--json] [--only NAME,...] [--keys] [--prune]
+# usage: build.sh [--json] [--only NAME,...] [--keys] [--prune] [--desktopd PATH]
 #   --prune deletes cached artifacts of the same images built from other inputs.
 # Needs: python3, busybox-static, zstd, and for debian-python and desktop: root,
-# debootstrap and the machine's apt mirror; for desktop also g++ and libx11-dev,
-# libxtst-dev, libxext-dev, zlib1g-dev (boxlite-desktopd is compiled here).
+# debootstrap and the machine's apt mirror; for desktop also the tree built by CMake
+# (boxlite-desktopd, from guest/desktopd/: $BOXLITE_BUILD_DIR, else build/, or --desktopd).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${BOXLITE_CACHE:-$HOME/.cache/boxlite}

@@ -84,7 +84,7 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
                             args.end());
       break;
     }
-    if (base::StartsWith(arg, "--")) {
+    if (arg.starts_with("--")) {
       std::string name = arg.substr(2);
       std::optional<std::string> value;
       size_t eq = name.find('=');

@@ -97,7 +97,7 @@ Status TemplateError(std::string_view action, std::string_view why) {
 Result<Action> ParseAction(std::string_view raw) {
   std::string_view a = base::Trim(raw);
   Action out;
-  if (base::StartsWith(a, "json") &&
+  if (a.starts_with("json") &&
       (a.size() == 4 || std::isspace(static_cast<unsigned char>(a[4])))) {
     out.json = true;
     a = base::Trim(a.substr(4));

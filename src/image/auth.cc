@@ -30,8 +30,8 @@ bool IsSpace(char c) { return c == ' ' || c == '\t'; }
 
 // Strips "https://" and any path: "https://index.docker.io/v1/" -> "index.docker.io".
 std::string RegistryHostOfKey(std::string_view key) {
-  if (base::StartsWith(key, "https://")) key.remove_prefix(8);
-  else if (base::StartsWith(key, "http://")) key.remove_prefix(7);
+  if (key.starts_with("https://")) key.remove_prefix(8);
+  else if (key.starts_with("http://")) key.remove_prefix(7);
   size_t slash = key.find('/');
   if (slash != std::string_view::npos) key = key.substr(0, slash);
   return base::ToLower(key);
@@ -230,61 +230,6 @@ Result<BearerToken> ParseTokenResponse(std::string_view body) {
   if (exp != doc.end() && exp->is_number_integer()) {
     int64_t secs = exp->get<int64_t>();
     if (secs > 60) out.expires_in = std::chrono::seconds(secs);
-  }
-  return out;
-}
-
-std::string Base64Encode(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  size_t i = 0;
-  while (i + 2 < data.size()) {
-    uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(data[i])) << 16 |
-                 static_cast<uint32_t>(static_cast<unsigned char>(data[i + 1])) << 8 |
-                 static_cast<uint32_t>(static_cast<unsigned char>(data[i + 2]));
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-    i += 3;
-  }
-  size_t rest = data.size() - i;
-  if (rest > 0) {
-    uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(data[i])) << 16;
-    if (rest == 2) v |= static_cast<uint32_t>(static_cast<unsigned char>(data[i + 1])) << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::string> Base64Decode(std::string_view data) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  while (!data.empty() && data.back() == '=') data.remove_suffix(1);
-  if (data.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : data) {
-    int v = value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
   }
   return out;
 }

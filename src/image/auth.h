@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "boxlite/result.h"
+#include "src/base/base64.h"
 
 namespace boxlite::image {
 
@@ -70,9 +71,10 @@ struct BearerToken {
 // Parses a token endpoint's JSON answer. ProtocolError when it holds no token.
 Result<BearerToken> ParseTokenResponse(std::string_view body);
 
-std::string Base64Encode(std::string_view data);
-// Standard alphabet; padding optional; whitespace rejected. nullopt on bad input.
-std::optional<std::string> Base64Decode(std::string_view data);
+// The docker config's "auth" and Basic credentials are base64 (src/base/base64.h:
+// OpenSSL's codec; decoding takes padding as optional and rejects whitespace).
+using base::Base64Decode;
+using base::Base64Encode;
 
 // Caches Authorization header values ("Bearer x", "Basic y") per (registry, scope) until
 // they expire. A Basic value is stored with an empty scope and serves every scope.

@@ -662,7 +662,7 @@ Result<Meta> Ext4BuilderImpl::ReadMeta(struct archive_entry* e, std::string_view
     std::string_view name = xname != nullptr ? xname : "";
     bool known = false;
     for (std::string_view prefix : {"user.", "trusted.", "security."}) {
-      if (base::StartsWith(name, prefix) && name.size() > prefix.size()) known = true;
+      if (name.starts_with(prefix) && name.size() > prefix.size()) known = true;
     }
     if (name == "system.posix_acl_access") known = have_acl_access = true;
     if (name == "system.posix_acl_default") known = have_acl_default = true;
@@ -746,14 +746,14 @@ Status Ext4BuilderImpl::ApplyEntry(LayerStream* stream, struct archive_entry* e)
   const bool has_wh = path.str().find(".wh.") != std::string::npos;
   for (size_t i = 0; has_wh && i < path.size(); ++i) {
     std::string_view c = path.component(i);
-    if (base::StartsWith(c, ".wh..wh.") && !(i + 1 == path.size() && c == ".wh..wh..opq")) {
+    if (c.starts_with(".wh..wh.") && !(i + 1 == path.size() && c == ".wh..wh..opq")) {
       return Status::OK();
     }
-    if (i + 1 < path.size() && base::StartsWith(c, ".wh.")) {
+    if (i + 1 < path.size() && c.starts_with(".wh.")) {
       return bad("whiteout prefix in a directory component");
     }
   }
-  if (has_wh && !path.empty() && base::StartsWith(path.base(), ".wh.")) {
+  if (has_wh && !path.empty() && path.base().starts_with(".wh.")) {
     std::string_view base = path.base();
     PendingWhiteout w;
     w.parent = std::string(path.prefix(path.size() - 1));

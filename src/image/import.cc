@@ -313,7 +313,7 @@ class TarSource : public Source {
 std::string DefaultRepository(const std::string& path) {
   std::string base = base::ToLower(sys::Basename(path));
   for (const char* ext : {".tar.gz", ".tar.zst", ".tar.xz", ".tgz", ".tar", ".oci"}) {
-    if (base::EndsWith(base, ext)) {
+    if (base.ends_with(ext)) {
       base.resize(base.size() - std::string_view(ext).size());
       break;
     }
@@ -520,7 +520,7 @@ class Importer {
       std::string config_digest = "sha256:" + base::Sha256Hex(config_body);
       // The file is named by its digest ("<hex>.json" or "blobs/sha256/<hex>").
       std::string stem = sys::Basename(config_path);
-      if (base::EndsWith(stem, ".json")) stem.resize(stem.size() - 5);
+      if (stem.ends_with(".json")) stem.resize(stem.size() - 5);
       if (ValidateDigest("sha256:" + stem).ok() && "sha256:" + stem != config_digest) {
         return DigestMismatch(config_path + " in " + path_, "sha256:" + stem, config_digest);
       }

@@ -157,10 +157,10 @@ Platform HostPlatform() {
   } else if (machine == "aarch64" || machine == "arm64") {
     p.architecture = "arm64";
     p.variant = "v8";
-  } else if (base::StartsWith(machine, "armv7")) {
+  } else if (machine.starts_with("armv7")) {
     p.architecture = "arm";
     p.variant = "v7";
-  } else if (base::StartsWith(machine, "armv6")) {
+  } else if (machine.starts_with("armv6")) {
     p.architecture = "arm";
     p.variant = "v6";
   } else if (machine == "i386" || machine == "i686") {

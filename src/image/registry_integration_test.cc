@@ -612,11 +612,11 @@ TEST_F(RegistryTest, BearerTokenFlowWithCredentialsAndCachedToken) {
       // The scope came from the challenge; its quoted value held a comma.
       EXPECT_EQ(r["scope"], json::array({"repository:test/img:pull,push"}));
       EXPECT_EQ(r["service"], json::array({"boxlite-test"}));
-      EXPECT_TRUE(base::StartsWith(r["auth"].get<std::string>(), "Basic "));
+      EXPECT_TRUE(r["auth"].get<std::string>().starts_with("Basic "));
     }
     if (r["blob"] == true && r["status"] == 200) {
       ++blobs;
-      EXPECT_TRUE(base::StartsWith(r["auth"].get<std::string>(), "Bearer tok-"));
+      EXPECT_TRUE(r["auth"].get<std::string>().starts_with("Bearer tok-"));
     }
   }
   EXPECT_EQ(granted, 1) << "the token is cached per scope";
@@ -640,7 +640,7 @@ TEST_F(RegistryTest, RedirectedBlobsAreFetchedWithoutAuthorization) {
       EXPECT_EQ(r["auth"], "") << "Authorization leaked to another origin: " << r.dump();
     } else if (r["status"] == 307) {
       ++redirects_sent;
-      EXPECT_TRUE(base::StartsWith(r["auth"].get<std::string>(), "Bearer "));
+      EXPECT_TRUE(r["auth"].get<std::string>().starts_with("Bearer "));
     }
   }
   EXPECT_EQ(redirects_sent, 3);
@@ -717,7 +717,7 @@ TEST_F(RegistryTest, BlobCutMidTransferIsResumedWithRange) {
     ASSERT_EQ(reqs.size(), 2u) << path;
     EXPECT_EQ(reqs[0]["status"], "cut");
     EXPECT_EQ(reqs[0]["range"], "");
-    EXPECT_TRUE(base::StartsWith(reqs[1]["range"].get<std::string>(), "bytes="))
+    EXPECT_TRUE(reqs[1]["range"].get<std::string>().starts_with("bytes="))
         << reqs[1].dump();
     EXPECT_EQ(reqs[1]["status"], 206);
   }

@@ -45,7 +45,7 @@ std::vector<std::string> ParseResolvConf(std::string_view text) {
   std::vector<std::string> servers;
   for (const auto& raw : base::Split(text, '\n')) {
     std::string_view line = base::Trim(raw);
-    if (!base::StartsWith(line, "nameserver")) continue;
+    if (!line.starts_with("nameserver")) continue;
     line.remove_prefix(10);
     if (line.empty() || (line[0] != ' ' && line[0] != '\t')) continue;
     line = base::Trim(line);

@@ -58,7 +58,7 @@ Result<HelperOptions> ParseHelperArgs(std::span<const std::string> args) {
     std::string value;
     bool has_value = false;
     size_t eq = flag.find('=');
-    if (base::StartsWith(flag, "--") && eq != std::string::npos) {
+    if (flag.starts_with("--") && eq != std::string::npos) {
       value = flag.substr(eq + 1);
       flag.resize(eq);
       has_value = true;

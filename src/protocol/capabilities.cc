@@ -45,7 +45,7 @@ bool Contains(const std::vector<std::string>& names, int number) {
 int CapabilityNumber(std::string_view name) {
   std::string upper = Upper(name);
   std::string_view bare = upper;
-  if (base::StartsWith(bare, "CAP_")) bare.remove_prefix(4);
+  if (bare.starts_with("CAP_")) bare.remove_prefix(4);
   for (size_t i = 0; i < kNames.size(); ++i) {
     if (kNames[i] == bare) return static_cast<int>(i);
   }

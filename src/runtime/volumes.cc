@@ -139,7 +139,7 @@ Result<std::vector<VolumeInfo>> VolumeStore::List() {
   if (!sys::IsDirectory(dir_)) return out;
   BOXLITE_ASSIGN_OR_RETURN(auto names, sys::ListDir(dir_));
   for (const auto& name : names) {
-    if (!base::EndsWith(name, ".json")) continue;
+    if (!name.ends_with(".json")) continue;
     std::string id = name.substr(0, name.size() - 5);
     if (!LooksLikeVolumeId(id)) continue;
     bool orphan = false;
@@ -175,7 +175,7 @@ void VolumeStore::RemoveAnonymousOf(std::string_view box_id) {
   auto names = sys::ListDir(dir_);
   if (!names) return;
   for (const auto& name : *names) {
-    if (!base::EndsWith(name, ".json")) continue;
+    if (!name.ends_with(".json")) continue;
     std::string id = name.substr(0, name.size() - 5);
     std::string owner;
     auto info = Load(id, &owner, nullptr);

@@ -210,7 +210,7 @@ std::optional<std::string> CreateCgroupLeaf(const std::string& name, const Cgrou
     std::string rel;
     if (self.ok()) {
       for (const auto& line : base::Split(*self, '\n', true)) {
-        if (base::StartsWith(line, "0::")) rel = line.substr(3);
+        if (line.starts_with("0::")) rel = line.substr(3);
       }
     }
     if (rel.empty() || rel == "/") {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -28,10 +29,12 @@ uint32_t HostTscKhz() {
   auto cpuinfo = sys::ReadFile("/proc/cpuinfo");
   if (!cpuinfo.ok()) return 0;
   for (const auto& line : base::Split(*cpuinfo, '\n')) {
-    if (!base::StartsWith(line, "cpu MHz")) continue;
+    if (!line.starts_with("cpu MHz")) continue;
     size_t colon = line.find(':');
     if (colon == std::string::npos) continue;
-    double mhz = std::atof(line.c_str() + colon + 1);
+    std::string_view text = base::Trim(std::string_view(line).substr(colon + 1));
+    double mhz = 0;
+    if (std::from_chars(text.data(), text.data() + text.size(), mhz).ec != std::errc()) continue;
     if (mhz > 0) return static_cast<uint32_t>(std::lround(mhz * 1000));
   }
   return 0;

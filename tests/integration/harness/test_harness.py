@@ -90,9 +90,14 @@ def test_build_rerun_is_cached_and_prints_same_paths(test_images):
 def test_keys_follow_inputs(tmp_path):
     """Changing a script changes the image keys; the debootstrap key depends only on
     debootstrap.sh and package versions."""
+    # The desktop image's key follows the boxlite-desktopd binary it is given (any ELF
+    # file stands in for it here).
+    daemon = tmp_path / "boxlite-desktopd"
+    shutil.copy("/bin/true", daemon)
+
     def keys(d):
         p = run([sys.executable, os.path.join(d, "build.py"), "--cache", str(tmp_path / "c"),
-                 "--keys"])
+                 "--keys", "--desktopd", str(daemon)])
         assert p.returncode == 0, p.stderr
         return dict(l.split("\t") for l in p.stdout.splitlines())
 
@@ -109,6 +114,11 @@ def test_keys_follow_inputs(tmp_path):
     with open(copy / "debootstrap.sh", "a") as f:
         f.write("\n# changed\n")
     assert keys(str(copy))["debootstrap"] != before["debootstrap"]
+    changed = keys(str(copy))
+    shutil.copy("/bin/false", daemon)
+    rebuilt = keys(str(copy))
+    assert rebuilt["desktop"] != changed["desktop"]
+    assert rebuilt["busybox"] == changed["busybox"]
 
 
 @pytest.mark.parametrize("name", ["busybox", "layered", "zstd", "debian-python",
