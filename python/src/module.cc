@@ -166,6 +166,7 @@ nb::dict BoxInfoDict(const BoxInfo& info) {
   d["name"] = Str(info.name);
   d["image"] = Str(info.image);
   d["state"] = Str(info.state);
+  d["failure"] = info.failure.empty() ? nb::object(nb::none()) : Str(info.failure);
   d["created_unix"] = info.created_unix;
   d["cpus"] = info.cpus;
   d["memory_mib"] = info.memory_mib;
