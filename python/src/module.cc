@@ -304,6 +304,16 @@ class PyBox {
     ThrowIfError(s, Domain::kBox, "stop box " + box_->name());
   }
 
+  // BoxLite 0.9's rule for a call that starts the box implicitly (a command, an attach, a
+  // copy): raises BoxStateError when its state does not allow `op` (a failed box).
+  void CheckCall(const std::string& op) {
+    Result<BoxInfo> info = WithoutGil([&] { return box_->Info(); });
+    BoxInfo i = ValueOrThrow(std::move(info), Domain::kBox, "inspect box " + box_->name());
+    BoxStatus state = ParseStatus(i.state).value_or(BoxStatus::kUnknown);
+    ThrowIfError(CheckBoxCall(op, i.name, state, i.failure), Domain::kBox,
+                 op + " in box " + i.name);
+  }
+
   PyExec StartExec(std::vector<Text> argv, std::vector<std::pair<Text, Text>> env, Text cwd,
                    Text user, bool tty, int rows, int cols, bool open_stdin) {
     ExecOptions options;
@@ -578,6 +588,7 @@ NB_MODULE(_boxlite, m) {
       .def_prop_ro("id", &PyBox::id)
       .def_prop_ro("name", &PyBox::name)
       .def("start", &PyBox::Start)
+      .def("check_call", &PyBox::CheckCall, "op"_a)
       .def("stop", &PyBox::Stop)
       .def("start_exec", &PyBox::StartExec, "argv"_a, "env"_a, "cwd"_a, "user"_a, "tty"_a,
            "rows"_a, "cols"_a, "open_stdin"_a)

@@ -202,10 +202,7 @@ Status BoxImpl::Start() {
   }
   if (state_ == State::kRunning && channel_ && Usable().ok()) return Status::OK();
   std::string failure;
-  if (std::string refused = RefusalReason("start", StatusLocked(&failure)); !refused.empty()) {
-    return Status::FailedPrecondition("box " + name_ + ": " + refused)
-        .WithSubject(StatusSubject::kBox);
-  }
+  BOXLITE_RETURN_IF_ERROR(CheckBoxCall("start", name_, StatusLocked(&failure)));
   Status s = StartLocked();
   if (!s.ok()) {
     runtime_->counters().boxes_failed++;
@@ -791,11 +788,7 @@ Status BoxImpl::Remove(bool force) {
         .WithSubject(StatusSubject::kBox);
   }
   std::string failure;
-  if (std::string refused = RefusalReason("remove", StatusLocked(&failure));
-      !refused.empty() && !force) {
-    return Status::FailedPrecondition("box " + name_ + ": " + refused)
-        .WithSubject(StatusSubject::kBox);
-  }
+  if (!force) BOXLITE_RETURN_IF_ERROR(CheckBoxCall("remove", name_, StatusLocked(&failure)));
   // The disk goes with the box: no clean shutdown to wait for.
   BOXLITE_RETURN_IF_ERROR(StopLocked(/*graceful=*/false));
   state_ = State::kRemoved;
@@ -957,11 +950,7 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExecUncounted(const ExecOptions& opt
     idle = state_ == State::kCreated || state_ == State::kStopped;
     std::string failure;
     BoxStatus status = StatusLocked(&failure);
-    if (persistent() && !CanExec(status)) {
-      std::string why = failure.empty() ? "" : " (" + failure + ")";
-      return Status::FailedPrecondition("box " + name_ + why + ": " + RefusalReason("exec", status))
-          .WithSubject(StatusSubject::kBox);
-    }
+    if (persistent()) BOXLITE_RETURN_IF_ERROR(CheckBoxCall("exec", name_, status, failure));
   }
   // A configured or stopped box starts for its first command (BoxLite 0.9's can_exec).
   if (idle) BOXLITE_RETURN_IF_ERROR(Start());

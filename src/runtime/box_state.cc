@@ -5,7 +5,7 @@
 #include <cctype>
 #include <utility>
 
-namespace boxlite::runtime {
+namespace boxlite {
 namespace {
 
 constexpr std::array<std::pair<BoxStatus, std::string_view>, 7> kNames = {{
@@ -53,13 +53,6 @@ bool CanExec(BoxStatus s) {
   return s == BoxStatus::kConfigured || s == BoxStatus::kRunning || s == BoxStatus::kStopped;
 }
 
-BoxStatus DeriveStatus(const StatusFacts& f) {
-  if (f.vm_alive) return f.phase == kPhaseStopping ? BoxStatus::kStopping : BoxStatus::kRunning;
-  if (f.phase == kPhaseFailed) return BoxStatus::kFailed;
-  if (f.vm_recorded && !f.main_exited && f.phase != kPhaseStopping) return BoxStatus::kFailed;
-  return f.ever_started ? BoxStatus::kStopped : BoxStatus::kConfigured;
-}
-
 std::string RefusalReason(std::string_view op, BoxStatus s) {
   bool allowed = op == "start"    ? CanStart(s) || s == BoxStatus::kRunning  // Start is idempotent.
                  : op == "stop"   ? CanStop(s)
@@ -73,6 +66,26 @@ std::string RefusalReason(std::string_view op, BoxStatus s) {
   if (s == BoxStatus::kPaused) return out + ": resume it first";
   if (op == "remove" && IsActive(s)) return out + ": stop it first, or remove it with force";
   return out;
+}
+
+Status CheckBoxCall(std::string_view op, std::string_view name, BoxStatus s,
+                    std::string_view failure) {
+  std::string refused = RefusalReason(op, s);
+  if (refused.empty()) return Status::OK();
+  std::string why = failure.empty() ? "" : " (" + std::string(failure) + ")";
+  return Status::FailedPrecondition("box " + std::string(name) + why + ": " + refused)
+      .WithSubject(StatusSubject::kBox);
+}
+
+}  // namespace boxlite
+
+namespace boxlite::runtime {
+
+BoxStatus DeriveStatus(const StatusFacts& f) {
+  if (f.vm_alive) return f.phase == kPhaseStopping ? BoxStatus::kStopping : BoxStatus::kRunning;
+  if (f.phase == kPhaseFailed) return BoxStatus::kFailed;
+  if (f.vm_recorded && !f.main_exited && f.phase != kPhaseStopping) return BoxStatus::kFailed;
+  return f.ever_started ? BoxStatus::kStopped : BoxStatus::kConfigured;
 }
 
 }  // namespace boxlite::runtime

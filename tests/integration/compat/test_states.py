@@ -91,7 +91,13 @@ def test_a_killed_vm_is_failed_with_its_reason_and_starts_again(c, rt, box):
     p = c.run("exec", NAME, "--", "true")
     assert p.returncode == 1
     err = p.stderr.decode().strip()
-    assert "\n" not in err and "cannot exec a box that is failed: start it again, or remove it" in err
+    assert "\n" not in err and f"box {NAME} is failed" in err, err
+    # The SDK's exec starts a configured or stopped box, never a failed one.
+    handle = run(rt.get(NAME))
+    with pytest.raises(boxlite.BoxStateError,
+                       match="cannot exec a box that is failed: start it again, or remove it"):
+        run(handle.exec("true"))
+    assert inspect(c, NAME)["Status"] == "failed"
 
     p = c.run("start", NAME, timeout=300)
     assert p.returncode == 0, p.stderr
