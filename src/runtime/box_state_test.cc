@@ -1,14 +1,12 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/runtime/box_state.h"
 
-#include <stdlib.h>
-
-#include <filesystem>
 #include <fstream>
 
 #include <gtest/gtest.h>
 
 #include "src/runtime/box_record.h"
+#include "src/sys/fs.h"
 
 namespace boxlite::runtime {
 namespace {
@@ -94,18 +92,12 @@ TEST(BoxStateTest, DerivedFromTheRecordAndTheVm) {
   EXPECT_EQ(DeriveStatus(Facts(true, true, true, kPhaseFailed, false)), BoxStatus::kRunning);
 }
 
-class TempDir : public ::testing::Test {
+// Each test gets a directory of its own, removed afterwards.
+class BoxStateRecordTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/boxlite-state-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string dir_;
+  sys::TempDir tmp_ = std::move(sys::TempDir::Create("/tmp", "boxlite-state-test").value());
+  const std::string& dir_ = tmp_.path();
 };
-
-using BoxStateRecordTest = TempDir;
 
 TEST_F(BoxStateRecordTest, PhaseAndFailureSurviveTheRecord) {
   BoxRecord r;

@@ -14,7 +14,7 @@ import pytest
 
 boxlite = pytest.importorskip("boxlite")
 
-from conftest import Cli, add_session_root, qemu_processes, wait_for  # noqa: E402
+from conftest import Cli, qemu_processes, wait_for  # noqa: E402
 
 BASE = "boxlite/base"
 NAME = "st-box"
@@ -39,20 +39,14 @@ def gone_or_zombie(pid):
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    path = tmp_path_factory.mktemp("states-home")
-    add_session_root(path)
-    return path
+def c(cli_binary, tmp_path_factory):
+    """The CLI and the SDK share this module's home."""
+    return Cli(cli_binary, tmp_path_factory.mktemp("states-home"))
 
 
 @pytest.fixture(scope="module")
-def c(cli_binary, home):
-    return Cli(cli_binary, home)
-
-
-@pytest.fixture(scope="module")
-def rt(home):
-    return boxlite.Boxlite(boxlite.Options(home_dir=str(home)))
+def rt(c):
+    return boxlite.Boxlite(boxlite.Options(home_dir=str(c.home)))
 
 
 @pytest.fixture(scope="module")
