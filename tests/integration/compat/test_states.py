@@ -30,6 +30,13 @@ def inspect(c, name):
     return json.loads(p.stdout)[0]
 
 
+def listed_status(c, box_id):
+    """The box's status in `list -a` (which, unlike inspect, asks the guest nothing)."""
+    p = c.run("list", "-a", "--format", "json", timeout=60)
+    assert p.returncode == 0, p.stderr
+    return [b["Status"] for b in json.loads(p.stdout) if b["ID"] == box_id]
+
+
 def gone_or_zombie(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -63,7 +70,7 @@ def test_a_killed_vm_is_failed_with_its_reason_and_starts_again(c, rt, box):
     """QEMU killed with SIGKILL (no stop asked, the main command did not exit): the box is
     "failed" for every process, with the reason in inspect and BoxInfo.failure; exec is
     refused (0.9's can_exec); start boots it again and the disk is kept."""
-    assert c.run("exec", NAME, "--", "sh", "-c", "echo kept > /root/mark").returncode == 0
+    assert c.run("exec", NAME, "--", "sh", "-c", "echo kept > /root/mark; sync").returncode == 0
     pid = inspect(c, NAME)["State"]["Pid"]
     assert pid in qemu_processes()
     os.kill(pid, signal.SIGKILL)
@@ -114,11 +121,12 @@ def test_a_stop_in_progress_reads_stopping_from_another_process(c, rt, box):
     try:
         stopper = c.popen("stop", NAME, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         # The event: the stopper has written "stopping" (it cannot finish while frozen).
-        seen = wait_for(lambda: inspect(c, NAME)["Status"] == "stopping", timeout=8, interval=0.1)
-        assert seen, inspect(c, NAME)
+        seen = wait_for(lambda: listed_status(c, box) == ["stopping"], timeout=8, interval=0.1)
+        assert seen, (listed_status(c, box), stopper.poll())
         assert stopper.poll() is None  # The stop is still in progress.
         assert run(rt.get_info(NAME)).state.status == "stopping"
-        assert inspect(c, NAME)["State"]["Running"] is False
+        info = inspect(c, NAME)
+        assert info["Status"] == "stopping" and info["State"]["Running"] is False, info
     finally:
         os.kill(pid, signal.SIGCONT)
         if stopper:
