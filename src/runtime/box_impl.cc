@@ -1205,7 +1205,11 @@ void BoxImpl::StartHealthLocked() {
   health_->status.state = "starting";
   if (persistent()) {
     health_->dir = dir_;
-    (void)SaveHealth(dir_, health_->status);
+    if (launched_here_) {
+      (void)SaveHealth(dir_, health_->status);  // A new boot starts over.
+    } else if (auto saved = LoadHealth(dir_)) {
+      health_->status = *saved;  // Attached to a running box: carry on from its last word.
+    }
   }
   health_->thread = std::thread(&BoxImpl::ProbeLoop, health_, channel_, options_.health_check);
 }

@@ -167,7 +167,8 @@ def test_a_box_from_a_rootfs_layout_is_named_rootfs_path(c, rt, test_images):
 @pytest.mark.allow_background_vms
 def test_health_is_seen_by_processes_that_do_not_probe(c, rt):
     """The health check runs in the process that started the box; another process (the
-    CLI's inspect) reads its last status: state, failures and the last check's time."""
+    CLI's inspect) reads its last status: state, failures and the last check's time; a
+    process that only attaches (an exec) leaves it as it is."""
     adv = boxlite.AdvancedBoxOptions(
         health_check=boxlite.HealthCheckOptions(interval=1, timeout=5, retries=2, start_period=0))
     box = run(rt.create(boxlite.BoxOptions(image=BASE, detach=True, auto_remove=False, advanced=adv),
@@ -192,5 +193,8 @@ def test_health_is_seen_by_processes_that_do_not_probe(c, rt):
         assert other["health"]["state"] == "healthy" and other["health"]["failures"] == 0, other
         assert other["health"]["last_check"], other
         assert other["State"]["Health"] == {"Status": "healthy", "FailingStreak": 0}
+        # A process that attaches to the box (an exec) does not start its health over.
+        assert c.run("exec", "st-health", "--", "true").returncode == 0
+        assert inspect(c, "st-health")["health"]["state"] == "healthy"
     finally:
         run(rt.remove("st-health", force=True))
