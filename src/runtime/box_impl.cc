@@ -135,7 +135,9 @@ BoxImpl::~BoxImpl() {
     std::lock_guard<std::mutex> dl(death_->mu);
     death_->stopping = true;
   }
-  // The main command's pump and the health prober hold the channel: close it so they end.
+  // The main command's pump and the health prober hold the channel: close it so they end
+  // (the prober first told to stop, so the closing is not recorded as a failed probe).
+  QuietHealthLocked();
   if (channel_ && (main_ || health_)) {
     channel_->Close(Status::FailedPrecondition("box " + name_ + " was let go"));
   }
@@ -689,6 +691,7 @@ Status BoxImpl::StopWithin(std::optional<std::chrono::seconds> limit) {
 Status BoxImpl::StopLocked(bool graceful, std::optional<std::chrono::seconds> limit) {
   if (state_ != State::kRunning) StopHealthLocked();
   if (state_ == State::kRunning) {
+    QuietHealthLocked();  // A stop is not a failed probe.
     {
       std::lock_guard<std::mutex> dl(death_->mu);
       death_->stopping = true;
@@ -1214,12 +1217,15 @@ void BoxImpl::StartHealthLocked() {
   health_->thread = std::thread(&BoxImpl::ProbeLoop, health_, channel_, options_.health_check);
 }
 
+void BoxImpl::QuietHealthLocked() {
+  if (!health_) return;
+  std::lock_guard<std::mutex> hl(health_->mu);
+  health_->stop = true;
+}
+
 void BoxImpl::StopHealthLocked() {
   if (!health_) return;
-  {
-    std::lock_guard<std::mutex> hl(health_->mu);
-    health_->stop = true;
-  }
+  QuietHealthLocked();
   health_->cv.notify_all();
   // A probe in flight ends at its timeout, or at once when the channel was closed.
   if (health_->thread.joinable()) health_->thread.join();

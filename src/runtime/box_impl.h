@@ -85,6 +85,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   };
   // Starts probing the connected agent when the box has a health check.
   void StartHealthLocked();
+  // Tells the prober to record no more probes (before the channel is closed under it).
+  void QuietHealthLocked();
   // Stops the prober (its status stays readable); the channel must be closed or alive.
   void StopHealthLocked();
   static void ProbeLoop(std::shared_ptr<HealthProbe> probe, std::shared_ptr<AgentChannel> channel,
