@@ -248,6 +248,11 @@ BoxStatus BoxImpl::StatusLocked(std::string* failure) {
         return BoxStatus::kStopped;
     }
   }
+  if (state_ == State::kRunning && !Died().ok() && vm_ && vm_->pid() != record_.pid) {
+    // The VM this object ran or attached to was stopped by another process (which may
+    // have booted a new one since): for this object, its box stopped.
+    return BoxStatus::kStopped;
+  }
   StatusFacts facts;
   facts.ever_started = !record_.rootfs_path.empty();
   facts.vm_recorded = record_.pid != 0;
