@@ -187,6 +187,13 @@ void BoxImpl::RefreshLocked() {
   }
 }
 
+void BoxImpl::RefreshHeldLocked() {
+  RefreshLocked();
+  // No stop is in progress while we hold the box: a "stopping" mark was left by a process
+  // that died stopping it.
+  if (record_.phase == kPhaseStopping) record_.phase.clear();
+}
+
 Status BoxImpl::Start() {
   BOXLITE_RETURN_IF_ERROR(runtime_->CheckOpen());
   std::lock_guard<std::mutex> lock(mu_);
@@ -196,7 +203,7 @@ Status BoxImpl::Start() {
     auto l = sys::FileLock::Acquire(DirPath("lock"));
     if (!l.ok()) return l.error().Wrap("lock box " + name_);
     box_lock.emplace(std::move(l).value());
-    RefreshLocked();
+    RefreshHeldLocked();
   }
   if (state_ == State::kRemoved) {
     return Status::FailedPrecondition("box " + name_ + " was removed", "create a new box")
@@ -688,7 +695,7 @@ Status BoxImpl::StopWithin(std::optional<std::chrono::seconds> limit) {
     auto l = sys::FileLock::Acquire(DirPath("lock"));
     if (!l.ok()) return l.error().Wrap("lock box " + name_);
     box_lock.emplace(std::move(l).value());
-    RefreshLocked();
+    RefreshHeldLocked();
   }
   return StopLocked(/*graceful=*/true, limit);
 }
@@ -788,7 +795,7 @@ Status BoxImpl::Remove(bool force) {
   std::lock_guard<std::mutex> lock(mu_);
   if (persistent()) {
     auto l = sys::FileLock::Acquire(DirPath("lock"));
-    if (l.ok()) RefreshLocked();
+    if (l.ok()) RefreshHeldLocked();
   }
   if (state_ == State::kRunning && !force) {
     return Status::FailedPrecondition("box " + name_ + " is running",

@@ -111,6 +111,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
                     std::optional<std::chrono::seconds> limit = std::chrono::seconds(10));
   // Reloads a persistent box's record; running when its VM process is alive.
   void RefreshLocked();
+  // RefreshLocked for a caller holding the box's lock file.
+  void RefreshHeldLocked();
   // The box's status (box_state.h) and, when it failed, why (in *failure).
   BoxStatus StatusLocked(std::string* failure);
   // Why a VM that is gone without a stop (and without its main command's exit) ended.
