@@ -1,9 +1,10 @@
 # BoxLite 0.9's box states (unknown, configured, running, stopping, stopped, paused,
-# failed) as other processes see them, against real VMs: a box whose VM was killed is
-# "failed" with its reason and starts again; a stop in progress reads "stopping" from
-# another process; a box made from a local OCI layout is named "rootfs:<path>"; the health
-# check's status reaches processes that do not probe. States are read through the CLI (a
-# separate process) and the Python SDK, never from the object that set them.
+# failed) as other processes see them, against real VMs: a box whose VM was killed, or
+# whose start failed, is "failed" with its reason, starts again and is removed without
+# force; a stop in progress reads "stopping" from another process; a box made from a local
+# OCI layout is named "rootfs:<path>"; the health check's status reaches processes that do
+# not probe. States are read through the CLI (a separate process) and the Python SDK, never
+# from the object that set them.
 import asyncio
 import json
 import os
@@ -106,6 +107,29 @@ def test_a_killed_vm_is_failed_with_its_reason_and_starts_again(c, rt, box):
     assert info["Status"] == "running" and info["State"]["Error"] == "" and info["failure"] is None
     p = c.run("exec", NAME, "--", "cat", "/root/mark")
     assert p.stdout == b"kept\n", p.stderr
+
+
+def test_a_start_that_fails_leaves_a_failed_box_that_rm_removes(c, rt):
+    """A start that fails after the box exists (here its disk is smaller than its image)
+    leaves it "failed" with the start's error as the reason; rm removes it without -f
+    (0.9's can_remove)."""
+    p = c.run("create", "--name", "st-tiny", "--disk-size", "1M", BASE)
+    assert p.returncode == 0, p.stderr
+    box_id = p.stdout.decode().strip()
+    try:
+        p = c.run("start", "st-tiny", timeout=300)
+        assert p.returncode == 1
+        assert "smaller than the image's file system" in p.stderr.decode()
+        info = inspect(c, "st-tiny")
+        assert info["Status"] == "failed", info
+        assert info["State"]["Error"].startswith("start failed: disk_size 1 MiB is smaller"), info
+        py = run(rt.get_info("st-tiny"))
+        assert py.state.status == "failed" and py.failure == info["State"]["Error"]
+        assert box_id in [i.id for i in run(rt.list_info(_state="failed"))]
+    finally:
+        p = c.run("rm", "st-tiny")
+    assert p.returncode == 0, p.stderr
+    assert c.run("inspect", "st-tiny").returncode == 1
 
 
 @pytest.mark.allow_background_vms
