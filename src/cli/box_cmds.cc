@@ -59,8 +59,9 @@ nlohmann::json InfoJson(const BoxInfo& b) {
           {"health",
            {{"state", b.health.state},
             {"failures", b.health.failures},
-            {"last_check", b.health.last_check_unix ? nlohmann::json(Rfc3339(b.health.last_check_unix))
-                                                    : nlohmann::json()}}}};
+            {"last_check", b.health.last_check_unix
+                               ? nlohmann::json(Rfc3339(b.health.last_check_unix))
+                               : nlohmann::json()}}}};
 }
 
 

@@ -282,7 +282,9 @@ std::string BoxImpl::VmEndedReasonLocked() {
   std::string why = "the VM ended without a stop request and before its main command exited";
   if (vm_) {
     auto exited = vm_->WaitFor(std::chrono::milliseconds(0));
-    if (exited.ok() && exited->has_value()) why += " (qemu " + sys::DescribeWaitStatus(**exited) + ")";
+    if (exited.ok() && exited->has_value()) {
+      why += " (qemu " + sys::DescribeWaitStatus(**exited) + ")";
+    }
   }
   return why;
 }

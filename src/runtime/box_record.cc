@@ -266,8 +266,8 @@ Status SaveHealth(const std::string& dir, const HealthStatus& health) {
   Json j = {{"state", health.state},
             {"failures", health.failures},
             {"last_check", health.last_check_unix}};
-  return sys::WriteFileAtomic(sys::JoinPath(dir, "health.json"), protocol::Dump(std::move(j)) + "\n",
-                              0600);
+  return sys::WriteFileAtomic(sys::JoinPath(dir, "health.json"),
+                              protocol::Dump(std::move(j)) + "\n", 0600);
 }
 
 std::optional<HealthStatus> LoadHealth(const std::string& dir) {

@@ -128,7 +128,8 @@ TEST_F(BoxStateRecordTest, HealthRoundTripsAndRejectsNonsense) {
   EXPECT_EQ(back->failures, 3);
   EXPECT_EQ(back->last_check_unix, 1700000000);
   for (const char* bad : {R"({"state":"on fire","failures":0,"last_check":0})",
-                          R"({"state":"healthy","failures":-1,"last_check":0})", "not json", "[]"}) {
+                          R"({"state":"healthy","failures":-1,"last_check":0})", "not json",
+                          "[]"}) {
     std::ofstream(dir_ + "/health.json", std::ios::trunc) << bad;
     EXPECT_FALSE(LoadHealth(dir_).has_value()) << bad;
   }
