@@ -4,6 +4,7 @@
 #pragma once
 
 #include "boxlite/box.h"
+#include "boxlite/box_state.h"
 #include "boxlite/config.h"
 #include "boxlite/exec.h"
 #include "boxlite/options.h"

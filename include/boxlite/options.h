@@ -258,9 +258,11 @@ struct BoxInfo {
   std::string id;
   std::string name;
   std::string image;
-  // BoxLite 0.9's states: "configured" (created, never started), "running", "stopping",
-  // "stopped", "paused", "failed", "unknown".
+  // BoxLite 0.9's states: "configured" (created, never started), "running", "stopping"
+  // (a stop is in progress), "stopped", "paused", "failed" (its VM ended without a stop
+  // and without its main command exiting, or a start failed), "unknown".
   std::string state;
+  std::string failure;  // Why the box failed (state "failed"); empty otherwise.
   int64_t created_unix = 0;
   int cpus = 0;
   int memory_mib = 0;

@@ -653,8 +653,11 @@ class Box:
                 self._stopped = True
 
     async def _ensure_started(self) -> Any:
-        self._require_core()
+        core = self._require_core()
         if not self._started or self._stopped:
+            # BoxLite 0.9's can_exec, decided by the core: a configured or stopped box
+            # starts for a command, a failed one does not (BoxStateError).
+            await _bridge.call(core.check_call, "exec")
             # A SimpleBox stopped (and so removed) is created again: use the new core.
             await self.start()
         return self._require_core()

@@ -292,7 +292,8 @@ class BoxInfo:
     Attributes:
         id: The box id (12 Base62 characters; boxes made before may have 32 hex digits).
         name: The box name (the id's prefix unless one was given).
-        image: The image reference it boots.
+        image: The image reference it boots (``"rootfs:<path>"`` for a box made from a
+            local OCI layout, as in BoxLite 0.9).
         state: A :class:`BoxStateInfo`, equal to the status string: ``"configured"`` (never
             started), ``"running"``, ``"stopping"``, ``"stopped"``, ``"paused"``,
             ``"failed"`` or ``"unknown"`` (BoxLite 0.9's).
@@ -309,6 +310,8 @@ class BoxInfo:
         accel: ``"kvm"`` or ``"tcg"`` once started.
         health_status: A :class:`HealthStatus` (state ``none`` without a health check).
         auto_pause, auto_delete, auto_resume, exit_code: as the core reports them.
+        failure: Why the box failed (state ``"failed"``: its VM ended without a stop and
+            without its main command exiting, or a start failed); None otherwise.
     """
 
     id: str
@@ -331,6 +334,7 @@ class BoxInfo:
     auto_delete: int = 0
     auto_resume: bool = True
     exit_code: int | None = None
+    failure: str | None = None
 
     def __post_init__(self) -> None:
         # Built with plain strings (our older spelling): give them 0.9's attributes.
@@ -419,6 +423,7 @@ class BoxInfo:
             accel=d["accel"],
             health_status=HealthStatus._from_core(d.get("health")),
             exit_code=d.get("exit_code"),
+            failure=d.get("failure"),
             **extra,
         )
 

@@ -446,6 +446,9 @@ class Box(SyncContextManager):
     def _ensure_started(self) -> Any:
         core_box = self._require_core()
         if not self._started or self._stopped:
+            # BoxLite 0.9's can_exec, decided by the core: a failed box does not start
+            # for a command (BoxStateError).
+            core_box.check_call("exec")
             self.start()
         return core_box
 

@@ -166,6 +166,7 @@ nb::dict BoxInfoDict(const BoxInfo& info) {
   d["name"] = Str(info.name);
   d["image"] = Str(info.image);
   d["state"] = Str(info.state);
+  d["failure"] = info.failure.empty() ? nb::object(nb::none()) : Str(info.failure);
   d["created_unix"] = info.created_unix;
   d["cpus"] = info.cpus;
   d["memory_mib"] = info.memory_mib;
@@ -301,6 +302,16 @@ class PyBox {
   void Stop() {
     Status s = WithoutGil([&] { return box_->Stop(); });
     ThrowIfError(s, Domain::kBox, "stop box " + box_->name());
+  }
+
+  // BoxLite 0.9's rule for a call that starts the box implicitly (a command, an attach, a
+  // copy): raises BoxStateError when its state does not allow `op` (a failed box).
+  void CheckCall(const std::string& op) {
+    Result<BoxInfo> info = WithoutGil([&] { return box_->Info(); });
+    BoxInfo i = ValueOrThrow(std::move(info), Domain::kBox, "inspect box " + box_->name());
+    BoxStatus state = ParseStatus(i.state).value_or(BoxStatus::kUnknown);
+    ThrowIfError(CheckBoxCall(op, i.name, state, i.failure), Domain::kBox,
+                 op + " in box " + i.name);
   }
 
   PyExec StartExec(std::vector<Text> argv, std::vector<std::pair<Text, Text>> env, Text cwd,
@@ -577,6 +588,7 @@ NB_MODULE(_boxlite, m) {
       .def_prop_ro("id", &PyBox::id)
       .def_prop_ro("name", &PyBox::name)
       .def("start", &PyBox::Start)
+      .def("check_call", &PyBox::CheckCall, "op"_a)
       .def("stop", &PyBox::Stop)
       .def("start_exec", &PyBox::StartExec, "argv"_a, "env"_a, "cwd"_a, "user"_a, "tty"_a,
            "rows"_a, "cols"_a, "open_stdin"_a)

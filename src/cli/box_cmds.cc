@@ -20,6 +20,16 @@
 namespace boxlite::cli {
 namespace {
 
+// RFC 3339 in UTC, the form BoxLite 0.9 prints times in.
+std::string Rfc3339(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 nlohmann::json InfoJson(const BoxInfo& b) {
   nlohmann::json ports = nlohmann::json::array();
   for (const auto& p : b.ports) {
@@ -44,18 +54,16 @@ nlohmann::json InfoJson(const BoxInfo& b) {
           {"auto_remove", b.auto_remove},
           {"detach", b.detach},
           {"pid", b.pid},
-          {"accel", b.accel}};
+          {"accel", b.accel},
+          {"failure", b.failure.empty() ? nlohmann::json() : nlohmann::json(b.failure)},
+          {"health",
+           {{"state", b.health.state},
+            {"failures", b.health.failures},
+            {"last_check", b.health.last_check_unix
+                               ? nlohmann::json(Rfc3339(b.health.last_check_unix))
+                               : nlohmann::json()}}}};
 }
 
-// RFC 3339 in UTC, the form BoxLite 0.9 prints times in.
-std::string Rfc3339(int64_t unix_seconds) {
-  std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // `inspect`: BoxLite 0.9's fields (Id, Name, ..., State{...}) beside ours.
 nlohmann::json InspectJson(const BoxInfo& b) {
@@ -69,7 +77,9 @@ nlohmann::json InspectJson(const BoxInfo& b) {
   j["State"] = {{"Status", b.state},
                 {"Running", running},
                 {"Pid", running ? b.pid : 0},
-                {"ExitCode", b.exit_code ? nlohmann::json(*b.exit_code) : nlohmann::json()}};
+                {"ExitCode", b.exit_code ? nlohmann::json(*b.exit_code) : nlohmann::json()},
+                {"Error", b.failure},
+                {"Health", {{"Status", b.health.state}, {"FailingStreak", b.health.failures}}}};
   j["Cpus"] = b.cpus;
   j["Memory"] = b.memory_mib;
   return j;
@@ -300,10 +310,6 @@ Outcome ShellCommand(Context& ctx, const ParsedFlags& flags) {
   if (ephemeral) (void)box->Stop();
   if (!status.ok()) return Fail(status.error());
   return Outcome{ExitCodeOf(*status), Status::OK(), 0};
-}
-
-Outcome ListCommand(Context& ctx, const ParsedFlags& flags) {
-  return PrintBoxes(ctx, flags, false);
 }
 
 Outcome PsCommand(Context& ctx, const ParsedFlags& flags) {

@@ -79,7 +79,6 @@ Outcome ImportCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ExecCommand(Context& ctx, const ParsedFlags& flags);
 Outcome CreateCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ShellCommand(Context& ctx, const ParsedFlags& flags);
-Outcome ListCommand(Context& ctx, const ParsedFlags& flags);
 Outcome PsCommand(Context& ctx, const ParsedFlags& flags);
 Outcome StartCommand(Context& ctx, const ParsedFlags& flags);
 Outcome StopCommand(Context& ctx, const ParsedFlags& flags);

@@ -2,6 +2,7 @@
 #include "src/cli/flags.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "src/base/strings.h"
 
@@ -67,6 +68,28 @@ Result<int64_t> ParseNumberFlag(std::string_view flag, std::string_view text, in
                                    ", not " + base::ShellQuote(text));
   }
   return *value;
+}
+
+Result<int64_t> ParseDiskSizeFlag(std::string_view text, int64_t max_mib) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  std::string unit(text.substr(digits));
+  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  int64_t mib_per_unit = 0;
+  if (unit.empty() || unit == "g" || unit == "gib") {
+    mib_per_unit = 1024;
+  } else if (unit == "m" || unit == "mib") {
+    mib_per_unit = 1;
+  }
+  auto value = base::ParseUint(text.substr(0, digits));
+  if (digits == 0 || mib_per_unit == 0 || !value ||
+      *value > static_cast<uint64_t>(max_mib / mib_per_unit)) {
+    return Status::InvalidArgument(base::StrFormat(
+        "--disk-size must be a whole number of GiB, or one with a unit (512M, 512MiB, 2G, "
+        "2GiB), at most %lld GiB, not %s",
+        static_cast<long long>(max_mib / 1024), base::ShellQuote(text).c_str()));
+  }
+  return static_cast<int64_t>(*value) * mib_per_unit;
 }
 
 Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,

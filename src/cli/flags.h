@@ -50,6 +50,11 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
 Result<int64_t> ParseNumberFlag(std::string_view flag, std::string_view text, int64_t min,
                                 int64_t max, std::string_view unit = {});
 
+// `--disk-size` in MiB: a bare number is GiB, as BoxLite 0.9 reads it ("10" is 10 GiB);
+// an explicit unit gives MiB or GiB ("512M", "512MiB", "2G", "2GiB"; any case). 0 means
+// the default size. At most `max_mib`.
+Result<int64_t> ParseDiskSizeFlag(std::string_view text, int64_t max_mib);
+
 // Usage text: "Usage: boxlite <usage>\n\n<summary>\n\nOptions:\n  -e, --env K=V  ...".
 std::string FormatHelp(const std::string& usage, const std::string& summary,
                        const std::vector<FlagSpec>& specs);

@@ -67,6 +67,29 @@ TEST(FlagsTest, HelpListsFlags) {
   EXPECT_NE(help.find("-e, --env K=V"), std::string::npos);
 }
 
+// BoxLite 0.9's --disk-size is GiB; a unit spells MiB (or GiB) explicitly.
+TEST(FlagsTest, DiskSizeIsGibOrHasAUnit) {
+  constexpr int64_t kMax = int64_t{16} << 20;
+  EXPECT_EQ(*ParseDiskSizeFlag("0", kMax), 0);
+  EXPECT_EQ(*ParseDiskSizeFlag("10", kMax), 10240);
+  EXPECT_EQ(*ParseDiskSizeFlag("2G", kMax), 2048);
+  EXPECT_EQ(*ParseDiskSizeFlag("2GiB", kMax), 2048);
+  EXPECT_EQ(*ParseDiskSizeFlag("2g", kMax), 2048);
+  EXPECT_EQ(*ParseDiskSizeFlag("512M", kMax), 512);
+  EXPECT_EQ(*ParseDiskSizeFlag("512MiB", kMax), 512);
+  EXPECT_EQ(*ParseDiskSizeFlag("512mib", kMax), 512);
+  EXPECT_EQ(*ParseDiskSizeFlag("16384", kMax), kMax);
+  for (const char* bad : {"16385", "16777217M", "", "G", "-1", "1.5", "2 G", "2GB", "2T", "512K",
+                          "18446744073709551616", "9007199254740993G", "0x10", " 2"}) {
+    auto v = ParseDiskSizeFlag(bad, kMax);
+    ASSERT_FALSE(v.ok()) << bad;
+    EXPECT_TRUE(v.error().IsInvalidArgument());
+    EXPECT_NE(v.error().message().find("--disk-size must be a whole number of GiB"),
+              std::string::npos)
+        << v.error().message();
+  }
+}
+
 TEST(FlagsTest, NumbersAreNeverNarrowed) {
   EXPECT_EQ(*ParseNumberFlag("--cpus", "1", 1, 16), 1);
   EXPECT_EQ(*ParseNumberFlag("--cpus", "16", 1, 16), 16);

@@ -91,8 +91,7 @@ Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
     options.memory_mib = static_cast<int>(v);
   }
   if (auto disk = flags.Get("disk-size")) {
-    BOXLITE_ASSIGN_OR_RETURN(options.disk_size_mib,
-                             ParseNumberFlag("--disk-size", *disk, 0, kMaxDiskSizeMib, "MiB"));
+    BOXLITE_ASSIGN_OR_RETURN(options.disk_size_mib, ParseDiskSizeFlag(*disk, kMaxDiskSizeMib));
   }
   if (auto net = flags.Get("network")) {
     // BoxLite 0.9 spells the two modes enabled/disabled.

@@ -136,7 +136,9 @@ BoxImpl::~BoxImpl() {
     std::lock_guard<std::mutex> dl(death_->mu);
     death_->stopping = true;
   }
-  // The main command's pump and the health prober hold the channel: close it so they end.
+  // The main command's pump and the health prober hold the channel: close it so they end
+  // (the prober first told to stop, so the closing is not recorded as a failed probe).
+  QuietHealthLocked();
   if (channel_ && (main_ || health_)) {
     channel_->Close(Status::FailedPrecondition("box " + name_ + " was let go"));
   }
@@ -186,6 +188,13 @@ void BoxImpl::RefreshLocked() {
   }
 }
 
+void BoxImpl::RefreshHeldLocked() {
+  RefreshLocked();
+  // No stop is in progress while we hold the box: a "stopping" mark was left by a process
+  // that died stopping it.
+  if (record_.phase == kPhaseStopping) record_.phase.clear();
+}
+
 Status BoxImpl::Start() {
   BOXLITE_RETURN_IF_ERROR(runtime_->CheckOpen());
   std::lock_guard<std::mutex> lock(mu_);
@@ -195,19 +204,90 @@ Status BoxImpl::Start() {
     auto l = sys::FileLock::Acquire(DirPath("lock"));
     if (!l.ok()) return l.error().Wrap("lock box " + name_);
     box_lock.emplace(std::move(l).value());
-    RefreshLocked();
+    RefreshHeldLocked();
   }
   if (state_ == State::kRemoved) {
     return Status::FailedPrecondition("box " + name_ + " was removed", "create a new box")
         .WithSubject(StatusSubject::kBox);
   }
   if (state_ == State::kRunning && channel_ && Usable().ok()) return Status::OK();
+  std::string failure;
+  BOXLITE_RETURN_IF_ERROR(CheckBoxCall("start", name_, StatusLocked(&failure)));
   Status s = StartLocked();
   if (!s.ok()) {
     runtime_->counters().boxes_failed++;
+    MarkStartFailedLocked(s);
     return s.Wrap("start box " + name_);
   }
   return s;
+}
+
+void BoxImpl::MarkStartFailedLocked(const Status& why) {
+  if (state_ == State::kRemoved || state_ == State::kRunning) return;
+  if (!persistent()) {
+    failure_ = "start failed: " + why.message();
+    return;
+  }
+  if (SameProcessAlive(record_.pid, record_.pid_start_time)) return;  // Attaching failed.
+  record_.phase = std::string(kPhaseFailed);
+  record_.failure = "start failed: " + why.message();
+  record_.pid = 0;
+  record_.pid_start_time = 0;
+  (void)SaveRecord(dir_, record_);
+}
+
+BoxStatus BoxImpl::StatusLocked(std::string* failure) {
+  failure->clear();
+  if (!persistent() || state_ == State::kRemoved) {
+    switch (state_) {
+      case State::kCreated:
+      case State::kStopped:
+        if (!failure_.empty()) {
+          *failure = failure_;
+          return BoxStatus::kFailed;
+        }
+        return state_ == State::kCreated ? BoxStatus::kConfigured : BoxStatus::kStopped;
+      case State::kRunning:
+        if (Died().ok()) return BoxStatus::kRunning;
+        if (exit_code_) return BoxStatus::kStopped;
+        *failure = VmEndedReasonLocked();
+        return BoxStatus::kFailed;
+      case State::kRemoved:
+        return BoxStatus::kStopped;
+    }
+  }
+  if (state_ == State::kRunning && !Died().ok() && vm_ && vm_->pid() != record_.pid) {
+    // The VM this object ran or attached to was stopped by another process (which may
+    // have booted a new one since): for this object, its box stopped.
+    return BoxStatus::kStopped;
+  }
+  StatusFacts facts;
+  facts.ever_started = !record_.rootfs_path.empty();
+  facts.vm_recorded = record_.pid != 0;
+  facts.vm_alive = SameProcessAlive(record_.pid, record_.pid_start_time);
+  facts.phase = record_.phase;
+  if (facts.vm_alive && facts.phase == kPhaseStopping &&
+      sys::FileLock::TryAcquire(DirPath("lock")).ok()) {
+    facts.phase = "";  // Nobody holds the box: the process that was stopping it is gone.
+  }
+  facts.main_exited = facts.vm_recorded && !facts.vm_alive && ExitCodeLocked().has_value();
+  BoxStatus status = DeriveStatus(facts);
+  if (status == BoxStatus::kFailed) {
+    *failure = record_.phase == kPhaseFailed && !record_.failure.empty() ? record_.failure
+                                                                          : VmEndedReasonLocked();
+  }
+  return status;
+}
+
+std::string BoxImpl::VmEndedReasonLocked() {
+  std::string why = "the VM ended without a stop request and before its main command exited";
+  if (vm_) {
+    auto exited = vm_->WaitFor(std::chrono::milliseconds(0));
+    if (exited.ok() && exited->has_value()) {
+      why += " (qemu " + sys::DescribeWaitStatus(**exited) + ")";
+    }
+  }
+  return why;
 }
 
 Status BoxImpl::StartLocked() {
@@ -241,6 +321,10 @@ Status BoxImpl::StartLocked() {
     vm_.reset();
     state_ = State::kStopped;
   }
+  // A new boot: the box is no longer failed (a failed launch marks it again).
+  failure_.clear();
+  record_.phase.clear();
+  record_.failure.clear();
   return LaunchLocked();
 }
 
@@ -618,7 +702,7 @@ Status BoxImpl::StopWithin(std::optional<std::chrono::seconds> limit) {
     auto l = sys::FileLock::Acquire(DirPath("lock"));
     if (!l.ok()) return l.error().Wrap("lock box " + name_);
     box_lock.emplace(std::move(l).value());
-    RefreshLocked();
+    RefreshHeldLocked();
   }
   return StopLocked(/*graceful=*/true, limit);
 }
@@ -626,6 +710,7 @@ Status BoxImpl::StopWithin(std::optional<std::chrono::seconds> limit) {
 Status BoxImpl::StopLocked(bool graceful, std::optional<std::chrono::seconds> limit) {
   if (state_ != State::kRunning) StopHealthLocked();
   if (state_ == State::kRunning) {
+    QuietHealthLocked();  // A stop is not a failed probe.
     {
       std::lock_guard<std::mutex> dl(death_->mu);
       death_->stopping = true;
@@ -635,10 +720,20 @@ Status BoxImpl::StopLocked(bool graceful, std::optional<std::chrono::seconds> li
       if (vm_) vm_->Kill();
     } else {
       // A VM that ended on its own (its main command exited with nobody watching) left its
-      // exit status in the console: keep it before the record forgets the VM.
+      // exit status in the console: keep it before the record forgets the VM. Without
+      // one, and without a stop under way, the VM died: the box stays failed.
       if (!exit_code_ && !record_.exit_code && record_.pid != 0 &&
           !SameProcessAlive(record_.pid, record_.pid_start_time)) {
         record_.exit_code = ExitCodeLocked();
+        if (!record_.exit_code && record_.phase != kPhaseStopping) {
+          record_.failure = VmEndedReasonLocked();
+          record_.phase = std::string(kPhaseFailed);
+        }
+      }
+      if (SameProcessAlive(record_.pid, record_.pid_start_time)) {
+        // Other processes see "stopping" until the VM is gone.
+        record_.phase = std::string(kPhaseStopping);
+        (void)SaveRecord(dir_, record_);
       }
       if (!channel_ && SameProcessAlive(record_.pid, record_.pid_start_time)) {
         auto adopted = sys::Subprocess::Adopt(record_.pid);
@@ -670,6 +765,7 @@ Status BoxImpl::StopLocked(bool graceful, std::optional<std::chrono::seconds> li
       record_.pid_start_time = 0;
       record_.net_pid = 0;
       record_.net_pid_start_time = 0;
+      if (record_.phase == kPhaseStopping) record_.phase.clear();
       (void)SaveRecord(dir_, record_);
     }
     if (net_) net_->Kill();
@@ -706,13 +802,15 @@ Status BoxImpl::Remove(bool force) {
   std::lock_guard<std::mutex> lock(mu_);
   if (persistent()) {
     auto l = sys::FileLock::Acquire(DirPath("lock"));
-    if (l.ok()) RefreshLocked();
+    if (l.ok()) RefreshHeldLocked();
   }
   if (state_ == State::kRunning && !force) {
     return Status::FailedPrecondition("box " + name_ + " is running",
                                       "stop it first, or remove it with force (rm -f)")
         .WithSubject(StatusSubject::kBox);
   }
+  std::string failure;
+  if (!force) BOXLITE_RETURN_IF_ERROR(CheckBoxCall("remove", name_, StatusLocked(&failure)));
   // The disk goes with the box: no clean shutdown to wait for.
   BOXLITE_RETURN_IF_ERROR(StopLocked(/*graceful=*/false));
   state_ = State::kRemoved;
@@ -872,6 +970,9 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExecUncounted(const ExecOptions& opt
     std::lock_guard<std::mutex> lock(mu_);
     if (persistent() && state_ != State::kRemoved) RefreshLocked();
     idle = state_ == State::kCreated || state_ == State::kStopped;
+    std::string failure;
+    BoxStatus status = StatusLocked(&failure);
+    if (persistent()) BOXLITE_RETURN_IF_ERROR(CheckBoxCall("exec", name_, status, failure));
   }
   // A configured or stopped box starts for its first command (BoxLite 0.9's can_exec).
   if (idle) BOXLITE_RETURN_IF_ERROR(Start());
@@ -1002,6 +1103,8 @@ std::optional<int> BoxImpl::ExitCodeLocked() {
   if (record_.pid != 0 && !SameProcessAlive(record_.pid, record_.pid_start_time)) {
     // It powered itself off with no host watching (a detached box whose creator is gone).
     auto log = sys::Open(DirPath("console.log"), O_RDONLY | O_CLOEXEC);
+    // The VM just ended: its console writer may still be copying the last lines.
+    if (log.ok()) (void)WaitConsoleWriter(log->get(), std::chrono::seconds(1));
     if (log.ok()) return MainExitFromConsole(log->get(), record_.console_offset);
   }
   return std::nullopt;
@@ -1076,20 +1179,13 @@ Result<BoxInfo> BoxImpl::Info() {
   BoxInfo info;
   info.id = id_;
   info.name = name_;
-  info.image = options_.rootfs_path.empty() ? options_.image : options_.rootfs_path;
-  if (image_) info.image = image_->reference;
-  switch (state_) {
-    case State::kCreated:
-      info.state = "configured";
-      break;
-    case State::kRunning:
-      info.state = Died().ok() ? "running" : "stopped";
-      break;
-    case State::kStopped:
-    case State::kRemoved:
-      info.state = "stopped";
-      break;
+  // A box made from a local OCI layout names it as BoxLite 0.9 does.
+  if (!options_.rootfs_path.empty()) {
+    info.image = "rootfs:" + options_.rootfs_path;
+  } else {
+    info.image = image_ ? image_->reference : options_.image;
   }
+  info.state = std::string(StatusName(StatusLocked(&info.failure)));
   info.created_unix = created_unix_;
   info.cpus = options_.cpus;
   info.memory_mib = options_.memory_mib;
@@ -1112,6 +1208,9 @@ Result<BoxInfo> BoxImpl::Info() {
   if (health_) {
     std::lock_guard<std::mutex> hl(health_->mu);
     info.health = health_->status;
+  } else if (persistent() && options_.health_check.enabled) {
+    // Probed by another process (the one that started the box): its last word.
+    if (auto saved = LoadHealth(dir_)) info.health = *saved;
   }
   return info;
 }
@@ -1126,15 +1225,26 @@ void BoxImpl::StartHealthLocked() {
   if (!options_.health_check.enabled || !channel_) return;
   health_ = std::make_shared<HealthProbe>();
   health_->status.state = "starting";
+  if (persistent()) {
+    health_->dir = dir_;
+    if (launched_here_) {
+      (void)SaveHealth(dir_, health_->status);  // A new boot starts over.
+    } else if (auto saved = LoadHealth(dir_)) {
+      health_->status = *saved;  // Attached to a running box: carry on from its last word.
+    }
+  }
   health_->thread = std::thread(&BoxImpl::ProbeLoop, health_, channel_, options_.health_check);
+}
+
+void BoxImpl::QuietHealthLocked() {
+  if (!health_) return;
+  std::lock_guard<std::mutex> hl(health_->mu);
+  health_->stop = true;
 }
 
 void BoxImpl::StopHealthLocked() {
   if (!health_) return;
-  {
-    std::lock_guard<std::mutex> hl(health_->mu);
-    health_->stop = true;
-  }
+  QuietHealthLocked();
   health_->cv.notify_all();
   // A probe in flight ends at its timeout, or at once when the channel was closed.
   if (health_->thread.joinable()) health_->thread.join();
@@ -1157,6 +1267,8 @@ void BoxImpl::ProbeLoop(std::shared_ptr<HealthProbe> probe, std::shared_ptr<Agen
     if (probe->stop) return;
     RecordProbe(&probe->status, reply.ok(), sent - started < grace, options.retries,
                 static_cast<int64_t>(std::time(nullptr)));
+    // Other processes read the box's health from its directory (box_record.h).
+    if (!probe->dir.empty()) (void)SaveHealth(probe->dir, probe->status);
   }
 }
 

@@ -24,6 +24,7 @@
 #include "boxlite/box.h"
 #include "src/base/unique_fd.h"
 #include "src/runtime/box_record.h"
+#include "src/runtime/box_state.h"
 #include "src/runtime/channel.h"
 #include "src/runtime/exec_impl.h"
 #include "src/runtime/main_session.h"
@@ -79,10 +80,13 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
     std::condition_variable cv;
     bool stop = false;         // Guarded by mu.
     HealthStatus status;       // Guarded by mu.
+    std::string dir;           // A persistent box's directory: health.json goes there.
     std::thread thread;
   };
   // Starts probing the connected agent when the box has a health check.
   void StartHealthLocked();
+  // Tells the prober to record no more probes (before the channel is closed under it).
+  void QuietHealthLocked();
   // Stops the prober (its status stays readable); the channel must be closed or alive.
   void StopHealthLocked();
   static void ProbeLoop(std::shared_ptr<HealthProbe> probe, std::shared_ptr<AgentChannel> channel,
@@ -107,6 +111,15 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
                     std::optional<std::chrono::seconds> limit = std::chrono::seconds(10));
   // Reloads a persistent box's record; running when its VM process is alive.
   void RefreshLocked();
+  // RefreshLocked for a caller holding the box's lock file.
+  void RefreshHeldLocked();
+  // The box's status (box_state.h) and, when it failed, why (in *failure).
+  BoxStatus StatusLocked(std::string* failure);
+  // Why a VM that is gone without a stop (and without its main command's exit) ended.
+  std::string VmEndedReasonLocked();
+  // Records a start that failed (the VM is not running): the box is "failed" until it
+  // starts again or is removed.
+  void MarkStartFailedLocked(const Status& why);
   std::string DirPath(const std::string& name) const;
   // Why the box cannot run execs now: OK when running.
   Status Usable();
@@ -151,6 +164,7 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   // The main command's exit status, once known.
   std::optional<int> ExitCodeLocked();
   std::optional<int> exit_code_;  // Guarded by mu_.
+  std::string failure_;           // Guarded by mu_: an ephemeral box's failed start.
 
   std::shared_ptr<HealthProbe> health_;  // Guarded by mu_.
   // The launch's stages (BoxMetrics stage_*_ms), measured by LaunchLocked; guarded by mu_.

@@ -6,6 +6,7 @@
 #include "src/base/macros.h"
 #include "src/base/strings.h"
 #include "src/protocol/messages.h"
+#include "src/runtime/box_state.h"
 #include "src/sys/fs.h"
 
 namespace boxlite::runtime {
@@ -131,6 +132,8 @@ Status SaveRecord(const std::string& dir, const BoxRecord& r) {
         {"console_offset", r.console_offset}}},
   };
   if (r.exit_code) j["exit_code"] = *r.exit_code;
+  if (!r.phase.empty()) j["phase"] = r.phase;
+  if (!r.failure.empty()) j["failure"] = r.failure;
   Json& opts = j["options"];
   if (o.auto_delete) opts["auto_delete"] = *o.auto_delete;
   if (o.entrypoint) opts["entrypoint"] = *o.entrypoint;
@@ -230,6 +233,9 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
   if (auto code = j.find("exit_code"); code != j.end() && code->is_number_integer()) {
     r.exit_code = code->get<int>();
   }
+  Read(j, "phase", &r.phase);
+  Read(j, "failure", &r.failure);
+  if (r.phase != kPhaseStopping && r.phase != kPhaseFailed) r.phase.clear();
   const Json& vm = j.value("vm", Json::object());
   if (vm.is_object()) {
     Read(vm, "pid", &r.pid);
@@ -254,6 +260,31 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
     }
   }
   return r;
+}
+
+Status SaveHealth(const std::string& dir, const HealthStatus& health) {
+  Json j = {{"state", health.state},
+            {"failures", health.failures},
+            {"last_check", health.last_check_unix}};
+  return sys::WriteFileAtomic(sys::JoinPath(dir, "health.json"),
+                              protocol::Dump(std::move(j)) + "\n", 0600);
+}
+
+std::optional<HealthStatus> LoadHealth(const std::string& dir) {
+  auto text = sys::ReadFile(sys::JoinPath(dir, "health.json"));
+  if (!text.ok() || text->size() > 4096) return std::nullopt;
+  Json j = Json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  HealthStatus h;
+  Read(j, "state", &h.state);
+  Read(j, "failures", &h.failures);
+  Read(j, "last_check", &h.last_check_unix);
+  if (h.state != "none" && h.state != "starting" && h.state != "healthy" &&
+      h.state != "unhealthy") {
+    return std::nullopt;
+  }
+  if (h.failures < 0 || h.last_check_unix < 0) return std::nullopt;
+  return h;
 }
 
 std::vector<BoxRecord> LoadAllRecords(const std::string& boxes_dir) {

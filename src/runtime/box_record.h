@@ -4,7 +4,7 @@
 // atomically. It holds the box's options, the image it was created from, and - while its
 // VM runs - the QEMU pid with the process start time (so a recycled pid is never mistaken
 // for the box). Any process using the same home reads it to find, exec into, stop or
-// remove the box. Files beside it: disk.qcow2, console.log, qemu.log, agent-<n>.sock
+// remove the box. Files beside it: disk.qcow2, console.log, qemu.log, health.json, agent-<n>.sock
 // (one per host client slot), port-<n>.lock, lock (held while the lifecycle changes).
 // Thread-safety: plain values and functions; callers hold the box lock to write.
 #pragma once
@@ -46,11 +46,21 @@ struct BoxRecord {
   uint64_t console_offset = 0;  // console.log's size when the current boot began.
   // The main command's exit status, once a host saw it end (BoxInfo::exit_code).
   std::optional<int> exit_code;
+  // The lifecycle mark (box_state.h): "stopping" while a stop is in progress, "failed"
+  // when the VM died without a stop or a start failed; `failure` says why.
+  std::string phase;
+  std::string failure;
 };
 
 std::string BoxDir(const std::string& boxes_dir, const std::string& id);
 Status SaveRecord(const std::string& dir, const BoxRecord& record);
 Result<BoxRecord> LoadRecord(const std::string& dir);
+// The last health status of a box's health check (HealthCheckOptions), in health.json
+// beside the record: the process that probes writes it, any process reads it. Kept apart
+// from box.json so the prober never rewrites the record under a lifecycle change.
+Status SaveHealth(const std::string& dir, const HealthStatus& health);
+// nullopt when there is none (or it is unreadable).
+std::optional<HealthStatus> LoadHealth(const std::string& dir);
 // Every record under `boxes_dir` (unreadable ones are skipped).
 std::vector<BoxRecord> LoadAllRecords(const std::string& boxes_dir);
 

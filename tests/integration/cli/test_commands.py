@@ -71,7 +71,7 @@ def test_box_commands_happy_paths_and_bad_inputs(cli, tmp_path):
         assert cli.run("start", name, timeout=300).returncode == 0
         assert one_error_line(cli.run("start", "no-such-box"))
         assert name.encode() in cli.run("ps").stdout
-        assert box_id[:12].encode() in cli.run("ls", "-q").stdout
+        assert box_id[:12].encode() in cli.run("ls", "-a", "-q").stdout
         p = cli.run("exec", name, "sh", "-c", "echo to-log > /dev/console; echo out")
         assert p.stdout == b"out\n"
         assert cli.run("exec", "no-such-box", "true").returncode == 1
@@ -120,7 +120,7 @@ def test_run_without_rm_keeps_a_stopped_box(cli):
     p = cli.run("run", "--name", "kept-run", BASE, "sh", "-c", "echo x > /root/y")
     assert p.returncode == 0, p.stderr
     try:
-        states = {b["name"]: b["state"] for b in json.loads(cli.run("ls", "--format", "json").stdout)}
+        states = {b["name"]: b["state"] for b in json.loads(cli.run("ls", "-a", "--format", "json").stdout)}
         assert states.get("kept-run") == "stopped"
     finally:
         assert cli.run("rm", "kept-run").returncode == 0

@@ -20,7 +20,7 @@ BASE = "boxlite/base"
 def test_cpus_memory_and_disk_size_are_what_the_guest_sees(cli):
     """--cpus -> nproc, --memory -> MemTotal (minus the kernel's reservation),
     --disk-size -> the size of / (grown online at boot)."""
-    p = cli.run("run", "--rm", "--cpus", "2", "--memory", "512", "--disk-size", "2048", BASE,
+    p = cli.run("run", "--rm", "--cpus", "2", "--memory", "512", "--disk-size", "2G", BASE,
                 "sh", "-c", "nproc; grep MemTotal /proc/meminfo; df -k / | tail -1", timeout=300)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.decode().splitlines()
@@ -42,7 +42,7 @@ def test_default_disk_needs_no_growing_and_a_small_disk_uses_the_compact_base(cl
     assert resizes == "0"
     assert int(df.split()[3]) >= 1024 * 1024  # Available KiB: at least 1 GiB free.
 
-    p = cli.run("run", "--rm", "--disk-size", "512", BASE, "sh", "-c", script, timeout=300)
+    p = cli.run("run", "--rm", "--disk-size", "512M", BASE, "sh", "-c", script, timeout=300)
     assert p.returncode == 0, p.stderr
     df, resizes = p.stdout.decode().splitlines()
     assert int(resizes) >= 1
@@ -70,7 +70,7 @@ def test_ephemeral_disk_runs_without_journal_and_a_persistent_one_keeps_it(cli):
 
 def test_full_disk_is_enospc_in_the_guest_and_harmless(cli):
     """Filling the disk gives ENOSPC to the writer; the box keeps working."""
-    p = cli.run("run", "--rm", "--disk-size", "200", BASE, "sh", "-c",
+    p = cli.run("run", "--rm", "--disk-size", "200MiB", BASE, "sh", "-c",
                 "dd if=/dev/zero of=/fill bs=1M count=400 2>&1 | grep 'No space'; sync; "
                 "rm /fill; echo recovered", timeout=300)
     assert p.returncode == 0, p.stderr
@@ -196,12 +196,12 @@ def test_persistent_box_lifecycle_across_processes(cli):
     name = "keeper"
     assert cli.run("run", "-d", "--name", name, BASE, "sleep", "1000").returncode == 0
     try:
-        listing = json.loads(cli.run("ls", "--format", "json").stdout)
+        listing = json.loads(cli.run("ls", "-a", "--format", "json").stdout)
         mine = [b for b in listing if b["name"] == name]
         assert mine and mine[0]["state"] == "running"
         assert cli.run("exec", name, "sh", "-c", "echo kept > /root/state").returncode == 0
         assert cli.run("stop", name).returncode == 0
-        listing = json.loads(cli.run("ls", "--format", "json").stdout)
+        listing = json.loads(cli.run("ls", "-a", "--format", "json").stdout)
         assert [b["state"] for b in listing if b["name"] == name] == ["stopped"]
         assert cli.run("exec", name, "true").returncode != 0
         assert cli.run("start", name).returncode == 0
@@ -209,14 +209,15 @@ def test_persistent_box_lifecycle_across_processes(cli):
         assert p.stdout == b"kept\n", p.stderr
     finally:
         assert cli.run("rm", "-f", name).returncode == 0
-    assert not [b for b in json.loads(cli.run("ls", "--format", "json").stdout)
+    assert not [b for b in json.loads(cli.run("ls", "-a", "--format", "json").stdout)
                 if b["name"] == name]
     assert list((cli.home / "boxes").glob("*/box.json")) == []
 
 
 @pytest.mark.allow_background_vms
-def test_box_whose_vm_died_is_reported_stopped(cli):
-    """When a box's VM dies, ls reports it stopped instead of hanging."""
+def test_box_whose_vm_died_is_reported_failed(cli):
+    """When a box's VM dies (no stop asked, its command did not exit), ls reports it
+    failed (BoxLite 0.9's state) instead of hanging."""
     name = "doomed"
     assert cli.run("run", "-d", "--name", name, BASE, "sleep", "1000").returncode == 0
     try:
@@ -225,8 +226,8 @@ def test_box_whose_vm_died_is_reported_stopped(cli):
         wait_for(lambda: not os.path.exists(f"/proc/{info['pid']}/cmdline") or
                  open(f"/proc/{info['pid']}/stat").read().split(")")[1].split()[0] == "Z",
                  timeout=10)
-        listing = json.loads(cli.run("ls", "--format", "json", timeout=30).stdout)
-        assert [b["state"] for b in listing if b["name"] == name] == ["stopped"]
+        listing = json.loads(cli.run("ls", "-a", "--format", "json", timeout=30).stdout)
+        assert [b["state"] for b in listing if b["name"] == name] == ["failed"]
     finally:
         cli.run("rm", "-f", name)
 

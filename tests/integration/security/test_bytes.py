@@ -157,7 +157,7 @@ def test_cli_exec_env_bytes_and_json_output_never_abort(cli):
         p = cli.run("exec", "-e", b"E=\x80", "bytes-json", "sh", "-c", 'printf %s "$B$E"')
         assert p.returncode == 0, p.stderr
         assert p.stdout == b"\xff\x01\x80"
-        for args in (("ls", "--format", "json"), ("inspect", "bytes-json")):
+        for args in (("ls", "-a", "--format", "json"), ("inspect", "bytes-json")):
             p = cli.run(*args)
             assert p.returncode == 0, p.stderr
             json.loads(p.stdout)

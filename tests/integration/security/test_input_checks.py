@@ -41,9 +41,11 @@ BAD_NUMBERS = [
     ("--memory", "-512", "from 128 to 65536 MiB"),
     ("--memory", "127", "from 128 to 65536 MiB"),
     ("--memory", "512M", "from 128 to 65536 MiB"),
-    ("--disk-size", "-1", "--disk-size must be a whole number from 0 to %d MiB" % KMAX_DISK_MIB),
-    ("--disk-size", "18446744073709551617", "from 0 to %d MiB" % KMAX_DISK_MIB),
-    ("--disk-size", str(KMAX_DISK_MIB + 1), "from 0 to %d MiB" % KMAX_DISK_MIB),
+    ("--disk-size", "-1", "--disk-size must be a whole number of GiB, or one with a unit"),
+    ("--disk-size", "18446744073709551617", "at most %d GiB" % (KMAX_DISK_MIB // 1024)),
+    ("--disk-size", str(KMAX_DISK_MIB // 1024 + 1), "at most %d GiB" % (KMAX_DISK_MIB // 1024)),
+    ("--disk-size", "%dM" % (KMAX_DISK_MIB + 1), "at most %d GiB" % (KMAX_DISK_MIB // 1024)),
+    ("--disk-size", "2T", "one with a unit (512M, 512MiB, 2G, 2GiB)"),
 ]
 
 
@@ -73,7 +75,7 @@ def test_disk_larger_than_free_space_is_refused(cli, tmp_path, command):
     size = _free_mib(own.home) + 1024
     if size > KMAX_DISK_MIB:
         pytest.skip("the file system has more than 16 TiB free")
-    args = [command, "--disk-size", str(size), BASE] + (["true"] if command == "run" else [])
+    args = [command, "--disk-size", "%dM" % size, BASE] + (["true"] if command == "run" else [])
     p = own.run(*args, timeout=120)
     assert p.returncode == 1, p.stderr
     line = one_error_line(p)
