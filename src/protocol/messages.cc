@@ -3,6 +3,7 @@
 
 #include <openssl/evp.h>
 
+#include <array>
 #include <utility>
 #include <vector>
 
@@ -364,6 +365,125 @@ Status FromJson(const Json& j, FileInfo* m) {
   BOXLITE_RETURN_IF_ERROR(NoNul("target", m->target));
   if (m->mode < 0 || m->mode > 07777) return Status::InvalidArgument("mode out of range");
   if (m->size < 0) return Status::InvalidArgument("size must not be negative");
+  return Status::OK();
+}
+
+Json ToJson(const StatRequest& m) {
+  Json j = {{"path", m.path}};
+  if (m.follow) j["follow"] = true;
+  return j;
+}
+
+Status FromJson(const Json& j, StatRequest* m) {
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "path", &m->path, true));
+  BOXLITE_RETURN_IF_ERROR(GetBool(j, "follow", &m->follow));
+  return NoNul("path", m->path);
+}
+
+Json ToJson(const ListDirRequest& m) { return {{"path", m.path}, {"offset", m.offset}}; }
+
+Status FromJson(const Json& j, ListDirRequest* m) {
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "path", &m->path, true));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "offset", &m->offset));
+  if (m->offset < 0) return Status::InvalidArgument("list_dir: offset must not be negative");
+  return NoNul("path", m->path);
+}
+
+Json ToJson(const ListDirResponse& m) {
+  Json entries = Json::array();
+  for (const auto& entry : m.entries) entries.push_back(ToJson(entry));
+  return {{"entries", std::move(entries)}, {"next_offset", m.next_offset}};
+}
+
+Status FromJson(const Json& j, ListDirResponse* m) {
+  const Json* entries = Find(j, "entries");
+  if (entries == nullptr) return Missing("entries");
+  if (!entries->is_array()) return Mistyped("entries", "an array");
+  if (entries->size() > kListDirMaxEntries) {
+    return Status::InvalidArgument(base::StrFormat("list_dir: a page of %zu entries; at most %zu",
+                                                   entries->size(), kListDirMaxEntries));
+  }
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "next_offset", &m->next_offset, true));
+  if (m->next_offset < -1 || m->next_offset == 0) {
+    return Status::InvalidArgument("list_dir: next_offset must be -1 or positive");
+  }
+  m->entries.clear();
+  m->entries.reserve(entries->size());
+  for (const auto& item : *entries) {
+    FileInfo info;
+    BOXLITE_RETURN_IF_ERROR(FromJson(item, &info));
+    m->entries.push_back(std::move(info));
+  }
+  return Status::OK();
+}
+
+Json ToJson(const GetFileRequest& m) { return {{"path", m.path}, {"window", m.window}}; }
+
+Status FromJson(const Json& j, GetFileRequest* m) {
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "path", &m->path, true));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "window", &m->window));
+  if (m->window < 0 || m->window > INT32_MAX) {
+    return Status::InvalidArgument("get_file: window out of range");
+  }
+  return NoNul("path", m->path);
+}
+
+namespace {
+
+// Metrics fields: the required counts, then the ones a guest may leave out.
+template <typename M>
+auto RequiredCounts(M& m) {
+  return std::array{std::pair{"mem_total", &m.mem_total},
+                    std::pair{"mem_available", &m.mem_available},
+                    std::pair{"processes", &m.processes},
+                    std::pair{"execs_running", &m.execs_running},
+                    std::pair{"uptime_ms", &m.uptime_ms}};
+}
+
+template <typename M>
+auto OptionalCounts(M& m) {
+  return std::array{std::pair{"cpu_busy_ticks", &m.cpu_busy_ticks},
+                    std::pair{"cpu_idle_ticks", &m.cpu_idle_ticks},
+                    std::pair{"ticks_per_second", &m.ticks_per_second},
+                    std::pair{"net_rx_bytes", &m.net_rx_bytes},
+                    std::pair{"net_tx_bytes", &m.net_tx_bytes},
+                    std::pair{"tcp_opens", &m.tcp_opens},
+                    std::pair{"tcp_errors", &m.tcp_errors}};
+}
+
+Status CheckCount(const char* key, int64_t v) {
+  if (v >= 0 && v <= kMaxGuestCount) return Status::OK();
+  return Status::InvalidArgument(base::StrFormat("metrics: \"%s\" is out of range", key));
+}
+
+}  // namespace
+
+Json ToJson(const GuestMetrics& m) {
+  Json j = Json::object();
+  for (auto [key, field] : RequiredCounts(m)) j[key] = *field;
+  for (auto [key, field] : OptionalCounts(m)) {
+    if (field->has_value()) j[key] = **field;
+  }
+  return j;
+}
+
+Status FromJson(const Json& j, GuestMetrics* m) {
+  GuestMetrics out;
+  for (auto [key, field] : RequiredCounts(out)) {
+    BOXLITE_RETURN_IF_ERROR(GetInt(j, key, field, true));
+    BOXLITE_RETURN_IF_ERROR(CheckCount(key, *field));
+  }
+  for (auto [key, field] : OptionalCounts(out)) {
+    int64_t v = 0;
+    if (Find(j, key) == nullptr) continue;
+    BOXLITE_RETURN_IF_ERROR(GetInt(j, key, &v, true));
+    BOXLITE_RETURN_IF_ERROR(CheckCount(key, v));
+    *field = v;
+  }
+  if (out.mem_available > out.mem_total) {
+    return Status::InvalidArgument("metrics: mem_available is above mem_total");
+  }
+  *m = out;
   return Status::OK();
 }
 
