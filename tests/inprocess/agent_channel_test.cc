@@ -16,6 +16,7 @@
 // - AFailedExecveReportsWhyAndItsCode: a failed execve is known and reported (439badf).
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -486,16 +487,19 @@ class RawHost {
     return Send(frame);
   }
 
-  // Reads frames until `want` returns true for one; false on EOF or a bad frame.
+  // Reads frames until `want` returns true for one; false on EOF, a bad frame, or nothing
+  // for kWait (an agent that dropped the connection keeps the port open).
   template <typename F>
   bool ReadUntil(F want) {
     while (true) {
+      struct pollfd p = {fd_.get(), POLLIN, 0};
       while (true) {
         auto frame = decoder_.Next();
         if (!frame.ok()) return false;
         if (!frame->has_value()) break;
         if (want(**frame)) return true;
       }
+      if (::poll(&p, 1, static_cast<int>(kWait / std::chrono::milliseconds(1))) != 1) return false;
       char buf[65536];
       ssize_t n = ::read(fd_.get(), buf, sizeof(buf));
       if (n < 0 && errno == EINTR) continue;
@@ -522,24 +526,30 @@ class RawHost {
 };
 
 // Regression (24aa350): a host hanging up on one port reset the splice accounting of every
-// exec, so an exec of another port whose output was queued for a splice announced the same
-// bytes again, and its port was dropped when the pipe ran dry.
+// exec, so an exec of another port whose output was queued for a splice claimed the same
+// bytes again when it ended, and its port was dropped when the pipe ran dry.
 TEST_P(AgentChannelTest, SpliceAccountingIsPerPort) {
-  std::string content = Pattern(768 << 10, 4);  // Fits in the agent's pipe (1 MiB).
+  // Less than one splice (256 KiB) of output, and a port that holds only a few KiB of it.
+  std::string content = Pattern(200 << 10, 4);
   ASSERT_TRUE(sys::WriteFileAtomic(Path("content"), content).ok());
+  int small = 4096;
+  ASSERT_EQ(::setsockopt(port_fd_[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
   RawHost host(std::move(host_[0]));
   ASSERT_TRUE(host.Request(1, "hello", protocol::ToJson(protocol::HelloRequest())));
   ASSERT_TRUE(host.Response(1).ok());
   protocol::ExecRequest req;
-  req.argv = {"/bin/cat", Path("content")};
+  req.argv = {"/bin/sh", "-c", "cat \"$0\"; read line; exit 0", Path("content")};
+  req.stdin_open = true;
   ASSERT_TRUE(host.Request(3, "exec", protocol::ToJson(req)));
   auto started = host.Response(3);
   ASSERT_TRUE(started.ok()) << started.error().ToString();
   protocol::ExecResponse resp;
   ASSERT_TRUE(protocol::FromJson(*started, &resp).ok());
   // The host reads no more: more output than the port holds waits in the agent, a splice
-  // of it queued, while the process ends.
-  ASSERT_TRUE(Eventually([&] { return Reaped(static_cast<pid_t>(resp.pid)); }));
+  // of it queued, and the shell waits for its input once cat has written everything.
+  std::string wchan = "/proc/" + std::to_string(resp.pid) + "/wchan";
+  ASSERT_TRUE(Eventually([&] { return ReadAll(wchan).find("pipe_read") != std::string::npos; }))
+      << ReadAll(wchan);
 
   // Another host hangs up mid-exec on the other port.
   auto other = Connect(1);
@@ -548,6 +558,12 @@ TEST_P(AgentChannelTest, SpliceAccountingIsPerPort) {
   pid_t sleeper_pid = (*sleeper)->pid();
   other->Close(Status::Cancelled("the other host went away"));
   ASSERT_TRUE(Eventually([&] { return Reaped(sleeper_pid); }));
+
+  // The first exec ends (its stdin closes) with its output still queued.
+  std::string close;
+  protocol::AppendClose(&close, 3, protocol::kFdStdin);
+  ASSERT_TRUE(host.Send(close));
+  ASSERT_TRUE(Eventually([&] { return Reaped(static_cast<pid_t>(resp.pid)); }));
 
   // The first host's output arrives whole, then its exit.
   std::string out;
