@@ -401,6 +401,16 @@ TEST_P(AgentChannelTest, AFailedExecveReportsWhyAndItsCode) {
   EXPECT_EQ(o.exit.exit_code, 126);
   EXPECT_EQ(o.exit.error_message, ::strerror(EACCES));
 
+  // Detached, the request itself fails, with the same reason.
+  protocol::ExecRequest detached;
+  detached.argv = {"/nonexistent/daemon"};
+  detached.detached = true;
+  auto refused = runtime::StartExecOn(channel, detached, nullptr);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(refused.error().IsNotFound()) << refused.error().ToString();
+  EXPECT_NE(refused.error().message().find("executable file not found"), std::string::npos)
+      << refused.error().ToString();
+
   // The agent goes on: the next exec starts.
   o = Run(channel, {"/bin/true"});
   EXPECT_EQ(o.exit.exit_code, 0);
