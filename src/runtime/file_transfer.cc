@@ -34,7 +34,8 @@ Result<protocol::FileInfo> GuestStat(AgentChannel* channel, const std::string& p
   protocol::StatRequest request{path, follow};
   BOXLITE_ASSIGN_OR_RETURN(auto reply, channel->Call("stat", protocol::ToJson(request), Deadline()));
   protocol::FileInfo info;
-  BOXLITE_RETURN_IF_ERROR(protocol::FromJson(reply, &info));
+  Status parsed = protocol::FromJson(reply, &info);
+  if (!parsed.ok()) return Status::ProtocolError("stat: " + parsed.message());
   if (follow && info.kind == "symlink") {
     return Status::NotSupported("the box's agent does not follow symlinks (it predates "
                                 "follow_symlinks); copy without it",
@@ -171,7 +172,7 @@ class ChannelTreeSource : public GuestTreeSource {
                              channel_->Call("list_dir", protocol::ToJson(request), Deadline()));
     protocol::ListDirResponse listed;
     Status parsed = protocol::FromJson(reply, &listed);
-    if (!parsed.ok()) return Status::ProtocolError(parsed.message());
+    if (!parsed.ok()) return Status::ProtocolError("list_dir: " + parsed.message());
     GuestListPage page;
     page.entries = std::move(listed.entries);
     page.next_offset = listed.next_offset;
@@ -189,7 +190,8 @@ class ChannelTreeSource : public GuestTreeSource {
     protocol::GetFileRequest request{guest_path, protocol::kDefaultWindow};
     auto reply = channel_->Call("get_file", protocol::ToJson(request), Deadline(), &sink, &stream);
     if (!reply.ok()) return reply.error().Wrap("copy from " + sys::PrintableName(guest_path));
-    BOXLITE_RETURN_IF_ERROR(protocol::FromJson(*reply, info));
+    Status parsed = protocol::FromJson(*reply, info);
+    if (!parsed.ok()) return Status::ProtocolError("get_file: " + parsed.message());
     ExecImpl transfer(Borrow(channel_), stream, sink, 0, 0, false, nullptr);
     while (true) {
       BOXLITE_ASSIGN_OR_RETURN(auto chunk, transfer.Read(1, std::chrono::minutes(10)));

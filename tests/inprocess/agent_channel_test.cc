@@ -31,6 +31,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -653,6 +654,104 @@ TEST(AgentBatchingTest, FramesOfOneRoundLeaveInOneWriteOfAtMost32KiB) {
       << "responses of one round left in " << writes.size() << " writes";
   server.reset();
   std::filesystem::remove_all(tmpl);
+}
+
+// A peer on the agent's side of a socketpair that answers each request with the payload
+// `answer` makes of it: replies no real agent sends.
+class ScriptedAgent {
+ public:
+  using Answer = std::function<std::string(const std::string& op, const protocol::Json& req)>;
+
+  ScriptedAgent(base::UniqueFd fd, Answer answer) : fd_(std::move(fd)), answer_(std::move(answer)) {
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ScriptedAgent() {
+    ::shutdown(fd_.get(), SHUT_RDWR);
+    thread_.join();
+  }
+
+ private:
+  void Serve() {
+    protocol::FrameDecoder decoder;
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(fd_.get(), buf, sizeof(buf))) > 0) {
+      decoder.Feed(std::string_view(buf, static_cast<size_t>(n)));
+      while (true) {
+        auto frame = decoder.Next();
+        if (!frame.ok() || !frame->has_value()) break;
+        if ((*frame)->kind != protocol::FrameKind::kRequest) continue;
+        auto req = protocol::ParseObject((*frame)->payload);
+        std::string op;
+        if (!req.ok() || !protocol::GetString(*req, "op", &op).ok()) continue;
+        std::string out;
+        protocol::AppendFrame(&out, protocol::FrameKind::kResponse, (*frame)->stream,
+                              answer_(op, *req));
+        if (!sys::WriteAll(fd_.get(), out).ok()) return;
+      }
+    }
+  }
+
+  base::UniqueFd fd_;
+  Answer answer_;
+  std::thread thread_;
+};
+
+TEST(HostileRepliesTest, MalformedAndOversizedFileRepliesFailTheirCallNotTheChannel) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  auto channel = std::make_shared<AgentChannel>(base::UniqueFd(sv[0]), nullptr);
+  auto ok = [](protocol::Json body) { return protocol::EncodeOkResponse(std::move(body)); };
+  ScriptedAgent agent(base::UniqueFd(sv[1]), [&](const std::string& op, const protocol::Json& req) {
+    std::string path;
+    (void)protocol::GetString(req, "path", &path);
+    if (op == "stat") {
+      if (path == "/garbage") return std::string("not json at all");
+      if (path == "/mode") return ok({{"path", path}, {"kind", "file"}, {"mode", 1 << 20}});
+      if (path == "/negative") return ok({{"path", path}, {"kind", "file"}, {"size", -1}});
+      if (path == "/nul") return ok({{"path", std::string("/a\0b", 4)}, {"kind", "file"}});
+      return ok({{"path", path}, {"kind", "dir"}, {"mode", 0755}});
+    }
+    if (op == "list_dir") {
+      protocol::Json entries = protocol::Json::array();
+      int64_t next = -1;
+      if (path == "/huge") {
+        for (size_t i = 0; i <= protocol::kListDirMaxEntries; ++i) {
+          entries.push_back({{"path", "f" + std::to_string(i)}, {"kind", "file"}});
+        }
+      } else if (path == "/backwards") {
+        next = 0;
+      } else if (path == "/no-entries") {
+        return ok({{"next_offset", -1}});
+      } else {
+        entries.push_back({{"path", "x"}, {"kind", "file"}, {"mode", -7}});
+      }
+      return ok({{"entries", entries}, {"next_offset", next}});
+    }
+    return protocol::EncodeErrorResponse(Status::NotSupported("not scripted", op));
+  });
+
+  char tmpl[] = "/tmp/boxlite-inprocess-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string dest = tmpl;
+  for (const char* path : {"/garbage", "/mode", "/negative", "/nul"}) {
+    SCOPED_TRACE(path);
+    Status s = runtime::CopyFromGuest(channel.get(), path, dest + "/out");
+    EXPECT_TRUE(s.IsProtocolError()) << s.ToString();
+  }
+  CopyOptions recursive;
+  recursive.recursive = true;
+  ASSERT_EQ(::mkdir((dest + "/out").c_str(), 0755), 0);
+  for (const char* path : {"/huge", "/backwards", "/no-entries", "/bad-entry"}) {
+    SCOPED_TRACE(path);
+    Status s = runtime::CopyFromGuest(channel.get(), path, dest + "/out" + path, recursive);
+    EXPECT_TRUE(s.IsProtocolError()) << s.ToString();
+    // Nothing of the page was written.
+    auto left = sys::ListDir(dest + "/out" + path);
+    EXPECT_TRUE(!left.ok() || left->empty());
+  }
+  EXPECT_TRUE(channel->health().ok()) << channel->health().ToString();
+  std::filesystem::remove_all(dest);
 }
 
 }  // namespace
