@@ -430,25 +430,26 @@ Status FromJson(const Json& j, GetFileRequest* m) {
 
 namespace {
 
-// Metrics fields: the required counts, then the ones a guest may leave out.
-template <typename M>
-auto RequiredCounts(M& m) {
-  return std::array{std::pair{"mem_total", &m.mem_total},
-                    std::pair{"mem_available", &m.mem_available},
-                    std::pair{"processes", &m.processes},
-                    std::pair{"execs_running", &m.execs_running},
-                    std::pair{"uptime_ms", &m.uptime_ms}};
-}
+// Metrics fields: each a required count or one a guest may leave out.
+struct CountField {
+  const char* key;
+  int64_t* required;
+  std::optional<int64_t>* optional;
+};
 
-template <typename M>
-auto OptionalCounts(M& m) {
-  return std::array{std::pair{"cpu_busy_ticks", &m.cpu_busy_ticks},
-                    std::pair{"cpu_idle_ticks", &m.cpu_idle_ticks},
-                    std::pair{"ticks_per_second", &m.ticks_per_second},
-                    std::pair{"net_rx_bytes", &m.net_rx_bytes},
-                    std::pair{"net_tx_bytes", &m.net_tx_bytes},
-                    std::pair{"tcp_opens", &m.tcp_opens},
-                    std::pair{"tcp_errors", &m.tcp_errors}};
+std::array<CountField, 12> CountFields(GuestMetrics& m) {
+  return {{{"mem_total", &m.mem_total, nullptr},
+           {"mem_available", &m.mem_available, nullptr},
+           {"processes", &m.processes, nullptr},
+           {"execs_running", &m.execs_running, nullptr},
+           {"uptime_ms", &m.uptime_ms, nullptr},
+           {"cpu_busy_ticks", nullptr, &m.cpu_busy_ticks},
+           {"cpu_idle_ticks", nullptr, &m.cpu_idle_ticks},
+           {"ticks_per_second", nullptr, &m.ticks_per_second},
+           {"net_rx_bytes", nullptr, &m.net_rx_bytes},
+           {"net_tx_bytes", nullptr, &m.net_tx_bytes},
+           {"tcp_opens", nullptr, &m.tcp_opens},
+           {"tcp_errors", nullptr, &m.tcp_errors}}};
 }
 
 Status CheckCount(const char* key, int64_t v) {
@@ -459,26 +460,24 @@ Status CheckCount(const char* key, int64_t v) {
 }  // namespace
 
 Json ToJson(const GuestMetrics& m) {
+  GuestMetrics copy = m;
   Json j = Json::object();
-  for (auto [key, field] : RequiredCounts(m)) j[key] = *field;
-  for (auto [key, field] : OptionalCounts(m)) {
-    if (field->has_value()) j[key] = **field;
+  for (const auto& f : CountFields(copy)) {
+    if (f.required != nullptr) j[f.key] = *f.required;
+    if (f.optional != nullptr && f.optional->has_value()) j[f.key] = **f.optional;
   }
   return j;
 }
 
 Status FromJson(const Json& j, GuestMetrics* m) {
   GuestMetrics out;
-  for (auto [key, field] : RequiredCounts(out)) {
-    BOXLITE_RETURN_IF_ERROR(GetInt(j, key, field, true));
-    BOXLITE_RETURN_IF_ERROR(CheckCount(key, *field));
-  }
-  for (auto [key, field] : OptionalCounts(out)) {
+  for (const auto& f : CountFields(out)) {
+    if (f.optional != nullptr && Find(j, f.key) == nullptr) continue;
     int64_t v = 0;
-    if (Find(j, key) == nullptr) continue;
-    BOXLITE_RETURN_IF_ERROR(GetInt(j, key, &v, true));
-    BOXLITE_RETURN_IF_ERROR(CheckCount(key, v));
-    *field = v;
+    BOXLITE_RETURN_IF_ERROR(GetInt(j, f.key, &v, true));
+    BOXLITE_RETURN_IF_ERROR(CheckCount(f.key, v));
+    if (f.required != nullptr) *f.required = v;
+    if (f.optional != nullptr) *f.optional = v;
   }
   if (out.mem_available > out.mem_total) {
     return Status::InvalidArgument("metrics: mem_available is above mem_total");
