@@ -172,15 +172,6 @@ class AgentChannelTest : public testing::TestWithParam<bool> {
     return Connect(i);
   }
 
-  void Hangup(const std::shared_ptr<AgentChannel>& channel) {
-    for (auto it = channels_.begin(); it != channels_.end(); ++it) {
-      if (*it == channel) {
-        channels_.erase(it);
-        break;
-      }
-    }
-  }
-
   static Result<std::shared_ptr<ExecImpl>> Start(const std::shared_ptr<AgentChannel>& channel,
                                                  std::vector<std::string> argv,
                                                  bool stdin_open = false,
@@ -367,9 +358,10 @@ TEST_P(AgentChannelTest, HangupFinishesTheExecsOfThatPortOnly) {
   auto head = (*orphan)->Read(1, kWait);
   ASSERT_TRUE(head.ok());
   EXPECT_EQ(*head, "s");
-  orphan->reset();  // Nothing asks for a kill: the host is simply gone.
-  Hangup(first);
-  first.reset();
+  // The host is simply gone (its Exec is kept: letting it go would ask for a kill). Its
+  // exec's end shows that the agent has seen the hangup: only then may the port's
+  // descriptor lead to a new connection.
+  first->Close(Status::Cancelled("the host went away"));
   ASSERT_TRUE(Eventually([&] { return Reaped(pid); })) << "the hung-up host's exec lives on";
 
   // A new host on the same port starts from stream 1 again: none of its ids is "in use".
