@@ -12,8 +12,12 @@
 //   so another port's exec announced bytes twice and lost its connection (24aa350).
 // - HangupFinishesTheExecsOfThatPortOnly: a hung-up host's exec that had no credit left
 //   stayed, so a host connecting after it found its stream id "in use" (24aa350).
-// - FramesOfOneRoundLeaveInOneWriteOfAtMost32KiB: batched flushing (439badf, 547356e).
-// - AFailedExecveReportsWhyAndItsCode: a failed execve is known and reported (439badf).
+// - FramesOfOneRoundLeaveInOneWriteOfAtMost32KiB: batched flushing, one write per loop
+//   round (439badf) of at most 32 KiB (547356e).
+// - AFailedExecveReportsWhyAndItsCode: the child's report of a failed execve, read when
+//   vfork returns (439badf), reaches the host as the exit's error and code.
+// Processes run on the host (ServerOptions::host_processes), so the tests need /bin/sh,
+// cat, head and sleep, and /proc/PID/wchan to see a writer blocked on its pipe.
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
