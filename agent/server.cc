@@ -63,7 +63,6 @@ constexpr size_t kReadChunk = 256 * 1024;
 constexpr size_t kFileQueueLimit = 1 << 20;
 // The most one write(2) to a virtio-serial port takes (drivers/char/virtio_console.c).
 constexpr size_t kPortWriteMax = 32 * 1024;
-constexpr size_t kListDirPage = 4000;
 // A list_dir page also ends once its entries take this much JSON: names and link targets
 // are up to 6 times longer escaped, and a response must fit in one frame.
 constexpr size_t kListDirPageBytes = 256 * 1024;
@@ -162,8 +161,9 @@ struct ChildPlan {
   std::vector<char*> argv;
   std::vector<char*> envp;
   std::vector<std::string> candidates;  // Paths to try, inside the chroot.
-  std::string rootfs;
+  std::string rootfs;  // Empty: no chroot (ServerOptions::host_processes).
   std::string cwd;
+  bool switch_user = true;
   std::string pty_slave;  // Non-empty: open this as the controlling terminal.
   uid_t uid = 0;
   gid_t gid = 0;
@@ -222,14 +222,17 @@ constexpr char kNotFound[] = "executable file not found in $PATH";
   } else {
     for (int i = 0; i < 3; ++i) ::dup2(plan.fds[i], i);
   }
-  if (::chroot(plan.rootfs.c_str()) != 0) ChildFail(plan, errno, "chroot", "/", 126);
+  if (!plan.rootfs.empty() && ::chroot(plan.rootfs.c_str()) != 0) {
+    ChildFail(plan, errno, "chroot", "/", 126);
+  }
   if (::chdir(plan.cwd.c_str()) != 0) ChildFail(plan, errno, "chdir to", plan.cwd.c_str(), 126);
   const char* step = nullptr;
   if (int err = ApplyProcessSecurity(plan.security, &step); err != 0) {
     ChildFail(plan, err, step, plan.argv[0], 126);
   }
-  if (::setgroups(plan.groups.size(), plan.groups.data()) != 0 || ::setgid(plan.gid) != 0 ||
-      ::setuid(plan.uid) != 0) {
+  if (plan.switch_user &&
+      (::setgroups(plan.groups.size(), plan.groups.data()) != 0 || ::setgid(plan.gid) != 0 ||
+       ::setuid(plan.uid) != 0)) {
     ChildFail(plan, errno, "switch to user of", plan.argv[0], 126);
   }
   int err = ENOENT;
@@ -295,7 +298,8 @@ Status Server::Run() {
 
 Status Server::Open() {
   struct utsname uts;
-  splice_ok_ = ::uname(&uts) == 0 && base::EndsWith(uts.release, "-boxlite.2");
+  splice_ok_ = options_.force_splice ||
+               (::uname(&uts) == 0 && base::EndsWith(uts.release, "-boxlite.2"));
   root_dir_.reset(::open(rootfs_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root_dir_) return sys::ErrnoStatus(errno, "open %s", rootfs_.c_str());
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
@@ -727,8 +731,13 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   plan.security.capabilities = config_.capabilities;
   plan.security.limits = config_.limits;
   plan.security.close_fds = config_.close_fds;
-  if (!options_.machine) return Status::NotSupported("exec: this server starts no processes");
-  base::UniqueFd cgroup_procs = OpenExecCgroup();
+  if (!options_.machine) {
+    if (!options_.host_processes) return Status::NotSupported("exec: this server starts no processes");
+    plan.rootfs.clear();  // On the host's file system, beneath the served directory.
+    plan.cwd = sys::JoinPath(rootfs_, plan.cwd);
+    plan.switch_user = false;
+  }
+  base::UniqueFd cgroup_procs = options_.machine ? OpenExecCgroup() : base::UniqueFd();
   plan.cgroup_procs_fd = cgroup_procs.get();
 
   if (r.main && (r.detached || main_running_)) {
@@ -737,7 +746,9 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   }
   if (r.detached) {
     // Background process: stdio on the console, nothing to stream, reaped as an orphan.
-    base::UniqueFd console(::open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC));
+    // Off the machine, the host's console is not the box's: output goes nowhere.
+    base::UniqueFd console(options_.machine ? ::open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC)
+                                            : -1);
     base::UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     plan.fds[0] = null.get();
     plan.fds[1] = plan.fds[2] = console ? console.get() : null.get();
@@ -1234,10 +1245,9 @@ void Server::OnSplicesDone() {
 
 Status Server::DoGetFile(Conn* conn, uint32_t stream, const protocol::Json& req,
                          protocol::Json* reply) {
-  std::string path;
-  int64_t window = protocol::kDefaultWindow;
-  BOXLITE_RETURN_IF_ERROR(protocol::GetString(req, "path", &path, true));
-  BOXLITE_RETURN_IF_ERROR(protocol::GetInt(req, "window", &window));
+  protocol::GetFileRequest r;
+  BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
+  const std::string& path = r.path;
   if (FindExec(conn, stream) != nullptr) return Status::AlreadyExists("stream in use");
   BOXLITE_ASSIGN_OR_RETURN(auto fd, OpenInRoot(root_dir_.get(), path, O_RDONLY));
   struct stat st;
@@ -1251,7 +1261,7 @@ Status Server::DoGetFile(Conn* conn, uint32_t stream, const protocol::Json& req,
   exec->is_file = true;
   exec->out[1].fd = std::move(fd);
   exec->out[1].pollable = false;
-  exec->out[1].credit = window;
+  exec->out[1].credit = r.window;
   exec->out[2].eof = true;
   execs_[Key(conn, stream)] = std::move(exec);
   *reply = protocol::ToJson(InfoFromStat(path, st));
@@ -1369,12 +1379,11 @@ void Server::FinishPut(Exec* exec) {
 }
 
 Status Server::DoStat(const protocol::Json& req, protocol::Json* reply) {
-  std::string path;
-  bool follow = false;
-  BOXLITE_RETURN_IF_ERROR(protocol::GetString(req, "path", &path, true));
-  BOXLITE_RETURN_IF_ERROR(protocol::GetBool(req, "follow", &follow));
+  protocol::StatRequest r;
+  BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
+  const std::string& path = r.path;
   struct stat st;
-  if (follow) {
+  if (r.follow) {
     // Symlinks resolve inside the box's root, as the box's own processes see them.
     BOXLITE_ASSIGN_OR_RETURN(auto fd, OpenInRoot(root_dir_.get(), path, O_PATH));
     if (::fstat(fd.get(), &st) != 0) return sys::ErrnoStatus(errno, "%s", path.c_str());
@@ -1408,10 +1417,9 @@ Status Server::DoStat(const protocol::Json& req, protocol::Json* reply) {
 }
 
 Status Server::DoListDir(const protocol::Json& req, protocol::Json* reply) {
-  std::string path;
-  int64_t offset = 0;
-  BOXLITE_RETURN_IF_ERROR(protocol::GetString(req, "path", &path, true));
-  BOXLITE_RETURN_IF_ERROR(protocol::GetInt(req, "offset", &offset));
+  protocol::ListDirRequest r;
+  BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
+  const std::string& path = r.path;
   BOXLITE_ASSIGN_OR_RETURN(auto dirfd, OpenInRoot(root_dir_.get(), path, O_RDONLY | O_DIRECTORY));
   int dup_fd = ::fcntl(dirfd.get(), F_DUPFD_CLOEXEC, 3);
   DIR* dir = ::fdopendir(dup_fd);
@@ -1426,9 +1434,9 @@ Status Server::DoListDir(const protocol::Json& req, protocol::Json* reply) {
   }
   ::closedir(dir);
   std::sort(names.begin(), names.end());
-  protocol::Json entries = protocol::Json::array();
-  size_t start = static_cast<size_t>(std::max<int64_t>(0, offset));
-  size_t end = std::min(names.size(), start + kListDirPage);
+  protocol::ListDirResponse page;
+  size_t start = static_cast<size_t>(r.offset);
+  size_t end = std::min(names.size(), start + protocol::kListDirMaxEntries);
   size_t page_bytes = 0;
   for (size_t i = start; i < end; ++i) {
     if (page_bytes >= kListDirPageBytes) {
@@ -1443,16 +1451,16 @@ Status Server::DoListDir(const protocol::Json& req, protocol::Json* reply) {
       ssize_t n = ::readlinkat(dirfd.get(), names[i].c_str(), target, sizeof(target));
       if (n > 0) info.target.assign(target, static_cast<size_t>(n));
     }
-    protocol::Json entry = protocol::ToJson(info);
-    page_bytes += protocol::Dump(entry).size();
-    entries.push_back(std::move(entry));
+    page_bytes += protocol::Dump(protocol::ToJson(info)).size();
+    page.entries.push_back(std::move(info));
   }
-  (*reply)["entries"] = std::move(entries);
-  (*reply)["next_offset"] = end < names.size() ? static_cast<int64_t>(end) : -1;
+  page.next_offset = end < names.size() ? static_cast<int64_t>(end) : -1;
+  *reply = protocol::ToJson(page);
   return Status::OK();
 }
 
 Status Server::DoMetrics(protocol::Json* reply) {
+  protocol::GuestMetrics m;
   auto meminfo = sys::ReadFile("/proc/meminfo");
   int64_t total = 0;
   int64_t available = 0;
@@ -1462,8 +1470,8 @@ Status Server::DoMetrics(protocol::Json* reply) {
       if (base::StartsWith(line, "MemAvailable:")) available = std::atoll(line.c_str() + 13) * 1024;
     }
   }
-  (*reply)["mem_total"] = total;
-  (*reply)["mem_available"] = available;
+  m.mem_total = std::clamp<int64_t>(total, 0, protocol::kMaxGuestCount);
+  m.mem_available = std::clamp<int64_t>(available, 0, m.mem_total);
   auto stat = sys::ReadFile("/proc/stat");
   if (stat.ok()) {
     // "cpu  user nice system idle iowait irq softirq ..." in USER_HZ ticks.
@@ -1478,9 +1486,9 @@ Status Server::DoMetrics(protocol::Json* reply) {
         busy += v;
       }
     }
-    (*reply)["cpu_busy_ticks"] = busy;
-    (*reply)["cpu_idle_ticks"] = idle;
-    (*reply)["ticks_per_second"] = static_cast<int64_t>(::sysconf(_SC_CLK_TCK));
+    m.cpu_busy_ticks = std::clamp<int64_t>(busy, 0, protocol::kMaxGuestCount);
+    m.cpu_idle_ticks = std::clamp<int64_t>(idle, 0, protocol::kMaxGuestCount);
+    m.ticks_per_second = static_cast<int64_t>(::sysconf(_SC_CLK_TCK));
   }
   int64_t procs = 0;
   auto pids = sys::ListDir("/proc");
@@ -1489,18 +1497,19 @@ Status Server::DoMetrics(protocol::Json* reply) {
       if (!p.empty() && std::isdigit(static_cast<unsigned char>(p[0]))) ++procs;
     }
   }
-  (*reply)["processes"] = procs;
+  m.processes = procs;
   // Network: eth0's byte counters and the TCP totals, when the box has a network.
   auto counter = [](const char* name) -> int64_t {
     auto text = sys::ReadFile(std::string("/sys/class/net/eth0/statistics/") + name);
     if (!text.ok()) return -1;
-    return static_cast<int64_t>(base::ParseUint(base::Trim(*text)).value_or(0));
+    return static_cast<int64_t>(std::min<uint64_t>(base::ParseUint(base::Trim(*text)).value_or(0),
+                                                   protocol::kMaxGuestCount));
   };
   int64_t rx = counter("rx_bytes");
   int64_t tx = counter("tx_bytes");
   if (rx >= 0 && tx >= 0) {
-    (*reply)["net_rx_bytes"] = rx;
-    (*reply)["net_tx_bytes"] = tx;
+    m.net_rx_bytes = rx;
+    m.net_tx_bytes = tx;
     // /proc/net/snmp: a "Tcp:" line of names, then one of values.
     auto snmp = sys::ReadFile("/proc/net/snmp");
     std::vector<std::string> names;
@@ -1521,15 +1530,16 @@ Status Server::DoMetrics(protocol::Json* reply) {
         }
       }
     }
-    (*reply)["tcp_opens"] = opens;
-    (*reply)["tcp_errors"] = errors;
+    m.tcp_opens = std::clamp<int64_t>(opens, 0, protocol::kMaxGuestCount);
+    m.tcp_errors = std::clamp<int64_t>(errors, 0, protocol::kMaxGuestCount);
   }
   int64_t running = 0;
   for (auto& [key, exec] : execs_) running += exec->is_file ? 0 : 1;
-  (*reply)["execs_running"] = running;
+  m.execs_running = running;
   struct timespec ts;
   ::clock_gettime(CLOCK_BOOTTIME, &ts);
-  (*reply)["uptime_ms"] = static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  m.uptime_ms = static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  *reply = protocol::ToJson(m);
   return Status::OK();
 }
 

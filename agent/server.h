@@ -33,6 +33,15 @@ struct ServerOptions {
   // fuzz/agent_request_fuzzer.cc can serve a temporary directory on a host: hello only
   // checks its config and exec fails after checking its request.
   bool machine = true;
+  // With the machine off, start processes anyway, as the in-process tests of exec do
+  // (tests/inprocess): on the host's own file system, with no chroot, no cgroup and no
+  // change of user, each in `rootfs` (or the cwd it asks for beneath it). Files are
+  // still served from `rootfs` only.
+  bool host_processes = false;
+  // Splice exec output into the ports on any kernel. A port that is a socket (the
+  // in-process tests) takes splice(2) everywhere; a virtio-serial port needs the fix in
+  // guest/kernel/patches, which Open() detects by the kernel's release name.
+  bool force_splice = false;
 };
 
 class Server {

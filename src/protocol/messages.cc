@@ -3,6 +3,7 @@
 
 #include <openssl/evp.h>
 
+#include <array>
 #include <utility>
 #include <vector>
 
@@ -364,6 +365,124 @@ Status FromJson(const Json& j, FileInfo* m) {
   BOXLITE_RETURN_IF_ERROR(NoNul("target", m->target));
   if (m->mode < 0 || m->mode > 07777) return Status::InvalidArgument("mode out of range");
   if (m->size < 0) return Status::InvalidArgument("size must not be negative");
+  return Status::OK();
+}
+
+Json ToJson(const StatRequest& m) {
+  Json j = {{"path", m.path}};
+  if (m.follow) j["follow"] = true;
+  return j;
+}
+
+Status FromJson(const Json& j, StatRequest* m) {
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "path", &m->path, true));
+  BOXLITE_RETURN_IF_ERROR(GetBool(j, "follow", &m->follow));
+  return NoNul("path", m->path);
+}
+
+Json ToJson(const ListDirRequest& m) { return {{"path", m.path}, {"offset", m.offset}}; }
+
+Status FromJson(const Json& j, ListDirRequest* m) {
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "path", &m->path, true));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "offset", &m->offset));
+  if (m->offset < 0) return Status::InvalidArgument("list_dir: offset must not be negative");
+  return NoNul("path", m->path);
+}
+
+Json ToJson(const ListDirResponse& m) {
+  Json entries = Json::array();
+  for (const auto& entry : m.entries) entries.push_back(ToJson(entry));
+  return {{"entries", std::move(entries)}, {"next_offset", m.next_offset}};
+}
+
+Status FromJson(const Json& j, ListDirResponse* m) {
+  const Json* entries = Find(j, "entries");
+  if (entries == nullptr) return Missing("entries");
+  if (!entries->is_array()) return Mistyped("entries", "an array");
+  if (entries->size() > kListDirMaxEntries) {
+    return Status::InvalidArgument(base::StrFormat("list_dir: a page of %zu entries; at most %zu",
+                                                   entries->size(), kListDirMaxEntries));
+  }
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "next_offset", &m->next_offset, true));
+  if (m->next_offset < -1 || m->next_offset == 0) {
+    return Status::InvalidArgument("list_dir: next_offset must be -1 or positive");
+  }
+  m->entries.clear();
+  m->entries.reserve(entries->size());
+  for (const auto& item : *entries) {
+    FileInfo info;
+    BOXLITE_RETURN_IF_ERROR(FromJson(item, &info));
+    m->entries.push_back(std::move(info));
+  }
+  return Status::OK();
+}
+
+Json ToJson(const GetFileRequest& m) { return {{"path", m.path}, {"window", m.window}}; }
+
+Status FromJson(const Json& j, GetFileRequest* m) {
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "path", &m->path, true));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "window", &m->window));
+  if (m->window < 0 || m->window > INT32_MAX) {
+    return Status::InvalidArgument("get_file: window out of range");
+  }
+  return NoNul("path", m->path);
+}
+
+namespace {
+
+// Metrics fields: each a required count or one a guest may leave out.
+struct CountField {
+  const char* key;
+  int64_t* required;
+  std::optional<int64_t>* optional;
+};
+
+std::array<CountField, 12> CountFields(GuestMetrics& m) {
+  return {{{"mem_total", &m.mem_total, nullptr},
+           {"mem_available", &m.mem_available, nullptr},
+           {"processes", &m.processes, nullptr},
+           {"execs_running", &m.execs_running, nullptr},
+           {"uptime_ms", &m.uptime_ms, nullptr},
+           {"cpu_busy_ticks", nullptr, &m.cpu_busy_ticks},
+           {"cpu_idle_ticks", nullptr, &m.cpu_idle_ticks},
+           {"ticks_per_second", nullptr, &m.ticks_per_second},
+           {"net_rx_bytes", nullptr, &m.net_rx_bytes},
+           {"net_tx_bytes", nullptr, &m.net_tx_bytes},
+           {"tcp_opens", nullptr, &m.tcp_opens},
+           {"tcp_errors", nullptr, &m.tcp_errors}}};
+}
+
+Status CheckCount(const char* key, int64_t v) {
+  if (v >= 0 && v <= kMaxGuestCount) return Status::OK();
+  return Status::InvalidArgument(base::StrFormat("metrics: \"%s\" is out of range", key));
+}
+
+}  // namespace
+
+Json ToJson(const GuestMetrics& m) {
+  GuestMetrics copy = m;
+  Json j = Json::object();
+  for (const auto& f : CountFields(copy)) {
+    if (f.required != nullptr) j[f.key] = *f.required;
+    if (f.optional != nullptr && f.optional->has_value()) j[f.key] = **f.optional;
+  }
+  return j;
+}
+
+Status FromJson(const Json& j, GuestMetrics* m) {
+  GuestMetrics out;
+  for (const auto& f : CountFields(out)) {
+    if (f.optional != nullptr && Find(j, f.key) == nullptr) continue;
+    int64_t v = 0;
+    BOXLITE_RETURN_IF_ERROR(GetInt(j, f.key, &v, true));
+    BOXLITE_RETURN_IF_ERROR(CheckCount(f.key, v));
+    if (f.required != nullptr) *f.required = v;
+    if (f.optional != nullptr) *f.optional = v;
+  }
+  if (out.mem_available > out.mem_total) {
+    return Status::InvalidArgument("metrics: mem_available is above mem_total");
+  }
+  *m = out;
   return Status::OK();
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -171,6 +172,52 @@ struct FileInfo {
   std::string target;  // Symlink target.
 };
 
+// "stat": one entry, symlinks followed (inside the box's root) only when `follow`.
+// The response is a FileInfo.
+struct StatRequest {
+  std::string path;
+  bool follow = false;
+};
+
+// "list_dir": one page of a directory's entries, sorted by name. A page fits in one frame.
+struct ListDirRequest {
+  std::string path;
+  int64_t offset = 0;  // Index of the first entry of the page.
+};
+
+// The most entries one list_dir page holds.
+constexpr size_t kListDirMaxEntries = 4000;
+
+struct ListDirResponse {
+  std::vector<FileInfo> entries;  // path: the entry's name in the listed directory.
+  int64_t next_offset = -1;       // Where the next page starts; -1 when this is the last.
+};
+
+// "get_file": the response is the file's FileInfo, then its content follows as stdout
+// data frames under `window` credit, a close and an exit event (docs/protocol.md).
+struct GetFileRequest {
+  std::string path;
+  int64_t window = kDefaultWindow;
+};
+
+// "metrics" (no fields): the guest's own counters. Absent ones are what the guest could
+// not read (no network: no net_* or tcp_*). Every count is at most kMaxGuestCount.
+constexpr int64_t kMaxGuestCount = int64_t{1} << 56;
+struct GuestMetrics {
+  int64_t mem_total = 0;      // Bytes (MemTotal).
+  int64_t mem_available = 0;  // Bytes (MemAvailable), at most mem_total.
+  std::optional<int64_t> cpu_busy_ticks;  // /proc/stat's cpu line, in ticks_per_second.
+  std::optional<int64_t> cpu_idle_ticks;
+  std::optional<int64_t> ticks_per_second;
+  int64_t processes = 0;
+  std::optional<int64_t> net_rx_bytes;  // eth0's counters.
+  std::optional<int64_t> net_tx_bytes;
+  std::optional<int64_t> tcp_opens;   // Active + passive opens since boot.
+  std::optional<int64_t> tcp_errors;  // Failed attempts + resets + bad segments.
+  int64_t execs_running = 0;          // Processes the agent started that still run.
+  int64_t uptime_ms = 0;
+};
+
 // Requests are {"op": "<name>", ...fields}; responses are {"ok": true, ...} or
 // {"ok": false, "error": {"code": "<status code name>", "message": "..."}}.
 Json ToJson(const BoxConfig& m);
@@ -182,6 +229,11 @@ Json ToJson(const ExitEvent& m);
 Json ToJson(const SignalRequest& m);
 Json ToJson(const ResizeRequest& m);
 Json ToJson(const FileInfo& m);
+Json ToJson(const StatRequest& m);
+Json ToJson(const ListDirRequest& m);
+Json ToJson(const ListDirResponse& m);
+Json ToJson(const GetFileRequest& m);
+Json ToJson(const GuestMetrics& m);
 
 Status FromJson(const Json& j, BoxConfig* m);
 Status FromJson(const Json& j, HelloRequest* m);
@@ -192,6 +244,16 @@ Status FromJson(const Json& j, ExitEvent* m);
 Status FromJson(const Json& j, SignalRequest* m);
 Status FromJson(const Json& j, ResizeRequest* m);
 Status FromJson(const Json& j, FileInfo* m);
+// Replies come from the guest: a page of more than kListDirMaxEntries entries or a
+// next_offset that is neither -1 nor positive is InvalidArgument (whether paging moves
+// forward is the reader's to check: src/runtime/tree_copy.h).
+Status FromJson(const Json& j, StatRequest* m);
+Status FromJson(const Json& j, ListDirRequest* m);
+Status FromJson(const Json& j, ListDirResponse* m);
+Status FromJson(const Json& j, GetFileRequest* m);
+// A negative count, one above kMaxGuestCount, or mem_available above mem_total is
+// InvalidArgument.
+Status FromJson(const Json& j, GuestMetrics* m);
 
 // Builds a request payload: the message's fields plus "op". Like every Encode* below, it
 // serialises with Dump(): byte strings in any field are carried exactly.

@@ -291,3 +291,148 @@ TEST(MessagesTest, BoxConfigSecurityRoundTrip) {
 
 }  // namespace
 }  // namespace boxlite::protocol
+
+namespace boxlite::protocol {
+namespace {
+
+TEST(FileMessagesTest, RequestsRoundTripWithByteStringPaths) {
+  StatRequest stat{"/d/\xff", true};
+  StatRequest stat_back;
+  ASSERT_TRUE(FromJson(*ParseObject(EncodeRequest("stat", ToJson(stat))), &stat_back).ok());
+  EXPECT_EQ(stat_back.path, stat.path);
+  EXPECT_TRUE(stat_back.follow);
+
+  ListDirRequest list{"/\x01", 4000};
+  ListDirRequest list_back;
+  ASSERT_TRUE(FromJson(*ParseObject(EncodeRequest("list_dir", ToJson(list))), &list_back).ok());
+  EXPECT_EQ(list_back.path, list.path);
+  EXPECT_EQ(list_back.offset, 4000);
+
+  GetFileRequest get{"/f\xfe", 1234};
+  GetFileRequest get_back;
+  ASSERT_TRUE(FromJson(*ParseObject(EncodeRequest("get_file", ToJson(get))), &get_back).ok());
+  EXPECT_EQ(get_back.path, get.path);
+  EXPECT_EQ(get_back.window, 1234);
+}
+
+TEST(FileMessagesTest, BadRequestsAreRefused) {
+  StatRequest stat;
+  EXPECT_TRUE(FromJson(Json::parse(R"({})"), &stat).IsInvalidArgument());
+  EXPECT_TRUE(FromJson(Json::parse(R"({"path": "/a\u0000b"})"), &stat).IsInvalidArgument());
+  EXPECT_TRUE(FromJson(Json::parse(R"({"path": "/", "follow": 1})"), &stat).IsInvalidArgument());
+  ListDirRequest list;
+  EXPECT_TRUE(FromJson(Json::parse(R"({"path": "/", "offset": -1})"), &list).IsInvalidArgument());
+  EXPECT_TRUE(FromJson(Json::parse(R"({"path": "/", "offset": "1"})"), &list).IsInvalidArgument());
+  GetFileRequest get;
+  EXPECT_TRUE(FromJson(Json::parse(R"({"path": "/f", "window": -1})"), &get).IsInvalidArgument());
+  EXPECT_TRUE(
+      FromJson(Json::parse(R"({"path": "/f", "window": 4294967296})"), &get).IsInvalidArgument());
+}
+
+TEST(FileMessagesTest, ListDirPagesRoundTripAndHostileOnesAreRefused) {
+  ListDirResponse page;
+  FileInfo entry;
+  entry.path = "n\xff";
+  entry.kind = "symlink";
+  entry.target = "/t\x01";
+  page.entries = {entry, entry};
+  page.next_offset = 2;
+  ListDirResponse back;
+  ASSERT_TRUE(FromJson(*DecodeResponse(EncodeOkResponse(ToJson(page))), &back).ok());
+  ASSERT_EQ(back.entries.size(), 2u);
+  EXPECT_EQ(back.entries[1].path, entry.path);
+  EXPECT_EQ(back.entries[1].target, entry.target);
+  EXPECT_EQ(back.next_offset, 2);
+
+  EXPECT_TRUE(FromJson(Json::parse(R"({"next_offset": -1})"), &back).IsInvalidArgument());
+  EXPECT_TRUE(FromJson(Json::parse(R"({"entries": {}, "next_offset": -1})"), &back).IsInvalidArgument());
+  EXPECT_TRUE(FromJson(Json::parse(R"({"entries": []})"), &back).IsInvalidArgument());
+  for (const char* offset : {"-2", "0", "1.5", "\"3\"", "9223372036854775808"}) {
+    SCOPED_TRACE(offset);
+    auto j = Json::parse(std::string(R"({"entries": [], "next_offset": )") + offset + "}");
+    EXPECT_TRUE(FromJson(j, &back).IsInvalidArgument());
+  }
+  // An entry that is not a FileInfo spoils the page.
+  EXPECT_TRUE(FromJson(Json::parse(R"({"entries": [{"path": "a", "mode": 65536}], "next_offset": -1})"),
+                       &back)
+                  .IsInvalidArgument());
+  EXPECT_TRUE(FromJson(Json::parse(R"({"entries": [{"kind": "file"}], "next_offset": -1})"), &back)
+                  .IsInvalidArgument());
+  // More entries than a page holds.
+  Json big = {{"entries", Json::array()}, {"next_offset", -1}};
+  for (size_t i = 0; i <= kListDirMaxEntries; ++i) big["entries"].push_back({{"path", "x"}});
+  Status s = FromJson(big, &back);
+  EXPECT_TRUE(s.IsInvalidArgument());
+  EXPECT_NE(s.message().find("4001"), std::string::npos) << s.message();
+}
+
+TEST(GuestMetricsTest, RoundTripsWithAndWithoutTheOptionalCounts) {
+  GuestMetrics m;
+  m.mem_total = 1 << 30;
+  m.mem_available = 1 << 29;
+  m.processes = 7;
+  m.execs_running = 2;
+  m.uptime_ms = 1234;
+  GuestMetrics back;
+  ASSERT_TRUE(FromJson(*DecodeResponse(EncodeOkResponse(ToJson(m))), &back).ok());
+  EXPECT_EQ(back.mem_total, m.mem_total);
+  EXPECT_EQ(back.mem_available, m.mem_available);
+  EXPECT_EQ(back.processes, 7);
+  EXPECT_EQ(back.execs_running, 2);
+  EXPECT_EQ(back.uptime_ms, 1234);
+  EXPECT_FALSE(back.net_rx_bytes.has_value());
+  EXPECT_FALSE(back.cpu_busy_ticks.has_value());
+  EXPECT_FALSE(ToJson(m).contains("net_rx_bytes"));
+
+  m.net_rx_bytes = 10;
+  m.net_tx_bytes = 0;
+  m.tcp_opens = 3;
+  m.tcp_errors = kMaxGuestCount;
+  m.cpu_busy_ticks = 5;
+  m.cpu_idle_ticks = 6;
+  m.ticks_per_second = 100;
+  ASSERT_TRUE(FromJson(ToJson(m), &back).ok());
+  EXPECT_EQ(back.net_rx_bytes, 10);
+  EXPECT_EQ(back.net_tx_bytes, 0);
+  EXPECT_EQ(back.tcp_opens, 3);
+  EXPECT_EQ(back.tcp_errors, kMaxGuestCount);
+  EXPECT_EQ(back.ticks_per_second, 100);
+}
+
+TEST(GuestMetricsTest, HostileCountsAreRefusedAndLeaveTheOutputAlone) {
+  GuestMetrics good;
+  good.mem_total = 100;
+  good.mem_available = 50;
+  Json base = ToJson(good);
+  auto with = [&](const char* key, Json value) {
+    Json j = base;
+    if (value.is_null()) {
+      j.erase(key);
+    } else {
+      j[key] = std::move(value);
+    }
+    return j;
+  };
+  std::vector<Json> hostile = {
+      with("mem_total", nullptr),              // Missing.
+      with("mem_total", -1),                   // Negative.
+      with("mem_total", kMaxGuestCount + 1),   // Beyond any machine.
+      with("mem_available", 101),              // More available than there is.
+      with("processes", "7"),                  // Not a number.
+      with("uptime_ms", 1.5),                  // Not an integer.
+      with("net_rx_bytes", -5),                // An optional count, negative.
+      with("tcp_errors", Json::array()),       // An optional count, mistyped.
+      with("execs_running", uint64_t{1} << 63),  // Beyond int64.
+  };
+  for (const auto& j : hostile) {
+    SCOPED_TRACE(j.dump());
+    GuestMetrics out;
+    out.processes = 42;
+    EXPECT_TRUE(FromJson(j, &out).IsInvalidArgument());
+    EXPECT_EQ(out.processes, 42);  // Untouched.
+  }
+  EXPECT_FALSE(FromJson(Json::array(), &good).ok());
+}
+
+}  // namespace
+}  // namespace boxlite::protocol

@@ -926,30 +926,7 @@ Result<protocol::ExecRequest> BoxImpl::ExecRequestLocked(const ExecOptions& opti
 Result<std::shared_ptr<ExecImpl>> BoxImpl::CallExec(const std::shared_ptr<AgentChannel>& channel,
                                                     const protocol::ExecRequest& req,
                                                     ExecImpl::Explainer explain) {
-  std::shared_ptr<StreamSink> sink;
-  uint32_t stream = 0;
-  auto reply = channel->Call("exec", protocol::ToJson(req),
-                             Clock::now() + std::chrono::seconds(60), &sink, &stream);
-  if (!reply.ok()) {
-    if (reply.error().IsUnavailable()) return explain(reply.error());
-    // The agent refused to start this command (a channel failure says kBox already).
-    return reply.error().Wrap("exec " + base::ShellQuote(req.argv[0]))
-        .WithDefaultSubject(StatusSubject::kExec);
-  }
-  protocol::ExecResponse resp;
-  Status parsed = protocol::FromJson(*reply, &resp);
-  if (!parsed.ok()) {
-    channel->Release(stream);
-    return Status::ProtocolError(parsed.message());
-  }
-  if (req.detached) {
-    // Nothing will arrive on this stream: the Exec reports the start and the pid only.
-    std::lock_guard<std::mutex> sl(sink->mu);
-    sink->exit = protocol::ExitEvent{};
-    sink->eof[1] = sink->eof[2] = true;
-  }
-  return std::make_shared<ExecImpl>(channel, stream, sink, static_cast<int>(resp.pid),
-                                    resp.stdin_window, req.tty, std::move(explain));
+  return StartExecOn(channel, req, std::move(explain));
 }
 
 Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
@@ -1274,13 +1251,6 @@ void BoxImpl::ProbeLoop(std::shared_ptr<HealthProbe> probe, std::shared_ptr<Agen
 
 namespace {
 
-// A number the guest sent: present, a non-negative integer, at most `max`.
-std::optional<uint64_t> GuestCount(const protocol::Json& reply, const char* key, uint64_t max) {
-  int64_t v = -1;
-  if (!protocol::GetInt(reply, key, &v).ok() || v < 0) return std::nullopt;
-  return std::min<uint64_t>(static_cast<uint64_t>(v), max);
-}
-
 // CPU seconds (utime + stime) of a process and its start, seconds after boot.
 struct ProcessCpu {
   double cpu_seconds = 0;
@@ -1345,17 +1315,19 @@ Result<BoxMetrics> BoxImpl::Metrics() {
   if (auto channel = Channel(); channel.ok()) {
     auto guest = (*channel)->Call("metrics", protocol::Json::object(),
                                   Clock::now() + std::chrono::seconds(10));
-    if (guest.ok()) {
-      // The guest's numbers are untrusted: bounded, never negative.
-      constexpr uint64_t kMaxBytes = uint64_t{1} << 56;
-      uint64_t total = GuestCount(*guest, "mem_total", kMaxBytes).value_or(0);
-      uint64_t available = std::min(total, GuestCount(*guest, "mem_available", kMaxBytes).value_or(0));
-      m.guest_memory_total_bytes = total;
-      m.guest_memory_used_bytes = total - available;
-      m.network_bytes_received = GuestCount(*guest, "net_rx_bytes", kMaxBytes);
-      m.network_bytes_sent = GuestCount(*guest, "net_tx_bytes", kMaxBytes);
-      m.network_tcp_connections = GuestCount(*guest, "tcp_opens", kMaxBytes);
-      m.network_tcp_errors = GuestCount(*guest, "tcp_errors", kMaxBytes);
+    // The guest's numbers are untrusted: a reply out of bounds (messages.h) gives none.
+    protocol::GuestMetrics gm;
+    if (guest.ok() && protocol::FromJson(*guest, &gm).ok()) {
+      auto count = [](const std::optional<int64_t>& v) -> std::optional<uint64_t> {
+        if (!v) return std::nullopt;
+        return static_cast<uint64_t>(*v);
+      };
+      m.guest_memory_total_bytes = static_cast<uint64_t>(gm.mem_total);
+      m.guest_memory_used_bytes = static_cast<uint64_t>(gm.mem_total - gm.mem_available);
+      m.network_bytes_received = count(gm.net_rx_bytes);
+      m.network_bytes_sent = count(gm.net_tx_bytes);
+      m.network_tcp_connections = count(gm.tcp_opens);
+      m.network_tcp_errors = count(gm.tcp_errors);
     }
   }
   if (pid > 0) {

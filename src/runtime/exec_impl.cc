@@ -228,4 +228,33 @@ Status ExecImpl::DiscardOutput(int fd) {
   return Status::OK();
 }
 
+Result<std::shared_ptr<ExecImpl>> StartExecOn(const std::shared_ptr<AgentChannel>& channel,
+                                              const protocol::ExecRequest& req,
+                                              ExecImpl::Explainer explain) {
+  std::shared_ptr<StreamSink> sink;
+  uint32_t stream = 0;
+  auto reply = channel->Call("exec", protocol::ToJson(req),
+                             Clock::now() + std::chrono::seconds(60), &sink, &stream);
+  if (!reply.ok()) {
+    if (reply.error().IsUnavailable()) return explain ? explain(reply.error()) : reply.error();
+    // The agent refused to start this command (a channel failure says kBox already).
+    return reply.error().Wrap("exec " + base::ShellQuote(req.argv[0]))
+        .WithDefaultSubject(StatusSubject::kExec);
+  }
+  protocol::ExecResponse resp;
+  Status parsed = protocol::FromJson(*reply, &resp);
+  if (!parsed.ok()) {
+    channel->Release(stream);
+    return Status::ProtocolError(parsed.message());
+  }
+  if (req.detached) {
+    // Nothing will arrive on this stream: the Exec reports the start and the pid only.
+    std::lock_guard<std::mutex> sl(sink->mu);
+    sink->exit = protocol::ExitEvent{};
+    sink->eof[1] = sink->eof[2] = true;
+  }
+  return std::make_shared<ExecImpl>(channel, stream, sink, static_cast<int>(resp.pid),
+                                    resp.stdin_window, req.tty, std::move(explain));
+}
+
 }  // namespace boxlite::runtime

@@ -67,4 +67,11 @@ class ExecImpl final : public Exec {
   std::shared_ptr<ExecByteCounters> counters_;
 };
 
+// Sends `req` as an "exec" request on `channel` and returns the started exec on its
+// stream. A refusal is the agent's error (subject kExec unless it names another); a lost
+// channel goes through `explain`. A detached exec has already "exited" for the host.
+Result<std::shared_ptr<ExecImpl>> StartExecOn(const std::shared_ptr<AgentChannel>& channel,
+                                              const protocol::ExecRequest& req,
+                                              ExecImpl::Explainer explain);
+
 }  // namespace boxlite::runtime

@@ -31,11 +31,11 @@ std::shared_ptr<AgentChannel> Borrow(AgentChannel* channel) {
 
 Result<protocol::FileInfo> GuestStat(AgentChannel* channel, const std::string& path,
                                      bool follow = false) {
-  protocol::Json request = {{"path", path}};
-  if (follow) request["follow"] = true;
-  BOXLITE_ASSIGN_OR_RETURN(auto reply, channel->Call("stat", std::move(request), Deadline()));
+  protocol::StatRequest request{path, follow};
+  BOXLITE_ASSIGN_OR_RETURN(auto reply, channel->Call("stat", protocol::ToJson(request), Deadline()));
   protocol::FileInfo info;
-  BOXLITE_RETURN_IF_ERROR(protocol::FromJson(reply, &info));
+  Status parsed = protocol::FromJson(reply, &info);
+  if (!parsed.ok()) return Status::ProtocolError("stat: " + parsed.message());
   if (follow && info.kind == "symlink") {
     return Status::NotSupported("the box's agent does not follow symlinks (it predates "
                                 "follow_symlinks); copy without it",
@@ -167,19 +167,15 @@ class ChannelTreeSource : public GuestTreeSource {
   explicit ChannelTreeSource(AgentChannel* channel) : channel_(channel) {}
 
   Result<GuestListPage> List(const std::string& guest_path, int64_t offset) override {
+    protocol::ListDirRequest request{guest_path, offset};
     BOXLITE_ASSIGN_OR_RETURN(auto reply,
-                             channel_->Call("list_dir", {{"path", guest_path}, {"offset", offset}},
-                                            Deadline()));
-    if (!reply.contains("entries") || !reply["entries"].is_array()) {
-      return Status::ProtocolError("list_dir without entries");
-    }
+                             channel_->Call("list_dir", protocol::ToJson(request), Deadline()));
+    protocol::ListDirResponse listed;
+    Status parsed = protocol::FromJson(reply, &listed);
+    if (!parsed.ok()) return Status::ProtocolError("list_dir: " + parsed.message());
     GuestListPage page;
-    for (const auto& entry : reply["entries"]) {
-      protocol::FileInfo child;
-      BOXLITE_RETURN_IF_ERROR(protocol::FromJson(entry, &child));
-      page.entries.push_back(std::move(child));
-    }
-    BOXLITE_RETURN_IF_ERROR(protocol::GetInt(reply, "next_offset", &page.next_offset));
+    page.entries = std::move(listed.entries);
+    page.next_offset = listed.next_offset;
     return page;
   }
 
@@ -191,11 +187,11 @@ class ChannelTreeSource : public GuestTreeSource {
               const std::function<Status(std::string_view)>& write) override {
     std::shared_ptr<StreamSink> sink;
     uint32_t stream = 0;
-    auto reply = channel_->Call("get_file",
-                                {{"path", guest_path}, {"window", protocol::kDefaultWindow}},
-                                Deadline(), &sink, &stream);
+    protocol::GetFileRequest request{guest_path, protocol::kDefaultWindow};
+    auto reply = channel_->Call("get_file", protocol::ToJson(request), Deadline(), &sink, &stream);
     if (!reply.ok()) return reply.error().Wrap("copy from " + sys::PrintableName(guest_path));
-    BOXLITE_RETURN_IF_ERROR(protocol::FromJson(*reply, info));
+    Status parsed = protocol::FromJson(*reply, info);
+    if (!parsed.ok()) return Status::ProtocolError("get_file: " + parsed.message());
     ExecImpl transfer(Borrow(channel_), stream, sink, 0, 0, false, nullptr);
     while (true) {
       BOXLITE_ASSIGN_OR_RETURN(auto chunk, transfer.Read(1, std::chrono::minutes(10)));
