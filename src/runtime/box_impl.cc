@@ -44,11 +44,9 @@ int64_t Millis(Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
-std::chrono::seconds BootTimeout() {
-  if (const char* env = std::getenv("BOXLITE_BOOT_TIMEOUT")) {
-    if (auto v = base::ParseUint(env); v && *v > 0) return std::chrono::seconds(*v);
-  }
-  return std::chrono::seconds(120);
+// How long a guest has to answer (RuntimeOptions.boot_timeout_s, BOXLITE_BOOT_TIMEOUT).
+std::chrono::seconds BootTimeout(const RuntimeOptions& options) {
+  return std::chrono::seconds(options.boot_timeout_s);
 }
 
 // Creates a file that only its descriptor names: opened, then unlinked at once.
@@ -333,7 +331,7 @@ Status BoxImpl::LaunchLocked() {
     ::unlink(overlay.c_str());
     if (!opened.ok()) return opened.error();
     disk = std::move(opened).value();
-    if (const char* keep = std::getenv("BOXLITE_CONSOLE_DIR"); keep != nullptr && *keep) {
+    if (const std::string& keep = runtime_->options().console_dir; !keep.empty()) {
       // Debugging aid: keep the console where a developer can read it.
       BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(sys::JoinPath(keep, id_ + ".console"),
                                                       O_RDWR | O_CREAT | O_TRUNC, 0600));
@@ -368,7 +366,7 @@ Status BoxImpl::LaunchLocked() {
   BOXLITE_ASSIGN_OR_RETURN(auto base_fd, sys::Open(backing, O_RDONLY | O_CLOEXEC));
   config.fd_sets.push_back({pass(std::move(base_fd)), 2});
   config.disk_backing = "/dev/fdset/2";
-  BOXLITE_ASSIGN_OR_RETURN(auto console_pipe, StartConsoleWriter(console_fd_.get()));
+  BOXLITE_ASSIGN_OR_RETURN(auto console_pipe, StartConsoleWriter(console_fd_.get(), runtime_->options().console_helper));
   config.fd_sets.push_back({pass(std::move(console_pipe)), 3});
   config.console_log = "/dev/fdset/3";
   // QEMU truncates a file it opens without append=on, and ftruncate() on a pipe fails
@@ -417,10 +415,10 @@ Status BoxImpl::LaunchLocked() {
     // loopback and private networks stay out of reach unless allow_host opens the host),
     // published ports listen on 127.0.0.1 only.
     vmm::NetOptions net_options;
-    BOXLITE_ASSIGN_OR_RETURN(net_options.helper_binary, vmm::FindNetHelper());
+    BOXLITE_ASSIGN_OR_RETURN(net_options.helper_binary, vmm::FindNetHelper(runtime_->options().net_helper));
     for (const auto& p : options_.ports) net_options.ports.push_back({p.host_port, p.guest_port});
     net_options.allow_host_loopback = options_.allow_host;
-    net_options.dns_servers = vmm::DnsServersFromEnvironment();
+    net_options.dns_servers = runtime_->options().dns_servers;
     net_options.die_with_owner = !options_.detach;
     net_options.stderr_fd = qemu_log_fd_.get();
     net_options.jail = jail.net;
@@ -583,18 +581,18 @@ Status BoxImpl::HelloLocked(const protocol::BoxConfig& config, int64_t* config_m
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count();
   BOXLITE_RETURN_IF_ERROR(FitsInAFrame("hello", protocol::ToJson(hello), "the box's mounts and settings"));
-  auto reply = channel_->Call("hello", protocol::ToJson(hello), Clock::now() + BootTimeout());
+  auto reply = channel_->Call("hello", protocol::ToJson(hello), Clock::now() + BootTimeout(runtime_->options()));
   if (reply.ok()) {
     protocol::HelloResponse resp;
     if (config_ms != nullptr && protocol::FromJson(*reply, &resp).ok()) {
       // The guest's number: kept within the boot timeout.
-      *config_ms = std::clamp<int64_t>(resp.config_ms, 0, BootTimeout().count() * 1000);
+      *config_ms = std::clamp<int64_t>(resp.config_ms, 0, BootTimeout(runtime_->options()).count() * 1000);
     }
     return Status::OK();
   }
   if (reply.error().IsDeadlineExceeded()) {
     return Status::Unavailable(base::StrFormat("the guest did not answer within %llds",
-                                               static_cast<long long>(BootTimeout().count())));
+                                               static_cast<long long>(BootTimeout(runtime_->options()).count())));
   }
   return reply.error();
 }
