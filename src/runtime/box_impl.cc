@@ -426,10 +426,11 @@ Status BoxImpl::LaunchLocked() {
     net.emplace(std::move(launched));
     config.net_fd = net->qemu_end.get();
     config.inherit_fds.push_back(config.net_fd);
+    vmm::GuestNetworkPlan plan = vmm::GuestNetwork();
     box_config.network.mode = "nat";
-    box_config.network.address = vmm::kGuestAddress;
-    box_config.network.gateway = vmm::kGuestGateway;
-    box_config.network.dns = {vmm::kGuestDns};
+    box_config.network.address = plan.address;
+    box_config.network.gateway = plan.gateway;
+    box_config.network.dns = {plan.dns};
     bound_ports_.clear();
     for (const auto& p : net->ports) bound_ports_.push_back({p.host_port, p.guest_port});
   } else if (!options_.ports.empty()) {

@@ -15,6 +15,7 @@
 
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/net/guest_network.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
 
@@ -90,6 +91,12 @@ Result<std::vector<PortPublish>> ParseReport(const std::string& line,
 }
 
 }  // namespace
+
+GuestNetworkPlan GuestNetwork() {
+  return GuestNetworkPlan{
+      net::DottedQuad(net::kGuestAddress) + "/" + std::to_string(net::kNetworkPrefixLength),
+      net::DottedQuad(net::kGatewayAddress), net::DottedQuad(net::kDnsAddress)};
+}
 
 Result<std::string> FindNetHelper(const std::string& configured) {
   std::vector<std::string> fallbacks;

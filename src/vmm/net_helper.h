@@ -33,11 +33,14 @@
 
 namespace boxlite::vmm {
 
-// The guest side of the user-mode network, as the agent configures eth0 (src/net/
-// guest_policy.h has the helper's copy).
-constexpr char kGuestAddress[] = "10.0.2.15/24";
-constexpr char kGuestGateway[] = "10.0.2.2";
-constexpr char kGuestDns[] = "10.0.2.3";
+// The guest side of the user-mode network, as the agent configures eth0: the plan of
+// src/net/guest_network.h (the helper's own), as text.
+struct GuestNetworkPlan {
+  std::string address;  // CIDR: "10.0.2.15/24".
+  std::string gateway;  // "10.0.2.2".
+  std::string dns;      // "10.0.2.3".
+};
+GuestNetworkPlan GuestNetwork();
 
 struct PortPublish {
   uint16_t host_port = 0;  // 0: the helper picks a free port (reported back).
