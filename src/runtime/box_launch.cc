@@ -161,8 +161,9 @@ Status BoxImpl::OpenBoxFilesLocked(LaunchPlan& plan) {
     BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(DirPath("console.log"),
                                                     O_RDWR | O_CREAT | O_APPEND, 0600));
     struct stat console_st;
-    record_.console_offset =
-        ::fstat(console_fd_.get(), &console_st) == 0 ? static_cast<uint64_t>(console_st.st_size) : 0;
+    record_.console_offset = ::fstat(console_fd_.get(), &console_st) == 0
+                                 ? static_cast<uint64_t>(console_st.st_size)
+                                 : 0;
     BOXLITE_ASSIGN_OR_RETURN(qemu_log_fd_, sys::Open(DirPath("qemu.log"),
                                                      O_RDWR | O_CREAT | O_APPEND, 0600));
     for (int i = 0; i < kPersistentAgentPorts; ++i) {
@@ -218,8 +219,9 @@ Status BoxImpl::AttachDevicesLocked(LaunchPlan& plan) {
   BOXLITE_ASSIGN_OR_RETURN(auto base_fd, sys::Open(plan.backing, O_RDONLY | O_CLOEXEC));
   config.fd_sets.push_back({plan.Pass(std::move(base_fd)), 2});
   config.disk_backing = "/dev/fdset/2";
-  BOXLITE_ASSIGN_OR_RETURN(auto console_pipe,
-                           StartConsoleWriter(console_fd_.get(), runtime_->options().console_helper));
+  BOXLITE_ASSIGN_OR_RETURN(
+      auto console_pipe,
+      StartConsoleWriter(console_fd_.get(), runtime_->options().console_helper));
   config.fd_sets.push_back({plan.Pass(std::move(console_pipe)), 3});
   config.console_log = "/dev/fdset/3";
   // QEMU truncates a file it opens without append=on, and ftruncate() on a pipe fails

@@ -197,12 +197,14 @@ Result<RuntimeOptions> ResolveRuntimeOptions(const RuntimeOptions& given,
   BOXLITE_ASSIGN_OR_RETURN(auto env_mirrors,
                            NormalizeMirrors(ListFrom(env, kMirrors, false), kMirrors));
   BOXLITE_ASSIGN_OR_RETURN(
-      auto api_mirrors, NormalizeMirrors(given.registry_mirrors, "RuntimeOptions.registry_mirrors"));
+      auto api_mirrors,
+      NormalizeMirrors(given.registry_mirrors, "RuntimeOptions.registry_mirrors"));
   out.registry_mirrors = Concat(std::move(env_mirrors), api_mirrors);
   BOXLITE_ASSIGN_OR_RETURN(auto env_insecure,
                            NormalizeInsecure(ListFrom(env, kInsecure, false), kInsecure));
-  BOXLITE_ASSIGN_OR_RETURN(auto api_insecure, NormalizeInsecure(given.insecure_registries,
-                                                                "RuntimeOptions.insecure_registries"));
+  BOXLITE_ASSIGN_OR_RETURN(
+      auto api_insecure,
+      NormalizeInsecure(given.insecure_registries, "RuntimeOptions.insecure_registries"));
   out.insecure_registries = Concat(std::move(env_insecure), api_insecure);
   out.registries.clear();
   for (size_t i = 0; i < given.registries.size(); ++i) {

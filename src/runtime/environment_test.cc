@@ -75,7 +75,8 @@ TEST(EnvironmentTest, VariablesFillWhatTheApiLeftEmpty) {
                                          {"BOXLITE_CONSOLE_DIR", "/var/log/consoles"},
                                          {"BOXLITE_NET_HELPER", "/opt/boxlite-net"},
                                          {"BOXLITE_CONSOLE_HELPER", "/opt/boxlite-console"},
-                                         {"BOXLITE_DNS_SERVERS", " 10.213.0.2, 10.213.0.3\t[::1]:53 "},
+                                         {"BOXLITE_DNS_SERVERS",
+                                          " 10.213.0.2, 10.213.0.3\t[::1]:53 "},
                                      }));
   EXPECT_EQ(o.home_dir, "/srv/boxlite");
   EXPECT_EQ(o.data_dir, "/opt/data");

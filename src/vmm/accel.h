@@ -2,8 +2,9 @@
 //
 // Chooses the accelerator for new VMs: KVM when /dev/kvm can be opened read-write and the
 // CPU advertises hardware virtualization (vmx/svm), otherwise TCG (software emulation).
-// RuntimeOptions.accel (BOXLITE_ACCEL) = kvm|tcg forces a choice. The decision is a pure function of its inputs
-// so every branch is unit-tested; DetectAccel() gathers the inputs from the host.
+// RuntimeOptions.accel (BOXLITE_ACCEL) = kvm|tcg forces a choice. The decision is a pure
+// function of its inputs so every branch is unit-tested; DetectAccel() gathers the inputs
+// from the host.
 // Thread-safety: pure functions; DetectAccel caches nothing.
 #pragma once
 
