@@ -63,51 +63,42 @@ std::vector<std::string> ListFrom(const EnvironmentLookup& env, const char* var,
 }
 
 // host[:port] as a registry is named in references; "http://host:port/" is accepted.
-Result<std::string> NormalizeInsecureRegistry(std::string_view entry, const char* source) {
-  std::string host(base::Trim(entry));
+Result<std::string> NormalizeInsecureRegistry(std::string_view entry) {
+  std::string host(entry);
   for (const char* scheme : {"http://", "https://"}) {
     if (base::StartsWith(host, scheme)) host = host.substr(std::string_view(scheme).size());
   }
   while (!host.empty() && host.back() == '/') host.pop_back();
   ImageRegistry check;
   check.host = host;
-  auto valid = ValidateImageRegistry(check);
-  if (!valid.ok()) return valid.error().Wrap(source);
+  BOXLITE_RETURN_IF_ERROR(ValidateImageRegistry(check).status());
   return host;
 }
 
-Result<std::vector<std::string>> NormalizeMirrors(const std::vector<std::string>& entries,
-                                                  const char* source) {
-  std::vector<std::string> out;
-  for (const auto& entry : entries) {
-    std::string trimmed(base::Trim(entry));
-    if (trimmed.empty()) continue;
-    auto url = image::NormalizeMirrorUrl(trimmed);
-    if (!url.ok()) return url.error().Wrap(source);
-    out.push_back(std::move(url).value());
-  }
-  return out;
+Result<std::string> NormalizeMirror(std::string_view entry) {
+  return image::NormalizeMirrorUrl(std::string(entry));
 }
 
-Result<std::vector<std::string>> NormalizeInsecure(const std::vector<std::string>& entries,
-                                                   const char* source) {
+// A registry list: the variable's entries, then the API's, each trimmed and normalised
+// by `normalize` (errors name their source), empty ones skipped, each kept once (so
+// resolving resolved options changes nothing).
+Result<std::vector<std::string>> MergeList(const EnvironmentLookup& env, const char* var,
+                                           const std::vector<std::string>& given,
+                                           const char* field,
+                                           Result<std::string> (*normalize)(std::string_view)) {
   std::vector<std::string> out;
-  for (const auto& entry : entries) {
-    if (base::Trim(entry).empty()) continue;
-    BOXLITE_ASSIGN_OR_RETURN(std::string host, NormalizeInsecureRegistry(entry, source));
-    out.push_back(std::move(host));
-  }
-  return out;
-}
-
-// `first` then `second`, each entry once (resolving resolved options changes nothing).
-std::vector<std::string> Concat(std::vector<std::string> first,
-                                const std::vector<std::string>& second) {
-  first.insert(first.end(), second.begin(), second.end());
-  std::vector<std::string> out;
-  for (auto& entry : first) {
-    if (std::find(out.begin(), out.end(), entry) == out.end()) out.push_back(std::move(entry));
-  }
+  auto add = [&](const std::vector<std::string>& entries, const std::string& source) -> Status {
+    for (const auto& entry : entries) {
+      std::string_view trimmed = base::Trim(entry);
+      if (trimmed.empty()) continue;
+      auto normal = normalize(trimmed);
+      if (!normal.ok()) return normal.error().Wrap(source);
+      if (std::find(out.begin(), out.end(), *normal) == out.end()) out.push_back(*normal);
+    }
+    return Status::OK();
+  };
+  BOXLITE_RETURN_IF_ERROR(add(ListFrom(env, var, false), var));
+  BOXLITE_RETURN_IF_ERROR(add(given, std::string("RuntimeOptions.") + field));
   return out;
 }
 
@@ -194,18 +185,12 @@ Result<RuntimeOptions> ResolveRuntimeOptions(const RuntimeOptions& given,
   RuntimeOptions out = given;
   BOXLITE_ASSIGN_OR_RETURN(out.home_dir, ResolveHome(given, env));
   out.data_dir = Pick(given.data_dir, "data_dir", kDataDir, env).value;
-  BOXLITE_ASSIGN_OR_RETURN(auto env_mirrors,
-                           NormalizeMirrors(ListFrom(env, kMirrors, false), kMirrors));
-  BOXLITE_ASSIGN_OR_RETURN(
-      auto api_mirrors,
-      NormalizeMirrors(given.registry_mirrors, "RuntimeOptions.registry_mirrors"));
-  out.registry_mirrors = Concat(std::move(env_mirrors), api_mirrors);
-  BOXLITE_ASSIGN_OR_RETURN(auto env_insecure,
-                           NormalizeInsecure(ListFrom(env, kInsecure, false), kInsecure));
-  BOXLITE_ASSIGN_OR_RETURN(
-      auto api_insecure,
-      NormalizeInsecure(given.insecure_registries, "RuntimeOptions.insecure_registries"));
-  out.insecure_registries = Concat(std::move(env_insecure), api_insecure);
+  BOXLITE_ASSIGN_OR_RETURN(out.registry_mirrors,
+                           MergeList(env, kMirrors, given.registry_mirrors, "registry_mirrors",
+                                     NormalizeMirror));
+  BOXLITE_ASSIGN_OR_RETURN(out.insecure_registries,
+                           MergeList(env, kInsecure, given.insecure_registries,
+                                     "insecure_registries", NormalizeInsecureRegistry));
   out.registries.clear();
   for (size_t i = 0; i < given.registries.size(); ++i) {
     auto valid = ValidateImageRegistry(given.registries[i]);
