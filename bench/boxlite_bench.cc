@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "boxlite/boxlite.h"
+#include "boxlite/config.h"
 #include "src/base/strings.h"
 #include "src/sys/fs.h"
 #include "src/sys/subprocess.h"
@@ -149,8 +150,9 @@ int main(int argc, char** argv) {
     if (a == "--rtt-runs" && i + 1 < argc) rtt_runs = std::atoi(argv[++i]);
     if (a == "--image" && i + 1 < argc) image = argv[++i];
   }
-  auto assets = Must(boxlite::vmm::LocateGuestAssets(""), "guest assets");
-  auto accel = Must(boxlite::vmm::DetectAccel(), "accelerator");
+  auto settings = Must(boxlite::ResolveRuntimeOptions({}), "configuration");
+  auto assets = Must(boxlite::vmm::LocateGuestAssets(settings.data_dir), "guest assets");
+  auto accel = Must(boxlite::vmm::DetectAccel(settings.accel), "accelerator");
   g_accel = std::string(boxlite::vmm::AccelName(accel.accel));
   std::string floor_initramfs = BOXLITE_FLOOR_INITRAMFS;
 

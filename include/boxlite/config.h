@@ -7,8 +7,11 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "boxlite/options.h"
 #include "boxlite/result.h"
@@ -48,5 +51,33 @@ Result<VolumeMount> ParseVolumeSpec(std::string_view spec);
 
 // Whether `text` has the form of a volume id (12 Base62 characters) .
 bool LooksLikeVolumeId(std::string_view text);
+
+// --- The environment: every BOXLITE_* variable BoxLite reads (README.md's "Environment"
+// table lists exactly these; src/runtime/environment_test.cc checks it) ---
+struct EnvironmentVariable {
+  const char* name;
+  // "runtime": ResolveRuntimeOptions reads it into RuntimeOptions; "cli": only the
+  // `boxlite` command reads it (through EnvironmentValue).
+  const char* read_by;
+};
+const std::vector<EnvironmentVariable>& EnvironmentVariables();
+
+// The value of a variable of this process's environment; nullopt when unset or empty.
+// BoxLite's own code reads BOXLITE_* variables only through this and only those listed
+// by EnvironmentVariables() (another BOXLITE_ name is a programming error: nullopt).
+std::optional<std::string> EnvironmentValue(std::string_view name);
+
+// Where ResolveRuntimeOptions reads variables (tests give a map).
+using EnvironmentLookup = std::function<std::optional<std::string>(std::string_view name)>;
+
+// The one place configuration is resolved: the fields of `given` left empty (or 0) take
+// their environment variable, then the default (options.h says which for each); lists
+// from the environment come before the given ones. Every value is checked and
+// normalised the same way whatever its source: registries by ValidateImageRegistry,
+// insecure registries to host[:port] (a scheme and trailing '/' dropped), mirrors to
+// http(s) URLs. An invalid value is InvalidArgument naming the variable or field and
+// what it accepts. Besides BOXLITE_*, reads HOME and XDG_DATA_HOME for the default home.
+Result<RuntimeOptions> ResolveRuntimeOptions(const RuntimeOptions& given,
+                                             const EnvironmentLookup& env = EnvironmentValue);
 
 }  // namespace boxlite

@@ -38,16 +38,38 @@ struct VolumeInfo {
 };
 // --- end registries and volumes ---
 
+// Runtime::Open completes these with ResolveRuntimeOptions (include/boxlite/config.h):
+// a field left empty (or 0) takes its BOXLITE_* environment variable, then the default;
+// the code past Open reads only the resolved options.
 struct RuntimeOptions {
-  std::string home_dir;  // Empty: $BOXLITE_HOME, else ~/.local/share/boxlite.
-  std::string data_dir;  // Guest kernel, initramfs and built-in images; empty: search.
+  // Empty: $BOXLITE_HOME, else $XDG_DATA_HOME/boxlite, else ~/.local/share/boxlite.
+  std::string home_dir;
+  // Guest kernel, initramfs and built-in images; empty: $BOXLITE_DATA_DIR, else the
+  // install location, then share/boxlite beside the running program.
+  std::string data_dir;
   // Registry mirrors tried first for docker.io images (e.g. "http://127.0.0.1:5000"),
-  // added to BOXLITE_REGISTRY_MIRRORS.
+  // after those of BOXLITE_REGISTRY_MIRRORS.
   std::vector<std::string> registry_mirrors;
-  std::vector<std::string> insecure_registries;  // host:port reached over plain HTTP.
+  // host:port reached over plain HTTP, after those of BOXLITE_INSECURE_REGISTRIES
+  // ("http://host:port/" is accepted and kept as host:port).
+  std::vector<std::string> insecure_registries;
   // Registries with their transport, TLS and credentials; those with `search` resolve
   // unqualified references in order, before docker.io.
   std::vector<ImageRegistry> registries;
+  // --- Settings that BOXLITE_* variables also give (README.md, "Environment") ---
+  std::string log_level;  // error, warn, info, debug, trace; empty: $BOXLITE_LOG, else warn.
+  std::string accel;      // "kvm" or "tcg"; empty: $BOXLITE_ACCEL, else detected.
+  int boot_timeout_s = 0;  // Seconds a guest has to answer; 0: $BOXLITE_BOOT_TIMEOUT, else 120.
+  // Ephemeral boxes' console logs are kept here (debugging); empty: $BOXLITE_CONSOLE_DIR.
+  std::string console_dir;
+  // The boxlite-net and boxlite-console programs; empty: $BOXLITE_NET_HELPER and
+  // $BOXLITE_CONSOLE_HELPER, else the installed ones, then the build tree's.
+  std::string net_helper;
+  std::string console_helper;
+  // Resolvers boxlite-net forwards the guest's DNS to ("IP", "IP:PORT", "[IPv6]:PORT");
+  // empty: $BOXLITE_DNS_SERVERS, else the host's /etc/resolv.conf.
+  std::vector<std::string> dns_servers;
+  // --- end BOXLITE_* settings ---
 };
 
 struct VolumeMount {

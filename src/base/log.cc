@@ -12,18 +12,8 @@
 namespace boxlite::base {
 namespace {
 
-int LevelFromEnv() {
-  const char* env = std::getenv("BOXLITE_LOG");
-  if (env == nullptr) return static_cast<int>(LogLevel::kWarn);
-  static const char* kNames[] = {"error", "warn", "info", "debug", "trace"};
-  for (int i = 0; i < 5; ++i) {
-    if (std::strcmp(env, kNames[i]) == 0) return i;
-  }
-  return static_cast<int>(LogLevel::kWarn);
-}
-
 std::atomic<int>& Level() {
-  static std::atomic<int> level{LevelFromEnv()};
+  static std::atomic<int> level{static_cast<int>(LogLevel::kWarn)};
   return level;
 }
 
@@ -32,6 +22,17 @@ std::atomic<int>& Level() {
 bool LogEnabled(LogLevel level) { return static_cast<int>(level) <= Level().load(); }
 
 void SetLogLevel(LogLevel level) { Level().store(static_cast<int>(level)); }
+
+bool ParseLogLevel(std::string_view name, LogLevel* level) {
+  static constexpr std::string_view kNames[] = {"error", "warn", "info", "debug", "trace"};
+  for (int i = 0; i < 5; ++i) {
+    if (name == kNames[i]) {
+      *level = static_cast<LogLevel>(i);
+      return true;
+    }
+  }
+  return false;
+}
 
 void Log(LogLevel level, const char* fmt, ...) {
   static const char* kTags[] = {"error", "warning", "info", "debug", "trace"};

@@ -1,8 +1,10 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 //
-// Leveled logging to stderr. The level comes from BOXLITE_LOG (error, warn, info, debug,
-// trace; default warn) and is read once. Thread-safe: each message is one write(2).
+// Leveled logging to stderr, at level warn until SetLogLevel (Runtime::Open sets the level
+// RuntimeOptions.log_level or BOXLITE_LOG names). Thread-safe: each message is one write(2).
 #pragma once
+
+#include <string_view>
 
 namespace boxlite::base {
 
@@ -10,6 +12,8 @@ enum class LogLevel : int { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3, kTrace
 
 bool LogEnabled(LogLevel level);
 void SetLogLevel(LogLevel level);
+// "error", "warn", "info", "debug" or "trace"; false for anything else.
+bool ParseLogLevel(std::string_view name, LogLevel* level);
 void Log(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
 }  // namespace boxlite::base

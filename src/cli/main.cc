@@ -98,12 +98,13 @@ Result<RuntimeOptions> OptionsFromGlobals(const GlobalFlags& g) {
     BOXLITE_ASSIGN_OR_RETURN(options, LoadRuntimeConfig(*g.config));
   }
   // --home, else $BOXLITE_HOME, else the config's home_dir, else the default.
-  const char* env_home = std::getenv("BOXLITE_HOME");
   if (g.home) {
     options.home_dir = *g.home;
-  } else if (env_home != nullptr && *env_home != '\0') {
-    options.home_dir = env_home;
+  } else if (auto env_home = EnvironmentValue("BOXLITE_HOME")) {
+    options.home_dir = *env_home;
   }
+  // --debug beats BOXLITE_LOG (Runtime::Open applies the level).
+  if (g.debug) options.log_level = "debug";
   std::vector<ImageRegistry> registries;
   for (const auto& r : g.registries) {
     BOXLITE_ASSIGN_OR_RETURN(ImageRegistry reg, ParseRegistryFlag(r));

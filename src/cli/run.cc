@@ -111,9 +111,7 @@ Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
   options.capabilities.drop = flags.All("cap-drop");
   std::optional<std::string> security = flags.Get("security");
   if (!security) {
-    if (const char* env = std::getenv("BOXLITE_SECURITY"); env != nullptr && *env != '\0') {
-      security = env;
-    }
+    security = EnvironmentValue("BOXLITE_SECURITY");
   }
   if (security) {
     s = ApplySecurity(*security, &options.security);

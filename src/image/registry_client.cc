@@ -262,7 +262,7 @@ Endpoint RegistryClient::EndpointFor(const std::string& registry) const {
   return e;
 }
 
-Result<Endpoint> RegistryClient::MirrorEndpoint(const std::string& url) const {
+Result<std::string> NormalizeMirrorUrl(const std::string& url) {
   std::string u = url;
   if (u.find("://") == std::string::npos) u = "https://" + u;
   if (!base::StartsWith(u, "http://") && !base::StartsWith(u, "https://")) {
@@ -273,6 +273,11 @@ Result<Endpoint> RegistryClient::MirrorEndpoint(const std::string& url) const {
   if (OriginOf(u).empty() || HostOf(u).empty()) {
     return Status::InvalidArgument("invalid registry mirror \"" + url + "\"", "not a URL");
   }
+  return u;
+}
+
+Result<Endpoint> RegistryClient::MirrorEndpoint(const std::string& url) const {
+  BOXLITE_ASSIGN_OR_RETURN(std::string u, NormalizeMirrorUrl(url));
   Endpoint e;
   e.base_url = u;
   e.display = HostOf(u);

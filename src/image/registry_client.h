@@ -162,4 +162,8 @@ class RegistryClient {
 // Splits "a, b,,c" into trimmed non-empty items (used for the environment lists).
 std::vector<std::string> SplitList(std::string_view s);
 
+// A mirror URL as MirrorEndpoint uses it: "https://" added when there is no scheme,
+// trailing '/' dropped. InvalidArgument when it is not an http(s) URL with a host.
+Result<std::string> NormalizeMirrorUrl(const std::string& url);
+
 }  // namespace boxlite::image

@@ -160,23 +160,6 @@ std::string ChainId(const std::vector<std::string>& diff_ids) {
   return chain;
 }
 
-StoreOptions StoreOptionsFromEnv() {
-  StoreOptions opts;
-  if (const char* m = std::getenv("BOXLITE_REGISTRY_MIRRORS")) opts.mirrors = SplitList(m);
-  if (const char* r = std::getenv("BOXLITE_INSECURE_REGISTRIES")) {
-    for (std::string host : SplitList(r)) {
-      // Accept "http://host:port" too.
-      for (const char* scheme : {"http://", "https://"}) {
-        if (base::StartsWith(host, scheme)) host = host.substr(std::strlen(scheme));
-      }
-      while (!host.empty() && host.back() == '/') host.pop_back();
-      opts.insecure_registries.push_back(host);
-    }
-  }
-  opts.docker_config_path = DefaultDockerConfigPath();
-  return opts;
-}
-
 // The store as the import code sees it.
 class StoreImportTarget : public ImportTarget {
  public:
@@ -231,7 +214,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& images_dir, StoreO
   auto store = std::unique_ptr<Store>(new Store(images_dir, std::move(opts)));
   for (const auto& mirror : store->opts_.mirrors) {
     auto endpoint = store->client_->MirrorEndpoint(mirror);
-    if (!endpoint) return endpoint.error().Wrap("BOXLITE_REGISTRY_MIRRORS");
+    if (!endpoint) return endpoint.error().Wrap("open image store");
   }
   return store;
 }

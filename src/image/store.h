@@ -107,11 +107,6 @@ struct StoreOptions {
   Ext4BuilderFactory ext4_builder_factory;
 };
 
-// Options from the environment: BOXLITE_REGISTRY_MIRRORS and BOXLITE_INSECURE_REGISTRIES
-// (comma-separated), credentials from $DOCKER_CONFIG/config.json or
-// ~/.docker/config.json.
-StoreOptions StoreOptionsFromEnv();
-
 // Pull progress. Calls are serialised (never concurrent) but may come from download
 // threads; implementations must not call back into the Store.
 class PullProgress {

@@ -656,20 +656,6 @@ TEST_F(StoreTest, TwoProcessesShareOneStore) {
   EXPECT_EQ(Blobs().size(), 4u);
 }
 
-TEST(StoreOptionsTest, FromEnvironment) {
-  ::setenv("BOXLITE_REGISTRY_MIRRORS", " http://127.0.0.1:5000 ,https://m.example/x/,", 1);
-  ::setenv("BOXLITE_INSECURE_REGISTRIES", "127.0.0.1:5001,http://localhost:6000/", 1);
-  ::setenv("DOCKER_CONFIG", "/cfg", 1);
-  StoreOptions o = StoreOptionsFromEnv();
-  EXPECT_EQ(o.mirrors, (std::vector<std::string>{"http://127.0.0.1:5000", "https://m.example/x/"}));
-  EXPECT_EQ(o.insecure_registries, (std::vector<std::string>{"127.0.0.1:5001", "localhost:6000"}));
-  EXPECT_EQ(o.docker_config_path, "/cfg/config.json");
-  EXPECT_EQ(o.platform_os, "linux");
-  ::unsetenv("BOXLITE_REGISTRY_MIRRORS");
-  ::unsetenv("BOXLITE_INSECURE_REGISTRIES");
-  ::unsetenv("DOCKER_CONFIG");
-}
-
 TEST(StoreOpenTest, BadMirrorIsInvalidArgument) {
   auto dir = sys::TempDir::Create("/tmp", "store-open-");
   ASSERT_TRUE(dir.ok());

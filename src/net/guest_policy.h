@@ -27,18 +27,13 @@
 #include <optional>
 #include <span>
 
+#include "src/net/guest_network.h"
 #include "src/net/host_addresses.h"
 #include "src/net/packet.h"
 
 namespace boxlite::net {
 
-// The guest network every box sees; the guest agent configures the guest side
-// (src/vmm/net_helper.h has the same addresses).
-constexpr uint32_t kNetworkAddress = Ipv4(10, 0, 2, 0);
-constexpr uint32_t kNetworkMask = Ipv4(255, 255, 255, 0);
-constexpr uint32_t kGatewayAddress = Ipv4(10, 0, 2, 2);
-constexpr uint32_t kDnsAddress = Ipv4(10, 0, 2, 3);
-constexpr uint32_t kGuestAddress = Ipv4(10, 0, 2, 15);
+// The guest network every box sees (its addresses: src/net/guest_network.h).
 constexpr uint16_t kDnsPort = 53;
 constexpr size_t kMtu = 1500;
 

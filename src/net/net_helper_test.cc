@@ -373,26 +373,16 @@ TEST(NetHelperTest, RunsUnderItsSeccompFilter) {
   EXPECT_NE(status->find("\nNoNewPrivs:\t1\n"), std::string::npos) << *status;
 }
 
-TEST(NetHelperTest, FindsTheHelperThroughTheEnvironment) {
-  ::setenv(vmm::kNetHelperEnv, BOXLITE_NET_HELPER_FOR_TEST, 1);
-  auto found = vmm::FindNetHelper();
-  ::setenv(vmm::kNetHelperEnv, "/nonexistent/boxlite-net", 1);
-  auto missing = vmm::FindNetHelper();
-  ::unsetenv(vmm::kNetHelperEnv);
+TEST(NetHelperTest, FindsTheConfiguredHelper) {
+  auto found = vmm::FindNetHelper(BOXLITE_NET_HELPER_FOR_TEST);
+  auto missing = vmm::FindNetHelper("/nonexistent/boxlite-net");
   ASSERT_TRUE(found.ok());
   EXPECT_EQ(*found, BOXLITE_NET_HELPER_FOR_TEST);
   EXPECT_TRUE(missing.error().IsNotFound());
-  // Without the variable, the build tree copy is found.
-  auto fallback = vmm::FindNetHelper();
+  EXPECT_NE(missing.error().message().find("BOXLITE_NET_HELPER"), std::string::npos);
+  // Without a setting, the build tree copy is found.
+  auto fallback = vmm::FindNetHelper("");
   ASSERT_TRUE(fallback.ok()) << fallback.error().ToString();
-}
-
-TEST(NetHelperTest, DnsServersFromEnvironment) {
-  ::setenv(vmm::kDnsServersEnv, " 10.213.0.2, 10.213.0.3\t[::1]:53 ", 1);
-  auto servers = vmm::DnsServersFromEnvironment();
-  ::unsetenv(vmm::kDnsServersEnv);
-  EXPECT_EQ(servers, (std::vector<std::string>{"10.213.0.2", "10.213.0.3", "[::1]:53"}));
-  EXPECT_TRUE(vmm::DnsServersFromEnvironment().empty());
 }
 
 }  // namespace

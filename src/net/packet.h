@@ -14,6 +14,8 @@
 #include <span>
 #include <vector>
 
+#include "src/net/guest_network.h"
+
 namespace boxlite::net {
 
 using MacAddress = std::array<uint8_t, 6>;
@@ -31,11 +33,9 @@ constexpr uint8_t kIpProtoUdp = 17;
 constexpr uint8_t kIcmpPortUnreachable = 3;
 constexpr uint8_t kIcmpAdminProhibited = 13;
 
-// "10.0.2.15" -> 0x0a00020f; nullopt unless a dotted quad.
+// "10.0.2.15" -> 0x0a00020f; nullopt unless a dotted quad. (Ipv4(a, b, c, d) is in
+// src/net/guest_network.h.)
 std::optional<uint32_t> ParseIpv4(const char* text);
-constexpr uint32_t Ipv4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
-  return (uint32_t{a} << 24) | (uint32_t{b} << 16) | (uint32_t{c} << 8) | d;
-}
 
 // An IPv4 packet inside an Ethernet frame. The spans point into the parsed frame and live
 // as long as it.

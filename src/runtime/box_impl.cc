@@ -23,7 +23,6 @@
 #include "src/protocol/capabilities.h"
 #include "src/runtime/console_log.h"
 #include "src/runtime/exec_env.h"
-#include "src/runtime/home_tmp.h"
 #include "src/runtime/exec_impl.h"
 #include "src/runtime/file_transfer.h"
 #include "src/runtime/health.h"
@@ -36,28 +35,11 @@
 namespace boxlite::runtime {
 namespace {
 
-constexpr int64_t kMiB = 1024 * 1024;
-// User processes in a box share this many pids: a fork bomb stalls inside its box.
-constexpr int64_t kDefaultPidsMax = 4096;
-
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-int64_t Millis(Clock::duration d) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-}
 
-std::chrono::seconds BootTimeout() {
-  if (const char* env = std::getenv("BOXLITE_BOOT_TIMEOUT")) {
-    if (auto v = base::ParseUint(env); v && *v > 0) return std::chrono::seconds(*v);
-  }
-  return std::chrono::seconds(120);
-}
-
-// Creates a file that only its descriptor names: opened, then unlinked at once.
-Result<base::UniqueFd> AnonymousFile(const std::string& dir, const std::string& name) {
-  std::string path = sys::JoinPath(dir, name);
-  BOXLITE_ASSIGN_OR_RETURN(auto fd, sys::Open(path, O_RDWR | O_CREAT | O_EXCL, 0600));
-  ::unlink(path.c_str());
-  return fd;
+// How long a guest has to answer (RuntimeOptions.boot_timeout_s, BOXLITE_BOOT_TIMEOUT).
+std::chrono::seconds BootTimeout(const RuntimeOptions& options) {
+  return std::chrono::seconds(options.boot_timeout_s);
 }
 
 std::string ReadTail(int fd, size_t max_bytes, size_t max_lines) {
@@ -328,298 +310,6 @@ Status BoxImpl::StartLocked() {
   return LaunchLocked();
 }
 
-Status BoxImpl::LaunchLocked() {
-  // The stages of BoxMetrics (docs/metrics.md): guest rootfs (the VM's kernel and the
-  // agent's initramfs found and opened), image prepare, filesystem setup (the box's disk
-  // and log files), box config (devices, mounts, jail, network helper), box spawn (QEMU
-  // started), container init (the agent applying the box config).
-  LaunchStages stages;
-  auto t0 = Clock::now();
-  BOXLITE_ASSIGN_OR_RETURN(vmm::GuestAssets assets, runtime_->Assets());
-  BOXLITE_ASSIGN_OR_RETURN(vmm::AccelChoice accel, runtime_->Accel());
-  auto t_assets = Clock::now();
-  stages.guest_rootfs_ms = Millis(t_assets - t0);
-  if (!image_) {
-    BOXLITE_ASSIGN_OR_RETURN(ResolvedImage img, runtime_->ResolveImage(options_));
-    image_ = std::move(img);
-  }
-  auto t_image = Clock::now();
-  stages.image_prepare_ms = Millis(t_image - t_assets);
-  int64_t base_mib = static_cast<int64_t>((image_->rootfs_bytes + kMiB - 1) / kMiB);
-  if (disk_size_mib_ == 0) {
-    // The default: the image plus 1 GiB free. Bases built with that headroom already are
-    // used at their own size, so the guest has nothing to grow at boot; older bases grow.
-    constexpr int64_t kFreeMib = 1024;
-    int64_t built_in_mib = static_cast<int64_t>(image_->headroom_bytes) / kMiB;
-    disk_size_mib_ = options_.disk_size_mib > 0
-                         ? options_.disk_size_mib
-                         : base_mib + std::max<int64_t>(0, kFreeMib - built_in_mib);
-  }
-  if (disk_size_mib_ < base_mib) {
-    return Status::InvalidArgument(base::StrFormat(
-        "disk_size %lld MiB is smaller than the image's file system (%lld MiB)",
-        static_cast<long long>(disk_size_mib_), static_cast<long long>(base_mib)));
-  }
-  std::string tmp = runtime_->TmpDir();
-  BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(tmp, 0700));
-  // Files of this box exist by name in tmp/ until unlinked below: a sweep spares them while
-  // this is held (src/runtime/home_tmp.h).
-  BOXLITE_ASSIGN_OR_RETURN(sys::FileLock tmp_window, EnterTmpWindow(tmp));
-
-  vmm::VmConfig config;
-  base::UniqueFd disk;
-  std::vector<base::UniqueFd> guest_ends;
-  base::UniqueFd host_end;
-  // The per-box disk: a qcow2 overlay whose writes never reach the shared base.
-  std::string overlay = persistent() ? DirPath("disk.qcow2") : sys::JoinPath(tmp, id_ + ".qcow2");
-  std::string backing = image_->rootfs_path;
-  if (persistent()) {
-    // A stopped box must survive the image being removed and collected: its backing file
-    // is a hard link in the box directory (same file system as the store; a copy
-    // otherwise would be costly, so the store's file is used then).
-    std::string link = DirPath("base.ext4");
-    if (sys::Exists(link) || ::link(backing.c_str(), link.c_str()) == 0) backing = link;
-  }
-  if (!persistent() || !sys::Exists(overlay)) {
-    auto created = sys::RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-                                    backing, overlay, std::to_string(disk_size_mib_) + "M"});
-    if (!created.ok()) {
-      ::unlink(overlay.c_str());
-      return created.error().Wrap("create the box disk");
-    }
-  }
-  // Descriptors QEMU gets instead of paths (src/vmm/qemu.h): a jailed QEMU runs as another
-  // user (src/vmm/vm_jail.h) that cannot open the box's files under our private home.
-  std::vector<base::UniqueFd> passed;
-  auto pass = [&](base::UniqueFd fd) {
-    config.inherit_fds.push_back(fd.get());
-    passed.push_back(std::move(fd));
-    return passed.back().get();
-  };
-  auto reopen = [](int fd, int flags) {
-    return sys::Open(base::StrFormat("/proc/self/fd/%d", fd), flags | O_CLOEXEC);
-  };
-  if (persistent()) {
-    BOXLITE_ASSIGN_OR_RETURN(disk, sys::Open(overlay, O_RDWR | O_CLOEXEC));
-    BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(DirPath("console.log"),
-                                                    O_RDWR | O_CREAT | O_APPEND, 0600));
-    struct stat console_st;
-    record_.console_offset =
-        ::fstat(console_fd_.get(), &console_st) == 0 ? static_cast<uint64_t>(console_st.st_size) : 0;
-    BOXLITE_ASSIGN_OR_RETURN(qemu_log_fd_, sys::Open(DirPath("qemu.log"),
-                                                     O_RDWR | O_CREAT | O_APPEND, 0600));
-    config.console_append = true;
-    for (int i = 0; i < kPersistentAgentPorts; ++i) {
-      BOXLITE_ASSIGN_OR_RETURN(auto listener, sys::ListenUnix(
-                                                  DirPath(base::StrFormat("agent-%d.sock", i))));
-      config.agent_fds.push_back(listener.get());
-      guest_ends.push_back(std::move(listener));
-    }
-    config.agent_listening = true;
-  } else {
-    auto opened = sys::Open(overlay, O_RDWR | O_CLOEXEC);
-    ::unlink(overlay.c_str());
-    if (!opened.ok()) return opened.error();
-    disk = std::move(opened).value();
-    if (const char* keep = std::getenv("BOXLITE_CONSOLE_DIR"); keep != nullptr && *keep) {
-      // Debugging aid: keep the console where a developer can read it.
-      BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(sys::JoinPath(keep, id_ + ".console"),
-                                                      O_RDWR | O_CREAT | O_TRUNC, 0600));
-    } else {
-      BOXLITE_ASSIGN_OR_RETURN(console_fd_, AnonymousFile(tmp, id_ + ".console"));
-    }
-    BOXLITE_ASSIGN_OR_RETURN(qemu_log_fd_, AnonymousFile(tmp, id_ + ".qemu"));
-    int sp[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
-      return sys::ErrnoStatus(errno, "socketpair");
-    }
-    host_end.reset(sp[0]);
-    // Room for bulk output in flight between QEMU and our reader: QEMU stops draining
-    // the guest's queue whenever this socket is full.
-    for (int fd : sp) {
-      int size = 4 << 20;
-      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-    }
-    config.agent_fds.push_back(sp[1]);
-    guest_ends.emplace_back(sp[1]);
-  }
-  tmp_window.Unlock();  // Nothing of this box is left in tmp/ by name.
-  auto t_fs = Clock::now();
-  stages.filesystem_setup_ms = Millis(t_fs - t_image);
-  // Fd set 1: the overlay (QEMU opens it read-write, and read-only while probing); 2: the
-  // base image, read-only; 3: the console, the write end of a pipe whose writer process
-  // keeps the log under its cap (src/runtime/console_log.h).
-  config.fd_sets.push_back({pass(std::move(disk)), 1});
-  BOXLITE_ASSIGN_OR_RETURN(auto disk_ro, reopen(config.fd_sets.back().fd, O_RDONLY));
-  config.fd_sets.push_back({pass(std::move(disk_ro)), 1});
-  config.disk = "/dev/fdset/1";
-  BOXLITE_ASSIGN_OR_RETURN(auto base_fd, sys::Open(backing, O_RDONLY | O_CLOEXEC));
-  config.fd_sets.push_back({pass(std::move(base_fd)), 2});
-  config.disk_backing = "/dev/fdset/2";
-  BOXLITE_ASSIGN_OR_RETURN(auto console_pipe, StartConsoleWriter(console_fd_.get()));
-  config.fd_sets.push_back({pass(std::move(console_pipe)), 3});
-  config.console_log = "/dev/fdset/3";
-  // QEMU truncates a file it opens without append=on, and ftruncate() on a pipe fails
-  // (EINVAL): the console must be opened for appending.
-  config.console_append = true;
-  for (int fd : config.agent_fds) config.inherit_fds.push_back(fd);
-  config.accel = accel.accel;
-  config.cpus = options_.cpus;
-  config.memory_mib = options_.memory_mib;
-  // The kernel and initramfs as descriptors too: the data directory may be private.
-  auto t_kernel = Clock::now();
-  BOXLITE_ASSIGN_OR_RETURN(auto kernel_fd, sys::Open(assets.kernel, O_RDONLY | O_CLOEXEC));
-  config.kernel = base::StrFormat("/proc/self/fd/%d", pass(std::move(kernel_fd)));
-  BOXLITE_ASSIGN_OR_RETURN(auto initrd_fd, sys::Open(assets.initramfs, O_RDONLY | O_CLOEXEC));
-  config.initramfs = base::StrFormat("/proc/self/fd/%d", pass(std::move(initrd_fd)));
-  auto kernel_open = Clock::now() - t_kernel;
-  stages.guest_rootfs_ms += Millis(kernel_open);
-  config.name = "boxlite-" + id_;
-  config.tsc_khz = vmm::HostTscKhz();
-  if (!persistent()) config.extra_kernel_args = protocol::kVolatileDiskKernelArg;
-  protocol::BoxConfig box_config;
-  for (size_t i = 0; i < options_.mounts.size(); ++i) {
-    const VolumeMount& m = options_.mounts[i];
-    std::string tag = base::StrFormat("m%zu", i);
-    BOXLITE_ASSIGN_OR_RETURN(auto share_fd,
-                             sys::Open(m.host_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    config.shares.push_back({tag, m.host_path, m.read_only, pass(std::move(share_fd))});
-    box_config.mounts.push_back({tag, m.guest_path, m.read_only});
-  }
-  box_config.pids_max = kDefaultPidsMax;
-  BOXLITE_RETURN_IF_ERROR(ApplySecurityConfig(&box_config));
-  // The jail of this box's QEMU and boxlite-net (who they run as, the shares checked).
-  vmm::VmJailInputs jail_inputs;
-  jail_inputs.box_id = id_;
-  jail_inputs.shares = config.shares;
-  jail_inputs.accel = config.accel;
-  jail_inputs.memory_mib = config.memory_mib;
-  BOXLITE_ASSIGN_OR_RETURN(vmm::VmJailPlan jail, vmm::PlanVmJail(jail_inputs));
-  if (!jail.notes.empty()) BOXLITE_LOG(kDebug, "box %s: %s", name_.c_str(), jail.notes.c_str());
-  sys::RemoveCgroupLeaf(cgroup_dir_);
-  cgroup_dir_ = jail.cgroup_dir;
-  std::optional<vmm::NetHelper> net;
-  if (options_.network == "nat" && options_.security.network_enabled) {
-    // User-mode networking in a process of its own (boxlite-net, libslirp): the guest's
-    // traffic leaves through ordinary sockets to public addresses only (the host, its
-    // loopback and private networks stay out of reach unless allow_host opens the host),
-    // published ports listen on 127.0.0.1 only.
-    vmm::NetOptions net_options;
-    BOXLITE_ASSIGN_OR_RETURN(net_options.helper_binary, vmm::FindNetHelper());
-    for (const auto& p : options_.ports) net_options.ports.push_back({p.host_port, p.guest_port});
-    net_options.allow_host_loopback = options_.allow_host;
-    net_options.dns_servers = vmm::DnsServersFromEnvironment();
-    net_options.die_with_owner = !options_.detach;
-    net_options.stderr_fd = qemu_log_fd_.get();
-    net_options.jail = jail.net;
-    BOXLITE_ASSIGN_OR_RETURN(auto launched, vmm::LaunchNetHelper(net_options));
-    net.emplace(std::move(launched));
-    config.net_fd = net->qemu_end.get();
-    config.inherit_fds.push_back(config.net_fd);
-    box_config.network.mode = "nat";
-    box_config.network.address = vmm::kGuestAddress;
-    box_config.network.gateway = vmm::kGuestGateway;
-    box_config.network.dns = {vmm::kGuestDns};
-    bound_ports_.clear();
-    for (const auto& p : net->ports) bound_ports_.push_back({p.host_port, p.guest_port});
-  } else if (!options_.ports.empty()) {
-    return Status::InvalidArgument("published ports need network \"nat\"");
-  }
-
-  auto t_spawn = Clock::now();
-  stages.box_config_ms = Millis(t_spawn - t_fs - kernel_open);
-  vmm::LaunchOptions launch;
-  launch.die_with_owner = !options_.detach;
-  launch.stderr_fd = qemu_log_fd_.get();
-  launch.jail = jail.qemu;
-  BOXLITE_ASSIGN_OR_RETURN(sys::Subprocess vm, vmm::LaunchQemu(config, launch));
-  passed.clear();
-  vm_.emplace(std::move(vm));
-  if (net) {
-    // Only QEMU may hold the other end: the helper exits when QEMU's end closes.
-    net->qemu_end.reset();
-    net_.emplace(std::move(net->process));
-  }
-  launched_here_ = true;
-  guest_ends.clear();
-  disk.reset();
-  accel_ = std::string(vmm::AccelName(accel.accel));
-  auto t_launched = Clock::now();
-  stages.box_spawn_ms = Millis(t_launched - t_spawn);
-  death_ = std::make_shared<DeathNote>();
-  if (persistent()) {
-    record_.pid = vm_->pid();
-    record_.pid_start_time = ProcessStartTime(vm_->pid());
-    record_.net_pid = net_ ? net_->pid() : 0;
-    record_.net_pid_start_time = net_ ? ProcessStartTime(net_->pid()) : 0;
-    record_.bound_ports = bound_ports_;
-    record_.accel = accel_;
-    record_.disk_size_mib = disk_size_mib_;
-    record_.image_reference = image_->reference;
-    record_.rootfs_path = image_->rootfs_path;
-    record_.rootfs_bytes = image_->rootfs_bytes;
-    record_.image_config = image_->config;
-    Status saved = SaveRecord(dir_, record_);
-    if (!saved.ok()) {
-      vm_->Kill();
-      vm_.reset();
-      return saved;
-    }
-  }
-  state_ = State::kRunning;
-  Status connected = persistent() ? ConnectPersistentLocked() : Status::OK();
-  if (connected.ok() && !persistent()) {
-    auto note = death_;
-    channel_ = std::make_shared<AgentChannel>(std::move(host_end), [note](const Status& why) {
-      std::lock_guard<std::mutex> nl(note->mu);
-      if (!note->stopping && note->why.ok()) note->why = why;
-    });
-  }
-  Status hello = connected.ok() ? HelloLocked(box_config, &stages.container_init_ms) : connected;
-  if (!hello.ok()) {
-    Status explained = hello.IsUnavailable() ? DeathStatus(hello) : hello;
-    {
-      std::lock_guard<std::mutex> dl(death_->mu);
-      death_->stopping = true;
-    }
-    channel_.reset();
-    port_lock_.reset();
-    if (vm_) vm_->Kill();
-    vm_.reset();
-    if (net_) net_->Kill();
-    net_.reset();
-    state_ = State::kStopped;
-    if (persistent()) {
-      record_.pid = 0;
-      record_.pid_start_time = 0;
-      (void)SaveRecord(dir_, record_);
-    }
-    return explained;
-  }
-  auto t_ready = Clock::now();
-  create_seconds_ = Seconds(t_launched - t0);
-  boot_seconds_ = Seconds(t_ready - t_launched);
-  exit_code_.reset();
-  record_.exit_code.reset();
-  if (persistent()) {
-    record_.create_seconds = create_seconds_;
-    record_.boot_seconds = boot_seconds_;
-    (void)SaveRecord(dir_, record_);
-  }
-  stages_ = stages;
-  Status main = StartMainLocked();
-  if (!main.ok()) {
-    // The box's own command is what it is for: without it, the box does not start.
-    (void)StopLocked(/*graceful=*/false);
-    return main.Wrap("start the main command");
-  }
-  BOXLITE_LOG(kDebug, "box %s: create %.3fs boot %.3fs", name_.c_str(), create_seconds_,
-              boot_seconds_);
-  StartHealthLocked();
-  return Status::OK();
-}
-
 Status BoxImpl::ApplySecurityConfig(protocol::BoxConfig* config) const {
   const SecurityOptions& s = options_.security;
   BOXLITE_ASSIGN_OR_RETURN(uint64_t caps, protocol::ComputeCapabilities(options_.capabilities.add,
@@ -672,18 +362,18 @@ Status BoxImpl::HelloLocked(const protocol::BoxConfig& config, int64_t* config_m
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count();
   BOXLITE_RETURN_IF_ERROR(FitsInAFrame("hello", protocol::ToJson(hello), "the box's mounts and settings"));
-  auto reply = channel_->Call("hello", protocol::ToJson(hello), Clock::now() + BootTimeout());
+  auto reply = channel_->Call("hello", protocol::ToJson(hello), Clock::now() + BootTimeout(runtime_->options()));
   if (reply.ok()) {
     protocol::HelloResponse resp;
     if (config_ms != nullptr && protocol::FromJson(*reply, &resp).ok()) {
       // The guest's number: kept within the boot timeout.
-      *config_ms = std::clamp<int64_t>(resp.config_ms, 0, BootTimeout().count() * 1000);
+      *config_ms = std::clamp<int64_t>(resp.config_ms, 0, BootTimeout(runtime_->options()).count() * 1000);
     }
     return Status::OK();
   }
   if (reply.error().IsDeadlineExceeded()) {
     return Status::Unavailable(base::StrFormat("the guest did not answer within %llds",
-                                               static_cast<long long>(BootTimeout().count())));
+                                               static_cast<long long>(BootTimeout(runtime_->options()).count())));
   }
   return reply.error();
 }

@@ -98,8 +98,24 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   enum class State { kCreated, kRunning, kStopped, kRemoved };
 
   Status StartLocked();
-  // Launches the VM (the box is not running anywhere).
+  // --- Launching the VM (the box is not running anywhere): LaunchLocked runs these
+  // steps in order (src/runtime/box_launch.cc says what each does and how a failure is
+  // rolled back). ---
+  struct LaunchPlan;
   Status LaunchLocked();
+  Status PrepareLaunchLocked(LaunchPlan& plan);
+  Status OpenBoxFilesLocked(LaunchPlan& plan);
+  Status AttachDevicesLocked(LaunchPlan& plan);
+  Status ShareMountsLocked(LaunchPlan& plan);
+  Status PlanJailLocked(LaunchPlan& plan);
+  Status StartNetworkLocked(LaunchPlan& plan);
+  Status StartVmLocked(LaunchPlan& plan);
+  Status SaveLaunchRecordLocked();
+  Status GreetGuestLocked(LaunchPlan& plan);
+  Status FinishLaunchLocked(LaunchPlan& plan);
+  // Stops what the launch started once QEMU runs, and marks the box stopped.
+  void RollBackLaunchLocked();
+  // --- end launch ---
   // Connects to the running VM of a persistent box through a free client slot.
   Status ConnectPersistentLocked();
   // Sends the hello that configures the guest (or attaches to a configured one).

@@ -156,7 +156,7 @@ void AppendLog(int log_fd, const char* s) {
 
 }  // namespace
 
-std::string FindConsoleHelper() {
+std::string FindConsoleHelper(const std::string& configured) {
   std::vector<std::string> fallbacks;
 #ifdef BOXLITE_CONSOLE_HELPER_INSTALLED
   fallbacks.push_back(BOXLITE_CONSOLE_HELPER_INSTALLED);
@@ -164,7 +164,8 @@ std::string FindConsoleHelper() {
 #ifdef BOXLITE_CONSOLE_HELPER_BUILD
   fallbacks.push_back(BOXLITE_CONSOLE_HELPER_BUILD);
 #endif
-  auto found = sys::FindHelperProgram(kConsoleHelperEnv, kConsoleHelperName, fallbacks);
+  auto found = sys::FindHelperProgram(configured, "BOXLITE_CONSOLE_HELPER",
+                                      kConsoleHelperName, fallbacks);
   return found.ok() ? *found : std::string();
 }
 
@@ -248,7 +249,7 @@ int CopyConsole(int in, int log_fd) {
   }
 }
 
-Result<base::UniqueFd> StartConsoleWriter(int log_fd) {
+Result<base::UniqueFd> StartConsoleWriter(int log_fd, const std::string& configured_helper) {
   // The writer's own description of the file: no O_APPEND (it writes at offsets),
   // readable (a compaction moves the tail down), and carrying the flock that says it
   // runs, taken here so that it is held before anyone can ask.
@@ -266,7 +267,7 @@ Result<base::UniqueFd> StartConsoleWriter(int log_fd) {
   base::UniqueFd read_end(p[0]);
   base::UniqueFd write_end(p[1]);
   // Before the fork: the child may not allocate.
-  std::string helper = FindConsoleHelper();
+  std::string helper = FindConsoleHelper(configured_helper);
   BOXLITE_ASSIGN_OR_RETURN(WriterConfinement confinement, PrepareWriterConfinement());
   pid_t child = ::fork();
   if (child < 0) return sys::ErrnoStatus(errno, "fork the console writer");

@@ -44,12 +44,11 @@ namespace boxlite::runtime {
 constexpr int64_t kConsoleMaxBytes = int64_t{1} << 20;
 constexpr int64_t kConsoleHeadBytes = int64_t{64} << 10;
 constexpr char kConsoleHelperName[] = "boxlite-console";
-// Names the writer program explicitly (tests, unusual installs).
-constexpr char kConsoleHelperEnv[] = "BOXLITE_CONSOLE_HELPER";
 
-// The writer program: $BOXLITE_CONSOLE_HELPER, ../libexec/boxlite/ beside the running
-// executable, the install location, this build tree. Empty when none is there.
-std::string FindConsoleHelper();
+// The writer program: `configured` (RuntimeOptions.console_helper, BOXLITE_CONSOLE_HELPER:
+// tests, unusual installs), else ../libexec/boxlite/ beside the running executable, the
+// install location, this build tree. Empty when none is there.
+std::string FindConsoleHelper(const std::string& configured);
 
 // How the writer confines itself, prepared where allocation is allowed.
 struct WriterConfinement {
@@ -72,7 +71,8 @@ void NoteConsoleNotLogged(int log_fd, const char* why, int err);
 // Starts the writer for the log file open as `log_fd` (new output goes after what the file
 // holds). Returns the pipe's write end for QEMU's serial chardev: the caller passes it to
 // QEMU and closes its own copy once QEMU runs.
-Result<base::UniqueFd> StartConsoleWriter(int log_fd);
+// `configured_helper` is RuntimeOptions.console_helper (FindConsoleHelper).
+Result<base::UniqueFd> StartConsoleWriter(int log_fd, const std::string& configured_helper);
 
 // Waits up to `timeout` until no writer holds `log_fd`'s file (its VM ended and the last
 // bytes are in the file). False when one is still running.

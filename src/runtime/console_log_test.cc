@@ -110,7 +110,7 @@ TEST(ConsoleLogTest, AnEarlierBootStaysAndTheCapHolds) {
 
 TEST(ConsoleLogTest, TheWriterProcessEndsWithItsLastWriter) {
   auto log = TempFile();
-  auto pipe = StartConsoleWriter(log.get());
+  auto pipe = StartConsoleWriter(log.get(), "");
   ASSERT_TRUE(pipe.ok()) << pipe.error().ToString();
   EXPECT_FALSE(WaitConsoleWriter(log.get(), std::chrono::milliseconds(0)));
   std::string text = Lines(0, 200000);  // ~4 MiB.
@@ -161,11 +161,9 @@ void CheckWriterIsConfined(bool fallback) {
   // A path that is not there makes StartConsoleWriter copy in its forked child.
   const char* helper =
       fallback ? "/nonexistent/boxlite-console" : BOXLITE_CONSOLE_HELPER_UNDER_TEST;
-  ASSERT_EQ(::setenv(kConsoleHelperEnv, helper, 1), 0);
-  EXPECT_EQ(FindConsoleHelper(), fallback ? "" : helper);
+  EXPECT_EQ(FindConsoleHelper(helper), fallback ? "" : helper);
   auto log = TempFile();
-  auto pipe = StartConsoleWriter(log.get());
-  ::unsetenv(kConsoleHelperEnv);
+  auto pipe = StartConsoleWriter(log.get(), helper);
   ASSERT_TRUE(pipe.ok()) << pipe.error().ToString();
   // The writer confines itself right after it starts; seccomp is its last step.
   std::map<std::string, std::string> status;

@@ -13,6 +13,7 @@
 #include "src/base/macros.h"
 #include "src/base/scope_exit.h"
 #include "src/base/strings.h"
+#include "src/image/auth.h"
 #include "src/image/reference.h"
 #include "src/protocol/capabilities.h"
 #include "src/runtime/box_impl.h"
@@ -115,24 +116,19 @@ Result<image::RootfsInfo> RuntimeImpl::RootfsOrForget(image::Store* store,
   return AboutSubject(std::move(rootfs), StatusSubject::kImage);
 }
 
-std::string DefaultHome() {
-  if (const char* env = std::getenv("BOXLITE_HOME"); env != nullptr && *env) return env;
-  const char* xdg = std::getenv("XDG_DATA_HOME");
-  if (xdg != nullptr && *xdg) return sys::JoinPath(xdg, "boxlite");
-  const char* home = std::getenv("HOME");
-  return sys::JoinPath(home != nullptr && *home ? home : "/tmp", ".local/share/boxlite");
-}
-
 RuntimeImpl::RuntimeImpl(RuntimeOptions options, std::string home)
     : options_(std::move(options)), home_(std::move(home)), volumes_(home_) {}
 
 Result<image::Store*> RuntimeImpl::Store() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!store_) {
-    image::StoreOptions opts = image::StoreOptionsFromEnv();
-    for (const auto& m : options_.registry_mirrors) opts.mirrors.push_back(m);
-    for (const auto& r : options_.insecure_registries) opts.insecure_registries.push_back(r);
+    // Mirrors and insecure registries, from the API and the environment alike, were
+    // normalised by ResolveRuntimeOptions.
+    image::StoreOptions opts;
+    opts.mirrors = options_.registry_mirrors;
+    opts.insecure_registries = options_.insecure_registries;
     opts.registries = options_.registries;
+    opts.docker_config_path = image::DefaultDockerConfigPath();
     BOXLITE_ASSIGN_OR_RETURN(store_, AboutSubject(image::Store::Open(sys::JoinPath(home_, "images"), opts),
                                                   StatusSubject::kImage));
   }
@@ -144,7 +140,7 @@ Result<vmm::GuestAssets> RuntimeImpl::Assets() { return vmm::LocateGuestAssets(o
 Result<vmm::AccelChoice> RuntimeImpl::Accel() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!accel_) {
-    accel_ = vmm::DetectAccel();
+    accel_ = vmm::DetectAccel(options_.accel);
     if (accel_->ok() && (*accel_)->accel == vmm::Accel::kTcg &&
         (*accel_)->reason.find("forced") == std::string::npos) {
       BOXLITE_LOG(kWarn, "%s", (*accel_)->reason.c_str());
@@ -556,8 +552,13 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeImpl::HostInfo()
 
 namespace boxlite {
 
-Result<std::shared_ptr<Runtime>> Runtime::Open(const RuntimeOptions& options) {
-  std::string home = options.home_dir.empty() ? runtime::DefaultHome() : options.home_dir;
+Result<std::shared_ptr<Runtime>> Runtime::Open(const RuntimeOptions& given) {
+  // The only place the environment is read: from here on, the resolved options.
+  BOXLITE_ASSIGN_OR_RETURN(RuntimeOptions options, ResolveRuntimeOptions(given));
+  if (base::LogLevel level; base::ParseLogLevel(options.log_level, &level)) {
+    base::SetLogLevel(level);
+  }
+  std::string home = options.home_dir;
   Status made = sys::MakeDirs(home, 0700);
   if (!made.ok()) return made.Wrap("create the BoxLite home " + home);
   for (const char* sub : {"tmp", "boxes", "images", "volumes"}) {
@@ -567,7 +568,8 @@ Result<std::shared_ptr<Runtime>> Runtime::Open(const RuntimeOptions& options) {
   if (::access(home.c_str(), W_OK) != 0) {
     return Status::PermissionDenied("the BoxLite home is not writable", home);
   }
-  return std::shared_ptr<Runtime>(std::make_shared<runtime::RuntimeImpl>(options, std::move(home)));
+  return std::shared_ptr<Runtime>(
+      std::make_shared<runtime::RuntimeImpl>(std::move(options), std::move(home)));
 }
 
 }  // namespace boxlite

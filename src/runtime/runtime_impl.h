@@ -24,9 +24,6 @@ namespace boxlite::runtime {
 
 class BoxImpl;
 
-// $BOXLITE_HOME, else $XDG_DATA_HOME/boxlite, else ~/.local/share/boxlite.
-std::string DefaultHome();
-
 // An image ready to boot: its base disk and the config execs inherit.
 struct ResolvedImage {
   std::string reference;
@@ -60,7 +57,8 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   VolumeStore& volumes() { return volumes_; }
   Result<RuntimeMetrics> Metrics() override;
 
-  // For boxes.
+  // For boxes: the options as Runtime::Open resolved them (include/boxlite/config.h).
+  const RuntimeOptions& options() const { return options_; }
   Result<ResolvedImage> ResolveImage(const BoxOptions& options);
   Result<vmm::GuestAssets> Assets();
   Result<vmm::AccelChoice> Accel();

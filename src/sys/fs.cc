@@ -223,11 +223,12 @@ bool IsExecutableFile(const std::string& path) {
 
 }  // namespace
 
-Result<std::string> FindHelperProgram(const char* env_var, const std::string& name,
+Result<std::string> FindHelperProgram(const std::string& configured, std::string_view setting,
+                                      const std::string& name,
                                       const std::vector<std::string>& fallbacks) {
-  if (const char* env = std::getenv(env_var); env != nullptr && *env != '\0') {
-    if (IsExecutableFile(env)) return std::string(env);
-    return Status::NotFound(std::string(env_var) + " is not an executable file", env);
+  if (!configured.empty()) {
+    if (IsExecutableFile(configured)) return configured;
+    return Status::NotFound(std::string(setting) + " is not an executable file", configured);
   }
   std::vector<std::string> tried = {JoinPath(SelfExeDir(), "../libexec/boxlite/" + name)};
   tried.insert(tried.end(), fallbacks.begin(), fallbacks.end());

@@ -45,12 +45,13 @@ std::string Basename(std::string_view path);
 // The directory of the running executable (from /proc/self/exe).
 std::string SelfExeDir();
 
-// Finds a helper program of BoxLite's (boxlite-net, boxlite-console): the path in the
-// environment variable `env_var` when it is set (NotFound unless it is an executable
-// file); else the first executable file among <SelfExeDir>/../libexec/boxlite/<name> and
-// `fallbacks` (the install location, then the build tree's). NotFound names every place
-// that was looked at ("looked in A, B, C").
-Result<std::string> FindHelperProgram(const char* env_var, const std::string& name,
+// Finds a helper program of BoxLite's (boxlite-net, boxlite-console): `configured` when
+// it is not empty (NotFound naming `setting` unless it is an executable file); else the
+// first executable file among <SelfExeDir>/../libexec/boxlite/<name> and `fallbacks`
+// (the install location, then the build tree's). NotFound names every place that was
+// looked at ("looked in A, B, C").
+Result<std::string> FindHelperProgram(const std::string& configured, std::string_view setting,
+                                      const std::string& name,
                                       const std::vector<std::string>& fallbacks);
 
 // A directory made with mkdtemp and removed with everything in it on destruction.

@@ -29,25 +29,24 @@ TEST_F(FsTest, WriteAtomicThenRead) {
   EXPECT_EQ(*ListDir(dir_->path()), std::vector<std::string>{"f"});  // No temp file left.
 }
 
-TEST_F(FsTest, FindHelperProgramTakesTheEnvironmentThenTheFirstExecutableFallback) {
-  const char* kEnv = "BOXLITE_FS_TEST_HELPER";
-  ::unsetenv(kEnv);
+TEST_F(FsTest, FindHelperProgramTakesTheSettingThenTheFirstExecutableFallback) {
+  const char* kSetting = "BOXLITE_FS_TEST_HELPER";
   ASSERT_TRUE(WriteFileAtomic(Path("data"), "not a program").ok());
   ASSERT_TRUE(WriteFileAtomic(Path("tool"), "#!/bin/sh\n").ok());
   ASSERT_EQ(::chmod(Path("tool").c_str(), 0755), 0);
   // Not executable, missing, then the program: the first executable file wins.
-  auto found = FindHelperProgram(kEnv, "no-such-helper", {Path("data"), Path("gone"), Path("tool")});
+  auto found = FindHelperProgram("", kSetting, "no-such-helper",
+                                 {Path("data"), Path("gone"), Path("tool")});
   ASSERT_TRUE(found.ok()) << found.error().ToString();
   EXPECT_EQ(*found, Path("tool"));
-  auto missing = FindHelperProgram(kEnv, "no-such-helper", {Path("data")});
+  auto missing = FindHelperProgram("", kSetting, "no-such-helper", {Path("data")});
   ASSERT_TRUE(!missing.ok() && missing.error().IsNotFound());
   EXPECT_NE(missing.error().message().find(Path("data")), std::string::npos);
-  // The environment is taken as given, and must name an executable file.
-  ::setenv(kEnv, Path("data").c_str(), 1);
-  EXPECT_TRUE(FindHelperProgram(kEnv, "no-such-helper", {Path("tool")}).error().IsNotFound());
-  ::setenv(kEnv, Path("tool").c_str(), 1);
-  EXPECT_EQ(*FindHelperProgram(kEnv, "no-such-helper", {}), Path("tool"));
-  ::unsetenv(kEnv);
+  // A configured path is taken as given, and must name an executable file.
+  auto refused = FindHelperProgram(Path("data"), kSetting, "no-such-helper", {Path("tool")});
+  ASSERT_TRUE(!refused.ok() && refused.error().IsNotFound());
+  EXPECT_NE(refused.error().message().find(kSetting), std::string::npos);
+  EXPECT_EQ(*FindHelperProgram(Path("tool"), kSetting, "no-such-helper", {}), Path("tool"));
 }
 
 TEST_F(FsTest, ReadMissingIsNotFoundWithPath) {

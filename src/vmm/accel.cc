@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 
 #include "src/base/strings.h"
@@ -52,9 +51,9 @@ Result<AccelChoice> ChooseAccel(const AccelInputs& in) {
   return AccelChoice{Accel::kKvm, "/dev/kvm is usable and the CPU has hardware virtualization"};
 }
 
-AccelInputs ReadAccelInputs() {
+AccelInputs ReadAccelInputs(const std::string& forced) {
   AccelInputs in;
-  if (const char* forced = std::getenv("BOXLITE_ACCEL")) in.forced = forced;
+  in.forced = forced;
   int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (fd >= 0) {
     in.kvm_device_usable = true;
@@ -75,6 +74,8 @@ AccelInputs ReadAccelInputs() {
   return in;
 }
 
-Result<AccelChoice> DetectAccel() { return ChooseAccel(ReadAccelInputs()); }
+Result<AccelChoice> DetectAccel(const std::string& forced) {
+  return ChooseAccel(ReadAccelInputs(forced));
+}
 
 }  // namespace boxlite::vmm

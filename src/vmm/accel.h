@@ -2,8 +2,9 @@
 //
 // Chooses the accelerator for new VMs: KVM when /dev/kvm can be opened read-write and the
 // CPU advertises hardware virtualization (vmx/svm), otherwise TCG (software emulation).
-// BOXLITE_ACCEL=kvm|tcg forces a choice. The decision is a pure function of its inputs
-// so every branch is unit-tested; DetectAccel() gathers the inputs from the host.
+// RuntimeOptions.accel (BOXLITE_ACCEL) = kvm|tcg forces a choice. The decision is a pure
+// function of its inputs so every branch is unit-tested; DetectAccel() gathers the inputs
+// from the host.
 // Thread-safety: pure functions; DetectAccel caches nothing.
 #pragma once
 
@@ -24,7 +25,7 @@ struct AccelChoice {
 };
 
 struct AccelInputs {
-  std::string forced;          // Value of BOXLITE_ACCEL, empty when unset.
+  std::string forced;          // RuntimeOptions.accel (BOXLITE_ACCEL); empty: choose.
   bool kvm_device_usable = false;  // /dev/kvm opened O_RDWR.
   std::string kvm_device_error;    // Why not, when it was not.
   std::string cpu_flags;       // The "flags" line of /proc/cpuinfo.
@@ -34,7 +35,8 @@ struct AccelInputs {
 // /dev/kvm is an error rather than a silent fallback.
 Result<AccelChoice> ChooseAccel(const AccelInputs& in);
 
-AccelInputs ReadAccelInputs();
-Result<AccelChoice> DetectAccel();
+// The host's inputs, with `forced` as given (RuntimeOptions.accel).
+AccelInputs ReadAccelInputs(const std::string& forced);
+Result<AccelChoice> DetectAccel(const std::string& forced);
 
 }  // namespace boxlite::vmm

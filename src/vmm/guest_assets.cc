@@ -1,8 +1,6 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/vmm/guest_assets.h"
 
-#include <cstdlib>
-
 #include "src/base/strings.h"
 #include "src/sys/fs.h"
 
@@ -15,9 +13,6 @@ namespace boxlite::vmm {
 std::vector<std::string> DataDirCandidates(const std::string& explicit_dir) {
   std::vector<std::string> dirs;
   if (!explicit_dir.empty()) dirs.push_back(explicit_dir);
-  if (const char* env = std::getenv("BOXLITE_DATA_DIR"); env != nullptr && *env) {
-    dirs.emplace_back(env);
-  }
   dirs.emplace_back(BOXLITE_DATADIR);
   dirs.push_back(sys::JoinPath(sys::Dirname(sys::SelfExeDir()), "share/boxlite"));
   return dirs;

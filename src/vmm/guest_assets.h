@@ -1,9 +1,10 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 //
 // Finds what every VM boots from: the guest kernel (vmlinux) and the initramfs holding
-// the agent, in the first data directory that has both: the runtime's explicit setting,
-// $BOXLITE_DATA_DIR, the install location compiled in, then <dir of the executable>/../
-// share/boxlite. The same directory holds the built-in images. Thread-safe (no state).
+// the agent, in the first data directory that has both: the runtime's setting
+// (RuntimeOptions.data_dir, else $BOXLITE_DATA_DIR), the install location compiled in,
+// then <dir of the executable>/../share/boxlite. The same directory holds the built-in
+// images. Thread-safe (no state).
 #pragma once
 
 #include <string>

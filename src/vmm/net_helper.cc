@@ -15,6 +15,7 @@
 
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/net/guest_network.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
 
@@ -91,19 +92,13 @@ Result<std::vector<PortPublish>> ParseReport(const std::string& line,
 
 }  // namespace
 
-std::vector<std::string> DnsServersFromEnvironment() {
-  const char* value = std::getenv(kDnsServersEnv);
-  std::vector<std::string> out;
-  if (value == nullptr) return out;
-  std::string text(value);
-  for (char& c : text) {
-    if (c == ',' || c == '\t' || c == '\n') c = ' ';
-  }
-  for (const auto& s : base::Split(text, ' ', true)) out.push_back(s);
-  return out;
+GuestNetworkPlan GuestNetwork() {
+  return GuestNetworkPlan{
+      net::DottedQuad(net::kGuestAddress) + "/" + std::to_string(net::kNetworkPrefixLength),
+      net::DottedQuad(net::kGatewayAddress), net::DottedQuad(net::kDnsAddress)};
 }
 
-Result<std::string> FindNetHelper() {
+Result<std::string> FindNetHelper(const std::string& configured) {
   std::vector<std::string> fallbacks;
 #ifdef BOXLITE_NET_HELPER_INSTALLED
   fallbacks.push_back(BOXLITE_NET_HELPER_INSTALLED);
@@ -111,11 +106,11 @@ Result<std::string> FindNetHelper() {
 #ifdef BOXLITE_NET_HELPER_BUILD
   fallbacks.push_back(BOXLITE_NET_HELPER_BUILD);
 #endif
-  auto found = sys::FindHelperProgram(kNetHelperEnv, kHelperName, fallbacks);
-  if (found.ok() || std::getenv(kNetHelperEnv) != nullptr) return found;
+  auto found = sys::FindHelperProgram(configured, "BOXLITE_NET_HELPER", kHelperName, fallbacks);
+  if (found.ok() || !configured.empty()) return found;
   return Status::NotFound("boxlite-net (the network helper) is not installed",
-                          found.error().message() + "; set " + std::string(kNetHelperEnv) +
-                              " or use network none");
+                          found.error().message() +
+                              "; set BOXLITE_NET_HELPER or use network none");
 }
 
 Result<NetHelper> LaunchNetHelper(const NetOptions& options) {

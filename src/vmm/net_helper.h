@@ -11,7 +11,7 @@
 // also dies with its owner unless detached.
 //
 // Use:
-//   BOXLITE_ASSIGN_OR_RETURN(options.helper_binary, FindNetHelper());
+//   BOXLITE_ASSIGN_OR_RETURN(options.helper_binary, FindNetHelper(runtime_options.net_helper));
 //   BOXLITE_ASSIGN_OR_RETURN(NetHelper net, LaunchNetHelper(options));
 //   vm.net_fd = net.qemu_end.get();        // and add it to vm.inherit_fds
 //   ... LaunchQemu(vm, ...) ...
@@ -33,18 +33,14 @@
 
 namespace boxlite::vmm {
 
-// The guest side of the user-mode network, as the agent configures eth0 (src/net/
-// guest_policy.h has the helper's copy).
-constexpr char kGuestAddress[] = "10.0.2.15/24";
-constexpr char kGuestGateway[] = "10.0.2.2";
-constexpr char kGuestDns[] = "10.0.2.3";
-
-// Environment variables read by the runtime and FindNetHelper.
-// BOXLITE_DNS_SERVERS: comma- or space-separated IPs the helper forwards guest DNS to
-// (tests point it at a DNS server in a network namespace); unset: the host's resolvers.
-constexpr char kDnsServersEnv[] = "BOXLITE_DNS_SERVERS";
-// BOXLITE_NET_HELPER: the boxlite-net binary to use.
-constexpr char kNetHelperEnv[] = "BOXLITE_NET_HELPER";
+// The guest side of the user-mode network, as the agent configures eth0: the plan of
+// src/net/guest_network.h (the helper's own), as text.
+struct GuestNetworkPlan {
+  std::string address;  // CIDR: "10.0.2.15/24".
+  std::string gateway;  // "10.0.2.2".
+  std::string dns;      // "10.0.2.3".
+};
+GuestNetworkPlan GuestNetwork();
 
 struct PortPublish {
   uint16_t host_port = 0;  // 0: the helper picks a free port (reported back).
@@ -52,11 +48,12 @@ struct PortPublish {
 };
 
 struct NetOptions {
-  std::string helper_binary;  // Path of boxlite-net (FindNetHelper()).
+  std::string helper_binary;  // Path of boxlite-net (FindNetHelper).
   std::vector<PortPublish> ports;
   bool allow_host_loopback = false;
   // DNS servers the helper forwards the guest's queries to: "IP", "IP:PORT" or
-  // "[IPv6]:PORT"; empty: the host's resolvers (/etc/resolv.conf).
+  // "[IPv6]:PORT" (RuntimeOptions.dns_servers); empty: the host's resolvers
+  // (/etc/resolv.conf).
   std::vector<std::string> dns_servers;
   bool die_with_owner = true;  // false for detached boxes: the helper gets its own session.
   int stderr_fd = -1;          // Where the helper's own messages go; -1 discards them.
@@ -79,12 +76,9 @@ struct NetHelper {
 // kDeadlineExceeded. On error no process is left behind.
 Result<NetHelper> LaunchNetHelper(const NetOptions& options);
 
-// Where boxlite-net is: $BOXLITE_NET_HELPER, next to the running executable
-// (<dir>/../libexec/boxlite/boxlite-net), the compiled-in libexec directory, then the
-// build tree. kNotFound lists the places tried.
-Result<std::string> FindNetHelper();
-
-// The servers named by $BOXLITE_DNS_SERVERS (empty when unset or blank).
-std::vector<std::string> DnsServersFromEnvironment();
+// Where boxlite-net is: `configured` (RuntimeOptions.net_helper, BOXLITE_NET_HELPER) when
+// not empty, else next to the running executable (<dir>/../libexec/boxlite/boxlite-net),
+// the compiled-in libexec directory, then the build tree. kNotFound lists the places tried.
+Result<std::string> FindNetHelper(const std::string& configured);
 
 }  // namespace boxlite::vmm

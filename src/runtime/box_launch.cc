@@ -1,0 +1,419 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// Booting a box's VM (BoxImpl::LaunchLocked), as named steps that run in order and fill
+// one LaunchPlan:
+//   PrepareLaunchLocked   guest assets, accelerator, image, disk size
+//   OpenBoxFilesLocked    the disk overlay (src/vmm/disk.h), console and QEMU logs, the
+//                         agent's sockets
+//   AttachDevicesLocked   disks, console writer, kernel and initramfs as descriptors
+//   ShareMountsLocked     9p shares and the guest's mount list
+//   PlanJailLocked        who QEMU and boxlite-net run as (src/vmm/vm_jail.h)
+//   StartNetworkLocked    boxlite-net and the guest network plan (src/net/guest_network.h)
+//   StartVmLocked         QEMU
+//   SaveLaunchRecordLocked  a persistent box's record with the VM's pids
+//   GreetGuestLocked      the agent channel and the hello that configures the guest
+//   FinishLaunchLocked    timings, the main command, health checks
+// Rollback: until QEMU runs, everything started is owned by the plan (descriptors, the
+// network helper's process) and goes with it when a step fails. From QEMU on, a failed
+// step calls RollBackLaunchLocked, which stops the VM and the helper and marks the box
+// stopped. The stage timings are those of BoxMetrics (docs/metrics.md).
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <optional>
+
+#include "src/base/log.h"
+#include "src/base/macros.h"
+#include "src/base/strings.h"
+#include "src/runtime/box_impl.h"
+#include "src/runtime/console_log.h"
+#include "src/runtime/home_tmp.h"
+#include "src/sys/errno_status.h"
+#include "src/sys/fs.h"
+#include "src/sys/unix_socket.h"
+#include "src/vmm/disk.h"
+#include "src/vmm/net_helper.h"
+#include "src/vmm/qemu.h"
+#include "src/vmm/vm_jail.h"
+
+namespace boxlite::runtime {
+namespace {
+
+constexpr int64_t kMiB = 1024 * 1024;
+// User processes in a box share this many pids: a fork bomb stalls inside its box.
+constexpr int64_t kDefaultPidsMax = 4096;
+
+int64_t Millis(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+// Creates a file that only its descriptor names: opened, then unlinked at once.
+Result<base::UniqueFd> AnonymousFile(const std::string& dir, const std::string& name) {
+  std::string path = sys::JoinPath(dir, name);
+  BOXLITE_ASSIGN_OR_RETURN(auto fd, sys::Open(path, O_RDWR | O_CREAT | O_EXCL, 0600));
+  ::unlink(path.c_str());
+  return fd;
+}
+
+}  // namespace
+
+// What the steps hand on to each other. Owns every descriptor and process started before
+// QEMU: a step that fails returns, and these close or end with the plan.
+struct BoxImpl::LaunchPlan {
+  LaunchStages stages;
+  Clock::time_point t0 = Clock::now();
+  Clock::time_point t_image, t_files, t_launched;
+  Clock::duration kernel_open{};  // Counted in guest rootfs, not box config.
+  vmm::GuestAssets assets;
+  vmm::AccelChoice accel;
+  std::string tmp;              // <home>/tmp: an ephemeral box's files, unlinked when open.
+  // Held while files of this box exist by name in tmp/: a sweep spares them
+  // (src/runtime/home_tmp.h).
+  std::optional<sys::FileLock> tmp_window;
+  std::string backing;          // The base image the overlay reads through to.
+  base::UniqueFd disk;          // The overlay, until QEMU holds it.
+  std::vector<base::UniqueFd> guest_ends;  // The agent sockets' ends QEMU gets.
+  base::UniqueFd host_end;      // An ephemeral box's end of the agent channel.
+  std::vector<base::UniqueFd> passed;      // Other descriptors QEMU inherits.
+  vmm::VmConfig config;
+  protocol::BoxConfig box_config;
+  vmm::VmJailPlan jail;
+  std::optional<vmm::NetHelper> net;
+
+  // Keeps `fd` open until QEMU is started and lists it for QEMU to inherit.
+  int Pass(base::UniqueFd fd) {
+    config.inherit_fds.push_back(fd.get());
+    passed.push_back(std::move(fd));
+    return passed.back().get();
+  }
+};
+
+Status BoxImpl::LaunchLocked() {
+  LaunchPlan plan;
+  BOXLITE_RETURN_IF_ERROR(PrepareLaunchLocked(plan));
+  BOXLITE_RETURN_IF_ERROR(OpenBoxFilesLocked(plan));
+  BOXLITE_RETURN_IF_ERROR(AttachDevicesLocked(plan));
+  BOXLITE_RETURN_IF_ERROR(ShareMountsLocked(plan));
+  BOXLITE_RETURN_IF_ERROR(PlanJailLocked(plan));
+  BOXLITE_RETURN_IF_ERROR(StartNetworkLocked(plan));
+  BOXLITE_RETURN_IF_ERROR(StartVmLocked(plan));
+  // QEMU runs: from here a failure stops it again.
+  if (Status saved = SaveLaunchRecordLocked(); !saved.ok()) {
+    RollBackLaunchLocked();
+    return saved;
+  }
+  if (Status greeted = GreetGuestLocked(plan); !greeted.ok()) {
+    Status explained = greeted.IsUnavailable() ? DeathStatus(greeted) : greeted;
+    RollBackLaunchLocked();
+    return explained;
+  }
+  return FinishLaunchLocked(plan);
+}
+
+Status BoxImpl::PrepareLaunchLocked(LaunchPlan& plan) {
+  BOXLITE_ASSIGN_OR_RETURN(plan.assets, runtime_->Assets());
+  BOXLITE_ASSIGN_OR_RETURN(plan.accel, runtime_->Accel());
+  auto t_assets = Clock::now();
+  plan.stages.guest_rootfs_ms = Millis(t_assets - plan.t0);
+  if (!image_) {
+    BOXLITE_ASSIGN_OR_RETURN(ResolvedImage img, runtime_->ResolveImage(options_));
+    image_ = std::move(img);
+  }
+  plan.t_image = Clock::now();
+  plan.stages.image_prepare_ms = Millis(plan.t_image - t_assets);
+  int64_t base_mib = static_cast<int64_t>((image_->rootfs_bytes + kMiB - 1) / kMiB);
+  if (disk_size_mib_ == 0) {
+    // The default: the image plus 1 GiB free. Bases built with that headroom already are
+    // used at their own size, so the guest has nothing to grow at boot; older bases grow.
+    constexpr int64_t kFreeMib = 1024;
+    int64_t built_in_mib = static_cast<int64_t>(image_->headroom_bytes) / kMiB;
+    disk_size_mib_ = options_.disk_size_mib > 0
+                         ? options_.disk_size_mib
+                         : base_mib + std::max<int64_t>(0, kFreeMib - built_in_mib);
+  }
+  if (disk_size_mib_ < base_mib) {
+    return Status::InvalidArgument(base::StrFormat(
+        "disk_size %lld MiB is smaller than the image's file system (%lld MiB)",
+        static_cast<long long>(disk_size_mib_), static_cast<long long>(base_mib)));
+  }
+  plan.tmp = runtime_->TmpDir();
+  BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(plan.tmp, 0700));
+  BOXLITE_ASSIGN_OR_RETURN(plan.tmp_window, EnterTmpWindow(plan.tmp));
+  return Status::OK();
+}
+
+Status BoxImpl::OpenBoxFilesLocked(LaunchPlan& plan) {
+  // The per-box disk: a qcow2 overlay whose writes never reach the shared base.
+  vmm::DiskOverlay overlay;
+  overlay.path = persistent() ? DirPath("disk.qcow2") : sys::JoinPath(plan.tmp, id_ + ".qcow2");
+  overlay.backing = image_->rootfs_path;
+  overlay.size_mib = disk_size_mib_;
+  overlay.keep = persistent();
+  if (persistent()) {
+    // A stopped box must survive the image being removed and collected: its backing file
+    // is a hard link in the box directory (same file system as the store; a copy
+    // otherwise would be costly, so the store's file is used then).
+    std::string link = DirPath("base.ext4");
+    if (sys::Exists(link) || ::link(overlay.backing.c_str(), link.c_str()) == 0) {
+      overlay.backing = link;
+    }
+  }
+  plan.backing = overlay.backing;
+  BOXLITE_ASSIGN_OR_RETURN(plan.disk, vmm::OpenDiskOverlay(overlay));
+  if (persistent()) {
+    BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(DirPath("console.log"),
+                                                    O_RDWR | O_CREAT | O_APPEND, 0600));
+    struct stat console_st;
+    record_.console_offset = ::fstat(console_fd_.get(), &console_st) == 0
+                                 ? static_cast<uint64_t>(console_st.st_size)
+                                 : 0;
+    BOXLITE_ASSIGN_OR_RETURN(qemu_log_fd_, sys::Open(DirPath("qemu.log"),
+                                                     O_RDWR | O_CREAT | O_APPEND, 0600));
+    for (int i = 0; i < kPersistentAgentPorts; ++i) {
+      BOXLITE_ASSIGN_OR_RETURN(auto listener, sys::ListenUnix(
+                                                  DirPath(base::StrFormat("agent-%d.sock", i))));
+      plan.config.agent_fds.push_back(listener.get());
+      plan.guest_ends.push_back(std::move(listener));
+    }
+    plan.config.agent_listening = true;
+  } else {
+    if (const std::string& keep = runtime_->options().console_dir; !keep.empty()) {
+      // Debugging aid: keep the console where a developer can read it.
+      BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(sys::JoinPath(keep, id_ + ".console"),
+                                                      O_RDWR | O_CREAT | O_TRUNC, 0600));
+    } else {
+      BOXLITE_ASSIGN_OR_RETURN(console_fd_, AnonymousFile(plan.tmp, id_ + ".console"));
+    }
+    BOXLITE_ASSIGN_OR_RETURN(qemu_log_fd_, AnonymousFile(plan.tmp, id_ + ".qemu"));
+    int sp[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+      return sys::ErrnoStatus(errno, "socketpair");
+    }
+    plan.host_end.reset(sp[0]);
+    // Room for bulk output in flight between QEMU and our reader: QEMU stops draining
+    // the guest's queue whenever this socket is full.
+    for (int fd : sp) {
+      int size = 4 << 20;
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    }
+    plan.config.agent_fds.push_back(sp[1]);
+    plan.guest_ends.emplace_back(sp[1]);
+  }
+  plan.tmp_window.reset();  // Nothing of this box is left in tmp/ by name.
+  plan.t_files = Clock::now();
+  plan.stages.filesystem_setup_ms = Millis(plan.t_files - plan.t_image);
+  return Status::OK();
+}
+
+Status BoxImpl::AttachDevicesLocked(LaunchPlan& plan) {
+  // Descriptors QEMU gets instead of paths (src/vmm/qemu.h): a jailed QEMU runs as another
+  // user (src/vmm/vm_jail.h) that cannot open the box's files under our private home.
+  vmm::VmConfig& config = plan.config;
+  auto reopen = [](int fd, int flags) {
+    return sys::Open(base::StrFormat("/proc/self/fd/%d", fd), flags | O_CLOEXEC);
+  };
+  // Fd set 1: the overlay (QEMU opens it read-write, and read-only while probing); 2: the
+  // base image, read-only; 3: the console, the write end of a pipe whose writer process
+  // keeps the log under its cap (src/runtime/console_log.h).
+  config.fd_sets.push_back({plan.Pass(std::move(plan.disk)), 1});
+  BOXLITE_ASSIGN_OR_RETURN(auto disk_ro, reopen(config.fd_sets.back().fd, O_RDONLY));
+  config.fd_sets.push_back({plan.Pass(std::move(disk_ro)), 1});
+  config.disk = "/dev/fdset/1";
+  BOXLITE_ASSIGN_OR_RETURN(auto base_fd, sys::Open(plan.backing, O_RDONLY | O_CLOEXEC));
+  config.fd_sets.push_back({plan.Pass(std::move(base_fd)), 2});
+  config.disk_backing = "/dev/fdset/2";
+  BOXLITE_ASSIGN_OR_RETURN(
+      auto console_pipe,
+      StartConsoleWriter(console_fd_.get(), runtime_->options().console_helper));
+  config.fd_sets.push_back({plan.Pass(std::move(console_pipe)), 3});
+  config.console_log = "/dev/fdset/3";
+  // QEMU truncates a file it opens without append=on, and ftruncate() on a pipe fails
+  // (EINVAL): the console must be opened for appending.
+  config.console_append = true;
+  for (int fd : config.agent_fds) config.inherit_fds.push_back(fd);
+  config.accel = plan.accel.accel;
+  config.cpus = options_.cpus;
+  config.memory_mib = options_.memory_mib;
+  // The kernel and initramfs as descriptors too: the data directory may be private.
+  auto t_kernel = Clock::now();
+  BOXLITE_ASSIGN_OR_RETURN(auto kernel_fd, sys::Open(plan.assets.kernel, O_RDONLY | O_CLOEXEC));
+  config.kernel = base::StrFormat("/proc/self/fd/%d", plan.Pass(std::move(kernel_fd)));
+  BOXLITE_ASSIGN_OR_RETURN(auto initrd_fd,
+                           sys::Open(plan.assets.initramfs, O_RDONLY | O_CLOEXEC));
+  config.initramfs = base::StrFormat("/proc/self/fd/%d", plan.Pass(std::move(initrd_fd)));
+  plan.kernel_open = Clock::now() - t_kernel;
+  plan.stages.guest_rootfs_ms += Millis(plan.kernel_open);
+  config.name = "boxlite-" + id_;
+  config.tsc_khz = vmm::HostTscKhz();
+  if (!persistent()) config.extra_kernel_args = protocol::kVolatileDiskKernelArg;
+  return Status::OK();
+}
+
+Status BoxImpl::ShareMountsLocked(LaunchPlan& plan) {
+  for (size_t i = 0; i < options_.mounts.size(); ++i) {
+    const VolumeMount& m = options_.mounts[i];
+    std::string tag = base::StrFormat("m%zu", i);
+    BOXLITE_ASSIGN_OR_RETURN(auto share_fd,
+                             sys::Open(m.host_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    plan.config.shares.push_back({tag, m.host_path, m.read_only, plan.Pass(std::move(share_fd))});
+    plan.box_config.mounts.push_back({tag, m.guest_path, m.read_only});
+  }
+  plan.box_config.pids_max = kDefaultPidsMax;
+  return ApplySecurityConfig(&plan.box_config);
+}
+
+Status BoxImpl::PlanJailLocked(LaunchPlan& plan) {
+  // The jail of this box's QEMU and boxlite-net (who they run as, the shares checked).
+  vmm::VmJailInputs jail_inputs;
+  jail_inputs.box_id = id_;
+  jail_inputs.shares = plan.config.shares;
+  jail_inputs.accel = plan.config.accel;
+  jail_inputs.memory_mib = plan.config.memory_mib;
+  BOXLITE_ASSIGN_OR_RETURN(plan.jail, vmm::PlanVmJail(jail_inputs));
+  if (!plan.jail.notes.empty()) {
+    BOXLITE_LOG(kDebug, "box %s: %s", name_.c_str(), plan.jail.notes.c_str());
+  }
+  sys::RemoveCgroupLeaf(cgroup_dir_);
+  cgroup_dir_ = plan.jail.cgroup_dir;
+  return Status::OK();
+}
+
+Status BoxImpl::StartNetworkLocked(LaunchPlan& plan) {
+  if (options_.network != "nat" || !options_.security.network_enabled) {
+    if (!options_.ports.empty()) {
+      return Status::InvalidArgument("published ports need network \"nat\"");
+    }
+    return Status::OK();
+  }
+  // User-mode networking in a process of its own (boxlite-net, libslirp): the guest's
+  // traffic leaves through ordinary sockets to public addresses only (the host, its
+  // loopback and private networks stay out of reach unless allow_host opens the host),
+  // published ports listen on 127.0.0.1 only.
+  vmm::NetOptions net_options;
+  BOXLITE_ASSIGN_OR_RETURN(net_options.helper_binary,
+                           vmm::FindNetHelper(runtime_->options().net_helper));
+  for (const auto& p : options_.ports) net_options.ports.push_back({p.host_port, p.guest_port});
+  net_options.allow_host_loopback = options_.allow_host;
+  net_options.dns_servers = runtime_->options().dns_servers;
+  net_options.die_with_owner = !options_.detach;
+  net_options.stderr_fd = qemu_log_fd_.get();
+  net_options.jail = plan.jail.net;
+  BOXLITE_ASSIGN_OR_RETURN(auto launched, vmm::LaunchNetHelper(net_options));
+  plan.net.emplace(std::move(launched));
+  plan.config.net_fd = plan.net->qemu_end.get();
+  plan.config.inherit_fds.push_back(plan.config.net_fd);
+  vmm::GuestNetworkPlan guest = vmm::GuestNetwork();
+  plan.box_config.network.mode = "nat";
+  plan.box_config.network.address = guest.address;
+  plan.box_config.network.gateway = guest.gateway;
+  plan.box_config.network.dns = {guest.dns};
+  bound_ports_.clear();
+  for (const auto& p : plan.net->ports) bound_ports_.push_back({p.host_port, p.guest_port});
+  return Status::OK();
+}
+
+Status BoxImpl::StartVmLocked(LaunchPlan& plan) {
+  auto t_spawn = Clock::now();
+  plan.stages.box_config_ms = Millis(t_spawn - plan.t_files - plan.kernel_open);
+  vmm::LaunchOptions launch;
+  launch.die_with_owner = !options_.detach;
+  launch.stderr_fd = qemu_log_fd_.get();
+  launch.jail = plan.jail.qemu;
+  BOXLITE_ASSIGN_OR_RETURN(sys::Subprocess vm, vmm::LaunchQemu(plan.config, launch));
+  plan.passed.clear();
+  vm_.emplace(std::move(vm));
+  if (plan.net) {
+    // Only QEMU may hold the other end: the helper exits when QEMU's end closes.
+    plan.net->qemu_end.reset();
+    net_.emplace(std::move(plan.net->process));
+    plan.net.reset();
+  }
+  launched_here_ = true;
+  plan.guest_ends.clear();
+  accel_ = std::string(vmm::AccelName(plan.accel.accel));
+  plan.t_launched = Clock::now();
+  plan.stages.box_spawn_ms = Millis(plan.t_launched - t_spawn);
+  death_ = std::make_shared<DeathNote>();
+  return Status::OK();
+}
+
+Status BoxImpl::SaveLaunchRecordLocked() {
+  if (!persistent()) return Status::OK();
+  record_.pid = vm_->pid();
+  record_.pid_start_time = ProcessStartTime(vm_->pid());
+  record_.net_pid = net_ ? net_->pid() : 0;
+  record_.net_pid_start_time = net_ ? ProcessStartTime(net_->pid()) : 0;
+  record_.bound_ports = bound_ports_;
+  record_.accel = accel_;
+  record_.disk_size_mib = disk_size_mib_;
+  record_.image_reference = image_->reference;
+  record_.rootfs_path = image_->rootfs_path;
+  record_.rootfs_bytes = image_->rootfs_bytes;
+  record_.image_config = image_->config;
+  return SaveRecord(dir_, record_);
+}
+
+Status BoxImpl::GreetGuestLocked(LaunchPlan& plan) {
+  state_ = State::kRunning;
+  if (persistent()) {
+    BOXLITE_RETURN_IF_ERROR(ConnectPersistentLocked());
+  } else {
+    auto note = death_;
+    channel_ = std::make_shared<AgentChannel>(std::move(plan.host_end), [note](const Status& why) {
+      std::lock_guard<std::mutex> nl(note->mu);
+      if (!note->stopping && note->why.ok()) note->why = why;
+    });
+  }
+  return HelloLocked(plan.box_config, &plan.stages.container_init_ms);
+}
+
+void BoxImpl::RollBackLaunchLocked() {
+  {
+    std::lock_guard<std::mutex> dl(death_->mu);
+    death_->stopping = true;
+  }
+  channel_.reset();
+  port_lock_.reset();
+  if (vm_) vm_->Kill();
+  vm_.reset();
+  if (net_) net_->Kill();
+  net_.reset();
+  state_ = State::kStopped;
+  if (persistent()) {
+    record_.pid = 0;
+    record_.pid_start_time = 0;
+    (void)SaveRecord(dir_, record_);
+  }
+}
+
+Status BoxImpl::FinishLaunchLocked(LaunchPlan& plan) {
+  auto seconds = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+  auto t_ready = Clock::now();
+  create_seconds_ = seconds(plan.t_launched - plan.t0);
+  boot_seconds_ = seconds(t_ready - plan.t_launched);
+  exit_code_.reset();
+  record_.exit_code.reset();
+  if (persistent()) {
+    record_.create_seconds = create_seconds_;
+    record_.boot_seconds = boot_seconds_;
+    (void)SaveRecord(dir_, record_);
+  }
+  stages_ = plan.stages;
+  Status main = StartMainLocked();
+  if (!main.ok()) {
+    // The box's own command is what it is for: without it, the box does not start.
+    (void)StopLocked(/*graceful=*/false);
+    return main.Wrap("start the main command");
+  }
+  BOXLITE_LOG(kDebug, "box %s: create %.3fs boot %.3fs", name_.c_str(), create_seconds_,
+              boot_seconds_);
+  StartHealthLocked();
+  return Status::OK();
+}
+
+}  // namespace boxlite::runtime
