@@ -18,7 +18,7 @@ roots = ["src", "agent", "python", "include", "docs", "tests", "scripts", "bench
 skip_dirs = {"build", ".pysdk", "__pycache__", ".git", "corpus", "data"}
 text_ext = (".cc", ".h", ".c", ".py", ".pyi", ".md", ".sh", ".txt", ".cmake", ".toml",
             ".cfg", ".ini", ".config", ".json", ".yaml", ".yml", "Makefile")
-md_ref = re.compile(r"(?<![\w/.-])((?:\.\./|\./)?[\w./-]*[\w-]\.md)\b")
+md_ref = re.compile(r"(?<![\w/.}-])((?:\.\./|\./)?[\w./-]*[\w-]\.md)\b")
 outside = re.compile(r"\.\./shared|\b(?:DESIGN|STYLE|UPSTREAM-API|GUEST-NOTES)\b(?!\.md)|(?<![\w/.-])API\.md\b")
 
 

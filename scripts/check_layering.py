@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # The layering check: which part of the tree may include which. The allowed graph below is
-# the one place it is written down; docs/architecture.md describes the layers, and this
+# the one place it is written down; docs/design.md describes the layers, and this
 # check (a `unit` ctest, so `make unit` and `make test` run it) keeps the code to them.
 #
 # Direction: base <- sys <- protocol <- {image, vmm, net} <- runtime <- {cli, python};

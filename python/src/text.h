@@ -2,7 +2,7 @@
 //
 // Text: a byte string crossing the Python boundary (names, paths, argv, env, messages).
 // The core holds bytes that need not be UTF-8; Python holds str. The rule is Python's
-// "surrogateescape" (os.fsencode/os.fsdecode on Linux, docs/python-sdk.md): to Python,
+// "surrogateescape" (os.fsencode/os.fsdecode on Linux, docs/python.md): to Python,
 // UTF-8 with each undecodable byte as a lone surrogate U+DC80..U+DCFF; from Python, the
 // reverse, so any bytes round-trip and nothing raises UnicodeDecodeError. bytes are
 // accepted as they are. nanobind's own std::string conversion is strict UTF-8 both ways.

@@ -43,7 +43,7 @@ constexpr Ipv4Net kNeverV4[] = {
     {Ipv4(127, 0, 0, 0), 8}, {Ipv4(0, 0, 0, 0), 8}, {Ipv4(224, 0, 0, 0), 4},
     {Ipv4(240, 0, 0, 0), 4},
 };
-// Not public (DESIGN: egress): private, shared (carrier-grade NAT) and link-local space,
+// Not public (docs/design.md §8, egress): private, shared (carrier-grade NAT) and link-local space,
 // where the host's LAN, its local services and cloud metadata (169.254.169.254) live.
 constexpr Ipv4Net kNonPublicV4[] = {
     {Ipv4(10, 0, 0, 0), 8},    {Ipv4(172, 16, 0, 0), 12},  {Ipv4(192, 168, 0, 0), 16},

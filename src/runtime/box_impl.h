@@ -6,7 +6,7 @@
 // An ephemeral box keeps nothing on disk: its overlay, console log and QEMU's stderr are
 // unlinked as soon as they are open and handed to QEMU as inherited descriptors, and the
 // agent channel is a socket pair. When the owner dies, QEMU gets SIGKILL (parent-death
-// signal) and the kernel frees everything. See docs/architecture.md.
+// signal) and the kernel frees everything. See docs/design.md.
 //
 // Thread-safety: public methods are thread-safe. mu_ serializes lifecycle changes
 // (Start/Stop); execs run concurrently and only read the channel pointer under mu_.

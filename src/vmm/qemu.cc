@@ -41,7 +41,7 @@ uint32_t HostTscKhz() {
 }
 
 std::string KernelCommandLine(const VmConfig& config) {
-  // Measured under TCG (docs/architecture.md): no ACPI, triple-fault reboot with -no-reboot
+  // Measured under TCG (docs/design.md): no ACPI, triple-fault reboot with -no-reboot
   // to stop, quiet console, no crypto self-tests, and an early TSC frequency so
   // calibration cannot hang on a busy host.
   std::string args =
