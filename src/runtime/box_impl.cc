@@ -522,8 +522,9 @@ Status BoxImpl::LaunchLocked() {
   Status main = StartMainLocked();
   if (!main.ok()) {
     // The box's own command is what it is for: without it, the box does not start.
+    Status explained = main.IsUnavailable() ? DeathStatus(main) : main.Wrap("start the main command");
     (void)StopLocked(/*graceful=*/false);
-    return main.Wrap("start the main command");
+    return explained;
   }
   BOXLITE_LOG(kDebug, "box %s: create %.3fs boot %.3fs", name_.c_str(), create_seconds_,
               boot_seconds_);
@@ -909,11 +910,24 @@ Status BoxImpl::StartMainLocked() {
   // The pump thread must never wait for mu_ to explain a lost channel: Stop() holds mu_
   // while it closes the channel.
   BOXLITE_ASSIGN_OR_RETURN(auto exec, CallExec(channel_, req, [](const Status& why) { return why; }));
-  std::weak_ptr<BoxImpl> weak_self = weak_from_this();
-  main_ = std::make_unique<MainSession>(std::move(exec), [weak_self](const ExitStatus& st) {
-    if (auto self = weak_self.lock()) self->OnMainExit(st);
-  });
+  main_ = NewMainSession(std::move(exec));
   return Status::OK();
+}
+
+std::unique_ptr<MainSession> BoxImpl::NewMainSession(std::shared_ptr<ExecImpl> exec) {
+  std::weak_ptr<BoxImpl> weak_self = weak_from_this();
+  auto on_exit = [weak_self](const ExitStatus& st) {
+    if (auto self = weak_self.lock()) self->OnMainExit(st);
+  };
+  // Views explain a lost stream on their caller's thread (never the pump's: Stop() holds
+  // mu_ while it closes the channel).
+  auto explain = [weak_self](const Status& why) -> Status {
+    auto self = weak_self.lock();
+    if (!self || !why.IsUnavailable()) return why;
+    std::lock_guard<std::mutex> lock(self->mu_);
+    return self->DeathStatus(why);
+  };
+  return std::make_unique<MainSession>(std::move(exec), std::move(on_exit), std::move(explain));
 }
 
 void BoxImpl::OnMainExit(const ExitStatus& st) {
@@ -968,10 +982,7 @@ Result<std::shared_ptr<Exec>> BoxImpl::AttachMain() {
   std::lock_guard<std::mutex> lock(mu_);
   if (main_) return main_->Attach();
   BOXLITE_ASSIGN_OR_RETURN(auto exec, CallAttachMainLocked(channel));
-  std::weak_ptr<BoxImpl> weak_self = weak_from_this();
-  main_ = std::make_unique<MainSession>(std::move(exec), [weak_self](const ExitStatus& st) {
-    if (auto self = weak_self.lock()) self->OnMainExit(st);
-  });
+  main_ = NewMainSession(std::move(exec));
   return main_->Attach();
 }
 
