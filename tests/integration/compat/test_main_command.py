@@ -134,7 +134,7 @@ def test_detached_run_is_attached_from_another_process_with_its_backlog(cli):
         try:
             line = first.stdout.readline().decode()
             assert line.startswith("BEFORE"), line + first.stderr.read().decode()
-            assert "early\n" in line and "waiting" in line, line
+            assert "'early\\nwaiting" in line, line  # repr() of what it had read
 
             argv2, env2 = _python(cli, "mc-detached", "second")
             second = subprocess.run(argv2, env=env2, capture_output=True, timeout=120)
