@@ -30,17 +30,16 @@ using protocol::Json;
 class AgentReconnectTest : public testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/boxlite-agent-reconnect-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
+    root_ = std::filesystem::temp_directory_path() /
+            ("boxlite-agent-reconnect-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);
     int sv[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
     host_.reset(sv[0]);
-    std::vector<base::UniqueFd> ports;
-    ports.emplace_back(sv[1]);
-    ServerOptions options;
-    options.machine = false;
-    server_ = std::make_unique<Server>(std::move(ports), root_, options);
+    std::vector<base::UniqueFd> ports(1);
+    ports[0].reset(sv[1]);
+    server_ = std::make_unique<Server>(std::move(ports), root_, ServerOptions{.machine = false});
     ASSERT_TRUE(server_->Open().ok());
   }
 
@@ -65,22 +64,25 @@ class AgentReconnectTest : public testing::Test {
               static_cast<ssize_t>(bytes.size()));
   }
 
+  // What the agent has sent so far, as frames (a stream out of frame fails the test).
+  std::vector<protocol::Frame> Received() {
+    std::string bytes(65536, '\0');
+    for (ssize_t n; (n = ::read(host_.get(), bytes.data(), bytes.size())) > 0;) {
+      decoder_.Feed(std::string_view(bytes.data(), static_cast<size_t>(n)));
+    }
+    std::vector<protocol::Frame> frames;
+    auto next = decoder_.Next();
+    for (; next.ok() && next->has_value(); next = decoder_.Next()) frames.push_back(std::move(**next));
+    EXPECT_TRUE(next.ok()) << next.error().ToString();
+    return frames;
+  }
+
   // Serves until the response on `stream` is in (or rounds run out); its payload.
   std::optional<std::string> AwaitResponse(uint32_t stream, int rounds = 200) {
     for (int round = 0; round < rounds; ++round) {
       EXPECT_TRUE(server_->Step(5).ok());
-      char buf[65536];
-      ssize_t n;
-      while ((n = ::read(host_.get(), buf, sizeof(buf))) > 0) {
-        decoder_.Feed(std::string_view(buf, static_cast<size_t>(n)));
-      }
-      while (true) {
-        auto frame = decoder_.Next();
-        EXPECT_TRUE(frame.ok());
-        if (!frame.ok() || !frame->has_value()) break;
-        if ((*frame)->kind == protocol::FrameKind::kResponse && (*frame)->stream == stream) {
-          return std::string((*frame)->payload);
-        }
+      for (const auto& f : Received()) {
+        if (f.kind == protocol::FrameKind::kResponse && f.stream == stream) return f.payload;
       }
     }
     return std::nullopt;

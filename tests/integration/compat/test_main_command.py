@@ -90,10 +90,8 @@ ATTACH_SCRIPT = textwrap.dedent("""
         execution = await box.attach()
         stdout = execution.stdout()
         seen = ""
-        async for chunk in stdout:
-            seen += chunk
-            if "waiting" in seen:
-                break
+        while "waiting" not in seen:
+            seen += await stdout.__anext__()
         print("BEFORE", repr(seen), flush=True)
         # The attacher holds the command now: a second process is turned away.
         sys.stdin.readline()
