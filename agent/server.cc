@@ -12,7 +12,10 @@
 // descendants that keep the pipes open do not hold it up. Files (get_file/put_file)
 // are streams too, pumped from the loop because epoll cannot watch regular files.
 // When a host disconnects, its execs are killed and its queued output dropped; the port
-// is polled until a host connects again.
+// is polled until a host connects again. A hangup the port reports counts only if it
+// still holds at the next poll, and a hello starts a new session (OnPortHangup, DoHello):
+// the guest learns of connections after it has taken in their data. The box's main
+// command outlives its host: its newest output is kept until a host attaches to it.
 #include "agent/server.h"
 
 #include <dirent.h>
