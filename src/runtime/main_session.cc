@@ -66,7 +66,13 @@ void Pump(std::shared_ptr<MainSession::Shared> s, MainSession::OnExit on_exit) {
       }
       return false;
     };
-    while (b.data.size() > MainSession::kBacklogBytes && unread_by_a_view()) s->cv.wait(lock);
+    // A lost stream ends the wait (the views then learn why from the read below).
+    while (b.data.size() > MainSession::kBacklogBytes && unread_by_a_view()) {
+      if (s->cv.wait_for(lock, std::chrono::milliseconds(200)) == std::cv_status::timeout &&
+          !s->exec->StreamFailure().ok()) {
+        break;
+      }
+    }
     if (b.data.size() > MainSession::kBacklogBytes) {
       size_t drop = b.data.size() - MainSession::kBacklogBytes;
       b.data.erase(0, drop);
