@@ -84,14 +84,18 @@ void Pump(std::shared_ptr<MainSession::Shared> s, MainSession::OnExit on_exit) {
   {
     std::lock_guard<std::mutex> lock(s->mu);
     s->out[1].eof = s->out[2].eof = true;
-    if (st.ok()) {
-      s->exit = *st;
-    } else {
-      s->failure = st.error();
-    }
     s->cv.notify_all();
   }
+  // The box records the exit and stops before the views see it: a view's Wait returning
+  // means the box has stopped with its code (`boxlite run` may exit right after).
   if (st.ok() && on_exit) on_exit(*st);
+  std::lock_guard<std::mutex> lock(s->mu);
+  if (st.ok()) {
+    s->exit = *st;
+  } else {
+    s->failure = st.error();
+  }
+  s->cv.notify_all();
 }
 
 // What Box::AttachMain returns: a reader of the session's backlog.

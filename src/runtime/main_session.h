@@ -4,7 +4,7 @@
 // that started the box. A pump thread moves its output from the guest into a bounded
 // backlog, the newest kBacklogBytes of each stream, so the guest never stalls on a reader
 // that is not there; Attach() hands out Exec views (Box::AttachMain) that replay the
-// backlog and then follow live output. A view loses none of the live output: while a view
+// backlog and then follow live output. Views see the exit only once `on_exit` has run. A view loses none of the live output: while a view
 // has not read bytes the backlog would drop, the pump waits for it (and the command for
 // the pump), as an exec whose output is not read waits. When the command exits, `on_exit` runs on the
 // pump thread (it may stop and even destroy the box, and with it this session).
