@@ -12,7 +12,10 @@
 // descendants that keep the pipes open do not hold it up. Files (get_file/put_file)
 // are streams too, pumped from the loop because epoll cannot watch regular files.
 // When a host disconnects, its execs are killed and its queued output dropped; the port
-// is polled until a host connects again.
+// is polled until a host connects again. A hangup the port reports counts only if it
+// still holds at the next poll, and a hello starts a new session (OnPortHangup, DoHello):
+// the guest learns of connections after it has taken in their data. The box's main
+// command outlives its host: its newest output is kept until a host attaches to it.
 #include "agent/server.h"
 
 #include <dirent.h>
@@ -68,6 +71,9 @@ constexpr size_t kPortWriteMax = 32 * 1024;
 constexpr size_t kListDirPageBytes = 256 * 1024;
 // An exit event's error message is cut to this (it may name a path the host sent).
 constexpr size_t kMaxEventError = 4096;
+// The newest output of an orphaned main command kept per stream for the next attacher,
+// as BoxLite 0.9 keeps for a late attach.
+constexpr size_t kMainBacklog = 256 * 1024;
 constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr char kAgentVersion[] = "0.1.0";
 
@@ -419,7 +425,7 @@ void Server::OnPortReadable(Conn* conn) {
       if (!frame.ok()) {
         ConsoleLog("port %d: dropping the host connection: %s", conn->index,
                    frame.error().ToString().c_str());
-        OnPortHangup(conn);
+        DropConnection(conn);
         return;
       }
       if (!frame->has_value()) break;
@@ -438,12 +444,42 @@ void Server::KillExecsOf(Conn* conn, bool spare_main) {
 
 void Server::OnPortHangup(Conn* conn) {
   if (!conn->connected) return;
+  // Not the end of the session yet. The guest learns of host connections through the
+  // virtio-serial control queue, handled later in a work queue, while data is taken in
+  // at once (drivers/char/virtio_console.c): when a host connects just after another
+  // left, its hello can be read, and answered, before the port reports the previous host
+  // gone. Ending the session on that late report dropped the new host's queued response
+  // (it then waited for its hello until it gave up) or its next requests. So the session
+  // ends at the next reconnect tick if the port still reports no host (OnReconnectTimer),
+  // or at once when a new host says hello (DoHello). Output keeps being queued meanwhile.
   conn->connected = false;
+  conn->hangup_pending = true;
   Watch(conn->port.get(), 0, Tag(kTagPort, conn->index), &conn->watching);
   conn->out_watching = false;
+  ArmReconnectTimer();
+}
+
+void Server::DropConnection(Conn* conn) {
+  if (!conn->connected && !conn->hangup_pending) return;
+  conn->connected = false;
+  conn->hangup_pending = false;
+  conn->hello_while_hung_up = false;
+  Watch(conn->port.get(), 0, Tag(kTagPort, conn->index), &conn->watching);
+  conn->out_watching = false;
+  conn->decoder = protocol::FrameDecoder();
+  EndSession(conn);
+  ArmReconnectTimer();
+}
+
+void Server::EndSession(Conn* conn) {
+  conn->session = false;
   conn->outq.clear();
   conn->queued_bytes = 0;
-  conn->decoder = protocol::FrameDecoder();
+  // Nothing of the old session may reach the port (a new host may be on it already).
+  bool connected = conn->connected;
+  bool pending = conn->hangup_pending;
+  conn->connected = false;
+  conn->hangup_pending = false;
   // Nobody is left to read these execs' output or wait for them; the main command is
   // the box's own and lives on (OrphanMain).
   KillExecsOf(conn, /*spare_main=*/true);
@@ -484,13 +520,17 @@ void Server::OnPortHangup(Conn* conn) {
     auto it = execs_.find(key);
     if (it != execs_.end()) OrphanMain(it->second.get());
   }
-  if (!timer_armed_) {
-    struct itimerspec spec = {};
-    spec.it_interval.tv_nsec = 20 * 1000 * 1000;
-    spec.it_value.tv_nsec = 20 * 1000 * 1000;
-    ::timerfd_settime(timer_fd_.get(), 0, &spec, nullptr);
-    timer_armed_ = true;
-  }
+  conn->connected = connected;
+  conn->hangup_pending = pending;
+}
+
+void Server::ArmReconnectTimer() {
+  if (timer_armed_) return;
+  struct itimerspec spec = {};
+  spec.it_interval.tv_nsec = 20 * 1000 * 1000;
+  spec.it_value.tv_nsec = 20 * 1000 * 1000;
+  ::timerfd_settime(timer_fd_.get(), 0, &spec, nullptr);
+  timer_armed_ = true;
 }
 
 // The orphaned main command moves to a stream id no host uses, so a host that connects
@@ -503,6 +543,7 @@ void Server::OrphanMain(Exec* exec) {
   if (node.empty()) return;
   exec->orphaned = true;
   exec->stream = kOrphanStream;
+  for (auto& b : exec->backlog) b.clear();
   exec->stdin_pending.clear();
   if (exec->stdin_watching) Watch(exec->stdin_fd.get(), 0, 0, &exec->stdin_watching);
   node.key() = Key(exec->conn, kOrphanStream);
@@ -540,11 +581,23 @@ void Server::OnReconnectTimer() {
     if (conn->connected) continue;
     struct pollfd p = {conn->port.get(), POLLIN | POLLOUT, 0};
     if (::poll(&p, 1, 0) < 0 || (p.revents & POLLHUP)) {
+      if (conn->hangup_pending && !conn->hello_while_hung_up) {
+        // Still no host: the one that left is gone (see OnPortHangup).
+        conn->hangup_pending = false;
+        conn->decoder = protocol::FrameDecoder();
+        EndSession(conn.get());
+      }
       waiting = true;
       continue;
     }
+    // A host is there: the same one (the hangup was its predecessor's, reported late) or
+    // a new one, whose hello ends the previous session.
+    conn->hangup_pending = false;
+    conn->hello_while_hung_up = false;
     conn->connected = true;
+    conn->out_watching = false;
     Watch(conn->port.get(), EPOLLIN, Tag(kTagPort, conn->index), &conn->watching);
+    conn->flush_pending = true;
   }
   if (!waiting) {
     struct itimerspec off = {};
@@ -596,6 +649,11 @@ void Server::HandleRequest(Conn* conn, uint32_t stream, std::string_view payload
     ConsoleLog("%s", sent.ToString().c_str());
     Respond(conn, stream, Status::ResourceExhausted("the agent could not build the response"));
   }
+  if (replay_after_response_) {
+    auto it = execs_.find(*replay_after_response_);
+    replay_after_response_.reset();
+    if (it != execs_.end()) ReplayBacklog(it->second.get());
+  }
 }
 
 Status Server::DispatchRequest(Conn* conn, uint32_t stream, const protocol::Json& req,
@@ -604,9 +662,11 @@ Status Server::DispatchRequest(Conn* conn, uint32_t stream, const protocol::Json
   BOXLITE_RETURN_IF_ERROR(protocol::GetString(req, "op", &op, true));
   Status s;
   if (op == "hello") {
-    s = DoHello(req, reply);
+    s = DoHello(conn, req, reply);
   } else if (op == "exec") {
     s = DoExec(conn, stream, req, reply);
+  } else if (op == "attach") {
+    s = DoAttach(conn, stream, req, reply);
   } else if (op == "signal") {
     s = DoSignal(conn, req);
   } else if (op == "resize") {
@@ -654,7 +714,13 @@ void Server::SendExitEvent(Conn* conn, uint32_t stream, protocol::ExitEvent ev) 
   Send(conn, std::move(frame));
 }
 
-Status Server::DoHello(const protocol::Json& req, protocol::Json* reply) {
+Status Server::DoHello(Conn* conn, const protocol::Json& req, protocol::Json* reply) {
+  // A host says hello first on every connection: one on a port whose session is still on
+  // means the previous host left without the port saying so yet (OnPortHangup).
+  if (conn->session) EndSession(conn);
+  conn->session = true;
+  struct pollfd p = {conn->port.get(), POLLIN, 0};
+  conn->hello_while_hung_up = ::poll(&p, 1, 0) > 0 && (p.revents & POLLHUP) != 0;
   protocol::HelloRequest hello;
   BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &hello));
   if (hello.version != protocol::kProtocolVersion) {
@@ -887,6 +953,83 @@ Status Server::DoResize(Conn* conn, const protocol::Json& req) {
   return Status::OK();
 }
 
+Status Server::DoAttach(Conn* conn, uint32_t stream, const protocol::Json& req,
+                        protocol::Json* reply) {
+  if (!configured_) return Status::FailedPrecondition("attach before hello");
+  std::string target;
+  int64_t window = protocol::kDefaultWindow;
+  BOXLITE_RETURN_IF_ERROR(protocol::GetString(req, "target", &target, true));
+  BOXLITE_RETURN_IF_ERROR(protocol::GetInt(req, "window", &window));
+  if (target != "main") return Status::InvalidArgument("attach: unknown target", target);
+  if (window < 0 || window > INT32_MAX) return Status::InvalidArgument("attach: window out of range");
+  if (FindExec(conn, stream) != nullptr) {
+    return Status::AlreadyExists("stream in use", std::to_string(stream));
+  }
+  auto found = execs_.end();
+  for (auto it = execs_.begin(); it != execs_.end(); ++it) {
+    if (it->second->main && !it->second->finished) found = it;
+  }
+  if (found == execs_.end()) return Status::NotFound("no main command is running in the box");
+  Exec* exec = found->second.get();
+  if (!exec->orphaned) {
+    return Status::AlreadyExists("the box's main command is attached to another host connection",
+                                 "detach it there first");
+  }
+  // The connection takes the command over, under the stream id of this request.
+  auto node = execs_.extract(found);
+  exec->conn = conn;
+  exec->stream = stream;
+  exec->orphaned = false;
+  node.key() = Key(conn, stream);
+  ExecKey key = node.key();
+  execs_.insert(std::move(node));
+  if (exec->pid > 0 && !exec->exited) pid_to_exec_[exec->pid] = key;
+  exec->stdin_unacked = 0;
+  exec->stdin_pending.clear();
+  exec->stdin_close_requested = false;
+  for (int which = 1; which <= 2; ++which) {
+    exec->out[which].credit = window;
+    UpdateWatch(exec, which);  // Re-tagged; reads resume once the backlog has gone out.
+  }
+  UpdateStdinWatch(exec);
+  replay_after_response_ = key;
+  protocol::ExecResponse resp;
+  resp.pid = exec->pid;
+  resp.stdin_window = exec->stdin_fd ? kStdinWindow : 0;
+  *reply = protocol::ToJson(resp);
+  (*reply)["tty"] = exec->tty;
+  return Status::OK();
+}
+
+void Server::ReplayBacklog(Exec* exec) {
+  for (int which = 1; which <= 2; ++which) {
+    Output& out = exec->out[which];
+    std::string& backlog = exec->backlog[which];
+    // No more than the host granted: the oldest bytes go first.
+    size_t n = std::min(backlog.size(), static_cast<size_t>(std::max<int64_t>(out.credit, 0)));
+    size_t at = backlog.size() - n;
+    while (at < backlog.size()) {
+      size_t len = std::min(kReadChunk, backlog.size() - at);
+      std::string frame;
+      protocol::AppendDataHeader(&frame, exec->stream, static_cast<uint8_t>(which), len);
+      frame.append(backlog, at, len);
+      Send(exec->conn, std::move(frame));
+      out.credit -= static_cast<int64_t>(len);
+      at += len;
+    }
+    backlog.clear();
+    backlog.shrink_to_fit();
+    if (out.eof && out.fd) {
+      // The command closed this stream while nobody was attached.
+      std::string close;
+      protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
+      Send(exec->conn, std::move(close));
+    }
+    UpdateWatch(exec, which);
+  }
+  if (exec->exited) MaybeFinish(exec);
+}
+
 void Server::OnStdinData(Conn* conn, uint32_t stream, std::string_view bytes) {
   Exec* exec = FindExec(conn, stream);
   if (exec == nullptr || exec->stdin_close_requested) return;
@@ -997,13 +1140,23 @@ void Server::PumpOutput(Exec* exec, int which) {
   if (!out.fd || out.eof || out.credit <= 0 || out.splicing > 0) return;
   Conn* conn = exec->conn;
   if (exec->orphaned) {
-    // Nobody reads the main command's output any more: drain it so it never blocks.
+    // Nobody reads the main command's output now: drain it so it never blocks, keeping
+    // the newest kMainBacklog bytes for the next host that attaches.
     static char sink[kReadChunk];  // The loop is single-threaded.
     ssize_t n = ::read(out.fd.get(), sink, sizeof(sink));
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
       out.eof = true;
       UpdateWatch(exec, which);
+      return;
+    }
+    std::string& backlog = exec->backlog[which];
+    size_t len = static_cast<size_t>(n);
+    if (len >= kMainBacklog) {
+      backlog.assign(sink + len - kMainBacklog, kMainBacklog);
+    } else {
+      if (backlog.size() + len > kMainBacklog) backlog.erase(0, backlog.size() + len - kMainBacklog);
+      backlog.append(sink, len);
     }
     return;
   }
@@ -1149,7 +1302,7 @@ void Server::MaybeFinish(Exec* exec) {
 // response, stream closes and exit event share one when they can. Frames are merged only
 // up to what one port write takes; bulk data keeps its own buffer (no copy).
 void Server::Send(Conn* conn, std::string bytes) {
-  if (!conn->connected) return;
+  if (!conn->connected && !conn->hangup_pending) return;
   conn->queued_bytes += bytes.size();
   conn->flush_pending = true;
   if (!conn->outq.empty() && !conn->outq.back().splice_fd &&
@@ -1163,7 +1316,7 @@ void Server::Send(Conn* conn, std::string bytes) {
 }
 
 void Server::SendSplice(Conn* conn, uint32_t stream, int which, int fd, size_t len) {
-  if (!conn->connected) return;
+  if (!conn->connected && !conn->hangup_pending) return;
   conn->queued_bytes += len;
   OutItem item;
   item.splice_fd.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
@@ -1211,7 +1364,7 @@ void Server::FlushPort(Conn* conn) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
       ConsoleLog("port %d: writing to the host failed: %s", conn->index, ::strerror(errno));
-      OnPortHangup(conn);
+      DropConnection(conn);
       return;
     }
     conn->queued_bytes -= std::min(conn->queued_bytes, static_cast<size_t>(n));
@@ -1222,7 +1375,8 @@ void Server::FlushPort(Conn* conn) {
     }
   }
   bool need_out = !conn->outq.empty();
-  if (need_out != conn->out_watching) {
+  // A port with a hangup pending is not watched: the reconnect tick resumes it.
+  if (conn->connected && need_out != conn->out_watching) {
     uint32_t want = EPOLLIN | (need_out ? uint32_t{EPOLLOUT} : 0u);
     Watch(conn->port.get(), want, Tag(kTagPort, conn->index), &conn->watching);
     conn->out_watching = need_out;

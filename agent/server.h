@@ -16,6 +16,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,15 @@ class Server {
     bool watching = false;
     bool out_watching = false;
     bool flush_pending = false;  // Queued by Send(); written at the end of the loop round.
+    // A host answered a hello on this port and its session has not ended yet.
+    bool session = false;
+    // The port reported no host, but that may be the previous host's leaving, announced
+    // late (see OnPortHangup): the session ends only if the port still reports no host at
+    // the next reconnect tick. Output keeps being queued meanwhile.
+    bool hangup_pending = false;
+    // The session's hello was read while the port reported no host: its host is there,
+    // the guest has not been told yet, so no hangup seen before it is told ends it.
+    bool hello_while_hung_up = false;
   };
 
   struct Output {
@@ -117,6 +127,9 @@ class Server {
     bool main = false;
     bool main_optional = false;
     bool orphaned = false;
+    // While orphaned: the newest output of each stream (kMainBacklog bytes at most), for
+    // the next host that attaches (DoAttach).
+    std::string backlog[3];
     bool exited = false;
     int wait_status = 0;
     bool finished = false;
@@ -142,7 +155,15 @@ class Server {
   // Connections.
   void OnEvent(const struct epoll_event& e);
   void OnPortReadable(Conn* conn);
+  // The port reports that no host is connected: the session ends at the next reconnect
+  // tick unless a host is back by then.
   void OnPortHangup(Conn* conn);
+  // The host is gone (or broke the protocol): its session ends now.
+  void DropConnection(Conn* conn);
+  // Ends the connection's session: kills its execs (the main command is orphaned instead),
+  // drops its transfers and the output queued for it.
+  void EndSession(Conn* conn);
+  void ArmReconnectTimer();
   void OnReconnectTimer();
   void HandleFrame(Conn* conn, protocol::Frame frame);
   void HandleRequest(Conn* conn, uint32_t stream, std::string_view payload);
@@ -157,7 +178,11 @@ class Server {
   void OnSplicesDone();
 
   // Requests.
-  Status DoHello(const protocol::Json& req, protocol::Json* reply);
+  Status DoHello(Conn* conn, const protocol::Json& req, protocol::Json* reply);
+  // attach {"target": "main"}: the connection takes over the orphaned main command.
+  Status DoAttach(Conn* conn, uint32_t stream, const protocol::Json& req, protocol::Json* reply);
+  // After the attach response: the backlog, then live output.
+  void ReplayBacklog(Exec* exec);
   Status DoExec(Conn* conn, uint32_t stream, const protocol::Json& req, protocol::Json* reply);
   Status DoSignal(Conn* conn, const protocol::Json& req);
   Status DoResize(Conn* conn, const protocol::Json& req);
@@ -213,6 +238,8 @@ class Server {
     size_t len;
   };
   std::vector<Spliced> spliced_;
+  // The exec an attach response was just queued for: its backlog follows the response.
+  std::optional<ExecKey> replay_after_response_;
 };
 
 }  // namespace boxlite::agent

@@ -648,9 +648,16 @@ class Box:
 
     def _stop_at_exit(self) -> None:
         if self._core is not None and not self._stopped:
-            if self._options is None or not self._options.detach:
+            if not self._detached():
                 self._core.stop()
                 self._stopped = True
+
+    def _detached(self) -> bool:
+        if self._options is not None:
+            return bool(self._options.detach)
+        # A box found by get (e.g. one `boxlite run -d` started, attached to here): what
+        # it was created with is on record in the core; it outlives this program.
+        return bool(self._core.info()["detach"])
 
     async def _ensure_started(self) -> Any:
         core = self._require_core()

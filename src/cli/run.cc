@@ -1,8 +1,10 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 //
-// `boxlite run` and `create`: create a box from an image (and for run, run one command in
-// it with the caller's stdio attached and exit with the command's status; 128+N when a
-// signal N ended it, 1 when BoxLite itself failed, 126/127 when the command could not run).
+// `boxlite run` and `create`: create a box from an image. For run, the box's main command
+// (COMMAND, or the image's CMD; ENTRYPOINT kept unless --entrypoint) runs with the
+// caller's stdio attached, the box stops when it ends, and run exits with its status:
+// 128+N when a signal N ended it, 1 when BoxLite itself failed, 126/127 when the command
+// could not run. With -d the id is printed and the box runs on until its command ends.
 #include <signal.h>
 #include <unistd.h>
 
@@ -155,7 +157,9 @@ Outcome CreateCommand(Context& ctx, const ParsedFlags& flags) {
 
 Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
   if (flags.positional.empty() && !flags.Has("rootfs")) return Usage("run needs an IMAGE");
-  if (flags.Has("tty")) {
+  bool tty = flags.Has("tty");
+  bool interactive = flags.Has("interactive");
+  if (tty) {
     Status s = RequireTerminalStdin();
     if (!s.ok()) return Fail(s);
   }
@@ -165,14 +169,10 @@ Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
   if (detach && options->auto_remove) {
     return Usage("--rm and --detach cannot be combined");
   }
-  BoxOptions main_command;
-  MainCommandFromFlags(flags, &main_command);
-  // run's command is the exec below (`docker run` semantics), so the box starts no main
-  // command of its own: the image's CMD would run beside it.
-  if (!options->entrypoint && !options->cmd) {
-    options->entrypoint.emplace();
-    options->cmd.emplace();
-  }
+  // BoxLite 0.9's (and docker's) run: COMMAND (or the image's CMD) is the box's main
+  // command, and the box lives as long as it runs.
+  MainCommandFromFlags(flags, &*options);
+  options->tty = tty;
   InstallSignalForwarding();
   auto rt = ctx.runtime();
   if (!rt.ok()) return Fail(rt.error());
@@ -180,47 +180,39 @@ Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
   auto t0 = Clock::now();
   auto box = (*rt)->Create(*options);
   if (!box.ok()) return Fail(box.error());
+  // Nothing runs in a box whose command did not start: do not leave it behind.
+  auto discard = [&] {
+    if (detach) {
+      (void)(*rt)->Remove((*box)->id(), true);
+    } else {
+      (void)(*box)->Stop();
+    }
+  };
   Status started = (*box)->Start();
   if (!started.ok()) {
-    if (options->auto_remove) (void)(*box)->Stop();
+    discard();
     return Fail(started);
   }
   auto t_started = Clock::now();
-
-  ExecOptions exec_options;
-  if (main_command.entrypoint) {
-    exec_options.argv = *main_command.entrypoint;
-    exec_options.argv.insert(exec_options.argv.end(), main_command.cmd->begin(),
-                             main_command.cmd->end());
-  } else {
-    exec_options.argv = main_command.cmd.value_or(std::vector<std::string>{});
-    exec_options.use_image_entrypoint = true;
+  auto main = (*box)->AttachMain();
+  if (!main.ok()) {
+    discard();
+    return Fail(main.error());
   }
-  exec_options.tty = flags.Has("tty");
-  exec_options.open_stdin = flags.Has("interactive");
-  if (exec_options.tty) TerminalSize(&exec_options.rows, &exec_options.cols);
+  // Without -i the command's stdin is closed, as docker's: `run IMAGE sh` ends at once.
+  if (!interactive) (void)(*main)->CloseStdin();
+  if (tty) {
+    int rows;
+    int cols;
+    TerminalSize(&rows, &cols);
+    (void)(*main)->Resize(rows, cols);
+  }
   if (detach) {
-    // The command runs in the background with its output in the box's log; the VM
-    // outlives us.
-    if (exec_options.tty || exec_options.open_stdin) {
-      return Usage("--detach cannot be combined with -i or -t");
-    }
-    exec_options.detached = true;
-    auto exec = (*box)->StartExec(exec_options);
-    if (!exec.ok()) {
-      // Nothing runs in it: do not leave a background box behind.
-      (void)(*rt)->Remove((*box)->id(), true);
-      return Fail(exec.error());
-    }
+    // The box runs on without us, until its command ends.
     std::printf("%s\n", (*box)->id().c_str());
     return Outcome{};
   }
-  auto exec = (*box)->StartExec(exec_options);
-  if (!exec.ok()) {
-    (void)(*box)->Stop();
-    return Fail(exec.error());
-  }
-  Result<ExitStatus> status = AttachExec(*exec, exec_options.open_stdin, exec_options.tty);
+  Result<ExitStatus> status = AttachExec(*main, interactive, tty);
   auto t_done = Clock::now();
   if (timings) {
     auto metrics = (*box)->Metrics();
@@ -231,8 +223,9 @@ Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
                  boot, std::chrono::duration<double>(t_done - t_started).count(),
                  std::chrono::duration<double>(t_done - t0).count());
   }
-  exec->reset();
-  // Like a container whose main process ended: the box stops (and goes, with --rm).
+  main->reset();
+  // The box stops once its command has ended (and goes, with --rm); if we stopped
+  // following it early (a lost connection), stop it now.
   Status stopped = (*box)->Stop();
   if (!status.ok()) return Fail(status.error());
   if (!stopped.ok()) return Fail(stopped);

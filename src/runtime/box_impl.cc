@@ -670,6 +670,7 @@ Status BoxImpl::StartMainLocked() {
                    : (options_.entrypoint ? std::vector<std::string>{} : img.cmd);
   argv.insert(argv.end(), cmd.begin(), cmd.end());
   main_optional_ = !options_.entrypoint && !options_.cmd;
+  ended_main_.reset();
   if (argv.empty()) return Status::OK();  // No main command: the box idles until stopped.
   ExecOptions options;
   options.argv = std::move(argv);
@@ -681,11 +682,24 @@ Status BoxImpl::StartMainLocked() {
   // The pump thread must never wait for mu_ to explain a lost channel: Stop() holds mu_
   // while it closes the channel.
   BOXLITE_ASSIGN_OR_RETURN(auto exec, CallExec(channel_, req, [](const Status& why) { return why; }));
-  std::weak_ptr<BoxImpl> weak_self = weak_from_this();
-  main_ = std::make_unique<MainSession>(std::move(exec), [weak_self](const ExitStatus& st) {
-    if (auto self = weak_self.lock()) self->OnMainExit(st);
-  });
+  main_ = NewMainSession(std::move(exec));
   return Status::OK();
+}
+
+std::unique_ptr<MainSession> BoxImpl::NewMainSession(std::shared_ptr<ExecImpl> exec) {
+  std::weak_ptr<BoxImpl> weak_self = weak_from_this();
+  auto on_exit = [weak_self](const ExitStatus& st) {
+    if (auto self = weak_self.lock()) self->OnMainExit(st);
+  };
+  // Views explain a lost stream on their caller's thread (never the pump's: Stop() holds
+  // mu_ while it closes the channel).
+  auto explain = [weak_self](const Status& why) -> Status {
+    auto self = weak_self.lock();
+    if (!self || !why.IsUnavailable()) return why;
+    std::lock_guard<std::mutex> lock(self->mu_);
+    return self->DeathStatus(why);
+  };
+  return std::make_unique<MainSession>(std::move(exec), std::move(on_exit), std::move(explain));
 }
 
 void BoxImpl::OnMainExit(const ExitStatus& st) {
@@ -707,6 +721,9 @@ void BoxImpl::OnMainExit(const ExitStatus& st) {
     record_.exit_code = st.exit_code;
     (void)SaveRecord(dir_, record_);
   }
+  // Kept for AttachMain: a command that ended before anyone attached still shows its
+  // output and exit (`boxlite run IMAGE echo hi`).
+  ended_main_ = std::move(main_);
   // The guest powers itself off after reporting: this only waits and cleans up.
   (void)StopLocked(/*graceful=*/true, std::chrono::seconds(10));
 }
@@ -719,18 +736,61 @@ Result<std::shared_ptr<Exec>> BoxImpl::AttachMain() {
     idle = state_ == State::kCreated;
   }
   if (idle) BOXLITE_RETURN_IF_ERROR(Start());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (main_) return main_->Attach();
+    if (ended_main_ && state_ != State::kRunning) return ended_main_->Attach();
+    if (state_ != State::kRunning) {
+      return Status::FailedPrecondition("box " + name_ + " is not running", "start it first");
+    }
+    if (launched_here_) {
+      return Status::FailedPrecondition("box " + name_ + " has no main command",
+                                        "give the box an entrypoint or cmd (or an image with one)");
+    }
+  }
+  // Another process started the box: take its main command over from the agent, which
+  // kept it running (and its newest output) since that process let go.
+  BOXLITE_ASSIGN_OR_RETURN(auto channel, Channel());
   std::lock_guard<std::mutex> lock(mu_);
   if (main_) return main_->Attach();
-  if (state_ != State::kRunning) {
-    return Status::FailedPrecondition("box " + name_ + " is not running", "start it first");
+  BOXLITE_ASSIGN_OR_RETURN(auto exec, CallAttachMainLocked(channel));
+  main_ = NewMainSession(std::move(exec));
+  return main_->Attach();
+}
+
+Result<std::shared_ptr<ExecImpl>> BoxImpl::CallAttachMainLocked(
+    const std::shared_ptr<AgentChannel>& channel) {
+  protocol::Json req = {{"target", "main"}, {"window", protocol::kDefaultWindow}};
+  std::shared_ptr<StreamSink> sink;
+  uint32_t stream = 0;
+  auto reply =
+      channel->Call("attach", req, Clock::now() + std::chrono::seconds(60), &sink, &stream);
+  if (!reply.ok()) {
+    const Status& e = reply.error();
+    if (e.code() == StatusCode::kAlreadyExists) {
+      return Status::FailedPrecondition(
+                 "box " + name_ + "'s main command is attached in another process",
+                 "one attacher at a time: end that attach (or let that process's box go) first")
+          .WithSubject(StatusSubject::kBox);
+    }
+    if (e.code() == StatusCode::kNotFound) {
+      return Status::FailedPrecondition("box " + name_ + " has no main command running",
+                                        "give the box an entrypoint or cmd (or an image with one)")
+          .WithSubject(StatusSubject::kBox);
+    }
+    if (e.IsUnavailable()) return DeathStatus(e);
+    return e.Wrap("attach to box " + name_ + "'s main command");
   }
-  if (!launched_here_) {
-    return Status::FailedPrecondition(
-        "box " + name_ + "'s main command belongs to the process that started the box",
-        "attach from that process");
+  protocol::ExecResponse resp;
+  Status parsed = protocol::FromJson(*reply, &resp);
+  if (!parsed.ok()) {
+    channel->Release(stream);
+    return Status::ProtocolError(parsed.message());
   }
-  return Status::FailedPrecondition("box " + name_ + " has no main command",
-                                    "give the box an entrypoint or cmd (or an image with one)");
+  // The terminal is the box's (BoxOptions::tty), as the agent started the command.
+  return std::make_shared<ExecImpl>(channel, stream, sink, static_cast<int>(resp.pid),
+                                    resp.stdin_window, options_.tty,
+                                    [](const Status& why) { return why; });
 }
 
 namespace {

@@ -209,7 +209,13 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Status StartMainLocked();
   // Runs on the main session's pump thread when the main command ended.
   void OnMainExit(const ExitStatus& status);
+  // The session of the main command `exec`: its exit stops the box.
+  std::unique_ptr<MainSession> NewMainSession(std::shared_ptr<ExecImpl> exec);
+  // The attach request that takes over a main command another process started.
+  Result<std::shared_ptr<ExecImpl>> CallAttachMainLocked(
+      const std::shared_ptr<AgentChannel>& channel);
   std::unique_ptr<MainSession> main_;  // Guarded by mu_: while it runs, when started here.
+  std::unique_ptr<MainSession> ended_main_;  // Guarded by mu_: the last one, once it exited.
   bool main_optional_ = false;         // Guarded by mu_: the command is the image's own.
 
   int64_t created_unix_ = 0;

@@ -407,8 +407,10 @@ Status BoxImpl::FinishLaunchLocked(LaunchPlan& plan) {
   Status main = StartMainLocked();
   if (!main.ok()) {
     // The box's own command is what it is for: without it, the box does not start.
+    Status explained =
+        main.IsUnavailable() ? DeathStatus(main) : main.Wrap("start the main command");
     (void)StopLocked(/*graceful=*/false);
-    return main.Wrap("start the main command");
+    return explained;
   }
   BOXLITE_LOG(kDebug, "box %s: create %.3fs boot %.3fs", name_.c_str(), create_seconds_,
               boot_seconds_);

@@ -213,6 +213,11 @@ Result<ExitStatus> ExecImpl::Wait(std::optional<std::chrono::milliseconds> timeo
   return ExitFromSink();
 }
 
+Status ExecImpl::StreamFailure() {
+  std::lock_guard<std::mutex> lock(sink_->mu);
+  return sink_->failure;
+}
+
 Status ExecImpl::DiscardOutput(int fd) {
   if (fd != 1 && fd != 2) {
     return Status::InvalidArgument("DiscardOutput: fd must be 1 or 2").WithSubject(StatusSubject::kExec);

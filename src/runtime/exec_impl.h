@@ -46,6 +46,9 @@ class ExecImpl final : public Exec {
   // chunk; *fd = 0 when both streams ended.
   Result<std::string> ReadAny(int* fd, std::optional<Clock::time_point> deadline);
 
+  // Why the stream is lost (the channel closed or broke), or OK; reads nothing.
+  Status StreamFailure();
+
   // Counts this exec's bytes into `counters` too (set before the exec is shared).
   void set_counters(std::shared_ptr<ExecByteCounters> counters) { counters_ = std::move(counters); }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <list>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -18,11 +19,19 @@ struct Backlog {
   uint64_t end() const { return base + data.size(); }
 };
 
+// Where one view has read up to, per stream; a discarded stream holds nothing back.
+struct ViewPos {
+  uint64_t pos[3] = {0, 0, 0};
+  bool discard[3] = {false, false, false};
+};
+
 struct MainSession::Shared {
   std::shared_ptr<ExecImpl> exec;
+  MainSession::Explainer explain;
   std::mutex mu;
   std::condition_variable cv;
   Backlog out[3];                 // Guarded by mu; 1 = stdout, 2 = stderr.
+  std::list<ViewPos> views;       // Guarded by mu: the views alive.
   std::optional<ExitStatus> exit;  // Guarded by mu.
   Status failure;                  // Guarded by mu: the stream broke (box gone).
 };
@@ -40,7 +49,7 @@ void Pump(std::shared_ptr<MainSession::Shared> s, MainSession::OnExit on_exit) {
       broke = chunk.error();
       break;
     }
-    std::lock_guard<std::mutex> lock(s->mu);
+    std::unique_lock<std::mutex> lock(s->mu);
     if (fd == 0) {
       s->out[1].eof = s->out[2].eof = true;
       s->cv.notify_all();
@@ -48,6 +57,22 @@ void Pump(std::shared_ptr<MainSession::Shared> s, MainSession::OnExit on_exit) {
     }
     Backlog& b = s->out[fd];
     b.data += *chunk;
+    // A view that follows the output loses none of it: past the backlog's size the
+    // command waits for the slowest reader (the guest holds its output meanwhile).
+    auto unread_by_a_view = [&] {
+      uint64_t drop_to = b.base + (b.data.size() - MainSession::kBacklogBytes);
+      for (const ViewPos& v : s->views) {
+        if (!v.discard[fd] && v.pos[fd] < drop_to) return true;
+      }
+      return false;
+    };
+    // A lost stream ends the wait (the views then learn why from the read below).
+    while (b.data.size() > MainSession::kBacklogBytes && unread_by_a_view()) {
+      if (s->cv.wait_for(lock, std::chrono::milliseconds(200)) == std::cv_status::timeout &&
+          !s->exec->StreamFailure().ok()) {
+        break;
+      }
+    }
     if (b.data.size() > MainSession::kBacklogBytes) {
       size_t drop = b.data.size() - MainSession::kBacklogBytes;
       b.data.erase(0, drop);
@@ -59,14 +84,18 @@ void Pump(std::shared_ptr<MainSession::Shared> s, MainSession::OnExit on_exit) {
   {
     std::lock_guard<std::mutex> lock(s->mu);
     s->out[1].eof = s->out[2].eof = true;
-    if (st.ok()) {
-      s->exit = *st;
-    } else {
-      s->failure = st.error();
-    }
     s->cv.notify_all();
   }
+  // The box records the exit and stops before the views see it: a view's Wait returning
+  // means the box has stopped with its code (`boxlite run` may exit right after).
   if (st.ok() && on_exit) on_exit(*st);
+  std::lock_guard<std::mutex> lock(s->mu);
+  if (st.ok()) {
+    s->exit = *st;
+  } else {
+    s->failure = st.error();
+  }
+  s->cv.notify_all();
 }
 
 // What Box::AttachMain returns: a reader of the session's backlog.
@@ -74,7 +103,15 @@ class MainView final : public Exec {
  public:
   explicit MainView(std::shared_ptr<MainSession::Shared> s) : s_(std::move(s)) {
     std::lock_guard<std::mutex> lock(s_->mu);
-    for (int fd = 1; fd <= 2; ++fd) pos_[fd] = s_->out[fd].base;
+    ViewPos start;
+    for (int fd = 1; fd <= 2; ++fd) start.pos[fd] = s_->out[fd].base;
+    me_ = s_->views.insert(s_->views.end(), start);
+  }
+
+  ~MainView() override {
+    std::lock_guard<std::mutex> lock(s_->mu);
+    s_->views.erase(me_);
+    s_->cv.notify_all();
   }
 
   int pid() const override { return s_->exec->pid(); }
@@ -86,67 +123,83 @@ class MainView final : public Exec {
 
   Result<std::string> Read(int fd, std::optional<std::chrono::milliseconds> timeout) override {
     if (fd != 1 && fd != 2) return Status::InvalidArgument("read: fd must be 1 or 2");
-    std::unique_lock<std::mutex> lock(s_->mu);
-    auto ready = [&] {
-      const Backlog& b = s_->out[fd];
-      return discard_[fd] ? b.eof : (pos_[fd] < b.end() || b.eof);
-    };
-    if (timeout) {
-      if (!s_->cv.wait_for(lock, *timeout, ready)) {
-        return Status::DeadlineExceeded("no output within the timeout");
+    Status failed;
+    {
+      std::unique_lock<std::mutex> lock(s_->mu);
+      uint64_t& pos = me_->pos[fd];
+      auto ready = [&] {
+        const Backlog& b = s_->out[fd];
+        return me_->discard[fd] ? b.eof : (pos < b.end() || b.eof);
+      };
+      if (timeout) {
+        if (!s_->cv.wait_for(lock, *timeout, ready)) {
+          return Status::DeadlineExceeded("no output within the timeout");
+        }
+      } else {
+        s_->cv.wait(lock, ready);
       }
-    } else {
-      s_->cv.wait(lock, ready);
+      const Backlog& b = s_->out[fd];
+      pos = std::max(pos, b.base);  // Bytes dropped from the backlog are skipped.
+      if (!me_->discard[fd] && pos < b.end()) {
+        size_t offset = static_cast<size_t>(pos - b.base);
+        size_t n = std::min(kReadMax, b.data.size() - offset);
+        pos += n;
+        s_->cv.notify_all();  // The pump may be waiting for this reader.
+        return b.data.substr(offset, n);
+      }
+      if (s_->failure.ok() || s_->exit) return std::string();
+      failed = s_->failure;
     }
-    const Backlog& b = s_->out[fd];
-    pos_[fd] = std::max(pos_[fd], b.base);  // Bytes dropped from the backlog are skipped.
-    if (discard_[fd] || pos_[fd] >= b.end()) {
-      if (!s_->failure.ok() && !s_->exit) return s_->failure;
-      return std::string();
-    }
-    size_t offset = static_cast<size_t>(pos_[fd] - b.base);
-    size_t n = std::min(kReadMax, b.data.size() - offset);
-    pos_[fd] += n;
-    return b.data.substr(offset, n);
+    return Explain(failed);
   }
 
   Result<ExitStatus> Wait(std::optional<std::chrono::milliseconds> timeout) override {
-    std::unique_lock<std::mutex> lock(s_->mu);
-    auto done = [&] { return s_->exit.has_value() || !s_->failure.ok(); };
-    if (timeout && !s_->cv.wait_for(lock, *timeout, done)) {
-      lock.unlock();
-      (void)s_->exec->Kill();
-      lock.lock();
-      s_->cv.wait(lock, done);
-      if (s_->exit) {
-        ExitStatus st = *s_->exit;
-        st.timed_out = true;
-        return st;
+    Status failed;
+    {
+      std::unique_lock<std::mutex> lock(s_->mu);
+      auto done = [&] { return s_->exit.has_value() || !s_->failure.ok(); };
+      if (timeout && !s_->cv.wait_for(lock, *timeout, done)) {
+        lock.unlock();
+        (void)s_->exec->Kill();
+        lock.lock();
+        s_->cv.wait(lock, done);
+        if (s_->exit) {
+          ExitStatus st = *s_->exit;
+          st.timed_out = true;
+          return st;
+        }
       }
+      s_->cv.wait(lock, done);
+      if (s_->exit) return *s_->exit;
+      failed = s_->failure;
     }
-    s_->cv.wait(lock, done);
-    if (s_->exit) return *s_->exit;
-    return s_->failure;
+    return Explain(failed);
   }
 
   Status DiscardOutput(int fd) override {
     if (fd != 1 && fd != 2) return Status::InvalidArgument("discard: fd must be 1 or 2");
     std::lock_guard<std::mutex> lock(s_->mu);
-    discard_[fd] = true;
+    me_->discard[fd] = true;
+    s_->cv.notify_all();
     return Status::OK();
   }
 
  private:
+  // Outside the session's lock: the explainer takes the box's.
+  Status Explain(const Status& failed) const {
+    return s_->explain ? s_->explain(failed) : failed;
+  }
+
   std::shared_ptr<MainSession::Shared> s_;
-  uint64_t pos_[3] = {0, 0, 0};  // Guarded by s_->mu.
-  bool discard_[3] = {false, false, false};
+  std::list<ViewPos>::iterator me_;  // In s_->views; guarded by s_->mu.
 };
 
 }  // namespace
 
-MainSession::MainSession(std::shared_ptr<ExecImpl> exec, OnExit on_exit)
+MainSession::MainSession(std::shared_ptr<ExecImpl> exec, OnExit on_exit, Explainer explain)
     : shared_(std::make_shared<Shared>()) {
   shared_->exec = std::move(exec);
+  shared_->explain = std::move(explain);
   // Lifetime: the thread holds the shared state; it ends with the command's stream.
   std::thread(Pump, shared_, std::move(on_exit)).detach();
 }
