@@ -305,7 +305,7 @@ Status Server::Run() {
 Status Server::Open() {
   struct utsname uts;
   splice_ok_ = options_.force_splice ||
-               (::uname(&uts) == 0 && base::EndsWith(uts.release, "-boxlite.2"));
+               (::uname(&uts) == 0 && std::string_view(uts.release).ends_with("-boxlite.2"));
   root_dir_.reset(::open(rootfs_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root_dir_) return sys::ErrnoStatus(errno, "open %s", rootfs_.c_str());
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
@@ -1620,8 +1620,8 @@ Status Server::DoMetrics(protocol::Json* reply) {
   int64_t available = 0;
   if (meminfo.ok()) {
     for (const auto& line : base::Split(*meminfo, '\n')) {
-      if (base::StartsWith(line, "MemTotal:")) total = std::atoll(line.c_str() + 9) * 1024;
-      if (base::StartsWith(line, "MemAvailable:")) available = std::atoll(line.c_str() + 13) * 1024;
+      if (line.starts_with("MemTotal:")) total = std::atoll(line.c_str() + 9) * 1024;
+      if (line.starts_with("MemAvailable:")) available = std::atoll(line.c_str() + 13) * 1024;
     }
   }
   m.mem_total = std::clamp<int64_t>(total, 0, protocol::kMaxGuestCount);
@@ -1670,7 +1670,7 @@ Status Server::DoMetrics(protocol::Json* reply) {
     int64_t opens = 0;
     int64_t errors = 0;
     for (const auto& line : base::Split(snmp.value_or(std::string()), '\n')) {
-      if (!base::StartsWith(line, "Tcp:")) continue;
+      if (!line.starts_with("Tcp:")) continue;
       auto fields = base::Split(line, ' ', true);
       if (names.empty()) {
         names = fields;

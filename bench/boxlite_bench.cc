@@ -131,7 +131,7 @@ uint64_t RssBytes(int pid) {
   auto status = boxlite::sys::ReadFile(boxlite::base::StrFormat("/proc/%d/status", pid));
   if (!status.ok()) return 0;
   for (const auto& line : boxlite::base::Split(*status, '\n')) {
-    if (boxlite::base::StartsWith(line, "VmRSS:")) {
+    if (line.starts_with("VmRSS:")) {
       return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;  // "VmRSS:\t 123 kB".
     }
   }
@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
     (void)box->Stop();
     auto files = boxlite::sys::ListDir(home.path() + "/images/rootfs");
     for (const auto& f : files.value_or(std::vector<std::string>{})) {
-      if (boxlite::base::EndsWith(f, ".ext4")) base_disk = home.path() + "/images/rootfs/" + f;
+      if (f.ends_with(".ext4")) base_disk = home.path() + "/images/rootfs/" + f;
     }
   }
   // The floor VM gets the same base disk, read through a throwaway overlay.

@@ -17,10 +17,6 @@ std::string StrFormat(const char* fmt, ...) __attribute__((format(printf, 1, 2))
 std::vector<std::string> Split(std::string_view s, char sep, bool skip_empty = false);
 std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 std::string_view Trim(std::string_view s);
-// Use std::string_view's starts_with/ends_with (C++20) in new code; these two remain
-// only until their last callers move over, then go.
-bool StartsWith(std::string_view s, std::string_view prefix);
-bool EndsWith(std::string_view s, std::string_view suffix);
 std::string ToLower(std::string_view s);
 
 // Parses a whole decimal number; nullopt on any junk, sign where unsigned, or overflow.

@@ -53,7 +53,7 @@ Result<bool> TakeGlobal(const std::vector<std::string>& args, size_t* i, GlobalF
         return Status::InvalidArgument("flag " + flag + " needs a value");
       }
       value = args[++*i];
-    } else if (base::StartsWith(arg, flag + "=")) {
+    } else if (arg.starts_with(flag + "=")) {
       value = arg.substr(flag.size() + 1);
     } else {
       continue;
@@ -73,7 +73,7 @@ Result<bool> TakeGlobal(const std::vector<std::string>& args, size_t* i, GlobalF
 
 // Whether `arg`, one of the command's flags, takes the next argument as its value.
 bool TakesNextArgument(const std::string& arg, const std::vector<FlagSpec>& specs) {
-  if (base::StartsWith(arg, "--")) {
+  if (arg.starts_with("--")) {
     if (arg.find('=') != std::string::npos) return false;
     for (const auto& s : specs) {
       if ("--" + s.long_name == arg) return s.takes_value;

@@ -84,7 +84,7 @@ bool IsLoopbackHost(std::string_view host_port) {
     return host == "::1";
   }
   host = host.substr(0, host.find(':'));
-  return host == "localhost" || base::StartsWith(host, "127.");
+  return host == "localhost" || host.starts_with("127.");
 }
 
 // Turns a distribution error body ({"errors":[{"code","message"}]}) into one line.
@@ -265,7 +265,7 @@ Endpoint RegistryClient::EndpointFor(const std::string& registry) const {
 Result<std::string> NormalizeMirrorUrl(const std::string& url) {
   std::string u = url;
   if (u.find("://") == std::string::npos) u = "https://" + u;
-  if (!base::StartsWith(u, "http://") && !base::StartsWith(u, "https://")) {
+  if (!u.starts_with("http://") && !u.starts_with("https://")) {
     return Status::InvalidArgument("invalid registry mirror \"" + url + "\"",
                                    "expected an http:// or https:// URL");
   }
@@ -299,7 +299,7 @@ std::string RegistryClient::BaseUrl(const Endpoint& endpoint) {
   if (!endpoint.http_fallback) return endpoint.base_url;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = use_http_.find(endpoint.base_url);
-  if (it != use_http_.end() && it->second && base::StartsWith(endpoint.base_url, "https://")) {
+  if (it != use_http_.end() && it->second && endpoint.base_url.starts_with("https://")) {
     return "http://" + endpoint.base_url.substr(8);
   }
   return endpoint.base_url;
@@ -329,7 +329,7 @@ RegistryClient::Response RegistryClient::Perform(const Request& request, BodySin
     auto* c = static_cast<Ctx*>(user);
     size_t len = size * n;
     std::string_view line(data, len);
-    if (base::StartsWith(line, "HTTP/")) {
+    if (line.starts_with("HTTP/")) {
       c->response->headers.clear();  // A new response (after 100-continue or similar).
       return len;
     }
@@ -533,7 +533,7 @@ Result<RegistryClient::Response> RegistryClient::Fetch(
       }
       if (resp.curl_code != CURLE_OK) {
         if (IsTlsHandshakeError(resp.curl_code) && endpoint.http_fallback && same_origin &&
-            base::StartsWith(url, "https://")) {
+            url.starts_with("https://")) {
           BOXLITE_LOG(kInfo, "registry %s: TLS handshake failed, using plain http (loopback)",
                       endpoint.display.c_str());
           std::lock_guard<std::mutex> lock(mu_);
@@ -669,7 +669,7 @@ Result<BearerToken> RegistryClient::FetchToken(const Endpoint& endpoint,
                                                const Credentials* creds,
                                                const std::atomic<bool>* cancel) {
   std::string realm = challenge.Param("realm");
-  if (!base::StartsWith(realm, "https://") && !base::StartsWith(realm, "http://")) {
+  if (!realm.starts_with("https://") && !realm.starts_with("http://")) {
     return Status::ProtocolError(
         "registry " + endpoint.display + " sent a Bearer challenge with an invalid realm",
         "\"" + realm + "\"");
@@ -795,14 +795,14 @@ Result<ManifestResponse> RegistryClient::GetManifest(const Endpoint& endpoint,
   out.media_type = base::ToLower(base::Trim(ctype.substr(0, ctype.find(';'))));
   out.digest = "sha256:" + base::Sha256Hex(resp.body);
   std::string server_digest = resp.Header("docker-content-digest");
-  if (base::StartsWith(server_digest, "sha256:") && server_digest != out.digest) {
+  if (server_digest.starts_with("sha256:") && server_digest != out.digest) {
     return Status::Corruption(
         base::StrFormat("manifest %s:%s from %s does not match its Docker-Content-Digest",
                         repository.c_str(), reference.c_str(), endpoint.display.c_str()),
         base::StrFormat("header says %s, content hashes to %s", server_digest.c_str(),
                         out.digest.c_str()));
   }
-  if (base::StartsWith(reference, "sha256:") && reference != out.digest) {
+  if (reference.starts_with("sha256:") && reference != out.digest) {
     return Status::Corruption(
         base::StrFormat("manifest %s from %s does not match its digest", reference.c_str(),
                         endpoint.display.c_str()),
@@ -837,7 +837,7 @@ class BlobFileSinkImpl {
     if (status == 206) {
       // "bytes START-END/TOTAL"
       uint64_t start = UINT64_MAX;
-      if (base::StartsWith(content_range, "bytes ")) {
+      if (content_range.starts_with("bytes ")) {
         std::string_view r = std::string_view(content_range).substr(6);
         auto parsed = base::ParseUint(r.substr(0, r.find('-')));
         if (parsed) start = *parsed;

@@ -691,9 +691,9 @@ Result<uint64_t> Store::CollectLocked() {
   std::string lock_dir = sys::JoinPath(dir_, "locks");
   BOXLITE_ASSIGN_OR_RETURN(auto locks, sys::ListDir(lock_dir));
   for (const auto& name : locks) {
-    if (!base::EndsWith(name, ".lock") || name == "gc.lock" || name == "index.lock") continue;
+    if (!name.ends_with(".lock") || name == "gc.lock" || name == "index.lock") continue;
     std::string stem = name.substr(0, name.size() - 5);
-    bool live = base::StartsWith(stem, "rootfs-") ? live_chains.count(stem.substr(7)) > 0
+    bool live = stem.starts_with("rootfs-") ? live_chains.count(stem.substr(7)) > 0
                                                   : live_blobs.count(stem) > 0;
     if (!live) BOXLITE_RETURN_IF_ERROR(remove(sys::JoinPath(lock_dir, name)));
   }

@@ -1103,7 +1103,7 @@ Result<BoxMetrics> BoxImpl::Metrics() {
     auto status = sys::ReadFile(base::StrFormat("/proc/%d/status", pid));
     if (status.ok()) {
       for (const auto& line : base::Split(*status, '\n')) {
-        if (base::StartsWith(line, "VmRSS:")) {
+        if (line.starts_with("VmRSS:")) {
           m.memory_rss_bytes = std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
           m.memory_bytes = m.memory_rss_bytes;
         }

@@ -66,7 +66,7 @@ std::vector<std::string> ListFrom(const EnvironmentLookup& env, const char* var,
 Result<std::string> NormalizeInsecureRegistry(std::string_view entry) {
   std::string host(entry);
   for (const char* scheme : {"http://", "https://"}) {
-    if (base::StartsWith(host, scheme)) host = host.substr(std::string_view(scheme).size());
+    if (host.starts_with(scheme)) host = host.substr(std::string_view(scheme).size());
   }
   while (!host.empty() && host.back() == '/') host.pop_back();
   ImageRegistry check;
@@ -166,7 +166,7 @@ const std::vector<EnvironmentVariable>& EnvironmentVariables() {
 }
 
 std::optional<std::string> EnvironmentValue(std::string_view name) {
-  if (base::StartsWith(name, "BOXLITE_")) {
+  if (name.starts_with("BOXLITE_")) {
     bool listed = false;
     for (const auto& v : EnvironmentVariables()) listed = listed || name == v.name;
     if (!listed) {

@@ -275,7 +275,7 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Get(std::string_view id_or_name) {
     auto box = weak.lock();
     if (!box) continue;
     if (box->name() == id_or_name || id == id_or_name) return std::shared_ptr<Box>(box);
-    if (id_or_name.size() >= 4 && base::StartsWith(id, id_or_name)) {
+    if (id_or_name.size() >= 4 && id.starts_with(id_or_name)) {
       found = box;
       ++matches;
     }
@@ -293,7 +293,7 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Get(std::string_view id_or_name) {
       found.reset();
       break;
     }
-    if (id_or_name.size() >= 4 && base::StartsWith(record.id, id_or_name)) {
+    if (id_or_name.size() >= 4 && record.id.starts_with(id_or_name)) {
       on_disk = record;
       ++matches;
     }

@@ -64,7 +64,7 @@ AccelInputs ReadAccelInputs(const std::string& forced) {
   auto cpuinfo = sys::ReadFile("/proc/cpuinfo");
   if (cpuinfo.ok()) {
     for (const auto& line : base::Split(*cpuinfo, '\n')) {
-      if (base::StartsWith(line, "flags")) {
+      if (line.starts_with("flags")) {
         size_t colon = line.find(':');
         if (colon != std::string::npos) in.cpu_flags = line.substr(colon + 1);
         break;

@@ -63,7 +63,7 @@ Result<std::optional<std::string>> ReadReport(int fd, Clock::time_point deadline
 // that status.
 Result<std::vector<PortPublish>> ParseReport(const std::string& line,
                                              const std::vector<PortPublish>& asked) {
-  if (base::StartsWith(line, "error ")) {
+  if (line.starts_with("error ")) {
     std::string rest = line.substr(6);
     size_t space = rest.find(' ');
     std::string code = rest.substr(0, space);
