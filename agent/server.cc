@@ -277,7 +277,7 @@ void Server::EndSession(Conn* conn) {
       continue;
     }
     if (exec->is_file || exec->finished) {
-      if (exec->put_dir) ::unlinkat(exec->put_dir.get(), exec->put_tmp.c_str(), 0);
+      if (exec->put.dir) ::unlinkat(exec->put.dir.get(), exec->put.tmp.c_str(), 0);
       it = execs_.erase(it);
       continue;
     }

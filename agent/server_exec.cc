@@ -477,10 +477,10 @@ void Server::OnStdinData(Conn* conn, uint32_t stream, std::string_view bytes) {
   if (exec == nullptr || exec->stdin_close_requested) return;
   if (exec->is_file) {
     // put_file content: written straight to the temporary file.
-    exec->put_received += bytes.size();
-    if (exec->put_error.ok() && exec->stdin_fd) {
+    exec->put.received += bytes.size();
+    if (exec->put.error.ok() && exec->stdin_fd) {
       Status w = sys::WriteAll(exec->stdin_fd.get(), bytes);
-      if (!w.ok()) exec->put_error = w.Wrap(exec->put_path);
+      if (!w.ok()) exec->put.error = w.Wrap(exec->put.path);
     }
     exec->stdin_unacked += static_cast<int64_t>(bytes.size());
     if (exec->stdin_unacked >= 256 * 1024) {

@@ -196,15 +196,15 @@ Status Server::DoPutFile(Conn* conn, uint32_t stream, const protocol::Json& req,
   exec->stdin_fd.reset(fd);
   exec->out[1].eof = true;
   exec->out[2].eof = true;
-  exec->put_path = info.path;
-  exec->put_expected = static_cast<uint64_t>(info.size);
-  exec->put_tmp = tmp_name;
-  exec->put_name = name;
-  exec->put_no_replace = no_replace;
-  exec->put_dir = std::move(parent);
-  exec->put_mode = static_cast<mode_t>(info.mode);
-  exec->put_uid = static_cast<uid_t>(info.uid);
-  exec->put_gid = static_cast<gid_t>(info.gid);
+  exec->put.path = info.path;
+  exec->put.expected = static_cast<uint64_t>(info.size);
+  exec->put.tmp = tmp_name;
+  exec->put.name = name;
+  exec->put.no_replace = no_replace;
+  exec->put.dir = std::move(parent);
+  exec->put.mode = static_cast<mode_t>(info.mode);
+  exec->put.uid = static_cast<uid_t>(info.uid);
+  exec->put.gid = static_cast<gid_t>(info.gid);
   protocol::Json r = {{"stdin_window", kStdinWindow}};
   execs_[Key(conn, stream)] = std::move(exec);
   *reply = r;
@@ -213,29 +213,29 @@ Status Server::DoPutFile(Conn* conn, uint32_t stream, const protocol::Json& req,
 
 void Server::FinishPut(Exec* exec) {
   Conn* conn = exec->conn;
-  Status s = exec->put_error;
-  int dirfd = exec->put_dir.get();
-  const std::string& name = exec->put_name;
-  if (s.ok() && exec->put_received != exec->put_expected) {
-    s = Status::IoError(base::StrFormat("%s: received %llu of %llu bytes", exec->put_path.c_str(),
-                                        static_cast<unsigned long long>(exec->put_received),
-                                        static_cast<unsigned long long>(exec->put_expected)));
+  Status s = exec->put.error;
+  int dirfd = exec->put.dir.get();
+  const std::string& name = exec->put.name;
+  if (s.ok() && exec->put.received != exec->put.expected) {
+    s = Status::IoError(base::StrFormat("%s: received %llu of %llu bytes", exec->put.path.c_str(),
+                                        static_cast<unsigned long long>(exec->put.received),
+                                        static_cast<unsigned long long>(exec->put.expected)));
   }
-  if (s.ok() && ::fchown(exec->stdin_fd.get(), exec->put_uid, exec->put_gid) != 0) {
-    s = sys::ErrnoStatus(errno, "chown %s", exec->put_path.c_str());
+  if (s.ok() && ::fchown(exec->stdin_fd.get(), exec->put.uid, exec->put.gid) != 0) {
+    s = sys::ErrnoStatus(errno, "chown %s", exec->put.path.c_str());
   }
   // chmod after chown: chown clears setuid/setgid bits.
-  if (s.ok() && ::fchmod(exec->stdin_fd.get(), exec->put_mode) != 0) {
-    s = sys::ErrnoStatus(errno, "chmod %s", exec->put_path.c_str());
+  if (s.ok() && ::fchmod(exec->stdin_fd.get(), exec->put.mode) != 0) {
+    s = sys::ErrnoStatus(errno, "chmod %s", exec->put.path.c_str());
   }
   // renameat2(RENAME_NOREPLACE): an entry that appeared during the transfer is kept.
-  if (s.ok() && ::renameat2(dirfd, exec->put_tmp.c_str(), dirfd, name.c_str(),
-                            exec->put_no_replace ? RENAME_NOREPLACE : 0) != 0) {
-    s = errno == EEXIST && exec->put_no_replace
-            ? Status::AlreadyExists(exec->put_path + " already exists in the box and overwrite is off")
-            : sys::ErrnoStatus(errno, "rename into %s", exec->put_path.c_str());
+  if (s.ok() && ::renameat2(dirfd, exec->put.tmp.c_str(), dirfd, name.c_str(),
+                            exec->put.no_replace ? RENAME_NOREPLACE : 0) != 0) {
+    s = errno == EEXIST && exec->put.no_replace
+            ? Status::AlreadyExists(exec->put.path + " already exists in the box and overwrite is off")
+            : sys::ErrnoStatus(errno, "rename into %s", exec->put.path.c_str());
   }
-  if (!s.ok()) ::unlinkat(dirfd, exec->put_tmp.c_str(), 0);
+  if (!s.ok()) ::unlinkat(dirfd, exec->put.tmp.c_str(), 0);
   if (exec->stdin_unacked > 0) {
     std::string credit;
     protocol::AppendCredit(&credit, exec->stream, protocol::kFdStdin,
