@@ -108,6 +108,22 @@ class Server {
     size_t splicing = 0;   // Bytes announced in a header and not yet spliced to the port.
   };
 
+  // What a put_file keeps while its data arrives (agent/server_files.cc):
+  // the data goes to `tmp` in `dir`, renamed to `name` when complete.
+  struct Transfer {
+    base::UniqueFd dir;
+    std::string tmp;
+    std::string name;
+    bool no_replace = false;  // put_file "no_replace": keep an existing `name`.
+    std::string path;         // As the host named it, for messages.
+    mode_t mode = 0644;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    uint64_t expected = 0;
+    uint64_t received = 0;
+    Status error;
+  };
+
   // A running process, or a file being sent to or received from the host.
   struct Exec {
     Conn* conn = nullptr;
@@ -133,18 +149,7 @@ class Server {
     bool exited = false;
     int wait_status = 0;
     bool finished = false;
-    // put_file: the data goes to put_tmp in put_dir, renamed to put_name when complete.
-    base::UniqueFd put_dir;
-    std::string put_tmp;
-    std::string put_name;
-    bool put_no_replace = false;  // put_file "no_replace": keep an existing put_name.
-    std::string put_path;  // As the host named it, for messages.
-    mode_t put_mode = 0644;
-    uid_t put_uid = 0;
-    gid_t put_gid = 0;
-    uint64_t put_expected = 0;
-    uint64_t put_received = 0;
-    Status put_error;
+    Transfer put;  // A put_file's state (is_file set); a get_file needs only out[1].
   };
 
   using ExecKey = uint64_t;

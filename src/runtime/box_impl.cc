@@ -795,7 +795,7 @@ Result<std::shared_ptr<ExecImpl>> BoxImpl::CallAttachMainLocked(
 
 namespace {
 
-// "main command exited with code N" in the console after `offset` (agent/server.cc writes
+// "main command exited with code N" in the console after `offset` (agent/server_exec.cc writes
 // it when the main command ends). The console is the guest's: the number is bounded and
 // only what the guest reports.
 std::optional<int> MainExitFromConsole(int fd, uint64_t offset) {

@@ -1,0 +1,715 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// The agent's processes: exec and attach requests, the child plan and its start, stdio
+// pumping, reaping and exit events, and the box's main command with its orphaned backlog
+// (agent/server.h; the design is in agent/server.cc). A little over 700 lines: a process
+// from its request to its exit event is one path, kept in one file.
+#include "agent/server.h"
+#include "agent/server_internal.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "agent/init.h"
+#include "agent/process_security.h"
+#include "agent/users.h"
+#include "src/base/macros.h"
+#include "src/base/strings.h"
+#include "src/sys/errno_status.h"
+#include "src/sys/fs.h"
+
+namespace boxlite::agent {
+
+namespace {
+
+bool HasEnv(const std::vector<std::string>& env, std::string_view key) {
+  for (const auto& e : env) {
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=') {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string EnvValue(const std::vector<std::string>& env, std::string_view key) {
+  for (const auto& e : env) {
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=') {
+      return e.substr(key.size() + 1);
+    }
+  }
+  return std::string();
+}
+
+void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+// Everything the child needs after fork, prepared before it.
+struct ChildPlan {
+  std::vector<std::string> argv_store;
+  std::vector<std::string> env_store;
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  std::vector<std::string> candidates;  // Paths to try, inside the chroot.
+  std::string rootfs;  // Empty: no chroot (ServerOptions::host_processes).
+  std::string cwd;
+  bool switch_user = true;
+  std::string pty_slave;  // Non-empty: open this as the controlling terminal.
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  int fds[3] = {-1, -1, -1};
+  int status_fd = -1;
+  int cgroup_procs_fd = -1;  // When set: join the box's cgroup (pids limit) first.
+  ProcessSecurity security;  // Limits, capabilities, descriptors (process_security.h).
+};
+
+void WriteStr(int fd, const char* s) {
+  ssize_t ignored = ::write(fd, s, std::strlen(s));
+  (void)ignored;
+}
+
+// What a child that could not start reports (ChildFail): the errno, and 127 for a
+// program not found or 126 for anything else.
+bool IsNotFound(int err, int code) { return err == ENOENT && code == 127; }
+constexpr char kNotFound[] = "executable file not found in $PATH";
+
+[[noreturn]] void ChildFail(const ChildPlan& plan, int err, const char* what, const char* arg,
+                            int code) {
+  // After fork: async-signal-safe calls only.
+  WriteStr(2, "boxlite: ");
+  WriteStr(2, what);
+  WriteStr(2, " \"");
+  WriteStr(2, arg);
+  WriteStr(2, "\": ");
+  WriteStr(2, IsNotFound(err, code) ? kNotFound : ::strerror(err));
+  WriteStr(2, "\n");
+  int report[2] = {err, code};
+  ssize_t ignored = ::write(plan.status_fd, report, sizeof(report));
+  (void)ignored;
+  _exit(code);
+}
+
+[[noreturn]] void ChildMain(const ChildPlan& plan) {
+  // After fork: async-signal-safe calls only (the agent is single-threaded, but keep the
+  // child minimal anyway).
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::signal(SIGPIPE, SIG_DFL);
+  ::setpriority(PRIO_PROCESS, 0, 0);  // The agent's own priority is not the user's.
+  if (plan.cgroup_procs_fd >= 0) {
+    ssize_t ignored = ::write(plan.cgroup_procs_fd, "0", 1);
+    (void)ignored;
+  }
+  ::setsid();
+  if (!plan.pty_slave.empty()) {
+    int slave = ::open(plan.pty_slave.c_str(), O_RDWR);
+    if (slave < 0) ChildFail(plan, errno, "open terminal", plan.pty_slave.c_str(), 126);
+    ::ioctl(slave, TIOCSCTTY, 0);
+    for (int i = 0; i < 3; ++i) ::dup2(slave, i);
+    if (slave > 2) ::close(slave);
+  } else {
+    for (int i = 0; i < 3; ++i) ::dup2(plan.fds[i], i);
+  }
+  if (!plan.rootfs.empty() && ::chroot(plan.rootfs.c_str()) != 0) {
+    ChildFail(plan, errno, "chroot", "/", 126);
+  }
+  if (::chdir(plan.cwd.c_str()) != 0) ChildFail(plan, errno, "chdir to", plan.cwd.c_str(), 126);
+  const char* step = nullptr;
+  if (int err = ApplyProcessSecurity(plan.security, &step); err != 0) {
+    ChildFail(plan, err, step, plan.argv[0], 126);
+  }
+  if (plan.switch_user &&
+      (::setgroups(plan.groups.size(), plan.groups.data()) != 0 || ::setgid(plan.gid) != 0 ||
+       ::setuid(plan.uid) != 0)) {
+    ChildFail(plan, errno, "switch to user of", plan.argv[0], 126);
+  }
+  int err = ENOENT;
+  for (const auto& candidate : plan.candidates) {
+    ::execve(candidate.c_str(), plan.argv.data(), plan.envp.data());
+    // Like execvp: remember EACCES but keep looking; anything else but ENOENT/ENOTDIR
+    // means the file exists and could not run.
+    if (errno == EACCES) {
+      err = EACCES;
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+      err = errno;
+      break;
+    }
+  }
+  ChildFail(plan, err, "exec", plan.argv[0], err == ENOENT ? 127 : 126);
+}
+
+}  // namespace
+
+void Server::KillExecsOf(Conn* conn, bool spare_main) {
+  for (auto& [key, exec] : execs_) {
+    if (exec->conn != conn || (spare_main && exec->main)) continue;
+    if (!exec->is_file && !exec->exited && exec->pid > 0) ::kill(-exec->pid, SIGKILL);
+  }
+}
+
+void Server::OrphanMain(Exec* exec) {
+  ExecKey old_key = Key(exec->conn, exec->stream);
+  auto node = execs_.extract(old_key);
+  if (node.empty()) return;
+  exec->orphaned = true;
+  exec->stream = kOrphanStream;
+  for (auto& b : exec->backlog) b.clear();
+  exec->stdin_pending.clear();
+  if (exec->stdin_watching) Watch(exec->stdin_fd.get(), 0, 0, &exec->stdin_watching);
+  node.key() = Key(exec->conn, kOrphanStream);
+  ExecKey new_key = node.key();
+  execs_.insert(std::move(node));
+  if (exec->pid > 0 && !exec->exited) pid_to_exec_[exec->pid] = new_key;
+  for (int which = 1; which <= 2; ++which) {
+    exec->out[which].credit = INT64_MAX / 2;
+    UpdateWatch(exec, which);  // Re-tagged with the new stream id.
+  }
+  if (exec->exited) MaybeFinish(exec);
+}
+
+void Server::OnMainExit(const Exec& exec, int64_t exit_code) {
+  main_running_ = false;
+  if (exec.main_optional && !exec.start_error.empty()) {
+    ConsoleLog("the image's command could not start (%s); the box runs without a main command",
+               exec.start_error.c_str());
+    return;
+  }
+  // The host reads this line back from the console log when no host saw the exit event
+  // (docs/protocol.md, "Connections").
+  ConsoleLog("main command exited with code %lld", static_cast<long long>(exit_code));
+  for (auto& c : conns_) KillExecsOf(c.get());
+  if (options_.machine) ::sync();
+  shutdown_ = true;
+}
+
+Server::Exec* Server::FindExec(Conn* conn, uint32_t stream) {
+  auto it = execs_.find(Key(conn, stream));
+  return it == execs_.end() ? nullptr : it->second.get();
+}
+
+Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
+                      protocol::Json* reply) {
+  WaitForRootfs();
+  if (!configured_) return Status::FailedPrecondition("exec before hello");
+  if (FindExec(conn, stream) != nullptr) {
+    return Status::AlreadyExists("stream in use", std::to_string(stream));
+  }
+  protocol::ExecRequest r;
+  BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
+
+  auto passwd = sys::ReadFile(rootfs_ + "/etc/passwd");
+  auto group = sys::ReadFile(rootfs_ + "/etc/group");
+  BOXLITE_ASSIGN_OR_RETURN(Identity id, ResolveUser(r.user, passwd.value_or(std::string()),
+                                                    group.value_or(std::string())));
+  ChildPlan plan;
+  plan.argv_store = r.argv;
+  plan.env_store = r.env;
+  if (!HasEnv(plan.env_store, "PATH")) plan.env_store.push_back(std::string("PATH=") + kDefaultPath);
+  if (!HasEnv(plan.env_store, "HOME")) plan.env_store.push_back("HOME=" + id.home);
+  if (!HasEnv(plan.env_store, "HOSTNAME")) plan.env_store.push_back("HOSTNAME=" + config_.hostname);
+  if (r.tty && !HasEnv(plan.env_store, "TERM")) plan.env_store.push_back("TERM=xterm");
+  for (auto& a : plan.argv_store) plan.argv.push_back(a.data());
+  plan.argv.push_back(nullptr);
+  for (auto& e : plan.env_store) plan.envp.push_back(e.data());
+  plan.envp.push_back(nullptr);
+  const std::string& prog = plan.argv_store[0];
+  if (prog.find('/') != std::string::npos) {
+    plan.candidates.push_back(prog);
+  } else {
+    for (const auto& dir : base::Split(EnvValue(plan.env_store, "PATH"), ':', true)) {
+      plan.candidates.push_back(sys::JoinPath(dir, prog));
+    }
+  }
+  plan.rootfs = rootfs_;
+  plan.cwd = r.cwd.empty() ? "/" : r.cwd;
+  plan.uid = id.uid;
+  plan.gid = id.gid;
+  plan.groups = id.groups;
+  plan.security.capabilities = config_.capabilities;
+  plan.security.limits = config_.limits;
+  plan.security.close_fds = config_.close_fds;
+  if (!options_.machine) {
+    if (!options_.host_processes) return Status::NotSupported("exec: this server starts no processes");
+    plan.rootfs.clear();  // On the host's file system, beneath the served directory.
+    plan.cwd = sys::JoinPath(rootfs_, plan.cwd);
+    plan.switch_user = false;
+  }
+  base::UniqueFd cgroup_procs = options_.machine ? OpenExecCgroup() : base::UniqueFd();
+  plan.cgroup_procs_fd = cgroup_procs.get();
+
+  if (r.main && (r.detached || main_running_)) {
+    return Status::FailedPrecondition(r.detached ? "a main command cannot be detached"
+                                                 : "the box runs a main command already");
+  }
+  if (r.detached) {
+    // Background process: stdio on the console, nothing to stream, reaped as an orphan.
+    // Off the machine, the host's console is not the box's: output goes nowhere.
+    base::UniqueFd console(options_.machine ? ::open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC)
+                                            : -1);
+    base::UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    plan.fds[0] = null.get();
+    plan.fds[1] = plan.fds[2] = console ? console.get() : null.get();
+    int sp[2];
+    if (::pipe2(sp, O_CLOEXEC) != 0) return sys::ErrnoStatus(errno, "pipe");
+    base::UniqueFd status_read(sp[0]);
+    base::UniqueFd status_write(sp[1]);
+    plan.status_fd = sp[1];
+    pid_t pid = ::vfork();  // Why vfork: see the attached case below.
+    if (pid < 0) return sys::ErrnoStatus(errno, "fork");
+    if (pid == 0) ChildMain(plan);
+    status_write.reset();
+    int report[2];
+    ssize_t n;
+    do {
+      n = ::read(status_read.get(), report, sizeof(report));
+    } while (n < 0 && errno == EINTR);
+    if (n == sizeof(report)) {
+      return IsNotFound(report[0], report[1])
+                 ? Status::NotFound(kNotFound, r.argv[0])
+                 : sys::ErrnoStatus(report[0], "exec %s", r.argv[0].c_str());
+    }
+    protocol::ExecResponse resp;
+    resp.pid = pid;
+    *reply = protocol::ToJson(resp);
+    return Status::OK();
+  }
+  auto exec = std::make_unique<Exec>();
+  exec->conn = conn;
+  exec->stream = stream;
+  exec->tty = r.tty;
+  exec->main = r.main;
+  exec->main_optional = r.main_optional;
+  base::UniqueFd child_ends[3];
+  if (r.tty) {
+    base::UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master || ::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) {
+      return sys::ErrnoStatus(errno, "open a pseudo-terminal");
+    }
+    char name[128];
+    if (::ptsname_r(master.get(), name, sizeof(name)) != 0) {
+      return sys::ErrnoStatus(errno, "ptsname");
+    }
+    plan.pty_slave = name;
+    struct winsize ws = {};
+    ws.ws_row = static_cast<unsigned short>(r.rows > 0 ? r.rows : 24);
+    ws.ws_col = static_cast<unsigned short>(r.cols > 0 ? r.cols : 80);
+    ::ioctl(master.get(), TIOCSWINSZ, &ws);
+    SetNonBlocking(master.get());
+    int dup_fd = ::fcntl(master.get(), F_DUPFD_CLOEXEC, 3);
+    if (dup_fd < 0) return sys::ErrnoStatus(errno, "dup pty");
+    exec->stdin_fd.reset(dup_fd);
+    exec->out[1].fd = std::move(master);
+    exec->out[2].eof = true;
+  } else {
+    int p[2];
+    if (r.stdin_open) {
+      if (::pipe2(p, O_CLOEXEC) != 0) return sys::ErrnoStatus(errno, "pipe");
+      child_ends[0].reset(p[0]);
+      exec->stdin_fd.reset(p[1]);
+      SetNonBlocking(p[1]);
+    } else {
+      child_ends[0].reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    }
+    for (int which = 1; which <= 2; ++which) {
+      if (::pipe2(p, O_CLOEXEC) != 0) return sys::ErrnoStatus(errno, "pipe");
+      exec->out[which].fd.reset(p[0]);
+      child_ends[which].reset(p[1]);
+      SetNonBlocking(p[0]);
+      ::fcntl(p[0], F_SETPIPE_SZ, 1 << 20);
+    }
+    for (int i = 0; i < 3; ++i) plan.fds[i] = child_ends[i].get();
+  }
+  int sp[2];
+  if (::pipe2(sp, O_CLOEXEC | O_NONBLOCK) != 0) return sys::ErrnoStatus(errno, "pipe");
+  base::UniqueFd status_read(sp[0]);
+  base::UniqueFd status_write(sp[1]);
+  plan.status_fd = sp[1];
+
+  // vfork: the child only makes system calls before execve (see ChildMain), and not
+  // copying the agent's page tables saves part of an exec's cost under TCG.
+  pid_t pid = ::vfork();
+  if (pid < 0) return sys::ErrnoStatus(errno, "fork");
+  if (pid == 0) ChildMain(plan);
+  exec->pid = pid;
+  // The parent of a vfork resumes once the child has called execve or exited, and a
+  // child that fails writes its report before exiting: whatever is in the pipe now is
+  // all there will be. (The report is a nonblocking write of 8 bytes; it cannot tear.)
+  int report[2];
+  if (::read(status_read.get(), report, sizeof(report)) == sizeof(report)) {
+    exec->start_error = IsNotFound(report[0], report[1]) ? kNotFound : ::strerror(report[0]);
+  }
+  for (auto& end : child_ends) end.reset();
+  for (int which = 1; which <= 2; ++which) exec->out[which].credit = r.window;
+  ExecKey key = Key(conn, stream);
+  pid_to_exec_[pid] = key;
+  if (exec->main) main_running_ = true;
+  Exec* raw = exec.get();
+  execs_[key] = std::move(exec);
+  UpdateWatch(raw, 1);
+  UpdateWatch(raw, 2);
+  protocol::ExecResponse resp;
+  resp.pid = pid;
+  resp.stdin_window = raw->stdin_fd ? kStdinWindow : 0;
+  *reply = protocol::ToJson(resp);
+  return Status::OK();
+}
+
+Status Server::DoSignal(Conn* conn, const protocol::Json& req) {
+  protocol::SignalRequest r;
+  BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
+  Exec* exec = FindExec(conn, static_cast<uint32_t>(r.target));
+  if (exec == nullptr || exec->exited || exec->is_file) {
+    return Status::NotFound("no running exec on stream", std::to_string(r.target));
+  }
+  // The exec leads its own process group: signal the whole group, as a terminal would.
+  if (::kill(-exec->pid, static_cast<int>(r.signal)) != 0 &&
+      ::kill(exec->pid, static_cast<int>(r.signal)) != 0) {
+    return sys::ErrnoStatus(errno, "signal %lld", static_cast<long long>(r.signal));
+  }
+  return Status::OK();
+}
+
+Status Server::DoResize(Conn* conn, const protocol::Json& req) {
+  protocol::ResizeRequest r;
+  BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
+  Exec* exec = FindExec(conn, static_cast<uint32_t>(r.target));
+  if (exec == nullptr) return Status::NotFound("no exec on stream", std::to_string(r.target));
+  if (!exec->tty) return Status::FailedPrecondition("resize: the exec has no terminal");
+  struct winsize ws = {};
+  ws.ws_row = static_cast<unsigned short>(r.rows);
+  ws.ws_col = static_cast<unsigned short>(r.cols);
+  if (::ioctl(exec->out[1].fd.get(), TIOCSWINSZ, &ws) != 0) {
+    return sys::ErrnoStatus(errno, "resize terminal");
+  }
+  return Status::OK();
+}
+
+Status Server::DoAttach(Conn* conn, uint32_t stream, const protocol::Json& req,
+                        protocol::Json* reply) {
+  if (!configured_) return Status::FailedPrecondition("attach before hello");
+  std::string target;
+  int64_t window = protocol::kDefaultWindow;
+  BOXLITE_RETURN_IF_ERROR(protocol::GetString(req, "target", &target, true));
+  BOXLITE_RETURN_IF_ERROR(protocol::GetInt(req, "window", &window));
+  if (target != "main") return Status::InvalidArgument("attach: unknown target", target);
+  if (window < 0 || window > INT32_MAX) return Status::InvalidArgument("attach: window out of range");
+  if (FindExec(conn, stream) != nullptr) {
+    return Status::AlreadyExists("stream in use", std::to_string(stream));
+  }
+  auto found = execs_.end();
+  for (auto it = execs_.begin(); it != execs_.end(); ++it) {
+    if (it->second->main && !it->second->finished) found = it;
+  }
+  if (found == execs_.end()) return Status::NotFound("no main command is running in the box");
+  Exec* exec = found->second.get();
+  if (!exec->orphaned) {
+    return Status::AlreadyExists("the box's main command is attached to another host connection",
+                                 "detach it there first");
+  }
+  // The connection takes the command over, under the stream id of this request.
+  auto node = execs_.extract(found);
+  exec->conn = conn;
+  exec->stream = stream;
+  exec->orphaned = false;
+  node.key() = Key(conn, stream);
+  ExecKey key = node.key();
+  execs_.insert(std::move(node));
+  if (exec->pid > 0 && !exec->exited) pid_to_exec_[exec->pid] = key;
+  exec->stdin_unacked = 0;
+  exec->stdin_pending.clear();
+  exec->stdin_close_requested = false;
+  for (int which = 1; which <= 2; ++which) {
+    exec->out[which].credit = window;
+    UpdateWatch(exec, which);  // Re-tagged; reads resume once the backlog has gone out.
+  }
+  UpdateStdinWatch(exec);
+  replay_after_response_ = key;
+  protocol::ExecResponse resp;
+  resp.pid = exec->pid;
+  resp.stdin_window = exec->stdin_fd ? kStdinWindow : 0;
+  *reply = protocol::ToJson(resp);
+  (*reply)["tty"] = exec->tty;
+  return Status::OK();
+}
+
+void Server::ReplayBacklog(Exec* exec) {
+  for (int which = 1; which <= 2; ++which) {
+    Output& out = exec->out[which];
+    std::string& backlog = exec->backlog[which];
+    // No more than the host granted: the oldest bytes go first.
+    size_t n = std::min(backlog.size(), static_cast<size_t>(std::max<int64_t>(out.credit, 0)));
+    size_t at = backlog.size() - n;
+    while (at < backlog.size()) {
+      size_t len = std::min(kReadChunk, backlog.size() - at);
+      std::string frame;
+      protocol::AppendDataHeader(&frame, exec->stream, static_cast<uint8_t>(which), len);
+      frame.append(backlog, at, len);
+      Send(exec->conn, std::move(frame));
+      out.credit -= static_cast<int64_t>(len);
+      at += len;
+    }
+    backlog.clear();
+    backlog.shrink_to_fit();
+    if (out.eof && out.fd) {
+      // The command closed this stream while nobody was attached.
+      std::string close;
+      protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
+      Send(exec->conn, std::move(close));
+    }
+    UpdateWatch(exec, which);
+  }
+  if (exec->exited) MaybeFinish(exec);
+}
+
+void Server::OnStdinData(Conn* conn, uint32_t stream, std::string_view bytes) {
+  Exec* exec = FindExec(conn, stream);
+  if (exec == nullptr || exec->stdin_close_requested) return;
+  if (exec->is_file) {
+    // put_file content: written straight to the temporary file.
+    exec->put.received += bytes.size();
+    if (exec->put.error.ok() && exec->stdin_fd) {
+      Status w = sys::WriteAll(exec->stdin_fd.get(), bytes);
+      if (!w.ok()) exec->put.error = w.Wrap(exec->put.path);
+    }
+    exec->stdin_unacked += static_cast<int64_t>(bytes.size());
+    if (exec->stdin_unacked >= 256 * 1024) {
+      std::string frame;
+      protocol::AppendCredit(&frame, stream, protocol::kFdStdin,
+                             static_cast<uint32_t>(exec->stdin_unacked));
+      exec->stdin_unacked = 0;
+      Send(conn, std::move(frame));
+    }
+    return;
+  }
+  if (!exec->stdin_fd) return;
+  exec->stdin_pending.append(bytes);
+  FlushStdin(exec);
+}
+
+void Server::OnStdinClose(Conn* conn, uint32_t stream) {
+  Exec* exec = FindExec(conn, stream);
+  if (exec == nullptr) return;
+  exec->stdin_close_requested = true;
+  if (exec->is_file) {
+    FinishPut(exec);
+    return;
+  }
+  FlushStdin(exec);
+}
+
+void Server::FlushStdin(Exec* exec) {
+  while (exec->stdin_fd && !exec->stdin_pending.empty()) {
+    ssize_t n = ::write(exec->stdin_fd.get(), exec->stdin_pending.data(),
+                        exec->stdin_pending.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      // The reader is gone (EPIPE): drop what is left, as a pipe would.
+      exec->stdin_pending.clear();
+      if (exec->stdin_watching) {
+        Watch(exec->stdin_fd.get(), 0, 0, &exec->stdin_watching);
+      }
+      exec->stdin_fd.reset();
+      break;
+    }
+    exec->stdin_pending.erase(0, static_cast<size_t>(n));
+    exec->stdin_unacked += n;
+  }
+  // Return credit in batches so a byte-at-a-time terminal does not double the frames.
+  if (exec->stdin_unacked >= 64 * 1024 ||
+      (exec->stdin_unacked > 0 && exec->stdin_pending.empty())) {
+    std::string frame;
+    protocol::AppendCredit(&frame, exec->stream, protocol::kFdStdin,
+                           static_cast<uint32_t>(exec->stdin_unacked));
+    exec->stdin_unacked = 0;
+    Send(exec->conn, std::move(frame));
+  }
+  if (exec->stdin_pending.empty() && exec->stdin_close_requested && exec->stdin_fd) {
+    if (exec->tty) {
+      // A terminal has no half-close: send EOF (^D) the way a user would.
+      ssize_t ignored = ::write(exec->stdin_fd.get(), "\x04", 1);
+      (void)ignored;
+    }
+    if (exec->stdin_watching) {
+      Watch(exec->stdin_fd.get(), 0, Tag(kTagStdin, exec->conn->index, exec->stream),
+            &exec->stdin_watching);
+    }
+    exec->stdin_fd.reset();
+  }
+  UpdateStdinWatch(exec);
+}
+
+void Server::UpdateStdinWatch(Exec* exec) {
+  if (!exec->stdin_fd) {
+    exec->stdin_watching = false;
+    return;
+  }
+  uint32_t want = exec->stdin_pending.empty() ? 0u : uint32_t{EPOLLOUT};
+  Watch(exec->stdin_fd.get(), want, Tag(kTagStdin, exec->conn->index, exec->stream),
+        &exec->stdin_watching);
+}
+
+void Server::OnCredit(Conn* conn, uint32_t stream, uint8_t fd, uint32_t bytes) {
+  Exec* exec = FindExec(conn, stream);
+  if (exec == nullptr || (fd != 1 && fd != 2)) return;
+  exec->out[fd].credit += bytes;
+  UpdateWatch(exec, fd);
+  if (exec->exited) MaybeFinish(exec);
+}
+
+void Server::UpdateWatch(Exec* exec, int which) {
+  Output& out = exec->out[which];
+  if (!out.fd || !out.pollable) return;
+  uint32_t want =
+      (!out.eof && out.credit > 0 && out.splicing == 0) ? uint32_t{EPOLLIN} : 0u;
+  Watch(out.fd.get(), want, Tag(kTagOutput, exec->conn->index, exec->stream, which),
+        &out.watching);
+}
+
+void Server::PumpOutput(Exec* exec, int which) {
+  Output& out = exec->out[which];
+  if (!out.fd || out.eof || out.credit <= 0 || out.splicing > 0) return;
+  Conn* conn = exec->conn;
+  if (exec->orphaned) {
+    // Nobody reads the main command's output now: drain it so it never blocks, keeping
+    // the newest kMainBacklog bytes for the next host that attaches.
+    static char sink[kReadChunk];  // The loop is single-threaded.
+    ssize_t n = ::read(out.fd.get(), sink, sizeof(sink));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+      out.eof = true;
+      UpdateWatch(exec, which);
+      return;
+    }
+    std::string& backlog = exec->backlog[which];
+    size_t len = static_cast<size_t>(n);
+    if (len >= kMainBacklog) {
+      backlog.assign(sink + len - kMainBacklog, kMainBacklog);
+    } else {
+      if (backlog.size() + len > kMainBacklog) backlog.erase(0, backlog.size() + len - kMainBacklog);
+      backlog.append(sink, len);
+    }
+    return;
+  }
+  size_t cap = std::min<size_t>(static_cast<size_t>(out.credit), kReadChunk);
+  int avail = 0;
+  if (splice_ok_ && out.pollable && !exec->tty &&
+      ::ioctl(out.fd.get(), FIONREAD, &avail) == 0 && avail > 0) {
+    // Zero copy: a header now, then the pipe's pages spliced into the port.
+    size_t n = std::min(static_cast<size_t>(avail), cap);
+    std::string header;
+    protocol::AppendDataHeader(&header, exec->stream, static_cast<uint8_t>(which), n);
+    out.credit -= static_cast<int64_t>(n);
+    out.splicing += n;
+    Send(conn, std::move(header));
+    SendSplice(conn, exec->stream, which, out.fd.get(), n);
+    UpdateWatch(exec, which);
+    return;
+  }
+  // A pty, a file, or a pipe that reads as empty: read to learn about data or EOF.
+  std::string frame;
+  protocol::AppendDataHeader(&frame, exec->stream, static_cast<uint8_t>(which), cap);
+  size_t header = frame.size();
+  frame.resize(header + cap);
+  ssize_t n = ::read(out.fd.get(), frame.data() + header, cap);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) {
+    // EOF, or EIO from a pty whose last slave closed.
+    out.eof = true;
+    UpdateWatch(exec, which);
+    std::string close;
+    protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
+    Send(conn, std::move(close));
+    if (exec->is_file) {
+      exec->exited = true;
+      MaybeFinish(exec);
+    }
+    return;
+  }
+  frame.resize(header + static_cast<size_t>(n));
+  std::string fixed;
+  protocol::AppendDataHeader(&fixed, exec->stream, static_cast<uint8_t>(which),
+                             static_cast<size_t>(n));
+  std::memcpy(frame.data(), fixed.data(), header);
+  out.credit -= n;
+  Send(conn, std::move(frame));
+  UpdateWatch(exec, which);
+}
+
+void Server::ReapChildren() {
+  while (true) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) break;
+    auto it = pid_to_exec_.find(pid);
+    if (it == pid_to_exec_.end()) {
+      NoteChildReaped(pid);  // A boot helper (init.h), or an orphan PID 1 adopted.
+      continue;
+    }
+    ExecKey key = it->second;
+    pid_to_exec_.erase(it);
+    auto e = execs_.find(key);
+    if (e == execs_.end()) continue;
+    e->second->exited = true;
+    e->second->wait_status = status;
+    MaybeFinish(e->second.get());
+  }
+}
+
+void Server::MaybeFinish(Exec* exec) {
+  if (!exec->exited || exec->finished) return;
+  Conn* conn = exec->conn;
+  for (int which = 1; which <= 2; ++which) {
+    Output& out = exec->out[which];
+    while (out.fd && !out.eof) {
+      if (out.splicing > 0) return;  // OnSplicesDone() comes back here.
+      int avail = 0;
+      if (::ioctl(out.fd.get(), FIONREAD, &avail) != 0 || avail <= 0) {
+        // Whatever the process wrote has been read; descendants that still hold the
+        // pipe open do not keep the exec alive.
+        out.eof = true;
+        UpdateWatch(exec, which);
+        if (!exec->orphaned) {
+          std::string close;
+          protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
+          Send(conn, std::move(close));
+        }
+        break;
+      }
+      if (out.credit <= 0) return;  // Wait for the host to take more.
+      PumpOutput(exec, which);
+    }
+  }
+  exec->finished = true;
+  protocol::ExitEvent ev;
+  int st = exec->wait_status;
+  if (WIFEXITED(st)) {
+    ev.exit_code = WEXITSTATUS(st);
+  } else if (WIFSIGNALED(st)) {
+    ev.signal = WTERMSIG(st);
+    ev.exit_code = 128 + ev.signal;
+  }
+  ev.error = exec->start_error;
+  int64_t exit_code = ev.exit_code;
+  if (!exec->orphaned) SendExitEvent(conn, exec->stream, std::move(ev));
+  for (int which = 1; which <= 2; ++which) {
+    exec->out[which].eof = true;
+    UpdateWatch(exec, which);
+  }
+  if (exec->stdin_watching) Watch(exec->stdin_fd.get(), 0, 0, &exec->stdin_watching);
+  auto node = execs_.extract(Key(conn, exec->stream));
+  if (!node.empty() && node.mapped()->main) OnMainExit(*node.mapped(), exit_code);
+}
+
+}  // namespace boxlite::agent

@@ -1,0 +1,45 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// What the agent server's source files share (agent/server.cc, server_exec.cc,
+// server_files.cc, server_metrics.cc): limits, epoll tags and the orphaned main
+// command's stream id. Not part of the agent's API.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace boxlite::agent {
+
+constexpr uint64_t kTagPort = 1;
+constexpr uint64_t kTagSignal = 2;
+constexpr uint64_t kTagTimer = 3;
+constexpr uint64_t kTagOutput = 4;
+constexpr uint64_t kTagStdin = 5;
+
+constexpr int64_t kStdinWindow = 1 << 20;
+constexpr size_t kReadChunk = 256 * 1024;
+// Files are pumped only while less than this is queued for their port.
+constexpr size_t kFileQueueLimit = 1 << 20;
+// The most one write(2) to a virtio-serial port takes (drivers/char/virtio_console.c).
+constexpr size_t kPortWriteMax = 32 * 1024;
+// A list_dir page also ends once its entries take this much JSON: names and link targets
+// are up to 6 times longer escaped, and a response must fit in one frame.
+constexpr size_t kListDirPageBytes = 256 * 1024;
+// An exit event's error message is cut to this (it may name a path the host sent).
+constexpr size_t kMaxEventError = 4096;
+// The newest output of an orphaned main command kept per stream for the next attacher,
+// as BoxLite 0.9 keeps for a late attach.
+constexpr size_t kMainBacklog = 256 * 1024;
+constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr char kAgentVersion[] = "0.1.0";
+
+inline uint64_t Tag(uint64_t type, int conn, uint32_t stream = 0, int which = 0) {
+  return (type << 48) | (static_cast<uint64_t>(conn & 0xff) << 40) |
+         (static_cast<uint64_t>(stream) << 8) | static_cast<uint64_t>(which & 0xff);
+}
+
+// The orphaned main command moves to a stream id no host uses, so a host that connects
+// to this port later can reuse every id; its output is read as it comes and dropped.
+constexpr uint32_t kOrphanStream = 0xffffffffu;
+
+}  // namespace boxlite::agent
