@@ -10,6 +10,11 @@
 //   build at a time across processes), then locks/index.lock (index.json rewrite).
 // - The index is written last, so a failed pull changes nothing a reader can see.
 // - Rootfs files are keyed by chain id, so images sharing all layers share one base.
+//
+// Size: one file on purpose: the lock order and the publish-then-index rule above hold for
+// every operation here (pull, import, rootfs build, GC), and reading them together is how
+// that order is kept.
+
 #include "src/image/store.h"
 
 #include <fcntl.h>

@@ -1,4 +1,10 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// Size: one file on purpose. Spawn, the jail steps and the minimal root run in the child
+// between clone and execve, where only async-signal-safe calls are allowed; keeping the
+// plan (prepared in the parent), its execution (in the child) and the reaping together
+// keeps that rule checkable in one read.
+
 #include "src/sys/subprocess.h"
 
 #include <fcntl.h>
