@@ -60,7 +60,7 @@ def enclosing(path, lines, index):
         return "(module)"
     for line in lines[index::-1]:
         indent = len(line) - len(line.lstrip(" "))
-        if indent > 2 or not line.strip() or line.lstrip().startswith(("//", "#", "}")):
+        if indent > 0 or not line.strip() or line.lstrip().startswith(("//", "#", "}")):
             continue
         line = line.strip()
         if line.split("(")[0].split()[-1:] in (["if"], ["for"], ["while"], ["switch"], ["return"]):
