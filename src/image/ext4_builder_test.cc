@@ -4,6 +4,9 @@
 // (or byte by byte where libarchive would refuse to write something hostile), applied,
 // and the image is read back with libext2fs (ext4_test_util.h) and checked with
 // `e2fsck -fn`. Nothing here needs root: run it as nobody with a writable TMPDIR.
+//
+// Size: one file because every case shares the in-memory layer builder and the read-back
+// helpers; each TEST is independent and can be run alone with --gtest_filter.
 #include "src/image/ext4_builder.h"
 
 #include <archive.h>

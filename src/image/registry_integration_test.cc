@@ -6,6 +6,9 @@
 // origin, a Bearer token service) come from testdata/fault_proxy.py in front of the
 // registry. Needs docker-registry, skopeo, umoci, htpasswd (apache2-utils) and python3.
 // Nothing leaves 127.0.0.1: docker.io is pointed at a closed local port.
+//
+// Size: one file because every case shares the registry, proxy and image fixtures above;
+// each TEST is independent and can be run alone with --gtest_filter.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -3,6 +3,9 @@
 // Store tests that need no network: images come from OCI layouts and docker-save
 // archives generated here; rootfs builds use a fake Ext4Builder (plus the real one when
 // it is linked in).
+//
+// Size: one file because every case shares the layout and archive generators; each TEST is
+// independent and can be run alone with --gtest_filter.
 #include "src/image/store.h"
 
 #include <gtest/gtest.h>
