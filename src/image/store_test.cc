@@ -1,8 +1,8 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 //
 // Store tests that need no network: images come from OCI layouts and docker-save
-// archives generated here; rootfs builds use a fake Ext4Builder (plus the real one when
-// it is linked in).
+// archives generated here; rootfs builds use a fake Ext4Builder, and the real one in
+// StoreTest.RealExt4Builder.
 //
 // Size: one file because every case shares the layout and archive generators; each TEST is
 // independent and can be run alone with --gtest_filter.
