@@ -292,19 +292,7 @@ Status Server::DoListDir(const protocol::Json& req, protocol::Json* reply) {
   BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
   const std::string& path = r.path;
   BOXLITE_ASSIGN_OR_RETURN(auto dirfd, OpenInRoot(root_dir_.get(), path, O_RDONLY | O_DIRECTORY));
-  int dup_fd = ::fcntl(dirfd.get(), F_DUPFD_CLOEXEC, 3);
-  DIR* dir = ::fdopendir(dup_fd);
-  if (dir == nullptr) {
-    ::close(dup_fd);
-    return sys::ErrnoStatus(errno, "opendir %s", path.c_str());
-  }
-  std::vector<std::string> names;
-  while (struct dirent* ent = ::readdir(dir)) {
-    if (std::strcmp(ent->d_name, ".") == 0 || std::strcmp(ent->d_name, "..") == 0) continue;
-    names.emplace_back(ent->d_name);
-  }
-  ::closedir(dir);
-  std::sort(names.begin(), names.end());
+  BOXLITE_ASSIGN_OR_RETURN(std::vector<std::string> names, sys::ListDirFd(dirfd.get(), path));
   protocol::ListDirResponse page;
   size_t start = static_cast<size_t>(r.offset);
   size_t end = std::min(names.size(), start + protocol::kListDirMaxEntries);

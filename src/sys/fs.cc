@@ -171,8 +171,21 @@ uint64_t DiskUsage(const std::string& path) {
 }
 
 Result<std::vector<std::string>> ListDir(const std::string& path) {
-  DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return ErrnoStatus(errno, "opendir %s", path.c_str());
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "opendir %s", path.c_str());
+  base::UniqueFd dir(fd);
+  return ListDirFd(dir.get(), path);
+}
+
+Result<std::vector<std::string>> ListDirFd(int dirfd, const std::string& what) {
+  // fdopendir takes the descriptor it is given: it reads a duplicate.
+  int dup_fd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+  DIR* dir = dup_fd < 0 ? nullptr : ::fdopendir(dup_fd);
+  if (dir == nullptr) {
+    int saved = errno;
+    if (dup_fd >= 0) ::close(dup_fd);
+    return ErrnoStatus(saved, "opendir %s", what.c_str());
+  }
   std::vector<std::string> names;
   while (struct dirent* ent = ::readdir(dir)) {
     if (std::strcmp(ent->d_name, ".") == 0 || std::strcmp(ent->d_name, "..") == 0) continue;

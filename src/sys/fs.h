@@ -37,6 +37,8 @@ Status RemoveTree(const std::string& path);
 uint64_t DiskUsage(const std::string& path);
 // Sorted names in a directory, without "." and "..".
 Result<std::vector<std::string>> ListDir(const std::string& path);
+// The same for an open directory (the descriptor stays open); `what` names it in errors.
+Result<std::vector<std::string>> ListDirFd(int dirfd, const std::string& what);
 
 std::string JoinPath(std::string_view a, std::string_view b);
 std::string Dirname(std::string_view path);
