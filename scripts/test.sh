@@ -13,13 +13,13 @@ echo "== docs: citations and the one-hop index" >&2
 "$here/scripts/check-doc-refs.sh" >&2
 echo "== unit tests" >&2
 ctest --test-dir "$build" -L unit --output-on-failure -j2 >&2
-echo "== fuzz smoke (libFuzzer targets, ${BOXLITE_FUZZ_SECONDS:-10}s each)" >&2
-"$here/scripts/fuzz-smoke.sh" "${BOXLITE_FUZZ_SECONDS:-10}"
+echo "== fuzz smoke (libFuzzer targets, ${BOXLITE_FUZZ_SECONDS:-6}s each)" >&2
+"$here/scripts/fuzz-smoke.sh" "${BOXLITE_FUZZ_SECONDS:-6}"
 echo "== C++ integration tests (registries, network helper)" >&2
 ctest --test-dir "$build" -L integration --output-on-failure >&2
 echo "== integration tests (BoxLite)" >&2
 export BOXLITE_BUILD_DIR=$build
-"$py" -m pytest -q -p no:cacheprovider --timeout=900 -m "not harness_selftest" \
+"$py" -m pytest -q -p no:cacheprovider --timeout=900 --durations=25 -m "not harness_selftest" \
   "$here/tests/integration" "$@"
 echo "== harness self-tests (the test tools: registries, image builders)" >&2
 "$py" -m pytest -q -p no:cacheprovider --timeout=900 -m harness_selftest \
