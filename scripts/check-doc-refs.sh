@@ -38,7 +38,7 @@ def files():
 bad = []
 for path in files():
     rel = os.path.relpath(path, repo)
-    if rel == "scripts/check-doc-refs.sh" or rel == "scripts/fix-doc-refs.sh":
+    if rel == "scripts/check-doc-refs.sh":
         continue  # They name the outside notes to find and replace them.
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -61,8 +61,8 @@ for line in sorted(set(bad)):
     print(line)
 if bad:
     print(f"check-doc-refs: {len(set(bad))} citation(s) of files outside the repository or "
-          "missing; cite docs/design.md, docs/contributing.md, docs/python.md or docs/cli.md "
-          "(scripts/fix-doc-refs.sh rewrites the old names)", file=sys.stderr)
+          "missing; cite docs/design.md, docs/contributing.md, docs/python.md or docs/cli.md",
+          file=sys.stderr)
     sys.exit(1)
 EOF
 python3 "$here/scripts/gen-index.py" --check
