@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Docs that tell the truth: fails when a comment or doc cites a Markdown file that is not in
 # this repository (a path to a *.md that does not exist, "../shared", or the names of notes
-# kept outside the tree: DESIGN, STYLE, API.md, UPSTREAM-API, GUEST-NOTES), and when the
+# kept outside the tree: the design, style, API, upstream-API and guest notes), and when the
 # one-hop index of docs/contributing.md §7 is out of date (scripts/gen-index.py --check).
 # Run by `make test` (scripts/test.sh). A citation is checked relative to the repository
 # root and to the citing file's directory (Markdown links such as [errors](errors.md)).
@@ -19,7 +19,7 @@ skip_dirs = {"build", ".pysdk", "__pycache__", ".git", "corpus", "data"}
 text_ext = (".cc", ".h", ".c", ".py", ".pyi", ".md", ".sh", ".txt", ".cmake", ".toml",
             ".cfg", ".ini", ".config", ".json", ".yaml", ".yml", "Makefile")
 md_ref = re.compile(r"(?<![\w/.}-])((?:\.\./|\./)?[\w./-]*[\w-]\.md)\b")
-outside = re.compile(r"\.\./shared|\b(?:DESIGN|STYLE|UPSTREAM-API|GUEST-NOTES)\b(?!\.md)|(?<![\w/.-])API\.md\b")
+outside = re.compile(r"\.\./shared|\b(?:DESIGN|STYLE|UPSTREAM-API|GUEST-NOTES)\b(?!\.md)|(?<![\w/.-])API" r"\.md\b")
 
 
 def files():
