@@ -8,11 +8,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "boxlite/exec.h"
 #include "boxlite/options.h"
 #include "boxlite/result.h"
+#include "boxlite/snapshot.h"
 #include "boxlite/status.h"
 
 namespace boxlite {
@@ -53,6 +56,30 @@ class Box {
 
   // The guest console (kernel messages, agent errors) so far.
   virtual Result<std::string> ConsoleLog() = 0;
+
+  // --- Snapshots, clones, forks and export (docs/snapshots.md) ---
+  // Saves the box's disk (and, with options.memory, its memory and devices) under `name`.
+  // A running box is quiesced for a disk snapshot (its file systems frozen, then thawed).
+  // AlreadyExists for a used name; InvalidArgument for a bad one.
+  virtual Result<SnapshotInfo> CreateSnapshot(const std::string& name,
+                                              const SnapshotOptions& options = {}) = 0;
+  virtual Result<std::vector<SnapshotInfo>> ListSnapshots() = 0;
+  // nullopt when the box has no snapshot of that name.
+  virtual Result<std::optional<SnapshotInfo>> GetSnapshot(const std::string& name) = 0;
+  virtual Status RemoveSnapshot(const std::string& name) = 0;
+  // Puts the box back as the snapshot saved it. A disk snapshot needs a stopped box
+  // (FailedPrecondition otherwise, as in BoxLite 0.9); a memory snapshot stops a running
+  // box first and leaves it running from the saved state.
+  virtual Status RestoreSnapshot(const std::string& name) = 0;
+  // A new stopped box with a copy of this box's disk and options (`name` empty: none).
+  virtual Result<std::shared_ptr<Box>> Clone(const std::string& name,
+                                             const CloneOptions& options = {}) = 0;
+  // Writes a .boxlite archive of the box (docs/snapshots.md has the format) to `dest`, a
+  // file path or an existing directory; returns the archive's path.
+  virtual Result<std::string> Export(const std::string& dest,
+                                     const ExportOptions& options = {}) = 0;
+  // Running copies of this running box (or of one of its memory snapshots).
+  virtual Result<std::vector<std::shared_ptr<Box>>> Fork(const ForkOptions& options) = 0;
 };
 
 }  // namespace boxlite

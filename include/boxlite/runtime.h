@@ -62,6 +62,13 @@ class Runtime {
   virtual Status RemoveImage(std::string_view reference) = 0;
   virtual Result<std::vector<ImageInfo>> ImportImage(const std::string& path,
                                                      std::string_view tag) = 0;
+  // Imports a .boxlite archive (Box::Export; a plain tar too) as a new stopped box with a
+  // new id. The archive is untrusted input: sizes are bounded, checksums verified, and
+  // nothing is written outside the new box. `untrusted` also refuses options that reach
+  // the host (mounts, allow_host, published ports). `name` empty: the archive's name when
+  // free, else none.
+  virtual Result<std::shared_ptr<Box>> ImportBox(const std::string& archive_path,
+                                                 const std::string& name, bool untrusted) = 0;
 
   // Volumes (src/runtime/volumes.h): directories under <home>/volumes/<id> that boxes
   // mount by id (VolumeMount::host_path = the id). RemoveVolume refuses a volume a box

@@ -68,6 +68,18 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Status CopyOut(const std::string& guest_path, const std::string& host_path,
                  const CopyOptions& options) override;
   Result<std::string> ConsoleLog() override;
+  // Snapshots (box_snapshot.cc), clones (box_snapshot.cc), export (box_export.cc) and
+  // forks (box_fork.cc).
+  Result<SnapshotInfo> CreateSnapshot(const std::string& name,
+                                      const SnapshotOptions& options) override;
+  Result<std::vector<SnapshotInfo>> ListSnapshots() override;
+  Result<std::optional<SnapshotInfo>> GetSnapshot(const std::string& name) override;
+  Status RemoveSnapshot(const std::string& name) override;
+  Status RestoreSnapshot(const std::string& name) override;
+  Result<std::shared_ptr<Box>> Clone(const std::string& name,
+                                     const CloneOptions& options) override;
+  Result<std::string> Export(const std::string& dest, const ExportOptions& options) override;
+  Result<std::vector<std::shared_ptr<Box>>> Fork(const ForkOptions& options) override;
 
   // True while this object has the box's VM running (launched or attached here).
   bool RunningHere();

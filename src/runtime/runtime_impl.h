@@ -49,6 +49,9 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   Status RemoveImage(std::string_view reference) override;
   Result<std::vector<ImageInfo>> ImportImage(const std::string& path,
                                              std::string_view tag) override;
+  // box_import.cc.
+  Result<std::shared_ptr<Box>> ImportBox(const std::string& archive_path, const std::string& name,
+                                         bool untrusted) override;
   Result<std::vector<std::pair<std::string, std::string>>> HostInfo() override;
   Result<VolumeInfo> CreateVolume() override;
   Result<std::vector<VolumeInfo>> ListVolumes() override;
