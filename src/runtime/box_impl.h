@@ -80,6 +80,13 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
                                      const CloneOptions& options) override;
   Result<std::string> Export(const std::string& dest, const ExportOptions& options) override;
   Result<std::vector<std::shared_ptr<Box>>> Fork(const ForkOptions& options) override;
+  // Memory snapshots (box_memory.cc), for CreateSnapshot/RestoreSnapshot with memory.
+  // With the guest paused: its RAM, device state and a disk copy consistent with them
+  // go into the snapshot directory `dir`; the box then runs on.
+  Status SaveMemoryLocked(const std::string& dir);
+  // The box (stopped) boots from the memory snapshot in `dir`: running, its processes
+  // as saved, the guest told its new clock, entropy and identity.
+  Status RestoreMemoryLocked(const std::string& dir);
 
   // True while this object has the box's VM running (launched or attached here).
   bool RunningHere();
