@@ -89,5 +89,8 @@ Outcome CpCommand(Context& ctx, const ParsedFlags& flags);
 Outcome VolumeCommand(Context& ctx, const ParsedFlags& flags);  // src/cli/volume_cmds.cc
 Outcome RestartCommand(Context& ctx, const ParsedFlags& flags);
 Outcome StatsCommand(Context& ctx, const ParsedFlags& flags);
+// Snapshots and clones (src/cli/snapshot_cmds.cc).
+Outcome SnapshotCommand(Context& ctx, const ParsedFlags& flags);
+Outcome CloneCommand(Context& ctx, const ParsedFlags& flags);
 
 }  // namespace boxlite::cli
