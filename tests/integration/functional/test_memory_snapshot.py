@@ -162,7 +162,7 @@ def test_a_box_with_mounts_is_refused_with_one_clear_line(rt, tmp_path, source):
     shared.mkdir()
 
     async def body():
-        async with boxlite.SimpleBox(BASE, memory=MEMORY, volumes=[(str(shared), "/data")],
+        async with boxlite.SimpleBox(BASE, memory=MEMORY, volumes=[(str(shared), "/data", "ro")],
                                      runtime=rt) as box:
             with pytest.raises(boxlite.BoxliteError) as caught:
                 await box.fork()
