@@ -203,6 +203,8 @@ class Server {
   Status DoThaw();
   // Ends a freeze (and its guard); OK when nothing is frozen.
   Status ThawNow();
+  // A memory restore's new clock, entropy and identity (ApplyRefresh).
+  Status DoRefresh(const protocol::Json& req);
 
   // Streams.
   Exec* FindExec(Conn* conn, uint32_t stream);

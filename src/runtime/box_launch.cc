@@ -83,6 +83,7 @@ struct BoxImpl::LaunchPlan {
   protocol::BoxConfig box_config;
   vmm::VmJailPlan jail;
   std::optional<vmm::NetHelper> net;
+  MemoryLaunch memory;  // The monitor, RAM and (restores) image (box_memory.cc).
 
   // Keeps `fd` open until QEMU is started and lists it for QEMU to inherit.
   int Pass(base::UniqueFd fd) {
@@ -92,22 +93,35 @@ struct BoxImpl::LaunchPlan {
   }
 };
 
-Status BoxImpl::LaunchLocked() {
+Status BoxImpl::LaunchLocked(const MemoryImage* image) {
   LaunchPlan plan;
+  plan.memory.image = image;
   BOXLITE_RETURN_IF_ERROR(PrepareLaunchLocked(plan));
+  if (image) BOXLITE_RETURN_IF_ERROR(CheckMemoryImageLocked(*image, plan.memory));
   BOXLITE_RETURN_IF_ERROR(OpenBoxFilesLocked(plan));
   BOXLITE_RETURN_IF_ERROR(AttachDevicesLocked(plan));
+  BOXLITE_RETURN_IF_ERROR(AttachMemoryLocked(plan.config, plan.memory));
   BOXLITE_RETURN_IF_ERROR(ShareMountsLocked(plan));
   BOXLITE_RETURN_IF_ERROR(PlanJailLocked(plan));
   BOXLITE_RETURN_IF_ERROR(StartNetworkLocked(plan));
   BOXLITE_RETURN_IF_ERROR(StartVmLocked(plan));
+  plan.memory.passed.clear();
   // QEMU runs: from here a failure stops it again.
+  if (Status received = image ? ReceiveMemoryLocked(plan.memory) : Status::OK(); !received.ok()) {
+    RollBackLaunchLocked();
+    return received;
+  }
   if (Status saved = SaveLaunchRecordLocked(); !saved.ok()) {
     RollBackLaunchLocked();
     return saved;
   }
   if (Status greeted = GreetGuestLocked(plan); !greeted.ok()) {
     Status explained = greeted.IsUnavailable() ? DeathStatus(greeted) : greeted;
+    RollBackLaunchLocked();
+    return explained;
+  }
+  if (Status refreshed = image ? RefreshGuestLocked() : Status::OK(); !refreshed.ok()) {
+    Status explained = refreshed.IsUnavailable() ? DeathStatus(refreshed) : refreshed;
     RollBackLaunchLocked();
     return explained;
   }
@@ -163,7 +177,10 @@ Status BoxImpl::OpenBoxFilesLocked(LaunchPlan& plan) {
     }
   }
   plan.backing = overlay.backing;
-  if (seed_disk_) {
+  if (plan.memory.image) {
+    BOXLITE_ASSIGN_OR_RETURN(plan.disk, OpenRestoredDiskLocked(*plan.memory.image, overlay.path,
+                                                               overlay.keep));
+  } else if (seed_disk_) {
     plan.disk = std::move(seed_disk_);  // An ephemeral clone's copy (box_snapshot.cc).
   } else {
     BOXLITE_ASSIGN_OR_RETURN(plan.disk, vmm::OpenDiskOverlay(overlay));
@@ -224,6 +241,10 @@ Status BoxImpl::AttachDevicesLocked(LaunchPlan& plan) {
   // Fd set 1: the overlay (QEMU opens it read-write, and read-only while probing); 2: the
   // base image, read-only; 3: the console, the write end of a pipe whose writer process
   // keeps the log under its cap (src/runtime/console_log.h).
+  if (!persistent()) {
+    // Kept for memory snapshots: an ephemeral box's disk has no name (box_memory.cc).
+    disk_fd_.reset(::fcntl(plan.disk.get(), F_DUPFD_CLOEXEC, 3));
+  }
   config.fd_sets.push_back({plan.Pass(std::move(plan.disk)), 1});
   BOXLITE_ASSIGN_OR_RETURN(auto disk_ro, reopen(config.fd_sets.back().fd, O_RDONLY));
   config.fd_sets.push_back({plan.Pass(std::move(disk_ro)), 1});
@@ -387,6 +408,9 @@ void BoxImpl::RollBackLaunchLocked() {
   }
   channel_.reset();
   port_lock_.reset();
+  qmp_.reset();
+  qmp_fd_.reset();
+  disk_fd_.reset();
   if (vm_) vm_->Kill();
   vm_.reset();
   if (net_) net_->Kill();
@@ -412,7 +436,7 @@ Status BoxImpl::FinishLaunchLocked(LaunchPlan& plan) {
     (void)SaveRecord(dir_, record_);
   }
   stages_ = plan.stages;
-  Status main = StartMainLocked();
+  Status main = plan.memory.image ? AdoptMainLocked() : StartMainLocked();
   if (!main.ok()) {
     // The box's own command is what it is for: without it, the box does not start.
     Status explained =
