@@ -287,8 +287,6 @@ def error_from_status(
 LATER_FEATURES: dict[str, str] = {
     "snapshot": "disk and memory snapshots (box.snapshot)",
     "clone_box": "cloning a box (box.clone_box)",
-    "export": "exporting a box to a .boxlite archive (box.export)",
-    "import_box": "importing a .boxlite archive (runtime.import_box)",
     "network": "box network handles and tunnels (box.network.tunnel)",
     "tunnel": "box network tunnels (box.tunnel)",
     "rest": "remote runtimes over REST (Boxlite.rest)",
@@ -301,7 +299,6 @@ LATER_FEATURES: dict[str, str] = {
     "SnapshotInfo": "disk and memory snapshots",
     "SnapshotOptions": "disk and memory snapshots",
     "CloneOptions": "cloning a box",
-    "ExportOptions": "exporting a box",
     "NetworkHandle": "box network handles and tunnels",
     "BoxTunnel": "box network tunnels",
     "BoxConnection": "box network tunnels",

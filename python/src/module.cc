@@ -370,6 +370,14 @@ class PyBox {
                  "copy " + guest_path + " out of box " + box_->name() + " to " + host_path);
   }
 
+  // Export (src/runtime/box_export.cc): the archive's path.
+  std::string Export(Text dest) {
+    const std::string& path = dest.bytes;
+    Result<std::string> written = WithoutGil([&] { return box_->Export(path); });
+    return ValueOrThrow(std::move(written), Domain::kBox,
+                        "export box " + box_->name() + " to " + path);
+  }
+
   nb::bytes ConsoleLog() {
     Result<std::string> log = WithoutGil([&] { return box_->ConsoleLog(); });
     return Bytes(
@@ -486,6 +494,13 @@ class PyRuntime {
   void RemoveImage(std::string reference) {
     Status s = WithoutGil([&] { return rt_->RemoveImage(reference); });
     ThrowIfError(s, Domain::kImage, "remove image " + reference);
+  }
+
+  // A .boxlite archive as a new stopped box (src/runtime/box_import.cc).
+  PyBox ImportBox(Text path, std::string name, bool untrusted) {
+    const std::string& archive = path.bytes;
+    auto box = WithoutGil([&] { return rt_->ImportBox(archive, name, untrusted); });
+    return PyBox(ValueOrThrow(std::move(box), Domain::kBox, "import box archive " + archive));
   }
 
   nb::list ImportImage(std::string path, std::string tag) {
@@ -606,6 +621,7 @@ NB_MODULE(_boxlite, m) {
            "follow_symlinks"_a = boxlite::CopyOptions().follow_symlinks,
            "include_parent"_a = boxlite::CopyOptions().include_parent)
       .def("console_log", &PyBox::ConsoleLog)
+      .def("export", &PyBox::Export, "dest"_a)
       .def("attach_main", &PyBox::AttachMain);
 
   nb::class_<PyRuntime>(m, "Runtime")
@@ -623,6 +639,7 @@ NB_MODULE(_boxlite, m) {
       .def("list_images", &PyRuntime::ListImages)
       .def("remove_image", &PyRuntime::RemoveImage, "reference"_a)
       .def("import_image", &PyRuntime::ImportImage, "path"_a, "tag"_a)
+      .def("import_box", &PyRuntime::ImportBox, "path"_a, "name"_a, "untrusted"_a)
       .def("host_info", &PyRuntime::HostInfo)
       .def("create_volume", &PyRuntime::CreateVolume)
       .def("list_volumes", &PyRuntime::ListVolumes)

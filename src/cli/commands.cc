@@ -281,6 +281,21 @@ const std::vector<Command>& Commands() {
         {"force", 'f', false, false, "rm: remove volumes boxes still mount"}},
        false,
        VolumeCommand},
+      // Boxes as .boxlite archives (src/cli/archive_cmds.cc).
+      {"export",
+       "export BOX [DEST]",
+       "Write a box (its disk, flattened, and options) to a .boxlite archive",
+       {},
+       false,
+       ExportCommand},
+      {"import-box",
+       "import-box [OPTIONS] FILE",
+       "Import a .boxlite archive as a new stopped box",
+       {{"name", 0, true, false, "name the new box (default: the archive's, when free)", "NAME"},
+        {"untrusted", 0, false, false,
+         "refuse archives asking for host mounts, host access, published ports or host paths"}},
+       false,
+       ImportBoxCommand},
   };
   return *commands;
 }

@@ -124,6 +124,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Status LaunchLocked();
   Status PrepareLaunchLocked(LaunchPlan& plan);
   Status OpenBoxFilesLocked(LaunchPlan& plan);
+  Status OpenOverlayLocked(LaunchPlan& plan);          // Part of OpenBoxFilesLocked.
+  Status OpenLogsAndSocketsLocked(LaunchPlan& plan);   // Part of OpenBoxFilesLocked.
   Status AttachDevicesLocked(LaunchPlan& plan);
   Status ShareMountsLocked(LaunchPlan& plan);
   Status PlanJailLocked(LaunchPlan& plan);
@@ -185,6 +187,9 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   std::string cgroup_dir_;                      // The VM's cgroup leaf, "" none (vm_jail.h).
   base::UniqueFd qemu_log_fd_;                  // QEMU's stderr.
   int64_t disk_size_mib_ = 0;
+  // An ephemeral box's disk (read-only) while its VM runs here: the unlinked overlay has
+  // no name to export it by (src/runtime/box_export.cc).
+  base::UniqueFd disk_fd_;                      // Guarded by mu_.
 
   // Why the VM went away unexpectedly. Shared with the channel's close callback, which
   // may run after this box is gone.
