@@ -137,12 +137,12 @@ Result<std::shared_ptr<Box>> RuntimeImpl::ImportBox(const std::string& archive_p
     BOXLITE_RETURN_IF_ERROR(QemuImgCheck(disk.get()).Wrap("import " + archive_path));
   }
 
-  // The options, as any box's: the archive's, made a kept box (it is imported stopped).
+  // The options, as any box's: the archive's (detach too), made a kept box: it is
+  // imported stopped, and a box removed on stop would be gone before it ran.
   BoxOptions options = manifest.box_options;
   options.name.clear();
   options.auto_remove = false;
   options.auto_delete.reset();
-  options.detach = false;
   if (options.image.empty() && options.rootfs_path.empty()) options.image = manifest.image_reference;
   if (untrusted) {
     BOXLITE_RETURN_IF_ERROR(CheckUntrusted(options).Wrap("import " + archive_path));
