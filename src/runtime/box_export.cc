@@ -77,13 +77,21 @@ Result<std::string> BoxImpl::Export(const std::string& dest, const ExportOptions
     was_running = state_ == State::kRunning;
   }
   if (was_running) {
-    ExecOptions sync;
-    sync.argv = {"sync"};
-    sync.timeout_seconds = 60;
-    auto synced = Run(sync);
-    if (!synced.ok() || synced->exit_code != 0) {
-      BOXLITE_LOG(kWarn, "box %s: the guest could not flush its disk before export (%s)",
-                  name_.c_str(), synced.ok() ? "sync failed" : synced.error().ToString().c_str());
+    // Twice: one sync() issues the device flush (the file system's sync_fs) before it
+    // writes the block device's dirty metadata buffers, so without a journal (an
+    // ephemeral box's disk is mounted norecovery) those writes may still sit unflushed
+    // in QEMU's qcow2 cache; the second sync's flush makes them durable.
+    for (int round = 0; round < 2; ++round) {
+      ExecOptions sync;
+      sync.argv = {"sync"};
+      sync.timeout_seconds = 60;
+      auto synced = Run(sync);
+      if (!synced.ok() || synced->exit_code != 0) {
+        BOXLITE_LOG(kWarn, "box %s: the guest could not flush its disk before export (%s)",
+                    name_.c_str(),
+                    synced.ok() ? "sync failed" : synced.error().ToString().c_str());
+        break;
+      }
     }
   }
 
