@@ -139,6 +139,11 @@ from .snapshots import CloneOptions, SnapshotHandle, SnapshotInfo, SnapshotOptio
 
 __all__ += ["CloneOptions", "SnapshotHandle", "SnapshotInfo", "SnapshotOptions"]
 
+# Export and import of boxes as .boxlite archives (boxlite/archive.py).
+from .archive import ExportOptions
+
+__all__ += ["ExportOptions"]
+
 # Boxes built on SimpleBox by their own modules. Each module defines the class of the
 # same name; it is imported on first use, so a missing one fails only when asked for:
 #   boxlite/computer.py       ComputerBox(SimpleBox): a desktop (screenshots, mouse, keys)

@@ -45,6 +45,8 @@ from .errors import (
 )
 from .options import BoxOptions, EnvLike, MountLike, NetworkSpec, PortLike, box_options_from_arguments
 from .results import BoxInfo, BoxMetrics, ExecResult
+from . import archive as _archive  # Export (boxlite/archive.py).
+from .archive import ExportOptions
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -914,8 +916,19 @@ class Box:
         )
         return [_adopt_fork(Box(c, None, self._runtime)) for c in cores]
 
+    # --- Export as a .boxlite archive (boxlite/archive.py) ---
+    async def export(self, *, options: ExportOptions | None = None, dest: str | os.PathLike[str]) -> str:
+        """Writes the box (its whole disk, flattened, and its options) to a ``.boxlite``
+        archive and returns the archive's path. ``dest`` is a file, or an existing
+        directory that receives ``<name or id>.boxlite``. A running box is quiesced
+        (its file systems flushed, its VM paused) while its disk is read; a box that was
+        never started has no disk to export (BoxStateError)."""
+        path = _archive.export_dest(options, dest)
+        core = self._require_core()
+        return str(await _bridge.call(lambda: core.export(path)))
+
     def __getattr__(self, name: str) -> Any:
-        # BoxLite 0.9's snapshot, clone, export and network handles: later features.
+        # BoxLite 0.9's snapshot, clone and network handles: later features.
         if name in LATER_FEATURES:
             raise not_in_this_build(type(self).__name__, name, attribute=True)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from typing import Any, ClassVar
 
 from . import _args, _bridge
+from . import archive as _archive  # Import of .boxlite archives.
 from .box import Box
 from .errors import LATER_FEATURES, BoxStateError, ConfigError, not_in_this_build
 from .images import ImageHandle, Images
@@ -177,8 +179,28 @@ class Boxlite:
         """BoxLite 0.9's REST-backed runtime: not in this build (NotSupportedError)."""
         raise not_in_this_build("Boxlite", "rest")
 
+    # --- Import of a .boxlite archive (boxlite/archive.py) ---
+    async def import_box(self, archive_path: str | os.PathLike[str], name: str | None = None, *,
+                         untrusted: bool = False) -> Box:
+        """A new stopped box from a ``.boxlite`` archive (:meth:`Box.export`), with a new
+        id and ``name`` (None: the archive's name when free, else none). The archive is
+        treated as hostile: sizes bounded, checksums verified, only its two files read.
+        ``untrusted=True`` also refuses archives asking for host mounts, host access,
+        published ports or host paths (BoxliteError with code permission_denied) and
+        gives the box the secure security defaults.
+
+        Raises:
+            ConfigError: A bad archive (what is wrong with it is in the message).
+            BoxliteError: A name already in use (already_exists), a refused option.
+        """
+        path, box_name, strict = _archive.import_args(archive_path, name, untrusted)
+        core_box = await _bridge.call(lambda: self._core.import_box(path, box_name, strict))
+        box = Box(core_box, None, self)
+        self._boxes[box.id] = box
+        return box
+
     def __getattr__(self, name: str) -> Any:
-        # BoxLite 0.9's import_box: a later feature.
+        # BoxLite 0.9's later features.
         if name in LATER_FEATURES:
             raise not_in_this_build("Boxlite", name, attribute=True)
         raise AttributeError(f"'Boxlite' object has no attribute {name!r}")

@@ -43,6 +43,8 @@ from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 from . import _args, _bridge
+from . import archive as _archive  # Export and import of .boxlite archives.
+from .archive import ExportOptions
 from . import box as _async_box
 from . import runtime as _async_runtime
 from ._core import register_box
@@ -616,6 +618,13 @@ class Box(SyncContextManager):
         return Box(self._require_core().clone_box(name or ""), None, self._runtime)
     # --- end snapshots and clones ---
 
+    # --- Export as a .boxlite archive (boxlite/archive.py) ---
+    def export(self, *, options: ExportOptions | None = None, dest: str | os.PathLike[str]) -> str:
+        """Writes the box to a ``.boxlite`` archive and returns its path; see
+        :meth:`boxlite.Box.export`."""
+        path = _archive.export_dest(options, dest)
+        return str(self._require_core().export(path))
+
     def __repr__(self) -> str:
         if self._core is None:
             return f"<{type(self).__name__} (not created)>"
@@ -886,6 +895,13 @@ class Boxlite(SyncContextManager):
         """The box with this id, unique id prefix or name, or None."""
         async_box = _run(self._async.get(id_or_name))
         return None if async_box is None else self._adopt(async_box)
+
+    # --- Import of a .boxlite archive (boxlite/archive.py) ---
+    def import_box(self, archive_path: str | os.PathLike[str], name: str | None = None, *,
+                   untrusted: bool = False) -> Box:
+        """A new stopped box from a ``.boxlite`` archive; see :meth:`boxlite.Boxlite.import_box`."""
+        async_box = _run(self._async.import_box(archive_path, name, untrusted=untrusted))
+        return self._adopt(async_box)
 
     def get_info(self, id_or_name: str) -> BoxInfo | None:
         """Facts about one box, or None when no box has that id or name."""

@@ -400,6 +400,14 @@ class PyBox {
                  "copy " + guest_path + " out of box " + box_->name() + " to " + host_path);
   }
 
+  // Export (src/runtime/box_export.cc): the archive's path.
+  std::string Export(Text dest) {
+    const std::string& path = dest.bytes;
+    Result<std::string> written = WithoutGil([&] { return box_->Export(path); });
+    return ValueOrThrow(std::move(written), Domain::kBox,
+                        "export box " + box_->name() + " to " + path);
+  }
+
   nb::bytes ConsoleLog() {
     Result<std::string> log = WithoutGil([&] { return box_->ConsoleLog(); });
     return Bytes(
@@ -562,6 +570,13 @@ class PyRuntime {
     ThrowIfError(s, Domain::kImage, "remove image " + reference);
   }
 
+  // A .boxlite archive as a new stopped box (src/runtime/box_import.cc).
+  PyBox ImportBox(Text path, std::string name, bool untrusted) {
+    const std::string& archive = path.bytes;
+    auto box = WithoutGil([&] { return rt_->ImportBox(archive, name, untrusted); });
+    return PyBox(ValueOrThrow(std::move(box), Domain::kBox, "import box archive " + archive));
+  }
+
   nb::list ImportImage(std::string path, std::string tag) {
     Result<std::vector<ImageInfo>> images = WithoutGil([&] { return rt_->ImportImage(path, tag); });
     return ImageInfoList(ValueOrThrow(std::move(images), Domain::kImage, "import image " + path));
@@ -687,6 +702,7 @@ NB_MODULE(_boxlite, m) {
       .def("remove_snapshot", &PyBox::RemoveSnapshot, "name"_a)
       .def("restore_snapshot", &PyBox::RestoreSnapshot, "name"_a)
       .def("clone_box", &PyBox::CloneBox, "name"_a)
+      .def("export", &PyBox::Export, "dest"_a)
       .def("attach_main", &PyBox::AttachMain)
       .def("fork", &PyBox::Fork, "count"_a, "names"_a, "snapshot"_a);
 
@@ -705,6 +721,7 @@ NB_MODULE(_boxlite, m) {
       .def("list_images", &PyRuntime::ListImages)
       .def("remove_image", &PyRuntime::RemoveImage, "reference"_a)
       .def("import_image", &PyRuntime::ImportImage, "path"_a, "tag"_a)
+      .def("import_box", &PyRuntime::ImportBox, "path"_a, "name"_a, "untrusted"_a)
       .def("host_info", &PyRuntime::HostInfo)
       .def("create_volume", &PyRuntime::CreateVolume)
       .def("list_volumes", &PyRuntime::ListVolumes)

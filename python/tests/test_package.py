@@ -72,12 +72,10 @@ def test_later_features_say_they_are_missing() -> None:
         with pytest.raises(ImportError):
             exec(f"from boxlite import {name}", {})
     box = boxlite.SimpleBox("boxlite/base")  # Not started: no VM is involved.
-    for name in ("snapshot", "clone_box", "export", "network", "tunnel"):
+    for name in ("snapshot", "clone_box", "network", "tunnel"):
         with pytest.raises(boxlite.NotSupportedError, match="not available"):
             getattr(box, name)
         assert not hasattr(box, name)
-    with pytest.raises(boxlite.NotSupportedError, match="import_box"):
-        boxlite.Boxlite.default().import_box  # noqa: B018
     with pytest.raises(boxlite.NotSupportedError, match="REST"):
         boxlite.Boxlite.rest(None)
     with pytest.raises(AttributeError):

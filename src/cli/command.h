@@ -76,6 +76,9 @@ Outcome PullCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ImagesCommand(Context& ctx, const ParsedFlags& flags);
 Outcome RmiCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ImportCommand(Context& ctx, const ParsedFlags& flags);
+// Boxes as .boxlite archives (src/cli/archive_cmds.cc).
+Outcome ExportCommand(Context& ctx, const ParsedFlags& flags);
+Outcome ImportBoxCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ExecCommand(Context& ctx, const ParsedFlags& flags);
 Outcome CreateCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ShellCommand(Context& ctx, const ParsedFlags& flags);

@@ -297,6 +297,21 @@ const std::vector<Command>& Commands() {
        {{"name", 0, true, false, "name the new box", "NAME"}},
        false,
        CloneCommand},
+      // Boxes as .boxlite archives (src/cli/archive_cmds.cc).
+      {"export",
+       "export BOX [DEST]",
+       "Write a box (its disk, flattened, and options) to a .boxlite archive",
+       {},
+       false,
+       ExportCommand},
+      {"import-box",
+       "import-box [OPTIONS] FILE",
+       "Import a .boxlite archive as a new stopped box",
+       {{"name", 0, true, false, "name the new box (default: the archive's, when free)", "NAME"},
+        {"untrusted", 0, false, false,
+         "refuse archives asking for host mounts, host access, published ports or host paths"}},
+       false,
+       ImportBoxCommand},
   };
   return *commands;
 }

@@ -91,7 +91,7 @@ BoxImpl::BoxImpl(std::shared_ptr<RuntimeImpl> runtime, BoxRecord record)
   record_ = std::move(record);
   disk_size_mib_ = record_.disk_size_mib;
   accel_ = record_.accel;
-  if (!record_.rootfs_path.empty()) {
+  if (!record_.rootfs_path.empty() || record_.standalone_disk) {
     image_ = ResolvedImage{record_.image_reference, record_.rootfs_path, record_.rootfs_bytes,
                            record_.image_config};
   }
@@ -165,9 +165,10 @@ void BoxImpl::RefreshLocked() {
   if (state_ != State::kRunning) {
     // The image is resolved at the first start: a box without one never ran ("configured").
     state_ = alive ? State::kRunning
-                   : (record_.rootfs_path.empty() ? State::kCreated : State::kStopped);
+                   : (record_.rootfs_path.empty() && !record_.standalone_disk ? State::kCreated
+                                                                              : State::kStopped);
   }
-  if (!record_.rootfs_path.empty() && !image_) {
+  if ((!record_.rootfs_path.empty() || record_.standalone_disk) && !image_) {
     image_ = ResolvedImage{record_.image_reference, record_.rootfs_path, record_.rootfs_bytes,
                            record_.image_config};
   }
@@ -247,7 +248,7 @@ BoxStatus BoxImpl::StatusLocked(std::string* failure) {
     return BoxStatus::kStopped;
   }
   StatusFacts facts;
-  facts.ever_started = !record_.rootfs_path.empty();
+  facts.ever_started = !record_.rootfs_path.empty() || record_.standalone_disk;
   facts.vm_recorded = record_.pid != 0;
   facts.vm_alive = SameProcessAlive(record_.pid, record_.pid_start_time);
   facts.phase = record_.phase;

@@ -129,8 +129,6 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   };
   // An ephemeral box's snapshots, oldest first; guarded by mu_.
   std::vector<HeldSnapshot> held_snapshots_;
-  // An ephemeral box's running overlay (unlinked; QEMU holds it too); guarded by mu_.
-  base::UniqueFd overlay_fd_;
   // An ephemeral clone's disk, which its first launch boots instead of a new overlay.
   base::UniqueFd seed_disk_;
   // --- end snapshots ---
@@ -179,6 +177,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Status LaunchLocked(const MemoryImage* image = nullptr);
   Status PrepareLaunchLocked(LaunchPlan& plan);
   Status OpenBoxFilesLocked(LaunchPlan& plan);
+  Status OpenOverlayLocked(LaunchPlan& plan);          // Part of OpenBoxFilesLocked.
+  Status OpenLogsAndSocketsLocked(LaunchPlan& plan);   // Part of OpenBoxFilesLocked.
   Status AttachDevicesLocked(LaunchPlan& plan);
   Status ShareMountsLocked(LaunchPlan& plan);
   Status PlanJailLocked(LaunchPlan& plan);
@@ -267,9 +267,11 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   int64_t disk_size_mib_ = 0;
   // Memory snapshots (box_memory.cc), guarded by mu_: the monitor of the VM (an
   // ephemeral box's socket end, kept while it runs; a persistent box's is connected when
-  // needed), and an ephemeral box's disk (a persistent box's is disk.qcow2).
+  // needed).
   base::UniqueFd qmp_fd_;
   std::optional<vmm::QmpClient> qmp_;
+  // An ephemeral box's disk, read-only, while its VM runs here: the unlinked overlay has no
+  // name to read it by (snapshots, clones, memory snapshots, export). Guarded by mu_.
   base::UniqueFd disk_fd_;
 
   // Why the VM went away unexpectedly. Shared with the channel's close callback, which

@@ -161,6 +161,17 @@ Status BoxImpl::PrepareLaunchLocked(LaunchPlan& plan) {
 }
 
 Status BoxImpl::OpenBoxFilesLocked(LaunchPlan& plan) {
+  if (record_.standalone_disk) {
+    // An imported box (src/runtime/box_import.cc): its disk is one standalone qcow2, checked
+    // at import to name no backing file, and QEMU is given none.
+    BOXLITE_ASSIGN_OR_RETURN(plan.disk, sys::Open(DirPath("disk.qcow2"), O_RDWR | O_CLOEXEC));
+  } else {
+    BOXLITE_RETURN_IF_ERROR(OpenOverlayLocked(plan));
+  }
+  return OpenLogsAndSocketsLocked(plan);
+}
+
+Status BoxImpl::OpenOverlayLocked(LaunchPlan& plan) {
   // The per-box disk: a qcow2 overlay whose writes never reach the shared base.
   vmm::DiskOverlay overlay;
   overlay.path = persistent() ? DirPath("disk.qcow2") : sys::JoinPath(plan.tmp, id_ + ".qcow2");
@@ -185,6 +196,10 @@ Status BoxImpl::OpenBoxFilesLocked(LaunchPlan& plan) {
   } else {
     BOXLITE_ASSIGN_OR_RETURN(plan.disk, vmm::OpenDiskOverlay(overlay));
   }
+  return Status::OK();
+}
+
+Status BoxImpl::OpenLogsAndSocketsLocked(LaunchPlan& plan) {
   if (persistent()) {
     BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(DirPath("console.log"),
                                                     O_RDWR | O_CREAT | O_APPEND, 0600));
@@ -241,21 +256,20 @@ Status BoxImpl::AttachDevicesLocked(LaunchPlan& plan) {
   // Fd set 1: the overlay (QEMU opens it read-write, and read-only while probing); 2: the
   // base image, read-only; 3: the console, the write end of a pipe whose writer process
   // keeps the log under its cap (src/runtime/console_log.h).
-  if (!persistent()) {
-    // Kept for memory snapshots: an ephemeral box's disk has no name (box_memory.cc).
-    disk_fd_.reset(::fcntl(plan.disk.get(), F_DUPFD_CLOEXEC, 3));
-  }
   config.fd_sets.push_back({plan.Pass(std::move(plan.disk)), 1});
   BOXLITE_ASSIGN_OR_RETURN(auto disk_ro, reopen(config.fd_sets.back().fd, O_RDONLY));
   config.fd_sets.push_back({plan.Pass(std::move(disk_ro)), 1});
   if (!persistent()) {
-    // Snapshots and clones of an ephemeral box read its unlinked overlay through this.
-    BOXLITE_ASSIGN_OR_RETURN(overlay_fd_, reopen(config.fd_sets.back().fd, O_RDONLY));
+    // Snapshots, clones, memory snapshots and export of an ephemeral box read its
+    // unlinked overlay through this (box_snapshot.cc, box_memory.cc, box_export.cc).
+    BOXLITE_ASSIGN_OR_RETURN(disk_fd_, reopen(config.fd_sets.back().fd, O_RDONLY));
   }
   config.disk = "/dev/fdset/1";
-  BOXLITE_ASSIGN_OR_RETURN(auto base_fd, sys::Open(plan.backing, O_RDONLY | O_CLOEXEC));
-  config.fd_sets.push_back({plan.Pass(std::move(base_fd)), 2});
-  config.disk_backing = "/dev/fdset/2";
+  if (!plan.backing.empty()) {  // Empty: a standalone disk (an imported box).
+    BOXLITE_ASSIGN_OR_RETURN(auto base_fd, sys::Open(plan.backing, O_RDONLY | O_CLOEXEC));
+    config.fd_sets.push_back({plan.Pass(std::move(base_fd)), 2});
+    config.disk_backing = "/dev/fdset/2";
+  }
   BOXLITE_ASSIGN_OR_RETURN(
       auto console_pipe,
       StartConsoleWriter(console_fd_.get(), runtime_->options().console_helper));

@@ -226,7 +226,7 @@ Status BoxImpl::SaveMemoryLocked(const std::string& dir) {
   if (persistent()) {
     BOXLITE_ASSIGN_OR_RETURN(disk, sys::Open(DirPath("disk.qcow2"), O_RDONLY | O_CLOEXEC));
   } else {
-    disk.reset(::fcntl(disk_fd_.get(), F_DUPFD_CLOEXEC, 3));
+    disk.reset(::fcntl(disk_fd_.get(), F_DUPFD_CLOEXEC, 3));  // Read-only.
     if (!disk) return sys::ErrnoStatus(errno, "open box %s's disk", name_.c_str());
   }
   BOXLITE_RETURN_IF_ERROR(CopyFileSparse(disk.get(), sys::JoinPath(dir, "disk.qcow2")).status());

@@ -91,39 +91,122 @@ void AdvancedFromJson(const Json& j, BoxOptions* o) {
 
 }  // namespace
 
-std::string BoxDir(const std::string& boxes_dir, const std::string& id) {
-  return sys::JoinPath(boxes_dir, id);
-}
-
-Status SaveRecord(const std::string& dir, const BoxRecord& r) {
-  const BoxOptions& o = r.options;
+Json BoxOptionsToJson(const BoxOptions& o) {
   Json mounts = Json::array();
   for (const auto& m : o.mounts) {
     mounts.push_back({{"host", m.host_path}, {"guest", m.guest_path}, {"read_only", m.read_only}});
   }
   Json ports = Json::array();
   for (const auto& p : o.ports) ports.push_back({{"host", p.host_port}, {"guest", p.guest_port}});
+  Json opts = {{"image", o.image}, {"rootfs_path", o.rootfs_path}, {"cpus", o.cpus},
+               {"memory_mib", o.memory_mib}, {"disk_size_mib", o.disk_size_mib},
+               {"env", EnvToJson(o.env)}, {"mounts", mounts}, {"ports", ports},
+               {"network", o.network}, {"allow_host", o.allow_host},
+               {"working_dir", o.working_dir}, {"user", o.user},
+               {"auto_remove", o.auto_remove}, {"detach", o.detach}, {"tty", o.tty},
+               {"auto_pause", o.auto_pause}, {"auto_resume", o.auto_resume},
+               {"advanced", AdvancedToJson(o)}};
+  if (o.auto_delete) opts["auto_delete"] = *o.auto_delete;
+  if (o.entrypoint) opts["entrypoint"] = *o.entrypoint;
+  if (o.cmd) opts["cmd"] = *o.cmd;
+  return opts;
+}
+
+BoxOptions BoxOptionsFromJson(const Json& o) {
+  BoxOptions b;
+  if (!o.is_object()) return b;
+  Read(o, "image", &b.image);
+  Read(o, "rootfs_path", &b.rootfs_path);
+  Read(o, "cpus", &b.cpus);
+  Read(o, "memory_mib", &b.memory_mib);
+  Read(o, "disk_size_mib", &b.disk_size_mib);
+  Read(o, "network", &b.network);
+  Read(o, "allow_host", &b.allow_host);
+  Read(o, "working_dir", &b.working_dir);
+  Read(o, "user", &b.user);
+  Read(o, "auto_remove", &b.auto_remove);
+  Read(o, "detach", &b.detach);
+  Read(o, "tty", &b.tty);
+  Read(o, "auto_pause", &b.auto_pause);
+  Read(o, "auto_resume", &b.auto_resume);
+  if (auto v = o.find("auto_delete"); v != o.end() && v->is_number_integer()) {
+    b.auto_delete = v->get<int64_t>();
+  }
+  for (auto [key, out] : {std::pair{"entrypoint", &b.entrypoint}, std::pair{"cmd", &b.cmd}}) {
+    auto it = o.find(key);
+    if (it == o.end() || !it->is_array()) continue;
+    out->emplace();
+    for (const auto& v : *it) {
+      std::string bytes;
+      if (protocol::BytesFromJson(v, &bytes).ok()) (*out)->push_back(std::move(bytes));
+    }
+  }
+  AdvancedFromJson(o.value("advanced", Json::object()), &b);
+  if (auto env = o.find("env"); env != o.end() && env->is_array()) {
+    for (const auto& kv : *env) {
+      std::string k, v;
+      if (kv.is_array() && kv.size() == 2 && protocol::BytesFromJson(kv[0], &k).ok() &&
+          protocol::BytesFromJson(kv[1], &v).ok()) {
+        b.env.emplace_back(std::move(k), std::move(v));
+      }
+    }
+  }
+  if (auto mounts = o.find("mounts"); mounts != o.end() && mounts->is_array()) {
+    for (const auto& m : *mounts) {
+      VolumeMount vm;
+      Read(m, "host", &vm.host_path);
+      Read(m, "guest", &vm.guest_path);
+      Read(m, "read_only", &vm.read_only);
+      b.mounts.push_back(vm);
+    }
+  }
+  if (auto ports = o.find("ports"); ports != o.end() && ports->is_array()) {
+    for (const auto& p : *ports) {
+      PortForward f;
+      Read(p, "host", &f.host_port);
+      Read(p, "guest", &f.guest_port);
+      b.ports.push_back(f);
+    }
+  }
+  return b;
+}
+
+Json ImageConfigToJson(const image::ImageConfig& c) {
+  return {{"env", c.env}, {"entrypoint", c.entrypoint}, {"cmd", c.cmd},
+          {"working_dir", c.working_dir}, {"user", c.user}};
+}
+
+image::ImageConfig ImageConfigFromJson(const Json& img) {
+  image::ImageConfig c;
+  if (!img.is_object()) return c;
+  Read(img, "working_dir", &c.working_dir);
+  Read(img, "user", &c.user);
+  for (auto [key, out] : {std::pair{"env", &c.env}, std::pair{"entrypoint", &c.entrypoint},
+                          std::pair{"cmd", &c.cmd}}) {
+    auto it = img.find(key);
+    if (it == img.end() || !it->is_array()) continue;
+    for (const auto& v : *it) {
+      std::string bytes;
+      if (protocol::BytesFromJson(v, &bytes).ok()) out->push_back(std::move(bytes));
+    }
+  }
+  return c;
+}
+
+std::string BoxDir(const std::string& boxes_dir, const std::string& id) {
+  return sys::JoinPath(boxes_dir, id);
+}
+
+Status SaveRecord(const std::string& dir, const BoxRecord& r) {
   Json bound = Json::array();
   for (const auto& p : r.bound_ports) bound.push_back({{"host", p.host_port}, {"guest", p.guest_port}});
-  const image::ImageConfig& c = r.image_config;
   Json j = {
       {"version", 1},
       {"id", r.id},
       {"name", r.name},
       {"created", r.created_unix},
-      {"options",
-       {{"image", o.image}, {"rootfs_path", o.rootfs_path}, {"cpus", o.cpus},
-        {"memory_mib", o.memory_mib}, {"disk_size_mib", o.disk_size_mib},
-        {"env", EnvToJson(o.env)}, {"mounts", mounts}, {"ports", ports},
-        {"network", o.network}, {"allow_host", o.allow_host},
-        {"working_dir", o.working_dir}, {"user", o.user},
-        {"auto_remove", o.auto_remove}, {"detach", o.detach}, {"tty", o.tty},
-        {"auto_pause", o.auto_pause}, {"auto_resume", o.auto_resume},
-        {"advanced", AdvancedToJson(o)}}},
-      {"image",
-       {{"reference", r.image_reference}, {"rootfs_path", r.rootfs_path},
-        {"rootfs_bytes", r.rootfs_bytes}, {"env", c.env}, {"entrypoint", c.entrypoint},
-        {"cmd", c.cmd}, {"working_dir", c.working_dir}, {"user", c.user}}},
+      {"options", BoxOptionsToJson(r.options)},
+      {"image", ImageConfigToJson(r.image_config)},
       {"disk_size_mib", r.disk_size_mib},
       {"vm",
        {{"pid", r.pid}, {"start_time", r.pid_start_time}, {"net_pid", r.net_pid},
@@ -134,10 +217,10 @@ Status SaveRecord(const std::string& dir, const BoxRecord& r) {
   if (r.exit_code) j["exit_code"] = *r.exit_code;
   if (!r.phase.empty()) j["phase"] = r.phase;
   if (!r.failure.empty()) j["failure"] = r.failure;
-  Json& opts = j["options"];
-  if (o.auto_delete) opts["auto_delete"] = *o.auto_delete;
-  if (o.entrypoint) opts["entrypoint"] = *o.entrypoint;
-  if (o.cmd) opts["cmd"] = *o.cmd;
+  j["image"]["reference"] = r.image_reference;
+  j["image"]["rootfs_path"] = r.rootfs_path;
+  j["image"]["rootfs_bytes"] = r.rootfs_bytes;
+  if (r.standalone_disk) j["standalone_disk"] = true;
   return sys::WriteFileAtomic(sys::JoinPath(dir, "box.json"), protocol::Dump(std::move(j), 2) + "\n",
                               0600);
 }
@@ -153,82 +236,16 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
   Read(j, "name", &r.name);
   Read(j, "created", &r.created_unix);
   if (r.id.empty()) return Status::Corruption("box record has no id", dir);
-  const Json& o = j.value("options", Json::object());
-  if (o.is_object()) {
-    BoxOptions& b = r.options;
-    Read(o, "image", &b.image);
-    Read(o, "rootfs_path", &b.rootfs_path);
-    Read(o, "cpus", &b.cpus);
-    Read(o, "memory_mib", &b.memory_mib);
-    Read(o, "disk_size_mib", &b.disk_size_mib);
-    Read(o, "network", &b.network);
-    Read(o, "allow_host", &b.allow_host);
-    Read(o, "working_dir", &b.working_dir);
-    Read(o, "user", &b.user);
-    Read(o, "auto_remove", &b.auto_remove);
-    Read(o, "detach", &b.detach);
-    Read(o, "tty", &b.tty);
-    Read(o, "auto_pause", &b.auto_pause);
-    Read(o, "auto_resume", &b.auto_resume);
-    if (auto v = o.find("auto_delete"); v != o.end() && v->is_number_integer()) {
-      b.auto_delete = v->get<int64_t>();
-    }
-    for (auto [key, out] : {std::pair{"entrypoint", &b.entrypoint}, std::pair{"cmd", &b.cmd}}) {
-      auto it = o.find(key);
-      if (it == o.end() || !it->is_array()) continue;
-      out->emplace();
-      for (const auto& v : *it) {
-        std::string bytes;
-        if (protocol::BytesFromJson(v, &bytes).ok()) (*out)->push_back(std::move(bytes));
-      }
-    }
-    AdvancedFromJson(o.value("advanced", Json::object()), &b);
-    b.name = r.name;
-    if (auto env = o.find("env"); env != o.end() && env->is_array()) {
-      for (const auto& kv : *env) {
-        std::string k, v;
-        if (kv.is_array() && kv.size() == 2 && protocol::BytesFromJson(kv[0], &k).ok() &&
-            protocol::BytesFromJson(kv[1], &v).ok()) {
-          b.env.emplace_back(std::move(k), std::move(v));
-        }
-      }
-    }
-    if (auto mounts = o.find("mounts"); mounts != o.end() && mounts->is_array()) {
-      for (const auto& m : *mounts) {
-        VolumeMount vm;
-        Read(m, "host", &vm.host_path);
-        Read(m, "guest", &vm.guest_path);
-        Read(m, "read_only", &vm.read_only);
-        b.mounts.push_back(vm);
-      }
-    }
-    if (auto ports = o.find("ports"); ports != o.end() && ports->is_array()) {
-      for (const auto& p : *ports) {
-        PortForward f;
-        Read(p, "host", &f.host_port);
-        Read(p, "guest", &f.guest_port);
-        b.ports.push_back(f);
-      }
-    }
-  }
+  r.options = BoxOptionsFromJson(j.value("options", Json::object()));
+  r.options.name = r.name;
   const Json& img = j.value("image", Json::object());
   if (img.is_object()) {
     Read(img, "reference", &r.image_reference);
     Read(img, "rootfs_path", &r.rootfs_path);
     Read(img, "rootfs_bytes", &r.rootfs_bytes);
-    Read(img, "working_dir", &r.image_config.working_dir);
-    Read(img, "user", &r.image_config.user);
-    for (auto [key, out] : {std::pair{"env", &r.image_config.env},
-                            std::pair{"entrypoint", &r.image_config.entrypoint},
-                            std::pair{"cmd", &r.image_config.cmd}}) {
-      auto it = img.find(key);
-      if (it == img.end() || !it->is_array()) continue;
-      for (const auto& v : *it) {
-        std::string bytes;
-        if (protocol::BytesFromJson(v, &bytes).ok()) out->push_back(std::move(bytes));
-      }
-    }
+    r.image_config = ImageConfigFromJson(img);
   }
+  Read(j, "standalone_disk", &r.standalone_disk);
   Read(j, "disk_size_mib", &r.disk_size_mib);
   if (auto code = j.find("exit_code"); code != j.end() && code->is_number_integer()) {
     r.exit_code = code->get<int>();

@@ -17,6 +17,7 @@
 #include "boxlite/options.h"
 #include "boxlite/result.h"
 #include "src/image/manifest.h"
+#include "src/protocol/messages.h"
 
 namespace boxlite::runtime {
 
@@ -50,7 +51,18 @@ struct BoxRecord {
   // when the VM died without a stop or a start failed; `failure` says why.
   std::string phase;
   std::string failure;
+  // The disk is a standalone qcow2 with no shared base (an imported box): rootfs_path
+  // stays empty and the launch opens disk.qcow2 alone.
+  bool standalone_disk = false;
 };
+
+// A box's options and its image's config as the record keeps them; the manifest of an
+// exported box (src/runtime/box_archive.h) uses the same forms. The readers take any
+// JSON (missing or mistyped fields keep their defaults).
+protocol::Json BoxOptionsToJson(const BoxOptions& options);
+BoxOptions BoxOptionsFromJson(const protocol::Json& json);
+protocol::Json ImageConfigToJson(const image::ImageConfig& config);
+image::ImageConfig ImageConfigFromJson(const protocol::Json& json);
 
 std::string BoxDir(const std::string& boxes_dir, const std::string& id);
 Status SaveRecord(const std::string& dir, const BoxRecord& record);

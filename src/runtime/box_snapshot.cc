@@ -134,8 +134,8 @@ Result<base::UniqueFd> BoxImpl::OpenDiskLocked() {
   if (persistent()) {
     auto fd = sys::Open(DirPath(kDiskFile), O_RDONLY | O_CLOEXEC);
     if (fd.ok() || errno != ENOENT) return fd;
-  } else if (overlay_fd_) {
-    return sys::Open(base::StrFormat("/proc/self/fd/%d", overlay_fd_.get()), O_RDONLY | O_CLOEXEC);
+  } else if (disk_fd_) {
+    return sys::Open(base::StrFormat("/proc/self/fd/%d", disk_fd_.get()), O_RDONLY | O_CLOEXEC);
   }
   return Status::FailedPrecondition("box " + name_ + " has no disk yet",
                                     "start it once before taking a snapshot or a clone")
@@ -359,7 +359,7 @@ Status BoxImpl::CopyDiskInto(BoxImpl& clone) {
 
 void BoxImpl::DropHeldDisksLocked() {
   held_snapshots_.clear();
-  overlay_fd_.reset();
+  disk_fd_.reset();
   seed_disk_.reset();
 }
 

@@ -246,15 +246,7 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& requested) {
   BOXLITE_ASSIGN_OR_RETURN(auto home_lock, sys::FileLock::Acquire(home_ + "/boxes.lock"));
   std::lock_guard<std::mutex> lock(mu_);
   if (!options.name.empty()) {
-    bool taken = false;
-    for (auto& [other_id, weak] : boxes_) {
-      auto other = weak.lock();
-      if (other && other->name() == options.name) taken = true;
-    }
-    for (const auto& record : LoadAllRecords(BoxesDir())) {
-      if (record.name == options.name) taken = true;
-    }
-    if (taken) {
+    if (NameTakenLocked(options.name)) {
       return Status::AlreadyExists("a box named \"" + options.name + "\" exists",
                                    "choose another name or remove it (boxlite rm)")
           .WithSubject(StatusSubject::kBox);
@@ -265,6 +257,17 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& requested) {
   drop_anonymous.Cancel();
   counters_.boxes_created++;
   return std::shared_ptr<Box>(box);
+}
+
+bool RuntimeImpl::NameTakenLocked(const std::string& name) {
+  for (auto& [other_id, weak] : boxes_) {
+    auto other = weak.lock();
+    if (other && other->name() == name) return true;
+  }
+  for (const auto& record : LoadAllRecords(BoxesDir())) {
+    if (record.name == name) return true;
+  }
+  return false;
 }
 
 Result<std::shared_ptr<Box>> RuntimeImpl::Get(std::string_view id_or_name) {

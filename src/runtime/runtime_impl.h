@@ -81,6 +81,8 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
     std::atomic<uint64_t> exec_errors{0};
   };
   Counters& counters() { return counters_; }
+  // The config digest of a stored image ("" when it is not in the store).
+  std::string StoredImageDigest(const std::string& reference);
 
  private:
   Result<image::Store*> Store();
@@ -93,6 +95,8 @@ class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<Ru
   // `id` (removed again if creating the box fails).
   Status ResolveVolumes(const std::string& id, BoxOptions* options);
   Result<image::LocalImage> EnsureImage(const std::string& reference, const PullCallback& progress);
+  // Whether a box of this home has `name`. Requires mu_ and the home's boxes.lock.
+  bool NameTakenLocked(const std::string& name);
 
   RuntimeOptions options_;
   std::string home_;

@@ -134,6 +134,10 @@ Result<std::vector<std::string>> BuildQemuArgv(const VmConfig& config) {
         {"file", {{"driver", "file"}, {"filename", config.disk_backing}, {"read-only", true}}}};
     add({"-blockdev", base.dump()});
     disk["backing"] = "base0";
+  } else {
+    // A standalone disk (an imported box): whatever backing file its header might name is
+    // never opened.
+    disk["backing"] = nullptr;
   }
   add({"-blockdev", disk.dump(), "-device", "virtio-blk-device,drive=disk0"});
   add({"-device",
