@@ -23,8 +23,9 @@ libs[image_reference]=""
 libs[oci_manifest]="-lcrypto"
 libs[tar_unpack]="-lext2fs -lcom_err -larchive -lz -lzstd -lcrypto"
 libs[agent_request]="-lcrypto"
-status=0
-for name in frame_decoder image_reference oci_manifest tar_unpack agent_request; do
+names=(frame_decoder image_reference oci_manifest tar_unpack agent_request)
+bins=()
+for name in "${names[@]}"; do
   srcs=(fuzz/${name}_fuzzer.cc ${sources[$name]})
   key=$(cd "$here" && cat "${srcs[@]}" $(ls src/*/*.h agent/*.h include/boxlite/*.h) | sha256sum | cut -c1-16)
   bin=$cache/${name}-$key
@@ -33,17 +34,40 @@ for name in frame_decoder image_reference oci_manifest tar_unpack agent_request;
     (cd "$here" && $cxx "${flags[@]}" "${srcs[@]}" -o "$bin.tmp" ${libs[$name]} -lpthread)
     mv "$bin.tmp" "$bin"
   fi
+  bins+=("$bin")
+done
+
+# Runs one target for $seconds from a copy of its seed corpus; 0 when it found nothing.
+run_one() {
+  local name=$1 bin=$2 corpus
   corpus=$(mktemp -d)
   [ -d "$here/fuzz/corpus/$name" ] && cp -r "$here/fuzz/corpus/$name/." "$corpus/"
   echo "fuzz: running $name for ${seconds}s" >&2
-  if ! (cd "$corpus" && "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
-          -artifact_prefix="$cache/$name-" -print_final_stats=1 "$corpus" \
-          > "$cache/$name.log" 2>&1); then
-    echo "fuzz: $name found a problem; see $cache/$name.log (the input is kept as" \
-         "$cache/$name-crash-*: rerun it with $bin FILE)" >&2
-    tail -40 "$cache/$name.log" >&2
-    status=1
-  fi
+  local rc=0
+  (cd "$corpus" && "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+      -artifact_prefix="$cache/$name-" -print_final_stats=1 "$corpus" \
+      > "$cache/$name.log" 2>&1) || rc=1
   rm -rf "$corpus"
+  return $rc
+}
+
+# Each target is single-threaded: BOXLITE_FUZZ_JOBS of them (default: one per CPU) run at
+# once, each still for its full time on a CPU of its own.
+jobs=${BOXLITE_FUZZ_JOBS:-$(nproc)}
+declare -A pid_of
+status=0
+report() {
+  echo "fuzz: $1 found a problem; see $cache/$1.log (the input is kept as" \
+       "$cache/$1-crash-*: rerun it with $2 FILE)" >&2
+  tail -40 "$cache/$1.log" >&2
+  status=1
+}
+for i in "${!names[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  run_one "${names[$i]}" "${bins[$i]}" &
+  pid_of[$i]=$!
+done
+for i in "${!names[@]}"; do
+  wait "${pid_of[$i]}" || report "${names[$i]}" "${bins[$i]}"
 done
 exit $status

@@ -16,7 +16,7 @@ ctest --test-dir "$build" -L unit --output-on-failure -j2 >&2
 echo "== fuzz smoke (libFuzzer targets, ${BOXLITE_FUZZ_SECONDS:-6}s each)" >&2
 "$here/scripts/fuzz-smoke.sh" "${BOXLITE_FUZZ_SECONDS:-6}"
 echo "== C++ integration tests (registries, network helper)" >&2
-ctest --test-dir "$build" -L integration --output-on-failure >&2
+ctest --test-dir "$build" -L integration --output-on-failure -j2 >&2
 echo "== integration tests (BoxLite)" >&2
 export BOXLITE_BUILD_DIR=$build
 "$py" -m pytest -q -p no:cacheprovider --timeout=900 --durations=25 -m "not harness_selftest" \

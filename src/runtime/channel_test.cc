@@ -15,6 +15,8 @@
 
 #include "src/protocol/frame.h"
 #include "src/protocol/messages.h"
+#include "src/runtime/exec_impl.h"
+#include "src/runtime/main_session.h"
 
 namespace boxlite::runtime {
 namespace {
@@ -200,6 +202,30 @@ TEST_F(ChannelCreditTest, StdinCreditFromThePeerSaturates) {
   std::lock_guard<std::mutex> lock(sink_->mu);
   EXPECT_GT(sink_->stdin_credit, 0);
   EXPECT_LE(sink_->stdin_credit, int64_t{1} << 40);
+}
+
+// A main command whose view stopped reading (`boxlite run` whose stdout went away) and
+// whose guest then overran its credit: the view learns that the stream broke as soon as
+// the pump has moved the queued output (a whole window of it) into the backlog. The pump
+// no longer waits for the view per queued chunk (which took a minute for a window).
+TEST_F(ChannelCreditTest, AMainViewThatStoppedReadingLearnsOfAnOverrunWithoutWaitingOutTheQueue) {
+  constexpr size_t kFrame = 16 * 1024;
+  const int64_t window = protocol::kDefaultWindow;
+  StartExec(window);
+  for (int64_t sent = 0; sent < window; sent += kFrame) peer_->Data(stream_, 1, kFrame);
+  ASSERT_EQ(Queued(1, static_cast<size_t>(window)), static_cast<size_t>(window));
+  peer_->Data(stream_, 1, 1);
+  ASSERT_TRUE(ClosedWhy().IsProtocolError());
+  auto exec = std::make_shared<ExecImpl>(channel_, stream_, sink_, 7, 0, false, nullptr);
+  MainSession session(exec, nullptr);
+  std::shared_ptr<Exec> view = session.Attach();  // Never reads.
+  auto waited = std::async(std::launch::async, [view] { return view->Wait(std::nullopt); });
+  // Generous: the old pump took 200 ms for each of the window's 256 chunks.
+  ASSERT_EQ(waited.wait_for(seconds(20)), std::future_status::ready)
+      << "the view was not told the stream broke";
+  Result<ExitStatus> status = waited.get();
+  ASSERT_FALSE(status.ok());
+  EXPECT_TRUE(status.error().IsProtocolError()) << status.error().ToString();
 }
 
 }  // namespace

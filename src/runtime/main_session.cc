@@ -42,6 +42,10 @@ constexpr size_t kReadMax = 64 * 1024;
 
 void Pump(std::shared_ptr<MainSession::Shared> s, MainSession::OnExit on_exit) {
   Status broke;
+  // Once the stream is lost, no view is waited for again: the output still queued is
+  // the rest of a dead stream (up to a window of it), and waiting a view out per chunk
+  // would hold back the failure, and the box's stop, for a minute.
+  bool lost = false;
   while (true) {
     int fd = 0;
     auto chunk = s->exec->ReadAny(&fd, std::nullopt);
@@ -67,10 +71,10 @@ void Pump(std::shared_ptr<MainSession::Shared> s, MainSession::OnExit on_exit) {
       return false;
     };
     // A lost stream ends the wait (the views then learn why from the read below).
-    while (b.data.size() > MainSession::kBacklogBytes && unread_by_a_view()) {
+    while (!lost && b.data.size() > MainSession::kBacklogBytes && unread_by_a_view()) {
       if (s->cv.wait_for(lock, std::chrono::milliseconds(200)) == std::cv_status::timeout &&
           !s->exec->StreamFailure().ok()) {
-        break;
+        lost = true;
       }
     }
     if (b.data.size() > MainSession::kBacklogBytes) {
