@@ -138,8 +138,7 @@ void BoxImpl::EndQuiesceLocked(Quiesced& q) {
 
 Result<base::UniqueFd> BoxImpl::OpenDiskLocked() {
   if (persistent()) {
-    auto fd = sys::Open(DirPath(kDiskFile), O_RDONLY | O_CLOEXEC);
-    if (fd.ok() || errno != ENOENT) return fd;
+    if (sys::Exists(DirPath(kDiskFile))) return sys::Open(DirPath(kDiskFile), O_RDONLY | O_CLOEXEC);
   } else if (overlay_fd_) {
     return sys::Open(base::StrFormat("/proc/self/fd/%d", overlay_fd_.get()), O_RDONLY | O_CLOEXEC);
   }
