@@ -12,18 +12,11 @@
 
 #include "src/base/strings.h"
 #include "src/cli/command.h"
+#include "src/cli/format.h"
 
 namespace boxlite::cli {
 namespace {
 
-std::string Rfc3339(int64_t unix_seconds) {
-  std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 nlohmann::json SnapshotJson(const SnapshotInfo& s) {
   return {{"id", s.id},
@@ -81,20 +74,8 @@ Outcome List(Box& box, const ParsedFlags& flags, bool json) {
 
 Outcome Remove(Box& box, const ParsedFlags& flags, bool) {
   if (flags.positional.size() < 3) return Usage("usage: boxlite snapshot rm BOX NAME...");
-  // Every name is tried; the first failure is reported after the others are done.
-  Status first;
-  for (size_t i = 2; i < flags.positional.size(); ++i) {
-    Status s = box.RemoveSnapshot(flags.positional[i]);
-    if (s.ok()) {
-      std::printf("%s\n", flags.positional[i].c_str());
-    } else if (first.ok()) {
-      first = s;
-    } else {
-      std::fprintf(stderr, "boxlite: %s\n", s.message().c_str());
-    }
-  }
-  if (!first.ok()) return Fail(first);
-  return Outcome{};
+  return ForEachTarget(flags.positional, 2,
+                       [&](const std::string& name) { return box.RemoveSnapshot(name); });
 }
 
 Outcome Restore(Box& box, const ParsedFlags& flags, bool) {

@@ -59,6 +59,12 @@ uint64_t AllocatedBytes(int fd) {
   return ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_blocks) * 512 : 0;
 }
 
+// An ephemeral box's snapshot of that name (BoxImpl::held_snapshots_), or end().
+template <typename Held>
+auto FindHeld(Held& held, const std::string& name) {
+  return std::find_if(held.begin(), held.end(), [&](const auto& h) { return h.info.name == name; });
+}
+
 Status EphemeralRestoreRefused(const std::string& box) {
   return Status::FailedPrecondition(
              "box " + box +
@@ -132,8 +138,7 @@ void BoxImpl::EndQuiesceLocked(Quiesced& q) {
 
 Result<base::UniqueFd> BoxImpl::OpenDiskLocked() {
   if (persistent()) {
-    auto fd = sys::Open(DirPath(kDiskFile), O_RDONLY | O_CLOEXEC);
-    if (fd.ok() || errno != ENOENT) return fd;
+    if (sys::Exists(DirPath(kDiskFile))) return sys::Open(DirPath(kDiskFile), O_RDONLY | O_CLOEXEC);
   } else if (disk_fd_) {
     return sys::Open(base::StrFormat("/proc/self/fd/%d", disk_fd_.get()), O_RDONLY | O_CLOEXEC);
   }
@@ -173,9 +178,7 @@ Result<SnapshotInfo> BoxImpl::CreateSnapshot(const std::string& name, const Snap
       return Status::NotSupported("memory snapshots need a box with a directory",
                                   "create the box with auto_remove=False");
     }
-    for (const auto& held : held_snapshots_) {
-      if (held.info.name == name) return SnapshotExists(name_, name);
-    }
+    if (FindHeld(held_snapshots_, name) != held_snapshots_.end()) return SnapshotExists(name_, name);
     BOXLITE_ASSIGN_OR_RETURN(auto disk, OpenDiskLocked());
     BOXLITE_ASSIGN_OR_RETURN(auto copy, AnonymousDiskFile(runtime_->TmpDir()));
     struct stat st;
@@ -235,10 +238,9 @@ Result<std::vector<SnapshotInfo>> BoxImpl::ListSnapshots() {
 Result<std::optional<SnapshotInfo>> BoxImpl::GetSnapshot(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!persistent()) {
-    for (const auto& held : held_snapshots_) {
-      if (held.info.name == name) return std::optional<SnapshotInfo>(held.info);
-    }
-    return std::optional<SnapshotInfo>();
+    auto it = FindHeld(held_snapshots_, name);
+    if (it == held_snapshots_.end()) return std::optional<SnapshotInfo>();
+    return std::optional<SnapshotInfo>(it->info);
   }
   return SnapshotStore(DirPath("snapshots"), name_).Get(name);
 }
@@ -248,8 +250,7 @@ Status BoxImpl::RemoveSnapshot(const std::string& name) {
   std::optional<sys::FileLock> box_lock;
   BOXLITE_RETURN_IF_ERROR(LockForSnapshotsLocked(&box_lock));
   if (!persistent()) {
-    auto it = std::find_if(held_snapshots_.begin(), held_snapshots_.end(),
-                           [&](const HeldSnapshot& h) { return h.info.name == name; });
+    auto it = FindHeld(held_snapshots_, name);
     if (it == held_snapshots_.end()) return SnapshotNotFound(name_, name);
     held_snapshots_.erase(it);
     return Status::OK();
@@ -262,9 +263,7 @@ Status BoxImpl::RestoreSnapshot(const std::string& name) {
   std::optional<sys::FileLock> box_lock;
   BOXLITE_RETURN_IF_ERROR(LockForSnapshotsLocked(&box_lock));
   if (!persistent()) {
-    bool held = std::any_of(held_snapshots_.begin(), held_snapshots_.end(),
-                            [&](const HeldSnapshot& h) { return h.info.name == name; });
-    if (!held) return SnapshotNotFound(name_, name);
+    if (FindHeld(held_snapshots_, name) == held_snapshots_.end()) return SnapshotNotFound(name_, name);
     return EphemeralRestoreRefused(name_);
   }
   SnapshotStore store(DirPath("snapshots"), name_);

@@ -174,6 +174,29 @@ def test_an_ephemeral_box_takes_lists_and_removes_snapshots(rt, home):
     run(main())
 
 
+def test_the_sync_api_from_another_runtime(box, home):
+    """boxlite.sync (0.9's SyncBox) on the same home, a second client of the running box:
+    it snapshots it (freezing it through its own connection), lists, gets, removes, and
+    clones it (a stopped box on the host, removed again)."""
+    from boxlite import sync
+
+    srt = sync.Boxlite(boxlite.Options(home_dir=str(home)))
+    sbox = srt.get(box.id)
+    info = sbox.snapshot.create(name="from-sync")
+    assert info.box_id == box.id and (snapshot_dir(home, box, "from-sync") / "disk.qcow2").is_file()
+    assert [s.name for s in sbox.snapshot.list()] == ["from-sync"]
+    assert sbox.snapshot.get("from-sync").id == info.id
+    sbox.snapshot.remove("from-sync")
+    assert sbox.snapshot.get("from-sync") is None and not snapshot_dir(home, box, "from-sync").exists()
+    clone = sbox.clone_box(name="sync-clone")
+    assert (home / "boxes" / clone.id / "disk.qcow2").is_file()
+    assert clone.info().state.status == "stopped"
+    srt.remove(clone.id)
+    assert not (home / "boxes" / clone.id).exists()
+    # The box was thawed: it still writes.
+    assert run(sh(box, "echo ok > /root/after-sync; cat /root/after-sync")) == "ok\n"
+
+
 def test_restore_brings_back_the_disk_of_a_running_snapshot_and_removal_takes_them(rt, box, home):
     """A file written just before the snapshot (the test never calls sync: the box is
     quiesced) is back after a restore and a file written after it is gone; restore is
