@@ -19,6 +19,13 @@ echo "== C++ integration tests (registries, network helper)" >&2
 ctest --test-dir "$build" -L integration --output-on-failure -j2 >&2
 echo "== integration tests (BoxLite)" >&2
 export BOXLITE_BUILD_DIR=$build
+# The test images are built (or found in the cache) once here; the three pytest sessions
+# below read the result instead of each recomputing the images' keys (tests/integration/
+# harness/catalog.py).
+images_json=$(mktemp)
+trap 'rm -f "$images_json"' EXIT
+"$here/scripts/test-images/build.sh" --json > "$images_json"
+export BOXLITE_TEST_IMAGES_JSON=$images_json
 "$py" -m pytest -q -p no:cacheprovider --timeout=900 --durations=25 -m "not harness_selftest" \
   "$here/tests/integration" "$@"
 echo "== harness self-tests (the test tools: registries, image builders)" >&2
