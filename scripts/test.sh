@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the docs check (citations and the one-hop index), C++ unit tests
 # (ctest), a short run of every libFuzzer target (ASan + UBSan, from its seed corpus), then
-# the integration tests that boot real VMs from images served by a loopback registry, the
-# harness's self-tests (our test tools, reported apart), then the Python SDK's tests.
+# the integration tests that boot real VMs from images served by a loopback registry with
+# the harness's self-tests (our test tools, reported apart), then the Python SDK's tests.
 # docs/contributing.md §5 shows how to run one test of each kind.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,10 +19,17 @@ echo "== C++ integration tests (registries, network helper)" >&2
 ctest --test-dir "$build" -L integration --output-on-failure -j2 >&2
 echo "== integration tests (BoxLite)" >&2
 export BOXLITE_BUILD_DIR=$build
-"$py" -m pytest -q -p no:cacheprovider --timeout=900 --durations=25 -m "not harness_selftest" \
-  "$here/tests/integration" "$@"
-echo "== harness self-tests (the test tools: registries, image builders)" >&2
-"$py" -m pytest -q -p no:cacheprovider --timeout=900 -m harness_selftest \
+# The test images are built (or found in the cache) once here; the three pytest sessions
+# below read the result instead of each recomputing the images' keys (tests/integration/
+# harness/catalog.py).
+images_json=$(mktemp)
+trap 'rm -f "$images_json"' EXIT
+"$here/scripts/test-images/build.sh" --json > "$images_json"
+export BOXLITE_TEST_IMAGES_JSON=$images_json
+# One session for BoxLite's tests and the harness's self-tests (the test tools:
+# registries, image builders), which share its registries; the self-tests' results are
+# reported on a line of their own (tests/integration/conftest.py).
+"$py" -m pytest -q -p no:cacheprovider --timeout=900 --durations=25 \
   "$here/tests/integration" "$@"
 if [ -d "$here/python/tests" ]; then
   echo "== Python SDK tests" >&2

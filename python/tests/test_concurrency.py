@@ -43,11 +43,16 @@ async def test_twenty_concurrent_execs_across_four_boxes(no_leaks: None) -> None
 
 @pytest.mark.asyncio
 async def test_event_loop_is_never_blocked(shared_box: boxlite.SimpleBox) -> None:
-    """While an exec waits in the core, the loop keeps running other tasks."""
-    task = asyncio.create_task(shared_box.exec("sleep", "5"))
+    """While an exec waits in the core, the loop keeps running other tasks: the first exec
+    waits in the guest for a file that only a second exec, made meanwhile from the same
+    loop, creates (it gives up after about 10 s, so a blocked loop fails, never hangs)."""
+    go = f"/tmp/loop-free-{os.getpid()}-{time.monotonic_ns()}"
+    waiter = f"i=0; while [ ! -e {go} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; [ -e {go} ]"
+    task = asyncio.create_task(shared_box.exec("sh", "-c", waiter))
     for _ in range(3):
         await asyncio.sleep(0.01)  # Would only resume after the exec if it blocked the loop.
     assert not task.done()
+    assert (await shared_box.exec("touch", go)).exit_code == 0
     assert (await task).exit_code == 0
 
 

@@ -176,8 +176,8 @@ def leak_monitor(request):
 
 def pytest_collection_modifyitems(config, items):
     """The harness's self-tests (harness/) carry the `harness_selftest` mark: they test the
-    test tools (registries, image builders), not BoxLite, and scripts/test.sh runs and
-    reports them on their own."""
+    test tools (registries, image builders), not BoxLite, and are reported on their own
+    (pytest_terminal_summary below; `-m harness_selftest` runs only them)."""
     harness = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness") + os.sep
     for item in items:
         if str(item.fspath).startswith(harness):
@@ -189,3 +189,21 @@ def pytest_configure(config):
                             "allow_background_vms: the test leaves detached boxes on purpose")
     config.addinivalue_line("markers",
                             "harness_selftest: a test of the test harness itself, not of BoxLite")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The harness's self-tests' results, apart from BoxLite's: scripts/test.sh runs both
+    in one session (one set of registries and images) and reports them as two lines."""
+    counts = {}
+    for outcome, reports in terminalreporter.stats.items():
+        for r in reports:
+            if getattr(r, "when", None) not in ("setup", "call", "teardown"):
+                continue
+            if "harness_selftest" not in r.keywords:
+                continue
+            if r.when == "call" or r.outcome != "passed":
+                counts[outcome] = counts.get(outcome, 0) + 1
+    if counts:
+        terminalreporter.section("harness self-tests (the test tools: registries, image builders)")
+        terminalreporter.line(", ".join(f"{n} {o}" for o, n in sorted(counts.items())) +
+                              " (included in the totals below)")

@@ -354,12 +354,14 @@ def test_host_loopback_is_unreachable(binaries, box_env, netns):
             [a for a in _host_ipv4_addresses() if a != netns.host_ip]
         lines = ["echo C $(printf 'GET /control HTTP/1.0\\r\\n\\r\\n' | nc -w 5 %s 8000 2>&1 "
                  "| head -c 300 | tr '\\n' ' ')" % netns.ip]
+        # The probes run at once (each one's 5 s wait on a dropped packet overlaps the
+        # others'); END comes after all of them.
         for t in targets:
-            lines.append("echo L %s $(echo probe | nc -w 5 %s %d 2>&1 | tr '\\n' ' ')"
+            lines.append("(echo L %s $(echo probe | nc -w 5 %s %d 2>&1 | tr '\\n' ' ')) &"
                          % (t, t, canary.port))
-            lines.append("nslookup probe.test %s:%d >/dev/null 2>&1" % (t, canary.port))
-        lines.append("echo END")
-        r = run_box(box_env, "; ".join(lines))
+            lines.append("(nslookup probe.test %s:%d >/dev/null 2>&1) &" % (t, canary.port))
+        lines.append("wait; echo END")
+        r = run_box(box_env, "\n".join(lines))
         assert r.returncode == 0 and "END" in r.stdout, r.stderr
         assert "C HTTP/1.0 200" in r.stdout, "control connection failed:\n" + r.stdout
         assert "/control" in netns.log()

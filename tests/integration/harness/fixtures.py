@@ -44,8 +44,9 @@ REGISTRY_PUSHES = [
 ]
 
 
-def populate(reg, images, pushes=REGISTRY_PUSHES, hostile=True, workers=3):
-    """Pushes the test images into `reg`; returns {name: "HOST/REPO:TAG"}."""
+def populate(reg, images, pushes=REGISTRY_PUSHES, hostile=True, workers=4):
+    """Pushes the test images into `reg`; returns {name: "HOST/REPO:TAG"}. The hostile
+    cases (small, pushed over HTTP by this process) go alongside the skopeo pushes."""
     refs = {}
 
     def one(p):
@@ -53,14 +54,18 @@ def populate(reg, images, pushes=REGISTRY_PUSHES, hostile=True, workers=3):
         return p, reg.push(images.layout(image), tag, repo, format=fmt)
 
     with concurrent.futures.ThreadPoolExecutor(workers) as ex:
-        for (image, repo, tag, fmt), ref in ex.map(one, [p for p in pushes
-                                                         if p[0] in images.layouts]):
-            refs["python:slim" if repo == "library/python" else repo] = ref
-    if hostile and images.hostile:
-        for c in images.hostile["cases"]:
-            repo = "hostile/" + c["name"]
-            refs[repo] = reg.push_raw(os.path.join(images.hostile_dir, c["layout"]), "latest",
+        pushed = ex.map(one, [p for p in pushes if p[0] in images.layouts])
+        raw = {}
+        if hostile and images.hostile:
+            for c in images.hostile["cases"]:
+                repo = "hostile/" + c["name"]
+                raw[repo] = ex.submit(reg.push_raw,
+                                      os.path.join(images.hostile_dir, c["layout"]), "latest",
                                       repo)
+        for (image, repo, tag, fmt), ref in pushed:
+            refs["python:slim" if repo == "library/python" else repo] = ref
+        for repo, future in raw.items():
+            refs[repo] = future.result()
     return refs
 
 
