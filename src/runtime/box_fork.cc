@@ -40,6 +40,14 @@ Result<std::string> MakeForkDir(const std::string& tmp, const std::string& id) {
 
 }  // namespace
 
+Result<std::optional<sys::FileLock>> BoxImpl::HoldBoxLockLocked() {
+  if (!persistent() || state_ == State::kRemoved) return std::optional<sys::FileLock>();
+  auto held = sys::FileLock::Acquire(DirPath("lock"));
+  if (!held.ok()) return held.error().Wrap("lock box " + name_);
+  RefreshHeldLocked();
+  return std::optional<sys::FileLock>(std::move(held).value());
+}
+
 Result<std::vector<std::shared_ptr<Box>>> BoxImpl::Fork(const ForkOptions& options) {
   BOXLITE_RETURN_IF_ERROR(runtime_->CheckOpen());
   if (options.count < 1 || options.count > kMaxForks) {
@@ -69,13 +77,7 @@ Result<std::vector<std::shared_ptr<Box>>> BoxImpl::Fork(const ForkOptions& optio
   std::optional<ResolvedImage> source_image;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    std::optional<sys::FileLock> box_lock;
-    if (persistent() && state_ != State::kRemoved) {
-      auto l = sys::FileLock::Acquire(DirPath("lock"));
-      if (!l.ok()) return l.error().Wrap("lock box " + name_);
-      box_lock.emplace(std::move(l).value());
-      RefreshHeldLocked();
-    }
+    BOXLITE_ASSIGN_OR_RETURN(auto box_lock, HoldBoxLockLocked());
     if (state_ != State::kRunning) {
       return Status::FailedPrecondition("box " + name_ + " is not running",
                                         "start it first: a fork copies a running box")
@@ -116,12 +118,7 @@ Result<std::vector<std::shared_ptr<Box>>> BoxImpl::Fork(const ForkOptions& optio
     auto impl = std::dynamic_pointer_cast<BoxImpl>(box);
     if (!impl) return Status::Internal("a new box is not a BoxImpl");
     std::lock_guard<std::mutex> lock(impl->mu_);
-    std::optional<sys::FileLock> box_lock;
-    if (impl->persistent()) {
-      auto l = sys::FileLock::Acquire(impl->DirPath("lock"));
-      if (!l.ok()) return l.error().Wrap("lock box " + impl->name_);
-      box_lock.emplace(std::move(l).value());
-    }
+    BOXLITE_ASSIGN_OR_RETURN(auto fork_lock, impl->HoldBoxLockLocked());
     impl->image_ = source_image;
     Status launched = impl->LaunchLocked(&image);
     if (!launched.ok()) {
