@@ -422,12 +422,12 @@ Status Server::DispatchRequest(Conn* conn, uint32_t stream, const protocol::Json
     s = DoListDir(req, reply);
   } else if (op == "metrics") {
     s = DoMetrics(reply);
+  } else if (op == "refresh") {
+    s = DoRefresh(req);
   } else if (op == "freeze") {
     s = DoFreeze(conn, req, reply);
   } else if (op == "thaw") {
     s = DoThaw();
-  } else if (op == "refresh") {
-    s = DoRefresh(req);
   } else if (op == "ping") {
     s = Status::OK();
   } else if (op == "shutdown") {

@@ -196,6 +196,8 @@ class Server {
   Status DoStat(const protocol::Json& req, protocol::Json* reply);
   Status DoListDir(const protocol::Json& req, protocol::Json* reply);
   Status DoMetrics(protocol::Json* reply);
+  // A memory restore's new clock, entropy and identity (ApplyRefresh).
+  Status DoRefresh(const protocol::Json& req);
   // freeze / thaw (agent/server_freeze.cc): the box disk's file system frozen for a
   // consistent copy, thawed on request, when the freezing host's session ends, or by a
   // guard process after the requested time even if this loop is stuck on the frozen disk.
@@ -203,8 +205,6 @@ class Server {
   Status DoThaw();
   // Ends a freeze (and its guard); OK when nothing is frozen.
   Status ThawNow();
-  // A memory restore's new clock, entropy and identity (ApplyRefresh).
-  Status DoRefresh(const protocol::Json& req);
 
   // Streams.
   Exec* FindExec(Conn* conn, uint32_t stream);

@@ -332,6 +332,22 @@ TEST_F(AgentServerTest, ExecRequestsWithByteArgvAreParsedNotStarted) {
   ExpectAlive();
 }
 
+TEST_F(AgentServerTest, RefreshTakesAWellFormedIdentityAndRefusesOthers) {
+  ASSERT_TRUE(Call("hello", {{"version", protocol::kProtocolVersion}}).ok());
+  protocol::RefreshRequest refresh;
+  refresh.entropy = std::string(protocol::kRefreshEntropyBytes, '\x7f');
+  refresh.clock_unix_ns = 1;
+  refresh.hostname = "fork-1";
+  refresh.box_id = "AbCdEf123456";
+  auto ok = Call("refresh", protocol::ToJson(refresh));
+  EXPECT_TRUE(ok.ok()) << ok.error().ToString();
+  refresh.hostname = "bad\nname";
+  auto bad = Call("refresh", protocol::ToJson(refresh));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(bad.error().IsInvalidArgument()) << bad.error().ToString();
+  ExpectAlive();
+}
+
 TEST(CatchAllTest, AnythingThrownBecomesAStatus) {
   Status s = CatchAll("list_dir", []() -> Status { throw std::runtime_error("boom"); });
   EXPECT_EQ(s.code(), StatusCode::kInternal);

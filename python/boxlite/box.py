@@ -883,6 +883,21 @@ class Box:
         core = await self._ensure_started()
         await _bridge.call(lambda: core.copy_out(src, dst, **options))
 
+    # Forks (beyond BoxLite 0.9; docs/snapshots.md).
+
+    async def fork(
+        self, n: int = 1, names: Sequence[str] | None = None, snapshot: str | None = None
+    ) -> list[Box]:
+        """Makes ``n`` running copies of this running box: same processes, files and memory
+        (shared copy-on-write), each with its own id, name (``names``, or generated),
+        hostname, clock and random state. They publish no ports. Ephemeral copies of an
+        ephemeral box are removed when stopped. A box with mounts cannot be forked."""
+        core = self._require_core()
+        cores = await _bridge.call(
+            lambda: core.fork(n, list(names or []), snapshot or "")
+        )
+        return [_adopt_fork(Box(c, None, self._runtime)) for c in cores]
+
     # --- Snapshots and clones (boxlite/snapshots.py) ---
     @property
     def snapshot(self) -> SnapshotHandle:
@@ -900,21 +915,6 @@ class Box:
             self._runtime._boxes[clone.id] = clone
         return clone
     # --- end snapshots and clones ---
-
-    # Forks (beyond BoxLite 0.9; docs/snapshots.md).
-
-    async def fork(
-        self, n: int = 1, names: Sequence[str] | None = None, snapshot: str | None = None
-    ) -> list[Box]:
-        """Makes ``n`` running copies of this running box: same processes, files and memory
-        (shared copy-on-write), each with its own id, name (``names``, or generated),
-        hostname, clock and random state. They publish no ports. Ephemeral copies of an
-        ephemeral box are removed when stopped. A box with mounts cannot be forked."""
-        core = self._require_core()
-        cores = await _bridge.call(
-            lambda: core.fork(n, list(names or []), snapshot or "")
-        )
-        return [_adopt_fork(Box(c, None, self._runtime)) for c in cores]
 
     # --- Export as a .boxlite archive (boxlite/archive.py) ---
     async def export(self, *, options: ExportOptions | None = None, dest: str | os.PathLike[str]) -> str:

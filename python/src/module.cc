@@ -695,6 +695,7 @@ NB_MODULE(_boxlite, m) {
            "follow_symlinks"_a = boxlite::CopyOptions().follow_symlinks,
            "include_parent"_a = boxlite::CopyOptions().include_parent)
       .def("console_log", &PyBox::ConsoleLog)
+      .def("fork", &PyBox::Fork, "count"_a, "names"_a, "snapshot"_a)
       // Snapshots and clones (python/boxlite/snapshots.py).
       .def("create_snapshot", &PyBox::CreateSnapshot, "name"_a, "memory"_a)
       .def("list_snapshots", &PyBox::ListSnapshots)
@@ -703,8 +704,7 @@ NB_MODULE(_boxlite, m) {
       .def("restore_snapshot", &PyBox::RestoreSnapshot, "name"_a)
       .def("clone_box", &PyBox::CloneBox, "name"_a)
       .def("export", &PyBox::Export, "dest"_a)
-      .def("attach_main", &PyBox::AttachMain)
-      .def("fork", &PyBox::Fork, "count"_a, "names"_a, "snapshot"_a);
+      .def("attach_main", &PyBox::AttachMain);
 
   nb::class_<PyRuntime>(m, "Runtime")
       .def_static("open", &PyRuntime::Open, "home_dir"_a, "data_dir"_a, "registry_mirrors"_a,

@@ -258,9 +258,9 @@ Json ToJson(const ListDirRequest& m);
 Json ToJson(const ListDirResponse& m);
 Json ToJson(const GetFileRequest& m);
 Json ToJson(const GuestMetrics& m);
+Json ToJson(const RefreshRequest& m);
 Json ToJson(const FreezeRequest& m);
 Json ToJson(const FreezeResponse& m);
-Json ToJson(const RefreshRequest& m);
 
 Status FromJson(const Json& j, BoxConfig* m);
 Status FromJson(const Json& j, HelloRequest* m);
@@ -281,10 +281,10 @@ Status FromJson(const Json& j, GetFileRequest* m);
 // A negative count, one above kMaxGuestCount, or mem_available above mem_total is
 // InvalidArgument.
 Status FromJson(const Json& j, GuestMetrics* m);
+Status FromJson(const Json& j, RefreshRequest* m);
 // thaw_after_ms outside 1..kMaxThawAfterMs is InvalidArgument.
 Status FromJson(const Json& j, FreezeRequest* m);
 Status FromJson(const Json& j, FreezeResponse* m);
-Status FromJson(const Json& j, RefreshRequest* m);
 
 // Builds a request payload: the message's fields plus "op". Like every Encode* below, it
 // serialises with Dump(): byte strings in any field are carried exactly.

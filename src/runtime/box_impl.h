@@ -210,6 +210,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Status RefreshGuestLocked();
   // The main command the restored guest runs, attached (none: OK).
   Status AdoptMainLocked();
+  // A persistent box's lock file, held (its record reloaded); nullopt for others.
+  Result<std::optional<sys::FileLock>> HoldBoxLockLocked();
   // The box's monitor: the kept one (ephemeral), or a new connection to qmp.sock.
   Result<vmm::QmpClient*> QmpLocked();
   // Stops what the launch started once QEMU runs, and marks the box stopped.
