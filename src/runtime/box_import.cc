@@ -117,21 +117,13 @@ Result<std::shared_ptr<Box>> RuntimeImpl::ImportBox(const std::string& archive_p
     return Status::InvalidArgument("box name \"" + name +
                                    "\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 63)");
   }
-  std::string tmp = TmpDir();
-  BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(tmp, 0700));
-  BOXLITE_ASSIGN_OR_RETURN(auto window, EnterTmpWindow(tmp));
-  std::string work_template = sys::JoinPath(tmp, "import-XXXXXX");
-  if (::mkdtemp(work_template.data()) == nullptr) {
-    return sys::ErrnoStatus(errno, "create a directory under %s", tmp.c_str());
-  }
-  const std::string work = work_template;
-  base::ScopeExit drop_work([&] { (void)sys::RemoveTree(work); });
+  BOXLITE_ASSIGN_OR_RETURN(TmpWorkDir work, TmpWorkDir::Make(TmpDir(), "import"));
 
   BoxArchiveLimits limits;
-  auto read = ReadBoxArchive(archive_path, work, limits);
+  auto read = ReadBoxArchive(archive_path, work.path(), limits);
   if (!read.ok()) return read.error().Wrap("import " + archive_path);
   BoxArchiveManifest manifest = std::move(read).value();
-  std::string staged = sys::JoinPath(work, kArchiveDiskName);
+  std::string staged = sys::JoinPath(work.path(), kArchiveDiskName);
   {
     BOXLITE_ASSIGN_OR_RETURN(auto disk, sys::Open(staged, O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     BOXLITE_RETURN_IF_ERROR(QemuImgCheck(disk.get()).Wrap("import " + archive_path));
