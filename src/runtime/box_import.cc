@@ -143,6 +143,8 @@ Result<std::shared_ptr<Box>> RuntimeImpl::ImportBox(const std::string& archive_p
   if (Status valid = ValidateBoxOptions(options); !valid.ok()) {
     return valid.Wrap("import " + archive_path + ": the archive's box options");
   }
+  int64_t disk_mib = static_cast<int64_t>((manifest.disk_virtual_bytes + (1 << 20) - 1) >> 20);
+  BOXLITE_RETURN_IF_ERROR(CheckDiskFits(home_, disk_mib).Wrap("import " + archive_path));
   std::string id = NewBoxId();
   BOXLITE_RETURN_IF_ERROR(ResolveVolumes(id, &options));
   base::ScopeExit drop_anonymous([&] { volumes_.RemoveAnonymousOf(id); });
@@ -167,7 +169,7 @@ Result<std::shared_ptr<Box>> RuntimeImpl::ImportBox(const std::string& archive_p
   record.options = options;
   record.image_reference = manifest.image_reference;
   record.image_config = manifest.image_config;
-  record.disk_size_mib = static_cast<int64_t>((manifest.disk_virtual_bytes + (1 << 20) - 1) >> 20);
+  record.disk_size_mib = disk_mib;
   record.standalone_disk = true;
   std::string dir = BoxDir(BoxesDir(), id);
   BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(BoxesDir(), 0700));
