@@ -186,12 +186,15 @@ class Boxlite:
         id and ``name`` (None: the archive's name when free, else none). The archive is
         treated as hostile: sizes bounded, checksums verified, only its two files read.
         ``untrusted=True`` also refuses archives asking for host mounts, host access,
-        published ports or host paths (BoxliteError with code permission_denied) and
-        gives the box the secure security defaults.
+        published ports or host paths and gives the box the secure security defaults.
 
         Raises:
-            ConfigError: A bad archive (what is wrong with it is in the message).
-            BoxliteError: A name already in use (already_exists), a refused option.
+            ConfigError: A malformed archive or options no box may have (the message says
+                what is wrong with the archive).
+            BoxError: A damaged archive (a checksum or the compressed stream), an option
+                an untrusted archive may not ask for (code ``permission_denied``).
+            BoxliteError: A name already in use (code ``already_exists``), a disk larger
+                than the home's free space (code ``resource_exhausted``).
         """
         path, box_name, strict = _archive.import_args(archive_path, name, untrusted)
         core_box = await _bridge.call(lambda: self._core.import_box(path, box_name, strict))

@@ -346,6 +346,17 @@ TEST_F(BoxArchiveTest, DiskThatIsNotQcowOrTooLargeIsRefused) {
       "more than the 17592186044416 allowed");
 }
 
+TEST_F(BoxArchiveTest, DiskLargerThanTheHomesFreeSpaceIsRefused) {
+  // 15 TiB the guest could fill: more than this machine's temporary file system holds.
+  std::string img = dir_ + "/vast.qcow2";
+  ASSERT_TRUE(sys::RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", img, "15T"}).ok());
+  std::string disk = sys::ReadFile(img).value();
+  BoxArchiveManifest m = Manifest(disk);
+  m.disk_virtual_bytes = uint64_t{15} << 40;
+  ExpectRefused(Write({{kArchiveManifestName, ManifestToJson(m)}, {kArchiveDiskName, disk}}),
+                "MiB free in");
+}
+
 TEST_F(BoxArchiveTest, CorruptQcowFailsQemuImgCheck) {
   // A valid header whose L1 table points past the end of the file.
   std::string disk = disk_;

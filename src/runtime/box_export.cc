@@ -97,12 +97,7 @@ Result<std::string> BoxImpl::Export(const std::string& dest, const ExportOptions
 
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<sys::FileLock> box_lock;
-  if (persistent() && state_ != State::kRemoved) {
-    auto l = sys::FileLock::Acquire(DirPath("lock"));
-    if (!l.ok()) return l.error().Wrap("lock box " + name_);
-    box_lock.emplace(std::move(l).value());
-    RefreshHeldLocked();
-  }
+  BOXLITE_RETURN_IF_ERROR(HoldBoxLocked(&box_lock));
   std::string failure;
   BoxStatus status = StatusLocked(&failure);
   if (state_ == State::kRemoved) {
@@ -137,16 +132,8 @@ Result<std::string> BoxImpl::Export(const std::string& dest, const ExportOptions
     return Status::NotFound("box " + name_ + " has no disk at " + disk).WithSubject(StatusSubject::kBox);
   }
 
-  std::string tmp = runtime_->TmpDir();
-  BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(tmp, 0700));
-  BOXLITE_ASSIGN_OR_RETURN(auto window, EnterTmpWindow(tmp));
-  std::string work_template = sys::JoinPath(tmp, "export-XXXXXX");
-  if (::mkdtemp(work_template.data()) == nullptr) {
-    return sys::ErrnoStatus(errno, "create a directory under %s", tmp.c_str());
-  }
-  const std::string work = work_template;
-  base::ScopeExit drop_work([&] { (void)sys::RemoveTree(work); });
-  std::string flat = sys::JoinPath(work, kArchiveDiskName);
+  BOXLITE_ASSIGN_OR_RETURN(TmpWorkDir work, TmpWorkDir::Make(runtime_->TmpDir(), "export"));
+  std::string flat = sys::JoinPath(work.path(), kArchiveDiskName);
 
   {
     // Stop the world while the disk is read: the VM's process does not run.

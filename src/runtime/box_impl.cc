@@ -174,6 +174,15 @@ void BoxImpl::RefreshLocked() {
   }
 }
 
+Status BoxImpl::HoldBoxLocked(std::optional<sys::FileLock>* held) {
+  if (!persistent() || state_ == State::kRemoved) return Status::OK();
+  auto l = sys::FileLock::Acquire(DirPath("lock"));
+  if (!l.ok()) return l.error().Wrap("lock box " + name_);
+  held->emplace(std::move(l).value());
+  RefreshHeldLocked();
+  return Status::OK();
+}
+
 void BoxImpl::RefreshHeldLocked() {
   RefreshLocked();
   // No stop or snapshot is in progress while we hold the box: a "stopping" or "paused"
@@ -184,14 +193,9 @@ void BoxImpl::RefreshHeldLocked() {
 Status BoxImpl::Start() {
   BOXLITE_RETURN_IF_ERROR(runtime_->CheckOpen());
   std::lock_guard<std::mutex> lock(mu_);
+  // A removed box has no directory left to lock: say what happened below instead.
   std::optional<sys::FileLock> box_lock;
-  // A removed box has no directory left to lock: say what happened instead.
-  if (persistent() && state_ != State::kRemoved) {
-    auto l = sys::FileLock::Acquire(DirPath("lock"));
-    if (!l.ok()) return l.error().Wrap("lock box " + name_);
-    box_lock.emplace(std::move(l).value());
-    RefreshHeldLocked();
-  }
+  BOXLITE_RETURN_IF_ERROR(HoldBoxLocked(&box_lock));
   if (state_ == State::kRemoved) {
     return Status::FailedPrecondition("box " + name_ + " was removed", "create a new box")
         .WithSubject(StatusSubject::kBox);
@@ -394,12 +398,7 @@ bool BoxImpl::LaunchedHere() {
 Status BoxImpl::StopWithin(std::optional<std::chrono::seconds> limit) {
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<sys::FileLock> box_lock;
-  if (persistent() && state_ != State::kRemoved) {
-    auto l = sys::FileLock::Acquire(DirPath("lock"));
-    if (!l.ok()) return l.error().Wrap("lock box " + name_);
-    box_lock.emplace(std::move(l).value());
-    RefreshHeldLocked();
-  }
+  BOXLITE_RETURN_IF_ERROR(HoldBoxLocked(&box_lock));
   return StopLocked(/*graceful=*/true, limit);
 }
 

@@ -230,6 +230,9 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   void RefreshLocked();
   // RefreshLocked for a caller holding the box's lock file.
   void RefreshHeldLocked();
+  // Holds a persistent box's lock file in *held (nothing for an ephemeral or removed box)
+  // and reloads its record: what a lifecycle change holds while it runs.
+  Status HoldBoxLocked(std::optional<sys::FileLock>* held);
   // The box's status (box_state.h) and, when it failed, why (in *failure).
   BoxStatus StatusLocked(std::string* failure);
   // Why a VM that is gone without a stop (and without its main command's exit) ended.

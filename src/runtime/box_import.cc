@@ -117,21 +117,13 @@ Result<std::shared_ptr<Box>> RuntimeImpl::ImportBox(const std::string& archive_p
     return Status::InvalidArgument("box name \"" + name +
                                    "\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 63)");
   }
-  std::string tmp = TmpDir();
-  BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(tmp, 0700));
-  BOXLITE_ASSIGN_OR_RETURN(auto window, EnterTmpWindow(tmp));
-  std::string work_template = sys::JoinPath(tmp, "import-XXXXXX");
-  if (::mkdtemp(work_template.data()) == nullptr) {
-    return sys::ErrnoStatus(errno, "create a directory under %s", tmp.c_str());
-  }
-  const std::string work = work_template;
-  base::ScopeExit drop_work([&] { (void)sys::RemoveTree(work); });
+  BOXLITE_ASSIGN_OR_RETURN(TmpWorkDir work, TmpWorkDir::Make(TmpDir(), "import"));
 
   BoxArchiveLimits limits;
-  auto read = ReadBoxArchive(archive_path, work, limits);
+  auto read = ReadBoxArchive(archive_path, work.path(), limits);
   if (!read.ok()) return read.error().Wrap("import " + archive_path);
   BoxArchiveManifest manifest = std::move(read).value();
-  std::string staged = sys::JoinPath(work, kArchiveDiskName);
+  std::string staged = sys::JoinPath(work.path(), kArchiveDiskName);
   {
     BOXLITE_ASSIGN_OR_RETURN(auto disk, sys::Open(staged, O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     BOXLITE_RETURN_IF_ERROR(QemuImgCheck(disk.get()).Wrap("import " + archive_path));
@@ -151,6 +143,8 @@ Result<std::shared_ptr<Box>> RuntimeImpl::ImportBox(const std::string& archive_p
   if (Status valid = ValidateBoxOptions(options); !valid.ok()) {
     return valid.Wrap("import " + archive_path + ": the archive's box options");
   }
+  int64_t disk_mib = static_cast<int64_t>((manifest.disk_virtual_bytes + (1 << 20) - 1) >> 20);
+  BOXLITE_RETURN_IF_ERROR(CheckDiskFits(home_, disk_mib).Wrap("import " + archive_path));
   std::string id = NewBoxId();
   BOXLITE_RETURN_IF_ERROR(ResolveVolumes(id, &options));
   base::ScopeExit drop_anonymous([&] { volumes_.RemoveAnonymousOf(id); });
@@ -175,7 +169,7 @@ Result<std::shared_ptr<Box>> RuntimeImpl::ImportBox(const std::string& archive_p
   record.options = options;
   record.image_reference = manifest.image_reference;
   record.image_config = manifest.image_config;
-  record.disk_size_mib = static_cast<int64_t>((manifest.disk_virtual_bytes + (1 << 20) - 1) >> 20);
+  record.disk_size_mib = disk_mib;
   record.standalone_disk = true;
   std::string dir = BoxDir(BoxesDir(), id);
   BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(BoxesDir(), 0700));

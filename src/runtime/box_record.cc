@@ -37,6 +37,24 @@ void Read(const Json& j, const char* key, T* out) {
   }
 }
 
+Json PortsToJson(const std::vector<PortForward>& ports) {
+  Json out = Json::array();
+  for (const auto& p : ports) out.push_back({{"host", p.host_port}, {"guest", p.guest_port}});
+  return out;
+}
+
+std::vector<PortForward> PortsFromJson(const Json& j) {
+  std::vector<PortForward> out;
+  if (!j.is_array()) return out;
+  for (const auto& p : j) {
+    PortForward f;
+    Read(p, "host", &f.host_port);
+    Read(p, "guest", &f.guest_port);
+    out.push_back(f);
+  }
+  return out;
+}
+
 // BoxOptions.security, .capabilities and .health_check, under "advanced".
 Json AdvancedToJson(const BoxOptions& o) {
   const SecurityOptions& s = o.security;
@@ -96,11 +114,9 @@ Json BoxOptionsToJson(const BoxOptions& o) {
   for (const auto& m : o.mounts) {
     mounts.push_back({{"host", m.host_path}, {"guest", m.guest_path}, {"read_only", m.read_only}});
   }
-  Json ports = Json::array();
-  for (const auto& p : o.ports) ports.push_back({{"host", p.host_port}, {"guest", p.guest_port}});
   Json opts = {{"image", o.image}, {"rootfs_path", o.rootfs_path}, {"cpus", o.cpus},
                {"memory_mib", o.memory_mib}, {"disk_size_mib", o.disk_size_mib},
-               {"env", EnvToJson(o.env)}, {"mounts", mounts}, {"ports", ports},
+               {"env", EnvToJson(o.env)}, {"mounts", mounts}, {"ports", PortsToJson(o.ports)},
                {"network", o.network}, {"allow_host", o.allow_host},
                {"working_dir", o.working_dir}, {"user", o.user},
                {"auto_remove", o.auto_remove}, {"detach", o.detach}, {"tty", o.tty},
@@ -160,14 +176,7 @@ BoxOptions BoxOptionsFromJson(const Json& o) {
       b.mounts.push_back(vm);
     }
   }
-  if (auto ports = o.find("ports"); ports != o.end() && ports->is_array()) {
-    for (const auto& p : *ports) {
-      PortForward f;
-      Read(p, "host", &f.host_port);
-      Read(p, "guest", &f.guest_port);
-      b.ports.push_back(f);
-    }
-  }
+  b.ports = PortsFromJson(o.value("ports", Json::array()));
   return b;
 }
 
@@ -198,8 +207,6 @@ std::string BoxDir(const std::string& boxes_dir, const std::string& id) {
 }
 
 Status SaveRecord(const std::string& dir, const BoxRecord& r) {
-  Json bound = Json::array();
-  for (const auto& p : r.bound_ports) bound.push_back({{"host", p.host_port}, {"guest", p.guest_port}});
   Json j = {
       {"version", 1},
       {"id", r.id},
@@ -210,7 +217,7 @@ Status SaveRecord(const std::string& dir, const BoxRecord& r) {
       {"disk_size_mib", r.disk_size_mib},
       {"vm",
        {{"pid", r.pid}, {"start_time", r.pid_start_time}, {"net_pid", r.net_pid},
-        {"net_start_time", r.net_pid_start_time}, {"ports", bound}, {"accel", r.accel},
+        {"net_start_time", r.net_pid_start_time}, {"ports", PortsToJson(r.bound_ports)}, {"accel", r.accel},
         {"create_seconds", r.create_seconds}, {"boot_seconds", r.boot_seconds},
         {"console_offset", r.console_offset}}},
   };
@@ -267,14 +274,7 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
     if (auto b = vm.find("boot_seconds"); b != vm.end() && b->is_number()) {
       r.boot_seconds = b->get<double>();
     }
-    if (auto ports = vm.find("ports"); ports != vm.end() && ports->is_array()) {
-      for (const auto& p : *ports) {
-        PortForward f;
-        Read(p, "host", &f.host_port);
-        Read(p, "guest", &f.guest_port);
-        r.bound_ports.push_back(f);
-      }
-    }
+    r.bound_ports = PortsFromJson(vm.value("ports", Json::array()));
   }
   return r;
 }

@@ -1,7 +1,13 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/runtime/home_tmp.h"
 
+#include <stdlib.h>
+
+#include <cerrno>
+
 #include "src/base/log.h"
+#include "src/base/macros.h"
+#include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
 
 namespace boxlite::runtime {
@@ -32,6 +38,23 @@ size_t SweepStaleTmp(const std::string& tmp_dir) {
                 tmp_dir.c_str());
   }
   return removed;
+}
+
+Result<TmpWorkDir> TmpWorkDir::Make(const std::string& tmp_dir, const std::string& prefix) {
+  BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(tmp_dir, 0700));
+  BOXLITE_ASSIGN_OR_RETURN(sys::FileLock window, EnterTmpWindow(tmp_dir));
+  std::string path = sys::JoinPath(tmp_dir, prefix + "-XXXXXX");
+  if (::mkdtemp(path.data()) == nullptr) {
+    return sys::ErrnoStatus(errno, "create a directory under %s", tmp_dir.c_str());
+  }
+  return TmpWorkDir(std::move(window), std::move(path));
+}
+
+TmpWorkDir::TmpWorkDir(TmpWorkDir&& other) noexcept
+    : window_(std::move(other.window_)), path_(std::exchange(other.path_, "")) {}
+
+TmpWorkDir::~TmpWorkDir() {
+  if (!path_.empty()) (void)sys::RemoveTree(path_);
 }
 
 }  // namespace boxlite::runtime

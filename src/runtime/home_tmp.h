@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 
 #include "boxlite/result.h"
 #include "src/sys/file_lock.h"
@@ -32,5 +33,23 @@ Result<sys::FileLock> EnterTmpWindow(const std::string& tmp_dir);
 // many entries went (0 when a window is open or nothing was there). Failures are logged,
 // never fatal: a home with leftovers still works.
 size_t SweepStaleTmp(const std::string& tmp_dir);
+
+// A private directory (0700) of this process under `tmp_dir`, named <prefix>-XXXXXX, inside
+// the tmp window (EnterTmpWindow) for its whole life, and removed with what it holds when
+// the object goes: export and import stage their files in one.
+class TmpWorkDir {
+ public:
+  static Result<TmpWorkDir> Make(const std::string& tmp_dir, const std::string& prefix);
+  TmpWorkDir(TmpWorkDir&& other) noexcept;
+  TmpWorkDir& operator=(TmpWorkDir&&) = delete;
+  ~TmpWorkDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  TmpWorkDir(sys::FileLock window, std::string path)
+      : window_(std::move(window)), path_(std::move(path)) {}
+  sys::FileLock window_;
+  std::string path_;  // Empty once moved from.
+};
 
 }  // namespace boxlite::runtime

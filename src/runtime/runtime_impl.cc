@@ -205,8 +205,6 @@ Result<ResolvedImage> RuntimeImpl::ResolveImage(const BoxOptions& options) {
   return out;
 }
 
-namespace {
-
 // The box's disk is a sparse qcow2 overlay beside the home, which the guest can fill: a
 // size the file system could never hold is refused before anything is created.
 Status CheckDiskFits(const std::string& home, int64_t disk_size_mib) {
@@ -225,8 +223,6 @@ Status CheckDiskFits(const std::string& home, int64_t disk_size_mib) {
   }
   return Status::OK();
 }
-
-}  // namespace
 
 Status RuntimeImpl::CheckOpen() const {
   if (!shut_down_) return Status::OK();

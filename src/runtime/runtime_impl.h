@@ -33,6 +33,10 @@ struct ResolvedImage {
   uint64_t headroom_bytes = 0;  // Free space built into the base (image::kRootfsHeadroom).
 };
 
+// ResourceExhausted when a disk of `disk_size_mib` (0: none asked) could never fit in the
+// free space of the file system holding `home` (the guest can fill its sparse disk).
+Status CheckDiskFits(const std::string& home, int64_t disk_size_mib);
+
 class RuntimeImpl final : public Runtime, public std::enable_shared_from_this<RuntimeImpl> {
  public:
   explicit RuntimeImpl(RuntimeOptions options, std::string home);
