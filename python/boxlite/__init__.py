@@ -138,6 +138,10 @@ __all__ += [
 from .archive import ExportOptions
 
 __all__ += ["ExportOptions"]
+# Snapshots and clones (boxlite/snapshots.py): BoxLite 0.9's names.
+from .snapshots import CloneOptions, SnapshotHandle, SnapshotInfo, SnapshotOptions
+
+__all__ += ["CloneOptions", "SnapshotHandle", "SnapshotInfo", "SnapshotOptions"]
 
 # Boxes built on SimpleBox by their own modules. Each module defines the class of the
 # same name; it is imported on first use, so a missing one fails only when asked for:

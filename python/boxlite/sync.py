@@ -53,6 +53,7 @@ from .errors import BoxliteError, BoxStateError, ConfigError, ExecError, NotSupp
 from .options import BoxOptions, EnvLike, Options
 from .results import BoxInfo, BoxMetrics, ExecResult
 from .volumes import SyncVolumeHandle
+from .snapshots import CloneOptions, SyncSnapshotHandle
 
 __all__ = [
     "Boxlite",
@@ -598,6 +599,17 @@ class Box(SyncContextManager):
         :meth:`boxlite.Box.export`."""
         path = _archive.export_dest(options, dest)
         return str(self._require_core().export(path))
+    # --- Snapshots and clones (boxlite/snapshots.py) ---
+    @property
+    def snapshot(self) -> SyncSnapshotHandle:
+        """The box's snapshots; see :class:`boxlite.SnapshotHandle`."""
+        return SyncSnapshotHandle(self)
+
+    def clone_box(self, *, options: CloneOptions | None = None, name: str | None = None) -> Box:
+        """A new stopped box with a copy of this box's disk; see :meth:`boxlite.Box.clone_box`."""
+        del options  # 0.9's placeholder.
+        return Box(self._require_core().clone_box(name or ""), None, self._runtime)
+    # --- end snapshots and clones ---
 
     def __repr__(self) -> str:
         if self._core is None:

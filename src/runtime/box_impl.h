@@ -92,6 +92,39 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   bool RunningHere();
 
  private:
+  // --- Snapshots and clones (box_snapshot.cc) ---
+  // A running box's disk, quiesced for a copy: frozen by the agent, and "paused" in the
+  // record for other processes. EndQuiesceLocked undoes both. (Box::Export uses it too.)
+  struct Quiesced {
+    std::shared_ptr<AgentChannel> channel;
+    bool frozen = false;
+    bool marked = false;
+    Clock::time_point deadline;  // When the guest thaws by itself.
+  };
+  // Freezes a running box's disk for a copy of `disk_bytes` and marks it paused; a box
+  // that is not running, or a guest that cannot freeze, is left as it is.
+  Result<Quiesced> QuiesceLocked(uint64_t disk_bytes);
+  void EndQuiesceLocked(Quiesced& q);
+  // The box's disk overlay, read-only; FailedPrecondition when it has none yet.
+  Result<base::UniqueFd> OpenDiskLocked();
+  // Takes the box's lock (persistent boxes) and refuses a removed box.
+  Status LockForSnapshotsLocked(std::optional<sys::FileLock>* box_lock);
+  // Copies this box's disk (quiesced) into `clone`, a new box nobody else uses.
+  Status CopyDiskInto(BoxImpl& clone);
+  // Closes an ephemeral box's snapshots and disk descriptors (the box is gone).
+  void DropHeldDisksLocked();
+  struct HeldSnapshot {
+    SnapshotInfo info;
+    base::UniqueFd disk;  // An unlinked copy of the overlay.
+  };
+  // An ephemeral box's snapshots, oldest first; guarded by mu_.
+  std::vector<HeldSnapshot> held_snapshots_;
+  // An ephemeral box's running overlay (unlinked; QEMU holds it too); guarded by mu_.
+  base::UniqueFd overlay_fd_;
+  // An ephemeral clone's disk, which its first launch boots instead of a new overlay.
+  base::UniqueFd seed_disk_;
+  // --- end snapshots ---
+
   // The health check's prober (HealthCheckOptions): a thread pinging the agent. Shared
   // with the thread, which never touches the box.
   struct HealthProbe {
@@ -190,9 +223,6 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   std::string cgroup_dir_;                      // The VM's cgroup leaf, "" none (vm_jail.h).
   base::UniqueFd qemu_log_fd_;                  // QEMU's stderr.
   int64_t disk_size_mib_ = 0;
-  // An ephemeral box's disk (read-only) while its VM runs here: the unlinked overlay has
-  // no name to export it by (src/runtime/box_export.cc).
-  base::UniqueFd disk_fd_;                      // Guarded by mu_.
 
   // Why the VM went away unexpectedly. Shared with the channel's close callback, which
   // may run after this box is gone.

@@ -174,7 +174,11 @@ Status BoxImpl::OpenOverlayLocked(LaunchPlan& plan) {
     }
   }
   plan.backing = overlay.backing;
-  BOXLITE_ASSIGN_OR_RETURN(plan.disk, vmm::OpenDiskOverlay(overlay));
+  if (seed_disk_) {
+    plan.disk = std::move(seed_disk_);  // An ephemeral clone's copy (box_snapshot.cc).
+  } else {
+    BOXLITE_ASSIGN_OR_RETURN(plan.disk, vmm::OpenDiskOverlay(overlay));
+  }
   return Status::OK();
 }
 
@@ -239,7 +243,8 @@ Status BoxImpl::AttachDevicesLocked(LaunchPlan& plan) {
   BOXLITE_ASSIGN_OR_RETURN(auto disk_ro, reopen(config.fd_sets.back().fd, O_RDONLY));
   config.fd_sets.push_back({plan.Pass(std::move(disk_ro)), 1});
   if (!persistent()) {
-    BOXLITE_ASSIGN_OR_RETURN(disk_fd_, reopen(config.fd_sets.back().fd, O_RDONLY));
+    // Snapshots and clones of an ephemeral box read its unlinked overlay through this.
+    BOXLITE_ASSIGN_OR_RETURN(overlay_fd_, reopen(config.fd_sets.back().fd, O_RDONLY));
   }
   config.disk = "/dev/fdset/1";
   if (!plan.backing.empty()) {  // Empty: a standalone disk (an imported box).
@@ -401,7 +406,6 @@ void BoxImpl::RollBackLaunchLocked() {
   port_lock_.reset();
   if (vm_) vm_->Kill();
   vm_.reset();
-  disk_fd_.reset();
   if (net_) net_->Kill();
   net_.reset();
   state_ = State::kStopped;

@@ -4,7 +4,8 @@
 // atomically. It holds the box's options, the image it was created from, and - while its
 // VM runs - the QEMU pid with the process start time (so a recycled pid is never mistaken
 // for the box). Any process using the same home reads it to find, exec into, stop or
-// remove the box. Files beside it: disk.qcow2, console.log, qemu.log, health.json, agent-<n>.sock
+// remove the box. Files beside it: disk.qcow2, console.log, qemu.log, health.json,
+// snapshots/ (src/runtime/snapshot_store.h), agent-<n>.sock
 // (one per host client slot), port-<n>.lock, lock (held while the lifecycle changes).
 // Thread-safety: plain values and functions; callers hold the box lock to write.
 #pragma once
@@ -47,7 +48,8 @@ struct BoxRecord {
   uint64_t console_offset = 0;  // console.log's size when the current boot began.
   // The main command's exit status, once a host saw it end (BoxInfo::exit_code).
   std::optional<int> exit_code;
-  // The lifecycle mark (box_state.h): "stopping" while a stop is in progress, "failed"
+  // The lifecycle mark (box_state.h): "stopping" while a stop is in progress, "paused"
+  // while a snapshot or clone has the guest's disk frozen, "failed"
   // when the VM died without a stop or a start failed; `failure` says why.
   std::string phase;
   std::string failure;
