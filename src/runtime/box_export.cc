@@ -6,9 +6,11 @@
 // private directory under the home's tmp/, hashed, and written with the manifest to a
 // temporary file beside `dest`, which is renamed into place: a failed export leaves
 // nothing. A running box is quiesced: the guest flushes its file systems (`sync` in the
-// box), then its VM is stopped (SIGSTOP) while the disk is read, and continued after.
+// box), then the agent freezes them (or, for a guest that cannot, its VM is stopped with
+// SIGSTOP) while the disk is read.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -97,54 +99,46 @@ Result<std::string> BoxImpl::Export(const std::string& dest, const ExportOptions
 
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<sys::FileLock> box_lock;
-  BOXLITE_RETURN_IF_ERROR(HoldBoxLocked(&box_lock));
+  BOXLITE_RETURN_IF_ERROR(LockForSnapshotsLocked(&box_lock));
   std::string failure;
   BoxStatus status = StatusLocked(&failure);
-  if (state_ == State::kRemoved) {
-    return Status::FailedPrecondition("box " + name_ + " was removed").WithSubject(StatusSubject::kBox);
-  }
-  if (status == BoxStatus::kConfigured || !image_) {
-    return Status::FailedPrecondition("box " + name_ + " has no disk yet",
-                                      "start it once before exporting it")
-        .WithSubject(StatusSubject::kBox);
-  }
   if (status == BoxStatus::kStopping) {
     return Status::FailedPrecondition("box " + name_ + " is stopping", "wait for the stop to end")
         .WithSubject(StatusSubject::kBox);
   }
-  bool running = state_ == State::kRunning;
   // What to read: the overlay (or a standalone disk) and the base it reads through to.
-  std::string disk, base;
-  if (persistent()) {
-    disk = DirPath("disk.qcow2");
-    if (!record_.standalone_disk) {
-      base = sys::Exists(DirPath("base.ext4")) ? DirPath("base.ext4") : image_->rootfs_path;
-    }
-  } else if (disk_fd_) {
-    disk = base::StrFormat("/proc/%d/fd/%d", ::getpid(), disk_fd_.get());
-    base = image_->rootfs_path;
-  } else {
-    return Status::FailedPrecondition("box " + name_ + " is not running here",
-                                      "a box removed on stop is exported while it runs")
+  BOXLITE_ASSIGN_OR_RETURN(base::UniqueFd disk_fd, OpenDiskLocked());
+  if (!image_) {
+    return Status::FailedPrecondition("box " + name_ + " has no disk yet",
+                                      "start it once before exporting it")
         .WithSubject(StatusSubject::kBox);
   }
-  if (!sys::Exists(disk)) {
-    return Status::NotFound("box " + name_ + " has no disk at " + disk).WithSubject(StatusSubject::kBox);
+  std::string disk = base::StrFormat("/proc/%d/fd/%d", ::getpid(), disk_fd.get());
+  std::string base;
+  if (!record_.standalone_disk) {
+    base = persistent() && sys::Exists(DirPath("base.ext4")) ? DirPath("base.ext4")
+                                                              : image_->rootfs_path;
   }
+  struct stat disk_st {};
+  (void)::fstat(disk_fd.get(), &disk_st);
 
   BOXLITE_ASSIGN_OR_RETURN(TmpWorkDir work, TmpWorkDir::Make(runtime_->TmpDir(), "export"));
   std::string flat = sys::JoinPath(work.path(), kArchiveDiskName);
-
   {
-    // Stop the world while the disk is read: the VM's process does not run.
-    int vm_pid = running ? (vm_ ? vm_->pid() : record_.pid) : 0;
+    // A running box is quiesced while its disk is read: the agent freezes the guest's file
+    // system (box_snapshot.cc); a guest that cannot freeze has its VM stopped (SIGSTOP)
+    // instead, which gives a crash-consistent copy of what the syncs above flushed.
+    BOXLITE_ASSIGN_OR_RETURN(Quiesced q, QuiesceLocked(static_cast<uint64_t>(disk_st.st_size)));
+    bool running = state_ == State::kRunning;
+    int vm_pid = running && !q.frozen ? (vm_ ? vm_->pid() : record_.pid) : 0;
     bool stopped = vm_pid > 0 && ::kill(vm_pid, SIGSTOP) == 0;
+    base::ScopeExit resume([&] {
+      if (stopped) ::kill(vm_pid, SIGCONT);
+      EndQuiesceLocked(q);
+    });
     if (vm_pid > 0 && !stopped) {
       return sys::ErrnoStatus(errno, "pause box %s's VM for export", name_.c_str());
     }
-    base::ScopeExit resume([&] {
-      if (stopped) ::kill(vm_pid, SIGCONT);
-    });
     // -U: QEMU holds the image's lock while it runs.
     auto converted = sys::RunCommand({"qemu-img", "convert", "-U", "-q", "-O", "qcow2",
                                       ConvertSource(disk, base), flat});

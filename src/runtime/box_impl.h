@@ -110,7 +110,14 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
 
  private:
   // --- Snapshots and clones (box_snapshot.cc) ---
-  struct Quiesced;
+  // A running box's disk, quiesced for a copy: frozen by the agent, and "paused" in the
+  // record for other processes. EndQuiesceLocked undoes both. (Box::Export uses it too.)
+  struct Quiesced {
+    std::shared_ptr<AgentChannel> channel;
+    bool frozen = false;
+    bool marked = false;
+    Clock::time_point deadline;  // When the guest thaws by itself.
+  };
   // Freezes a running box's disk for a copy of `disk_bytes` and marks it paused; a box
   // that is not running, or a guest that cannot freeze, is left as it is.
   Result<Quiesced> QuiesceLocked(uint64_t disk_bytes);

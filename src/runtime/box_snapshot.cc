@@ -76,15 +76,6 @@ Status EphemeralRestoreRefused(const std::string& box) {
 
 }  // namespace
 
-// A running box's disk, quiesced for a copy: frozen by the agent, and "paused" in the
-// record for other processes. EndQuiesceLocked undoes both.
-struct BoxImpl::Quiesced {
-  std::shared_ptr<AgentChannel> channel;
-  bool frozen = false;
-  bool marked = false;
-  Clock::time_point deadline;  // When the guest thaws by itself.
-};
-
 Result<BoxImpl::Quiesced> BoxImpl::QuiesceLocked(uint64_t disk_bytes) {
   Quiesced q;
   if (persistent() && state_ == State::kRunning && !channel_) {
@@ -149,12 +140,7 @@ Result<base::UniqueFd> BoxImpl::OpenDiskLocked() {
 
 Status BoxImpl::LockForSnapshotsLocked(std::optional<sys::FileLock>* box_lock) {
   BOXLITE_RETURN_IF_ERROR(runtime_->CheckOpen());
-  if (persistent() && state_ != State::kRemoved) {
-    auto l = sys::FileLock::Acquire(DirPath("lock"));
-    if (!l.ok()) return l.error().Wrap("lock box " + name_);
-    box_lock->emplace(std::move(l).value());
-    RefreshHeldLocked();
-  }
+  BOXLITE_RETURN_IF_ERROR(HoldBoxLocked(box_lock));
   if (state_ == State::kRemoved) {
     return Status::FailedPrecondition("box " + name_ + " was removed", "create a new box")
         .WithSubject(StatusSubject::kBox);
@@ -321,7 +307,10 @@ Status BoxImpl::CopyDiskInto(BoxImpl& clone) {
   BOXLITE_ASSIGN_OR_RETURN(auto disk, OpenDiskLocked());
   std::lock_guard<std::mutex> clone_lock(clone.mu_);  // A new box: nobody else holds it.
   base::UniqueFd copy;
-  if (clone.persistent()) {
+  if (clone.persistent() && record_.standalone_disk) {
+    // An imported box's standalone disk has no base: the copy is the whole disk.
+    clone.record_.standalone_disk = true;
+  } else if (clone.persistent()) {
     // The base is shared: a hard link, as every box of the image has (box_launch.cc).
     std::string base = persistent() && sys::Exists(DirPath("base.ext4")) ? DirPath("base.ext4")
                                                                          : image_->rootfs_path;
