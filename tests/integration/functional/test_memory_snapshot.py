@@ -156,6 +156,45 @@ def test_a_persistent_box_forks_through_its_monitor_socket(rt):
     run(body())
 
 
+def test_a_memory_snapshot_brings_the_box_back_running_where_it_was(rt):
+    async def body():
+        box = await rt.create(boxlite.BoxOptions(image=BASE, memory_mib=MEMORY, cmd=COUNTER,
+                                                 auto_remove=False), name="ms-restore")
+        await box.start()
+        try:
+            await rising_count(box, 3)
+            assert (await sh(box, "echo before > /root/before && sync"))[0] == 0
+            at_snapshot = await count(box)
+            info = await box.snapshot.create(name="m1", memory=True)
+            after_snapshot = await count(box)
+            assert info.memory and info.memory_bytes > 0
+            assert (await sh(box, "echo after > /root/after && sync"))[0] == 0
+            # Let the counter run well past the snapshot, so a restore is seen going back.
+            late = await rising_count(box, after_snapshot + 40)
+            assert late > after_snapshot + 40
+            await box.snapshot.restore("m1")
+            resumed = await count(box)
+            # It continues from the snapshot's value: neither a restart nor the later one.
+            assert at_snapshot <= resumed < late, (at_snapshot, resumed, late)
+            assert await rising_count(box, resumed) > resumed
+            assert (await sh(box, "cat /root/before"))[1].strip() == "before"
+            assert (await sh(box, "cat /root/after"))[0] != 0
+            assert (await sh(box, "hostname"))[1].strip() == "ms-restore"
+            # The same snapshot forks a stopped box too (its memory is in the snapshot).
+            await box.stop()
+            (fork,) = await box.fork(snapshot="m1", names=["ms-from-snapshot"])
+            try:
+                assert at_snapshot <= await count(fork) < late
+                assert (await sh(fork, "hostname"))[1].strip() == "ms-from-snapshot"
+            finally:
+                await rt.remove(fork.id, force=True)
+            await box.snapshot.remove("m1")
+            assert not list((Path(rt.home_dir) / "boxes" / box.id / "snapshots").glob("*m1*"))
+        finally:
+            await rt.remove(box.id, force=True)
+    run(body())
+
+
 def test_a_box_with_mounts_is_refused_with_one_clear_line(rt, tmp_path, source):
     shared = tmp_path / "shared"
     shared.mkdir()
