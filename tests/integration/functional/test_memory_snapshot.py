@@ -190,6 +190,19 @@ def test_a_memory_snapshot_brings_the_box_back_running_where_it_was(rt):
                 assert (await sh(fork, "hostname"))[1].strip() == "ms-from-snapshot"
             finally:
                 await rt.remove(fork.id, force=True)
+            # A damaged snapshot is refused and the box keeps its disk and its options.
+            await box.start()
+            assert (await sh(box, "echo kept > /root/kept && sync"))[0] == 0
+            await box.stop()
+            state = Path(rt.home_dir) / "boxes" / box.id / "snapshots" / "m1" / "memory.state"
+            good = state.read_bytes()
+            state.write_bytes(good[: len(good) // 2] + b"\xff" * 64)
+            with pytest.raises(boxlite.BoxliteError):
+                await box.snapshot.restore("m1")
+            state.write_bytes(good)
+            await box.start()
+            assert (await sh(box, "cat /root/kept"))[1].strip() == "kept"
+            await box.stop()
             await box.snapshot.remove("m1")
             assert not list((Path(rt.home_dir) / "boxes" / box.id / "snapshots").glob("*m1*"))
         finally:
