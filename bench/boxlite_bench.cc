@@ -158,7 +158,9 @@ uint64_t RssBytes(int pid) {
 // Memory snapshots and forks of a 1 GiB box (docs/snapshots.md): snapshot_create_s,
 // restore_s and fork_private_mib.
 void BenchMemory(boxlite::Runtime& rt, const boxlite::BoxOptions& bo, const std::string& home) {
-  auto source = Must(rt.Create(bo), "create");
+  boxlite::BoxOptions kept = bo;
+  kept.auto_remove = false;  // Memory snapshots live in the box's directory.
+  auto source = Must(rt.Create(kept), "create");
   if (Status s = source->Start(); !s.ok()) Die(s, "start");
   boxlite::ExecOptions touch;
   // Touch memory as a working box would (a 256 MiB tmpfs file), so copies have pages.
@@ -215,7 +217,7 @@ void BenchMemory(boxlite::Runtime& rt, const boxlite::BoxOptions& bo, const std:
   Emit("fork_private_mib", private_mib, "cold_box_rss_mib", cold_mib, false, 0.2, 1);
   (void)cold->Stop();
   (void)forks[0]->Stop();
-  (void)source->Stop();
+  (void)rt.Remove(source->id(), /*force=*/true);
 }
 
 }  // namespace

@@ -48,6 +48,8 @@ constexpr size_t kMaxManifestBytes = 64 * 1024;
 // host may take a while.
 constexpr seconds kMigrationLimit{300};
 constexpr char kStateFdName[] = "boxlite-state";
+// A persistent box's disk while a memory snapshot is being restored over it.
+constexpr char kPreRestoreSuffix[] = ".pre-restore";
 
 // A file's SHA-256, cached by identity (device, inode, size, mtime): restores check the
 // kernel and initramfs every time and must not read them every time.
@@ -281,9 +283,18 @@ Result<base::UniqueFd> BoxImpl::OpenRestoredDiskLocked(const MemoryImage& image,
   }
   BOXLITE_ASSIGN_OR_RETURN(auto fd, sys::Open(tmp, O_RDWR | O_CLOEXEC));
   if (keep) {
+    // The box's own disk is kept aside until the restore is done (RestoreMemoryLocked):
+    // a restore that fails gives it back.
+    std::string before = path + kPreRestoreSuffix;
+    if (sys::Exists(path) && ::rename(path.c_str(), before.c_str()) != 0) {
+      int err = errno;
+      ::unlink(tmp.c_str());
+      return sys::ErrnoStatus(err, "set %s aside", path.c_str());
+    }
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
       int err = errno;
       ::unlink(tmp.c_str());
+      ::rename(before.c_str(), path.c_str());
       return sys::ErrnoStatus(err, "replace %s", path.c_str());
     }
   } else {
@@ -395,7 +406,15 @@ Status BoxImpl::RestoreMemoryLocked(const std::string& dir) {
   record_.failure.clear();
   MemoryImage image;
   image.dir = dir;
-  return LaunchLocked(&image);
+  Status launched = LaunchLocked(&image);
+  std::string disk = DirPath("disk.qcow2");
+  std::string before = disk + kPreRestoreSuffix;
+  if (launched.ok()) {
+    ::unlink(before.c_str());
+  } else if (sys::Exists(before)) {
+    ::rename(before.c_str(), disk.c_str());  // The box keeps the disk it had.
+  }
+  return launched;
 }
 
 }  // namespace boxlite::runtime

@@ -23,9 +23,11 @@ from conftest import add_session_root
 
 BASE = "boxlite/base"
 MEMORY = 256
-# The box's main command counts in /tmp/count every 0.1 s. A main command outlives the
-# host session that started it, so it survives into the forks.
-COUNTER = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done"]
+# The box's main command counts in /tmp/count every 0.1 s (written aside and renamed, so a
+# reader never sees it half written). A main command outlives the host session that
+# started it, so it survives into the forks.
+COUNTER = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; "
+           "mv /tmp/count.new /tmp/count; sleep 0.1; done"]
 
 
 def run(coro):
@@ -43,9 +45,9 @@ async def sh(box, script):
 
 
 async def count(box):
+    """The counter's value; 0 before its first write."""
     code, out = await sh(box, "cat /tmp/count")
-    assert code == 0, out
-    return int(out.strip())
+    return int(out.strip()) if code == 0 else 0
 
 
 async def rising_count(box, above):
@@ -153,6 +155,58 @@ def test_a_persistent_box_forks_through_its_monitor_socket(rt):
         finally:
             await rt.remove(box.id, force=True)
         assert not (home / "boxes" / box.id).exists()
+    run(body())
+
+
+def test_a_memory_snapshot_brings_the_box_back_running_where_it_was(rt):
+    async def body():
+        box = await rt.create(boxlite.BoxOptions(image=BASE, memory_mib=MEMORY, cmd=COUNTER,
+                                                 auto_remove=False), name="ms-restore")
+        await box.start()
+        try:
+            await rising_count(box, 3)
+            assert (await sh(box, "echo before > /root/before && sync"))[0] == 0
+            at_snapshot = await count(box)
+            info = await box.snapshot.create(name="m1", memory=True)
+            after_snapshot = await count(box)
+            assert info.memory and info.memory_bytes > 0
+            assert (await sh(box, "echo after > /root/after && sync"))[0] == 0
+            # Let the counter run well past the snapshot, so a restore is seen going back.
+            late = await rising_count(box, after_snapshot + 40)
+            assert late > after_snapshot + 40
+            await box.snapshot.restore("m1")
+            resumed = await count(box)
+            # It continues from the snapshot's value: neither a restart nor the later one.
+            assert at_snapshot <= resumed < late, (at_snapshot, resumed, late)
+            assert await rising_count(box, resumed) > resumed
+            assert (await sh(box, "cat /root/before"))[1].strip() == "before"
+            assert (await sh(box, "cat /root/after"))[0] != 0
+            assert (await sh(box, "hostname"))[1].strip() == "ms-restore"
+            # The same snapshot forks a stopped box too (its memory is in the snapshot).
+            await box.stop()
+            (fork,) = await box.fork(snapshot="m1", names=["ms-from-snapshot"])
+            try:
+                assert at_snapshot <= await count(fork) < late
+                assert (await sh(fork, "hostname"))[1].strip() == "ms-from-snapshot"
+            finally:
+                await rt.remove(fork.id, force=True)
+            # A damaged snapshot is refused and the box keeps its disk and its options.
+            await box.start()
+            assert (await sh(box, "echo kept > /root/kept && sync"))[0] == 0
+            await box.stop()
+            state = Path(rt.home_dir) / "boxes" / box.id / "snapshots" / "m1" / "memory.state"
+            good = state.read_bytes()
+            state.write_bytes(good[: len(good) // 2] + b"\xff" * 64)
+            with pytest.raises(boxlite.BoxliteError):
+                await box.snapshot.restore("m1")
+            state.write_bytes(good)
+            await box.start()
+            assert (await sh(box, "cat /root/kept"))[1].strip() == "kept"
+            await box.stop()
+            await box.snapshot.remove("m1")
+            assert not list((Path(rt.home_dir) / "boxes" / box.id / "snapshots").glob("*m1*"))
+        finally:
+            await rt.remove(box.id, force=True)
     run(body())
 
 
