@@ -29,8 +29,11 @@
 #include "src/runtime/exec_impl.h"
 #include "src/runtime/main_session.h"
 #include "src/runtime/runtime_impl.h"
+#include "src/runtime/templates.h"
 #include "src/sys/file_lock.h"
 #include "src/sys/subprocess.h"
+#include "src/vmm/accel.h"
+#include "src/vmm/guest_assets.h"
 
 namespace boxlite::runtime {
 
@@ -135,6 +138,24 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   // Stops what the launch started once QEMU runs, and marks the box stopped.
   void RollBackLaunchLocked();
   // --- end launch ---
+  // --- Warm start (box_warm.cc): what the launch does with a template. ---
+  struct WarmChoice {
+    std::optional<TemplateStore::Held> restore;     // Start the VM from this template.
+    std::optional<TemplateStore::Capture> capture;  // Leave a template of this boot.
+    TemplateInputs inputs;                          // The capture's inputs.
+  };
+  // BoxOptions.warm, else RuntimeOptions.warm.
+  bool WarmWantedLocked() const;
+  // The inputs that name this box's template; nullopt when the box does not use one.
+  Result<std::optional<TemplateInputs>> WarmInputsLocked(const vmm::GuestAssets& assets,
+                                                         vmm::Accel accel);
+  // Restore, capture or neither (before the box's disk is made).
+  Status ChooseWarmLocked(const vmm::GuestAssets& assets, vmm::Accel accel, WarmChoice* choice);
+  // With the agent answering and before hello: saves the VM as the template (a failure
+  // only warns: the boot goes on).
+  void CaptureTemplateLocked(WarmChoice* choice);
+  bool warm_start_ = false;  // Guarded by mu_: the VM running now restored a template.
+  // --- end warm start ---
   // Connects to the running VM of a persistent box through a free client slot.
   Status ConnectPersistentLocked();
   // Sends the hello that configures the guest (or attaches to a configured one).

@@ -83,6 +83,7 @@ struct BoxImpl::LaunchPlan {
   protocol::BoxConfig box_config;
   vmm::VmJailPlan jail;
   std::optional<vmm::NetHelper> net;
+  WarmChoice warm;  // Warm start (box_warm.cc).
 
   // Keeps `fd` open until QEMU is started and lists it for QEMU to inherit.
   int Pass(base::UniqueFd fd) {
@@ -95,6 +96,7 @@ struct BoxImpl::LaunchPlan {
 Status BoxImpl::LaunchLocked() {
   LaunchPlan plan;
   BOXLITE_RETURN_IF_ERROR(PrepareLaunchLocked(plan));
+  BOXLITE_RETURN_IF_ERROR(ChooseWarmLocked(plan.assets, plan.accel.accel, &plan.warm));
   BOXLITE_RETURN_IF_ERROR(OpenBoxFilesLocked(plan));
   BOXLITE_RETURN_IF_ERROR(AttachDevicesLocked(plan));
   BOXLITE_RETURN_IF_ERROR(ShareMountsLocked(plan));
@@ -369,6 +371,7 @@ Status BoxImpl::GreetGuestLocked(LaunchPlan& plan) {
       if (!note->stopping && note->why.ok()) note->why = why;
     });
   }
+  CaptureTemplateLocked(&plan.warm);  // Warm start: before hello configures the guest.
   return HelloLocked(plan.box_config, &plan.stages.container_init_ms);
 }
 
@@ -398,6 +401,9 @@ Status BoxImpl::FinishLaunchLocked(LaunchPlan& plan) {
   boot_seconds_ = seconds(t_ready - plan.t_launched);
   exit_code_.reset();
   record_.exit_code.reset();
+  warm_start_ = plan.warm.restore.has_value();
+  record_.warm_start = warm_start_;
+  plan.warm.restore.reset();  // The VM holds what it needed of the template.
   if (persistent()) {
     record_.create_seconds = create_seconds_;
     record_.boot_seconds = boot_seconds_;

@@ -133,6 +133,9 @@ Status SaveRecord(const std::string& dir, const BoxRecord& r) {
   };
   if (r.exit_code) j["exit_code"] = *r.exit_code;
   if (!r.phase.empty()) j["phase"] = r.phase;
+  // Warm start (templates.h): the box's choice, and how its current VM started.
+  if (o.warm) j["options"]["warm"] = *o.warm;
+  j["vm"]["warm_start"] = r.warm_start;
   if (!r.failure.empty()) j["failure"] = r.failure;
   Json& opts = j["options"];
   if (o.auto_delete) opts["auto_delete"] = *o.auto_delete;
@@ -173,6 +176,7 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
     if (auto v = o.find("auto_delete"); v != o.end() && v->is_number_integer()) {
       b.auto_delete = v->get<int64_t>();
     }
+    if (auto v = o.find("warm"); v != o.end() && v->is_boolean()) b.warm = v->get<bool>();
     for (auto [key, out] : {std::pair{"entrypoint", &b.entrypoint}, std::pair{"cmd", &b.cmd}}) {
       auto it = o.find(key);
       if (it == o.end() || !it->is_array()) continue;
@@ -244,6 +248,7 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
     Read(vm, "net_start_time", &r.net_pid_start_time);
     Read(vm, "accel", &r.accel);
     Read(vm, "console_offset", &r.console_offset);
+    Read(vm, "warm_start", &r.warm_start);
     if (auto c = vm.find("create_seconds"); c != vm.end() && c->is_number()) {
       r.create_seconds = c->get<double>();
     }

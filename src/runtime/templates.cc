@@ -231,6 +231,10 @@ Result<bool> TemplateStore::Commit(Capture capture, const TemplateInputs& inputs
     return sys::ErrnoStatus(errno, "publish template %s", capture.key().c_str());
   }
   capture.tmp_.clear();  // Published: no longer the capture's to remove.
+  // A new template is the moment to drop the stale ones: bases gone, then the LRU bound.
+  if (auto collected = Collect(); !collected.ok()) {
+    BOXLITE_LOG(kWarn, "warm start: collecting templates: %s", collected.error().ToString().c_str());
+  }
   if (Status trimmed = Trim(); !trimmed.ok()) {
     BOXLITE_LOG(kWarn, "warm start: trimming templates: %s", trimmed.ToString().c_str());
   }
