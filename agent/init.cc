@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/random.h>
 #include <arpa/inet.h>
 #include <endian.h>
 #include <net/if.h>
@@ -417,6 +418,42 @@ Status ApplyBoxConfig(const protocol::BoxConfig& config) {
                             static_cast<long>(config.clock_unix_ns % 1000000000)};
       ::clock_settime(CLOCK_REALTIME, &ts);
     }
+  }
+  return Status::OK();
+}
+
+Status ApplyRefresh(const protocol::RefreshRequest& refresh) {
+  // Entropy first: a fork must not hand out random bytes its siblings also produce.
+  // RNDADDENTROPY credits the bytes; RNDRESEEDCRNG makes the CRNG take them now.
+  base::UniqueFd rnd(::open("/dev/urandom", O_RDWR | O_CLOEXEC));
+  if (!rnd) return sys::ErrnoStatus(errno, "open /dev/urandom");
+  // struct rand_pool_info: entropy_count (bits), buf_size (bytes), then the bytes.
+  alignas(int) unsigned char pool[2 * sizeof(int) + protocol::kRefreshEntropyBytes] = {};
+  int header[2] = {static_cast<int>(protocol::kRefreshEntropyBytes * 8),
+                   static_cast<int>(protocol::kRefreshEntropyBytes)};
+  std::memcpy(pool, header, sizeof(header));
+  std::memcpy(pool + sizeof(header), refresh.entropy.data(), protocol::kRefreshEntropyBytes);
+  if (::ioctl(rnd.get(), RNDADDENTROPY, pool) != 0) {
+    return sys::ErrnoStatus(errno, "add entropy");
+  }
+  if (::ioctl(rnd.get(), RNDRESEEDCRNG) != 0) return sys::ErrnoStatus(errno, "reseed the CRNG");
+  struct timespec ts = {static_cast<time_t>(refresh.clock_unix_ns / 1000000000),
+                        static_cast<long>(refresh.clock_unix_ns % 1000000000)};
+  if (::clock_settime(CLOCK_REALTIME, &ts) != 0) return sys::ErrnoStatus(errno, "set the clock");
+  if (::sethostname(refresh.hostname.data(), refresh.hostname.size()) != 0) {
+    return sys::ErrnoStatus(errno, "sethostname");
+  }
+  // The image's /etc/hosts names the previous hostname (ConfigureNetwork): rename it.
+  std::string path = std::string(kRootfs) + "/etc/hosts";
+  auto hosts = sys::ReadFile(path);
+  if (hosts.ok() && hosts->size() < (1u << 20)) {
+    std::string text;
+    for (const auto& line : base::Split(*hosts, '\n')) {
+      if (line.empty() || line.starts_with("127.0.1.1")) continue;
+      text += line + "\n";
+    }
+    text += "127.0.1.1\t" + refresh.hostname + "\n";
+    (void)sys::WriteFileAtomic(path, text, 0644, false);
   }
   return Status::OK();
 }

@@ -49,6 +49,10 @@ void NoteChildReaped(pid_t pid);
 Status PrepareRootfs();
 // Applies the once-per-boot configuration from the host's hello.
 Status ApplyBoxConfig(const protocol::BoxConfig& config);
+// After a memory restore or a fork (op "refresh"): credits the host's entropy to the
+// kernel's pool and reseeds it, steps the wall clock, and takes the new hostname (also
+// in /etc/hosts).
+Status ApplyRefresh(const protocol::RefreshRequest& refresh);
 // Logs to the console (the box's console.log on the host).
 void ConsoleLog(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 // Flushes file systems and stops the VM. Never returns.

@@ -421,6 +421,8 @@ Status Server::DispatchRequest(Conn* conn, uint32_t stream, const protocol::Json
     s = DoListDir(req, reply);
   } else if (op == "metrics") {
     s = DoMetrics(reply);
+  } else if (op == "refresh") {
+    s = DoRefresh(req);
   } else if (op == "ping") {
     s = Status::OK();
   } else if (op == "shutdown") {
@@ -488,6 +490,15 @@ Status Server::DoHello(Conn* conn, const protocol::Json& req, protocol::Json* re
   ::clock_gettime(CLOCK_BOOTTIME, &ts);
   resp.uptime_ms = static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
   *reply = protocol::ToJson(resp);
+  return Status::OK();
+}
+
+Status Server::DoRefresh(const protocol::Json& req) {
+  protocol::RefreshRequest refresh;
+  BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &refresh));
+  if (options_.machine) BOXLITE_RETURN_IF_ERROR(ApplyRefresh(refresh));
+  config_.hostname = refresh.hostname;  // Execs' $HOSTNAME.
+  ConsoleLog("agent: resumed as box %s", refresh.box_id.c_str());
   return Status::OK();
 }
 

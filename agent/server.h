@@ -196,6 +196,8 @@ class Server {
   Status DoStat(const protocol::Json& req, protocol::Json* reply);
   Status DoListDir(const protocol::Json& req, protocol::Json* reply);
   Status DoMetrics(protocol::Json* reply);
+  // A memory restore's new clock, entropy and identity (ApplyRefresh).
+  Status DoRefresh(const protocol::Json& req);
 
   // Streams.
   Exec* FindExec(Conn* conn, uint32_t stream);

@@ -880,6 +880,21 @@ class Box:
         core = await self._ensure_started()
         await _bridge.call(lambda: core.copy_out(src, dst, **options))
 
+    # Forks (beyond BoxLite 0.9; docs/snapshots.md).
+
+    async def fork(
+        self, n: int = 1, names: Sequence[str] | None = None, snapshot: str | None = None
+    ) -> list[Box]:
+        """Makes ``n`` running copies of this running box: same processes, files and memory
+        (shared copy-on-write), each with its own id, name (``names``, or generated),
+        hostname, clock and random state. They publish no ports. Ephemeral copies of an
+        ephemeral box are removed when stopped. A box with mounts cannot be forked."""
+        core = self._require_core()
+        cores = await _bridge.call(
+            lambda: core.fork(n, list(names or []), snapshot or "")
+        )
+        return [_adopt_fork(Box(c, None, self._runtime)) for c in cores]
+
     def __getattr__(self, name: str) -> Any:
         # BoxLite 0.9's snapshot, clone, export and network handles: later features.
         if name in LATER_FEATURES:
@@ -895,6 +910,15 @@ class Box:
         if self._core is None:
             return f"<{type(self).__name__} (not created)>"
         return f"<{type(self).__name__} {self._core.name} id={self._core.id[:12]}>"
+
+
+def _adopt_fork(box: Box) -> Box:
+    """A fork is running when it is made: the runtime knows it, and it stops at exit."""
+    box._started = True
+    if box._runtime is not None:
+        box._runtime._boxes[box.id] = box
+    register_box(box)
+    return box
 
 
 class SimpleBox(Box):

@@ -556,6 +556,19 @@ class Box(SyncContextManager):
         """Returns the box's identity, configuration and state."""
         return BoxInfo._from_core(self._require_core().info())
 
+    def fork(self, n: int = 1, names: Sequence[str] | None = None, snapshot: str | None = None) -> list[Box]:
+        """Running copies of this running box; see :meth:`boxlite.Box.fork`."""
+        cores = self._require_core().fork(n, list(names or []), snapshot or "")
+        forks = []
+        for c in cores:
+            box = Box(c, None, self._runtime)
+            box._started = True
+            if self._runtime is not None:
+                self._runtime._boxes[box.id] = box
+            register_box(box)
+            forks.append(box)
+        return forks
+
     def metrics(self) -> BoxMetrics:
         """Returns the box's resource use (the box must be running)."""
         return BoxMetrics._from_core(self._require_core().metrics())

@@ -305,6 +305,21 @@ class PyBox {
     ThrowIfError(s, Domain::kBox, "stop box " + box_->name());
   }
 
+  // --- Forks (box.fork): running copies sharing this box's memory copy-on-write. ---
+  std::vector<PyBox> Fork(int count, std::vector<Text> names, Text snapshot) {
+    ForkOptions options;
+    options.count = count;
+    options.names = ToCore(std::move(names));
+    options.snapshot = std::move(snapshot.bytes);
+    auto forks = WithoutGil([&] { return box_->Fork(options); });
+    std::vector<PyBox> out;
+    for (auto& box : ValueOrThrow(std::move(forks), Domain::kBox, "fork box " + box_->name())) {
+      out.emplace_back(std::move(box));
+    }
+    return out;
+  }
+  // --- end forks ---
+
   // BoxLite 0.9's rule for a call that starts the box implicitly (a command, an attach, a
   // copy): raises BoxStateError when its state does not allow `op` (a failed box).
   void CheckCall(const std::string& op) {
@@ -607,7 +622,8 @@ NB_MODULE(_boxlite, m) {
            "follow_symlinks"_a = boxlite::CopyOptions().follow_symlinks,
            "include_parent"_a = boxlite::CopyOptions().include_parent)
       .def("console_log", &PyBox::ConsoleLog)
-      .def("attach_main", &PyBox::AttachMain);
+      .def("attach_main", &PyBox::AttachMain)
+      .def("fork", &PyBox::Fork, "count"_a, "names"_a, "snapshot"_a);
 
   nb::class_<PyRuntime>(m, "Runtime")
       .def_static("open", &PyRuntime::Open, "home_dir"_a, "data_dir"_a, "registry_mirrors"_a,

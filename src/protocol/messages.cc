@@ -522,4 +522,28 @@ Result<Json> DecodeResponse(std::string_view payload) {
   return Status(sc, message);
 }
 
+Json ToJson(const RefreshRequest& m) {
+  return {{"entropy", m.entropy},
+          {"clock_unix_ns", m.clock_unix_ns},
+          {"hostname", m.hostname},
+          {"box_id", m.box_id}};
+}
+
+Status FromJson(const Json& j, RefreshRequest* m) {
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "entropy", &m->entropy, true));
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "clock_unix_ns", &m->clock_unix_ns, true));
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "hostname", &m->hostname, true));
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "box_id", &m->box_id, true));
+  if (m->entropy.size() != kRefreshEntropyBytes) {
+    return Status::InvalidArgument("refresh: entropy must be 64 bytes");
+  }
+  // A hostname the kernel takes (HOST_NAME_MAX), with no byte that breaks /etc/hosts.
+  if (m->hostname.empty() || m->hostname.size() > 64 ||
+      m->hostname.find_first_of(std::string_view(" \t\n\0", 4)) != std::string::npos) {
+    return Status::InvalidArgument("refresh: bad hostname");
+  }
+  if (m->box_id.size() > 64) return Status::InvalidArgument("refresh: bad box id");
+  return Status::OK();
+}
+
 }  // namespace boxlite::protocol

@@ -203,6 +203,16 @@ struct GetFileRequest {
 // "metrics" (no fields): the guest's own counters. Absent ones are what the guest could
 // not read (no network: no net_* or tcp_*). Every count is at most kMaxGuestCount.
 constexpr int64_t kMaxGuestCount = int64_t{1} << 56;
+// Op "refresh" (docs/protocol.md): after a memory restore or a fork the guest takes the
+// host's clock, fresh entropy and its new box's identity.
+struct RefreshRequest {
+  std::string entropy;        // kRefreshEntropyBytes host random bytes, credited to the pool.
+  int64_t clock_unix_ns = 0;  // Host wall clock; the guest steps to it.
+  std::string hostname;
+  std::string box_id;
+};
+constexpr size_t kRefreshEntropyBytes = 64;
+
 struct GuestMetrics {
   int64_t mem_total = 0;      // Bytes (MemTotal).
   int64_t mem_available = 0;  // Bytes (MemAvailable), at most mem_total.
@@ -234,6 +244,7 @@ Json ToJson(const ListDirRequest& m);
 Json ToJson(const ListDirResponse& m);
 Json ToJson(const GetFileRequest& m);
 Json ToJson(const GuestMetrics& m);
+Json ToJson(const RefreshRequest& m);
 
 Status FromJson(const Json& j, BoxConfig* m);
 Status FromJson(const Json& j, HelloRequest* m);
@@ -254,6 +265,7 @@ Status FromJson(const Json& j, GetFileRequest* m);
 // A negative count, one above kMaxGuestCount, or mem_available above mem_total is
 // InvalidArgument.
 Status FromJson(const Json& j, GuestMetrics* m);
+Status FromJson(const Json& j, RefreshRequest* m);
 
 // Builds a request payload: the message's fields plus "op". Like every Encode* below, it
 // serialises with Dump(): byte strings in any field are carried exactly.

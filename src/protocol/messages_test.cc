@@ -436,3 +436,39 @@ TEST(GuestMetricsTest, HostileCountsAreRefusedAndLeaveTheOutputAlone) {
 
 }  // namespace
 }  // namespace boxlite::protocol
+
+namespace boxlite::protocol {
+namespace {
+
+TEST(RefreshRequestTest, RoundTripsBinaryEntropyAndRefusesHostileValues) {
+  RefreshRequest m;
+  m.entropy = std::string(kRefreshEntropyBytes, '\xff');  // Not UTF-8: travels as base64.
+  m.entropy[0] = '\0';
+  m.clock_unix_ns = 1700000000123456789;
+  m.hostname = "fork-1";
+  m.box_id = "AbCdEf123456";
+  Json wire = ParseObject(Dump(ToJson(m))).value();
+  RefreshRequest back;
+  ASSERT_TRUE(FromJson(wire, &back).ok());
+  EXPECT_EQ(back.entropy, m.entropy);
+  EXPECT_EQ(back.clock_unix_ns, m.clock_unix_ns);
+  EXPECT_EQ(back.hostname, "fork-1");
+  EXPECT_EQ(back.box_id, "AbCdEf123456");
+
+  auto refused = [&](auto change) {
+    Json j = ToJson(m);
+    change(j);
+    RefreshRequest r;
+    return !FromJson(j, &r).ok();
+  };
+  EXPECT_TRUE(refused([](Json& j) { j["entropy"] = "short"; }));
+  EXPECT_TRUE(refused([](Json& j) { j["hostname"] = ""; }));
+  EXPECT_TRUE(refused([](Json& j) { j["hostname"] = std::string(65, 'h'); }));
+  EXPECT_TRUE(refused([](Json& j) { j["hostname"] = "a b"; }));
+  EXPECT_TRUE(refused([](Json& j) { j["hostname"] = std::string("a\0b", 3); }));
+  EXPECT_TRUE(refused([](Json& j) { j.erase("clock_unix_ns"); }));
+  EXPECT_TRUE(refused([](Json& j) { j["box_id"] = std::string(65, 'x'); }));
+}
+
+}  // namespace
+}  // namespace boxlite::protocol

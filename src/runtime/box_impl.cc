@@ -471,6 +471,9 @@ Status BoxImpl::StopLocked(bool graceful, std::optional<std::chrono::seconds> li
     channel_.reset();
     main_.reset();
     port_lock_.reset();
+    qmp_.reset();  // Memory snapshots' monitor and disk (box_memory.cc).
+    qmp_fd_.reset();
+    disk_fd_.reset();
     vm_.reset();
     runtime_->counters().boxes_stopped++;
     // A detached box stopped from another process: its leaf is where root makes them.

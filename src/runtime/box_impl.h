@@ -34,8 +34,25 @@
 #include "src/sys/subprocess.h"
 #include "src/vmm/accel.h"
 #include "src/vmm/guest_assets.h"
+#include "src/vmm/qemu.h"
+#include "src/vmm/qmp.h"
 
 namespace boxlite::runtime {
+
+// A memory snapshot a box boots from instead of cold-booting: a directory SaveMemoryLocked
+// wrote (a named memory snapshot, a fork's source, a warm-start template). It holds
+//   memory.json   what a box must match to boot from it (cpus, memory, kernel and
+//                 initramfs digests, devices, base image) and where the RAM is
+//   memory.state  QEMU's migration stream (device state; the RAM too when "ram" is "stream")
+//   memory.ram    the guest RAM, sparse (when "ram" is "file")
+//   disk.qcow2    the disk overlay as it was, consistent with the memory
+struct MemoryImage {
+  std::string dir;
+  // RAM several boxes share: a sealed memfd holding dir/memory.ram, which the box maps
+  // copy-on-write (its writes stay its own). -1: the box gets a memfd of its own, filled
+  // from memory.ram (or from the stream).
+  int shared_ram_fd = -1;
+};
 
 class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
  public:
@@ -124,7 +141,23 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   // steps in order (src/runtime/box_launch.cc says what each does and how a failure is
   // rolled back). ---
   struct LaunchPlan;
-  Status LaunchLocked();
+  // Boots the box's VM (the box is not running anywhere). With `image`, the launch
+  // primitive of memory restores, forks and warm starts: instead of booting, the VM
+  // resumes the memory snapshot `image` (see MemoryImage) with this box's identity. The
+  // box's disk becomes a copy of the image's disk.qcow2 (its base must be the box's image),
+  // its RAM a fresh memfd filled from memory.ram (share=on: it can be snapshotted again) or
+  // the image's shared sealed memfd (share=off), QEMU starts with -incoming defer and takes
+  // memory.state, the guest runs on, a new boxlite-net serves a nat box, and the agent is
+  // given the host's clock, fresh entropy, this box's hostname and id (op "refresh",
+  // docs/protocol.md). The box's options must give the devices the image was saved with
+  // (memory.json): cpus, memory, persistent or not, network on or off, no mounts; otherwise
+  // FailedPrecondition saying which differs, and nothing changed. The main command is not
+  // started again: the one running in the image is attached (if any).
+  Status LaunchLocked(const MemoryImage* image = nullptr);
+  // One launch: LaunchLocked's steps. With `failed_template` (a boot, not a restore), a
+  // warm-start template of the boot is used when there is one, and its key is set there
+  // when the launch failed using it (LaunchLocked then drops it and boots).
+  Status LaunchOnceLocked(const MemoryImage* image, std::string* failed_template);
   Status PrepareLaunchLocked(LaunchPlan& plan);
   Status OpenBoxFilesLocked(LaunchPlan& plan);
   Status AttachDevicesLocked(LaunchPlan& plan);
@@ -135,6 +168,31 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Status SaveLaunchRecordLocked();
   Status GreetGuestLocked(LaunchPlan& plan);
   Status FinishLaunchLocked(LaunchPlan& plan);
+  // The memory-snapshot part of a launch (box_memory.cc). Every VM gets a monitor and its
+  // RAM in a memfd; a launch from a MemoryImage gets the image's disk, RAM and state.
+  struct MemoryLaunch {
+    const MemoryImage* image = nullptr;
+    std::vector<base::UniqueFd> passed;  // QEMU's ends (monitor, RAM), until it runs.
+    base::UniqueFd qmp_host;             // An ephemeral box's end of the monitor.
+    bool ram_in_file = true;             // The image's RAM is in memory.ram.
+  };
+  // What a box must match to boot from a memory snapshot of this one (memory.json).
+  Result<nlohmann::json> MemoryMatchLocked();
+  // Checks `image` against this box (memory.json) before anything is opened.
+  Status CheckMemoryImageLocked(const MemoryImage& image, MemoryLaunch& m);
+  // The box's disk as a copy of the image's disk.qcow2, at `path` (kept when `keep`,
+  // else unlinked once open).
+  Result<base::UniqueFd> OpenRestoredDiskLocked(const MemoryImage& image,
+                                                const std::string& path, bool keep);
+  Status AttachMemoryLocked(vmm::VmConfig& config, MemoryLaunch& m);
+  // QEMU runs (-incoming defer): feeds it memory.state and resumes the guest.
+  Status ReceiveMemoryLocked(MemoryLaunch& m);
+  // The agent's new clock, entropy, hostname and box id after a restore.
+  Status RefreshGuestLocked();
+  // The main command the restored guest runs, attached (none: OK).
+  Status AdoptMainLocked();
+  // The box's monitor: the kept one (ephemeral), or a new connection to qmp.sock.
+  Result<vmm::QmpClient*> QmpLocked();
   // Stops what the launch started once QEMU runs, and marks the box stopped.
   void RollBackLaunchLocked();
   // --- end launch ---
@@ -143,6 +201,7 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
     std::optional<TemplateStore::Held> restore;     // Start the VM from this template.
     std::optional<TemplateStore::Capture> capture;  // Leave a template of this boot.
     TemplateInputs inputs;                          // The capture's inputs.
+    MemoryImage image;                              // The restore's (its directory).
   };
   // BoxOptions.warm, else RuntimeOptions.warm.
   bool WarmWantedLocked() const;
@@ -154,6 +213,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   // With the agent answering and before hello: saves the VM as the template (a failure
   // only warns: the boot goes on).
   void CaptureTemplateLocked(WarmChoice* choice);
+  // A template whose restore failed (`why`): removed, and the box's disk with it.
+  void DropWarmTemplateLocked(const std::string& key, const Status& why);
   bool warm_start_ = false;  // Guarded by mu_: the VM running now restored a template.
   // --- end warm start ---
   // Connects to the running VM of a persistent box through a free client slot.
@@ -206,6 +267,12 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   std::string cgroup_dir_;                      // The VM's cgroup leaf, "" none (vm_jail.h).
   base::UniqueFd qemu_log_fd_;                  // QEMU's stderr.
   int64_t disk_size_mib_ = 0;
+  // Memory snapshots (box_memory.cc), guarded by mu_: the monitor of the VM (an
+  // ephemeral box's socket end, kept while it runs; a persistent box's is connected when
+  // needed), and an ephemeral box's disk (a persistent box's is disk.qcow2).
+  base::UniqueFd qmp_fd_;
+  std::optional<vmm::QmpClient> qmp_;
+  base::UniqueFd disk_fd_;
 
   // Why the VM went away unexpectedly. Shared with the channel's close callback, which
   // may run after this box is gone.

@@ -28,6 +28,7 @@
 
 #include "src/base/log.h"
 #include "src/base/macros.h"
+#include "src/base/scope_exit.h"
 #include "src/base/strings.h"
 #include "src/runtime/box_impl.h"
 #include "src/runtime/console_log.h"
@@ -83,6 +84,7 @@ struct BoxImpl::LaunchPlan {
   protocol::BoxConfig box_config;
   vmm::VmJailPlan jail;
   std::optional<vmm::NetHelper> net;
+  MemoryLaunch memory;  // The monitor, RAM and (restores) image (box_memory.cc).
   WarmChoice warm;  // Warm start (box_warm.cc).
 
   // Keeps `fd` open until QEMU is started and lists it for QEMU to inherit.
@@ -93,17 +95,43 @@ struct BoxImpl::LaunchPlan {
   }
 };
 
-Status BoxImpl::LaunchLocked() {
+Status BoxImpl::LaunchLocked(const MemoryImage* image) {
+  // Warm start (box_warm.cc): a template that does not restore is removed and the box
+  // boots instead.
+  std::string failed_template;
+  Status launched = LaunchOnceLocked(image, image ? nullptr : &failed_template);
+  if (launched.ok() || failed_template.empty()) return launched;
+  DropWarmTemplateLocked(failed_template, launched);
+  return LaunchOnceLocked(image, nullptr);
+}
+
+Status BoxImpl::LaunchOnceLocked(const MemoryImage* image, std::string* failed_template) {
   LaunchPlan plan;
+  plan.memory.image = image;
   BOXLITE_RETURN_IF_ERROR(PrepareLaunchLocked(plan));
-  BOXLITE_RETURN_IF_ERROR(ChooseWarmLocked(plan.assets, plan.accel.accel, &plan.warm));
+  if (failed_template) {
+    // The template of this boot, when there is one, is the image.
+    BOXLITE_RETURN_IF_ERROR(ChooseWarmLocked(plan.assets, plan.accel.accel, &plan.warm));
+    if (plan.warm.restore) image = plan.memory.image = &plan.warm.image;
+  }
+  // A failure from here on with a template in use: the caller drops it and boots.
+  base::ScopeExit note_failure([&] {
+    if (plan.warm.restore && failed_template) *failed_template = plan.warm.restore->record.key;
+  });
+  if (image) BOXLITE_RETURN_IF_ERROR(CheckMemoryImageLocked(*image, plan.memory));
   BOXLITE_RETURN_IF_ERROR(OpenBoxFilesLocked(plan));
   BOXLITE_RETURN_IF_ERROR(AttachDevicesLocked(plan));
+  BOXLITE_RETURN_IF_ERROR(AttachMemoryLocked(plan.config, plan.memory));
   BOXLITE_RETURN_IF_ERROR(ShareMountsLocked(plan));
   BOXLITE_RETURN_IF_ERROR(PlanJailLocked(plan));
   BOXLITE_RETURN_IF_ERROR(StartNetworkLocked(plan));
   BOXLITE_RETURN_IF_ERROR(StartVmLocked(plan));
+  plan.memory.passed.clear();
   // QEMU runs: from here a failure stops it again.
+  if (Status received = image ? ReceiveMemoryLocked(plan.memory) : Status::OK(); !received.ok()) {
+    RollBackLaunchLocked();
+    return received;
+  }
   if (Status saved = SaveLaunchRecordLocked(); !saved.ok()) {
     RollBackLaunchLocked();
     return saved;
@@ -113,6 +141,12 @@ Status BoxImpl::LaunchLocked() {
     RollBackLaunchLocked();
     return explained;
   }
+  if (Status refreshed = image ? RefreshGuestLocked() : Status::OK(); !refreshed.ok()) {
+    Status explained = refreshed.IsUnavailable() ? DeathStatus(refreshed) : refreshed;
+    RollBackLaunchLocked();
+    return explained;
+  }
+  note_failure.Cancel();
   return FinishLaunchLocked(plan);
 }
 
@@ -165,7 +199,12 @@ Status BoxImpl::OpenBoxFilesLocked(LaunchPlan& plan) {
     }
   }
   plan.backing = overlay.backing;
-  BOXLITE_ASSIGN_OR_RETURN(plan.disk, vmm::OpenDiskOverlay(overlay));
+  if (plan.memory.image) {
+    BOXLITE_ASSIGN_OR_RETURN(plan.disk, OpenRestoredDiskLocked(*plan.memory.image, overlay.path,
+                                                               overlay.keep));
+  } else {
+    BOXLITE_ASSIGN_OR_RETURN(plan.disk, vmm::OpenDiskOverlay(overlay));
+  }
   if (persistent()) {
     BOXLITE_ASSIGN_OR_RETURN(console_fd_, sys::Open(DirPath("console.log"),
                                                     O_RDWR | O_CREAT | O_APPEND, 0600));
@@ -222,6 +261,10 @@ Status BoxImpl::AttachDevicesLocked(LaunchPlan& plan) {
   // Fd set 1: the overlay (QEMU opens it read-write, and read-only while probing); 2: the
   // base image, read-only; 3: the console, the write end of a pipe whose writer process
   // keeps the log under its cap (src/runtime/console_log.h).
+  if (!persistent()) {
+    // Kept for memory snapshots: an ephemeral box's disk has no name (box_memory.cc).
+    disk_fd_.reset(::fcntl(plan.disk.get(), F_DUPFD_CLOEXEC, 3));
+  }
   config.fd_sets.push_back({plan.Pass(std::move(plan.disk)), 1});
   BOXLITE_ASSIGN_OR_RETURN(auto disk_ro, reopen(config.fd_sets.back().fd, O_RDONLY));
   config.fd_sets.push_back({plan.Pass(std::move(disk_ro)), 1});
@@ -382,6 +425,9 @@ void BoxImpl::RollBackLaunchLocked() {
   }
   channel_.reset();
   port_lock_.reset();
+  qmp_.reset();
+  qmp_fd_.reset();
+  disk_fd_.reset();
   if (vm_) vm_->Kill();
   vm_.reset();
   if (net_) net_->Kill();
@@ -410,7 +456,9 @@ Status BoxImpl::FinishLaunchLocked(LaunchPlan& plan) {
     (void)SaveRecord(dir_, record_);
   }
   stages_ = plan.stages;
-  Status main = StartMainLocked();
+  // A restored guest runs its main command already; a warm-start template was saved
+  // before hello, so the box's main command starts as on a boot.
+  Status main = plan.memory.image && !warm_start_ ? AdoptMainLocked() : StartMainLocked();
   if (!main.ok()) {
     // The box's own command is what it is for: without it, the box does not start.
     Status explained =

@@ -12,6 +12,7 @@
 //     host mounts (memory images carry no 9p device: box_memory.cc) boots.
 // A failed capture costs nothing but a warning: the box boots as it would have.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "src/base/log.h"
 #include "src/base/macros.h"
@@ -95,6 +96,7 @@ Status BoxImpl::ChooseWarmLocked(const vmm::GuestAssets& assets, vmm::Accel acce
   auto found = store.Find(key);
   if (found.ok() && found->has_value()) {
     choice->restore.emplace(std::move(**found));
+    choice->image.dir = choice->restore->record.dir;
     return Status::OK();
   }
   if (!found.ok()) {
@@ -132,6 +134,18 @@ void BoxImpl::CaptureTemplateLocked(WarmChoice* choice) {
   if (!s.ok()) {
     BOXLITE_LOG(kWarn, "box %s: no warm start template left: %s", name_.c_str(),
                 s.ToString().c_str());
+  }
+}
+
+void BoxImpl::DropWarmTemplateLocked(const std::string& key, const Status& why) {
+  BOXLITE_LOG(kWarn, "box %s: warm start template %s did not restore (%s): removing it and "
+              "booting", name_.c_str(), key.c_str(), why.ToString().c_str());
+  // The disk the restore copied is the template's: a boot makes its own.
+  if (persistent()) ::unlink(DirPath("disk.qcow2").c_str());
+  auto removed = TemplateStore(runtime_->home_dir()).Remove(key);
+  if (!removed.ok()) {
+    BOXLITE_LOG(kWarn, "box %s: remove template %s: %s", name_.c_str(), key.c_str(),
+                removed.error().ToString().c_str());
   }
 }
 

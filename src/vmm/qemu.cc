@@ -72,11 +72,16 @@ Result<std::vector<std::string>> BuildQemuArgv(const VmConfig& config) {
     return Status::InvalidArgument(
         base::StrFormat("memory must be at least 64 MiB, not %d", config.memory_mib));
   }
+  if (config.incoming && config.qmp_fd < 0) {
+    return Status::InvalidArgument("an incoming VM needs a monitor to receive its state on");
+  }
   std::vector<std::string> argv = {config.qemu_binary};
   auto add = [&argv](std::initializer_list<std::string> items) {
     for (const auto& item : items) argv.push_back(item);
   };
-  add({"-M", "microvm,acpi=off,x-option-roms=off,rtc=on,isa-serial=on,pic=on,pit=on"});
+  std::string machine = "microvm,acpi=off,x-option-roms=off,rtc=on,isa-serial=on,pic=on,pit=on";
+  if (config.ram_fd >= 0) machine += ",memory-backend=ram0";
+  add({"-M", machine});
   if (config.accel == Accel::kKvm) {
     add({"-accel", "kvm", "-cpu", "host"});
   } else {
@@ -92,6 +97,23 @@ Result<std::vector<std::string>> BuildQemuArgv(const VmConfig& config) {
     if (m.fd < 0 || m.set < 0) return Status::InvalidArgument("bad fd set member");
     add({"-add-fd", base::StrFormat("fd=%d,set=%d", m.fd, m.set)});
   }
+  if (config.ram_fd >= 0) {
+    // The guest's RAM is a file we hand over (a memfd): a memory snapshot copies it, a
+    // restore fills a new one, forks map one sealed file copy-on-write (share=off).
+    add({"-object",
+         base::StrFormat("memory-backend-file,id=ram0,size=%dM,mem-path=/proc/self/fd/%d,share=%s",
+                         config.memory_mib, config.ram_fd, config.ram_shared ? "on" : "off")});
+  }
+  if (config.qmp_fd >= 0) {
+    add({"-chardev",
+         base::StrFormat("socket,id=qmp,fd=%d,server=%s%s", config.qmp_fd,
+                         config.qmp_listening ? "on" : "off",
+                         config.qmp_listening ? ",wait=off" : ""),
+         "-mon", "chardev=qmp,mode=control"});
+  }
+  // Migration state without the run state: a restored VM starts paused until told `cont`.
+  add({"-global", "migration.store-global-state=off"});
+  if (config.incoming) add({"-incoming", "defer"});
   add({"-kernel", config.kernel, "-initrd", config.initramfs, "-append",
        KernelCommandLine(config)});
   add({"-chardev",

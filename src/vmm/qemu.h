@@ -74,6 +74,21 @@ struct VmConfig {
   std::vector<FdSetMember> fd_sets;
   // Shown by `ps` and in QEMU's messages: "boxlite-<box id>".
   std::string name;
+  // --- Memory snapshots (src/runtime/box_memory.cc) ---
+  // QEMU's monitor (QMP) on an inherited stream socket (list it in inherit_fds too): a
+  // listening socket when `qmp_listening` (persistent boxes: qmp.sock, one client at a
+  // time), else one end of a connected pair. -1: no monitor.
+  int qmp_fd = -1;
+  bool qmp_listening = false;
+  // Guest RAM in a memory-backend-file on this inherited descriptor (a memfd of exactly
+  // memory_mib; list it in inherit_fds too), reopened as /proc/self/fd/N. -1: anonymous RAM.
+  int ram_fd = -1;
+  // share=on: the guest writes into the file (it can be saved by copying the file, with
+  // x-ignore-shared). false: a private copy-on-write mapping of it (forks of one sealed
+  // file: the guest's writes stay in QEMU's own memory).
+  bool ram_shared = true;
+  // Start paused, waiting for `migrate-incoming` on the monitor (-incoming defer).
+  bool incoming = false;
 };
 
 // The kernel command line for a config (exposed for tests and `boxlite info`).

@@ -180,5 +180,51 @@ TEST(QemuArgvTest, RejectsBadFdSetMembers) {
   EXPECT_TRUE(BuildQemuArgv(c).error().IsInvalidArgument());
 }
 
+// Memory snapshots: the monitor, RAM in a file we own, and the incoming state, for both
+// accelerators (the KVM path is only unit-tested here: TCG is what these hosts run).
+TEST(QemuArgvTest, MemorySnapshotDevicesForTcgAndKvm) {
+  for (Accel accel : {Accel::kTcg, Accel::kKvm}) {
+    VmConfig c = BaseConfig(accel);
+    c.memory_mib = 1024;
+    c.qmp_fd = 7;
+    c.ram_fd = 8;
+    c.incoming = true;
+    auto argv = BuildQemuArgv(c).value();
+    EXPECT_NE(After(argv, "-M").find(",memory-backend=ram0"), std::string::npos);
+    EXPECT_EQ(After(argv, "-object"),
+              "memory-backend-file,id=ram0,size=1024M,mem-path=/proc/self/fd/8,share=on");
+    EXPECT_EQ(After(argv, "-m"), "1024");  // Must equal the backend's size.
+    EXPECT_EQ(After(argv, "-mon"), "chardev=qmp,mode=control");
+    EXPECT_TRUE(Contains(argv, "socket,id=qmp,fd=7,server=off"));
+    EXPECT_EQ(After(argv, "-incoming"), "defer");
+    EXPECT_TRUE(Contains(argv, "migration.store-global-state=off"));
+    EXPECT_EQ(After(argv, "-accel"), accel == Accel::kKvm ? "kvm" : "tcg");
+  }
+}
+
+TEST(QemuArgvTest, ForkMapsRamPrivatelyAndPersistentMonitorListens) {
+  VmConfig c = BaseConfig(Accel::kKvm);
+  c.qmp_fd = 9;
+  c.qmp_listening = true;
+  c.ram_fd = 10;
+  c.ram_shared = false;
+  auto argv = BuildQemuArgv(c).value();
+  EXPECT_NE(After(argv, "-object").find(",share=off"), std::string::npos);
+  EXPECT_TRUE(Contains(argv, "socket,id=qmp,fd=9,server=on,wait=off"));
+  EXPECT_FALSE(Contains(argv, "-incoming"));
+}
+
+TEST(QemuArgvTest, NoMonitorOrRamFileUnlessAsked) {
+  auto argv = BuildQemuArgv(BaseConfig(Accel::kTcg)).value();
+  EXPECT_FALSE(Contains(argv, "-mon"));
+  EXPECT_FALSE(Contains(argv, "-object"));
+  EXPECT_EQ(After(argv, "-M").find("memory-backend"), std::string::npos);
+  // The global state is never migrated (a restored VM waits for `cont`).
+  EXPECT_TRUE(Contains(argv, "migration.store-global-state=off"));
+  VmConfig incoming = BaseConfig(Accel::kTcg);
+  incoming.incoming = true;  // Without a monitor nobody could feed it.
+  EXPECT_FALSE(BuildQemuArgv(incoming).ok());
+}
+
 }  // namespace
 }  // namespace boxlite::vmm
