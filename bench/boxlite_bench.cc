@@ -228,14 +228,22 @@ int main(int argc, char** argv) {
       auto t0 = Clock::now();
       auto box = Must(rt->Create(warm), "create");
       if (Status s = box->Start(); !s.ok()) Die(s, "start");
+      double started = Seconds(Clock::now() - t0);
       boxlite::ExecOptions eo;
       eo.argv = {"true"};
       auto r = Must(box->Run(eo), "run true");
       warm_times.push_back(Seconds(Clock::now() - t0));
       if (r.exit_code != 0) Die(Status::Internal("true failed"), "warm start");
       warm_boxes += Must(box->Info(), "info").warm_start ? 1 : 0;
+      auto m = Must(box->Metrics(), "metrics");
       (void)box->Stop();
-      std::fprintf(stderr, "warm start %d/%d: box %.3fs\n", i + 1, runs, warm_times.back());
+      std::fprintf(stderr,
+                   "warm start %d/%d: box %.3fs (started %.3fs, create %.3fs: files %lldms config %lldms spawn "
+                   "%lldms; restore to hello answered %.3fs)\n",
+                   i + 1, runs, warm_times.back(), started, m.create_seconds,
+                   static_cast<long long>(m.stage_filesystem_setup_ms.value_or(0)),
+                   static_cast<long long>(m.stage_box_config_ms.value_or(0)),
+                   static_cast<long long>(m.stage_box_spawn_ms.value_or(0)), m.boot_seconds);
     }
     if (warm_boxes != runs) {
       Die(Status::Internal(std::to_string(runs - warm_boxes) + " boxes did not start warm"),
