@@ -29,6 +29,8 @@ using Json = nlohmann::json;
 constexpr char kRecordFile[] = "template.json";
 constexpr char kTmpPrefix[] = ".tmp-";
 constexpr char kTrashPrefix[] = ".trash-";
+constexpr char kNewPrefix[] = ".new-";
+constexpr char kCaptureLock[] = "capture.lock";  // Held by the capturing process.
 // template.json is ours, but the home may be damaged: bounded.
 constexpr size_t kMaxRecordBytes = 64 * 1024;
 
@@ -105,10 +107,6 @@ std::string TemplateStore::PathOf(const std::string& key) const {
   return sys::JoinPath(dir_, key);
 }
 
-std::string TemplateStore::LockPath(const std::string& key, const char* suffix) const {
-  return sys::JoinPath(sys::JoinPath(dir_, "locks"), key + suffix);
-}
-
 Result<TemplateRecord> TemplateStore::Load(const std::string& key) const {
   std::string dir = PathOf(key);
   std::string path = sys::JoinPath(dir, kRecordFile);
@@ -140,13 +138,32 @@ Result<TemplateRecord> TemplateStore::Load(const std::string& key) const {
   return rec;
 }
 
+Result<std::optional<sys::FileLock>> TemplateStore::LockRecord(const std::string& key,
+                                                               sys::FileLock::Mode mode,
+                                                               bool wait) {
+  // The lock is template.json's own: it goes with the template, leaving no lock file.
+  std::string path = sys::JoinPath(PathOf(key), kRecordFile);
+  auto lock = wait ? sys::FileLock::Acquire(path, mode) : sys::FileLock::TryAcquire(path, mode);
+  if (!lock.ok()) {
+    if (lock.error().IsNotFound() || lock.error().IsFailedPrecondition()) {
+      return std::optional<sys::FileLock>();  // Gone, or (TryAcquire) in use.
+    }
+    return lock.error();
+  }
+  // Still the published one (not renamed away by a removal while we waited)?
+  struct stat held, now;
+  if (::fstat(lock->fd(), &held) != 0 || ::stat(path.c_str(), &now) != 0 ||
+      held.st_ino != now.st_ino || held.st_dev != now.st_dev) {
+    return std::optional<sys::FileLock>();
+  }
+  return std::optional<sys::FileLock>(std::move(lock).value());
+}
+
 Result<std::optional<TemplateStore::Held>> TemplateStore::Find(const std::string& key) {
   if (!IsKey(key)) return Status::InvalidArgument("not a template key", key);
   if (!sys::IsDirectory(PathOf(key))) return std::optional<Held>();
-  BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(sys::JoinPath(dir_, "locks"), 0700));
-  BOXLITE_ASSIGN_OR_RETURN(auto lock,
-                           sys::FileLock::Acquire(LockPath(key, ".lock"), sys::FileLock::Mode::kShared));
-  if (!sys::IsDirectory(PathOf(key))) return std::optional<Held>();  // Removed meanwhile.
+  BOXLITE_ASSIGN_OR_RETURN(auto lock, LockRecord(key, sys::FileLock::Mode::kShared, true));
+  if (!lock) return std::optional<Held>();  // Removed meanwhile.
   auto loaded = Load(key);
   Status bad = loaded.ok() ? Status::OK() : loaded.error();
   if (bad.ok()) {
@@ -170,7 +187,7 @@ Result<std::optional<TemplateStore::Held>> TemplateStore::Find(const std::string
   if (!bad.ok()) {
     BOXLITE_LOG(kWarn, "warm start: template %s is not usable (%s); removing it", key.c_str(),
                 bad.ToString().c_str());
-    lock.Unlock();
+    lock.reset();
     (void)Remove(key);
     return std::optional<Held>();
   }
@@ -178,7 +195,7 @@ Result<std::optional<TemplateStore::Held>> TemplateStore::Find(const std::string
   std::string record_path = sys::JoinPath(loaded->dir, kRecordFile);
   (void)::utimensat(AT_FDCWD, record_path.c_str(), nullptr, 0);
   loaded->used_unix = ::time(nullptr);
-  return std::optional<Held>(Held{std::move(loaded).value(), std::move(lock)});
+  return std::optional<Held>(Held{std::move(loaded).value(), std::move(*lock)});
 }
 
 TemplateStore::Capture::Capture(std::string tmp, std::string key, sys::FileLock lock)
@@ -197,16 +214,45 @@ TemplateStore::Capture::~Capture() {
 Result<std::optional<TemplateStore::Capture>> TemplateStore::BeginCapture(const std::string& key) {
   if (!IsKey(key)) return Status::InvalidArgument("not a template key", key);
   if (sys::IsDirectory(PathOf(key))) return std::optional<Capture>();
-  BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(sys::JoinPath(dir_, "locks"), 0700));
-  auto lock = sys::FileLock::TryAcquire(LockPath(key, ".capture"));
+  BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(dir_, 0700));
+  // A private directory with its lock held, renamed to .tmp-<key>: whoever renames first
+  // captures the key, and a .tmp-<key> whose lock is free was left by a killed process.
+  std::string fresh = sys::JoinPath(dir_, kNewPrefix + key + "-" + UniqueSuffix());
+  if (::mkdir(fresh.c_str(), 0700) != 0) return sys::ErrnoStatus(errno, "mkdir %s", fresh.c_str());
+  auto lock = sys::FileLock::TryAcquire(sys::JoinPath(fresh, kCaptureLock));
   if (!lock.ok()) {
-    if (lock.error().code() == StatusCode::kFailedPrecondition) return std::optional<Capture>();
+    (void)sys::RemoveTree(fresh);
     return lock.error();
   }
-  if (sys::IsDirectory(PathOf(key))) return std::optional<Capture>();  // Published meanwhile.
-  std::string tmp = sys::JoinPath(dir_, kTmpPrefix + key + "-" + UniqueSuffix());
-  if (::mkdir(tmp.c_str(), 0700) != 0) return sys::ErrnoStatus(errno, "mkdir %s", tmp.c_str());
-  return std::optional<Capture>(Capture(std::move(tmp), key, std::move(lock).value()));
+  std::string tmp = sys::JoinPath(dir_, kTmpPrefix + key);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (::rename(fresh.c_str(), tmp.c_str()) == 0) {
+      if (sys::IsDirectory(PathOf(key))) {  // Published meanwhile: nothing to capture.
+        (void)sys::RemoveTree(tmp);
+        return std::optional<Capture>();
+      }
+      return std::optional<Capture>(Capture(tmp, key, std::move(lock).value()));
+    }
+    if (errno != EEXIST && errno != ENOTEMPTY) {
+      Status s = sys::ErrnoStatus(errno, "claim %s", tmp.c_str());
+      (void)sys::RemoveTree(fresh);
+      return s;
+    }
+    if (!RemoveStaleCapture(tmp)) break;  // Another process is capturing the key.
+  }
+  (void)sys::RemoveTree(fresh);
+  return std::optional<Capture>();
+}
+
+bool TemplateStore::RemoveStaleCapture(const std::string& path) {
+  auto lock = sys::FileLock::TryAcquire(sys::JoinPath(path, kCaptureLock));
+  if (!lock.ok()) return !sys::IsDirectory(path);  // Held: a live capture (or gone).
+  std::string trash =
+      sys::JoinPath(dir_, kTrashPrefix + sys::Basename(path) + "-" + UniqueSuffix());
+  bool moved = ::rename(path.c_str(), trash.c_str()) == 0;
+  lock->Unlock();
+  if (moved) (void)sys::RemoveTree(trash);
+  return true;
 }
 
 Result<bool> TemplateStore::Commit(Capture capture, const TemplateInputs& inputs) {
@@ -216,6 +262,7 @@ Result<bool> TemplateStore::Commit(Capture capture, const TemplateInputs& inputs
   Json files = Json::object();
   BOXLITE_ASSIGN_OR_RETURN(auto names, sys::ListDir(capture.dir()));
   for (const auto& name : names) {
+    if (name == kCaptureLock) continue;
     BOXLITE_ASSIGN_OR_RETURN(uint64_t size, FileSize(sys::JoinPath(capture.dir(), name)));
     files[name] = size;
   }
@@ -231,6 +278,7 @@ Result<bool> TemplateStore::Commit(Capture capture, const TemplateInputs& inputs
     return sys::ErrnoStatus(errno, "publish template %s", capture.key().c_str());
   }
   capture.tmp_.clear();  // Published: no longer the capture's to remove.
+  ::unlink(sys::JoinPath(PathOf(capture.key()), kCaptureLock).c_str());
   // A new template is the moment to drop the stale ones: bases gone, then the LRU bound.
   if (auto collected = Collect(); !collected.ok()) {
     BOXLITE_LOG(kWarn, "warm start: collecting templates: %s", collected.error().ToString().c_str());
@@ -243,14 +291,15 @@ Result<bool> TemplateStore::Commit(Capture capture, const TemplateInputs& inputs
 
 Result<bool> TemplateStore::Remove(const std::string& key) {
   if (!IsKey(key)) return Status::InvalidArgument("not a template key", key);
-  BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(sys::JoinPath(dir_, "locks"), 0700));
-  auto lock = sys::FileLock::TryAcquire(LockPath(key, ".lock"));
-  if (!lock.ok()) {
-    if (lock.error().code() == StatusCode::kFailedPrecondition) return false;  // In use.
-    return lock.error();
-  }
-  // Out of sight first (one rename), then deleted without the lock.
   std::string trash = sys::JoinPath(dir_, kTrashPrefix + key + "-" + UniqueSuffix());
+  if (sys::IsDirectory(PathOf(key)) && !sys::Exists(sys::JoinPath(PathOf(key), kRecordFile))) {
+    // Damaged (no record to lock): nobody can be restoring it.
+    if (::rename(PathOf(key).c_str(), trash.c_str()) == 0) (void)sys::RemoveTree(trash);
+    return true;
+  }
+  BOXLITE_ASSIGN_OR_RETURN(auto lock, LockRecord(key, sys::FileLock::Mode::kExclusive, false));
+  if (!lock) return !sys::IsDirectory(PathOf(key));  // In use (false), or gone already.
+  // Out of sight first (one rename), then deleted without the lock.
   if (::rename(PathOf(key).c_str(), trash.c_str()) != 0) {
     if (errno == ENOENT) return true;
     return sys::ErrnoStatus(errno, "remove template %s", key.c_str());
@@ -285,13 +334,8 @@ Result<int> TemplateStore::Collect(const std::function<bool(const TemplateRecord
       (void)sys::RemoveTree(path);  // A removal that was killed half-way.
       continue;
     }
-    if (name.starts_with(kTmpPrefix)) {
-      // A capture's directory: left by a killed process when nobody captures its key.
-      std::string key = name.substr(std::string_view(kTmpPrefix).size(), 64);
-      if (!IsKey(key)) continue;
-      BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(sys::JoinPath(dir_, "locks"), 0700));
-      auto capturing = sys::FileLock::TryAcquire(LockPath(key, ".capture"));
-      if (capturing.ok()) (void)sys::RemoveTree(path);
+    if (name.starts_with(kTmpPrefix) || name.starts_with(kNewPrefix)) {
+      (void)RemoveStaleCapture(path);  // Only when its capture is not running.
       continue;
     }
     if (!IsKey(name)) continue;

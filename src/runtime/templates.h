@@ -10,10 +10,12 @@
 //   templates/<key>/memory.state    QEMU's device state (migration stream)
 //   templates/<key>/memory.json     what a restore must match (src/runtime/box_memory.cc)
 //   templates/<key>/disk.qcow2      the disk overlay at capture (on the image's base)
-//   templates/.tmp-<key>-<pid>-<n>  a capture in progress, renamed to <key> when complete
-//   templates/locks/<key>.lock      shared while a box restores it, exclusive to remove it
-//   templates/locks/<key>.capture   held by the one process capturing <key>
+//   templates/.tmp-<key>/           a capture in progress (its capture.lock held by the
+//                                   capturing process), renamed to <key> when complete
 //   templates/digests/<h>           cached sha256 of a kernel or initramfs (FileDigest)
+// Locks leave no files: a restore holds template.json shared (a removal takes it
+// exclusively, without waiting, and skips a template in use); a capture holds
+// .tmp-<key>/capture.lock, so a .tmp-<key> whose lock is free is a killed capture's.
 //
 // <key> is the sha256 of the inputs and the format version, so any change of input (a
 // new kernel, agent, image, size, device) names a new template; the old one ages out
@@ -126,7 +128,11 @@ class TemplateStore {
   Status Trim();
 
  private:
-  std::string LockPath(const std::string& key, const char* suffix) const;
+  // Locks `key`'s template.json (nullopt: no template, or in use when not waiting).
+  Result<std::optional<sys::FileLock>> LockRecord(const std::string& key,
+                                                  sys::FileLock::Mode mode, bool wait);
+  // Removes a capture directory whose capture.lock is free; false when a capture holds it.
+  bool RemoveStaleCapture(const std::string& path);
   Result<TemplateRecord> Load(const std::string& key) const;
 
   std::string home_;
