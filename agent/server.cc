@@ -252,6 +252,7 @@ void Server::DropConnection(Conn* conn) {
 
 void Server::EndSession(Conn* conn) {
   conn->session = false;
+  if (frozen_by_ == conn) (void)ThawNow();  // Its host is gone: nobody will thaw.
   conn->outq.clear();
   conn->queued_bytes = 0;
   // Nothing of the old session may reach the port (a new host may be on it already).
@@ -423,10 +424,15 @@ Status Server::DispatchRequest(Conn* conn, uint32_t stream, const protocol::Json
     s = DoMetrics(reply);
   } else if (op == "refresh") {
     s = DoRefresh(req);
+  } else if (op == "freeze") {
+    s = DoFreeze(conn, req, reply);
+  } else if (op == "thaw") {
+    s = DoThaw();
   } else if (op == "ping") {
     s = Status::OK();
   } else if (op == "shutdown") {
     for (auto& c : conns_) KillExecsOf(c.get());
+    (void)ThawNow();
     if (options_.machine) ::sync();
     shutdown_ = true;
   } else {

@@ -198,6 +198,13 @@ class Server {
   Status DoMetrics(protocol::Json* reply);
   // A memory restore's new clock, entropy and identity (ApplyRefresh).
   Status DoRefresh(const protocol::Json& req);
+  // freeze / thaw (agent/server_freeze.cc): the box disk's file system frozen for a
+  // consistent copy, thawed on request, when the freezing host's session ends, or by a
+  // guard process after the requested time even if this loop is stuck on the frozen disk.
+  Status DoFreeze(Conn* conn, const protocol::Json& req, protocol::Json* reply);
+  Status DoThaw();
+  // Ends a freeze (and its guard); OK when nothing is frozen.
+  Status ThawNow();
 
   // Streams.
   Exec* FindExec(Conn* conn, uint32_t stream);
@@ -245,6 +252,10 @@ class Server {
     size_t len;
   };
   std::vector<Spliced> spliced_;
+  // While the disk is frozen: the guard process that thaws it at the deadline, and the
+  // connection that froze it.
+  pid_t thaw_guard_ = -1;
+  Conn* frozen_by_ = nullptr;
   // The exec an attach response was just queued for: its backlog follows the response.
   std::optional<ExecKey> replay_after_response_;
 };

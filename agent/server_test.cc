@@ -109,6 +109,18 @@ class AgentServerTest : public testing::Test {
 const std::vector<std::string> kNames = {"\xff", "a\xc0\xafz", "\xed\xa0\x80", "\x01\x1b[2J",
                                          "plain", "caf\xc3\xa9"};
 
+// Off a box's own disk (machine off: a directory of the host) the agent never freezes:
+// FIFREEZE there would stop the host's file system. Bad deadlines are refused first.
+TEST_F(AgentServerTest, FreezeAndThawNeedTheBoxDisk) {
+  auto frozen = Call("freeze", {{"thaw_after_ms", 1000}});
+  ASSERT_FALSE(frozen.ok());
+  EXPECT_EQ(frozen.error().code(), StatusCode::kNotSupported);
+  EXPECT_TRUE(Call("freeze", {{"thaw_after_ms", 0}}).error().IsInvalidArgument());
+  EXPECT_TRUE(Call("freeze", {{"thaw_after_ms", 600000}}).error().IsInvalidArgument());
+  EXPECT_EQ(Call("thaw", Json::object()).error().code(), StatusCode::kNotSupported);
+  EXPECT_TRUE(Call("ping", Json::object()).ok());  // The loop goes on.
+}
+
 TEST_F(AgentServerTest, ListDirAndStatCarryNamesAndTargetsAsBytes) {
   ASSERT_EQ(::mkdir(Path("d").c_str(), 0755), 0);
   for (const auto& name : kNames) {
@@ -317,6 +329,22 @@ TEST_F(AgentServerTest, ExecRequestsWithByteArgvAreParsedNotStarted) {
   auto r = Call("exec", protocol::ToJson(req));
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.error().IsNotSupported()) << r.error().ToString();
+  ExpectAlive();
+}
+
+TEST_F(AgentServerTest, RefreshTakesAWellFormedIdentityAndRefusesOthers) {
+  ASSERT_TRUE(Call("hello", {{"version", protocol::kProtocolVersion}}).ok());
+  protocol::RefreshRequest refresh;
+  refresh.entropy = std::string(protocol::kRefreshEntropyBytes, '\x7f');
+  refresh.clock_unix_ns = 1;
+  refresh.hostname = "fork-1";
+  refresh.box_id = "AbCdEf123456";
+  auto ok = Call("refresh", protocol::ToJson(refresh));
+  EXPECT_TRUE(ok.ok()) << ok.error().ToString();
+  refresh.hostname = "bad\nname";
+  auto bad = Call("refresh", protocol::ToJson(refresh));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(bad.error().IsInvalidArgument()) << bad.error().ToString();
   ExpectAlive();
 }
 

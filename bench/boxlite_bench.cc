@@ -9,6 +9,9 @@
 //   stdout_mb_per_s     64 MiB of stdout             vs  raw port stream (higher is better)
 //   stdout_dd_mb_per_s  the same from `dd if=/dev/zero` vs  raw port stream
 //   idle_rss_mib        QEMU RSS of an idle box      vs  QEMU RSS of the idle floor VM
+//   snapshot_create_s   memory snapshot of a 1 GiB box   vs  `cp --reflink=never` of its RAM
+//   restore_s           restore of that snapshot         vs  the same copy
+//   fork_private_mib    Private_* memory of one fork's QEMU  vs  a cold box's QEMU RSS
 // The floor VM boots the same kernel with the same devices (virtio-blk disk, the
 // boxlite.agent port) and bench/guest_floor.c as /init. Progress goes to stderr.
 #include <fcntl.h>
@@ -30,6 +33,7 @@
 #include "src/sys/fs.h"
 #include "src/sys/subprocess.h"
 #include "src/vmm/guest_assets.h"
+#include "src/vmm/guest_ram.h"
 #include "src/vmm/qemu.h"
 
 namespace {
@@ -128,6 +132,19 @@ class FloorVm {
   Clock::time_point start_;
 };
 
+// Private_Clean + Private_Dirty of a process (/proc/<pid>/smaps_rollup), in bytes.
+uint64_t PrivateBytes(int pid) {
+  auto rollup = boxlite::sys::ReadFile(boxlite::base::StrFormat("/proc/%d/smaps_rollup", pid));
+  if (!rollup.ok()) return 0;
+  uint64_t total = 0;
+  for (const auto& line : boxlite::base::Split(*rollup, '\n')) {
+    if (line.starts_with("Private_Clean:") || line.starts_with("Private_Dirty:")) {
+      total += std::strtoull(line.c_str() + line.find(':') + 1, nullptr, 10) * 1024;
+    }
+  }
+  return total;
+}
+
 uint64_t RssBytes(int pid) {
   auto status = boxlite::sys::ReadFile(boxlite::base::StrFormat("/proc/%d/status", pid));
   if (!status.ok()) return 0;
@@ -139,17 +156,82 @@ uint64_t RssBytes(int pid) {
   return 0;
 }
 
+// Memory snapshots and forks of a 1 GiB box (docs/snapshots.md): snapshot_create_s,
+// restore_s and fork_private_mib.
+void BenchMemory(boxlite::Runtime& rt, const boxlite::BoxOptions& bo, const std::string& home) {
+  auto source = Must(rt.Create(bo), "create");
+  if (Status s = source->Start(); !s.ok()) Die(s, "start");
+  boxlite::ExecOptions touch;
+  // Touch memory as a working box would (a 256 MiB tmpfs file), so copies have pages.
+  touch.argv = {"sh", "-c", "head -c 268435456 /dev/urandom > /dev/shm/fill"};
+  (void)Must(source->Run(touch), "fill memory");
+  int pid = Must(source->Info(), "info").pid;
+  // The floor: a plain copy of the box's RAM file.
+  std::string ram_copy = home + "/ram.copy";
+  auto ram = Must(boxlite::vmm::OpenGuestRamOf(pid, uint64_t{1024} << 20), "find guest RAM");
+  std::vector<double> copies;
+  for (int i = 0; i < 3; ++i) {
+    auto t0 = Clock::now();
+    Must(boxlite::sys::RunCommand({"cp", "--reflink=never",
+                                   boxlite::base::StrFormat("/proc/%d/fd/%d", static_cast<int>(::getpid()), ram.get()),
+                                   ram_copy}),
+         "copy the RAM");
+    copies.push_back(Seconds(Clock::now() - t0));
+    ::unlink(ram_copy.c_str());
+  }
+  std::vector<double> saves, restores;
+  boxlite::SnapshotOptions memory;
+  memory.memory = true;
+  for (int i = 0; i < 3; ++i) {
+    std::string name = boxlite::base::StrFormat("bench-%d", i);
+    auto t0 = Clock::now();
+    auto snap = source->CreateSnapshot(name, memory);
+    if (!snap.ok()) {
+      std::fprintf(stderr, "memory snapshots unavailable: %s\n", snap.error().ToString().c_str());
+      break;
+    }
+    saves.push_back(Seconds(Clock::now() - t0));
+    (void)source->Stop();
+    t0 = Clock::now();
+    if (Status s = source->RestoreSnapshot(name); !s.ok()) Die(s, "restore");
+    restores.push_back(Seconds(Clock::now() - t0));
+    (void)source->RemoveSnapshot(name);
+  }
+  if (!saves.empty()) {
+    Emit("snapshot_create_s", Median(saves), "cp_ram_file_s", Median(copies), false, 1.0,
+         static_cast<int>(saves.size()));
+    Emit("restore_s", Median(restores), "cp_ram_file_s", Median(copies), false, 1.0,
+         static_cast<int>(restores.size()));
+  }
+  boxlite::ForkOptions one;
+  auto forks = Must(source->Fork(one), "fork");
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  int fork_pid = Must(forks[0]->Info(), "fork info").pid;
+  double private_mib = static_cast<double>(PrivateBytes(fork_pid)) / (1 << 20);
+  auto cold = Must(rt.Create(bo), "create");
+  if (Status s = cold->Start(); !s.ok()) Die(s, "start");
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  double cold_mib =
+      static_cast<double>(RssBytes(Must(cold->Info(), "info").pid)) / (1 << 20);
+  Emit("fork_private_mib", private_mib, "cold_box_rss_mib", cold_mib, false, 0.2, 1);
+  (void)cold->Stop();
+  (void)forks[0]->Stop();
+  (void)source->Stop();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int runs = 10;
   int rtt_runs = 300;
   std::string image = "boxlite/base";
+  std::string only;  // "memory": only the memory snapshot and fork figures.
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
     if (a == "--rtt-runs" && i + 1 < argc) rtt_runs = std::atoi(argv[++i]);
     if (a == "--image" && i + 1 < argc) image = argv[++i];
+    if (a == "--only" && i + 1 < argc) only = argv[++i];
   }
   auto settings = Must(boxlite::ResolveRuntimeOptions({}), "configuration");
   auto assets = Must(boxlite::vmm::LocateGuestAssets(settings.data_dir), "guest assets");
@@ -171,6 +253,11 @@ int main(int argc, char** argv) {
   // Cold starts boot; warm starts (warm_start_s below) restore a template.
   bo.warm = false;
 
+  if (only == "memory") {
+    BenchMemory(*rt, bo, home.path());
+    (void)boxlite::sys::RemoveTree(g_home);
+    return 0;
+  }
   // Warm the image store and page cache so neither side pays first-touch costs.
   std::string base_disk;
   {
@@ -384,6 +471,7 @@ int main(int argc, char** argv) {
     Emit("idle_rss_mib", box_mib, "bare_qemu_idle_rss_mib", floor_mib, false, 1.1, 1);
     (void)fresh->Stop();
   }
+  BenchMemory(*rt, bo, home.path());
   (void)box->Stop();
   return 0;
 }

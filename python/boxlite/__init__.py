@@ -134,6 +134,11 @@ __all__ += [
     "SecurityOptions",
 ]
 
+# Snapshots and clones (boxlite/snapshots.py): BoxLite 0.9's names.
+from .snapshots import CloneOptions, SnapshotHandle, SnapshotInfo, SnapshotOptions
+
+__all__ += ["CloneOptions", "SnapshotHandle", "SnapshotInfo", "SnapshotOptions"]
+
 # Boxes built on SimpleBox by their own modules. Each module defines the class of the
 # same name; it is imported on first use, so a missing one fails only when asked for:
 #   boxlite/computer.py       ComputerBox(SimpleBox): a desktop (screenshots, mouse, keys)

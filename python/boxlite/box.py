@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _args, _bridge
 from ._core import core, register_box
+from .snapshots import CloneOptions, SnapshotHandle
 from .errors import (
     LATER_FEATURES,
     BoxliteError,
@@ -894,6 +895,24 @@ class Box:
             lambda: core.fork(n, list(names or []), snapshot or "")
         )
         return [_adopt_fork(Box(c, None, self._runtime)) for c in cores]
+
+    # --- Snapshots and clones (boxlite/snapshots.py) ---
+    @property
+    def snapshot(self) -> SnapshotHandle:
+        """The box's snapshots (0.9's ``box.snapshot``): create, list, get, remove, restore."""
+        return SnapshotHandle(self)
+
+    async def clone_box(self, *, options: CloneOptions | None = None, name: str | None = None) -> Box:
+        """A new stopped box with a copy of this box's disk and its options (a running box
+        is quiesced for the copy); ``name`` None: unnamed. Start it to use it."""
+        del options  # 0.9's placeholder: nothing to choose yet.
+        core = self._require_core()
+        clone_core = await _bridge.call(lambda: core.clone_box(name or ""))
+        clone = Box(clone_core, None, self._runtime)
+        if self._runtime is not None:
+            self._runtime._boxes[clone.id] = clone
+        return clone
+    # --- end snapshots and clones ---
 
     def __getattr__(self, name: str) -> Any:
         # BoxLite 0.9's snapshot, clone, export and network handles: later features.

@@ -285,8 +285,6 @@ def error_from_status(
 
 # BoxLite 0.9 names whose features this build does not have yet, and what they are.
 LATER_FEATURES: dict[str, str] = {
-    "snapshot": "disk and memory snapshots (box.snapshot)",
-    "clone_box": "cloning a box (box.clone_box)",
     "export": "exporting a box to a .boxlite archive (box.export)",
     "import_box": "importing a .boxlite archive (runtime.import_box)",
     "network": "box network handles and tunnels (box.network.tunnel)",
@@ -297,10 +295,6 @@ LATER_FEATURES: dict[str, str] = {
     "BrowserBoxOptions": "BrowserBox (a box with a headless browser)",
     "SkillBox": "SkillBox (a box running an agent with skills)",
     "Secret": "secrets substituted by the network gateway (Secret)",
-    "SnapshotHandle": "disk and memory snapshots",
-    "SnapshotInfo": "disk and memory snapshots",
-    "SnapshotOptions": "disk and memory snapshots",
-    "CloneOptions": "cloning a box",
     "ExportOptions": "exporting a box",
     "NetworkHandle": "box network handles and tunnels",
     "BoxTunnel": "box network tunnels",

@@ -51,6 +51,7 @@ from .errors import BoxliteError, BoxStateError, ConfigError, ExecError, NotSupp
 from .options import BoxOptions, EnvLike, Options
 from .results import BoxInfo, BoxMetrics, ExecResult
 from .volumes import SyncVolumeHandle
+from .snapshots import CloneOptions, SyncSnapshotHandle
 
 __all__ = [
     "Boxlite",
@@ -602,6 +603,18 @@ class Box(SyncContextManager):
     def console_log(self) -> str:
         """The guest console so far (kernel messages, agent errors)."""
         return bytes(self._require_core().console_log()).decode("utf-8", errors="replace")
+
+    # --- Snapshots and clones (boxlite/snapshots.py) ---
+    @property
+    def snapshot(self) -> SyncSnapshotHandle:
+        """The box's snapshots; see :class:`boxlite.SnapshotHandle`."""
+        return SyncSnapshotHandle(self)
+
+    def clone_box(self, *, options: CloneOptions | None = None, name: str | None = None) -> Box:
+        """A new stopped box with a copy of this box's disk; see :meth:`boxlite.Box.clone_box`."""
+        del options  # 0.9's placeholder.
+        return Box(self._require_core().clone_box(name or ""), None, self._runtime)
+    # --- end snapshots and clones ---
 
     def __repr__(self) -> str:
         if self._core is None:

@@ -285,6 +285,21 @@ class PyExec {
   std::string what_;  // "the command \"sleep\"" for messages.
 };
 
+// --- Snapshots and clones (python/boxlite/snapshots.py) ---
+nb::dict SnapshotInfoDict(const SnapshotInfo& info) {
+  nb::dict d;
+  d["id"] = Str(info.id);
+  d["box_id"] = Str(info.box_id);
+  d["name"] = Str(info.name);
+  d["created_unix"] = info.created_unix;
+  d["container_disk_bytes"] = info.container_disk_bytes;
+  d["size_bytes"] = info.size_bytes;
+  d["memory"] = info.memory;
+  d["memory_bytes"] = info.memory_bytes;
+  return d;
+}
+// --- end snapshots and clones ---
+
 // One box.
 class PyBox {
  public:
@@ -391,6 +406,50 @@ class PyBox {
     return Bytes(
         ValueOrThrow(std::move(log), Domain::kBox, "read the console of box " + box_->name()));
   }
+
+  // --- Snapshots and clones (python/boxlite/snapshots.py) ---
+  nb::dict CreateSnapshot(Text name, bool memory) {
+    SnapshotOptions options;
+    options.memory = memory;
+    Result<SnapshotInfo> info =
+        WithoutGil([&] { return box_->CreateSnapshot(name.bytes, options); });
+    return SnapshotInfoDict(ValueOrThrow(std::move(info), Domain::kBox,
+                                         "snapshot box " + box_->name() + " as " + Quoted(name.bytes)));
+  }
+
+  nb::list ListSnapshots() {
+    Result<std::vector<SnapshotInfo>> infos = WithoutGil([&] { return box_->ListSnapshots(); });
+    nb::list out;
+    for (const auto& info : ValueOrThrow(std::move(infos), Domain::kBox,
+                                         "list the snapshots of box " + box_->name())) {
+      out.append(SnapshotInfoDict(info));
+    }
+    return out;
+  }
+
+  nb::object GetSnapshot(Text name) {
+    Result<std::optional<SnapshotInfo>> info = WithoutGil([&] { return box_->GetSnapshot(name.bytes); });
+    auto found = ValueOrThrow(std::move(info), Domain::kBox,
+                              "find snapshot " + Quoted(name.bytes) + " of box " + box_->name());
+    if (!found) return nb::none();
+    return SnapshotInfoDict(*found);
+  }
+
+  void RemoveSnapshot(Text name) {
+    Status s = WithoutGil([&] { return box_->RemoveSnapshot(name.bytes); });
+    ThrowIfError(s, Domain::kBox, "remove snapshot " + Quoted(name.bytes) + " of box " + box_->name());
+  }
+
+  void RestoreSnapshot(Text name) {
+    Status s = WithoutGil([&] { return box_->RestoreSnapshot(name.bytes); });
+    ThrowIfError(s, Domain::kBox, "restore box " + box_->name() + " to " + Quoted(name.bytes));
+  }
+
+  PyBox CloneBox(Text name) {
+    Result<std::shared_ptr<Box>> clone = WithoutGil([&] { return box_->Clone(name.bytes); });
+    return PyBox(ValueOrThrow(std::move(clone), Domain::kBox, "clone box " + box_->name()));
+  }
+  // --- end snapshots and clones ---
 
  private:
   std::shared_ptr<Box> box_;
@@ -622,8 +681,15 @@ NB_MODULE(_boxlite, m) {
            "follow_symlinks"_a = boxlite::CopyOptions().follow_symlinks,
            "include_parent"_a = boxlite::CopyOptions().include_parent)
       .def("console_log", &PyBox::ConsoleLog)
-      .def("attach_main", &PyBox::AttachMain)
-      .def("fork", &PyBox::Fork, "count"_a, "names"_a, "snapshot"_a);
+      .def("fork", &PyBox::Fork, "count"_a, "names"_a, "snapshot"_a)
+      // Snapshots and clones (python/boxlite/snapshots.py).
+      .def("create_snapshot", &PyBox::CreateSnapshot, "name"_a, "memory"_a)
+      .def("list_snapshots", &PyBox::ListSnapshots)
+      .def("get_snapshot", &PyBox::GetSnapshot, "name"_a)
+      .def("remove_snapshot", &PyBox::RemoveSnapshot, "name"_a)
+      .def("restore_snapshot", &PyBox::RestoreSnapshot, "name"_a)
+      .def("clone_box", &PyBox::CloneBox, "name"_a)
+      .def("attach_main", &PyBox::AttachMain);
 
   nb::class_<PyRuntime>(m, "Runtime")
       .def_static("open", &PyRuntime::Open, "home_dir"_a, "data_dir"_a, "registry_mirrors"_a,

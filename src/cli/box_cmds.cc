@@ -20,15 +20,6 @@
 namespace boxlite::cli {
 namespace {
 
-// RFC 3339 in UTC, the form BoxLite 0.9 prints times in.
-std::string Rfc3339(int64_t unix_seconds) {
-  std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 nlohmann::json InfoJson(const BoxInfo& b) {
   nlohmann::json ports = nlohmann::json::array();

@@ -4,6 +4,7 @@
 // API that returns the process exit code. Errors are printed once, by main, as one line.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,11 @@ struct Outcome {
 // the command's --help).
 Outcome Fail(const Status& s);
 Outcome Usage(const std::string& message);
+
+// Applies `act` to targets[from..]: each one done is printed on stdout; every target is
+// tried, and the first failure is returned (exit 1) after the others are printed on stderr.
+Outcome ForEachTarget(const std::vector<std::string>& targets, size_t from,
+                      const std::function<Status(const std::string&)>& act);
 
 // Prints `j` and a newline on stdout. Strings are bytes (names, paths, guest text):
 // sequences that are not UTF-8 are printed as U+FFFD, never thrown on.
@@ -89,5 +95,8 @@ Outcome CpCommand(Context& ctx, const ParsedFlags& flags);
 Outcome VolumeCommand(Context& ctx, const ParsedFlags& flags);  // src/cli/volume_cmds.cc
 Outcome RestartCommand(Context& ctx, const ParsedFlags& flags);
 Outcome StatsCommand(Context& ctx, const ParsedFlags& flags);
+// Snapshots and clones (src/cli/snapshot_cmds.cc).
+Outcome SnapshotCommand(Context& ctx, const ParsedFlags& flags);
+Outcome CloneCommand(Context& ctx, const ParsedFlags& flags);
 
 }  // namespace boxlite::cli

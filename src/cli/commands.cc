@@ -284,6 +284,22 @@ const std::vector<Command>& Commands() {
         {"force", 'f', false, false, "rm: remove volumes boxes still mount"}},
        false,
        VolumeCommand},
+      // Snapshots and clones (src/cli/snapshot_cmds.cc).
+      {"snapshot",
+       "snapshot create [--memory] BOX NAME | ls|list [-q] [--format table|json] BOX | "
+       "rm BOX NAME... | restore BOX NAME",
+       "Manage a box's snapshots (restore needs a stopped box)",
+       {{"memory", 0, false, false, "create: also save memory (restore resumes it running)"},
+        {"quiet", 'q', false, false, "ls: only print names"},
+        {"format", 0, true, false, "create, ls: table (default) or json", "FORMAT"}},
+       false,
+       SnapshotCommand},
+      {"clone",
+       "clone [--name NAME] BOX",
+       "Create a stopped copy of a box (its disk and options)",
+       {{"name", 0, true, false, "name the new box", "NAME"}},
+       false,
+       CloneCommand},
   };
   return *commands;
 }

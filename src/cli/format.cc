@@ -2,6 +2,7 @@
 #include "src/cli/format.h"
 
 #include <cctype>
+#include <ctime>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
@@ -195,6 +196,15 @@ Result<std::string> RenderTemplate(std::string_view text, const json& data) {
       });
   if (!s.ok()) return s;
   return out;
+}
+
+std::string Rfc3339(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace boxlite::cli

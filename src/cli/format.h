@@ -16,6 +16,9 @@
 
 namespace boxlite::cli {
 
+// RFC 3339 in UTC ("2026-01-02T03:04:05Z"), the form BoxLite 0.9 prints times in.
+std::string Rfc3339(int64_t unix_seconds);
+
 // `value` as YAML (a document without the leading "---"), ending in a newline. Strings
 // that YAML would read back as another type (numbers, booleans, dates, "null") are
 // quoted; bytes that are not UTF-8 become U+FFFD.

@@ -138,6 +138,23 @@ Outcome Usage(const std::string& message) {
   return Outcome{0, Status::InvalidArgument(message), kExitUsage};
 }
 
+Outcome ForEachTarget(const std::vector<std::string>& targets, size_t from,
+                      const std::function<Status(const std::string&)>& act) {
+  Status first;
+  for (size_t i = from; i < targets.size(); ++i) {
+    Status s = act(targets[i]);
+    if (s.ok()) {
+      std::printf("%s\n", targets[i].c_str());
+    } else if (first.ok()) {
+      first = s;
+    } else {
+      std::fprintf(stderr, "boxlite: %s\n", s.message().c_str());
+    }
+  }
+  if (!first.ok()) return Outcome{0, first, kExitError};
+  return Outcome{};
+}
+
 namespace {
 
 void PrintTopHelp() {

@@ -11,20 +11,13 @@
 
 #include "src/base/strings.h"
 #include "src/cli/command.h"
+#include "src/cli/format.h"
 
 namespace boxlite::cli {
 namespace {
 
 Outcome VolumeFail(Status s) { return Outcome{0, std::move(s)}; }
 
-std::string Rfc3339(int64_t unix_seconds) {
-  std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 nlohmann::json VolumeJson(const VolumeInfo& v) {
   return {{"id", v.id},
@@ -93,20 +86,9 @@ Outcome Remove(Runtime& rt, const ParsedFlags& flags) {
   if (flags.positional.size() < 2) {
     return VolumeFail(Status::InvalidArgument("usage: boxlite volume rm [-f] ID..."));
   }
-  // Every id is tried; the first failure is reported after the others are done.
-  Status first;
-  for (size_t i = 1; i < flags.positional.size(); ++i) {
-    Status s = rt.RemoveVolume(flags.positional[i], flags.Has("force"));
-    if (s.ok()) {
-      std::printf("%s\n", flags.positional[i].c_str());
-    } else if (first.ok()) {
-      first = s;
-    } else {
-      std::fprintf(stderr, "boxlite: %s\n", s.message().c_str());
-    }
-  }
-  if (!first.ok()) return Outcome{0, first, 1};
-  return Outcome{};
+  return ForEachTarget(flags.positional, 1, [&](const std::string& id) {
+    return rt.RemoveVolume(id, flags.Has("force"));
+  });
 }
 
 }  // namespace

@@ -428,6 +428,21 @@ Status FromJson(const Json& j, GetFileRequest* m) {
   return NoNul("path", m->path);
 }
 
+Json ToJson(const FreezeRequest& m) { return {{"thaw_after_ms", m.thaw_after_ms}}; }
+Json ToJson(const FreezeResponse& m) { return {{"frozen", m.frozen}}; }
+
+Status FromJson(const Json& j, FreezeRequest* m) {
+  BOXLITE_RETURN_IF_ERROR(GetInt(j, "thaw_after_ms", &m->thaw_after_ms));
+  if (m->thaw_after_ms < 1 || m->thaw_after_ms > kMaxThawAfterMs) {
+    return Status::InvalidArgument("freeze: thaw_after_ms must be 1..60000");
+  }
+  return Status::OK();
+}
+
+Status FromJson(const Json& j, FreezeResponse* m) {
+  return GetBool(j, "frozen", &m->frozen, true);
+}
+
 namespace {
 
 // Metrics fields: each a required count or one a guest may leave out.

@@ -200,6 +200,20 @@ struct GetFileRequest {
   int64_t window = kDefaultWindow;
 };
 
+// "freeze": the box disk's file system is flushed and frozen (FIFREEZE on the root the
+// execs see), so a copy of the disk taken now is consistent; "thaw" (no fields) ends it.
+// The guest thaws by itself after `thaw_after_ms`, so a host that dies mid-snapshot never
+// leaves the box frozen. The response says whether it is frozen (false: the file system
+// cannot be frozen; the copy is then only crash-consistent).
+constexpr int64_t kDefaultThawAfterMs = 10000;
+constexpr int64_t kMaxThawAfterMs = 60000;
+struct FreezeRequest {
+  int64_t thaw_after_ms = kDefaultThawAfterMs;  // 1..kMaxThawAfterMs.
+};
+struct FreezeResponse {
+  bool frozen = false;
+};
+
 // "metrics" (no fields): the guest's own counters. Absent ones are what the guest could
 // not read (no network: no net_* or tcp_*). Every count is at most kMaxGuestCount.
 constexpr int64_t kMaxGuestCount = int64_t{1} << 56;
@@ -245,6 +259,8 @@ Json ToJson(const ListDirResponse& m);
 Json ToJson(const GetFileRequest& m);
 Json ToJson(const GuestMetrics& m);
 Json ToJson(const RefreshRequest& m);
+Json ToJson(const FreezeRequest& m);
+Json ToJson(const FreezeResponse& m);
 
 Status FromJson(const Json& j, BoxConfig* m);
 Status FromJson(const Json& j, HelloRequest* m);
@@ -266,6 +282,9 @@ Status FromJson(const Json& j, GetFileRequest* m);
 // InvalidArgument.
 Status FromJson(const Json& j, GuestMetrics* m);
 Status FromJson(const Json& j, RefreshRequest* m);
+// thaw_after_ms outside 1..kMaxThawAfterMs is InvalidArgument.
+Status FromJson(const Json& j, FreezeRequest* m);
+Status FromJson(const Json& j, FreezeResponse* m);
 
 // Builds a request payload: the message's fields plus "op". Like every Encode* below, it
 // serialises with Dump(): byte strings in any field are carried exactly.

@@ -434,6 +434,26 @@ TEST(GuestMetricsTest, HostileCountsAreRefusedAndLeaveTheOutputAlone) {
   EXPECT_FALSE(FromJson(Json::array(), &good).ok());
 }
 
+TEST(FreezeMessagesTest, RoundTripAndBoundsAreChecked) {
+  FreezeRequest req{2500};
+  FreezeRequest back;
+  ASSERT_TRUE(FromJson(*ParseObject(EncodeRequest("freeze", ToJson(req))), &back).ok());
+  EXPECT_EQ(back.thaw_after_ms, 2500);
+  FreezeRequest defaulted;
+  ASSERT_TRUE(FromJson(Json::parse("{}"), &defaulted).ok());
+  EXPECT_EQ(defaulted.thaw_after_ms, kDefaultThawAfterMs);
+  for (const char* bad : {R"({"thaw_after_ms": 0})", R"({"thaw_after_ms": -5})",
+                          R"({"thaw_after_ms": 60001})", R"({"thaw_after_ms": "1"})"}) {
+    FreezeRequest r;
+    EXPECT_TRUE(FromJson(Json::parse(bad), &r).IsInvalidArgument()) << bad;
+  }
+  FreezeResponse resp;
+  ASSERT_TRUE(FromJson(Json::parse(R"({"frozen": true})"), &resp).ok());
+  EXPECT_TRUE(resp.frozen);
+  EXPECT_TRUE(FromJson(Json::parse(R"({})"), &resp).IsInvalidArgument());
+  EXPECT_TRUE(FromJson(Json::parse(R"({"frozen": "yes"})"), &resp).IsInvalidArgument());
+}
+
 }  // namespace
 }  // namespace boxlite::protocol
 

@@ -4,7 +4,8 @@
 // (docs/snapshots.md, "Forks").
 //
 // The source's memory is saved once (SaveMemoryLocked into a directory under the home's
-// tmp/, removed afterwards), or a named memory snapshot is used. Its RAM goes into ONE
+// tmp/, removed afterwards), or a named memory snapshot of the box is used (a stopped box
+// can be forked from one). Its RAM goes into ONE
 // memfd, sealed against writes, shrinking and growing, that every fork's QEMU maps
 // privately (share=off): pages nobody writes stay shared, each fork's writes are its own,
 // and a compromised QEMU cannot change the pages its siblings read (the seal refuses
@@ -20,6 +21,7 @@
 #include "src/base/strings.h"
 #include "src/runtime/box_impl.h"
 #include "src/runtime/home_tmp.h"
+#include "src/runtime/snapshot_store.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
 #include "src/vmm/guest_ram.h"
@@ -40,6 +42,14 @@ Result<std::string> MakeForkDir(const std::string& tmp, const std::string& id) {
 
 }  // namespace
 
+Result<std::optional<sys::FileLock>> BoxImpl::HoldBoxLockLocked() {
+  if (!persistent() || state_ == State::kRemoved) return std::optional<sys::FileLock>();
+  auto held = sys::FileLock::Acquire(DirPath("lock"));
+  if (!held.ok()) return held.error().Wrap("lock box " + name_);
+  RefreshHeldLocked();
+  return std::optional<sys::FileLock>(std::move(held).value());
+}
+
 Result<std::vector<std::shared_ptr<Box>>> BoxImpl::Fork(const ForkOptions& options) {
   BOXLITE_RETURN_IF_ERROR(runtime_->CheckOpen());
   if (options.count < 1 || options.count > kMaxForks) {
@@ -51,40 +61,53 @@ Result<std::vector<std::shared_ptr<Box>>> BoxImpl::Fork(const ForkOptions& optio
         base::StrFormat("fork got %zu names for %d boxes", options.names.size(), options.count),
         "give one name per box, or none");
   }
-  if (!options.snapshot.empty()) {
-    // Named snapshots live in the snapshot store (box_snapshot.cc); forking from one needs
-    // its directory, which that store resolves.
-    return Status::NotSupported("fork from a named memory snapshot is not available yet",
-                                "fork the running box instead");
-  }
   std::string tmp = runtime_->TmpDir();
   BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(tmp, 0700));
   BOXLITE_ASSIGN_OR_RETURN(sys::FileLock window, EnterTmpWindow(tmp));
-  BOXLITE_ASSIGN_OR_RETURN(std::string dir, MakeForkDir(tmp, id_));
-  base::ScopeExit remove_dir([&dir] { (void)sys::RemoveTree(dir); });
+  // From the live box: a memory snapshot of its own, removed afterwards.
+  std::string dir;
+  base::ScopeExit remove_dir([&dir, &options] {
+    if (options.snapshot.empty() && !dir.empty()) (void)sys::RemoveTree(dir);
+  });
 
   MemoryImage image;
-  image.dir = dir;
   BoxOptions fork_options;
   std::optional<ResolvedImage> source_image;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    std::optional<sys::FileLock> box_lock;
-    if (persistent() && state_ != State::kRemoved) {
-      auto l = sys::FileLock::Acquire(DirPath("lock"));
-      if (!l.ok()) return l.error().Wrap("lock box " + name_);
-      box_lock.emplace(std::move(l).value());
-      RefreshHeldLocked();
+    BOXLITE_ASSIGN_OR_RETURN(auto box_lock, HoldBoxLockLocked());
+    if (!options.snapshot.empty()) {
+      // A named memory snapshot of this box (the snapshot store, box_snapshot.cc).
+      SnapshotStore store(DirPath("snapshots"), name_);
+      std::optional<SnapshotInfo> found;
+      if (persistent()) {
+        BOXLITE_ASSIGN_OR_RETURN(found, store.Get(options.snapshot));
+      }
+      if (!found) {
+        return Status::NotFound("box " + name_ + " has no snapshot \"" + options.snapshot + "\"",
+                                "list them with `boxlite snapshot ls " + name_ + "`")
+            .WithSubject(StatusSubject::kBox);
+      }
+      dir = store.PathOf(options.snapshot);
+      if (!sys::Exists(sys::JoinPath(dir, "memory.state"))) {
+        return Status::FailedPrecondition(
+                   "snapshot \"" + options.snapshot + "\" of box " + name_ + " holds no memory",
+                   "take one with memory=True (boxlite snapshot create --memory)")
+            .WithSubject(StatusSubject::kBox);
+      }
+    } else {
+      if (state_ != State::kRunning) {
+        return Status::FailedPrecondition("box " + name_ + " is not running",
+                                          "start it first, or fork from a memory snapshot")
+            .WithSubject(StatusSubject::kBox);
+      }
+      BOXLITE_ASSIGN_OR_RETURN(dir, MakeForkDir(tmp, id_));
+      BOXLITE_RETURN_IF_ERROR(SaveMemoryLocked(dir).WithSubject(StatusSubject::kBox));
     }
-    if (state_ != State::kRunning) {
-      return Status::FailedPrecondition("box " + name_ + " is not running",
-                                        "start it first: a fork copies a running box")
-          .WithSubject(StatusSubject::kBox);
-    }
-    BOXLITE_RETURN_IF_ERROR(SaveMemoryLocked(dir).WithSubject(StatusSubject::kBox));
     fork_options = options_;
     source_image = image_;
   }
+  image.dir = dir;
   // Forks publish no ports: the source holds them.
   fork_options.ports.clear();
   fork_options.name.clear();
@@ -116,12 +139,7 @@ Result<std::vector<std::shared_ptr<Box>>> BoxImpl::Fork(const ForkOptions& optio
     auto impl = std::dynamic_pointer_cast<BoxImpl>(box);
     if (!impl) return Status::Internal("a new box is not a BoxImpl");
     std::lock_guard<std::mutex> lock(impl->mu_);
-    std::optional<sys::FileLock> box_lock;
-    if (impl->persistent()) {
-      auto l = sys::FileLock::Acquire(impl->DirPath("lock"));
-      if (!l.ok()) return l.error().Wrap("lock box " + impl->name_);
-      box_lock.emplace(std::move(l).value());
-    }
+    BOXLITE_ASSIGN_OR_RETURN(auto fork_lock, impl->HoldBoxLockLocked());
     impl->image_ = source_image;
     Status launched = impl->LaunchLocked(&image);
     if (!launched.ok()) {

@@ -175,9 +175,9 @@ void BoxImpl::RefreshLocked() {
 
 void BoxImpl::RefreshHeldLocked() {
   RefreshLocked();
-  // No stop is in progress while we hold the box: a "stopping" mark was left by a process
-  // that died stopping it.
-  if (record_.phase == kPhaseStopping) record_.phase.clear();
+  // No stop or snapshot is in progress while we hold the box: a "stopping" or "paused"
+  // mark was left by a process that died during one.
+  if (record_.phase == kPhaseStopping || record_.phase == kPhasePaused) record_.phase.clear();
 }
 
 Status BoxImpl::Start() {
@@ -251,9 +251,11 @@ BoxStatus BoxImpl::StatusLocked(std::string* failure) {
   facts.vm_recorded = record_.pid != 0;
   facts.vm_alive = SameProcessAlive(record_.pid, record_.pid_start_time);
   facts.phase = record_.phase;
-  if (facts.vm_alive && facts.phase == kPhaseStopping &&
+  if (facts.vm_alive && (facts.phase == kPhaseStopping || facts.phase == kPhasePaused) &&
       sys::FileLock::TryAcquire(DirPath("lock")).ok()) {
-    facts.phase = "";  // Nobody holds the box: the process that was stopping it is gone.
+    // Nobody holds the box: the process that was stopping or snapshotting it is gone (a
+    // frozen guest thaws by itself).
+    facts.phase = "";
   }
   facts.main_exited = facts.vm_recorded && !facts.vm_alive && ExitCodeLocked().has_value();
   BoxStatus status = DeriveStatus(facts);
@@ -486,6 +488,7 @@ Status BoxImpl::StopLocked(bool graceful, std::optional<std::chrono::seconds> li
   }
   if (state_ == State::kStopped && RemovesOnStop(options_)) {
     state_ = State::kRemoved;
+    DropHeldDisksLocked();  // Its snapshots go with it.
     console_fd_.reset();
     qemu_log_fd_.reset();
     if (persistent()) (void)sys::RemoveTree(dir_);
@@ -510,6 +513,7 @@ Status BoxImpl::Remove(bool force) {
   // The disk goes with the box: no clean shutdown to wait for.
   BOXLITE_RETURN_IF_ERROR(StopLocked(/*graceful=*/false));
   state_ = State::kRemoved;
+  DropHeldDisksLocked();  // An ephemeral box's snapshots go with it.
   console_fd_.reset();
   qemu_log_fd_.reset();
   if (persistent()) BOXLITE_RETURN_IF_ERROR(sys::RemoveTree(dir_));

@@ -112,6 +112,32 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   bool RunningHere();
 
  private:
+  // --- Snapshots and clones (box_snapshot.cc) ---
+  struct Quiesced;
+  // Freezes a running box's disk for a copy of `disk_bytes` and marks it paused; a box
+  // that is not running, or a guest that cannot freeze, is left as it is.
+  Result<Quiesced> QuiesceLocked(uint64_t disk_bytes);
+  void EndQuiesceLocked(Quiesced& q);
+  // The box's disk overlay, read-only; FailedPrecondition when it has none yet.
+  Result<base::UniqueFd> OpenDiskLocked();
+  // Takes the box's lock (persistent boxes) and refuses a removed box.
+  Status LockForSnapshotsLocked(std::optional<sys::FileLock>* box_lock);
+  // Copies this box's disk (quiesced) into `clone`, a new box nobody else uses.
+  Status CopyDiskInto(BoxImpl& clone);
+  // Closes an ephemeral box's snapshots and disk descriptors (the box is gone).
+  void DropHeldDisksLocked();
+  struct HeldSnapshot {
+    SnapshotInfo info;
+    base::UniqueFd disk;  // An unlinked copy of the overlay.
+  };
+  // An ephemeral box's snapshots, oldest first; guarded by mu_.
+  std::vector<HeldSnapshot> held_snapshots_;
+  // An ephemeral box's running overlay (unlinked; QEMU holds it too); guarded by mu_.
+  base::UniqueFd overlay_fd_;
+  // An ephemeral clone's disk, which its first launch boots instead of a new overlay.
+  base::UniqueFd seed_disk_;
+  // --- end snapshots ---
+
   // The health check's prober (HealthCheckOptions): a thread pinging the agent. Shared
   // with the thread, which never touches the box.
   struct HealthProbe {
@@ -191,6 +217,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Status RefreshGuestLocked();
   // The main command the restored guest runs, attached (none: OK).
   Status AdoptMainLocked();
+  // A persistent box's lock file, held (its record reloaded); nullopt for others.
+  Result<std::optional<sys::FileLock>> HoldBoxLockLocked();
   // The box's monitor: the kept one (ephemeral), or a new connection to qmp.sock.
   Result<vmm::QmpClient*> QmpLocked();
   // Stops what the launch started once QEMU runs, and marks the box stopped.

@@ -202,6 +202,8 @@ Status BoxImpl::OpenBoxFilesLocked(LaunchPlan& plan) {
   if (plan.memory.image) {
     BOXLITE_ASSIGN_OR_RETURN(plan.disk, OpenRestoredDiskLocked(*plan.memory.image, overlay.path,
                                                                overlay.keep));
+  } else if (seed_disk_) {
+    plan.disk = std::move(seed_disk_);  // An ephemeral clone's copy (box_snapshot.cc).
   } else {
     BOXLITE_ASSIGN_OR_RETURN(plan.disk, vmm::OpenDiskOverlay(overlay));
   }
@@ -268,6 +270,10 @@ Status BoxImpl::AttachDevicesLocked(LaunchPlan& plan) {
   config.fd_sets.push_back({plan.Pass(std::move(plan.disk)), 1});
   BOXLITE_ASSIGN_OR_RETURN(auto disk_ro, reopen(config.fd_sets.back().fd, O_RDONLY));
   config.fd_sets.push_back({plan.Pass(std::move(disk_ro)), 1});
+  if (!persistent()) {
+    // Snapshots and clones of an ephemeral box read its unlinked overlay through this.
+    BOXLITE_ASSIGN_OR_RETURN(overlay_fd_, reopen(config.fd_sets.back().fd, O_RDONLY));
+  }
   config.disk = "/dev/fdset/1";
   BOXLITE_ASSIGN_OR_RETURN(auto base_fd, sys::Open(plan.backing, O_RDONLY | O_CLOEXEC));
   config.fd_sets.push_back({plan.Pass(std::move(base_fd)), 2});

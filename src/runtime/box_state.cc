@@ -82,7 +82,10 @@ Status CheckBoxCall(std::string_view op, std::string_view name, BoxStatus s,
 namespace boxlite::runtime {
 
 BoxStatus DeriveStatus(const StatusFacts& f) {
-  if (f.vm_alive) return f.phase == kPhaseStopping ? BoxStatus::kStopping : BoxStatus::kRunning;
+  if (f.vm_alive) {
+    if (f.phase == kPhaseStopping) return BoxStatus::kStopping;
+    return f.phase == kPhasePaused ? BoxStatus::kPaused : BoxStatus::kRunning;
+  }
   if (f.phase == kPhaseFailed) return BoxStatus::kFailed;
   if (f.vm_recorded && !f.main_exited && f.phase != kPhaseStopping) return BoxStatus::kFailed;
   return f.ever_started ? BoxStatus::kStopped : BoxStatus::kConfigured;

@@ -77,6 +77,8 @@ TEST(BoxStateTest, DerivedFromTheRecordAndTheVm) {
   // Its VM runs; a stop in progress makes it stopping.
   EXPECT_EQ(DeriveStatus(Facts(true, true, true, "", false)), BoxStatus::kRunning);
   EXPECT_EQ(DeriveStatus(Facts(true, true, true, kPhaseStopping, false)), BoxStatus::kStopping);
+  EXPECT_EQ(DeriveStatus(Facts(true, true, true, kPhasePaused, false)), BoxStatus::kPaused);
+  EXPECT_EQ(DeriveStatus(Facts(true, true, false, kPhasePaused, false)), BoxStatus::kFailed);
   // A stop cleared the VM from the record.
   EXPECT_EQ(DeriveStatus(Facts(true, false, false, "", false)), BoxStatus::kStopped);
   // The VM ended because its main command exited (the box stops itself).

@@ -7,9 +7,10 @@
 //   - capture: warm start is on and no template exists yet; once the agent answers, and
 //     before hello configures the guest, CaptureTemplateLocked saves the VM into the
 //     template (SaveMemoryLocked), then the boot goes on;
-//   - neither: warm start is off for the box, or the box cannot use one: a persistent box
-//     starting again keeps its own disk; a base image that is not the store's; a box with
-//     host mounts (memory images carry no 9p device: box_memory.cc) boots.
+//   - neither: warm start is off for the box, or the box cannot use one: a box with a disk
+//     of its own already (a persistent box starting again, a clone, an imported box); a
+//     base image that is not the store's; a box with host mounts (memory images carry no
+//     9p device: box_memory.cc) boots.
 // A failed capture costs nothing but a warning: the box boots as it would have.
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,6 +59,8 @@ Result<std::optional<TemplateInputs>> BoxImpl::WarmInputsLocked(const vmm::Guest
   // A persistent box starting again boots its own disk, not the template's.
   if (persistent() && sys::Exists(DirPath("disk.qcow2"))) return std::optional<TemplateInputs>();
   if (!options_.mounts.empty()) return std::optional<TemplateInputs>();
+  // An ephemeral clone boots its copied disk (box_snapshot.cc), not the template's.
+  if (seed_disk_) return std::optional<TemplateInputs>();
   // Only a base in the store is collected with its image (and so are its templates).
   struct stat st;
   if (::stat(image_->rootfs_path.c_str(), &st) != 0) return std::optional<TemplateInputs>();

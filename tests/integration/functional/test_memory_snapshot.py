@@ -13,6 +13,7 @@ so these tests cover memory restores as well.
 import asyncio
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -58,14 +59,10 @@ async def rising_count(box, above):
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    path = tmp_path_factory.mktemp("memsnap-home")
-    add_session_root(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def rt(home):
+def rt(tmp_path_factory):
+    """A runtime of this module's own home (rt.home_dir)."""
+    home = tmp_path_factory.mktemp("memsnap-home")
+    add_session_root(home)
     return boxlite.Boxlite(boxlite.Options(home_dir=str(home)))
 
 
@@ -80,7 +77,7 @@ def source(rt):
     run(box.stop())
 
 
-def test_forks_resume_the_source_and_are_independent(rt, home, source):
+def test_forks_resume_the_source_and_are_independent(rt, source):
     async def body():
         before = await count(source)
         forks = await source.fork(n=2, names=["ms-fork-a", "ms-fork-b"])
@@ -114,7 +111,7 @@ def test_forks_resume_the_source_and_are_independent(rt, home, source):
                 await fork.stop()
     run(body())
     # Ephemeral forks leave nothing in the home: no directory of theirs, no temp files.
-    assert not [e for e in os.listdir(home / "tmp") if e.startswith("fork-")]
+    assert not [e for e in os.listdir(Path(rt.home_dir) / "tmp") if e.startswith("fork-")]
 
 
 def test_a_fork_of_a_fork_carries_its_memory_in_the_stream(rt, source):
@@ -135,7 +132,9 @@ def test_a_fork_of_a_fork_carries_its_memory_in_the_stream(rt, source):
     run(body())
 
 
-def test_a_persistent_box_forks_through_its_monitor_socket(rt, home):
+def test_a_persistent_box_forks_through_its_monitor_socket(rt):
+    home = Path(rt.home_dir)
+
     async def body():
         box = await rt.create(boxlite.BoxOptions(image=BASE, memory_mib=MEMORY, cmd=COUNTER,
                                                  auto_remove=False), name="ms-persistent")
@@ -162,7 +161,7 @@ def test_a_box_with_mounts_is_refused_with_one_clear_line(rt, tmp_path, source):
     shared.mkdir()
 
     async def body():
-        async with boxlite.SimpleBox(BASE, memory=MEMORY, volumes=[(str(shared), "/data")],
+        async with boxlite.SimpleBox(BASE, memory=MEMORY, volumes=[(str(shared), "/data", "ro")],
                                      runtime=rt) as box:
             with pytest.raises(boxlite.BoxliteError) as caught:
                 await box.fork()
