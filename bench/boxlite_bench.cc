@@ -3,6 +3,7 @@
 // VM benchmarks. Each prints one JSON line (docs/design.md §7) comparing BoxLite against a
 // floor measured in the same run on the same machine:
 //   cold_start_s        create -> first exec done    vs  bare QEMU boot to a trivial init
+//   warm_start_s        the same from a template     vs  cold_start_s of this run
 //   exec_rtt_ms         `true` round trip (median)   vs  raw virtio-serial echo (median)
 //   exec_rtt_p99_ms     same, 99th percentile        vs  raw echo p99
 //   stdout_mb_per_s     64 MiB of stdout             vs  raw port stream (higher is better)
@@ -251,6 +252,8 @@ int main(int argc, char** argv) {
   // The floor VM has a disk and the agent port but no NIC: compare like with like. The
   // default NAT network is measured separately below (cold_start_nat_s).
   bo.network = "none";
+  // Cold starts boot; warm starts (warm_start_s below) restore a template.
+  bo.warm = false;
 
   if (only == "memory") {
     BenchMemory(*rt, bo, home.path());
@@ -298,6 +301,45 @@ int main(int argc, char** argv) {
   }
   Emit("cold_start_s", Median(box_times), "bare_qemu_boot_s", Median(floor_times), false, 1.15,
        runs);
+  {
+    // --- warm start: create -> first exec done from a template (docs/snapshots.md), the
+    // floor being this run's cold start. The first box leaves the template (untimed).
+    boxlite::BoxOptions warm = bo;
+    warm.warm = true;
+    {
+      auto box = Must(rt->Create(warm), "create");
+      if (Status s = box->Start(); !s.ok()) Die(s, "start");
+      (void)box->Stop();
+    }
+    std::vector<double> warm_times;
+    int warm_boxes = 0;
+    for (int i = 0; i < runs; ++i) {
+      auto t0 = Clock::now();
+      auto box = Must(rt->Create(warm), "create");
+      if (Status s = box->Start(); !s.ok()) Die(s, "start");
+      double started = Seconds(Clock::now() - t0);
+      boxlite::ExecOptions eo;
+      eo.argv = {"true"};
+      auto r = Must(box->Run(eo), "run true");
+      warm_times.push_back(Seconds(Clock::now() - t0));
+      if (r.exit_code != 0) Die(Status::Internal("true failed"), "warm start");
+      warm_boxes += Must(box->Info(), "info").warm_start ? 1 : 0;
+      auto m = Must(box->Metrics(), "metrics");
+      (void)box->Stop();
+      std::fprintf(stderr,
+                   "warm start %d/%d: box %.3fs (started %.3fs, create %.3fs: files %lldms config %lldms spawn "
+                   "%lldms; restore to hello answered %.3fs)\n",
+                   i + 1, runs, warm_times.back(), started, m.create_seconds,
+                   static_cast<long long>(m.stage_filesystem_setup_ms.value_or(0)),
+                   static_cast<long long>(m.stage_box_config_ms.value_or(0)),
+                   static_cast<long long>(m.stage_box_spawn_ms.value_or(0)), m.boot_seconds);
+    }
+    if (warm_boxes != runs) {
+      Die(Status::Internal(std::to_string(runs - warm_boxes) + " boxes did not start warm"),
+          "warm start");
+    }
+    Emit("warm_start_s", Median(warm_times), "cold_start_s", Median(box_times), false, 0.03, runs);
+  }
   {
     boxlite::BoxOptions nat = bo;
     nat.network = "nat";

@@ -69,6 +69,9 @@ struct RuntimeOptions {
   // Resolvers boxlite-net forwards the guest's DNS to ("IP", "IP:PORT", "[IPv6]:PORT");
   // empty: $BOXLITE_DNS_SERVERS, else the host's /etc/resolv.conf.
   std::vector<std::string> dns_servers;
+  // Warm start for boxes whose BoxOptions.warm is unset (docs/snapshots.md, "Warm start");
+  // nullopt: $BOXLITE_WARM (0 or 1), else on. Runtime::Open resolves it to a value.
+  std::optional<bool> warm;
   // --- end BOXLITE_* settings ---
 };
 
@@ -187,6 +190,10 @@ struct BoxOptions {
   SecurityOptions security;
   ContainerCapabilities capabilities;
   HealthCheckOptions health_check;
+  // Warm start (docs/snapshots.md, "Warm start"): the box restores the template of its
+  // boot (same image, sizes, kernel, agent and devices) instead of booting, and its first
+  // boot leaves one. nullopt: the runtime's setting (RuntimeOptions.warm).
+  std::optional<bool> warm;
 };
 
 // Whether a box with these options is removed when it stops: auto_delete when set
@@ -304,6 +311,9 @@ struct BoxInfo {
   bool auto_resume = true;
   std::optional<std::vector<std::string>> entrypoint, cmd;  // As given (nullopt: the image's).
   HealthStatus health;
+  // The VM's last start restored a warm-start template instead of booting
+  // (docs/snapshots.md, "Warm start").
+  bool warm_start = false;
 };
 
 struct BoxMetrics {

@@ -319,6 +319,9 @@ class BoxOptions:
         advanced: Advanced options (``boxlite.AdvancedBoxOptions``).
         secrets: BoxLite 0.9's egress secrets; not supported by this build yet (must be
             empty).
+        warm: Warm start (docs/snapshots.md): True restores a template of this box's boot
+            instead of booting (its first boot leaves one), False always boots. None: the
+            runtime's setting (``BOXLITE_WARM``, on by default).
     """
 
     image: str
@@ -342,6 +345,7 @@ class BoxOptions:
     auto_pause: int
     auto_delete: int | None
     auto_resume: bool
+    warm: bool | None
 
     def __init__(
         self,
@@ -373,6 +377,7 @@ class BoxOptions:
         auto_resume: bool | None = None,
         advanced: Any = None,
         secrets: Iterable[Any] | None = None,
+        warm: bool | None = None,
     ) -> None:
         d = _DEFAULTS
         if isinstance(rootfs_path, os.PathLike):
@@ -430,6 +435,7 @@ class BoxOptions:
         if isinstance(secrets, (str, bytes)):
             raise ConfigError("secrets must be a list of boxlite.Secret")
         self.secrets = list(secrets or [])
+        self.warm = warm
         # The core's rules (include/boxlite/options.h, ValidateBoxOptions).
         core.validate_box_options(self._core_args())
 
@@ -495,6 +501,7 @@ class BoxOptions:
             "auto_resume": self.auto_resume,
             "advanced": self.advanced,
             "secrets": list(self.secrets),
+            "warm": self.warm,
         }
         aliases = {"cpu": "cpus", "memory": "memory_mib", "disk_size": "disk_size_mib", "mounts": "volumes"}
         for key, value in changes.items():
@@ -529,6 +536,7 @@ class BoxOptions:
             "auto_delete": self.auto_delete,
             "auto_resume": self.auto_resume,
             "secrets": list(self.secrets),
+            "warm": self.warm,
         }
         if self.advanced is not None:
             args.update(self.advanced._core_args())

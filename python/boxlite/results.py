@@ -312,6 +312,8 @@ class BoxInfo:
         auto_pause, auto_delete, auto_resume, exit_code: as the core reports them.
         failure: Why the box failed (state ``"failed"``: its VM ended without a stop and
             without its main command exiting, or a start failed); None otherwise.
+        warm_start: True when the VM's last start restored a warm-start template instead
+            of booting (docs/snapshots.md, "Warm start").
     """
 
     id: str
@@ -335,6 +337,7 @@ class BoxInfo:
     auto_resume: bool = True
     exit_code: int | None = None
     failure: str | None = None
+    warm_start: bool = False
 
     def __post_init__(self) -> None:
         # Built with plain strings (our older spelling): give them 0.9's attributes.
@@ -424,6 +427,7 @@ class BoxInfo:
             health_status=HealthStatus._from_core(d.get("health")),
             exit_code=d.get("exit_code"),
             failure=d.get("failure"),
+            warm_start=bool(d.get("warm_start", False)),
             **extra,
         )
 

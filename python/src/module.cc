@@ -197,6 +197,7 @@ nb::dict BoxInfoDict(const BoxInfo& info) {
   d["entrypoint"] = argv(info.entrypoint);
   d["cmd"] = argv(info.cmd);
   d["health"] = HealthDict(info.health);  // advanced_dict.h
+  d["warm_start"] = info.warm_start;
   return d;
 }
 

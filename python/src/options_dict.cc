@@ -224,6 +224,8 @@ void RefuseSecrets(BoxOptions&, const std::string& key, nb::handle v) {
   }
 }
 
+void SetWarm(BoxOptions& o, const std::string& key, nb::handle v) { o.warm = AsBool(key, v); }
+
 // security, capabilities, health_check: one nested dict each (advanced_dict.h).
 void SetAdvanced(BoxOptions& o, const std::string& key, nb::handle v) {
   nb::dict section;
@@ -259,6 +261,7 @@ const std::map<std::string, Setter, std::less<>>& Setters() {
       {"security", &SetAdvanced},
       {"capabilities", &SetAdvanced},
       {"health_check", &SetAdvanced},
+      {"warm", &SetWarm},  // Warm start.
   };
   return *setters;
 }
@@ -313,6 +316,7 @@ nb::dict BoxOptionsToDict(const BoxOptions& o) {
   d["auto_pause"] = o.auto_pause;
   d["auto_delete"] = o.auto_delete ? nb::cast(*o.auto_delete) : nb::none();
   d["auto_resume"] = o.auto_resume;
+  d["warm"] = o.warm ? nb::cast(*o.warm) : nb::none();
   return d;
 }
 

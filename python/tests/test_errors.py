@@ -90,6 +90,7 @@ async def test_bad_reference_is_invalid_reference(no_leaks: None) -> None:
         ({"network": "bridge"}, "network"),
         ({"working_dir": "relative"}, "working_dir"),
         ({"auto_remove": "yes"}, "auto_remove"),
+        ({"warm": "no"}, "warm must be a bool"),
         ({"image": 42}, "image must be a string"),
     ],
 )

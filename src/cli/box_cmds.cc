@@ -59,6 +59,7 @@ nlohmann::json InfoJson(const BoxInfo& b) {
 // `inspect`: BoxLite 0.9's fields (Id, Name, ..., State{...}) beside ours.
 nlohmann::json InspectJson(const BoxInfo& b) {
   nlohmann::json j = InfoJson(b);
+  j["warm_start"] = b.warm_start;  // Its last start restored a warm-start template.
   bool running = b.state == "running";
   j["Id"] = b.id;
   j["Name"] = b.name;

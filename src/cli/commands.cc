@@ -144,6 +144,9 @@ const std::vector<FlagSpec> kBoxFlags = {
     {"security", 0, true, false,
      "BoxLite 0.9's security preset [env BOXLITE_SECURITY]; the host jail stays on either way",
      "enable|disable"},
+    // Warm start (docs/snapshots.md).
+    {"no-warm", 0, false, false,
+     "boot the box instead of restoring a warm-start template [all boxes: env BOXLITE_WARM=0]"},
 };
 
 const std::vector<FlagSpec> kListFlags = {

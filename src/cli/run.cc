@@ -121,6 +121,7 @@ Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
   }
   options.auto_remove = flags.Has("rm");
   options.detach = flags.Has("detach");
+  if (flags.Has("no-warm")) options.warm = false;  // Else the runtime's setting.
   return options;
 }
 

@@ -29,8 +29,11 @@
 #include "src/runtime/exec_impl.h"
 #include "src/runtime/main_session.h"
 #include "src/runtime/runtime_impl.h"
+#include "src/runtime/templates.h"
 #include "src/sys/file_lock.h"
 #include "src/sys/subprocess.h"
+#include "src/vmm/accel.h"
+#include "src/vmm/guest_assets.h"
 #include "src/vmm/qemu.h"
 #include "src/vmm/qmp.h"
 
@@ -182,6 +185,10 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   // FailedPrecondition saying which differs, and nothing changed. The main command is not
   // started again: the one running in the image is attached (if any).
   Status LaunchLocked(const MemoryImage* image = nullptr);
+  // One launch: LaunchLocked's steps. With `failed_template` (a boot, not a restore), a
+  // warm-start template of the boot is used when there is one, and its key is set there
+  // when the launch failed using it (LaunchLocked then drops it and boots).
+  Status LaunchOnceLocked(const MemoryImage* image, std::string* failed_template);
   Status PrepareLaunchLocked(LaunchPlan& plan);
   Status OpenBoxFilesLocked(LaunchPlan& plan);
   Status OpenOverlayLocked(LaunchPlan& plan);          // Part of OpenBoxFilesLocked.
@@ -224,6 +231,27 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   // Stops what the launch started once QEMU runs, and marks the box stopped.
   void RollBackLaunchLocked();
   // --- end launch ---
+  // --- Warm start (box_warm.cc): what the launch does with a template. ---
+  struct WarmChoice {
+    std::optional<TemplateStore::Held> restore;     // Start the VM from this template.
+    std::optional<TemplateStore::Capture> capture;  // Leave a template of this boot.
+    TemplateInputs inputs;                          // The capture's inputs.
+    MemoryImage image;                              // The restore's (its directory).
+  };
+  // BoxOptions.warm, else RuntimeOptions.warm.
+  bool WarmWantedLocked() const;
+  // The inputs that name this box's template; nullopt when the box does not use one.
+  Result<std::optional<TemplateInputs>> WarmInputsLocked(const vmm::GuestAssets& assets,
+                                                         vmm::Accel accel);
+  // Restore, capture or neither (before the box's disk is made).
+  Status ChooseWarmLocked(const vmm::GuestAssets& assets, vmm::Accel accel, WarmChoice* choice);
+  // With the agent answering and before hello: saves the VM as the template (a failure
+  // only warns: the boot goes on).
+  void CaptureTemplateLocked(WarmChoice* choice);
+  // A template whose restore failed (`why`): removed, and the box's disk with it.
+  void DropWarmTemplateLocked(const std::string& key, const Status& why);
+  bool warm_start_ = false;  // Guarded by mu_: the VM running now restored a template.
+  // --- end warm start ---
   // Connects to the running VM of a persistent box through a free client slot.
   Status ConnectPersistentLocked();
   // Sends the hello that configures the guest (or attaches to a configured one).

@@ -28,6 +28,7 @@
 
 #include "src/base/log.h"
 #include "src/base/macros.h"
+#include "src/base/scope_exit.h"
 #include "src/base/strings.h"
 #include "src/runtime/box_impl.h"
 #include "src/runtime/console_log.h"
@@ -84,6 +85,7 @@ struct BoxImpl::LaunchPlan {
   vmm::VmJailPlan jail;
   std::optional<vmm::NetHelper> net;
   MemoryLaunch memory;  // The monitor, RAM and (restores) image (box_memory.cc).
+  WarmChoice warm;  // Warm start (box_warm.cc).
 
   // Keeps `fd` open until QEMU is started and lists it for QEMU to inherit.
   int Pass(base::UniqueFd fd) {
@@ -94,9 +96,28 @@ struct BoxImpl::LaunchPlan {
 };
 
 Status BoxImpl::LaunchLocked(const MemoryImage* image) {
+  // Warm start (box_warm.cc): a template that does not restore is removed and the box
+  // boots instead.
+  std::string failed_template;
+  Status launched = LaunchOnceLocked(image, image ? nullptr : &failed_template);
+  if (launched.ok() || failed_template.empty()) return launched;
+  DropWarmTemplateLocked(failed_template, launched);
+  return LaunchOnceLocked(image, nullptr);
+}
+
+Status BoxImpl::LaunchOnceLocked(const MemoryImage* image, std::string* failed_template) {
   LaunchPlan plan;
   plan.memory.image = image;
   BOXLITE_RETURN_IF_ERROR(PrepareLaunchLocked(plan));
+  if (failed_template) {
+    // The template of this boot, when there is one, is the image.
+    BOXLITE_RETURN_IF_ERROR(ChooseWarmLocked(plan.assets, plan.accel.accel, &plan.warm));
+    if (plan.warm.restore) image = plan.memory.image = &plan.warm.image;
+  }
+  // A failure from here on with a template in use: the caller drops it and boots.
+  base::ScopeExit note_failure([&] {
+    if (plan.warm.restore && failed_template) *failed_template = plan.warm.restore->record.key;
+  });
   if (image) BOXLITE_RETURN_IF_ERROR(CheckMemoryImageLocked(*image, plan.memory));
   BOXLITE_RETURN_IF_ERROR(OpenBoxFilesLocked(plan));
   BOXLITE_RETURN_IF_ERROR(AttachDevicesLocked(plan));
@@ -125,6 +146,7 @@ Status BoxImpl::LaunchLocked(const MemoryImage* image) {
     RollBackLaunchLocked();
     return explained;
   }
+  note_failure.Cancel();
   return FinishLaunchLocked(plan);
 }
 
@@ -412,6 +434,7 @@ Status BoxImpl::GreetGuestLocked(LaunchPlan& plan) {
       if (!note->stopping && note->why.ok()) note->why = why;
     });
   }
+  CaptureTemplateLocked(&plan.warm);  // Warm start: before hello configures the guest.
   return HelloLocked(plan.box_config, &plan.stages.container_init_ms);
 }
 
@@ -444,13 +467,18 @@ Status BoxImpl::FinishLaunchLocked(LaunchPlan& plan) {
   boot_seconds_ = seconds(t_ready - plan.t_launched);
   exit_code_.reset();
   record_.exit_code.reset();
+  warm_start_ = plan.warm.restore.has_value();
+  record_.warm_start = warm_start_;
+  plan.warm.restore.reset();  // The VM holds what it needed of the template.
   if (persistent()) {
     record_.create_seconds = create_seconds_;
     record_.boot_seconds = boot_seconds_;
     (void)SaveRecord(dir_, record_);
   }
   stages_ = plan.stages;
-  Status main = plan.memory.image ? AdoptMainLocked() : StartMainLocked();
+  // A restored guest runs its main command already; a warm-start template was saved
+  // before hello, so the box's main command starts as on a boot.
+  Status main = plan.memory.image && !warm_start_ ? AdoptMainLocked() : StartMainLocked();
   if (!main.ok()) {
     // The box's own command is what it is for: without it, the box does not start.
     Status explained =

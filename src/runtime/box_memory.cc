@@ -20,14 +20,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <map>
-#include <mutex>
 #include <thread>
 
 #include "src/base/log.h"
 #include "src/base/macros.h"
 #include "src/base/scope_exit.h"
-#include "src/base/sha256.h"
 #include "src/base/strings.h"
 #include "src/runtime/box_impl.h"
 #include "src/sys/errno_status.h"
@@ -50,41 +47,6 @@ constexpr seconds kMigrationLimit{300};
 constexpr char kStateFdName[] = "boxlite-state";
 // A persistent box's disk while a memory snapshot is being restored over it.
 constexpr char kPreRestoreSuffix[] = ".pre-restore";
-
-// A file's SHA-256, cached by identity (device, inode, size, mtime): restores check the
-// kernel and initramfs every time and must not read them every time.
-Result<std::string> FileDigest(const std::string& path) {
-  static std::mutex mu;
-  static std::map<std::string, std::string> cache;
-  BOXLITE_ASSIGN_OR_RETURN(auto fd, sys::Open(path, O_RDONLY | O_CLOEXEC));
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return sys::ErrnoStatus(errno, "stat %s", path.c_str());
-  std::string key = base::StrFormat("%llu:%llu:%lld:%lld.%ld:%s",
-                                    static_cast<unsigned long long>(st.st_dev),
-                                    static_cast<unsigned long long>(st.st_ino),
-                                    static_cast<long long>(st.st_size),
-                                    static_cast<long long>(st.st_mtim.tv_sec),
-                                    st.st_mtim.tv_nsec, path.c_str());
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    if (auto it = cache.find(key); it != cache.end()) return it->second;
-  }
-  base::Sha256 hasher;
-  std::vector<char> buf(1 << 20);
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return sys::ErrnoStatus(errno, "read %s", path.c_str());
-    }
-    if (n == 0) break;
-    hasher.Update(buf.data(), static_cast<size_t>(n));
-  }
-  std::string digest = hasher.FinishHex();
-  std::lock_guard<std::mutex> lock(mu);
-  cache[key] = digest;
-  return digest;
-}
 
 // Waits until the migration of `what` ("save", "restore") has completed.
 Status WaitMigration(vmm::QmpClient& qmp, const char* what) {
@@ -132,8 +94,10 @@ Result<nlohmann::json> BoxImpl::MemoryMatchLocked() {
   BOXLITE_ASSIGN_OR_RETURN(vmm::GuestAssets assets, runtime_->Assets());
   BOXLITE_ASSIGN_OR_RETURN(vmm::AccelChoice accel, runtime_->Accel());
   if (!image_) return Status::FailedPrecondition("box " + name_ + " has no image resolved yet");
-  BOXLITE_ASSIGN_OR_RETURN(std::string kernel, FileDigest(assets.kernel));
-  BOXLITE_ASSIGN_OR_RETURN(std::string initramfs, FileDigest(assets.initramfs));
+  // Digests cached by file identity (templates.h): a restore does not read them again.
+  std::string digests = sys::JoinPath(TemplateStore(runtime_->home_dir()).dir(), "digests");
+  BOXLITE_ASSIGN_OR_RETURN(std::string kernel, FileDigest(assets.kernel, digests));
+  BOXLITE_ASSIGN_OR_RETURN(std::string initramfs, FileDigest(assets.initramfs, digests));
   bool nat = options_.network == "nat" && options_.security.network_enabled;
   return nlohmann::json{
       {"cpus", options_.cpus},

@@ -54,6 +54,7 @@ Result<BoxInfo> BoxImpl::Info() {
   if (info.state != "running") info.exit_code = ExitCodeLocked();
   info.pid = vm_ ? vm_->pid() : (state_ == State::kRunning ? record_.pid : 0);
   info.accel = accel_;
+  info.warm_start = info.state == "running" && (persistent() ? record_.warm_start : warm_start_);
   if (health_) {
     std::lock_guard<std::mutex> hl(health_->mu);
     info.health = health_->status;

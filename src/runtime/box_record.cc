@@ -123,6 +123,7 @@ Json BoxOptionsToJson(const BoxOptions& o) {
                {"auto_pause", o.auto_pause}, {"auto_resume", o.auto_resume},
                {"advanced", AdvancedToJson(o)}};
   if (o.auto_delete) opts["auto_delete"] = *o.auto_delete;
+  if (o.warm) opts["warm"] = *o.warm;  // Warm start (templates.h): the box's choice.
   if (o.entrypoint) opts["entrypoint"] = *o.entrypoint;
   if (o.cmd) opts["cmd"] = *o.cmd;
   return opts;
@@ -148,6 +149,7 @@ BoxOptions BoxOptionsFromJson(const Json& o) {
   if (auto v = o.find("auto_delete"); v != o.end() && v->is_number_integer()) {
     b.auto_delete = v->get<int64_t>();
   }
+  if (auto v = o.find("warm"); v != o.end() && v->is_boolean()) b.warm = v->get<bool>();
   for (auto [key, out] : {std::pair{"entrypoint", &b.entrypoint}, std::pair{"cmd", &b.cmd}}) {
     auto it = o.find(key);
     if (it == o.end() || !it->is_array()) continue;
@@ -223,6 +225,8 @@ Status SaveRecord(const std::string& dir, const BoxRecord& r) {
   };
   if (r.exit_code) j["exit_code"] = *r.exit_code;
   if (!r.phase.empty()) j["phase"] = r.phase;
+  // Warm start (templates.h): how the box's current VM started.
+  j["vm"]["warm_start"] = r.warm_start;
   if (!r.failure.empty()) j["failure"] = r.failure;
   j["image"]["reference"] = r.image_reference;
   j["image"]["rootfs_path"] = r.rootfs_path;
@@ -268,6 +272,7 @@ Result<BoxRecord> LoadRecord(const std::string& dir) {
     Read(vm, "net_start_time", &r.net_pid_start_time);
     Read(vm, "accel", &r.accel);
     Read(vm, "console_offset", &r.console_offset);
+    Read(vm, "warm_start", &r.warm_start);
     if (auto c = vm.find("create_seconds"); c != vm.end() && c->is_number()) {
       r.create_seconds = c->get<double>();
     }

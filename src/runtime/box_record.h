@@ -45,6 +45,7 @@ struct BoxRecord {
   std::string accel;
   double create_seconds = 0;  // Of the current boot.
   double boot_seconds = 0;
+  bool warm_start = false;  // The current VM restored a warm-start template (templates.h).
   uint64_t console_offset = 0;  // console.log's size when the current boot began.
   // The main command's exit status, once a host saw it end (BoxInfo::exit_code).
   std::optional<int> exit_code;

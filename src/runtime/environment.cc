@@ -30,6 +30,7 @@ constexpr char kConsoleDir[] = "BOXLITE_CONSOLE_DIR";
 constexpr char kNetHelper[] = "BOXLITE_NET_HELPER";
 constexpr char kConsoleHelper[] = "BOXLITE_CONSOLE_HELPER";
 constexpr char kDnsServers[] = "BOXLITE_DNS_SERVERS";
+constexpr char kWarm[] = "BOXLITE_WARM";
 
 constexpr int kDefaultBootTimeoutS = 120;
 constexpr int kMaxBootTimeoutS = 86400;
@@ -153,6 +154,18 @@ Result<int> ResolveBootTimeout(const RuntimeOptions& given, const EnvironmentLoo
   return static_cast<int>(*seconds);
 }
 
+// Warm start: RuntimeOptions.warm when given, else BOXLITE_WARM (0 or 1), else on.
+Result<bool> ResolveWarm(const RuntimeOptions& given, const EnvironmentLookup& env) {
+  if (given.warm) return *given.warm;
+  auto v = env(kWarm);
+  if (!v) return true;
+  std::string_view value = base::Trim(*v);
+  if (value == "1") return true;
+  if (value == "0") return false;
+  return Status::InvalidArgument(std::string(kWarm) + " must be 0 or 1, not \"" + *v + "\"",
+                                 "unset it to use warm start");
+}
+
 }  // namespace
 
 const std::vector<EnvironmentVariable>& EnvironmentVariables() {
@@ -161,6 +174,7 @@ const std::vector<EnvironmentVariable>& EnvironmentVariables() {
       {kInsecure, "runtime"},    {kAccel, "runtime"},         {kLog, "runtime"},
       {kDataDir, "runtime"},     {kBootTimeout, "runtime"},   {kConsoleDir, "runtime"},
       {kNetHelper, "runtime"},   {kConsoleHelper, "runtime"}, {kDnsServers, "runtime"},
+      {kWarm, "runtime"},
   };
   return kVariables;
 }
@@ -206,6 +220,8 @@ Result<RuntimeOptions> ResolveRuntimeOptions(const RuntimeOptions& given,
   out.net_helper = Pick(given.net_helper, "net_helper", kNetHelper, env).value;
   out.console_helper = Pick(given.console_helper, "console_helper", kConsoleHelper, env).value;
   if (given.dns_servers.empty()) out.dns_servers = ListFrom(env, kDnsServers, true);
+  BOXLITE_ASSIGN_OR_RETURN(bool warm, ResolveWarm(given, env));
+  out.warm = warm;
   return out;
 }
 

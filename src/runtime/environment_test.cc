@@ -109,6 +109,19 @@ TEST(EnvironmentTest, TheApiBeatsTheVariables) {
   EXPECT_EQ(o.dns_servers, (std::vector<std::string>{"192.0.2.1"}));
 }
 
+TEST(EnvironmentTest, WarmStartIsOnUnlessTurnedOff) {
+  EXPECT_EQ(MustResolve({}, Env({})).warm, std::optional<bool>(true));
+  EXPECT_EQ(MustResolve({}, Env({{"BOXLITE_WARM", "0"}})).warm, std::optional<bool>(false));
+  EXPECT_EQ(MustResolve({}, Env({{"BOXLITE_WARM", " 1 "}})).warm, std::optional<bool>(true));
+  RuntimeOptions given;
+  given.warm = true;
+  EXPECT_EQ(MustResolve(given, Env({{"BOXLITE_WARM", "0"}})).warm, std::optional<bool>(true));
+  given.warm = false;
+  EXPECT_EQ(MustResolve(given, Env({{"BOXLITE_WARM", "1"}})).warm, std::optional<bool>(false));
+  std::string error = ErrorOf({}, {{"BOXLITE_WARM", "yes"}});
+  EXPECT_NE(error.find("BOXLITE_WARM must be 0 or 1"), std::string::npos) << error;
+}
+
 TEST(EnvironmentTest, RegistriesFromTheApiAndTheEnvironmentAreNormalisedAlike) {
   RuntimeOptions given;
   given.registry_mirrors = {"mirror.example/", " http://127.0.0.1:5000 "};

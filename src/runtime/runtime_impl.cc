@@ -20,6 +20,7 @@
 #include "src/runtime/box_record.h"
 #include "src/runtime/exec_env.h"
 #include "src/runtime/home_tmp.h"
+#include "src/runtime/templates.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/file_lock.h"
 #include "src/sys/fs.h"
@@ -519,7 +520,12 @@ Result<std::vector<ImageInfo>> RuntimeImpl::ListImages() {
 
 Status RuntimeImpl::RemoveImage(std::string_view reference) {
   BOXLITE_ASSIGN_OR_RETURN(image::Store * store, Store());
-  return AboutSubject(store->Remove(reference), StatusSubject::kImage);
+  BOXLITE_RETURN_IF_ERROR(AboutSubject(store->Remove(reference), StatusSubject::kImage));
+  // Warm-start templates of a base the removal collected go with it (templates.h).
+  if (auto collected = TemplateStore(home_).Collect(); !collected.ok()) {
+    BOXLITE_LOG(kWarn, "collect warm start templates: %s", collected.error().ToString().c_str());
+  }
+  return Status::OK();
 }
 
 Result<std::vector<ImageInfo>> RuntimeImpl::ImportImage(const std::string& path,
