@@ -195,6 +195,9 @@ Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
     return Fail(started);
   }
   auto t_started = Clock::now();
+  // Read now: the box stops itself when its command ends, and a stopped box has no metrics.
+  Result<BoxMetrics> start_metrics =
+      timings ? (*box)->Metrics() : Result<BoxMetrics>(Status::FailedPrecondition("unused"));
   auto main = (*box)->AttachMain();
   if (!main.ok()) {
     discard();
@@ -216,9 +219,8 @@ Outcome RunCommand(Context& ctx, const ParsedFlags& flags) {
   Result<ExitStatus> status = AttachExec(*main, interactive, tty);
   auto t_done = Clock::now();
   if (timings) {
-    auto metrics = (*box)->Metrics();
-    double create = metrics.ok() ? metrics->create_seconds : 0;
-    double boot = metrics.ok() ? metrics->boot_seconds : 0;
+    double create = start_metrics.ok() ? start_metrics->create_seconds : 0;
+    double boot = start_metrics.ok() ? start_metrics->boot_seconds : 0;
     std::fprintf(stderr,
                  "boxlite: timings: create %.3fs, boot %.3fs, exec %.3fs, total %.3fs\n", create,
                  boot, std::chrono::duration<double>(t_done - t_started).count(),

@@ -126,6 +126,20 @@ def test_run_without_rm_keeps_a_stopped_box(cli):
         assert cli.run("rm", "kept-run").returncode == 0
 
 
+def test_run_timings_report_the_start_of_a_box_whose_command_ended(cli):
+    """`run --timings` reads create and boot while the box runs: its command ends (and the box
+    stops) before the line is printed, and a stopped box has no metrics."""
+    p = cli.run("run", "--rm", "--timings", BASE, "true")
+    assert p.returncode == 0, p.stderr
+    err = p.stderr.decode() if isinstance(p.stderr, bytes) else p.stderr
+    m = re.search(r"timings: create ([0-9.]+)s, boot ([0-9.]+)s, exec ([0-9.]+)s, total ([0-9.]+)s",
+                  err)
+    assert m, err
+    create, boot, _exec, total = (float(v) for v in m.groups())
+    assert boot > 0 and create > 0, err
+    assert create + boot <= total, err
+
+
 def test_shell_bad_image(cli):
     p = cli.run("shell", "127.0.0.1:1/nothing:latest")
     assert p.returncode == 1
