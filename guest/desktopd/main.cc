@@ -66,6 +66,10 @@ constexpr long kRemapSettleMicros = 20000;
 // How long a button event may stay frozen by a grab before we stop waiting for it.
 constexpr long kButtonWaitMicros = 2000000;
 constexpr long kButtonPollMicros = 1000;
+// Wheel clicks (buttons 4-7) are kWheelGapMicros apart, as a physical wheel's fastest
+// notches: clients that turn them into their own wheel events (Tk does for 6 and 7) see
+// each click as one.
+constexpr long kWheelGapMicros = 10000;
 
 int XErrorHandlerRecord(Display*, XErrorEvent* ev) {
   g_x_error = ev->error_code;
@@ -136,7 +140,12 @@ class Desktop {
   // window that had the focus before it.
   void Button(unsigned button, bool down) {
     XTestFakeButtonEvent(dpy_, button, down ? True : False, CurrentTime);
-    if (button < 1 || button > 5) return;  // The core protocol has no state bit for 6+.
+    if (button < 1 || button > 5) {
+      // The core protocol has no state bit for 6+: a round trip instead, so that the
+      // server has delivered the event before the next one.
+      XSync(dpy_, False);
+      return;
+    }
     const unsigned bit = static_cast<unsigned>(Button1Mask) << (button - 1);
     for (long waited = 0; waited < kButtonWaitMicros; waited += kButtonPollMicros) {
       if (((PointerMask() & bit) != 0) == down) return;
@@ -145,7 +154,9 @@ class Desktop {
   }
 
   void Click(unsigned button, long count) {
+    const bool wheel = button >= 4 && button <= 7;
     for (long i = 0; i < count; ++i) {
+      if (wheel && i > 0) SleepMicros(kWheelGapMicros);
       Button(button, true);
       Button(button, false);
     }

@@ -153,6 +153,18 @@ struct HealthCheckOptions {
   int start_period_s = 60;
 };
 
+// A credential the box may use but never read (docs/networking.md, "Secrets"): the guest
+// sees BOXLITE_SECRET_<NAME>=<placeholder>, and the network gateway puts `value` in place
+// of the placeholder in HTTPS requests to `hosts` (allow_net's patterns; empty: never
+// matches). `value` never enters the VM and never appears in logs or box records shown
+// to users.
+struct Secret {
+  std::string name;         // [A-Za-z_][A-Za-z0-9_]{0,63}
+  std::string value;        // 1..64 KiB, no NUL.
+  std::vector<std::string> hosts;
+  std::string placeholder;  // Empty: generated, unguessable ("boxlite-secret-<name>-<random>").
+};
+
 struct BoxOptions {
   std::string image = "alpine:latest";
   std::string rootfs_path;  // A local OCI layout directory used instead of `image`.
@@ -167,6 +179,12 @@ struct BoxOptions {
   // addresses, which a default box cannot (docs/security.md). Private networks stay
   // closed either way.
   bool allow_host = false;
+  // Egress allow-list ("nat" only; docs/networking.md): empty, every public address; else
+  // only these: an exact host, "*.domain", an IPv4/IPv6 address or CIDR, each with an
+  // optional ":port".
+  std::vector<std::string> allow_net;
+  // Secrets substituted by the network gateway (see Secret above).
+  std::vector<Secret> secrets;
   std::string working_dir;
   std::string user;
   std::string name;

@@ -72,6 +72,12 @@ Status ValidateBoxOptions(const BoxOptions& o) {
   if (o.allow_host && o.network != "nat") {
     return Status::InvalidArgument("allow_host needs network \"nat\"");
   }
+  if (!o.allow_net.empty()) {
+    return Status::NotSupported("egress allow-lists (allow_net) are not built yet");
+  }
+  if (!o.secrets.empty()) {
+    return Status::NotSupported("secrets are not built yet");
+  }
   if (!o.name.empty() && !runtime::IsValidBoxName(o.name)) {
     return Status::InvalidArgument("box name \"" + o.name +
                                    "\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 63)");
