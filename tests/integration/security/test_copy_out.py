@@ -325,6 +325,9 @@ done
 """
 
 
+# The paging is the agent's and the host engine's, the same for every front end: one
+# privileged and one unprivileged driver run it (each copy pages through 4,200 names).
+@pytest.mark.parametrize("driver", ["cli-root", "cli-nobody"], indirect=True)
 def test_swap_within_one_copy_across_pages(driver, ws):
     """(b) While the host pages through a listing longer than one page, the guest moves a
     name from the first page, where it is a symlink to a host directory, to the second,
