@@ -12,12 +12,17 @@ the tests below read, and the servers' log says what reached them:
   d.egress.test:8080    allowed on port 8080 only (address B)
   p.egress.test         allowed by name, but resolves to a private address (P)
   10.200.N.0/24:8080    a CIDR rule for the private address P, port 8080 only
+  host.boxlite.internal:LO_OPEN   the host's loopback (of the client namespace), on one
+                        of the two ports where an HTTP server listens there
 Needs root (`ip netns`).
 """
 
 import os
 import re
+import subprocess
+import sys
 import textwrap
+import time
 
 import pytest
 
@@ -52,6 +57,8 @@ SCRIPT = textwrap.dedent(r'''
     echo "B_HOST $(w http://b.egress.test/b-host)"
     echo "B_SNI $(w --no-check-certificate https://b.egress.test/b-sni)"
     echo "A_AFTER $(w http://a.egress.test/a-after)"
+    echo "HOST_LISTED $(w http://host.boxlite.internal:@LO_OPEN@/)"
+    echo "HOST_OTHER $(w http://10.0.2.2:@LO_CLOSED@/)"
 ''')
 
 
@@ -64,6 +71,9 @@ def egress_netns(tmp_path_factory):
     env.start()
     yield env
     env.stop()
+
+
+LO_OPEN, LO_CLOSED = 8765, 8766
 
 
 def _run_box(env, home, allow, script, extra=()):
@@ -87,10 +97,25 @@ def box_output(egress_netns, tmp_path_factory):
         if not os.access(path, os.X_OK):
             pytest.fail("%s is not built (set BOXLITE_BUILD_DIR)" % path)
     script = (SCRIPT.replace("@IP_A@", env.ip_a).replace("@IP_B@", env.ip_b)
-              .replace("@IP_P@", env.ip_private))
+              .replace("@IP_P@", env.ip_private).replace("@LO_OPEN@", str(LO_OPEN))
+              .replace("@LO_CLOSED@", str(LO_CLOSED)))
     allow = ["a.egress.test", "d.egress.test:8080", "p.egress.test",
-             env.private_cidr + ":8080"]
-    proc = _run_box(env, tmp_path_factory.mktemp("egress-home"), allow, script)
+             env.private_cidr + ":8080", "host.boxlite.internal:%d" % LO_OPEN]
+    # HTTP servers on the client namespace's loopback: the box's "host".
+    served = tmp_path_factory.mktemp("loopback-root")
+    (served / "index.html").write_text("loopback server\n")
+    servers = [subprocess.Popen([*env.prefix(), sys.executable, "-m", "http.server", str(port),
+                                 "--bind", "127.0.0.1", "--directory", str(served)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for port in (LO_OPEN, LO_CLOSED)]
+    try:
+        for port in (LO_OPEN, LO_CLOSED):
+            _wait_listening(env, port)
+        proc = _run_box(env, tmp_path_factory.mktemp("egress-home"), allow, script)
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
     out = proc.stdout.decode(errors="replace")
     assert proc.returncode == 0, out + proc.stderr.decode(errors="replace")
     lines = {}
@@ -98,6 +123,15 @@ def box_output(egress_netns, tmp_path_factory):
         marker, _, rest = line.partition(" ")
         lines[marker] = rest
     return lines
+
+
+def _wait_listening(env, port):
+    deadline = time.monotonic() + 30
+    while env.run(["python3", "-c", "import socket; socket.create_connection(('127.0.0.1', %d), 1)"
+                   % port]).returncode != 0:
+        if time.monotonic() > deadline:
+            pytest.fail("the loopback test server did not start")
+        time.sleep(0.2)
 
 
 def _refused(result):
@@ -155,3 +189,8 @@ def test_the_host_and_sni_checks_refuse_a_second_name_on_the_same_address(box_ou
     assert egress_netns.requests("/b-host") == [] and egress_netns.requests("/b-sni") == []
     # The allowed name still works on that address afterwards.
     assert box_output["A_AFTER"].startswith("rc=0 site=a.egress.test"), box_output
+
+
+def test_host_boxlite_internal_opens_the_hosts_loopback_on_its_listed_port_only(box_output):
+    assert box_output["HOST_LISTED"].startswith("rc=0 loopback server"), box_output
+    assert _refused(box_output["HOST_OTHER"]), box_output
