@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <libslirp.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include "src/base/log.h"
 #include "src/base/strings.h"
 #include "src/net/guest_policy.h"
+#include "src/net/packet.h"
 #include "src/sys/errno_status.h"
 
 namespace boxlite::net {
@@ -123,6 +125,43 @@ Result<uint16_t> SlirpStack::AddTcpForward(uint16_t host_port, uint16_t guest_po
     return static_cast<uint16_t>(src_port);
   }
   return Status::Internal("cannot find the port libslirp bound for " + where);
+}
+
+std::optional<SlirpStack::GuestEnd> SlirpStack::GuestEndOf(uint16_t local_port,
+                                                          uint16_t guest_dst_port) const {
+  char* info = slirp_connection_info(slirp_);
+  if (info == nullptr) return std::nullopt;
+  std::string table(info);
+  std::free(info);
+  // Lines: "  TCP[STATE]  FD SRC_ADDR SRC_PORT DST_ADDR DST_PORT RECVQ SENDQ"; for a
+  // connection the guest opened, SRC is the guest's end and DST what it connected to.
+  for (const auto& line : base::Split(table, '\n')) {
+    size_t at = line.find("TCP[");
+    if (at == std::string::npos) continue;
+    size_t close = line.find(']', at);
+    if (close == std::string::npos) continue;
+    int fd = -1;
+    char src[64] = {};
+    unsigned src_port = 0;
+    char dst[64] = {};
+    unsigned dst_port = 0;
+    if (std::sscanf(line.c_str() + close + 1, "%d %63s %u %63s %u", &fd, src, &src_port, dst,
+                    &dst_port) != 5) {
+      continue;
+    }
+    if (fd < 0 || dst_port != guest_dst_port || src_port == 0 || src_port > 65535) continue;
+    auto guest = ParseIpv4(src);
+    auto gateway = ParseIpv4(dst);
+    if (!guest || !gateway || *gateway != kGatewayAddress) continue;
+    sockaddr_in local{};
+    socklen_t len = sizeof(local);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0 ||
+        local.sin_family != AF_INET || ntohs(local.sin_port) != local_port) {
+      continue;
+    }
+    return GuestEnd{*guest, static_cast<uint16_t>(src_port)};
+  }
+  return std::nullopt;
 }
 
 void SlirpStack::Input(std::span<const uint8_t> frame) {
