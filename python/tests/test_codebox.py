@@ -29,12 +29,13 @@ from boxlite import codebox as codebox_module
 
 MEMORY = 1024
 IMAGE = "python-sci"
+NAME = "codebox-tests"
 
 
 @pytest.fixture(scope="module")
 def cb(test_images: Any, boxlite_home: Path) -> Iterator[boxlite.CodeBox]:
     """The shared CodeBox, started in a loop of its own (each test runs in another)."""
-    box = boxlite.CodeBox(rootfs_path=test_images.layout(IMAGE), memory=MEMORY)
+    box = boxlite.CodeBox(rootfs_path=test_images.layout(IMAGE), memory=MEMORY, name=NAME)
     asyncio.run(box.__aenter__())
     try:
         yield box
@@ -150,8 +151,7 @@ async def test_run_script_runs_in_the_kept_interpreter(cb: boxlite.CodeBox, tmp_
 @pytest.mark.asyncio
 async def test_install_package_from_a_local_wheel(cb: boxlite.CodeBox, tmp_path: Path) -> None:
     """install_package installs a wheel (built here, copied in: no network) with pip, and
-    the interpreter that is already running imports it; a failing install raises
-    ExecError with pip's exit code."""
+    the interpreter that is already running imports it."""
     src = tmp_path / "src"
     (src / "cbprobe").mkdir(parents=True)
     (src / "cbprobe" / "__init__.py").write_text("ANSWER = 6 * 7\n")
@@ -168,9 +168,6 @@ async def test_install_package_from_a_local_wheel(cb: boxlite.CodeBox, tmp_path:
     assert "Successfully installed cbprobe-1.0" in out
     r = await cb.run("import cbprobe\ncbprobe.ANSWER")
     assert (r.value, r.error) == ("42", None)
-    with pytest.raises(boxlite.ExecError) as caught:
-        await cb.install_packages("/root/no-such-1.0-py3-none-any.whl")
-    assert caught.value.exit_code not in (None, 0) and "no-such" in str(caught.value)
 
 
 @pytest.mark.asyncio
@@ -241,17 +238,21 @@ async def test_hostile_interpreter_output_is_a_clear_error(cb: boxlite.CodeBox) 
     assert (r.value, r.execution_count) == ("4", 1)
 
 
-def test_sync_codebox(test_images: Any, boxlite_home: Path) -> None:
+def test_sync_codebox(cb: boxlite.CodeBox) -> None:
     """SyncCodeBox (0.9's name in boxlite.sync_api, boxlite.sync.CodeBox) does the same
-    without await: kept state across runs and pip, in a box of its own."""
+    without await. It adopts the shared box by name (reuse_existing) and is not left
+    with ``with``, so the box stays for the module; its interpreter is its own."""
     from boxlite.sync_api import SyncCodeBox
 
     assert SyncCodeBox is boxlite.sync.CodeBox
-    with SyncCodeBox(rootfs_path=test_images.layout(IMAGE), memory=MEMORY) as box:
-        box.run("total = 40")
-        r = box.run("total += 2\nprint(total)\ntotal")
-        assert (str(r), r.value) == ("42\n", "42")
-        assert box.exec("python3", "-c", "print(1 + 1)").stdout == "2\n"
+    box = SyncCodeBox(name=NAME, reuse_existing=True, rootfs_path=cb.options.rootfs_path, memory=MEMORY)
+    box.start()
+    assert box.created is False and box.id == cb.id
+    box.run("total = 40")
+    r = box.run("total += 2\nprint(total)\ntotal")
+    assert (str(r), r.value, r.execution_count) == ("42\n", "42", 2)
+    assert box.exec("python3", "-c", "print(1 + 1)").stdout == "2\n"
+    box.reset()  # Ends its interpreter; the box is the module's to stop.
 
 
 # ------------------------------------------------------------------------- no VM
