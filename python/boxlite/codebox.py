@@ -555,14 +555,11 @@ class CodeBox(SimpleBox):
 
     async def reset(self) -> None:
         """Ends the interpreter: the next run starts a fresh one (no variables, imports
-        or open files of earlier runs). Files written to the box's disk stay."""
-        await self._acquire()
-        try:
-            interpreter, self._interpreter = self._interpreter, None
-            if interpreter is not None:
-                await interpreter.kill()
-        finally:
-            self._lock.release()
+        or open files of earlier runs). Files written to the box's disk stay. A run in
+        progress (from another task or thread) ends with ExecError."""
+        interpreter, self._interpreter = self._interpreter, None
+        if interpreter is not None:
+            await interpreter.kill()
 
     # The interpreter.
 
@@ -618,8 +615,8 @@ class CodeBox(SimpleBox):
             interpreter = await self._started_interpreter()
             request = {"op": "run", "code": code, "filename": filename or "<cell>",
                        "max_output": cap // 4}
-            request_id = await interpreter.send(request)
             try:
+                request_id = await interpreter.send(request)
                 return await self._answer(interpreter, request_id, limit, cap)
             except asyncio.CancelledError:
                 # Nobody waits for this cell any more: stop it (its answer is skipped).
