@@ -313,3 +313,43 @@ async def test_arguments_are_checked_before_any_vm() -> None:
         with pytest.raises(boxlite.ConfigError, match=problem):
             await call
     assert box._core is None
+
+
+def test_interpreter_server_semantics_on_the_host() -> None:
+    """The interpreter server (boxlite/_codebox_repl.py), started as the SDK starts it but
+    by this host's Python: SystemExit and SIGINT between runs leave it running, input()
+    reads end-of-file, classes defined in a run pickle (the namespace stands as
+    __main__), fd-level writes are captured, and _repr_mimebundle_ gives its formats."""
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", codebox_module._BOOT, codebox_module._server_source()],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        greeting = json.loads(proc.stdout.readline())
+        assert (greeting["ready"], greeting["protocol"], greeting["pid"]) == (True, 1, proc.pid)
+        ids = iter(range(1, 100))
+
+        def run(code: str) -> boxlite.CodeResult:
+            request_id = next(ids)
+            proc.stdin.write(json.dumps({"id": request_id, "op": "run", "code": code}).encode() + b"\n")
+            proc.stdin.flush()
+            return codebox_module._answer(proc.stdout.readline().rstrip(b"\n"), request_id)
+
+        assert run("import sys\nsys.exit(3)").error.name == "SystemExit"
+        proc.send_signal(signal.SIGINT)  # Between runs: ignored.
+        assert run("input()").error.name == "EOFError"
+        r = run("import os, pickle\nclass Point:\n    pass\nos.write(1, b'raw\\n')\nlen(pickle.dumps(Point())) > 0")
+        assert (r.value, r.stdout, r.error) == ("True", "raw\n", None)
+        r = run("class Both:\n    def _repr_mimebundle_(self, **kw):\n"
+                "        return {'text/markdown': '**b**', 'image/png': b'\\x89PNG'}\nBoth()")
+        assert (r.results[0].markdown, r.results[0].decoded("png")) == ("**b**", b"\x89PNG")
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
