@@ -303,6 +303,8 @@ async def test_arguments_are_checked_before_any_vm() -> None:
         boxlite.CodeBox(python="")
     box = boxlite.CodeBox("python:slim", 512, 1)
     assert (box.options.image, box.python) == ("python:slim", "python3")
+    sync_rt = boxlite.sync.Boxlite.default()  # The twin's runtime: its async one is used.
+    assert boxlite.CodeBox(runtime=sync_rt)._runtime is sync_rt._async
     for call, problem in (
         (box.run(b"1"), "code must be a string"),
         (box.run("1", timeout=-1), "timeout must be positive"),
