@@ -30,6 +30,7 @@ import base64
 import binascii
 import contextlib
 import ipaddress
+import os
 import signal
 import socket
 import sys
@@ -52,6 +53,8 @@ MAX_LIST_ENTRIES = 1000
 # Seconds a command may run when the caller gives no timeout.
 DEFAULT_TIMEOUT = 120.0
 MAX_TIMEOUT = 3600.0
+# How long a shutdown waits for boxes still booting.
+BOOT_WAIT = 120.0
 
 _INSTALL_HINT = "pip install 'boxlite[mcp]' (the official `mcp` package, version 2 or later)"
 
@@ -99,6 +102,8 @@ class BoxManager:
         self.default_image = default_image
         self._boxes: dict[str, _Managed] = {}
         self._closed = False
+        self._booting = 0
+        self._booted = asyncio.Event()
 
     # Lookup and lifecycle.
 
@@ -122,10 +127,15 @@ class BoxManager:
     async def add(self, box: SimpleBox, kind: Literal["box", "computer"], image: str) -> _Managed:
         if self._closed:
             raise ToolFailure("the server is shutting down")
-        await box.start()
-        managed = _Managed(box, kind, image)
-        self._boxes[box.id] = managed
-        if self._closed:  # Shut down while it booted.
+        self._booting += 1
+        try:
+            await box.start()
+            managed = _Managed(box, kind, image)
+            self._boxes[box.id] = managed
+        finally:
+            self._booting -= 1
+            self._booted.set()
+        if self._closed:  # The server began shutting down while it booted.
             await self.remove(box.id)
             raise ToolFailure("the server is shutting down")
         return managed
@@ -139,6 +149,12 @@ class BoxManager:
     async def close_all(self) -> list[str]:
         """Stops (and so removes) every box of this server; returns their ids."""
         self._closed = True
+        # Boxes still booting are removed by their add() once booted: wait for them.
+        deadline = asyncio.get_running_loop().time() + BOOT_WAIT
+        while self._booting and asyncio.get_running_loop().time() < deadline:
+            self._booted.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._booted.wait(), 1)
         boxes = list(self._boxes.values())
         self._boxes.clear()
         results = await asyncio.gather(*(m.box.stop() for m in boxes), return_exceptions=True)
@@ -526,20 +542,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(removed: list[str]) -> None:
+    if removed:
+        print(f"boxlite mcp: removed {len(removed)} box(es): {' '.join(removed)}",
+              file=sys.stderr, flush=True)
+
+
 async def _serve(args: argparse.Namespace) -> int:
     manager = BoxManager(max_output_bytes=args.max_output_bytes, default_image=args.image)
     server = build_server(manager)
     loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
     http: Any = None
     sock: socket.socket | None = None
     if args.transport == "http":
         import uvicorn
 
         class _Server(uvicorn.Server):
-            # Our own handlers stop it (and then remove the boxes): uvicorn's would
-            # re-raise the signal after serving, ending the process before the cleanup.
+            # Our own signal handlers remove the boxes: uvicorn's would re-raise the
+            # signal after serving, ending the process before the cleanup.
             @contextlib.contextmanager
             def capture_signals(self) -> Any:
                 yield
@@ -563,35 +583,28 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"boxlite mcp: serving MCP over streamable HTTP at http://{shown}:{port}{args.path}",
               file=sys.stderr, flush=True)
 
-    signalled: list[int] = []
+    async def shut_down(signo: int) -> None:
+        # The stdio transport reads stdin in a thread that no cancellation reaches, so a
+        # signal does not wait for the transport: remove the boxes, then leave.
+        removed = await manager.close_all()
+        _report(removed)
+        os._exit(0)
 
     def on_signal(signo: int) -> None:
-        if signalled:
-            return
-        signalled.append(signo)
-        if http is not None:
-            http.should_exit = True
-        else:
-            task.cancel()
+        if not signalled:
+            signalled.append(signo)
+            loop.create_task(shut_down(signo))
 
+    signalled: list[int] = []
     for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(signo, on_signal, signo)
     try:
         if http is not None:
             await http.serve(sockets=[sock])
         else:
-            await server.run_stdio_async()
-    except asyncio.CancelledError:
-        if not signalled:
-            raise
-        uncancel = getattr(task, "uncancel", None)  # Python 3.11+
-        if uncancel is not None:
-            uncancel()
+            await server.run_stdio_async()  # Returns at stdin's EOF.
     finally:
-        removed = await manager.close_all()
-        if removed:
-            print(f"boxlite mcp: removed {len(removed)} box(es): {' '.join(removed)}",
-                  file=sys.stderr, flush=True)
+        _report(await manager.close_all())
         if sock is not None:
             sock.close()
     return 0
@@ -616,8 +629,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     # anyio's stdin reader thread may still be blocked in read(): do not wait for it.
-    import os
-
     os._exit(code)
 
 
