@@ -426,3 +426,31 @@ def test_missing_mcp_package_is_one_clear_line(tmp_path: Path) -> None:
                        capture_output=True, text=True, env=env, timeout=60)
     assert p.returncode == 1
     assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "pip install 'boxlite[mcp]'" in p.stderr
+
+
+def cli_binary() -> str | None:
+    build = os.environ.get("BOXLITE_BUILD_DIR")
+    if build and os.path.exists(os.path.join(build, "src", "cli", "boxlite")):
+        return os.path.join(build, "src", "cli", "boxlite")
+    import shutil
+
+    return shutil.which("boxlite")
+
+
+def test_cli_mcp_execs_the_server(boxlite_home: Path) -> None:
+    """`boxlite mcp` runs this Python's server (BOXLITE_PYTHON) with the CLI's home."""
+    cli = cli_binary()
+    if cli is None:
+        pytest.skip("no boxlite CLI (set BOXLITE_BUILD_DIR)")
+    env = dict(os.environ, BOXLITE_PYTHON=sys.executable)
+
+    async def tools() -> set[str]:
+        params = StdioServerParameters(command=cli, args=["--home", str(boxlite_home), "mcp"],
+                                       env=env)
+        async with Client(params) as client:
+            return {t.name for t in (await client.list_tools()).tools}
+
+    assert asyncio.run(tools()) == TOOLS
+    p = subprocess.run([cli, "mcp"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       env=dict(env, BOXLITE_PYTHON="/nonexistent/python3"), timeout=60)
+    assert p.returncode != 0 and "cannot run /nonexistent/python3" in p.stderr
