@@ -50,7 +50,7 @@ fi
 
 # --- 2. Python packages -----------------------------------------------------------------
 py=${PYTHON:-python3}
-if ! "$py" -c 'import pytest, pytest_asyncio, pytest_timeout, nanobind, scikit_build_core' 2>/dev/null; then
+if ! "$py" -c 'import pytest, pytest_asyncio, pytest_timeout, nanobind, scikit_build_core, mcp.server.mcpserver, agents.sandbox' 2>/dev/null; then
   log "installing Python packages"
   "$py" -m pip install -q -r "$here/python/requirements-dev.txt" >&2
 fi

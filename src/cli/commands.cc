@@ -278,6 +278,22 @@ const std::vector<Command>& Commands() {
        false,
        InfoCommand},
       {"version", "version", "Show the BoxLite version", {}, false, VersionCommand},
+      // The MCP server (src/cli/mcp_cmd.cc, python/boxlite/mcp.py).
+      {"mcp",
+       "mcp [--transport stdio|http] [--port N] [OPTIONS]",
+       "Serve boxes to AI agents over MCP (needs the Python SDK with 'boxlite[mcp]')",
+       {{"transport", 0, true, false,
+         "stdio (default) or http (streamable HTTP on the loopback)", "NAME"},
+        {"host", 0, true, false, "http: the loopback address to bind (default 127.0.0.1)",
+         "ADDR"},
+        {"port", 0, true, false, "http: the port (default 8000; 0 picks a free one)", "PORT"},
+        {"path", 0, true, false, "http: the endpoint path (default /mcp)", "PATH"},
+        {"max-output-bytes", 0, true, false, "the most bytes of each output a tool returns",
+         "N"},
+        {"image", 0, true, false, "create_box's default image (default python:slim)",
+         "IMAGE"}},
+       false,
+       McpCommand},
       // Volumes (src/cli/volume_cmds.cc).
       {"volume",
        "volume create | ls|list [-q] [--format table|json] | get|inspect ID | rm|delete [-f] "
