@@ -33,9 +33,6 @@ from mcp import Client, StdioServerParameters  # noqa: E402
 
 import boxlite  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD_SH = REPO / "scripts" / "test-images" / "build.sh"
-DESKTOP = "boxlite/desktop"
 MAX_OUTPUT = 4096
 TOOLS = {"create_box", "list_boxes", "remove_box", "exec", "run_code", "write_file", "read_file",
          "list_files", "computer_start", "computer_stop", "computer"}
@@ -164,21 +161,8 @@ class McpSession:
 
 # ---------------------------------------------------------------------------- fixtures
 
-def _data_dir_has_desktop() -> bool:
-    data_dir = os.environ.get("BOXLITE_DATA_DIR", "")
-    return bool(data_dir) and os.path.exists(os.path.join(data_dir, "images", "desktop.tar"))
-
-
-@pytest.fixture(scope="module")
-def desktop_image(boxlite_home: Path) -> str:
-    """Makes boxlite/desktop resolvable in this session's home (as test_computer.py)."""
-    if not _data_dir_has_desktop():
-        p = subprocess.run([str(BUILD_SH), "--only", "desktop", "--json"], stdout=subprocess.PIPE,
-                           text=True, timeout=3600)
-        assert p.returncode == 0, "scripts/test-images/build.sh --only desktop failed"
-        layout = json.loads(p.stdout)["images"]["desktop"]["layout"]
-        asyncio.run(boxlite.Boxlite.default().images.import_image(layout, tag=DESKTOP + ":latest"))
-    return DESKTOP
+# boxlite/desktop made resolvable in the session's home, as test_computer.py does.
+from test_computer import desktop_image  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
