@@ -10,3 +10,5 @@ export BOXLITE_BUILD_DIR=$build
 if [ -f "$here/bench/computer_bench.py" ]; then
   "$py" "$here/bench/computer_bench.py"
 fi
+# CodeBox (docs/codebox.md): code_run_rtt_ms.
+"$py" "$here/bench/codebox_bench.py"

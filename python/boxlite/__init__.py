@@ -152,6 +152,9 @@ _EXTENSIONS = {
     "ComputerBox": "computer",
     "InteractiveBox": "interactivebox",
 }
+# CodeBox (boxlite/codebox.py): Python in a kept interpreter, and its result classes.
+_EXTENSIONS.update({name: "codebox" for name in ("CodeBox", "CodeResult", "CodeError")})
+__all__ += ["SyncCodeBox"]
 __all__ += [name for name, mod in _EXTENSIONS.items() if importlib.util.find_spec(f"{__name__}.{mod}")]
 
 

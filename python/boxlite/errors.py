@@ -288,7 +288,6 @@ LATER_FEATURES: dict[str, str] = {
     "network": "box network handles and tunnels (box.network.tunnel)",
     "tunnel": "box network tunnels (box.tunnel)",
     "rest": "remote runtimes over REST (Boxlite.rest)",
-    "CodeBox": "CodeBox (a box that runs Python code)",
     "BrowserBox": "BrowserBox (a box with a headless browser)",
     "BrowserBoxOptions": "BrowserBox (a box with a headless browser)",
     "SkillBox": "SkillBox (a box running an agent with skills)",

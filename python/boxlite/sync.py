@@ -1022,3 +1022,6 @@ def _twin(name: str, module: str, skip: tuple[str, ...] = ()) -> type:
 ComputerBox = _twin("ComputerBox", "computer", skip=("stream",))
 InteractiveBox = _twin("InteractiveBox", "interactivebox", skip=("stream",))
 __all__ += ["ComputerBox", "InteractiveBox"]
+# CodeBox (boxlite/codebox.py): run, run_script, install_package(s), reset without await.
+CodeBox = _twin("CodeBox", "codebox", skip=("stream",))
+__all__ += ["CodeBox"]

@@ -13,8 +13,8 @@ spellings mix freely. Unlike 0.9's, these classes need no dispatcher and also wo
 called from inside a running event loop (they block their caller like any blocking
 call); see :mod:`boxlite.sync`.
 
-Not here yet: ``SyncCodeBox``, ``SyncSkillBox`` and ``SyncNetworkHandle`` (their boxes
-and network tunnels are not in this build); asking for one raises an ``ImportError``
+Not here yet: ``SyncSkillBox`` and ``SyncNetworkHandle`` (its box and network tunnels
+are not in this build); asking for one raises an ``ImportError``
 that is also a :class:`boxlite.NotSupportedError` and names the missing feature.
 """
 
@@ -31,6 +31,7 @@ from ..sync import ExecStdin as SyncExecStdin
 from ..sync import ExecStdout as SyncExecStdout
 from ..sync import Images as SyncImageHandle
 from ..sync import SimpleBox as SyncSimpleBox
+from ..sync import CodeBox as SyncCodeBox  # CodeBox (boxlite/codebox.py).
 from ..sync import SyncBase, SyncContextManager
 
 __all__ = [
@@ -44,11 +45,11 @@ __all__ = [
     "SyncExecution",
     "SyncImageHandle",
     "SyncSimpleBox",
+    "SyncCodeBox",
 ]
 
 # 0.9's synchronous names whose feature this build does not have yet.
 MISSING: dict[str, str] = {
-    "SyncCodeBox": "CodeBox (a box that runs Python code)",
     "SyncSkillBox": "SkillBox (a box running an agent with skills)",
     "SyncNetworkHandle": "box network tunnels (box.network.tunnel)",
     "SyncBoxTunnel": "box network tunnels (box.network.tunnel)",
