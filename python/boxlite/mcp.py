@@ -7,7 +7,8 @@ imports it.
 
 Tools (docs/mcp.md has their arguments):
     create_box, list_boxes, remove_box      boxes of this server
-    exec, run_code                          commands and Python snippets in a box
+    exec, run_code                          commands, and Python in a kept interpreter
+                                            (CodeBox) of a box
     write_file, read_file, list_files       files in a box
     computer_start, computer_stop, computer a desktop (ComputerBox) driven with
                                             Anthropic's computer-use actions
@@ -30,6 +31,7 @@ import base64
 import binascii
 import contextlib
 import ipaddress
+import json
 import os
 import signal
 import socket
@@ -223,6 +225,45 @@ _COMPUTER_ACTIONS = (
 )
 
 
+def _code_answer(result: Any, limit: int) -> list[Any]:
+    """run_code's answer for a CodeBox run: the facts (a JSON text block), then each
+    image of the run's rich outputs as an image block."""
+    from mcp.server.mcpserver.utilities.types import Image
+
+    def cut(text: str, what: str, truncated: bool = False) -> str:
+        data = text.encode("utf-8")
+        if len(data) <= limit and not truncated:
+            return text
+        return _cut(data[:limit], True, limit, what)
+
+    error = result.error
+    answer: dict[str, Any] = {
+        "stdout": cut(result.stdout, "stdout", result.stdout_truncated),
+        "stderr": cut(result.stderr, "stderr", result.stderr_truncated),
+        "value": None if result.value is None else cut(result.value, "value"),
+        "error": None if error is None else {
+            "name": error.name, "value": cut(error.value, "error"),
+            "traceback": cut(error.traceback, "traceback")},
+    }
+    if result.timed_out:
+        answer["timed_out"] = True
+    if result.restarted:
+        answer["restarted"] = True  # The interpreter was killed: its state is gone.
+    images: list[Any] = []
+    outputs: list[Any] = []
+    for item in result.results:
+        images += [Image(data=item.decoded(fmt), format=fmt) for fmt in ("png", "jpeg")
+                   if getattr(item, fmt) is not None]
+        rich = {fmt: getattr(item, fmt) for fmt in ("html", "markdown", "json", "svg", "latex")
+                if getattr(item, fmt) is not None}
+        if rich:
+            text = json.dumps(rich)
+            outputs.append(rich if len(text) <= limit else {"cut": cut(text, "output")})
+    if outputs:
+        answer["outputs"] = outputs
+    return [answer, *images]
+
+
 def _point(value: list[int] | None, what: str, action: str) -> tuple[int, int]:
     if value is None:
         raise ToolFailure(f"action {action} needs {what} as [x, y]")
@@ -338,9 +379,13 @@ def build_server(manager: BoxManager) -> Any:
         network: "nat" (outbound network) or "none" (no network at all).
         The box lives until remove_box, or until this server exits.
         """
+        from .codebox import CodeBox
+
         image = image or manager.default_image
-        box = SimpleBox(image, cpus=cpus, memory_mib=memory_mib, name=name, env=env,
-                        working_dir=working_dir, network=network, auto_remove=True)
+        # A CodeBox: a SimpleBox whose run_code goes to one kept interpreter (started by
+        # the first run_code, so a box without Python costs nothing).
+        box = CodeBox(image, cpus=cpus, memory_mib=memory_mib, name=name, env=env,
+                      working_dir=working_dir, network=network, auto_remove=True)
         managed = await manager.add(box, "box", image)
         return await manager.describe(managed)
 
@@ -373,10 +418,22 @@ def build_server(manager: BoxManager) -> Any:
         return manager.result(result)
 
     @tool()
-    async def run_code(box_id: str, code: str, timeout: float | None = None) -> dict[str, Any]:
-        """Runs Python code in a box (its image needs python3, e.g. python:slim) and returns
-        exit_code, stdout and stderr. Each call runs in a fresh python3 process: variables
-        do not carry over between calls (write files to keep state)."""
+    async def run_code(box_id: str, code: str, timeout: float | None = None) -> Any:
+        """Runs Python code in a box and returns stdout, stderr, the value of the last
+        expression, the error (name, value, traceback) and rich outputs (a PNG, e.g. a
+        matplotlib figure, comes back as an image).
+
+        A box from create_box keeps one interpreter: variables, imports and open files
+        carry over between calls (like notebook cells). timeout (seconds, default 120)
+        interrupts the code with KeyboardInterrupt and keeps the interpreter's state.
+        On a computer each call runs in a fresh python3 process. The image needs python3.
+        """
+        from .codebox import CodeBox
+
+        managed = manager.get(box_id)
+        if isinstance(managed.box, CodeBox):
+            return _code_answer(await managed.box.run(code, _timeout(timeout)),
+                                manager.max_output_bytes)
         result = await manager.run(box_id, ["python3", "-u", "-"], stdin=code.encode(),
                                    timeout=timeout)
         if result.exit_code == 127 and not result.stdout_bytes:

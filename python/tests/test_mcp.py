@@ -266,12 +266,56 @@ def test_list_files_names_types_and_sizes(session: McpSession, box: str) -> None
     assert set(entries) == {"f", "sub", "link"}
 
 
-def test_run_code_runs_python_in_the_box(session: McpSession, box: str) -> None:
-    code = "import platform, sys\nprint(sum(range(10)), platform.node() != '')\nsys.exit(3)"
-    got = session.ok("run_code", box_id=box, code=code)
-    assert (got["exit_code"], got["stdout"]) == (3, "45 True\n")
-    got = session.ok("run_code", box_id=box, code="raise ValueError('boom')")
-    assert got["exit_code"] == 1 and "ValueError: boom" in got["stderr"]
+# A 3x2 PNG made in the box (zlib only) and shown as the run's value (_repr_png_).
+PNG_CODE = r"""
+import struct, zlib
+def chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+class Picture:
+    def _repr_png_(self):
+        rows = b"".join(b"\0" + b"\xff\x00\x00" * 3 for _ in range(2))
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+Picture()
+"""
+
+
+def code(session: McpSession, box: str, source: str, **kw: Any) -> tuple[dict[str, Any], list[Any]]:
+    """run_code's facts (its first block, JSON) and its other blocks."""
+    result = session.call("run_code", box_id=box, code=source, **kw)
+    assert not result.is_error, result.content[0].text
+    first, *rest = result.content
+    return json.loads(first.text), rest
+
+
+def test_run_code_keeps_one_interpreter(session: McpSession, box: str) -> None:
+    assert code(session, box, "import os\ncount = 1")[0]["value"] is None
+    assert code(session, box, "count += 1\nprint(os.getpid() > 1)")[0]["stdout"] == "True\n"
+    facts, _ = code(session, box, "count * 10")
+    assert (facts["value"], facts["error"]) == ("20", None)
+
+
+def test_run_code_errors_and_timeouts_keep_state(session: McpSession, box: str) -> None:
+    facts, _ = code(session, box, "print('before')\nraise ValueError('boom')")
+    assert facts["stdout"] == "before\n"
+    assert (facts["error"]["name"], facts["error"]["value"]) == ("ValueError", "boom")
+    assert "ValueError: boom" in facts["error"]["traceback"]
+    facts, _ = code(session, box, "import time\nkept = 'yes'\ntime.sleep(60)", timeout=2)
+    assert facts.get("timed_out") is True and facts["error"]["name"] == "TimeoutError"
+    assert code(session, box, "kept")[0]["value"] == "'yes'"
+
+
+def test_run_code_returns_images_as_image_blocks(session: McpSession, box: str) -> None:
+    facts, blocks = code(session, box, PNG_CODE)
+    assert facts["error"] is None
+    (block,) = blocks
+    assert block.type == "image" and block.mime_type == "image/png"
+    assert png_size(base64.b64decode(block.data)) == (3, 2)
+
+
+def test_run_code_on_a_computer_runs_a_fresh_python(session: McpSession, computer: str) -> None:
+    got, _ = code(session, computer, "import sys\nprint(sum(range(10)))\nsys.exit(3)")
+    assert (got["exit_code"], got["stdout"]) == (3, "45\n")
 
 
 def test_errors_are_tool_errors(session: McpSession, box: str) -> None:
