@@ -138,7 +138,8 @@ class BoxManager:
             self._booting -= 1
             self._booted.set()
         if self._closed:  # The server began shutting down while it booted.
-            await self.remove(box.id)
+            if self._boxes.pop(box.id, None) is not None:  # Else close_all stops it.
+                await box.stop()
             raise ToolFailure("the server is shutting down")
         return managed
 
@@ -165,9 +166,6 @@ class BoxManager:
                 print(f"boxlite mcp: could not remove box {managed.box.id}: {result}",
                       file=sys.stderr)
         return [m.box.id for m in boxes]
-
-    def ids(self) -> list[str]:
-        return list(self._boxes)
 
     # Tools' work.
 

@@ -391,6 +391,46 @@ def test_server_exit_removes_its_boxes(session: McpSession, box: str, computer: 
     wait_gone(ids)
 
 
+def test_stdin_eof_removes_the_servers_boxes(boxlite_home: Path) -> None:
+    """A client that just closes the server's stdin (no signal): the server removes its
+    boxes and exits 0. JSON-RPC written by hand, so no client policy is involved."""
+    proc = subprocess.Popen([sys.executable, "-m", "boxlite.mcp"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        def send(message: dict[str, Any]) -> None:
+            proc.stdin.write(json.dumps({"jsonrpc": "2.0", **message}).encode() + b"\n")
+            proc.stdin.flush()
+
+        def answer(request_id: int) -> dict[str, Any]:
+            while True:
+                line = proc.stdout.readline()
+                assert line, "the server closed its stdout"
+                message = json.loads(line)
+                if message.get("id") == request_id:
+                    return message
+
+        send({"id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}})
+        assert "result" in answer(1)
+        send({"method": "notifications/initialized"})
+        send({"id": 2, "method": "tools/call", "params": {"name": "create_box", "arguments": {
+            "image": "boxlite/base", "memory_mib": 256, "network": "none"}}})
+        result = answer(2)["result"]
+        assert not result.get("isError"), result
+        box_id = result["structuredContent"]["id"]
+        assert processes_naming(box_id)
+        proc.stdin.close()
+        assert proc.wait(60) == 0
+        assert f"removed 1 box(es): {box_id}" in proc.stderr.read().decode(errors="replace")
+        wait_gone([box_id], timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_sigterm_removes_the_servers_boxes(desktop_image: str) -> None:
     marker = f"--image={desktop_image}"
     s = McpSession(server_params(marker, "--max-output-bytes", "1001"))
