@@ -129,11 +129,8 @@ class BoxliteSandboxSession(BaseSandboxSession):
 
     state: BoxliteSandboxSessionState
 
-    def __init__(self, *, state: BoxliteSandboxSessionState, box: Box,
-                 runtime: Boxlite | None = None) -> None:
-        self.state = state
-        self._box = box
-        self._boxlite_runtime = runtime
+    def __init__(self, *, state: BoxliteSandboxSessionState, box: Box) -> None:
+        self.state, self._box = state, box
 
     @property
     def box(self) -> Box:
@@ -330,7 +327,7 @@ class BoxliteSandboxClient(BaseSandboxClient[BoxliteSandboxClientOptions]):
         box = _new_box(state, self._runtime)
         await box.start()
         state.box_id = box.id
-        inner = BoxliteSandboxSession(state=state, box=box, runtime=self._runtime)
+        inner = BoxliteSandboxSession(state=state, box=box)
         return self._wrap_session(inner, instrumentation=self._instrumentation)
 
     async def delete(self, session: SandboxSession) -> SandboxSession:
@@ -360,7 +357,7 @@ class BoxliteSandboxClient(BaseSandboxClient[BoxliteSandboxClientOptions]):
             await box.start()
             state.box_id = box.id
             state.workspace_root_ready = False
-        inner = BoxliteSandboxSession(state=state, box=box, runtime=self._runtime)
+        inner = BoxliteSandboxSession(state=state, box=box)
         inner._set_start_state_preserved(preserved, system=preserved)
         return self._wrap_session(inner, instrumentation=self._instrumentation)
 
