@@ -7,7 +7,8 @@ imports it.
 
 Tools (docs/mcp.md has their arguments):
     create_box, list_boxes, remove_box      boxes of this server
-    exec, run_code                          commands and Python snippets in a box
+    exec, run_code                          commands, and Python in a kept interpreter
+                                            (CodeBox) of a box
     write_file, read_file, list_files       files in a box
     computer_start, computer_stop, computer a desktop (ComputerBox) driven with
                                             Anthropic's computer-use actions
@@ -30,6 +31,7 @@ import base64
 import binascii
 import contextlib
 import ipaddress
+import json
 import os
 import signal
 import socket
@@ -136,7 +138,8 @@ class BoxManager:
             self._booting -= 1
             self._booted.set()
         if self._closed:  # The server began shutting down while it booted.
-            await self.remove(box.id)
+            if self._boxes.pop(box.id, None) is not None:  # Else close_all stops it.
+                await box.stop()
             raise ToolFailure("the server is shutting down")
         return managed
 
@@ -163,9 +166,6 @@ class BoxManager:
                 print(f"boxlite mcp: could not remove box {managed.box.id}: {result}",
                       file=sys.stderr)
         return [m.box.id for m in boxes]
-
-    def ids(self) -> list[str]:
-        return list(self._boxes)
 
     # Tools' work.
 
@@ -221,6 +221,45 @@ _COMPUTER_ACTIONS = (
     "triple_click", "left_click_drag", "left_mouse_down", "left_mouse_up", "type", "key",
     "scroll", "cursor_position", "wait",
 )
+
+
+def _code_answer(result: Any, limit: int) -> list[Any]:
+    """run_code's answer for a CodeBox run: the facts (a JSON text block), then each
+    image of the run's rich outputs as an image block."""
+    from mcp.server.mcpserver.utilities.types import Image
+
+    def cut(text: str, what: str, truncated: bool = False) -> str:
+        data = text.encode("utf-8")
+        if len(data) <= limit and not truncated:
+            return text
+        return _cut(data[:limit], True, limit, what)
+
+    error = result.error
+    answer: dict[str, Any] = {
+        "stdout": cut(result.stdout, "stdout", result.stdout_truncated),
+        "stderr": cut(result.stderr, "stderr", result.stderr_truncated),
+        "value": None if result.value is None else cut(result.value, "value"),
+        "error": None if error is None else {
+            "name": error.name, "value": cut(error.value, "error"),
+            "traceback": cut(error.traceback, "traceback")},
+    }
+    if result.timed_out:
+        answer["timed_out"] = True
+    if result.restarted:
+        answer["restarted"] = True  # The interpreter was killed: its state is gone.
+    images: list[Any] = []
+    outputs: list[Any] = []
+    for item in result.results:
+        images += [Image(data=item.decoded(fmt), format=fmt) for fmt in ("png", "jpeg")
+                   if getattr(item, fmt) is not None]
+        rich = {fmt: getattr(item, fmt) for fmt in ("html", "markdown", "json", "svg", "latex")
+                if getattr(item, fmt) is not None}
+        if rich:
+            text = json.dumps(rich)
+            outputs.append(rich if len(text) <= limit else {"cut": cut(text, "output")})
+    if outputs:
+        answer["outputs"] = outputs
+    return [answer, *images]
 
 
 def _point(value: list[int] | None, what: str, action: str) -> tuple[int, int]:
@@ -338,9 +377,13 @@ def build_server(manager: BoxManager) -> Any:
         network: "nat" (outbound network) or "none" (no network at all).
         The box lives until remove_box, or until this server exits.
         """
+        from .codebox import CodeBox
+
         image = image or manager.default_image
-        box = SimpleBox(image, cpus=cpus, memory_mib=memory_mib, name=name, env=env,
-                        working_dir=working_dir, network=network, auto_remove=True)
+        # A CodeBox: a SimpleBox whose run_code goes to one kept interpreter (started by
+        # the first run_code, so a box without Python costs nothing).
+        box = CodeBox(image, cpus=cpus, memory_mib=memory_mib, name=name, env=env,
+                      working_dir=working_dir, network=network, auto_remove=True)
         managed = await manager.add(box, "box", image)
         return await manager.describe(managed)
 
@@ -373,10 +416,22 @@ def build_server(manager: BoxManager) -> Any:
         return manager.result(result)
 
     @tool()
-    async def run_code(box_id: str, code: str, timeout: float | None = None) -> dict[str, Any]:
-        """Runs Python code in a box (its image needs python3, e.g. python:slim) and returns
-        exit_code, stdout and stderr. Each call runs in a fresh python3 process: variables
-        do not carry over between calls (write files to keep state)."""
+    async def run_code(box_id: str, code: str, timeout: float | None = None) -> Any:
+        """Runs Python code in a box and returns stdout, stderr, the value of the last
+        expression, the error (name, value, traceback) and rich outputs (a PNG, e.g. a
+        matplotlib figure, comes back as an image).
+
+        A box from create_box keeps one interpreter: variables, imports and open files
+        carry over between calls (like notebook cells). timeout (seconds, default 120)
+        interrupts the code with KeyboardInterrupt and keeps the interpreter's state.
+        On a computer each call runs in a fresh python3 process. The image needs python3.
+        """
+        from .codebox import CodeBox
+
+        managed = manager.get(box_id)
+        if isinstance(managed.box, CodeBox):
+            return _code_answer(await managed.box.run(code, _timeout(timeout)),
+                                manager.max_output_bytes)
         result = await manager.run(box_id, ["python3", "-u", "-"], stdin=code.encode(),
                                    timeout=timeout)
         if result.exit_code == 127 and not result.stdout_bytes:

@@ -33,9 +33,6 @@ from mcp import Client, StdioServerParameters  # noqa: E402
 
 import boxlite  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD_SH = REPO / "scripts" / "test-images" / "build.sh"
-DESKTOP = "boxlite/desktop"
 MAX_OUTPUT = 4096
 TOOLS = {"create_box", "list_boxes", "remove_box", "exec", "run_code", "write_file", "read_file",
          "list_files", "computer_start", "computer_stop", "computer"}
@@ -164,21 +161,8 @@ class McpSession:
 
 # ---------------------------------------------------------------------------- fixtures
 
-def _data_dir_has_desktop() -> bool:
-    data_dir = os.environ.get("BOXLITE_DATA_DIR", "")
-    return bool(data_dir) and os.path.exists(os.path.join(data_dir, "images", "desktop.tar"))
-
-
-@pytest.fixture(scope="module")
-def desktop_image(boxlite_home: Path) -> str:
-    """Makes boxlite/desktop resolvable in this session's home (as test_computer.py)."""
-    if not _data_dir_has_desktop():
-        p = subprocess.run([str(BUILD_SH), "--only", "desktop", "--json"], stdout=subprocess.PIPE,
-                           text=True, timeout=3600)
-        assert p.returncode == 0, "scripts/test-images/build.sh --only desktop failed"
-        layout = json.loads(p.stdout)["images"]["desktop"]["layout"]
-        asyncio.run(boxlite.Boxlite.default().images.import_image(layout, tag=DESKTOP + ":latest"))
-    return DESKTOP
+# boxlite/desktop made resolvable in the session's home, as test_computer.py does.
+from test_computer import desktop_image  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
@@ -282,12 +266,56 @@ def test_list_files_names_types_and_sizes(session: McpSession, box: str) -> None
     assert set(entries) == {"f", "sub", "link"}
 
 
-def test_run_code_runs_python_in_the_box(session: McpSession, box: str) -> None:
-    code = "import platform, sys\nprint(sum(range(10)), platform.node() != '')\nsys.exit(3)"
-    got = session.ok("run_code", box_id=box, code=code)
-    assert (got["exit_code"], got["stdout"]) == (3, "45 True\n")
-    got = session.ok("run_code", box_id=box, code="raise ValueError('boom')")
-    assert got["exit_code"] == 1 and "ValueError: boom" in got["stderr"]
+# A 3x2 PNG made in the box (zlib only) and shown as the run's value (_repr_png_).
+PNG_CODE = r"""
+import struct, zlib
+def chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+class Picture:
+    def _repr_png_(self):
+        rows = b"".join(b"\0" + b"\xff\x00\x00" * 3 for _ in range(2))
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+Picture()
+"""
+
+
+def code(session: McpSession, box: str, source: str, **kw: Any) -> tuple[dict[str, Any], list[Any]]:
+    """run_code's facts (its first block, JSON) and its other blocks."""
+    result = session.call("run_code", box_id=box, code=source, **kw)
+    assert not result.is_error, result.content[0].text
+    first, *rest = result.content
+    return json.loads(first.text), rest
+
+
+def test_run_code_keeps_one_interpreter(session: McpSession, box: str) -> None:
+    assert code(session, box, "import os\ncount = 1")[0]["value"] is None
+    assert code(session, box, "count += 1\nprint(os.getpid() > 1)")[0]["stdout"] == "True\n"
+    facts, _ = code(session, box, "count * 10")
+    assert (facts["value"], facts["error"]) == ("20", None)
+
+
+def test_run_code_errors_and_timeouts_keep_state(session: McpSession, box: str) -> None:
+    facts, _ = code(session, box, "print('before')\nraise ValueError('boom')")
+    assert facts["stdout"] == "before\n"
+    assert (facts["error"]["name"], facts["error"]["value"]) == ("ValueError", "boom")
+    assert "ValueError: boom" in facts["error"]["traceback"]
+    facts, _ = code(session, box, "import time\nkept = 'yes'\ntime.sleep(60)", timeout=2)
+    assert facts.get("timed_out") is True and facts["error"]["name"] == "TimeoutError"
+    assert code(session, box, "kept")[0]["value"] == "'yes'"
+
+
+def test_run_code_returns_images_as_image_blocks(session: McpSession, box: str) -> None:
+    facts, blocks = code(session, box, PNG_CODE)
+    assert facts["error"] is None
+    (block,) = blocks
+    assert block.type == "image" and block.mime_type == "image/png"
+    assert png_size(base64.b64decode(block.data)) == (3, 2)
+
+
+def test_run_code_on_a_computer_runs_a_fresh_python(session: McpSession, computer: str) -> None:
+    got, _ = code(session, computer, "import sys\nprint(sum(range(10)))\nsys.exit(3)")
+    assert (got["exit_code"], got["stdout"]) == (3, "45\n")
 
 
 def test_errors_are_tool_errors(session: McpSession, box: str) -> None:
@@ -361,6 +389,46 @@ def test_server_exit_removes_its_boxes(session: McpSession, box: str, computer: 
     assert set(ids) == {box, computer}
     session.close()
     wait_gone(ids)
+
+
+def test_stdin_eof_removes_the_servers_boxes(boxlite_home: Path) -> None:
+    """A client that just closes the server's stdin (no signal): the server removes its
+    boxes and exits 0. JSON-RPC written by hand, so no client policy is involved."""
+    proc = subprocess.Popen([sys.executable, "-m", "boxlite.mcp"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        def send(message: dict[str, Any]) -> None:
+            proc.stdin.write(json.dumps({"jsonrpc": "2.0", **message}).encode() + b"\n")
+            proc.stdin.flush()
+
+        def answer(request_id: int) -> dict[str, Any]:
+            while True:
+                line = proc.stdout.readline()
+                assert line, "the server closed its stdout"
+                message = json.loads(line)
+                if message.get("id") == request_id:
+                    return message
+
+        send({"id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}})
+        assert "result" in answer(1)
+        send({"method": "notifications/initialized"})
+        send({"id": 2, "method": "tools/call", "params": {"name": "create_box", "arguments": {
+            "image": "boxlite/base", "memory_mib": 256, "network": "none"}}})
+        result = answer(2)["result"]
+        assert not result.get("isError"), result
+        box_id = result["structuredContent"]["id"]
+        assert processes_naming(box_id)
+        proc.stdin.close()
+        assert proc.wait(60) == 0
+        assert f"removed 1 box(es): {box_id}" in proc.stderr.read().decode(errors="replace")
+        wait_gone([box_id], timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_sigterm_removes_the_servers_boxes(desktop_image: str) -> None:

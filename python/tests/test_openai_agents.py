@@ -116,3 +116,37 @@ async def test_disk_snapshot_persistence_restores_the_workspace() -> None:
             assert not (await session.exec("test -e later.txt")).ok()
     finally:
         await client.delete(session)
+
+
+async def test_a_sandbox_agent_runs_its_shell_tool_in_a_box(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's own Runner, with a scripted model (no LLM) that calls the sandbox's
+    exec_command tool once: the command runs in a box made by our client, which the run
+    removes at its end."""
+    from agents import RunConfig, Runner
+    from agents.sandbox import SandboxAgent, SandboxRunConfig
+    from agents.testing.model import ModelStep, ScriptedModel, assistant_message, function_call
+
+    monkeypatch.setenv("OPENAI_AGENTS_DISABLE_TRACING", "1")
+    made: list[str] = []
+
+    class Recording(BoxliteSandboxClient):
+        async def create(self, **kw: object):  # type: ignore[no-untyped-def,override]
+            session = await super().create(**kw)  # type: ignore[arg-type]
+            made.append(session.state.box_id)
+            return session
+
+    model = ScriptedModel([
+        ModelStep(output=[function_call("exec_command", {"cmd": "echo $IN_BOX; pwd"}, call_id="c1")]),
+        ModelStep(output=[assistant_message("done")]),
+    ])
+    agent = SandboxAgent(name="boxlite-test", instructions="Run the command.", model=model)
+    config = RunConfig(tracing_disabled=True, sandbox=SandboxRunConfig(
+        client=Recording(), options=options(env={"IN_BOX": "set-by-boxlite-options"})))
+    result = await Runner.run(agent, "go", run_config=config)
+    assert result.final_output == "done"
+    outputs = [item["output"] for item in model.last_call.input
+               if isinstance(item, dict) and item.get("type") == "function_call_output"]
+    assert len(outputs) == 1 and "set-by-boxlite-options\n/workspace\n" in outputs[0]
+    assert "exited with code 0" in outputs[0]
+    (box_id,) = made
+    assert not vm_running(box_id) and await boxlite.Boxlite.default().get(box_id) is None

@@ -72,7 +72,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         f"interface ({exc}): pip install 'boxlite[openai-agents]'"
     ) from exc
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ..box import Box, SimpleBox
 from ..errors import BoxliteError, BoxNotFoundError
@@ -92,11 +92,9 @@ _MAX_ARCHIVE_BYTES = 2 * 1024 * 1024 * 1024
 _WRITE = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
 
 
-class BoxliteSandboxClientOptions(BaseSandboxClientOptions):
-    """How ``BoxliteSandboxClient.create`` makes the box. The box options are checked by
-    BoxLite itself when the box is created (``ConfigError``)."""
+class _BoxSpec(BaseModel):
+    """The box a session runs in (kept in its state, so a resume can make it again)."""
 
-    type: Literal["boxlite"] = "boxlite"
     image: str = "python:slim"
     cpus: int = 1
     memory_mib: int = 1024
@@ -105,33 +103,19 @@ class BoxliteSandboxClientOptions(BaseSandboxClientOptions):
     name: str | None = None
     workspace_persistence: Literal["tar", "snapshot"] = "tar"
 
-    def __init__(
-        self,
-        image: str = "python:slim",
-        cpus: int = 1,
-        memory_mib: int = 1024,
-        env: dict[str, str] | None = None,
-        network: Literal["nat", "none"] = "nat",
-        name: str | None = None,
-        workspace_persistence: Literal["tar", "snapshot"] = "tar",
-        *,
-        type: Literal["boxlite"] = "boxlite",
-    ) -> None:
-        super().__init__(type=type, image=image, cpus=cpus, memory_mib=memory_mib,
-                         env=dict(env or {}), network=network, name=name,
-                         workspace_persistence=workspace_persistence)
+
+class BoxliteSandboxClientOptions(BaseSandboxClientOptions, _BoxSpec):
+    """How ``BoxliteSandboxClient.create`` makes the box: ``image``, ``cpus``,
+    ``memory_mib``, ``env``, ``network`` (``"nat"`` or ``"none"``), ``name`` and
+    ``workspace_persistence`` (``"tar"`` or ``"snapshot"``). The box options are checked
+    by BoxLite itself when the box is created (``ConfigError``)."""
+
+    type: Literal["boxlite"] = "boxlite"
 
 
-class BoxliteSandboxSessionState(SandboxSessionState):
+class BoxliteSandboxSessionState(SandboxSessionState, _BoxSpec):
     type: Literal["boxlite"] = "boxlite"
     box_id: str = ""
-    image: str = "python:slim"
-    cpus: int = 1
-    memory_mib: int = 1024
-    env: dict[str, str] = Field(default_factory=dict)
-    network: Literal["nat", "none"] = "nat"
-    name: str | None = None
-    workspace_persistence: Literal["tar", "snapshot"] = "tar"
 
 
 def _new_box(state: BoxliteSandboxSessionState, runtime: Boxlite | None) -> SimpleBox:
@@ -145,11 +129,8 @@ class BoxliteSandboxSession(BaseSandboxSession):
 
     state: BoxliteSandboxSessionState
 
-    def __init__(self, *, state: BoxliteSandboxSessionState, box: Box,
-                 runtime: Boxlite | None = None) -> None:
-        self.state = state
-        self._box = box
-        self._boxlite_runtime = runtime
+    def __init__(self, *, state: BoxliteSandboxSessionState, box: Box) -> None:
+        self.state, self._box = state, box
 
     @property
     def box(self) -> Box:
@@ -228,13 +209,18 @@ class BoxliteSandboxSession(BaseSandboxSession):
         workspace_path = await self._validate_path_access(path, for_write=True)
         arg = sandbox_path_str(workspace_path)
         name = user.name if isinstance(user, User) else user
+        await self._feed(["sh", "-c", _WRITE, "sh", arg], bytes(payload), workspace_path, user=name)
+
+    async def _feed(self, argv: list[str], data: bytes, error_path: Any,
+                    user: str | None = None) -> None:
+        """Runs `argv` with `data` on its stdin; a failure is a WorkspaceArchiveWriteError."""
         try:
-            result = await self._run(["sh", "-c", _WRITE, "sh", arg], stdin=bytes(payload), user=name)
+            result = await self._run(argv, stdin=data, user=user, cwd="/")
         except BoxliteError as exc:
-            raise WorkspaceArchiveWriteError(path=workspace_path, cause=exc) from exc
+            raise WorkspaceArchiveWriteError(path=error_path, cause=exc) from exc
         if result.exit_code != 0:
             raise WorkspaceArchiveWriteError(
-                path=workspace_path,
+                path=error_path,
                 context={"exit_code": result.exit_code,
                          "stderr": result.stderr_bytes.decode("utf-8", errors="replace")[:4096]})
 
@@ -282,16 +268,8 @@ class BoxliteSandboxSession(BaseSandboxSession):
             raise WorkspaceArchiveWriteError(
                 path=error_root, context={"reason": "unsafe_or_invalid_tar", "member": exc.member},
                 cause=exc) from exc
-        try:
-            result = await self._run(["sh", "-c", 'mkdir -p -- "$1" && tar -x -C "$1"', "sh",
-                                      root.as_posix()], stdin=bytes(raw), cwd="/")
-        except BoxliteError as exc:
-            raise WorkspaceArchiveWriteError(path=error_root, cause=exc) from exc
-        if result.exit_code != 0:
-            raise WorkspaceArchiveWriteError(
-                path=error_root,
-                context={"exit_code": result.exit_code,
-                         "stderr": result.stderr_bytes.decode("utf-8", errors="replace")[:4096]})
+        await self._feed(["sh", "-c", 'mkdir -p -- "$1" && tar -x -C "$1"', "sh", root.as_posix()],
+                         bytes(raw), error_root)
 
     async def _restore_disk_snapshot(self, body: bytes, error_root: Any) -> None:
         try:
@@ -345,13 +323,11 @@ class BoxliteSandboxClient(BaseSandboxClient[BoxliteSandboxClientOptions]):
         state = BoxliteSandboxSessionState(
             session_id=session_id, manifest=manifest,
             snapshot=resolve_snapshot(snapshot, str(session_id)),
-            image=options.image, cpus=options.cpus, memory_mib=options.memory_mib,
-            env=dict(options.env), network=options.network, name=options.name,
-            workspace_persistence=options.workspace_persistence)
+            **options.model_dump(include=set(_BoxSpec.model_fields)))
         box = _new_box(state, self._runtime)
         await box.start()
         state.box_id = box.id
-        inner = BoxliteSandboxSession(state=state, box=box, runtime=self._runtime)
+        inner = BoxliteSandboxSession(state=state, box=box)
         return self._wrap_session(inner, instrumentation=self._instrumentation)
 
     async def delete(self, session: SandboxSession) -> SandboxSession:
@@ -381,7 +357,7 @@ class BoxliteSandboxClient(BaseSandboxClient[BoxliteSandboxClientOptions]):
             await box.start()
             state.box_id = box.id
             state.workspace_root_ready = False
-        inner = BoxliteSandboxSession(state=state, box=box, runtime=self._runtime)
+        inner = BoxliteSandboxSession(state=state, box=box)
         inner._set_start_state_preserved(preserved, system=preserved)
         return self._wrap_session(inner, instrumentation=self._instrumentation)
 
