@@ -194,3 +194,25 @@ def test_the_host_and_sni_checks_refuse_a_second_name_on_the_same_address(box_ou
 def test_host_boxlite_internal_opens_the_hosts_loopback_on_its_listed_port_only(box_output):
     assert box_output["HOST_LISTED"].startswith("rc=0 loopback server"), box_output
     assert _refused(box_output["HOST_OTHER"]), box_output
+
+
+def test_cli_keeps_the_allow_list_and_refuses_a_bad_pattern_in_one_line(cli):
+    """`--allow-net` reaches the box record (inspect shows it, no boot needed); a bad
+    pattern fails before anything is made, naming the pattern."""
+    import json
+
+    made = cli.run("create", "--allow-net", "a.egress.test", "--allow-net", "[2001:db8::1]:443",
+                   IMAGE, "true", timeout=300)
+    assert made.returncode == 0, made.stderr.decode()
+    box = made.stdout.decode().strip().splitlines()[-1]
+    try:
+        shown = cli.run("inspect", box, check=True)
+        info = json.loads(shown.stdout)
+        info = info[0] if isinstance(info, list) else info
+        assert info["allow_net"] == ["a.egress.test", "[2001:db8::1]:443"]
+    finally:
+        cli.run("rm", "-f", box)
+    bad = cli.run("run", "--rm", "--allow-net", "exa mple.com", IMAGE, "true")
+    err = bad.stderr.decode()
+    assert bad.returncode != 0
+    assert "allow_net pattern 'exa mple.com'" in err and len(err.strip().splitlines()) == 1, err
