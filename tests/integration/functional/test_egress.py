@@ -216,3 +216,47 @@ def test_cli_keeps_the_allow_list_and_refuses_a_bad_pattern_in_one_line(cli):
     err = bad.stderr.decode()
     assert bad.returncode != 0
     assert "allow_net pattern 'exa mple.com'" in err and len(err.strip().splitlines()) == 1, err
+
+
+SDK_SCRIPT = textwrap.dedent(r"""
+    import asyncio, sys
+    import boxlite
+
+    async def main():
+        spec = boxlite.NetworkSpec(mode="enabled", allow_net=["a.egress.test:80"])
+        async with boxlite.SimpleBox("boxlite/base", network=spec) as box:
+            info = await box.info()
+            print("INFO", info.network.mode, ",".join(info.network.allow_net))
+            w = "out=$(wget -T 20 -q -O - %s 2>&1); echo \"rc=$? $out\""
+            for marker, url in (("HTTP", "http://a.egress.test/sdk-http"),
+                                ("HTTPS", "--no-check-certificate https://a.egress.test/sdk-https")):
+                r = await box.exec("sh", "-c", w % url)
+                print(marker, r.stdout.strip().replace("\n", " "))
+
+    asyncio.run(main())
+""")
+
+
+def test_sdk_network_spec_allow_net_reaches_the_box(egress_netns, tmp_path):
+    """NetworkSpec(allow_net=...) from Python: BoxInfo shows the list, the allowed name
+    works on its port, and the same name on another port (443) is refused."""
+    import boxlite  # noqa: F401 - the SDK under test must be importable here.
+
+    env = egress_netns
+    script = tmp_path / "sdk_egress.py"
+    script.write_text(SDK_SCRIPT)
+    home = tmp_path / "home"
+    add_session_root(home)
+    run_env = dict(os.environ)
+    run_env.update({"BOXLITE_HOME": str(home), "BOXLITE_DNS_SERVERS": env.ip_a,
+                    "BOXLITE_NET_HELPER": HELPER})
+    key, value = SESSION_MARK.split("=", 1)
+    run_env[key] = value
+    proc = env.run([sys.executable, str(script)], env=run_env)
+    out = proc.stdout.decode(errors="replace")
+    assert proc.returncode == 0, out + proc.stderr.decode(errors="replace")
+    lines = {line.partition(" ")[0]: line.partition(" ")[2] for line in out.splitlines()}
+    assert lines["INFO"] == "enabled a.egress.test:80", out
+    assert lines["HTTP"].startswith("rc=0 site=a.egress.test"), out
+    assert _refused(lines["HTTPS"]), out
+    assert [r["path"] for r in env.requests() if r["path"].startswith("/sdk")] == ["/sdk-http"]
