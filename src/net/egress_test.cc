@@ -10,6 +10,7 @@
 #include "src/net/egress_rules.h"
 #include "src/net/flow_sniff.h"
 #include "src/net/guest_policy.h"
+#include "src/net/test_frames.h"
 
 namespace boxlite::net {
 namespace {
@@ -332,6 +333,15 @@ TEST(EgressGuestPolicy, ClassifiesNewFlows) {
   EXPECT_EQ(syn(kGatewayAddress, 9000), Verdict::kPass);
   EXPECT_EQ(syn(kGatewayAddress, 9001), Verdict::kTcpReset);
   EXPECT_EQ(syn(Ipv4(127, 0, 0, 1), 9000), Verdict::kDrop);
+  // UDP: each datagram is decided (a name's pin on any port here; other addresses get
+  // ICMP "administratively prohibited").
+  Frame udp_ok = testframes::UdpFrame(kGuestAddress, 5000, Ipv4(203, 0, 113, 10), 4433, {1});
+  EXPECT_EQ(ClassifyGuestFrame(udp_ok, policy, &p), Verdict::kPass);
+  Frame udp_no = testframes::UdpFrame(kGuestAddress, 5000, Ipv4(203, 0, 113, 11), 4433, {1});
+  EXPECT_EQ(ClassifyGuestFrame(udp_no, policy, &p), Verdict::kProhibited);
+  // Segments of connections already open to a public address pass (a pin may expire).
+  Frame ack = testframes::TcpFrame(kGuestAddress, 5000, Ipv4(203, 0, 113, 11), 443, kTcpAck);
+  EXPECT_EQ(ClassifyGuestFrame(ack, policy, &p), Verdict::kPass);
 }
 
 }  // namespace
