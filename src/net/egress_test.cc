@@ -3,6 +3,7 @@
 // flow decision and the interception layer's rewriting.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -293,6 +294,31 @@ TEST(FlowSniff, ReadsTheHostOfAnHttpRequest) {
   EXPECT_EQ(Http(std::string(100, 'x')).state, SniffState::kInvalid);
   EXPECT_EQ(Http("GET / HTTP/1.1\r\nX: " + std::string(kMaxHttpHead, 'y')).state,
             SniffState::kInvalid);
+}
+
+// Hostile heads: random mutations and truncations of valid ones never crash, never read
+// past the bound, and never yield a name that is not a normalized host name or literal.
+TEST(FlowSniff, SurvivesMutatedHeads) {
+  std::mt19937 rng(15);
+  std::vector<std::vector<uint8_t>> seeds = {ClientHello("a.example.com"),
+                                             ClientHello("b.example.com", 3000)};
+  std::string http = "GET /x HTTP/1.1\r\nHost: a.example.com\r\nAccept: */*\r\n\r\n";
+  seeds.emplace_back(http.begin(), http.end());
+  for (int i = 0; i < 20000; ++i) {
+    std::vector<uint8_t> h = seeds[rng() % seeds.size()];
+    int flips = 1 + static_cast<int>(rng() % 6);
+    for (int k = 0; k < flips; ++k) h[rng() % h.size()] = static_cast<uint8_t>(rng());
+    if (rng() % 3 == 0) h.resize(rng() % (h.size() + 1));
+    for (const Sniffed& s : {SniffTlsServerName(h), SniffHttpHost(h)}) {
+      if (s.state != SniffState::kDone || s.name.empty()) continue;
+      std::string normalized;
+      bool ok = NormalizeHostName(s.name, &normalized) && normalized == s.name;
+      bool literal = s.name.find_first_not_of("0123456789abcdef.:") == std::string::npos;
+      EXPECT_TRUE(ok || literal) << s.name;
+    }
+    (void)ParseDnsQuestion(h);
+    (void)ParseDnsAnswers(h);
+  }
 }
 
 // The guest policy with an allow-list: what a SYN to each destination becomes.
