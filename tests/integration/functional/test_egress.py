@@ -27,7 +27,7 @@ import time
 import pytest
 
 from conftest import SESSION_MARK, add_session_root
-from harness.netns_env import EgressNetns
+from harness.netns_env import netns_fixture
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("BOXLITE_BUILD_DIR", os.path.join(REPO, "build"))
@@ -62,15 +62,7 @@ SCRIPT = textwrap.dedent(r'''
 ''')
 
 
-@pytest.fixture(scope="module")
-def egress_netns(tmp_path_factory):
-    """The closed test network (harness/netns_env.py), shared by this module's tests."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root for ip netns")
-    env = EgressNetns(tmp_path_factory.mktemp("egress-net"), NAMES)
-    env.start()
-    yield env
-    env.stop()
+egress_netns = netns_fixture(NAMES)
 
 
 LO_OPEN, LO_CLOSED = 8765, 8766
@@ -78,9 +70,8 @@ LO_OPEN, LO_CLOSED = 8765, 8766
 
 def _run_box(env, home, allow, script, extra=()):
     add_session_root(home)
-    run_env = dict(os.environ)
-    run_env.update({"BOXLITE_HOME": str(home), "BOXLITE_DNS_SERVERS": env.ip_a,
-                    "BOXLITE_NET_HELPER": HELPER})
+    run_env = env.box_env(home)
+    run_env["BOXLITE_NET_HELPER"] = HELPER
     key, value = SESSION_MARK.split("=", 1)
     run_env[key] = value
     args = [CLI, "run", "--rm", *extra]
@@ -247,9 +238,8 @@ def test_sdk_network_spec_allow_net_reaches_the_box(egress_netns, tmp_path):
     script.write_text(SDK_SCRIPT)
     home = tmp_path / "home"
     add_session_root(home)
-    run_env = dict(os.environ)
-    run_env.update({"BOXLITE_HOME": str(home), "BOXLITE_DNS_SERVERS": env.ip_a,
-                    "BOXLITE_NET_HELPER": HELPER})
+    run_env = env.box_env(home)
+    run_env["BOXLITE_NET_HELPER"] = HELPER
     key, value = SESSION_MARK.split("=", 1)
     run_env[key] = value
     proc = env.run([sys.executable, str(script)], env=run_env)
