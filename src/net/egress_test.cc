@@ -323,7 +323,8 @@ TEST(FlowSniff, SurvivesMutatedHeads) {
 
 // The guest policy with an allow-list: what a SYN to each destination becomes.
 TEST(EgressGuestPolicy, ClassifiesNewFlows) {
-  EgressPolicy egress(Rules({"api.example.com", "10.200.0.0/24:8080", "host.boxlite.internal:9000"}));
+  EgressPolicy egress(
+      Rules({"api.example.com", "10.200.0.0/24:8080", "host.boxlite.internal:9000"}));
   egress.Pin(Ipv4(203, 0, 113, 10), "api.example.com", 300, 0);
   GuestPolicy policy;
   policy.egress = &egress;
