@@ -40,8 +40,7 @@ def per_request_ms(env, home, allow, requests):
               "s=$(cat /proc/uptime); i=0; while [ $i -lt %d ]; do "
               "wget -q -O /dev/null --no-check-certificate https://%s/b || exit 3; "
               "i=$((i+1)); done; e=$(cat /proc/uptime); echo \"T $s $e\"" % (NAME, requests, NAME))
-    run_env = dict(os.environ)
-    run_env.update({"BOXLITE_HOME": str(home), "BOXLITE_DNS_SERVERS": env.ip_a})
+    run_env = env.box_env(home)
     args = [cli_path(), "run", "--rm"]
     for pattern in allow:
         args += ["--allow-net", pattern]
@@ -67,11 +66,12 @@ def main():
             print(f"egress {i + 1}/{runs}: allow-listed {ours[-1]:.1f} ms, "
                   f"no policy {floor[-1]:.1f} ms", file=sys.stderr)
         value, base = statistics.median(ours), statistics.median(floor)
-        print(json.dumps({"metric": "allowlisted_https_rtt_ms", "value": round(value, 3),
-                          "floor_name": "unfiltered_https_rtt_ms", "floor": round(base, 3),
-                          "ratio": round(value / base, 3), "target_ratio": 1.1, "runs": runs,
-                          "accel": "n/a", "host": f"{os.cpu_count()} cpu",
-                          "requests": requests}), flush=True)
+        record = dict(metric="allowlisted_https_rtt_ms", value=value,
+                      floor_name="unfiltered_https_rtt_ms", floor=base, ratio=value / base)
+        record = {k: round(v, 3) if isinstance(v, float) else v for k, v in record.items()}
+        record.update(target_ratio=1.1, runs=runs, requests=requests, accel="n/a",
+                      host=f"{os.cpu_count()} cpu")
+        print(json.dumps(record), flush=True)
     finally:
         env.stop()
         subprocess.run(["rm", "-rf", str(work)], check=False)

@@ -93,9 +93,12 @@ Result<std::unique_ptr<NetProcess>> NetProcess::Create(const HelperOptions& opti
   BOXLITE_ASSIGN_OR_RETURN(EgressRules rules, EgressRules::Parse(options.allow_net));
   p->egress_ = std::make_shared<EgressPolicy>(std::move(rules));
   p->policy_.egress = p->egress_.get();
-  if (p->egress_->enabled()) {
-    FlowInterceptor::Config intercept;
-    intercept.policy = p->egress_;
+  // The interception layer (flow_intercept.h): the allow-list's Host/SNI check needs it;
+  // a FlowHandler (set in `intercept.handler`, with the ports it wants in
+  // `intercept.handler_ports`) gets it without a list too.
+  FlowInterceptor::Config intercept;
+  intercept.policy = p->egress_;
+  if (p->egress_->enabled() || intercept.handler) {
     BOXLITE_ASSIGN_OR_RETURN(p->interceptor_, FlowInterceptor::Create(std::move(intercept)));
   }
   // Subscribe before reading, so no change between the two is missed.
@@ -108,7 +111,7 @@ Result<std::unique_ptr<NetProcess>> NetProcess::Create(const HelperOptions& opti
   // Intercepted connections reach the helper through libslirp's alias of the host's
   // loopback (flow_intercept.h); the guest policy still refuses the guest's own
   // connections to it unless allowed.
-  bool host_loopback = options.allow_host_loopback || p->egress_->enabled();
+  bool host_loopback = options.allow_host_loopback || p->interceptor_ != nullptr;
   BOXLITE_ASSIGN_OR_RETURN(p->slirp_, SlirpStack::Create({host_loopback}, from_slirp));
   BOXLITE_ASSIGN_OR_RETURN(auto upstreams, Upstreams(options.dns_servers));
   p->dns_ = std::make_unique<DnsForwarder>(std::move(upstreams), send, p->egress_.get());
