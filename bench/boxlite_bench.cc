@@ -268,7 +268,9 @@ int main(int argc, char** argv) {
   int runs = 10;
   int rtt_runs = 300;
   std::string image = "boxlite/base";
-  std::string only;  // "memory": only the memory snapshot and fork figures.
+  // "memory": only the memory snapshot and fork figures; "exec": only the exec round trips;
+  // "start": only cold and warm start.
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
@@ -397,6 +399,10 @@ int main(int argc, char** argv) {
           "warm start");
     }
     Emit("warm_start_s", Median(warm_times), "cold_start_s", Median(box_times), false, 0.03, runs);
+  }
+  if (only == "start") {
+    (void)boxlite::sys::RemoveTree(g_home);
+    return 0;
   }
   {
     boxlite::BoxOptions nat = bo;
