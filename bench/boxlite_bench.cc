@@ -152,8 +152,29 @@ std::vector<double> ExecRoundTrips(boxlite::Box& box, const std::string& program
 // start the very program the spawn floor starts, so they differ only by BoxLite's path.
 constexpr char kFloorTrue[] = "/boxlite-bench/true";
 
-void CopyFloorTrue(boxlite::Box& box) {
+// Round trips of the floor's `true` and of the image's own (boxlite/base: Debian's
+// dynamically linked busybox), the latter for what a user's command costs on top: the
+// dynamic loader, and under TCG the translation of code that address-space randomization
+// places anew in every process.
+struct ExecTimes {
+  std::vector<double> floor_true;
+  std::vector<double> image_true;
+};
+
+ExecTimes MeasureExecs(boxlite::Box& box, int runs) {
   if (Status s = box.CopyIn(BOXLITE_FLOOR_BINARY, kFloorTrue); !s.ok()) Die(s, "copy true in");
+  ExecTimes t;
+  t.floor_true = ExecRoundTrips(box, kFloorTrue, runs);
+  t.image_true = ExecRoundTrips(box, "true", runs);
+  return t;
+}
+
+// Both exec figures against what merely starting a process costs this guest.
+void EmitAgainstSpawn(const ExecTimes& t, const std::vector<double>& spawn, int runs) {
+  Emit("exec_rtt_vs_spawn_ms", Median(t.floor_true), "guest_spawn_rtt_ms", Median(spawn), false,
+       1.25, runs);
+  Emit("exec_rtt_image_true_ms", Median(t.image_true), "guest_spawn_rtt_ms", Median(spawn), false,
+       1.25, runs);
 }
 
 // What merely starting a process costs the guest: the floor VM answers each byte by fork +
@@ -324,15 +345,10 @@ int main(int argc, char** argv) {
     // The exec round trip alone against its spawn floor (a quick figure while profiling).
     auto box = Must(rt->Create(bo), "create");
     if (Status s = box->Start(); !s.ok()) Die(s, "start");
-    CopyFloorTrue(*box);
-    std::vector<double> rtts = ExecRoundTrips(*box, kFloorTrue, rtt_runs);
-    std::vector<double> image_rtts = ExecRoundTrips(*box, "true", rtt_runs);
-    std::vector<double> spawn =
-        SpawnRoundTrips(assets, floor_initramfs, floor_disk, accel.accel, rtt_runs);
-    Emit("exec_rtt_vs_spawn_ms", Median(rtts), "guest_spawn_rtt_ms", Median(spawn), false, 1.25,
-         rtt_runs);
-    Emit("exec_rtt_image_true_ms", Median(image_rtts), "guest_spawn_rtt_ms", Median(spawn), false,
-         1.25, rtt_runs);
+    ExecTimes times = MeasureExecs(*box, rtt_runs);
+    EmitAgainstSpawn(times, SpawnRoundTrips(assets, floor_initramfs, floor_disk, accel.accel,
+                                            rtt_runs),
+                     rtt_runs);
     (void)box->Stop();
     (void)boxlite::sys::RemoveTree(g_home);
     return 0;
@@ -425,12 +441,8 @@ int main(int argc, char** argv) {
   // --- exec round trip and idle memory, one box ---
   auto box = Must(rt->Create(bo), "create");
   if (Status s = box->Start(); !s.ok()) Die(s, "start");
-  CopyFloorTrue(*box);
-  std::vector<double> rtts = ExecRoundTrips(*box, kFloorTrue, rtt_runs);
-  // The image's own `true` (boxlite/base: Debian's dynamically linked busybox), for what a
-  // user's command costs on top: the dynamic loader, and under TCG the translation of code
-  // that address-space randomization places anew in every process.
-  std::vector<double> image_rtts = ExecRoundTrips(*box, "true", rtt_runs);
+  ExecTimes times = MeasureExecs(*box, rtt_runs);
+  const std::vector<double>& rtts = times.floor_true;
   std::vector<double> echo;
   {
     FloorVm vm(assets, floor_initramfs, floor_disk, "echo", accel.accel);
@@ -448,12 +460,9 @@ int main(int argc, char** argv) {
        rtt_runs);
   // The same round trip against what merely starting a process costs this guest (fork +
   // exec + wait in a trivial init, one byte over the port): BoxLite's own share.
-  std::vector<double> spawn =
-      SpawnRoundTrips(assets, floor_initramfs, floor_disk, accel.accel, rtt_runs);
-  Emit("exec_rtt_vs_spawn_ms", Median(rtts), "guest_spawn_rtt_ms", Median(spawn), false, 1.25,
-       rtt_runs);
-  Emit("exec_rtt_image_true_ms", Median(image_rtts), "guest_spawn_rtt_ms", Median(spawn), false,
-       1.25, rtt_runs);
+  EmitAgainstSpawn(times, SpawnRoundTrips(assets, floor_initramfs, floor_disk, accel.accel,
+                                          rtt_runs),
+                   rtt_runs);
   Emit("exec_rtt_p99_ms", Percentile(rtts, 0.99), "virtio_serial_echo_rtt_p99_ms",
        Percentile(echo, 0.99), false, 3.0, rtt_runs);
 
