@@ -1,0 +1,383 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+#include "src/net/secret_tls.h"
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include <climits>
+#include <utility>
+
+#include "src/base/log.h"
+#include "src/base/macros.h"
+#include "src/base/strings.h"
+
+namespace boxlite::net {
+namespace {
+
+constexpr unsigned char kHttp11Alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
+bool IsDnsName(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string CanonicalName(std::string_view s) {
+  if (!s.empty() && s.back() == '.') s.remove_suffix(1);
+  return base::ToLower(s);
+}
+
+// Reads everything a memory BIO holds.
+void DrainBio(BIO* bio, std::string* out) {
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  if (n > 0) {
+    out->append(data, static_cast<size_t>(n));
+    (void)BIO_reset(bio);
+  }
+}
+
+// Feeds all of `bytes` to an SSL object's write side (memory BIOs never block).
+bool WriteAllSsl(SSL* ssl, std::string* bytes) {
+  size_t off = 0;
+  while (off < bytes->size()) {
+    size_t chunk = std::min<size_t>(bytes->size() - off, INT_MAX / 2);
+    int n = SSL_write(ssl, bytes->data() + off, static_cast<int>(chunk));
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  bytes->clear();
+  return true;
+}
+
+}  // namespace
+
+bool SecretHostMatches(std::string_view pattern, std::string_view sni) {
+  if (size_t colon = pattern.rfind(':'); colon != std::string_view::npos) {
+    if (pattern.substr(colon + 1) != "443") return false;
+    pattern = pattern.substr(0, colon);
+  }
+  if (!IsDnsName(sni)) return false;
+  std::string name = CanonicalName(sni);
+  std::string pat = CanonicalName(pattern);
+  if (pat.size() > 2 && pat.compare(0, 2, "*.") == 0) {
+    std::string_view domain = std::string_view(pat).substr(1);  // ".domain"
+    if (name.size() <= domain.size() ||
+        name.compare(name.size() - domain.size(), domain.size(), domain) != 0) {
+      return false;
+    }
+    std::string_view label = std::string_view(name).substr(0, name.size() - domain.size());
+    return label.find('.') == std::string_view::npos;
+  }
+  return !pat.empty() && name == pat;
+}
+
+Result<std::unique_ptr<SecretTlsProxy>> SecretTlsProxy::Create(SecretCa ca,
+                                                               std::vector<SecretRule> rules) {
+  std::unique_ptr<SecretTlsProxy> p(new SecretTlsProxy());
+  p->ca_ = std::move(ca);
+  p->rules_ = std::move(rules);
+  p->server_ctx_.reset(SSL_CTX_new(TLS_server_method()));
+  p->client_ctx_.reset(SSL_CTX_new(TLS_client_method()));
+  if (!p->server_ctx_ || !p->client_ctx_) {
+    return Status::Internal("make the secret TLS contexts: " + OpenSslError());
+  }
+  SSL_CTX* s = p->server_ctx_.get();
+  SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
+  SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(s, SSL_OP_NO_TICKET);
+  SSL_CTX_set_num_tickets(s, 0);
+  SSL_CTX_set_tlsext_servername_callback(s, &SecretTlsFlow::OnServerName);
+  SSL_CTX_set_alpn_select_cb(s, &SecretTlsFlow::OnAlpn, nullptr);
+  SSL_CTX* c = p->client_ctx_.get();
+  SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+  SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
+  if (SSL_CTX_set_default_verify_paths(c) != 1) {
+    return Status::Internal("load the host's trusted certificates: " + OpenSslError());
+  }
+  if (SSL_CTX_set_alpn_protos(c, kHttp11Alpn, sizeof(kHttp11Alpn)) != 0) {
+    return Status::Internal("set ALPN for upstream TLS: " + OpenSslError());
+  }
+  return p;
+}
+
+SecretTlsProxy::~SecretTlsProxy() = default;
+
+std::vector<Replacement> SecretTlsProxy::ReplacementsFor(std::string_view sni) const {
+  std::vector<Replacement> out;
+  for (const auto& rule : rules_) {
+    for (const auto& host : rule.hosts) {
+      if (SecretHostMatches(host, sni)) {
+        out.push_back({rule.placeholder, rule.value});
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+std::unique_ptr<SecretTlsFlow> SecretTlsProxy::NewFlow(std::string peer) {
+  return std::make_unique<SecretTlsFlow>(this, std::move(peer));
+}
+
+SecretTlsFlow::SecretTlsFlow(SecretTlsProxy* proxy, std::string peer)
+    : proxy_(proxy), peer_(std::move(peer)) {}
+
+SecretTlsFlow::~SecretTlsFlow() = default;
+
+int SecretTlsFlow::OnAlpn(SSL*, const unsigned char** out, unsigned char* outlen,
+                          const unsigned char* in, unsigned int inlen, void*) {
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kHttp11Alpn, sizeof(kHttp11Alpn), in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;  // No ALPN: HTTP/1.1 all the same.
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+int SecretTlsFlow::OnServerName(SSL* ssl, int*, void*) {
+  auto* self = static_cast<SecretTlsFlow*>(SSL_get_app_data(ssl));
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (self == nullptr || name == nullptr) return SSL_TLSEXT_ERR_ALERT_FATAL;
+  std::vector<Replacement> replacements = self->proxy_->ReplacementsFor(name);
+  if (replacements.empty()) return SSL_TLSEXT_ERR_ALERT_FATAL;  // Passed through.
+  std::string canonical = CanonicalName(name);
+  auto leaf = self->proxy_->ca().MintLeaf(canonical);
+  if (!leaf.ok()) {
+    BOXLITE_LOG(kWarn, "boxlite-net: no certificate for %s, its TLS passes unchanged: %s",
+                canonical.c_str(), leaf.error().ToString().c_str());
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  if (SSL_use_certificate(ssl, *leaf) != 1 ||
+      SSL_use_PrivateKey(ssl, self->proxy_->ca().leaf_key()) != 1) {
+    BOXLITE_LOG(kWarn, "boxlite-net: cannot use the certificate for %s: %s", canonical.c_str(),
+                OpenSslError().c_str());
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  self->server_name_ = std::move(canonical);
+  self->rewriter_ = std::make_unique<RequestRewriter>(std::move(replacements));
+  self->decided_intercept_ = true;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+void SecretTlsFlow::Passthrough() {
+  BOXLITE_LOG(kDebug, "boxlite-net: TLS flow to %s passes unchanged (no secret for its name)",
+              peer_.c_str());
+  mode_ = Mode::kPassthrough;
+  guest_ssl_.reset();
+  guest_in_ = guest_out_ = nullptr;
+  rewriter_.reset();
+  ERR_clear_error();
+  to_upstream_ += hello_;
+  hello_.clear();
+  hello_.shrink_to_fit();
+}
+
+void SecretTlsFlow::Fail(const std::string& why) {
+  BOXLITE_LOG(kWarn, "boxlite-net: secret TLS flow to %s (%s) closed: %s",
+              server_name_.empty() ? "?" : server_name_.c_str(), peer_.c_str(), why.c_str());
+  ERR_clear_error();
+  to_up_plain_.clear();
+  to_guest_plain_.clear();
+  guest_write_done_ = upstream_write_done_ = true;
+}
+
+void SecretTlsFlow::FromGuest(std::span<const uint8_t> bytes) {
+  if (finished()) return;
+  if (mode_ == Mode::kPassthrough) {
+    to_upstream_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    return;
+  }
+  if (mode_ == Mode::kClientHello) {
+    hello_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (!guest_ssl_) {
+      guest_ssl_.reset(SSL_new(proxy_->server_ctx()));
+      guest_in_ = BIO_new(BIO_s_mem());
+      guest_out_ = BIO_new(BIO_s_mem());
+      if (!guest_ssl_ || !guest_in_ || !guest_out_) {
+        BIO_free(guest_in_);
+        BIO_free(guest_out_);
+        guest_in_ = guest_out_ = nullptr;
+        return Fail("out of memory for TLS");
+      }
+      SSL_set_bio(guest_ssl_.get(), guest_in_, guest_out_);
+      SSL_set_app_data(guest_ssl_.get(), this);
+      SSL_set_accept_state(guest_ssl_.get());
+    }
+    BIO_write(guest_in_, bytes.data(), static_cast<int>(bytes.size()));
+    int r = SSL_do_handshake(guest_ssl_.get());
+    if (!decided_intercept_) {
+      bool more = r <= 0 && SSL_get_error(guest_ssl_.get(), r) == SSL_ERROR_WANT_READ &&
+                  hello_.size() < kMaxClientHello;
+      if (!more) Passthrough();
+      return;
+    }
+    mode_ = Mode::kIntercept;
+    hello_.clear();
+    hello_.shrink_to_fit();
+    up_ssl_.reset(SSL_new(proxy_->client_ctx()));
+    up_in_ = BIO_new(BIO_s_mem());
+    up_out_ = BIO_new(BIO_s_mem());
+    if (!up_ssl_ || !up_in_ || !up_out_) {
+      BIO_free(up_in_);
+      BIO_free(up_out_);
+      up_in_ = up_out_ = nullptr;
+      return Fail("out of memory for TLS");
+    }
+    SSL_set_bio(up_ssl_.get(), up_in_, up_out_);
+    SSL_set_connect_state(up_ssl_.get());
+    if (SSL_set_tlsext_host_name(up_ssl_.get(), server_name_.c_str()) != 1 ||
+        SSL_set1_host(up_ssl_.get(), server_name_.c_str()) != 1) {
+      return Fail("cannot name the upstream server: " + OpenSslError());
+    }
+    BOXLITE_LOG(kDebug, "boxlite-net: substituting secrets for %s (%s)", server_name_.c_str(),
+                peer_.c_str());
+    Pump();
+    return;
+  }
+  BIO_write(guest_in_, bytes.data(), static_cast<int>(bytes.size()));
+  Pump();
+}
+
+void SecretTlsFlow::FromUpstream(std::span<const uint8_t> bytes) {
+  if (finished()) return;
+  if (mode_ == Mode::kClientHello) Passthrough();  // The server spoke first: not TLS.
+  if (mode_ == Mode::kPassthrough) {
+    to_guest_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    return;
+  }
+  BIO_write(up_in_, bytes.data(), static_cast<int>(bytes.size()));
+  Pump();
+}
+
+void SecretTlsFlow::GuestEof() {
+  guest_eof_ = true;
+  if (mode_ == Mode::kClientHello) Passthrough();
+  if (mode_ == Mode::kPassthrough) {
+    upstream_write_done_ = true;
+    return;
+  }
+  Pump();
+}
+
+void SecretTlsFlow::UpstreamEof() {
+  upstream_eof_ = true;
+  if (mode_ == Mode::kClientHello) Passthrough();
+  if (mode_ == Mode::kPassthrough) {
+    guest_write_done_ = true;
+    return;
+  }
+  if (!SSL_is_init_finished(up_ssl_.get())) return Fail("the server closed during the TLS handshake");
+  Pump();
+}
+
+std::string SecretTlsFlow::TakeForGuest() { return std::exchange(to_guest_, {}); }
+std::string SecretTlsFlow::TakeForUpstream() { return std::exchange(to_upstream_, {}); }
+
+void SecretTlsFlow::Drain() {
+  if (guest_out_) DrainBio(guest_out_, &to_guest_);
+  if (up_out_) DrainBio(up_out_, &to_upstream_);
+}
+
+void SecretTlsFlow::Pump() {
+  SSL* g = guest_ssl_.get();
+  SSL* u = up_ssl_.get();
+  char buf[16384];
+  for (bool progress = true; progress && !finished();) {
+    progress = false;
+    if (!SSL_is_init_finished(g)) {
+      int r = SSL_do_handshake(g);
+      if (r <= 0) {
+        int e = SSL_get_error(g, r);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+          Drain();  // The alert, if any.
+          return Fail("TLS handshake with the guest failed: " + OpenSslError("connection closed"));
+        }
+      } else {
+        progress = true;
+      }
+    }
+    if (!SSL_is_init_finished(u)) {
+      int r = SSL_do_handshake(u);
+      if (r <= 0) {
+        int e = SSL_get_error(u, r);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+          long verify = SSL_get_verify_result(u);
+          std::string why = verify != X509_V_OK
+                                ? std::string("the server's certificate is not trusted (") +
+                                      X509_verify_cert_error_string(verify) + ")"
+                                : OpenSslError("connection closed");
+          return Fail("TLS to the server failed: " + why);
+        }
+      } else {
+        progress = true;
+      }
+    }
+    if (SSL_is_init_finished(g) && !guest_eof_) {
+      for (;;) {
+        int n = SSL_read(g, buf, sizeof(buf));
+        if (n > 0) {
+          Status fed = rewriter_->Feed(std::string_view(buf, static_cast<size_t>(n)), &to_up_plain_);
+          if (!fed.ok()) return Fail(fed.message());
+          progress = true;
+          continue;
+        }
+        int e = SSL_get_error(g, n);
+        if (e == SSL_ERROR_ZERO_RETURN) {
+          guest_eof_ = true;
+          progress = true;
+        } else if (e != SSL_ERROR_WANT_READ) {
+          return Fail("reading the guest's TLS failed: " + OpenSslError("connection closed"));
+        }
+        break;
+      }
+    }
+    if (SSL_is_init_finished(u)) {
+      if (!to_up_plain_.empty()) {
+        if (!WriteAllSsl(u, &to_up_plain_)) return Fail("TLS write to the server failed");
+        progress = true;
+      }
+      if (!upstream_eof_) {
+        for (;;) {
+          int n = SSL_read(u, buf, sizeof(buf));
+          if (n > 0) {
+            to_guest_plain_.append(buf, static_cast<size_t>(n));
+            progress = true;
+            continue;
+          }
+          int e = SSL_get_error(u, n);
+          if (e == SSL_ERROR_ZERO_RETURN) {
+            upstream_eof_ = true;
+            progress = true;
+          } else if (e != SSL_ERROR_WANT_READ) {
+            return Fail("reading the server's TLS failed: " + OpenSslError("connection closed"));
+          }
+          break;
+        }
+      }
+      if (guest_eof_ && to_up_plain_.empty() && !upstream_write_done_) {
+        SSL_shutdown(u);
+        upstream_write_done_ = true;
+      }
+    }
+    if (SSL_is_init_finished(g)) {
+      if (!to_guest_plain_.empty()) {
+        if (!WriteAllSsl(g, &to_guest_plain_)) return Fail("TLS write to the guest failed");
+        progress = true;
+      }
+      if (upstream_eof_ && to_guest_plain_.empty() && !guest_write_done_) {
+        SSL_shutdown(g);
+        guest_write_done_ = true;
+      }
+    }
+    Drain();
+  }
+  Drain();
+}
+
+}  // namespace boxlite::net
