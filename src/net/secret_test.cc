@@ -29,6 +29,7 @@
 #include "src/base/log.h"
 #include "src/base/unique_fd.h"
 #include "src/net/secret_ca.h"
+#include "src/net/secret_config.h"
 #include "src/net/secret_http.h"
 #include "src/net/secret_tls.h"
 
@@ -712,6 +713,30 @@ TEST_F(SecretTlsTest, UntrustedServerGetsNothingAndNothingIsLogged) {
   EXPECT_EQ(log.find(kValue), std::string::npos) << log;
   EXPECT_EQ(server_->received().find(kValue), std::string::npos);
   unlink(empty.c_str());
+}
+
+}  // namespace
+}  // namespace boxlite::net
+
+namespace boxlite::net {
+namespace {
+
+TEST(SecretProxyConfigTest, RoundTripsAndNeverQuotesTheDocument) {
+  auto ca = SecretCa::Generate("cfg");
+  ASSERT_TRUE(ca.ok());
+  SecretProxyConfig c{ca->KeyPem(), ca->CertPem(), ca->CertPem(),
+                      {SecretRule{"K", kPlaceholder, kValue, {"api.test"}}}};
+  auto back = SecretProxyConfigFromJson(SecretProxyConfigToJson(c));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->rules[0].value, kValue);
+  auto proxy = MakeSecretProxy(*back);
+  ASSERT_TRUE(proxy.ok()) << proxy.error().ToString();
+  EXPECT_EQ((*proxy)->ReplacementsFor("api.test").size(), 1u);
+  auto bad = SecretProxyConfigFromJson(std::string("{\"ca_key\":\"") + kValue + "\"}");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().ToString().find(kValue), std::string::npos);
+  c.roots_pem = "no certificates here";
+  EXPECT_FALSE(MakeSecretProxy(c).ok());
 }
 
 }  // namespace

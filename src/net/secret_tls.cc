@@ -2,6 +2,7 @@
 #include "src/net/secret_tls.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include <climits>
@@ -77,7 +78,8 @@ bool SecretHostMatches(std::string_view pattern, std::string_view sni) {
 }
 
 Result<std::unique_ptr<SecretTlsProxy>> SecretTlsProxy::Create(SecretCa ca,
-                                                               std::vector<SecretRule> rules) {
+                                                               std::vector<SecretRule> rules,
+                                                               std::string_view roots_pem) {
   std::unique_ptr<SecretTlsProxy> p(new SecretTlsProxy());
   p->ca_ = std::move(ca);
   p->rules_ = std::move(rules);
@@ -96,8 +98,23 @@ Result<std::unique_ptr<SecretTlsProxy>> SecretTlsProxy::Create(SecretCa ca,
   SSL_CTX* c = p->client_ctx_.get();
   SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
   SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
-  if (SSL_CTX_set_default_verify_paths(c) != 1) {
-    return Status::Internal("load the host's trusted certificates: " + OpenSslError());
+  if (roots_pem.empty()) {
+    if (SSL_CTX_set_default_verify_paths(c) != 1) {
+      return Status::Internal("load the host's trusted certificates: " + OpenSslError());
+    }
+  } else {
+    BIO* bio = BIO_new_mem_buf(roots_pem.data(), static_cast<int>(roots_pem.size()));
+    STACK_OF(X509_INFO)* infos = bio ? PEM_X509_INFO_read_bio(bio, nullptr, nullptr, nullptr) : nullptr;
+    BIO_free(bio);
+    int added = 0;
+    X509_STORE* store = SSL_CTX_get_cert_store(c);
+    for (int i = 0; infos && i < sk_X509_INFO_num(infos); ++i) {
+      X509_INFO* info = sk_X509_INFO_value(infos, i);
+      if (info->x509 && X509_STORE_add_cert(store, info->x509) == 1) ++added;
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    ERR_clear_error();
+    if (added == 0) return Status::InvalidArgument("no trusted certificate in the roots given");
   }
   if (SSL_CTX_set_alpn_protos(c, kHttp11Alpn, sizeof(kHttp11Alpn)) != 0) {
     return Status::Internal("set ALPN for upstream TLS: " + OpenSslError());

@@ -61,8 +61,10 @@ class SecretTlsFlow;
 
 class SecretTlsProxy {
  public:
-  // Loads the host's default trust roots for upstream servers.
-  static Result<std::unique_ptr<SecretTlsProxy>> Create(SecretCa ca, std::vector<SecretRule> rules);
+  // Upstream servers are verified against `roots_pem` (PEM certificates), or when it is
+  // empty against OpenSSL's default paths.
+  static Result<std::unique_ptr<SecretTlsProxy>> Create(SecretCa ca, std::vector<SecretRule> rules,
+                                                        std::string_view roots_pem = {});
   SecretTlsProxy(const SecretTlsProxy&) = delete;
   SecretTlsProxy& operator=(const SecretTlsProxy&) = delete;
   ~SecretTlsProxy();
