@@ -1,5 +1,6 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/net/net_process.h"
+#include "src/net/secret_config.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -102,6 +103,19 @@ Result<std::unique_ptr<NetProcess>> NetProcess::Create(const HelperOptions& opti
     BOXLITE_ASSIGN_OR_RETURN(uint16_t bound,
                              p->slirp_->AddTcpForward(publish.host_port, publish.guest_port));
     p->ports_.push_back({bound, publish.guest_port});
+  }
+  if (options.secrets_fd >= 0) {  // Secrets: read before the sandbox closes the door.
+    base::UniqueFd fd(options.secrets_fd);
+    std::string text;
+    char buf[65536];
+    for (ssize_t n; (n = ::read(fd.get(), buf, sizeof(buf))) != 0;) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return sys::ErrnoStatus(errno, "read --secrets-fd");
+      text.append(buf, static_cast<size_t>(n));
+      if (text.size() > (64u << 20)) return Status::InvalidArgument("--secrets-fd holds over 64 MiB");
+    }
+    BOXLITE_ASSIGN_OR_RETURN(SecretProxyConfig config, SecretProxyConfigFromJson(text));
+    BOXLITE_ASSIGN_OR_RETURN(p->secret_proxy_, MakeSecretProxy(config));
   }
   return p;
 }

@@ -1,12 +1,11 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/net/secret_config.h"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <cstdlib>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "src/base/macros.h"
 
@@ -54,16 +53,32 @@ Result<std::unique_ptr<SecretTlsProxy>> MakeSecretProxy(const SecretProxyConfig&
 }
 
 Result<std::string> ReadDefaultRoots() {
-  const char* env = std::getenv(X509_get_default_cert_file_env());
-  std::string path = env && *env ? env : X509_get_default_cert_file();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Status::NotFound("cannot read the trusted certificates for secret hosts: " + path,
+  // OpenSSL resolves its default file itself (SSL_CERT_FILE when set); its store then
+  // holds the certificates, written out again as PEM.
+  X509_STORE* store = X509_STORE_new();
+  if (store == nullptr) return Status::Internal("make a certificate store");
+  (void)X509_STORE_set_default_paths(store);
+  std::string pem;
+  BIO* bio = BIO_new(BIO_s_mem());
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+  for (int i = 0; bio && i < sk_X509_OBJECT_num(objects); ++i) {
+    X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i));
+    if (cert != nullptr) (void)PEM_write_bio_X509(bio, cert);
+  }
+  if (bio) {
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio, &data);
+    if (n > 0) pem.assign(data, static_cast<size_t>(n));
+    BIO_free(bio);
+  }
+  X509_STORE_free(store);
+  ERR_clear_error();
+  if (pem.empty()) {
+    return Status::NotFound(std::string("no trusted certificates for secret hosts in ") +
+                                X509_get_default_cert_file(),
                             "install ca-certificates or set SSL_CERT_FILE");
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return pem;
 }
 
 }  // namespace boxlite::net

@@ -31,8 +31,9 @@ Result<SecretProxyConfig> SecretProxyConfigFromJson(std::string_view json);
 // The proxy the configuration describes.
 Result<std::unique_ptr<SecretTlsProxy>> MakeSecretProxy(const SecretProxyConfig& config);
 
-// The PEM text of OpenSSL's default certificate file (SSL_CERT_FILE when set), for
-// SecretProxyConfig::roots_pem; an error names the file.
+// The certificates of OpenSSL's default file (SSL_CERT_FILE when set) as PEM, for
+// SecretProxyConfig::roots_pem (OpenSSL reads it; certificate directories are not
+// included); an error names the file.
 Result<std::string> ReadDefaultRoots();
 
 }  // namespace boxlite::net

@@ -11,6 +11,7 @@
 #include "boxlite/options.h"
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/runtime/box_secrets.h"
 #include "src/runtime/exec_env.h"
 #include "src/sys/fs.h"
 
@@ -75,9 +76,7 @@ Status ValidateBoxOptions(const BoxOptions& o) {
   if (!o.allow_net.empty()) {
     return Status::NotSupported("egress allow-lists (allow_net) are not built yet");
   }
-  if (!o.secrets.empty()) {
-    return Status::NotSupported("secrets are not built yet");
-  }
+  BOXLITE_RETURN_IF_ERROR(runtime::ValidateSecrets(o.secrets, o.network));
   if (!o.name.empty() && !runtime::IsValidBoxName(o.name)) {
     return Status::InvalidArgument("box name \"" + o.name +
                                    "\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 63)");
