@@ -7,6 +7,10 @@ py=${PYTHON:-python3}
 export BOXLITE_BUILD_DIR=$build
 "$build/bench/boxlite_bench" --runs "${BENCH_RUNS:-10}" --rtt-runs "${BENCH_RTT_RUNS:-300}"
 "$py" "$here/bench/pull_bench.py"
+# The egress allow-list's figure needs root (network namespaces).
+if [ "$(id -u)" = 0 ]; then
+  "$py" "$here/bench/egress_bench.py"
+fi
 if [ -f "$here/bench/computer_bench.py" ]; then
   "$py" "$here/bench/computer_bench.py"
 fi

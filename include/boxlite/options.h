@@ -315,6 +315,7 @@ struct BoxInfo {
   int memory_mib = 0;
   int64_t disk_size_mib = 0;
   std::string network;
+  std::vector<std::string> allow_net;  // The egress allow-list (BoxOptions::allow_net).
   std::vector<PortForward> ports;
   std::vector<VolumeMount> mounts;
   bool auto_remove = true;

@@ -88,8 +88,10 @@ class NetworkSpec:
     Attributes:
         mode: ``"nat"`` or ``"enabled"`` (outbound access through user-mode networking,
             the default), ``"none"`` or ``"disabled"`` (no network interface).
-        allow_net: Hosts the box may reach (BoxLite 0.9's egress allow-list). Not
-            supported by this build yet: must be empty (NotSupportedError otherwise).
+        allow_net: The egress allow-list (docs/networking.md): empty, every public
+            address; else only these, each an exact host, ``"*.domain"``, an IPv4/IPv6
+            address or CIDR, with an optional ``":port"`` (``"[v6]:port"``) that is
+            enforced. Other names do not resolve (NXDOMAIN) and other flows are refused.
         allow_host: ``"nat"`` only: let the box reach this host, its 127.0.0.1 at
             10.0.2.2 and its own addresses, which a default box cannot. Private networks
             (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16) stay closed either way.

@@ -172,6 +172,9 @@ nb::dict BoxInfoDict(const BoxInfo& info) {
   d["memory_mib"] = info.memory_mib;
   d["disk_size_mib"] = info.disk_size_mib;
   d["network"] = Str(info.network);
+  nb::list allow_net;  // The egress allow-list (docs/networking.md).
+  for (const auto& p : info.allow_net) allow_net.append(Str(p));
+  d["allow_net"] = allow_net;
   nb::list ports;
   for (const auto& p : info.ports) ports.append(nb::make_tuple(p.host_port, p.guest_port));
   d["ports"] = ports;

@@ -215,8 +215,8 @@ void SetAutoPause(BoxOptions& o, const std::string& key, nb::handle v) {
 void SetAutoDelete(BoxOptions& o, const std::string& key, nb::handle v) {
   o.auto_delete = AsInt(key, v, INT64_MIN, INT64_MAX);
 }
-void RefuseAllowNet(BoxOptions&, const std::string& key, nb::handle v) {
-  if (!AsStrings(key, v).empty()) NotInThisBuild("egress allow-lists (NetworkSpec.allow_net)", key);
+void SetAllowNet(BoxOptions& o, const std::string& key, nb::handle v) {
+  o.allow_net = AsStrings(key, v);  // Validated by the core (src/net/egress_rules.h).
 }
 // Secrets: boxlite.Secret objects (python/boxlite/secret.py), read by attribute; the
 // rules are ValidateBoxOptions's. An error never quotes the value.
@@ -256,7 +256,7 @@ const std::map<std::string, Setter, std::less<>>& Setters() {
       {"ports", &SetPorts},
       {"network", &SetText<&BoxOptions::network>},
       {"allow_host", &SetBool<&BoxOptions::allow_host>},
-      {"allow_net", &RefuseAllowNet},
+      {"allow_net", &SetAllowNet},
       {"secrets", &SetSecrets},
       {"working_dir", &SetText<&BoxOptions::working_dir>},
       {"user", &SetText<&BoxOptions::user>},
@@ -316,6 +316,9 @@ nb::dict BoxOptionsToDict(const BoxOptions& o) {
   d["ports"] = ports;
   d["network"] = nb::cast(Text{o.network});
   d["allow_host"] = o.allow_host;
+  nb::list allow_net;
+  for (const auto& p : o.allow_net) allow_net.append(nb::cast(Text{p}));
+  d["allow_net"] = allow_net;
   d["working_dir"] = nb::cast(Text{o.working_dir});
   d["user"] = nb::cast(Text{o.user});
   d["name"] = nb::cast(Text{o.name});

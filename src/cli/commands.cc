@@ -137,6 +137,10 @@ const std::vector<FlagSpec> kBoxFlags = {
     {"network", 0, true, false, "nat or enabled (default), none or disabled", "MODE"},
     {"allow-host", 0, false, false,
      "let the box reach this host (127.0.0.1 at 10.0.2.2, the host's own addresses)"},
+    {"allow-net", 0, true, true,
+     "egress allow-list: only these hosts, *.domains, addresses or CIDRs, each with an "
+     "optional :PORT (repeatable; docs/networking.md)",
+     "PATTERN"},
     {"name", 0, true, false, "name the box", "NAME"},
     {"cap-add", 0, true, true, "add a Linux capability to the box's processes (ALL: every one)",
      "CAP"},

@@ -19,7 +19,8 @@ Result<int> ParseFd(std::string_view flag, std::string_view value) {
 
 std::string HelperUsage() {
   return "usage: boxlite-net --fd N [--ready-fd N] [--publish HOST:GUEST]... [--dns IP[:PORT]]...\n"
-         "                   [--allow-host-loopback] [--owner-pid PID] [--secrets-fd N]\n"
+         "                   [--allow-host-loopback] [--owner-pid PID] [--allow-net PATTERN]...\n"
+         "                   [--secrets-fd N]\n"
          "\n"
          "User-mode networking for one BoxLite VM: libslirp on the QEMU `-netdev stream`\n"
          "socket inherited as descriptor N. The guest is 10.0.2.15/24, its gateway 10.0.2.2\n"
@@ -35,7 +36,10 @@ std::string HelperUsage() {
          "  --allow-host-loopback  let the guest reach the host: its 127.0.0.1 at 10.0.2.2\n"
          "                         and its own addresses (refused by default, like\n"
          "                         private networks, which stay refused)\n"
-         "  --owner-pid PID        exit when process PID exits\n";
+         "  --owner-pid PID        exit when process PID exits\n"
+         "  --allow-net PATTERN    the egress allow-list (repeatable): a host, *.domain, an\n"
+         "                         address or CIDR, each with an optional :PORT; with any,\n"
+         "                         everything else is refused (docs/networking.md)\n";
 }
 
 Result<PublishedPort> ParsePublish(std::string_view text) {
@@ -85,6 +89,10 @@ Result<HelperOptions> ParseHelperArgs(std::span<const std::string> args) {
       auto port = ParsePublish(*v);
       if (!port.ok()) return port.error();
       options.publish.push_back(*port);
+    } else if (flag == "--allow-net") {
+      auto v = take_value();
+      if (!v.ok()) return v.error();
+      options.allow_net.push_back(*v);
     } else if (flag == "--dns") {
       auto v = take_value();
       if (!v.ok()) return v.error();

@@ -6,7 +6,8 @@
 // test net_helper_test.cc runs both against each other.
 //
 //   boxlite-net --fd N [--ready-fd N] [--publish HOST:GUEST]... [--dns IP[:PORT]]...
-//               [--allow-host-loopback] [--owner-pid PID] [--secrets-fd N]
+//               [--allow-host-loopback] [--owner-pid PID] [--allow-net PATTERN]...
+//               [--secrets-fd N]
 //
 // When it is listening on every published port, the helper writes one line to the ready
 // descriptor (default: stdout) and closes it:
@@ -41,6 +42,10 @@ struct HelperOptions {
   std::vector<std::string> dns_servers;  // Empty: the host's resolv.conf servers.
   bool allow_host_loopback = false;  // The host: 127.0.0.1 at 10.0.2.2, its own addresses.
   pid_t owner_pid = 0;  // Exit when this process exits; 0: no owner.
+  // The egress allow-list (egress_rules.h), one --allow-net per pattern; empty: none.
+  // At most kMaxRules patterns of kMaxPatternLength characters, so the command line
+  // stays far below the kernel's argument limits.
+  std::vector<std::string> allow_net;
   // Secrets (src/net/secret_config.h): a descriptor holding the JSON document; -1: none.
   int secrets_fd = -1;
 };

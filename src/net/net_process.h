@@ -23,6 +23,8 @@
 #include "boxlite/result.h"
 #include "src/base/unique_fd.h"
 #include "src/net/dns_forwarder.h"
+#include "src/net/egress_policy.h"
+#include "src/net/flow_intercept.h"
 #include "src/net/guest_policy.h"
 #include "src/net/helper_options.h"
 #include "src/net/host_addresses.h"
@@ -52,6 +54,7 @@ class NetProcess {
 
   void HandleGuestFrame(std::span<const uint8_t> frame);
   void SendToGuest(std::span<const uint8_t> frame);
+  void SendFromSlirp(std::span<const uint8_t> frame);
   // Reads what QEMU sent; false at end of stream.
   Result<bool> ReadFromQemu();
   // Writes queued frames until the socket is full; false when QEMU is gone.
@@ -59,9 +62,9 @@ class NetProcess {
 
   base::UniqueFd qemu_fd_;
   base::UniqueFd owner_fd_;  // A pidfd; readable once the owner exits.
-  // Secrets (secret_tls.h): guest TLS flows to 443 are handed to NewFlow by the
-  // interception layer; null without --secrets-fd.
-  std::unique_ptr<SecretTlsProxy> secret_proxy_;
+  // Secrets (secret_tls.h): the interception layer's handler for TLS flows to 443 (shared
+  // with its flow threads); null without --secrets-fd.
+  std::shared_ptr<SecretTlsProxy> secret_proxy_;
   GuestPolicy policy_;  // Points at host_addresses_.
   HostAddresses host_addresses_;
   AddressWatcher address_watcher_;  // Readable when host_addresses_ must be re-read.
@@ -72,6 +75,10 @@ class NetProcess {
   bool qemu_gone_ = false;
   uint16_t ip_id_ = 1;
   uint64_t dropped_to_guest_ = 0;
+  // The egress allow-list and the interception layer it needs (null without a list).
+  std::shared_ptr<EgressPolicy> egress_;
+  std::unique_ptr<FlowInterceptor> interceptor_;
+  Frame rewritten_;  // Scratch for frames of intercepted connections.
   // Lifetime: declared last so they are destroyed first; they call SendToGuest.
   std::unique_ptr<SlirpStack> slirp_;
   std::unique_ptr<DnsForwarder> dns_;

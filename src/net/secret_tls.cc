@@ -5,12 +5,18 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <climits>
 #include <utility>
 
 #include "src/base/log.h"
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/net/egress_rules.h"
 
 namespace boxlite::net {
 namespace {
@@ -58,23 +64,14 @@ bool WriteAllSsl(SSL* ssl, std::string* bytes) {
 }  // namespace
 
 bool SecretHostMatches(std::string_view pattern, std::string_view sni) {
-  if (size_t colon = pattern.rfind(':'); colon != std::string_view::npos) {
-    if (pattern.substr(colon + 1) != "443") return false;
-    pattern = pattern.substr(0, colon);
+  auto rule = ParseEgressRule(pattern);
+  if (!rule.ok() || !rule->Allows(443)) return false;
+  if (rule->kind != EgressRule::Kind::kHost && rule->kind != EgressRule::Kind::kWildcard) {
+    return false;
   }
-  if (!IsDnsName(sni)) return false;
-  std::string name = CanonicalName(sni);
-  std::string pat = CanonicalName(pattern);
-  if (pat.size() > 2 && pat.compare(0, 2, "*.") == 0) {
-    std::string_view domain = std::string_view(pat).substr(1);  // ".domain"
-    if (name.size() <= domain.size() ||
-        name.compare(name.size() - domain.size(), domain.size(), domain) != 0) {
-      return false;
-    }
-    std::string_view label = std::string_view(name).substr(0, name.size() - domain.size());
-    return label.find('.') == std::string_view::npos;
-  }
-  return !pat.empty() && name == pat;
+  std::string name;
+  if (!IsDnsName(sni) || !NormalizeHostName(sni, &name)) return false;
+  return NameMatches(*rule, name);
 }
 
 Result<std::unique_ptr<SecretTlsProxy>> SecretTlsProxy::Create(SecretCa ca,
@@ -137,6 +134,15 @@ std::vector<Replacement> SecretTlsProxy::ReplacementsFor(std::string_view sni) c
   return out;
 }
 
+Status SecretTlsProxy::UseLeaf(SSL* ssl, const std::string& server_name) {
+  std::lock_guard<std::mutex> lock(ca_mu_);
+  BOXLITE_ASSIGN_OR_RETURN(X509* leaf, ca_.MintLeaf(server_name));
+  if (SSL_use_certificate(ssl, leaf) != 1 || SSL_use_PrivateKey(ssl, ca_.leaf_key()) != 1) {
+    return Status::Internal("use the leaf certificate: " + OpenSslError());
+  }
+  return Status::OK();
+}
+
 std::unique_ptr<SecretTlsFlow> SecretTlsProxy::NewFlow(std::string peer) {
   return std::make_unique<SecretTlsFlow>(this, std::move(peer));
 }
@@ -164,16 +170,10 @@ int SecretTlsFlow::OnServerName(SSL* ssl, int*, void*) {
   std::vector<Replacement> replacements = self->proxy_->ReplacementsFor(name);
   if (replacements.empty()) return SSL_TLSEXT_ERR_ALERT_FATAL;  // Passed through.
   std::string canonical = CanonicalName(name);
-  auto leaf = self->proxy_->ca().MintLeaf(canonical);
+  Status leaf = self->proxy_->UseLeaf(ssl, canonical);
   if (!leaf.ok()) {
     BOXLITE_LOG(kWarn, "boxlite-net: no certificate for %s, its TLS passes unchanged: %s",
-                canonical.c_str(), leaf.error().ToString().c_str());
-    return SSL_TLSEXT_ERR_ALERT_FATAL;
-  }
-  if (SSL_use_certificate(ssl, *leaf) != 1 ||
-      SSL_use_PrivateKey(ssl, self->proxy_->ca().leaf_key()) != 1) {
-    BOXLITE_LOG(kWarn, "boxlite-net: cannot use the certificate for %s: %s", canonical.c_str(),
-                OpenSslError().c_str());
+                canonical.c_str(), leaf.ToString().c_str());
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   }
   self->server_name_ = std::move(canonical);
@@ -395,6 +395,78 @@ void SecretTlsFlow::Pump() {
     Drain();
   }
   Drain();
+}
+
+namespace {
+
+// Writes what it can of `*out` to non-blocking `fd`; false on an error.
+bool WriteSome(int fd, std::string* out) {
+  while (!out->empty()) {
+    ssize_t n = ::send(fd, out->data(), out->size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      out->erase(0, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+  return true;
+}
+
+}  // namespace
+
+void RunSecretFlow(SecretTlsProxy* proxy, int guest, int upstream, std::string_view head,
+                   std::string peer) {
+  for (int fd : {guest, upstream}) {
+    int fl = ::fcntl(fd, F_GETFL);
+    if (fl >= 0) (void)::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  }
+  auto flow = proxy->NewFlow(std::move(peer));
+  if (!head.empty()) {
+    flow->FromGuest({reinterpret_cast<const uint8_t*>(head.data()), head.size()});
+  }
+  std::string to_guest, to_up;
+  bool guest_open = true, up_open = true, guest_shut = false, up_shut = false;
+  uint8_t buf[16384];
+  for (;;) {
+    to_guest += flow->TakeForGuest();
+    to_up += flow->TakeForUpstream();
+    if (!WriteSome(guest, &to_guest) || !WriteSome(upstream, &to_up)) break;
+    if (flow->guest_write_done() && to_guest.empty() && !guest_shut) {
+      (void)::shutdown(guest, SHUT_WR);
+      guest_shut = true;
+    }
+    if (flow->upstream_write_done() && to_up.empty() && !up_shut) {
+      (void)::shutdown(upstream, SHUT_WR);
+      up_shut = true;
+    }
+    if (flow->finished() && to_guest.empty() && to_up.empty()) break;
+    if (!guest_open && !up_open) break;
+    // A side is read only while what it sent before is not piling up for the other.
+    short gev = (guest_open && to_up.size() < SecretTlsFlow::kMaxPending ? POLLIN : 0) |
+                (to_guest.empty() ? 0 : POLLOUT);
+    short uev = (up_open && to_guest.size() < SecretTlsFlow::kMaxPending ? POLLIN : 0) |
+                (to_up.empty() ? 0 : POLLOUT);
+    pollfd fds[2] = {{guest, gev, 0}, {upstream, uev, 0}};
+    int r = ::poll(fds, 2, SecretTlsFlow::kIdleTimeoutMs);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;  // Idle for too long, or poll failed.
+    for (int i = 0; i < 2; ++i) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)) || !(fds[i].events & POLLIN)) continue;
+      ssize_t n = ::recv(fds[i].fd, buf, sizeof(buf), 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n > 0) {
+        std::span<const uint8_t> data(buf, static_cast<size_t>(n));
+        i == 0 ? flow->FromGuest(data) : flow->FromUpstream(data);
+      } else if (i == 0) {
+        guest_open = false;
+        flow->GuestEof();
+      } else {
+        up_open = false;
+        flow->UpstreamEof();
+      }
+    }
+  }
 }
 
 }  // namespace boxlite::net

@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -41,12 +42,22 @@ struct SecretRule {
   std::vector<std::string> hosts;  // "host", "*.domain", each optionally ":443".
 };
 
-// Whether TLS server name `sni` matches host pattern `pattern`: an exact name
-// (case-insensitive, trailing dot ignored), or "*.domain", which matches exactly one
-// label before domain (BoxLite 0.9's rule for secrets), never the apex. An optional
-// ":443" is ignored; a pattern with another port never matches (only 443 is
-// intercepted). `sni` must be a DNS name (letters, digits, '-', '_' and dots).
+// Whether TLS server name `sni` matches host pattern `pattern`. The patterns are
+// allow_net's (one parser: egress_rules.h): an exact name (case-insensitive, trailing dot
+// ignored) or "*.domain" (any name under domain, not the apex), optionally ":443";
+// addresses, CIDRs and other ports never match (only 443 is intercepted). `sni` must be
+// a valid DNS name.
 bool SecretHostMatches(std::string_view pattern, std::string_view sni);
+
+class SecretTlsProxy;
+
+// Runs one guest connection to port 443 through the proxy until both sides are done:
+// `guest` and `upstream` are connected stream sockets (made non-blocking here), `head`
+// the bytes already read from the guest (the ClientHello). Blocks; for a flow thread of
+// the interception layer (flow_intercept.h) or a test. `peer` names the destination in
+// logs.
+void RunSecretFlow(SecretTlsProxy* proxy, int guest, int upstream, std::string_view head,
+                   std::string peer);
 
 struct SslCtxFree {
   void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
@@ -75,13 +86,16 @@ class SecretTlsProxy {
   // A flow for one guest connection to port 443. `peer` names the destination in logs.
   std::unique_ptr<SecretTlsFlow> NewFlow(std::string peer);
 
-  SecretCa& ca() { return ca_; }
+  // Puts the leaf certificate for `server_name` (minted once, cached) and its key on
+  // `ssl`. Thread-safe: flows run on threads of their own.
+  Status UseLeaf(SSL* ssl, const std::string& server_name);
   SSL_CTX* server_ctx() const { return server_ctx_.get(); }
   SSL_CTX* client_ctx() const { return client_ctx_.get(); }
 
  private:
   SecretTlsProxy() = default;
-  SecretCa ca_;
+  std::mutex ca_mu_;
+  SecretCa ca_;  // Guarded by ca_mu_ (its leaf cache).
   std::vector<SecretRule> rules_;
   SslCtxPtr server_ctx_;
   SslCtxPtr client_ctx_;
@@ -121,6 +135,7 @@ class SecretTlsFlow {
   const std::string& server_name() const { return server_name_; }
 
   static constexpr size_t kMaxClientHello = 64 << 10;
+  static constexpr int kIdleTimeoutMs = 15 * 60 * 1000;  // RunSecretFlow: no byte either way.
   static constexpr size_t kMaxPending = 1 << 20;
 
   // OpenSSL callbacks of the proxy's server context.

@@ -365,6 +365,7 @@ Status BoxImpl::StartNetworkLocked(LaunchPlan& plan) {
                            vmm::FindNetHelper(runtime_->options().net_helper));
   for (const auto& p : options_.ports) net_options.ports.push_back({p.host_port, p.guest_port});
   net_options.allow_host_loopback = options_.allow_host;
+  net_options.allow_net = options_.allow_net;  // The egress allow-list (docs/networking.md).
   net_options.dns_servers = runtime_->options().dns_servers;
   net_options.die_with_owner = !options_.detach;
   net_options.stderr_fd = qemu_log_fd_.get();

@@ -40,6 +40,7 @@ Result<BoxInfo> BoxImpl::Info() {
   info.memory_mib = options_.memory_mib;
   info.disk_size_mib = disk_size_mib_ ? disk_size_mib_ : options_.disk_size_mib;
   info.network = options_.security.network_enabled ? options_.network : "none";
+  info.allow_net = options_.allow_net;
   info.ports = options_.ports;
   const auto& bound = persistent() && bound_ports_.empty() ? record_.bound_ports : bound_ports_;
   if (info.state == "running" && !bound.empty()) info.ports = bound;

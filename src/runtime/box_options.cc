@@ -11,6 +11,7 @@
 #include "boxlite/options.h"
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/net/egress_rules.h"
 #include "src/runtime/box_secrets.h"
 #include "src/runtime/exec_env.h"
 #include "src/sys/fs.h"
@@ -74,7 +75,12 @@ Status ValidateBoxOptions(const BoxOptions& o) {
     return Status::InvalidArgument("allow_host needs network \"nat\"");
   }
   if (!o.allow_net.empty()) {
-    return Status::NotSupported("egress allow-lists (allow_net) are not built yet");
+    // The one parser of the patterns (src/net/egress_rules.h), also boxlite-net's.
+    if (o.network != "nat") {
+      return Status::InvalidArgument("allow_net needs network \"nat\" (NetworkSpec mode \"enabled\")");
+    }
+    auto rules = net::EgressRules::Parse(o.allow_net);
+    if (!rules.ok()) return rules.error();
   }
   BOXLITE_RETURN_IF_ERROR(runtime::ValidateSecrets(o.secrets, o.network));
   if (!o.name.empty() && !runtime::IsValidBoxName(o.name)) {

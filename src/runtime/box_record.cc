@@ -118,6 +118,7 @@ Json BoxOptionsToJson(const BoxOptions& o) {
                {"memory_mib", o.memory_mib}, {"disk_size_mib", o.disk_size_mib},
                {"env", EnvToJson(o.env)}, {"mounts", mounts}, {"ports", PortsToJson(o.ports)},
                {"network", o.network}, {"allow_host", o.allow_host},
+               {"allow_net", o.allow_net},
                {"working_dir", o.working_dir}, {"user", o.user},
                {"auto_remove", o.auto_remove}, {"detach", o.detach}, {"tty", o.tty},
                {"auto_pause", o.auto_pause}, {"auto_resume", o.auto_resume},
@@ -148,6 +149,11 @@ BoxOptions BoxOptionsFromJson(const Json& o) {
   Read(o, "disk_size_mib", &b.disk_size_mib);
   Read(o, "network", &b.network);
   Read(o, "allow_host", &b.allow_host);
+  if (auto v = o.find("allow_net"); v != o.end() && v->is_array()) {
+    for (const auto& p : *v) {
+      if (p.is_string()) b.allow_net.push_back(p.get<std::string>());
+    }
+  }
   Read(o, "working_dir", &b.working_dir);
   Read(o, "user", &b.user);
   Read(o, "auto_remove", &b.auto_remove);

@@ -9,6 +9,7 @@
 
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/net/egress_rules.h"
 #include "src/net/secret_ca.h"
 #include "src/net/secret_config.h"
 #include "src/sys/fs.h"
@@ -27,42 +28,21 @@ bool ValidSecretName(const std::string& n) {
   return true;
 }
 
-bool ValidLabel(std::string_view l) {
-  if (l.empty() || l.size() > 63 || l.front() == '-' || l.back() == '-') return false;
-  for (char c : l) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
-  }
-  return true;
-}
-
-// "host", "*.domain", each with an optional ":443": TLS server names, so no address.
+// allow_net's patterns (one parser: src/net/egress_rules.h), limited to what can match a
+// TLS server name on port 443: a host name or *.domain, with no port or 443.
 Status CheckSecretHost(const std::string& secret, const std::string& pattern) {
-  auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument("secret " + secret + ": host \"" + pattern + "\" " + why);
-  };
-  std::string_view p = pattern;
-  if (size_t colon = p.rfind(':'); colon != std::string_view::npos) {
-    if (p.substr(colon + 1) != "443") {
-      return bad("names a port other than 443 (secrets are substituted over HTTPS on 443 only)");
-    }
-    p = p.substr(0, colon);
+  auto rule = net::ParseEgressRule(pattern);
+  if (!rule.ok()) return Status::InvalidArgument("secret " + secret + ": " + rule.error().message());
+  if (rule->kind != net::EgressRule::Kind::kHost && rule->kind != net::EgressRule::Kind::kWildcard) {
+    return Status::InvalidArgument("secret " + secret + ": host \"" + pattern +
+                                   "\" is an address: secrets match TLS server names, give the "
+                                   "host name");
   }
-  if (p.starts_with("*.")) p.remove_prefix(2);
-  if (!p.empty() && p.back() == '.') p.remove_suffix(1);
-  if (p.empty() || p.size() > 253) return bad("is not a host name");
-  bool all_numeric = true;
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t dot = p.find('.', start);
-    std::string_view label = p.substr(start, dot == std::string_view::npos ? p.npos : dot - start);
-    if (!ValidLabel(label)) {
-      return bad("is not a host name or *.domain (an address or CIDR cannot match a TLS server name)");
-    }
-    for (char c : label) all_numeric = all_numeric && std::isdigit(static_cast<unsigned char>(c));
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
+  if (rule->port != 0 && rule->port != 443) {
+    return Status::InvalidArgument("secret " + secret + ": host \"" + pattern +
+                                   "\" names a port other than 443 (secrets are substituted "
+                                   "over HTTPS on 443 only)");
   }
-  if (all_numeric) return bad("is an address: secrets match TLS server names, use the host name");
   return Status::OK();
 }
 

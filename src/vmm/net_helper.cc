@@ -159,6 +159,10 @@ Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
     spawn.argv.push_back(dns);
   }
   if (options.allow_host_loopback) spawn.argv.push_back("--allow-host-loopback");
+  for (const auto& pattern : options.allow_net) {
+    spawn.argv.push_back("--allow-net");
+    spawn.argv.push_back(pattern);
+  }
   if (options.die_with_owner && !options.jail.new_pid_namespace) {
     // (From a pid namespace of its own it cannot see us: the jail's parent-death signal
     // and QEMU's end of the socket end it then.)

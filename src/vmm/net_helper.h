@@ -55,6 +55,9 @@ struct NetOptions {
   // "[IPv6]:PORT" (RuntimeOptions.dns_servers); empty: the host's resolvers
   // (/etc/resolv.conf).
   std::vector<std::string> dns_servers;
+  // The egress allow-list (src/net/egress_rules.h), validated by the caller: one
+  // --allow-net each (at most 256 of 300 characters: far below the argument limits).
+  std::vector<std::string> allow_net;
   bool die_with_owner = true;  // false for detached boxes: the helper gets its own session.
   int stderr_fd = -1;          // Where the helper's own messages go; -1 discards them.
   std::chrono::milliseconds ready_timeout{10000};
