@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Secret substitution benchmark (docs/networking.md, "Secrets"): one JSON line on stdout,
+progress on stderr.
+
+  secret_https_rtt_ms   an HTTPS GET from inside a box to a host of one of its secrets,
+                        the placeholder in a header (boxlite-net terminates TLS with the
+                        box CA, verifies the real server, substitutes, re-encrypts)
+                        vs  the same GET from a box without secrets (spliced): the floor.
+
+Both run in the closed test network of tests/integration/harness/netns_env.py (root only)
+through the Python SDK (PYTHONPATH), each as BENCH_SECRET_REQUESTS (default 20)
+sequential `wget` calls inside one box, timed in the guest; the figure is the mean per
+request, median over BENCH_RUNS boxes (default 3). Goal ratio <= 1.5 (issue 15).
+"""
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+from harness.netns_env import EgressNetns  # noqa: E402
+
+NAME = "api.secret.test"
+
+DRIVER = textwrap.dedent(r'''
+    import asyncio, json, sys
+    import boxlite
+    cfg = json.load(open(sys.argv[1]))
+
+    async def main():
+        secrets = [boxlite.Secret("K", "bench-secret-value", hosts=[cfg["name"]])] if cfg["secret"] else []
+        async with boxlite.SimpleBox("boxlite/base", memory_mib=256, secrets=secrets) as box:
+            r = await box.exec("sh", "-c", cfg["script"])
+            print(r.stdout)
+            sys.exit(r.exit_code)
+
+    asyncio.run(main())
+''')
+
+
+def per_request_ms(env, work, secret, requests):
+    """Mean milliseconds of one HTTPS GET with a placeholder header, measured in the guest."""
+    get = ('wget -q -O /dev/null --no-check-certificate --header "X-Key: $BOXLITE_SECRET_K" '
+           'https://%s/b' % NAME)
+    script = ("%s; s=$(cat /proc/uptime); i=0; while [ $i -lt %d ]; do %s || exit 3; "
+              "i=$((i+1)); done; e=$(cat /proc/uptime); echo \"T $s $e\"" % (get, requests, get))
+    (work / "driver.py").write_text(DRIVER)
+    (work / "cfg.json").write_text(json.dumps({"name": NAME, "secret": secret, "script": script}))
+    run_env = dict(os.environ)
+    run_env.update({"BOXLITE_HOME": str(work / "home"), "BOXLITE_DNS_SERVERS": env.ip_a,
+                    "SSL_CERT_FILE": env.ca_cert})
+    p = env.run([sys.executable, str(work / "driver.py"), str(work / "cfg.json")], env=run_env)
+    m = re.search(r"T ([\d.]+) \S+ ([\d.]+) ", p.stdout.decode(errors="replace") + " ")
+    if p.returncode != 0 or not m:
+        raise RuntimeError("bench box failed: %s %s" % (p.stdout.decode()[-500:],
+                                                        p.stderr.decode()[-1000:]))
+    return (float(m.group(2)) - float(m.group(1))) * 1000.0 / requests
+
+
+def main():
+    runs = int(os.environ.get("BENCH_RUNS", "3"))
+    requests = int(os.environ.get("BENCH_SECRET_REQUESTS", "20"))
+    work = Path(tempfile.mkdtemp(prefix="boxlite-secret-bench."))
+    env = EgressNetns(work, {NAME: "A"})
+    env.start()
+    try:
+        ours, floor = [], []
+        for i in range(runs):
+            ours.append(per_request_ms(env, work, True, requests))
+            floor.append(per_request_ms(env, work, False, requests))
+            print(f"secrets {i + 1}/{runs}: substituted {ours[-1]:.1f} ms, "
+                  f"spliced {floor[-1]:.1f} ms", file=sys.stderr)
+        value, base = statistics.median(ours), statistics.median(floor)
+        record = dict(metric="secret_https_rtt_ms", value=value,
+                      floor_name="plain_https_rtt_ms", floor=base, ratio=value / base)
+        record = {k: round(v, 3) if isinstance(v, float) else v for k, v in record.items()}
+        record.update(target_ratio=1.5, runs=runs, requests=requests, accel="n/a",
+                      host=f"{os.cpu_count()} cpu")
+        print(json.dumps(record), flush=True)
+    finally:
+        env.stop()
+        subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+if __name__ == "__main__":
+    main()
