@@ -61,6 +61,22 @@ bool WriteAllSsl(SSL* ssl, std::string* bytes) {
   return true;
 }
 
+// An SSL object of `ctx` reading from *in and writing to *out, two memory BIOs it owns;
+// null (and both null) when out of memory.
+SslPtr NewMemorySsl(SSL_CTX* ctx, BIO** in, BIO** out) {
+  SslPtr ssl(SSL_new(ctx));
+  *in = BIO_new(BIO_s_mem());
+  *out = BIO_new(BIO_s_mem());
+  if (!ssl || !*in || !*out) {
+    BIO_free(*in);
+    BIO_free(*out);
+    *in = *out = nullptr;
+    return nullptr;
+  }
+  SSL_set_bio(ssl.get(), *in, *out);
+  return ssl;
+}
+
 }  // namespace
 
 bool SecretHostMatches(std::string_view pattern, std::string_view sni) {
@@ -213,16 +229,8 @@ void SecretTlsFlow::FromGuest(std::span<const uint8_t> bytes) {
   if (mode_ == Mode::kClientHello) {
     hello_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     if (!guest_ssl_) {
-      guest_ssl_.reset(SSL_new(proxy_->server_ctx()));
-      guest_in_ = BIO_new(BIO_s_mem());
-      guest_out_ = BIO_new(BIO_s_mem());
-      if (!guest_ssl_ || !guest_in_ || !guest_out_) {
-        BIO_free(guest_in_);
-        BIO_free(guest_out_);
-        guest_in_ = guest_out_ = nullptr;
-        return Fail("out of memory for TLS");
-      }
-      SSL_set_bio(guest_ssl_.get(), guest_in_, guest_out_);
+      guest_ssl_ = NewMemorySsl(proxy_->server_ctx(), &guest_in_, &guest_out_);
+      if (!guest_ssl_) return Fail("out of memory for TLS");
       SSL_set_app_data(guest_ssl_.get(), this);
       SSL_set_accept_state(guest_ssl_.get());
     }
@@ -237,16 +245,8 @@ void SecretTlsFlow::FromGuest(std::span<const uint8_t> bytes) {
     mode_ = Mode::kIntercept;
     hello_.clear();
     hello_.shrink_to_fit();
-    up_ssl_.reset(SSL_new(proxy_->client_ctx()));
-    up_in_ = BIO_new(BIO_s_mem());
-    up_out_ = BIO_new(BIO_s_mem());
-    if (!up_ssl_ || !up_in_ || !up_out_) {
-      BIO_free(up_in_);
-      BIO_free(up_out_);
-      up_in_ = up_out_ = nullptr;
-      return Fail("out of memory for TLS");
-    }
-    SSL_set_bio(up_ssl_.get(), up_in_, up_out_);
+    up_ssl_ = NewMemorySsl(proxy_->client_ctx(), &up_in_, &up_out_);
+    if (!up_ssl_) return Fail("out of memory for TLS");
     SSL_set_connect_state(up_ssl_.get());
     if (SSL_set_tlsext_host_name(up_ssl_.get(), server_name_.c_str()) != 1 ||
         SSL_set1_host(up_ssl_.get(), server_name_.c_str()) != 1) {
@@ -301,58 +301,72 @@ void SecretTlsFlow::Drain() {
   if (up_out_) DrainBio(up_out_, &to_upstream_);
 }
 
+namespace {
+
+// One step of a handshake on memory BIOs; false when it failed for good.
+bool StepHandshake(SSL* ssl, bool* progress) {
+  if (SSL_is_init_finished(ssl)) return true;
+  int r = SSL_do_handshake(ssl);
+  if (r > 0) {
+    *progress = true;
+    return true;
+  }
+  int e = SSL_get_error(ssl, r);
+  return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+}
+
+enum class ReadEnd { kWouldBlock, kClosed, kFailed, kRefused };
+
+// Reads the plaintext `ssl` has into `sink` (false: refused) until it would block.
+template <typename Sink>
+ReadEnd ReadPlain(SSL* ssl, bool* progress, Sink&& sink) {
+  char buf[16384];
+  for (;;) {
+    int n = SSL_read(ssl, buf, sizeof(buf));
+    if (n > 0) {
+      *progress = true;
+      if (!sink(std::string_view(buf, static_cast<size_t>(n)))) return ReadEnd::kRefused;
+      continue;
+    }
+    int e = SSL_get_error(ssl, n);
+    if (e == SSL_ERROR_ZERO_RETURN) {
+      *progress = true;
+      return ReadEnd::kClosed;
+    }
+    return e == SSL_ERROR_WANT_READ ? ReadEnd::kWouldBlock : ReadEnd::kFailed;
+  }
+}
+
+}  // namespace
+
 void SecretTlsFlow::Pump() {
   SSL* g = guest_ssl_.get();
   SSL* u = up_ssl_.get();
-  char buf[16384];
   for (bool progress = true; progress && !finished();) {
     progress = false;
-    if (!SSL_is_init_finished(g)) {
-      int r = SSL_do_handshake(g);
-      if (r <= 0) {
-        int e = SSL_get_error(g, r);
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-          Drain();  // The alert, if any.
-          return Fail("TLS handshake with the guest failed: " + OpenSslError("connection closed"));
-        }
-      } else {
-        progress = true;
-      }
+    if (!StepHandshake(g, &progress)) {
+      Drain();  // The alert, if any.
+      return Fail("TLS handshake with the guest failed: " + OpenSslError("connection closed"));
     }
-    if (!SSL_is_init_finished(u)) {
-      int r = SSL_do_handshake(u);
-      if (r <= 0) {
-        int e = SSL_get_error(u, r);
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-          long verify = SSL_get_verify_result(u);
-          std::string why = verify != X509_V_OK
-                                ? std::string("the server's certificate is not trusted (") +
-                                      X509_verify_cert_error_string(verify) + ")"
-                                : OpenSslError("connection closed");
-          return Fail("TLS to the server failed: " + why);
-        }
-      } else {
-        progress = true;
-      }
+    if (!StepHandshake(u, &progress)) {
+      long verify = SSL_get_verify_result(u);
+      std::string why = verify != X509_V_OK
+                            ? std::string("the server's certificate is not trusted (") +
+                                  X509_verify_cert_error_string(verify) + ")"
+                            : OpenSslError("connection closed");
+      return Fail("TLS to the server failed: " + why);
     }
     if (SSL_is_init_finished(g) && !guest_eof_) {
-      for (;;) {
-        int n = SSL_read(g, buf, sizeof(buf));
-        if (n > 0) {
-          Status fed = rewriter_->Feed(std::string_view(buf, static_cast<size_t>(n)), &to_up_plain_);
-          if (!fed.ok()) return Fail(fed.message());
-          progress = true;
-          continue;
-        }
-        int e = SSL_get_error(g, n);
-        if (e == SSL_ERROR_ZERO_RETURN) {
-          guest_eof_ = true;
-          progress = true;
-        } else if (e != SSL_ERROR_WANT_READ) {
-          return Fail("reading the guest's TLS failed: " + OpenSslError("connection closed"));
-        }
-        break;
+      Status fed;
+      ReadEnd end = ReadPlain(g, &progress, [&](std::string_view plain) {
+        fed = rewriter_->Feed(plain, &to_up_plain_);
+        return fed.ok();
+      });
+      if (end == ReadEnd::kRefused) return Fail(fed.message());
+      if (end == ReadEnd::kFailed) {
+        return Fail("reading the guest's TLS failed: " + OpenSslError("connection closed"));
       }
+      guest_eof_ = end == ReadEnd::kClosed;
     }
     if (SSL_is_init_finished(u)) {
       if (!to_up_plain_.empty()) {
@@ -360,22 +374,14 @@ void SecretTlsFlow::Pump() {
         progress = true;
       }
       if (!upstream_eof_) {
-        for (;;) {
-          int n = SSL_read(u, buf, sizeof(buf));
-          if (n > 0) {
-            to_guest_plain_.append(buf, static_cast<size_t>(n));
-            progress = true;
-            continue;
-          }
-          int e = SSL_get_error(u, n);
-          if (e == SSL_ERROR_ZERO_RETURN) {
-            upstream_eof_ = true;
-            progress = true;
-          } else if (e != SSL_ERROR_WANT_READ) {
-            return Fail("reading the server's TLS failed: " + OpenSslError("connection closed"));
-          }
-          break;
+        ReadEnd end = ReadPlain(u, &progress, [&](std::string_view plain) {
+          to_guest_plain_.append(plain);
+          return true;
+        });
+        if (end == ReadEnd::kFailed) {
+          return Fail("reading the server's TLS failed: " + OpenSslError("connection closed"));
         }
+        upstream_eof_ = end == ReadEnd::kClosed;
       }
       if (guest_eof_ && to_up_plain_.empty() && !upstream_write_done_) {
         SSL_shutdown(u);

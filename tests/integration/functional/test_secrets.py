@@ -121,15 +121,20 @@ DRIVER = textwrap.dedent(r'''
 ''')
 
 
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns")
+pytestmark = [needs_root]
+
+
 @pytest.fixture(scope="module")
 def secrets_netns(tmp_path_factory):
-    """The closed test network (harness/netns_env.py) for this module."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root for ip netns")
-    env = EgressNetns(tmp_path_factory.mktemp("secrets-net"), NAMES)
-    env.start()
-    yield env
-    env.stop()
+    """The closed test network (harness/netns_env.py) for this module: api.secret.test and
+    other.secret.test on one address, with the test CA's certificates."""
+    net = EgressNetns(tmp_path_factory.mktemp("secrets-net"), NAMES)
+    try:
+        net.start()
+        yield net
+    finally:
+        net.stop()
 
 
 @pytest.fixture(scope="module")
