@@ -86,7 +86,6 @@ std::string OpenSslError(std::string_view fallback) {
 Result<SecretCa> SecretCa::Generate(std::string_view label) {
   SecretCa ca;
   BOXLITE_ASSIGN_OR_RETURN(ca.key_, NewP256Key());
-  BOXLITE_ASSIGN_OR_RETURN(ca.leaf_key_, NewP256Key());
   std::string cn = "BoxLite box CA";
   if (!label.empty()) cn += " " + std::string(label.substr(0, 32));
   BOXLITE_ASSIGN_OR_RETURN(ca.cert_, NewCert(ca.key_.get(), cn, 3650));
@@ -114,7 +113,6 @@ Result<SecretCa> SecretCa::FromPem(std::string_view key_pem, std::string_view ce
     ERR_clear_error();
     return Status::Corruption("the box CA's key does not match its certificate: recreate the box");
   }
-  BOXLITE_ASSIGN_OR_RETURN(ca.leaf_key_, NewP256Key());
   return ca;
 }
 
@@ -136,24 +134,32 @@ std::string SecretCa::CertPem() const {
   return std::string(data, static_cast<size_t>(n));
 }
 
-Result<X509*> SecretCa::MintLeaf(const std::string& server_name) {
-  if (auto it = leaves_.find(server_name); it != leaves_.end()) return it->second.get();
+Result<X509*> SecretCa::MintLeaf(const std::string& server_name, LeafKind kind) {
+  auto key = std::make_pair(server_name, kind);
+  if (auto it = leaves_.find(key); it != leaves_.end()) return it->second.get();
   if (leaves_.size() >= kMaxLeaves) leaves_.clear();
+  PkeyPtr& leaf_key = kind == LeafKind::kEc ? leaf_key_ : leaf_rsa_key_;
+  if (!leaf_key) {
+    leaf_key.reset(kind == LeafKind::kEc ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048));
+    if (!leaf_key) return SslFailure("generate a leaf key");
+  }
   // 397 days: the longest validity clients that cap leaf lifetimes accept.
-  BOXLITE_ASSIGN_OR_RETURN(X509Ptr leaf, NewCert(leaf_key_.get(), server_name, 397));
+  BOXLITE_ASSIGN_OR_RETURN(X509Ptr leaf, NewCert(leaf_key.get(), server_name, 397));
   X509* l = leaf.get();
   if (!X509_set_issuer_name(l, X509_get_subject_name(cert_.get()))) {
     return SslFailure("issue a leaf certificate");
   }
   std::string san = "DNS:" + server_name;
   BOXLITE_RETURN_IF_ERROR(AddExtension(l, cert_.get(), NID_basic_constraints, "critical,CA:FALSE"));
-  BOXLITE_RETURN_IF_ERROR(AddExtension(l, cert_.get(), NID_key_usage, "critical,digitalSignature"));
+  BOXLITE_RETURN_IF_ERROR(AddExtension(l, cert_.get(), NID_key_usage,
+                                       kind == LeafKind::kEc ? "critical,digitalSignature"
+                                                             : "critical,digitalSignature,keyEncipherment"));
   BOXLITE_RETURN_IF_ERROR(AddExtension(l, cert_.get(), NID_ext_key_usage, "serverAuth"));
   BOXLITE_RETURN_IF_ERROR(AddExtension(l, cert_.get(), NID_subject_alt_name, san.c_str()));
   BOXLITE_RETURN_IF_ERROR(AddExtension(l, cert_.get(), NID_authority_key_identifier, "keyid:always"));
   if (!X509_sign(l, key_.get(), EVP_sha256())) return SslFailure("sign a leaf certificate");
   X509* raw = l;
-  leaves_.emplace(server_name, std::move(leaf));
+  leaves_.emplace(std::move(key), std::move(leaf));
   return raw;
 }
 

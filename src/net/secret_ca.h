@@ -4,8 +4,10 @@
 // "Secrets"): an ECDSA P-256 key and a self-signed CA certificate, made on the host when
 // a box with secrets is created and kept in the box directory (mode 0600). The guest
 // trusts the certificate; the key never leaves the host. MintLeaf issues the server
-// certificate boxlite-net shows the guest for one TLS server name (one shared leaf key per
-// CA, one certificate per name, cached).
+// certificate boxlite-net shows the guest for one TLS server name: an ECDSA P-256 one and
+// an RSA-2048 one for clients that sign with RSA only (busybox wget, older embedded TLS),
+// one shared leaf key of each kind per CA (made on first use), one certificate per name
+// and kind, cached.
 //
 // Thread-safety: a SecretCa is not shared between threads.
 #pragma once
@@ -47,11 +49,14 @@ class SecretCa {
   std::string CertPem() const;
   X509* cert() const { return cert_.get(); }
 
+  enum class LeafKind { kEc, kRsa };
   // The leaf certificate for `server_name` (a DNS name), signed by this CA, with
-  // subjectAltName DNS:<server_name> and serverAuth; its key is leaf_key(). Cached per
-  // name (at most kMaxLeaves; a full cache is emptied and starts again).
-  Result<X509*> MintLeaf(const std::string& server_name);
-  EVP_PKEY* leaf_key() const { return leaf_key_.get(); }
+  // subjectAltName DNS:<server_name> and serverAuth; its key is leaf_key(kind). Cached
+  // per name and kind (at most kMaxLeaves; a full cache is emptied and starts again).
+  Result<X509*> MintLeaf(const std::string& server_name, LeafKind kind = LeafKind::kEc);
+  EVP_PKEY* leaf_key(LeafKind kind = LeafKind::kEc) const {
+    return kind == LeafKind::kEc ? leaf_key_.get() : leaf_rsa_key_.get();
+  }
 
   static constexpr size_t kMaxLeaves = 256;
 
@@ -59,7 +64,8 @@ class SecretCa {
   PkeyPtr key_;
   X509Ptr cert_;
   PkeyPtr leaf_key_;
-  std::map<std::string, X509Ptr> leaves_;
+  PkeyPtr leaf_rsa_key_;
+  std::map<std::pair<std::string, LeafKind>, X509Ptr> leaves_;
 };
 
 }  // namespace boxlite::net

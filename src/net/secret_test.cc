@@ -303,6 +303,10 @@ TEST(SecretCaTest, LeavesVerifyForTheirNameOnly) {
   EXPECT_EQ(X509_check_ca(ca->cert()), 1);
   EXPECT_EQ(X509_check_ca(*leaf), 0);
   EXPECT_EQ(EVP_PKEY_get_id(X509_get0_pubkey(ca->cert())), EVP_PKEY_EC);
+  auto rsa = ca->MintLeaf("api.test", SecretCa::LeafKind::kRsa);
+  ASSERT_TRUE(rsa.ok());
+  EXPECT_EQ(EVP_PKEY_get_id(X509_get0_pubkey(*rsa)), EVP_PKEY_RSA);
+  EXPECT_TRUE(Verifies(ca->cert(), *rsa, "api.test"));
 }
 
 TEST(SecretCaTest, PemRoundTripKeepsTheCa) {
@@ -482,8 +486,13 @@ class FlowPump {
 // The guest: an OpenSSL client that trusts `ca_pem` and names `sni`.
 class Guest {
  public:
-  Guest(uint16_t port, const std::string& ca_pem, const std::string& sni) {
+  Guest(uint16_t port, const std::string& ca_pem, const std::string& sni,
+        const char* sigalgs = nullptr) {
     ctx_ = SSL_CTX_new(TLS_client_method());
+    if (sigalgs != nullptr) {  // A TLS 1.2 client that signs with these only.
+      SSL_CTX_set_max_proto_version(ctx_, TLS1_2_VERSION);
+      SSL_CTX_set1_sigalgs_list(ctx_, sigalgs);
+    }
     BIO* b = BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size()));
     X509* ca = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
     BIO_free(b);
@@ -589,6 +598,17 @@ TEST_F(SecretTlsTest, SubstitutesInHeaderQueryAndBodyOverKeepAlive) {
   EXPECT_EQ(reqs[0].body, std::string("secret=") + kValue);
   EXPECT_EQ(reqs[1].url, std::string("/b?k=") + kValue);
   EXPECT_EQ(server_->received().find(kPlaceholder), std::string::npos);
+}
+
+TEST_F(SecretTlsTest, RsaOnlyClientsGetAnRsaLeaf) {
+  Guest g(pump_->port(), box_ca_pem_, "api.test", "RSA+SHA256");
+  ASSERT_TRUE(g.connected());
+  std::string req = std::string("GET /r?k=") + kPlaceholder + " HTTP/1.1\r\nHost: api.test\r\n\r\n";
+  g.Send(req, req.size());
+  EXPECT_NE(g.ReadUntil("ok 0").find("ok 0"), std::string::npos);
+  auto reqs = server_->requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].url, std::string("/r?k=") + kValue);
 }
 
 TEST_F(SecretTlsTest, WebSocketBytesPassAfterTheUpgrade) {

@@ -103,6 +103,11 @@ Result<std::unique_ptr<SecretTlsProxy>> SecretTlsProxy::Create(SecretCa ca,
   }
   SSL_CTX* s = p->server_ctx_.get();
   SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
+  // The guest's side of the TLS never leaves the host, and the guest chooses its client:
+  // accept what small clients offer (busybox wget sends no signature_algorithms, which
+  // means SHA-1 signatures, refused at OpenSSL's default level). The server's side keeps
+  // OpenSSL's defaults.
+  SSL_CTX_set_security_level(s, 0);
   SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_options(s, SSL_OP_NO_TICKET);
   SSL_CTX_set_num_tickets(s, 0);
@@ -152,9 +157,12 @@ std::vector<Replacement> SecretTlsProxy::ReplacementsFor(std::string_view sni) c
 
 Status SecretTlsProxy::UseLeaf(SSL* ssl, const std::string& server_name) {
   std::lock_guard<std::mutex> lock(ca_mu_);
-  BOXLITE_ASSIGN_OR_RETURN(X509* leaf, ca_.MintLeaf(server_name));
-  if (SSL_use_certificate(ssl, leaf) != 1 || SSL_use_PrivateKey(ssl, ca_.leaf_key()) != 1) {
-    return Status::Internal("use the leaf certificate: " + OpenSslError());
+  // Both kinds: OpenSSL picks the one the client's signature algorithms allow.
+  for (auto kind : {SecretCa::LeafKind::kEc, SecretCa::LeafKind::kRsa}) {
+    BOXLITE_ASSIGN_OR_RETURN(X509* leaf, ca_.MintLeaf(server_name, kind));
+    if (SSL_use_certificate(ssl, leaf) != 1 || SSL_use_PrivateKey(ssl, ca_.leaf_key(kind)) != 1) {
+      return Status::Internal("use the leaf certificate: " + OpenSslError());
+    }
   }
   return Status::OK();
 }

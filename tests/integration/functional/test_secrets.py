@@ -113,6 +113,8 @@ DRIVER = textwrap.dedent(r'''
         out.update(ca_cert=ca_cert, key_body=key_body[:40], placeholder=placeholder,
                    modes={n: oct(os.stat(os.path.join(box_dir, n)).st_mode & 0o777)
                           for n in ("ca-key.pem", "secrets.json")})
+        logs = [os.path.join(box_dir, n) for n in os.listdir(box_dir) if n.endswith(".log")]
+        out["logs"] = "".join(open(p, errors="replace").read() for p in logs)
         await boxlite.Boxlite.default().remove(info.id, force=True)
         out["removed"] = not os.path.exists(box_dir)  # The CA key and values go with it.
         print(json.dumps(out))
@@ -169,7 +171,7 @@ def run(secrets_netns, tmp_path_factory):
 def test_the_secret_reaches_the_server_in_a_header_a_query_and_a_body(run, secrets_netns):
     lines = run["lines"]
     for marker in ("HEADER", "QUERY", "BODY"):
-        assert lines[marker].startswith("rc=0 site=api.secret.test"), run["stdout"]
+        assert lines[marker].startswith("rc=0 site=api.secret.test"), run["stdout"] + run["logs"][-3000:]
     assert [r["headers"].get("X-Api-Key") for r in secrets_netns.requests("/hdr")] == [VALUE]
     assert [r["path"] for r in secrets_netns.requests("/q?key=%s&n=1" % VALUE)] == \
         ["/q?key=%s&n=1" % VALUE]
@@ -205,8 +207,9 @@ def test_the_guest_sees_a_placeholder_and_never_the_value(run):
     # Its disk: nothing written by the guest holds it.
     assert run["disk"]["bytes"] > 0
     assert not run["disk"]["found"][VALUE], run["disk"]
-    # Nor the user-facing record, nor the repr.
+    # Nor the user-facing record, nor the box's logs (boxlite-net's included), nor the repr.
     assert VALUE not in run["record"]
+    assert VALUE not in run["logs"]
     assert VALUE not in run["repr"] and "redacted" in run["repr"]
 
 
