@@ -40,8 +40,7 @@ def per_request_ms(env, home, allow, requests):
               "s=$(cat /proc/uptime); i=0; while [ $i -lt %d ]; do "
               "wget -q -O /dev/null --no-check-certificate https://%s/b || exit 3; "
               "i=$((i+1)); done; e=$(cat /proc/uptime); echo \"T $s $e\"" % (NAME, requests, NAME))
-    run_env = dict(os.environ)
-    run_env.update({"BOXLITE_HOME": str(home), "BOXLITE_DNS_SERVERS": env.ip_a})
+    run_env = env.box_env(home)
     args = [cli_path(), "run", "--rm"]
     for pattern in allow:
         args += ["--allow-net", pattern]

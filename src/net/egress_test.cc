@@ -3,6 +3,7 @@
 // flow decision and the interception layer's rewriting.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "src/net/egress_rules.h"
 #include "src/net/flow_sniff.h"
 #include "src/net/guest_policy.h"
+#include "src/net/test_frames.h"
 
 namespace boxlite::net {
 namespace {
@@ -294,9 +296,35 @@ TEST(FlowSniff, ReadsTheHostOfAnHttpRequest) {
             SniffState::kInvalid);
 }
 
+// Hostile heads: random mutations and truncations of valid ones never crash, never read
+// past the bound, and never yield a name that is not a normalized host name or literal.
+TEST(FlowSniff, SurvivesMutatedHeads) {
+  std::mt19937 rng(15);
+  std::vector<std::vector<uint8_t>> seeds = {ClientHello("a.example.com"),
+                                             ClientHello("b.example.com", 3000)};
+  std::string http = "GET /x HTTP/1.1\r\nHost: a.example.com\r\nAccept: */*\r\n\r\n";
+  seeds.emplace_back(http.begin(), http.end());
+  for (int i = 0; i < 20000; ++i) {
+    std::vector<uint8_t> h = seeds[rng() % seeds.size()];
+    int flips = 1 + static_cast<int>(rng() % 6);
+    for (int k = 0; k < flips; ++k) h[rng() % h.size()] = static_cast<uint8_t>(rng());
+    if (rng() % 3 == 0) h.resize(rng() % (h.size() + 1));
+    for (const Sniffed& s : {SniffTlsServerName(h), SniffHttpHost(h)}) {
+      if (s.state != SniffState::kDone || s.name.empty()) continue;
+      std::string normalized;
+      bool ok = NormalizeHostName(s.name, &normalized) && normalized == s.name;
+      bool literal = s.name.find_first_not_of("0123456789abcdef.:") == std::string::npos;
+      EXPECT_TRUE(ok || literal) << s.name;
+    }
+    (void)ParseDnsQuestion(h);
+    (void)ParseDnsAnswers(h);
+  }
+}
+
 // The guest policy with an allow-list: what a SYN to each destination becomes.
 TEST(EgressGuestPolicy, ClassifiesNewFlows) {
-  EgressPolicy egress(Rules({"api.example.com", "10.200.0.0/24:8080", "host.boxlite.internal:9000"}));
+  EgressPolicy egress(
+      Rules({"api.example.com", "10.200.0.0/24:8080", "host.boxlite.internal:9000"}));
   egress.Pin(Ipv4(203, 0, 113, 10), "api.example.com", 300, 0);
   GuestPolicy policy;
   policy.egress = &egress;
@@ -332,6 +360,15 @@ TEST(EgressGuestPolicy, ClassifiesNewFlows) {
   EXPECT_EQ(syn(kGatewayAddress, 9000), Verdict::kPass);
   EXPECT_EQ(syn(kGatewayAddress, 9001), Verdict::kTcpReset);
   EXPECT_EQ(syn(Ipv4(127, 0, 0, 1), 9000), Verdict::kDrop);
+  // UDP: each datagram is decided (a name's pin on any port here; other addresses get
+  // ICMP "administratively prohibited").
+  Frame udp_ok = testframes::UdpFrame(kGuestAddress, 5000, Ipv4(203, 0, 113, 10), 4433, {1});
+  EXPECT_EQ(ClassifyGuestFrame(udp_ok, policy, &p), Verdict::kPass);
+  Frame udp_no = testframes::UdpFrame(kGuestAddress, 5000, Ipv4(203, 0, 113, 11), 4433, {1});
+  EXPECT_EQ(ClassifyGuestFrame(udp_no, policy, &p), Verdict::kProhibited);
+  // Segments of connections already open to a public address pass (a pin may expire).
+  Frame ack = testframes::TcpFrame(kGuestAddress, 5000, Ipv4(203, 0, 113, 11), 443, kTcpAck);
+  EXPECT_EQ(ClassifyGuestFrame(ack, policy, &p), Verdict::kPass);
 }
 
 }  // namespace

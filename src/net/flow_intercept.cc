@@ -286,12 +286,14 @@ void RunFlow(std::shared_ptr<const EgressPolicy> policy, FlowHandler handler,
     sniffed = flow.tls ? SniffTlsServerName(head) : SniffHttpHost(head);
     if (sniffed.state != SniffState::kNeedMore || head.size() >= kMaxTlsHello) break;
   }
-  if (sniffed.state != SniffState::kDone) {
+  if (sniffed.state != SniffState::kDone && policy->enabled()) {
     BOXLITE_LOG(kDebug, "boxlite-net: refused a flow to port %u: no readable %s head", port,
                 flow.tls ? "TLS" : "HTTP");
     ResetAndClose(std::move(guest));
     return;
   }
+  // Without an allow-list (a flow diverted for a handler only), an unreadable head is
+  // passed on as it is.
   flow.name = sniffed.name;
   if (policy->enabled() && !policy->AllowsInspectedName(flow.name, port)) {
     BOXLITE_LOG(kDebug, "boxlite-net: refused a flow to port %u for a name not allowed", port);

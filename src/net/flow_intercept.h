@@ -23,9 +23,14 @@
 // Each accepted flow runs on a thread of its own (at most Config::max_flows at once;
 // beyond that new ones are reset): it reads the flow's head (at most kMaxTlsHello bytes,
 // within kHeadTimeoutMs), parses the TLS SNI or the HTTP Host (flow_sniff.h), asks the
-// policy, connects to D:P and either gives the flow to the handler or splices the two
-// sockets both ways (with backpressure: a side is read only when what it sent before
-// has been written to the other). A refused flow is reset (the guest sees RST at once).
+// policy (with an allow-list, an unreadable head is refused; without one, as for a flow
+// diverted only for a handler, it is passed on with `name` empty), connects to D:P and
+// either gives the flow to the handler or splices the two sockets both ways (with
+// backpressure: a side is read only when what it sent before has been written to the
+// other). A refused flow is reset (the guest sees RST at once).
+//
+// NetProcess (net_process.cc) creates the layer when the allow-list is not empty or a
+// handler is configured there (Config::handler, Config::handler_ports).
 //
 // Contract of FlowHandler (for handlers added later):
 // - it is called on the flow's thread, may block, and must return within the flow's

@@ -188,6 +188,49 @@ TEST(FlowIntercept, AHandlerCanTakeTheFlowAfterTheHeadWasRead) {
   EXPECT_EQ(upstream, "H");
 }
 
+TEST(FlowIntercept, SpliceMovesEverythingBothWaysAndPassesTheEnds) {
+  int a[2], b[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), 0);
+  base::UniqueFd guest_far(a[0]), guest(a[1]), upstream(b[0]), upstream_far(b[1]);
+  const std::string big(4 << 20, 'x');  // Far more than the sockets buffer: backpressure.
+  SpliceCounts counts;
+  std::thread splice([&]() { counts = Splice(guest.get(), upstream.get(), "head:"); });
+  std::thread writer([&]() {
+    size_t off = 0;
+    while (off < big.size()) {
+      ssize_t n = ::send(guest_far.get(), big.data() + off, big.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    ::shutdown(guest_far.get(), SHUT_WR);
+  });
+  std::string got;
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::recv(upstream_far.get(), buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  writer.join();
+  EXPECT_EQ(got.size(), big.size() + 5);
+  EXPECT_EQ(got.substr(0, 5), "head:");
+  EXPECT_EQ(got.substr(5), big);
+  // The other way, then its end: the splice is over.
+  ASSERT_EQ(::send(upstream_far.get(), "reply", 5, MSG_NOSIGNAL), 5);
+  ::shutdown(upstream_far.get(), SHUT_WR);
+  std::string back;
+  while (true) {
+    ssize_t n = ::recv(guest_far.get(), buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    back.append(buf, static_cast<size_t>(n));
+  }
+  splice.join();
+  EXPECT_EQ(back, "reply");
+  EXPECT_EQ(counts.a_to_b, big.size() + 5);
+  EXPECT_EQ(counts.b_to_a, 5u);
+}
+
 TEST(FlowIntercept, AConnectionNoGuestFlowMadeIsClosed) {
   auto f = FlowInterceptor::Create({Policy({"a.test"}), nullptr, {}, 4});
   ASSERT_TRUE(f.ok());

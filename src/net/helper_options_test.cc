@@ -11,7 +11,8 @@ Result<HelperOptions> Parse(std::vector<std::string> args) { return ParseHelperA
 TEST(HelperOptionsTest, ParsesEveryFlag) {
   auto o = Parse({"--fd", "3", "--ready-fd=4", "--publish", "8080:80", "--publish=0:22",
                   "--dns", "10.213.0.2", "--dns=2001:db8::1", "--allow-host-loopback",
-                  "--owner-pid", "1234"});
+                  "--owner-pid", "1234", "--allow-net", "*.example.com:443",
+                  "--allow-net=10.0.0.0/8"});
   ASSERT_TRUE(o.ok()) << o.error().ToString();
   EXPECT_EQ(o->qemu_fd, 3);
   EXPECT_EQ(o->ready_fd, 4);
@@ -23,6 +24,7 @@ TEST(HelperOptionsTest, ParsesEveryFlag) {
   EXPECT_EQ(o->dns_servers, (std::vector<std::string>{"10.213.0.2", "2001:db8::1"}));
   EXPECT_TRUE(o->allow_host_loopback);
   EXPECT_EQ(o->owner_pid, 1234);
+  EXPECT_EQ(o->allow_net, (std::vector<std::string>{"*.example.com:443", "10.0.0.0/8"}));
 }
 
 TEST(HelperOptionsTest, DefaultsAreIsolated) {

@@ -108,23 +108,26 @@ Result<std::unique_ptr<NetProcess>> NetProcess::Create(const HelperOptions& opti
     BOXLITE_ASSIGN_OR_RETURN(auto proxy, MakeSecretProxy(config));
     p->secret_proxy_ = std::move(proxy);
   }
-  if (p->egress_->enabled() || p->secret_proxy_) {
-    FlowInterceptor::Config intercept;
-    intercept.policy = p->egress_;
-    if (p->secret_proxy_) {
-      // Secrets: TLS flows to 443 whose SNI names a secret's host end in the TLS handler
-      // (secret_tls.h); every other flow is left to the layer.
-      intercept.handler_ports = {443};
-      intercept.handler = [proxy = p->secret_proxy_](InterceptedFlow& flow) {
-        if (!flow.tls || flow.dst_port != 443 || flow.name.empty() ||
-            proxy->ReplacementsFor(flow.name).empty()) {
-          return false;
-        }
-        RunSecretFlow(proxy.get(), flow.guest.get(), flow.upstream.get(), flow.head,
-                      DottedQuad(flow.dst_v4) + ":443");
-        return true;
-      };
-    }
+  // The interception layer (flow_intercept.h): the allow-list's Host/SNI check needs it;
+  // a FlowHandler (set in `intercept.handler`, with the ports it wants in
+  // `intercept.handler_ports`) gets it without a list too.
+  FlowInterceptor::Config intercept;
+  intercept.policy = p->egress_;
+  if (p->secret_proxy_) {
+    // Secrets: TLS flows to 443 whose SNI names a secret's host end in the TLS handler
+    // (secret_tls.h); every other flow is left to the layer.
+    intercept.handler_ports = {443};
+    intercept.handler = [proxy = p->secret_proxy_](InterceptedFlow& flow) {
+      if (!flow.tls || flow.dst_port != 443 || flow.name.empty() ||
+          proxy->ReplacementsFor(flow.name).empty()) {
+        return false;
+      }
+      RunSecretFlow(proxy.get(), flow.guest.get(), flow.upstream.get(), flow.head,
+                    DottedQuad(flow.dst_v4) + ":443");
+      return true;
+    };
+  }
+  if (p->egress_->enabled() || intercept.handler) {
     BOXLITE_ASSIGN_OR_RETURN(p->interceptor_, FlowInterceptor::Create(std::move(intercept)));
   }
   // Subscribe before reading, so no change between the two is missed.

@@ -77,7 +77,8 @@ Status ValidateBoxOptions(const BoxOptions& o) {
   if (!o.allow_net.empty()) {
     // The one parser of the patterns (src/net/egress_rules.h), also boxlite-net's.
     if (o.network != "nat") {
-      return Status::InvalidArgument("allow_net needs network \"nat\" (NetworkSpec mode \"enabled\")");
+      return Status::InvalidArgument(
+          "allow_net needs network \"nat\" (NetworkSpec mode \"enabled\")");
     }
     auto rules = net::EgressRules::Parse(o.allow_net);
     if (!rules.ok()) return rules.error();

@@ -338,13 +338,14 @@ namespace {
 
 // Whether adopting a box created with `existing` for a caller asking for `wanted` would
 // change what the box may do. BoxLite 0.9 compares the container capability policy; this
-// build also compares allow_host (reaching the host). Capabilities are compared as the
+// build also compares allow_host (reaching the host) and the egress allow-list (as given:
+// a reordered list counts as different). Capabilities are compared as the
 // sets they give (["chown"] and ["CAP_CHOWN"] are the same policy).
 bool SamePrivileges(const BoxOptions& existing, const BoxOptions& wanted) {
   auto have = protocol::ComputeCapabilities(existing.capabilities.add, existing.capabilities.drop);
   auto want = protocol::ComputeCapabilities(wanted.capabilities.add, wanted.capabilities.drop);
   if (!have.ok() || !want.ok() || *have != *want) return false;
-  return existing.allow_host == wanted.allow_host;
+  return existing.allow_host == wanted.allow_host && existing.allow_net == wanted.allow_net;
 }
 
 }  // namespace

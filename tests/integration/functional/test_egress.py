@@ -27,7 +27,7 @@ import time
 import pytest
 
 from conftest import SESSION_MARK, add_session_root
-from harness.netns_env import EgressNetns
+from harness.netns_env import netns_fixture
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("BOXLITE_BUILD_DIR", os.path.join(REPO, "build"))
@@ -62,15 +62,7 @@ SCRIPT = textwrap.dedent(r'''
 ''')
 
 
-@pytest.fixture(scope="module")
-def egress_netns(tmp_path_factory):
-    """The closed test network (harness/netns_env.py), shared by this module's tests."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root for ip netns")
-    env = EgressNetns(tmp_path_factory.mktemp("egress-net"), NAMES)
-    env.start()
-    yield env
-    env.stop()
+egress_netns = netns_fixture(NAMES)
 
 
 LO_OPEN, LO_CLOSED = 8765, 8766
@@ -78,9 +70,8 @@ LO_OPEN, LO_CLOSED = 8765, 8766
 
 def _run_box(env, home, allow, script, extra=()):
     add_session_root(home)
-    run_env = dict(os.environ)
-    run_env.update({"BOXLITE_HOME": str(home), "BOXLITE_DNS_SERVERS": env.ip_a,
-                    "BOXLITE_NET_HELPER": HELPER})
+    run_env = env.box_env(home)
+    run_env["BOXLITE_NET_HELPER"] = HELPER
     key, value = SESSION_MARK.split("=", 1)
     run_env[key] = value
     args = [CLI, "run", "--rm", *extra]
@@ -135,10 +126,10 @@ def _wait_listening(env, port):
 
 
 def _refused(result):
-    """A wget result that failed at once with a refusal or reset (not a timeout)."""
-    return (not result.startswith("rc=0") and
-            re.search(r"refused|reset|closed|can't connect|error getting response|short read",
-                      result, re.I) is not None and "timed out" not in result)
+    """A wget result that failed at once with a refusal (TCP reset to the SYN: "Connection
+    refused") or a reset of an accepted connection (the Host/SNI check), not a timeout."""
+    return (not result.startswith("rc=0") and "timed out" not in result and
+            re.search(r"Connection refused|Connection reset by peer", result) is not None)
 
 
 def test_allowed_name_works_by_name_over_http_and_https(box_output, egress_netns):
@@ -194,3 +185,68 @@ def test_the_host_and_sni_checks_refuse_a_second_name_on_the_same_address(box_ou
 def test_host_boxlite_internal_opens_the_hosts_loopback_on_its_listed_port_only(box_output):
     assert box_output["HOST_LISTED"].startswith("rc=0 loopback server"), box_output
     assert _refused(box_output["HOST_OTHER"]), box_output
+
+
+def test_cli_keeps_the_allow_list_and_refuses_a_bad_pattern_in_one_line(cli):
+    """`--allow-net` reaches the box record (inspect shows it, no boot needed); a bad
+    pattern fails before anything is made, naming the pattern."""
+    import json
+
+    made = cli.run("create", "--allow-net", "a.egress.test", "--allow-net", "[2001:db8::1]:443",
+                   IMAGE, "true", timeout=300)
+    assert made.returncode == 0, made.stderr.decode()
+    box = made.stdout.decode().strip().splitlines()[-1]
+    try:
+        shown = cli.run("inspect", box, check=True)
+        info = json.loads(shown.stdout)
+        info = info[0] if isinstance(info, list) else info
+        assert info["allow_net"] == ["a.egress.test", "[2001:db8::1]:443"]
+    finally:
+        cli.run("rm", "-f", box)
+    bad = cli.run("run", "--rm", "--allow-net", "exa mple.com", IMAGE, "true")
+    err = bad.stderr.decode()
+    assert bad.returncode != 0
+    assert "allow_net pattern 'exa mple.com'" in err and len(err.strip().splitlines()) == 1, err
+
+
+SDK_SCRIPT = textwrap.dedent(r"""
+    import asyncio, sys
+    import boxlite
+
+    async def main():
+        spec = boxlite.NetworkSpec(mode="enabled", allow_net=["a.egress.test:80"])
+        async with boxlite.SimpleBox("boxlite/base", network=spec) as box:
+            info = await box.info()
+            print("INFO", info.network.mode, ",".join(info.network.allow_net))
+            w = "out=$(wget -T 20 -q -O - %s 2>&1); echo \"rc=$? $out\""
+            for marker, url in (("HTTP", "http://a.egress.test/sdk-http"),
+                                ("HTTPS", "--no-check-certificate https://a.egress.test/sdk-https")):
+                r = await box.exec("sh", "-c", w % url)
+                print(marker, r.stdout.strip().replace("\n", " "))
+
+    asyncio.run(main())
+""")
+
+
+def test_sdk_network_spec_allow_net_reaches_the_box(egress_netns, tmp_path):
+    """NetworkSpec(allow_net=...) from Python: BoxInfo shows the list, the allowed name
+    works on its port, and the same name on another port (443) is refused."""
+    import boxlite  # noqa: F401 - the SDK under test must be importable here.
+
+    env = egress_netns
+    script = tmp_path / "sdk_egress.py"
+    script.write_text(SDK_SCRIPT)
+    home = tmp_path / "home"
+    add_session_root(home)
+    run_env = env.box_env(home)
+    run_env["BOXLITE_NET_HELPER"] = HELPER
+    key, value = SESSION_MARK.split("=", 1)
+    run_env[key] = value
+    proc = env.run([sys.executable, str(script)], env=run_env)
+    out = proc.stdout.decode(errors="replace")
+    assert proc.returncode == 0, out + proc.stderr.decode(errors="replace")
+    lines = {line.partition(" ")[0]: line.partition(" ")[2] for line in out.splitlines()}
+    assert lines["INFO"] == "enabled a.egress.test:80", out
+    assert lines["HTTP"].startswith("rc=0 site=a.egress.test"), out
+    assert _refused(lines["HTTPS"]), out
+    assert [r["path"] for r in env.requests() if r["path"].startswith("/sdk")] == ["/sdk-http"]

@@ -23,7 +23,12 @@ Use (root only: `ip netns`):
     finally:
         env.stop()
 
-or the `egress_netns` fixture of tests that import it (module-scoped).
+or, in a test module, a module-scoped fixture made here:
+
+    egress_netns = netns_fixture({"a.egress.test": "A"})
+
+and `env.box_env(home)` for the environment a `boxlite` command or an SDK script run
+with `env.run` needs (its home, and the servers' DNS as the box's only upstream).
 """
 
 import json
@@ -272,6 +277,13 @@ class EgressNetns:
         return subprocess.run([*self.prefix(), *argv], env=env, capture_output=True,
                               timeout=timeout, input=input)
 
+    def box_env(self, home, base=None):
+        """The environment for boxlite (CLI or SDK) in the client namespace: BOXLITE_HOME
+        `home`, and the servers' DNS as the boxes' only upstream."""
+        env = dict(os.environ if base is None else base)
+        env.update({"BOXLITE_HOME": str(home), "BOXLITE_DNS_SERVERS": self.ip_a})
+        return env
+
     def log(self):
         """The servers' log entries (dicts), oldest first."""
         try:
@@ -284,3 +296,18 @@ class EgressNetns:
         """The HTTP(S) requests the servers got, optionally only those for `path`."""
         return [e for e in self.log() if e.get("kind") == "http" and
                 (path is None or e.get("path") == path)]
+
+
+def netns_fixture(names, scope="module"):
+    """A pytest fixture yielding a started EgressNetns for `names` (skips without root)."""
+
+    @pytest.fixture(scope=scope)
+    def _egress_netns(tmp_path_factory):
+        if os.geteuid() != 0:
+            pytest.skip("needs root for ip netns")
+        env = EgressNetns(tmp_path_factory.mktemp("egress-net"), names)
+        env.start()
+        yield env
+        env.stop()
+
+    return _egress_netns
