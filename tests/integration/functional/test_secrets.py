@@ -20,7 +20,7 @@ import textwrap
 import pytest
 
 from conftest import SESSION_MARK, add_session_root
-from harness.netns_env import EgressNetns
+from harness.netns_env import netns_fixture
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("BOXLITE_BUILD_DIR", os.path.join(REPO, "build"))
@@ -123,20 +123,9 @@ DRIVER = textwrap.dedent(r'''
 ''')
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns")
-pytestmark = [needs_root]
-
-
-@pytest.fixture(scope="module")
-def secrets_netns(tmp_path_factory):
-    """The closed test network (harness/netns_env.py) for this module: api.secret.test and
-    other.secret.test on one address, with the test CA's certificates."""
-    net = EgressNetns(tmp_path_factory.mktemp("secrets-net"), NAMES)
-    try:
-        net.start()
-        yield net
-    finally:
-        net.stop()
+# The closed test network (harness/netns_env.py): api.secret.test and other.secret.test on
+# one address, with the test CA's certificates; skips without root.
+secrets_netns = netns_fixture(NAMES)
 
 
 @pytest.fixture(scope="module")
@@ -150,9 +139,8 @@ def run(secrets_netns, tmp_path_factory):
     add_session_root(home)
     (work / "driver.py").write_text(DRIVER)
     (work / "cfg.json").write_text(json.dumps({"value": VALUE, "image": IMAGE, "script": GUEST}))
-    run_env = dict(os.environ)
-    run_env.update({"BOXLITE_HOME": str(home), "BOXLITE_DNS_SERVERS": env.ip_a,
-                    "BOXLITE_NET_HELPER": HELPER, "SSL_CERT_FILE": env.ca_cert,
+    run_env = env.box_env(home)
+    run_env.update({"BOXLITE_NET_HELPER": HELPER, "SSL_CERT_FILE": env.ca_cert,
                     "PYTHONPATH": os.pathsep.join(sys.path)})
     key, value = SESSION_MARK.split("=", 1)
     run_env[key] = value
