@@ -375,6 +375,13 @@ Status BoxImpl::StartNetworkLocked(LaunchPlan& plan) {
     // a descriptor; the guest gets the CA's certificate only.
     std::vector<Secret> secrets = options_.secrets;
     if (persistent()) BOXLITE_RETURN_IF_ERROR(LoadSecretValues(dir_, &secrets));
+    for (const auto& s : secrets) {
+      if (s.value.empty()) {  // An imported box or a copy: values never travel with it.
+        return Status::FailedPrecondition("the value of secret " + s.name +
+                                          " is not stored with this box",
+                                          "create the box again with its secrets");
+      }
+    }
     BOXLITE_ASSIGN_OR_RETURN(BoxCaPem ca, LoadOrCreateBoxCa(persistent() ? dir_ : "", id_));
     BOXLITE_ASSIGN_OR_RETURN(net_options.secrets_json, SecretProxyJson(secrets, ca));
     plan.box_config.trusted_ca_pem = ca.cert;
