@@ -10,6 +10,8 @@ export BOXLITE_BUILD_DIR=$build
 # The egress allow-list's figure needs root (network namespaces).
 if [ "$(id -u)" = 0 ]; then
   "$py" "$here/bench/egress_bench.py"
+  # Secrets: through the Python SDK (python3 -m pip install ./python, or PYTHONPATH).
+  "$py" "$here/bench/secret_bench.py"
 fi
 if [ -f "$here/bench/computer_bench.py" ]; then
   "$py" "$here/bench/computer_bench.py"

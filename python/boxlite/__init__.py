@@ -139,6 +139,11 @@ from .snapshots import CloneOptions, SnapshotHandle, SnapshotInfo, SnapshotOptio
 
 __all__ += ["CloneOptions", "SnapshotHandle", "SnapshotInfo", "SnapshotOptions"]
 
+# Secrets (boxlite/secret.py): values substituted by the network gateway, never in the box.
+from .secret import Secret
+
+__all__ += ["Secret"]
+
 # Export and import of boxes as .boxlite archives (boxlite/archive.py).
 from .archive import ExportOptions
 

@@ -291,7 +291,6 @@ LATER_FEATURES: dict[str, str] = {
     "BrowserBox": "BrowserBox (a box with a headless browser)",
     "BrowserBoxOptions": "BrowserBox (a box with a headless browser)",
     "SkillBox": "SkillBox (a box running an agent with skills)",
-    "Secret": "secrets substituted by the network gateway (Secret)",
     "NetworkHandle": "box network handles and tunnels",
     "BoxTunnel": "box network tunnels",
     "BoxConnection": "box network tunnels",

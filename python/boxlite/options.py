@@ -319,8 +319,8 @@ class BoxOptions:
             precedence over ``auto_remove``.
         auto_resume: BoxLite 0.9's flag for REST runtimes (default True).
         advanced: Advanced options (``boxlite.AdvancedBoxOptions``).
-        secrets: BoxLite 0.9's egress secrets; not supported by this build yet (must be
-            empty).
+        secrets: ``boxlite.Secret`` values substituted by the network gateway in HTTPS
+            requests to their hosts; the box sees placeholders only (docs/networking.md).
         warm: Warm start (docs/snapshots.md): True restores a template of this box's boot
             instead of booting (its first boot leaves one), False always boots. None: the
             runtime's setting (``BOXLITE_WARM``, on by default).

@@ -218,9 +218,20 @@ void SetAutoDelete(BoxOptions& o, const std::string& key, nb::handle v) {
 void SetAllowNet(BoxOptions& o, const std::string& key, nb::handle v) {
   o.allow_net = AsStrings(key, v);  // Validated by the core (src/net/egress_rules.h).
 }
-void RefuseSecrets(BoxOptions&, const std::string& key, nb::handle v) {
-  if (!AsSequence(key, v, "Secret objects").empty()) {
-    NotInThisBuild("secrets (host-side secret substitution for egress)", key);
+// Secrets: boxlite.Secret objects (python/boxlite/secret.py), read by attribute; the
+// rules are ValidateBoxOptions's. An error never quotes the value.
+void SetSecrets(BoxOptions& o, const std::string& key, nb::handle v) {
+  for (nb::handle item : AsSequence(key, v, "boxlite.Secret objects")) {
+    if (!nb::hasattr(item, "name") || !nb::hasattr(item, "value") || !nb::hasattr(item, "hosts")) {
+      Fail("secrets must be boxlite.Secret objects, not " + TypeName(item));
+    }
+    Secret s;
+    s.name = AsText(key + ".name", item.attr("name"));
+    s.value = AsText(key + " value", item.attr("value"));
+    s.hosts = AsStrings(key + ".hosts", item.attr("hosts"));
+    nb::object placeholder = nb::getattr(item, "placeholder", nb::none());
+    if (!placeholder.is_none()) s.placeholder = AsText(key + ".placeholder", placeholder);
+    o.secrets.push_back(std::move(s));
   }
 }
 
@@ -246,7 +257,7 @@ const std::map<std::string, Setter, std::less<>>& Setters() {
       {"network", &SetText<&BoxOptions::network>},
       {"allow_host", &SetBool<&BoxOptions::allow_host>},
       {"allow_net", &SetAllowNet},
-      {"secrets", &RefuseSecrets},
+      {"secrets", &SetSecrets},
       {"working_dir", &SetText<&BoxOptions::working_dir>},
       {"user", &SetText<&BoxOptions::user>},
       {"name", &SetText<&BoxOptions::name>},

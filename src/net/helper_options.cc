@@ -20,6 +20,7 @@ Result<int> ParseFd(std::string_view flag, std::string_view value) {
 std::string HelperUsage() {
   return "usage: boxlite-net --fd N [--ready-fd N] [--publish HOST:GUEST]... [--dns IP[:PORT]]...\n"
          "                   [--allow-host-loopback] [--owner-pid PID] [--allow-net PATTERN]...\n"
+         "                   [--secrets-fd N]\n"
          "\n"
          "User-mode networking for one BoxLite VM: libslirp on the QEMU `-netdev stream`\n"
          "socket inherited as descriptor N. The guest is 10.0.2.15/24, its gateway 10.0.2.2\n"
@@ -76,12 +77,12 @@ Result<HelperOptions> ParseHelperArgs(std::span<const std::string> args) {
       options.allow_host_loopback = true;
       continue;
     }
-    if (flag == "--fd" || flag == "--ready-fd") {
+    if (flag == "--fd" || flag == "--ready-fd" || flag == "--secrets-fd") {
       auto v = take_value();
       if (!v.ok()) return v.error();
       auto fd = ParseFd(flag, *v);
       if (!fd.ok()) return fd.error();
-      (flag == "--fd" ? options.qemu_fd : options.ready_fd) = *fd;
+      (flag == "--fd" ? options.qemu_fd : flag == "--ready-fd" ? options.ready_fd : options.secrets_fd) = *fd;
     } else if (flag == "--publish") {
       auto v = take_value();
       if (!v.ok()) return v.error();

@@ -7,6 +7,7 @@
 //
 //   boxlite-net --fd N [--ready-fd N] [--publish HOST:GUEST]... [--dns IP[:PORT]]...
 //               [--allow-host-loopback] [--owner-pid PID] [--allow-net PATTERN]...
+//               [--secrets-fd N]
 //
 // When it is listening on every published port, the helper writes one line to the ready
 // descriptor (default: stdout) and closes it:
@@ -45,6 +46,8 @@ struct HelperOptions {
   // At most kMaxRules patterns of kMaxPatternLength characters, so the command line
   // stays far below the kernel's argument limits.
   std::vector<std::string> allow_net;
+  // Secrets (src/net/secret_config.h): a descriptor holding the JSON document; -1: none.
+  int secrets_fd = -1;
 };
 
 // Parses the arguments after argv[0]. `--help` yields a Cancelled status whose message is

@@ -12,7 +12,7 @@ TEST(HelperOptionsTest, ParsesEveryFlag) {
   auto o = Parse({"--fd", "3", "--ready-fd=4", "--publish", "8080:80", "--publish=0:22",
                   "--dns", "10.213.0.2", "--dns=2001:db8::1", "--allow-host-loopback",
                   "--owner-pid", "1234", "--allow-net", "*.example.com:443",
-                  "--allow-net=10.0.0.0/8"});
+                  "--allow-net=10.0.0.0/8", "--secrets-fd", "7"});
   ASSERT_TRUE(o.ok()) << o.error().ToString();
   EXPECT_EQ(o->qemu_fd, 3);
   EXPECT_EQ(o->ready_fd, 4);
@@ -25,6 +25,7 @@ TEST(HelperOptionsTest, ParsesEveryFlag) {
   EXPECT_TRUE(o->allow_host_loopback);
   EXPECT_EQ(o->owner_pid, 1234);
   EXPECT_EQ(o->allow_net, (std::vector<std::string>{"*.example.com:443", "10.0.0.0/8"}));
+  EXPECT_EQ(o->secrets_fd, 7);
 }
 
 TEST(HelperOptionsTest, DefaultsAreIsolated) {
@@ -34,6 +35,7 @@ TEST(HelperOptionsTest, DefaultsAreIsolated) {
   EXPECT_FALSE(o->allow_host_loopback);
   EXPECT_TRUE(o->publish.empty());
   EXPECT_EQ(o->owner_pid, 0);
+  EXPECT_EQ(o->secrets_fd, -1);
 }
 
 TEST(HelperOptionsTest, BadArgumentsAreClearErrors) {

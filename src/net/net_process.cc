@@ -1,5 +1,6 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/net/net_process.h"
+#include "src/net/secret_config.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -93,11 +94,39 @@ Result<std::unique_ptr<NetProcess>> NetProcess::Create(const HelperOptions& opti
   BOXLITE_ASSIGN_OR_RETURN(EgressRules rules, EgressRules::Parse(options.allow_net));
   p->egress_ = std::make_shared<EgressPolicy>(std::move(rules));
   p->policy_.egress = p->egress_.get();
+  if (options.secrets_fd >= 0) {  // Secrets: read before the sandbox closes the door.
+    base::UniqueFd fd(options.secrets_fd);
+    std::string text;
+    char buf[65536];
+    for (ssize_t n; (n = ::read(fd.get(), buf, sizeof(buf))) != 0;) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return sys::ErrnoStatus(errno, "read --secrets-fd");
+      text.append(buf, static_cast<size_t>(n));
+      if (text.size() > (64u << 20)) return Status::InvalidArgument("--secrets-fd holds over 64 MiB");
+    }
+    BOXLITE_ASSIGN_OR_RETURN(SecretProxyConfig config, SecretProxyConfigFromJson(text));
+    BOXLITE_ASSIGN_OR_RETURN(auto proxy, MakeSecretProxy(config));
+    p->secret_proxy_ = std::move(proxy);
+  }
   // The interception layer (flow_intercept.h): the allow-list's Host/SNI check needs it;
   // a FlowHandler (set in `intercept.handler`, with the ports it wants in
   // `intercept.handler_ports`) gets it without a list too.
   FlowInterceptor::Config intercept;
   intercept.policy = p->egress_;
+  if (p->secret_proxy_) {
+    // Secrets: TLS flows to 443 whose SNI names a secret's host end in the TLS handler
+    // (secret_tls.h); every other flow is left to the layer.
+    intercept.handler_ports = {443};
+    intercept.handler = [proxy = p->secret_proxy_](InterceptedFlow& flow) {
+      if (!flow.tls || flow.dst_port != 443 || flow.name.empty() ||
+          proxy->ReplacementsFor(flow.name).empty()) {
+        return false;
+      }
+      RunSecretFlow(proxy.get(), flow.guest.get(), flow.upstream.get(), flow.head,
+                    DottedQuad(flow.dst_v4) + ":443");
+      return true;
+    };
+  }
   if (p->egress_->enabled() || intercept.handler) {
     BOXLITE_ASSIGN_OR_RETURN(p->interceptor_, FlowInterceptor::Create(std::move(intercept)));
   }

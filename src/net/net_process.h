@@ -28,6 +28,7 @@
 #include "src/net/guest_policy.h"
 #include "src/net/helper_options.h"
 #include "src/net/host_addresses.h"
+#include "src/net/secret_tls.h"
 #include "src/net/slirp_stack.h"
 #include "src/net/stream_framing.h"
 
@@ -61,6 +62,9 @@ class NetProcess {
 
   base::UniqueFd qemu_fd_;
   base::UniqueFd owner_fd_;  // A pidfd; readable once the owner exits.
+  // Secrets (secret_tls.h): the interception layer's handler for TLS flows to 443 (shared
+  // with its flow threads); null without --secrets-fd.
+  std::shared_ptr<SecretTlsProxy> secret_proxy_;
   GuestPolicy policy_;  // Points at host_addresses_.
   HostAddresses host_addresses_;
   AddressWatcher address_watcher_;  // Readable when host_addresses_ must be re-read.

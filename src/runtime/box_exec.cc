@@ -17,6 +17,7 @@
 #include "src/runtime/box_impl.h"
 #include "src/runtime/box_impl_internal.h"
 #include "src/runtime/console_log.h"
+#include "src/runtime/box_secrets.h"
 #include "src/runtime/exec_env.h"
 #include "src/runtime/exec_impl.h"
 #include "src/sys/fs.h"
@@ -40,7 +41,9 @@ Result<protocol::ExecRequest> BoxImpl::ExecRequestLocked(const ExecOptions& opti
   if (req.argv.empty() || req.argv[0].empty()) {
     return Status::InvalidArgument("exec needs a command").WithSubject(StatusSubject::kExec);
   }
-  req.env = MergeEnv(img.env, options_.env, options.env);
+  EnvList box_env = options_.env;
+  for (auto& kv : SecretEnv(options_.secrets)) box_env.push_back(std::move(kv));  // Secrets.
+  req.env = MergeEnv(img.env, box_env, options.env);
   req.cwd = FirstNonEmpty({options.cwd, options_.working_dir, img.working_dir}, "/");
   req.user = FirstNonEmpty({options.user, options_.user, img.user}, "");
   req.tty = options.tty;

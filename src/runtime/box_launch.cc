@@ -31,6 +31,7 @@
 #include "src/base/scope_exit.h"
 #include "src/base/strings.h"
 #include "src/runtime/box_impl.h"
+#include "src/runtime/box_secrets.h"
 #include "src/runtime/console_log.h"
 #include "src/runtime/home_tmp.h"
 #include "src/sys/errno_status.h"
@@ -369,6 +370,22 @@ Status BoxImpl::StartNetworkLocked(LaunchPlan& plan) {
   net_options.die_with_owner = !options_.detach;
   net_options.stderr_fd = qemu_log_fd_.get();
   net_options.jail = plan.jail.net;
+  if (!options_.secrets.empty()) {
+    // Secrets (src/runtime/box_secrets.h): boxlite-net gets the values and the CA through
+    // a descriptor; the guest gets the CA's certificate only.
+    std::vector<Secret> secrets = options_.secrets;
+    if (persistent()) BOXLITE_RETURN_IF_ERROR(LoadSecretValues(dir_, &secrets));
+    for (const auto& s : secrets) {
+      if (s.value.empty()) {  // An imported box or a copy: values never travel with it.
+        return Status::FailedPrecondition("the value of secret " + s.name +
+                                          " is not stored with this box",
+                                          "create the box again with its secrets");
+      }
+    }
+    BOXLITE_ASSIGN_OR_RETURN(BoxCaPem ca, LoadOrCreateBoxCa(persistent() ? dir_ : "", id_));
+    BOXLITE_ASSIGN_OR_RETURN(net_options.secrets_json, SecretProxyJson(secrets, ca));
+    plan.box_config.trusted_ca_pem = ca.cert;
+  }
   BOXLITE_ASSIGN_OR_RETURN(auto launched, vmm::LaunchNetHelper(net_options));
   plan.net.emplace(std::move(launched));
   plan.config.net_fd = plan.net->qemu_end.get();

@@ -12,6 +12,7 @@
 #include "src/base/macros.h"
 #include "src/base/strings.h"
 #include "src/net/egress_rules.h"
+#include "src/runtime/box_secrets.h"
 #include "src/runtime/exec_env.h"
 #include "src/sys/fs.h"
 
@@ -82,9 +83,7 @@ Status ValidateBoxOptions(const BoxOptions& o) {
     auto rules = net::EgressRules::Parse(o.allow_net);
     if (!rules.ok()) return rules.error();
   }
-  if (!o.secrets.empty()) {
-    return Status::NotSupported("secrets are not built yet");
-  }
+  BOXLITE_RETURN_IF_ERROR(runtime::ValidateSecrets(o.secrets, o.network));
   if (!o.name.empty() && !runtime::IsValidBoxName(o.name)) {
     return Status::InvalidArgument("box name \"" + o.name +
                                    "\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 63)");

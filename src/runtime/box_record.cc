@@ -127,6 +127,15 @@ Json BoxOptionsToJson(const BoxOptions& o) {
   if (o.warm) opts["warm"] = *o.warm;  // Warm start (templates.h): the box's choice.
   if (o.entrypoint) opts["entrypoint"] = *o.entrypoint;
   if (o.cmd) opts["cmd"] = *o.cmd;
+  // Secrets: names, hosts and placeholders only; the values live in the box directory's
+  // secrets.json (src/runtime/box_secrets.h), never in the record `inspect` shows.
+  if (!o.secrets.empty()) {
+    Json secrets = Json::array();
+    for (const auto& s : o.secrets) {
+      secrets.push_back({{"name", s.name}, {"hosts", s.hosts}, {"placeholder", s.placeholder}});
+    }
+    opts["secrets"] = secrets;
+  }
   return opts;
 }
 
@@ -166,6 +175,19 @@ BoxOptions BoxOptionsFromJson(const Json& o) {
     }
   }
   AdvancedFromJson(o.value("advanced", Json::object()), &b);
+  if (auto secrets = o.find("secrets"); secrets != o.end() && secrets->is_array()) {
+    for (const auto& s : *secrets) {
+      Secret secret;
+      Read(s, "name", &secret.name);
+      if (auto h = s.find("hosts"); h != s.end() && h->is_array()) {
+        for (const auto& host : *h) {
+          if (host.is_string()) secret.hosts.push_back(host.get<std::string>());
+        }
+      }
+      Read(s, "placeholder", &secret.placeholder);
+      b.secrets.push_back(std::move(secret));  // The value: LoadSecretValues.
+    }
+  }
   if (auto env = o.find("env"); env != o.end() && env->is_array()) {
     for (const auto& kv : *env) {
       std::string k, v;

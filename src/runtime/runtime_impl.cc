@@ -18,6 +18,7 @@
 #include "src/protocol/capabilities.h"
 #include "src/runtime/box_impl.h"
 #include "src/runtime/box_record.h"
+#include "src/runtime/box_secrets.h"
 #include "src/runtime/exec_env.h"
 #include "src/runtime/home_tmp.h"
 #include "src/runtime/templates.h"
@@ -236,6 +237,7 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& requested) {
   BOXLITE_RETURN_IF_ERROR(CheckDiskFits(home_, requested.disk_size_mib));
   std::string id = NewBoxId();
   BoxOptions options = requested;
+  AssignSecretPlaceholders(&options.secrets);  // Secrets: src/runtime/box_secrets.h.
   BOXLITE_RETURN_IF_ERROR(ResolveVolumes(id, &options));
   base::ScopeExit drop_anonymous([&] { volumes_.RemoveAnonymousOf(id); });
   auto box = std::make_shared<BoxImpl>(shared_from_this(), id, options);

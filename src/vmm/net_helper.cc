@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -90,6 +91,18 @@ Result<std::vector<PortPublish>> ParseReport(const std::string& line,
   return ports;
 }
 
+// A sealed memfd holding `data` (never a file on disk), read from its start.
+Result<base::UniqueFd> SealedMemfd(const char* name, const std::string& data) {
+  base::UniqueFd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd) return sys::ErrnoStatus(errno, "memfd_create");
+  BOXLITE_RETURN_IF_ERROR(sys::WriteAll(fd.get(), data.data(), data.size()));
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0 ||
+      ::lseek(fd.get(), 0, SEEK_SET) != 0) {
+    return sys::ErrnoStatus(errno, "seal the secrets memfd");
+  }
+  return fd;
+}
+
 }  // namespace
 
 GuestNetworkPlan GuestNetwork() {
@@ -157,6 +170,13 @@ Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
     spawn.argv.push_back(std::to_string(::getpid()));
   }
   spawn.keep_fds = {helper_end.get(), ready_write.get()};
+  base::UniqueFd secrets_fd;
+  if (!options.secrets_json.empty()) {
+    BOXLITE_ASSIGN_OR_RETURN(secrets_fd, SealedMemfd("boxlite-secrets", options.secrets_json));
+    spawn.argv.push_back("--secrets-fd");
+    spawn.argv.push_back(std::to_string(secrets_fd.get()));
+    spawn.keep_fds.push_back(secrets_fd.get());
+  }
   spawn.env = std::vector<std::string>();  // Nothing of ours (API keys...) reaches it.
   spawn.jail = options.jail;
   spawn.die_with_parent = options.die_with_owner;

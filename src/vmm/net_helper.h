@@ -64,6 +64,9 @@ struct NetOptions {
   // The jail it starts in (src/vmm/vm_jail.h), with an empty environment: it adds its own
   // seccomp filter, which the jail's no_new_privs lets it load unprivileged.
   sys::Jail jail;
+  // Secrets (src/net/secret_config.h): the document boxlite-net reads from a sealed
+  // memfd (--secrets-fd); empty: no secrets.
+  std::string secrets_json;
 };
 
 struct NetHelper {
