@@ -83,6 +83,7 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Result<ExecResult> Run(const ExecOptions& options) override;
   Result<BoxInfo> Info() override;
   Result<BoxMetrics> Metrics() override;
+  Result<std::shared_ptr<Connection>> Tunnel(int port) override;  // box_tunnel.cc
   Status CopyIn(const std::string& host_path, const std::string& guest_path,
                 const CopyOptions& options) override;
   Status CopyOut(const std::string& guest_path, const std::string& host_path,
@@ -162,6 +163,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   static void ProbeLoop(std::shared_ptr<HealthProbe> probe, std::shared_ptr<AgentChannel> channel,
                         HealthCheckOptions options);
   Result<std::shared_ptr<Exec>> StartExecUncounted(const ExecOptions& options);
+  // Turns a lost channel into the box's explanation (DeathStatus), for a stream's owner.
+  ExecImpl::Explainer DeathExplainer();
   // The guest's settings that come from BoxOptions.security and .capabilities.
   Status ApplySecurityConfig(protocol::BoxConfig* config) const;
 
