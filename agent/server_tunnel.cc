@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -28,7 +29,8 @@ namespace {
 
 // A connected, non-blocking TCP socket to `address`:`port`, or the errno of the attempt.
 // The target is the box itself (loopback or its own address), so connect(2) completes
-// (or is refused) at once.
+// (or is refused) at once, unless a firewall in the box drops it: then it gives up after
+// 2 s (EINPROGRESS from SO_SNDTIMEO).
 Result<base::UniqueFd> ConnectTcp(const std::string& address, uint16_t port, int* err) {
   struct sockaddr_in sa = {};
   sa.sin_family = AF_INET;
@@ -42,6 +44,9 @@ Result<base::UniqueFd> ConnectTcp(const std::string& address, uint16_t port, int
     *err = errno;
     return sys::ErrnoStatus(errno, "socket");
   }
+  // A firewall in the box that drops the SYN must not hold the agent's loop for long.
+  struct timeval limit = {2, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
   int rc;
   do {
     rc = ::connect(fd.get(), reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa));

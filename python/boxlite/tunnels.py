@@ -69,20 +69,44 @@ def _consumed(port: int) -> BoxStateError:
     return BoxStateError(f"tunnel connection has already been consumed (port {port}); open a new tunnel")
 
 
-class BoxConnection:
-    """One TCP connection into a box (from :meth:`BoxTunnel.connect`). Usable as
-    ``async with``, which closes it on the way out."""
+class _PortBound:
+    """What tunnels and connections share: the core object and the port in the box."""
 
-    def __init__(self, core_conn: Any, port: int) -> None:
-        self._core = core_conn
+    def __init__(self, core: Any, port: int) -> None:
+        self._core: Any | None = core
         self._port = port
-        # A read whose awaiting task was cancelled: its bytes are the next read's.
-        self._pending: concurrent.futures.Future[bytes] | None = None
 
     @property
     def port(self) -> int:
         """The port in the box."""
         return self._port
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} port={self._port}>"
+
+
+class _TunnelBase(_PortBound):
+    def _take(self) -> Any:
+        """The connection, once (0.9's one-shot connect)."""
+        core_conn, self._core = self._core, None
+        if core_conn is None:
+            raise _consumed(self._port)
+        return core_conn
+
+    def endpoint(self) -> str | int:
+        """BoxLite 0.9's URI or socket of the tunnel: not available here
+        (:class:`NotSupportedError`); use ``connect()``."""
+        raise _endpoint_error()
+
+
+class BoxConnection(_PortBound):
+    """One TCP connection into a box (from :meth:`BoxTunnel.connect`). Usable as
+    ``async with``, which closes it on the way out."""
+
+    def __init__(self, core_conn: Any, port: int) -> None:
+        super().__init__(core_conn, port)
+        # A read whose awaiting task was cancelled: its bytes are the next read's.
+        self._pending: concurrent.futures.Future[bytes] | None = None
 
     async def read(self, max_bytes: int = _READ_DEFAULT) -> bytes:
         """Up to ``max_bytes`` received from the box; ``b""`` once the box's side has
@@ -116,37 +140,14 @@ class BoxConnection:
     ) -> None:
         await self.close()
 
-    def __repr__(self) -> str:
-        return f"<BoxConnection port={self._port}>"
 
-
-class BoxTunnel:
+class BoxTunnel(_TunnelBase):
     """A tunnel to a port in a box (from :meth:`NetworkHandle.tunnel`): its connection,
     handed out once by :meth:`connect`."""
 
-    def __init__(self, core_conn: Any, port: int) -> None:
-        self._core: Any | None = core_conn
-        self._port = port
-
-    @property
-    def port(self) -> int:
-        """The port in the box."""
-        return self._port
-
     async def connect(self) -> BoxConnection:
         """The connection; a second call raises :class:`BoxStateError`."""
-        core_conn, self._core = self._core, None
-        if core_conn is None:
-            raise _consumed(self._port)
-        return BoxConnection(core_conn, self._port)
-
-    def endpoint(self) -> str | int:
-        """BoxLite 0.9's URI or socket of the tunnel: not available here
-        (:class:`NotSupportedError`); use :meth:`connect`."""
-        raise _endpoint_error()
-
-    def __repr__(self) -> str:
-        return f"<BoxTunnel port={self._port}>"
+        return BoxConnection(self._take(), self._port)
 
 
 class NetworkHandle:
@@ -168,18 +169,9 @@ class NetworkHandle:
 # --- Synchronous twins (boxlite.sync, boxlite.sync_api) ---
 
 
-class SyncBoxConnection:
+class SyncBoxConnection(_PortBound):
     """One TCP connection into a box (synchronous API); see :class:`BoxConnection`.
     Usable as ``with``, which closes it."""
-
-    def __init__(self, core_conn: Any, port: int) -> None:
-        self._core = core_conn
-        self._port = port
-
-    @property
-    def port(self) -> int:
-        """The port in the box."""
-        return self._port
 
     def read(self, max_bytes: int = _READ_DEFAULT) -> bytes:
         """Up to ``max_bytes`` received from the box; ``b""`` once its side has closed."""
@@ -208,35 +200,13 @@ class SyncBoxConnection:
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"<SyncBoxConnection port={self._port}>"
 
-
-class SyncBoxTunnel:
+class SyncBoxTunnel(_TunnelBase):
     """A tunnel to a port in a box (synchronous API); see :class:`BoxTunnel`."""
-
-    def __init__(self, core_conn: Any, port: int) -> None:
-        self._core: Any | None = core_conn
-        self._port = port
-
-    @property
-    def port(self) -> int:
-        """The port in the box."""
-        return self._port
 
     def connect(self) -> SyncBoxConnection:
         """The connection; a second call raises :class:`BoxStateError`."""
-        core_conn, self._core = self._core, None
-        if core_conn is None:
-            raise _consumed(self._port)
-        return SyncBoxConnection(core_conn, self._port)
-
-    def endpoint(self) -> str | int:
-        """Not available here (:class:`NotSupportedError`); use :meth:`connect`."""
-        raise _endpoint_error()
-
-    def __repr__(self) -> str:
-        return f"<SyncBoxTunnel port={self._port}>"
+        return SyncBoxConnection(self._take(), self._port)
 
 
 class SyncNetworkHandle:

@@ -173,7 +173,14 @@ nb::dict BoxInfoDict(const BoxInfo& info) {
   d["disk_size_mib"] = info.disk_size_mib;
   d["network"] = Str(info.network);
   nb::list ports;
-  for (const auto& p : info.ports) ports.append(nb::make_tuple(p.host_port, p.guest_port));
+  for (const auto& p : info.ports) {  // Bound ports (host_port picked) while running.
+    nb::dict port;
+    port["host_port"] = p.host_port;
+    port["guest_port"] = p.guest_port;
+    port["host_ip"] = Str(p.host_ip);
+    port["protocol"] = Str(p.protocol);
+    ports.append(port);
+  }
   d["ports"] = ports;
   nb::list mounts;
   for (const auto& m : info.mounts) {

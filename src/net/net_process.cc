@@ -87,6 +87,9 @@ Result<std::unique_ptr<NetProcess>> NetProcess::Create(const HelperOptions& opti
     p->owner_fd_.reset(fd);
   }
 
+  if (options.stats_fd >= 0) {
+    BOXLITE_ASSIGN_OR_RETURN(p->stats_, FlowStats::Map(options.stats_fd));
+  }
   p->policy_.allow_host = options.allow_host_loopback;
   // Subscribe before reading, so no change between the two is missed.
   BOXLITE_ASSIGN_OR_RETURN(p->address_watcher_, AddressWatcher::Open());
@@ -100,15 +103,21 @@ Result<std::unique_ptr<NetProcess>> NetProcess::Create(const HelperOptions& opti
   p->dns_ = std::make_unique<DnsForwarder>(std::move(upstreams), send);
   for (const auto& publish : options.publish) {
     BOXLITE_ASSIGN_OR_RETURN(uint16_t bound,
-                             p->slirp_->AddTcpForward(publish.host_port, publish.guest_port));
-    p->ports_.push_back({bound, publish.guest_port});
+                             p->slirp_->AddTcpForward(publish.host_ip, publish.host_port,
+                                                      publish.guest_port));
+    p->ports_.push_back({bound, publish.guest_port, publish.host_ip});
   }
   return p;
 }
 
 void NetProcess::HandleGuestFrame(std::span<const uint8_t> frame) {
   std::optional<Ipv4Packet> packet;
-  switch (ClassifyGuestFrame(frame, policy_, &packet)) {
+  Verdict verdict = ClassifyGuestFrame(frame, policy_, &packet);
+  if (verdict == Verdict::kTcpReset || verdict == Verdict::kPortUnreachable ||
+      verdict == Verdict::kProhibited) {
+    stats_.CountRefused();  // BoxMetrics::network_refused_flows (flow_stats.h).
+  }
+  switch (verdict) {
     case Verdict::kPass:
       slirp_->Input(frame);
       return;

@@ -23,6 +23,7 @@
 #include "boxlite/result.h"
 #include "src/base/unique_fd.h"
 #include "src/net/dns_forwarder.h"
+#include "src/net/flow_stats.h"
 #include "src/net/guest_policy.h"
 #include "src/net/helper_options.h"
 #include "src/net/host_addresses.h"
@@ -68,6 +69,7 @@ class NetProcess {
   bool qemu_gone_ = false;
   uint16_t ip_id_ = 1;
   uint64_t dropped_to_guest_ = 0;
+  FlowStats stats_;  // What the host reads (--stats-fd).
   // Lifetime: declared last so they are destroyed first; they call SendToGuest.
   std::unique_ptr<SlirpStack> slirp_;
   std::unique_ptr<DnsForwarder> dns_;

@@ -43,7 +43,7 @@ class SlirpStack {
   // Listens on 127.0.0.1:`host_port` (0: any free port) and forwards each connection to
   // the guest's `guest_port`. Returns the port bound; fails with the bind error
   // ("127.0.0.1:8080 is in use" is kAlreadyExists).
-  Result<uint16_t> AddTcpForward(uint16_t host_port, uint16_t guest_port);
+  Result<uint16_t> AddTcpForward(const std::string& host_ip, uint16_t host_port, uint16_t guest_port);
 
   // Hands a guest frame to the stack.
   void Input(std::span<const uint8_t> frame);

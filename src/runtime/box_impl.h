@@ -307,6 +307,10 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   base::UniqueFd console_fd_;                   // Read end of the console log.
   std::string cgroup_dir_;                      // The VM's cgroup leaf, "" none (vm_jail.h).
   base::UniqueFd qemu_log_fd_;                  // QEMU's stderr.
+  // boxlite-net's counters (vmm::ReadNetStats): <dir_>/net-stats for a persistent box,
+  // else a memfd. Guarded by mu_. NetStatsLocked (box_observe.cc) reads them.
+  base::UniqueFd net_stats_fd_;
+  std::optional<uint64_t> NetRefusedFlowsLocked();
   int64_t disk_size_mib_ = 0;
   // Memory snapshots (box_memory.cc), guarded by mu_: the monitor of the VM (an
   // ephemeral box's socket end, kept while it runs; a persistent box's is connected when

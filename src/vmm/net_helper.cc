@@ -12,9 +12,11 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/net/flow_stats.h"  // The counters' layout only (constants).
 #include "src/net/guest_network.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
@@ -85,7 +87,7 @@ Result<std::vector<PortPublish>> ParseReport(const std::string& line,
       return Status::ProtocolError("unexpected port in the boxlite-net report",
                                    base::ShellQuote(line));
     }
-    ports.push_back({static_cast<uint16_t>(*host), want.guest_port});
+    ports.push_back({static_cast<uint16_t>(*host), want.guest_port, want.host_ip});
   }
   return ports;
 }
@@ -111,6 +113,19 @@ Result<std::string> FindNetHelper(const std::string& configured) {
   return Status::NotFound("boxlite-net (the network helper) is not installed",
                           found.error().message() +
                               "; set BOXLITE_NET_HELPER or use network none");
+}
+
+Result<NetStats> ReadNetStats(int fd) {
+  // The layout of src/net/flow_stats.h: the magic, then the refused flows (u64).
+  char buf[net::kNetStatsSize];
+  ssize_t n = ::pread(fd, buf, sizeof(buf), 0);
+  if (n < 0) return sys::ErrnoStatus(errno, "read the network helper's counters");
+  if (n != sizeof(buf) || std::memcmp(buf, net::kNetStatsMagic, sizeof(net::kNetStatsMagic)) != 0) {
+    return Status::NotFound("the network helper has no counters");
+  }
+  NetStats stats;
+  std::memcpy(&stats.refused_flows, buf + 8, sizeof(stats.refused_flows));
+  return stats;
 }
 
 Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
@@ -139,7 +154,7 @@ Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
                 std::to_string(ready_write.get())};
   for (const auto& p : options.ports) {
     spawn.argv.push_back("--publish");
-    spawn.argv.push_back(base::StrFormat("%u:%u", p.host_port, p.guest_port));
+    spawn.argv.push_back(base::StrFormat("%s:%u:%u", p.host_ip.c_str(), p.host_port, p.guest_port));
   }
   for (const auto& dns : options.dns_servers) {
     spawn.argv.push_back("--dns");
@@ -153,6 +168,11 @@ Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
     spawn.argv.push_back(std::to_string(::getpid()));
   }
   spawn.keep_fds = {helper_end.get(), ready_write.get()};
+  if (options.stats_fd >= 0) {
+    spawn.argv.push_back("--stats-fd");
+    spawn.argv.push_back(std::to_string(options.stats_fd));
+    spawn.keep_fds.push_back(options.stats_fd);
+  }
   spawn.env = std::vector<std::string>();  // Nothing of ours (API keys...) reaches it.
   spawn.jail = options.jail;
   spawn.die_with_parent = options.die_with_owner;
