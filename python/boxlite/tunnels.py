@@ -218,7 +218,7 @@ class SyncNetworkHandle:
     def tunnel(self, port: int) -> SyncBoxTunnel:
         """Connects to TCP ``port`` (1..65535) in the running box."""
         core = self._box._require_core()
-        return SyncBoxTunnel(_bridge.call_sync(core.tunnel, port), port)
+        return SyncBoxTunnel(core.tunnel(port), port)  # Connecting in the box is immediate.
 
     def __repr__(self) -> str:
         return f"<SyncNetworkHandle of {self._box!r}>"

@@ -274,7 +274,7 @@ TEST(NetHelperTest, BadArgumentsExitWithUsageError) {
   ASSERT_TRUE(status.ok());
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2);
   ASSERT_TRUE(err.ok());
-  EXPECT_NE(err->find("--publish needs HOST:GUEST"), std::string::npos) << *err;
+  EXPECT_NE(err->find("--publish needs [IP:]HOST:GUEST"), std::string::npos) << *err;
 }
 
 TEST(NetHelperTest, GuestDnsQueryIsRelayedToTheConfiguredServer) {

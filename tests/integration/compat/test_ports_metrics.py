@@ -39,10 +39,8 @@ def listening(port):
 def fetch(port):
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    return data
+        with s.makefile("rb") as reply:
+            return reply.read()
 
 
 @pytest.fixture(scope="module")

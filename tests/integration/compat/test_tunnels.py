@@ -158,3 +158,37 @@ def test_connect_is_one_shot(box):
         await conn.close()
 
     run(scenario())
+
+
+def test_sync_spellings(tmp_path):
+    """0.9's sync API: SyncSimpleBox.network.tunnel(port) -> SyncBoxTunnel.connect() ->
+    SyncBoxConnection, and SyncSimpleBox.tunnel(port); on a box of its own."""
+    from boxlite.sync_api import SyncBoxlite, SyncBoxTunnel, SyncNetworkHandle, SyncSimpleBox
+
+    add_session_root(tmp_path / "home")
+    rt = SyncBoxlite(boxlite.Options(home_dir=str(tmp_path / "home")))
+    rt.start()
+    try:
+        with SyncSimpleBox(BASE, memory_mib=256, network="none", runtime=rt) as box:
+            assert isinstance(box.network, SyncNetworkHandle)
+            r = box.exec("sh", "-c", "(nc -l -p 9010 -e sh -c 'cat; echo end' >/dev/null 2>&1 &)")
+            assert r.exit_code == 0, r.stderr
+            for _ in range(100):
+                try:
+                    tunnel = box.network.tunnel(9010)
+                    break
+                except boxlite.BoxliteError:
+                    import time
+                    time.sleep(0.1)
+            assert isinstance(tunnel, SyncBoxTunnel)
+            with tunnel.connect() as conn:
+                assert conn.write("hé") == len("hé".encode())
+                conn.shutdown_write()
+                got = b""
+                while chunk := conn.read(3):
+                    got += chunk
+            assert got == "hé".encode() + b"end\n"
+            with pytest.raises(boxlite.BoxliteError, match="nothing listens"):
+                box.tunnel(9011)
+    finally:
+        rt.stop()
