@@ -154,7 +154,11 @@ Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
                 std::to_string(ready_write.get())};
   for (const auto& p : options.ports) {
     spawn.argv.push_back("--publish");
-    spawn.argv.push_back(base::StrFormat("%s:%u:%u", p.host_ip.c_str(), p.host_port, p.guest_port));
+    // HOST:GUEST for the default address, as boxlite-net has always taken it.
+    spawn.argv.push_back(p.host_ip == "127.0.0.1"
+                             ? base::StrFormat("%u:%u", p.host_port, p.guest_port)
+                             : base::StrFormat("%s:%u:%u", p.host_ip.c_str(), p.host_port,
+                                               p.guest_port));
   }
   for (const auto& dns : options.dns_servers) {
     spawn.argv.push_back("--dns");
