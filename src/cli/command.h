@@ -77,6 +77,7 @@ Result<EnvList> EnvFromFlags(const ParsedFlags& flags);
 // Command implementations.
 Outcome RunCommand(Context& ctx, const ParsedFlags& flags);
 Outcome VersionCommand(Context& ctx, const ParsedFlags& flags);
+Outcome NetworkCommand(Context& ctx, const ParsedFlags& flags);  // network_cmds.cc
 Outcome InfoCommand(Context& ctx, const ParsedFlags& flags);
 Outcome PullCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ImagesCommand(Context& ctx, const ParsedFlags& flags);
