@@ -149,6 +149,12 @@ from .archive import ExportOptions
 
 __all__ += ["ExportOptions"]
 
+# Tunnels (boxlite/tunnels.py): BoxLite 0.9's box.network.tunnel(port). As in 0.9,
+# BoxTunnel and BoxConnection are importable but not in __all__.
+from .tunnels import BoxConnection, BoxTunnel, NetworkHandle
+
+__all__ += ["NetworkHandle", "SyncNetworkHandle"]
+
 # Boxes built on SimpleBox by their own modules. Each module defines the class of the
 # same name; it is imported on first use, so a missing one fails only when asked for:
 #   boxlite/computer.py       ComputerBox(SimpleBox): a desktop (screenshots, mouse, keys)

@@ -70,7 +70,8 @@ class VolumeMount:
 
 @dataclass(frozen=True)
 class PortForward:
-    """A TCP port of the box published on the host's 127.0.0.1.
+    """A TCP port of the box published on the host (127.0.0.1 unless a ``host_ip`` was
+    given with the port).
 
     Attributes:
         host_port: The host port; 0 picks a free one.

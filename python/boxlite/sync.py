@@ -54,6 +54,7 @@ from .options import BoxOptions, EnvLike, Options
 from .results import BoxInfo, BoxMetrics, ExecResult
 from .volumes import SyncVolumeHandle
 from .snapshots import CloneOptions, SyncSnapshotHandle
+from .tunnels import SyncBoxTunnel, SyncNetworkHandle  # Tunnels (boxlite/tunnels.py).
 
 __all__ = [
     "Boxlite",
@@ -605,6 +606,17 @@ class Box(SyncContextManager):
     def console_log(self) -> str:
         """The guest console so far (kernel messages, agent errors)."""
         return bytes(self._require_core().console_log()).decode("utf-8", errors="replace")
+
+    # --- Tunnels (boxlite/tunnels.py) ---
+    @property
+    def network(self) -> SyncNetworkHandle:
+        """The box's network handle (0.9's ``SyncBox.network``): ``tunnel(port)``."""
+        return SyncNetworkHandle(self)
+
+    def tunnel(self, port: int) -> SyncBoxTunnel:
+        """A TCP connection to ``port`` in the running box; see :class:`boxlite.Box.tunnel`."""
+        return self.network.tunnel(port)
+    # --- end tunnels ---
 
     # --- Snapshots and clones (boxlite/snapshots.py) ---
     @property

@@ -145,8 +145,8 @@ PortForward AsPort(nb::handle item) {
           Fail("only TCP ports can be published, not \"" + AsText("port protocol", v) + "\"");
         }
       } else if (key == "host_ip") {
-        // Published ports listen on 127.0.0.1 in this build.
-        if (!IsNone(v)) (void)AsText("port host_ip", v);
+        // The host address to listen on (ValidateBoxOptions checks it); default 127.0.0.1.
+        if (!IsNone(v)) p.host_ip = AsText("port host_ip", v);
       } else {
         Fail("unknown port key \"" + key + "\" (host_port, guest_port, host_ip, protocol)");
       }
@@ -311,6 +311,7 @@ nb::dict BoxOptionsToDict(const BoxOptions& o) {
     nb::dict port;
     port["host_port"] = p.host_port;
     port["guest_port"] = p.guest_port;
+    port["host_ip"] = nb::cast(Text{p.host_ip});
     ports.append(port);
   }
   d["ports"] = ports;

@@ -141,7 +141,10 @@ def test_sync_api_names_and_missing_features() -> None:
     for name in ("SyncBoxlite", "SyncBox", "SyncSimpleBox", "SyncExecution", "SyncImageHandle"):
         assert getattr(boxlite, name) is pairs[name]
     assert boxlite.sync_api is sync_api
-    for name, feature in (("SyncSkillBox", "SkillBox"), ("SyncNetworkHandle", "tunnels")):
+    # Tunnels (boxlite/tunnels.py).
+    assert sync_api.SyncNetworkHandle is boxlite.tunnels.SyncNetworkHandle is boxlite.SyncNetworkHandle
+    assert sync_api.SyncBoxTunnel is boxlite.tunnels.SyncBoxTunnel
+    for name, feature in (("SyncSkillBox", "SkillBox"),):
         with pytest.raises(ImportError, match=feature) as caught:
             exec(f"from boxlite.sync_api import {name}", {})  # noqa: S102 - the import statement itself.
         assert isinstance(caught.value, boxlite.NotSupportedError)

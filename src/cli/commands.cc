@@ -314,6 +314,13 @@ const std::vector<Command>& Commands() {
         {"format", 0, true, false, "create, ls: table (default) or json", "FORMAT"}},
        false,
        SnapshotCommand},
+      // Tunnels (src/cli/network_cmds.cc).
+      {"network",
+       "network tunnel BOX PORT",
+       "Connect stdin and stdout to TCP PORT inside a running box (like nc)",
+       {},
+       false,
+       NetworkCommand},
       {"clone",
        "clone [--name NAME] BOX",
        "Create a stopped copy of a box (its disk and options)",

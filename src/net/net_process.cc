@@ -88,6 +88,9 @@ Result<std::unique_ptr<NetProcess>> NetProcess::Create(const HelperOptions& opti
     p->owner_fd_.reset(fd);
   }
 
+  if (options.stats_fd >= 0) {
+    BOXLITE_ASSIGN_OR_RETURN(p->stats_, FlowStats::Map(options.stats_fd));
+  }
   p->policy_.allow_host = options.allow_host_loopback;
   // The egress allow-list: its rules were validated by the runtime; parsed again here,
   // by the same parser (egress_rules.h), since the command line is an input.
@@ -146,8 +149,9 @@ Result<std::unique_ptr<NetProcess>> NetProcess::Create(const HelperOptions& opti
   p->dns_ = std::make_unique<DnsForwarder>(std::move(upstreams), send, p->egress_.get());
   for (const auto& publish : options.publish) {
     BOXLITE_ASSIGN_OR_RETURN(uint16_t bound,
-                             p->slirp_->AddTcpForward(publish.host_port, publish.guest_port));
-    p->ports_.push_back({bound, publish.guest_port});
+                             p->slirp_->AddTcpForward(publish.host_ip, publish.host_port,
+                                                      publish.guest_port));
+    p->ports_.push_back({bound, publish.guest_port, publish.host_ip});
   }
   return p;
 }
@@ -156,6 +160,10 @@ void NetProcess::HandleGuestFrame(std::span<const uint8_t> frame) {
   std::optional<Ipv4Packet> packet;
   policy_.now_ms = SlirpStack::NowMs();
   Verdict verdict = ClassifyGuestFrame(frame, policy_, &packet);
+  if (verdict == Verdict::kTcpReset || verdict == Verdict::kPortUnreachable ||
+      verdict == Verdict::kProhibited) {
+    stats_.CountRefused();  // BoxMetrics::network_refused_flows (flow_stats.h).
+  }
   if (interceptor_ && packet && (verdict == Verdict::kPass || verdict == Verdict::kIntercept)) {
     bool divert = verdict == Verdict::kIntercept ||
                   (packet->has_ports && interceptor_->wants_port(packet->dst_port) &&

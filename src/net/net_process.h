@@ -25,6 +25,7 @@
 #include "src/net/dns_forwarder.h"
 #include "src/net/egress_policy.h"
 #include "src/net/flow_intercept.h"
+#include "src/net/flow_stats.h"
 #include "src/net/guest_policy.h"
 #include "src/net/helper_options.h"
 #include "src/net/host_addresses.h"
@@ -79,6 +80,7 @@ class NetProcess {
   std::shared_ptr<EgressPolicy> egress_;
   std::unique_ptr<FlowInterceptor> interceptor_;
   Frame rewritten_;  // Scratch for frames of intercepted connections.
+  FlowStats stats_;  // What the host reads (--stats-fd).
   // Lifetime: declared last so they are destroyed first; they call SendToGuest.
   std::unique_ptr<SlirpStack> slirp_;
   std::unique_ptr<DnsForwarder> dns_;

@@ -120,10 +120,15 @@ SlirpStack::~SlirpStack() {
   if (slirp_ != nullptr) slirp_cleanup(slirp_);
 }
 
-Result<uint16_t> SlirpStack::AddTcpForward(uint16_t host_port, uint16_t guest_port) {
+Result<uint16_t> SlirpStack::AddTcpForward(const std::string& host_ip, uint16_t host_port,
+                                           uint16_t guest_port) {
   if (guest_port == 0) return Status::InvalidArgument("guest port 0 cannot be published");
-  std::string where = base::StrFormat("127.0.0.1:%u", host_port);
-  if (slirp_add_hostfwd(slirp_, /*is_udp=*/0, InAddr(Ipv4(127, 0, 0, 1)), host_port,
+  std::string where = base::StrFormat("%s:%u", host_ip.c_str(), host_port);
+  struct in_addr host_addr {};
+  if (::inet_pton(AF_INET, host_ip.c_str(), &host_addr) != 1) {
+    return Status::InvalidArgument("not an IPv4 address to publish on", host_ip);
+  }
+  if (slirp_add_hostfwd(slirp_, /*is_udp=*/0, host_addr, host_port,
                         InAddr(kGuestAddress), guest_port) != 0) {
     int err = errno;
     if (err == EADDRINUSE) {

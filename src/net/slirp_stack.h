@@ -44,7 +44,7 @@ class SlirpStack {
   // Listens on 127.0.0.1:`host_port` (0: any free port) and forwards each connection to
   // the guest's `guest_port`. Returns the port bound; fails with the bind error
   // ("127.0.0.1:8080 is in use" is kAlreadyExists).
-  Result<uint16_t> AddTcpForward(uint16_t host_port, uint16_t guest_port);
+  Result<uint16_t> AddTcpForward(const std::string& host_ip, uint16_t host_port, uint16_t guest_port);
 
   // The guest address and port of the guest's TCP connection to `guest_dst_port` on the
   // gateway whose host socket (libslirp's, in this process) has local port `local_port`:

@@ -77,6 +77,16 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
   return exec;
 }
 
+ExecImpl::Explainer BoxImpl::DeathExplainer() {
+  std::weak_ptr<BoxImpl> weak_self = weak_from_this();
+  return [weak_self](const Status& why) -> Status {
+    auto self = weak_self.lock();
+    if (!self) return why;
+    std::lock_guard<std::mutex> lock(self->mu_);
+    return self->DeathStatus(why);
+  };
+}
+
 Result<std::shared_ptr<Exec>> BoxImpl::StartExecUncounted(const ExecOptions& options) {
   bool idle = false;
   {
@@ -95,14 +105,7 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExecUncounted(const ExecOptions& opt
     std::lock_guard<std::mutex> lock(mu_);
     BOXLITE_ASSIGN_OR_RETURN(req, ExecRequestLocked(options));
   }
-  std::weak_ptr<BoxImpl> weak_self = weak_from_this();
-  auto explain = [weak_self](const Status& why) -> Status {
-    auto self = weak_self.lock();
-    if (!self) return why;
-    std::lock_guard<std::mutex> lock(self->mu_);
-    return self->DeathStatus(why);
-  };
-  BOXLITE_ASSIGN_OR_RETURN(auto exec, CallExec(channel, req, explain));
+  BOXLITE_ASSIGN_OR_RETURN(auto exec, CallExec(channel, req, DeathExplainer()));
   exec->set_counters(exec_bytes_);
   return std::shared_ptr<Exec>(std::move(exec));
 }

@@ -4,6 +4,8 @@
 // options are acceptable. Runtime::Create, the CLI (through Create) and the Python SDK
 // (python/src/options_dict.cc, as options are built) all call it, so a rule or its message
 // is written once.
+#include <arpa/inet.h>
+
 #include <string>
 #include <string_view>
 
@@ -117,6 +119,12 @@ Status ValidateBoxOptions(const BoxOptions& o) {
   }
   for (const auto& p : o.ports) {
     if (p.guest_port == 0) return Status::InvalidArgument("port mapping needs a guest port");
+    in_addr ip{};
+    if (::inet_pton(AF_INET, p.host_ip.c_str(), &ip) != 1) {
+      return Status::InvalidArgument("port " + std::to_string(p.guest_port) + ": host_ip " +
+                                         base::ShellQuote(p.host_ip) + " is not an IPv4 address",
+                                     "give one such as 127.0.0.1 (the default) or 0.0.0.0 (all)");
+    }
   }
   if (!o.ports.empty() && o.network != "nat") {
     return Status::InvalidArgument("published ports need network \"nat\"");

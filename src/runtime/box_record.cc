@@ -39,7 +39,9 @@ void Read(const Json& j, const char* key, T* out) {
 
 Json PortsToJson(const std::vector<PortForward>& ports) {
   Json out = Json::array();
-  for (const auto& p : ports) out.push_back({{"host", p.host_port}, {"guest", p.guest_port}});
+  for (const auto& p : ports) {
+    out.push_back({{"host", p.host_port}, {"guest", p.guest_port}, {"host_ip", p.host_ip}});
+  }
   return out;
 }
 
@@ -50,6 +52,7 @@ std::vector<PortForward> PortsFromJson(const Json& j) {
     PortForward f;
     Read(p, "host", &f.host_port);
     Read(p, "guest", &f.guest_port);
+    if (auto ip = p.find("host_ip"); ip != p.end() && ip->is_string()) f.host_ip = ip->get<std::string>();
     out.push_back(f);
   }
   return out;

@@ -13,9 +13,11 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/net/flow_stats.h"  // The counters' layout only (constants).
 #include "src/net/guest_network.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
@@ -86,7 +88,7 @@ Result<std::vector<PortPublish>> ParseReport(const std::string& line,
       return Status::ProtocolError("unexpected port in the boxlite-net report",
                                    base::ShellQuote(line));
     }
-    ports.push_back({static_cast<uint16_t>(*host), want.guest_port});
+    ports.push_back({static_cast<uint16_t>(*host), want.guest_port, want.host_ip});
   }
   return ports;
 }
@@ -126,6 +128,19 @@ Result<std::string> FindNetHelper(const std::string& configured) {
                               "; set BOXLITE_NET_HELPER or use network none");
 }
 
+Result<NetStats> ReadNetStats(int fd) {
+  // The layout of src/net/flow_stats.h: the magic, then the refused flows (u64).
+  char buf[net::kNetStatsSize];
+  ssize_t n = ::pread(fd, buf, sizeof(buf), 0);
+  if (n < 0) return sys::ErrnoStatus(errno, "read the network helper's counters");
+  if (n != sizeof(buf) || std::memcmp(buf, net::kNetStatsMagic, sizeof(net::kNetStatsMagic)) != 0) {
+    return Status::NotFound("the network helper has no counters");
+  }
+  NetStats stats;
+  std::memcpy(&stats.refused_flows, buf + 8, sizeof(stats.refused_flows));
+  return stats;
+}
+
 Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
   if (options.helper_binary.empty()) {
     return Status::InvalidArgument("no boxlite-net binary given");
@@ -152,7 +167,11 @@ Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
                 std::to_string(ready_write.get())};
   for (const auto& p : options.ports) {
     spawn.argv.push_back("--publish");
-    spawn.argv.push_back(base::StrFormat("%u:%u", p.host_port, p.guest_port));
+    // HOST:GUEST for the default address, as boxlite-net has always taken it.
+    spawn.argv.push_back(p.host_ip == "127.0.0.1"
+                             ? base::StrFormat("%u:%u", p.host_port, p.guest_port)
+                             : base::StrFormat("%s:%u:%u", p.host_ip.c_str(), p.host_port,
+                                               p.guest_port));
   }
   for (const auto& dns : options.dns_servers) {
     spawn.argv.push_back("--dns");
@@ -176,6 +195,11 @@ Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
     spawn.argv.push_back("--secrets-fd");
     spawn.argv.push_back(std::to_string(secrets_fd.get()));
     spawn.keep_fds.push_back(secrets_fd.get());
+  }
+  if (options.stats_fd >= 0) {
+    spawn.argv.push_back("--stats-fd");
+    spawn.argv.push_back(std::to_string(options.stats_fd));
+    spawn.keep_fds.push_back(options.stats_fd);
   }
   spawn.env = std::vector<std::string>();  // Nothing of ours (API keys...) reaches it.
   spawn.jail = options.jail;

@@ -13,8 +13,8 @@ spellings mix freely. Unlike 0.9's, these classes need no dispatcher and also wo
 called from inside a running event loop (they block their caller like any blocking
 call); see :mod:`boxlite.sync`.
 
-Not here yet: ``SyncSkillBox`` and ``SyncNetworkHandle`` (its box and network tunnels
-are not in this build); asking for one raises an ``ImportError``
+Not here yet: ``SyncSkillBox`` (its box is not in this build); asking for one raises an
+``ImportError``
 that is also a :class:`boxlite.NotSupportedError` and names the missing feature.
 """
 
@@ -33,6 +33,7 @@ from ..sync import Images as SyncImageHandle
 from ..sync import SimpleBox as SyncSimpleBox
 from ..sync import CodeBox as SyncCodeBox  # CodeBox (boxlite/codebox.py).
 from ..sync import SyncBase, SyncContextManager
+from ..tunnels import SyncBoxConnection, SyncBoxTunnel, SyncNetworkHandle  # Tunnels.
 
 __all__ = [
     "SyncBase",
@@ -46,13 +47,15 @@ __all__ = [
     "SyncImageHandle",
     "SyncSimpleBox",
     "SyncCodeBox",
+    # Tunnels (boxlite/tunnels.py).
+    "SyncBoxConnection",
+    "SyncBoxTunnel",
+    "SyncNetworkHandle",
 ]
 
 # 0.9's synchronous names whose feature this build does not have yet.
 MISSING: dict[str, str] = {
     "SyncSkillBox": "SkillBox (a box running an agent with skills)",
-    "SyncNetworkHandle": "box network tunnels (box.network.tunnel)",
-    "SyncBoxTunnel": "box network tunnels (box.network.tunnel)",
 }
 
 
