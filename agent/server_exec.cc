@@ -653,7 +653,8 @@ void Server::PumpOutput(Exec* exec, int which) {
     Send(conn, std::move(close));
     if (exec->is_file) {
       exec->exited = true;
-      MaybeFinish(exec);
+      MaybeFinish(exec);  // May free `exec`; a file transfer is never a tunnel.
+      return;
     }
     if (exec->tunnel) MaybeEndTunnel(exec);
     return;
