@@ -89,6 +89,12 @@ struct VmConfig {
   bool ram_shared = true;
   // Start paused, waiting for `migrate-incoming` on the monitor (-incoming defer).
   bool incoming = false;
+  // --- Memory that comes back (docs/benchmarks.md, "Density") ---
+  // A virtio-balloon device with free page reporting: the guest kernel reports pages it
+  // has freed and QEMU discards them (madvise, and a hole punched in a RAM file), so a
+  // box's RSS falls after its processes free memory. The balloon is never inflated. Part
+  // of the device set, so of template keys and memory snapshot checks.
+  bool free_page_reporting = true;
 };
 
 // The kernel command line for a config (exposed for tests and `boxlite info`).
