@@ -74,7 +74,9 @@ TEST(QemuArgvTest, DevicesAreVirtioMmioOnly) {
   EXPECT_EQ(After(argv, "-device", 0), "virtio-blk-device,drive=disk0");
   EXPECT_EQ(After(argv, "-device", 1), "virtio-serial-device,max_ports=2");
   EXPECT_EQ(After(argv, "-device", 2), "virtserialport,chardev=agent,name=boxlite.agent,nr=1");
-  EXPECT_EQ(After(argv, "-device", 3), "");  // No NIC, no 9p unless asked.
+  // No NIC, no 9p unless asked; the balloon (free page reporting) is on every VM.
+  EXPECT_EQ(After(argv, "-device", 3), "virtio-balloon-device,free-page-reporting=on");
+  EXPECT_EQ(After(argv, "-device", 4), "");
   EXPECT_NE(After(argv, "-blockdev").find("\"filename\":\"/proc/self/fd/5\""), std::string::npos);
 }
 
