@@ -328,11 +328,11 @@ void BenchDensity(boxlite::Runtime& rt, const boxlite::BoxOptions& bo,
   for (auto& box : boxes) (void)box->Stop();
 }
 
-// How many idle 256 MiB boxes to ask for: half of the memory available now, at 256 MiB
-// each (what a box may touch), at most `cap`.
+// How many idle 256 MiB boxes to ask for: as many as the memory available now holds at
+// 160 MiB each (an idle box's PSS is ~50 MiB: room for each to triple), at most `cap`.
 int DensityTarget(int cap) {
   double avail = static_cast<double>(KibField("/proc/meminfo", "MemAvailable:"));
-  int fit = static_cast<int>(avail / 2 / (256.0 * (1 << 20)));
+  int fit = static_cast<int>(avail / (160.0 * (1 << 20)));
   return std::max(1, std::min(cap, fit));
 }
 
@@ -408,7 +408,7 @@ int main(int argc, char** argv) {
   int rtt_runs = 300;
   std::string image = "boxlite/base";
   std::string only;  // "memory": only the memory snapshot and fork figures; "density".
-  int density_cap = 40;  // At most this many idle boxes (--density-boxes).
+  int density_cap = 100;  // At most this many idle boxes (--density-boxes).
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
