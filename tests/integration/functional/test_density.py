@@ -110,3 +110,56 @@ def test_thirty_boxes_answer_and_go_without_leaks(dcli):
         p = dcli.run("rm", "-f", *names, timeout=300)
     assert p.returncode == 0, p.stderr
     monitor.check(timeout=30)
+
+
+async def _sh(box, script):
+    execution = await box.stream("sh", "-c", script, open_stdin=False)
+    out = b""
+    async for chunk in execution.stdout():
+        out += chunk
+    result = await execution.wait()
+    return result.exit_code, out.decode(errors="replace")
+
+
+def test_a_fork_freeing_memory_leaves_its_siblings_intact(tmp_path_factory):
+    """Forks map one sealed RAM file privately. Free page reporting in a fork makes QEMU try
+    to punch the pages it freed out of that file; the seal must refuse it, or a sibling
+    would read zeros where the source's data was."""
+    import asyncio
+
+    import boxlite
+    from conftest import add_session_root
+
+    home = tmp_path_factory.mktemp("density-fork-home")
+    add_session_root(home)
+
+    async def scenario():
+        rt = boxlite.Boxlite(boxlite.Options(home_dir=str(home)))
+        source = await rt.create(boxlite.BoxOptions(image=BASE, memory_mib=256), name="dsrc")
+        await source.start()
+        try:
+            code, out = await _sh(source, "head -c 33554432 /dev/urandom > /dev/shm/m && "
+                                          "sha256sum /dev/shm/m")
+            assert code == 0, out
+            digest = out.split()[0]
+            a, b = await source.fork(n=2, names=["dfork-a", "dfork-b"])
+            try:
+                # Fork a frees the pages holding the data (and 120 MiB more), then waits
+                # past the guest's reporting delay (~2 s) for the reports to reach QEMU.
+                code, out = await _sh(a, "rm /dev/shm/m && dd if=/dev/zero of=/dev/null "
+                                         "bs=120M count=1 2>/dev/null && sleep 5 && echo ok")
+                assert code == 0 and out.strip() == "ok", out
+                for box in (b, source):
+                    code, out = await _sh(box, "sha256sum /dev/shm/m")
+                    assert code == 0 and out.split()[0] == digest, out
+                # The fork that freed its memory still gets memory and runs.
+                code, out = await _sh(a, "dd if=/dev/zero bs=120M count=1 2>/dev/null | wc -c")
+                assert code == 0 and out.strip() == str(120 * MIB), out
+            finally:
+                await a.stop()
+                await b.stop()
+        finally:
+            await source.stop()
+            rt.close()
+
+    asyncio.run(scenario())
