@@ -399,6 +399,38 @@ Status PrepareRootfs() {
   return Status::OK();
 }
 
+// Secrets (docs/networking.md): the box CA joins the guest's trust store, on the box's
+// own disk. Appended to each usual bundle that is a regular file (Debian/Ubuntu/Alpine,
+// Fedora/RHEL, Alpine's cert.pem) unless already there, the Debian bundle made when there
+// is none, and kept in /usr/local/share/ca-certificates so update-ca-certificates keeps
+// it. SSL_CERT_FILE is not set: tools keep their image's own bundle path.
+void TrustBoxCa(const std::string& pem) {
+  if (pem.empty()) return;
+  std::string root = kRootfs;
+  bool any = false;
+  for (const char* rel : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                          "/etc/ssl/cert.pem"}) {
+    std::string path = root + rel;
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    any = true;
+    auto text = sys::ReadFile(path);
+    if (!text.ok() || text->find(pem) != std::string::npos) continue;
+    std::string out = *text;
+    if (!out.empty() && out.back() != '\n') out += '\n';
+    out += pem;
+    (void)sys::WriteFileAtomic(path, out, st.st_mode & 0777, false);
+  }
+  if (!any) {
+    (void)sys::MakeDirs(root + "/etc/ssl/certs", 0755);
+    (void)sys::WriteFileAtomic(root + "/etc/ssl/certs/ca-certificates.crt", pem, 0644, false);
+  }
+  if (sys::MakeDirs(root + "/usr/local/share/ca-certificates", 0755).ok()) {
+    (void)sys::WriteFileAtomic(root + "/usr/local/share/ca-certificates/boxlite-box-ca.crt", pem,
+                               0644, false);
+  }
+}
+
 Status ApplyBoxConfig(const protocol::BoxConfig& config) {
   if (!config.hostname.empty() &&
       ::sethostname(config.hostname.data(), config.hostname.size()) != 0) {
@@ -406,6 +438,7 @@ Status ApplyBoxConfig(const protocol::BoxConfig& config) {
   }
   BOXLITE_RETURN_IF_ERROR(MountShares(config.mounts));
   BOXLITE_RETURN_IF_ERROR(ConfigureNetwork(config.network, config.hostname));
+  TrustBoxCa(config.trusted_ca_pem);
   if (config.pids_max > 0) {
     WriteSmall("/sys/fs/cgroup/box/pids.max", std::to_string(config.pids_max));
   }

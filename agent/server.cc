@@ -277,7 +277,7 @@ void Server::EndSession(Conn* conn) {
       ++it;
       continue;
     }
-    if (exec->is_file || exec->finished) {
+    if (exec->is_file || exec->tunnel || exec->finished) {
       if (exec->put.dir) ::unlinkat(exec->put.dir.get(), exec->put.tmp.c_str(), 0);
       it = execs_.erase(it);
       continue;
@@ -412,6 +412,8 @@ Status Server::DispatchRequest(Conn* conn, uint32_t stream, const protocol::Json
     s = DoSignal(conn, req);
   } else if (op == "resize") {
     s = DoResize(conn, req);
+  } else if (op == "connect") {
+    s = DoConnect(conn, stream, req, reply);
   } else if (op == "get_file") {
     s = DoGetFile(conn, stream, req, reply);
   } else if (op == "put_file") {

@@ -131,6 +131,9 @@ class Server {
     pid_t pid = -1;
     bool tty = false;
     bool is_file = false;     // A get_file/put_file transfer rather than a process.
+    // A TCP connection to a port in the box (connect, agent/server_tunnel.cc): stdin_fd
+    // and out[1].fd are the one socket (dups); no process, no stderr.
+    bool tunnel = false;
     Output out[3];            // Index 1 = stdout (or the pty or the file), 2 = stderr.
     base::UniqueFd stdin_fd;  // Process stdin, or the file being written.
     std::string stdin_pending;
@@ -194,6 +197,12 @@ class Server {
   Status DoGetFile(Conn* conn, uint32_t stream, const protocol::Json& req, protocol::Json* reply);
   Status DoPutFile(Conn* conn, uint32_t stream, const protocol::Json& req, protocol::Json* reply);
   Status DoStat(const protocol::Json& req, protocol::Json* reply);
+  // connect {"port", "window"} (agent/server_tunnel.cc): a TCP connection to the port in
+  // the box, relayed on the request's stream like an exec's stdin and stdout.
+  Status DoConnect(Conn* conn, uint32_t stream, const protocol::Json& req, protocol::Json* reply);
+  // A tunnel whose two directions have ended, or that the host ended (`abort`), is
+  // finished: its exit event goes out and the socket is closed.
+  void MaybeEndTunnel(Exec* exec, bool abort = false);
   Status DoListDir(const protocol::Json& req, protocol::Json* reply);
   Status DoMetrics(protocol::Json* reply);
   // A memory restore's new clock, entropy and identity (ApplyRefresh).

@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -369,6 +370,11 @@ Status Server::DoSignal(Conn* conn, const protocol::Json& req) {
   protocol::SignalRequest r;
   BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
   Exec* exec = FindExec(conn, static_cast<uint32_t>(r.target));
+  if (exec != nullptr && exec->tunnel && !exec->finished) {
+    MaybeEndTunnel(exec, /*abort=*/true);  // Any signal closes a tunnel (docs/protocol.md).
+    MaybeFinish(exec);
+    return Status::OK();
+  }
   if (exec == nullptr || exec->exited || exec->is_file) {
     return Status::NotFound("no running exec on stream", std::to_string(r.target));
   }
@@ -492,9 +498,19 @@ void Server::OnStdinData(Conn* conn, uint32_t stream, std::string_view bytes) {
     }
     return;
   }
-  if (!exec->stdin_fd) return;
+  if (!exec->stdin_fd) {
+    if (exec->tunnel) {
+      // The peer in the box is gone: the bytes are dropped, their credit returned so the
+      // host's writer does not stall before the tunnel's end reaches it.
+      std::string frame;
+      protocol::AppendCredit(&frame, stream, protocol::kFdStdin, static_cast<uint32_t>(bytes.size()));
+      Send(conn, std::move(frame));
+    }
+    return;
+  }
   exec->stdin_pending.append(bytes);
   FlushStdin(exec);
+  if (exec->tunnel && exec->exited) MaybeFinish(exec);
 }
 
 void Server::OnStdinClose(Conn* conn, uint32_t stream) {
@@ -506,6 +522,7 @@ void Server::OnStdinClose(Conn* conn, uint32_t stream) {
     return;
   }
   FlushStdin(exec);
+  if (exec->tunnel && exec->exited) MaybeFinish(exec);
 }
 
 void Server::FlushStdin(Exec* exec) {
@@ -541,12 +558,15 @@ void Server::FlushStdin(Exec* exec) {
       ssize_t ignored = ::write(exec->stdin_fd.get(), "\x04", 1);
       (void)ignored;
     }
+    // A tunnel's half close: the peer in the box reads EOF and may still answer.
+    if (exec->tunnel) ::shutdown(exec->stdin_fd.get(), SHUT_WR);
     if (exec->stdin_watching) {
       Watch(exec->stdin_fd.get(), 0, Tag(kTagStdin, exec->conn->index, exec->stream),
             &exec->stdin_watching);
     }
     exec->stdin_fd.reset();
   }
+  if (exec->tunnel) MaybeEndTunnel(exec);
   UpdateStdinWatch(exec);
 }
 
@@ -604,7 +624,7 @@ void Server::PumpOutput(Exec* exec, int which) {
   }
   size_t cap = std::min<size_t>(static_cast<size_t>(out.credit), kReadChunk);
   int avail = 0;
-  if (splice_ok_ && out.pollable && !exec->tty &&
+  if (splice_ok_ && out.pollable && !exec->tty && !exec->tunnel &&
       ::ioctl(out.fd.get(), FIONREAD, &avail) == 0 && avail > 0) {
     // Zero copy: a header now, then the pipe's pages spliced into the port.
     size_t n = std::min(static_cast<size_t>(avail), cap);
@@ -635,6 +655,7 @@ void Server::PumpOutput(Exec* exec, int which) {
       exec->exited = true;
       MaybeFinish(exec);
     }
+    if (exec->tunnel) MaybeEndTunnel(exec);
     return;
   }
   frame.resize(header + static_cast<size_t>(n));

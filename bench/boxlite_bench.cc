@@ -5,6 +5,7 @@
 //   cold_start_s        create -> first exec done    vs  bare QEMU boot to a trivial init
 //   warm_start_s        the same from a template     vs  cold_start_s of this run
 //   exec_rtt_ms         `true` round trip (median)   vs  raw virtio-serial echo (median)
+//                       (the floor's static `true`; exec_rtt_image_true_ms: the image's)
 //   exec_rtt_p99_ms     same, 99th percentile        vs  raw echo p99
 //   stdout_mb_per_s     64 MiB of stdout             vs  raw port stream (higher is better)
 //   stdout_dd_mb_per_s  the same from `dd if=/dev/zero` vs  raw port stream
@@ -139,6 +140,67 @@ class FloorVm {
   std::optional<boxlite::sys::Subprocess> vm_;
   Clock::time_point start_;
 };
+
+// Round trips of `program` (a `true`) through BoxLite's exec, in milliseconds (the first 10
+// left out).
+std::vector<double> ExecRoundTrips(boxlite::Box& box, const std::string& program, int runs) {
+  std::vector<double> rtts;
+  boxlite::ExecOptions t;
+  t.argv = {program};
+  for (int i = 0; i < runs + 10; ++i) {
+    auto t0 = Clock::now();
+    auto exec = Must(box.StartExec(t), "exec true");
+    (void)Must(exec->Wait(), "wait true");
+    if (i >= 10) rtts.push_back(Seconds(Clock::now() - t0) * 1000);
+  }
+  return rtts;
+}
+
+// The floor's own static `true` (bench/guest_floor.c), copied into the box: the exec figures
+// start the very program the spawn floor starts, so they differ only by BoxLite's path.
+constexpr char kFloorTrue[] = "/boxlite-bench/true";
+
+// Round trips of the floor's `true` and of the image's own (boxlite/base: Debian's
+// dynamically linked busybox), the latter for what a user's command costs on top: the
+// dynamic loader, and under TCG the translation of code that address-space randomization
+// places anew in every process.
+struct ExecTimes {
+  std::vector<double> floor_true;
+  std::vector<double> image_true;
+};
+
+ExecTimes MeasureExecs(boxlite::Box& box, int runs) {
+  if (Status s = box.CopyIn(BOXLITE_FLOOR_BINARY, kFloorTrue); !s.ok()) Die(s, "copy true in");
+  ExecTimes t;
+  t.floor_true = ExecRoundTrips(box, kFloorTrue, runs);
+  t.image_true = ExecRoundTrips(box, "true", runs);
+  return t;
+}
+
+// Both exec figures against what merely starting a process costs this guest.
+void EmitAgainstSpawn(const ExecTimes& t, const std::vector<double>& spawn, int runs) {
+  Emit("exec_rtt_vs_spawn_ms", Median(t.floor_true), "guest_spawn_rtt_ms", Median(spawn), false,
+       1.25, runs);
+  Emit("exec_rtt_image_true_ms", Median(t.image_true), "guest_spawn_rtt_ms", Median(spawn), false,
+       1.25, runs);
+}
+
+// What merely starting a process costs the guest: the floor VM answers each byte by fork +
+// exec + wait of a trivial process, then the byte back (milliseconds, the first 10 left out).
+std::vector<double> SpawnRoundTrips(const boxlite::vmm::GuestAssets& assets,
+                                    const std::string& initramfs, const std::string& disk,
+                                    boxlite::vmm::Accel accel, int runs) {
+  std::vector<double> spawn;
+  FloorVm vm(assets, initramfs, disk, "spawn", accel);
+  char c = 's';
+  for (int i = 0; i < runs + 10; ++i) {
+    auto t0 = Clock::now();
+    if (::write(vm.fd(), &c, 1) != 1) Die(Status::IoError("write"), "spawn");
+    vm.ReadExactly(&c, 1);
+    if (i >= 10) spawn.push_back(Seconds(Clock::now() - t0) * 1000);
+  }
+  return spawn;
+}
 
 // Private_Clean + Private_Dirty of a process (/proc/<pid>/smaps_rollup), in bytes.
 uint64_t PrivateBytes(int pid) {
@@ -407,7 +469,9 @@ int main(int argc, char** argv) {
   int runs = 10;
   int rtt_runs = 300;
   std::string image = "boxlite/base";
-  std::string only;  // "memory": only the memory snapshot and fork figures; "density".
+  // "memory": only the memory snapshot and fork figures; "exec": only the exec round trips;
+  // "start": only cold and warm start; "density": only the density figures.
+  std::string only;
   int density_cap = 100;  // At most this many idle boxes (--density-boxes).
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -466,6 +530,18 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (only == "exec") {
+    // The exec round trip alone against its spawn floor (a quick figure while profiling).
+    auto box = Must(rt->Create(bo), "create");
+    if (Status s = box->Start(); !s.ok()) Die(s, "start");
+    ExecTimes times = MeasureExecs(*box, rtt_runs);
+    EmitAgainstSpawn(times, SpawnRoundTrips(assets, floor_initramfs, floor_disk, accel.accel,
+                                            rtt_runs),
+                     rtt_runs);
+    (void)box->Stop();
+    (void)boxlite::sys::RemoveTree(g_home);
+    return 0;
+  }
   // --- cold start ---
   std::vector<double> box_times;
   std::vector<double> floor_times;
@@ -529,6 +605,10 @@ int main(int argc, char** argv) {
     }
     Emit("warm_start_s", Median(warm_times), "cold_start_s", Median(box_times), false, 0.03, runs);
   }
+  if (only == "start") {
+    (void)boxlite::sys::RemoveTree(g_home);
+    return 0;
+  }
   {
     boxlite::BoxOptions nat = bo;
     nat.network = "nat";
@@ -550,16 +630,8 @@ int main(int argc, char** argv) {
   // --- exec round trip and idle memory, one box ---
   auto box = Must(rt->Create(bo), "create");
   if (Status s = box->Start(); !s.ok()) Die(s, "start");
-  std::vector<double> rtts;
-  boxlite::ExecOptions t;
-  t.argv = {"true"};
-  for (int i = 0; i < rtt_runs + 10; ++i) {
-    auto t0 = Clock::now();
-    auto exec = Must(box->StartExec(t), "exec true");
-    auto st = Must(exec->Wait(), "wait true");
-    if (i >= 10) rtts.push_back(Seconds(Clock::now() - t0) * 1000);
-    (void)st;
-  }
+  ExecTimes times = MeasureExecs(*box, rtt_runs);
+  const std::vector<double>& rtts = times.floor_true;
   std::vector<double> echo;
   {
     FloorVm vm(assets, floor_initramfs, floor_disk, "echo", accel.accel);
@@ -577,19 +649,9 @@ int main(int argc, char** argv) {
        rtt_runs);
   // The same round trip against what merely starting a process costs this guest (fork +
   // exec + wait in a trivial init, one byte over the port): BoxLite's own share.
-  std::vector<double> spawn;
-  {
-    FloorVm vm(assets, floor_initramfs, floor_disk, "spawn", accel.accel);
-    char c = 's';
-    for (int i = 0; i < rtt_runs + 10; ++i) {
-      auto t0 = Clock::now();
-      if (::write(vm.fd(), &c, 1) != 1) Die(Status::IoError("write"), "spawn");
-      vm.ReadExactly(&c, 1);
-      if (i >= 10) spawn.push_back(Seconds(Clock::now() - t0) * 1000);
-    }
-  }
-  Emit("exec_rtt_vs_spawn_ms", Median(rtts), "guest_spawn_rtt_ms", Median(spawn), false, 3.0,
-       rtt_runs);
+  EmitAgainstSpawn(times, SpawnRoundTrips(assets, floor_initramfs, floor_disk, accel.accel,
+                                          rtt_runs),
+                   rtt_runs);
   Emit("exec_rtt_p99_ms", Percentile(rtts, 0.99), "virtio_serial_echo_rtt_p99_ms",
        Percentile(echo, 0.99), false, 3.0, rtt_runs);
 

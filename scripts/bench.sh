@@ -7,6 +7,14 @@ py=${PYTHON:-python3}
 export BOXLITE_BUILD_DIR=$build
 "$build/bench/boxlite_bench" --runs "${BENCH_RUNS:-10}" --rtt-runs "${BENCH_RTT_RUNS:-300}"
 "$py" "$here/bench/pull_bench.py"
+# The egress allow-list's figure needs root (network namespaces).
+if [ "$(id -u)" = 0 ]; then
+  "$py" "$here/bench/egress_bench.py"
+  # Secrets: through the Python SDK (python3 -m pip install ./python, or PYTHONPATH).
+  "$py" "$here/bench/secret_bench.py"
+fi
 if [ -f "$here/bench/computer_bench.py" ]; then
   "$py" "$here/bench/computer_bench.py"
 fi
+# CodeBox (docs/codebox.md): code_run_rtt_ms.
+"$py" "$here/bench/codebox_bench.py"

@@ -22,6 +22,7 @@ packages=(
   libcurl4-openssl-dev libarchive-dev libssl-dev nlohmann-json3-dev libext2fs-dev
   libzstd-dev zlib1g-dev libslirp-dev libseccomp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev
+  libhttp-parser-dev  # boxlite-net: HTTP/1.1 requests for secret substitution
   clang-14 libclang-rt-14-dev
   qemu-system-x86 qemu-utils e2fsprogs
   linux-source-6.1 bc bison flex libelf-dev cpio xz-utils
@@ -50,7 +51,7 @@ fi
 
 # --- 2. Python packages -----------------------------------------------------------------
 py=${PYTHON:-python3}
-if ! "$py" -c 'import pytest, pytest_asyncio, pytest_timeout, nanobind, scikit_build_core' 2>/dev/null; then
+if ! "$py" -c 'import pytest, pytest_asyncio, pytest_timeout, nanobind, scikit_build_core, mcp.server.mcpserver, agents.sandbox' 2>/dev/null; then
   log "installing Python packages"
   "$py" -m pip install -q -r "$here/python/requirements-dev.txt" >&2
 fi

@@ -17,6 +17,7 @@
 #include "boxlite/result.h"
 #include "boxlite/snapshot.h"
 #include "boxlite/status.h"
+#include "boxlite/tunnel.h"
 
 namespace boxlite {
 
@@ -53,6 +54,13 @@ class Box {
                         const CopyOptions& options = CopyOptions()) = 0;
   virtual Status CopyOut(const std::string& guest_path, const std::string& host_path,
                          const CopyOptions& options = CopyOptions()) = 0;
+
+  // A TCP connection to `port` (1..65535) inside the running box, as a server there
+  // sees one from 127.0.0.1 (or, when nothing listens there, from the box's own address):
+  // BoxLite 0.9's box.network.tunnel(port).connect(). It needs no network (it rides the
+  // agent channel). NotFound when nothing listens on the port; FailedPrecondition when
+  // the box is not running.
+  virtual Result<std::shared_ptr<Connection>> Tunnel(int port) = 0;
 
   // The guest console (kernel messages, agent errors) so far.
   virtual Result<std::string> ConsoleLog() = 0;

@@ -86,6 +86,8 @@ struct VolumeMount {
 struct PortForward {
   uint16_t host_port = 0;  // 0: pick a free port.
   uint16_t guest_port = 0;
+  // The host address it listens on: 127.0.0.1 unless asked (an IPv4 address of the
+  // host, or 0.0.0.0 for all; BoxLite 0.9's default is 0.0.0.0, ours loopback).
   std::string host_ip = "127.0.0.1";
   std::string protocol = "tcp";
 };
@@ -94,7 +96,8 @@ using EnvList = std::vector<std::pair<std::string, std::string>>;
 
 // One published port from `[hostIP:][hostPort:]guestPort[/tcp]` (the CLI's -p and the
 // SDK's string form). A bare guest port gets an automatic host port (host_port 0). Ports
-// are bound on 127.0.0.1 only, and only TCP is forwarded: another address or /udp is an
+// are bound on 127.0.0.1 unless a host IPv4 address is given (0.0.0.0: every address of
+// the host, as BoxLite 0.9's default), and only TCP is forwarded: /udp is an
 // InvalidArgument error that says so.
 Result<PortForward> ParsePortSpec(std::string_view spec);
 
@@ -315,6 +318,7 @@ struct BoxInfo {
   int memory_mib = 0;
   int64_t disk_size_mib = 0;
   std::string network;
+  std::vector<std::string> allow_net;  // The egress allow-list (BoxOptions::allow_net).
   std::vector<PortForward> ports;
   std::vector<VolumeMount> mounts;
   bool auto_remove = true;
@@ -358,6 +362,10 @@ struct BoxMetrics {
   std::optional<uint64_t> network_bytes_received;
   std::optional<uint64_t> network_tcp_connections;  // Opened (active + passive) since boot.
   std::optional<uint64_t> network_tcp_errors;  // Failed attempts + resets + bad segments.
+  // Flows boxlite-net refused since the VM started (guest packets to a refused address
+  // answered with a TCP reset or an ICMP unreachable: src/net/flow_stats.h); counted on
+  // the host, so the guest cannot change it. Unset without network.
+  std::optional<uint64_t> network_refused_flows;
   // The launch, in milliseconds (unset for a box this process attached to). docs/metrics.md
   // maps each stage onto the launch's steps.
   std::optional<int64_t> total_create_duration_ms;

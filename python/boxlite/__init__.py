@@ -139,10 +139,21 @@ from .snapshots import CloneOptions, SnapshotHandle, SnapshotInfo, SnapshotOptio
 
 __all__ += ["CloneOptions", "SnapshotHandle", "SnapshotInfo", "SnapshotOptions"]
 
+# Secrets (boxlite/secret.py): values substituted by the network gateway, never in the box.
+from .secret import Secret
+
+__all__ += ["Secret"]
+
 # Export and import of boxes as .boxlite archives (boxlite/archive.py).
 from .archive import ExportOptions
 
 __all__ += ["ExportOptions"]
+
+# Tunnels (boxlite/tunnels.py): BoxLite 0.9's box.network.tunnel(port). As in 0.9,
+# BoxTunnel and BoxConnection are importable but not in __all__.
+from .tunnels import BoxConnection, BoxTunnel, NetworkHandle
+
+__all__ += ["NetworkHandle", "SyncNetworkHandle"]
 
 # Boxes built on SimpleBox by their own modules. Each module defines the class of the
 # same name; it is imported on first use, so a missing one fails only when asked for:
@@ -152,6 +163,9 @@ _EXTENSIONS = {
     "ComputerBox": "computer",
     "InteractiveBox": "interactivebox",
 }
+# CodeBox (boxlite/codebox.py): Python in a kept interpreter, and its result classes.
+_EXTENSIONS.update({name: "codebox" for name in ("CodeBox", "CodeResult", "CodeError")})
+__all__ += ["SyncCodeBox"]
 __all__ += [name for name, mod in _EXTENSIONS.items() if importlib.util.find_spec(f"{__name__}.{mod}")]
 
 

@@ -47,6 +47,7 @@ from .options import BoxOptions, EnvLike, MountLike, NetworkSpec, PortLike, box_
 from .results import BoxInfo, BoxMetrics, ExecResult
 from . import archive as _archive  # Export (boxlite/archive.py).
 from .archive import ExportOptions
+from .tunnels import BoxTunnel, NetworkHandle  # Tunnels (boxlite/tunnels.py).
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -927,8 +928,20 @@ class Box:
         core = self._require_core()
         return str(await _bridge.call(lambda: core.export(path)))
 
+    # --- Tunnels (boxlite/tunnels.py) ---
+    @property
+    def network(self) -> NetworkHandle:
+        """The box's network handle (0.9's ``box.network``): ``tunnel(port)``."""
+        return NetworkHandle(self)
+
+    async def tunnel(self, port: int) -> BoxTunnel:
+        """A TCP connection to ``port`` in the running box, handed out by
+        ``connect()`` (see :mod:`boxlite.tunnels`). Same as ``box.network.tunnel(port)``."""
+        return await self.network.tunnel(port)
+    # --- end tunnels ---
+
     def __getattr__(self, name: str) -> Any:
-        # BoxLite 0.9's snapshot, clone and network handles: later features.
+        # BoxLite 0.9 names of features this build does not have yet.
         if name in LATER_FEATURES:
             raise not_in_this_build(type(self).__name__, name, attribute=True)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

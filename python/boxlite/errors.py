@@ -285,17 +285,10 @@ def error_from_status(
 
 # BoxLite 0.9 names whose features this build does not have yet, and what they are.
 LATER_FEATURES: dict[str, str] = {
-    "network": "box network handles and tunnels (box.network.tunnel)",
-    "tunnel": "box network tunnels (box.tunnel)",
     "rest": "remote runtimes over REST (Boxlite.rest)",
-    "CodeBox": "CodeBox (a box that runs Python code)",
     "BrowserBox": "BrowserBox (a box with a headless browser)",
     "BrowserBoxOptions": "BrowserBox (a box with a headless browser)",
     "SkillBox": "SkillBox (a box running an agent with skills)",
-    "Secret": "secrets substituted by the network gateway (Secret)",
-    "NetworkHandle": "box network handles and tunnels",
-    "BoxTunnel": "box network tunnels",
-    "BoxConnection": "box network tunnels",
     "BoxliteRestOptions": "remote runtimes over REST",
     "ApiKeyCredential": "remote runtimes over REST",
     "AccessToken": "remote runtimes over REST",

@@ -70,7 +70,8 @@ class VolumeMount:
 
 @dataclass(frozen=True)
 class PortForward:
-    """A TCP port of the box published on the host's 127.0.0.1.
+    """A TCP port of the box published on the host (127.0.0.1 unless a ``host_ip`` was
+    given with the port).
 
     Attributes:
         host_port: The host port; 0 picks a free one.
@@ -88,8 +89,10 @@ class NetworkSpec:
     Attributes:
         mode: ``"nat"`` or ``"enabled"`` (outbound access through user-mode networking,
             the default), ``"none"`` or ``"disabled"`` (no network interface).
-        allow_net: Hosts the box may reach (BoxLite 0.9's egress allow-list). Not
-            supported by this build yet: must be empty (NotSupportedError otherwise).
+        allow_net: The egress allow-list (docs/networking.md): empty, every public
+            address; else only these, each an exact host, ``"*.domain"``, an IPv4/IPv6
+            address or CIDR, with an optional ``":port"`` (``"[v6]:port"``) that is
+            enforced. Other names do not resolve (NXDOMAIN) and other flows are refused.
         allow_host: ``"nat"`` only: let the box reach this host, its 127.0.0.1 at
             10.0.2.2 and its own addresses, which a default box cannot. Private networks
             (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16) stay closed either way.
@@ -317,8 +320,8 @@ class BoxOptions:
             precedence over ``auto_remove``.
         auto_resume: BoxLite 0.9's flag for REST runtimes (default True).
         advanced: Advanced options (``boxlite.AdvancedBoxOptions``).
-        secrets: BoxLite 0.9's egress secrets; not supported by this build yet (must be
-            empty).
+        secrets: ``boxlite.Secret`` values substituted by the network gateway in HTTPS
+            requests to their hosts; the box sees placeholders only (docs/networking.md).
         warm: Warm start (docs/snapshots.md): True restores a template of this box's boot
             instead of booting (its first boot leaves one), False always boots. None: the
             runtime's setting (``BOXLITE_WARM``, on by default).

@@ -450,6 +450,9 @@ class BoxMetrics:
         network_bytes_received: Bytes it received.
         network_tcp_connections: TCP connections the guest opened or accepted since boot.
         network_tcp_errors: Failed TCP connection attempts, resets and bad segments.
+        network_refused_flows: Guest packets the host's network helper refused (to an
+            address the box may not reach: answered with a TCP reset or ICMP
+            unreachable) since the VM started; counted on the host. None: no network.
         total_create_duration_ms: Start to the guest agent answering.
         guest_boot_duration_ms: VM process start to the guest agent answering.
         stage_filesystem_setup_ms, stage_image_prepare_ms, stage_guest_rootfs_ms,
@@ -485,6 +488,7 @@ class BoxMetrics:
     stage_box_config_ms: int | None = None
     stage_box_spawn_ms: int | None = None
     stage_container_init_ms: int | None = None
+    network_refused_flows: int | None = None
 
     @classmethod
     def _from_core(cls, d: Mapping[str, Any]) -> BoxMetrics:

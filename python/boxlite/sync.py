@@ -54,6 +54,7 @@ from .options import BoxOptions, EnvLike, Options
 from .results import BoxInfo, BoxMetrics, ExecResult
 from .volumes import SyncVolumeHandle
 from .snapshots import CloneOptions, SyncSnapshotHandle
+from .tunnels import SyncBoxTunnel, SyncNetworkHandle  # Tunnels (boxlite/tunnels.py).
 
 __all__ = [
     "Boxlite",
@@ -606,6 +607,17 @@ class Box(SyncContextManager):
         """The guest console so far (kernel messages, agent errors)."""
         return bytes(self._require_core().console_log()).decode("utf-8", errors="replace")
 
+    # --- Tunnels (boxlite/tunnels.py) ---
+    @property
+    def network(self) -> SyncNetworkHandle:
+        """The box's network handle (0.9's ``SyncBox.network``): ``tunnel(port)``."""
+        return SyncNetworkHandle(self)
+
+    def tunnel(self, port: int) -> SyncBoxTunnel:
+        """A TCP connection to ``port`` in the running box; see :class:`boxlite.Box.tunnel`."""
+        return self.network.tunnel(port)
+    # --- end tunnels ---
+
     # --- Snapshots and clones (boxlite/snapshots.py) ---
     @property
     def snapshot(self) -> SyncSnapshotHandle:
@@ -1022,3 +1034,6 @@ def _twin(name: str, module: str, skip: tuple[str, ...] = ()) -> type:
 ComputerBox = _twin("ComputerBox", "computer", skip=("stream",))
 InteractiveBox = _twin("InteractiveBox", "interactivebox", skip=("stream",))
 __all__ += ["ComputerBox", "InteractiveBox"]
+# CodeBox (boxlite/codebox.py): run, run_script, install_package(s), reset without await.
+CodeBox = _twin("CodeBox", "codebox", skip=("stream",))
+__all__ += ["CodeBox"]

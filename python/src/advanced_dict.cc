@@ -145,6 +145,7 @@ nb::dict MetricsDict(const BoxMetrics& m) {
   d["network_bytes_received"] = Opt(m.network_bytes_received);
   d["network_tcp_connections"] = Opt(m.network_tcp_connections);
   d["network_tcp_errors"] = Opt(m.network_tcp_errors);
+  d["network_refused_flows"] = Opt(m.network_refused_flows);  // Counted by boxlite-net.
   d["total_create_duration_ms"] = Opt(m.total_create_duration_ms);
   d["guest_boot_duration_ms"] = Opt(m.guest_boot_duration_ms);
   d["stage_filesystem_setup_ms"] = Opt(m.stage_filesystem_setup_ms);

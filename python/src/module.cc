@@ -172,8 +172,18 @@ nb::dict BoxInfoDict(const BoxInfo& info) {
   d["memory_mib"] = info.memory_mib;
   d["disk_size_mib"] = info.disk_size_mib;
   d["network"] = Str(info.network);
+  nb::list allow_net;  // The egress allow-list (docs/networking.md).
+  for (const auto& p : info.allow_net) allow_net.append(Str(p));
+  d["allow_net"] = allow_net;
   nb::list ports;
-  for (const auto& p : info.ports) ports.append(nb::make_tuple(p.host_port, p.guest_port));
+  for (const auto& p : info.ports) {  // Bound ports (host_port picked) while running.
+    nb::dict port;
+    port["host_port"] = p.host_port;
+    port["guest_port"] = p.guest_port;
+    port["host_ip"] = Str(p.host_ip);
+    port["protocol"] = Str(p.protocol);
+    ports.append(port);
+  }
   d["ports"] = ports;
   nb::list mounts;
   for (const auto& m : info.mounts) {
@@ -301,6 +311,45 @@ nb::dict SnapshotInfoDict(const SnapshotInfo& info) {
 // --- end snapshots and clones ---
 
 // One box.
+// --- Tunnels (python/boxlite/tunnels.py): one TCP connection into a box. ---
+class PyConnection {
+ public:
+  PyConnection(std::shared_ptr<Connection> conn, std::string what)
+      : conn_(std::move(conn)), what_(std::move(what)) {}
+  PyConnection(PyConnection&&) = default;
+  ~PyConnection() { ResetWithoutGil(conn_); }
+
+  // Up to `max_bytes`; b"" once the box's side has closed; None when `timeout` passed.
+  nb::object Read(int64_t max_bytes, std::optional<double> timeout) {
+    auto ms = Millis(timeout);
+    size_t max = max_bytes > 0 ? static_cast<size_t>(max_bytes) : 0;
+    Result<std::string> chunk = WithoutGil([&] { return conn_->Read(max, ms); });
+    if (!chunk.ok() && chunk.error().IsDeadlineExceeded() && ms) return nb::none();
+    return Bytes(ValueOrThrow(std::move(chunk), Domain::kBox, "read from " + what_));
+  }
+
+  void Write(nb::bytes data) {
+    std::string bytes(data.c_str(), data.size());
+    Status s = WithoutGil([&] { return conn_->Write(bytes); });
+    ThrowIfError(s, Domain::kBox, "write to " + what_);
+  }
+
+  void ShutdownWrite() {
+    Status s = WithoutGil([&] { return conn_->ShutdownWrite(); });
+    ThrowIfError(s, Domain::kBox, "shut down the writes of " + what_);
+  }
+
+  void Close() {
+    Status s = WithoutGil([&] { return conn_->Close(); });
+    ThrowIfError(s, Domain::kBox, "close " + what_);
+  }
+
+ private:
+  std::shared_ptr<Connection> conn_;
+  std::string what_;  // "the tunnel to port 80 of box NAME", for messages.
+};
+// --- end tunnels ---
+
 class PyBox {
  public:
   explicit PyBox(std::shared_ptr<Box> box) : box_(std::move(box)) {}
@@ -373,6 +422,12 @@ class PyBox {
   nb::dict Info() {
     Result<BoxInfo> info = WithoutGil([&] { return box_->Info(); });
     return BoxInfoDict(ValueOrThrow(std::move(info), Domain::kBox, "inspect box " + box_->name()));
+  }
+
+  PyConnection Tunnel(int port) {
+    std::string what = "the tunnel to port " + std::to_string(port) + " of box " + box_->name();
+    auto conn = WithoutGil([&] { return box_->Tunnel(port); });
+    return PyConnection(ValueOrThrow(std::move(conn), Domain::kBox, "open " + what), what);
   }
 
   nb::dict Metrics() {
@@ -674,8 +729,16 @@ NB_MODULE(_boxlite, m) {
       .def("collect", &PyExec::Collect, "stdin"_a = nb::none(), "timeout"_a = nb::none(),
            "max_output"_a = boxlite::kDefaultMaxOutputBytes);
 
+  // Tunnels (python/boxlite/tunnels.py).
+  nb::class_<boxlite::python::PyConnection>(m, "Connection")
+      .def("read", &boxlite::python::PyConnection::Read, "max_bytes"_a, "timeout"_a = nb::none())
+      .def("write", &boxlite::python::PyConnection::Write, "data"_a)
+      .def("shutdown_write", &boxlite::python::PyConnection::ShutdownWrite)
+      .def("close", &boxlite::python::PyConnection::Close);
+
   nb::class_<PyBox>(m, "Box")
       .def_prop_ro("id", &PyBox::id)
+      .def("tunnel", &PyBox::Tunnel, "port"_a)
       .def_prop_ro("name", &PyBox::name)
       .def("start", &PyBox::Start)
       .def("check_call", &PyBox::CheckCall, "op"_a)

@@ -145,8 +145,8 @@ PortForward AsPort(nb::handle item) {
           Fail("only TCP ports can be published, not \"" + AsText("port protocol", v) + "\"");
         }
       } else if (key == "host_ip") {
-        // Published ports listen on 127.0.0.1 in this build.
-        if (!IsNone(v)) (void)AsText("port host_ip", v);
+        // The host address to listen on (ValidateBoxOptions checks it); default 127.0.0.1.
+        if (!IsNone(v)) p.host_ip = AsText("port host_ip", v);
       } else {
         Fail("unknown port key \"" + key + "\" (host_port, guest_port, host_ip, protocol)");
       }
@@ -215,12 +215,23 @@ void SetAutoPause(BoxOptions& o, const std::string& key, nb::handle v) {
 void SetAutoDelete(BoxOptions& o, const std::string& key, nb::handle v) {
   o.auto_delete = AsInt(key, v, INT64_MIN, INT64_MAX);
 }
-void RefuseAllowNet(BoxOptions&, const std::string& key, nb::handle v) {
-  if (!AsStrings(key, v).empty()) NotInThisBuild("egress allow-lists (NetworkSpec.allow_net)", key);
+void SetAllowNet(BoxOptions& o, const std::string& key, nb::handle v) {
+  o.allow_net = AsStrings(key, v);  // Validated by the core (src/net/egress_rules.h).
 }
-void RefuseSecrets(BoxOptions&, const std::string& key, nb::handle v) {
-  if (!AsSequence(key, v, "Secret objects").empty()) {
-    NotInThisBuild("secrets (host-side secret substitution for egress)", key);
+// Secrets: boxlite.Secret objects (python/boxlite/secret.py), read by attribute; the
+// rules are ValidateBoxOptions's. An error never quotes the value.
+void SetSecrets(BoxOptions& o, const std::string& key, nb::handle v) {
+  for (nb::handle item : AsSequence(key, v, "boxlite.Secret objects")) {
+    if (!nb::hasattr(item, "name") || !nb::hasattr(item, "value") || !nb::hasattr(item, "hosts")) {
+      Fail("secrets must be boxlite.Secret objects, not " + TypeName(item));
+    }
+    Secret s;
+    s.name = AsText(key + ".name", item.attr("name"));
+    s.value = AsText(key + " value", item.attr("value"));
+    s.hosts = AsStrings(key + ".hosts", item.attr("hosts"));
+    nb::object placeholder = nb::getattr(item, "placeholder", nb::none());
+    if (!placeholder.is_none()) s.placeholder = AsText(key + ".placeholder", placeholder);
+    o.secrets.push_back(std::move(s));
   }
 }
 
@@ -245,8 +256,8 @@ const std::map<std::string, Setter, std::less<>>& Setters() {
       {"ports", &SetPorts},
       {"network", &SetText<&BoxOptions::network>},
       {"allow_host", &SetBool<&BoxOptions::allow_host>},
-      {"allow_net", &RefuseAllowNet},
-      {"secrets", &RefuseSecrets},
+      {"allow_net", &SetAllowNet},
+      {"secrets", &SetSecrets},
       {"working_dir", &SetText<&BoxOptions::working_dir>},
       {"user", &SetText<&BoxOptions::user>},
       {"name", &SetText<&BoxOptions::name>},
@@ -300,11 +311,15 @@ nb::dict BoxOptionsToDict(const BoxOptions& o) {
     nb::dict port;
     port["host_port"] = p.host_port;
     port["guest_port"] = p.guest_port;
+    port["host_ip"] = nb::cast(Text{p.host_ip});
     ports.append(port);
   }
   d["ports"] = ports;
   d["network"] = nb::cast(Text{o.network});
   d["allow_host"] = o.allow_host;
+  nb::list allow_net;
+  for (const auto& p : o.allow_net) allow_net.append(nb::cast(Text{p}));
+  d["allow_net"] = allow_net;
   d["working_dir"] = nb::cast(Text{o.working_dir});
   d["user"] = nb::cast(Text{o.user});
   d["name"] = nb::cast(Text{o.name});

@@ -133,6 +133,7 @@ def test_sync_api_names_and_missing_features() -> None:
         "SyncExecStdout": boxlite.sync.ExecStdout, "SyncExecStderr": boxlite.sync.ExecStderr,
         "SyncExecStdin": boxlite.sync.ExecStdin, "SyncImageHandle": boxlite.sync.Images,
         "SyncBase": boxlite.sync.SyncBase, "SyncContextManager": boxlite.sync.SyncContextManager,
+        "SyncCodeBox": boxlite.sync.CodeBox,
     }
     for name, cls in pairs.items():
         assert getattr(sync_api, name) is cls, name
@@ -140,7 +141,10 @@ def test_sync_api_names_and_missing_features() -> None:
     for name in ("SyncBoxlite", "SyncBox", "SyncSimpleBox", "SyncExecution", "SyncImageHandle"):
         assert getattr(boxlite, name) is pairs[name]
     assert boxlite.sync_api is sync_api
-    for name, feature in (("SyncCodeBox", "CodeBox"), ("SyncSkillBox", "SkillBox"), ("SyncNetworkHandle", "tunnels")):
+    # Tunnels (boxlite/tunnels.py).
+    assert sync_api.SyncNetworkHandle is boxlite.tunnels.SyncNetworkHandle is boxlite.SyncNetworkHandle
+    assert sync_api.SyncBoxTunnel is boxlite.tunnels.SyncBoxTunnel
+    for name, feature in (("SyncSkillBox", "SkillBox"),):
         with pytest.raises(ImportError, match=feature) as caught:
             exec(f"from boxlite.sync_api import {name}", {})  # noqa: S102 - the import statement itself.
         assert isinstance(caught.value, boxlite.NotSupportedError)

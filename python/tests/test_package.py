@@ -67,16 +67,12 @@ def test_extension_points_for_other_boxes() -> None:
 def test_later_features_say_they_are_missing() -> None:
     """BoxLite 0.9 names whose features are not in this build raise NotSupportedError
     (also ImportError/AttributeError) naming the feature, not a bare AttributeError."""
-    for name in ("CodeBox", "BrowserBox", "SkillBox", "Secret", "BoxliteRestOptions"):
+    for name in ("BrowserBox", "SkillBox", "BoxliteRestOptions"):
         with pytest.raises(boxlite.NotSupportedError, match="not available"):
             getattr(boxlite, name)
         with pytest.raises(ImportError):
             exec(f"from boxlite import {name}", {})
     box = boxlite.SimpleBox("boxlite/base")  # Not started: no VM is involved.
-    for name in ("network", "tunnel"):
-        with pytest.raises(boxlite.NotSupportedError, match="not available"):
-            getattr(box, name)
-        assert not hasattr(box, name)
     with pytest.raises(boxlite.NotSupportedError, match="REST"):
         boxlite.Boxlite.rest(None)
     with pytest.raises(AttributeError):
@@ -97,3 +93,15 @@ def test_snapshot_names_of_09_are_exported() -> None:
     with pytest.raises(boxlite.BoxStateError):
         sbox.snapshot.list()
     assert callable(sbox.clone_box)
+
+
+def test_tunnel_names_of_09_are_there() -> None:
+    """box.network.tunnel / box.tunnel and 0.9's tunnel classes exist (sync too); a box
+    not created yet says so (0.9's "Box not started") instead of touching a VM."""
+    assert "NetworkHandle" in boxlite.__all__ and "SyncNetworkHandle" in boxlite.__all__
+    assert boxlite.BoxTunnel and boxlite.BoxConnection
+    box = boxlite.SimpleBox("boxlite/base")
+    assert isinstance(box.network, boxlite.NetworkHandle)
+    for call in (lambda: box.network.tunnel(80), lambda: box.tunnel(80)):
+        with pytest.raises(boxlite.BoxStateError, match="not started"):
+            asyncio.run(call())

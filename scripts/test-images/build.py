@@ -39,11 +39,13 @@ import oci  # noqa: E402
 # boxlite/base's busybox: Debian's dynamically linked build (see images.WGET_WRAPPER).
 BASE_BUSYBOX_PACKAGE = "busybox"
 IMAGES = ["busybox", "layered", "multiarch", "multiarch-archfile", "zstd", "debian-python",
-          "hostile", "boxlite-base", "desktop"]
+          "hostile", "boxlite-base", "desktop", "python-sci"]
 # Built only when named with --only.
 EXTRA_IMAGES = ["desktop-tar"]
 DESKTOP_DIR = os.path.join(HERE, "desktop")
 DESKTOP_PACKAGES = os.path.join(DESKTOP_DIR, "packages.txt")
+# python-sci (CodeBox's tests): debian-python plus the wheels of this list.
+PYTHON_SCI_REQUIREMENTS = os.path.join(HERE, "python-sci-requirements.txt")
 REPO = os.path.dirname(os.path.dirname(HERE))
 # Where CMake puts boxlite-desktopd inside a build directory (guest/desktopd/CMakeLists.txt).
 DESKTOPD_IN_BUILD = os.path.join("guest", "desktopd", "boxlite-desktopd")
@@ -225,6 +227,8 @@ class Builder:
                 extra = (self.debootstrap_key,)
             elif name in ("desktop", "desktop-tar"):
                 extra = tuple(desktop_in)
+            elif name == "python-sci":
+                extra = (self.debootstrap_key, file_sha256(PYTHON_SCI_REQUIREMENTS))
             elif name == "zstd":
                 extra = self.busybox_in + (dpkg_version("zstd"),)
             elif name == "boxlite-base":
@@ -316,6 +320,9 @@ class Builder:
                       for dest, src, mode in DESKTOP_FILES]
             images.build_desktop(tmp, self.desktop_rootfs_dir(), files)
             os.unlink(daemon)
+        elif name == "python-sci":
+            self.wait_debootstrap(dbs_proc)
+            images.build_python_sci(tmp, self.debootstrap_dir(), PYTHON_SCI_REQUIREMENTS)
         else:
             raise ValueError(name)
 
@@ -378,7 +385,7 @@ class Builder:
         """Removes artifacts of `names` built from other inputs (older keys)."""
         keep = {os.path.basename(self.path(n)) for n in names}
         pats = [re.compile(r"^%s-[0-9a-f]{16}(\.tar)?$" % re.escape(n)) for n in names]
-        if "debian-python" in names or "desktop" in names:
+        if "debian-python" in names or "desktop" in names or "python-sci" in names:
             keep.add(os.path.basename(self.debootstrap_dir()))
             pats.append(re.compile(r"^debootstrap-[0-9a-f]{16}$"))
         if "desktop" in names:
@@ -436,14 +443,15 @@ def main():
         print("debootstrap\t%s" % b.debootstrap_key)
         return 0
     dbs = None
-    need_dbs = "debian-python" in names and not os.path.exists(b.path("debian-python"))
+    need_dbs = any(n in names and not os.path.exists(b.path(n))
+                   for n in ("debian-python", "python-sci"))
     for n in ("desktop", "desktop-tar"):
         need_dbs |= (n in names and not os.path.exists(b.path(n)) and
                      not os.path.exists(b.desktop_rootfs_dir()))
     if need_dbs:
         dbs = b.start_debootstrap()
     # Images that wait for debootstrap come last, so the others build meanwhile.
-    late = ["debian-python", "desktop", "desktop-tar"]
+    late = ["debian-python", "desktop", "desktop-tar", "python-sci"]
     ordered = [n for n in names if n not in late] + [n for n in late if n in names]
     built = 0
     try:

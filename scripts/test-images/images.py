@@ -1,14 +1,18 @@
-# Builders for the regular test images: busybox, layered, multiarch, zstd, debian-python
-# and the boxlite/base tarball. Each builder writes one OCI image layout into a fresh
-# directory; build.py decides where and whether to call it.
+# Builders for the regular test images: busybox, layered, multiarch, zstd, debian-python,
+# python-sci and the boxlite/base tarball. Each builder writes one OCI image layout into a
+# fresh directory; build.py decides where and whether to call it.
 #
 # Not thread-safe (builders write files); build.py calls them one at a time.
 
 import hashlib
 import json
 import os
+import shutil
 import struct
 import subprocess
+import sys
+import tarfile
+import tempfile
 
 import oci
 from oci import check
@@ -460,6 +464,103 @@ def build_debian_python(path, deb_cache_dir):
                         check("/etc/debian_version", type="file"),
                         check("/var/lib/apt/lists", type="dir", entries=[])],
                  {"python_version": meta.get("python_version")})
+
+
+# ---------------------------------------------------------------------------- python-sci
+
+PIP_PLATFORMS = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def build_python_sci(path, deb_cache_dir, requirements):
+    """debian-python plus a second layer with the wheels of `requirements` (numpy,
+    matplotlib, pip...) in /usr/local/lib/python3.X/dist-packages, fetched from PyPI
+    for the image's CPython. pip installs into the system as in the python:slim images
+    (PEP 668's marker is overridden by PIP_BREAK_SYSTEM_PACKAGES)."""
+    with open(os.path.join(deb_cache_dir, "layer.json")) as f:
+        base = json.load(f)
+    pyver = ".".join(base["python_version"].split(".")[:2])
+    machine = PIP_PLATFORMS.get(host_arch())
+    if machine is None:
+        raise RuntimeError("python-sci: no wheels for %s" % host_arch())
+    site = "usr/local/lib/python%s/dist-packages" % pyver
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as work:
+        stage = os.path.join(work, "stage")
+        cmd = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+               "--target", stage, "--no-deps", "--only-binary=:all:", "--implementation", "cp",
+               "--python-version", pyver, "-r", requirements]
+        for tag in ("manylinux_2_28", "manylinux_2_17", "manylinux2014"):
+            cmd += ["--platform", "%s_%s" % (tag, machine)]
+        subprocess.run(cmd + ["--no-compile"], check=True, stdout=sys.stderr)
+        # Console scripts name the host's interpreter: `python3 -m pip` is the way in.
+        shutil.rmtree(os.path.join(stage, "bin"), ignore_errors=True)
+        extra = [("root/.cache/matplotlib", _matplotlib_font_cache(stage, work))]
+        if sys.version_info[:2] == tuple(int(x) for x in pyver.split(".")):
+            # Byte code the guest's CPython takes whatever the files' times (the layer
+            # fixes them): importing numpy and matplotlib under TCG is slow enough.
+            subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
+                            "--invalidation-mode", "unchecked-hash", stage],
+                           check=True, stdout=sys.stderr)
+
+        def owned_by_root(info):
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            info.mtime = oci.DEFAULT_MTIME
+            return info
+
+        tar_path = os.path.join(work, "layer.tar")
+        with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
+            parts = site.split("/")
+            for i in range(1, len(parts)):
+                parent = tarfile.TarInfo("/".join(parts[:i]))
+                parent.type, parent.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(owned_by_root(parent))
+            tar.add(stage, site, filter=owned_by_root)
+            for dest, src in extra:
+                tar.add(src, dest, filter=owned_by_root)
+        gz_path = os.path.join(work, "layer.tar.gz")
+        diff_id, digest, size = oci.gzip_file_streaming(tar_path, gz_path, level=1)
+        lw = oci.LayoutWriter(path)
+        layers = [lw.link_blob(os.path.join(deb_cache_dir, "layer.tar.gz"), base["digest"],
+                               base["size"], oci.MT_OCI_LAYER_GZIP),
+                  lw.link_blob(gz_path, "sha256:" + digest, size, oci.MT_OCI_LAYER_GZIP)]
+    env = ["PATH=" + oci.DEFAULT_PATH, "LANG=C.UTF-8", "PIP_BREAK_SYSTEM_PACKAGES=1"]
+    cfg = oci.image_config([base["diff_id"], "sha256:" + diff_id], arch=host_arch(), env=env,
+                           cmd=["python3"])
+    cdesc = lw.add_json(cfg, oci.MT_OCI_CONFIG)
+    mdesc = lw.add_json(oci.image_manifest(cdesc, layers), oci.MT_OCI_MANIFEST)
+    top = dict(mdesc)
+    top["annotations"] = oci.ref_annotations("python-sci")
+    top["platform"] = {"architecture": host_arch(), "os": "linux"}
+    lw.write_index([top])
+    write_expect(path, [check("/usr/bin/python3", type="symlink"),
+                        check("/" + site + "/matplotlib", type="dir"),
+                        check("/" + site + "/numpy", type="dir"),
+                        check("/" + site + "/pip", type="dir")],
+                 {"python_version": base["python_version"]})
+
+
+def _matplotlib_font_cache(stage, work):
+    """A directory with matplotlib's font list for the guest (its own fonts only), made
+    by the host's Python from the staged wheels: without it the first
+    `import matplotlib.pyplot` in a box scans the fonts, some 15 s under TCG."""
+    cache = os.path.join(work, "mplcache")
+    os.makedirs(cache)
+    env = dict(os.environ, PYTHONPATH=stage, MPLCONFIGDIR=cache, MPLBACKEND="Agg")
+    subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], check=True,
+                   env=env, cwd=work, stdout=sys.stderr)
+    for name in os.listdir(cache):
+        p = os.path.join(cache, name)
+        if not name.startswith("fontlist-"):
+            os.unlink(p) if os.path.isfile(p) else shutil.rmtree(p)
+            continue
+        with open(p) as f:
+            doc = json.load(f)
+        # matplotlib's own fonts are named relative to its data; the host's are dropped.
+        for key in ("ttflist", "afmlist"):
+            doc[key] = [font for font in doc[key] if not os.path.isabs(font["fname"])]
+        with open(p, "w") as f:
+            json.dump(doc, f)
+    return cache
 
 
 # ---------------------------------------------------------------------------- desktop

@@ -60,6 +60,7 @@ nlohmann::json InfoJson(const BoxInfo& b) {
 nlohmann::json InspectJson(const BoxInfo& b) {
   nlohmann::json j = InfoJson(b);
   j["warm_start"] = b.warm_start;  // Its last start restored a warm-start template.
+  j["allow_net"] = b.allow_net;      // The egress allow-list (docs/networking.md).
   bool running = b.state == "running";
   j["Id"] = b.id;
   j["Name"] = b.name;

@@ -77,6 +77,9 @@ Result<EnvList> EnvFromFlags(const ParsedFlags& flags);
 // Command implementations.
 Outcome RunCommand(Context& ctx, const ParsedFlags& flags);
 Outcome VersionCommand(Context& ctx, const ParsedFlags& flags);
+// `boxlite mcp` (src/cli/mcp_cmd.cc): execs the Python MCP server.
+Outcome McpCommand(Context& ctx, const ParsedFlags& flags);
+Outcome NetworkCommand(Context& ctx, const ParsedFlags& flags);  // network_cmds.cc
 Outcome InfoCommand(Context& ctx, const ParsedFlags& flags);
 Outcome PullCommand(Context& ctx, const ParsedFlags& flags);
 Outcome ImagesCommand(Context& ctx, const ParsedFlags& flags);

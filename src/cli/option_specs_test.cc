@@ -35,6 +35,11 @@ TEST(PortSpecTest, Forms) {
   EXPECT_EQ(p->host_port, 5000);
   EXPECT_EQ(p->guest_port, 5001);
 
+  p = ParsePortSpec("0.0.0.0:8080:80");  // BoxLite 0.9's default address, asked for.
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->host_ip, "0.0.0.0");
+  EXPECT_EQ(p->host_port, 8080);
+
   p = ParsePortSpec("localhost::22");
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(p->host_ip, "127.0.0.1");
@@ -64,8 +69,7 @@ TEST(PortSpecTest, BadSpecsSayWhy) {
            {"x:80", "host port"},
            {"", "must be [HOST_IP:][HOST_PORT:]GUEST_PORT[/tcp]"},
            {"1:2:3:4", "must be [HOST_IP:]"},
-           {"0.0.0.0:80:80", "published on 127.0.0.1 only"},
-           {"10.0.0.1:80:80", "published on 127.0.0.1 only"},
+           {"300.0.0.1:80:80", "is not an IPv4 address"},
            {"nohost:80:80", "is not an IPv4 address"},
            {"80:", "guest port"},
            {" 80", "guest port"},

@@ -106,6 +106,7 @@ Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
     }
   }
   options.allow_host = flags.Has("allow-host");
+  options.allow_net = flags.All("allow-net");  // Validated with the other options.
   if (auto name = flags.Get("name")) options.name = *name;
   if (auto user = flags.Get("user")) options.user = *user;
   if (auto wd = flags.Get("workdir")) options.working_dir = *wd;

@@ -128,8 +128,9 @@ std::optional<std::vector<uint8_t>> DnsErrorResponse(std::span<const uint8_t> qu
   return out;
 }
 
-DnsForwarder::DnsForwarder(std::vector<sockaddr_storage> upstreams, SendFn send)
-    : upstreams_(std::move(upstreams)), send_(std::move(send)) {}
+DnsForwarder::DnsForwarder(std::vector<sockaddr_storage> upstreams, SendFn send,
+                           EgressPolicy* egress)
+    : upstreams_(std::move(upstreams)), send_(std::move(send)), egress_(egress) {}
 
 void DnsForwarder::HandleQuery(const Ipv4Packet& packet, int64_t now_ms) {
   auto payload = UdpPayload(packet);
@@ -142,6 +143,21 @@ void DnsForwarder::HandleQuery(const Ipv4Packet& packet, int64_t now_ms) {
   q.reply.dst_ip = packet.src;
   q.reply.dst_port = packet.src_port;
   q.message.assign(payload->begin(), payload->end());
+  if (egress_ != nullptr && egress_->enabled()) {
+    auto question = ParseDnsQuestion(q.message);
+    if (!question) return;
+    if (question->name == kHostAlias && egress_->rules().AllowsHostAlias(0)) {
+      if (auto answer = DnsAddressResponse(q.message, question->qtype, kGatewayAddress)) {
+        Reply(q, *answer);
+      }
+      return;
+    }
+    if (question->name.empty() || !egress_->AllowsQuery(question->name)) {
+      if (auto refused = DnsErrorResponse(q.message, kRcodeNxDomain)) Reply(q, *refused);
+      return;
+    }
+    q.name = std::move(question->name);
+  }
   if (queries_.size() >= kMaxPending) {
     // The guest's resolver retries; dropping is what an overloaded server does.
     BOXLITE_LOG(kDebug, "boxlite-net: %zu DNS queries pending, dropping one", queries_.size());
@@ -207,7 +223,11 @@ void DnsForwarder::AfterPoll(const std::vector<pollfd>& fds, int64_t now_ms) {
         // Untrusted: the answer must be a response to this query's ID.
         if (static_cast<size_t>(n) >= kDnsHeaderLen && buf[0] == q.message[0] &&
             buf[1] == q.message[1] && (buf[2] & 0x80) != 0) {
-          Reply(q, {buf, static_cast<size_t>(n)});
+          std::span<const uint8_t> answer(buf, static_cast<size_t>(n));
+          if (egress_ != nullptr && !q.name.empty()) {
+            for (const auto& a : ParseDnsAnswers(answer)) egress_->Pin(a.v4, q.name, a.ttl, now_ms);
+          }
+          Reply(q, answer);
           done = true;
           break;
         }

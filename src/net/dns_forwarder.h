@@ -23,6 +23,7 @@
 
 #include "boxlite/result.h"
 #include "src/base/unique_fd.h"
+#include "src/net/egress_policy.h"
 #include "src/net/packet.h"
 
 namespace boxlite::net {
@@ -44,7 +45,11 @@ class DnsForwarder {
   using SendFn = std::function<void(std::span<const uint8_t> frame)>;
 
   // `send` delivers a frame to the guest; it is called from HandleQuery and AfterPoll.
-  DnsForwarder(std::vector<sockaddr_storage> upstreams, SendFn send);
+  // `egress` (may be null; must outlive the forwarder): with a non-empty allow-list,
+  // only allowed names are forwarded, others are answered NXDOMAIN, and the addresses
+  // answered for allowed names are pinned (egress_policy.h).
+  DnsForwarder(std::vector<sockaddr_storage> upstreams, SendFn send,
+               EgressPolicy* egress = nullptr);
   DnsForwarder(const DnsForwarder&) = delete;
   DnsForwarder& operator=(const DnsForwarder&) = delete;
 
@@ -66,6 +71,7 @@ class DnsForwarder {
   struct Query {
     UdpEndpoints reply;  // From 10.0.2.3:53 to the guest.
     std::vector<uint8_t> message;
+    std::string name;  // The allowed name asked for (egress), whose answers are pinned.
     size_t next_upstream = 0;
     base::UniqueFd fd;
     int64_t deadline_ms = 0;
@@ -78,6 +84,7 @@ class DnsForwarder {
 
   std::vector<sockaddr_storage> upstreams_;
   SendFn send_;
+  EgressPolicy* egress_;
   std::list<Query> queries_;
   uint16_t ip_id_ = 1;
 };

@@ -123,7 +123,27 @@ Verdict ClassifyGuestFrame(std::span<const uint8_t> frame, const GuestPolicy& po
     return Verdict::kDrop;
   }
   if (!InNet(dst, kNetworkAddress, kNetworkMask)) {
-    return EgressAllowed(dst, policy) ? Verdict::kPass : Refuse(p, Verdict::kProhibited);
+    bool is_public = EgressAllowed(dst, policy);
+    if (policy.egress == nullptr || !policy.egress->enabled()) {
+      return is_public ? Verdict::kPass : Refuse(p, Verdict::kProhibited);
+    }
+    // The allow-list decides each new flow; segments of TCP connections already open
+    // pass as long as the address stays reachable (a pin expiring does not cut them).
+    if (p.protocol == kIpProtoTcp && !IsTcpConnect(p)) {
+      return is_public || policy.egress->ExplicitlyAllowed(dst) ? Verdict::kPass
+                                                                : Refuse(p, Verdict::kProhibited);
+    }
+    if (!p.first_fragment) return Verdict::kPass;  // Its first fragment was decided.
+    uint16_t port = p.has_ports ? p.dst_port : 0;
+    switch (policy.egress->DecideFlow(dst, port, p.protocol == kIpProtoTcp, is_public,
+                                      policy.now_ms)) {
+      case EgressPolicy::Decision::kAllow:
+        return Verdict::kPass;
+      case EgressPolicy::Decision::kInspect:
+        return Verdict::kIntercept;
+      case EgressPolicy::Decision::kRefuse:
+        return Refuse(p, Verdict::kProhibited);
+    }
   }
 
   if (dst == kDnsAddress) {
@@ -136,6 +156,11 @@ Verdict ClassifyGuestFrame(std::span<const uint8_t> frame, const GuestPolicy& po
     if (p.protocol == kIpProtoIcmp && !p.fragment) return Verdict::kPass;  // Echo.
     if (IsDhcp(p)) return Verdict::kPass;
     if (policy.allow_host) return Verdict::kPass;
+    // host.boxlite.internal in the allow-list opens the host's loopback on its ports.
+    if (policy.egress != nullptr && !p.fragment && p.has_ports &&
+        policy.egress->rules().AllowsHostAlias(p.dst_port)) {
+      return Verdict::kPass;
+    }
     // Published ports: host clients appear as 10.0.2.2 and the guest answers them.
     if (p.protocol == kIpProtoTcp && !p.fragment && p.payload.size() >= 14 && !IsTcpConnect(p)) {
       return Verdict::kPass;

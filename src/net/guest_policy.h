@@ -27,6 +27,7 @@
 #include <optional>
 #include <span>
 
+#include "src/net/egress_policy.h"
 #include "src/net/guest_network.h"
 #include "src/net/host_addresses.h"
 #include "src/net/packet.h"
@@ -44,6 +45,7 @@ enum class Verdict {
   kTcpReset,        // Refuse a TCP connection with a reset.
   kPortUnreachable,  // Refuse UDP with ICMP port unreachable.
   kProhibited,      // Refuse UDP with ICMP administratively prohibited.
+  kIntercept,       // A TCP connection the egress allow-list inspects (flow_intercept.h).
 };
 
 struct GuestPolicy {
@@ -51,6 +53,11 @@ struct GuestPolicy {
   bool allow_host = false;
   // The host's own addresses; nullptr: none known.
   const HostAddresses* host_addresses = nullptr;
+  // The egress allow-list (egress_policy.h); nullptr or empty: none. With one, new flows
+  // outside the guest network are decided by it (at `now_ms`, the pins' clock), and the
+  // gateway is reached as host.boxlite.internal only on the ports it lists.
+  const EgressPolicy* egress = nullptr;
+  int64_t now_ms = 0;
 };
 
 // Whether the guest may reach `dst` (outside its own 10.0.2.0/24) under `policy`.

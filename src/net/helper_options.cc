@@ -1,6 +1,8 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/net/helper_options.h"
 
+#include <arpa/inet.h>
+
 #include "src/base/strings.h"
 
 namespace boxlite::net {
@@ -18,8 +20,9 @@ Result<int> ParseFd(std::string_view flag, std::string_view value) {
 }  // namespace
 
 std::string HelperUsage() {
-  return "usage: boxlite-net --fd N [--ready-fd N] [--publish HOST:GUEST]... [--dns IP[:PORT]]...\n"
-         "                   [--allow-host-loopback] [--owner-pid PID]\n"
+  return "usage: boxlite-net --fd N [--ready-fd N] [--publish [IP:]HOST:GUEST]... [--dns IP[:PORT]]...\n"
+         "                   [--allow-host-loopback] [--owner-pid PID] [--allow-net PATTERN]...\n"
+         "                   [--secrets-fd N] [--stats-fd N]\n"
          "\n"
          "User-mode networking for one BoxLite VM: libslirp on the QEMU `-netdev stream`\n"
          "socket inherited as descriptor N. The guest is 10.0.2.15/24, its gateway 10.0.2.2\n"
@@ -28,14 +31,21 @@ std::string HelperUsage() {
          "  --fd N                 the stream socket QEMU is attached to (required)\n"
          "  --ready-fd N           where to report readiness (default 1): 'ready\n"
          "                         HOST:GUEST...' or 'error CODE MESSAGE', then closed\n"
-         "  --publish HOST:GUEST   forward 127.0.0.1:HOST to the guest's TCP port GUEST;\n"
-         "                         HOST 0 picks a free port (repeatable)\n"
+         "  --publish [IP:]HOST:GUEST\n"
+         "                         forward IP:HOST (IP default 127.0.0.1, 0.0.0.0: all) to\n"
+         "                         the guest's TCP port GUEST; HOST 0 picks a free port\n"
+         "                         (repeatable)\n"
          "  --dns IP[:PORT]        forward the guest's DNS queries there (repeatable;\n"
          "                         default: the nameservers of /etc/resolv.conf)\n"
          "  --allow-host-loopback  let the guest reach the host: its 127.0.0.1 at 10.0.2.2\n"
          "                         and its own addresses (refused by default, like\n"
          "                         private networks, which stay refused)\n"
-         "  --owner-pid PID        exit when process PID exits\n";
+         "  --owner-pid PID        exit when process PID exits\n"
+         "  --allow-net PATTERN    the egress allow-list (repeatable): a host, *.domain, an\n"
+         "                         address or CIDR, each with an optional :PORT; with any,\n"
+         "                         everything else is refused (docs/networking.md)\n"
+         "  --stats-fd N           keep the counters the host reads in this file\n"
+         "                         (src/net/flow_stats.h)\n";
 }
 
 Result<PublishedPort> ParsePublish(std::string_view text) {
@@ -43,12 +53,15 @@ Result<PublishedPort> ParsePublish(std::string_view text) {
   auto bad = [text](const char* why) {
     return Status::InvalidArgument(std::string("--publish ") + why, base::ShellQuote(text));
   };
-  if (parts.size() != 2) return bad("needs HOST:GUEST");
-  auto host = base::ParseUint(parts[0]);
-  auto guest = base::ParseUint(parts[1]);
+  if (parts.size() != 2 && parts.size() != 3) return bad("needs [IP:]HOST:GUEST");
+  std::string ip = parts.size() == 3 ? parts[0] : "127.0.0.1";
+  in_addr addr{};
+  if (::inet_pton(AF_INET, ip.c_str(), &addr) != 1) return bad("IP must be an IPv4 address");
+  auto host = base::ParseUint(parts[parts.size() - 2]);
+  auto guest = base::ParseUint(parts.back());
   if (!host || *host > 65535) return bad("host port must be 0..65535");
   if (!guest || *guest < 1 || *guest > 65535) return bad("guest port must be 1..65535");
-  return PublishedPort{static_cast<uint16_t>(*host), static_cast<uint16_t>(*guest)};
+  return PublishedPort{static_cast<uint16_t>(*host), static_cast<uint16_t>(*guest), ip};
 }
 
 Result<HelperOptions> ParseHelperArgs(std::span<const std::string> args) {
@@ -73,18 +86,30 @@ Result<HelperOptions> ParseHelperArgs(std::span<const std::string> args) {
       options.allow_host_loopback = true;
       continue;
     }
-    if (flag == "--fd" || flag == "--ready-fd") {
+    if (flag == "--stats-fd") {  // The counters' file (flow_stats.h).
       auto v = take_value();
       if (!v.ok()) return v.error();
       auto fd = ParseFd(flag, *v);
       if (!fd.ok()) return fd.error();
-      (flag == "--fd" ? options.qemu_fd : options.ready_fd) = *fd;
+      options.stats_fd = *fd;
+      continue;
+    }
+    if (flag == "--fd" || flag == "--ready-fd" || flag == "--secrets-fd") {
+      auto v = take_value();
+      if (!v.ok()) return v.error();
+      auto fd = ParseFd(flag, *v);
+      if (!fd.ok()) return fd.error();
+      (flag == "--fd" ? options.qemu_fd : flag == "--ready-fd" ? options.ready_fd : options.secrets_fd) = *fd;
     } else if (flag == "--publish") {
       auto v = take_value();
       if (!v.ok()) return v.error();
       auto port = ParsePublish(*v);
       if (!port.ok()) return port.error();
       options.publish.push_back(*port);
+    } else if (flag == "--allow-net") {
+      auto v = take_value();
+      if (!v.ok()) return v.error();
+      options.allow_net.push_back(*v);
     } else if (flag == "--dns") {
       auto v = take_value();
       if (!v.ok()) return v.error();

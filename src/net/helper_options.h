@@ -5,8 +5,9 @@
 // linking this library (it would pull libslirp into every user of vmm); the integration
 // test net_helper_test.cc runs both against each other.
 //
-//   boxlite-net --fd N [--ready-fd N] [--publish HOST:GUEST]... [--dns IP[:PORT]]...
-//               [--allow-host-loopback] [--owner-pid PID]
+//   boxlite-net --fd N [--ready-fd N] [--publish [IP:]HOST:GUEST]... [--dns IP[:PORT]]...
+//               [--allow-host-loopback] [--owner-pid PID] [--allow-net PATTERN]...
+//               [--secrets-fd N] [--stats-fd N]
 //
 // When it is listening on every published port, the helper writes one line to the ready
 // descriptor (default: stdout) and closes it:
@@ -32,6 +33,7 @@ namespace boxlite::net {
 struct PublishedPort {
   uint16_t host_port = 0;  // 0 on the command line: any free port.
   uint16_t guest_port = 0;
+  std::string host_ip = "127.0.0.1";  // The IPv4 address listened on; 0.0.0.0: all.
 };
 
 struct HelperOptions {
@@ -41,6 +43,13 @@ struct HelperOptions {
   std::vector<std::string> dns_servers;  // Empty: the host's resolv.conf servers.
   bool allow_host_loopback = false;  // The host: 127.0.0.1 at 10.0.2.2, its own addresses.
   pid_t owner_pid = 0;  // Exit when this process exits; 0: no owner.
+  // The egress allow-list (egress_rules.h), one --allow-net per pattern; empty: none.
+  // At most kMaxRules patterns of kMaxPatternLength characters, so the command line
+  // stays far below the kernel's argument limits.
+  std::vector<std::string> allow_net;
+  // Secrets (src/net/secret_config.h): a descriptor holding the JSON document; -1: none.
+  int secrets_fd = -1;
+  int stats_fd = -1;    // --stats-fd: the counters' file (flow_stats.h); -1: none.
 };
 
 // Parses the arguments after argv[0]. `--help` yields a Cancelled status whose message is
@@ -48,7 +57,8 @@ struct HelperOptions {
 Result<HelperOptions> ParseHelperArgs(std::span<const std::string> args);
 std::string HelperUsage();
 
-// "HOST:GUEST" with 1..65535 for GUEST and 0..65535 for HOST.
+// "[IP:]HOST:GUEST" with 1..65535 for GUEST, 0..65535 for HOST and an IPv4 address for
+// IP (default 127.0.0.1).
 Result<PublishedPort> ParsePublish(std::string_view text);
 
 // The ready report, one line with its newline.

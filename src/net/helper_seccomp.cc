@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -32,6 +33,8 @@ constexpr const char* kPlainSyscalls[] = {
     "futex", "getrandom", "rt_sigreturn", "rt_sigprocmask", "rt_sigaction", "restart_syscall",
     "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid", "sched_yield",
     "exit", "exit_group",
+    // Threads of intercepted flows (flow_intercept.h): glibc's pthread_create.
+    "set_robust_list", "rseq",
 };
 
 struct FilterDeleter {
@@ -78,6 +81,13 @@ Status InstallHelperSeccomp() {
   rc = seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
                         SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(::getpid())));
   if (rc != 0) return Failed(rc, "tgkill");
+  // New threads only (CLONE_THREAD): fork and vfork stay refused. clone3 passes its
+  // flags in memory, which a filter cannot read: ENOSYS makes glibc fall back to clone.
+  rc = seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                        SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+  if (rc != 0) return Failed(rc, "clone");
+  rc = seccomp_rule_add(c, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+  if (rc != 0) return Failed(rc, "clone3");
   rc = seccomp_load(c);
   if (rc != 0) return Failed(rc, "load the filter");
   return Status::OK();

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -273,7 +274,7 @@ TEST(NetHelperTest, BadArgumentsExitWithUsageError) {
   ASSERT_TRUE(status.ok());
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2);
   ASSERT_TRUE(err.ok());
-  EXPECT_NE(err->find("--publish needs HOST:GUEST"), std::string::npos) << *err;
+  EXPECT_NE(err->find("--publish needs [IP:]HOST:GUEST"), std::string::npos) << *err;
 }
 
 TEST(NetHelperTest, GuestDnsQueryIsRelayedToTheConfiguredServer) {
@@ -343,6 +344,31 @@ TEST(NetHelperTest, HostLoopbackIsRefusedUnlessAllowed) {
   qemu.Send(testframes::TcpFrame(kGuest, 40005, kGatewayAddress, service.port, kSyn));
   EXPECT_TRUE(service.Accepts(std::chrono::seconds(10)))
       << "--allow-host-loopback did not reach 127.0.0.1 through 10.0.2.2";
+}
+
+// Every refusal is counted in the stats file the launcher hands over, where the host
+// reads it (BoxMetrics::network_refused_flows); passed flows are not.
+TEST(NetHelperTest, RefusedFlowsAreCountedForTheHost) {
+  base::UniqueFd stats(::memfd_create("net-stats-test", MFD_CLOEXEC));
+  ASSERT_TRUE(stats);
+  vmm::NetOptions o = Options();
+  o.stats_fd = stats.get();
+  auto net = vmm::LaunchNetHelper(o);
+  ASSERT_TRUE(net.ok()) << net.error().ToString();
+  auto before = vmm::ReadNetStats(stats.get());
+  ASSERT_TRUE(before.ok()) << before.error().ToString();
+  EXPECT_EQ(before->refused_flows, 0u);
+  FakeQemu qemu(net->qemu_end.get());
+  // The host's loopback through the gateway, and a private network: both reset.
+  qemu.Send(testframes::TcpFrame(kGuest, 40011, kGatewayAddress, 9, kSyn));
+  ASSERT_TRUE(qemu.ReceiveIpv4([](const Ipv4Packet& p) { return IsTcp(p, 0x04); }).has_value());
+  qemu.Send(testframes::TcpFrame(kGuest, 40012, Ipv4(10, 9, 8, 7), 80, kSyn));
+  ASSERT_TRUE(qemu.ReceiveIpv4([](const Ipv4Packet& p) { return IsTcp(p, 0x04); }).has_value());
+  auto after = vmm::ReadNetStats(stats.get());
+  ASSERT_TRUE(after.ok()) << after.error().ToString();
+  EXPECT_EQ(after->refused_flows, 2u);
+  base::UniqueFd empty(::memfd_create("net-stats-empty", MFD_CLOEXEC));
+  EXPECT_TRUE(vmm::ReadNetStats(empty.get()).error().IsNotFound());
 }
 
 TEST(NetHelperTest, StartedAsRootItRunsAsTheJailUser) {

@@ -1,5 +1,6 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/net/net_process.h"
+#include "src/net/secret_config.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -87,30 +88,97 @@ Result<std::unique_ptr<NetProcess>> NetProcess::Create(const HelperOptions& opti
     p->owner_fd_.reset(fd);
   }
 
+  if (options.stats_fd >= 0) {
+    BOXLITE_ASSIGN_OR_RETURN(p->stats_, FlowStats::Map(options.stats_fd));
+  }
   p->policy_.allow_host = options.allow_host_loopback;
+  // The egress allow-list: its rules were validated by the runtime; parsed again here,
+  // by the same parser (egress_rules.h), since the command line is an input.
+  BOXLITE_ASSIGN_OR_RETURN(EgressRules rules, EgressRules::Parse(options.allow_net));
+  p->egress_ = std::make_shared<EgressPolicy>(std::move(rules));
+  p->policy_.egress = p->egress_.get();
+  if (options.secrets_fd >= 0) {  // Secrets: read before the sandbox closes the door.
+    base::UniqueFd fd(options.secrets_fd);
+    std::string text;
+    char buf[65536];
+    for (ssize_t n; (n = ::read(fd.get(), buf, sizeof(buf))) != 0;) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return sys::ErrnoStatus(errno, "read --secrets-fd");
+      text.append(buf, static_cast<size_t>(n));
+      if (text.size() > (64u << 20)) return Status::InvalidArgument("--secrets-fd holds over 64 MiB");
+    }
+    BOXLITE_ASSIGN_OR_RETURN(SecretProxyConfig config, SecretProxyConfigFromJson(text));
+    BOXLITE_ASSIGN_OR_RETURN(auto proxy, MakeSecretProxy(config));
+    p->secret_proxy_ = std::move(proxy);
+  }
+  // The interception layer (flow_intercept.h): the allow-list's Host/SNI check needs it;
+  // a FlowHandler (set in `intercept.handler`, with the ports it wants in
+  // `intercept.handler_ports`) gets it without a list too.
+  FlowInterceptor::Config intercept;
+  intercept.policy = p->egress_;
+  if (p->secret_proxy_) {
+    // Secrets: TLS flows to 443 whose SNI names a secret's host end in the TLS handler
+    // (secret_tls.h); every other flow is left to the layer.
+    intercept.handler_ports = {443};
+    intercept.handler = [proxy = p->secret_proxy_](InterceptedFlow& flow) {
+      if (!flow.tls || flow.dst_port != 443 || flow.name.empty() ||
+          proxy->ReplacementsFor(flow.name).empty()) {
+        return false;
+      }
+      RunSecretFlow(proxy.get(), flow.guest.get(), flow.upstream.get(), flow.head,
+                    DottedQuad(flow.dst_v4) + ":443");
+      return true;
+    };
+  }
+  if (p->egress_->enabled() || intercept.handler) {
+    BOXLITE_ASSIGN_OR_RETURN(p->interceptor_, FlowInterceptor::Create(std::move(intercept)));
+  }
   // Subscribe before reading, so no change between the two is missed.
   BOXLITE_ASSIGN_OR_RETURN(p->address_watcher_, AddressWatcher::Open());
   BOXLITE_RETURN_IF_ERROR(p->host_addresses_.Refresh());
   p->policy_.host_addresses = &p->host_addresses_;
   NetProcess* raw = p.get();
   auto send = [raw](std::span<const uint8_t> frame) { raw->SendToGuest(frame); };
-  BOXLITE_ASSIGN_OR_RETURN(p->slirp_,
-                           SlirpStack::Create({options.allow_host_loopback}, send));
+  auto from_slirp = [raw](std::span<const uint8_t> frame) { raw->SendFromSlirp(frame); };
+  // Intercepted connections reach the helper through libslirp's alias of the host's
+  // loopback (flow_intercept.h); the guest policy still refuses the guest's own
+  // connections to it unless allowed.
+  bool host_loopback = options.allow_host_loopback || p->interceptor_ != nullptr;
+  BOXLITE_ASSIGN_OR_RETURN(p->slirp_, SlirpStack::Create({host_loopback}, from_slirp));
   BOXLITE_ASSIGN_OR_RETURN(auto upstreams, Upstreams(options.dns_servers));
-  p->dns_ = std::make_unique<DnsForwarder>(std::move(upstreams), send);
+  p->dns_ = std::make_unique<DnsForwarder>(std::move(upstreams), send, p->egress_.get());
   for (const auto& publish : options.publish) {
     BOXLITE_ASSIGN_OR_RETURN(uint16_t bound,
-                             p->slirp_->AddTcpForward(publish.host_port, publish.guest_port));
-    p->ports_.push_back({bound, publish.guest_port});
+                             p->slirp_->AddTcpForward(publish.host_ip, publish.host_port,
+                                                      publish.guest_port));
+    p->ports_.push_back({bound, publish.guest_port, publish.host_ip});
   }
   return p;
 }
 
 void NetProcess::HandleGuestFrame(std::span<const uint8_t> frame) {
   std::optional<Ipv4Packet> packet;
-  switch (ClassifyGuestFrame(frame, policy_, &packet)) {
+  policy_.now_ms = SlirpStack::NowMs();
+  Verdict verdict = ClassifyGuestFrame(frame, policy_, &packet);
+  if (verdict == Verdict::kTcpReset || verdict == Verdict::kPortUnreachable ||
+      verdict == Verdict::kProhibited) {
+    stats_.CountRefused();  // BoxMetrics::network_refused_flows (flow_stats.h).
+  }
+  if (interceptor_ && packet && (verdict == Verdict::kPass || verdict == Verdict::kIntercept)) {
+    bool divert = verdict == Verdict::kIntercept ||
+                  (packet->has_ports && interceptor_->wants_port(packet->dst_port) &&
+                   (packet->dst & kNetworkMask) != kNetworkAddress);
+    if (interceptor_->RewriteFromGuest(*packet, frame, divert, &rewritten_)) {
+      slirp_->Input(rewritten_);
+      return;
+    }
+  }
+  switch (verdict) {
     case Verdict::kPass:
       slirp_->Input(frame);
+      return;
+    case Verdict::kIntercept:  // Without an interceptor (not reached): refuse.
+      SendToGuest(BuildTcpReset(*packet, ip_id_++));
       return;
     case Verdict::kDrop:
       return;
@@ -127,6 +195,14 @@ void NetProcess::HandleGuestFrame(std::span<const uint8_t> frame) {
       SendToGuest(BuildIcmpUnreachable(*packet, kIcmpAdminProhibited, ip_id_++));
       return;
   }
+}
+
+void NetProcess::SendFromSlirp(std::span<const uint8_t> frame) {
+  if (interceptor_ && interceptor_->RewriteToGuest(frame, &rewritten_)) {
+    SendToGuest(rewritten_);
+    return;
+  }
+  SendToGuest(frame);
 }
 
 void NetProcess::SendToGuest(std::span<const uint8_t> frame) {
@@ -200,6 +276,7 @@ Status NetProcess::Run() {
     int64_t timeout = -1;
     dns_->PreparePoll(&fds, SlirpStack::NowMs(), &timeout);
     slirp_->PreparePoll(&fds, &timeout);
+    if (interceptor_) interceptor_->PreparePoll(&fds);
     int r = ::poll(fds.data(), fds.size(),
                    static_cast<int>(std::min<int64_t>(timeout, INT_MAX)));
     if (r < 0) {
@@ -216,6 +293,15 @@ Status NetProcess::Run() {
       }
     }
     slirp_->AfterPoll(fds, false);
+    if (interceptor_) {
+      uint16_t listen_port = interceptor_->listen_port();
+      interceptor_->AfterPoll(fds, [this, listen_port](uint16_t peer_port)
+                                       -> std::optional<FlowInterceptor::GuestEnd> {
+        auto end = slirp_->GuestEndOf(peer_port, listen_port);
+        if (!end) return std::nullopt;
+        return FlowInterceptor::GuestEnd{end->addr, end->port};
+      });
+    }
     dns_->AfterPoll(fds, SlirpStack::NowMs());
     slirp_->RunTimers();
     if (owner_fd_ && fds[1].revents != 0) {

@@ -23,9 +23,13 @@
 #include "boxlite/result.h"
 #include "src/base/unique_fd.h"
 #include "src/net/dns_forwarder.h"
+#include "src/net/egress_policy.h"
+#include "src/net/flow_intercept.h"
+#include "src/net/flow_stats.h"
 #include "src/net/guest_policy.h"
 #include "src/net/helper_options.h"
 #include "src/net/host_addresses.h"
+#include "src/net/secret_tls.h"
 #include "src/net/slirp_stack.h"
 #include "src/net/stream_framing.h"
 
@@ -51,6 +55,7 @@ class NetProcess {
 
   void HandleGuestFrame(std::span<const uint8_t> frame);
   void SendToGuest(std::span<const uint8_t> frame);
+  void SendFromSlirp(std::span<const uint8_t> frame);
   // Reads what QEMU sent; false at end of stream.
   Result<bool> ReadFromQemu();
   // Writes queued frames until the socket is full; false when QEMU is gone.
@@ -58,6 +63,9 @@ class NetProcess {
 
   base::UniqueFd qemu_fd_;
   base::UniqueFd owner_fd_;  // A pidfd; readable once the owner exits.
+  // Secrets (secret_tls.h): the interception layer's handler for TLS flows to 443 (shared
+  // with its flow threads); null without --secrets-fd.
+  std::shared_ptr<SecretTlsProxy> secret_proxy_;
   GuestPolicy policy_;  // Points at host_addresses_.
   HostAddresses host_addresses_;
   AddressWatcher address_watcher_;  // Readable when host_addresses_ must be re-read.
@@ -68,6 +76,11 @@ class NetProcess {
   bool qemu_gone_ = false;
   uint16_t ip_id_ = 1;
   uint64_t dropped_to_guest_ = 0;
+  // The egress allow-list and the interception layer it needs (null without a list).
+  std::shared_ptr<EgressPolicy> egress_;
+  std::unique_ptr<FlowInterceptor> interceptor_;
+  Frame rewritten_;  // Scratch for frames of intercepted connections.
+  FlowStats stats_;  // What the host reads (--stats-fd).
   // Lifetime: declared last so they are destroyed first; they call SendToGuest.
   std::unique_ptr<SlirpStack> slirp_;
   std::unique_ptr<DnsForwarder> dns_;

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <libslirp.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <algorithm>
@@ -14,8 +15,10 @@
 #include <string>
 
 #include "src/base/log.h"
+#include "src/base/macros.h"
 #include "src/base/strings.h"
 #include "src/net/guest_policy.h"
+#include "src/net/packet.h"
 #include "src/sys/errno_status.h"
 
 namespace boxlite::net {
@@ -32,6 +35,43 @@ in_addr InAddr(uint32_t host_order) {
   in_addr a{};
   a.s_addr = htonl(host_order);
   return a;
+}
+
+struct TableRow {
+  std::string state;  // "HOST_FORWARD", "ESTABLISHED"...
+  int fd = -1;
+  std::string src;
+  unsigned src_port = 0;
+  std::string dst;
+  unsigned dst_port = 0;
+};
+
+// libslirp's TCP connection table, whose lines read
+// "  TCP[STATE]  FD SRC_ADDR SRC_PORT DST_ADDR DST_PORT RECVQ SENDQ".
+Result<std::vector<TableRow>> ConnectionTable(Slirp* slirp) {
+  char* info = slirp_connection_info(slirp);
+  if (info == nullptr) return Status::Internal("libslirp gave no connection table");
+  std::string table(info);
+  // GLib (>= 2.46) allocates with the system malloc, so free() releases it.
+  std::free(info);
+  std::vector<TableRow> rows;
+  for (const auto& line : base::Split(table, '\n')) {
+    size_t at = line.find("TCP[");
+    size_t close = at == std::string::npos ? at : line.find(']', at);
+    if (close == std::string::npos) continue;
+    TableRow row;
+    row.state = line.substr(at + 4, close - at - 4);
+    char src[64] = {};
+    char dst[64] = {};
+    if (std::sscanf(line.c_str() + close + 1, "%d %63s %u %63s %u", &row.fd, src, &row.src_port,
+                    dst, &row.dst_port) != 5) {
+      continue;
+    }
+    row.src = src;
+    row.dst = dst;
+    rows.push_back(std::move(row));
+  }
+  return rows;
 }
 
 }  // namespace
@@ -80,10 +120,15 @@ SlirpStack::~SlirpStack() {
   if (slirp_ != nullptr) slirp_cleanup(slirp_);
 }
 
-Result<uint16_t> SlirpStack::AddTcpForward(uint16_t host_port, uint16_t guest_port) {
+Result<uint16_t> SlirpStack::AddTcpForward(const std::string& host_ip, uint16_t host_port,
+                                           uint16_t guest_port) {
   if (guest_port == 0) return Status::InvalidArgument("guest port 0 cannot be published");
-  std::string where = base::StrFormat("127.0.0.1:%u", host_port);
-  if (slirp_add_hostfwd(slirp_, /*is_udp=*/0, InAddr(Ipv4(127, 0, 0, 1)), host_port,
+  std::string where = base::StrFormat("%s:%u", host_ip.c_str(), host_port);
+  struct in_addr host_addr {};
+  if (::inet_pton(AF_INET, host_ip.c_str(), &host_addr) != 1) {
+    return Status::InvalidArgument("not an IPv4 address to publish on", host_ip);
+  }
+  if (slirp_add_hostfwd(slirp_, /*is_udp=*/0, host_addr, host_port,
                         InAddr(kGuestAddress), guest_port) != 0) {
     int err = errno;
     if (err == EADDRINUSE) {
@@ -99,23 +144,12 @@ Result<uint16_t> SlirpStack::AddTcpForward(uint16_t host_port, uint16_t guest_po
   }
   // libslirp does not return the socket it bound; its connection table does, with the
   // descriptor, so a second forward to the same guest port is told apart.
-  char* info = slirp_connection_info(slirp_);
-  if (info == nullptr) return Status::Internal("libslirp gave no connection table");
-  std::string table(info);
-  // GLib (>= 2.46) allocates with the system malloc, so free() releases it.
-  std::free(info);
-  for (const auto& line : base::Split(table, '\n')) {
-    size_t at = line.find("TCP[HOST_FORWARD]");
-    if (at == std::string::npos) continue;
-    int fd = -1;
-    char src[64] = {};
-    unsigned src_port = 0;
-    char dst[64] = {};
-    unsigned dst_port = 0;
-    if (std::sscanf(line.c_str() + at + 17, "%d %63s %u %63s %u", &fd, src, &src_port, dst,
-                    &dst_port) != 5) {
-      continue;
-    }
+  BOXLITE_ASSIGN_OR_RETURN(auto table, ConnectionTable(slirp_));
+  for (const auto& row : table) {
+    if (row.state != "HOST_FORWARD") continue;
+    int fd = row.fd;
+    unsigned src_port = row.src_port;
+    unsigned dst_port = row.dst_port;  // The guest port.
     if (dst_port != guest_port || src_port == 0 || src_port > 65535) continue;
     if (std::find(forward_fds_.begin(), forward_fds_.end(), fd) != forward_fds_.end()) continue;
     if (host_port != 0 && src_port != host_port) continue;
@@ -123,6 +157,30 @@ Result<uint16_t> SlirpStack::AddTcpForward(uint16_t host_port, uint16_t guest_po
     return static_cast<uint16_t>(src_port);
   }
   return Status::Internal("cannot find the port libslirp bound for " + where);
+}
+
+std::optional<SlirpStack::GuestEnd> SlirpStack::GuestEndOf(uint16_t local_port,
+                                                          uint16_t guest_dst_port) const {
+  auto table = ConnectionTable(slirp_);
+  if (!table.ok()) return std::nullopt;
+  // For a connection the guest opened, SRC is the guest's end and DST what it connected to.
+  for (const auto& row : *table) {
+    if (row.fd < 0 || row.dst_port != guest_dst_port || row.src_port == 0 ||
+        row.src_port > 65535) {
+      continue;
+    }
+    auto guest = ParseIpv4(row.src.c_str());
+    auto gateway = ParseIpv4(row.dst.c_str());
+    if (!guest || !gateway || *gateway != kGatewayAddress) continue;
+    sockaddr_in local{};
+    socklen_t len = sizeof(local);
+    if (::getsockname(row.fd, reinterpret_cast<sockaddr*>(&local), &len) != 0 ||
+        local.sin_family != AF_INET || ntohs(local.sin_port) != local_port) {
+      continue;
+    }
+    return GuestEnd{*guest, static_cast<uint16_t>(row.src_port)};
+  }
+  return std::nullopt;
 }
 
 void SlirpStack::Input(std::span<const uint8_t> frame) {

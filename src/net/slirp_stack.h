@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -43,7 +44,16 @@ class SlirpStack {
   // Listens on 127.0.0.1:`host_port` (0: any free port) and forwards each connection to
   // the guest's `guest_port`. Returns the port bound; fails with the bind error
   // ("127.0.0.1:8080 is in use" is kAlreadyExists).
-  Result<uint16_t> AddTcpForward(uint16_t host_port, uint16_t guest_port);
+  Result<uint16_t> AddTcpForward(const std::string& host_ip, uint16_t host_port, uint16_t guest_port);
+
+  // The guest address and port of the guest's TCP connection to `guest_dst_port` on the
+  // gateway whose host socket (libslirp's, in this process) has local port `local_port`:
+  // how FlowInterceptor tells which guest connection reached its listener.
+  struct GuestEnd {
+    uint32_t addr = 0;
+    uint16_t port = 0;
+  };
+  std::optional<GuestEnd> GuestEndOf(uint16_t local_port, uint16_t guest_dst_port) const;
 
   // Hands a guest frame to the stack.
   void Input(std::span<const uint8_t> frame);

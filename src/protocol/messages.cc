@@ -204,7 +204,8 @@ Json ToJson(const BoxConfig& m) {
             {"nproc", m.limits.nproc},
             {"as", m.limits.as},
             {"cpu", m.limits.cpu}}},
-          {"close_fds", m.close_fds}};
+          {"close_fds", m.close_fds},
+          {"trusted_ca_pem", m.trusted_ca_pem}};
 }
 
 Status FromJson(const Json& j, BoxConfig* m) {
@@ -214,6 +215,7 @@ Status FromJson(const Json& j, BoxConfig* m) {
   BOXLITE_RETURN_IF_ERROR(GetInt(j, "clock_unix_ns", &m->clock_unix_ns));
   BOXLITE_RETURN_IF_ERROR(GetInt(j, "capabilities", &m->capabilities));
   BOXLITE_RETURN_IF_ERROR(GetBool(j, "close_fds", &m->close_fds));
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "trusted_ca_pem", &m->trusted_ca_pem));
   if (const Json* limits = Find(j, "limits")) {
     for (auto [key, field] : {std::pair{"nofile", &m->limits.nofile}, {"fsize", &m->limits.fsize},
                               {"nproc", &m->limits.nproc}, {"as", &m->limits.as},

@@ -100,6 +100,9 @@ struct BoxConfig {
   int64_t capabilities = -1;
   ProcessLimits limits;
   bool close_fds = true;
+  // Secrets (docs/networking.md): the box CA's certificate (PEM), added to the guest's
+  // trust store on its own disk; empty: none.
+  std::string trusted_ca_pem;
 };
 
 struct HelloRequest {

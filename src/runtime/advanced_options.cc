@@ -59,6 +59,10 @@ Status ValidateAdvancedOptions(const BoxOptions& o) {
       return Status::InvalidArgument(
           "allow_host needs the network, and security.network_enabled is False");
     }
+    if (!o.allow_net.empty()) {
+      return Status::InvalidArgument(
+          "allow_net needs the network, and security.network_enabled is False");
+    }
   }
   auto caps = protocol::ComputeCapabilities(o.capabilities.add, o.capabilities.drop);
   if (!caps.ok()) return caps.error();

@@ -17,6 +17,7 @@
 #include "src/runtime/box_impl.h"
 #include "src/runtime/box_impl_internal.h"
 #include "src/runtime/console_log.h"
+#include "src/runtime/box_secrets.h"
 #include "src/runtime/exec_env.h"
 #include "src/runtime/exec_impl.h"
 #include "src/sys/fs.h"
@@ -40,7 +41,9 @@ Result<protocol::ExecRequest> BoxImpl::ExecRequestLocked(const ExecOptions& opti
   if (req.argv.empty() || req.argv[0].empty()) {
     return Status::InvalidArgument("exec needs a command").WithSubject(StatusSubject::kExec);
   }
-  req.env = MergeEnv(img.env, options_.env, options.env);
+  EnvList box_env = options_.env;
+  for (auto& kv : SecretEnv(options_.secrets)) box_env.push_back(std::move(kv));  // Secrets.
+  req.env = MergeEnv(img.env, box_env, options.env);
   req.cwd = FirstNonEmpty({options.cwd, options_.working_dir, img.working_dir}, "/");
   req.user = FirstNonEmpty({options.user, options_.user, img.user}, "");
   req.tty = options.tty;
@@ -74,6 +77,16 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExec(const ExecOptions& options) {
   return exec;
 }
 
+ExecImpl::Explainer BoxImpl::DeathExplainer() {
+  std::weak_ptr<BoxImpl> weak_self = weak_from_this();
+  return [weak_self](const Status& why) -> Status {
+    auto self = weak_self.lock();
+    if (!self) return why;
+    std::lock_guard<std::mutex> lock(self->mu_);
+    return self->DeathStatus(why);
+  };
+}
+
 Result<std::shared_ptr<Exec>> BoxImpl::StartExecUncounted(const ExecOptions& options) {
   bool idle = false;
   {
@@ -92,14 +105,7 @@ Result<std::shared_ptr<Exec>> BoxImpl::StartExecUncounted(const ExecOptions& opt
     std::lock_guard<std::mutex> lock(mu_);
     BOXLITE_ASSIGN_OR_RETURN(req, ExecRequestLocked(options));
   }
-  std::weak_ptr<BoxImpl> weak_self = weak_from_this();
-  auto explain = [weak_self](const Status& why) -> Status {
-    auto self = weak_self.lock();
-    if (!self) return why;
-    std::lock_guard<std::mutex> lock(self->mu_);
-    return self->DeathStatus(why);
-  };
-  BOXLITE_ASSIGN_OR_RETURN(auto exec, CallExec(channel, req, explain));
+  BOXLITE_ASSIGN_OR_RETURN(auto exec, CallExec(channel, req, DeathExplainer()));
   exec->set_counters(exec_bytes_);
   return std::shared_ptr<Exec>(std::move(exec));
 }

@@ -27,6 +27,7 @@
 #include "src/base/strings.h"
 #include "src/protocol/capabilities.h"
 #include "src/runtime/box_impl_internal.h"
+#include "src/runtime/box_secrets.h"
 #include "src/runtime/console_log.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
@@ -143,6 +144,10 @@ Status BoxImpl::CreateOnDisk() {
   record_.name = name_;
   record_.created_unix = created_unix_;
   record_.options = options_;
+  if (!options_.secrets.empty()) {  // Secrets: values and CA in the directory, 0600.
+    BOXLITE_RETURN_IF_ERROR(SaveSecretValues(dir_, options_.secrets));
+    BOXLITE_RETURN_IF_ERROR(LoadOrCreateBoxCa(dir_, id_).status());
+  }
   return SaveRecord(dir_, record_);
 }
 

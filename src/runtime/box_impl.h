@@ -83,6 +83,7 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Result<ExecResult> Run(const ExecOptions& options) override;
   Result<BoxInfo> Info() override;
   Result<BoxMetrics> Metrics() override;
+  Result<std::shared_ptr<Connection>> Tunnel(int port) override;  // box_tunnel.cc
   Status CopyIn(const std::string& host_path, const std::string& guest_path,
                 const CopyOptions& options) override;
   Status CopyOut(const std::string& guest_path, const std::string& host_path,
@@ -162,6 +163,8 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   static void ProbeLoop(std::shared_ptr<HealthProbe> probe, std::shared_ptr<AgentChannel> channel,
                         HealthCheckOptions options);
   Result<std::shared_ptr<Exec>> StartExecUncounted(const ExecOptions& options);
+  // Turns a lost channel into the box's explanation (DeathStatus), for a stream's owner.
+  ExecImpl::Explainer DeathExplainer();
   // The guest's settings that come from BoxOptions.security and .capabilities.
   Status ApplySecurityConfig(protocol::BoxConfig* config) const;
 
@@ -304,6 +307,10 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   base::UniqueFd console_fd_;                   // Read end of the console log.
   std::string cgroup_dir_;                      // The VM's cgroup leaf, "" none (vm_jail.h).
   base::UniqueFd qemu_log_fd_;                  // QEMU's stderr.
+  // boxlite-net's counters (vmm::ReadNetStats): <dir_>/net-stats for a persistent box,
+  // else a memfd. Guarded by mu_. NetStatsLocked (box_observe.cc) reads them.
+  base::UniqueFd net_stats_fd_;
+  std::optional<uint64_t> NetRefusedFlowsLocked();
   int64_t disk_size_mib_ = 0;
   // Memory snapshots (box_memory.cc), guarded by mu_: the monitor of the VM (an
   // ephemeral box's socket end, kept while it runs; a persistent box's is connected when

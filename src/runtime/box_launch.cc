@@ -18,6 +18,7 @@
 // step calls RollBackLaunchLocked, which stops the VM and the helper and marks the box
 // stopped. The stage timings are those of BoxMetrics (docs/metrics.md).
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #include "src/base/scope_exit.h"
 #include "src/base/strings.h"
 #include "src/runtime/box_impl.h"
+#include "src/runtime/box_secrets.h"
 #include "src/runtime/console_log.h"
 #include "src/runtime/home_tmp.h"
 #include "src/sys/errno_status.h"
@@ -358,16 +360,42 @@ Status BoxImpl::StartNetworkLocked(LaunchPlan& plan) {
   // User-mode networking in a process of its own (boxlite-net, libslirp): the guest's
   // traffic leaves through ordinary sockets to public addresses only (the host, its
   // loopback and private networks stay out of reach unless allow_host opens the host),
-  // published ports listen on 127.0.0.1 only.
+  // published ports listen on 127.0.0.1 unless their host_ip says otherwise.
   vmm::NetOptions net_options;
   BOXLITE_ASSIGN_OR_RETURN(net_options.helper_binary,
                            vmm::FindNetHelper(runtime_->options().net_helper));
-  for (const auto& p : options_.ports) net_options.ports.push_back({p.host_port, p.guest_port});
+  for (const auto& p : options_.ports) {
+    net_options.ports.push_back({p.host_port, p.guest_port, p.host_ip});
+  }
   net_options.allow_host_loopback = options_.allow_host;
+  net_options.allow_net = options_.allow_net;  // The egress allow-list (docs/networking.md).
   net_options.dns_servers = runtime_->options().dns_servers;
   net_options.die_with_owner = !options_.detach;
   net_options.stderr_fd = qemu_log_fd_.get();
   net_options.jail = plan.jail.net;
+  if (!options_.secrets.empty()) {
+    // Secrets (src/runtime/box_secrets.h): boxlite-net gets the values and the CA through
+    // a descriptor; the guest gets the CA's certificate only.
+    std::vector<Secret> secrets = options_.secrets;
+    if (persistent()) BOXLITE_RETURN_IF_ERROR(LoadSecretValues(dir_, &secrets));
+    for (const auto& s : secrets) {
+      if (s.value.empty()) {  // An imported box or a copy: values never travel with it.
+        return Status::FailedPrecondition("the value of secret " + s.name +
+                                          " is not stored with this box",
+                                          "create the box again with its secrets");
+      }
+    }
+    BOXLITE_ASSIGN_OR_RETURN(BoxCaPem ca, LoadOrCreateBoxCa(persistent() ? dir_ : "", id_));
+    BOXLITE_ASSIGN_OR_RETURN(net_options.secrets_json, SecretProxyJson(secrets, ca));
+    plan.box_config.trusted_ca_pem = ca.cert;
+  }
+  // The helper's counters (BoxMetrics::network_refused_flows): beside the record for a
+  // persistent box, so another process attached to it reads them too.
+  net_stats_fd_.reset(dir_.empty()
+                          ? ::memfd_create("boxlite-net-stats", MFD_CLOEXEC)
+                          : ::open((dir_ + "/net-stats").c_str(),
+                                   O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  net_options.stats_fd = net_stats_fd_.get();  // -1 when it failed: no counters.
   BOXLITE_ASSIGN_OR_RETURN(auto launched, vmm::LaunchNetHelper(net_options));
   plan.net.emplace(std::move(launched));
   plan.config.net_fd = plan.net->qemu_end.get();
@@ -378,7 +406,7 @@ Status BoxImpl::StartNetworkLocked(LaunchPlan& plan) {
   plan.box_config.network.gateway = guest.gateway;
   plan.box_config.network.dns = {guest.dns};
   bound_ports_.clear();
-  for (const auto& p : plan.net->ports) bound_ports_.push_back({p.host_port, p.guest_port});
+  for (const auto& p : plan.net->ports) bound_ports_.push_back({p.host_port, p.guest_port, p.host_ip});
   return Status::OK();
 }
 

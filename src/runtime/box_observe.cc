@@ -3,6 +3,7 @@
 // What can be read from a box or copied across it: Info (the box's settings and state),
 // Metrics (host-side counters, the guest's own numbers, the VM's CPU and memory;
 // docs/metrics.md), CopyIn/CopyOut (src/runtime/file_transfer.h) and ConsoleLog.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "src/runtime/file_transfer.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
+#include "src/vmm/net_helper.h"  // ReadNetStats.
 
 namespace boxlite::runtime {
 
@@ -40,6 +42,7 @@ Result<BoxInfo> BoxImpl::Info() {
   info.memory_mib = options_.memory_mib;
   info.disk_size_mib = disk_size_mib_ ? disk_size_mib_ : options_.disk_size_mib;
   info.network = options_.security.network_enabled ? options_.network : "none";
+  info.allow_net = options_.allow_net;
   info.ports = options_.ports;
   const auto& bound = persistent() && bound_ports_.empty() ? record_.bound_ports : bound_ports_;
   if (info.state == "running" && !bound.empty()) info.ports = bound;
@@ -98,6 +101,17 @@ double HostUptimeSeconds() {
 
 }  // namespace
 
+std::optional<uint64_t> BoxImpl::NetRefusedFlowsLocked() {
+  if (options_.network != "nat") return std::nullopt;
+  if (!net_stats_fd_ && !dir_.empty()) {  // A box another process started.
+    net_stats_fd_.reset(::open((dir_ + "/net-stats").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  }
+  if (!net_stats_fd_) return std::nullopt;
+  auto stats = vmm::ReadNetStats(net_stats_fd_.get());
+  if (!stats.ok()) return std::nullopt;
+  return stats->refused_flows;
+}
+
 Result<BoxMetrics> BoxImpl::Metrics() {
   BoxMetrics m;
   int pid = 0;
@@ -108,6 +122,7 @@ Result<BoxMetrics> BoxImpl::Metrics() {
       return Status::FailedPrecondition("box " + name_ + " is not running");
     }
     pid = vm_ ? vm_->pid() : record_.pid;
+    m.network_refused_flows = NetRefusedFlowsLocked();
     m.create_seconds = create_seconds_ > 0 ? create_seconds_ : record_.create_seconds;
     m.boot_seconds = boot_seconds_ > 0 ? boot_seconds_ : record_.boot_seconds;
     if (m.create_seconds > 0 || m.boot_seconds > 0) {

@@ -4,6 +4,8 @@
 // options are acceptable. Runtime::Create, the CLI (through Create) and the Python SDK
 // (python/src/options_dict.cc, as options are built) all call it, so a rule or its message
 // is written once.
+#include <arpa/inet.h>
+
 #include <string>
 #include <string_view>
 
@@ -11,6 +13,8 @@
 #include "boxlite/options.h"
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/net/egress_rules.h"
+#include "src/runtime/box_secrets.h"
 #include "src/runtime/exec_env.h"
 #include "src/sys/fs.h"
 
@@ -73,11 +77,15 @@ Status ValidateBoxOptions(const BoxOptions& o) {
     return Status::InvalidArgument("allow_host needs network \"nat\"");
   }
   if (!o.allow_net.empty()) {
-    return Status::NotSupported("egress allow-lists (allow_net) are not built yet");
+    // The one parser of the patterns (src/net/egress_rules.h), also boxlite-net's.
+    if (o.network != "nat") {
+      return Status::InvalidArgument(
+          "allow_net needs network \"nat\" (NetworkSpec mode \"enabled\")");
+    }
+    auto rules = net::EgressRules::Parse(o.allow_net);
+    if (!rules.ok()) return rules.error();
   }
-  if (!o.secrets.empty()) {
-    return Status::NotSupported("secrets are not built yet");
-  }
+  BOXLITE_RETURN_IF_ERROR(runtime::ValidateSecrets(o.secrets, o.network));
   if (!o.name.empty() && !runtime::IsValidBoxName(o.name)) {
     return Status::InvalidArgument("box name \"" + o.name +
                                    "\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 63)");
@@ -111,6 +119,12 @@ Status ValidateBoxOptions(const BoxOptions& o) {
   }
   for (const auto& p : o.ports) {
     if (p.guest_port == 0) return Status::InvalidArgument("port mapping needs a guest port");
+    in_addr ip{};
+    if (::inet_pton(AF_INET, p.host_ip.c_str(), &ip) != 1) {
+      return Status::InvalidArgument("port " + std::to_string(p.guest_port) + ": host_ip " +
+                                         base::ShellQuote(p.host_ip) + " is not an IPv4 address",
+                                     "give one such as 127.0.0.1 (the default) or 0.0.0.0 (all)");
+    }
   }
   if (!o.ports.empty() && o.network != "nat") {
     return Status::InvalidArgument("published ports need network \"nat\"");

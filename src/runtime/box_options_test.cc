@@ -50,6 +50,14 @@ TEST(BoxOptionsTest, EachBadOptionIsNamed) {
          o.allow_host = true;
        },
        StatusCode::kInvalidArgument, "allow_host"},
+      {"allow_net pattern", [](BoxOptions& o) { o.allow_net = {"ok.example.com", "bad host"}; },
+       StatusCode::kInvalidArgument, "allow_net pattern 'bad host'"},
+      {"allow_net without nat",
+       [](BoxOptions& o) {
+         o.network = "none";
+         o.allow_net = {"example.com"};
+       },
+       StatusCode::kInvalidArgument, "allow_net needs network"},
       {"name", [](BoxOptions& o) { o.name = "-bad"; }, StatusCode::kInvalidArgument, "name"},
       {"env name", [](BoxOptions& o) { o.env = {{"A=B", "x"}}; }, StatusCode::kInvalidArgument,
        "environment"},

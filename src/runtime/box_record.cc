@@ -39,7 +39,9 @@ void Read(const Json& j, const char* key, T* out) {
 
 Json PortsToJson(const std::vector<PortForward>& ports) {
   Json out = Json::array();
-  for (const auto& p : ports) out.push_back({{"host", p.host_port}, {"guest", p.guest_port}});
+  for (const auto& p : ports) {
+    out.push_back({{"host", p.host_port}, {"guest", p.guest_port}, {"host_ip", p.host_ip}});
+  }
   return out;
 }
 
@@ -50,6 +52,7 @@ std::vector<PortForward> PortsFromJson(const Json& j) {
     PortForward f;
     Read(p, "host", &f.host_port);
     Read(p, "guest", &f.guest_port);
+    if (auto ip = p.find("host_ip"); ip != p.end() && ip->is_string()) f.host_ip = ip->get<std::string>();
     out.push_back(f);
   }
   return out;
@@ -118,6 +121,7 @@ Json BoxOptionsToJson(const BoxOptions& o) {
                {"memory_mib", o.memory_mib}, {"disk_size_mib", o.disk_size_mib},
                {"env", EnvToJson(o.env)}, {"mounts", mounts}, {"ports", PortsToJson(o.ports)},
                {"network", o.network}, {"allow_host", o.allow_host},
+               {"allow_net", o.allow_net},
                {"working_dir", o.working_dir}, {"user", o.user},
                {"auto_remove", o.auto_remove}, {"detach", o.detach}, {"tty", o.tty},
                {"auto_pause", o.auto_pause}, {"auto_resume", o.auto_resume},
@@ -126,6 +130,15 @@ Json BoxOptionsToJson(const BoxOptions& o) {
   if (o.warm) opts["warm"] = *o.warm;  // Warm start (templates.h): the box's choice.
   if (o.entrypoint) opts["entrypoint"] = *o.entrypoint;
   if (o.cmd) opts["cmd"] = *o.cmd;
+  // Secrets: names, hosts and placeholders only; the values live in the box directory's
+  // secrets.json (src/runtime/box_secrets.h), never in the record `inspect` shows.
+  if (!o.secrets.empty()) {
+    Json secrets = Json::array();
+    for (const auto& s : o.secrets) {
+      secrets.push_back({{"name", s.name}, {"hosts", s.hosts}, {"placeholder", s.placeholder}});
+    }
+    opts["secrets"] = secrets;
+  }
   return opts;
 }
 
@@ -139,6 +152,11 @@ BoxOptions BoxOptionsFromJson(const Json& o) {
   Read(o, "disk_size_mib", &b.disk_size_mib);
   Read(o, "network", &b.network);
   Read(o, "allow_host", &b.allow_host);
+  if (auto v = o.find("allow_net"); v != o.end() && v->is_array()) {
+    for (const auto& p : *v) {
+      if (p.is_string()) b.allow_net.push_back(p.get<std::string>());
+    }
+  }
   Read(o, "working_dir", &b.working_dir);
   Read(o, "user", &b.user);
   Read(o, "auto_remove", &b.auto_remove);
@@ -160,6 +178,19 @@ BoxOptions BoxOptionsFromJson(const Json& o) {
     }
   }
   AdvancedFromJson(o.value("advanced", Json::object()), &b);
+  if (auto secrets = o.find("secrets"); secrets != o.end() && secrets->is_array()) {
+    for (const auto& s : *secrets) {
+      Secret secret;
+      Read(s, "name", &secret.name);
+      if (auto h = s.find("hosts"); h != s.end() && h->is_array()) {
+        for (const auto& host : *h) {
+          if (host.is_string()) secret.hosts.push_back(host.get<std::string>());
+        }
+      }
+      Read(s, "placeholder", &secret.placeholder);
+      b.secrets.push_back(std::move(secret));  // The value: LoadSecretValues.
+    }
+  }
   if (auto env = o.find("env"); env != o.end() && env->is_array()) {
     for (const auto& kv : *env) {
       std::string k, v;

@@ -175,6 +175,7 @@ const std::vector<EnvironmentVariable>& EnvironmentVariables() {
       {kDataDir, "runtime"},     {kBootTimeout, "runtime"},   {kConsoleDir, "runtime"},
       {kNetHelper, "runtime"},   {kConsoleHelper, "runtime"}, {kDnsServers, "runtime"},
       {kWarm, "runtime"},
+      {"BOXLITE_PYTHON", "cli"},  // `boxlite mcp`'s interpreter (src/cli/mcp_cmd.cc)
   };
   return kVariables;
 }

@@ -54,12 +54,7 @@ Result<PortForward> ParsePortSpec(std::string_view spec) {
       return Status::InvalidArgument("port " + base::ShellQuote(spec) + ": " +
                                      base::ShellQuote(parts[0]) + " is not an IPv4 address");
     }
-    if (parts[0] != "127.0.0.1") {
-      return Status::InvalidArgument(
-          "port " + base::ShellQuote(spec) + ": ports are published on 127.0.0.1 only, not " +
-          parts[0] + "; leave the address out or use a proxy to expose it further");
-    }
-    out.host_ip = parts[0];
+    out.host_ip = parts[0];  // Any IPv4 address of the host; 0.0.0.0: all of them.
   }
   auto guest = ParsePort(spec, "guest", parts.back(), false);
   if (!guest.ok()) return guest.error();

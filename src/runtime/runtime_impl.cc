@@ -18,6 +18,7 @@
 #include "src/protocol/capabilities.h"
 #include "src/runtime/box_impl.h"
 #include "src/runtime/box_record.h"
+#include "src/runtime/box_secrets.h"
 #include "src/runtime/exec_env.h"
 #include "src/runtime/home_tmp.h"
 #include "src/runtime/templates.h"
@@ -236,6 +237,7 @@ Result<std::shared_ptr<Box>> RuntimeImpl::Create(const BoxOptions& requested) {
   BOXLITE_RETURN_IF_ERROR(CheckDiskFits(home_, requested.disk_size_mib));
   std::string id = NewBoxId();
   BoxOptions options = requested;
+  AssignSecretPlaceholders(&options.secrets);  // Secrets: src/runtime/box_secrets.h.
   BOXLITE_RETURN_IF_ERROR(ResolveVolumes(id, &options));
   base::ScopeExit drop_anonymous([&] { volumes_.RemoveAnonymousOf(id); });
   auto box = std::make_shared<BoxImpl>(shared_from_this(), id, options);
@@ -336,13 +338,14 @@ namespace {
 
 // Whether adopting a box created with `existing` for a caller asking for `wanted` would
 // change what the box may do. BoxLite 0.9 compares the container capability policy; this
-// build also compares allow_host (reaching the host). Capabilities are compared as the
+// build also compares allow_host (reaching the host) and the egress allow-list (as given:
+// a reordered list counts as different). Capabilities are compared as the
 // sets they give (["chown"] and ["CAP_CHOWN"] are the same policy).
 bool SamePrivileges(const BoxOptions& existing, const BoxOptions& wanted) {
   auto have = protocol::ComputeCapabilities(existing.capabilities.add, existing.capabilities.drop);
   auto want = protocol::ComputeCapabilities(wanted.capabilities.add, wanted.capabilities.drop);
   if (!have.ok() || !want.ok() || *have != *want) return false;
-  return existing.allow_host == wanted.allow_host;
+  return existing.allow_host == wanted.allow_host && existing.allow_net == wanted.allow_net;
 }
 
 }  // namespace

@@ -7,14 +7,17 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "src/base/macros.h"
 #include "src/base/strings.h"
+#include "src/net/flow_stats.h"  // The counters' layout only (constants).
 #include "src/net/guest_network.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
@@ -85,9 +88,21 @@ Result<std::vector<PortPublish>> ParseReport(const std::string& line,
       return Status::ProtocolError("unexpected port in the boxlite-net report",
                                    base::ShellQuote(line));
     }
-    ports.push_back({static_cast<uint16_t>(*host), want.guest_port});
+    ports.push_back({static_cast<uint16_t>(*host), want.guest_port, want.host_ip});
   }
   return ports;
+}
+
+// A sealed memfd holding `data` (never a file on disk), read from its start.
+Result<base::UniqueFd> SealedMemfd(const char* name, const std::string& data) {
+  base::UniqueFd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd) return sys::ErrnoStatus(errno, "memfd_create");
+  BOXLITE_RETURN_IF_ERROR(sys::WriteAll(fd.get(), data.data(), data.size()));
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0 ||
+      ::lseek(fd.get(), 0, SEEK_SET) != 0) {
+    return sys::ErrnoStatus(errno, "seal the secrets memfd");
+  }
+  return fd;
 }
 
 }  // namespace
@@ -111,6 +126,19 @@ Result<std::string> FindNetHelper(const std::string& configured) {
   return Status::NotFound("boxlite-net (the network helper) is not installed",
                           found.error().message() +
                               "; set BOXLITE_NET_HELPER or use network none");
+}
+
+Result<NetStats> ReadNetStats(int fd) {
+  // The layout of src/net/flow_stats.h: the magic, then the refused flows (u64).
+  char buf[net::kNetStatsSize];
+  ssize_t n = ::pread(fd, buf, sizeof(buf), 0);
+  if (n < 0) return sys::ErrnoStatus(errno, "read the network helper's counters");
+  if (n != sizeof(buf) || std::memcmp(buf, net::kNetStatsMagic, sizeof(net::kNetStatsMagic)) != 0) {
+    return Status::NotFound("the network helper has no counters");
+  }
+  NetStats stats;
+  std::memcpy(&stats.refused_flows, buf + 8, sizeof(stats.refused_flows));
+  return stats;
 }
 
 Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
@@ -139,13 +167,21 @@ Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
                 std::to_string(ready_write.get())};
   for (const auto& p : options.ports) {
     spawn.argv.push_back("--publish");
-    spawn.argv.push_back(base::StrFormat("%u:%u", p.host_port, p.guest_port));
+    // HOST:GUEST for the default address, as boxlite-net has always taken it.
+    spawn.argv.push_back(p.host_ip == "127.0.0.1"
+                             ? base::StrFormat("%u:%u", p.host_port, p.guest_port)
+                             : base::StrFormat("%s:%u:%u", p.host_ip.c_str(), p.host_port,
+                                               p.guest_port));
   }
   for (const auto& dns : options.dns_servers) {
     spawn.argv.push_back("--dns");
     spawn.argv.push_back(dns);
   }
   if (options.allow_host_loopback) spawn.argv.push_back("--allow-host-loopback");
+  for (const auto& pattern : options.allow_net) {
+    spawn.argv.push_back("--allow-net");
+    spawn.argv.push_back(pattern);
+  }
   if (options.die_with_owner && !options.jail.new_pid_namespace) {
     // (From a pid namespace of its own it cannot see us: the jail's parent-death signal
     // and QEMU's end of the socket end it then.)
@@ -153,6 +189,18 @@ Result<NetHelper> LaunchNetHelper(const NetOptions& options) {
     spawn.argv.push_back(std::to_string(::getpid()));
   }
   spawn.keep_fds = {helper_end.get(), ready_write.get()};
+  base::UniqueFd secrets_fd;
+  if (!options.secrets_json.empty()) {
+    BOXLITE_ASSIGN_OR_RETURN(secrets_fd, SealedMemfd("boxlite-secrets", options.secrets_json));
+    spawn.argv.push_back("--secrets-fd");
+    spawn.argv.push_back(std::to_string(secrets_fd.get()));
+    spawn.keep_fds.push_back(secrets_fd.get());
+  }
+  if (options.stats_fd >= 0) {
+    spawn.argv.push_back("--stats-fd");
+    spawn.argv.push_back(std::to_string(options.stats_fd));
+    spawn.keep_fds.push_back(options.stats_fd);
+  }
   spawn.env = std::vector<std::string>();  // Nothing of ours (API keys...) reaches it.
   spawn.jail = options.jail;
   spawn.die_with_parent = options.die_with_owner;

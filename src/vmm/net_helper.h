@@ -6,7 +6,8 @@
 // ordinary host sockets of this process, so no root is needed: it starts in the box's jail
 // (src/vmm/vm_jail.h), as the system user "boxlite" when root starts the box, so host
 // ports below 1024 cannot be published then. The host's loopback is unreachable
-// from the guest unless `allow_host_loopback`. Published ports listen on 127.0.0.1 only.
+// from the guest unless `allow_host_loopback`. Published ports listen on
+// 127.0.0.1 unless PortPublish::host_ip names another address (0.0.0.0: all).
 // The process exits when QEMU's end of the socket closes, so it never outlives its VM; it
 // also dies with its owner unless detached.
 //
@@ -45,6 +46,7 @@ GuestNetworkPlan GuestNetwork();
 struct PortPublish {
   uint16_t host_port = 0;  // 0: the helper picks a free port (reported back).
   uint16_t guest_port = 0;
+  std::string host_ip = "127.0.0.1";  // The IPv4 address listened on; 0.0.0.0: all.
 };
 
 struct NetOptions {
@@ -55,12 +57,20 @@ struct NetOptions {
   // "[IPv6]:PORT" (RuntimeOptions.dns_servers); empty: the host's resolvers
   // (/etc/resolv.conf).
   std::vector<std::string> dns_servers;
+  // The egress allow-list (src/net/egress_rules.h), validated by the caller: one
+  // --allow-net each (at most 256 of 300 characters: far below the argument limits).
+  std::vector<std::string> allow_net;
   bool die_with_owner = true;  // false for detached boxes: the helper gets its own session.
   int stderr_fd = -1;          // Where the helper's own messages go; -1 discards them.
+  // A file (read/write) the helper keeps its counters in (ReadNetStats); -1: none.
+  int stats_fd = -1;
   std::chrono::milliseconds ready_timeout{10000};
   // The jail it starts in (src/vmm/vm_jail.h), with an empty environment: it adds its own
   // seccomp filter, which the jail's no_new_privs lets it load unprivileged.
   sys::Jail jail;
+  // Secrets (src/net/secret_config.h): the document boxlite-net reads from a sealed
+  // memfd (--secrets-fd); empty: no secrets.
+  std::string secrets_json;
 };
 
 struct NetHelper {
@@ -75,6 +85,14 @@ struct NetHelper {
 // address) are kInvalidArgument; no ready report within `ready_timeout` is
 // kDeadlineExceeded. On error no process is left behind.
 Result<NetHelper> LaunchNetHelper(const NetOptions& options);
+
+// The helper's counters from its stats file (NetOptions::stats_fd; the layout is
+// src/net/flow_stats.h's): the guest packets it refused (a TCP reset or an ICMP
+// unreachable). NotFound when the helper has not written the file (yet).
+struct NetStats {
+  uint64_t refused_flows = 0;
+};
+Result<NetStats> ReadNetStats(int fd);
 
 // Where boxlite-net is: `configured` (RuntimeOptions.net_helper, BOXLITE_NET_HELPER) when
 // not empty, else next to the running executable (<dir>/../libexec/boxlite/boxlite-net),

@@ -13,8 +13,8 @@ spellings mix freely. Unlike 0.9's, these classes need no dispatcher and also wo
 called from inside a running event loop (they block their caller like any blocking
 call); see :mod:`boxlite.sync`.
 
-Not here yet: ``SyncCodeBox``, ``SyncSkillBox`` and ``SyncNetworkHandle`` (their boxes
-and network tunnels are not in this build); asking for one raises an ``ImportError``
+Not here yet: ``SyncSkillBox`` (its box is not in this build); asking for one raises an
+``ImportError``
 that is also a :class:`boxlite.NotSupportedError` and names the missing feature.
 """
 
@@ -31,7 +31,9 @@ from ..sync import ExecStdin as SyncExecStdin
 from ..sync import ExecStdout as SyncExecStdout
 from ..sync import Images as SyncImageHandle
 from ..sync import SimpleBox as SyncSimpleBox
+from ..sync import CodeBox as SyncCodeBox  # CodeBox (boxlite/codebox.py).
 from ..sync import SyncBase, SyncContextManager
+from ..tunnels import SyncBoxConnection, SyncBoxTunnel, SyncNetworkHandle  # Tunnels.
 
 __all__ = [
     "SyncBase",
@@ -44,14 +46,16 @@ __all__ = [
     "SyncExecution",
     "SyncImageHandle",
     "SyncSimpleBox",
+    "SyncCodeBox",
+    # Tunnels (boxlite/tunnels.py).
+    "SyncBoxConnection",
+    "SyncBoxTunnel",
+    "SyncNetworkHandle",
 ]
 
 # 0.9's synchronous names whose feature this build does not have yet.
 MISSING: dict[str, str] = {
-    "SyncCodeBox": "CodeBox (a box that runs Python code)",
     "SyncSkillBox": "SkillBox (a box running an agent with skills)",
-    "SyncNetworkHandle": "box network tunnels (box.network.tunnel)",
-    "SyncBoxTunnel": "box network tunnels (box.network.tunnel)",
 }
 
 

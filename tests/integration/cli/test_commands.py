@@ -8,7 +8,8 @@ import pytest
 
 BASE = "boxlite/base"
 COMMANDS = ["run", "create", "exec", "shell", "list", "ls", "ps", "start", "stop", "restart", "rm",
-            "logs", "stats", "inspect", "cp", "pull", "images", "rmi", "import", "info", "version"]
+            "logs", "stats", "inspect", "cp", "pull", "images", "rmi", "import", "info", "version",
+            "mcp"]
 
 
 def one_error_line(p):

@@ -133,7 +133,7 @@ def test_tty_needs_a_terminal(cli_binary, tmp_path):
 def test_bad_option_values_exit_1(home_cli):
     cases = [
         (["create", "-p", "80/udp", BASE], "only TCP ports can be published"),
-        (["create", "-p", "0.0.0.0:80:80", BASE], "published on 127.0.0.1 only"),
+        (["create", "-p", "300.1.1.1:80:80", BASE], "is not an IPv4 address"),
         (["create", "-p", "99999", BASE], "guest port must be a number from 1 to 65535"),
         (["create", "-e", "=value", BASE], "has no name"),
         (["create", "--security", "maybe", BASE], "--security must be enable or disable"),
