@@ -114,12 +114,9 @@ def test_thirty_boxes_answer_and_go_without_leaks(dcli):
 
 
 async def _sh(box, script):
-    execution = await box.stream("sh", "-c", script, open_stdin=False)
-    out = b""
-    async for chunk in execution.stdout():
-        out += chunk
-    result = await execution.wait()
-    return result.exit_code, out.decode(errors="replace")
+    """`sh -c script` in the box: (exit code, stdout)."""
+    result = await box.run("sh", "-c", script)
+    return result.exit_code, result.stdout
 
 
 def test_a_fork_freeing_memory_leaves_its_siblings_intact(tmp_path_factory):
