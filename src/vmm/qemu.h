@@ -3,7 +3,8 @@
 // The QEMU backend: a VmConfig describes one micro-VM; BuildQemuArgv turns it into a
 // `qemu-system-x86_64 -M microvm` command line (virtio-mmio devices, PVH vmlinux,
 // initramfs, one virtio-blk disk, the agent's virtio-serial port, 9p shares, a user-mode
-// network attached over an inherited socket, the console to a file) with QEMU's seccomp sandbox
+// network attached over an inherited socket, the console to a file, a balloon that only
+// reports freed pages) with QEMU's seccomp sandbox
 // and no device the box does not need. Launch starts it supervised: the VM dies with its
 // owner unless it is detached.
 //
