@@ -13,8 +13,14 @@
 //   snapshot_create_s   memory snapshot of a 1 GiB box   vs  `cp --reflink=never` of its RAM
 //   restore_s           restore of that snapshot         vs  the same copy
 //   fork_private_mib    Private_* memory of one fork's QEMU  vs  a cold box's QEMU RSS
+//   rss_after_burst_mib QEMU RSS after the guest used and freed 600 MiB  vs  its idle RSS
+//   idle_boxes          256 MiB boxes alive at once, all answering  vs  the boot target
+//   idle_box_pss_mib    PSS per idle box (QEMU and helpers)  vs  a bare idle QEMU's PSS
+//   idle_cpu_pct_per_box CPU of an idle box (QEMU and helpers)  vs  a bare idle QEMU's
+// (the last four: `--only density`; docs/benchmarks.md, "Density")
 // The floor VM boots the same kernel with the same devices (virtio-blk disk, the
 // boxlite.agent port) and bench/guest_floor.c as /init. Progress goes to stderr.
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -87,14 +93,15 @@ T Must(boxlite::Result<T> r, const char* what) {
 class FloorVm {
  public:
   FloorVm(const boxlite::vmm::GuestAssets& assets, const std::string& initramfs,
-          const std::string& disk, const std::string& mode, boxlite::vmm::Accel accel) {
+          const std::string& disk, const std::string& mode, boxlite::vmm::Accel accel,
+          int memory_mib = 1024) {
     int sp[2];
     ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp);
     host_.reset(sp[0]);
     boxlite::base::UniqueFd guest(sp[1]);
     boxlite::vmm::VmConfig c;
     c.accel = accel;
-    c.memory_mib = 1024;
+    c.memory_mib = memory_mib;
     c.kernel = assets.kernel;
     c.initramfs = initramfs;
     c.tsc_khz = boxlite::vmm::HostTscKhz();
@@ -109,6 +116,7 @@ class FloorVm {
     spawn.argv = Must(boxlite::vmm::BuildQemuArgv(c), "the floor VM's command line");
     spawn.keep_fds = c.inherit_fds;
     spawn.new_process_group = true;
+    spawn.stderr_fd = 2;  // QEMU's own complaints, with the bench's progress.
     start_ = Clock::now();
     vm_.emplace(Must(boxlite::sys::Subprocess::Spawn(spawn), "launch the floor VM"));
   }
@@ -218,6 +226,178 @@ uint64_t RssBytes(int pid) {
   return 0;
 }
 
+// --- Density (docs/benchmarks.md, "Density") ---
+
+// A "<field> <n> kB" line of a /proc file (smaps_rollup's "Pss:", meminfo's
+// "MemAvailable:"), in bytes; 0 when missing.
+uint64_t KibField(const std::string& path, const char* field) {
+  auto text = boxlite::sys::ReadFile(path);
+  if (!text.ok()) return 0;
+  for (const auto& line : boxlite::base::Split(*text, '\n')) {
+    if (line.starts_with(field)) {
+      return std::strtoull(line.c_str() + std::strlen(field), nullptr, 10) * 1024;
+    }
+  }
+  return 0;
+}
+
+// Every process below `root` (QEMU, the network and console helpers, jail wrappers).
+std::vector<int> Descendants(int root) {
+  std::vector<std::pair<int, int>> parent_of;  // (pid, ppid)
+  if (DIR* d = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(d)) {
+      int pid = std::atoi(e->d_name);
+      if (pid <= 0) continue;
+      auto stat = boxlite::sys::ReadFile(boxlite::base::StrFormat("/proc/%d/stat", pid));
+      if (!stat.ok()) continue;
+      size_t close = stat->rfind(')');  // The command name may hold anything.
+      if (close == std::string::npos || close + 4 > stat->size()) continue;
+      parent_of.emplace_back(pid, std::atoi(stat->c_str() + close + 4));
+    }
+    ::closedir(d);
+  }
+  std::vector<int> out;
+  std::vector<int> frontier = {root};
+  while (!frontier.empty()) {
+    int p = frontier.back();
+    frontier.pop_back();
+    for (const auto& [pid, ppid] : parent_of) {
+      if (ppid == p) {
+        out.push_back(pid);
+        frontier.push_back(pid);
+      }
+    }
+  }
+  return out;
+}
+
+// utime + stime of processes, in seconds.
+double CpuSeconds(const std::vector<int>& pids) {
+  double ticks = 0;
+  for (int pid : pids) {
+    auto stat = boxlite::sys::ReadFile(boxlite::base::StrFormat("/proc/%d/stat", pid));
+    if (!stat.ok()) continue;
+    size_t close = stat->rfind(')');
+    if (close == std::string::npos) continue;
+    auto fields = boxlite::base::Split(stat->substr(close + 2), ' ');
+    // After the name: state(0) ... utime(11) stime(12).
+    if (fields.size() > 12) ticks += std::atof(fields[11].c_str()) + std::atof(fields[12].c_str());
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// rss_after_burst_mib: a 1 GiB box fills and frees 600 MiB; free page reporting (the
+// balloon device, src/vmm/qemu.cc) gives the pages back to the host.
+void BenchBurst(boxlite::Runtime& rt, const boxlite::BoxOptions& bo) {
+  auto box = Must(rt.Create(bo), "create");
+  if (Status s = box->Start(); !s.ok()) Die(s, "start");
+  int pid = Must(box->Info(), "info").pid;
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  double idle = static_cast<double>(RssBytes(pid)) / (1 << 20);
+  boxlite::ExecOptions burst;
+  burst.argv = {"dd", "if=/dev/zero", "of=/dev/null", "bs=600M", "count=1"};
+  (void)Must(box->Run(burst), "burst");
+  double peak = static_cast<double>(RssBytes(pid)) / (1 << 20);
+  // "A few seconds later": reporting waits ~2 s after a free, then goes in batches;
+  // sample until the RSS stops falling (3 samples in a row), at most 30 s.
+  double now = peak;
+  int steady = 0;
+  for (int i = 0; i < 30 && steady < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    double next = static_cast<double>(RssBytes(pid)) / (1 << 20);
+    steady = next >= now - 1 ? steady + 1 : 0;
+    now = next;
+  }
+  std::fprintf(stderr, "burst: idle %.0f MiB, after the burst %.0f MiB, settled %.0f MiB\n",
+               idle, peak, now);
+  Emit("rss_after_burst_mib", now, "idle_rss_before_burst_mib", idle, false, 1.2, 1);
+  (void)box->Stop();
+}
+
+// idle_boxes, idle_box_pss_mib, idle_cpu_pct_per_box: `target` idle 256 MiB boxes (warm
+// start; every other one with the NAT network) at once, each answering an exec.
+void BenchDensity(boxlite::Runtime& rt, const boxlite::BoxOptions& bo,
+                  const boxlite::vmm::GuestAssets& assets, const std::string& floor_initramfs,
+                  const std::string& floor_disk, boxlite::vmm::Accel accel, int target) {
+  boxlite::BoxOptions small = bo;
+  small.memory_mib = 256;
+  small.warm = true;
+  std::vector<std::shared_ptr<boxlite::Box>> boxes;
+  auto t0 = Clock::now();
+  for (int i = 0; i < target; ++i) {
+    boxlite::BoxOptions o = small;
+    o.network = i % 2 == 1 ? "nat" : "none";
+    auto box = rt.Create(o);
+    Status s = box.ok() ? (*box)->Start() : box.error();
+    if (!s.ok()) {
+      std::fprintf(stderr, "density: box %d did not start: %s\n", i + 1, s.ToString().c_str());
+      break;
+    }
+    boxes.push_back(*box);
+    if ((i + 1) % 10 == 0) {
+      std::fprintf(stderr, "density: %d boxes up (%.0fs)\n", i + 1, Seconds(Clock::now() - t0));
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(5));  // Let the last boots settle.
+  int answering = 0;
+  boxlite::ExecOptions t;
+  t.argv = {"true"};
+  for (auto& box : boxes) {
+    auto r = box->Run(t);
+    if (r.ok() && r->exit_code == 0) ++answering;
+  }
+  // The floor: bare QEMUs of the same memory, idle, as many as fit a small sample.
+  int floors = std::min(8, std::max(1, target));
+  std::vector<std::unique_ptr<FloorVm>> bare;
+  for (int i = 0; i < floors; ++i) {
+    // One overlay each: QEMU locks its disk.
+    std::string disk = boxlite::base::StrFormat("%s.%d", floor_disk.c_str(), i);
+    Must(boxlite::sys::RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
+                                   "-b", floor_disk, disk}),
+         "floor overlay");
+    bare.push_back(std::make_unique<FloorVm>(assets, floor_initramfs, disk, "boot", accel, 256));
+    char c;
+    bare.back()->ReadExactly(&c, 1);
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  std::vector<int> bare_pids;
+  for (auto& vm : bare) bare_pids.push_back(vm->pid());
+  std::vector<int> box_pids;
+  for (int pid : Descendants(static_cast<int>(::getpid()))) {
+    if (std::find(bare_pids.begin(), bare_pids.end(), pid) == bare_pids.end()) {
+      box_pids.push_back(pid);
+    }
+  }
+  const double kWindow = 10;
+  double box_cpu0 = CpuSeconds(box_pids);
+  double bare_cpu0 = CpuSeconds(bare_pids);
+  std::this_thread::sleep_for(std::chrono::duration<double>(kWindow));
+  double box_cpu = CpuSeconds(box_pids) - box_cpu0;
+  double bare_cpu = CpuSeconds(bare_pids) - bare_cpu0;
+  double box_pss = 0;
+  for (int pid : box_pids) box_pss += static_cast<double>(KibField(boxlite::base::StrFormat("/proc/%d/smaps_rollup", pid), "Pss:"));
+  double bare_pss = 0;
+  for (int pid : bare_pids) bare_pss += static_cast<double>(KibField(boxlite::base::StrFormat("/proc/%d/smaps_rollup", pid), "Pss:"));
+  int n = std::max<int>(1, static_cast<int>(boxes.size()));
+  std::fprintf(stderr, "density: %d boxes, %d answering, %zu host processes\n",
+               static_cast<int>(boxes.size()), answering, box_pids.size());
+  Emit("idle_boxes", answering, "boxes_asked", target, true, 1.0, 1);
+  Emit("idle_box_pss_mib", box_pss / n / (1 << 20), "bare_qemu_idle_pss_mib",
+       bare_pss / floors / (1 << 20), false, 1.1, 1);
+  Emit("idle_cpu_pct_per_box", 100 * box_cpu / kWindow / n, "bare_qemu_idle_cpu_pct",
+       100 * bare_cpu / kWindow / floors, false, 1.1, 1);
+  bare.clear();
+  for (auto& box : boxes) (void)box->Stop();
+}
+
+// How many idle 256 MiB boxes to ask for: as many as the memory available now holds at
+// 160 MiB each (an idle box's PSS is ~50 MiB: room for each to triple), at most `cap`.
+int DensityTarget(int cap) {
+  double avail = static_cast<double>(KibField("/proc/meminfo", "MemAvailable:"));
+  int fit = static_cast<int>(avail / (160.0 * (1 << 20)));
+  return std::max(1, std::min(cap, fit));
+}
+
 // Memory snapshots and forks of a 1 GiB box (docs/snapshots.md): snapshot_create_s,
 // restore_s and fork_private_mib.
 void BenchMemory(boxlite::Runtime& rt, const boxlite::BoxOptions& bo, const std::string& home) {
@@ -290,14 +470,16 @@ int main(int argc, char** argv) {
   int rtt_runs = 300;
   std::string image = "boxlite/base";
   // "memory": only the memory snapshot and fork figures; "exec": only the exec round trips;
-  // "start": only cold and warm start.
+  // "start": only cold and warm start; "density": only the density figures.
   std::string only;
+  int density_cap = 100;  // At most this many idle boxes (--density-boxes).
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
     if (a == "--rtt-runs" && i + 1 < argc) rtt_runs = std::atoi(argv[++i]);
     if (a == "--image" && i + 1 < argc) image = argv[++i];
     if (a == "--only" && i + 1 < argc) only = argv[++i];
+    if (a == "--density-boxes" && i + 1 < argc) density_cap = std::atoi(argv[++i]);
   }
   auto settings = Must(boxlite::ResolveRuntimeOptions({}), "configuration");
   auto assets = Must(boxlite::vmm::LocateGuestAssets(settings.data_dir), "guest assets");
@@ -340,6 +522,13 @@ int main(int argc, char** argv) {
   Must(boxlite::sys::RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
                                  base_disk, floor_disk}),
        "floor overlay");
+  if (only == "density") {
+    BenchBurst(*rt, bo);
+    BenchDensity(*rt, bo, assets, floor_initramfs, floor_disk, accel.accel,
+                 DensityTarget(density_cap));
+    (void)boxlite::sys::RemoveTree(g_home);
+    return 0;
+  }
 
   if (only == "exec") {
     // The exec round trip alone against its spawn floor (a quick figure while profiling).
@@ -537,5 +726,8 @@ int main(int argc, char** argv) {
   }
   BenchMemory(*rt, bo, home.path());
   (void)box->Stop();
+  BenchBurst(*rt, bo);
+  BenchDensity(*rt, bo, assets, floor_initramfs, floor_disk, accel.accel,
+               DensityTarget(density_cap));
   return 0;
 }

@@ -35,7 +35,8 @@ static const char* Arg(const char* key) {
 static int OpenPort(void) {
   char path[512];
   char name[64];
-  for (int attempt = 0; attempt < 1000; ++attempt) {
+  // Up to ~30 s: on a loaded host (many idle boxes beside it) the port comes up late.
+  for (int attempt = 0; attempt < 30000; ++attempt) {
     DIR* d = opendir("/sys/class/virtio-ports");
     struct dirent* e;
     while (d && (e = readdir(d)) != NULL) {

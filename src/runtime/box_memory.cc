@@ -110,6 +110,7 @@ Result<nlohmann::json> BoxImpl::MemoryMatchLocked() {
       {"mounts", options_.mounts.size()},
       {"rootfs", image_->rootfs_path},
       {"rootfs_bytes", image_->rootfs_bytes},
+      {"free_page_reporting", vmm::VmConfig().free_page_reporting},
   };
 }
 

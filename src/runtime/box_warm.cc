@@ -81,6 +81,7 @@ Result<std::optional<TemplateInputs>> BoxImpl::WarmInputsLocked(const vmm::Guest
   for (const auto& m : options_.mounts) in.shares_read_only.push_back(m.read_only);
   in.agent_ports = persistent() ? kPersistentAgentPorts : 1;
   in.kernel_args = persistent() ? "" : protocol::kVolatileDiskKernelArg;
+  in.free_page_reporting = vmm::VmConfig().free_page_reporting;
   return std::optional<TemplateInputs>(std::move(in));
 }
 

@@ -48,7 +48,8 @@ Json InputsJson(const TemplateInputs& in) {
               {"network", in.network},
               {"shares_read_only", in.shares_read_only},
               {"agent_ports", in.agent_ports},
-              {"kernel_args", in.kernel_args}};
+              {"kernel_args", in.kernel_args},
+              {"free_page_reporting", in.free_page_reporting}};
 }
 
 TemplateInputs InputsFrom(const Json& j) {
@@ -67,6 +68,7 @@ TemplateInputs InputsFrom(const Json& j) {
   in.shares_read_only = j.at("shares_read_only").get<std::vector<bool>>();
   in.agent_ports = j.at("agent_ports").get<int>();
   in.kernel_args = j.at("kernel_args").get<std::string>();
+  in.free_page_reporting = j.value("free_page_reporting", false);
   return in;
 }
 

@@ -59,6 +59,7 @@ struct TemplateInputs {
   std::vector<bool> shares_read_only;  // One per 9p share, in order.
   int agent_ports = 0;         // 1 for an ephemeral box, more for a persistent one.
   std::string kernel_args;     // Extra kernel command line.
+  bool free_page_reporting = false;  // The balloon device (src/vmm/qemu.h).
 };
 
 // The template's name: sha256 (hex) over kTemplateVersion and every input.

@@ -86,6 +86,7 @@ TEST_F(TemplatesTest, KeyChangesWithEveryInput) {
       [](TemplateInputs& i) { i.shares_read_only.push_back(true); },
       [](TemplateInputs& i) { i.agent_ports = 4; },
       [](TemplateInputs& i) { i.kernel_args = "boxlite.volatile_disk=1"; },
+      [](TemplateInputs& i) { i.free_page_reporting = !i.free_page_reporting; },
   };
   std::vector<std::string> seen = {key};
   for (auto change : changes) {

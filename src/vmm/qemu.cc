@@ -176,6 +176,12 @@ Result<std::vector<std::string>> BuildQemuArgv(const VmConfig& config) {
          base::StrFormat("stream,id=net0,server=off,addr.type=fd,addr.str=%d", config.net_fd),
          "-device", "virtio-net-device,netdev=net0,mac=" + config.mac});
   }
+  if (config.free_page_reporting) {
+    // A fork maps a sealed file privately (ram_shared=false): QEMU's discard punches the
+    // file first, which the seal refuses, so a fork's freed pages stay; the file, shared
+    // with its siblings, is never changed. The device stays: the saved state has it.
+    add({"-device", "virtio-balloon-device,free-page-reporting=on"});
+  }
   // QEMU's own seccomp filter: no obsolete syscalls, no privilege changes, no spawning
   // processes, no resource-control calls.
   add({"-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"});

@@ -3,7 +3,8 @@
 // The QEMU backend: a VmConfig describes one micro-VM; BuildQemuArgv turns it into a
 // `qemu-system-x86_64 -M microvm` command line (virtio-mmio devices, PVH vmlinux,
 // initramfs, one virtio-blk disk, the agent's virtio-serial port, 9p shares, a user-mode
-// network attached over an inherited socket, the console to a file) with QEMU's seccomp sandbox
+// network attached over an inherited socket, the console to a file, a balloon that only
+// reports freed pages) with QEMU's seccomp sandbox
 // and no device the box does not need. Launch starts it supervised: the VM dies with its
 // owner unless it is detached.
 //
@@ -89,6 +90,12 @@ struct VmConfig {
   bool ram_shared = true;
   // Start paused, waiting for `migrate-incoming` on the monitor (-incoming defer).
   bool incoming = false;
+  // --- Memory that comes back (docs/benchmarks.md, "Density") ---
+  // A virtio-balloon device with free page reporting: the guest kernel reports pages it
+  // has freed and QEMU discards them (madvise, and a hole punched in a RAM file), so a
+  // box's RSS falls after its processes free memory. The balloon is never inflated. Part
+  // of the device set, so of template keys and memory snapshot checks.
+  bool free_page_reporting = true;
 };
 
 // The kernel command line for a config (exposed for tests and `boxlite info`).

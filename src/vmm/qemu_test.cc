@@ -74,7 +74,9 @@ TEST(QemuArgvTest, DevicesAreVirtioMmioOnly) {
   EXPECT_EQ(After(argv, "-device", 0), "virtio-blk-device,drive=disk0");
   EXPECT_EQ(After(argv, "-device", 1), "virtio-serial-device,max_ports=2");
   EXPECT_EQ(After(argv, "-device", 2), "virtserialport,chardev=agent,name=boxlite.agent,nr=1");
-  EXPECT_EQ(After(argv, "-device", 3), "");  // No NIC, no 9p unless asked.
+  // No NIC, no 9p unless asked; the balloon (free page reporting) is on every VM.
+  EXPECT_EQ(After(argv, "-device", 3), "virtio-balloon-device,free-page-reporting=on");
+  EXPECT_EQ(After(argv, "-device", 4), "");
   EXPECT_NE(After(argv, "-blockdev").find("\"filename\":\"/proc/self/fd/5\""), std::string::npos);
 }
 
@@ -227,6 +229,33 @@ TEST(QemuArgvTest, NoMonitorOrRamFileUnlessAsked) {
   VmConfig incoming = BaseConfig(Accel::kTcg);
   incoming.incoming = true;  // Without a monitor nobody could feed it.
   EXPECT_FALSE(BuildQemuArgv(incoming).ok());
+}
+
+// Memory that comes back: every VM, on either accelerator and whatever its RAM (anonymous,
+// a shared RAM file, a fork's private mapping: the device set must match the saved state),
+// has one balloon device with free page reporting; it can be left out.
+TEST(QemuArgvTest, FreePageReportingOnEveryVmForTcgAndKvm) {
+  const std::string kBalloon = "virtio-balloon-device,free-page-reporting=on";
+  for (Accel accel : {Accel::kTcg, Accel::kKvm}) {
+    for (int ram : {-1, 0, 1}) {
+      VmConfig c = BaseConfig(accel);
+      if (ram >= 0) {
+        c.qmp_fd = 7;
+        c.ram_fd = 8;
+        c.ram_shared = ram == 0;
+      }
+      auto argv = BuildQemuArgv(c).value();
+      EXPECT_EQ(std::count(argv.begin(), argv.end(), kBalloon), 1);
+      auto it = std::find(argv.begin(), argv.end(), kBalloon);
+      ASSERT_NE(it, argv.begin());
+      EXPECT_EQ(*(it - 1), "-device");
+      EXPECT_EQ(After(argv, "-accel"), accel == Accel::kKvm ? "kvm" : "tcg");
+    }
+    VmConfig off = BaseConfig(accel);
+    off.free_page_reporting = false;
+    auto argv = BuildQemuArgv(off).value();
+    for (const auto& item : argv) EXPECT_EQ(item.find("balloon"), std::string::npos) << item;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,163 @@
+"""Many boxes on one machine (docs/benchmarks.md, "Density"): memory a guest frees goes back
+to the host (virtio-balloon free page reporting, src/vmm/qemu.cc), and thirty small boxes
+run at once, each answers an exec, and all of them go without leaving anything behind.
+
+Nothing here is timed: polls have generous deadlines and assert what the host shows."""
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import Cli
+from harness.leaks import LeakMonitor
+
+BASE = "boxlite/base"
+MIB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def dcli(cli_binary, tmp_path_factory, registry):
+    """A home of its own: its boxes are the only ones the leak monitor looks at."""
+    return Cli(cli_binary, tmp_path_factory.mktemp("density-home"), registry.env())
+
+
+def vm_pid(cli, name):
+    p = cli.run("inspect", name)
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    info = info[0] if isinstance(info, list) else info
+    assert info["pid"] > 0, info
+    return info["pid"]
+
+
+def rss_bytes(pid):
+    """The VM process's resident memory as the host's kernel counts it."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_rss_falls_after_the_guest_frees_memory(dcli):
+    # Booted (--no-warm): no other box here would use a template of its size.
+    p = dcli.run("run", "-d", "--name", "burst", "--memory", "1024", "--no-warm", BASE,
+                 "sleep", "1000", timeout=300)
+    assert p.returncode == 0, p.stderr
+    try:
+        pid = vm_pid(dcli, "burst")
+        idle = rss_bytes(pid)
+        # dd's one 600 MiB buffer is filled from /dev/zero (every page touched), then the
+        # process exits and the guest kernel frees it all.
+        p = dcli.run("exec", "burst", "dd", "if=/dev/zero", "of=/dev/null", "bs=600M",
+                     "count=1", timeout=300)
+        assert p.returncode == 0, p.stderr
+        peak = rss_bytes(pid)
+        assert peak - idle > 400 * MIB, f"the burst did not reach the host: {idle} -> {peak}"
+        # Free page reporting runs a couple of seconds after the pages are freed; poll
+        # generously and assert the drop, not how long it took.
+        deadline = time.monotonic() + 120
+        now = peak
+        while time.monotonic() < deadline:
+            now = rss_bytes(pid)
+            if peak - now > 350 * MIB:
+                break
+            time.sleep(1)
+        assert peak - now > 350 * MIB, (
+            f"the VM kept the freed memory: idle {idle // MIB} MiB, after the burst "
+            f"{peak // MIB} MiB, now {now // MIB} MiB")
+        # The box is fine afterwards: memory it gets again is usable.
+        p = dcli.run("exec", "burst", "sh", "-c",
+                     "dd if=/dev/zero bs=64M count=1 2>/dev/null | wc -c", timeout=300)
+        assert p.returncode == 0 and p.stdout.strip() == str(64 * MIB).encode(), p
+    finally:
+        dcli.run("rm", "-f", "burst")
+
+
+BOXES = 30
+
+
+def test_thirty_boxes_answer_and_go_without_leaks(dcli):
+    monitor = LeakMonitor({str(dcli.home)})
+    names = [f"d{i:02d}" for i in range(BOXES)]
+    try:
+        # A few launches at once (warm start after the first: docs/snapshots.md).
+        first = dcli.run("run", "-d", "--name", names[0], "--memory", "256", BASE, "sleep",
+                         "1000", timeout=300)
+        assert first.returncode == 0, first.stderr
+        pending = list(names[1:])
+        while pending:
+            batch, pending = pending[:4], pending[4:]
+            procs = [dcli.popen("run", "-d", "--name", n, "--memory", "256", BASE, "sleep",
+                                "1000", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                     for n in batch]
+            for n, proc in zip(batch, procs):
+                out, err = proc.communicate(timeout=300)
+                assert proc.returncode == 0, f"{n}: {err.decode(errors='replace')}"
+        pids = {n: vm_pid(dcli, n) for n in names}
+        assert len(set(pids.values())) == BOXES
+        # All of them alive at once, each answering with its own hostname.
+        hostnames = set()
+        for n in names:
+            p = dcli.run("exec", n, "cat", "/proc/sys/kernel/hostname", timeout=120)
+            assert p.returncode == 0, f"{n}: {p.stderr.decode(errors='replace')}"
+            hostnames.add(p.stdout.strip())
+        assert len(hostnames) == BOXES, hostnames
+        for pid in pids.values():
+            with open(f"/proc/{pid}/status") as f:
+                assert "State:" in f.read()
+    finally:
+        p = dcli.run("rm", "-f", *names, timeout=300)
+    assert p.returncode == 0, p.stderr
+    monitor.check(timeout=30)
+
+
+async def _sh(box, script):
+    """`sh -c script` in the box: (exit code, stdout)."""
+    result = await box.run("sh", "-c", script)
+    return result.exit_code, result.stdout
+
+
+def test_a_fork_freeing_memory_leaves_its_siblings_intact(tmp_path_factory):
+    """Forks map one sealed RAM file privately. Free page reporting in a fork makes QEMU try
+    to punch the pages it freed out of that file; the seal must refuse it, or a sibling
+    would read zeros where the source's data was."""
+    import asyncio
+
+    import boxlite
+    from conftest import add_session_root
+
+    home = tmp_path_factory.mktemp("density-fork-home")
+    add_session_root(home)
+
+    async def scenario():
+        rt = boxlite.Boxlite(boxlite.Options(home_dir=str(home)))
+        source = await rt.create(boxlite.BoxOptions(image=BASE, memory_mib=256), name="dsrc")
+        await source.start()
+        try:
+            code, out = await _sh(source, "head -c 33554432 /dev/urandom > /dev/shm/m && "
+                                          "sha256sum /dev/shm/m")
+            assert code == 0, out
+            digest = out.split()[0]
+            a, b = await source.fork(n=2, names=["dfork-a", "dfork-b"])
+            try:
+                # Fork a frees the pages holding the data (and 120 MiB more), then waits
+                # past the guest's reporting delay (~2 s) for the reports to reach QEMU.
+                code, out = await _sh(a, "rm /dev/shm/m && dd if=/dev/zero of=/dev/null "
+                                         "bs=120M count=1 2>/dev/null && sleep 5 && echo ok")
+                assert code == 0 and out.strip() == "ok", out
+                for box in (b, source):
+                    code, out = await _sh(box, "sha256sum /dev/shm/m")
+                    assert code == 0 and out.split()[0] == digest, out
+                # The fork that freed its memory still gets memory and runs.
+                code, out = await _sh(a, "dd if=/dev/zero bs=120M count=1 2>/dev/null | wc -c")
+                assert code == 0 and out.strip() == str(120 * MIB), out
+            finally:
+                await a.stop()
+                await b.stop()
+        finally:
+            await source.stop()
+            rt.close()
+
+    asyncio.run(scenario())
