@@ -17,7 +17,10 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -25,6 +28,7 @@
 
 #include <gtest/gtest.h>
 #include <http_parser.h>
+#include <nghttp2/nghttp2.h>
 
 #include "src/base/log.h"
 #include "src/base/unique_fd.h"
@@ -696,6 +700,304 @@ TEST_F(SecretTlsTest, UntrustedServerGetsNothingAndNothingIsLogged) {
   EXPECT_EQ(log.find(kValue), std::string::npos) << log;
   EXPECT_EQ(server_->received().find(kValue), std::string::npos);
   unlink(empty.c_str());
+}
+
+
+// ---- HTTP/2 ----------------------------------------------------------------------------
+
+// Sends what `s` has to `ssl`, then reads one TLS read into it, until `done` (true) or
+// the connection fails (false). Blocking; for the test peers.
+bool DriveH2(SSL* ssl, nghttp2_session* s, const std::function<bool()>& done) {
+  for (;;) {
+    const uint8_t* d = nullptr;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(s, &d)) > 0) {
+      if (SSL_write(ssl, d, static_cast<int>(n)) != n) return false;
+    }
+    if (n < 0) return false;
+    if (done()) return true;
+    if (!nghttp2_session_want_read(s)) return false;
+    char buf[16384];
+    int r = SSL_read(ssl, buf, sizeof buf);
+    if (r <= 0) return false;
+    if (nghttp2_session_mem_recv(s, reinterpret_cast<uint8_t*>(buf), static_cast<size_t>(r)) < 0) {
+      return false;
+    }
+  }
+}
+
+struct H2Message {
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string send;  // What this peer sends on the stream (the body).
+  size_t sent = 0;
+  size_t max_frame = 1000;
+  bool done = false;
+  std::string Header(const std::string& name) const {
+    for (const auto& [k, v] : headers) {
+      if (k == name) return v;
+    }
+    return "";
+  }
+};
+
+ssize_t SendBody(nghttp2_session*, int32_t, uint8_t* out, size_t len, uint32_t* flags,
+                 nghttp2_data_source* src, void*) {
+  auto* m = static_cast<H2Message*>(src->ptr);
+  size_t n = std::min({len, m->send.size() - m->sent, m->max_frame});
+  std::memcpy(out, m->send.data() + m->sent, n);
+  m->sent += n;
+  if (m->sent == m->send.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+  return static_cast<ssize_t>(n);
+}
+
+// Callbacks shared by the test peers: headers and body into the stream's H2Message
+// (found by `find`), `on_end` when the peer ended its side.
+struct H2Peer {
+  std::function<H2Message*(int32_t)> find;
+  std::function<void(nghttp2_session*, int32_t)> on_end;
+
+  nghttp2_session* New(bool server) {
+    nghttp2_session_callbacks* cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl,
+                const uint8_t* v, size_t vl, uint8_t, void* u) {
+          if (H2Message* m = static_cast<H2Peer*>(u)->find(f->hd.stream_id)) {
+            m->headers.emplace_back(std::string(reinterpret_cast<const char*>(n), nl),
+                                    std::string(reinterpret_cast<const char*>(v), vl));
+          }
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        cbs, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t n, void* u) {
+          if (H2Message* m = static_cast<H2Peer*>(u)->find(id)) {
+            m->body.append(reinterpret_cast<const char*>(d), n);
+          }
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_frame_recv_callback(
+        cbs, [](nghttp2_session* s, const nghttp2_frame* f, void* u) {
+          if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+              (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+            static_cast<H2Peer*>(u)->on_end(s, f->hd.stream_id);
+          }
+          return 0;
+        });
+    nghttp2_session* s = nullptr;
+    if (server) {
+      nghttp2_session_server_new(&s, cbs, this);
+    } else {
+      nghttp2_session_client_new(&s, cbs, this);
+    }
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, nullptr, 0);
+    return s;
+  }
+};
+
+int SelectH2(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+             unsigned int inlen, void*) {
+  static const unsigned char h2[] = {2, 'h', '2'};
+  unsigned char* sel = nullptr;
+  if (SSL_select_next_proto(&sel, outlen, h2, sizeof h2, in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+  *out = sel;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+// The real server, speaking h2 (ALPN): records each request and answers it with 200
+// and a body of `response_size` bytes.
+class H2Server {
+ public:
+  H2Server(SecretCa* test_ca, size_t response_size) : response_(response_size, 'r') {
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_use_certificate(ctx_, *test_ca->MintLeaf("api.test"));
+    SSL_CTX_use_PrivateKey(ctx_, test_ca->leaf_key());
+    SSL_CTX_set_alpn_select_cb(ctx_, &SelectH2, nullptr);
+    listen_ = Listen(&port_);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~H2Server() {
+    shutdown(listen_.get(), SHUT_RDWR);
+    thread_.join();
+    SSL_CTX_free(ctx_);
+  }
+  uint16_t port() const { return port_; }
+  std::vector<H2Message> requests() {
+    std::lock_guard<std::mutex> l(mu_);
+    return done_;
+  }
+
+ private:
+  void Serve() {
+    for (;;) {
+      UniqueFd c(accept(listen_.get(), nullptr, nullptr));
+      if (!c) return;
+      SSL* ssl = SSL_new(ctx_);
+      SSL_set_fd(ssl, c.get());
+      if (SSL_accept(ssl) == 1) Session(ssl);
+      SSL_shutdown(ssl);
+      SSL_free(ssl);
+      ERR_clear_error();
+    }
+  }
+  void Session(SSL* ssl) {
+    std::map<int32_t, H2Message> streams;
+    H2Peer peer;
+    peer.find = [&](int32_t id) { return &streams[id]; };
+    peer.on_end = [&](nghttp2_session* s, int32_t id) {
+      H2Message& m = streams[id];
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        done_.push_back(m);
+      }
+      m.send = response_;
+      m.max_frame = 16384;
+      std::string len = std::to_string(response_.size());
+      nghttp2_nv nv[] = {
+          {(uint8_t*)":status", (uint8_t*)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
+          {(uint8_t*)"content-length", (uint8_t*)len.data(), 14, len.size(), NGHTTP2_NV_FLAG_NONE}};
+      nghttp2_data_provider prd{};
+      prd.source.ptr = &m;
+      prd.read_callback = &SendBody;
+      nghttp2_submit_response(s, id, nv, 2, &prd);
+    };
+    nghttp2_session* s = peer.New(/*server=*/true);
+    DriveH2(ssl, s, [] { return false; });
+    nghttp2_session_del(s);
+  }
+
+  std::string response_;
+  SSL_CTX* ctx_;
+  UniqueFd listen_;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<H2Message> done_;
+};
+
+// The guest: an h2 client (ALPN h2, http/1.1) trusting `ca_pem`, naming `sni`.
+class H2Guest {
+ public:
+  H2Guest(uint16_t port, const std::string& ca_pem, const std::string& sni) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    BIO* b = BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size()));
+    X509* ca = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
+    BIO_free(b);
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx_), ca);
+    X509_free(ca);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    static const unsigned char alpn[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    SSL_CTX_set_alpn_protos(ctx_, alpn, sizeof alpn);
+    fd_ = Connect(port);
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_.get());
+    SSL_set_tlsext_host_name(ssl_, sni.c_str());
+    SSL_set1_host(ssl_, sni.c_str());
+    connected_ = SSL_connect(ssl_) == 1;
+    ERR_clear_error();
+  }
+  ~H2Guest() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+  }
+  bool connected() const { return connected_; }
+  std::string alpn() const {
+    const unsigned char* p = nullptr;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(ssl_, &p, &n);
+    return std::string(reinterpret_cast<const char*>(p), n);
+  }
+  // Sends the requests (headers; a body when `bodies[i]` is not empty) on concurrent
+  // streams and waits for every response. Returns the responses, in order.
+  std::vector<H2Message> Exchange(const std::vector<std::vector<std::pair<std::string, std::string>>>& heads,
+                                  const std::vector<std::string>& bodies) {
+    std::map<int32_t, H2Message> streams;
+    std::vector<int32_t> ids;
+    size_t ended = 0;
+    H2Peer peer;
+    peer.find = [&](int32_t id) { return &streams[id]; };
+    peer.on_end = [&](nghttp2_session*, int32_t) { ++ended; };
+    nghttp2_session* s = peer.New(/*server=*/false);
+    std::vector<H2Message> sending(heads.size());
+    for (size_t i = 0; i < heads.size(); ++i) {
+      std::vector<nghttp2_nv> nv;
+      for (const auto& [k, v] : heads[i]) {
+        nv.push_back({(uint8_t*)k.data(), (uint8_t*)v.data(), k.size(), v.size(),
+                      NGHTTP2_NV_FLAG_NONE});
+      }
+      sending[i].send = bodies[i];
+      nghttp2_data_provider prd{};
+      prd.source.ptr = &sending[i];
+      prd.read_callback = &SendBody;
+      ids.push_back(nghttp2_submit_request(s, nullptr, nv.data(), nv.size(),
+                                           bodies[i].empty() ? nullptr : &prd, nullptr));
+    }
+    DriveH2(ssl_, s, [&] { return ended == heads.size(); });
+    nghttp2_session_del(s);
+    std::vector<H2Message> out;
+    for (int32_t id : ids) out.push_back(streams[id]);
+    return out;
+  }
+
+ private:
+  SSL_CTX* ctx_;
+  UniqueFd fd_;
+  SSL* ssl_;
+  bool connected_ = false;
+};
+
+using Head = std::vector<std::pair<std::string, std::string>>;
+
+Head PostHead(const std::string& path, size_t content_length) {
+  return {{":method", "POST"}, {":scheme", "https"}, {":authority", "api.test"},
+          {":path", path}, {"x-api-key", kPlaceholder},
+          {"content-length", std::to_string(content_length)}};
+}
+
+TEST_F(SecretTlsTest, Http2IsBridgedWhenTheServerSpeaksItWithSubstitutionEverywhere) {
+  H2Server h2(test_ca_.get(), 200 << 10);  // Responses beyond the initial windows.
+  FlowPump pump(proxy_.get(), h2.port());
+  H2Guest g(pump.port(), box_ca_pem_, "api.test");
+  ASSERT_TRUE(g.connected());
+  EXPECT_EQ(g.alpn(), "h2");
+  // A body larger than the windows, with placeholders across DATA frames (1000 bytes
+  // each) and at its end; a second stream at the same time, with no body.
+  std::string body = std::string(995, 'a') + kPlaceholder + std::string(150 << 10, 'b') +
+                     kPlaceholder;
+  Head get = {{":method", "GET"}, {":scheme", "https"}, {":authority", "api.test"},
+              {":path", std::string("/g?k=") + kPlaceholder}};
+  auto responses = g.Exchange({PostHead(std::string("/p?key=") + kPlaceholder, body.size()), get},
+                              {body, ""});
+  ASSERT_EQ(responses.size(), 2u);
+  for (const auto& r : responses) {
+    EXPECT_EQ(r.Header(":status"), "200");
+    EXPECT_EQ(r.body, std::string(200 << 10, 'r'));  // Passed unchanged.
+  }
+  auto reqs = h2.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  const H2Message* post = reqs[0].Header(":method") == "POST" ? &reqs[0] : &reqs[1];
+  const H2Message* got = post == &reqs[0] ? &reqs[1] : &reqs[0];
+  EXPECT_EQ(post->Header(":path"), std::string("/p?key=") + kValue);
+  EXPECT_EQ(post->Header("x-api-key"), kValue);
+  EXPECT_EQ(post->body, std::string(995, 'a') + kValue + std::string(150 << 10, 'b') + kValue);
+  // The length changed: the guest's content-length is not passed on.
+  EXPECT_EQ(post->Header("content-length"), "");
+  EXPECT_EQ(got->Header(":path"), std::string("/g?k=") + kValue);
+  for (const auto& r : reqs) {
+    for (const auto& [k, v] : r.headers) EXPECT_EQ(v.find(kPlaceholder), std::string::npos) << k;
+    EXPECT_EQ(r.body.find(kPlaceholder), std::string::npos);
+  }
+}
+
+TEST_F(SecretTlsTest, Http2GuestsGetHttp11WhenTheServerDoesNotSpeakH2) {
+  // server_ chooses no ALPN: the guest that offered h2 is answered http/1.1 and its
+  // HTTP/1.1 request is substituted as usual.
+  H2Guest g(pump_->port(), box_ca_pem_, "api.test");
+  ASSERT_TRUE(g.connected());
+  EXPECT_EQ(g.alpn(), "http/1.1");
 }
 
 }  // namespace
