@@ -57,7 +57,7 @@ SCRIPT = textwrap.dedent(r'''
     echo "B_HOST $(w http://b.egress.test/b-host)"
     # One kept-alive connection to A: a request for a.egress.test, answered, then one for
     # b.egress.test on the same connection.
-    ka() { printf 'GET /ka-1 HTTP/1.1\r\nHost: a.egress.test\r\n\r\n'; sleep 2
+    ka() { printf 'GET /ka-1 HTTP/1.1\r\nHost: a.egress.test\r\nConnection: keep-alive\r\n\r\n'; sleep 2
            printf 'GET /ka-2 HTTP/1.1\r\nHost: b.egress.test\r\n\r\n'; sleep 2; }
     echo "KEEPALIVE $(ka | nc -w 10 @IP_A@ 80 2>&1 | tr '\r\n' '  ' | head -c 400)"
     echo "B_SNI $(w --no-check-certificate https://b.egress.test/b-sni)"
