@@ -102,17 +102,21 @@ bool HttpRequestGate::Process(size_t* at, std::string* out) {
           break;
         }
         if (rest == "\r") return true;
-        size_t end = rest.find("\r\n\r\n");
+        // Only the bytes not scanned before are searched (a head may come a byte at a time).
+        size_t end = rest.find("\r\n\r\n", scanned_ >= 3 ? scanned_ - 3 : 0);
         if (end == std::string_view::npos || end + 4 > kMaxHead) {
-          // Incomplete: fail early on what cannot become a request head in bounds (a
-          // bare LF never can: SniffHttpHost refuses it).
-          for (size_t lf = rest.find('\n'); lf != std::string_view::npos;
+          // Incomplete: fail early on what cannot become a request head in bounds: a
+          // bare LF (SniffHttpHost refuses it), a request line that does not start like
+          // one, or too many bytes.
+          for (size_t lf = rest.find('\n', scanned_); lf != std::string_view::npos;
                lf = rest.find('\n', lf + 1)) {
             if (lf == 0 || rest[lf - 1] != '\r') return false;
           }
-          return SniffHttpHost(Bytes(rest)).state == SniffState::kNeedMore &&
-                 rest.size() < kMaxHead;
+          scanned_ = rest.size();
+          return rest.size() < kMaxHead &&
+                 SniffHttpHost(Bytes(rest.substr(0, 64))).state == SniffState::kNeedMore;
         }
+        scanned_ = 0;
         if (!StartRequest(rest.substr(0, end + 4), out)) return false;
         *at += end + 4;
         break;

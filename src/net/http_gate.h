@@ -65,6 +65,7 @@ class HttpRequestGate {
   http_parser_settings settings_;
   State state_ = State::kHead;
   std::string buf_;  // Received, not yet passed on (a head in progress).
+  size_t scanned_ = 0;  // Bytes of that head already searched for its end.
   bool head_done_ = false;
   bool message_done_ = false;
   bool failed_ = false;
