@@ -735,6 +735,7 @@ struct H2Message {
   std::string send;  // What this peer sends on the stream (the body).
   size_t sent = 0;
   size_t max_frame = 1000;
+  std::string trailer;  // When set: sent as a `x-trailer` trailer after the body.
   bool done = false;
   std::string Header(const std::string& name) const {
     for (const auto& [k, v] : headers) {
@@ -744,13 +745,21 @@ struct H2Message {
   }
 };
 
-ssize_t SendBody(nghttp2_session*, int32_t, uint8_t* out, size_t len, uint32_t* flags,
+ssize_t SendBody(nghttp2_session* session, int32_t stream_id, uint8_t* out, size_t len, uint32_t* flags,
                  nghttp2_data_source* src, void*) {
   auto* m = static_cast<H2Message*>(src->ptr);
   size_t n = std::min({len, m->send.size() - m->sent, m->max_frame});
   std::memcpy(out, m->send.data() + m->sent, n);
   m->sent += n;
-  if (m->sent == m->send.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+  if (m->sent == m->send.size()) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!m->trailer.empty()) {
+      nghttp2_nv nv = {(uint8_t*)"x-trailer", (uint8_t*)m->trailer.data(), 9, m->trailer.size(),
+                       NGHTTP2_NV_FLAG_NONE};
+      nghttp2_submit_trailer(session, stream_id, &nv, 1);
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+  }
   return static_cast<ssize_t>(n);
 }
 
@@ -759,6 +768,7 @@ ssize_t SendBody(nghttp2_session*, int32_t, uint8_t* out, size_t len, uint32_t* 
 struct H2Peer {
   std::function<H2Message*(int32_t)> find;
   std::function<void(nghttp2_session*, int32_t)> on_end;
+  std::function<void(int32_t, uint32_t)> on_close;  // Optional: a stream closed, its error.
 
   nghttp2_session* New(bool server) {
     nghttp2_session_callbacks* cbs;
@@ -785,6 +795,12 @@ struct H2Peer {
               (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
             static_cast<H2Peer*>(u)->on_end(s, f->hd.stream_id);
           }
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_stream_close_callback(
+        cbs, [](nghttp2_session*, int32_t id, uint32_t error, void* u) {
+          auto* peer = static_cast<H2Peer*>(u);
+          if (peer->on_close) peer->on_close(id, error);
           return 0;
         });
     nghttp2_session* s = nullptr;
@@ -858,6 +874,7 @@ class H2Server {
       }
       m.send = response_;
       m.max_frame = 16384;
+      m.trailer = "done";
       std::string len = std::to_string(response_.size());
       nghttp2_nv nv[] = {
           {(uint8_t*)":status", (uint8_t*)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
@@ -941,6 +958,7 @@ TEST_F(SecretTlsTest, Http2IsBridgedWhenTheServerSpeaksItWithSubstitutionEverywh
   for (const auto& r : responses) {
     EXPECT_EQ(r.Header(":status"), "200");
     EXPECT_EQ(r.body, std::string(200 << 10, 'r'));  // Passed unchanged.
+    EXPECT_EQ(r.Header("x-trailer"), "done");         // Trailers too.
   }
   auto reqs = h2.requests();
   ASSERT_EQ(reqs.size(), 2u);
@@ -1017,6 +1035,88 @@ TEST(H2BridgeTest, MutatedGuestStreamsNeverCrashOrCorruptTheServerSide) {
       EXPECT_EQ(seen.body, std::string("x=") + kValue);
     }
   }
+}
+
+
+// Moves bytes between an in-memory guest session, the bridge and a server session until
+// none move.
+void PumpH2(nghttp2_session* guest, H2Bridge* bridge, nghttp2_session* server) {
+  for (bool moved = true; moved;) {
+    moved = false;
+    std::string to_guest, to_up;
+    const uint8_t* d;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(guest, &d)) > 0) {
+      ASSERT_TRUE(bridge->FromGuest({(const char*)d, (size_t)n}, &to_guest, &to_up).ok());
+      moved = true;
+    }
+    while ((n = nghttp2_session_mem_send(server, &d)) > 0) {
+      ASSERT_TRUE(bridge->FromUpstream({(const char*)d, (size_t)n}, &to_guest, &to_up).ok());
+      moved = true;
+    }
+    nghttp2_session_mem_recv(server, (const uint8_t*)to_up.data(), to_up.size());
+    nghttp2_session_mem_recv(guest, (const uint8_t*)to_guest.data(), to_guest.size());
+    moved = moved || !to_up.empty() || !to_guest.empty();
+  }
+}
+
+TEST(H2BridgeTest, AGuestsResetReachesTheServerStreamAndTheOtherWay) {
+  H2Bridge bridge(OneReplacement());
+  std::string to_guest, to_up;
+  ASSERT_TRUE(bridge.Start(&to_guest, &to_up).ok());
+  std::map<int32_t, H2Message> at_guest, at_server;
+  std::vector<std::pair<int32_t, uint32_t>> guest_closed, server_closed;
+  H2Peer gp, sp;
+  gp.find = [&](int32_t id) { return &at_guest[id]; };
+  gp.on_end = [](nghttp2_session*, int32_t) {};
+  gp.on_close = [&](int32_t id, uint32_t e) { guest_closed.emplace_back(id, e); };
+  sp.find = [&](int32_t id) { return &at_server[id]; };
+  sp.on_end = [](nghttp2_session*, int32_t) {};
+  sp.on_close = [&](int32_t id, uint32_t e) { server_closed.emplace_back(id, e); };
+  nghttp2_session* g = gp.New(/*server=*/false);
+  nghttp2_session* srv = sp.New(/*server=*/true);
+  nghttp2_session_mem_recv(g, (const uint8_t*)to_guest.data(), to_guest.size());
+  nghttp2_session_mem_recv(srv, (const uint8_t*)to_up.data(), to_up.size());
+  // Two uploads that never end.
+  H2Message endless;
+  endless.send = std::string(10, 'u') + kPlaceholder;
+  nghttp2_data_provider prd{};
+  prd.source.ptr = &endless;
+  prd.read_callback = [](nghttp2_session*, int32_t, uint8_t* out, size_t len, uint32_t*,
+                         nghttp2_data_source* src, void*) -> ssize_t {
+    auto* m = static_cast<H2Message*>(src->ptr);
+    if (m->sent >= m->send.size()) return NGHTTP2_ERR_DEFERRED;
+    size_t n = std::min(len, m->send.size() - m->sent);
+    std::memcpy(out, m->send.data() + m->sent, n);
+    m->sent += n;
+    return static_cast<ssize_t>(n);
+  };
+  auto head = PostHead("/up", 100);
+  std::vector<nghttp2_nv> nv;
+  for (const auto& [k, v] : head) {
+    nv.push_back({(uint8_t*)k.data(), (uint8_t*)v.data(), k.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  int32_t a = nghttp2_submit_request(g, nullptr, nv.data(), nv.size(), &prd, nullptr);
+  int32_t b = nghttp2_submit_request(g, nullptr, nv.data(), nv.size(), &prd, nullptr);
+  PumpH2(g, &bridge, srv);
+  ASSERT_EQ(at_server.size(), 2u);
+  EXPECT_EQ(at_server.begin()->second.body, std::string(10, 'u') + kValue);
+  // The guest cancels stream a: the server's stream for it is reset with CANCEL.
+  nghttp2_submit_rst_stream(g, NGHTTP2_FLAG_NONE, a, NGHTTP2_CANCEL);
+  PumpH2(g, &bridge, srv);
+  ASSERT_EQ(server_closed.size(), 1u);
+  EXPECT_EQ(server_closed[0].second, static_cast<uint32_t>(NGHTTP2_CANCEL));
+  int32_t server_b = server_closed[0].first == 1 ? 3 : 1;
+  // The server refuses the other: the guest's stream b is reset with its code.
+  nghttp2_submit_rst_stream(srv, NGHTTP2_FLAG_NONE, server_b, NGHTTP2_REFUSED_STREAM);
+  PumpH2(g, &bridge, srv);
+  bool b_reset = false;
+  for (auto [id, e] : guest_closed) {
+    if (id == b) b_reset = e == static_cast<uint32_t>(NGHTTP2_REFUSED_STREAM);
+  }
+  EXPECT_TRUE(b_reset);
+  nghttp2_session_del(g);
+  nghttp2_session_del(srv);
 }
 
 }  // namespace
