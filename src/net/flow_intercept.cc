@@ -114,10 +114,11 @@ void ResetAndClose(base::UniqueFd fd) {
 }
 
 SpliceCounts Splice(int a, int b, std::string_view a_to_b_first) {
-  return Splice(a, b, a_to_b_first, nullptr);
+  return Splice(a, b, a_to_b_first, nullptr, nullptr);
 }
 
-SpliceCounts Splice(int a, int b, std::string_view a_to_b_first, const StreamFilter& filter) {
+SpliceCounts Splice(int a, int b, std::string_view a_to_b_first, const StreamFilter& filter,
+                    const StreamObserver& seen) {
   struct Dir {
     int from, to;
     std::string buf;
@@ -139,6 +140,14 @@ SpliceCounts Splice(int a, int b, std::string_view a_to_b_first, const StreamFil
   }
   std::vector<char> chunk(kSpliceBuffer);
   while (!(d[0].eof && d[1].eof)) {
+    if (filter && !d[0].eof && d[0].off == d[0].buf.size()) {
+      d[0].buf.clear();
+      d[0].off = 0;
+      if (!filter({}, &d[0].buf)) {
+        reset();
+        break;
+      }
+    }
     pollfd fds[2];
     for (int i = 0; i < 2; ++i) {
       fds[i] = {-1, 0, 0};
@@ -190,6 +199,7 @@ SpliceCounts Splice(int a, int b, std::string_view a_to_b_first, const StreamFil
         }
       } else {
         x.buf.assign(chunk.data(), static_cast<size_t>(n));
+        if (i == 1 && seen && !seen(x.buf)) failed = true;
       }
     }
     if (failed) {
@@ -334,13 +344,15 @@ void RunFlow(std::shared_ptr<const EgressPolicy> policy, FlowHandler handler,
     HttpRequestGate gate([&policy, port](std::string_view name) {
       return policy->AllowsInspectedName(name, port);
     });
-    Splice(flow.guest.get(), flow.upstream.get(), flow.head,
-           [&gate, port](std::string_view in, std::string* out) {
-             if (gate.Feed(in, out)) return true;
-             BOXLITE_LOG(kDebug, "boxlite-net: reset an HTTP flow to port %u: a later "
-                                 "request's head was not allowed", port);
-             return false;
-           });
+    Splice(
+        flow.guest.get(), flow.upstream.get(), flow.head,
+        [&gate, port](std::string_view in, std::string* out) {
+          if (gate.Feed(in, out)) return true;
+          BOXLITE_LOG(kDebug, "boxlite-net: reset an HTTP flow to port %u: a later "
+                              "request's head was not allowed", port);
+          return false;
+        },
+        [&gate](std::string_view in) { return gate.FromServer(in); });
     return;
   }
   Splice(flow.guest.get(), flow.upstream.get(), flow.head);

@@ -91,9 +91,14 @@ struct SpliceCounts {
 };
 SpliceCounts Splice(int a, int b, std::string_view a_to_b_first);
 // The same with every byte a->b (`a_to_b_first` included) passed through `filter`,
-// which appends what may go on now to `out`; false resets both sockets.
+// which appends what may go on now to `out`, and every byte b->a shown to `seen`
+// before it is passed on; either returning false resets both sockets. `filter` is also
+// called with no bytes whenever a->b has nothing pending, so bytes it held can go on
+// once b's answer released them.
 using StreamFilter = std::function<bool(std::string_view in, std::string* out)>;
-SpliceCounts Splice(int a, int b, std::string_view a_to_b_first, const StreamFilter& filter);
+using StreamObserver = std::function<bool(std::string_view in)>;
+SpliceCounts Splice(int a, int b, std::string_view a_to_b_first, const StreamFilter& filter,
+                    const StreamObserver& seen);
 
 // Closes `fd` so the peer sees a reset (SO_LINGER 0).
 void ResetAndClose(base::UniqueFd fd);

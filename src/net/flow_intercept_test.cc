@@ -183,14 +183,21 @@ TEST(FlowIntercept, AnotherHostIsResetAndNeverReachesTheServer) {
 
 // A kept-alive HTTP connection: the first request is allowed and answered; the second,
 // on the same connection, names another host: the guest sees a reset and the server never
-// receives any of it.
-TEST(FlowIntercept, ALaterRequestOnAKeptAliveConnectionIsCheckedToo) {
+// receives any of it. The same when the first asked for an upgrade the server ignored.
+class KeptAlive : public ::testing::TestWithParam<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(FlowIntercept, KeptAlive,
+                         ::testing::Values("GET /1 HTTP/1.1\r\nHost: a.test\r\n\r\n",
+                                           "GET /1 HTTP/1.1\r\nHost: a.test\r\n"
+                                           "Connection: Upgrade\r\nUpgrade: x\r\n\r\n"));
+
+TEST_P(KeptAlive, ALaterRequestOnTheConnectionIsCheckedToo) {
   base::UniqueFd upstream_listener = Listen();
   uint16_t upstream_port = LocalPort(upstream_listener.get());
   auto f = FlowInterceptor::Create({Policy({"a.test"}), nullptr, {}, 4});
   ASSERT_TRUE(f.ok());
   base::UniqueFd guest = DivertedGuest(**f, 41001, upstream_port);
-  const std::string first = "GET /1 HTTP/1.1\r\nHost: a.test\r\n\r\n";
+  const std::string first = GetParam();
   std::string got_upstream;
   std::thread server([&]() {
     base::UniqueFd c(::accept(upstream_listener.get(), nullptr, nullptr));

@@ -17,6 +17,49 @@ HttpRequestGate::HttpRequestGate(AllowFn allowed) : allowed_(std::move(allowed))
   http_parser_settings_init(&settings_);
   settings_.on_headers_complete = &HttpRequestGate::OnHeadersComplete;
   settings_.on_message_complete = &HttpRequestGate::OnMessageComplete;
+  http_parser_settings_init(&rsettings_);
+  rsettings_.on_headers_complete = &HttpRequestGate::OnResponseHeaders;
+  http_parser_init(&rparser_, HTTP_RESPONSE);
+  rparser_.data = this;
+}
+
+// A response head: which request it answers, and what that means for the connection.
+int HttpRequestGate::OnResponseHeaders(http_parser* p) {
+  auto* self = static_cast<HttpRequestGate*>(p->data);
+  unsigned status = p->status_code;
+  if (status >= 100 && status < 200 && status != 101) return 0;  // Informational.
+  if (self->sent_.empty()) return 0;  // Unsolicited (a 408 before closing, say).
+  Sent req = self->sent_.front();
+  self->sent_.pop_front();
+  bool opened = req.upgrade && (req.connect ? status / 100 == 2 : status == 101);
+  if (req.upgrade && self->state_ == State::kAwaitUpgrade && self->sent_.empty()) {
+    // The request the guest waits on: opened, or back under the check.
+    self->state_ = opened ? State::kOpaque : State::kHead;
+    self->scanned_ = 0;
+  }
+  if (opened) {
+    self->responses_done_ = true;
+    http_parser_pause(p, 1);
+    return 1;
+  }
+  return req.head ? 1 : 0;  // 1: no body follows.
+}
+
+bool HttpRequestGate::FromServer(std::string_view in) {
+  if (failed_) return false;
+  if (responses_done_ || responses_broken_ || in.empty()) return true;
+  http_parser_execute(&rparser_, &rsettings_, in.data(), in.size());
+  http_errno err = HTTP_PARSER_ERRNO(&rparser_);
+  if (responses_done_) return true;
+  if (err != HPE_OK) {
+    // Requests are still checked; an upgrade can no longer be confirmed.
+    responses_broken_ = true;
+    if (state_ == State::kAwaitUpgrade) {
+      failed_ = true;
+      return false;
+    }
+  }
+  return true;
 }
 
 int HttpRequestGate::OnHeadersComplete(http_parser* p) {
@@ -49,7 +92,7 @@ bool HttpRequestGate::Feed(std::string_view in, std::string* out) {
 }
 
 void HttpRequestGate::EndRequest() {
-  state_ = parser_.upgrade ? State::kOpaque : State::kHead;
+  state_ = parser_.upgrade ? State::kAwaitUpgrade : State::kHead;
 }
 
 bool HttpRequestGate::StartRequest(std::string_view head, std::string* out) {
@@ -63,6 +106,10 @@ bool HttpRequestGate::StartRequest(std::string_view head, std::string* out) {
   size_t n = http_parser_execute(&parser_, &settings_, head.data(), head.size());
   http_errno err = HTTP_PARSER_ERRNO(&parser_);
   if ((err != HPE_OK && err != HPE_PAUSED) || n != head.size() || !head_done_) return false;
+  bool upgrade = parser_.upgrade != 0;
+  // An upgrade nobody can confirm, or more requests in flight than the bound: refused.
+  if ((upgrade && responses_broken_) || sent_.size() >= kMaxPipelined) return false;
+  sent_.push_back({parser_.method == HTTP_HEAD, upgrade, parser_.method == HTTP_CONNECT});
   ++requests_;
   out->append(head);
   if (message_done_ || parser_.upgrade) {
@@ -81,6 +128,9 @@ bool HttpRequestGate::Process(size_t* at, std::string* out) {
         out->append(rest);
         *at = buf_.size();
         return true;
+      case State::kAwaitUpgrade:
+        return rest.size() <= kMaxHead;  // Held until the server answers.
+
       case State::kBody: {
         size_t n = http_parser_execute(&parser_, &settings_, rest.data(), rest.size());
         http_errno err = HTTP_PARSER_ERRNO(&parser_);

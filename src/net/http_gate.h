@@ -16,8 +16,13 @@
 //   has ambiguous framing (Content-Length with chunked, two Content-Lengths) makes Feed
 //   return false: the caller resets the flow, and none of that request reached the
 //   server;
-// - after a request that upgrades the connection (WebSocket, CONNECT) the bytes are no
-//   longer HTTP and pass unchecked.
+// - a request that upgrades the connection (WebSocket, CONNECT) opens it only once the
+//   server agreed: the gate also reads the server's responses (FromServer; http-parser,
+//   HEAD and 1xx answers included) and holds the guest's bytes after such a request
+//   (at most kMaxHead) until that request's response. A 101 (a 2xx to CONNECT) makes
+//   the rest of the connection opaque, no longer HTTP and unchecked; any other answer
+//   puts the held bytes back under the check. A server whose responses do not parse
+//   keeps the Host check on requests, but can no longer have a connection upgraded.
 // The bytes come from the guest and are hostile: nothing here assumes UTF-8 or trusts a
 // length it has not bounded. Nothing is logged.
 // Thread-safety: one thread per object.
@@ -25,6 +30,7 @@
 
 #include <http_parser.h>
 
+#include <deque>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -46,6 +52,11 @@ class HttpRequestGate {
   // the server now. False: refuse the flow (and every later call returns false).
   bool Feed(std::string_view in, std::string* out);
 
+  // The server's bytes, as they are passed to the guest (any split). False: refuse the
+  // flow. Afterwards call Feed with no bytes: an answered upgrade may have released
+  // held bytes (or put them back under the check).
+  bool FromServer(std::string_view in);
+
   // Requests whose head was allowed so far.
   size_t requests() const { return requests_; }
   bool opaque() const { return state_ == State::kOpaque; }
@@ -53,9 +64,16 @@ class HttpRequestGate {
   static constexpr size_t kMaxHead = kMaxHttpHead;
 
  private:
-  enum class State { kHead, kBody, kOpaque };
+  enum class State { kHead, kBody, kAwaitUpgrade, kOpaque };
+  // A request sent and not answered yet.
+  struct Sent {
+    bool head = false;     // HEAD: its response has no body whatever it says.
+    bool upgrade = false;  // Upgrade (101 opens) or CONNECT (2xx opens).
+    bool connect = false;
+  };
   static int OnHeadersComplete(http_parser* p);
   static int OnMessageComplete(http_parser* p);
+  static int OnResponseHeaders(http_parser* p);
   bool Process(size_t* at, std::string* out);
   bool StartRequest(std::string_view head, std::string* out);
   void EndRequest();
@@ -70,6 +88,15 @@ class HttpRequestGate {
   bool message_done_ = false;
   bool failed_ = false;
   size_t requests_ = 0;
+  // The server's side.
+  http_parser rparser_;
+  http_parser_settings rsettings_;
+  std::deque<Sent> sent_;  // At most a bounded number (kMaxPipelined).
+  bool responses_broken_ = false;
+  bool responses_done_ = false;  // Upgraded: the server's bytes are no longer read.
+
+ public:
+  static constexpr size_t kMaxPipelined = 1024;
 };
 
 }  // namespace boxlite::net

@@ -119,13 +119,76 @@ TEST(HttpRequestGate, HostileFramingIsRefused) {
   EXPECT_EQ(out, kGetA);
 }
 
-TEST(HttpRequestGate, AfterAnUpgradeTheBytesPassUnchecked) {
-  std::string up = "GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\n"
-                   "Upgrade: websocket\r\n\r\n";
+const std::string kUpgrade = "GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\n"
+                             "Upgrade: websocket\r\n\r\n";
+const std::string kOk = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+const std::string k101 = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                         "Upgrade: websocket\r\n\r\n";
+
+TEST(HttpRequestGate, AnUpgradeTheServerAcceptsMakesTheRestOpaque) {
+  HttpRequestGate gate(OnlyA);
+  std::string out;
+  // A pipelined request first, then the upgrade, then bytes the guest sends early.
   std::string frames = "\x81\x05hello" + kGetB;
-  GateRun r = Gate(up + frames, 3);
-  EXPECT_TRUE(r.ok);
-  EXPECT_EQ(r.out, up + frames);
+  ASSERT_TRUE(gate.Feed(kGetA + kUpgrade + frames, &out));
+  EXPECT_EQ(out, kGetA + kUpgrade);  // The frames are held.
+  ASSERT_TRUE(gate.FromServer(kOk));
+  ASSERT_TRUE(gate.Feed("", &out));
+  EXPECT_EQ(out, kGetA + kUpgrade);  // Still held: that was the first request's answer.
+  ASSERT_TRUE(gate.FromServer(k101 + "\x81\x02hi"));
+  ASSERT_TRUE(gate.Feed("", &out));
+  EXPECT_TRUE(gate.opaque());
+  ASSERT_TRUE(gate.Feed(kGetB, &out));
+  EXPECT_EQ(out, kGetA + kUpgrade + frames + kGetB);
+  // A CONNECT answered 2xx opens the same way.
+  HttpRequestGate connect(OnlyA);
+  std::string cout_;
+  ASSERT_TRUE(connect.Feed("CONNECT a.test:80 HTTP/1.1\r\nHost: a.test\r\n\r\nraw", &cout_));
+  ASSERT_TRUE(connect.FromServer("HTTP/1.1 200 Connection established\r\n\r\nraw-back"));
+  ASSERT_TRUE(connect.Feed("", &cout_));
+  EXPECT_TRUE(connect.opaque());
+  EXPECT_EQ(cout_.substr(cout_.size() - 3), "raw");
+}
+
+TEST(HttpRequestGate, AnUpgradeTheServerIgnoresKeepsEveryRequestChecked) {
+  // A server that ignores Upgrade answers 200 and reads the next request: it is checked.
+  for (const std::string& answer : {kOk, std::string("HTTP/1.1 100 Continue\r\n\r\n") + kOk}) {
+    HttpRequestGate gate(OnlyA);
+    std::string out;
+    ASSERT_TRUE(gate.Feed(kUpgrade + kGetB, &out));
+    EXPECT_EQ(out, kUpgrade);
+    // Read a byte at a time, the answer puts the held request back under the check
+    // once its head is whole (a 100 Continue is not the answer).
+    bool refused = false;
+    for (size_t i = 0; i < answer.size() && !refused; ++i) {
+      ASSERT_TRUE(gate.FromServer(answer.substr(i, 1)));
+      refused = !gate.Feed("", &out);
+      if (refused) {
+        EXPECT_EQ(answer.substr(0, i + 1).rfind("200 OK"), answer.rfind("200 OK"));
+      }
+    }
+    EXPECT_TRUE(refused);
+    EXPECT_FALSE(gate.opaque());
+    EXPECT_EQ(out.find("b.test"), std::string::npos);
+  }
+  // The answer to a HEAD has no body whatever its Content-Length says.
+  HttpRequestGate gate(OnlyA);
+  std::string out;
+  ASSERT_TRUE(gate.Feed("HEAD / HTTP/1.1\r\nHost: a.test\r\n\r\n" + kUpgrade, &out));
+  ASSERT_TRUE(gate.FromServer("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n" + k101));
+  ASSERT_TRUE(gate.Feed("", &out));
+  EXPECT_TRUE(gate.opaque());
+  // Responses that do not parse: requests are still checked, an upgrade is refused.
+  HttpRequestGate broken(OnlyA);
+  out.clear();
+  ASSERT_TRUE(broken.Feed(kGetA, &out));
+  ASSERT_TRUE(broken.FromServer("NOT HTTP AT ALL\r\n\r\n"));
+  ASSERT_TRUE(broken.Feed(kGetA, &out));
+  EXPECT_FALSE(broken.Feed(kUpgrade, &out));
+  // Too much held while waiting: refused.
+  HttpRequestGate greedy(OnlyA);
+  ASSERT_TRUE(greedy.Feed(kUpgrade, &out));
+  EXPECT_FALSE(greedy.Feed(std::string(HttpRequestGate::kMaxHead + 1, 'x'), &out));
 }
 
 // The Host values (lower case, port removed) of the requests a server parses from
