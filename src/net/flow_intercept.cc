@@ -16,6 +16,7 @@
 
 #include "src/base/log.h"
 #include "src/net/flow_sniff.h"
+#include "src/net/http_gate.h"
 #include "src/sys/errno_status.h"
 
 namespace boxlite::net {
@@ -113,6 +114,11 @@ void ResetAndClose(base::UniqueFd fd) {
 }
 
 SpliceCounts Splice(int a, int b, std::string_view a_to_b_first) {
+  return Splice(a, b, a_to_b_first, nullptr, nullptr);
+}
+
+SpliceCounts Splice(int a, int b, std::string_view a_to_b_first, const StreamFilter& filter,
+                    const StreamObserver& seen) {
   struct Dir {
     int from, to;
     std::string buf;
@@ -120,9 +126,28 @@ SpliceCounts Splice(int a, int b, std::string_view a_to_b_first) {
     bool eof = false;  // `from` ended and everything was written.
     uint64_t moved = 0;
   };
-  Dir d[2] = {{a, b, std::string(a_to_b_first)}, {b, a, {}}};
+  Dir d[2] = {{a, b, {}}, {b, a, {}}};
+  auto reset = [a, b]() {
+    linger l{1, 0};
+    ::setsockopt(a, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    ::setsockopt(b, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  };
+  if (!filter) {
+    d[0].buf.assign(a_to_b_first);
+  } else if (!filter(a_to_b_first, &d[0].buf)) {
+    reset();
+    return {};
+  }
   std::vector<char> chunk(kSpliceBuffer);
   while (!(d[0].eof && d[1].eof)) {
+    if (filter && !d[0].eof && d[0].off == d[0].buf.size()) {
+      d[0].buf.clear();
+      d[0].off = 0;
+      if (!filter({}, &d[0].buf)) {
+        reset();
+        break;
+      }
+    }
     pollfd fds[2];
     for (int i = 0; i < 2; ++i) {
       fds[i] = {-1, 0, 0};
@@ -166,13 +191,19 @@ SpliceCounts Splice(int a, int b, std::string_view a_to_b_first) {
         ::shutdown(x.to, SHUT_WR);
         continue;
       }
-      x.buf.assign(chunk.data(), static_cast<size_t>(n));
       x.off = 0;
+      if (i == 0 && filter) {
+        x.buf.clear();
+        if (!filter(std::string_view(chunk.data(), static_cast<size_t>(n)), &x.buf)) {
+          failed = true;
+        }
+      } else {
+        x.buf.assign(chunk.data(), static_cast<size_t>(n));
+        if (i == 1 && seen && !seen(x.buf)) failed = true;
+      }
     }
     if (failed) {
-      linger l{1, 0};
-      ::setsockopt(a, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-      ::setsockopt(b, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+      reset();
       break;
     }
   }
@@ -308,6 +339,22 @@ void RunFlow(std::shared_ptr<const EgressPolicy> policy, FlowHandler handler,
   flow.head.assign(head.begin(), head.end());
   flow.guest = std::move(guest);
   if (handler && handler(flow)) return;
+  if (policy->enabled() && !flow.tls) {
+    // Every later request of a kept-alive HTTP connection names its host too.
+    HttpRequestGate gate([&policy, port](std::string_view name) {
+      return policy->AllowsInspectedName(name, port);
+    });
+    Splice(
+        flow.guest.get(), flow.upstream.get(), flow.head,
+        [&gate, port](std::string_view in, std::string* out) {
+          if (gate.Feed(in, out)) return true;
+          BOXLITE_LOG(kDebug, "boxlite-net: reset an HTTP flow to port %u: a later "
+                              "request's head was not allowed", port);
+          return false;
+        },
+        [&gate](std::string_view in) { return gate.FromServer(in); });
+    return;
+  }
   Splice(flow.guest.get(), flow.upstream.get(), flow.head);
 }
 

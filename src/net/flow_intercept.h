@@ -27,7 +27,9 @@
 // diverted only for a handler, it is passed on with `name` empty), connects to D:P and
 // either gives the flow to the handler or splices the two sockets both ways (with
 // backpressure: a side is read only when what it sent before has been written to the
-// other). A refused flow is reset (the guest sees RST at once).
+// other). A refused flow is reset (the guest sees RST at once). A spliced plain HTTP
+// flow under an allow-list goes through HttpRequestGate (http_gate.h): every later
+// request on the kept-alive connection has its Host checked too.
 //
 // NetProcess (net_process.cc) creates the layer when the allow-list is not empty or a
 // handler is configured there (Config::handler, Config::handler_ports).
@@ -88,6 +90,15 @@ struct SpliceCounts {
   uint64_t b_to_a = 0;
 };
 SpliceCounts Splice(int a, int b, std::string_view a_to_b_first);
+// The same with every byte a->b (`a_to_b_first` included) passed through `filter`,
+// which appends what may go on now to `out`, and every byte b->a shown to `seen`
+// before it is passed on; either returning false resets both sockets. `filter` is also
+// called with no bytes whenever a->b has nothing pending, so bytes it held can go on
+// once b's answer released them.
+using StreamFilter = std::function<bool(std::string_view in, std::string* out)>;
+using StreamObserver = std::function<bool(std::string_view in)>;
+SpliceCounts Splice(int a, int b, std::string_view a_to_b_first, const StreamFilter& filter,
+                    const StreamObserver& seen);
 
 // Closes `fd` so the peer sees a reset (SO_LINGER 0).
 void ResetAndClose(base::UniqueFd fd);

@@ -103,6 +103,25 @@ base::UniqueFd Connect(uint16_t port) {
   return c;
 }
 
+// Makes the guest's SYN from guest port `guest_port` to 127.0.0.1:`upstream_port` (selected)
+// and connects to the listener as libslirp would: returns the guest's end.
+base::UniqueFd DivertedGuest(FlowInterceptor& f, uint16_t guest_port, uint16_t upstream_port) {
+  Frame syn = TcpFrame(kGuestAddress, guest_port, Ipv4(127, 0, 0, 1), upstream_port, kTcpSyn);
+  Frame out;
+  EXPECT_TRUE(f.RewriteFromGuest(*ParseIpv4Frame(syn), syn, true, &out));
+  base::UniqueFd guest = Connect(f.listen_port());
+  uint16_t slirp_port = LocalPort(guest.get());
+  std::vector<pollfd> fds;
+  f.PreparePoll(&fds);
+  ::poll(fds.data(), fds.size(), 5000);
+  f.AfterPoll(fds, [slirp_port, guest_port](uint16_t peer)
+                       -> std::optional<FlowInterceptor::GuestEnd> {
+    if (peer != slirp_port) return std::nullopt;
+    return FlowInterceptor::GuestEnd{kGuestAddress, guest_port};
+  });
+  return guest;
+}
+
 // Plays one guest connection through the layer: `head` is what the guest sends first.
 // Returns what the guest reads back until the end (or "RESET"), and what the upstream
 // server received.
@@ -111,19 +130,7 @@ std::pair<std::string, std::string> Flow(const std::string& head, FlowHandler ha
   uint16_t upstream_port = LocalPort(upstream_listener.get());
   auto f = FlowInterceptor::Create({Policy({"a.test"}), handler, {}, 4});
   EXPECT_TRUE(f.ok());
-  // The guest's SYN to 127.0.0.1:upstream_port, selected.
-  Frame syn = TcpFrame(kGuestAddress, 41000, Ipv4(127, 0, 0, 1), upstream_port, kTcpSyn);
-  Frame out;
-  EXPECT_TRUE((*f)->RewriteFromGuest(*ParseIpv4Frame(syn), syn, true, &out));
-  base::UniqueFd guest = Connect((*f)->listen_port());
-  uint16_t slirp_port = LocalPort(guest.get());
-  std::vector<pollfd> fds;
-  (*f)->PreparePoll(&fds);
-  ::poll(fds.data(), fds.size(), 5000);
-  (*f)->AfterPoll(fds, [slirp_port](uint16_t peer) -> std::optional<FlowInterceptor::GuestEnd> {
-    if (peer != slirp_port) return std::nullopt;
-    return FlowInterceptor::GuestEnd{kGuestAddress, 41000};
-  });
+  base::UniqueFd guest = DivertedGuest(**f, 41000, upstream_port);
   std::string got_upstream;
   int done[2];
   EXPECT_EQ(::pipe(done), 0);
@@ -172,6 +179,64 @@ TEST(FlowIntercept, AnotherHostIsResetAndNeverReachesTheServer) {
   auto [back2, upstream2] = Flow(std::string("\x16\x03\x01\x00\x05" "garbage", 12));
   EXPECT_EQ(back2, "RESET");
   EXPECT_EQ(upstream2, "");
+}
+
+// A kept-alive HTTP connection: the first request is allowed and answered; the second,
+// on the same connection, names another host: the guest sees a reset and the server never
+// receives any of it. The same when the first asked for an upgrade the server ignored.
+class KeptAlive : public ::testing::TestWithParam<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(FlowIntercept, KeptAlive,
+                         ::testing::Values("GET /1 HTTP/1.1\r\nHost: a.test\r\n\r\n",
+                                           "GET /1 HTTP/1.1\r\nHost: a.test\r\n"
+                                           "Connection: Upgrade\r\nUpgrade: x\r\n\r\n"));
+
+TEST_P(KeptAlive, ALaterRequestOnTheConnectionIsCheckedToo) {
+  base::UniqueFd upstream_listener = Listen();
+  uint16_t upstream_port = LocalPort(upstream_listener.get());
+  auto f = FlowInterceptor::Create({Policy({"a.test"}), nullptr, {}, 4});
+  ASSERT_TRUE(f.ok());
+  base::UniqueFd guest = DivertedGuest(**f, 41001, upstream_port);
+  const std::string first = GetParam();
+  std::string got_upstream;
+  std::thread server([&]() {
+    base::UniqueFd c(::accept(upstream_listener.get(), nullptr, nullptr));
+    char buf[4096];
+    bool answered = false;
+    while (true) {
+      ssize_t n = ::recv(c.get(), buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      got_upstream.append(buf, static_cast<size_t>(n));
+      if (!answered && got_upstream.size() >= first.size()) {
+        answered = true;
+        const char kOk[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        ::send(c.get(), kOk, sizeof(kOk) - 1, MSG_NOSIGNAL);
+      }
+    }
+  });
+  ASSERT_EQ(::send(guest.get(), first.data(), first.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(first.size()));
+  std::string back;
+  char buf[4096];
+  while (back.find("\r\n\r\nok") == std::string::npos) {
+    ssize_t n = ::recv(guest.get(), buf, sizeof(buf), 0);
+    ASSERT_GT(n, 0);
+    back.append(buf, static_cast<size_t>(n));
+  }
+  const std::string second = "GET /2 HTTP/1.1\r\nHost: b.test\r\n\r\n";
+  ::send(guest.get(), second.data(), second.size(), MSG_NOSIGNAL);
+  std::string end;
+  while (true) {
+    ssize_t n = ::recv(guest.get(), buf, sizeof(buf), 0);
+    if (n < 0) {
+      end = errno == ECONNRESET ? "RESET" : "ERROR";
+      break;
+    }
+    if (n == 0) break;
+  }
+  server.join();
+  EXPECT_EQ(end, "RESET");
+  EXPECT_EQ(got_upstream, first);
 }
 
 TEST(FlowIntercept, AHandlerCanTakeTheFlowAfterTheHeadWasRead) {

@@ -28,7 +28,7 @@ struct Sniffed {
 };
 
 inline constexpr size_t kMaxTlsHello = 16 * 1024 + 5 * 4;  // Records' headers included.
-inline constexpr size_t kMaxHttpHead = 8 * 1024;
+inline constexpr size_t kMaxHttpHead = 16 * 1024;
 
 // Whether `head` starts like a TLS handshake record (so port 80 may carry TLS too).
 bool LooksLikeTls(std::span<const uint8_t> head);

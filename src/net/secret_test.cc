@@ -17,14 +17,19 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <http_parser.h>
+#include <nghttp2/nghttp2.h>
 
 #include "src/base/log.h"
 #include "src/base/unique_fd.h"
@@ -514,6 +519,7 @@ class Guest {
     SSL_CTX_free(ctx_);
   }
   bool connected() const { return connected_; }
+  SSL* ssl() const { return ssl_; }
   std::string alpn() const {
     const unsigned char* p = nullptr;
     unsigned int n = 0;
@@ -580,7 +586,8 @@ class SecretTlsTest : public ::testing::Test {
 TEST_F(SecretTlsTest, SubstitutesInHeaderQueryAndBodyOverKeepAlive) {
   Guest g(pump_->port(), box_ca_pem_, "api.test");
   ASSERT_TRUE(g.connected());
-  EXPECT_EQ(g.alpn(), "http/1.1");  // The guest offered h2 first.
+  // The guest offered h2 first; the server has no h2, so the guest gets http/1.1.
+  EXPECT_EQ(g.alpn(), "http/1.1");
   std::string body = std::string("secret=") + kPlaceholder;
   std::string req1 = std::string("POST /a?key=") + kPlaceholder +
                      " HTTP/1.1\r\nHost: api.test\r\nX-Api-Key: " + kPlaceholder +
@@ -696,6 +703,420 @@ TEST_F(SecretTlsTest, UntrustedServerGetsNothingAndNothingIsLogged) {
   EXPECT_EQ(log.find(kValue), std::string::npos) << log;
   EXPECT_EQ(server_->received().find(kValue), std::string::npos);
   unlink(empty.c_str());
+}
+
+
+// ---- HTTP/2 ----------------------------------------------------------------------------
+
+// Sends what `s` has to `ssl`, then reads one TLS read into it, until `done` (true) or
+// the connection fails (false). Blocking; for the test peers.
+bool DriveH2(SSL* ssl, nghttp2_session* s, const std::function<bool()>& done) {
+  for (;;) {
+    const uint8_t* d = nullptr;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(s, &d)) > 0) {
+      if (SSL_write(ssl, d, static_cast<int>(n)) != n) return false;
+    }
+    if (n < 0) return false;
+    if (done()) return true;
+    if (!nghttp2_session_want_read(s)) return false;
+    char buf[16384];
+    int r = SSL_read(ssl, buf, sizeof buf);
+    if (r <= 0) return false;
+    if (nghttp2_session_mem_recv(s, reinterpret_cast<uint8_t*>(buf), static_cast<size_t>(r)) < 0) {
+      return false;
+    }
+  }
+}
+
+struct H2Message {
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string send;  // What this peer sends on the stream (the body).
+  size_t sent = 0;
+  size_t max_frame = 1000;
+  std::string trailer;  // When set: sent as a `x-trailer` trailer after the body.
+  bool done = false;
+  std::string Header(const std::string& name) const {
+    for (const auto& [k, v] : headers) {
+      if (k == name) return v;
+    }
+    return "";
+  }
+};
+
+ssize_t SendBody(nghttp2_session* session, int32_t stream_id, uint8_t* out, size_t len, uint32_t* flags,
+                 nghttp2_data_source* src, void*) {
+  auto* m = static_cast<H2Message*>(src->ptr);
+  size_t n = std::min({len, m->send.size() - m->sent, m->max_frame});
+  std::memcpy(out, m->send.data() + m->sent, n);
+  m->sent += n;
+  if (m->sent == m->send.size()) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!m->trailer.empty()) {
+      nghttp2_nv nv = {(uint8_t*)"x-trailer", (uint8_t*)m->trailer.data(), 9, m->trailer.size(),
+                       NGHTTP2_NV_FLAG_NONE};
+      nghttp2_submit_trailer(session, stream_id, &nv, 1);
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+  }
+  return static_cast<ssize_t>(n);
+}
+
+// Callbacks shared by the test peers: headers and body into the stream's H2Message
+// (found by `find`), `on_end` when the peer ended its side.
+struct H2Peer {
+  std::function<H2Message*(int32_t)> find;
+  std::function<void(nghttp2_session*, int32_t)> on_end;
+  std::function<void(int32_t, uint32_t)> on_close;  // Optional: a stream closed, its error.
+
+  nghttp2_session* New(bool server) {
+    nghttp2_session_callbacks* cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl,
+                const uint8_t* v, size_t vl, uint8_t, void* u) {
+          if (H2Message* m = static_cast<H2Peer*>(u)->find(f->hd.stream_id)) {
+            m->headers.emplace_back(std::string(reinterpret_cast<const char*>(n), nl),
+                                    std::string(reinterpret_cast<const char*>(v), vl));
+          }
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        cbs, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t n, void* u) {
+          if (H2Message* m = static_cast<H2Peer*>(u)->find(id)) {
+            m->body.append(reinterpret_cast<const char*>(d), n);
+          }
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_frame_recv_callback(
+        cbs, [](nghttp2_session* s, const nghttp2_frame* f, void* u) {
+          if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+              (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+            static_cast<H2Peer*>(u)->on_end(s, f->hd.stream_id);
+          }
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_stream_close_callback(
+        cbs, [](nghttp2_session*, int32_t id, uint32_t error, void* u) {
+          auto* peer = static_cast<H2Peer*>(u);
+          if (peer->on_close) peer->on_close(id, error);
+          return 0;
+        });
+    nghttp2_session* s = nullptr;
+    if (server) {
+      nghttp2_session_server_new(&s, cbs, this);
+    } else {
+      nghttp2_session_client_new(&s, cbs, this);
+    }
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, nullptr, 0);
+    return s;
+  }
+};
+
+int SelectH2(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+             unsigned int inlen, void*) {
+  static const unsigned char h2[] = {2, 'h', '2'};
+  unsigned char* sel = nullptr;
+  if (SSL_select_next_proto(&sel, outlen, h2, sizeof h2, in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+  *out = sel;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+// The real server, speaking h2 (ALPN): records each request and answers it with 200
+// and a body of `response_size` bytes.
+class H2Server {
+ public:
+  H2Server(SecretCa* test_ca, size_t response_size) : response_(response_size, 'r') {
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_use_certificate(ctx_, *test_ca->MintLeaf("api.test"));
+    SSL_CTX_use_PrivateKey(ctx_, test_ca->leaf_key());
+    SSL_CTX_set_alpn_select_cb(ctx_, &SelectH2, nullptr);
+    listen_ = Listen(&port_);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~H2Server() {
+    shutdown(listen_.get(), SHUT_RDWR);
+    thread_.join();
+    SSL_CTX_free(ctx_);
+  }
+  uint16_t port() const { return port_; }
+  std::vector<H2Message> requests() {
+    std::lock_guard<std::mutex> l(mu_);
+    return done_;
+  }
+
+ private:
+  void Serve() {
+    for (;;) {
+      UniqueFd c(accept(listen_.get(), nullptr, nullptr));
+      if (!c) return;
+      SSL* ssl = SSL_new(ctx_);
+      SSL_set_fd(ssl, c.get());
+      if (SSL_accept(ssl) == 1) Session(ssl);
+      SSL_shutdown(ssl);
+      SSL_free(ssl);
+      ERR_clear_error();
+    }
+  }
+  void Session(SSL* ssl) {
+    std::map<int32_t, H2Message> streams;
+    H2Peer peer;
+    peer.find = [&](int32_t id) { return &streams[id]; };
+    peer.on_end = [&](nghttp2_session* s, int32_t id) {
+      H2Message& m = streams[id];
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        done_.push_back(m);
+      }
+      m.send = response_;
+      m.max_frame = 16384;
+      m.trailer = "done";
+      std::string len = std::to_string(response_.size());
+      nghttp2_nv nv[] = {
+          {(uint8_t*)":status", (uint8_t*)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
+          {(uint8_t*)"content-length", (uint8_t*)len.data(), 14, len.size(), NGHTTP2_NV_FLAG_NONE}};
+      nghttp2_data_provider prd{};
+      prd.source.ptr = &m;
+      prd.read_callback = &SendBody;
+      nghttp2_submit_response(s, id, nv, 2, &prd);
+    };
+    nghttp2_session* s = peer.New(/*server=*/true);
+    DriveH2(ssl, s, [] { return false; });
+    nghttp2_session_del(s);
+  }
+
+  std::string response_;
+  SSL_CTX* ctx_;
+  UniqueFd listen_;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<H2Message> done_;
+};
+
+// The guest speaking h2 on `ssl` (a Guest that negotiated h2): sends the requests
+// (headers; a body when `bodies[i]` is not empty) on concurrent streams and waits for
+// every response. Returns the responses, in order.
+std::vector<H2Message> H2Exchange(
+    SSL* ssl, const std::vector<std::vector<std::pair<std::string, std::string>>>& heads,
+    const std::vector<std::string>& bodies) {
+  std::map<int32_t, H2Message> streams;
+  std::vector<int32_t> ids;
+  size_t ended = 0;
+  H2Peer peer;
+  peer.find = [&](int32_t id) { return &streams[id]; };
+  peer.on_end = [&](nghttp2_session*, int32_t) { ++ended; };
+  nghttp2_session* s = peer.New(/*server=*/false);
+  std::vector<H2Message> sending(heads.size());
+  for (size_t i = 0; i < heads.size(); ++i) {
+    std::vector<nghttp2_nv> nv;
+    for (const auto& [k, v] : heads[i]) {
+      nv.push_back({(uint8_t*)k.data(), (uint8_t*)v.data(), k.size(), v.size(),
+                    NGHTTP2_NV_FLAG_NONE});
+    }
+    sending[i].send = bodies[i];
+    nghttp2_data_provider prd{};
+    prd.source.ptr = &sending[i];
+    prd.read_callback = &SendBody;
+    ids.push_back(nghttp2_submit_request(s, nullptr, nv.data(), nv.size(),
+                                         bodies[i].empty() ? nullptr : &prd, nullptr));
+  }
+  DriveH2(ssl, s, [&] { return ended == heads.size(); });
+  nghttp2_session_del(s);
+  std::vector<H2Message> out;
+  for (int32_t id : ids) out.push_back(streams[id]);
+  return out;
+}
+
+using Head = std::vector<std::pair<std::string, std::string>>;
+
+Head PostHead(const std::string& path, size_t content_length) {
+  return {{":method", "POST"}, {":scheme", "https"}, {":authority", "api.test"},
+          {":path", path}, {"x-api-key", kPlaceholder},
+          {"content-length", std::to_string(content_length)}};
+}
+
+TEST_F(SecretTlsTest, Http2IsBridgedWhenTheServerSpeaksItWithSubstitutionEverywhere) {
+  H2Server h2(test_ca_.get(), 200 << 10);  // Responses beyond the initial windows.
+  FlowPump pump(proxy_.get(), h2.port());
+  Guest g(pump.port(), box_ca_pem_, "api.test");
+  ASSERT_TRUE(g.connected());
+  EXPECT_EQ(g.alpn(), "h2");
+  // A body larger than the windows, with placeholders across DATA frames (1000 bytes
+  // each) and at its end; a second stream at the same time, with no body.
+  std::string body = std::string(995, 'a') + kPlaceholder + std::string(150 << 10, 'b') +
+                     kPlaceholder;
+  Head get = {{":method", "GET"}, {":scheme", "https"}, {":authority", "api.test"},
+              {":path", std::string("/g?k=") + kPlaceholder}};
+  auto responses = H2Exchange(g.ssl(), {PostHead(std::string("/p?key=") + kPlaceholder, body.size()), get},
+                              {body, ""});
+  ASSERT_EQ(responses.size(), 2u);
+  for (const auto& r : responses) {
+    EXPECT_EQ(r.Header(":status"), "200");
+    EXPECT_EQ(r.body, std::string(200 << 10, 'r'));  // Passed unchanged.
+    EXPECT_EQ(r.Header("x-trailer"), "done");         // Trailers too.
+  }
+  auto reqs = h2.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  const H2Message* post = reqs[0].Header(":method") == "POST" ? &reqs[0] : &reqs[1];
+  const H2Message* got = post == &reqs[0] ? &reqs[1] : &reqs[0];
+  EXPECT_EQ(post->Header(":path"), std::string("/p?key=") + kValue);
+  EXPECT_EQ(post->Header("x-api-key"), kValue);
+  EXPECT_EQ(post->body, std::string(995, 'a') + kValue + std::string(150 << 10, 'b') + kValue);
+  // The length changed: the guest's content-length is not passed on.
+  EXPECT_EQ(post->Header("content-length"), "");
+  EXPECT_EQ(got->Header(":path"), std::string("/g?k=") + kValue);
+  for (const auto& r : reqs) {
+    for (const auto& [k, v] : r.headers) EXPECT_EQ(v.find(kPlaceholder), std::string::npos) << k;
+    EXPECT_EQ(r.body.find(kPlaceholder), std::string::npos);
+  }
+}
+
+
+// Hostile HTTP/2 from the guest: a valid client's bytes, mutated and split at random,
+// never crash the bridge, and what it sends the server is always a well-formed h2
+// client stream (an nghttp2 server reads it without a protocol error) until it stops.
+TEST(H2BridgeTest, MutatedGuestStreamsNeverCrashOrCorruptTheServerSide) {
+  // A guest's first flight: preface, SETTINGS, a request with a body.
+  std::string flight;
+  {
+    H2Peer peer;
+    peer.find = [](int32_t) { return nullptr; };
+    peer.on_end = [](nghttp2_session*, int32_t) {};
+    nghttp2_session* c = peer.New(/*server=*/false);
+    H2Message body;
+    body.send = std::string("x=") + kPlaceholder;
+    nghttp2_data_provider prd{};
+    prd.source.ptr = &body;
+    prd.read_callback = &SendBody;
+    auto head = PostHead(std::string("/?k=") + kPlaceholder, body.send.size());
+    std::vector<nghttp2_nv> nv;
+    for (const auto& [k, v] : head) {
+      nv.push_back({(uint8_t*)k.data(), (uint8_t*)v.data(), k.size(), v.size(),
+                    NGHTTP2_NV_FLAG_NONE});
+    }
+    nghttp2_submit_request(c, nullptr, nv.data(), nv.size(), &prd, nullptr);
+    const uint8_t* d;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(c, &d)) > 0) flight.append((const char*)d, n);
+    nghttp2_session_del(c);
+  }
+  std::mt19937 rng(2);
+  for (int i = 0; i < 800; ++i) {
+    std::string in = flight;
+    int edits = i == 0 ? 0 : 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits; ++e) in[rng() % in.size()] = static_cast<char>(rng());
+    H2Bridge bridge(OneReplacement());
+    std::string to_guest, to_up;
+    ASSERT_TRUE(bridge.Start(&to_guest, &to_up).ok());
+    for (size_t at = 0; at < in.size();) {
+      size_t n = 1 + rng() % 64;
+      if (!bridge.FromGuest(std::string_view(in).substr(at, n), &to_guest, &to_up).ok()) break;
+      at += n;
+    }
+    // The server's view of what the bridge sent.
+    H2Message seen;
+    H2Peer server;
+    server.find = [&](int32_t) { return &seen; };
+    server.on_end = [](nghttp2_session*, int32_t) {};
+    nghttp2_session* s = server.New(/*server=*/true);
+    ssize_t r = nghttp2_session_mem_recv(s, (const uint8_t*)to_up.data(), to_up.size());
+    nghttp2_session_del(s);
+    EXPECT_EQ(r, static_cast<ssize_t>(to_up.size())) << i;
+    EXPECT_EQ(to_up.find(kPlaceholder), std::string::npos) << i;
+    for (const auto& [k, v] : seen.headers) EXPECT_EQ(v.find(kPlaceholder), std::string::npos);
+    EXPECT_EQ(seen.body.find(kPlaceholder), std::string::npos) << i;
+    if (i == 0) {
+      EXPECT_EQ(seen.Header(":path"), std::string("/?k=") + kValue);
+      EXPECT_EQ(seen.body, std::string("x=") + kValue);
+    }
+  }
+}
+
+
+// Moves bytes between an in-memory guest session, the bridge and a server session until
+// none move.
+void PumpH2(nghttp2_session* guest, H2Bridge* bridge, nghttp2_session* server) {
+  for (bool moved = true; moved;) {
+    moved = false;
+    std::string to_guest, to_up;
+    const uint8_t* d;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(guest, &d)) > 0) {
+      ASSERT_TRUE(bridge->FromGuest({(const char*)d, (size_t)n}, &to_guest, &to_up).ok());
+      moved = true;
+    }
+    while ((n = nghttp2_session_mem_send(server, &d)) > 0) {
+      ASSERT_TRUE(bridge->FromUpstream({(const char*)d, (size_t)n}, &to_guest, &to_up).ok());
+      moved = true;
+    }
+    nghttp2_session_mem_recv(server, (const uint8_t*)to_up.data(), to_up.size());
+    nghttp2_session_mem_recv(guest, (const uint8_t*)to_guest.data(), to_guest.size());
+    moved = moved || !to_up.empty() || !to_guest.empty();
+  }
+}
+
+TEST(H2BridgeTest, AGuestsResetReachesTheServerStreamAndTheOtherWay) {
+  H2Bridge bridge(OneReplacement());
+  std::string to_guest, to_up;
+  ASSERT_TRUE(bridge.Start(&to_guest, &to_up).ok());
+  std::map<int32_t, H2Message> at_guest, at_server;
+  std::vector<std::pair<int32_t, uint32_t>> guest_closed, server_closed;
+  H2Peer gp, sp;
+  gp.find = [&](int32_t id) { return &at_guest[id]; };
+  gp.on_end = [](nghttp2_session*, int32_t) {};
+  gp.on_close = [&](int32_t id, uint32_t e) { guest_closed.emplace_back(id, e); };
+  sp.find = [&](int32_t id) { return &at_server[id]; };
+  sp.on_end = [](nghttp2_session*, int32_t) {};
+  sp.on_close = [&](int32_t id, uint32_t e) { server_closed.emplace_back(id, e); };
+  nghttp2_session* g = gp.New(/*server=*/false);
+  nghttp2_session* srv = sp.New(/*server=*/true);
+  nghttp2_session_mem_recv(g, (const uint8_t*)to_guest.data(), to_guest.size());
+  nghttp2_session_mem_recv(srv, (const uint8_t*)to_up.data(), to_up.size());
+  // Two uploads that never end.
+  H2Message endless;
+  endless.send = std::string(10, 'u') + kPlaceholder;
+  nghttp2_data_provider prd{};
+  prd.source.ptr = &endless;
+  prd.read_callback = [](nghttp2_session*, int32_t, uint8_t* out, size_t len, uint32_t*,
+                         nghttp2_data_source* src, void*) -> ssize_t {
+    auto* m = static_cast<H2Message*>(src->ptr);
+    if (m->sent >= m->send.size()) return NGHTTP2_ERR_DEFERRED;
+    size_t n = std::min(len, m->send.size() - m->sent);
+    std::memcpy(out, m->send.data() + m->sent, n);
+    m->sent += n;
+    return static_cast<ssize_t>(n);
+  };
+  auto head = PostHead("/up", 100);
+  std::vector<nghttp2_nv> nv;
+  for (const auto& [k, v] : head) {
+    nv.push_back({(uint8_t*)k.data(), (uint8_t*)v.data(), k.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  int32_t a = nghttp2_submit_request(g, nullptr, nv.data(), nv.size(), &prd, nullptr);
+  int32_t b = nghttp2_submit_request(g, nullptr, nv.data(), nv.size(), &prd, nullptr);
+  PumpH2(g, &bridge, srv);
+  ASSERT_EQ(at_server.size(), 2u);
+  EXPECT_EQ(at_server.begin()->second.body, std::string(10, 'u') + kValue);
+  // The guest cancels stream a: the server's stream for it is reset with CANCEL.
+  nghttp2_submit_rst_stream(g, NGHTTP2_FLAG_NONE, a, NGHTTP2_CANCEL);
+  PumpH2(g, &bridge, srv);
+  ASSERT_EQ(server_closed.size(), 1u);
+  EXPECT_EQ(server_closed[0].second, static_cast<uint32_t>(NGHTTP2_CANCEL));
+  int32_t server_b = server_closed[0].first == 1 ? 3 : 1;
+  // The server refuses the other: the guest's stream b is reset with its code.
+  nghttp2_submit_rst_stream(srv, NGHTTP2_FLAG_NONE, server_b, NGHTTP2_REFUSED_STREAM);
+  PumpH2(g, &bridge, srv);
+  bool b_reset = false;
+  for (auto [id, e] : guest_closed) {
+    if (id == b) b_reset = e == static_cast<uint32_t>(NGHTTP2_REFUSED_STREAM);
+  }
+  EXPECT_TRUE(b_reset);
+  nghttp2_session_del(g);
+  nghttp2_session_del(srv);
 }
 
 }  // namespace

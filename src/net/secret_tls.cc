@@ -22,6 +22,27 @@ namespace boxlite::net {
 namespace {
 
 constexpr unsigned char kHttp11Alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+constexpr unsigned char kH2Alpn[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
+// Whether a ClientHello's ALPN extension body lists `proto` (bounded; hostile input).
+bool AlpnOffers(const unsigned char* p, size_t n, std::string_view proto) {
+  if (n < 2 || ((size_t{p[0]} << 8) | p[1]) != n - 2) return false;
+  for (size_t at = 2; at < n;) {
+    size_t len = p[at];
+    if (len == 0 || at + 1 + len > n) return false;
+    if (std::string_view(reinterpret_cast<const char*>(p + at + 1), len) == proto) return true;
+    at += 1 + len;
+  }
+  return false;
+}
+
+// The host name of a ClientHello's server_name extension body; empty when none.
+std::string HelloServerName(const unsigned char* p, size_t n) {
+  if (n < 5 || ((size_t{p[0]} << 8) | p[1]) != n - 2 || p[2] != 0) return {};
+  size_t len = (size_t{p[3]} << 8) | p[4];
+  if (5 + len > n) return {};
+  return std::string(reinterpret_cast<const char*>(p + 5), len);
+}
 
 bool IsDnsName(std::string_view s) {
   if (s.empty() || s.size() > 253) return false;
@@ -113,6 +134,7 @@ Result<std::unique_ptr<SecretTlsProxy>> SecretTlsProxy::Create(SecretCa ca,
   SSL_CTX_set_num_tickets(s, 0);
   SSL_CTX_set_tlsext_servername_callback(s, &SecretTlsFlow::OnServerName);
   SSL_CTX_set_alpn_select_cb(s, &SecretTlsFlow::OnAlpn, nullptr);
+  SSL_CTX_set_client_hello_cb(s, &SecretTlsFlow::OnClientHello, nullptr);
   SSL_CTX* c = p->client_ctx_.get();
   SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
   SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
@@ -176,10 +198,34 @@ SecretTlsFlow::SecretTlsFlow(SecretTlsProxy* proxy, std::string peer)
 
 SecretTlsFlow::~SecretTlsFlow() = default;
 
-int SecretTlsFlow::OnAlpn(SSL*, const unsigned char** out, unsigned char* outlen,
+int SecretTlsFlow::OnClientHello(SSL* ssl, int*, void*) {
+  auto* self = static_cast<SecretTlsFlow*>(SSL_get_app_data(ssl));
+  if (self == nullptr || self->upstream_negotiated_) return SSL_CLIENT_HELLO_SUCCESS;
+  const unsigned char* p = nullptr;
+  size_t n = 0;
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &p,
+                                &n) != 1 ||
+      !AlpnOffers(p, n, "h2")) {
+    return SSL_CLIENT_HELLO_SUCCESS;  // HTTP/1.1 only: nothing to ask the server first.
+  }
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &n) != 1) {
+    return SSL_CLIENT_HELLO_SUCCESS;
+  }
+  std::string name = HelloServerName(p, n);
+  if (!IsDnsName(name) || self->proxy_->ReplacementsFor(name).empty()) {
+    return SSL_CLIENT_HELLO_SUCCESS;  // Passed through (OnServerName decides).
+  }
+  self->hello_sni_ = std::move(name);
+  return SSL_CLIENT_HELLO_RETRY;  // Held until the server's ALPN is known.
+}
+
+int SecretTlsFlow::OnAlpn(SSL* ssl, const unsigned char** out, unsigned char* outlen,
                           const unsigned char* in, unsigned int inlen, void*) {
+  auto* self = static_cast<SecretTlsFlow*>(SSL_get_app_data(ssl));
+  bool h2 = self != nullptr && self->upstream_h2_;
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, kHttp11Alpn, sizeof(kHttp11Alpn), in, inlen) !=
+  if (SSL_select_next_proto(&selected, outlen, h2 ? kH2Alpn : kHttp11Alpn,
+                            h2 ? sizeof(kH2Alpn) : sizeof(kHttp11Alpn), in, inlen) !=
       OPENSSL_NPN_NEGOTIATED) {
     return SSL_TLSEXT_ERR_NOACK;  // No ALPN: HTTP/1.1 all the same.
   }
@@ -245,28 +291,55 @@ void SecretTlsFlow::FromGuest(std::span<const uint8_t> bytes) {
     BIO_write(guest_in_, bytes.data(), static_cast<int>(bytes.size()));
     int r = SSL_do_handshake(guest_ssl_.get());
     if (!decided_intercept_) {
-      bool more = r <= 0 && SSL_get_error(guest_ssl_.get(), r) == SSL_ERROR_WANT_READ &&
-                  hello_.size() < kMaxClientHello;
+      int e = r <= 0 ? SSL_get_error(guest_ssl_.get(), r) : SSL_ERROR_NONE;
+      if (e == SSL_ERROR_WANT_CLIENT_HELLO_CB) {
+        // The guest offers h2 to a name with a secret: ask the server first.
+        guest_held_ = true;
+        server_name_ = CanonicalName(hello_sni_);
+        StartUpstream(/*offer_h2=*/true);
+        return;
+      }
+      bool more = e == SSL_ERROR_WANT_READ && hello_.size() < kMaxClientHello;
       if (!more) Passthrough();
       return;
     }
-    mode_ = Mode::kIntercept;
-    hello_.clear();
-    hello_.shrink_to_fit();
-    up_ssl_ = NewMemorySsl(proxy_->client_ctx(), &up_in_, &up_out_);
-    if (!up_ssl_) return Fail("out of memory for TLS");
-    SSL_set_connect_state(up_ssl_.get());
-    if (SSL_set_tlsext_host_name(up_ssl_.get(), server_name_.c_str()) != 1 ||
-        SSL_set1_host(up_ssl_.get(), server_name_.c_str()) != 1) {
-      return Fail("cannot name the upstream server: " + OpenSslError());
-    }
-    BOXLITE_LOG(kDebug, "boxlite-net: substituting secrets for %s (%s)", server_name_.c_str(),
-                peer_.c_str());
-    Pump();
+    StartUpstream(/*offer_h2=*/false);
     return;
   }
   BIO_write(guest_in_, bytes.data(), static_cast<int>(bytes.size()));
   Pump();
+}
+
+void SecretTlsFlow::StartUpstream(bool offer_h2) {
+  mode_ = Mode::kIntercept;
+  hello_.clear();
+  hello_.shrink_to_fit();
+  up_ssl_ = NewMemorySsl(proxy_->client_ctx(), &up_in_, &up_out_);
+  if (!up_ssl_) return Fail("out of memory for TLS");
+  SSL_set_connect_state(up_ssl_.get());
+  if (SSL_set_tlsext_host_name(up_ssl_.get(), server_name_.c_str()) != 1 ||
+      SSL_set1_host(up_ssl_.get(), server_name_.c_str()) != 1 ||
+      (offer_h2 && SSL_set_alpn_protos(up_ssl_.get(), kH2Alpn, sizeof(kH2Alpn)) != 0)) {
+    return Fail("cannot name the upstream server: " + OpenSslError());
+  }
+  BOXLITE_LOG(kDebug, "boxlite-net: substituting secrets for %s (%s)", server_name_.c_str(),
+              peer_.c_str());
+  Pump();
+}
+
+// The server's handshake is done while the guest's was held: answer the guest's ALPN
+// with what the server chose, and bridge HTTP/2 when that is h2.
+void SecretTlsFlow::UpstreamReady() {
+  guest_held_ = false;
+  upstream_negotiated_ = true;
+  const unsigned char* p = nullptr;
+  unsigned int n = 0;
+  SSL_get0_alpn_selected(up_ssl_.get(), &p, &n);
+  upstream_h2_ = std::string_view(reinterpret_cast<const char*>(p), n) == "h2";
+  if (!upstream_h2_) return;
+  bridge_ = std::make_unique<H2Bridge>(proxy_->ReplacementsFor(server_name_));
+  Status started = bridge_->Start(&to_guest_plain_, &to_up_plain_);
+  if (!started.ok()) Fail(started.message());
 }
 
 void SecretTlsFlow::FromUpstream(std::span<const uint8_t> bytes) {
@@ -352,7 +425,12 @@ void SecretTlsFlow::Pump() {
   SSL* u = up_ssl_.get();
   for (bool progress = true; progress && !finished();) {
     progress = false;
-    if (!StepHandshake(g, &progress)) {
+    if (guest_held_ && SSL_is_init_finished(u)) {
+      UpstreamReady();
+      if (finished()) return;
+      progress = true;
+    }
+    if (!guest_held_ && !StepHandshake(g, &progress)) {
       Drain();  // The alert, if any.
       return Fail("TLS handshake with the guest failed: " + OpenSslError("connection closed"));
     }
@@ -367,7 +445,8 @@ void SecretTlsFlow::Pump() {
     if (SSL_is_init_finished(g) && !guest_eof_) {
       Status fed;
       ReadEnd end = ReadPlain(g, &progress, [&](std::string_view plain) {
-        fed = rewriter_->Feed(plain, &to_up_plain_);
+        fed = bridge_ ? bridge_->FromGuest(plain, &to_guest_plain_, &to_up_plain_)
+                      : rewriter_->Feed(plain, &to_up_plain_);
         return fed.ok();
       });
       if (end == ReadEnd::kRefused) return Fail(fed.message());
@@ -382,15 +461,22 @@ void SecretTlsFlow::Pump() {
         progress = true;
       }
       if (!upstream_eof_) {
+        Status fed;
         ReadEnd end = ReadPlain(u, &progress, [&](std::string_view plain) {
-          to_guest_plain_.append(plain);
-          return true;
+          if (!bridge_) {
+            to_guest_plain_.append(plain);
+            return true;
+          }
+          fed = bridge_->FromUpstream(plain, &to_guest_plain_, &to_up_plain_);
+          return fed.ok();
         });
+        if (end == ReadEnd::kRefused) return Fail(fed.message());
         if (end == ReadEnd::kFailed) {
           return Fail("reading the server's TLS failed: " + OpenSslError("connection closed"));
         }
         upstream_eof_ = end == ReadEnd::kClosed;
       }
+      if (bridge_ && bridge_->done()) guest_eof_ = upstream_eof_ = true;  // GOAWAY, both ends.
       if (guest_eof_ && to_up_plain_.empty() && !upstream_write_done_) {
         SSL_shutdown(u);
         upstream_write_done_ = true;

@@ -4,12 +4,16 @@
 // guest TCP flow to port 443 of a box with secrets to a SecretTlsFlow, which reads the
 // TLS ClientHello and decides:
 // - its server name (SNI) matches a secret's hosts: the flow terminates the guest's TLS
-//   with a leaf certificate from the box's CA (secret_ca.h), offering ALPN http/1.1
-//   only, opens TLS to the real server itself (verified against the host's default
-//   roots, OpenSSL's default paths, so SSL_CERT_FILE/SSL_CERT_DIR apply; host name =
-//   SNI), and forwards the guest's requests through a RequestRewriter
-//   (secret_http.h) that replaces the placeholders of the secrets matching that name.
-//   Responses pass unchanged.
+//   with a leaf certificate from the box's CA (secret_ca.h), opens TLS to the real
+//   server itself (verified against the host's default roots, OpenSSL's default paths,
+//   so SSL_CERT_FILE/SSL_CERT_DIR apply; host name = SNI), and forwards the guest's
+//   requests through a RequestRewriter (secret_http.h) that replaces the placeholders
+//   of the secrets matching that name. Responses pass unchanged.
+// - HTTP/2: when the guest's ALPN offers h2, its handshake is held after the
+//   ClientHello (OpenSSL's client_hello callback) while the flow connects to the server
+//   offering h2 and http/1.1; the guest is then offered what the server chose (h2, or
+//   http/1.1 only). With h2 on both sides the plaintext goes through an H2Bridge
+//   (secret_h2.h) instead of the RequestRewriter.
 // - otherwise (no SNI, another name, not TLS): the flow passes every byte unchanged,
 //   the ClientHello included; the placeholder reaches that server as the guest wrote it.
 //
@@ -30,6 +34,7 @@
 
 #include "boxlite/result.h"
 #include "src/net/secret_ca.h"
+#include "src/net/secret_h2.h"
 #include "src/net/secret_http.h"
 
 namespace boxlite::net {
@@ -142,12 +147,18 @@ class SecretTlsFlow {
   static int OnServerName(SSL* ssl, int* alert, void* arg);
   static int OnAlpn(SSL* ssl, const unsigned char** out, unsigned char* outlen,
                     const unsigned char* in, unsigned int inlen, void* arg);
+  static int OnClientHello(SSL* ssl, int* alert, void* arg);
+
+  // The guest and the server speak HTTP/2 through this flow.
+  bool http2() const { return bridge_ != nullptr; }
 
  private:
   void Passthrough();
   void Pump();
   void Fail(const std::string& why);
   void Drain();
+  void StartUpstream(bool offer_h2);
+  void UpstreamReady();
 
   SecretTlsProxy* proxy_;
   std::string peer_;
@@ -162,6 +173,12 @@ class SecretTlsFlow {
   BIO* up_in_ = nullptr;
   BIO* up_out_ = nullptr;
   std::unique_ptr<RequestRewriter> rewriter_;
+  // HTTP/2 (see the top of this file).
+  std::string hello_sni_;             // The SNI, read in the client_hello callback.
+  bool guest_held_ = false;           // The guest's handshake waits for the server's.
+  bool upstream_negotiated_ = false;  // upstream_h2_ is known.
+  bool upstream_h2_ = false;
+  std::unique_ptr<H2Bridge> bridge_;
   std::string to_up_plain_;     // Rewritten requests before the upstream handshake ends.
   std::string to_guest_plain_;  // Responses before the guest handshake ends.
   std::string to_guest_;

@@ -55,6 +55,11 @@ SCRIPT = textwrap.dedent(r'''
     # b.egress.test does not resolve; name it at A's (pinned) address behind DNS's back.
     echo "@IP_A@ b.egress.test" >> /etc/hosts
     echo "B_HOST $(w http://b.egress.test/b-host)"
+    # One kept-alive connection to A: a request for a.egress.test, answered, then one for
+    # b.egress.test on the same connection.
+    ka() { printf 'GET /ka-1 HTTP/1.1\r\nHost: a.egress.test\r\nConnection: keep-alive\r\n\r\n'; sleep 2
+           printf 'GET /ka-2 HTTP/1.1\r\nHost: b.egress.test\r\n\r\n'; sleep 2; }
+    echo "KEEPALIVE $(ka | nc -w 10 @IP_A@ 80 2>&1 | tr '\r\n' '  ' | head -c 400)"
     echo "B_SNI $(w --no-check-certificate https://b.egress.test/b-sni)"
     echo "A_AFTER $(w http://a.egress.test/a-after)"
     echo "HOST_LISTED $(w http://host.boxlite.internal:@LO_OPEN@/)"
@@ -180,6 +185,15 @@ def test_the_host_and_sni_checks_refuse_a_second_name_on_the_same_address(box_ou
     assert egress_netns.requests("/b-host") == [] and egress_netns.requests("/b-sni") == []
     # The allowed name still works on that address afterwards.
     assert box_output["A_AFTER"].startswith("rc=0 site=a.egress.test"), box_output
+
+
+def test_every_request_of_a_kept_alive_connection_has_its_host_checked(box_output,
+                                                                       egress_netns):
+    """The first request (allowed) is answered; the second, for b.egress.test on the same
+    connection to the same address, never reaches the server."""
+    assert "site=a.egress.test" in box_output["KEEPALIVE"], box_output
+    assert len(egress_netns.requests("/ka-1")) == 1
+    assert egress_netns.requests("/ka-2") == []
 
 
 def test_host_boxlite_internal_opens_the_hosts_loopback_on_its_listed_port_only(box_output):

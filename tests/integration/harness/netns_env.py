@@ -64,7 +64,11 @@ SERVERS = textwrap.dedent(r'''
                 (self.headers.get("Host") or "-").split(":")[0], addr, port, sni or "-")).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
+            # Close after each answer, unless the client asks to keep the connection
+            # (test_egress.py's kept-alive connection does).
+            if (self.headers.get("Connection") or "").lower() != "keep-alive":
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(body)
 
