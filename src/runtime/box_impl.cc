@@ -585,6 +585,10 @@ Status BoxImpl::DeathStatus(const Status& channel_status) {
       detail += "; qemu " + sys::DescribeWaitStatus(**exited);
     }
   }
+  // A fork's QEMU log is copied by a writer (StartVmLocked): its last lines first.
+  if (qemu_log_capped_ && vm_ && !vm_->running()) {
+    (void)WaitConsoleWriter(qemu_log_fd_.get(), std::chrono::seconds(1));
+  }
   std::string qemu = ReadTail(qemu_log_fd_.get(), 2048, 3);
   if (!qemu.empty()) detail += "; qemu said: " + qemu;
   // QEMU is gone: the console writer is copying its last bytes.

@@ -307,6 +307,7 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   base::UniqueFd console_fd_;                   // Read end of the console log.
   std::string cgroup_dir_;                      // The VM's cgroup leaf, "" none (vm_jail.h).
   base::UniqueFd qemu_log_fd_;                  // QEMU's stderr.
+  bool qemu_log_capped_ = false;  // A writer copies QEMU's stderr into it (a fork's VM).
   // boxlite-net's counters (vmm::ReadNetStats): <dir_>/net-stats for a persistent box,
   // else a memfd. Guarded by mu_. NetStatsLocked (box_observe.cc) reads them.
   base::UniqueFd net_stats_fd_;

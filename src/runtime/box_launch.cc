@@ -417,6 +417,17 @@ Status BoxImpl::StartVmLocked(LaunchPlan& plan) {
   launch.die_with_owner = !options_.detach;
   launch.stderr_fd = qemu_log_fd_.get();
   launch.jail = plan.jail.qemu;
+  // A fork maps its RAM privately from a sealed file, so QEMU cannot give back the pages
+  // its guest reports free and writes one line per report: a guest could grow this log
+  // without end. Its messages go through a capped writer, as the console does.
+  base::UniqueFd capped_log;
+  qemu_log_capped_ = false;
+  if (plan.memory.image != nullptr && plan.memory.image->shared_ram_fd >= 0) {
+    BOXLITE_ASSIGN_OR_RETURN(capped_log, StartConsoleWriter(qemu_log_fd_.get(),
+                                                            runtime_->options().console_helper));
+    launch.stderr_fd = capped_log.get();
+    qemu_log_capped_ = true;
+  }
   BOXLITE_ASSIGN_OR_RETURN(sys::Subprocess vm, vmm::LaunchQemu(plan.config, launch));
   plan.passed.clear();
   vm_.emplace(std::move(vm));
