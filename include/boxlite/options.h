@@ -162,11 +162,17 @@ struct HealthCheckOptions {
 // matches). `value` never enters the VM and never appears in logs or box records shown
 // to users.
 struct Secret {
-  std::string name;         // [A-Za-z_][A-Za-z0-9_]{0,63}
+  // Any text up to 255 bytes (BoxLite 0.9's rule): the variable is BOXLITE_SECRET_ and the
+  // name upper-cased, bytes outside [A-Za-z0-9_] as '_' (empty: BOXLITE_SECRET__UNNAMED).
+  std::string name;
   std::string value;        // 1..64 KiB, no NUL.
+  // Exact host names or "*.domain" (one label under it), optionally ":443".
   std::vector<std::string> hosts;
-  std::string placeholder;  // Empty: generated, unguessable ("boxlite-secret-<name>-<random>").
+  std::string placeholder;  // Empty: DefaultSecretPlaceholder(name).
 };
+
+// BoxLite 0.9's placeholder of a secret that names none: "<BOXLITE_SECRET:NAME>".
+std::string DefaultSecretPlaceholder(std::string_view name);
 
 struct BoxOptions {
   std::string image = "alpine:latest";

@@ -17,13 +17,13 @@ class Secret:
     """A secret for ``BoxOptions(secrets=[...])`` / ``SimpleBox(secrets=[...])``.
 
     Args:
-        name: ``[A-Za-z_][A-Za-z0-9_]*``; the guest's variable is
-            ``BOXLITE_SECRET_<NAME>`` (upper case).
+        name: Any text (at most 255 bytes); the guest's variable is ``BOXLITE_SECRET_``
+            and the name upper-cased, other bytes than ``[A-Za-z0-9_]`` as ``_``.
         value: 1 byte to 64 KiB. Never enters the box, never shown by ``repr``.
         hosts: Where the value is substituted: exact host names or ``*.domain`` (one
             label), optionally ``:443``. Empty: nowhere.
-        placeholder: What the guest sees instead of the value. None: an unguessable one
-            made when the box is created (read it in the box from the variable).
+        placeholder: What the guest sees instead of the value. None: BoxLite 0.9's
+            ``<BOXLITE_SECRET:NAME>`` (``get_placeholder()`` returns it).
     """
 
     __slots__ = ("name", "value", "hosts", "placeholder")
@@ -40,10 +40,14 @@ class Secret:
         self.hosts = list(hosts or [])
         self.placeholder = placeholder
 
-    def get_placeholder(self) -> str | None:
-        """The placeholder given, or None when the box makes one (the guest reads it from
-        ``BOXLITE_SECRET_<NAME>``)."""
-        return self.placeholder
+    def get_placeholder(self) -> str:
+        """The placeholder the guest sees: the one given, else BoxLite 0.9's
+        ``<BOXLITE_SECRET:NAME>``."""
+        if self.placeholder is not None:
+            return self.placeholder
+        from ._core import core
+
+        return str(core.default_secret_placeholder(self.name))
 
     def __repr__(self) -> str:
         return (

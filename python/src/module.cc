@@ -709,6 +709,8 @@ NB_MODULE(_boxlite, m) {
   // Box options: the core's defaults and rules (python/boxlite/options.py uses these).
   m.def("default_box_options", [] { return boxlite::python::BoxOptionsToDict(boxlite::BoxOptions{}); });
   m.def("validate_box_options", &boxlite::python::ValidateBoxOptionsDict, "options"_a);
+  m.def("default_secret_placeholder",
+        [](const std::string& name) { return boxlite::DefaultSecretPlaceholder(name); }, "name"_a);
   m.def(
       "removes_on_stop",
       [](nb::dict options) {

@@ -268,7 +268,7 @@ TEST(SecretHostMatchesTest, ExactAndOneLabelWildcard) {
   EXPECT_FALSE(SecretHostMatches("api.test:8443", "api.test"));
   EXPECT_FALSE(SecretHostMatches("api.test", "xapi.test"));
   EXPECT_TRUE(SecretHostMatches("*.example.com", "a.example.com"));
-  EXPECT_TRUE(SecretHostMatches("*.example.com", "a.b.example.com"));  // allow_net's rule.
+  EXPECT_FALSE(SecretHostMatches("*.example.com", "a.b.example.com"));  // One label (0.9).
   EXPECT_FALSE(SecretHostMatches("10.0.0.1", "10.0.0.1"));
   EXPECT_FALSE(SecretHostMatches("10.0.0.0/8", "10.0.0.1"));
   EXPECT_FALSE(SecretHostMatches("*.example.com", "example.com"));
@@ -662,9 +662,9 @@ TEST_F(SecretTlsTest, PassThroughKeepsThePlaceholder) {
   EXPECT_EQ(server_->received().find(kValue), std::string::npos);
 }
 
-TEST_F(SecretTlsTest, WildcardMatchesNamesUnderItsDomain) {
+TEST_F(SecretTlsTest, WildcardMatchesOneLabelUnderItsDomain) {
   EXPECT_EQ(proxy_->ReplacementsFor("a.wild.test").size(), 1u);
-  EXPECT_EQ(proxy_->ReplacementsFor("a.b.wild.test").size(), 1u);
+  EXPECT_TRUE(proxy_->ReplacementsFor("a.b.wild.test").empty());  // BoxLite 0.9's rule.
   EXPECT_TRUE(proxy_->ReplacementsFor("wild.test").empty());
   EXPECT_TRUE(proxy_->ReplacementsFor("other.test").empty());
 }

@@ -108,7 +108,12 @@ bool SecretHostMatches(std::string_view pattern, std::string_view sni) {
   }
   std::string name;
   if (!IsDnsName(sni) || !NormalizeHostName(sni, &name)) return false;
-  return NameMatches(*rule, name);
+  if (!NameMatches(*rule, name)) return false;
+  // A secret's "*.domain" covers one label under the domain (BoxLite 0.9's rule for
+  // secrets), narrower than allow_net's any depth: a value goes to no more hosts than
+  // the pattern plainly names.
+  return rule->kind != EgressRule::Kind::kWildcard ||
+         name.find('.') == name.size() - rule->name.size() - 1;
 }
 
 Result<std::unique_ptr<SecretTlsProxy>> SecretTlsProxy::Create(SecretCa ca,

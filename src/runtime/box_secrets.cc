@@ -1,7 +1,6 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/runtime/box_secrets.h"
 
-#include <sys/random.h>
 
 #include <cctype>
 #include <nlohmann/json.hpp>
@@ -19,13 +18,19 @@ namespace {
 
 using Json = nlohmann::json;
 
+// BoxLite 0.9's names: any text; the guest's variable is BOXLITE_SECRET_ and the name in
+// upper case with every byte outside [A-Za-z0-9_] as '_' (an empty name: _UNNAMED).
 bool ValidSecretName(const std::string& n) {
-  if (n.empty() || n.size() > 64) return false;
-  if (!std::isalpha(static_cast<unsigned char>(n[0])) && n[0] != '_') return false;
-  for (char c : n) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  return n.size() <= kMaxSecretNameBytes && n.find('\0') == std::string::npos;
+}
+
+std::string SecretEnvName(const std::string& name) {
+  if (name.empty()) return "BOXLITE_SECRET__UNNAMED";
+  std::string out = "BOXLITE_SECRET_";
+  for (unsigned char c : name) {
+    out += std::isalnum(c) || c == '_' ? static_cast<char>(std::toupper(c)) : '_';
   }
-  return true;
+  return out;
 }
 
 // allow_net's patterns (one parser: src/net/egress_rules.h), limited to what can match a
@@ -46,23 +51,6 @@ Status CheckSecretHost(const std::string& secret, const std::string& pattern) {
   return Status::OK();
 }
 
-std::string Upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string RandomHex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  size_t got = 0;
-  while (got < bytes) {
-    ssize_t n = ::getrandom(raw.data() + got, bytes - got, 0);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
-  std::string hex;
-  for (unsigned char c : raw) hex += base::StrFormat("%02x", c);
-  return hex;
-}
-
 }  // namespace
 
 Status ValidateSecrets(const std::vector<Secret>& secrets, const std::string& network) {
@@ -76,13 +64,13 @@ Status ValidateSecrets(const std::vector<Secret>& secrets, const std::string& ne
   std::set<std::string> names;
   for (const auto& s : secrets) {
     if (!ValidSecretName(s.name)) {
-      return Status::InvalidArgument("secret name \"" + s.name +
-                                     "\" must match [A-Za-z_][A-Za-z0-9_]* (at most 64)");
+      return Status::InvalidArgument(base::StrFormat(
+          "a secret name must be at most %zu bytes without NUL", kMaxSecretNameBytes));
     }
-    if (!names.insert(Upper(s.name)).second) {
-      return Status::InvalidArgument("two secrets are named " + s.name +
-                                     " (names are compared without case: each gives "
-                                     "BOXLITE_SECRET_<NAME>)");
+    if (!names.insert(SecretEnvName(s.name)).second) {
+      return Status::InvalidArgument("two secrets give the variable " + SecretEnvName(s.name) +
+                                     ": rename one (names are upper-cased, and bytes outside "
+                                     "[A-Za-z0-9_] become '_')");
     }
     // The value is never quoted in a message.
     if (s.value.empty() || s.value.size() > kMaxSecretValueBytes) {
@@ -122,13 +110,13 @@ Status ValidateSecrets(const std::vector<Secret>& secrets, const std::string& ne
 
 void AssignSecretPlaceholders(std::vector<Secret>* secrets) {
   for (auto& s : *secrets) {
-    if (s.placeholder.empty()) s.placeholder = "boxlite-secret-" + s.name + "-" + RandomHex(16);
+    if (s.placeholder.empty()) s.placeholder = DefaultSecretPlaceholder(s.name);
   }
 }
 
 EnvList SecretEnv(const std::vector<Secret>& secrets) {
   EnvList env;
-  for (const auto& s : secrets) env.emplace_back("BOXLITE_SECRET_" + Upper(s.name), s.placeholder);
+  for (const auto& s : secrets) env.emplace_back(SecretEnvName(s.name), s.placeholder);
   return env;
 }
 
@@ -184,3 +172,11 @@ Result<std::string> SecretProxyJson(const std::vector<Secret>& secrets, const Bo
 }
 
 }  // namespace boxlite::runtime
+
+namespace boxlite {
+
+std::string DefaultSecretPlaceholder(std::string_view name) {
+  return "<BOXLITE_SECRET:" + std::string(name) + ">";
+}
+
+}  // namespace boxlite

@@ -26,6 +26,7 @@ namespace boxlite::runtime {
 
 constexpr size_t kMaxSecretValueBytes = 64 << 10;
 constexpr size_t kMaxSecrets = 64;
+constexpr size_t kMaxSecretNameBytes = 255;
 
 Status ValidateSecrets(const std::vector<Secret>& secrets, const std::string& network);
 

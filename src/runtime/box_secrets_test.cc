@@ -29,12 +29,15 @@ BoxOptions WithSecret(Secret s) {
 TEST(SecretValidationTest, AcceptsTheDocumentedForms) {
   EXPECT_TRUE(ValidateBoxOptions(WithSecret({"API_KEY", kValue, {"api.test", "*.openai.com:443"}, ""})).ok());
   EXPECT_TRUE(ValidateBoxOptions(WithSecret({"_k2", kValue, {}, "<BOXLITE_SECRET:k2>"})).ok());
+  // BoxLite 0.9 takes any name; the variable is made of it.
+  EXPECT_TRUE(ValidateBoxOptions(WithSecret({"openai-key.v2", kValue, {}, ""})).ok());
+  EXPECT_TRUE(ValidateBoxOptions(WithSecret({"", kValue, {}, ""})).ok());
 }
 
 TEST(SecretValidationTest, RefusesBadInputWithoutQuotingTheValue) {
   std::vector<Secret> bad = {
-      {"1abc", kValue, {"api.test"}, ""},           // name
-      {"a-b", kValue, {"api.test"}, ""},            // name
+      {std::string(256, 'n'), kValue, {"api.test"}, ""},  // name too long
+      {std::string("a\0b", 3), kValue, {"api.test"}, ""},  // NUL in the name
       {"K", "", {"api.test"}, ""},                  // empty value
       {"K", std::string(65 << 10, 'v'), {}, ""},   // value too long
       {"K", std::string("a\0b", 3), {}, ""},        // NUL
@@ -63,20 +66,22 @@ TEST(SecretValidationTest, RefusesBadInputWithoutQuotingTheValue) {
   EXPECT_TRUE(ValidateBoxOptions(none).IsInvalidArgument());
 }
 
-TEST(SecretPlaceholderTest, GeneratedUnguessableAndInTheEnvironment) {
-  std::vector<Secret> s = {{"api_key", kValue, {}, ""}, {"B", kValue, {}, "given-placeholder"}};
-  std::vector<Secret> t = s;
+TEST(SecretPlaceholderTest, BoxLite09DefaultsAndNamesInTheEnvironment) {
+  std::vector<Secret> s = {{"api_key", kValue, {}, ""},
+                           {"B", kValue, {}, "given-placeholder"},
+                           {"openai-key.v2", kValue, {}, ""},
+                           {"", kValue, {}, ""}};
   AssignSecretPlaceholders(&s);
-  AssignSecretPlaceholders(&t);
-  EXPECT_TRUE(s[0].placeholder.starts_with("boxlite-secret-api_key-"));
-  EXPECT_EQ(s[0].placeholder.size(), std::string("boxlite-secret-api_key-").size() + 32);
-  EXPECT_NE(s[0].placeholder, t[0].placeholder);  // From the RNG: two boxes differ.
+  EXPECT_EQ(s[0].placeholder, "<BOXLITE_SECRET:api_key>");
   EXPECT_EQ(s[1].placeholder, "given-placeholder");
+  EXPECT_EQ(s[2].placeholder, "<BOXLITE_SECRET:openai-key.v2>");
   EnvList env = SecretEnv(s);
-  ASSERT_EQ(env.size(), 2u);
+  ASSERT_EQ(env.size(), 4u);
   EXPECT_EQ(env[0].first, "BOXLITE_SECRET_API_KEY");
   EXPECT_EQ(env[0].second, s[0].placeholder);
   EXPECT_EQ(env[1].first, "BOXLITE_SECRET_B");
+  EXPECT_EQ(env[2].first, "BOXLITE_SECRET_OPENAI_KEY_V2");
+  EXPECT_EQ(env[3].first, "BOXLITE_SECRET__UNNAMED");
   EXPECT_TRUE(ValidateBoxOptions(WithSecret(s[0])).ok());
 }
 
