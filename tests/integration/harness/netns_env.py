@@ -65,7 +65,7 @@ SERVERS = textwrap.dedent(r'''
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             # Close after each answer, unless the client asks to keep the connection
-            # (test_egress.py's kept-alive connection does).
+            # (test_allow_net.py's kept-alive connection does).
             if (self.headers.get("Connection") or "").lower() != "keep-alive":
                 self.send_header("Connection", "close")
                 self.close_connection = True
