@@ -315,7 +315,7 @@ def test_shutdown_stops_the_runtimes_boxes_and_refuses_new_work(home):
         ({"network": boxlite.NetworkSpec(mode="disabled", allow_net=["example.com"])},
          "ConfigError", "allow_net needs network"),
         ({"secrets": [object()]}, "ConfigError", "secrets must be boxlite.Secret objects"),
-        ({"secrets": [boxlite.Secret("bad-name", "v", ["api.test"])]}, "ConfigError",
+        ({"secrets": [boxlite.Secret("n" * 256, "v", ["api.test"])]}, "ConfigError",
          "secret name"),
         ({"ports": [{"guest_port": 80, "protocol": "udp"}]}, "ConfigError", "only TCP"),
         ({"ports": [(8080, 0)]}, "ConfigError", "guest port"),
