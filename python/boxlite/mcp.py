@@ -39,6 +39,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import _boxfiles
 from .box import SimpleBox
 from .errors import BoxliteError
 
@@ -51,7 +52,6 @@ DEFAULT_IMAGE = "python:slim"
 DEFAULT_MAX_OUTPUT_BYTES = 100_000
 # The most a write_file call may carry (decoded): larger files belong in a mount.
 MAX_WRITE_BYTES = 32 * 1024 * 1024
-MAX_LIST_ENTRIES = 1000
 # Seconds a command may run when the caller gives no timeout.
 DEFAULT_TIMEOUT = 120.0
 MAX_TIMEOUT = 3600.0
@@ -90,9 +90,10 @@ def _timeout(value: float | None) -> float:
 
 
 def _guest_path(path: str) -> str:
-    if not path or "\0" in path:
-        raise ToolFailure("path must be a non-empty path in the box, without NUL characters")
-    return path
+    try:
+        return _boxfiles.check_path(path)
+    except _boxfiles.BoxFileError as exc:
+        raise ToolFailure(str(exc)) from None
 
 
 class BoxManager:
@@ -208,12 +209,6 @@ class BoxManager:
             answer["stderr"] += "\n[the command ran out of time and was killed]"
         return answer
 
-
-# Shell fragments run in the box (sh is in every image the tools are meant for).
-_WRITE = ('case "$1" in */*) d=${1%/*}; [ -z "$d" ] || mkdir -p -- "$d" || exit; esac; '
-          'cat > "$1"')
-_LIST = ('[ -d "$1" ] || { echo "not a directory: $1" >&2; exit 2; }; '
-         'find "$1" -mindepth 1 -maxdepth 1 -exec stat -c "%F|%s|%n" {} +')
 
 _SCROLL_DIRECTIONS = ("up", "down", "left", "right")
 _COMPUTER_ACTIONS = (
@@ -457,9 +452,10 @@ def build_server(manager: BoxManager) -> Any:
         if len(data) > MAX_WRITE_BYTES:
             raise ToolFailure(f"content is {len(data)} bytes, more than the {MAX_WRITE_BYTES} a "
                               "write_file call takes: write it in parts (exec with >>)")
-        result = await manager.run(box_id, ["/bin/sh", "-c", _WRITE, "sh", path], stdin=data)
-        if result.exit_code != 0:
-            raise ToolFailure(f"cannot write {path}: {result.stderr.strip() or f'exit {result.exit_code}'}")
+        try:
+            await _boxfiles.write_file(manager.get(box_id).box, path, data)
+        except _boxfiles.BoxFileError as exc:
+            raise ToolFailure(str(exc)) from None
         return f"wrote {len(data)} bytes to {path}"
 
     @tool(read_only_hint=True)
@@ -471,39 +467,29 @@ def build_server(manager: BoxManager) -> Any:
         limit = manager.max_output_bytes if max_bytes is None else max_bytes
         if limit <= 0:
             raise ToolFailure(f"max_bytes must be positive, not {limit}")
-        result = await manager.run(box_id, ["cat", "--", path], limit=limit)
-        if result.exit_code != 0:
-            raise ToolFailure(f"cannot read {path}: {result.stderr.strip() or f'exit {result.exit_code}'}")
-        data: bytes = result.stdout_bytes
+        try:
+            data, truncated = await _boxfiles.read_file(manager.get(box_id).box, path, limit)
+        except _boxfiles.BoxFileError as exc:
+            raise ToolFailure(str(exc)) from None
         try:
             content, encoding = data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             content, encoding = base64.b64encode(data).decode("ascii"), "base64"
         return {"path": path, "content": content, "encoding": encoding,
-                "bytes": len(data), "truncated": bool(result.stdout_truncated)}
+                "bytes": len(data), "truncated": truncated}
 
     @tool(read_only_hint=True)
     async def list_files(box_id: str, path: str = "/") -> dict[str, Any]:
         """Lists a directory in a box: each entry's name, type (file, directory, symlink,
         other) and size in bytes, sorted by name."""
         path = _guest_path(path)
-        result = await manager.run(box_id, ["/bin/sh", "-c", _LIST, "sh", path])
-        if result.exit_code != 0:
-            raise ToolFailure(f"cannot list {path}: {result.stderr.strip() or f'exit {result.exit_code}'}")
-        entries = []
-        prefix = path.rstrip("/") + "/"
-        kinds = {"regular file": "file", "regular empty file": "file", "directory": "directory",
-                 "symbolic link": "symlink"}
-        for line in result.stdout_bytes.decode("utf-8", errors="replace").splitlines():
-            kind, sep1, rest = line.partition("|")
-            size, sep2, full = rest.partition("|")
-            if not sep1 or not sep2 or not size.isdigit():
-                continue
-            name = full[len(prefix):] if full.startswith(prefix) else full
-            entries.append({"name": name, "type": kinds.get(kind, "other"), "size": int(size)})
-        entries.sort(key=lambda e: e["name"])
-        answer: dict[str, Any] = {"path": path, "entries": entries[:MAX_LIST_ENTRIES]}
-        if len(entries) > MAX_LIST_ENTRIES or result.stdout_truncated:
+        try:
+            entries, cut = await _boxfiles.list_dir(manager.get(box_id).box, path,
+                                                    manager.max_output_bytes)
+        except _boxfiles.BoxFileError as exc:
+            raise ToolFailure(str(exc)) from None
+        answer: dict[str, Any] = {"path": path, "entries": entries}
+        if cut:
             answer["truncated"] = True
         return answer
 
