@@ -166,6 +166,9 @@ _EXTENSIONS = {
 # CodeBox (boxlite/codebox.py): Python in a kept interpreter, and its result classes.
 _EXTENSIONS.update({name: "codebox" for name in ("CodeBox", "CodeResult", "CodeError")})
 __all__ += ["SyncCodeBox"]
+# Agents (boxlite/skillbox.py): SkillBox, Claude Code with skills in a box.
+_EXTENSIONS["SkillBox"] = "skillbox"
+__all__ += ["SyncSkillBox"]
 __all__ += [name for name, mod in _EXTENSIONS.items() if importlib.util.find_spec(f"{__name__}.{mod}")]
 
 

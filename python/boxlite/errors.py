@@ -288,7 +288,6 @@ LATER_FEATURES: dict[str, str] = {
     "rest": "remote runtimes over REST (Boxlite.rest)",
     "BrowserBox": "BrowserBox (a box with a headless browser)",
     "BrowserBoxOptions": "BrowserBox (a box with a headless browser)",
-    "SkillBox": "SkillBox (a box running an agent with skills)",
     "BoxliteRestOptions": "remote runtimes over REST",
     "ApiKeyCredential": "remote runtimes over REST",
     "AccessToken": "remote runtimes over REST",

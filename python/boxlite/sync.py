@@ -1037,3 +1037,6 @@ __all__ += ["ComputerBox", "InteractiveBox"]
 # CodeBox (boxlite/codebox.py): run, run_script, install_package(s), reset without await.
 CodeBox = _twin("CodeBox", "codebox", skip=("stream",))
 __all__ += ["CodeBox"]
+# SkillBox (boxlite/skillbox.py): call, install_skill, wait_until_ready without await.
+SkillBox = _twin("SkillBox", "skillbox", skip=("stream",))
+__all__ += ["SkillBox"]

@@ -134,6 +134,7 @@ def test_sync_api_names_and_missing_features() -> None:
         "SyncExecStdin": boxlite.sync.ExecStdin, "SyncImageHandle": boxlite.sync.Images,
         "SyncBase": boxlite.sync.SyncBase, "SyncContextManager": boxlite.sync.SyncContextManager,
         "SyncCodeBox": boxlite.sync.CodeBox,
+        "SyncSkillBox": boxlite.sync.SkillBox,  # SkillBox (boxlite/skillbox.py).
     }
     for name, cls in pairs.items():
         assert getattr(sync_api, name) is cls, name
@@ -144,12 +145,7 @@ def test_sync_api_names_and_missing_features() -> None:
     # Tunnels (boxlite/tunnels.py).
     assert sync_api.SyncNetworkHandle is boxlite.tunnels.SyncNetworkHandle is boxlite.SyncNetworkHandle
     assert sync_api.SyncBoxTunnel is boxlite.tunnels.SyncBoxTunnel
-    for name, feature in (("SyncSkillBox", "SkillBox"),):
-        with pytest.raises(ImportError, match=feature) as caught:
-            exec(f"from boxlite.sync_api import {name}", {})  # noqa: S102 - the import statement itself.
-        assert isinstance(caught.value, boxlite.NotSupportedError)
-        with pytest.raises(boxlite.NotSupportedError, match=feature):
-            getattr(boxlite, name)
+    assert boxlite.SyncSkillBox is sync_api.SyncSkillBox
     with pytest.raises(AttributeError):
         sync_api.NoSuchThing  # noqa: B018
 

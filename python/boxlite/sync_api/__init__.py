@@ -13,9 +13,8 @@ spellings mix freely. Unlike 0.9's, these classes need no dispatcher and also wo
 called from inside a running event loop (they block their caller like any blocking
 call); see :mod:`boxlite.sync`.
 
-Not here yet: ``SyncSkillBox`` (its box is not in this build); asking for one raises an
-``ImportError``
-that is also a :class:`boxlite.NotSupportedError` and names the missing feature.
+A 0.9 name whose feature is not in this build raises an ``ImportError`` that is also a
+:class:`boxlite.NotSupportedError` and names the missing feature (none at the moment).
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from ..sync import Images as SyncImageHandle
 from ..sync import SimpleBox as SyncSimpleBox
 from ..sync import CodeBox as SyncCodeBox  # CodeBox (boxlite/codebox.py).
 from ..sync import SyncBase, SyncContextManager
+from ..sync import SkillBox as SyncSkillBox  # SkillBox (boxlite/skillbox.py).
 from ..tunnels import SyncBoxConnection, SyncBoxTunnel, SyncNetworkHandle  # Tunnels.
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "SyncImageHandle",
     "SyncSimpleBox",
     "SyncCodeBox",
+    "SyncSkillBox",  # SkillBox (boxlite/skillbox.py).
     # Tunnels (boxlite/tunnels.py).
     "SyncBoxConnection",
     "SyncBoxTunnel",
@@ -54,9 +55,7 @@ __all__ = [
 ]
 
 # 0.9's synchronous names whose feature this build does not have yet.
-MISSING: dict[str, str] = {
-    "SyncSkillBox": "SkillBox (a box running an agent with skills)",
-}
+MISSING: dict[str, str] = {}
 
 
 def missing(module: str, name: str) -> FeatureNotAvailableError:
