@@ -17,8 +17,18 @@ over its stdin/stdout, so an action costs one round trip on an open stream inste
 process spawn in the guest. The protocol is in docs/computerbox.md.
 
 Everything :class:`~boxlite.SimpleBox` offers (``exec``, ``stream``, files, ``env``,
-mounts, ports) works as usual. ``viewer_port`` publishes a noVNC page of the screen on
-the host's 127.0.0.1 (``viewer_url``).
+mounts, ports) works as usual. ``gui_http_port`` (also spelled ``viewer_port``) publishes
+a noVNC page of the screen on the host's 127.0.0.1 (``viewer_url``); ``gui_https_port``
+serves it over HTTPS with a self-signed certificate made for the box on the host
+(``viewer_https_url``, ``viewer_certificate``).
+
+BoxLite 0.9's ComputerBox API works as documented there: ``screenshot()`` answers
+``shot["data"]`` (base64), ``["width"]``, ``["height"]``, ``["format"]`` besides being
+the PNG bytes, ``key(text)``, ``scroll(x, y, direction, amount)``,
+``left_click_drag(start_x, start_y, end_x, end_y)``, ``cursor_position()``,
+``get_screen_size()``, ``wait_until_ready(timeout)``. Unlike 0.9 the GUI ports are not
+published unless asked for (0.9 took host ports 3000 and 3001 by default, so a second
+box failed).
 
 Concurrency: desktop calls on one box run one at a time, in call order (from any event
 loop or thread); a call cancelled while waiting for its answer leaves the stream in step.
@@ -27,25 +37,59 @@ loop or thread); a call cancelled while waiting for its answer leaves the stream
 from __future__ import annotations
 
 import asyncio
+import base64
 import operator
+import os
+import socket
+import struct
+import subprocess
+import tempfile
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from .box import SimpleBox, StreamExecution
-from .errors import BoxliteError, BoxStartError, ConfigError, ExecError
+from .errors import BoxliteError, BoxStartError, ConfigError, ExecError, ParseError
 from .errors import TimeoutError as BoxliteTimeoutError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["ComputerBox", "DEFAULT_IMAGE", "VIEWER_GUEST_PORT"]
+__all__ = ["ComputerBox", "DEFAULT_IMAGE", "Screenshot", "VIEWER_GUEST_PORT", "VIEWER_TLS_GUEST_PORT"]
 
 DEFAULT_IMAGE = "boxlite/desktop"
 """The desktop image ComputerBox boots unless told otherwise."""
 
 VIEWER_GUEST_PORT = 6080
 """The guest port websockify serves the viewer on (published as ``viewer_port``)."""
+
+VIEWER_TLS_GUEST_PORT = 6081
+"""The guest port of the viewer over HTTPS (published as ``gui_https_port``)."""
+
+_TLS_STATE = "/tmp/boxlite-desktop"
+# Starts websockify with TLS only on $1 (the viewer's x11vnc already runs), and returns
+# once it listens. The certificate and key (PEM) come on stdin.
+_TLS_VIEWER = r"""
+set -eu
+port=$1
+state=%(state)s
+umask 077
+cat > "$state/viewer-tls.pem"
+if ! { [ -s "$state/websockify-tls.pid" ] && kill -0 "$(cat "$state/websockify-tls.pid")" 2>/dev/null; }; then
+  setsid -f sh -c 'echo $$ > "$1"; shift; exec "$@"' tls "$state/websockify-tls.pid"     websockify --cert "$state/viewer-tls.pem" --ssl-only --web /usr/share/novnc "$port" 127.0.0.1:5900     </dev/null >"$state/websockify-tls.log" 2>&1
+fi
+hexport=$(printf '%%04X' "$port")
+i=0
+until awk -v p=":$hexport" '$2 ~ p"$" && $4 == "0A" {found=1} END {exit !found}' /proc/net/tcp /proc/net/tcp6 2>/dev/null; do
+  i=$((i + 1))
+  if [ "$i" -gt 1200 ]; then
+    echo "websockify (TLS) is not listening on port $port; its log:" >&2
+    tail -n 20 "$state/websockify-tls.log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+""" % {"state": _TLS_STATE}
 
 _DAEMON = "boxlite-desktopd"
 _START = "boxlite-desktop-start"
@@ -65,6 +109,85 @@ def _int(name: str, value: Any) -> int:
         return operator.index(value)
     except TypeError:
         raise ConfigError(f"{name} must be an int, not {type(value).__name__} ({value!r})") from None
+
+
+def _gui_port(name: str, value: Any) -> int | None:
+    """A host port to publish on; 0 means a free one; None, none."""
+    if value is None:
+        return None
+    port = _int(name, value)
+    if port == 0:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name} must be in 1..65535 (or 0 for a free port), not {port}")
+    return port
+
+
+def _self_signed_certificate() -> bytes:
+    """A fresh self-signed certificate and key (PEM) for 127.0.0.1 and localhost, made
+    with the host's openssl."""
+    with tempfile.TemporaryDirectory(prefix="boxlite-viewer-") as tmp:
+        key, cert = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
+        try:
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-nodes", "-days", "825", "-subj", "/CN=BoxLite ComputerBox viewer",
+                 "-addext", "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost",
+                 "-keyout", key, "-out", cert],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+        except FileNotFoundError:
+            raise BoxStartError("gui_https_port needs the openssl command on the host "
+                                "(apt-get install openssl)") from None
+        except subprocess.CalledProcessError as exc:
+            raise BoxStartError(f"openssl could not make the viewer's certificate: "
+                                f"{exc.stderr.decode(errors='replace').strip()}") from None
+        with open(cert, "rb") as c, open(key, "rb") as k:
+            return c.read() + k.read()
+
+
+class Screenshot(bytes):
+    """A screenshot: the PNG bytes, which also answer BoxLite 0.9's dict keys
+    (``shot["data"]``: base64 text, ``["width"]``, ``["height"]``, ``["format"]``:
+    ``"png"``)."""
+
+    _KEYS = ("data", "width", "height", "format")
+
+    @property
+    def width(self) -> int:
+        """The width in pixels (from the PNG header)."""
+        return int(struct.unpack(">I", bytes(self[16:20]))[0])
+
+    @property
+    def height(self) -> int:
+        """The height in pixels (from the PNG header)."""
+        return int(struct.unpack(">I", bytes(self[20:24]))[0])
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            if key == "data":
+                return base64.b64encode(self).decode("ascii")
+            if key == "width":
+                return self.width
+            if key == "height":
+                return self.height
+            if key == "format":
+                return "png"
+            raise KeyError(key)
+        return super().__getitem__(key)
+
+    def keys(self) -> list[str]:
+        """0.9's keys: data, width, height, format."""
+        return list(self._KEYS)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``shot.get("width")`` as on 0.9's dict."""
+        return self[key] if key in self._KEYS else default
+
+    def as_dict(self) -> dict[str, Any]:
+        """0.9's dict itself."""
+        return {k: self[k] for k in self._KEYS}
 
 
 def _resolve(name: str, value: Any, alias: str, alias_value: Any, default: int) -> int:
@@ -149,8 +272,11 @@ class ComputerBox(SimpleBox):
         cpu: vCPUs (also spelled ``cpus``). Default 2.
         memory: MiB of guest RAM (also spelled ``memory_mib``). Default 2048.
         width, height: The screen size in pixels (64..8192). Default 1024 x 768.
-        viewer_port: Publish a noVNC viewer of the screen on this port of the host's
-            127.0.0.1 (``viewer_url``); None (default) starts no viewer.
+        gui_http_port: Publish a noVNC viewer of the screen on this port of the host's
+            127.0.0.1 (``viewer_url``); 0 picks a free port; None (default) publishes
+            none. Also spelled ``viewer_port``.
+        gui_https_port: The same viewer over HTTPS (``viewer_https_url``), with a
+            self-signed certificate made for this box (``viewer_certificate``).
         **kwargs: Everything :class:`~boxlite.SimpleBox` accepts (``env``, ``mounts``,
             ``ports``, ``name``, ``runtime``, ...).
 
@@ -169,6 +295,8 @@ class ComputerBox(SimpleBox):
         width: int = 1024,
         height: int = 768,
         viewer_port: int | None = None,
+        gui_http_port: int | None = None,
+        gui_https_port: int | None = None,
         ports: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -184,8 +312,19 @@ class ComputerBox(SimpleBox):
             viewer_port = _int("viewer_port", viewer_port)
             if not 1 <= viewer_port <= 65535:
                 raise ConfigError(f"viewer_port must be in 1..65535, not {viewer_port}")
+            if gui_http_port is not None and gui_http_port != viewer_port:
+                raise ConfigError(f"viewer_port={viewer_port} and gui_http_port={gui_http_port!r} "
+                                  "disagree: give one")
+        else:
+            viewer_port = _gui_port("gui_http_port", gui_http_port)
+        https_port = _gui_port("gui_https_port", gui_https_port)
+        if viewer_port is not None:
             all_ports.append((viewer_port, VIEWER_GUEST_PORT))
+        if https_port is not None:
+            all_ports.append((https_port, VIEWER_TLS_GUEST_PORT))
         self._viewer_port = viewer_port
+        self._https_port = https_port
+        self._certificate: bytes | None = None
         super().__init__(
             image,
             cpu=_resolve("cpu", cpu, "cpus", cpus, 2),
@@ -216,6 +355,34 @@ class ComputerBox(SimpleBox):
     def viewer_port(self) -> int | None:
         """The host port of the viewer, or None."""
         return self._viewer_port
+
+    @property
+    def gui_http_port(self) -> int | None:
+        """The host port of the viewer over HTTP (0.9's name of ``viewer_port``)."""
+        return self._viewer_port
+
+    @property
+    def gui_https_port(self) -> int | None:
+        """The host port of the viewer over HTTPS, or None."""
+        return self._https_port
+
+    @property
+    def viewer_https_url(self) -> str | None:
+        """The noVNC page over HTTPS (when ``gui_https_port`` was given)."""
+        if self._https_port is None:
+            return None
+        return f"https://127.0.0.1:{self._https_port}/vnc.html?autoconnect=1&resize=scale"
+
+    @property
+    def viewer_certificate(self) -> str | None:
+        """The PEM certificate the HTTPS viewer presents (self-signed, for 127.0.0.1 and
+        localhost; trust it, e.g. as ``ssl.create_default_context(cadata=...)``), once
+        the box started."""
+        if self._certificate is None:
+            return None
+        pem = self._certificate.decode("ascii")
+        end = "-----END CERTIFICATE-----"
+        return pem[: pem.index(end) + len(end)] + "\n"
 
     @property
     def viewer_url(self) -> str | None:
@@ -262,10 +429,18 @@ class ComputerBox(SimpleBox):
             )
         if result.exit_code != 0:
             raise BoxStartError(f"{_START} failed (exit {result.exit_code}): {result.stderr.strip()}")
-        if self._viewer_port is not None:
+        if self._viewer_port is not None or self._https_port is not None:
             result = await self.exec(_VIEWER, str(VIEWER_GUEST_PORT))
             if result.exit_code != 0:
                 raise BoxStartError(f"{_VIEWER} failed (exit {result.exit_code}): {result.stderr.strip()}")
+        if self._https_port is not None:
+            if self._certificate is None:
+                self._certificate = await asyncio.to_thread(_self_signed_certificate)
+            result = await self.exec("sh", "-c", _TLS_VIEWER, "sh", str(VIEWER_TLS_GUEST_PORT),
+                                     stdin=self._certificate)
+            if result.exit_code != 0:
+                raise BoxStartError(f"the HTTPS viewer did not start (exit {result.exit_code}): "
+                                    f"{result.stderr.strip()}")
         self._desktop_started = True
 
     async def wait_until_ready(self, timeout: float = 60) -> None:
@@ -376,9 +551,14 @@ class ComputerBox(SimpleBox):
 
     # The desktop interface.
 
-    async def screenshot(self) -> bytes:
-        """Returns a PNG of the whole screen (8-bit RGB, the real screen size)."""
-        return await self._call("screenshot")
+    async def screenshot(self) -> Screenshot:
+        """Returns a PNG of the whole screen (8-bit RGB, the real screen size): bytes
+        that also answer 0.9's keys ``["data"]`` (base64), ``["width"]``,
+        ``["height"]`` and ``["format"]``."""
+        png = await self._call("screenshot")
+        if png[:8] != b"\x89PNG\r\n\x1a\n" or len(png) < 24:
+            raise ParseError(f"{_DAEMON} sent a screenshot that is not a PNG")
+        return Screenshot(png)
 
     async def mouse_move(self, x: int, y: int) -> None:
         """Moves the pointer to (x, y)."""
@@ -405,10 +585,11 @@ class ComputerBox(SimpleBox):
         """Triple-clicks the left button (at (x, y) when given)."""
         await self._click(1, 3, x, y)
 
-    async def left_click_drag(self, x1: int, y1: int, x2: int, y2: int) -> None:
-        """Presses the left button at (x1, y1), moves to (x2, y2) in steps, releases."""
-        a = self._check_point(x1, y1)
-        b = self._check_point(x2, y2)
+    async def left_click_drag(self, start_x: int, start_y: int, end_x: int, end_y: int) -> None:
+        """Presses the left button at (start_x, start_y), moves to (end_x, end_y) in
+        steps, releases."""
+        a = self._check_point(start_x, start_y)
+        b = self._check_point(end_x, end_y)
         await self._call(f"drag {a[0]} {a[1]} {b[0]} {b[1]}")
 
     async def mouse_down(self, button: str = "left") -> None:
@@ -444,14 +625,40 @@ class ComputerBox(SimpleBox):
             await self._call(f"type {len(piece)}", piece)
             data = data[len(piece) :]
 
-    async def key(self, keys: str) -> None:
+    async def key(self, text: str) -> None:
         """Presses keys in xdotool syntax: chords separated by spaces, keys of a chord
         joined by ``+`` (``"ctrl+a Delete"``, ``"Return"``, ``"shift+Tab"``, ``"F5"``)."""
-        if not isinstance(keys, str) or not keys.strip():
-            raise ConfigError(f"keys must be a non-empty string such as \"ctrl+a\", not {keys!r}")
-        if "\n" in keys or "\r" in keys:
-            raise ConfigError("keys must be on one line (use \"Return\" for the Enter key)")
-        await self._call(f"key {keys.strip()}")
+        await self._call(f"key {_check_keys(text)}")
+
+    async def key_down(self, text: str) -> None:
+        """Presses and holds keys (xdotool syntax, ``"shift"``, ``"ctrl+alt"``) until
+        :meth:`key_up`: clicks and scrolls meanwhile carry those modifiers."""
+        await self._xdotool("keydown", _check_keys(text))
+
+    async def key_up(self, text: str) -> None:
+        """Releases keys held with :meth:`key_down`."""
+        await self._xdotool("keyup", _check_keys(text))
+
+    async def hold_key(self, text: str, duration: float) -> None:
+        """Holds keys down for ``duration`` seconds (0..60), then releases them."""
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 <= duration <= 60:
+            raise ConfigError(f"duration must be in 0..60 seconds, not {duration!r}")
+        keys = _check_keys(text)
+        await self._xdotool("keydown", keys)
+        try:
+            await asyncio.sleep(duration)
+        finally:
+            await asyncio.shield(self._xdotool("keyup", keys))
+
+    async def _xdotool(self, verb: str, keys: str) -> None:
+        # Under the desktop lock, so that the keys are down before the next action.
+        await self._acquire()
+        try:
+            result = await self.exec("xdotool", verb, "--", *keys.split())
+        finally:
+            self._lock.release()
+        if result.exit_code != 0:
+            raise ExecError(f"xdotool {verb} {keys}: {result.stderr.strip() or f'exit {result.exit_code}'}")
 
     async def scroll(self, x: int, y: int, direction: str = "down", amount: int = 3) -> None:
         """Scrolls at (x, y): ``amount`` wheel clicks ``"up"``, ``"down"``, ``"left"`` or
@@ -466,11 +673,24 @@ class ComputerBox(SimpleBox):
 
     async def cursor_position(self) -> tuple[int, int]:
         """Returns the pointer's position (x, y)."""
-        x, y = (await self._call("cursor")).split()
-        return int(x), int(y)
+        return _pair(await self._call("cursor"), "cursor position")
 
     async def get_screen_size(self) -> tuple[int, int]:
         """Returns the screen size (width, height) in pixels."""
-        w, h = (await self._call("size")).split()
-        self._screen = (int(w), int(h))
+        self._screen = _pair(await self._call("size"), "screen size")
         return self._screen
+
+
+def _pair(body: bytes, what: str) -> tuple[int, int]:
+    words = body.split()
+    if len(words) != 2 or not all(w.isdigit() and len(w) < 8 for w in words):
+        raise ParseError(f"{_DAEMON} sent an unreadable {what}: {body[:40]!r}")
+    return int(words[0]), int(words[1])
+
+
+def _check_keys(text: Any) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"keys must be a non-empty string such as \"ctrl+a\", not {text!r}")
+    if "\n" in text or "\r" in text:
+        raise ConfigError("keys must be on one line (use \"Return\" for the Enter key)")
+    return text.strip()

@@ -214,7 +214,7 @@ _SCROLL_DIRECTIONS = ("up", "down", "left", "right")
 _COMPUTER_ACTIONS = (
     "screenshot", "mouse_move", "left_click", "right_click", "middle_click", "double_click",
     "triple_click", "left_click_drag", "left_mouse_down", "left_mouse_up", "type", "key",
-    "scroll", "cursor_position", "wait",
+    "hold_key", "scroll", "cursor_position", "wait",
 )
 
 
@@ -265,6 +265,20 @@ def _point(value: list[int] | None, what: str, action: str) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
+@contextlib.asynccontextmanager
+async def _holding(computer: ComputerBox, keys: str | None) -> Any:
+    """Holds ``keys`` (modifiers such as "shift" or "ctrl+alt", the ``text`` of a click or
+    scroll) down around the action, and releases them whatever happens."""
+    if not keys:
+        yield
+        return
+    await computer.key_down(keys)
+    try:
+        yield
+    finally:
+        await asyncio.shield(computer.key_up(keys))
+
+
 async def _computer_action(computer: ComputerBox, action: str, coordinate: list[int] | None,
                            start_coordinate: list[int] | None, text: str | None,
                            scroll_direction: str | None, scroll_amount: int | None,
@@ -284,11 +298,9 @@ async def _computer_action(computer: ComputerBox, action: str, coordinate: list[
         await asyncio.sleep(seconds)
         return Image(data=await computer.screenshot(), format="png")
     if action in ("left_click", "right_click", "middle_click", "double_click", "triple_click"):
-        if text:
-            raise ToolFailure("holding keys during a click (text=) is not supported: "
-                              "use left_mouse_down/left_mouse_up with key actions instead")
         x, y = xy() if coordinate is not None else (None, None)
-        await getattr(computer, action)(x, y)
+        async with _holding(computer, text):
+            await getattr(computer, action)(x, y)
     elif action == "mouse_move":
         await computer.mouse_move(*xy())
     elif action == "left_click_drag":
@@ -306,6 +318,13 @@ async def _computer_action(computer: ComputerBox, action: str, coordinate: list[
         if text is None:
             raise ToolFailure("action type needs text")
         await computer.type(text)
+    elif action == "hold_key":
+        if not text:
+            raise ToolFailure("action hold_key needs text (the keys, e.g. \"shift\") and duration")
+        seconds = 1.0 if duration is None else float(duration)
+        if not 0 <= seconds <= 60:
+            raise ToolFailure(f"duration must be in 0..60 seconds, not {seconds:g}")
+        await computer.hold_key(text, seconds)
     elif action == "key":
         if not text:
             raise ToolFailure("action key needs text, in xdotool syntax (e.g. \"ctrl+s\", \"Return\")")
@@ -315,11 +334,10 @@ async def _computer_action(computer: ComputerBox, action: str, coordinate: list[
         if direction not in _SCROLL_DIRECTIONS:
             raise ToolFailure(f"scroll_direction must be one of {', '.join(_SCROLL_DIRECTIONS)}, "
                               f"not {direction!r}")
-        if text:
-            raise ToolFailure("holding keys while scrolling (text=) is not supported")
         x, y = xy() if coordinate is not None else await computer.cursor_position()
-        await computer.scroll(x, y, direction=direction,
-                              amount=3 if scroll_amount is None else scroll_amount)
+        async with _holding(computer, text):
+            await computer.scroll(x, y, direction=direction,
+                                  amount=3 if scroll_amount is None else scroll_amount)
     else:
         raise ToolFailure(f"unknown action {action!r}; the actions are: {', '.join(_COMPUTER_ACTIONS)}")
     return f"{action}: done"
@@ -521,7 +539,8 @@ def build_server(manager: BoxManager) -> Any:
                        action: Literal["screenshot", "mouse_move", "left_click", "right_click",
                                        "middle_click", "double_click", "triple_click",
                                        "left_click_drag", "left_mouse_down", "left_mouse_up",
-                                       "type", "key", "scroll", "cursor_position", "wait"],
+                                       "type", "key", "hold_key", "scroll", "cursor_position",
+                                       "wait"],
                        coordinate: list[int] | None = None,
                        start_coordinate: list[int] | None = None,
                        text: str | None = None,
@@ -534,8 +553,10 @@ def build_server(manager: BoxManager) -> Any:
         double_click/triple_click at coordinate [x, y] (clicks without one click where the
         pointer is), left_click_drag from start_coordinate (default: the pointer) to
         coordinate, left_mouse_down, left_mouse_up, type text, key text in xdotool syntax
-        ("ctrl+s", "Return"), scroll at coordinate with scroll_direction and scroll_amount,
-        cursor_position (returns x, y), wait duration seconds (returns a screenshot).
+        ("ctrl+s", "Return"), hold_key text for duration seconds, scroll at coordinate with
+        scroll_direction and scroll_amount, cursor_position (returns x, y), wait duration
+        seconds (returns a screenshot). The clicks and scroll hold the keys in text
+        (e.g. "shift", "ctrl") while they act.
         Coordinates are pixels from the top-left corner.
         """
         managed = manager.get(computer_id, "computer")

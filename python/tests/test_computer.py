@@ -22,11 +22,14 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -311,8 +314,16 @@ async def test_constructor_checks_its_arguments() -> None:
     assert (box.options.cpus, box.options.memory_mib) == (3, 1536)
     assert [(p.host_port, p.guest_port) for p in box.options.ports] == [(6081, 6080)]
     assert box.viewer_url == "http://127.0.0.1:6081/vnc.html?autoconnect=1&resize=scale"
+    with pytest.raises(boxlite.ConfigError):
+        boxlite.ComputerBox(viewer_port=6081, gui_http_port=6082)
+    both = boxlite.ComputerBox(gui_http_port=6083, gui_https_port=0)
+    assert both.gui_http_port == both.viewer_port == 6083 and both.gui_https_port not in (None, 0)
+    assert [(p.host_port, p.guest_port) for p in both.options.ports] == [
+        (6083, 6080), (both.gui_https_port, 6081)]
+    assert both.viewer_https_url == f"https://127.0.0.1:{both.gui_https_port}/vnc.html?autoconnect=1&resize=scale"
     default = boxlite.ComputerBox()
     assert (default.options.cpus, default.options.memory_mib) == (2, 2048)
+    assert default.gui_http_port is None and default.gui_https_port is None
     assert default.options.image == IMAGE and default.viewer_url is None
 
 
@@ -444,6 +455,42 @@ async def test_key_combos(desktop: boxlite.ComputerBox, probe: Probe) -> None:
         await desktop.key("ctrl+nosuchkey")
     with pytest.raises(boxlite.ConfigError):
         await desktop.key("")
+
+
+async def test_held_keys_modify_clicks(desktop: boxlite.ComputerBox, probe: Probe) -> None:
+    """key_down/key_up hold modifiers across other actions (the MCP tool's clicks with
+    text=, Anthropic's hold_key); hold_key presses, waits, releases."""
+    x, y = await _inside(probe, 0.3, 0.3)
+    await _focus(desktop, probe)
+    await desktop.key_down("shift")
+    try:
+        await desktop.left_click(x, y)
+        clicks = [e for e in await probe.mark() if e["ev"] == "press"]
+    finally:
+        await desktop.key_up("shift")
+    assert [(e["num"], e["x"], e["y"]) for e in clicks] == [(1, x, y)]
+    assert clicks[0]["state"] & SHIFT_MASK
+    await desktop.left_click(x, y)
+    plain = [e for e in await probe.mark() if e["ev"] == "press"]
+    assert len(plain) == 1 and not plain[0]["state"] & SHIFT_MASK
+    await _focus(desktop, probe)
+    await desktop.hold_key("ctrl", 0.2)
+    keys = [(e["ev"], e["keysym"]) for e in await probe.mark() if e["ev"] in ("key", "keyup")]
+    assert keys == [("key", "Control_L"), ("keyup", "Control_L")]
+    with pytest.raises(boxlite.ConfigError):
+        await desktop.hold_key("ctrl", 61)
+
+
+async def test_screenshot_answers_09_dict_keys(desktop: boxlite.ComputerBox) -> None:
+    """0.9 returned {"data": base64, "width", "height", "format"}; ours is the PNG bytes
+    answering those keys too."""
+    shot = await desktop.screenshot()
+    assert isinstance(shot, bytes)
+    width, height, _ = decode_png(bytes(shot))
+    assert base64.b64decode(shot["data"]) == bytes(shot)
+    assert (shot["width"], shot["height"], shot["format"]) == (width, height, "png") == (WIDTH, HEIGHT, "png")
+    assert shot.as_dict()["width"] == WIDTH and sorted(shot.keys()) == ["data", "format", "height", "width"]
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 async def test_cursor_position_is_the_last_move(desktop: boxlite.ComputerBox) -> None:
@@ -655,8 +702,15 @@ async def test_viewer_page_shows_the_desktop(desktop_image: str, tmp_path: Path)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    async with boxlite.ComputerBox(viewer_port=port) as viewer_box:
+    async with boxlite.ComputerBox(viewer_port=port, gui_https_port=0) as viewer_box:
         await viewer_box.wait_until_ready(timeout=300)
+        # The HTTPS viewer presents this box's own certificate (verified against it).
+        https = ssl.create_default_context(cadata=viewer_box.viewer_certificate)
+        url = viewer_box.viewer_https_url
+        page = await asyncio.to_thread(lambda: urllib.request.urlopen(url, context=https, timeout=60).read())
+        assert b"noVNC" in page
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            await asyncio.to_thread(urllib.request.urlopen, url, timeout=60)
         proc, w_to, r_from = _start_chromium(chromium, tmp_path)
         try:
             cdp = _Cdp(proc, w_to, r_from)

@@ -39,6 +39,7 @@ TOOLS = {"create_box", "list_boxes", "remove_box", "exec", "run_code", "write_fi
 # Anthropic's computer-use actions (computer_20250124) that the tool implements.
 ACTIONS = {"screenshot", "mouse_move", "left_click", "right_click", "middle_click", "double_click",
            "triple_click", "left_click_drag", "left_mouse_down", "left_mouse_up", "type", "key",
+           "hold_key",
            "scroll", "cursor_position", "wait"}
 
 
@@ -335,7 +336,9 @@ root.geometry("400x300+300+200")
 log = open("/tmp/clicks", "a")
 def note(line):
     log.write(line + "\n"); log.flush()
-root.bind_all("<ButtonPress>", lambda e: note(f"press {e.num} {e.x_root} {e.y_root}"))
+root.bind_all("<ButtonPress>", lambda e: note(f"press {e.num} {e.x_root} {e.y_root} state={e.state}"))
+root.bind_all("<KeyPress>", lambda e: note(f"key {e.keysym}"))
+root.bind_all("<KeyRelease>", lambda e: note(f"keyup {e.keysym}"))
 root.bind("<Map>", lambda e: root.after(200, lambda: note("mapped")))
 root.mainloop()
 """
@@ -372,6 +375,25 @@ def test_computer_clicks_reach_a_window(session: McpSession, computer: str) -> N
     where = session.call("computer", computer_id=computer, action="cursor_position")
     assert json.loads(where.content[0].text) == {"x": 420, "y": 260}
     assert "needs coordinate" in session.error("computer", computer_id=computer, action="mouse_move")
+
+
+def test_computer_held_keys(session: McpSession, computer: str) -> None:
+    """Anthropic's modifier clicks (text= on a click or scroll) and hold_key: the probe
+    window of the test above sees Shift in the click's state, then Control go down and
+    up; nothing stays held."""
+    session.ok("computer", computer_id=computer, action="left_click", coordinate=[510, 360],
+               text="shift")
+    log = wait_for_line(session, computer, "/tmp/clicks", "press 1 510 360 ")
+    state = int(log.split("press 1 510 360 state=")[1].split()[0])
+    assert state & 1, log  # ShiftMask
+    session.ok("computer", computer_id=computer, action="hold_key", text="ctrl", duration=0.2)
+    log = wait_for_line(session, computer, "/tmp/clicks", "keyup Control_L")
+    assert "key Control_L\n" in log
+    session.ok("computer", computer_id=computer, action="left_click", coordinate=[530, 380])
+    log = wait_for_line(session, computer, "/tmp/clicks", "press 1 530 380 ")
+    state = int(log.split("press 1 530 380 state=")[1].split()[0])
+    assert not state & 5, log  # Neither Shift nor Control is still down.
+    assert "needs text" in session.error("computer", computer_id=computer, action="hold_key")
 
 
 def test_remove_box_removes_it(session: McpSession) -> None:
