@@ -72,7 +72,7 @@ NPX = r'''#!/bin/sh
   echo "stand-in npx: unexpected arguments: $*" >&2; exit 2; }
 case "$2" in missing/*) echo "no such skill: $2" >&2; exit 1 ;; esac
 d="${HOME:-/root}/.claude/skills/$(echo "$2" | tr / _)"
-mkdir -p "$d" && echo "# $2" > "$d/SKILL.md"
+mkdir -p "$d" && echo "# $2" > "$d/skill"
 '''
 
 

@@ -138,9 +138,32 @@ class _BoxliteTool(BaseTool):
         return _run_sync(self._arun(*args, **kwargs))
 
 
-class _CodeArgs(BaseModel):
+# The tools' argument schemas (what a model is shown).
+
+class _Timed(BaseModel):
+    timeout: float | None = Field(default=None, description="Seconds before it is stopped (default 120)")
+
+
+class _CodeArgs(_Timed):
     code: str = Field(description="Python source to run; the value of a final expression is returned")
-    timeout: float | None = Field(default=None, description="Seconds before the code is interrupted (default 120)")
+
+
+class _ShellArgs(_Timed):
+    command: str = Field(description="A shell command line, run with /bin/sh -c")
+
+
+class _ReadArgs(BaseModel):
+    path: str = Field(description="The file's path in the sandbox")
+    max_bytes: int | None = Field(default=None, description="The most bytes to return (default: the toolkit's output limit)")
+
+
+class _WriteArgs(BaseModel):
+    path: str = Field(description="The file's path in the sandbox (parent directories are created)")
+    content: str = Field(description="The text to write (replaces the file)")
+
+
+class _ListArgs(BaseModel):
+    path: str = Field(default="/", description="The directory's path in the sandbox")
 
 
 class BoxlitePythonTool(_BoxliteTool):
@@ -194,11 +217,6 @@ def _shell_text(result: Any, limit: int) -> str:
     return text
 
 
-class _ShellArgs(BaseModel):
-    command: str = Field(description="A shell command line, run with /bin/sh -c")
-    timeout: float | None = Field(default=None, description="Seconds before the command is killed (default 120)")
-
-
 class BoxliteShellTool(_BoxliteTool):
     """Runs a shell command in the box."""
 
@@ -217,11 +235,6 @@ class BoxliteShellTool(_BoxliteTool):
         return _shell_text(result, self.session.max_output_bytes)
 
 
-class _ReadArgs(BaseModel):
-    path: str = Field(description="The file's path in the sandbox")
-    max_bytes: int | None = Field(default=None, description="The most bytes to return (default: the toolkit's output limit)")
-
-
 class BoxliteReadFileTool(_BoxliteTool):
     """Reads a file of the box as text."""
 
@@ -233,11 +246,6 @@ class BoxliteReadFileTool(_BoxliteTool):
         limit = self.session.max_output_bytes if max_bytes is None else max_bytes
         data, truncated = await _boxfiles.read_file(box, path, limit)
         return _cut(data, truncated, limit, path)
-
-
-class _WriteArgs(BaseModel):
-    path: str = Field(description="The file's path in the sandbox (parent directories are created)")
-    content: str = Field(description="The text to write (replaces the file)")
 
 
 class BoxliteWriteFileTool(_BoxliteTool):
@@ -252,10 +260,6 @@ class BoxliteWriteFileTool(_BoxliteTool):
         data = content.encode("utf-8")
         await _boxfiles.write_file(box, path, data)
         return f"wrote {len(data)} bytes to {path}"
-
-
-class _ListArgs(BaseModel):
-    path: str = Field(default="/", description="The directory's path in the sandbox")
 
 
 class BoxliteListFilesTool(_BoxliteTool):
