@@ -301,9 +301,9 @@ class ManagedBox:
             return
         kind = msg.get("type")
         if kind == "send":
-            asyncio.ensure_future(self._runtime._route(self, msg))
+            self._runtime._spawn(self._runtime._route(self, msg))
         elif kind == "publish":
-            asyncio.ensure_future(self._runtime._publish(self, msg))
+            self._runtime._spawn(self._runtime._publish(self, msg))
         elif kind == "response":
             self._runtime._answered(msg)
 
@@ -324,6 +324,7 @@ class BoxRuntime:
         self._boxes: dict[str, ManagedBox] = {}
         self._routes: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._route_ids = itertools.count(1)
+        self._tasks: set[asyncio.Future[None]] = set()
 
     async def __aenter__(self) -> BoxRuntime:
         return self
@@ -394,6 +395,15 @@ class BoxRuntime:
             for fut in self._routes.values():
                 fut.cancel()
             self._routes.clear()
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # Routing.
 
