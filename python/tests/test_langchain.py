@@ -1,7 +1,7 @@
 """boxlite.integrations.langchain: the real ``langchain-core`` tool objects driven against
 real boxes, as an agent's tool node calls them (no model).
 
-One toolkit-owned CodeBox of the python-sci test image is shared by the module (it is
+One toolkit-owned CodeBox of the debian-python test image is shared by the module (it is
 booted by the first tool call and stopped by the toolkit's close, which the last test
 checks through the box's VM process). What the tools did is observed in the box through
 a command of the test's own, or from what the tool returns.
@@ -25,7 +25,7 @@ from boxlite.integrations.langchain import BoxliteToolkit  # noqa: E402
 
 from test_openai_agents import vm_running  # noqa: E402
 
-IMAGE = "python-sci"
+IMAGE = "debian-python"
 MEMORY = 1024
 
 
@@ -67,11 +67,10 @@ def test_python_keeps_state_sync_and_async(toolkit: BoxliteToolkit) -> None:
     err = python.invoke({"code": "1 / 0"})
     assert "ZeroDivisionError" in err and "Traceback" in err
     msg = python.invoke({"type": "tool_call", "id": "call-1", "name": "boxlite_python", "args": {
-        "code": "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
-                "plt.plot([1, 2, 3])\nprint('plotted')"}})
-    assert isinstance(msg, ToolMessage) and "plotted" in msg.content and "png" in msg.content
-    pngs = [r.decoded("png") for r in msg.artifact.results if r.png is not None]
-    assert len(pngs) == 1 and pngs[0][:8] == b"\x89PNG\r\n\x1a\n"
+        "code": "class Table:\n    def _repr_html_(self):\n        return '<b>%d</b>' % lc_n\n"
+                "display(Table())\nprint('shown')"}})
+    assert isinstance(msg, ToolMessage) and msg.content == "shown\n\n[rich outputs: html]"
+    assert [r.html for r in msg.artifact.results] == ["<b>42</b>"]
 
 
 def test_shell_and_files(toolkit: BoxliteToolkit) -> None:
