@@ -23,6 +23,7 @@ fails with an error saying so. Before anything boots, entering checks the token 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -124,6 +125,8 @@ class SkillBox(SimpleBox):
         self._rootfs_path = rootfs_path
         self._claude: StreamExecution | None = None
         self._buf = bytearray()
+        self._stderr = b""
+        self._stderr_open = True
         self._set_up = False
         self._lock = threading.Lock()
 
@@ -173,6 +176,7 @@ class SkillBox(SimpleBox):
     async def _end_claude(self) -> None:
         claude, self._claude = self._claude, None
         self._buf.clear()
+        self._stderr, self._stderr_open = b"", True
         if claude is not None:
             await claude.__aexit__(None, None, None)  # Kills it without waiting.
 
@@ -210,22 +214,45 @@ class SkillBox(SimpleBox):
                 return line
             if len(self._buf) > MAX_LINE:
                 raise ExecError("claude sent a line over 16 MiB: the conversation was ended")
-            chunk = await claude.read(1)
+            chunk = await self._read_stdout(claude)
             if not chunk:
                 return None
             self._buf += chunk
 
-    async def _stderr_tail(self, claude: StreamExecution) -> str:
-        err = b""
+    async def _read_stdout(self, claude: StreamExecution) -> bytes:
+        """The next stdout chunk, draining stderr meanwhile (its last 4 KiB are kept for
+        error messages) so that claude never stalls on a full stderr."""
+        out = asyncio.ensure_future(claude.read(1))
         try:
-            while len(err) < 4096:
+            while self._stderr_open:
+                err = asyncio.ensure_future(claude.read(2))
+                done, _ = await asyncio.wait({out, err}, return_when=asyncio.FIRST_COMPLETED)
+                if err in done:
+                    chunk = err.result()
+                    self._stderr_open = bool(chunk)
+                    self._stderr = (self._stderr + chunk)[-4096:]
+                else:
+                    err.cancel()  # A cancelled read loses nothing.
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await err
+                if out in done:
+                    return out.result()
+            return await out
+        finally:
+            if not out.done():
+                out.cancel()
+                with contextlib.suppress(asyncio.CancelledError, BoxliteError):
+                    await out
+
+    async def _stderr_tail(self, claude: StreamExecution) -> str:
+        try:
+            while self._stderr_open:
                 chunk = await asyncio.wait_for(claude.read(2), 5)
-                if not chunk:
-                    break
-                err += chunk
+                self._stderr_open = bool(chunk)
+                self._stderr = (self._stderr + chunk)[-4096:]
         except (BoxliteError, asyncio.TimeoutError):
             pass
-        return err.decode("utf-8", "replace").strip()[-2000:]
+        return self._stderr.decode("utf-8", "replace").strip()[-2000:]
 
     async def _acquire(self) -> None:
         delay = 0.001

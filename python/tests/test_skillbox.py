@@ -56,6 +56,9 @@ for line in sys.stdin:
         print("stand-in crashed on purpose", file=sys.stderr)
         sys.exit(5)
     history.append(text)
+    if text == "noisy":
+        sys.stderr.write("x" * (8 << 20))  # More than the 4 MiB window and the pipe hold.
+        sys.stderr.flush()
     sys.stdout.write("a log line that is not JSON\n")
     emit({"type": "assistant", "message": {"role": "assistant",
                                            "content": [{"type": "text", "text": "..."}]}})
@@ -174,6 +177,12 @@ async def test_call_is_one_conversation_with_the_skills(skillbox: boxlite.SkillB
     # The token is given to claude's processes, not to the whole box.
     env = await skillbox.exec("sh", "-c", "echo \"[$CLAUDE_CODE_OAUTH_TOKEN]\"")
     assert env.stdout == "[]\n"
+
+
+async def test_stderr_never_stalls_claude(skillbox: boxlite.SkillBox) -> None:
+    """claude's stderr (8 MiB here, beyond its 4 MiB window: docs/protocol.md) is
+    drained while a turn runs."""
+    assert json.loads(await skillbox.call("noisy"))["history"][-1] == "noisy"
 
 
 async def test_install_skill(skillbox: boxlite.SkillBox) -> None:
