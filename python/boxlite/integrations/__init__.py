@@ -3,4 +3,6 @@ needs that framework's package (an optional extra); ``import boxlite`` never loa
 
     boxlite.integrations.openai_agents   a sandbox client for the OpenAI Agents SDK
                                          (``pip install 'boxlite[openai-agents]'``)
+    boxlite.integrations.langchain       LangChain tools: python, shell, files on a box
+                                         (``pip install 'boxlite[langchain]'``)
 """
