@@ -166,6 +166,8 @@ _EXTENSIONS = {
 # CodeBox (boxlite/codebox.py): Python in a kept interpreter, and its result classes.
 _EXTENSIONS.update({name: "codebox" for name in ("CodeBox", "CodeResult", "CodeError")})
 __all__ += ["SyncCodeBox"]
+# BrowserBox (boxlite/browserbox.py): a headless Chromium driven over CDP or Playwright.
+_EXTENSIONS.update({name: "browserbox" for name in ("BrowserBox", "BrowserBoxOptions")})
 __all__ += [name for name, mod in _EXTENSIONS.items() if importlib.util.find_spec(f"{__name__}.{mod}")]
 
 

@@ -1037,3 +1037,8 @@ __all__ += ["ComputerBox", "InteractiveBox"]
 # CodeBox (boxlite/codebox.py): run, run_script, install_package(s), reset without await.
 CodeBox = _twin("CodeBox", "codebox", skip=("stream",))
 __all__ += ["CodeBox"]
+# BrowserBox (boxlite/browserbox.py): endpoint() and playwright_endpoint() without await.
+# connect() is left out: its Browser belongs to Playwright's async API; use
+# playwright.sync_api's chromium.connect_over_cdp(box.endpoint()).
+BrowserBox = _twin("BrowserBox", "browserbox", skip=("stream", "connect"))
+__all__ += ["BrowserBox"]
