@@ -37,7 +37,6 @@ import contextlib
 import dataclasses
 import http.client
 import json
-import operator
 import os
 import secrets
 import socket
@@ -47,6 +46,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from .box import SimpleBox
+from .computer import _int
 from .errors import BoxliteError, BoxStartError, ConfigError
 from .errors import TimeoutError as BoxliteTimeoutError
 
@@ -127,24 +127,14 @@ def _host_driver_dir() -> str | None:
 def _optional_port(name: str, value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise ConfigError(f"{name} must be an int, not bool")
-    try:
-        port = operator.index(value)
-    except TypeError:
-        raise ConfigError(f"{name} must be an int, not {type(value).__name__} ({value!r})") from None
+    port = _int(name, value)
     if not 0 <= port <= 65535:
         raise ConfigError(f"{name} must be in 0..65535 (0: any free port), not {port}")
     return port
 
 
 def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{name} must be an int, not bool")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ConfigError(f"{name} must be an int, not {type(value).__name__} ({value!r})") from None
+    number = _int(name, value)
     if number <= 0:
         raise ConfigError(f"{name} must be positive, not {number}")
     return number
@@ -359,6 +349,7 @@ class BrowserBox(SimpleBox):
         self._pid: int | None = None
         self._starting = asyncio.Lock()
         self._playwright: Any = None
+        self._playwright_loop: asyncio.AbstractEventLoop | None = None
         self._browser: Any = None
 
     # Properties.
@@ -380,6 +371,11 @@ class BrowserBox(SimpleBox):
         an ephemeral one), and with it the browser."""
         browser, self._browser = self._browser, None
         playwright, self._playwright = self._playwright, None
+        if self._playwright_loop is not asyncio.get_running_loop():
+            # Playwright's objects live on the loop connect() ran on: from another loop
+            # they cannot be awaited; stopping the box ends the connection anyway.
+            browser = playwright = None
+        self._playwright_loop = None
         if browser is not None:
             with contextlib.suppress(Exception):
                 await browser.close()
@@ -453,6 +449,7 @@ class BrowserBox(SimpleBox):
             await playwright.stop()
             raise
         self._playwright, self._browser = playwright, browser
+        self._playwright_loop = asyncio.get_running_loop()
         return browser
 
     async def _endpoint(self, mode: str, timeout: float) -> str:
@@ -471,9 +468,17 @@ class BrowserBox(SimpleBox):
             try:
                 self._url = await self._start(mode, deadline, timeout)
             except BaseException:
+                pid = self._pid
                 self._reset()
+                if pid is not None:
+                    # What was started goes, so that a later call starts afresh.
+                    await asyncio.shield(self._kill(pid))
                 raise
             return self._url
+
+    async def _kill(self, pid: int) -> None:
+        with contextlib.suppress(BoxliteError):
+            await self.exec("sh", "-c", 'kill -9 "-$1" 2>/dev/null; true', "sh", str(pid))
 
     async def _start(self, mode: str, deadline: float, timeout: float) -> str:
         chromium = await self._find_chromium()
