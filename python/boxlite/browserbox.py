@@ -73,9 +73,14 @@ _STATE = "/tmp/boxlite-browser"
 _CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
                    "headless_shell")
 # Flags for a browser in a box: no GPU, no display; as root (the default user of a box)
-# Chromium runs only without its sandbox: the micro-VM is the boundary.
-_CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                   "--no-first-run", "--no-default-browser-check", "--password-store=basic")
+# Chromium runs only without its sandbox: the micro-VM is the boundary. No background
+# traffic of its own (component updates, sync, crash reports): the box's network, and its
+# allow-list, see only what the pages fetch.
+_CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu",
+                   "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check",
+                   "--password-store=basic", "--disable-background-networking",
+                   "--disable-component-update", "--disable-sync", "--disable-default-apps",
+                   "--disable-extensions", "--disable-breakpad", "--mute-audio")
 
 # Starts "$@" in its own session, its output in $STATE/NAME.log and its pid in
 # $STATE/NAME.pid, and prints the pid. Exit 127 when the program is not in the image.

@@ -29,6 +29,7 @@ import pytest
 
 import boxlite
 import boxlite.sync
+from conftest import qemu_children
 from boxlite.browserbox import CDP_GUEST_PORT, PLAYWRIGHT_GUEST_PORT
 
 
@@ -215,9 +216,12 @@ async def test_exit_stops_the_browser_and_closes_the_listener(cdp_box: boxlite.B
     port = int(url.split(":")[2].split("/")[0])
     box_id = cdp_box.id
     runtime = boxlite.Boxlite.default()
+    qemu = (await cdp_box.info()).pid
+    assert qemu in qemu_children()
     await cdp_box.__aexit__(None, None, None)
     assert port_refuses(port)
     assert await runtime.get(box_id) is None
+    assert qemu not in qemu_children()
 
 
 # ---------------------------------------------------------------------------- other boxes
