@@ -38,6 +38,7 @@ import dataclasses
 import http.client
 import json
 import os
+import re
 import secrets
 import socket
 import threading
@@ -96,6 +97,9 @@ while [ ! -s "$state/$name.pid" ]; do
 done
 cat "$state/$name.pid"
 """
+
+# The path of the browser target in Chromium's /json/version (all that is taken from it).
+_CDP_PATH = re.compile(r"/devtools/browser/[0-9A-Za-z-]{1,64}")
 
 # The first Chromium of _CHROMIUM_NAMES on the PATH (exit 127 when there is none).
 _FIND_CHROMIUM = "for n in " + " ".join(_CHROMIUM_NAMES) + r"""; do
@@ -341,10 +345,10 @@ class BrowserBox(SimpleBox):
         cpu = _first_given(kwargs, "cpu", "cpus", opts.cpu)
         driver = _host_driver_dir()
         if driver is not None:
-            mounts = kwargs.pop("mounts", None) or kwargs.pop("volumes", None)
-            if isinstance(mounts, (str, bytes)):
+            given = [kwargs.pop(key, None) or [] for key in ("mounts", "volumes")]
+            if any(isinstance(m, (str, bytes)) for m in given):
                 raise ConfigError("mounts must be a list of mounts")
-            kwargs["mounts"] = [*(mounts or []), (driver, DRIVER_GUEST_DIR, "ro")]
+            kwargs["mounts"] = [*given[0], *given[1], (driver, DRIVER_GUEST_DIR, "ro")]
         super().__init__(image, memory=memory, cpu=cpu, runtime=runtime, **kwargs)
         self._browser_options = opts
         self._driver = driver
@@ -512,7 +516,10 @@ class BrowserBox(SimpleBox):
         if result.exit_code != 0:
             raise BoxStartError(f"cannot start {what} in the box (exit {result.exit_code}): "
                                 f"{result.stderr.strip()[:500]}")
-        self._pid = int(result.stdout.strip())
+        pid = result.stdout.strip()
+        if not pid.isdigit() or len(pid) > 10:
+            raise BoxStartError(f"cannot start {what} in the box: its launcher printed {pid[:80]!r}, not a pid")
+        self._pid = int(pid)
         await self._wait_listening(what, guest_port, deadline, timeout)
         port = self._forward.port
         if mode == "playwright":
@@ -522,6 +529,8 @@ class BrowserBox(SimpleBox):
         if not isinstance(url, str) or not url.startswith("ws://"):
             raise BoxliteError(f"chromium's /json/version has no webSocketDebuggerUrl: {str(info)[:200]}")
         path = urllib.parse.urlsplit(url).path
+        if not _CDP_PATH.fullmatch(path):
+            raise BoxliteError(f"chromium's webSocketDebuggerUrl is not a browser target: {url[:200]!r}")
         return f"ws://127.0.0.1:{port}{path}"
 
     async def _find_chromium(self) -> str:

@@ -85,10 +85,22 @@ def browser_image(boxlite_home: Path) -> str:
     return IMAGE
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+CDP_PORT = free_port()
+MEMORY = 1536
+
+
 @pytest.fixture(scope="module")
 def cdp_box(browser_image: str, page_server: int) -> Iterator[boxlite.BrowserBox]:
-    """The shared box; the host's page server is the only place it may reach."""
+    """The shared box (its CDP endpoint on CDP_PORT, MEMORY MiB); the host's page server
+    is the only place it may reach."""
     box = boxlite.BrowserBox(
+        boxlite.BrowserBoxOptions(memory=MEMORY, cdp_port=CDP_PORT),
         network=boxlite.NetworkSpec(allow_net=[f"host.boxlite.internal:{page_server}"]))
     asyncio.run(box.__aenter__())
     try:
@@ -163,6 +175,16 @@ async def test_nothing_runs_until_an_endpoint_is_asked_for(cdp_box: boxlite.Brow
     assert await guest_processes(cdp_box, "chromium") == []
     assert await guest_listeners(cdp_box, CDP_GUEST_PORT) == []
     assert cdp_box.browser is None
+    assert port_refuses(CDP_PORT)
+
+
+@pytest.mark.asyncio
+async def test_memory_and_cpu_options_reach_the_guest(cdp_box: boxlite.BrowserBox) -> None:
+    """BrowserBoxOptions' memory (MEMORY) and cpu (default 2) are the guest's."""
+    result = await cdp_box.exec("sh", "-c", "grep MemTotal /proc/meminfo; grep -c ^processor /proc/cpuinfo")
+    mem_kib, cpus = int(result.stdout.split()[1]), int(result.stdout.split()[3])
+    assert (MEMORY - 128) * 1024 < mem_kib <= MEMORY * 1024
+    assert cpus == 2
 
 
 @pytest.mark.asyncio
@@ -173,6 +195,7 @@ async def test_endpoint_is_a_cdp_url_on_the_hosts_loopback(cdp_box: boxlite.Brow
     url = await cdp_box.endpoint(timeout=START_TIMEOUT)
     match = re.fullmatch(r"ws://127\.0\.0\.1:(\d+)/devtools/browser/[0-9a-f-]{36}", url)
     assert match, url
+    assert int(match.group(1)) == CDP_PORT  # BrowserBoxOptions.cdp_port.
     # The host side: bound to 127.0.0.1 only (a wildcard bind would answer on 127.0.0.2).
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.2", int(match.group(1))), timeout=5).close()
@@ -232,12 +255,13 @@ async def test_playwright_server_without_network(browser_image: str, no_leaks: N
     playwright.chromium.connect() drives the box's Chromium with it, in a box without a
     network. A too short timeout raises the builtin TimeoutError and leaves nothing
     running, so the next call starts afresh. The box leaves nothing behind."""
-    async with boxlite.BrowserBox(network="none") as box:
+    port = free_port()
+    async with boxlite.BrowserBox(boxlite.BrowserBoxOptions(port=port), network="none") as box:
         with pytest.raises(TimeoutError, match="did not listen on port 3000"):
             await box.playwright_endpoint(timeout=0.01)
         assert await guest_processes(box, "playwright") == []
         url = await box.playwright_endpoint(timeout=START_TIMEOUT)
-        assert re.fullmatch(r"ws://127\.0\.0\.1:\d+/[0-9a-f]{32}", url), url
+        assert re.fullmatch(rf"ws://127\.0\.0\.1:{port}/[0-9a-f]{{32}}", url), url
         assert await guest_listeners(box, PLAYWRIGHT_GUEST_PORT) == ["0100007F"]
         with pytest.raises(RuntimeError, match="already serves playwright_endpoint"):
             await box.endpoint()
