@@ -21,6 +21,7 @@ import re
 import secrets
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,6 +166,29 @@ def test_sync_twin_has_the_endpoints() -> None:
     assert callable(box.endpoint) and callable(box.playwright_endpoint)
     assert not asyncio.iscoroutinefunction(type(box).endpoint)
     assert "connect" not in vars(type(box))
+
+
+def test_image_key_follows_its_package_list(tmp_path: Path) -> None:
+    """The browser image is cached by its inputs: a change to browser/packages.txt gives
+    boxlite/browser (and its tarball) a new key and leaves the desktop's alone."""
+    daemon = tmp_path / "boxlite-desktopd"  # Any ELF file stands in for the desktop daemon.
+    daemon.write_bytes(Path("/bin/true").read_bytes())
+    copy = tmp_path / "test-images"
+    subprocess.run(["cp", "-r", str(BUILD_SH.parent), str(copy)], check=True)
+
+    def keys() -> dict[str, str]:
+        p = subprocess.run([sys.executable, str(copy / "build.py"), "--cache", str(tmp_path / "c"),
+                            "--keys", "--desktopd", str(daemon), "--only",
+                            "browser,browser-tar,desktop"],
+                           stdout=subprocess.PIPE, text=True, check=True)
+        return dict(line.split("\t") for line in p.stdout.splitlines())
+
+    before = keys()
+    with open(copy / "browser" / "packages.txt", "a") as f:
+        f.write("fonts-noto-core\n")
+    after = keys()
+    assert after["browser"] != before["browser"] and after["browser-tar"] != before["browser-tar"]
+    assert after["desktop"] == before["desktop"]
 
 
 # ---------------------------------------------------------------------------- the CDP box
