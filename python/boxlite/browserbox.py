@@ -101,9 +101,14 @@ cat "$state/$name.pid"
 # The path of the browser target in Chromium's /json/version (all that is taken from it).
 _CDP_PATH = re.compile(r"/devtools/browser/[0-9A-Za-z-]{1,64}")
 
-# The first Chromium of _CHROMIUM_NAMES on the PATH (exit 127 when there is none).
+# The first Chromium of _CHROMIUM_NAMES on the PATH, else the one of Playwright's own
+# images (BoxLite 0.9's default, mcr.microsoft.com/playwright, keeps it off the PATH in
+# /ms-playwright); exit 127 when there is none.
 _FIND_CHROMIUM = "for n in " + " ".join(_CHROMIUM_NAMES) + r"""; do
   p=$(command -v "$n" 2>/dev/null) && { echo "$p"; exit 0; }
+done
+for p in /ms-playwright/chromium-*/chrome-linux*/chrome; do
+  [ -x "$p" ] && { echo "$p"; exit 0; }
 done
 exit 127
 """
