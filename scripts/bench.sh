@@ -18,3 +18,5 @@ if [ -f "$here/bench/computer_bench.py" ]; then
 fi
 # CodeBox (docs/codebox.md): code_run_rtt_ms.
 "$py" "$here/bench/codebox_bench.py"
+# BrowserBox (docs/browserbox.md): browser_ready_s.
+"$py" "$here/bench/browser_bench.py"

@@ -80,6 +80,10 @@ base_tar=$(echo "$images" | awk -F'\t' '$1 == "boxlite-base-tar" {print $2}')
 desktop_tar=$(echo "$images" | awk -F'\t' '$1 == "desktop-tar" {print $2}')
 cmp -s "$base_tar" "$datadir/images/base.tar" 2>/dev/null || install -m 0644 "$base_tar" "$datadir/images/base.tar"
 cmp -s "$desktop_tar" "$datadir/images/desktop.tar" 2>/dev/null || install -m 0644 "$desktop_tar" "$datadir/images/desktop.tar"
+# boxlite/browser (BrowserBox's headless Chromium; scripts/test-images/browser/).
+browser_tar=$(BOXLITE_BUILD_DIR=$build "$here/scripts/test-images/build.sh" --only browser-tar |
+  awk -F'\t' '$1 == "browser-tar" {print $2}')
+cmp -s "$browser_tar" "$datadir/images/browser.tar" 2>/dev/null || install -m 0644 "$browser_tar" "$datadir/images/browser.tar"
 
 # --- 6. Python SDK ----------------------------------------------------------------------
 "$here/scripts/install-python.sh" "$py" "$build"

@@ -169,6 +169,8 @@ __all__ += ["SyncCodeBox"]
 # Agents (boxlite/skillbox.py): SkillBox, Claude Code with skills in a box.
 _EXTENSIONS["SkillBox"] = "skillbox"
 __all__ += ["SyncSkillBox"]
+# BrowserBox (boxlite/browserbox.py): a headless Chromium driven over CDP or Playwright.
+_EXTENSIONS.update({name: "browserbox" for name in ("BrowserBox", "BrowserBoxOptions")})
 __all__ += [name for name, mod in _EXTENSIONS.items() if importlib.util.find_spec(f"{__name__}.{mod}")]
 
 

@@ -7,7 +7,10 @@ this project's own and says so:
   do not ship); ``COMPUTERBOX_GUI_HTTP_PORT``/``_HTTPS_PORT`` keep 0.9's numbers for
   programs that read them, while our desktop's viewer listens on
   ``boxlite.computer.VIEWER_GUEST_PORT``.
-- ``SKILLBOX_IMAGE``, ``BROWSERBOX_PORT``: 0.9's values.
+- ``SKILLBOX_IMAGE``: 0.9's value.
+- ``BROWSERBOX_PORT``: 0.9's number (3000, its Playwright server's host port). Our
+  BrowserBox serves its endpoints on a free host port unless ``BrowserBoxOptions.port``
+  or ``cdp_port`` names one (docs/browserbox.md).
 - ``COMPUTERBOX_DISPLAY_NUMBER`` is our desktop's display ``":0"`` (0.9: ``":1"``).
 - ``GUEST_IP`` is the address a box has on its network here (``10.0.2.15``; 0.9:
   ``192.168.127.2``).

@@ -1040,3 +1040,8 @@ __all__ += ["CodeBox"]
 # SkillBox (boxlite/skillbox.py): call, install_skill, wait_until_ready without await.
 SkillBox = _twin("SkillBox", "skillbox", skip=("stream",))
 __all__ += ["SkillBox"]
+# BrowserBox (boxlite/browserbox.py): endpoint() and playwright_endpoint() without await.
+# connect() is left out: its Browser belongs to Playwright's async API; use
+# playwright.sync_api's chromium.connect_over_cdp(box.endpoint()).
+BrowserBox = _twin("BrowserBox", "browserbox", skip=("stream", "connect"))
+__all__ += ["BrowserBox"]

@@ -67,7 +67,7 @@ def test_extension_points_for_other_boxes() -> None:
 def test_later_features_say_they_are_missing() -> None:
     """BoxLite 0.9 names whose features are not in this build raise NotSupportedError
     (also ImportError/AttributeError) naming the feature, not a bare AttributeError."""
-    for name in ("BrowserBox", "BoxliteRestOptions"):
+    for name in ("BoxliteRestOptions",):
         with pytest.raises(boxlite.NotSupportedError, match="not available"):
             getattr(boxlite, name)
         with pytest.raises(ImportError):

@@ -16,6 +16,11 @@
 # daemon changes.
 # desktop-tar is its install form (<data dir>/images/desktop.tar); it is built only when
 # asked for (--only desktop-tar), as it is a second copy of ~250 MB.
+#
+# The browser image (boxlite/browser, BrowserBox's) is built the same way: a package layer
+# browser-rootfs-<key>/ (desktop.sh's apt chroot with browser/packages.txt: headless
+# Chromium and fonts, no X) and a files layer (browser/chromium-flags). It and its install
+# form browser-tar (<data dir>/images/browser.tar) are built only when named.
 
 import argparse
 import glob
@@ -41,7 +46,7 @@ BASE_BUSYBOX_PACKAGE = "busybox"
 IMAGES = ["busybox", "layered", "multiarch", "multiarch-archfile", "zstd", "debian-python",
           "hostile", "boxlite-base", "desktop", "python-sci"]
 # Built only when named with --only.
-EXTRA_IMAGES = ["desktop-tar"]
+EXTRA_IMAGES = ["desktop-tar", "browser", "browser-tar"]
 DESKTOP_DIR = os.path.join(HERE, "desktop")
 DESKTOP_PACKAGES = os.path.join(DESKTOP_DIR, "packages.txt")
 # python-sci (CodeBox's tests): debian-python plus the wheels of this list.
@@ -49,6 +54,10 @@ PYTHON_SCI_REQUIREMENTS = os.path.join(HERE, "python-sci-requirements.txt")
 REPO = os.path.dirname(os.path.dirname(HERE))
 # Where CMake puts boxlite-desktopd inside a build directory (guest/desktopd/CMakeLists.txt).
 DESKTOPD_IN_BUILD = os.path.join("guest", "desktopd", "boxlite-desktopd")
+BROWSER_DIR = os.path.join(HERE, "browser")
+BROWSER_PACKAGES = os.path.join(BROWSER_DIR, "packages.txt")
+# (path in the image, file in browser/, mode)
+BROWSER_FILES = [("etc/chromium.d/boxlite-browser", "chromium-flags", 0o644)]
 # (path in the image, file in desktop/, mode); boxlite-desktopd comes from the build.
 DESKTOP_FILES = [
     ("usr/local/bin/boxlite-desktop-start", "boxlite-desktop-start", 0o755),
@@ -211,11 +220,19 @@ class Builder:
         self.desktop_sources = debian_sources(self.suite, self.mirror)
         with open(os.path.join(HERE, "desktop.sh"), "rb") as f:
             desktop_script = hashlib.sha256(f.read()).hexdigest()
-        versions = apt_candidates(self.desktop_packages)
+        self.browser_packages = read_package_list(BROWSER_PACKAGES)
+        versions = apt_candidates(self.desktop_packages + self.browser_packages)
         self.desktop_rootfs_key = key_of("desktop-rootfs", desktop_script,
                                          file_sha256(DESKTOP_PACKAGES),
-                                         sorted(versions.items()), self.desktop_sources,
-                                         self.debootstrap_key)
+                                         sorted((p, versions[p]) for p in self.desktop_packages),
+                                         self.desktop_sources, self.debootstrap_key)
+        self.browser_rootfs_key = key_of("browser-rootfs", desktop_script,
+                                         file_sha256(BROWSER_PACKAGES),
+                                         sorted((p, versions[p]) for p in self.browser_packages),
+                                         self.desktop_sources, self.debootstrap_key)
+        browser_in = [self.browser_rootfs_key]
+        for _, src, mode in BROWSER_FILES:
+            browser_in += [src, mode, file_sha256(os.path.join(BROWSER_DIR, src))]
         self.desktopd = desktopd or default_desktopd()
         desktop_in = [self.desktop_rootfs_key, self.desktopd_sha256()]
         for _, src, mode in DESKTOP_FILES:
@@ -227,6 +244,8 @@ class Builder:
                 extra = (self.debootstrap_key,)
             elif name in ("desktop", "desktop-tar"):
                 extra = tuple(desktop_in)
+            elif name in ("browser", "browser-tar"):
+                extra = tuple(browser_in)
             elif name == "python-sci":
                 extra = (self.debootstrap_key, file_sha256(PYTHON_SCI_REQUIREMENTS))
             elif name == "zstd":
@@ -241,12 +260,15 @@ class Builder:
         self._base_layer = None
 
     def path(self, name):
-        if name in ("boxlite-base", "desktop-tar"):
+        if name in ("boxlite-base", "desktop-tar", "browser-tar"):
             return os.path.join(self.root, "%s-%s.tar" % (name, self.keys[name]))
         return os.path.join(self.root, "%s-%s" % (name, self.keys[name]))
 
     def desktop_rootfs_dir(self):
         return os.path.join(self.root, "desktop-rootfs-%s" % self.desktop_rootfs_key)
+
+    def browser_rootfs_dir(self):
+        return os.path.join(self.root, "browser-rootfs-%s" % self.browser_rootfs_key)
 
     def debootstrap_dir(self):
         return os.path.join(self.root, "debootstrap-%s" % self.debootstrap_key)
@@ -269,7 +291,10 @@ class Builder:
                 images.build_base_tar(tmp, images.busybox_tar(busybox, wget_wrapper=True))
         elif name == "desktop-tar":
             self.build_one("desktop", dbs_proc)
-            images.build_desktop_tar(tmp, self.path("desktop"))
+            images.build_image_tar(tmp, self.path("desktop"), images.DESKTOP_NAME)
+        elif name == "browser-tar":
+            self.build_one("browser", dbs_proc)
+            images.build_image_tar(tmp, self.path("browser"), images.BROWSER_NAME)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
             os.makedirs(tmp)
@@ -320,6 +345,12 @@ class Builder:
                       for dest, src, mode in DESKTOP_FILES]
             images.build_desktop(tmp, self.desktop_rootfs_dir(), files)
             os.unlink(daemon)
+        elif name == "browser":
+            self.build_package_rootfs("browser", self.browser_rootfs_dir(), BROWSER_PACKAGES,
+                                      dbs_proc)
+            files = [(dest, os.path.join(BROWSER_DIR, src), mode)
+                     for dest, src, mode in BROWSER_FILES]
+            images.build_browser(tmp, self.browser_rootfs_dir(), files)
         elif name == "python-sci":
             self.wait_debootstrap(dbs_proc)
             images.build_python_sci(tmp, self.debootstrap_dir(), PYTHON_SCI_REQUIREMENTS)
@@ -333,23 +364,28 @@ class Builder:
             raise RuntimeError("debootstrap output missing: " + self.debootstrap_dir())
 
     def build_desktop_rootfs(self, dbs_proc):
-        d = self.desktop_rootfs_dir()
+        self.build_package_rootfs("desktop", self.desktop_rootfs_dir(), DESKTOP_PACKAGES,
+                                  dbs_proc)
+
+    def build_package_rootfs(self, what, d, packages_file, dbs_proc):
+        """The package layer `d` of the desktop or browser image: desktop.sh's apt chroot
+        with `packages_file` (the .debs are shared in desktop-debs/)."""
         if os.path.exists(d):
             return
         self.wait_debootstrap(dbs_proc)
         t0 = time.monotonic()
-        log("building the desktop package layer (apt in a chroot, a few minutes)")
+        log("building the %s package layer (apt in a chroot, a few minutes)" % what)
         sources = d + ".sources.list"
         with open(sources, "w") as f:
             f.write("\n".join(self.desktop_sources) + "\n")
         try:
             subprocess.run(["bash", os.path.join(HERE, "desktop.sh"), d,
                             os.path.join(self.debootstrap_dir(), "layer.tar.gz"),
-                            os.path.join(self.root, "desktop-debs"), DESKTOP_PACKAGES, sources],
+                            os.path.join(self.root, "desktop-debs"), packages_file, sources],
                            stdout=sys.stderr, check=True)
         finally:
             os.unlink(sources)
-        log("built the desktop package layer in %.1fs" % (time.monotonic() - t0))
+        log("built the %s package layer in %.1fs" % (what, time.monotonic() - t0))
 
     def require_desktopd(self):
         if not os.path.isfile(self.desktopd):
@@ -391,6 +427,9 @@ class Builder:
         if "desktop" in names:
             keep.add(os.path.basename(self.desktop_rootfs_dir()))
             pats.append(re.compile(r"^desktop-rootfs-[0-9a-f]{16}$"))
+        if "browser" in names:
+            keep.add(os.path.basename(self.browser_rootfs_dir()))
+            pats.append(re.compile(r"^browser-rootfs-[0-9a-f]{16}$"))
         for e in sorted(os.listdir(self.root)):
             if e not in keep and any(p.match(e) for p in pats):
                 p = os.path.join(self.root, e)
@@ -407,6 +446,8 @@ class Builder:
                 out["boxlite_base_tar"] = self.path(n)
             elif n == "desktop-tar":
                 out["desktop_tar"] = self.path(n)
+            elif n == "browser-tar":
+                out["browser_tar"] = self.path(n)
             elif n == "hostile":
                 out["hostile"] = {"dir": self.path(n),
                                   "manifest": os.path.join(self.path(n), "hostile.json")}
@@ -448,10 +489,13 @@ def main():
     for n in ("desktop", "desktop-tar"):
         need_dbs |= (n in names and not os.path.exists(b.path(n)) and
                      not os.path.exists(b.desktop_rootfs_dir()))
+    for n in ("browser", "browser-tar"):
+        need_dbs |= (n in names and not os.path.exists(b.path(n)) and
+                     not os.path.exists(b.browser_rootfs_dir()))
     if need_dbs:
         dbs = b.start_debootstrap()
     # Images that wait for debootstrap come last, so the others build meanwhile.
-    late = ["debian-python", "desktop", "desktop-tar", "python-sci"]
+    late = ["debian-python", "desktop", "desktop-tar", "browser", "browser-tar", "python-sci"]
     ordered = [n for n in names if n not in late] + [n for n in late if n in names]
     built = 0
     try:
@@ -477,6 +521,8 @@ def main():
             print("boxlite-base-tar\t%s" % info["boxlite_base_tar"])
         if "desktop_tar" in info:
             print("desktop-tar\t%s" % info["desktop_tar"])
+        if "browser_tar" in info:
+            print("browser-tar\t%s" % info["browser_tar"])
         if "hostile" in info:
             print("hostile\t%s" % info["hostile"]["dir"])
             print("hostile-manifest\t%s" % info["hostile"]["manifest"])

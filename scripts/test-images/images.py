@@ -587,15 +587,15 @@ def desktop_files_layer(files):
     return oci.Layer(oci.build_tar(entries))
 
 
-def _desktop_config(diff_ids):
-    return oci.image_config(diff_ids, arch=host_arch(), env=DESKTOP_ENV, cmd=["bash"],
-                            extra={"config": {"Env": DESKTOP_ENV, "Cmd": ["bash"],
-                                              "Labels": {"org.boxlite.desktop": "1"}}})
+def _package_image_config(diff_ids, env, label):
+    return oci.image_config(diff_ids, arch=host_arch(), env=env, cmd=["bash"],
+                            extra={"config": {"Env": env, "Cmd": ["bash"],
+                                              "Labels": {label: "1"}}})
 
 
-def build_desktop(path, rootfs_dir, files):
-    """The desktop image as an OCI layout: the package layer of desktop.sh (rootfs_dir)
-    and the files layer. Returns the manifest descriptor."""
+def _build_package_image(path, rootfs_dir, files, short_name, env, label, checks):
+    """An image of two layers as an OCI layout: a package layer made by desktop.sh
+    (rootfs_dir) and the small files layer. Returns the manifest descriptor."""
     with open(os.path.join(rootfs_dir, "layer.json")) as f:
         meta = json.load(f)
     top = desktop_files_layer(files)
@@ -603,17 +603,14 @@ def build_desktop(path, rootfs_dir, files):
     descs = [lw.link_blob(os.path.join(rootfs_dir, "layer.tar.gz"), meta["digest"],
                           meta["size"], oci.MT_OCI_LAYER_GZIP),
              lw.add_blob(top.blob, top.media_type)]
-    cdesc = lw.add_json(_desktop_config([meta["diff_id"], top.diff_id]), oci.MT_OCI_CONFIG)
+    cdesc = lw.add_json(_package_image_config([meta["diff_id"], top.diff_id], env, label),
+                        oci.MT_OCI_CONFIG)
     mdesc = lw.add_json(oci.image_manifest(cdesc, descs), oci.MT_OCI_MANIFEST)
     index_entry = dict(mdesc)
-    index_entry["annotations"] = oci.ref_annotations("desktop")
+    index_entry["annotations"] = oci.ref_annotations(short_name)
     index_entry["platform"] = {"architecture": host_arch(), "os": "linux"}
     lw.write_index([index_entry])
-    checks = [check("/usr/bin/Xvfb", type="file"), check("/usr/bin/jwm", type="file"),
-              check("/usr/bin/xterm", type="file"), check("/usr/bin/x11vnc", type="file"),
-              check("/usr/bin/chromium", type="file"),
-              check("/usr/share/novnc/vnc.html", type="file"),
-              check("/etc/jwm/system.jwmrc", type="file")]
+    checks = list(checks)
     for dest, _, mode in files:
         checks.append(check("/" + dest, type="file", mode=mode))
     write_expect(path, checks, {"packages": meta.get("packages", []),
@@ -622,9 +619,22 @@ def build_desktop(path, rootfs_dir, files):
     return mdesc
 
 
-def build_desktop_tar(out_path, layout_path):
-    """boxlite/desktop:latest as a docker-save + OCI-layout tarball (the install form:
-    <data dir>/images/desktop.tar), made from the desktop layout; layers stay gzip'd."""
+def build_desktop(path, rootfs_dir, files):
+    """The desktop image as an OCI layout: the package layer of desktop.sh (rootfs_dir)
+    and the files layer. Returns the manifest descriptor."""
+    checks = [check("/usr/bin/Xvfb", type="file"), check("/usr/bin/jwm", type="file"),
+              check("/usr/bin/xterm", type="file"), check("/usr/bin/x11vnc", type="file"),
+              check("/usr/bin/chromium", type="file"),
+              check("/usr/share/novnc/vnc.html", type="file"),
+              check("/etc/jwm/system.jwmrc", type="file")]
+    return _build_package_image(path, rootfs_dir, files, "desktop", DESKTOP_ENV,
+                                "org.boxlite.desktop", checks)
+
+
+def build_image_tar(out_path, layout_path, name=DESKTOP_NAME):
+    """NAME:latest (boxlite/desktop, boxlite/browser) as a docker-save + OCI-layout tarball
+    (the install form: <data dir>/images/<short name>.tar), made from its layout; layers
+    stay gzip'd."""
     with open(os.path.join(layout_path, "index.json")) as f:
         top = json.load(f)["manifests"][0]
 
@@ -637,4 +647,20 @@ def build_desktop_tar(out_path, layout_path):
         cfg = json.load(f)
     layers = [{"path": blob(l), "media_type": l["mediaType"], "digest": l["digest"],
                "size": l["size"]} for l in man["layers"]]
-    return oci.write_docker_save_archive(out_path, DESKTOP_NAME + ":latest", layers, cfg)
+    return oci.write_docker_save_archive(out_path, name + ":latest", layers, cfg)
+
+
+# ---------------------------------------------------------------------------- browser
+
+BROWSER_NAME = "boxlite/browser"
+BROWSER_ENV = ["PATH=" + oci.DEFAULT_PATH, "LANG=C.UTF-8"]
+
+
+def build_browser(path, rootfs_dir, files):
+    """The browser image (BrowserBox's) as an OCI layout: its package layer (desktop.sh
+    with browser/packages.txt) and the files layer. Returns the manifest descriptor."""
+    checks = [check("/usr/bin/chromium", type="file"),
+              check("/usr/lib/chromium/chromium", type="file"),
+              check("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", type="file")]
+    return _build_package_image(path, rootfs_dir, files, "browser", BROWSER_ENV,
+                                "org.boxlite.browser", checks)

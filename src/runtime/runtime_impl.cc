@@ -38,6 +38,7 @@ struct BuiltinImage {
 constexpr BuiltinImage kBuiltinImages[] = {
     {"boxlite/base", "images/base.tar"},
     {"boxlite/desktop", "images/desktop.tar"},
+    {"boxlite/browser", "images/browser.tar"},  // BrowserBox's headless Chromium.
 };
 
 const BuiltinImage* FindBuiltin(const std::string& reference) {
