@@ -27,10 +27,12 @@ ALLOWED = {
     "src/net": ["include/boxlite", "src/base", "src/sys", "src/protocol"],
     # vmm launches boxlite-net and shares the guest network plan with it.
     "src/vmm": ["include/boxlite", "src/base", "src/sys", "src/protocol", "src/net"],
+    # The remote runtime: the public interfaces over HTTP (Runtime::Open dispatches to it).
+    "src/remote": ["include/boxlite", "src/base", "src/sys"],
     "src/runtime": ["include/boxlite", "src/base", "src/sys", "src/protocol", "src/image", "src/vmm",
-                    "src/net"],
+                    "src/net", "src/remote"],
     # The CLI is a user of the public API, plus base's dependency-free helpers.
-    "src/cli": ["include/boxlite", "src/base"],
+    "src/cli": ["include/boxlite", "src/base", "src/remote"],  # remote: profiles (credentials.h).
     # The Python extension sees the public API only.
     "python/src": ["include/boxlite"],
     # The guest agent (static, PID 1): base, sys and protocol only.
