@@ -18,3 +18,5 @@ if [ -f "$here/bench/computer_bench.py" ]; then
 fi
 # CodeBox (docs/codebox.md): code_run_rtt_ms.
 "$py" "$here/bench/codebox_bench.py"
+# The remote runtime (docs/remote.md): remote_exec_rtt_ms, remote_create_s.
+"$py" "$here/bench/remote_bench.py"

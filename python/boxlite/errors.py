@@ -285,14 +285,9 @@ def error_from_status(
 
 # BoxLite 0.9 names whose features this build does not have yet, and what they are.
 LATER_FEATURES: dict[str, str] = {
-    "rest": "remote runtimes over REST (Boxlite.rest)",
     "BrowserBox": "BrowserBox (a box with a headless browser)",
     "BrowserBoxOptions": "BrowserBox (a box with a headless browser)",
     "SkillBox": "SkillBox (a box running an agent with skills)",
-    "BoxliteRestOptions": "remote runtimes over REST",
-    "ApiKeyCredential": "remote runtimes over REST",
-    "AccessToken": "remote runtimes over REST",
-    "Credential": "remote runtimes over REST",
 }
 
 

@@ -67,13 +67,13 @@ def test_extension_points_for_other_boxes() -> None:
 def test_later_features_say_they_are_missing() -> None:
     """BoxLite 0.9 names whose features are not in this build raise NotSupportedError
     (also ImportError/AttributeError) naming the feature, not a bare AttributeError."""
-    for name in ("BrowserBox", "SkillBox", "BoxliteRestOptions"):
+    for name in ("BrowserBox", "SkillBox"):
         with pytest.raises(boxlite.NotSupportedError, match="not available"):
             getattr(boxlite, name)
         with pytest.raises(ImportError):
             exec(f"from boxlite import {name}", {})
     box = boxlite.SimpleBox("boxlite/base")  # Not started: no VM is involved.
-    with pytest.raises(boxlite.NotSupportedError, match="REST"):
+    with pytest.raises(boxlite.ConfigError, match="BoxliteRestOptions"):  # REST is here now.
         boxlite.Boxlite.rest(None)
     with pytest.raises(AttributeError):
         box.no_such_attribute  # noqa: B018

@@ -278,6 +278,16 @@ const std::vector<Command>& Commands() {
        false,
        InfoCommand},
       {"version", "version", "Show the BoxLite version", {}, false, VersionCommand},
+      // Remote servers: API-key profiles (src/cli/auth_cmd.cc, docs/remote.md).
+      {"auth",
+       "auth login [--url URL] --api-key-stdin | logout [-y] | status | whoami [--format json]",
+       "Log in to a BoxLite server (profiles in ~/.boxlite/credentials.toml)",
+       {{"api-key-stdin", 0, false, false, "login: read the API key from stdin"},
+        {"method", 0, true, false, "login: api-key (the only one this build has)", "METHOD"},
+        {"yes", 'y', false, false, "logout: do not ask"},
+        {"format", 0, true, false, "whoami: text (default) or json", "FORMAT"}},
+       false,
+       AuthCommand},
       // The MCP server (src/cli/mcp_cmd.cc, python/boxlite/mcp.py).
       {"mcp",
        "mcp [--transport stdio|http] [--port N] [OPTIONS]",

@@ -1,0 +1,199 @@
+# The CLI's remote mode (docs/remote.md) against a real `boxlite serve`: the global
+# --url/--path-prefix/--profile flags and their variables, `boxlite auth`, and the box
+# commands (run, exec, ls, rm, cp) going to the server. One server and one box are
+# shared by the module; every CLI call gets a private HOME (its credentials file).
+import os
+import secrets
+import signal
+import stat
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.allow_background_vms  # The module's server keeps a box running.
+
+IMAGE = "boxlite/base"
+KEY = "cli-key-" + secrets.token_hex(8)
+REMOTE_VARS = ("BOXLITE_REST_URL", "BOXLITE_API_KEY", "BOXLITE_REST_PATH_PREFIX", "BOXLITE_PROFILE")
+
+
+@pytest.fixture(scope="module")
+def server(cli_binary, tmp_path_factory):
+    """`boxlite serve` on 127.0.0.1 (port 0) with an API key: (url, home)."""
+    home = tmp_path_factory.mktemp("serve-home")
+    env = {k: v for k, v in os.environ.items() if k not in REMOTE_VARS}
+    env["BOXLITE_HOME"] = str(home)
+    proc = subprocess.Popen([cli_binary, "serve", "--host", "127.0.0.1", "--port", "0", "--api-key", KEY],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    url, lines, ready = [], [], threading.Event()
+
+    def drain():
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace")
+            lines.append(line)
+            if not url and "listening on " in line:
+                url.append(line.split("listening on ", 1)[1].split()[0].rstrip("/"))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    ready.wait(120)
+    try:
+        assert url, "boxlite serve did not say where it listens:\n" + "".join(lines)
+        yield url[0], home
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def client(cli_binary, tmp_path):
+    """Runs the CLI with a private HOME and no remote variables but those given."""
+    home = tmp_path / "user"
+    home.mkdir()
+
+    def run(*args, env=None, input=None, timeout=300):
+        full = {k: v for k, v in os.environ.items() if k not in REMOTE_VARS}
+        full["HOME"] = str(home)
+        full["BOXLITE_HOME"] = str(tmp_path / "local-home")  # Must stay unused.
+        full.update(env or {})
+        return subprocess.run([cli_binary, *args], input=input, capture_output=True, env=full, timeout=timeout)
+
+    run.home = home
+    run.local_home = tmp_path / "local-home"
+    return run
+
+
+def text(proc):
+    return proc.stdout.decode(errors="replace")
+
+
+def err(proc):
+    return proc.stderr.decode(errors="replace")
+
+
+def test_box_commands_go_to_the_server(server, client, tmp_path):
+    url, server_home = server
+    key = {"BOXLITE_API_KEY": KEY}
+    run = client("--url", url, "run", "--rm", IMAGE, "sh", "-c", "echo from-run; exit 4", env=key)
+    assert run.returncode == 4, err(run)
+    assert text(run) == "from-run\n"
+
+    made = client("--url", url, "create", "--name", "rc", IMAGE, env=key)
+    assert made.returncode == 0, err(made)
+    box_id = text(made).strip()
+    assert (server_home / "boxes" / box_id).is_dir()
+    # The variable instead of the flag; the global flag after the command works too.
+    ex = client("exec", "rc", "--", "sh", "-c", "echo $((6*7))", env={**key, "BOXLITE_REST_URL": url})
+    assert ex.returncode == 0, err(ex)
+    assert text(ex) == "42\n"
+    listed = client("ls", "-a", "--url", url, env=key)
+    assert listed.returncode == 0, err(listed)
+    assert "rc" in text(listed)
+
+    payload = secrets.token_hex(32)
+    src = tmp_path / "up.txt"
+    src.write_text(payload)
+    up = client("--url", url, "cp", str(src), "rc:/root/up.txt", env=key)
+    assert up.returncode == 0, err(up)
+    cat = client("--url", url, "exec", "rc", "--", "cat", "/root/up.txt", env=key)
+    assert text(cat) == payload
+    down = tmp_path / "down.txt"
+    got = client("--url", url, "cp", "rc:/root/up.txt", str(down), env=key)
+    assert got.returncode == 0, err(got)
+    assert down.read_text() == payload
+
+    # Local-only commands say so in one line.
+    images = client("--url", url, "images", env=key)
+    assert images.returncode == 1
+    assert "unsupported: images over REST" in err(images)
+    assert len(err(images).strip().splitlines()) == 1
+
+    rm = client("--url", url, "rm", "-f", "rc", env=key)
+    assert rm.returncode == 0, err(rm)
+    assert not (server_home / "boxes" / box_id).exists()
+    assert "rc" not in text(client("--url", url, "ls", "-a", env=key))
+    assert not client.local_home.exists() or not any((client.local_home / "boxes").glob("*"))
+
+
+def test_auth_login_status_whoami_logout(server, client):
+    url, _ = server
+    cred = client.home / ".boxlite" / "credentials.toml"
+    wrong = client("auth", "login", "--url", url, "--api-key-stdin", input=b"not-the-key\n")
+    assert wrong.returncode == 1
+    assert "auth: " in err(wrong)
+    assert not cred.exists()  # A refused key is not kept.
+
+    login = client("auth", "login", "--url", url, "--api-key-stdin", input=KEY.encode() + b"\n")
+    assert login.returncode == 0, err(login)
+    assert stat.S_IMODE(cred.stat().st_mode) == 0o600
+    assert KEY in cred.read_text()
+
+    status = client("auth", "status")
+    assert status.returncode == 0, err(status)
+    assert url in text(status)
+    assert KEY not in text(status)  # Masked.
+    who = client("auth", "whoami")
+    assert who.returncode == 0, err(who)
+    assert "sub:" in text(who)
+    # With the profile alone the commands go to the server.
+    ls = client("ls", "-a")
+    assert ls.returncode == 0, err(ls)
+    assert not client.local_home.exists()
+
+    browser = client("auth", "login", "--method", "browser")
+    assert browser.returncode == 1 and "unsupported" in err(browser)
+    no_y = client("auth", "logout")
+    assert no_y.returncode == 2  # Not a terminal: -y is required.
+    out = client("auth", "logout", "-y")
+    assert out.returncode == 0, err(out)
+    assert "[default]" not in cred.read_text()
+    assert stat.S_IMODE(cred.stat().st_mode) == 0o600
+    assert client("auth", "status").returncode == 1
+
+
+def write_profiles(client, profiles):
+    path = client.home / ".boxlite" / "credentials.toml"
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    body = ""
+    for name, fields in profiles.items():
+        body += f"[{name}]\n" + "".join(f'{k} = "{v}"\n' for k, v in fields.items()) + "\n"
+    path.write_text(body)
+    path.chmod(0o600)
+
+
+def test_precedence_per_axis(server, client):
+    url, _ = server
+    dead = "http://127.0.0.1:9"
+    write_profiles(client, {"default": {"url": dead, "api_key": "wrong"},
+                            "good": {"url": url, "api_key": KEY},
+                            "keyonly": {"url": dead, "api_key": KEY}})
+
+    def ok(*args, env=None):
+        proc = client(*args, "ls", "-a", env=env)
+        return proc.returncode == 0, err(proc)
+
+    # URL: the flag beats the variable, which beats the profile.
+    assert not ok()[0]
+    assert ok("--url", url, env={"BOXLITE_API_KEY": KEY})[0]
+    assert ok("--url", url, env={"BOXLITE_REST_URL": dead, "BOXLITE_API_KEY": KEY})[0]
+    assert ok(env={"BOXLITE_REST_URL": url, "BOXLITE_API_KEY": KEY})[0]
+    # Key: the variable beats the profile; the profile's key serves a URL from elsewhere.
+    good, message = ok("--url", url)
+    assert not good and "auth: " in message  # The default profile's key is wrong.
+    assert ok("--url", url, "--profile", "keyonly")[0]
+    assert ok(env={"BOXLITE_PROFILE": "good"})[0]
+    assert ok("--profile", "good", env={"BOXLITE_PROFILE": "default"})[0]
+    # Prefix: `boxlite serve` has none, so a request under /v1/<prefix>/ fails; the flag
+    # beats the variable, which beats the profile.
+    write_profiles(client, {"default": {"url": url, "api_key": KEY, "path_prefix": "tenant"}})
+    assert not ok()[0]
+    assert ok(env={"BOXLITE_REST_PATH_PREFIX": "/"})[0]
+    assert ok("--path-prefix", "", env={"BOXLITE_REST_PATH_PREFIX": "other"})[0]
+    assert not ok("--path-prefix", "tenant", env={"BOXLITE_REST_PATH_PREFIX": "/"})[0]
