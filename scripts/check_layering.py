@@ -29,8 +29,11 @@ ALLOWED = {
     "src/vmm": ["include/boxlite", "src/base", "src/sys", "src/protocol", "src/net"],
     "src/runtime": ["include/boxlite", "src/base", "src/sys", "src/protocol", "src/image", "src/vmm",
                     "src/net"],
-    # The CLI is a user of the public API, plus base's dependency-free helpers.
-    "src/cli": ["include/boxlite", "src/base"],
+    # The CLI is a user of the public API, plus base's dependency-free helpers (and the
+    # server library behind `boxlite serve`).
+    "src/cli": ["include/boxlite", "src/base", "src/server"],
+    # `boxlite serve`: the public API, plus the runtime's tmp work directories.
+    "src/server": ["include/boxlite", "src/base", "src/sys", "src/runtime"],
     # The Python extension sees the public API only.
     "python/src": ["include/boxlite"],
     # The guest agent (static, PID 1): base, sys and protocol only.
