@@ -31,8 +31,11 @@ ALLOWED = {
     "src/remote": ["include/boxlite", "src/base", "src/sys"],
     "src/runtime": ["include/boxlite", "src/base", "src/sys", "src/protocol", "src/image", "src/vmm",
                     "src/net", "src/remote"],
-    # The CLI is a user of the public API, plus base's dependency-free helpers.
-    "src/cli": ["include/boxlite", "src/base", "src/remote"],  # remote: profiles (credentials.h).
+    # The CLI is a user of the public API, plus base's dependency-free helpers (and the
+    # server library behind `boxlite serve`, and the remote profiles of src/remote).
+    "src/cli": ["include/boxlite", "src/base", "src/server", "src/remote"],
+    # `boxlite serve`: the public API, plus the runtime's tmp work directories.
+    "src/server": ["include/boxlite", "src/base", "src/sys", "src/runtime"],
     # The Python extension sees the public API only.
     "python/src": ["include/boxlite"],
     # The guest agent (static, PID 1): base, sys and protocol only.

@@ -24,6 +24,7 @@ packages=(
   libyaml-cpp-dev
   libhttp-parser-dev  # boxlite-net: HTTP/1.1 requests for secret substitution
   libnghttp2-dev      # boxlite-net: HTTP/2 for secret substitution
+  libboost-dev        # boxlite serve: Boost.Beast + Asio (header-only)
   clang-14 libclang-rt-14-dev
   qemu-system-x86 qemu-utils e2fsprogs
   linux-source-6.1 bc bison flex libelf-dev cpio xz-utils
