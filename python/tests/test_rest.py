@@ -229,8 +229,8 @@ def test_unsupported_options_give_09_errors(server: Server, remote_box: str, tmp
         with pytest.raises(boxlite.NotSupportedError, match="unsupported: images"):
             await rt.images.list()
         box = await rt.get(remote_box)
-        with pytest.raises(boxlite.NotSupportedError, match="unsupported"):
-            await box.exec("id", user="nobody")
+        with pytest.raises(boxlite.NotSupportedError, match="unsupported: copy_out with follow_symlinks"):
+            await box.copy_out("/root", str(tmp_path), boxlite.CopyOptions(follow_symlinks=True))
         # Nothing was created by the refused calls.
         assert [i.id for i in await rt.list_info()] == [remote_box]
 

@@ -61,6 +61,8 @@ Outcome InfoCommand(Context& ctx, const ParsedFlags& flags) {
   auto boxes = (*rt)->List();
   if (!boxes.ok()) return Fail(boxes.error());
   auto images = (*rt)->ListImages();
+  // A remote runtime has no image store (docs/remote.md): no images to count.
+  if (!images.ok() && images.error().IsNotSupported()) images = std::vector<ImageInfo>{};
   if (!images.ok()) return Fail(images.error());
   // BoxLite 0.9's camelCase fields, then ours (snake_case) beside them.
   nlohmann::json out = nlohmann::json::object();

@@ -76,20 +76,28 @@ Result<std::string> MakeTempDir() {
   return std::string(buf.data());
 }
 
+std::pair<std::string, std::string> CopyInTarget(const std::string& host_path,
+                                                 const std::string& guest_path) {
+  if (sys::IsDirectory(host_path)) return {guest_path, ""};
+  if (guest_path.ends_with("/")) {
+    std::string dir = guest_path;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    return {dir, BaseName(host_path)};
+  }
+  return {DirName(guest_path), BaseName(guest_path)};
+}
+
 Status PackForCopyIn(const std::string& host_path, const std::string& tar_path,
-                     const CopyOptions& options) {
+                     const CopyOptions& options, const std::string& top) {
   struct stat st;
   int rc = options.follow_symlinks ? ::stat(host_path.c_str(), &st) : ::lstat(host_path.c_str(), &st);
   if (rc != 0) return Status::NotFound("no such file or directory on this host: " + host_path);
   if (S_ISDIR(st.st_mode) && !options.recursive) {
     return Status::InvalidArgument(host_path + " is a directory (copy it with recursive=True)");
   }
-  if (S_ISDIR(st.st_mode) && !options.include_parent) {
-    return Status::NotSupported("unsupported: include_parent=False for a directory over REST");
-  }
   std::string root = host_path;
   while (root.size() > 1 && root.back() == '/') root.pop_back();
-  std::string base = BaseName(root);
+  bool dir = S_ISDIR(st.st_mode);
   ArchivePtr out(archive_write_new(), archive_write_free);
   archive_write_set_format_pax_restricted(out.get());
   if (archive_write_open_filename(out.get(), tar_path.c_str()) != ARCHIVE_OK) {
@@ -114,8 +122,9 @@ Status PackForCopyIn(const std::string& host_path, const std::string& tar_path,
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return ArchiveError(disk.get(), "read " + root);
     if (options.recursive) archive_read_disk_descend(disk.get());
     std::string path = archive_entry_pathname(entry.get());
-    std::string rel = path.size() > root.size() ? path.substr(root.size()) : "";
-    archive_entry_set_pathname(entry.get(), (base + rel).c_str());
+    std::string rel = path.size() > root.size() + 1 ? path.substr(root.size() + 1) : "";
+    if (dir && rel.empty()) continue;  // The directory itself: its contents are the archive.
+    archive_entry_set_pathname(entry.get(), (dir ? rel : top).c_str());
     if (archive_write_header(out.get(), entry.get()) != ARCHIVE_OK) {
       return ArchiveError(out.get(), "pack " + path);
     }

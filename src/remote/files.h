@@ -7,16 +7,24 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "boxlite/options.h"
 #include "boxlite/status.h"
 
 namespace boxlite::remote {
 
-// Writes a tar of `host_path` to `tar_path` whose one top-level entry is the path's
-// base name (a directory with everything below it when options.recursive).
+// Writes a tar of `host_path` to `tar_path`: a file as the one entry `top`; a
+// directory's contents (everything below it when options.recursive) at the archive's
+// root (`top` unused). The server unpacks it into the destination directory.
 Status PackForCopyIn(const std::string& host_path, const std::string& tar_path,
-                     const CopyOptions& options);
+                     const CopyOptions& options, const std::string& top);
+
+// Where copy-in puts `host_path` for the guest path `guest_path`: {the directory the
+// server unpacks into, the file's entry name}. A directory goes into guest_path itself;
+// a file becomes guest_path (or guest_path/<its name> when guest_path ends with '/').
+std::pair<std::string, std::string> CopyInTarget(const std::string& host_path,
+                                                 const std::string& guest_path);
 
 // Unpacks `tar_path` and puts its one top-level entry at `host_path` as `docker cp`
 // does: into an existing directory as <dir>/<name> (include_parent), else at the path.

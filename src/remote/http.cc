@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <limits>
 #include <thread>
 #include <utility>
 
@@ -338,8 +339,11 @@ Result<HttpResponse> HttpClient::SendOn(Conn& conn, const HttpRequest& request, 
       *nothing_received = true;
       return Unreachable(endpoint_, "send", ec);
     }
+    // A number, not boost::none: Beast 1.74 compares the length against the optional, and
+    // an empty optional is below every length.
+    constexpr uint64_t kNoLimit = std::numeric_limits<uint64_t>::max();
     http::response_parser<http::empty_body> head;
-    head.body_limit(boost::none);
+    head.body_limit(kNoLimit);
     if (verb == http::verb::head) head.skip(true);
     http::read_header(stream, conn.buffer, head, ec);
     if (ec) {
@@ -351,7 +355,7 @@ Result<HttpResponse> HttpClient::SendOn(Conn& conn, const HttpRequest& request, 
     bool keep = head.get().keep_alive();
     if (!request.save_to.empty() && out.status / 100 == 2) {
       http::response_parser<http::file_body> p{std::move(head)};
-      p.body_limit(boost::none);
+      p.body_limit(kNoLimit);
       p.get().body().open(request.save_to.c_str(), beast::file_mode::write_new, ec);
       if (ec) return Status::IoError("create " + request.save_to + ": " + ec.message());
       http::read(stream, conn.buffer, p, ec);

@@ -178,6 +178,7 @@ void RemoteExec::Recover(std::unique_lock<std::mutex>& lock) {
     ws_ = shared;
     stream_down_ = false;
     recovering_ = false;
+    cv_.notify_all();
     lock.unlock();
     shared->Start({[this](bool binary, std::string data) { return OnMessage(binary, std::move(data)); },
                    [this](bool clean, const Status& why) { OnEnd(clean, why); }});

@@ -76,7 +76,11 @@ class RemoteBox final : public Box, public std::enable_shared_from_this<RemoteBo
   const std::string& name() const override { return name_; }
 
   Status Start() override { return Post("/start", "start box " + id_); }
-  Status Stop() override { return Post("/stop", "stop box " + id_); }
+  Status Stop() override {
+    Status s = Post("/stop", "stop box " + id_);
+    // A box the server removes when it stops (auto_delete) may be gone already: stopped.
+    return s.IsNotFound() ? Status::OK() : s;
+  }
 
   Result<std::shared_ptr<Exec>> StartExec(const ExecOptions& options) override {
     BOXLITE_ASSIGN_OR_RETURN(json request, ExecRequest(options));
@@ -191,10 +195,11 @@ class RemoteBox final : public Box, public std::enable_shared_from_this<RemoteBo
     BOXLITE_ASSIGN_OR_RETURN(std::string dir, MakeTempDir());
     base::ScopeExit cleanup([&] { (void)sys::RemoveTree(dir); });
     std::string tar = dir + "/in.tar";
-    BOXLITE_RETURN_IF_ERROR(PackForCopyIn(host_path, tar, options));
+    auto [into, top] = CopyInTarget(host_path, guest_path);
+    BOXLITE_RETURN_IF_ERROR(PackForCopyIn(host_path, tar, options, top));
     HttpRequest req;
     req.method = "PUT";
-    req.target = Target("/files") + "?path=" + EscapeComponent(guest_path);
+    req.target = Target("/files") + "?path=" + EscapeComponent(into);
     req.body_file = tar;
     req.content_type = "application/x-tar";
     auto r = s_.client->Call(req, "copy " + host_path + " into box " + id_);

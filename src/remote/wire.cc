@@ -236,9 +236,6 @@ Result<json> ExecRequest(const ExecOptions& o) {
   if (o.use_image_entrypoint) {
     return Status::NotSupported("unsupported: the image's entrypoint for an exec over REST");
   }
-  if (!o.user.empty()) {
-    return Status::NotSupported("unsupported: exec user over REST (set user on the box instead)");
-  }
   json r = {{"command", o.argv[0]},
             {"args", std::vector<std::string>(o.argv.begin() + 1, o.argv.end())}};
   if (!o.env.empty()) {
@@ -248,6 +245,7 @@ Result<json> ExecRequest(const ExecOptions& o) {
   }
   if (o.timeout_seconds) r["timeout_seconds"] = *o.timeout_seconds;
   if (!o.cwd.empty()) r["working_dir"] = o.cwd;
+  if (!o.user.empty()) r["user"] = o.user;  // 0.9's client drops it; our server runs as it.
   r["tty"] = o.tty;
   return r;
 }
@@ -268,6 +266,7 @@ BoxInfo BoxInfoFromJson(const json& j) {
   b.auto_delete = Num<int64_t>(j, "auto_delete").value_or(0);
   b.auto_resume = Bool(j, "auto_resume", true);
   b.auto_remove = b.auto_delete > 0;
+  b.detach = true;  // A remote box lives on the server, whatever this process does.
   b.exit_code = Num<int>(j, "exit_code");
   b.entrypoint = StrList(j, "entrypoint");
   b.cmd = StrList(j, "cmd");

@@ -115,10 +115,10 @@ TEST(WireTest, WhatRestCannotCarryIsUnsupported) {
   EXPECT_TRUE(CheckRemoteBoxOptions(lifecycle).IsInvalidArgument());
   lifecycle.auto_delete = 120;
   EXPECT_TRUE(CheckRemoteBoxOptions(lifecycle).ok());
-  ExecOptions user;
-  user.argv = {"id"};
-  user.user = "nobody";
-  EXPECT_TRUE(ExecRequest(user).error().IsNotSupported());
+  ExecOptions image_entry;
+  image_entry.argv = {"id"};
+  image_entry.use_image_entrypoint = true;
+  EXPECT_TRUE(ExecRequest(image_entry).error().IsNotSupported());
 }
 
 TEST(WireTest, ExecRequestShape) {
