@@ -275,6 +275,11 @@ Api::Api(std::shared_ptr<Runtime> runtime, ServerOptions options, ReaperConfig r
 
 Api::~Api() { sessions_.Shutdown(std::chrono::seconds(5)); }
 
+void Api::ReleaseAll() {
+  std::lock_guard<std::mutex> lock(held_mu_);
+  held_.clear();
+}
+
 Result<std::shared_ptr<void>> Api::TempDir(const std::string& prefix, std::string* path) {
   std::string tmp = runtime_->home_dir() + "/tmp";
   ::mkdir(tmp.c_str(), 0700);
@@ -294,11 +299,27 @@ Reply Api::Handle(const RequestCtx& request) {
   return std::move(*r);
 }
 
+std::shared_ptr<Box> Api::Hold(std::shared_ptr<Box> box) {
+  std::lock_guard<std::mutex> lock(held_mu_);
+  auto& slot = held_[box->id()];
+  if (!slot) slot = box;
+  return slot;
+}
+
+void Api::Release(const std::string& id) {
+  std::shared_ptr<Box> gone;
+  std::lock_guard<std::mutex> lock(held_mu_);
+  auto it = held_.find(id);
+  if (it == held_.end()) return;
+  gone = std::move(it->second);
+  held_.erase(it);
+}
+
 Result<std::shared_ptr<Box>> Api::FindBox(const std::map<std::string, std::string>& params) {
   auto it = params.find("box_id");
   auto box = runtime_->Get(it == params.end() ? "" : it->second);
   if (!box.ok()) return box.error().WithDefaultSubject(StatusSubject::kBox);
-  return box;
+  return Hold(*box);
 }
 
 Result<std::shared_ptr<ExecSession>> Api::FindExec(
@@ -409,6 +430,7 @@ Result<Reply> Api::Dispatch(const RequestCtx& q) {
       box->reset();
       Status s = runtime_->Remove(id, force);
       if (!s.ok()) return s.WithDefaultSubject(StatusSubject::kBox);
+      Release(id);
       sessions_.DropBox(id);
       return Empty(204);
     }
@@ -549,6 +571,7 @@ Result<Reply> Api::Dispatch(const RequestCtx& q) {
       if (!box.ok()) return box.error();
       auto clone = (*box)->Clone(name);
       if (!clone.ok()) return clone.error().WithDefaultSubject(StatusSubject::kBox);
+      Hold(*clone);
       auto info = (*clone)->Info();
       if (!info.ok()) return info.error();
       return JsonReply(201, BoxJson(*info));
@@ -575,6 +598,7 @@ Result<Reply> Api::Dispatch(const RequestCtx& q) {
       if (auto n = q.query.find("name"); n != q.query.end()) name = n->second;
       auto box = runtime_->ImportBox(q.upload_path, name, /*untrusted=*/true);
       if (!box.ok()) return box.error().WithDefaultSubject(StatusSubject::kBox);
+      Hold(*box);
       auto info = (*box)->Info();
       if (!info.ok()) return info.error();
       return JsonReply(201, BoxJson(*info));
@@ -628,6 +652,7 @@ Result<Reply> Api::CreateBox(const RequestCtx& q) {
   if (!options.ok()) return fail(options.error());
   auto box = runtime_->Create(*options);
   if (!box.ok()) return fail(box.error().WithDefaultSubject(StatusSubject::kBox));
+  Hold(*box);
   auto info = (*box)->Info();
   if (!info.ok()) return fail(info.error());
   Reply r = JsonReply(201, BoxJson(*info));

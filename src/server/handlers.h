@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -74,6 +75,8 @@ class Api {
   Result<std::shared_ptr<void>> TempDir(const std::string& prefix, std::string* path);
 
   SessionTable& sessions() { return sessions_; }
+  // Lets go of every box handle (after Runtime::Shutdown).
+  void ReleaseAll();
   Runtime& runtime() { return *runtime_; }
   const ServerOptions& options() const { return options_; }
 
@@ -86,8 +89,15 @@ class Api {
   Result<Reply> PutFiles(const RequestCtx& request);
   Result<Reply> GetFiles(const RequestCtx& request);
 
+  // Keeps the handle of every box this server found or made: the runtime holds its boxes
+  // weakly, and a handle let go would make the next request attach to the VM again.
+  std::shared_ptr<Box> Hold(std::shared_ptr<Box> box);
+  void Release(const std::string& id);
+
   std::shared_ptr<Runtime> runtime_;
   ServerOptions options_;
+  std::mutex held_mu_;
+  std::map<std::string, std::shared_ptr<Box>> held_;
   SessionTable sessions_;
   IdempotencyCache idempotency_;
 };

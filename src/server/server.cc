@@ -624,6 +624,7 @@ void Server::Shutdown(int timeout_seconds) {
   for (auto& t : impl_->io_threads) t.join();
   impl_->io_threads.clear();
   (void)impl_->runtime->Shutdown(timeout_seconds);
+  impl_->api->ReleaseAll();
   impl_->workers->stop();
   impl_->workers->join();
 }
