@@ -86,6 +86,17 @@ class Api {
   Result<std::shared_ptr<ExecSession>> FindExec(const std::map<std::string, std::string>& params);
   Result<Reply> CreateBox(const RequestCtx& request);
   Result<Reply> StartExec(const RequestCtx& request);
+  // TempDir with an empty "root" directory in it (the tree a files route moves).
+  Result<std::shared_ptr<void>> StagingDir(const std::string& prefix, std::string* path);
+  // What both files routes need: the box, ?path=, and a staging directory.
+  struct FilesCall {
+    std::shared_ptr<Box> box;
+    std::string path;
+    std::string dir;
+    std::string root;
+    std::shared_ptr<void> keep;
+  };
+  Result<FilesCall> PrepareFiles(const RequestCtx& request, const char* what);
   Result<Reply> PutFiles(const RequestCtx& request);
   Result<Reply> GetFiles(const RequestCtx& request);
 
