@@ -34,8 +34,9 @@ ALLOWED = {
     # The CLI is a user of the public API, plus base's dependency-free helpers (and the
     # server library behind `boxlite serve`, and the remote profiles of src/remote).
     "src/cli": ["include/boxlite", "src/base", "src/server", "src/remote"],
-    # `boxlite serve`: the public API, plus the runtime's tmp work directories.
-    "src/server": ["include/boxlite", "src/base", "src/sys", "src/runtime"],
+    # `boxlite serve`: the public API, plus the runtime's tmp work directories and the
+    # image module's tar name rules.
+    "src/server": ["include/boxlite", "src/base", "src/sys", "src/image", "src/runtime"],
     # The Python extension sees the public API only.
     "python/src": ["include/boxlite"],
     # The guest agent (static, PID 1): base, sys and protocol only.

@@ -9,6 +9,8 @@
 #include <random>
 #include <nlohmann/json.hpp>
 
+#include "src/base/strings.h"
+
 namespace boxlite::server {
 
 const std::vector<Route>& Routes() {
@@ -58,18 +60,6 @@ const std::vector<Route>& Routes() {
 
 namespace {
 
-std::vector<std::string_view> Segments(std::string_view path) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i <= path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos) j = path.size();
-    out.push_back(path.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -101,9 +91,9 @@ std::optional<std::string> PercentDecode(std::string_view in, bool plus_is_space
 
 RouteMatch MatchRoute(std::string_view method, std::string_view path) {
   RouteMatch result;
-  auto got = Segments(path);
+  auto got = base::Split(path, '/');
   for (const auto& route : Routes()) {
-    auto want = Segments(route.pattern);
+    auto want = base::Split(route.pattern, '/');
     if (want.size() != got.size()) continue;
     std::map<std::string, std::string> params;
     bool ok = true;

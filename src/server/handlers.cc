@@ -275,6 +275,11 @@ Api::Api(std::shared_ptr<Runtime> runtime, ServerOptions options, ReaperConfig r
 
 Api::~Api() { sessions_.Shutdown(std::chrono::seconds(5)); }
 
+void Api::ReleaseAll() {
+  std::lock_guard<std::mutex> lock(held_mu_);
+  held_.clear();
+}
+
 Result<std::shared_ptr<void>> Api::TempDir(const std::string& prefix, std::string* path) {
   std::string tmp = runtime_->home_dir() + "/tmp";
   ::mkdir(tmp.c_str(), 0700);
@@ -288,17 +293,43 @@ Result<std::shared_ptr<void>> Api::TempDir(const std::string& prefix, std::strin
   return std::shared_ptr<void>(held);
 }
 
+Result<std::shared_ptr<void>> Api::StagingDir(const std::string& prefix, std::string* path) {
+  auto keep = TempDir(prefix, path);
+  if (!keep.ok()) return keep.error();
+  std::string root = *path + "/root";
+  if (::mkdir(root.c_str(), 0700) != 0) {
+    return Status(StatusCode::kIoError, "creating " + root, errno);
+  }
+  return keep;
+}
+
 Reply Api::Handle(const RequestCtx& request) {
   auto r = Dispatch(request);
   if (!r.ok()) return ErrorReply(r.error(), request.request_id);
   return std::move(*r);
 }
 
+std::shared_ptr<Box> Api::Hold(std::shared_ptr<Box> box) {
+  std::lock_guard<std::mutex> lock(held_mu_);
+  auto& slot = held_[box->id()];
+  if (!slot) slot = box;
+  return slot;
+}
+
+void Api::Release(const std::string& id) {
+  std::shared_ptr<Box> gone;
+  std::lock_guard<std::mutex> lock(held_mu_);
+  auto it = held_.find(id);
+  if (it == held_.end()) return;
+  gone = std::move(it->second);
+  held_.erase(it);
+}
+
 Result<std::shared_ptr<Box>> Api::FindBox(const std::map<std::string, std::string>& params) {
   auto it = params.find("box_id");
   auto box = runtime_->Get(it == params.end() ? "" : it->second);
   if (!box.ok()) return box.error().WithDefaultSubject(StatusSubject::kBox);
-  return box;
+  return Hold(*box);
 }
 
 Result<std::shared_ptr<ExecSession>> Api::FindExec(
@@ -409,6 +440,7 @@ Result<Reply> Api::Dispatch(const RequestCtx& q) {
       box->reset();
       Status s = runtime_->Remove(id, force);
       if (!s.ok()) return s.WithDefaultSubject(StatusSubject::kBox);
+      Release(id);
       sessions_.DropBox(id);
       return Empty(204);
     }
@@ -549,6 +581,7 @@ Result<Reply> Api::Dispatch(const RequestCtx& q) {
       if (!box.ok()) return box.error();
       auto clone = (*box)->Clone(name);
       if (!clone.ok()) return clone.error().WithDefaultSubject(StatusSubject::kBox);
+      Hold(*clone);
       auto info = (*clone)->Info();
       if (!info.ok()) return info.error();
       return JsonReply(201, BoxJson(*info));
@@ -575,6 +608,7 @@ Result<Reply> Api::Dispatch(const RequestCtx& q) {
       if (auto n = q.query.find("name"); n != q.query.end()) name = n->second;
       auto box = runtime_->ImportBox(q.upload_path, name, /*untrusted=*/true);
       if (!box.ok()) return box.error().WithDefaultSubject(StatusSubject::kBox);
+      Hold(*box);
       auto info = (*box)->Info();
       if (!info.ok()) return info.error();
       return JsonReply(201, BoxJson(*info));
@@ -628,6 +662,7 @@ Result<Reply> Api::CreateBox(const RequestCtx& q) {
   if (!options.ok()) return fail(options.error());
   auto box = runtime_->Create(*options);
   if (!box.ok()) return fail(box.error().WithDefaultSubject(StatusSubject::kBox));
+  Hold(*box);
   auto info = (*box)->Info();
   if (!info.ok()) return fail(info.error());
   Reply r = JsonReply(201, BoxJson(*info));
@@ -682,51 +717,49 @@ Result<Reply> Api::StartExec(const RequestCtx& q) {
   return JsonReply(201, {{"execution_id", session->id()}});
 }
 
-Result<Reply> Api::PutFiles(const RequestCtx& q) {
-  auto dest = q.query.find("path");
-  if (dest == q.query.end() || dest->second.empty() || dest->second.front() != '/') {
-    return Status::InvalidArgument("PUT /files needs ?path=DEST, an absolute path in the box");
+Result<Api::FilesCall> Api::PrepareFiles(const RequestCtx& q, const char* what) {
+  auto path = q.query.find("path");
+  if (path == q.query.end() || path->second.empty() || path->second.front() != '/') {
+    return Status::InvalidArgument(std::string(what) +
+                                   " /files needs ?path=, an absolute path in the box");
   }
   auto box = FindBox(q.params);
   if (!box.ok()) return box.error();
-  std::string dir;
-  auto keep = TempDir("serve-put", &dir);
+  FilesCall call;
+  call.box = *box;
+  call.path = path->second;
+  auto keep = StagingDir(std::string("serve-") + what, &call.dir);
   if (!keep.ok()) return keep.error();
-  std::string root = dir + "/root";
-  if (::mkdir(root.c_str(), 0700) != 0) {
-    return Status(StatusCode::kIoError, "creating " + root, errno);
+  call.keep = *keep;
+  call.root = call.dir + "/root";
+  return call;
+}
+
+Result<Reply> Api::PutFiles(const RequestCtx& q) {
+  auto call = PrepareFiles(q, "PUT");
+  if (!call.ok()) return call.error();
+  if (Status x = ExtractTar(q.upload_path, call->root, options_.max_upload_bytes); !x.ok()) {
+    return x;
   }
-  if (Status x = ExtractTar(q.upload_path, root, options_.max_upload_bytes); !x.ok()) return x;
   CopyOptions copy;
   copy.include_parent = false;
   copy.overwrite = true;
-  Status s = (*box)->CopyIn(root, dest->second, copy);
+  Status s = call->box->CopyIn(call->root, call->path, copy);
   if (!s.ok()) return s.WithDefaultSubject(StatusSubject::kBox);
   return Empty(204);
 }
 
 Result<Reply> Api::GetFiles(const RequestCtx& q) {
-  auto src = q.query.find("path");
-  if (src == q.query.end() || src->second.empty() || src->second.front() != '/') {
-    return Status::InvalidArgument("GET /files needs ?path=SRC, an absolute path in the box");
-  }
-  auto box = FindBox(q.params);
-  if (!box.ok()) return box.error();
-  std::string dir;
-  auto keep = TempDir("serve-get", &dir);
-  if (!keep.ok()) return keep.error();
-  std::string root = dir + "/root";
-  if (::mkdir(root.c_str(), 0700) != 0) {
-    return Status(StatusCode::kIoError, "creating " + root, errno);
-  }
-  Status s = (*box)->CopyOut(src->second, root);
+  auto call = PrepareFiles(q, "GET");
+  if (!call.ok()) return call.error();
+  Status s = call->box->CopyOut(call->path, call->root);
   if (!s.ok()) return s.WithDefaultSubject(StatusSubject::kBox);
-  std::string tar = dir + "/out.tar";
-  if (Status t = CreateTar(root, tar); !t.ok()) return t;
+  std::string tar = call->dir + "/out.tar";
+  if (Status t = CreateTar(call->root, tar); !t.ok()) return t;
   Reply r;
   r.content_type = "application/x-tar";
   r.file_path = tar;
-  r.keep = *keep;
+  r.keep = call->keep;
   return r;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -74,6 +75,8 @@ class Api {
   Result<std::shared_ptr<void>> TempDir(const std::string& prefix, std::string* path);
 
   SessionTable& sessions() { return sessions_; }
+  // Lets go of every box handle (after Runtime::Shutdown).
+  void ReleaseAll();
   Runtime& runtime() { return *runtime_; }
   const ServerOptions& options() const { return options_; }
 
@@ -83,11 +86,29 @@ class Api {
   Result<std::shared_ptr<ExecSession>> FindExec(const std::map<std::string, std::string>& params);
   Result<Reply> CreateBox(const RequestCtx& request);
   Result<Reply> StartExec(const RequestCtx& request);
+  // TempDir with an empty "root" directory in it (the tree a files route moves).
+  Result<std::shared_ptr<void>> StagingDir(const std::string& prefix, std::string* path);
+  // What both files routes need: the box, ?path=, and a staging directory.
+  struct FilesCall {
+    std::shared_ptr<Box> box;
+    std::string path;
+    std::string dir;
+    std::string root;
+    std::shared_ptr<void> keep;
+  };
+  Result<FilesCall> PrepareFiles(const RequestCtx& request, const char* what);
   Result<Reply> PutFiles(const RequestCtx& request);
   Result<Reply> GetFiles(const RequestCtx& request);
 
+  // Keeps the handle of every box this server found or made: the runtime holds its boxes
+  // weakly, and a handle let go would make the next request attach to the VM again.
+  std::shared_ptr<Box> Hold(std::shared_ptr<Box> box);
+  void Release(const std::string& id);
+
   std::shared_ptr<Runtime> runtime_;
   ServerOptions options_;
+  std::mutex held_mu_;
+  std::map<std::string, std::shared_ptr<Box>> held_;
   SessionTable sessions_;
   IdempotencyCache idempotency_;
 };

@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -164,6 +166,9 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     if (ec || failed_) return Fail();
     if (current_->close_after) {
       closing_ = true;
+      // The exec is over and this client has everything: the next attach may come now,
+      // without waiting for the close handshake.
+      session_->Detach(outbox_);
       ws_.async_close(websocket::close_code::normal,
                       [self = shared_from_this()](beast::error_code) { self->Fail(); });
       return;
@@ -278,7 +283,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void ReadHeader() {
     header_.emplace();
     header_->header_limit(16 * 1024);
-    header_->body_limit(kMaxJsonBody);
+    // The route decides the body's limit (JSON or upload), once the header is read.
+    header_->body_limit(std::numeric_limits<std::uint64_t>::max());
     stream_.expires_after(impl_->options.header_timeout);
     http::async_read_header(stream_, buffer_, *header_,
                             [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -349,6 +355,21 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     ctx_.params = std::move(match.params);
     ctx_.query = ParseQuery(target);
     ctx_.idempotency_key = std::string(Sv(req["Idempotency-Key"]));
+    // The parser checks a declared length against its limit only while it reads the
+    // header, which happens before the route is known: check it here.
+    uint64_t limit = match.route->body == BodyKind::kUpload ? impl_->options.max_upload_bytes
+                                                            : kMaxJsonBody;
+    if (auto length = header_->content_length(); length && *length > limit) {
+      Reply r = ErrorReply(
+          Status::InvalidArgument(match.route->body == BodyKind::kUpload
+                                      ? "the upload is over " + std::to_string(limit) +
+                                            " bytes: raise serve's --max-upload-bytes"
+                                      : std::string("the JSON body is over 1 MiB")),
+          ctx_.request_id);
+      r.status = 413;
+      keep_alive_ = false;
+      return WriteReply(std::move(r));
+    }
     switch (match.route->body) {
       case BodyKind::kWebSocket:
         if (!websocket::is_upgrade(req)) {
@@ -624,6 +645,7 @@ void Server::Shutdown(int timeout_seconds) {
   for (auto& t : impl_->io_threads) t.join();
   impl_->io_threads.clear();
   (void)impl_->runtime->Shutdown(timeout_seconds);
+  impl_->api->ReleaseAll();
   impl_->workers->stop();
   impl_->workers->join();
 }

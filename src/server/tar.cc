@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "src/image/tar_path.h"
+
 namespace boxlite::server {
 
 namespace {
@@ -32,23 +34,14 @@ std::string ArchiveError(archive* a) {
   return e != nullptr ? e : "unknown error";
 }
 
-// A name from the tar made relative and checked: no absolute path, no `..`, no empty
-// result. "./a//b/" becomes "a/b".
+// A name from the tar made relative and checked: no absolute path, nothing that leaves the
+// tree ("a/../b" is "b"; "../x" is refused), not empty. "./a//b/" becomes "a/b".
 bool CleanName(std::string_view name, std::string* out) {
   if (name.empty() || name.front() == '/') return false;
-  out->clear();
-  size_t i = 0;
-  while (i <= name.size()) {
-    size_t j = name.find('/', i);
-    if (j == std::string_view::npos) j = name.size();
-    std::string_view part = name.substr(i, j - i);
-    i = j + 1;
-    if (part.empty() || part == ".") continue;
-    if (part == "..") return false;
-    if (!out->empty()) out->push_back('/');
-    out->append(part);
-  }
-  return !out->empty();
+  auto clean = image::CleanTarPath(name);
+  if (!clean.ok() || clean->empty()) return false;
+  *out = clean->str();
+  return true;
 }
 
 // Whether dest/rel is a regular file reached without any symlink on the way.
@@ -95,7 +88,7 @@ Status ExtractTar(const std::string& tar_path, const std::string& dest_dir, uint
     std::string name;
     if (!CleanName(shown, &name)) {
       return Status::InvalidArgument("tar entry '" + shown +
-                                     "' is refused: names must be relative, without '..'");
+                                     "' is refused: names must be relative and stay inside the archive");
     }
     mode_t type = archive_entry_filetype(entry);
     if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
