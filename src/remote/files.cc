@@ -166,10 +166,11 @@ Status UnpackForCopyOut(const std::string& tar_path, const std::string& host_pat
     return ArchiveError(in.get(), "read the archive from the server");
   }
   ArchivePtr out(archive_write_disk_new(), archive_write_free);
+  // Entry paths are checked below (relative, no "..") and then placed under `tmp`, which
+  // makes them absolute: libarchive's NOABSOLUTEPATHS check would refuse every one.
   archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
                                                 ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-                                                ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                                ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+                                                ARCHIVE_EXTRACT_SECURE_SYMLINKS);
   std::set<std::string> tops;
   struct archive_entry* entry = nullptr;
   for (;;) {
