@@ -89,6 +89,8 @@ def test_box_commands_go_to_the_server(server, client, tmp_path):
     assert made.returncode == 0, err(made)
     box_id = text(made).strip()
     assert (server_home / "boxes" / box_id).is_dir()
+    started = client("--url", url, "start", "rc", env=key)
+    assert started.returncode == 0, err(started)
     # The variable instead of the flag; the global flag after the command works too.
     ex = client("exec", "rc", "--", "sh", "-c", "echo $((6*7))", env={**key, "BOXLITE_REST_URL": url})
     assert ex.returncode == 0, err(ex)
