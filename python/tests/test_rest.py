@@ -11,16 +11,15 @@ import asyncio
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import boxlite
+from harness.serve import Serve  # tests/integration/harness (on the path: conftest.py)
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "boxlite/base"
@@ -41,51 +40,9 @@ def find_cli() -> str:
     return found
 
 
-class Server:
-    """A `boxlite serve` child on 127.0.0.1 with its own home, its output drained."""
-
-    def __init__(self, home: Path, key: str | None) -> None:
-        self.home = home
-        args = [find_cli(), "serve", "--host", "127.0.0.1", "--port", "0"]
-        if key:
-            args += ["--api-key", key]
-        env = dict(os.environ, BOXLITE_HOME=str(home))
-        for name in ("BOXLITE_REST_URL", "BOXLITE_API_KEY", "BOXLITE_REST_PATH_PREFIX"):
-            env.pop(name, None)
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-        self.output: list[str] = []
-        self.url = ""
-        found = threading.Event()
-
-        def drain() -> None:
-            assert self.proc.stdout is not None
-            for raw in self.proc.stdout:
-                line = raw.decode(errors="replace")
-                self.output.append(line)
-                if not self.url and "listening on " in line:
-                    self.url = line.split("listening on ", 1)[1].split()[0].rstrip("/")
-                    found.set()
-            found.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        found.wait(120)
-        if not self.url:
-            self.stop()
-            raise RuntimeError("boxlite serve did not say where it listens:\n" + "".join(self.output))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("serve-home"), KEY)
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    srv = Serve(find_cli(), tmp_path_factory.mktemp("serve-home"), KEY)
     try:
         yield srv
     finally:
@@ -98,7 +55,7 @@ def rest(url: str, key: str | None = KEY) -> boxlite.Boxlite:
 
 
 @pytest.fixture(scope="module")
-def remote_box(server: Server) -> Iterator[str]:
+def remote_box(server: Serve) -> Iterator[str]:
     """A running box on the server (its id); removed at the end."""
 
     async def make() -> str:
@@ -114,13 +71,13 @@ def remote_box(server: Server) -> Iterator[str]:
         asyncio.run(rest(server.url).remove(box_id, force=True))
 
 
-async def open_box(server: Server, box_id: str) -> boxlite.Box:
+async def open_box(server: Serve, box_id: str) -> boxlite.Box:
     box = await rest(server.url).get(box_id)
     assert box is not None
     return box
 
 
-def test_create_is_on_the_server(server: Server, remote_box: str) -> None:
+def test_create_is_on_the_server(server: Serve, remote_box: str) -> None:
     async def go() -> None:
         rt = rest(server.url)
         info = await rt.get_info(remote_box)
@@ -132,7 +89,7 @@ def test_create_is_on_the_server(server: Server, remote_box: str) -> None:
     asyncio.run(go())
 
 
-def test_exec_streams_stdin_and_resizes_a_tty(server: Server, remote_box: str) -> None:
+def test_exec_streams_stdin_and_resizes_a_tty(server: Serve, remote_box: str) -> None:
     async def go() -> None:
         box = await open_box(server, remote_box)
         ex = await box.exec("sh", ["-c", "cat; echo done >&2; exit 3"])
@@ -157,7 +114,7 @@ def test_exec_streams_stdin_and_resizes_a_tty(server: Server, remote_box: str) -
     asyncio.run(go())
 
 
-def test_copy_in_and_out(server: Server, remote_box: str, tmp_path: Path) -> None:
+def test_copy_in_and_out(server: Serve, remote_box: str, tmp_path: Path) -> None:
     payload = secrets.token_hex(64)
     src = tmp_path / "in.txt"
     src.write_text(payload)
@@ -179,7 +136,7 @@ def test_copy_in_and_out(server: Server, remote_box: str, tmp_path: Path) -> Non
     asyncio.run(go())
 
 
-def test_metrics_come_from_the_server(server: Server, remote_box: str) -> None:
+def test_metrics_come_from_the_server(server: Serve, remote_box: str) -> None:
     async def go() -> None:
         box = await open_box(server, remote_box)
         assert (await box.run("true")).exit_code == 0
@@ -192,7 +149,7 @@ def test_metrics_come_from_the_server(server: Server, remote_box: str) -> None:
     asyncio.run(go())
 
 
-def test_remove_deletes_on_the_server(server: Server) -> None:
+def test_remove_deletes_on_the_server(server: Serve) -> None:
     async def go() -> None:
         rt = rest(server.url)
         box = await rt.create(boxlite.BoxOptions(image=IMAGE, memory_mib=MEMORY, auto_remove=False), name="to-remove")
@@ -206,20 +163,20 @@ def test_remove_deletes_on_the_server(server: Server) -> None:
     asyncio.run(go())
 
 
-def test_wrong_or_missing_key_is_a_clear_auth_error(server: Server) -> None:
+def test_wrong_or_missing_key_is_a_clear_auth_error(server: Serve) -> None:
     for key in ("wrong-" + KEY, None):
         with pytest.raises(boxlite.ConfigError, match="auth: ") as info:
             asyncio.run(rest(server.url, key).list_info())
         assert "\n" not in str(info.value)
 
 
-def test_unreachable_server_is_one_line(server: Server) -> None:
+def test_unreachable_server_is_one_line(server: Serve) -> None:
     with pytest.raises(boxlite.BoxliteError, match="cannot reach the BoxLite server") as info:
         asyncio.run(rest("http://127.0.0.1:9").list_info())
     assert "\n" not in str(info.value)
 
 
-def test_unsupported_options_give_09_errors(server: Server, remote_box: str, tmp_path: Path) -> None:
+def test_unsupported_options_give_09_errors(server: Serve, remote_box: str, tmp_path: Path) -> None:
     async def go() -> None:
         rt = rest(server.url)
         with pytest.raises(boxlite.NotSupportedError, match="unsupported: published ports"):
@@ -275,7 +232,7 @@ asyncio.run(main())
 """
 
 
-def test_a_killed_client_leaves_the_exec_to_a_new_one(server: Server, remote_box: str) -> None:
+def test_a_killed_client_leaves_the_exec_to_a_new_one(server: Serve, remote_box: str) -> None:
     child = subprocess.Popen([sys.executable, "-c", CHILD, server.url, KEY, remote_box],
                              stdout=subprocess.PIPE, env=dict(os.environ))
     try:
@@ -305,7 +262,7 @@ def test_a_killed_client_leaves_the_exec_to_a_new_one(server: Server, remote_box
     asyncio.run(go())
 
 
-def test_twenty_clients_five_execs_each(server: Server, remote_box: str) -> None:
+def test_twenty_clients_five_execs_each(server: Serve, remote_box: str) -> None:
     async def client(i: int) -> list[str]:
         box = await open_box(server, remote_box)
         outs = []

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <cstdio>
 #include <optional>
 #include <utility>
@@ -273,30 +274,47 @@ BoxInfo BoxInfoFromJson(const json& j) {
   return b;
 }
 
+namespace {
+
+// Reads the counters named in `fields` from `j` into `out` (0 when absent or bad).
+template <typename S>
+void ReadCounters(const json& j, S* out, std::initializer_list<std::pair<const char*, uint64_t S::*>> fields) {
+  for (const auto& [key, member] : fields) out->*member = Num<uint64_t>(j, key).value_or(0);
+}
+
+// The same for optional fields (unset when absent or bad).
+template <typename S, typename T>
+void ReadOptional(const json& j, S* out,
+                  std::initializer_list<std::pair<const char*, std::optional<T> S::*>> fields) {
+  for (const auto& [key, member] : fields) out->*member = Num<T>(j, key);
+}
+
+}  // namespace
+
 BoxMetrics BoxMetricsFromJson(const json& j) {
   BoxMetrics m;
   if (!j.is_object()) return m;
-  m.commands_executed_total = Num<uint64_t>(j, "commands_executed_total").value_or(0);
-  m.exec_errors_total = Num<uint64_t>(j, "exec_errors_total").value_or(0);
-  m.bytes_sent_total = Num<uint64_t>(j, "bytes_sent_total").value_or(0);
-  m.bytes_received_total = Num<uint64_t>(j, "bytes_received_total").value_or(0);
+  ReadCounters<BoxMetrics>(j, &m, {{"commands_executed_total", &BoxMetrics::commands_executed_total},
+                                   {"exec_errors_total", &BoxMetrics::exec_errors_total},
+                                   {"bytes_sent_total", &BoxMetrics::bytes_sent_total},
+                                   {"bytes_received_total", &BoxMetrics::bytes_received_total}});
   m.execs_run = m.commands_executed_total;
   m.cpu_percent = Num<double>(j, "cpu_percent");
-  m.memory_bytes = Num<uint64_t>(j, "memory_bytes");
+  ReadOptional<BoxMetrics, uint64_t>(j, &m, {{"memory_bytes", &BoxMetrics::memory_bytes},
+                                             {"network_bytes_sent", &BoxMetrics::network_bytes_sent},
+                                             {"network_bytes_received", &BoxMetrics::network_bytes_received},
+                                             {"network_tcp_connections", &BoxMetrics::network_tcp_connections},
+                                             {"network_tcp_errors", &BoxMetrics::network_tcp_errors}});
   m.memory_rss_bytes = m.memory_bytes.value_or(0);
-  m.network_bytes_sent = Num<uint64_t>(j, "network_bytes_sent");
-  m.network_bytes_received = Num<uint64_t>(j, "network_bytes_received");
-  m.network_tcp_connections = Num<uint64_t>(j, "network_tcp_connections");
-  m.network_tcp_errors = Num<uint64_t>(j, "network_tcp_errors");
-  const json& t = Obj(j, "boot_timing");
-  m.total_create_duration_ms = Num<int64_t>(t, "total_create_ms");
-  m.guest_boot_duration_ms = Num<int64_t>(t, "guest_boot_ms");
-  m.stage_filesystem_setup_ms = Num<int64_t>(t, "filesystem_setup_ms");
-  m.stage_image_prepare_ms = Num<int64_t>(t, "image_prepare_ms");
-  m.stage_guest_rootfs_ms = Num<int64_t>(t, "guest_rootfs_ms");
-  m.stage_box_config_ms = Num<int64_t>(t, "box_config_ms");
-  m.stage_box_spawn_ms = Num<int64_t>(t, "box_spawn_ms");
-  m.stage_container_init_ms = Num<int64_t>(t, "container_init_ms");
+  ReadOptional<BoxMetrics, int64_t>(Obj(j, "boot_timing"), &m,
+                                    {{"total_create_ms", &BoxMetrics::total_create_duration_ms},
+                                     {"guest_boot_ms", &BoxMetrics::guest_boot_duration_ms},
+                                     {"filesystem_setup_ms", &BoxMetrics::stage_filesystem_setup_ms},
+                                     {"image_prepare_ms", &BoxMetrics::stage_image_prepare_ms},
+                                     {"guest_rootfs_ms", &BoxMetrics::stage_guest_rootfs_ms},
+                                     {"box_config_ms", &BoxMetrics::stage_box_config_ms},
+                                     {"box_spawn_ms", &BoxMetrics::stage_box_spawn_ms},
+                                     {"container_init_ms", &BoxMetrics::stage_container_init_ms}});
   if (m.total_create_duration_ms) m.create_seconds = *m.total_create_duration_ms / 1000.0;
   if (m.guest_boot_duration_ms) m.boot_seconds = *m.guest_boot_duration_ms / 1000.0;
   return m;
@@ -305,12 +323,12 @@ BoxMetrics BoxMetricsFromJson(const json& j) {
 RuntimeMetrics RuntimeMetricsFromJson(const json& j) {
   RuntimeMetrics m;
   if (!j.is_object()) return m;
-  m.boxes_created_total = Num<uint64_t>(j, "boxes_created_total").value_or(0);
-  m.boxes_failed_total = Num<uint64_t>(j, "boxes_failed_total").value_or(0);
-  m.boxes_stopped_total = Num<uint64_t>(j, "boxes_stopped_total").value_or(0);
-  m.num_running_boxes = Num<uint64_t>(j, "num_running_boxes").value_or(0);
-  m.total_commands_executed = Num<uint64_t>(j, "total_commands_executed").value_or(0);
-  m.total_exec_errors = Num<uint64_t>(j, "total_exec_errors").value_or(0);
+  ReadCounters<RuntimeMetrics>(j, &m, {{"boxes_created_total", &RuntimeMetrics::boxes_created_total},
+                                       {"boxes_failed_total", &RuntimeMetrics::boxes_failed_total},
+                                       {"boxes_stopped_total", &RuntimeMetrics::boxes_stopped_total},
+                                       {"num_running_boxes", &RuntimeMetrics::num_running_boxes},
+                                       {"total_commands_executed", &RuntimeMetrics::total_commands_executed},
+                                       {"total_exec_errors", &RuntimeMetrics::total_exec_errors}});
   return m;
 }
 

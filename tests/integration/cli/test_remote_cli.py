@@ -4,52 +4,28 @@
 # shared by the module; every CLI call gets a private HOME (its credentials file).
 import os
 import secrets
-import signal
 import stat
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
+
+from harness.serve import REMOTE_VARS, Serve
 
 pytestmark = pytest.mark.allow_background_vms  # The module's server keeps a box running.
 
 IMAGE = "boxlite/base"
 KEY = "cli-key-" + secrets.token_hex(8)
-REMOTE_VARS = ("BOXLITE_REST_URL", "BOXLITE_API_KEY", "BOXLITE_REST_PATH_PREFIX", "BOXLITE_PROFILE")
 
 
 @pytest.fixture(scope="module")
 def server(cli_binary, tmp_path_factory):
     """`boxlite serve` on 127.0.0.1 (port 0) with an API key: (url, home)."""
-    home = tmp_path_factory.mktemp("serve-home")
-    env = {k: v for k, v in os.environ.items() if k not in REMOTE_VARS}
-    env["BOXLITE_HOME"] = str(home)
-    proc = subprocess.Popen([cli_binary, "serve", "--host", "127.0.0.1", "--port", "0", "--api-key", KEY],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    url, lines, ready = [], [], threading.Event()
-
-    def drain():
-        for raw in proc.stdout:
-            line = raw.decode(errors="replace")
-            lines.append(line)
-            if not url and "listening on " in line:
-                url.append(line.split("listening on ", 1)[1].split()[0].rstrip("/"))
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    ready.wait(120)
+    srv = Serve(cli_binary, tmp_path_factory.mktemp("serve-home"), KEY)
     try:
-        assert url, "boxlite serve did not say where it listens:\n" + "".join(lines)
-        yield url[0], home
+        yield srv.url, srv.home
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        srv.stop()
 
 
 @pytest.fixture
