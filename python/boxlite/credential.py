@@ -57,6 +57,7 @@ class ApiKeyCredential:
         return ApiKeyCredential(key) if key else None
 
     def get_token(self) -> AccessToken:
+        """The key as a token that never expires."""
         return AccessToken(self._key, None)
 
     def __repr__(self) -> str:

@@ -2,6 +2,7 @@
 //
 // `boxlite auth login|logout|status|whoami`: API-key profiles for remote servers, kept in
 // ~/.boxlite/credentials.toml (BoxLite 0.9's file), and the global remote flags.
+#include <pwd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -146,7 +147,12 @@ Result<RemoteFlags> ResolveRemoteFlags(const std::optional<std::string>& flag_ur
                                        const std::optional<std::string>& flag_prefix,
                                        const std::optional<std::string>& flag_profile) {
   RemoteFlags out;
-  out.credentials_path = remote::DefaultCredentialsPath();
+  std::string home = EnvironmentValue("HOME").value_or("");
+  if (home.empty()) {
+    const struct passwd* pw = ::getpwuid(::getuid());
+    home = pw != nullptr && pw->pw_dir != nullptr ? pw->pw_dir : "/";
+  }
+  out.credentials_path = remote::CredentialsPathIn(home);
   auto profiles = remote::LoadCredentials(out.credentials_path);
   if (!profiles.ok()) return profiles.error();
   static_cast<remote::RemoteSettings&>(out) = remote::ResolveRemoteSettings(

@@ -71,9 +71,8 @@ std::string Serialize(const cpptoml::table& root) {
 
 }  // namespace
 
-std::string DefaultCredentialsPath() {
-  const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : "/root") + "/.boxlite/credentials.toml";
+std::string CredentialsPathIn(const std::string& home) {
+  return home + "/.boxlite/credentials.toml";
 }
 
 Result<Profiles> ParseCredentials(std::string_view text, std::string_view path) {

@@ -25,8 +25,8 @@ struct Profile {
 
 using Profiles = std::map<std::string, Profile>;
 
-// $HOME/.boxlite/credentials.toml.
-std::string DefaultCredentialsPath();
+// <home>/.boxlite/credentials.toml (BoxLite 0.9's place), `home` being the user's home.
+std::string CredentialsPathIn(const std::string& home);
 
 // Profiles from the file's text: each top-level table is one. InvalidArgument naming the
 // file and the line for bad TOML. Keys other than those of Profile are ignored here and

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <set>
 #include <vector>
@@ -66,8 +67,10 @@ Status MoveInto(const std::string& src, const std::string& dst, bool overwrite) 
 }  // namespace
 
 Result<std::string> MakeTempDir() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/boxlite-remote-XXXXXX";
+  std::error_code ec;
+  std::filesystem::path base = std::filesystem::temp_directory_path(ec);  // $TMPDIR, else /tmp.
+  if (ec) base = "/tmp";
+  std::string pattern = (base / "boxlite-remote-XXXXXX").string();
   std::vector<char> buf(pattern.begin(), pattern.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) == nullptr) {
