@@ -278,3 +278,21 @@ def test_twenty_clients_five_execs_each(server: Serve, remote_box: str) -> None:
             assert outs == [f"c{i}-{j}\n" for j in range(5)]
 
     asyncio.run(go())
+
+
+def test_simplebox_and_the_sync_api_on_a_remote_runtime(server: Serve) -> None:
+    async def go() -> str:
+        rt = rest(server.url)
+        async with boxlite.SimpleBox(IMAGE, memory=MEMORY, runtime=rt) as sb:
+            r = await sb.exec("cat", "/proc/sys/kernel/hostname")
+            assert r.exit_code == 0 and r.stdout.strip()
+            box_id = sb.id
+            info = await rt.get_info(box_id)
+            assert info is not None and info.state == "running"
+        # An ephemeral SimpleBox (auto_remove) is removed by the server when it stops.
+        assert await rt.get(box_id) is None
+        return box_id
+
+    box_id = asyncio.run(go())
+    with boxlite.sync.Boxlite.rest(boxlite.BoxliteRestOptions(server.url, credential=boxlite.ApiKeyCredential(KEY))) as rt:
+        assert box_id not in [i.id for i in rt.list_info()]
