@@ -175,3 +175,43 @@ def test_precedence_per_axis(server, client):
     assert ok(env={"BOXLITE_REST_PATH_PREFIX": "/"})[0]
     assert ok("--path-prefix", "", env={"BOXLITE_REST_PATH_PREFIX": "other"})[0]
     assert not ok("--path-prefix", "tenant", env={"BOXLITE_REST_PATH_PREFIX": "/"})[0]
+
+
+def test_https_verifies_the_server_certificate(client, tmp_path):
+    """https:// goes through OpenSSL: a certificate the system does not trust, or one for
+    another name, fails the handshake in one line; a trusted one gets through (the test
+    server answers HTML, which the client then refuses as not JSON)."""
+    import shutil
+    import socket
+    import time
+
+    openssl = shutil.which("openssl")
+    if not openssl:
+        pytest.skip("no openssl program")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([openssl, "s_server", "-accept", str(port), "-cert", str(cert), "-key", str(key),
+                               "-www"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        untrusted = client("--url", f"https://localhost:{port}", "ls", env={"BOXLITE_API_KEY": "k"})
+        assert untrusted.returncode == 1
+        assert "TLS handshake" in err(untrusted) and "certificate verify failed" in err(untrusted)
+        assert len(err(untrusted).strip().splitlines()) == 1
+        trusted = {"BOXLITE_API_KEY": "k", "SSL_CERT_FILE": str(cert)}
+        wrong_name = client("--url", f"https://127.0.0.1:{port}", "ls", env=trusted)
+        assert "certificate verify failed" in err(wrong_name)
+        through = client("--url", f"https://localhost:{port}", "ls", env=trusted)
+        assert through.returncode == 1
+        assert "not JSON" in err(through)  # TLS done; the test server is not BoxLite.
+    finally:
+        server.kill()
+        server.wait()
