@@ -294,6 +294,11 @@ void SessionTable::MarkReapedLocked(const std::string& id) {
   }
 }
 
+bool SessionTable::WasReaped(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reaped_.count(id) > 0;
+}
+
 void SessionTable::Remove(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   sessions_.erase(id);

@@ -151,6 +151,8 @@ class SessionTable {
   // nullptr and *reaped=true when the id was reaped; nullptr and false when unknown.
   std::shared_ptr<ExecSession> Get(const std::string& id, bool* reaped);
   void Remove(const std::string& id);
+  // Whether `id` was evicted by the reaper (remembered for the last 4096 ids).
+  bool WasReaped(const std::string& id);
   // The live session of a box's main command, when there is one.
   std::shared_ptr<ExecSession> Main(const std::string& box_id);
   void SetMain(const std::string& box_id, const std::shared_ptr<ExecSession>& session);

@@ -305,7 +305,18 @@ Result<std::shared_ptr<void>> Api::StagingDir(const std::string& prefix, std::st
 
 Reply Api::Handle(const RequestCtx& request) {
   auto r = Dispatch(request);
-  if (!r.ok()) return ErrorReply(r.error(), request.request_id);
+  if (!r.ok()) {
+    Reply e = ErrorReply(r.error(), request.request_id);
+    auto eid = request.params.find("execution_id");
+    if (e.status == 404 && eid != request.params.end() && sessions_.WasReaped(eid->second)) {
+      // BoxLite 0.9's answer for an execution the reaper took.
+      json body = json::parse(e.body);
+      body["error"]["type"] = "SessionReapedError";
+      body["error"]["code"] = "session_reaped";
+      e = JsonReply(410, body);
+    }
+    return e;
+  }
   return std::move(*r);
 }
 
