@@ -168,10 +168,30 @@ def test_non_loopback_bind_without_key_is_refused(home_cli):
     assert home_cli.run("serve", "--host", "10.1.2.3", "--port", "0", env=env).returncode == 1
 
 
-def test_without_a_key_every_route_is_open(home_cli):
-    srv = Server(home_cli, env={"BOXLITE_SERVE_API_KEY": ""})
+def test_without_a_key_every_route_is_open_and_connections_are_bounded(home_cli):
+    srv = Server(home_cli, "--max-connections", "2", env={"BOXLITE_SERVE_API_KEY": ""})
     try:
         assert srv.request("GET", "/v1/boxes")[0] == 200
+        # Two idle connections hold both slots: a third gets 503 and is closed.
+        held = [socket.create_connection(("127.0.0.1", srv.port), timeout=30) for _ in range(2)]
+        try:
+            time.sleep(0.5)
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as third:
+                reply = third.recv(4096)
+            assert reply.startswith(b"HTTP/1.1 503 ")
+            assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "engine_unavailable"
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if srv.request("GET", "/v1/config")[0] == 200:
+                    break
+            except (ConnectionError, http.client.HTTPException):
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
         me = srv.json("GET", "/v1/me")
         assert me["sub"] == "local-anonymous" and me["principal_type"] == "service_account"
         caps = srv.json("GET", "/v1/config")["capabilities"]
