@@ -787,11 +787,9 @@ Result<std::shared_ptr<ExecSession>> Api::AttachTarget(
     if (current) return current;  // The ended session: its backlog and exit code.
     return exec.error().WithDefaultSubject(StatusSubject::kBox);
   }
-  auto info = (*box)->Info();
-  bool tty = false;
-  (void)info;
-  auto session = std::make_shared<ExecSession>("main-" + id, id, *exec, tty, std::nullopt,
-                                               std::nullopt);
+  // With a terminal, everything arrives on stdout and stderr simply ends.
+  auto session = std::make_shared<ExecSession>("main-" + id, id, *exec, /*tty=*/false,
+                                               std::nullopt, std::nullopt, /*main=*/true);
   sessions_.SetMain(id, session);
   session->Start();
   return session;

@@ -354,5 +354,26 @@ TEST(Reaper, AnAttachedExecIsLeftAloneAndAnEndedOneEvicted) {
   EXPECT_TRUE(reaped);
 }
 
+TEST(Reaper, NeverSignalsAMainCommandAndShutdownLeavesItRunning) {
+  ReaperConfig config;
+  config.reconnect_grace = std::chrono::seconds(1);
+  config.shutdown_grace = std::chrono::seconds(1);
+  config.max_lifetime = std::chrono::seconds(2);
+  SessionTable table(config);
+  auto exec = std::make_shared<FakeExec>();
+  auto session = std::make_shared<ExecSession>("main-box", "box", exec, false, std::nullopt,
+                                               std::nullopt, /*main=*/true);
+  table.SetMain("box", session);
+  session->Start();
+  auto t0 = ExecSession::Clock::now();
+  for (int s = 1; s < 60; s += 5) table.Reap(t0 + std::chrono::seconds(s));
+  EXPECT_TRUE(exec->signals().empty());
+  EXPECT_EQ(table.Main("box"), session);
+  table.Shutdown(std::chrono::milliseconds(100));
+  EXPECT_FALSE(session->done());  // Not killed.
+  (void)exec->Kill();
+  EXPECT_TRUE(session->WaitDone(std::chrono::seconds(5)));
+}
+
 }  // namespace
 }  // namespace boxlite::server
