@@ -126,11 +126,12 @@ size_t Outbox::queued_bytes() {
 
 ExecSession::ExecSession(std::string id, std::string box_id, std::shared_ptr<Exec> exec,
                          bool tty, std::optional<double> timeout_seconds,
-                         std::optional<std::string> inline_stdin)
+                         std::optional<std::string> inline_stdin, bool main)
     : id_(std::move(id)),
       box_id_(std::move(box_id)),
       exec_(std::move(exec)),
       tty_(tty),
+      main_(main),
       timeout_seconds_(timeout_seconds),
       inline_stdin_(std::move(inline_stdin)) {}
 
@@ -193,16 +194,15 @@ void ExecSession::Drive() {
     stdin_writer.join();
   }
   int code = status.ok() ? status->exit_code : 137;
-  std::shared_ptr<Outbox> outbox;
   {
+    // Queued under the lock, as Attach does: a client sees the exit exactly once.
     std::lock_guard<std::mutex> lock(mu_);
     exit_code_ = code;
     done_ = true;
     idle_since_ = Clock::now();
-    outbox = outbox_;
+    if (outbox_) outbox_->Push(Frame{true, ExitFrame(code), true});
     done_cv_.notify_all();
   }
-  if (outbox) outbox->Push(Frame{true, ExitFrame(code), true});
   std::lock_guard<std::mutex> lock(g_live_mu);
   --g_live;
   g_live_cv.notify_all();
@@ -258,8 +258,8 @@ void ExecSession::set_stage(Stage stage, Clock::time_point at) {
   stage_at_ = at;
 }
 
-void ExecSession::Abort() {
-  (void)exec_->Kill();
+void ExecSession::Abort(bool keep_process) {
+  if (!keep_process) (void)exec_->Kill();
   std::shared_ptr<Outbox> outbox;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -292,6 +292,11 @@ void SessionTable::MarkReapedLocked(const std::string& id) {
     reaped_.erase(reaped_order_.front());
     reaped_order_.pop_front();
   }
+}
+
+bool SessionTable::WasReaped(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reaped_.count(id) > 0;
 }
 
 void SessionTable::Remove(const std::string& id) {
@@ -343,6 +348,8 @@ void SessionTable::Reap(ExecSession::Clock::time_point now) {
       bool evict = false;
       if (st.done) {
         evict = !st.attached && now - st.idle_since >= config_.completed_ttl;
+      } else if (it->second->is_main()) {
+        // The box's main command lives as long as the box does.
       } else if (now - st.started >= config_.max_lifetime) {
         act.emplace_back(it->second, ExecSession::Stage::kKill);
         evict = true;
@@ -410,7 +417,9 @@ void SessionTable::Shutdown(std::chrono::milliseconds timeout) {
     main_.clear();
   }
   if (reaper_.joinable()) reaper_.join();
-  for (auto& s : all) s->Abort();
+  // The execs die with the server; a main command stays with its box (a detached box
+  // outlives the server; Runtime::Shutdown stops the others).
+  for (auto& s : all) s->Abort(/*keep_process=*/s->is_main());
   all.clear();
   std::unique_lock<std::mutex> lock(g_live_mu);
   g_live_cv.wait_for(lock, timeout, [] { return g_live == 0; });

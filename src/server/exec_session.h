@@ -80,8 +80,11 @@ class ExecSession : public std::enable_shared_from_this<ExecSession> {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // `main`: the session of the box's main command (Box::AttachMain). The box's lifecycle
+  // owns that process: the reaper never signals it, and server shutdown leaves it running.
   ExecSession(std::string id, std::string box_id, std::shared_ptr<Exec> exec, bool tty,
-              std::optional<double> timeout_seconds, std::optional<std::string> inline_stdin);
+              std::optional<double> timeout_seconds, std::optional<std::string> inline_stdin,
+              bool main = false);
   ~ExecSession();
 
   // Starts the reader threads (once).
@@ -89,6 +92,7 @@ class ExecSession : public std::enable_shared_from_this<ExecSession> {
 
   const std::string& id() const { return id_; }
   const std::string& box_id() const { return box_id_; }
+  bool is_main() const { return main_; }
   Exec& exec() { return *exec_; }
 
   // Makes `outbox` the attached client: the backlog (and the exit, when it came) is queued
@@ -113,8 +117,8 @@ class ExecSession : public std::enable_shared_from_this<ExecSession> {
   };
   ReapState reap_state();
   void set_stage(Stage stage, Clock::time_point at);
-  // Kills the process and closes the attached outbox (server shutdown).
-  void Abort();
+  // Closes the attached outbox and, unless `keep_process`, kills the process.
+  void Abort(bool keep_process = false);
 
  private:
   void Drive();
@@ -124,6 +128,7 @@ class ExecSession : public std::enable_shared_from_this<ExecSession> {
   const std::string box_id_;
   const std::shared_ptr<Exec> exec_;
   const bool tty_;
+  const bool main_;
   const std::optional<double> timeout_seconds_;
   std::optional<std::string> inline_stdin_;
 
@@ -151,6 +156,8 @@ class SessionTable {
   // nullptr and *reaped=true when the id was reaped; nullptr and false when unknown.
   std::shared_ptr<ExecSession> Get(const std::string& id, bool* reaped);
   void Remove(const std::string& id);
+  // Whether `id` was evicted by the reaper (remembered for the last 4096 ids).
+  bool WasReaped(const std::string& id);
   // The live session of a box's main command, when there is one.
   std::shared_ptr<ExecSession> Main(const std::string& box_id);
   void SetMain(const std::string& box_id, const std::shared_ptr<ExecSession>& session);

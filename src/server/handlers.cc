@@ -305,7 +305,18 @@ Result<std::shared_ptr<void>> Api::StagingDir(const std::string& prefix, std::st
 
 Reply Api::Handle(const RequestCtx& request) {
   auto r = Dispatch(request);
-  if (!r.ok()) return ErrorReply(r.error(), request.request_id);
+  if (!r.ok()) {
+    Reply e = ErrorReply(r.error(), request.request_id);
+    auto eid = request.params.find("execution_id");
+    if (e.status == 404 && eid != request.params.end() && sessions_.WasReaped(eid->second)) {
+      // BoxLite 0.9's answer for an execution the reaper took.
+      json body = json::parse(e.body);
+      body["error"]["type"] = "SessionReapedError";
+      body["error"]["code"] = "session_reaped";
+      e = JsonReply(410, body);
+    }
+    return e;
+  }
   return std::move(*r);
 }
 
@@ -776,11 +787,9 @@ Result<std::shared_ptr<ExecSession>> Api::AttachTarget(
     if (current) return current;  // The ended session: its backlog and exit code.
     return exec.error().WithDefaultSubject(StatusSubject::kBox);
   }
-  auto info = (*box)->Info();
-  bool tty = false;
-  (void)info;
-  auto session = std::make_shared<ExecSession>("main-" + id, id, *exec, tty, std::nullopt,
-                                               std::nullopt);
+  // With a terminal, everything arrives on stdout and stderr simply ends.
+  auto session = std::make_shared<ExecSession>("main-" + id, id, *exec, /*tty=*/false,
+                                               std::nullopt, std::nullopt, /*main=*/true);
   sessions_.SetMain(id, session);
   session->Start();
   return session;

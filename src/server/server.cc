@@ -572,13 +572,17 @@ void Server::Impl::DoAccept() {
       return;
     }
     if (connections.load() >= options.max_connections) {
-      static const char kBusy[] =
-          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: "
-          "close\r\nContent-Length: 109\r\n\r\n{\"error\":{\"message\":\"too many connections: "
-          "retry later\",\"type\":\"EngineError\",\"code\":\"engine_unavailable\"}}";
+      // A small reply on a fresh socket: its send buffer takes it at once.
+      Reply busy = ErrorReply(Status::Unavailable("too many connections: retry later"),
+                              RequestIdFor(""));
+      http::response<http::string_body> res(static_cast<http::status>(busy.status), 11);
+      res.set(http::field::content_type, busy.content_type);
+      res.keep_alive(false);
+      res.body() = std::move(busy.body);
+      res.prepare_payload();
       beast::error_code wec;
-      socket.non_blocking(true, wec);
-      socket.write_some(net::buffer(kBusy, sizeof(kBusy) - 1), wec);
+      http::write(socket, res, wec);
+      socket.shutdown(tcp::socket::shutdown_send, wec);
       socket.close(wec);
     } else {
       ++connections;

@@ -4,8 +4,13 @@
 // check, the idempotency cache, the backlog ring, the outbox and CreateBoxRequest parsing.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -239,6 +244,135 @@ TEST(CreateBoxRequest, ParsesFieldsAndRefusesUnknownOnes) {
   auto ephemeral = ParseCreateBox(nlohmann::json::parse(R"({"auto_delete": 30})"));
   ASSERT_TRUE(ephemeral.ok());
   EXPECT_FALSE(ephemeral->detach);
+}
+
+}  // namespace
+}  // namespace boxlite::server
+
+namespace boxlite::server {
+namespace {
+
+// An exec whose output ends when it is killed; records the signals it gets.
+class FakeExec : public Exec {
+ public:
+  int pid() const override { return 42; }
+  Status WriteStdin(std::string_view) override { return Status::OK(); }
+  Status CloseStdin() override { return Status::OK(); }
+  Result<std::string> Read(int, std::optional<std::chrono::milliseconds>) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return killed_; });
+    return std::string();
+  }
+  Status Signal(int signo) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    signals_.push_back(signo);
+    return Status::OK();
+  }
+  Status Resize(int, int) override { return Status::OK(); }
+  Result<ExitStatus> Wait(std::optional<std::chrono::milliseconds>) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return killed_; });
+    ExitStatus st;
+    st.exit_code = 137;
+    return st;
+  }
+  Status Kill() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    killed_ = true;
+    cv_.notify_all();
+    return Status::OK();
+  }
+  Status DiscardOutput(int) override { return Status::OK(); }
+  std::vector<int> signals() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return signals_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool killed_ = false;
+  std::vector<int> signals_;
+};
+
+TEST(Reaper, HangsUpTerminatesThenKillsAnUnattendedExec) {
+  ReaperConfig config;
+  config.reconnect_grace = std::chrono::seconds(10);
+  config.shutdown_grace = std::chrono::seconds(5);
+  SessionTable table(config);
+  auto exec = std::make_shared<FakeExec>();
+  auto session = std::make_shared<ExecSession>("e1", "box", exec, false, std::nullopt,
+                                               std::nullopt);
+  table.Add(session);
+  session->Start();
+  auto t0 = ExecSession::Clock::now();
+  table.Reap(t0 + std::chrono::seconds(9));
+  EXPECT_TRUE(exec->signals().empty());
+  table.Reap(t0 + std::chrono::seconds(11));
+  EXPECT_EQ(exec->signals(), std::vector<int>{SIGHUP});
+  table.Reap(t0 + std::chrono::seconds(17));
+  EXPECT_EQ(exec->signals(), (std::vector<int>{SIGHUP, SIGTERM}));
+  bool reaped = false;
+  EXPECT_NE(table.Get("e1", &reaped), nullptr);
+  table.Reap(t0 + std::chrono::seconds(23));
+  EXPECT_EQ(table.Get("e1", &reaped), nullptr);
+  EXPECT_TRUE(reaped);
+  EXPECT_TRUE(table.WasReaped("e1"));
+  EXPECT_TRUE(session->WaitDone(std::chrono::seconds(5)));  // Killed.
+  EXPECT_EQ(session->exit_code(), 137);
+}
+
+TEST(Reaper, AnAttachedExecIsLeftAloneAndAnEndedOneEvicted) {
+  ReaperConfig config;
+  config.reconnect_grace = std::chrono::seconds(1);
+  config.completed_ttl = std::chrono::seconds(60);
+  SessionTable table(config);
+  auto exec = std::make_shared<FakeExec>();
+  auto session = std::make_shared<ExecSession>("e2", "box", exec, false, std::nullopt,
+                                               std::nullopt);
+  table.Add(session);
+  session->Start();
+  auto outbox = std::make_shared<Outbox>();
+  ASSERT_TRUE(session->Attach(outbox));
+  EXPECT_FALSE(session->Attach(std::make_shared<Outbox>()));  // One client at a time.
+  auto t0 = ExecSession::Clock::now();
+  table.Reap(t0 + std::chrono::seconds(30));
+  EXPECT_TRUE(exec->signals().empty());
+  (void)exec->Kill();
+  ASSERT_TRUE(session->WaitDone(std::chrono::seconds(5)));
+  // The exit frame reached the attached client, and closes it.
+  auto frame = outbox->Pop();
+  ASSERT_TRUE(frame.has_value());
+  EXPECT_TRUE(frame->text && frame->close_after);
+  EXPECT_EQ(nlohmann::json::parse(frame->data)["exit_code"], 137);
+  session->Detach(outbox);
+  bool reaped = false;
+  table.Reap(ExecSession::Clock::now() + std::chrono::seconds(30));
+  EXPECT_NE(table.Get("e2", &reaped), nullptr);
+  table.Reap(ExecSession::Clock::now() + std::chrono::seconds(61));
+  EXPECT_EQ(table.Get("e2", &reaped), nullptr);
+  EXPECT_TRUE(reaped);
+}
+
+TEST(Reaper, NeverSignalsAMainCommandAndShutdownLeavesItRunning) {
+  ReaperConfig config;
+  config.reconnect_grace = std::chrono::seconds(1);
+  config.shutdown_grace = std::chrono::seconds(1);
+  config.max_lifetime = std::chrono::seconds(2);
+  SessionTable table(config);
+  auto exec = std::make_shared<FakeExec>();
+  auto session = std::make_shared<ExecSession>("main-box", "box", exec, false, std::nullopt,
+                                               std::nullopt, /*main=*/true);
+  table.SetMain("box", session);
+  session->Start();
+  auto t0 = ExecSession::Clock::now();
+  for (int s = 1; s < 60; s += 5) table.Reap(t0 + std::chrono::seconds(s));
+  EXPECT_TRUE(exec->signals().empty());
+  EXPECT_EQ(table.Main("box"), session);
+  table.Shutdown(std::chrono::milliseconds(100));
+  EXPECT_FALSE(session->done());  // Not killed.
+  (void)exec->Kill();
+  EXPECT_TRUE(session->WaitDone(std::chrono::seconds(5)));
 }
 
 }  // namespace

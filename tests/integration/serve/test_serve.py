@@ -94,8 +94,11 @@ def home_cli(cli_binary, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(home_cli):
+    # Short reaper times (test_reaper_signals_an_unattended_exec); every other exec here has
+    # a client within moments of its start.
     srv = Server(home_cli, "--api-key", KEY,
-                 env={"BOXLITE_REAPER_TICK": "1", "BOXLITE_COMPLETED_EXEC_TTL": "600"})
+                 env={"BOXLITE_REAPER_TICK": "1", "BOXLITE_RECONNECT_GRACE": "6",
+                      "BOXLITE_SHUTDOWN_GRACE": "2", "BOXLITE_COMPLETED_EXEC_TTL": "600"})
     srv.key = KEY
     yield srv
     if srv.proc.poll() is None:
@@ -165,10 +168,30 @@ def test_non_loopback_bind_without_key_is_refused(home_cli):
     assert home_cli.run("serve", "--host", "10.1.2.3", "--port", "0", env=env).returncode == 1
 
 
-def test_without_a_key_every_route_is_open(home_cli):
-    srv = Server(home_cli, env={"BOXLITE_SERVE_API_KEY": ""})
+def test_without_a_key_every_route_is_open_and_connections_are_bounded(home_cli):
+    srv = Server(home_cli, "--max-connections", "2", env={"BOXLITE_SERVE_API_KEY": ""})
     try:
         assert srv.request("GET", "/v1/boxes")[0] == 200
+        # Two idle connections hold both slots: a third gets 503 and is closed.
+        held = [socket.create_connection(("127.0.0.1", srv.port), timeout=30) for _ in range(2)]
+        try:
+            time.sleep(0.5)
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as third:
+                reply = third.recv(4096)
+            assert reply.startswith(b"HTTP/1.1 503 ")
+            assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "engine_unavailable"
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if srv.request("GET", "/v1/config")[0] == 200:
+                    break
+            except (ConnectionError, http.client.HTTPException):
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
         me = srv.json("GET", "/v1/me")
         assert me["sub"] == "local-anonymous" and me["principal_type"] == "service_account"
         caps = srv.json("GET", "/v1/config")["capabilities"]
@@ -489,11 +512,90 @@ def test_metrics_count_what_ran(server, box):
     assert bm["commands_executed_total"] >= 1 and bm["memory_bytes"] > 0
 
 
-def test_stop_then_delete(server, box, home_cli):
+def test_reaper_signals_an_unattended_exec(server, box):
+    eid = start_exec(server, box, "sh", ["-c", "trap 'echo hup >> /root/reap.log' HUP; "
+                                               "trap 'echo term >> /root/reap.log' TERM; "
+                                               "while :; do sleep 0.2; done"])
+    deadline = time.monotonic() + 60
+    while True:
+        status, _, data = server.request("GET", f"/v1/boxes/{box}/executions/{eid}")
+        if status != 200:
+            break
+        assert json.loads(data)["status"] == "running" and time.monotonic() < deadline
+        time.sleep(0.5)
+    err = error_of(data)
+    assert status == 410 and (err["type"], err["code"]) == ("SessionReapedError", "session_reaped")
+    out, _, code, _ = run_exec(server, box, "sh", ["-c", "cat /root/reap.log; "
+                                                         "pgrep -f 'sleep 0.2' || echo gone"])
+    assert (out, code) == (b"hup\nterm\ngone\n", 0)
+
+
+def test_volumes(server, home_cli):
+    vol = server.json("POST", "/v1/volumes", {}, expect=201)
+    assert set(vol) == {"id", "created_at", "size_bytes"}
+    assert (home_cli.home / "volumes" / vol["id"]).is_dir()
+    assert vol["id"] in [v["id"] for v in server.json("GET", "/v1/volumes")["volumes"]]
+    assert server.json("GET", f"/v1/volumes/{vol['id']}")["id"] == vol["id"]
+    assert server.request("DELETE", f"/v1/volumes/{vol['id']}")[0] == 204
+    assert not (home_cli.home / "volumes" / vol["id"]).exists()
+    assert server.request("GET", f"/v1/volumes/{vol['id']}")[0] == 404
+
+
+def test_main_command_attach(server):
+    made = server.json("POST", "/v1/boxes", {
+        "image": BASE, "memory_mib": 256, "name": "serve-main",
+        "entrypoint": ["sh", "-c", "echo main-out; read x; echo got $x; exit 3"], "cmd": []},
+        expect=201)
+    box = made["box_id"]
+    try:
+        server.json("POST", f"/v1/boxes/{box}/start")
+        ws = server.ws(f"/v1/boxes/{box}/attach")
+        try:
+            assert ws.getheaders()["x-boxlite-execution-id"]
+            ws.send_binary(b"hi\n")
+            out, err, code, close = collect(ws)
+        finally:
+            ws.close()
+        assert b"main-out\n" in out and b"got hi\n" in out and code == 3 and close == 1000
+        deadline = time.monotonic() + 60
+        while (info := server.json("GET", f"/v1/boxes/{box}"))["status"] != "stopped":
+            assert time.monotonic() < deadline, info
+            time.sleep(0.5)
+        assert info["exit_code"] == 3
+    finally:
+        assert server.request("DELETE", f"/v1/boxes/{box}")[0] == 204
+
+
+def test_stop_snapshot_clone_export_import_delete(server, box, home_cli):
     stopped = server.json("POST", f"/v1/boxes/{box}/stop")
     assert stopped["status"] == "stopped"
     ls = json.loads(home_cli.run("ls", "-a", "--format", "json", check=True).stdout)
     assert [b["Status"] for b in ls if b["ID"] == box] == ["stopped"]
+
+    snap = server.json("POST", f"/v1/boxes/{box}/snapshots", {"name": "s1"}, expect=201)
+    assert snap["name"] == "s1" and snap["box_id"] == box and isinstance(snap["created_at"], int)
+    assert (home_cli.home / "boxes" / box / "snapshots" / "s1").is_dir()
+    assert [s["name"] for s in server.json("GET", f"/v1/boxes/{box}/snapshots")["snapshots"]] == ["s1"]
+    assert server.json("GET", f"/v1/boxes/{box}/snapshots/s1")["id"] == snap["id"]
+    assert server.request("POST", f"/v1/boxes/{box}/snapshots/s1/restore")[0] == 204
+    assert server.request("GET", f"/v1/boxes/{box}/snapshots/nope")[0] == 404
+    assert server.request("DELETE", f"/v1/boxes/{box}/snapshots/s1")[0] == 204
+    assert not (home_cli.home / "boxes" / box / "snapshots" / "s1").exists()
+
+    clone = server.json("POST", f"/v1/boxes/{box}/clone", {"name": "serve-clone"}, expect=201)
+    assert clone["name"] == "serve-clone" and clone["status"] == "stopped"
+    assert (home_cli.home / "boxes" / clone["box_id"]).is_dir()
+    status, h, archive = server.request("POST", f"/v1/boxes/{box}/export", {})
+    assert status == 200 and h["content-type"] == "application/octet-stream" and len(archive) > 4096
+    status, _, data = server.request("POST", "/v1/boxes/import?name=serve-imported", raw=archive,
+                                     headers={"Content-Type": "application/octet-stream"})
+    assert status == 201, data
+    imported = json.loads(data)
+    assert imported["name"] == "serve-imported" and imported["box_id"] not in (box, clone["box_id"])
+    status, _, data = server.request("POST", "/v1/boxes/import", raw=b"not an archive" * 100)
+    assert status == 400, data
+    for other in (clone["box_id"], imported["box_id"]):
+        assert server.request("DELETE", f"/v1/boxes/{other}")[0] == 204
     assert server.request("DELETE", f"/v1/boxes/{box}")[0] == 204
     assert server.request("GET", f"/v1/boxes/{box}")[0] == 404
     assert not (home_cli.home / "boxes" / box).exists()
