@@ -250,7 +250,7 @@ def test_a_killed_client_leaves_the_exec_to_a_new_one(server: Serve, remote_box:
             try:
                 ex = await box.attach(execution_id)
                 break
-            except boxlite.BoxStateError:
+            except (boxlite.BoxStateError, boxlite.ExecError):  # 409: still attached.
                 await asyncio.sleep(0.1)
         assert ex is not None
         assert (await box.run("touch", "/root/go")).exit_code == 0
