@@ -20,3 +20,5 @@ fi
 "$py" "$here/bench/codebox_bench.py"
 # BrowserBox (docs/browserbox.md): browser_ready_s.
 "$py" "$here/bench/browser_bench.py"
+# The remote runtime (docs/remote.md): remote_exec_rtt_ms, remote_create_s.
+"$py" "$here/bench/remote_bench.py"

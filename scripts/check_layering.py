@@ -27,10 +27,16 @@ ALLOWED = {
     "src/net": ["include/boxlite", "src/base", "src/sys", "src/protocol"],
     # vmm launches boxlite-net and shares the guest network plan with it.
     "src/vmm": ["include/boxlite", "src/base", "src/sys", "src/protocol", "src/net"],
+    # The remote runtime: the public interfaces over HTTP (Runtime::Open dispatches to it).
+    "src/remote": ["include/boxlite", "src/base", "src/sys"],
     "src/runtime": ["include/boxlite", "src/base", "src/sys", "src/protocol", "src/image", "src/vmm",
-                    "src/net"],
-    # The CLI is a user of the public API, plus base's dependency-free helpers.
-    "src/cli": ["include/boxlite", "src/base"],
+                    "src/net", "src/remote"],
+    # The CLI is a user of the public API, plus base's dependency-free helpers (and the
+    # server library behind `boxlite serve`, and the remote profiles of src/remote).
+    "src/cli": ["include/boxlite", "src/base", "src/server", "src/remote"],
+    # `boxlite serve`: the public API, plus the runtime's tmp work directories and the
+    # image module's tar name rules.
+    "src/server": ["include/boxlite", "src/base", "src/sys", "src/image", "src/runtime"],
     # The Python extension sees the public API only.
     "python/src": ["include/boxlite"],
     # The guest agent (static, PID 1): base, sys and protocol only.

@@ -24,12 +24,14 @@ packages=(
   libyaml-cpp-dev
   libhttp-parser-dev  # boxlite-net: HTTP/1.1 requests for secret substitution
   libnghttp2-dev      # boxlite-net: HTTP/2 for secret substitution
+  libboost-dev        # boxlite serve: Boost.Beast + Asio (header-only)
   clang-14 libclang-rt-14-dev
   qemu-system-x86 qemu-utils e2fsprogs
   linux-source-6.1 bc bison flex libelf-dev cpio xz-utils
   busybox-static docker-registry skopeo umoci debootstrap zstd apache2-utils openssl
   util-linux tmux iproute2 curl python3 python3-pip python3-venv patch
   libx11-dev libxext-dev libxtst-dev chromium
+  libboost-dev libcpptoml-dev  # the remote runtime: Beast HTTP/WebSocket, credentials.toml
 )
 missing=()
 for p in "${packages[@]}"; do

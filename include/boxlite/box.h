@@ -40,6 +40,13 @@ class Box {
   // and exit. Only the process that started the box holds the session; FailedPrecondition
   // when the box is not running one here.
   virtual Result<std::shared_ptr<Exec>> AttachMain() = 0;
+  // An exec of this box started earlier, by Exec::execution_id(), possibly by another
+  // process: a remote box replays its output backlog, then goes live. A local box keeps
+  // no executions across processes: NotSupported.
+  virtual Result<std::shared_ptr<Exec>> AttachExec(const std::string& execution_id) {
+    return Status::NotSupported("attach by execution id needs a remote runtime",
+                                execution_id);
+  }
   // Runs to completion and collects the output. A non-zero exit is a result, not an error.
   virtual Result<ExecResult> Run(const ExecOptions& options) = 0;
 

@@ -28,6 +28,8 @@ class Exec {
 
   // The guest pid of the process.
   virtual int pid() const = 0;
+  // The id a remote server gave the exec (Box::AttachExec takes it); empty for a local one.
+  virtual std::string execution_id() const { return ""; }
 
   // Sends bytes to the process's stdin (requires ExecOptions::open_stdin or tty). Blocks
   // while the guest has not accepted earlier bytes.

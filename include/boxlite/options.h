@@ -73,6 +73,16 @@ struct RuntimeOptions {
   // nullopt: $BOXLITE_WARM (0 or 1), else on. Runtime::Open resolves it to a value.
   std::optional<bool> warm;
   // --- end BOXLITE_* settings ---
+  // --- Remote runtime (docs/remote.md) ---
+  // Set, Runtime::Open returns a runtime that sends every call to the `boxlite serve` at
+  // this http:// or https:// URL (its path, if any, is kept: "https://host/api"); the
+  // local fields above are then unused. Open reads no variable for these: the front ends
+  // resolve BOXLITE_REST_URL, BOXLITE_REST_PATH_PREFIX, BOXLITE_API_KEY and profiles.
+  std::string url;
+  // The routing slot of multi-tenant servers: box routes are {url}/v1/{path_prefix}/boxes...
+  std::string path_prefix;
+  std::string bearer_token;  // Sent as "Authorization: Bearer <token>"; empty: none.
+  // --- end remote runtime ---
 };
 
 struct VolumeMount {

@@ -149,6 +149,12 @@ from .archive import ExportOptions
 
 __all__ += ["ExportOptions"]
 
+# --- Remote runtimes (boxlite/credential.py): Boxlite.rest(BoxliteRestOptions(...)) ---
+from .credential import AccessToken, ApiKeyCredential, BoxliteRestOptions, Credential
+
+__all__ += ["AccessToken", "ApiKeyCredential", "BoxliteRestOptions", "Credential"]
+# --- end remote runtimes ---
+
 # Tunnels (boxlite/tunnels.py): BoxLite 0.9's box.network.tunnel(port). As in 0.9,
 # BoxTunnel and BoxConnection are importable but not in __all__.
 from .tunnels import BoxConnection, BoxTunnel, NetworkHandle

@@ -79,7 +79,8 @@ class _ExecutionBase:
         self._core = core_exec
         self._argv = argv
         self._tty = tty
-        self._id = exec_id or secrets.token_hex(8)
+        # A remote exec has the server's id (Box.attach finds it from any process).
+        self._id = exec_id or str(getattr(core_exec, "execution_id", "") or "") or secrets.token_hex(8)
         self._started_at = time.monotonic()
         # Reads in flight (concurrent futures): a cancelled read leaves its future here
         # and the next read takes it over, so no chunk is lost and there is one reader.
@@ -730,6 +731,9 @@ class Box:
         self._executions[execution.id()] = execution
         return execution
 
+    def _runtime_is_remote(self) -> bool:
+        return bool(getattr(self._runtime, "is_remote", False))
+
     async def attach(self, execution_id: str | None = None) -> Execution:
         """Attaches to a running process of the box: its main command (None), or an
         execution this program started with :meth:`exec` (by ``execution.id()``).
@@ -748,6 +752,10 @@ class Box:
         if not isinstance(execution_id, str) or not execution_id:
             raise ConfigError(f"execution_id must be a non-empty string or None, not {execution_id!r}")
         known = self._executions.get(execution_id)
+        if (known is None or known._result is not None) and self._runtime_is_remote():
+            # A REST runtime's server keeps the exec: attach from here, with its backlog.
+            core_exec = await _bridge.call(core.attach_exec, execution_id)
+            return Execution(core_exec, ["<attached>"], False, execution_id, attached=True)
         if known is None or known._result is not None:
             raise ExecError(f"no execution {execution_id!r} in box {self.name}: it is finished or was never started here")
         return Execution(known._core, known._argv, known._tty, execution_id, attached=True)

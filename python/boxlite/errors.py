@@ -285,11 +285,6 @@ def error_from_status(
 
 # BoxLite 0.9 names whose features this build does not have yet, and what they are.
 LATER_FEATURES: dict[str, str] = {
-    "rest": "remote runtimes over REST (Boxlite.rest)",
-    "BoxliteRestOptions": "remote runtimes over REST",
-    "ApiKeyCredential": "remote runtimes over REST",
-    "AccessToken": "remote runtimes over REST",
-    "Credential": "remote runtimes over REST",
 }
 
 

@@ -10,13 +10,22 @@ from typing import Any, ClassVar
 from . import _args, _bridge
 from . import archive as _archive  # Import of .boxlite archives.
 from .box import Box
-from .errors import LATER_FEATURES, BoxStateError, ConfigError, not_in_this_build
+from .errors import LATER_FEATURES, BoxStateError, ConfigError, NotSupportedError, not_in_this_build
 from .images import ImageHandle, Images
-from .options import BoxOptions, Options, box_options_for
+from .options import BoxOptions, Options, _core_module, box_options_for
 from .results import BoxInfo, RuntimeMetrics
 from .volumes import VolumeHandle
 
 __all__ = ["Boxlite", "Images"]
+
+
+class _RemoteImages:
+    """``Boxlite.rest(...).images``: a REST runtime has no image store (BoxLite 0.9 raises
+    "unsupported" too); the server pulls what its boxes use."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise NotSupportedError("unsupported: images over REST (the server pulls the images its boxes use)",
+                                code="not_supported")
 
 
 class Boxlite:
@@ -174,10 +183,37 @@ class Boxlite:
         await _bridge.call(self._core.shutdown, timeout)
         self._open = False
 
-    @staticmethod
-    def rest(options: Any = None) -> Boxlite:
-        """BoxLite 0.9's REST-backed runtime: not in this build (NotSupportedError)."""
-        raise not_in_this_build("Boxlite", "rest")
+    # --- Remote runtimes (boxlite/credential.py, docs/remote.md) ---
+    @classmethod
+    def rest(cls, options: Any) -> Boxlite:
+        """A runtime whose every call goes to a ``boxlite serve`` (BoxLite 0.9's REST
+        runtime): ``Boxlite.rest(BoxliteRestOptions(url, credential=ApiKeyCredential(key)))``.
+        Boxes, execs, files and metrics work as locally; what the API cannot do (published
+        ports, images, tunnels, ...) raises NotSupportedError ("unsupported: ...").
+
+        Raises:
+            ConfigError: Bad options (the URL, the prefix, the credential).
+        """
+        from .credential import BoxliteRestOptions
+
+        if not isinstance(options, BoxliteRestOptions):
+            raise ConfigError(f"options must be boxlite.BoxliteRestOptions, not {type(options).__name__}")
+        url, prefix, token = options._core_args()
+        self = cls.__new__(cls)
+        self._options = Options()
+        self._rest_options = options
+        self._core = _core_module().Runtime.open_remote(url, prefix, token)
+        self._boxes = weakref.WeakValueDictionary()
+        self._open = True
+        self.images = _RemoteImages()
+        self.volumes = VolumeHandle(self)
+        return self
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether this runtime is a REST one (:meth:`rest`)."""
+        return getattr(self, "_rest_options", None) is not None
+    # --- end remote runtimes ---
 
     # --- Import of a .boxlite archive (boxlite/archive.py) ---
     async def import_box(self, archive_path: str | os.PathLike[str], name: str | None = None, *,

@@ -850,6 +850,12 @@ class Boxlite(SyncContextManager):
         :meth:`boxlite.Boxlite.init_default`."""
         _async_runtime.Boxlite.init_default(options)
 
+    @classmethod
+    def rest(cls, options: Any) -> Boxlite:
+        """A runtime on a ``boxlite serve`` (remote runtimes, docs/remote.md); see
+        :meth:`boxlite.Boxlite.rest`."""
+        return cls(_async=_async_runtime.Boxlite.rest(options))
+
     @property
     def _core(self) -> Any:
         return self._async._core

@@ -225,6 +225,8 @@ class PyExec {
   ~PyExec() { ResetWithoutGil(exec_); }
 
   int pid() const { return exec_->pid(); }
+  // The server's id of a remote exec (Box.attach takes it); "" for a local one.
+  std::string execution_id() const { return exec_->execution_id(); }
 
   void WriteStdin(nb::bytes data) {
     std::string bytes(data.c_str(), data.size());
@@ -419,6 +421,13 @@ class PyBox {
     return PyExec(ValueOrThrow(std::move(exec), Domain::kExec, "attach to " + what), what);
   }
 
+  // An exec started earlier, by its server id (Box::AttachExec; remote runtimes).
+  PyExec AttachExec(std::string execution_id) {
+    Result<std::shared_ptr<Exec>> exec = WithoutGil([&] { return box_->AttachExec(execution_id); });
+    std::string what = "exec " + execution_id + " of box " + box_->name();
+    return PyExec(ValueOrThrow(std::move(exec), Domain::kExec, "attach to " + what), what);
+  }
+
   nb::dict Info() {
     Result<BoxInfo> info = WithoutGil([&] { return box_->Info(); });
     return BoxInfoDict(ValueOrThrow(std::move(info), Domain::kBox, "inspect box " + box_->name()));
@@ -554,6 +563,16 @@ class PyRuntime {
     options.insecure_registries = std::move(insecure_registries);
     Result<std::shared_ptr<Runtime>> rt = WithoutGil([&] { return Runtime::Open(options); });
     return PyRuntime(ValueOrThrow(std::move(rt), Domain::kRuntime, "open the BoxLite runtime"));
+  }
+
+  // A runtime over a `boxlite serve` (src/remote): RuntimeOptions' remote fields.
+  static PyRuntime OpenRemote(std::string url, std::string path_prefix, std::string bearer_token) {
+    RuntimeOptions options;
+    options.url = std::move(url);
+    options.path_prefix = std::move(path_prefix);
+    options.bearer_token = std::move(bearer_token);
+    Result<std::shared_ptr<Runtime>> rt = WithoutGil([&] { return Runtime::Open(options); });
+    return PyRuntime(ValueOrThrow(std::move(rt), Domain::kRuntime, "open the REST runtime " + options.url));
   }
 
   Text home_dir() const { return Text{rt_->home_dir()}; }
@@ -720,6 +739,7 @@ NB_MODULE(_boxlite, m) {
 
   nb::class_<PyExec>(m, "Exec")
       .def_prop_ro("pid", &PyExec::pid)
+      .def_prop_ro("execution_id", &PyExec::execution_id)
       .def("write_stdin", &PyExec::WriteStdin, "data"_a)
       .def("close_stdin", &PyExec::CloseStdin)
       .def("read", &PyExec::Read, "fd"_a, "timeout"_a = nb::none())
@@ -770,12 +790,14 @@ NB_MODULE(_boxlite, m) {
       .def("restore_snapshot", &PyBox::RestoreSnapshot, "name"_a)
       .def("clone_box", &PyBox::CloneBox, "name"_a)
       .def("export", &PyBox::Export, "dest"_a)
-      .def("attach_main", &PyBox::AttachMain);
+      .def("attach_main", &PyBox::AttachMain)
+      .def("attach_exec", &PyBox::AttachExec, "execution_id"_a);
 
   nb::class_<PyRuntime>(m, "Runtime")
       .def_static("open", &PyRuntime::Open, "home_dir"_a, "data_dir"_a, "registry_mirrors"_a,
                   "insecure_registries"_a,
                   "registries"_a = std::vector<boxlite::python::RegistryTuple>{})
+      .def_static("open_remote", &PyRuntime::OpenRemote, "url"_a, "path_prefix"_a, "bearer_token"_a)
       .def_prop_ro("home_dir", &PyRuntime::home_dir)
       .def("create", &PyRuntime::Create, "options"_a)
       .def("get_or_create", &PyRuntime::GetOrCreate, "options"_a)

@@ -25,13 +25,6 @@ namespace {
   throw StatusError(Status::InvalidArgument(message), Domain::kBox, "check the box options");
 }
 
-// BoxLite 0.9 features this build does not have yet (the egress work): NotSupported.
-[[noreturn]] void NotInThisBuild(const std::string& feature, const std::string& key) {
-  throw StatusError(Status::NotSupported(feature + " are not supported by this build: leave " +
-                                         key + " empty"),
-                    Domain::kBox, "check the box options");
-}
-
 std::string TypeName(nb::handle h) { return Py_TYPE(h.ptr())->tp_name; }
 
 bool IsNone(nb::handle h) { return !h.is_valid() || h.is_none(); }

@@ -64,16 +64,14 @@ def test_extension_points_for_other_boxes() -> None:
             assert issubclass(cls, boxlite.SimpleBox)
 
 
-def test_later_features_say_they_are_missing() -> None:
-    """BoxLite 0.9 names whose features are not in this build raise NotSupportedError
-    (also ImportError/AttributeError) naming the feature, not a bare AttributeError."""
-    for name in ("BoxliteRestOptions",):
-        with pytest.raises(boxlite.NotSupportedError, match="not available"):
-            getattr(boxlite, name)
-        with pytest.raises(ImportError):
-            exec(f"from boxlite import {name}", {})
+def test_every_09_name_is_in_this_build() -> None:
+    """No BoxLite 0.9 name is left as a placeholder; REST is here (Boxlite.rest checks its
+    options), and an unknown attribute is still a plain AttributeError."""
+    assert boxlite.errors.LATER_FEATURES == {}
+    for name in ("BrowserBox", "SkillBox", "BoxliteRestOptions", "ApiKeyCredential"):
+        assert name in boxlite.__all__ and getattr(boxlite, name)
     box = boxlite.SimpleBox("boxlite/base")  # Not started: no VM is involved.
-    with pytest.raises(boxlite.NotSupportedError, match="REST"):
+    with pytest.raises(boxlite.ConfigError, match="BoxliteRestOptions"):  # REST is here now.
         boxlite.Boxlite.rest(None)
     with pytest.raises(AttributeError):
         box.no_such_attribute  # noqa: B018

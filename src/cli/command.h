@@ -104,5 +104,9 @@ Outcome StatsCommand(Context& ctx, const ParsedFlags& flags);
 // Snapshots and clones (src/cli/snapshot_cmds.cc).
 Outcome SnapshotCommand(Context& ctx, const ParsedFlags& flags);
 Outcome CloneCommand(Context& ctx, const ParsedFlags& flags);
+// `boxlite serve`: the REST + WebSocket server (src/cli/serve_cmd.cc, src/server).
+Outcome ServeCommand(Context& ctx, const ParsedFlags& flags);
+// Remote profiles (src/cli/auth_cmd.cc).
+Outcome AuthCommand(Context& ctx, const ParsedFlags& flags);
 
 }  // namespace boxlite::cli

@@ -61,6 +61,8 @@ Outcome InfoCommand(Context& ctx, const ParsedFlags& flags) {
   auto boxes = (*rt)->List();
   if (!boxes.ok()) return Fail(boxes.error());
   auto images = (*rt)->ListImages();
+  // A remote runtime has no image store (docs/remote.md): no images to count.
+  if (!images.ok() && images.error().IsNotSupported()) images = std::vector<ImageInfo>{};
   if (!images.ok()) return Fail(images.error());
   // BoxLite 0.9's camelCase fields, then ours (snake_case) beside them.
   nlohmann::json out = nlohmann::json::object();
@@ -278,6 +280,31 @@ const std::vector<Command>& Commands() {
        false,
        InfoCommand},
       {"version", "version", "Show the BoxLite version", {}, false, VersionCommand},
+      // The REST + WebSocket server (src/cli/serve_cmd.cc, docs/server.md).
+      {"serve",
+       "serve [--host 127.0.0.1] [--port 8100] [--api-key KEY]",
+       "Serve this host's boxes over BoxLite 0.9's REST + WebSocket API",
+       {{"host", 0, true, false,
+         "the address to bind (default 127.0.0.1; any other needs an API key)", "ADDR"},
+        {"port", 0, true, false, "the port (default 8100; 0 picks a free one)", "PORT"},
+        {"api-key", 0, true, false,
+         "require 'Authorization: Bearer KEY' [env BOXLITE_SERVE_API_KEY]", "KEY"},
+        {"max-upload-bytes", 0, true, false,
+         "the largest upload (file tars, imported boxes; default 4 GiB)", "N"},
+        {"max-connections", 0, true, false, "open connections at most (default 256)", "N"},
+        {"print-routes", 0, false, false, "print the served routes and exit"}},
+       false,
+       ServeCommand},
+      // Remote servers: API-key profiles (src/cli/auth_cmd.cc, docs/remote.md).
+      {"auth",
+       "auth login [--url URL] --api-key-stdin | logout [-y] | status | whoami [--format json]",
+       "Log in to a BoxLite server (profiles in ~/.boxlite/credentials.toml)",
+       {{"api-key-stdin", 0, false, false, "login: read the API key from stdin"},
+        {"method", 0, true, false, "login: api-key (the only one this build has)", "METHOD"},
+        {"yes", 'y', false, false, "logout: do not ask"},
+        {"format", 0, true, false, "whoami: text (default) or json", "FORMAT"}},
+       false,
+       AuthCommand},
       // The MCP server (src/cli/mcp_cmd.cc, python/boxlite/mcp.py).
       {"mcp",
        "mcp [--transport stdio|http] [--port N] [OPTIONS]",

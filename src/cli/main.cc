@@ -14,6 +14,7 @@
 #include "src/base/macros.h"
 #include "src/base/strings.h"
 #include "src/cli/command.h"
+#include "src/cli/remote_flags.h"
 
 namespace boxlite::cli {
 namespace {
@@ -26,6 +27,9 @@ struct GlobalFlags {
   std::optional<std::string> config;
   std::vector<std::string> registries;
   bool debug = false;
+  // --- Remote (docs/remote.md): --url, --path-prefix, --profile ---
+  std::optional<std::string> url, path_prefix, profile;
+  // --- end remote ---
 };
 
 const char* const kGlobalHelp =
@@ -36,7 +40,13 @@ const char* const kGlobalHelp =
     "                           (repeatable; before the config's registries)\n"
     "      --config PATH        JSON: {\"home_dir\", \"image_registries\": [{\"host\",\n"
     "                           \"transport\", \"skip_verify\", \"search\", \"auth\"}]}\n"
-    "      --debug              debug logging on stderr\n";
+    "      --debug              debug logging on stderr\n"
+    "      --url URL            use the BoxLite server at URL (default $BOXLITE_REST_URL,\n"
+    "                           else the profile's); key: $BOXLITE_API_KEY, else the profile's\n"
+    "      --path-prefix P      the server's routing prefix (default\n"
+    "                           $BOXLITE_REST_PATH_PREFIX, else the profile's)\n"
+    "      --profile NAME       the profile in ~/.boxlite/credentials.toml (default\n"
+    "                           $BOXLITE_PROFILE, else \"default\"; see 'boxlite auth')\n";
 
 // Consumes args[*i] (and its value) when it is a global flag. Returns false when it is not.
 Result<bool> TakeGlobal(const std::vector<std::string>& args, size_t* i, GlobalFlags* out) {
@@ -45,7 +55,7 @@ Result<bool> TakeGlobal(const std::vector<std::string>& args, size_t* i, GlobalF
     out->debug = true;
     return true;
   }
-  for (const char* name : {"home", "registry", "config"}) {
+  for (const char* name : {"home", "registry", "config", "url", "path-prefix", "profile"}) {
     std::string flag = std::string("--") + name;
     std::optional<std::string> value;
     if (arg == flag) {
@@ -58,8 +68,17 @@ Result<bool> TakeGlobal(const std::vector<std::string>& args, size_t* i, GlobalF
     } else {
       continue;
     }
-    if (value->empty()) return Status::InvalidArgument("flag " + flag + " needs a value");
-    if (std::strcmp(name, "registry") == 0) {
+    if (value->empty() && std::strcmp(name, "path-prefix") != 0) {
+      return Status::InvalidArgument("flag " + flag + " needs a value");
+    }
+    if (std::strcmp(name, "url") == 0 || std::strcmp(name, "path-prefix") == 0 ||
+        std::strcmp(name, "profile") == 0) {
+      std::optional<std::string>& slot = name[0] == 'u' ? out->url
+                                         : name[1] == 'a' ? out->path_prefix
+                                                          : out->profile;
+      if (slot) return Status::InvalidArgument("flag " + flag + " given more than once");
+      slot = *value;
+    } else if (std::strcmp(name, "registry") == 0) {
       out->registries.push_back(*value);
     } else {
       std::optional<std::string>& slot = std::strcmp(name, "home") == 0 ? out->home : out->config;
@@ -112,6 +131,11 @@ Result<RuntimeOptions> OptionsFromGlobals(const GlobalFlags& g) {
   }
   for (auto& r : options.registries) registries.push_back(std::move(r));
   options.registries = std::move(registries);
+  // A server's URL from the flag, BOXLITE_REST_URL or the profile makes the runtime remote.
+  BOXLITE_ASSIGN_OR_RETURN(RemoteFlags remote, ResolveRemoteFlags(g.url, g.path_prefix, g.profile));
+  options.url = remote.url;
+  options.path_prefix = remote.path_prefix;
+  options.bearer_token = remote.bearer_token;
   return options;
 }
 
@@ -244,6 +268,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "boxlite %s: %s (see 'boxlite %s --help')\n", command->name,
                  flags.error().message().c_str(), command->name);
     return kExitUsage;
+  }
+  if (std::strcmp(command->name, "serve") == 0) {
+    // The server runs boxes here; a profile's URL must not turn it into a client.
+    GlobalRuntimeOptions().url.clear();
+    GlobalRuntimeOptions().bearer_token.clear();
   }
   Context ctx;
   Outcome outcome = command->run(ctx, *flags);

@@ -176,6 +176,9 @@ const std::vector<EnvironmentVariable>& EnvironmentVariables() {
       {kNetHelper, "runtime"},   {kConsoleHelper, "runtime"}, {kDnsServers, "runtime"},
       {kWarm, "runtime"},
       {"BOXLITE_PYTHON", "cli"},  // `boxlite mcp`'s interpreter (src/cli/mcp_cmd.cc)
+      // Remote runtimes (docs/remote.md): the CLI's server, prefix, key and profile.
+      {"BOXLITE_REST_URL", "cli"}, {"BOXLITE_REST_PATH_PREFIX", "cli"},
+      {"BOXLITE_API_KEY", "cli"},  {"BOXLITE_PROFILE", "cli"},
   };
   return kVariables;
 }

@@ -16,6 +16,7 @@
 #include "src/image/auth.h"
 #include "src/image/reference.h"
 #include "src/protocol/capabilities.h"
+#include "src/remote/remote_runtime.h"
 #include "src/runtime/box_impl.h"
 #include "src/runtime/box_record.h"
 #include "src/runtime/box_secrets.h"
@@ -562,6 +563,8 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeImpl::HostInfo()
 namespace boxlite {
 
 Result<std::shared_ptr<Runtime>> Runtime::Open(const RuntimeOptions& given) {
+  // A server's URL: every call goes there (src/remote); nothing local is opened.
+  if (!given.url.empty()) return remote::OpenRemoteRuntime(given);
   // The only place the environment is read: from here on, the resolved options.
   BOXLITE_ASSIGN_OR_RETURN(RuntimeOptions options, ResolveRuntimeOptions(given));
   if (base::LogLevel level; base::ParseLogLevel(options.log_level, &level)) {
