@@ -30,6 +30,7 @@ packages=(
   busybox-static docker-registry skopeo umoci debootstrap zstd apache2-utils openssl
   util-linux tmux iproute2 curl python3 python3-pip python3-venv patch
   libx11-dev libxext-dev libxtst-dev chromium
+  golang-go golang-github-containerd-containerd-dev containerd runc  # the containerd shim (shim/)
 )
 missing=()
 for p in "${packages[@]}"; do

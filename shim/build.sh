@@ -11,4 +11,4 @@ export GO111MODULE=off GOPROXY=off GOFLAGS= CGO_ENABLED=0
 export GOPATH=${BOXLITE_GOPATH:-/usr/share/gocode}
 export GOCACHE=$work/go-cache
 cd "$here"
-go build -trimpath -o "$out" .
+"${GO:-go}" build -trimpath -o "$out" .

@@ -1,0 +1,330 @@
+# containerd-shim-boxlite-v2 under Debian's containerd (docs/kubernetes.md): the test starts
+# its own containerd (temp root, state and socket; the overlayfs snapshotter), imports a
+# docker-save tar it builds from the busybox test image, and drives tasks with `ctr`. Every
+# case runs with runc as the control and with BoxLite (`--runtime io.containerd.boxlite.v2`):
+# output and exit codes, env, cwd, a bind mount, exec (stdin, user, exit code), signals, a
+# tty. BoxLite-only cases check what only a VM has (vCPUs and memory from the limits) and
+# that kill/delete and a dead shim leave no VM, process, box, image, mount or file behind.
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SESSION_MARK, add_session_root, qemu_processes, wait_for
+from harness.leaks import holds_file_under
+
+BOXLITE = "io.containerd.boxlite.v2"
+RUNC = "io.containerd.runc.v2"
+NS = "shimtest"
+IMAGE = "docker.io/library/shimtest:latest"
+# The main command of a task that ends on SIGTERM with 7 (its trap) and says when it is ready.
+TRAP_TERM = "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done"
+
+
+def _shim_binary():
+    build = Path(os.environ.get("BOXLITE_BUILD_DIR", REPO / "build"))
+    built = build / "shim" / "containerd-shim-boxlite-v2"
+    if built.exists():
+        return str(built)
+    found = shutil.which("containerd-shim-boxlite-v2")
+    if found:
+        return found
+    raise RuntimeError("no containerd-shim-boxlite-v2: build the tree (ninja -C build) with "
+                       "golang-go and golang-github-containerd-containerd-dev installed")
+
+
+def docker_save_tar(layout, dest, tag):
+    """A `docker save` archive of the OCI layout's image (manifest.json names the config and
+    the layer blobs, stored under their digests)."""
+    with open(os.path.join(layout, "index.json")) as f:
+        index = json.load(f)
+    blob = lambda d: os.path.join(layout, "blobs", *d.split(":", 1))
+    with open(blob(index["manifests"][0]["digest"])) as f:
+        manifest = json.load(f)
+    config = manifest["config"]["digest"]
+    layers = [layer["digest"] for layer in manifest["layers"]]
+    name = lambda d: "blobs/" + d.replace(":", "/")
+    with tarfile.open(dest, "w") as tar:
+        for d in [config] + layers:
+            tar.add(blob(d), arcname=name(d))
+        data = json.dumps([{"Config": name(config), "RepoTags": [tag],
+                            "Layers": [name(d) for d in layers]}]).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+class Containerd:
+    """Debian's containerd in a temp root with the shim on its PATH and a BoxLite home of
+    its own; `ctr` runs against its socket in namespace NS."""
+
+    def __init__(self, cli_binary, layout):
+        self.dir = Path(tempfile.mkdtemp(prefix="bl-ctrd-", dir="/tmp"))
+        self.home = self.dir / "home"
+        add_session_root(self.dir)
+        bindir = self.dir / "bin"
+        bindir.mkdir()
+        os.symlink(_shim_binary(), bindir / "containerd-shim-boxlite-v2")
+        self.sock = str(self.dir / "c.sock")
+        (self.dir / "config.toml").write_text(
+            'version = 2\n'
+            f'root = "{self.dir}/root"\n'
+            f'state = "{self.dir}/state"\n'
+            'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+            f'[grpc]\n  address = "{self.sock}"\n'
+            '[plugins."io.containerd.service.v1.tasks-service"]\n'
+            '[plugins."io.containerd.runtime.v2.task"]\n'
+            '  platforms = ["linux/amd64"]\n')
+        self.env = dict(os.environ)
+        self.env.update({"PATH": f"{bindir}:{os.environ['PATH']}", "BOXLITE_HOME": str(self.home),
+                         "BOXLITE_CLI": cli_binary})
+        key, value = SESSION_MARK.split("=", 1)
+        self.env[key] = value
+        self.cli_binary = cli_binary
+        self.log = open(self.dir / "containerd.log", "wb")
+        self.proc = subprocess.Popen(["containerd", "--config", str(self.dir / "config.toml")],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        if not wait_for(lambda: self.ctr("version").returncode == 0, timeout=30, interval=0.1):
+            raise RuntimeError("containerd did not start: " + self.logtail())
+        tar = self.dir / "image.tar"
+        docker_save_tar(layout, tar, IMAGE)
+        self.ctr("image", "import", str(tar), check=True, timeout=120)
+
+    def logtail(self):
+        return (self.dir / "containerd.log").read_text(errors="replace")[-3000:]
+
+    def ctr(self, *args, check=False, timeout=180, **kwargs):
+        p = subprocess.run(["ctr", "-a", self.sock, "-n", NS, *args], capture_output=True,
+                           timeout=timeout, env=self.env, **kwargs)
+        if check and p.returncode != 0:
+            raise AssertionError(f"ctr {' '.join(args)} exited {p.returncode}: "
+                                 f"{p.stderr.decode(errors='replace')}")
+        return p
+
+    def ctr_popen(self, *args, **kwargs):
+        return subprocess.Popen(["ctr", "-a", self.sock, "-n", NS, *args], env=self.env,
+                                **kwargs)
+
+    def boxlite(self, *args):
+        return subprocess.run([self.cli_binary, *args], capture_output=True, env=self.env,
+                              timeout=60)
+
+    def task_status(self, task):
+        out = self.ctr("task", "ls").stdout.decode()
+        for line in out.splitlines()[1:]:
+            f = line.split()
+            if f and f[0] == task:
+                return f[2]
+        return None
+
+    def remove(self, task):
+        """Kills, deletes and removes task `task` if it is there."""
+        if self.task_status(task) == "RUNNING":
+            self.ctr("task", "kill", "-s", "KILL", task)
+            wait_for(lambda: self.task_status(task) != "RUNNING", timeout=60, interval=0.1)
+        self.ctr("task", "delete", task)
+        self.ctr("container", "rm", task)
+
+    def close(self):
+        for line in self.ctr("container", "ls", "-q").stdout.decode().split():
+            self.remove(line)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        subprocess.run(["umount", "-R", "-l", str(self.dir / "root")], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def containerd(cli_binary, test_images):
+    if shutil.which("containerd") is None or shutil.which("ctr") is None:
+        pytest.skip("containerd is not installed (scripts/setup.sh installs it)")
+    c = Containerd(cli_binary, test_images.layout("busybox"))
+    yield c
+    c.close()
+
+
+RUNTIMES = [pytest.param(RUNC, id="runc"), pytest.param(BOXLITE, id="boxlite")]
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def running_task(request, containerd):
+    """One running task per runtime, shared by the exec cases."""
+    runtime = request.param
+    name = "shared-" + runtime.split(".")[2]
+    p = containerd.ctr("run", "-d", "--runtime", runtime, IMAGE, name, "sleep", "1000", timeout=300)
+    assert p.returncode == 0, p.stderr.decode(errors="replace") + containerd.logtail()
+    yield runtime, name
+    containerd.remove(name)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_run_prints_output_and_exit_code(containerd, runtime, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hello").write_text("from-the-host\n")
+    extra = []
+    if runtime == BOXLITE:
+        # The limits become the VM's size, seen from inside it.
+        extra = ["--cpus", "2", "--memory-limit", str(384 << 20)]
+    script = ("echo out:$FOO; pwd; cat /data/hello; echo to-stderr >&2; "
+              "echo nproc:$(nproc); grep MemTotal /proc/meminfo; exit 3")
+    p = containerd.ctr("run", "--rm", "--runtime", runtime, "--env", "FOO=bar baz",
+                       "--cwd", "/tmp", "--mount",
+                       f"type=bind,src={data},dst=/data,options=rbind:ro", *extra,
+                       IMAGE, "run-" + runtime.split(".")[2], "sh", "-c", script, timeout=300)
+    out = p.stdout.decode(errors="replace")
+    assert p.returncode == 3, (p.returncode, out, p.stderr, containerd.logtail())
+    assert out.startswith("out:bar baz\n/tmp\nfrom-the-host\n"), out
+    assert "to-stderr" in p.stderr.decode(errors="replace")
+    assert "to-stderr" not in out
+    if runtime == BOXLITE:
+        assert "nproc:2\n" in out, out
+        mem_kib = int(re.search(r"MemTotal:\s+(\d+) kB", out).group(1))
+        assert 256 * 1024 < mem_kib <= 384 * 1024, out
+
+
+def test_exec_in_running_task(containerd, running_task):
+    _, task = running_task
+    p = containerd.ctr("task", "exec", "--exec-id", "e1", "--cwd", "/etc", task,
+                       "sh", "-c", "pwd; echo err >&2; exit 5")
+    assert p.returncode == 5, (p.stdout, p.stderr)
+    assert p.stdout.decode() == "/etc\n"
+    assert p.stderr.decode().endswith("err\n")
+    # stdin reaches the process and its end is an end of file.
+    p = containerd.ctr("task", "exec", "--exec-id", "e2", task, "sh", "-c", "cat; echo done",
+                       input=b"line1\nline2\n")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == "line1\nline2\ndone\n"
+    p = containerd.ctr("task", "exec", "--exec-id", "e3", "--user", "1000", task, "id", "-u")
+    assert (p.returncode, p.stdout.decode()) == (0, "1000\n"), p.stderr
+    # The exec ended; the task still runs.
+    assert containerd.task_status(task) == "RUNNING"
+
+
+def test_exec_with_tty(containerd, running_task):
+    _, task = running_task
+    p = subprocess.run(["script", "-qec", f"ctr -a {containerd.sock} -n {NS} task exec -t "
+                        f"--exec-id t1 {task} sh -c 'tty; exit 6'", "/dev/null"],
+                       capture_output=True, env=containerd.env, timeout=120)
+    assert p.returncode == 6, (p.stdout, p.stderr)
+    assert b"/dev/pts/" in p.stdout
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_run_with_tty(containerd, runtime):
+    name = "tty-" + runtime.split(".")[2]
+    p = subprocess.run(["script", "-qec", f"ctr -a {containerd.sock} -n {NS} run --rm -t "
+                        f"--runtime {runtime} {IMAGE} {name} sh -c 'tty; exit 4'", "/dev/null"],
+                       capture_output=True, env=containerd.env, timeout=300)
+    assert p.returncode == 4, (p.stdout, p.stderr, containerd.logtail())
+    assert b"/dev/pts/" in p.stdout
+
+
+def _run_until_ready(containerd, runtime, name):
+    proc = containerd.ctr_popen("run", "--rm", "--runtime", runtime, IMAGE, name, "sh", "-c",
+                                TRAP_TERM, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL)
+    line = proc.stdout.readline()
+    assert line == b"ready\n", (line, proc.stderr.read() if proc.poll() is not None else b"")
+    return proc
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_signals_reach_the_main_command(containerd, runtime):
+    short = runtime.split(".")[2]
+    # SIGTERM reaches the command: its trap runs and sets the exit code.
+    proc = _run_until_ready(containerd, runtime, "term-" + short)
+    assert containerd.ctr("task", "kill", "term-" + short).returncode == 0
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 7, (out, err)
+    assert out == b"got-term\n"
+    # SIGKILL ends it: 128+9.
+    proc = _run_until_ready(containerd, runtime, "kill-" + short)
+    assert containerd.ctr("task", "kill", "-s", "KILL", "kill-" + short).returncode == 0
+    proc.communicate(timeout=120)
+    assert proc.returncode == 137
+
+
+def _snapshot(containerd):
+    """The VMs (of this containerd's BoxLite home) and the images there are now."""
+    mine = {os.path.realpath(str(containerd.dir)) + "/"}
+    vms = {p for p in qemu_processes() if holds_file_under(p, mine)}
+    images = set(containerd.boxlite("images", "-q").stdout.decode().split())
+    return vms, images
+
+
+def _leftovers(containerd, task, before):
+    """What task `task` left since `before` (_snapshot): VMs, its box, images, its bundle
+    directory, mounts under it."""
+    out = {}
+    vms, images = _snapshot(containerd)
+    if vms - before[0]:
+        out["vms"] = vms - before[0]
+    if images - before[1]:
+        out["images"] = images - before[1]
+    if containerd.boxlite("inspect", f"{NS}-{task}").returncode == 0:
+        out["box"] = f"{NS}-{task}"
+    bundle = containerd.dir / "state" / "io.containerd.runtime.v2.task" / NS / task
+    if bundle.exists():
+        out["bundle"] = sorted(os.listdir(bundle))
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if str(bundle) in line]
+    if mounts:
+        out["mounts"] = mounts
+    return out
+
+
+def _shim_pid(task):
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"containerd-shim-boxlite-v2") and task.encode() in argv:
+            return int(pid)
+    return None
+
+
+def test_kill_and_delete_leave_nothing(containerd):
+    task = "gone"
+    before = _snapshot(containerd)
+    p = containerd.ctr("run", "-d", "--runtime", BOXLITE, IMAGE, task, "sleep", "1000", timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert containerd.boxlite("inspect", f"{NS}-{task}").returncode == 0, "no box for the task"
+    assert containerd.ctr("task", "kill", "-s", "KILL", task).returncode == 0
+    assert wait_for(lambda: containerd.task_status(task) == "STOPPED", timeout=60)
+    assert containerd.ctr("task", "delete", task).returncode == 0
+    assert containerd.ctr("container", "rm", task).returncode == 0
+    assert wait_for(lambda: not _leftovers(containerd, task, before), timeout=10), \
+        _leftovers(containerd, task, before)
+
+
+def test_dead_shim_is_cleaned_up(containerd):
+    task = "orphan"
+    before = _snapshot(containerd)
+    p = containerd.ctr("run", "-d", "--runtime", BOXLITE, IMAGE, task, "sleep", "1000", timeout=300)
+    assert p.returncode == 0, p.stderr
+    pid = _shim_pid(task)
+    assert pid, "no shim process for the task"
+    os.kill(pid, signal.SIGKILL)
+    # containerd sees the shim go and runs `containerd-shim-boxlite-v2 delete`, which
+    # removes the box: its VM ends.
+    assert wait_for(lambda: containerd.task_status(task) != "RUNNING", timeout=60)
+    containerd.ctr("task", "delete", task)
+    containerd.ctr("container", "rm", task)
+    assert wait_for(lambda: not _leftovers(containerd, task, before), timeout=30), \
+        _leftovers(containerd, task, before)
