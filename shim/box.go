@@ -36,6 +36,13 @@ const (
 // BoxLite box names: [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 63 (src/runtime/box_options.cc).
 var boxNameRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 
+// cacheImages: BOXLITE_SHIM_CACHE_IMAGES=1 keeps each rootfs image BoxLite imported,
+// named by its content, so later tasks of the same image skip the import and restore the
+// warm-start template of its first boot (docs/kubernetes.md). Off by default: a deleted
+// task leaves no file behind, and its boxes boot cold (a template would be removed with
+// the image at once).
+func cacheImages() bool { return os.Getenv("BOXLITE_SHIM_CACHE_IMAGES") == "1" }
+
 // box is the BoxLite box of one task. Its name and the reference of its rootfs image are
 // derived from (namespace, id) alone, so `shim delete` finds them without any state.
 type box struct {
@@ -154,6 +161,9 @@ func (b *box) writeLayout(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if cacheImages() {
+		b.imageRef = "boxlite-shim/rootfs-" + layer.Digest.Encoded()[:32] + ":latest"
+	}
 	manifestDesc.Annotations = map[string]string{ocispec.AnnotationRefName: b.imageRef}
 	index := ocispec.Index{Versioned: imgspec.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{manifestDesc}}
@@ -196,9 +206,12 @@ func (b *box) cleanup(ctx context.Context) {
 			log.G(ctx).WithError(err).Warn("remove the box")
 		}
 	}
-	if _, err := cli(ctx, "rmi", b.imageRef); err != nil {
-		if out, _ := cli(ctx, "images", "-q"); strings.Contains(string(out), b.imageRef) {
-			log.G(ctx).WithError(err).Warn("remove the box's rootfs image")
+	if !cacheImages() {
+		if _, err := cli(ctx, "rmi", b.imageRef); err != nil {
+			repo := strings.TrimSuffix(b.imageRef, ":latest")
+			if out, _ := cli(ctx, "images"); strings.Contains(string(out), repo) {
+				log.G(ctx).WithError(err).Warn("remove the box's rootfs image")
+			}
 		}
 	}
 	if err := os.RemoveAll(b.layout()); err != nil {

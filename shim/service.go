@@ -153,6 +153,9 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 func runArgs(c *container) []string {
 	p := c.spec.Process
 	args := []string{"run", "--name", c.box.name, "--rootfs", c.box.layout()}
+	if !cacheImages() {
+		args = append(args, "--no-warm") // Its template would go with the image at Delete.
+	}
 	args = append(args, boxFlags(c.spec)...)
 	args = append(args, processFlags(p)...)
 	if c.init.io.stdin != "" {
@@ -234,7 +237,7 @@ func waitRunning(ctx context.Context, name string, p *process) error {
 		select {
 		case <-p.done:
 			return nil
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -1,157 +1,33 @@
 # containerd-shim-boxlite-v2 under Debian's containerd (docs/kubernetes.md): the test starts
-# its own containerd (temp root, state and socket; the overlayfs snapshotter), imports a
+# its own containerd (temp root, state and socket; ctr's default snapshotter, overlayfs), imports a
 # docker-save tar it builds from the busybox test image, and drives tasks with `ctr`. Every
 # case runs with runc as the control and with BoxLite (`--runtime io.containerd.boxlite.v2`):
 # output and exit codes, env, cwd, a bind mount, exec (stdin, user, exit code), signals, a
 # tty. BoxLite-only cases check what only a VM has (vCPUs and memory from the limits) and
 # that kill/delete and a dead shim leave no VM, process, box, image, mount or file behind.
-import io
-import json
 import os
 import re
 import shutil
 import signal
 import subprocess
-import tarfile
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SESSION_MARK, add_session_root, qemu_processes, wait_for
+from conftest import SESSION_MARK, add_session_root, qemu_processes, wait_for
+from harness.containerd_env import BOXLITE, IMAGE, NS, RUNC, Containerd
 from harness.leaks import holds_file_under
 
-BOXLITE = "io.containerd.boxlite.v2"
-RUNC = "io.containerd.runc.v2"
-NS = "shimtest"
-IMAGE = "docker.io/library/shimtest:latest"
 # The main command of a task that ends on SIGTERM with 7 (its trap) and says when it is ready.
 TRAP_TERM = "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done"
-
-
-def _shim_binary():
-    build = Path(os.environ.get("BOXLITE_BUILD_DIR", REPO / "build"))
-    built = build / "shim" / "containerd-shim-boxlite-v2"
-    if built.exists():
-        return str(built)
-    found = shutil.which("containerd-shim-boxlite-v2")
-    if found:
-        return found
-    raise RuntimeError("no containerd-shim-boxlite-v2: build the tree (ninja -C build) with "
-                       "golang-go and golang-github-containerd-containerd-dev installed")
-
-
-def docker_save_tar(layout, dest, tag):
-    """A `docker save` archive of the OCI layout's image (manifest.json names the config and
-    the layer blobs, stored under their digests)."""
-    with open(os.path.join(layout, "index.json")) as f:
-        index = json.load(f)
-    blob = lambda d: os.path.join(layout, "blobs", *d.split(":", 1))
-    with open(blob(index["manifests"][0]["digest"])) as f:
-        manifest = json.load(f)
-    config = manifest["config"]["digest"]
-    layers = [layer["digest"] for layer in manifest["layers"]]
-    name = lambda d: "blobs/" + d.replace(":", "/")
-    with tarfile.open(dest, "w") as tar:
-        for d in [config] + layers:
-            tar.add(blob(d), arcname=name(d))
-        data = json.dumps([{"Config": name(config), "RepoTags": [tag],
-                            "Layers": [name(d) for d in layers]}]).encode()
-        info = tarfile.TarInfo("manifest.json")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-
-
-class Containerd:
-    """Debian's containerd in a temp root with the shim on its PATH and a BoxLite home of
-    its own; `ctr` runs against its socket in namespace NS."""
-
-    def __init__(self, cli_binary, layout):
-        self.dir = Path(tempfile.mkdtemp(prefix="bl-ctrd-", dir="/tmp"))
-        self.home = self.dir / "home"
-        add_session_root(self.dir)
-        bindir = self.dir / "bin"
-        bindir.mkdir()
-        os.symlink(_shim_binary(), bindir / "containerd-shim-boxlite-v2")
-        self.sock = str(self.dir / "c.sock")
-        (self.dir / "config.toml").write_text(
-            'version = 2\n'
-            f'root = "{self.dir}/root"\n'
-            f'state = "{self.dir}/state"\n'
-            'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
-            f'[grpc]\n  address = "{self.sock}"\n'
-            '[plugins."io.containerd.service.v1.tasks-service"]\n'
-            '[plugins."io.containerd.runtime.v2.task"]\n'
-            '  platforms = ["linux/amd64"]\n')
-        self.env = dict(os.environ)
-        self.env.update({"PATH": f"{bindir}:{os.environ['PATH']}", "BOXLITE_HOME": str(self.home),
-                         "BOXLITE_CLI": cli_binary})
-        key, value = SESSION_MARK.split("=", 1)
-        self.env[key] = value
-        self.cli_binary = cli_binary
-        self.log = open(self.dir / "containerd.log", "wb")
-        self.proc = subprocess.Popen(["containerd", "--config", str(self.dir / "config.toml")],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
-        if not wait_for(lambda: self.ctr("version").returncode == 0, timeout=30, interval=0.1):
-            raise RuntimeError("containerd did not start: " + self.logtail())
-        tar = self.dir / "image.tar"
-        docker_save_tar(layout, tar, IMAGE)
-        self.ctr("image", "import", str(tar), check=True, timeout=120)
-
-    def logtail(self):
-        return (self.dir / "containerd.log").read_text(errors="replace")[-3000:]
-
-    def ctr(self, *args, check=False, timeout=180, **kwargs):
-        p = subprocess.run(["ctr", "-a", self.sock, "-n", NS, *args], capture_output=True,
-                           timeout=timeout, env=self.env, **kwargs)
-        if check and p.returncode != 0:
-            raise AssertionError(f"ctr {' '.join(args)} exited {p.returncode}: "
-                                 f"{p.stderr.decode(errors='replace')}")
-        return p
-
-    def ctr_popen(self, *args, **kwargs):
-        return subprocess.Popen(["ctr", "-a", self.sock, "-n", NS, *args], env=self.env,
-                                **kwargs)
-
-    def boxlite(self, *args):
-        return subprocess.run([self.cli_binary, *args], capture_output=True, env=self.env,
-                              timeout=60)
-
-    def task_status(self, task):
-        out = self.ctr("task", "ls").stdout.decode()
-        for line in out.splitlines()[1:]:
-            f = line.split()
-            if f and f[0] == task:
-                return f[2]
-        return None
-
-    def remove(self, task):
-        """Kills, deletes and removes task `task` if it is there."""
-        if self.task_status(task) == "RUNNING":
-            self.ctr("task", "kill", "-s", "KILL", task)
-            wait_for(lambda: self.task_status(task) != "RUNNING", timeout=60, interval=0.1)
-        self.ctr("task", "delete", task)
-        self.ctr("container", "rm", task)
-
-    def close(self):
-        for line in self.ctr("container", "ls", "-q").stdout.decode().split():
-            self.remove(line)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        subprocess.run(["umount", "-R", "-l", str(self.dir / "root")], capture_output=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def containerd(cli_binary, test_images):
     if shutil.which("containerd") is None or shutil.which("ctr") is None:
         pytest.skip("containerd is not installed (scripts/setup.sh installs it)")
-    c = Containerd(cli_binary, test_images.layout("busybox"))
+    key, value = SESSION_MARK.split("=", 1)
+    c = Containerd(cli_binary, test_images.layout("busybox"), on_root=add_session_root,
+                   extra_env={key: value})
     yield c
     c.close()
 
