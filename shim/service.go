@@ -99,6 +99,19 @@ func (s *service) get(id string) (*container, error) {
 	return c, nil
 }
 
+// lookup finds a task and one of its processes (execID "": the main one).
+func (s *service) lookup(id, execID string) (*container, *process, error) {
+	c, err := s.get(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := c.process(execID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, p, nil
+}
+
 // Create prepares the box of a task: the bundle's rootfs is mounted and made into the OCI
 // layout the box boots from. The VM starts with Start.
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *taskAPI.CreateTaskResponse, retErr error) {
@@ -185,11 +198,7 @@ func execArgs(c *container, p *process) []string {
 // Start boots the box with its main command, or starts an exec in it. The main process
 // counts as started once its box runs (so an exec can follow at once) or has already ended.
 func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
-	c, err := s.get(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := c.process(r.ExecID)
+	c, p, err := s.lookup(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
@@ -256,11 +265,7 @@ func (s *service) exited(c *container, p *process) {
 // Delete removes an ended exec, or the task: its box (VM and disk), the imported rootfs
 // image, the layout and the rootfs mount.
 func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
-	c, err := s.get(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := c.process(r.ExecID)
+	c, p, err := s.lookup(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
@@ -317,11 +322,7 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*pty
 
 // ResizePty resizes the process's terminal; the CLI passes the new size into the box.
 func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (*ptypes.Empty, error) {
-	c, err := s.get(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := c.process(r.ExecID)
+	_, p, err := s.lookup(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
@@ -333,11 +334,7 @@ func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (*
 
 // State reports a process.
 func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.StateResponse, error) {
-	c, err := s.get(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := c.process(r.ExecID)
+	c, p, err := s.lookup(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
@@ -361,11 +358,7 @@ func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (*ptypes
 // forwards them); KILL of the main process removes the box at once (its VM ends, and
 // every process in it), KILL of an exec ends its CLI.
 func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*ptypes.Empty, error) {
-	c, err := s.get(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := c.process(r.ExecID)
+	c, p, err := s.lookup(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
@@ -435,11 +428,7 @@ func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.Pi
 
 // CloseIO closes a process's stdin (the command in the box reads end-of-file).
 func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (*ptypes.Empty, error) {
-	c, err := s.get(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := c.process(r.ExecID)
+	_, p, err := s.lookup(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
@@ -461,11 +450,7 @@ func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*pt
 
 // Wait returns once the process has ended.
 func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (*taskAPI.WaitResponse, error) {
-	c, err := s.get(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := c.process(r.ExecID)
+	_, p, err := s.lookup(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}

@@ -9,23 +9,15 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
 from pathlib import Path
+
+from .waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 BOXLITE = "io.containerd.boxlite.v2"
 RUNC = "io.containerd.runc.v2"
 NS = "shimtest"
 IMAGE = "docker.io/library/shimtest:latest"
-
-
-def wait_for(predicate, timeout=5.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def _shim_binary():

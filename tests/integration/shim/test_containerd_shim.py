@@ -204,3 +204,26 @@ def test_dead_shim_is_cleaned_up(containerd):
     containerd.ctr("container", "rm", task)
     assert wait_for(lambda: not _leftovers(containerd, task, before), timeout=30), \
         _leftovers(containerd, task, before)
+
+
+def test_cached_rootfs_images_are_kept_and_shared(cli_binary, test_images):
+    """BOXLITE_SHIM_CACHE_IMAGES=1: the rootfs image a task imported stays after its delete,
+    named by its content, and the next task of the same image uses it (no second image)."""
+    if shutil.which("containerd") is None:
+        pytest.skip("containerd is not installed (scripts/setup.sh installs it)")
+    key, value = SESSION_MARK.split("=", 1)
+    c = Containerd(cli_binary, test_images.layout("busybox"), on_root=add_session_root,
+                   extra_env={key: value, "BOXLITE_SHIM_CACHE_IMAGES": "1"})
+    try:
+        seen = []
+        for i in range(2):
+            p = c.ctr("run", "--rm", "--runtime", BOXLITE, IMAGE, f"cached{i}", "sh", "-c",
+                      f"echo run{i}", timeout=300)
+            assert (p.returncode, p.stdout) == (0, f"run{i}\n".encode()), p.stderr
+            listing = c.boxlite("images").stdout.decode()
+            seen.append(sorted(re.findall(r"boxlite-shim/rootfs-[0-9a-f]+", listing)))
+            # The box itself is gone.
+            assert c.boxlite("inspect", f"{NS}-cached{i}").returncode != 0
+        assert len(seen[0]) == 1 and seen[1] == seen[0], seen
+    finally:
+        c.close()
