@@ -308,6 +308,64 @@ func boxFlags(s *specs.Spec) []string {
 	return args
 }
 
+// publishAnnotation lists the box's ports to publish: "PORT[,PORT...]", each published
+// on every address of the network namespace the box runs in (the pod's under Kubernetes:
+// the pod's IP). containerd passes it from the pod when its runtime config allows it
+// (pod_annotations, deploy/kubernetes/containerd-boxlite.toml). In a pod of several
+// containers, publishAnnotation + "." + NAME applies to container NAME only.
+const publishAnnotation = "boxlite.dev/publish"
+
+// The CRI's annotations naming a container's kind ("sandbox": the pod's pause container)
+// and its name.
+const (
+	criContainerType = "io.kubernetes.cri.container-type"
+	criContainerName = "io.kubernetes.cri.container-name"
+)
+
+// publishFlags maps the publish annotation onto -p flags (none for a pod's sandbox
+// container, which holds the pod's namespaces and serves nothing).
+func publishFlags(s *specs.Spec) ([]string, error) {
+	if s.Annotations[criContainerType] == "sandbox" {
+		return nil, nil
+	}
+	key := publishAnnotation
+	if name := s.Annotations[criContainerName]; name != "" {
+		if _, ok := s.Annotations[publishAnnotation+"."+name]; ok {
+			key = publishAnnotation + "." + name
+		}
+	}
+	value := strings.TrimSpace(s.Annotations[key])
+	if value == "" {
+		return nil, nil
+	}
+	var args []string
+	for _, item := range strings.Split(value, ",") {
+		port, err := strconv.ParseUint(strings.TrimSpace(item), 10, 16)
+		if err != nil || port == 0 {
+			return nil, fmt.Errorf("annotation %s: %q is not a port (1-65535): write PORT[,PORT...]",
+				key, item)
+		}
+		p := strconv.FormatUint(port, 10)
+		args = append(args, "-p", "0.0.0.0:"+p+":"+p)
+	}
+	return args, nil
+}
+
+// networkNamespace is the network namespace config.json asks the task to join (the pod's,
+// made by the CNI plugins), or "": the box's network helper runs in it, so the box's
+// traffic leaves through the pod's interfaces and its published ports listen there.
+func networkNamespace(s *specs.Spec) string {
+	if s.Linux == nil {
+		return ""
+	}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			return ns.Path
+		}
+	}
+	return ""
+}
+
 func hasOption(opts []string, o string) bool {
 	for _, x := range opts {
 		if x == o {

@@ -123,6 +123,9 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		return nil, err
 	}
 	spec, err := readSpec(r.Bundle)
+	if err == nil {
+		_, err = publishFlags(spec) // Refused here, before anything is made.
+	}
 	if err != nil {
 		return nil, errdefs.ToGRPCf(errdefs.ErrInvalidArgument, "%v", err)
 	}
@@ -163,13 +166,18 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 // runArgs is the `boxlite run` of a task's main process. Not --rm: an auto-removed box is
 // private to the process that runs it, and execs find the box by its name; Delete
 // removes it.
-func runArgs(c *container) []string {
+func runArgs(c *container) ([]string, error) {
 	p := c.spec.Process
 	args := []string{"run", "--name", c.box.name, "--rootfs", c.box.layout()}
 	if !cacheImages() {
 		args = append(args, "--no-warm") // Its template would go with the image at Delete.
 	}
 	args = append(args, boxFlags(c.spec)...)
+	publish, err := publishFlags(c.spec)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, publish...)
 	args = append(args, processFlags(p)...)
 	if c.init.io.stdin != "" {
 		args = append(args, "-i")
@@ -178,7 +186,7 @@ func runArgs(c *container) []string {
 		args = append(args, "-t")
 	}
 	args = append(args, "--entrypoint", p.Args[0], "--")
-	return append(args, p.Args[1:]...)
+	return append(args, p.Args[1:]...), nil
 }
 
 // execArgs is the `boxlite exec` of an exec process.
@@ -204,7 +212,11 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	}
 	onExit := func(p *process) { s.exited(c, p) }
 	if r.ExecID == "" {
-		if err := p.start(ctx, runArgs(c), onExit); err != nil {
+		args, err := runArgs(c)
+		if err != nil {
+			return nil, errdefs.ToGRPCf(errdefs.ErrInvalidArgument, "%v", err)
+		}
+		if err := p.start(ctx, networkNamespace(c.spec), args, onExit); err != nil {
 			return nil, errdefs.ToGRPC(err)
 		}
 		if err := waitRunning(ctx, c.box.name, p); err != nil {
@@ -217,7 +229,7 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	if st, _, _, _ := c.init.state(); st != task.StatusRunning {
 		return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "task %s is not running", c.id)
 	}
-	if err := p.start(ctx, execArgs(c, p), onExit); err != nil {
+	if err := p.start(ctx, "", execArgs(c, p), onExit); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
 	_, pid, _, _ := p.state()

@@ -178,7 +178,12 @@ def _shim_pid(task):
 def test_kill_and_delete_leave_nothing(containerd):
     task = "gone"
     before = _snapshot(containerd)
-    p = containerd.ctr("run", "-d", "--runtime", BOXLITE, IMAGE, task, "sleep", "1000", timeout=300)
+    # Marked as a pod's sandbox container, the task publishes nothing: the pod's publish
+    # annotation (here not even a port) is for its app containers.
+    p = containerd.ctr("run", "-d", "--runtime", BOXLITE,
+                       "--annotation", "io.kubernetes.cri.container-type=sandbox",
+                       "--annotation", "boxlite.dev/publish=not-a-port",
+                       IMAGE, task, "sleep", "1000", timeout=300)
     assert p.returncode == 0, p.stderr
     assert containerd.boxlite("inspect", f"{NS}-{task}").returncode == 0, "no box for the task"
     assert containerd.ctr("task", "kill", "-s", "KILL", task).returncode == 0
@@ -227,3 +232,55 @@ def test_cached_rootfs_images_are_kept_and_shared(cli_binary, test_images):
         assert len(seen[0]) == 1 and seen[1] == seen[0], seen
     finally:
         c.close()
+
+
+@pytest.fixture
+def netns():
+    """A network namespace with only its loopback up (as a pod's, without the CNI's NIC)."""
+    name = f"bl-shim-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+HTTPD = "mkdir -p /www && echo served-$0 > /www/index.html && exec httpd -f -p 8888 -h /www"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_task_joins_the_pods_network_namespace(containerd, runtime, netns):
+    """config.json's network namespace (a pod's): the server in the task is reached at
+    port 8888 of that namespace (BoxLite: the box joins it and publishes the port named
+    by the boxlite.dev/publish annotation)."""
+    task = "net-" + runtime.split(".")[2]
+    p = containerd.ctr("run", "-d", "--runtime", runtime, "--with-ns",
+                       f"network:/run/netns/{netns}", "--annotation", "boxlite.dev/publish=8888",
+                       IMAGE, task, "sh", "-c", HTTPD, task, timeout=300)
+    assert p.returncode == 0, p.stderr
+    try:
+        fetch = lambda: subprocess.run(
+            ["ip", "netns", "exec", netns, "curl", "-s", "--max-time", "2",
+             "http://127.0.0.1:8888/"], capture_output=True).stdout
+        body = wait_for(lambda: fetch() == f"served-{task}\n".encode(), timeout=60, interval=0.2)
+        assert body, fetch()
+    finally:
+        containerd.remove(task)
+
+
+@pytest.mark.parametrize("annotations,key", [
+    (["boxlite.dev/publish=http"], b"boxlite.dev/publish:"),
+    # In a pod of several containers, the container's own key wins.
+    (["io.kubernetes.cri.container-name=app", "boxlite.dev/publish=8080",
+      "boxlite.dev/publish.app=80,x"], b"boxlite.dev/publish.app:"),
+], ids=["pod", "container"])
+def test_bad_publish_annotation_is_refused(containerd, annotations, key):
+    before = _snapshot(containerd)
+    flags = [a for kv in annotations for a in ("--annotation", kv)]
+    p = containerd.ctr("run", "--rm", "--runtime", BOXLITE, *flags, IMAGE, "badport", "true",
+                       timeout=120)
+    assert p.returncode != 0
+    assert key in p.stderr and b"not a port" in p.stderr, p.stderr
+    containerd.ctr("container", "rm", "badport")
+    assert not _leftovers(containerd, "badport", before)

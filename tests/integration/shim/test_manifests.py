@@ -97,6 +97,14 @@ def test_names_tie_the_manifests_together():
     [template] = _by_kind("SandboxTemplate")
     [claim] = _by_kind("SandboxClaim")
     assert pod["spec"]["runtimeClassName"] == rc["metadata"]["name"]
+    # The ports the examples publish are the ones their containers serve.
+    for meta, spec in ((pod["metadata"], pod["spec"]),
+                       (template["spec"]["podTemplate"]["metadata"],
+                        template["spec"]["podTemplate"]["spec"])):
+        published = {int(x) for x in meta["annotations"]["boxlite.dev/publish"].split(",")}
+        served = {port["containerPort"] for c in spec["containers"] for port in c["ports"]}
+        assert published == served
+    assert "boxlite.dev/*" in runtimes[rc["handler"]]["pod_annotations"]
     assert template["spec"]["podTemplate"]["spec"]["runtimeClassName"] == rc["metadata"]["name"]
     assert claim["spec"]["sandboxTemplateRef"]["name"] == template["metadata"]["name"]
 
@@ -118,4 +126,5 @@ def test_containerd_reads_the_snippet(tmp_path):
     dumped = tomllib.loads(p.stdout.decode())
     runtimes = dumped["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
     assert runtimes["boxlite"]["runtime_type"] == "io.containerd.boxlite.v2"
+    assert runtimes["boxlite"]["pod_annotations"] == ["boxlite.dev/*"]
     assert runtimes["runc"]["runtime_type"] == "io.containerd.runc.v2"
