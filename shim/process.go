@@ -102,6 +102,7 @@ func (p *process) start(ctx context.Context, netns string, args []string, onExit
 			return fail(fmt.Errorf("open the stdin FIFO: %w", err))
 		}
 		stdinSrc = f
+		closeAfterStart = append(closeAfterStart, f) // Until the copy owns it.
 	}
 	if p.io.terminal {
 		master, slavePath, err := console.NewPty()
@@ -182,7 +183,9 @@ func (p *process) start(ctx context.Context, netns string, args []string, onExit
 		return fail(fmt.Errorf("start %s: %w", cliPath(), err))
 	}
 	for _, c := range closeAfterStart {
-		c.Close()
+		if c != io.Closer(stdinSrc) {
+			c.Close()
+		}
 	}
 	p.cmd = cmd
 	p.pid = cmd.Process.Pid
@@ -214,6 +217,17 @@ func (p *process) start(ctx context.Context, netns string, args []string, onExit
 		onExit(p)
 	}()
 	return nil
+}
+
+// abandon ends a process that was never started (its task is deleted): Wait returns.
+func (p *process) abandon() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.status == task.StatusCreated {
+		p.status = task.StatusStopped
+		p.exitedAt = time.Now()
+		close(p.done)
+	}
 }
 
 // exitStatusOf is the CLI's exit code (the command's own), or 128+N when the CLI itself

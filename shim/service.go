@@ -285,6 +285,7 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	if st == task.StatusRunning {
 		return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "process %s is still running: kill it first", describe(c, r.ExecID))
 	}
+	p.abandon()
 	if r.ExecID != "" {
 		s.mu.Lock()
 		delete(c.execs, r.ExecID)

@@ -101,12 +101,29 @@ def test_exec_with_tty(containerd, running_task):
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_run_with_tty(containerd, runtime):
+    """A terminal, sized as ctr's own (ResizePty carries the size into the box)."""
     name = "tty-" + runtime.split(".")[2]
-    p = subprocess.run(["script", "-qec", f"ctr -a {containerd.sock} -n {NS} run --rm -t "
-                        f"--runtime {runtime} {IMAGE} {name} sh -c 'tty; exit 4'", "/dev/null"],
+    p = subprocess.run(["script", "-qec", f"stty rows 31 cols 101; ctr -a {containerd.sock} "
+                        f"-n {NS} run --rm -t --runtime {runtime} {IMAGE} {name} "
+                        "sh -c 'tty; sleep 1; stty size; exit 4'", "/dev/null"],
                        capture_output=True, env=containerd.env, timeout=300)
     assert p.returncode == 4, (p.stdout, p.stderr, containerd.logtail())
     assert b"/dev/pts/" in p.stdout
+    assert b"31 101" in p.stdout, p.stdout
+
+
+def test_metrics_and_pids_of_a_running_task(containerd, running_task):
+    runtime, task = running_task
+    p = containerd.ctr("task", "ps", task)
+    assert p.returncode == 0, p.stderr
+    pids = [int(line.split()[0]) for line in p.stdout.decode().splitlines()[1:]]
+    assert pids and all(os.path.exists(f"/proc/{pid}") for pid in pids), p.stdout
+    p = containerd.ctr("task", "metrics", task)
+    assert p.returncode == 0, p.stderr
+    if runtime == BOXLITE:
+        # The box's memory in use, as cgroup v1 metrics.
+        m = re.search(rb"memory\.usage_in_bytes\s+(\d+)", p.stdout)
+        assert m and int(m.group(1)) > 1 << 20, p.stdout
 
 
 def _run_until_ready(containerd, runtime, name):
