@@ -267,7 +267,12 @@ const (
 	maxMemoryMiB = 65536
 )
 
-// boxFlags maps the container's resources and mounts onto box flags: the CPU quota is the
+// ulimitNames are the OCI rlimits a box applies (`boxlite run --ulimit`, one value for
+// soft and hard: the soft one, the limit in force); the others are not applied.
+var ulimitNames = map[string]string{"RLIMIT_NOFILE": "nofile", "RLIMIT_FSIZE": "fsize",
+	"RLIMIT_NPROC": "nproc", "RLIMIT_AS": "as", "RLIMIT_CPU": "cpu"}
+
+// boxFlags maps the container's resources, rlimits and mounts onto box flags: the CPU quota is the
 // box's vCPUs (rounded up), the memory limit its RAM, and host bind mounts become 9p
 // volumes. /proc, /dev, /sys and the other kernel file systems are the guest's own.
 func boxFlags(s *specs.Spec) []string {
@@ -289,6 +294,13 @@ func boxFlags(s *specs.Spec) []string {
 				mib = maxMemoryMiB
 			}
 			args = append(args, "--memory", strconv.FormatInt(mib, 10))
+		}
+	}
+	if s.Process != nil {
+		for _, r := range s.Process.Rlimits {
+			if name, ok := ulimitNames[r.Type]; ok {
+				args = append(args, "--ulimit", name+"="+strconv.FormatUint(r.Soft, 10))
+			}
 		}
 	}
 	for _, m := range s.Mounts {

@@ -31,7 +31,7 @@ func TestBoxNamesAreValidAndStable(t *testing.T) {
 	}
 }
 
-func i64(v int64) *int64    { return &v }
+func i64(v int64) *int64   { return &v }
 func u64(v uint64) *uint64 { return &v }
 
 func TestBoxFlagsFromResourcesAndMounts(t *testing.T) {
@@ -53,7 +53,11 @@ func TestBoxFlagsFromResourcesAndMounts(t *testing.T) {
 			{Destination: "/gone", Type: "bind", Source: filepath.Join(dir, "missing")},
 		},
 	}
-	want := []string{"--cpus", "2", "--memory", "301", "-v", dir + ":/data:ro", "-v", dir + ":/rw"}
+	s.Process = &specs.Process{Rlimits: []specs.POSIXRlimit{
+		{Type: "RLIMIT_NOFILE", Hard: 4096, Soft: 1024}, {Type: "RLIMIT_STACK", Hard: 1, Soft: 1},
+		{Type: "RLIMIT_CPU", Hard: 30, Soft: 30}}}
+	want := []string{"--cpus", "2", "--memory", "301", "--ulimit", "nofile=1024", "--ulimit",
+		"cpu=30", "-v", dir + ":/data:ro", "-v", dir + ":/rw"}
 	if got := boxFlags(s); !reflect.DeepEqual(got, want) {
 		t.Fatalf("boxFlags = %q, want %q", got, want)
 	}
@@ -61,6 +65,7 @@ func TestBoxFlagsFromResourcesAndMounts(t *testing.T) {
 	s.Linux.Resources.CPU.Quota = i64(100 * 100000)
 	s.Linux.Resources.Memory.Limit = i64(1 << 20)
 	s.Mounts = nil
+	s.Process = nil
 	want = []string{"--cpus", "16", "--memory", "128"}
 	if got := boxFlags(s); !reflect.DeepEqual(got, want) {
 		t.Fatalf("boxFlags = %q, want %q", got, want)

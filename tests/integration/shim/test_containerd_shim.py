@@ -55,15 +55,17 @@ def test_run_prints_output_and_exit_code(containerd, runtime, tmp_path):
     if runtime == BOXLITE:
         # The limits become the VM's size, seen from inside it.
         extra = ["--cpus", "2", "--memory-limit", str(384 << 20)]
-    script = ("echo out:$FOO; pwd; cat /data/hello; echo to-stderr >&2; "
-              "echo nproc:$(nproc); grep MemTotal /proc/meminfo; exit 3")
+    # containerd's default spec sets RLIMIT_NOFILE to 1024, soft and hard (a box's own
+    # default hard limit is 4096).
+    script = ("echo out:$FOO; pwd; cat /data/hello; echo nofile:$(ulimit -Sn):$(ulimit -Hn); "
+              "echo to-stderr >&2; echo nproc:$(nproc); grep MemTotal /proc/meminfo; exit 3")
     p = containerd.ctr("run", "--rm", "--runtime", runtime, "--env", "FOO=bar baz",
                        "--cwd", "/tmp", "--mount",
                        f"type=bind,src={data},dst=/data,options=rbind:ro", *extra,
                        IMAGE, "run-" + runtime.split(".")[2], "sh", "-c", script, timeout=300)
     out = p.stdout.decode(errors="replace")
     assert p.returncode == 3, (p.returncode, out, p.stderr, containerd.logtail())
-    assert out.startswith("out:bar baz\n/tmp\nfrom-the-host\n"), out
+    assert out.startswith("out:bar baz\n/tmp\nfrom-the-host\nnofile:1024:1024\n"), out
     assert "to-stderr" in p.stderr.decode(errors="replace")
     assert "to-stderr" not in out
     if runtime == BOXLITE:
