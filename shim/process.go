@@ -47,11 +47,17 @@ type process struct {
 	stdinW     io.WriteCloser
 	console    console.Console
 	done       chan struct{}
+	// Closed once the start event is published: the exit event waits for it, so
+	// containerd never sees a process exit before it started.
+	announced    chan struct{}
+	announceOnce sync.Once
 }
+
+func (p *process) announce() { p.announceOnce.Do(func() { close(p.announced) }) }
 
 func newProcess(execID string, spec *specs.Process, io stdio) *process {
 	return &process{execID: execID, spec: spec, io: io, status: task.StatusCreated,
-		done: make(chan struct{})}
+		done: make(chan struct{}), announced: make(chan struct{})}
 }
 
 func (p *process) state() (task.Status, int, uint32, time.Time) {

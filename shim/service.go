@@ -211,6 +211,7 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		return nil, err
 	}
 	onExit := func(p *process) { s.exited(c, p) }
+	defer p.announce() // Also when Start fails after the process started.
 	if r.ExecID == "" {
 		args, err := runArgs(c)
 		if err != nil {
@@ -263,8 +264,10 @@ func waitRunning(ctx context.Context, name string, p *process) error {
 	}
 }
 
-// exited publishes the exit of a process (after its output was flushed).
+// exited publishes the exit of a process (after its output was flushed and its start
+// was published).
 func (s *service) exited(c *container, p *process) {
+	<-p.announced
 	_, pid, status, at := p.state()
 	id := p.execID
 	if id == "" {
