@@ -107,7 +107,10 @@ def test_run_with_tty(containerd, runtime):
     name = "tty-" + runtime.split(".")[2]
     p = subprocess.run(["script", "-qec", f"stty rows 31 cols 101; ctr -a {containerd.sock} "
                         f"-n {NS} run --rm -t --runtime {runtime} {IMAGE} {name} "
-                        "sh -c 'tty; sleep 1; stty size; exit 4'", "/dev/null"],
+                        # ctr resizes once the task started: wait for it to arrive.
+                        "sh -c 'tty; i=0; while [ \"$(stty size)\" != \"31 101\" ] && "
+                        "[ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done; stty size; exit 4'",
+                        "/dev/null"],
                        capture_output=True, env=containerd.env, timeout=300)
     assert p.returncode == 4, (p.stdout, p.stderr, containerd.logtail())
     assert b"/dev/pts/" in p.stdout
