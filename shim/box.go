@@ -198,25 +198,32 @@ func writeJSON(path string, v interface{}) error {
 }
 
 // cleanup removes everything of the task: the box (its VM stops with it), the imported
-// rootfs image, the layout and the rootfs mount. Every step is tried; failures are logged.
+// rootfs image, the layout and the rootfs mount. Every step is tried; failures are logged
+// (a box or image that is already gone is one: `shim delete` after a dead shim cannot
+// know how far it got).
 func (b *box) cleanup(ctx context.Context) {
-	// A failure is worth a warning only while the box (or image) is still there.
 	if _, err := cli(ctx, "rm", "-f", b.name); err != nil {
-		if _, gone := cli(ctx, "inspect", "-f", "{{.Id}}", b.name); gone == nil {
-			log.G(ctx).WithError(err).Warn("remove the box")
-		}
+		log.G(ctx).WithError(err).Debug("remove the box")
 	}
 	if !cacheImages() {
 		if _, err := cli(ctx, "rmi", b.imageRef); err != nil {
-			repo := strings.TrimSuffix(b.imageRef, ":latest")
-			if out, _ := cli(ctx, "images"); strings.Contains(string(out), repo) {
-				log.G(ctx).WithError(err).Warn("remove the box's rootfs image")
-			}
+			log.G(ctx).WithError(err).Debug("remove the box's rootfs image")
 		}
 	}
+	// Last: its absence tells `shim delete` that Delete removed everything above.
 	if err := os.RemoveAll(b.layout()); err != nil {
 		log.G(ctx).WithError(err).Warn("remove the rootfs layout")
 	}
+	b.unmountRootfs(ctx)
+}
+
+// cleanedUp: Delete finished (the layout, made first and removed last, is gone).
+func (b *box) cleanedUp() bool {
+	_, err := os.Lstat(b.layout())
+	return os.IsNotExist(err)
+}
+
+func (b *box) unmountRootfs(ctx context.Context) {
 	marker := filepath.Join(b.bundle, mountedMarker)
 	if _, err := os.Stat(marker); err == nil {
 		if err := mount.UnmountAll(b.rootfs(), 0); err != nil {

@@ -107,7 +107,11 @@ func (manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 		return shim.StopStatus{}, err
 	}
 	b := newBox(ns, id, bundle)
-	b.cleanup(ctx)
+	if b.cleanedUp() {
+		b.unmountRootfs(ctx) // Delete ran; a mount may remain if Create failed early.
+	} else {
+		b.cleanup(ctx)
+	}
 	return shim.StopStatus{
 		ExitedAt:   time.Now(),
 		ExitStatus: 128 + int(syscall.SIGKILL),

@@ -203,8 +203,8 @@ func execArgs(c *container, p *process) []string {
 	return append(args, p.spec.Args...)
 }
 
-// Start boots the box with its main command, or starts an exec in it. The main process
-// counts as started once its box runs (so an exec can follow at once) or has already ended.
+// Start boots the box with its main command (returning once its CLI runs, as runc's start
+// returns once the process runs), or starts an exec in it once the box runs.
 func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
 	c, p, err := s.lookup(r.ID, r.ExecID)
 	if err != nil {
@@ -220,12 +220,16 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		if err := p.start(ctx, networkNamespace(c.spec), args, onExit); err != nil {
 			return nil, errdefs.ToGRPC(err)
 		}
-		if err := waitRunning(ctx, c.box.name, p); err != nil {
-			return nil, err
-		}
 		_, pid, _, _ := p.state()
 		s.send(runtime.TaskStartEventTopic, &eventstypes.TaskStart{ContainerID: c.id, Pid: uint32(pid)})
 		return &taskAPI.StartResponse{Pid: uint32(pid)}, nil
+	}
+	if st, _, _, _ := c.init.state(); st == task.StatusCreated {
+		return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "task %s was not started", c.id)
+	}
+	// The box may still be booting: the exec starts once it runs.
+	if err := waitRunning(ctx, c.box.name, c.init); err != nil {
+		return nil, err
 	}
 	if st, _, _, _ := c.init.state(); st != task.StatusRunning {
 		return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "task %s is not running", c.id)
@@ -239,7 +243,8 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	return &taskAPI.StartResponse{Pid: uint32(pid)}, nil
 }
 
-// waitRunning returns once the box named `name` is running or its main process ended.
+// waitRunning returns once the box named `name` is running, or its main process (init)
+// ended.
 func waitRunning(ctx context.Context, name string, p *process) error {
 	for {
 		select {
@@ -399,6 +404,11 @@ func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*ptypes.Emp
 		}
 		for _, t := range targets {
 			t.markForced(sig)
+		}
+		// A box still booting is removed once it is registered and runs: killing its CLI
+		// earlier could orphan a VM the CLI was starting.
+		if err := waitRunning(ctx, c.box.name, p); err != nil {
+			return nil, err
 		}
 		if _, err := cli(ctx, "rm", "-f", c.box.name); err != nil {
 			log.G(ctx).WithError(err).Warn("remove the box")

@@ -35,6 +35,12 @@ def containerd(cli_binary, test_images):
 RUNTIMES = [pytest.param(RUNC, id="runc"), pytest.param(BOXLITE, id="boxlite")]
 
 
+def ready(containerd, task):
+    """Returns once the task's box runs (an exec waits for its boot)."""
+    p = containerd.ctr("task", "exec", "--exec-id", "ready", task, "true", timeout=300)
+    assert p.returncode == 0, p.stderr
+
+
 @pytest.fixture(scope="module", params=RUNTIMES)
 def running_task(request, containerd):
     """One running task per runtime, shared by the exec cases."""
@@ -42,6 +48,7 @@ def running_task(request, containerd):
     name = "shared-" + runtime.split(".")[2]
     p = containerd.ctr("run", "-d", "--runtime", runtime, IMAGE, name, "sleep", "1000", timeout=300)
     assert p.returncode == 0, p.stderr.decode(errors="replace") + containerd.logtail()
+    ready(containerd, name)
     yield runtime, name
     containerd.remove(name)
 
@@ -207,6 +214,7 @@ def test_kill_and_delete_leave_nothing(containerd):
                        "--annotation", "boxlite.dev/publish=not-a-port",
                        IMAGE, task, "sleep", "1000", timeout=300)
     assert p.returncode == 0, p.stderr
+    ready(containerd, task)
     assert containerd.boxlite("inspect", f"{NS}-{task}").returncode == 0, "no box for the task"
     assert containerd.ctr("task", "kill", "-s", "KILL", task).returncode == 0
     assert wait_for(lambda: containerd.task_status(task) == "STOPPED", timeout=60)
@@ -216,11 +224,26 @@ def test_kill_and_delete_leave_nothing(containerd):
         _leftovers(containerd, task, before)
 
 
+def test_kill_during_boot_leaves_nothing(containerd):
+    """SIGKILL right after start, while the box boots: the box goes once it is registered."""
+    task = "early"
+    before = _snapshot(containerd)
+    p = containerd.ctr("run", "-d", "--runtime", BOXLITE, IMAGE, task, "sleep", "1000", timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert containerd.ctr("task", "kill", "-s", "KILL", task, timeout=300).returncode == 0
+    assert wait_for(lambda: containerd.task_status(task) == "STOPPED", timeout=120)
+    containerd.ctr("task", "delete", task)
+    containerd.ctr("container", "rm", task)
+    assert wait_for(lambda: not _leftovers(containerd, task, before), timeout=30), \
+        _leftovers(containerd, task, before)
+
+
 def test_dead_shim_is_cleaned_up(containerd):
     task = "orphan"
     before = _snapshot(containerd)
     p = containerd.ctr("run", "-d", "--runtime", BOXLITE, IMAGE, task, "sleep", "1000", timeout=300)
     assert p.returncode == 0, p.stderr
+    ready(containerd, task)
     pid = _shim_pid(task)
     assert pid, "no shim process for the task"
     os.kill(pid, signal.SIGKILL)
