@@ -204,8 +204,11 @@ def _shim_pid(task):
     return None
 
 
-def test_kill_and_delete_leave_nothing(containerd):
-    task = "gone"
+@pytest.mark.parametrize("booted", [True, False], ids=["running", "booting"])
+def test_kill_and_delete_leave_nothing(containerd, booted):
+    """SIGKILL of a running task, or of one whose box still boots (it goes once it is
+    registered), then delete: no VM, box, image, bundle or mount is left."""
+    task = "gone" if booted else "early"
     before = _snapshot(containerd)
     # Marked as a pod's sandbox container, the task publishes nothing: the pod's publish
     # annotation (here not even a port) is for its app containers.
@@ -214,26 +217,13 @@ def test_kill_and_delete_leave_nothing(containerd):
                        "--annotation", "boxlite.dev/publish=not-a-port",
                        IMAGE, task, "sleep", "1000", timeout=300)
     assert p.returncode == 0, p.stderr
-    ready(containerd, task)
-    assert containerd.boxlite("inspect", f"{NS}-{task}").returncode == 0, "no box for the task"
-    assert containerd.ctr("task", "kill", "-s", "KILL", task).returncode == 0
-    assert wait_for(lambda: containerd.task_status(task) == "STOPPED", timeout=60)
-    assert containerd.ctr("task", "delete", task).returncode == 0
-    assert containerd.ctr("container", "rm", task).returncode == 0
-    assert wait_for(lambda: not _leftovers(containerd, task, before), timeout=10), \
-        _leftovers(containerd, task, before)
-
-
-def test_kill_during_boot_leaves_nothing(containerd):
-    """SIGKILL right after start, while the box boots: the box goes once it is registered."""
-    task = "early"
-    before = _snapshot(containerd)
-    p = containerd.ctr("run", "-d", "--runtime", BOXLITE, IMAGE, task, "sleep", "1000", timeout=300)
-    assert p.returncode == 0, p.stderr
+    if booted:
+        ready(containerd, task)
+        assert containerd.boxlite("inspect", f"{NS}-{task}").returncode == 0, "no box"
     assert containerd.ctr("task", "kill", "-s", "KILL", task, timeout=300).returncode == 0
     assert wait_for(lambda: containerd.task_status(task) == "STOPPED", timeout=120)
-    containerd.ctr("task", "delete", task)
-    containerd.ctr("container", "rm", task)
+    assert containerd.ctr("task", "delete", task).returncode == 0
+    assert containerd.ctr("container", "rm", task).returncode == 0
     assert wait_for(lambda: not _leftovers(containerd, task, before), timeout=30), \
         _leftovers(containerd, task, before)
 
