@@ -66,19 +66,15 @@ func (p *process) state() (task.Status, int, uint32, time.Time) {
 	return p.status, p.pid, p.exitStatus, p.exitedAt
 }
 
-// start runs `boxlite ARGS...` with the process's stdio, in network namespace netns when
-// it is not "" (nsenter joins it and executes the CLI: same pid); onExit runs once the
-// process has ended and its output is flushed.
-func (p *process) start(ctx context.Context, netns string, args []string, onExit func(*process)) error {
+// start runs argv (a boxlite command: cliCommand) with the process's stdio; onExit runs
+// once the process has ended and its output is flushed.
+func (p *process) start(ctx context.Context, argv []string, onExit func(*process)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.status != task.StatusCreated {
 		return fmt.Errorf("process %q was already started", p.execID)
 	}
-	cmd := exec.Command(cliPath(), args...)
-	if netns != "" {
-		cmd = exec.Command("nsenter", append([]string{"--net=" + netns, "--", cliPath()}, args...)...)
-	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = cliEnv()
 	// The CLI dies with the shim; `shim delete` then removes the box (manager.go).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -234,6 +230,15 @@ func (p *process) abandon() {
 		p.exitedAt = time.Now()
 		close(p.done)
 	}
+}
+
+// cliCommand is `boxlite ARGS...`, in network namespace netns when it is not "" (nsenter
+// joins it and executes the CLI: same pid).
+func cliCommand(netns string, args ...string) []string {
+	if netns != "" {
+		return append([]string{"nsenter", "--net=" + netns, "--", cliPath()}, args...)
+	}
+	return append([]string{cliPath()}, args...)
 }
 
 // exitStatusOf is the CLI's exit code (the command's own), or 128+N when the CLI itself

@@ -42,7 +42,14 @@ type container struct {
 	spec   *specs.Spec
 	init   *process
 	execs  map[string]*process
+	// A pod's sandbox ("pause") container: it only holds the pod's place, so it runs
+	// pauseCommand on the host and no box (no VM per pod beside its containers' boxes).
+	sandbox bool
 }
+
+// pauseCommand is a sandbox container's process: it waits, runs nothing of the image and
+// ends on a signal, as the pause image's does.
+var pauseCommand = []string{"sleep", "infinity"}
 
 func (c *container) process(execID string) (*process, error) {
 	if execID == "" {
@@ -141,18 +148,22 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			b.cleanup(ctx)
 		}
 	}()
-	var mounts []mount.Mount
-	for _, m := range r.Rootfs {
-		mounts = append(mounts, mount.Mount{Type: m.Type, Source: m.Source, Options: m.Options})
-	}
-	if err := b.mountRootfs(mounts); err != nil {
-		return nil, err
-	}
-	if err := b.writeLayout(ctx); err != nil {
-		return nil, fmt.Errorf("make the box's rootfs image: %w", err)
+	sandbox := spec.Annotations[criContainerType] == "sandbox"
+	if !sandbox {
+		var mounts []mount.Mount
+		for _, m := range r.Rootfs {
+			mounts = append(mounts, mount.Mount{Type: m.Type, Source: m.Source, Options: m.Options})
+		}
+		if err := b.mountRootfs(mounts); err != nil {
+			return nil, err
+		}
+		if err := b.writeLayout(ctx); err != nil {
+			return nil, fmt.Errorf("make the box's rootfs image: %w", err)
+		}
 	}
 	c := &container{id: r.ID, bundle: r.Bundle, box: b, spec: spec, execs: map[string]*process{},
-		init: newProcess("", spec.Process, stdio{r.Stdin, r.Stdout, r.Stderr, r.Terminal})}
+		init:    newProcess("", spec.Process, stdio{r.Stdin, r.Stdout, r.Stderr, r.Terminal}),
+		sandbox: sandbox}
 	s.mu.Lock()
 	s.containers[r.ID] = c
 	s.mu.Unlock()
@@ -217,12 +228,20 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		if err != nil {
 			return nil, errdefs.ToGRPCf(errdefs.ErrInvalidArgument, "%v", err)
 		}
-		if err := p.start(ctx, networkNamespace(c.spec), args, onExit); err != nil {
+		argv := cliCommand(networkNamespace(c.spec), args...)
+		if c.sandbox {
+			argv = pauseCommand
+		}
+		if err := p.start(ctx, argv, onExit); err != nil {
 			return nil, errdefs.ToGRPC(err)
 		}
 		_, pid, _, _ := p.state()
 		s.send(runtime.TaskStartEventTopic, &eventstypes.TaskStart{ContainerID: c.id, Pid: uint32(pid)})
 		return &taskAPI.StartResponse{Pid: uint32(pid)}, nil
+	}
+	if c.sandbox {
+		return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition,
+			"task %s is a pod's sandbox container: it runs no box to exec in", c.id)
 	}
 	if st, _, _, _ := c.init.state(); st == task.StatusCreated {
 		return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "task %s was not started", c.id)
@@ -234,7 +253,7 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	if st, _, _, _ := c.init.state(); st != task.StatusRunning {
 		return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "task %s is not running", c.id)
 	}
-	if err := p.start(ctx, "", execArgs(c, p), onExit); err != nil {
+	if err := p.start(ctx, cliCommand("", execArgs(c, p)...), onExit); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
 	_, pid, _, _ := p.state()
@@ -300,7 +319,9 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		s.mu.Unlock()
 		return &taskAPI.DeleteResponse{Pid: uint32(pid), ExitStatus: status, ExitedAt: at}, nil
 	}
-	c.box.cleanup(ctx)
+	if !c.sandbox {
+		c.box.cleanup(ctx)
+	}
 	s.mu.Lock()
 	delete(s.containers, r.ID)
 	s.mu.Unlock()
@@ -398,7 +419,7 @@ func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*ptypes.Emp
 		}
 		s.mu.Unlock()
 	}
-	if r.ExecID == "" && sig == syscall.SIGKILL {
+	if r.ExecID == "" && sig == syscall.SIGKILL && !c.sandbox {
 		if st, _, _, _ := p.state(); st != task.StatusRunning {
 			return nil, errdefs.ToGRPCf(errdefs.ErrNotFound, "process %s is not running", c.id)
 		}
@@ -524,6 +545,11 @@ func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.
 	if err != nil {
 		return nil, err
 	}
+	m := &cgroupsv1.Metrics{CPU: &cgroupsv1.CPUStat{Usage: &cgroupsv1.CPUUsage{}},
+		Memory: &cgroupsv1.MemoryStat{Usage: &cgroupsv1.MemoryEntry{}}}
+	if c.sandbox {
+		return marshalStats(m) // No box: nothing used.
+	}
 	out, err := cli(ctx, "stats", "--format", "json", c.box.name)
 	if err != nil {
 		return nil, errdefs.ToGRPCf(errdefs.ErrUnavailable, "%v", err)
@@ -532,8 +558,6 @@ func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.
 	if err := json.Unmarshal(out, &bs); err != nil {
 		return nil, errdefs.ToGRPCf(errdefs.ErrUnavailable, "boxlite stats: %v", err)
 	}
-	m := &cgroupsv1.Metrics{CPU: &cgroupsv1.CPUStat{Usage: &cgroupsv1.CPUUsage{}},
-		Memory: &cgroupsv1.MemoryStat{Usage: &cgroupsv1.MemoryEntry{}}}
 	if bs.CPUSeconds != nil && *bs.CPUSeconds > 0 {
 		m.CPU.Usage.Total = uint64(*bs.CPUSeconds * 1e9)
 	}
@@ -543,6 +567,10 @@ func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.
 	} else if bs.MemoryRSSBytes != nil {
 		m.Memory.Usage.Usage = *bs.MemoryRSSBytes
 	}
+	return marshalStats(m)
+}
+
+func marshalStats(m *cgroupsv1.Metrics) (*taskAPI.StatsResponse, error) {
 	data, err := typeurl.MarshalAny(m)
 	if err != nil {
 		return nil, err

@@ -210,12 +210,8 @@ def test_kill_and_delete_leave_nothing(containerd, booted):
     registered), then delete: no VM, box, image, bundle or mount is left."""
     task = "gone" if booted else "early"
     before = _snapshot(containerd)
-    # Marked as a pod's sandbox container, the task publishes nothing: the pod's publish
-    # annotation (here not even a port) is for its app containers.
-    p = containerd.ctr("run", "-d", "--runtime", BOXLITE,
-                       "--annotation", "io.kubernetes.cri.container-type=sandbox",
-                       "--annotation", "boxlite.dev/publish=not-a-port",
-                       IMAGE, task, "sleep", "1000", timeout=300)
+    p = containerd.ctr("run", "-d", "--runtime", BOXLITE, IMAGE, task, "sleep", "1000",
+                       timeout=300)
     assert p.returncode == 0, p.stderr
     if booted:
         ready(containerd, task)
@@ -226,6 +222,28 @@ def test_kill_and_delete_leave_nothing(containerd, booted):
     assert containerd.ctr("container", "rm", task).returncode == 0
     assert wait_for(lambda: not _leftovers(containerd, task, before), timeout=30), \
         _leftovers(containerd, task, before)
+
+
+def test_pod_sandbox_container_runs_no_box(containerd):
+    """A pod's sandbox ("pause") container holds the pod's place: a host process, no VM.
+    The pod's publish annotation (here not even a port) is for its app containers."""
+    task = "pause"
+    before = _snapshot(containerd)
+    p = containerd.ctr("run", "-d", "--runtime", BOXLITE,
+                       "--annotation", "io.kubernetes.cri.container-type=sandbox",
+                       "--annotation", "boxlite.dev/publish=not-a-port",
+                       IMAGE, task, "/pause", timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert containerd.task_status(task) == "RUNNING"
+    p = containerd.ctr("task", "exec", "--exec-id", "x", task, "true")
+    assert p.returncode != 0 and b"sandbox container" in p.stderr, p.stderr
+    assert _snapshot(containerd) == before  # No VM, no image.
+    assert containerd.boxlite("inspect", f"{NS}-{task}").returncode != 0
+    assert containerd.ctr("task", "kill", task).returncode == 0
+    assert wait_for(lambda: containerd.task_status(task) == "STOPPED", timeout=30)
+    assert containerd.ctr("task", "delete", task).returncode == 0
+    assert containerd.ctr("container", "rm", task).returncode == 0
+    assert not _leftovers(containerd, task, before)
 
 
 def test_dead_shim_is_cleaned_up(containerd):
