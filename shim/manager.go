@@ -106,6 +106,12 @@ func (manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	if err != nil {
 		return shim.StopStatus{}, err
 	}
+	// The dead shim's socket: containerd does not remove it.
+	if address, err := shim.ReadAddress(bundlePath(bundle, "address")); err == nil {
+		if err := shim.RemoveSocket(address); err != nil {
+			log.G(ctx).WithError(err).Warn("remove the shim's socket")
+		}
+	}
 	b := newBox(ns, id, bundle)
 	if b.cleanedUp() {
 		b.unmountRootfs(ctx) // Delete ran; a mount may remain if Create failed early.

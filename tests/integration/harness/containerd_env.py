@@ -91,8 +91,18 @@ class Containerd:
     def logtail(self):
         return (self.dir / "containerd.log").read_text(errors="replace")[-3000:]
 
+    def argv(self, *args):
+        """`ctr ARGS` against this containerd. `run` and `task exec` keep their stdio FIFOs
+        in the temp root (ctr leaves those of a detached task behind)."""
+        args = list(args)
+        if args[:1] == ["run"]:
+            args[1:1] = ["--fifo-dir", str(self.dir / "fifo")]
+        elif args[:2] == ["task", "exec"]:
+            args[2:2] = ["--fifo-dir", str(self.dir / "fifo")]
+        return ["ctr", "-a", self.sock, "-n", NS, *args]
+
     def ctr(self, *args, check=False, timeout=180, **kwargs):
-        p = subprocess.run(["ctr", "-a", self.sock, "-n", NS, *args], capture_output=True,
+        p = subprocess.run(self.argv(*args), capture_output=True,
                            timeout=timeout, env=self.env, **kwargs)
         if check and p.returncode != 0:
             raise AssertionError(f"ctr {' '.join(args)} exited {p.returncode}: "
@@ -100,8 +110,7 @@ class Containerd:
         return p
 
     def ctr_popen(self, *args, **kwargs):
-        return subprocess.Popen(["ctr", "-a", self.sock, "-n", NS, *args], env=self.env,
-                                **kwargs)
+        return subprocess.Popen(self.argv(*args), env=self.env, **kwargs)
 
     def boxlite(self, *args):
         return subprocess.run([self.cli_binary, *args], capture_output=True, env=self.env,

@@ -5,9 +5,11 @@
 # output and exit codes, env, cwd, a bind mount, exec (stdin, user, exit code), signals, a
 # tty. BoxLite-only cases check what only a VM has (vCPUs and memory from the limits) and
 # that kill/delete and a dead shim leave no VM, process, box, image, mount or file behind.
+import hashlib
 import os
 import re
 import shutil
+import shlex
 import signal
 import subprocess
 
@@ -101,9 +103,10 @@ def test_exec_in_running_task(containerd, running_task):
 
 def test_exec_with_tty(containerd, running_task):
     _, task = running_task
-    p = subprocess.run(["script", "-qec", f"ctr -a {containerd.sock} -n {NS} task exec -t "
-                        f"--exec-id t1 {task} sh -c 'tty; exit 6'", "/dev/null"],
-                       capture_output=True, env=containerd.env, timeout=120)
+    ctr = shlex.join(containerd.argv("task", "exec", "-t", "--exec-id", "t1", task, "sh", "-c",
+                                     "tty; exit 6"))
+    p = subprocess.run(["script", "-qec", ctr, "/dev/null"], capture_output=True,
+                       env=containerd.env, timeout=120)
     assert p.returncode == 6, (p.stdout, p.stderr)
     assert b"/dev/pts/" in p.stdout
 
@@ -112,12 +115,12 @@ def test_exec_with_tty(containerd, running_task):
 def test_run_with_tty(containerd, runtime):
     """A terminal, sized as ctr's own (ResizePty carries the size into the box)."""
     name = "tty-" + runtime.split(".")[2]
-    p = subprocess.run(["script", "-qec", f"stty rows 31 cols 101; ctr -a {containerd.sock} "
-                        f"-n {NS} run --rm -t --runtime {runtime} {IMAGE} {name} "
-                        # ctr resizes once the task started: wait for it to arrive.
-                        "sh -c 'tty; i=0; while [ \"$(stty size)\" != \"31 101\" ] && "
-                        "[ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done; stty size; exit 4'",
-                        "/dev/null"],
+    # ctr resizes once the task started: the command waits for the size to arrive.
+    ctr = shlex.join(containerd.argv(
+        "run", "--rm", "-t", "--runtime", runtime, IMAGE, name, "sh", "-c",
+        'tty; i=0; while [ "$(stty size)" != "31 101" ] && [ $i -lt 150 ]; do sleep 0.2; '
+        'i=$((i+1)); done; stty size; exit 4'))
+    p = subprocess.run(["script", "-qec", "stty rows 31 cols 101; " + ctr, "/dev/null"],
                        capture_output=True, env=containerd.env, timeout=300)
     assert p.returncode == 4, (p.stdout, p.stderr, containerd.logtail())
     assert b"/dev/pts/" in p.stdout
@@ -254,6 +257,10 @@ def test_dead_shim_is_cleaned_up(containerd):
     ready(containerd, task)
     pid = _shim_pid(task)
     assert pid, "no shim process for the task"
+    # The shim's socket: containerd names it by its own address, the namespace and the id.
+    socket = "/run/containerd/s/" + hashlib.sha256(
+        os.path.join(containerd.sock, NS, task).encode()).hexdigest()
+    assert os.path.exists(socket)
     os.kill(pid, signal.SIGKILL)
     # containerd sees the shim go and runs `containerd-shim-boxlite-v2 delete`, which
     # removes the box: its VM ends.
@@ -262,6 +269,7 @@ def test_dead_shim_is_cleaned_up(containerd):
     containerd.ctr("container", "rm", task)
     assert wait_for(lambda: not _leftovers(containerd, task, before), timeout=30), \
         _leftovers(containerd, task, before)
+    assert not os.path.exists(socket)  # Nor the dead shim's socket.
 
 
 def test_cached_rootfs_images_are_kept_and_shared(cli_binary, test_images):
