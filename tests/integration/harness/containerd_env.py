@@ -93,10 +93,12 @@ class Containerd:
 
     def argv(self, *args):
         """`ctr ARGS` against this containerd. `run` and `task exec` keep their stdio FIFOs
-        in the temp root (ctr leaves those of a detached task behind)."""
+        (ctr leaves those of a detached task behind), and runc its state, in the temp root."""
         args = list(args)
         if args[:1] == ["run"]:
             args[1:1] = ["--fifo-dir", str(self.dir / "fifo")]
+            if RUNC in args:  # runc's state too (else /run/containerd/runc/NS).
+                args[1:1] = ["--runc-root", str(self.dir / "runc")]
         elif args[:2] == ["task", "exec"]:
             args[2:2] = ["--fifo-dir", str(self.dir / "fifo")]
         return ["ctr", "-a", self.sock, "-n", NS, *args]
