@@ -16,6 +16,10 @@ fi
 if [ -f "$here/bench/computer_bench.py" ]; then
   "$py" "$here/bench/computer_bench.py"
 fi
+# The containerd shim (docs/kubernetes.md): shim_run_s; needs root and containerd.
+if [ "$(id -u)" = 0 ] && command -v containerd >/dev/null && [ -x "$build/shim/containerd-shim-boxlite-v2" ]; then
+  "$py" "$here/bench/shim_bench.py"
+fi
 # CodeBox (docs/codebox.md): code_run_rtt_ms.
 "$py" "$here/bench/codebox_bench.py"
 # BrowserBox (docs/browserbox.md): browser_ready_s.

@@ -32,6 +32,7 @@ packages=(
   util-linux tmux iproute2 curl python3 python3-pip python3-venv patch
   libx11-dev libxext-dev libxtst-dev chromium
   libboost-dev libcpptoml-dev  # the remote runtime: Beast HTTP/WebSocket, credentials.toml
+  golang-go golang-github-containerd-containerd-dev containerd runc  # the containerd shim (shim/)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -53,6 +53,14 @@ class SignalForwarder {
     std::lock_guard<std::mutex> lock(mu_);
     target_ = exec;
     tty_ = tty;
+    // A resize that came while nothing was attached (the box was booting): apply it now.
+    if (exec != nullptr && tty && resize_pending_) {
+      int rows;
+      int cols;
+      TerminalSize(&rows, &cols);
+      (void)exec->Resize(rows, cols);
+    }
+    resize_pending_ = false;
   }
 
  private:
@@ -62,6 +70,7 @@ class SignalForwarder {
       if (sigwait(&set_, &sig) != 0) continue;
       std::lock_guard<std::mutex> lock(mu_);
       if (sig == SIGWINCH) {
+        if (target_ == nullptr) resize_pending_ = true;
         if (target_ != nullptr && tty_) {
           int rows;
           int cols;
@@ -82,6 +91,7 @@ class SignalForwarder {
   std::mutex mu_;
   Exec* target_ = nullptr;  // Guarded by mu_.
   bool tty_ = false;        // Guarded by mu_.
+  bool resize_pending_ = false;  // Guarded by mu_: a SIGWINCH with no target.
 };
 
 SignalForwarder* g_forwarder = nullptr;

@@ -147,6 +147,11 @@ const std::vector<FlagSpec> kBoxFlags = {
     {"cap-add", 0, true, true, "add a Linux capability to the box's processes (ALL: every one)",
      "CAP"},
     {"cap-drop", 0, true, true, "drop a Linux capability (ALL: every one)", "CAP"},
+    // Resource limits (ApplyUlimitFlag; the containerd shim maps config.json's rlimits).
+    {"ulimit", 0, true, true,
+     "a resource limit of the box's processes, soft and hard alike: nofile, fsize, nproc, as "
+     "or cpu (repeatable)",
+     "NAME=N"},
     {"security", 0, true, false,
      "BoxLite 0.9's security preset [env BOXLITE_SECURITY]; the host jail stays on either way",
      "enable|disable"},

@@ -70,6 +70,32 @@ Result<int64_t> ParseNumberFlag(std::string_view flag, std::string_view text, in
   return *value;
 }
 
+Status ApplyUlimitFlag(std::string_view spec, SecurityOptions* out) {
+  size_t eq = spec.find('=');
+  std::string_view name = spec.substr(0, eq);
+  std::optional<uint64_t>* limit = nullptr;
+  if (name == "nofile") {
+    limit = &out->max_open_files;
+  } else if (name == "fsize") {
+    limit = &out->max_file_size;
+  } else if (name == "nproc") {
+    limit = &out->max_processes;
+  } else if (name == "as") {
+    limit = &out->max_memory;
+  } else if (name == "cpu") {
+    limit = &out->max_cpu_time;
+  }
+  std::optional<uint64_t> value;
+  if (eq != std::string_view::npos) value = base::ParseUint(spec.substr(eq + 1));
+  if (limit == nullptr || !value) {
+    return Status::InvalidArgument("--ulimit must be NAME=N with NAME nofile, fsize, nproc, as "
+                                   "or cpu (soft and hard alike), not " +
+                                   base::ShellQuote(spec));
+  }
+  *limit = *value;
+  return Status::OK();
+}
+
 Result<int64_t> ParseDiskSizeFlag(std::string_view text, int64_t max_mib) {
   size_t digits = 0;
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;

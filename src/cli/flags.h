@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "boxlite/options.h"
 #include "boxlite/result.h"
 
 namespace boxlite::cli {
@@ -54,6 +55,13 @@ Result<int64_t> ParseNumberFlag(std::string_view flag, std::string_view text, in
 // an explicit unit gives MiB or GiB ("512M", "512MiB", "2G", "2GiB"; any case). 0 means
 // the default size. At most `max_mib`.
 Result<int64_t> ParseDiskSizeFlag(std::string_view text, int64_t max_mib);
+
+// `--ulimit NAME=N` (run, create): one resource limit of every process in the box, soft
+// and hard alike. NAME is setrlimit's, as docker spells it: nofile, fsize, nproc, as, cpu
+// (SecurityOptions' max_open_files, max_file_size, max_processes, max_memory,
+// max_cpu_time). The value's range is checked with the other options (the runtime's
+// ValidateAdvancedOptions).
+Status ApplyUlimitFlag(std::string_view spec, SecurityOptions* out);
 
 // Usage text: "Usage: boxlite <usage>\n\n<summary>\n\nOptions:\n  -e, --env K=V  ...".
 std::string FormatHelp(const std::string& usage, const std::string& summary,

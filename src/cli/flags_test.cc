@@ -112,5 +112,27 @@ TEST(FlagsTest, NumbersAreNeverNarrowed) {
             "--memory must be a whole number from 128 to 65536 MiB, not 4294967808");
 }
 
+
+TEST(FlagsTest, UlimitSetsOneLimit) {
+  SecurityOptions s;
+  ASSERT_TRUE(ApplyUlimitFlag("nofile=1024", &s).ok());
+  ASSERT_TRUE(ApplyUlimitFlag("cpu=30", &s).ok());
+  ASSERT_TRUE(ApplyUlimitFlag("as=1073741824", &s).ok());
+  ASSERT_TRUE(ApplyUlimitFlag("fsize=4096", &s).ok());
+  ASSERT_TRUE(ApplyUlimitFlag("nproc=64", &s).ok());
+  EXPECT_EQ(s.max_open_files, 1024u);
+  EXPECT_EQ(s.max_cpu_time, 30u);
+  EXPECT_EQ(s.max_memory, 1073741824u);
+  EXPECT_EQ(s.max_file_size, 4096u);
+  EXPECT_EQ(s.max_processes, 64u);
+  for (const char* bad : {"nofile", "nofile=", "nofile=-1", "nofile=1:2", "stack=10", "=5"}) {
+    SecurityOptions untouched;
+    Status st = ApplyUlimitFlag(bad, &untouched);
+    ASSERT_FALSE(st.ok()) << bad;
+    EXPECT_NE(st.message().find("--ulimit must be NAME=N"), std::string::npos) << st.message();
+    EXPECT_FALSE(untouched.max_open_files.has_value());
+  }
+}
+
 }  // namespace
 }  // namespace boxlite::cli

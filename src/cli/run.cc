@@ -120,6 +120,9 @@ Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
     s = ApplySecurity(*security, &options.security);
     if (!s.ok()) return s;
   }
+  for (const auto& limit : flags.All("ulimit")) {
+    BOXLITE_RETURN_IF_ERROR(ApplyUlimitFlag(limit, &options.security));
+  }
   options.auto_remove = flags.Has("rm");
   options.detach = flags.Has("detach");
   if (flags.Has("no-warm")) options.warm = false;  // Else the runtime's setting.

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.leaks import LeakMonitor, live_processes, holds_file_under
+from harness.waiting import wait_for  # noqa: F401 (tests import it from here)
 
 pytest_plugins = ["harness.fixtures"]
 
@@ -152,15 +153,6 @@ def _holds_session_file(pid):
 @pytest.fixture(scope="session", autouse=True)
 def _session_roots(tmp_path_factory):
     add_session_root(tmp_path_factory.getbasetemp())
-
-
-def wait_for(predicate, timeout=5.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,135 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestBoxNamesAreValidAndStable(t *testing.T) {
+	short := newBox("default", "web", "/b")
+	if short.name != "default-web" {
+		t.Fatalf("name %q, want default-web", short.name)
+	}
+	// A CRI id (64 hex) makes the name too long: a hash of (namespace, id) instead.
+	long := newBox("k8s.io", strings.Repeat("ab", 32), "/b")
+	again := newBox("k8s.io", strings.Repeat("ab", 32), "/other")
+	if !boxNameRe.MatchString(long.name) || long.name != again.name {
+		t.Fatalf("name %q (again %q) is not a stable valid box name", long.name, again.name)
+	}
+	if other := newBox("k8s.io", strings.Repeat("ab", 31)+"ac", "/b"); other.name == long.name {
+		t.Fatalf("two tasks share the box name %q", long.name)
+	}
+	if newBox("a", "b", "/b").imageRef == newBox("a", "c", "/b").imageRef {
+		t.Fatal("two tasks share a rootfs image reference")
+	}
+}
+
+func i64(v int64) *int64   { return &v }
+func u64(v uint64) *uint64 { return &v }
+
+func TestBoxFlagsFromResourcesAndMounts(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "hosts")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &specs.Spec{
+		Linux: &specs.Linux{Resources: &specs.LinuxResources{
+			CPU:    &specs.LinuxCPU{Quota: i64(150000), Period: u64(100000)},
+			Memory: &specs.LinuxMemory{Limit: i64(300<<20 + 1)},
+		}},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc"},
+			{Destination: "/data", Type: "bind", Source: dir, Options: []string{"rbind", "ro"}},
+			{Destination: "/rw", Source: dir, Options: []string{"bind"}},
+			{Destination: "/etc/hosts", Type: "bind", Source: file},
+			{Destination: "/gone", Type: "bind", Source: filepath.Join(dir, "missing")},
+		},
+	}
+	s.Process = &specs.Process{Rlimits: []specs.POSIXRlimit{
+		{Type: "RLIMIT_NOFILE", Hard: 4096, Soft: 1024}, {Type: "RLIMIT_STACK", Hard: 1, Soft: 1},
+		{Type: "RLIMIT_CPU", Hard: 30, Soft: 30}}}
+	want := []string{"--cpus", "2", "--memory", "301", "--ulimit", "nofile=1024", "--ulimit",
+		"cpu=30", "-v", dir + ":/data:ro", "-v", dir + ":/rw"}
+	if got := boxFlags(s); !reflect.DeepEqual(got, want) {
+		t.Fatalf("boxFlags = %q, want %q", got, want)
+	}
+	// Limits are clamped to what a box accepts.
+	s.Linux.Resources.CPU.Quota = i64(100 * 100000)
+	s.Linux.Resources.Memory.Limit = i64(1 << 20)
+	s.Mounts = nil
+	s.Process = nil
+	want = []string{"--cpus", "16", "--memory", "128"}
+	if got := boxFlags(s); !reflect.DeepEqual(got, want) {
+		t.Fatalf("boxFlags = %q, want %q", got, want)
+	}
+}
+
+func TestProcessFlags(t *testing.T) {
+	p := &specs.Process{Env: []string{"A=1", "B=x=y", "broken"}, Cwd: "/srv",
+		User: specs.User{UID: 1000, GID: 100}}
+	want := []string{"-e", "A=1", "-e", "B=x=y", "-w", "/srv", "-u", "1000:100"}
+	if got := processFlags(p); !reflect.DeepEqual(got, want) {
+		t.Fatalf("processFlags = %q, want %q", got, want)
+	}
+}
+
+func TestPublishFlags(t *testing.T) {
+	cases := []struct {
+		annotations map[string]string
+		want        []string
+		err         string
+	}{
+		{nil, nil, ""},
+		{map[string]string{publishAnnotation: "80, 8080"},
+			[]string{"-p", "0.0.0.0:80:80", "-p", "0.0.0.0:8080:8080"}, ""},
+		{map[string]string{publishAnnotation: "80", criContainerType: "sandbox"}, nil, ""},
+		{map[string]string{publishAnnotation: "80", publishAnnotation + ".app": "9000",
+			criContainerName: "app"}, []string{"-p", "0.0.0.0:9000:9000"}, ""},
+		{map[string]string{publishAnnotation: "80", criContainerName: "other"},
+			[]string{"-p", "0.0.0.0:80:80"}, ""},
+		{map[string]string{publishAnnotation: "0"}, nil, `"0" is not a port`},
+		{map[string]string{publishAnnotation: "65536"}, nil, `"65536" is not a port`},
+		{map[string]string{publishAnnotation: "80,http"}, nil, `"http" is not a port`},
+	}
+	for _, c := range cases {
+		got, err := publishFlags(&specs.Spec{Annotations: c.annotations})
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%v: error %v, want %q", c.annotations, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%v: %q, %v; want %q", c.annotations, got, err, c.want)
+		}
+	}
+}
+
+func TestNetworkNamespace(t *testing.T) {
+	s := &specs.Spec{Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace, Path: "/var/run/netns/cni-1"}}}}
+	if got := networkNamespace(s); got != "/var/run/netns/cni-1" {
+		t.Fatalf("networkNamespace = %q", got)
+	}
+	if got := networkNamespace(&specs.Spec{}); got != "" {
+		t.Fatalf("networkNamespace of no Linux section = %q", got)
+	}
+}
+
+func TestReadSpecNeedsArgs(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"process":{"args":[]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readSpec(dir); err == nil || !strings.Contains(err.Error(), "no process args") {
+		t.Fatalf("readSpec = %v, want the missing args named", err)
+	}
+}

@@ -1,0 +1,128 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/log"
+	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/containerd/runtime/v2/shim"
+)
+
+// manager starts one shim process per task (`shim start`) and cleans up after a shim that
+// died (`shim delete`, run by containerd in the task's bundle directory).
+type manager struct{}
+
+func newManager() shim.Manager { return manager{} }
+
+func (manager) Name() string { return runtimeName }
+
+// Start re-executes this binary as the long-lived shim serving the task's ttrpc socket
+// and prints the socket's address, as containerd's runc shim does (one shim per task).
+func (manager) Start(ctx context.Context, id string, opts shim.StartOpts) (_ string, retErr error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return "", err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	address, err := shim.SocketAddress(ctx, opts.Address, id)
+	if err != nil {
+		return "", err
+	}
+	socket, err := shim.NewSocket(address)
+	if err != nil {
+		if !shim.SocketEaddrinuse(err) {
+			return "", fmt.Errorf("create the shim socket: %w", err)
+		}
+		if shim.CanConnect(address) {
+			if err := shim.WriteAddress("address", address); err != nil {
+				return "", err
+			}
+			return address, nil
+		}
+		if err := shim.RemoveSocket(address); err != nil {
+			return "", fmt.Errorf("remove a stale shim socket: %w", err)
+		}
+		if socket, err = shim.NewSocket(address); err != nil {
+			return "", fmt.Errorf("create the shim socket: %w", err)
+		}
+	}
+	defer func() {
+		if retErr != nil {
+			socket.Close()
+			_ = shim.RemoveSocket(address)
+		}
+	}()
+	if err := shim.WriteAddress("address", address); err != nil {
+		return "", err
+	}
+	f, err := socket.File()
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	args := []string{"-namespace", ns, "-id", id, "-address", opts.Address}
+	if opts.Debug {
+		args = append(args, "-debug")
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Dir = cwd
+	cmd.Env = os.Environ()
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	go cmd.Wait() //nolint:errcheck // The shim outlives this process; nothing to report.
+	if err := shim.AdjustOOMScore(cmd.Process.Pid); err != nil {
+		log.G(ctx).WithError(err).Warn("adjust the shim's OOM score")
+	}
+	return address, nil
+}
+
+// Stop is `shim delete`: the shim of task `id` is gone (it died, or Start failed), so
+// remove what it left: the box (VM included), its imported rootfs image and the rootfs
+// mount. containerd runs it in the bundle directory.
+func (manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return shim.StopStatus{}, err
+	}
+	bundle, err := os.Getwd()
+	if err != nil {
+		return shim.StopStatus{}, err
+	}
+	// The dead shim's socket: containerd does not remove it.
+	if address, err := shim.ReadAddress(bundlePath(bundle, "address")); err == nil {
+		if err := shim.RemoveSocket(address); err != nil {
+			log.G(ctx).WithError(err).Warn("remove the shim's socket")
+		}
+	}
+	b := newBox(ns, id, bundle)
+	if b.cleanedUp() {
+		b.unmountRootfs(ctx) // Delete ran; a mount may remain if Create failed early.
+	} else {
+		b.cleanup(ctx)
+	}
+	return shim.StopStatus{
+		ExitedAt:   time.Now(),
+		ExitStatus: 128 + int(syscall.SIGKILL),
+	}, nil
+}
+
+// bundlePath joins a name under the bundle (kept in one place for the files we write).
+func bundlePath(bundle, name string) string { return filepath.Join(bundle, name) }
