@@ -75,6 +75,9 @@ class Server {
     size_t splice_len = 0;
     uint32_t stream = 0;
     int which = 0;
+    // Bytes waiting in the connection's staging pipe (whole data frames, headers and
+    // contents, moved there from exec pipes: PumpOutput), spliced to the port as one.
+    size_t staged_left = 0;
   };
 
   // One host client on one port.
@@ -83,6 +86,11 @@ class Server {
     base::UniqueFd port;
     protocol::FrameDecoder decoder;
     std::deque<OutItem> outq;
+    // Where exec output becomes whole frames without a copy (PumpOutput): a frame's
+    // header is written into this pipe and the exec pipe's pages are spliced in behind
+    // it, so header and data reach the port in one write (one virtqueue buffer, one
+    // notification of the host) instead of two. Read end [0], write end [1].
+    base::UniqueFd staging[2];
     size_t queued_bytes = 0;
     bool connected = true;
     bool watching = false;
@@ -180,6 +188,12 @@ class Server {
   void SendExitEvent(Conn* conn, uint32_t stream, protocol::ExitEvent ev);
   void Send(Conn* conn, std::string bytes);
   void SendSplice(Conn* conn, uint32_t stream, int which, int fd, size_t len);
+  // Queues one data frame of `len` bytes of `fd` (a pipe holding at least that much)
+  // through the connection's staging pipe; false when the staging pipe cannot take it now
+  // (nothing was queued then).
+  bool SendStaged(Conn* conn, uint32_t stream, int which, int fd, size_t len);
+  // Empties the staging pipe along with the queue it belongs to.
+  void ResetStaging(Conn* conn);
   void FlushPort(Conn* conn);
   // Writes what this loop round queued, and what finishing splices queue in turn.
   void FlushPending();

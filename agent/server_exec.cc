@@ -626,8 +626,14 @@ void Server::PumpOutput(Exec* exec, int which) {
   int avail = 0;
   if (splice_ok_ && out.pollable && !exec->tty && !exec->tunnel &&
       ::ioctl(out.fd.get(), FIONREAD, &avail) == 0 && avail > 0) {
-    // Zero copy: a header now, then the pipe's pages spliced into the port.
     size_t n = std::min(static_cast<size_t>(avail), cap);
+    if (SendStaged(conn, exec->stream, which, out.fd.get(), n)) {
+      // Header and pages in the staging pipe, sent with the port's next write.
+      out.credit -= static_cast<int64_t>(n);
+      UpdateWatch(exec, which);
+      return;
+    }
+    // Zero copy: a header now, then the pipe's pages spliced into the port.
     std::string header;
     protocol::AppendDataHeader(&header, exec->stream, static_cast<uint8_t>(which), n);
     out.credit -= static_cast<int64_t>(n);

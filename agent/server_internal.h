@@ -20,6 +20,11 @@ constexpr int64_t kStdinWindow = 1 << 20;
 constexpr size_t kReadChunk = 256 * 1024;
 // Files are pumped only while less than this is queued for their port.
 constexpr size_t kFileQueueLimit = 1 << 20;
+// A connection's staging pipe (Server::Conn::staging): its size, and how many bytes of
+// frames it is given at once. The pipe counts pages, not bytes: the slack lets a frame
+// whose data sits in many partly filled pages still fit (SendStaged copies what does not).
+constexpr int kStagingPipeSize = 4 << 20;
+constexpr size_t kStagingLimit = 1 << 20;
 // The most one write(2) to a virtio-serial port takes (drivers/char/virtio_console.c).
 constexpr size_t kPortWriteMax = 32 * 1024;
 // A list_dir page also ends once its entries take this much JSON: names and link targets
