@@ -108,6 +108,9 @@ Status Server::Open() {
   Watch(signal_fd_.get(), EPOLLIN, Tag(kTagSignal, 0), &yes);
   yes = false;
   Watch(timer_fd_.get(), EPOLLIN, Tag(kTagTimer, 0), &yes);
+  close_timer_fd_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  yes = false;
+  if (close_timer_fd_) Watch(close_timer_fd_.get(), EPOLLIN, Tag(kTagCloseTimer, 0), &yes);
   for (auto& conn : conns_) {
     Watch(conn->port.get(), EPOLLIN, Tag(kTagPort, conn->index), &conn->watching);
     ResetStaging(conn.get());
@@ -187,6 +190,9 @@ void Server::OnEvent(const struct epoll_event& e) {
     }
     case kTagTimer:
       OnReconnectTimer();
+      break;
+    case kTagCloseTimer:
+      OnCloseTimer();
       break;
     default: {
       if (conn == nullptr) break;
@@ -286,7 +292,10 @@ void Server::EndSession(Conn* conn) {
       ++it;  // Splices queued on other ports still claim their pipes' bytes.
       continue;
     }
-    for (auto& out : exec->out) out.splicing = 0;  // Its queued splices are gone.
+    for (auto& out : exec->out) {
+      out.splicing = 0;  // Its queued splices are gone,
+      out.close_held = false;  // and nobody is left to tell.
+    }
     if (exec->main && !exec->finished) {
       if (!exec->orphaned) orphans.push_back(it->first);
       ++it;

@@ -114,6 +114,11 @@ class Server {
     bool watching = false;
     bool pollable = true;  // false for regular files (epoll cannot watch them).
     size_t splicing = 0;   // Bytes announced in a header and not yet spliced to the port.
+    // The stream ended while its process still runs: a process closes its output as it
+    // exits, just before its parent learns of the exit, so the close frame waits (at most
+    // kCloseHoldNs) to leave with the exit event in one port write and one wakeup of the
+    // host, instead of a port write of its own.
+    bool close_held = false;
   };
 
   // What a put_file keeps while its data arrives (agent/server_files.cc):
@@ -181,6 +186,10 @@ class Server {
   void EndSession(Conn* conn);
   void ArmReconnectTimer();
   void OnReconnectTimer();
+  // Held close frames (Output::close_held): the timer, and sending them.
+  void HoldClose(Exec* exec, int which);
+  void SendHeldCloses(Exec* exec);
+  void OnCloseTimer();
   void HandleFrame(Conn* conn, protocol::Frame frame);
   void HandleRequest(Conn* conn, uint32_t stream, std::string_view payload);
   Status DispatchRequest(Conn* conn, uint32_t stream, const protocol::Json& req, protocol::Json* reply);
@@ -258,6 +267,8 @@ class Server {
   base::UniqueFd signal_fd_;
   base::UniqueFd timer_fd_;
   bool timer_armed_ = false;
+  base::UniqueFd close_timer_fd_;
+  bool close_timer_armed_ = false;
   bool configured_ = false;
   protocol::BoxConfig config_;
   int64_t config_ms_ = 0;  // How long applying config_ took.

@@ -14,6 +14,8 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -21,6 +23,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "agent/init.h"
 #include "agent/process_security.h"
@@ -51,6 +54,74 @@ std::string EnvValue(const std::vector<std::string>& env, std::string_view key) 
   }
   return std::string();
 }
+
+// /proc/sys/kernel/cap_last_cap, once (63, every bit, when it cannot be read).
+int LastCapability() {
+  static const int last = [] {
+    auto text = sys::ReadFile("/proc/sys/kernel/cap_last_cap");
+    int v = text.ok() ? std::atoi(text->c_str()) : 0;
+    return v > 0 && v < 64 ? v : 63;
+  }();
+  return last;
+}
+
+// The image's /etc/passwd and /etc/group, read again only when one of them changed
+// (another inode, size or change time): an exec then resolves its user without reading
+// and parsing both files each time.
+class UserFiles {
+ public:
+  Result<Identity> Resolve(const std::string& rootfs, const std::string& spec) {
+    Stamp passwd = StampOf(rootfs + "/etc/passwd");
+    Stamp group = StampOf(rootfs + "/etc/group");
+    if (!(passwd == passwd_stamp_) || !(group == group_stamp_) || rootfs != rootfs_) {
+      passwd_ = sys::ReadFile(rootfs + "/etc/passwd").value_or(std::string());
+      group_ = sys::ReadFile(rootfs + "/etc/group").value_or(std::string());
+      // Stamped before the read: a change during it is seen next time.
+      passwd_stamp_ = passwd;
+      group_stamp_ = group;
+      rootfs_ = rootfs;
+      resolved_.clear();
+    }
+    if (auto it = resolved_.find(spec); it != resolved_.end()) return it->second;
+    BOXLITE_ASSIGN_OR_RETURN(Identity id, ResolveUser(spec, passwd_, group_));
+    if (resolved_.size() < 64) resolved_[spec] = id;
+    return id;
+  }
+
+ private:
+  struct Stamp {
+    bool exists = false;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    struct timespec mtime = {};
+    struct timespec ctime = {};
+    bool operator==(const Stamp& o) const {
+      return exists == o.exists && dev == o.dev && ino == o.ino && size == o.size &&
+             mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec &&
+             ctime.tv_sec == o.ctime.tv_sec && ctime.tv_nsec == o.ctime.tv_nsec;
+    }
+  };
+  static Stamp StampOf(const std::string& path) {
+    Stamp s;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return s;
+    s.exists = true;
+    s.dev = st.st_dev;
+    s.ino = st.st_ino;
+    s.size = st.st_size;
+    s.mtime = st.st_mtim;
+    s.ctime = st.st_ctim;
+    return s;
+  }
+
+  std::string rootfs_;
+  Stamp passwd_stamp_{.exists = true};  // Never equal to a fresh stamp: read the first time.
+  Stamp group_stamp_;
+  std::string passwd_;
+  std::string group_;
+  std::map<std::string, Identity> resolved_;
+};
 
 void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
@@ -165,6 +236,7 @@ void Server::OrphanMain(Exec* exec) {
   if (node.empty()) return;
   exec->orphaned = true;
   exec->stream = kOrphanStream;
+  for (auto& out : exec->out) out.close_held = false;  // Nobody to tell.
   for (auto& b : exec->backlog) b.clear();
   exec->stdin_pending.clear();
   if (exec->stdin_watching) Watch(exec->stdin_fd.get(), 0, 0, &exec->stdin_watching);
@@ -209,10 +281,8 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   protocol::ExecRequest r;
   BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
 
-  auto passwd = sys::ReadFile(rootfs_ + "/etc/passwd");
-  auto group = sys::ReadFile(rootfs_ + "/etc/group");
-  BOXLITE_ASSIGN_OR_RETURN(Identity id, ResolveUser(r.user, passwd.value_or(std::string()),
-                                                    group.value_or(std::string())));
+  static UserFiles users;  // The loop is single-threaded.
+  BOXLITE_ASSIGN_OR_RETURN(Identity id, users.Resolve(rootfs_, r.user));
   ChildPlan plan;
   plan.argv_store = r.argv;
   plan.env_store = r.env;
@@ -238,6 +308,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   plan.gid = id.gid;
   plan.groups = id.groups;
   plan.security.capabilities = config_.capabilities;
+  plan.security.last_cap = LastCapability();
   plan.security.limits = config_.limits;
   plan.security.close_fds = config_.close_fds;
   if (!options_.machine) {
@@ -654,6 +725,10 @@ void Server::PumpOutput(Exec* exec, int which) {
     // EOF, or EIO from a pty whose last slave closed.
     out.eof = true;
     UpdateWatch(exec, which);
+    if (!exec->is_file && !exec->tunnel && !exec->exited && exec->pid > 0) {
+      HoldClose(exec, which);
+      return;
+    }
     std::string close;
     protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
     Send(conn, std::move(close));
@@ -673,6 +748,39 @@ void Server::PumpOutput(Exec* exec, int which) {
   out.credit -= n;
   Send(conn, std::move(frame));
   UpdateWatch(exec, which);
+}
+
+void Server::HoldClose(Exec* exec, int which) {
+  exec->out[which].close_held = true;
+  if (close_timer_armed_) return;
+  if (!close_timer_fd_) {
+    SendHeldCloses(exec);
+    return;
+  }
+  struct itimerspec spec = {};
+  spec.it_value.tv_nsec = kCloseHoldNs;
+  ::timerfd_settime(close_timer_fd_.get(), 0, &spec, nullptr);
+  close_timer_armed_ = true;
+}
+
+void Server::SendHeldCloses(Exec* exec) {
+  for (int which = 1; which <= 2; ++which) {
+    if (!exec->out[which].close_held) continue;
+    exec->out[which].close_held = false;
+    if (exec->orphaned) continue;
+    std::string close;
+    protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
+    Send(exec->conn, std::move(close));
+  }
+}
+
+void Server::OnCloseTimer() {
+  uint64_t ticks;
+  while (::read(close_timer_fd_.get(), &ticks, sizeof(ticks)) > 0) {
+  }
+  close_timer_armed_ = false;
+  // Processes that closed their output and still run: their hosts learn of it now.
+  for (auto& [key, exec] : execs_) SendHeldCloses(exec.get());
 }
 
 void Server::ReapChildren() {
@@ -698,6 +806,7 @@ void Server::ReapChildren() {
 void Server::MaybeFinish(Exec* exec) {
   if (!exec->exited || exec->finished) return;
   Conn* conn = exec->conn;
+  SendHeldCloses(exec);  // Ahead of the exit event, in the same port write.
   for (int which = 1; which <= 2; ++which) {
     Output& out = exec->out[which];
     while (out.fd && !out.eof) {

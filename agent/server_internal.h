@@ -15,6 +15,10 @@ constexpr uint64_t kTagSignal = 2;
 constexpr uint64_t kTagTimer = 3;
 constexpr uint64_t kTagOutput = 4;
 constexpr uint64_t kTagStdin = 5;
+constexpr uint64_t kTagCloseTimer = 6;
+
+// How long the end of an exec's output may wait for the process's exit (Output::close_held).
+constexpr long kCloseHoldNs = 10 * 1000 * 1000;
 
 constexpr int64_t kStdinWindow = 1 << 20;
 constexpr size_t kReadChunk = 256 * 1024;
