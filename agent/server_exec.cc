@@ -24,6 +24,8 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <tuple>
+#include <utility>
 
 #include "agent/init.h"
 #include "agent/process_security.h"
@@ -71,14 +73,12 @@ int LastCapability() {
 class UserFiles {
  public:
   Result<Identity> Resolve(const std::string& rootfs, const std::string& spec) {
-    Stamp passwd = StampOf(rootfs + "/etc/passwd");
-    Stamp group = StampOf(rootfs + "/etc/group");
-    if (!(passwd == passwd_stamp_) || !(group == group_stamp_) || rootfs != rootfs_) {
+    // Stamped before the reads: a change during them is seen next time.
+    std::pair<Stamp, Stamp> stamps{StampOf(rootfs + "/etc/passwd"), StampOf(rootfs + "/etc/group")};
+    if (stamps != stamps_ || rootfs != rootfs_) {
       passwd_ = sys::ReadFile(rootfs + "/etc/passwd").value_or(std::string());
       group_ = sys::ReadFile(rootfs + "/etc/group").value_or(std::string());
-      // Stamped before the read: a change during it is seen next time.
-      passwd_stamp_ = passwd;
-      group_stamp_ = group;
+      stamps_ = stamps;
       rootfs_ = rootfs;
       resolved_.clear();
     }
@@ -89,35 +89,17 @@ class UserFiles {
   }
 
  private:
-  struct Stamp {
-    bool exists = false;
-    dev_t dev = 0;
-    ino_t ino = 0;
-    off_t size = 0;
-    struct timespec mtime = {};
-    struct timespec ctime = {};
-    bool operator==(const Stamp& o) const {
-      return exists == o.exists && dev == o.dev && ino == o.ino && size == o.size &&
-             mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec &&
-             ctime.tv_sec == o.ctime.tv_sec && ctime.tv_nsec == o.ctime.tv_nsec;
-    }
-  };
+  // (device, inode, size, mtime, ctime) of a file; all zero when it is missing.
+  using Stamp = std::tuple<dev_t, ino_t, off_t, time_t, long, time_t, long>;
   static Stamp StampOf(const std::string& path) {
-    Stamp s;
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return s;
-    s.exists = true;
-    s.dev = st.st_dev;
-    s.ino = st.st_ino;
-    s.size = st.st_size;
-    s.mtime = st.st_mtim;
-    s.ctime = st.st_ctim;
-    return s;
+    if (::stat(path.c_str(), &st) != 0) return Stamp();
+    return Stamp(st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+                 st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
   }
 
-  std::string rootfs_;
-  Stamp passwd_stamp_{.exists = true};  // Never equal to a fresh stamp: read the first time.
-  Stamp group_stamp_;
+  std::string rootfs_;  // Empty until the first read: the stamps below mean nothing then.
+  std::pair<Stamp, Stamp> stamps_;
   std::string passwd_;
   std::string group_;
   std::map<std::string, Identity> resolved_;
