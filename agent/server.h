@@ -119,6 +119,9 @@ class Server {
     // kCloseHoldNs) to leave with the exit event in one port write and one wakeup of the
     // host, instead of a port write of its own.
     bool close_held = false;
+    // A bulk chunk just left: the pipe is not watched until the next loop round after
+    // kBulkPauseMs, so the writer fills it further and the next chunk is larger.
+    bool paused = false;
   };
 
   // What a put_file keeps while its data arrives (agent/server_files.cc):
@@ -286,6 +289,8 @@ class Server {
     size_t len;
   };
   std::vector<Spliced> spliced_;
+  // Outputs paused after a bulk chunk (Output::paused), resumed by Step().
+  std::vector<std::pair<ExecKey, int>> paused_;
   // While the disk is frozen: the guard process that thaws it at the deadline, and the
   // connection that froze it.
   pid_t thaw_guard_ = -1;

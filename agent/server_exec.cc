@@ -228,6 +228,7 @@ void Server::OrphanMain(Exec* exec) {
   if (exec->pid > 0 && !exec->exited) pid_to_exec_[exec->pid] = new_key;
   for (int which = 1; which <= 2; ++which) {
     exec->out[which].credit = INT64_MAX / 2;
+    exec->out[which].paused = false;  // paused_ knows it by its old key.
     UpdateWatch(exec, which);  // Re-tagged with the new stream id.
   }
   if (exec->exited) MaybeFinish(exec);
@@ -490,6 +491,7 @@ Status Server::DoAttach(Conn* conn, uint32_t stream, const protocol::Json& req,
   exec->stdin_close_requested = false;
   for (int which = 1; which <= 2; ++which) {
     exec->out[which].credit = window;
+    exec->out[which].paused = false;  // paused_ knows it by its old key.
     UpdateWatch(exec, which);  // Re-tagged; reads resume once the backlog has gone out.
   }
   UpdateStdinWatch(exec);
@@ -644,8 +646,9 @@ void Server::OnCredit(Conn* conn, uint32_t stream, uint8_t fd, uint32_t bytes) {
 void Server::UpdateWatch(Exec* exec, int which) {
   Output& out = exec->out[which];
   if (!out.fd || !out.pollable) return;
-  uint32_t want =
-      (!out.eof && out.credit > 0 && out.splicing == 0) ? uint32_t{EPOLLIN} : 0u;
+  uint32_t want = (!out.eof && out.credit > 0 && out.splicing == 0 && !out.paused)
+                      ? uint32_t{EPOLLIN}
+                      : 0u;
   Watch(out.fd.get(), want, Tag(kTagOutput, exec->conn->index, exec->stream, which),
         &out.watching);
 }
@@ -683,6 +686,11 @@ void Server::PumpOutput(Exec* exec, int which) {
     if (SendStaged(conn, exec->stream, which, out.fd.get(), n)) {
       // Header and pages in the staging pipe, sent with the port's next write.
       out.credit -= static_cast<int64_t>(n);
+      // The writer kept up with the agent (the chunk emptied the pipe): let it get ahead.
+      if (n >= kBulkChunk && n == static_cast<size_t>(avail) && !exec->exited && !out.paused) {
+        out.paused = true;
+        paused_.emplace_back(Key(conn, exec->stream), which);
+      }
       UpdateWatch(exec, which);
       return;
     }
