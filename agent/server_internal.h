@@ -32,7 +32,9 @@ constexpr size_t kFileQueueLimit = 1 << 20;
 // A connection's staging pipe (Server::Conn::staging): its size, and how many bytes of
 // frames it is given at once. The pipe counts pages, not bytes: the slack lets a frame
 // whose data sits in many partly filled pages still fit (SendStaged copies what does not).
-constexpr int kStagingPipeSize = 4 << 20;
+// A splice to the port hands QEMU one descriptor per page, and QEMU takes at most 1024
+// in one buffer: 512 pages stay well below.
+constexpr int kStagingPipeSize = 2 << 20;
 constexpr size_t kStagingLimit = 1 << 20;
 // The most one write(2) to a virtio-serial port takes (drivers/char/virtio_console.c).
 constexpr size_t kPortWriteMax = 32 * 1024;
