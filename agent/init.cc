@@ -203,12 +203,32 @@ void SetUpCgroups() {
   }
 }
 
-// The ids of the exec cgroups kUserCgroup/e<id> made so far (PID 1 only).
-std::vector<int> g_exec_cgroups;
+// The exec cgroups kUserCgroup/e<id> made so far (PID 1 only), in order of id. The first
+// kOpenExecCgroups keep their cgroup.events open, so finding a free one is one pread per
+// cgroup looked at instead of an open, a read and a close.
+struct ExecCgroupEntry {
+  int id;
+  base::UniqueFd events;
+};
+std::vector<ExecCgroupEntry> g_exec_cgroups;
 // Bounds the exec cgroups: more than the box can have populated at once is never needed.
 constexpr size_t kMaxExecCgroups = 8192;
+constexpr size_t kOpenExecCgroups = 64;
 
 std::string ExecCgroup(int id) { return base::StrFormat("%s/e%d", kUserCgroup, id); }
+
+// Whether the cgroup has no process (its cgroup.events reads "populated 0").
+bool Unpopulated(const ExecCgroupEntry& e) {
+  if (!e.events) {
+    auto events = sys::ReadFile(ExecCgroup(e.id) + "/cgroup.events");
+    return events.ok() && events->find("populated 0") != std::string::npos;
+  }
+  char buf[128];
+  ssize_t n = ::pread(e.events.get(), buf, sizeof(buf) - 1, 0);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  return std::strstr(buf, "populated 0") != nullptr;
+}
 
 }  // namespace
 
@@ -220,21 +240,25 @@ base::UniqueFd OpenExecCgroup() {
   std::string dir = kUserCgroup;
   if (per_exec) {
     int id = -1;
-    for (int known : g_exec_cgroups) {
-      auto events = sys::ReadFile(ExecCgroup(known) + "/cgroup.events");
-      if (events.ok() && events->find("populated 0") != std::string::npos) {
-        id = known;
+    for (const auto& known : g_exec_cgroups) {
+      if (Unpopulated(known)) {
+        id = known.id;
         break;
       }
     }
     if (id < 0 && g_exec_cgroups.size() < kMaxExecCgroups) {
       int fresh = static_cast<int>(g_exec_cgroups.size());
       if (::mkdir(ExecCgroup(fresh).c_str(), 0755) == 0 || errno == EEXIST) {
-        g_exec_cgroups.push_back(fresh);
+        ExecCgroupEntry e{fresh, base::UniqueFd()};
+        if (g_exec_cgroups.size() < kOpenExecCgroups) {
+          e.events.reset(::open((ExecCgroup(fresh) + "/cgroup.events").c_str(),
+                                O_RDONLY | O_CLOEXEC));
+        }
+        g_exec_cgroups.push_back(std::move(e));
         id = fresh;
       }
     }
-    if (id < 0 && !g_exec_cgroups.empty()) id = g_exec_cgroups.back();
+    if (id < 0 && !g_exec_cgroups.empty()) id = g_exec_cgroups.back().id;
     if (id >= 0) dir = ExecCgroup(id);
   }
   return base::UniqueFd(::open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));

@@ -40,7 +40,7 @@ int ApplyProcessSecurity(const ProcessSecurity& s, const char** what) {
   }
   if (s.capabilities >= 0) {
     uint64_t keep = static_cast<uint64_t>(s.capabilities);
-    for (int cap = 0; cap < 64; ++cap) {
+    for (int cap = 0; cap <= s.last_cap && cap < 64; ++cap) {
       if (keep & (uint64_t{1} << cap)) continue;
       // EINVAL: a capability this kernel does not have.
       if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {

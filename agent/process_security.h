@@ -17,6 +17,9 @@ namespace boxlite::agent {
 
 struct ProcessSecurity {
   int64_t capabilities = -1;  // -1: leave every capability.
+  // The highest capability the kernel knows (/proc/sys/kernel/cap_last_cap, read by the
+  // caller before fork): the bounding set is dropped up to it, not through all 64 bits.
+  int last_cap = 63;
   protocol::ProcessLimits limits;
   bool close_fds = true;
 };

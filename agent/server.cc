@@ -108,8 +108,25 @@ Status Server::Open() {
   Watch(signal_fd_.get(), EPOLLIN, Tag(kTagSignal, 0), &yes);
   yes = false;
   Watch(timer_fd_.get(), EPOLLIN, Tag(kTagTimer, 0), &yes);
-  for (auto& conn : conns_) Watch(conn->port.get(), EPOLLIN, Tag(kTagPort, conn->index), &conn->watching);
+  close_timer_fd_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  yes = false;
+  if (close_timer_fd_) Watch(close_timer_fd_.get(), EPOLLIN, Tag(kTagCloseTimer, 0), &yes);
+  for (auto& conn : conns_) {
+    Watch(conn->port.get(), EPOLLIN, Tag(kTagPort, conn->index), &conn->watching);
+    ResetStaging(conn.get());
+  }
   return Status::OK();
+}
+
+void Server::ResetStaging(Conn* conn) {
+  conn->staging[0].reset();
+  conn->staging[1].reset();
+  if (!splice_ok_) return;  // Exec output is read and written instead (PumpOutput).
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return;  // Without it: two writes a frame.
+  conn->staging[0].reset(p[0]);
+  conn->staging[1].reset(p[1]);
+  ::fcntl(p[1], F_SETPIPE_SZ, kStagingPipeSize);  // Smaller if refused: SendStaged copes.
 }
 
 Status Server::Step(int timeout_ms) {
@@ -124,7 +141,19 @@ Status Server::Step(int timeout_ms) {
     }
   }
   struct epoll_event events[64];
-  int n = ::epoll_wait(epoll_.get(), events, 64, files_ready ? 0 : timeout_ms);
+  int wait_ms = files_ready ? 0 : timeout_ms;
+  if (!paused_.empty() && (wait_ms < 0 || wait_ms > kBulkPauseMs)) wait_ms = kBulkPauseMs;
+  int n = ::epoll_wait(epoll_.get(), events, 64, wait_ms);
+  if (!paused_.empty()) {  // At most kBulkPauseMs, less when something else woke the loop.
+    std::vector<std::pair<ExecKey, int>> paused;
+    paused.swap(paused_);
+    for (auto [key, which] : paused) {
+      auto it = execs_.find(key);
+      if (it == execs_.end()) continue;
+      it->second->out[which].paused = false;
+      UpdateWatch(it->second.get(), which);
+    }
+  }
   if (n < 0) {
     if (errno == EINTR) return Status::OK();
     return sys::ErrnoStatus(errno, "epoll_wait");
@@ -173,6 +202,9 @@ void Server::OnEvent(const struct epoll_event& e) {
     }
     case kTagTimer:
       OnReconnectTimer();
+      break;
+    case kTagCloseTimer:
+      OnCloseTimer();
       break;
     default: {
       if (conn == nullptr) break;
@@ -254,6 +286,7 @@ void Server::EndSession(Conn* conn) {
   conn->session = false;
   if (frozen_by_ == conn) (void)ThawNow();  // Its host is gone: nobody will thaw.
   conn->outq.clear();
+  ResetStaging(conn);
   conn->queued_bytes = 0;
   // Nothing of the old session may reach the port (a new host may be on it already).
   bool connected = conn->connected;
@@ -271,7 +304,10 @@ void Server::EndSession(Conn* conn) {
       ++it;  // Splices queued on other ports still claim their pipes' bytes.
       continue;
     }
-    for (auto& out : exec->out) out.splicing = 0;  // Its queued splices are gone.
+    for (auto& out : exec->out) {
+      out.splicing = 0;  // Its queued splices are gone,
+      out.close_held = false;  // and nobody is left to tell.
+    }
     if (exec->main && !exec->finished) {
       if (!exec->orphaned) orphans.push_back(it->first);
       ++it;
@@ -518,7 +554,7 @@ void Server::Send(Conn* conn, std::string bytes) {
   if (!conn->connected && !conn->hangup_pending) return;
   conn->queued_bytes += bytes.size();
   conn->flush_pending = true;
-  if (!conn->outq.empty() && !conn->outq.back().splice_fd &&
+  if (!conn->outq.empty() && !conn->outq.back().splice_fd && conn->outq.back().staged_left == 0 &&
       conn->outq.back().bytes.size() + bytes.size() <= kPortWriteMax) {
     conn->outq.back().bytes += bytes;
     return;
@@ -541,6 +577,44 @@ void Server::SendSplice(Conn* conn, uint32_t stream, int which, int fd, size_t l
   conn->flush_pending = true;
 }
 
+bool Server::SendStaged(Conn* conn, uint32_t stream, int which, int fd, size_t len) {
+  if (!conn->staging[1]) return false;
+  if (!conn->connected && !conn->hangup_pending) return true;  // Dropped, as Send() drops.
+  // Behind anything but staged frames, the frame would overtake what is queued.
+  size_t staged = conn->outq.empty() ? 0 : conn->outq.back().staged_left;
+  if (!conn->outq.empty() && staged == 0) return false;
+  std::string header;
+  protocol::AppendDataHeader(&header, stream, static_cast<uint8_t>(which), len);
+  if (staged + header.size() + len > kStagingLimit) return false;
+  ssize_t w = ::write(conn->staging[1].get(), header.data(), header.size());
+  if (w != static_cast<ssize_t>(header.size())) {
+    // A pipe write this small is all or nothing: nothing was staged.
+    return false;
+  }
+  ssize_t moved = ::splice(fd, nullptr, conn->staging[1].get(), nullptr, len, SPLICE_F_NONBLOCK);
+  size_t in_pipe = header.size() + static_cast<size_t>(std::max<ssize_t>(moved, 0));
+  if (conn->outq.empty()) conn->outq.emplace_back();
+  conn->outq.back().staged_left += in_pipe;
+  conn->queued_bytes += header.size() + len;
+  conn->flush_pending = true;
+  if (in_pipe < header.size() + len) {
+    // The staging pipe ran out of pages (the exec's were many and small): the rest of
+    // this frame's data is copied and follows the staged part.
+    size_t rest = header.size() + len - in_pipe;
+    OutItem tail;
+    tail.bytes.resize(rest);
+    ssize_t r = ::read(fd, tail.bytes.data(), rest);
+    if (r != static_cast<ssize_t>(rest)) {
+      // The bytes FIONREAD counted are gone: the frame cannot keep its length.
+      ConsoleLog("port %d: exec output vanished from its pipe", conn->index);
+      DropConnection(conn);
+      return true;
+    }
+    conn->outq.push_back(std::move(tail));
+  }
+  return true;
+}
+
 void Server::FlushPending() {
   while (true) {
     bool any = false;
@@ -559,7 +633,17 @@ void Server::FlushPort(Conn* conn) {
   while (!conn->outq.empty()) {
     OutItem& item = conn->outq.front();
     ssize_t n;
-    if (item.splice_fd) {
+    if (item.staged_left > 0) {
+      n = ::splice(conn->staging[0].get(), nullptr, conn->port.get(), nullptr, item.staged_left,
+                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+      if (n > 0) item.staged_left -= static_cast<size_t>(n);
+      if (n == 0) {
+        // A virtio-serial port's splice returns 0 for an empty pipe: the staged bytes
+        // are gone, and the frames cannot keep their lengths.
+        n = -1;
+        errno = EPIPE;
+      }
+    } else if (item.splice_fd) {
       n = ::splice(item.splice_fd.get(), nullptr, conn->port.get(), nullptr, item.splice_left,
                    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
       if (n > 0) item.splice_left -= static_cast<size_t>(n);
@@ -581,7 +665,9 @@ void Server::FlushPort(Conn* conn) {
       return;
     }
     conn->queued_bytes -= std::min(conn->queued_bytes, static_cast<size_t>(n));
-    bool done = item.splice_fd ? item.splice_left == 0 : item.offset == item.bytes.size();
+    bool done = item.splice_fd ? item.splice_left == 0
+                : item.bytes.empty() ? item.staged_left == 0
+                                     : item.offset == item.bytes.size();
     if (done) {
       if (item.splice_fd) spliced_.push_back({Key(conn, item.stream), item.which, item.splice_len});
       conn->outq.pop_front();

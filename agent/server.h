@@ -75,6 +75,9 @@ class Server {
     size_t splice_len = 0;
     uint32_t stream = 0;
     int which = 0;
+    // Bytes waiting in the connection's staging pipe (whole data frames, headers and
+    // contents, moved there from exec pipes: PumpOutput), spliced to the port as one.
+    size_t staged_left = 0;
   };
 
   // One host client on one port.
@@ -83,6 +86,11 @@ class Server {
     base::UniqueFd port;
     protocol::FrameDecoder decoder;
     std::deque<OutItem> outq;
+    // Where exec output becomes whole frames without a copy (PumpOutput): a frame's
+    // header is written into this pipe and the exec pipe's pages are spliced in behind
+    // it, so header and data reach the port in one write (one virtqueue buffer, one
+    // notification of the host) instead of two. Read end [0], write end [1].
+    base::UniqueFd staging[2];
     size_t queued_bytes = 0;
     bool connected = true;
     bool watching = false;
@@ -106,6 +114,14 @@ class Server {
     bool watching = false;
     bool pollable = true;  // false for regular files (epoll cannot watch them).
     size_t splicing = 0;   // Bytes announced in a header and not yet spliced to the port.
+    // The stream ended while its process still runs: a process closes its output as it
+    // exits, just before its parent learns of the exit, so the close frame waits (at most
+    // kCloseHoldNs) to leave with the exit event in one port write and one wakeup of the
+    // host, instead of a port write of its own.
+    bool close_held = false;
+    // A bulk chunk just left: the pipe is not watched until the next loop round after
+    // kBulkPauseMs, so the writer fills it further and the next chunk is larger.
+    bool paused = false;
   };
 
   // What a put_file keeps while its data arrives (agent/server_files.cc):
@@ -173,6 +189,10 @@ class Server {
   void EndSession(Conn* conn);
   void ArmReconnectTimer();
   void OnReconnectTimer();
+  // Held close frames (Output::close_held): the timer, and sending them.
+  void HoldClose(Exec* exec, int which);
+  void SendHeldCloses(Exec* exec);
+  void OnCloseTimer();
   void HandleFrame(Conn* conn, protocol::Frame frame);
   void HandleRequest(Conn* conn, uint32_t stream, std::string_view payload);
   Status DispatchRequest(Conn* conn, uint32_t stream, const protocol::Json& req, protocol::Json* reply);
@@ -180,6 +200,12 @@ class Server {
   void SendExitEvent(Conn* conn, uint32_t stream, protocol::ExitEvent ev);
   void Send(Conn* conn, std::string bytes);
   void SendSplice(Conn* conn, uint32_t stream, int which, int fd, size_t len);
+  // Queues one data frame of `len` bytes of `fd` (a pipe holding at least that much)
+  // through the connection's staging pipe; false when the staging pipe cannot take it now
+  // (nothing was queued then).
+  bool SendStaged(Conn* conn, uint32_t stream, int which, int fd, size_t len);
+  // Empties the staging pipe along with the queue it belongs to.
+  void ResetStaging(Conn* conn);
   void FlushPort(Conn* conn);
   // Writes what this loop round queued, and what finishing splices queue in turn.
   void FlushPending();
@@ -244,6 +270,8 @@ class Server {
   base::UniqueFd signal_fd_;
   base::UniqueFd timer_fd_;
   bool timer_armed_ = false;
+  base::UniqueFd close_timer_fd_;
+  bool close_timer_armed_ = false;
   bool configured_ = false;
   protocol::BoxConfig config_;
   int64_t config_ms_ = 0;  // How long applying config_ took.
@@ -261,6 +289,8 @@ class Server {
     size_t len;
   };
   std::vector<Spliced> spliced_;
+  // Outputs paused after a bulk chunk (Output::paused), resumed by Step().
+  std::vector<std::pair<ExecKey, int>> paused_;
   // While the disk is frozen: the guard process that thaws it at the deadline, and the
   // connection that froze it.
   pid_t thaw_guard_ = -1;

@@ -14,6 +14,8 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -21,6 +23,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <tuple>
+#include <utility>
 
 #include "agent/init.h"
 #include "agent/process_security.h"
@@ -51,6 +56,54 @@ std::string EnvValue(const std::vector<std::string>& env, std::string_view key) 
   }
   return std::string();
 }
+
+// /proc/sys/kernel/cap_last_cap, once (63, every bit, when it cannot be read).
+int LastCapability() {
+  static const int last = [] {
+    auto text = sys::ReadFile("/proc/sys/kernel/cap_last_cap");
+    int v = text.ok() ? std::atoi(text->c_str()) : 0;
+    return v > 0 && v < 64 ? v : 63;
+  }();
+  return last;
+}
+
+// The image's /etc/passwd and /etc/group, read again only when one of them changed
+// (another inode, size or change time): an exec then resolves its user without reading
+// and parsing both files each time.
+class UserFiles {
+ public:
+  Result<Identity> Resolve(const std::string& rootfs, const std::string& spec) {
+    // Stamped before the reads: a change during them is seen next time.
+    std::pair<Stamp, Stamp> stamps{StampOf(rootfs + "/etc/passwd"), StampOf(rootfs + "/etc/group")};
+    if (stamps != stamps_ || rootfs != rootfs_) {
+      passwd_ = sys::ReadFile(rootfs + "/etc/passwd").value_or(std::string());
+      group_ = sys::ReadFile(rootfs + "/etc/group").value_or(std::string());
+      stamps_ = stamps;
+      rootfs_ = rootfs;
+      resolved_.clear();
+    }
+    if (auto it = resolved_.find(spec); it != resolved_.end()) return it->second;
+    BOXLITE_ASSIGN_OR_RETURN(Identity id, ResolveUser(spec, passwd_, group_));
+    if (resolved_.size() < 64) resolved_[spec] = id;
+    return id;
+  }
+
+ private:
+  // (device, inode, size, mtime, ctime) of a file; all zero when it is missing.
+  using Stamp = std::tuple<dev_t, ino_t, off_t, time_t, long, time_t, long>;
+  static Stamp StampOf(const std::string& path) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return Stamp();
+    return Stamp(st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+                 st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+  }
+
+  std::string rootfs_;  // Empty until the first read: the stamps below mean nothing then.
+  std::pair<Stamp, Stamp> stamps_;
+  std::string passwd_;
+  std::string group_;
+  std::map<std::string, Identity> resolved_;
+};
 
 void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
@@ -165,6 +218,7 @@ void Server::OrphanMain(Exec* exec) {
   if (node.empty()) return;
   exec->orphaned = true;
   exec->stream = kOrphanStream;
+  for (auto& out : exec->out) out.close_held = false;  // Nobody to tell.
   for (auto& b : exec->backlog) b.clear();
   exec->stdin_pending.clear();
   if (exec->stdin_watching) Watch(exec->stdin_fd.get(), 0, 0, &exec->stdin_watching);
@@ -174,6 +228,7 @@ void Server::OrphanMain(Exec* exec) {
   if (exec->pid > 0 && !exec->exited) pid_to_exec_[exec->pid] = new_key;
   for (int which = 1; which <= 2; ++which) {
     exec->out[which].credit = INT64_MAX / 2;
+    exec->out[which].paused = false;  // paused_ knows it by its old key.
     UpdateWatch(exec, which);  // Re-tagged with the new stream id.
   }
   if (exec->exited) MaybeFinish(exec);
@@ -209,10 +264,8 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   protocol::ExecRequest r;
   BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
 
-  auto passwd = sys::ReadFile(rootfs_ + "/etc/passwd");
-  auto group = sys::ReadFile(rootfs_ + "/etc/group");
-  BOXLITE_ASSIGN_OR_RETURN(Identity id, ResolveUser(r.user, passwd.value_or(std::string()),
-                                                    group.value_or(std::string())));
+  static UserFiles users;  // The loop is single-threaded.
+  BOXLITE_ASSIGN_OR_RETURN(Identity id, users.Resolve(rootfs_, r.user));
   ChildPlan plan;
   plan.argv_store = r.argv;
   plan.env_store = r.env;
@@ -238,6 +291,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   plan.gid = id.gid;
   plan.groups = id.groups;
   plan.security.capabilities = config_.capabilities;
+  plan.security.last_cap = LastCapability();
   plan.security.limits = config_.limits;
   plan.security.close_fds = config_.close_fds;
   if (!options_.machine) {
@@ -437,6 +491,7 @@ Status Server::DoAttach(Conn* conn, uint32_t stream, const protocol::Json& req,
   exec->stdin_close_requested = false;
   for (int which = 1; which <= 2; ++which) {
     exec->out[which].credit = window;
+    exec->out[which].paused = false;  // paused_ knows it by its old key.
     UpdateWatch(exec, which);  // Re-tagged; reads resume once the backlog has gone out.
   }
   UpdateStdinWatch(exec);
@@ -591,8 +646,9 @@ void Server::OnCredit(Conn* conn, uint32_t stream, uint8_t fd, uint32_t bytes) {
 void Server::UpdateWatch(Exec* exec, int which) {
   Output& out = exec->out[which];
   if (!out.fd || !out.pollable) return;
-  uint32_t want =
-      (!out.eof && out.credit > 0 && out.splicing == 0) ? uint32_t{EPOLLIN} : 0u;
+  uint32_t want = (!out.eof && out.credit > 0 && out.splicing == 0 && !out.paused)
+                      ? uint32_t{EPOLLIN}
+                      : 0u;
   Watch(out.fd.get(), want, Tag(kTagOutput, exec->conn->index, exec->stream, which),
         &out.watching);
 }
@@ -626,8 +682,19 @@ void Server::PumpOutput(Exec* exec, int which) {
   int avail = 0;
   if (splice_ok_ && out.pollable && !exec->tty && !exec->tunnel &&
       ::ioctl(out.fd.get(), FIONREAD, &avail) == 0 && avail > 0) {
-    // Zero copy: a header now, then the pipe's pages spliced into the port.
     size_t n = std::min(static_cast<size_t>(avail), cap);
+    if (SendStaged(conn, exec->stream, which, out.fd.get(), n)) {
+      // Header and pages in the staging pipe, sent with the port's next write.
+      out.credit -= static_cast<int64_t>(n);
+      // The writer kept up with the agent (the chunk emptied the pipe): let it get ahead.
+      if (n >= kBulkChunk && n == static_cast<size_t>(avail) && !exec->exited && !out.paused) {
+        out.paused = true;
+        paused_.emplace_back(Key(conn, exec->stream), which);
+      }
+      UpdateWatch(exec, which);
+      return;
+    }
+    // Zero copy: a header now, then the pipe's pages spliced into the port.
     std::string header;
     protocol::AppendDataHeader(&header, exec->stream, static_cast<uint8_t>(which), n);
     out.credit -= static_cast<int64_t>(n);
@@ -648,6 +715,10 @@ void Server::PumpOutput(Exec* exec, int which) {
     // EOF, or EIO from a pty whose last slave closed.
     out.eof = true;
     UpdateWatch(exec, which);
+    if (!exec->is_file && !exec->tunnel && !exec->exited && exec->pid > 0) {
+      HoldClose(exec, which);
+      return;
+    }
     std::string close;
     protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
     Send(conn, std::move(close));
@@ -667,6 +738,39 @@ void Server::PumpOutput(Exec* exec, int which) {
   out.credit -= n;
   Send(conn, std::move(frame));
   UpdateWatch(exec, which);
+}
+
+void Server::HoldClose(Exec* exec, int which) {
+  exec->out[which].close_held = true;
+  if (close_timer_armed_) return;
+  if (!close_timer_fd_) {
+    SendHeldCloses(exec);
+    return;
+  }
+  struct itimerspec spec = {};
+  spec.it_value.tv_nsec = kCloseHoldNs;
+  ::timerfd_settime(close_timer_fd_.get(), 0, &spec, nullptr);
+  close_timer_armed_ = true;
+}
+
+void Server::SendHeldCloses(Exec* exec) {
+  for (int which = 1; which <= 2; ++which) {
+    if (!exec->out[which].close_held) continue;
+    exec->out[which].close_held = false;
+    if (exec->orphaned) continue;
+    std::string close;
+    protocol::AppendClose(&close, exec->stream, static_cast<uint8_t>(which));
+    Send(exec->conn, std::move(close));
+  }
+}
+
+void Server::OnCloseTimer() {
+  uint64_t ticks;
+  while (::read(close_timer_fd_.get(), &ticks, sizeof(ticks)) > 0) {
+  }
+  close_timer_armed_ = false;
+  // Processes that closed their output and still run: their hosts learn of it now.
+  for (auto& [key, exec] : execs_) SendHeldCloses(exec.get());
 }
 
 void Server::ReapChildren() {
@@ -692,6 +796,7 @@ void Server::ReapChildren() {
 void Server::MaybeFinish(Exec* exec) {
   if (!exec->exited || exec->finished) return;
   Conn* conn = exec->conn;
+  SendHeldCloses(exec);  // Ahead of the exit event, in the same port write.
   for (int which = 1; which <= 2; ++which) {
     Output& out = exec->out[which];
     while (out.fd && !out.eof) {

@@ -15,11 +15,27 @@ constexpr uint64_t kTagSignal = 2;
 constexpr uint64_t kTagTimer = 3;
 constexpr uint64_t kTagOutput = 4;
 constexpr uint64_t kTagStdin = 5;
+constexpr uint64_t kTagCloseTimer = 6;
+
+// How long the end of an exec's output may wait for the process's exit (Output::close_held).
+constexpr long kCloseHoldNs = 10 * 1000 * 1000;
+// A chunk of exec output at least this large marks a bulk writer: its pipe rests for
+// kBulkPauseMs before the next read, so the agent takes the next chunk whole instead of
+// preempting the writer after every write (the agent outweighs the box's processes).
+constexpr size_t kBulkChunk = 64 * 1024;
+constexpr int kBulkPauseMs = 1;
 
 constexpr int64_t kStdinWindow = 1 << 20;
 constexpr size_t kReadChunk = 256 * 1024;
 // Files are pumped only while less than this is queued for their port.
 constexpr size_t kFileQueueLimit = 1 << 20;
+// A connection's staging pipe (Server::Conn::staging): its size, and how many bytes of
+// frames it is given at once. The pipe counts pages, not bytes: the slack lets a frame
+// whose data sits in many partly filled pages still fit (SendStaged copies what does not).
+// A splice to the port hands QEMU one descriptor per page, and QEMU takes at most 1024
+// in one buffer: 512 pages stay well below.
+constexpr int kStagingPipeSize = 2 << 20;
+constexpr size_t kStagingLimit = 1 << 20;
 // The most one write(2) to a virtio-serial port takes (drivers/char/virtio_console.c).
 constexpr size_t kPortWriteMax = 32 * 1024;
 // A list_dir page also ends once its entries take this much JSON: names and link targets

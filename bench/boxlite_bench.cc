@@ -8,6 +8,7 @@
 //                       (the floor's static `true`; exec_rtt_image_true_ms: the image's)
 //   exec_rtt_p99_ms     same, 99th percentile        vs  raw echo p99
 //   stdout_mb_per_s     64 MiB of stdout             vs  raw port stream (higher is better)
+//   stdout_vs_pipe_floor  the same                   vs  the writer's pipe spliced to the port
 //   stdout_dd_mb_per_s  the same from `dd if=/dev/zero` vs  raw port stream
 //   idle_rss_mib        QEMU RSS of an idle box      vs  QEMU RSS of the idle floor VM
 //   snapshot_create_s   memory snapshot of a 1 GiB box   vs  `cp --reflink=never` of its RAM
@@ -28,11 +29,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "boxlite/boxlite.h"
 #include "boxlite/config.h"
@@ -65,16 +69,50 @@ double Percentile(std::vector<double> v, double p) {
 std::string g_accel = "tcg";
 std::string g_home;  // The private BOXLITE_HOME, removed on every exit.
 
+// One JSON line (docs/design.md §7), plus `extra` fields when given.
+void PrintLine(const char* metric, double value, const char* floor_name, double floor,
+               double ratio, double target, size_t runs, const nlohmann::ordered_json& extra) {
+  // Three decimals for ratios, six significant digits for figures, as before.
+  auto sig = [](double v) { return std::stod(boxlite::base::StrFormat("%.6g", v)); };
+  nlohmann::ordered_json line = {
+      {"metric", metric},           {"value", sig(value)},
+      {"floor_name", floor_name},   {"floor", sig(floor)},
+      {"ratio", std::round(ratio * 1000) / 1000},
+      {"target_ratio", std::round(target * 100) / 100},
+      {"runs", runs},               {"accel", g_accel},
+      {"host", std::to_string(std::thread::hardware_concurrency()) + " cpu"}};
+  for (const auto& [key, v] : extra.items()) {
+    line[key] = v.is_number_float() ? nlohmann::ordered_json(sig(v.get<double>())) : v;
+  }
+  std::puts(line.dump().c_str());
+  std::fflush(stdout);
+}
+
 void Emit(const char* metric, double value, const char* floor_name, double floor,
           bool higher_is_better, double target, int runs) {
-  double ratio = higher_is_better ? floor / value : value / floor;
-  std::printf(
-      "{\"metric\": \"%s\", \"value\": %.6g, \"floor_name\": \"%s\", \"floor\": %.6g, "
-      "\"ratio\": %.3f, \"target_ratio\": %.2f, \"runs\": %d, \"accel\": \"%s\", "
-      "\"host\": \"%u cpu\"}\n",
-      metric, value, floor_name, floor, ratio, target, runs, g_accel.c_str(),
-      std::thread::hardware_concurrency());
-  std::fflush(stdout);
+  PrintLine(metric, value, floor_name, floor, higher_is_better ? floor / value : value / floor,
+            target, static_cast<size_t>(runs), nlohmann::ordered_json::object());
+}
+
+// Emit, with the spread of both sides: the quartiles of the samples behind the value and
+// the floor, and the median (and quartiles) of the ratios of samples taken one right
+// after the other (the two sides interleaved, so a stall of the host hits both alike).
+void EmitSpread(const char* metric, const std::vector<double>& values, const char* floor_name,
+                const std::vector<double>& floors, bool higher_is_better, double target) {
+  double value = Median(values);
+  double floor = Median(floors);
+  std::vector<double> paired;
+  for (size_t i = 0; i < std::min(values.size(), floors.size()); ++i) {
+    paired.push_back(higher_is_better ? floors[i] / values[i] : values[i] / floors[i]);
+  }
+  auto r3 = [](double v) { return std::round(v * 1000) / 1000; };
+  nlohmann::ordered_json extra = {
+      {"value_p25", Percentile(values, 0.25)}, {"value_p75", Percentile(values, 0.75)},
+      {"floor_p25", Percentile(floors, 0.25)}, {"floor_p75", Percentile(floors, 0.75)},
+      {"paired_ratio", r3(Median(paired))},    {"paired_ratio_p25", r3(Percentile(paired, 0.25))},
+      {"paired_ratio_p75", r3(Percentile(paired, 0.75))}};
+  PrintLine(metric, value, floor_name, floor, higher_is_better ? floor / value : value / floor,
+            target, values.size(), extra);
 }
 
 [[noreturn]] void Die(const Status& s, const char* what) {
@@ -141,65 +179,152 @@ class FloorVm {
   Clock::time_point start_;
 };
 
-// Round trips of `program` (a `true`) through BoxLite's exec, in milliseconds (the first 10
-// left out).
-std::vector<double> ExecRoundTrips(boxlite::Box& box, const std::string& program, int runs) {
-  std::vector<double> rtts;
+// One round trip of `program` (a `true`) through BoxLite's exec, in milliseconds.
+double ExecRoundTrip(boxlite::Box& box, const std::string& program) {
   boxlite::ExecOptions t;
   t.argv = {program};
-  for (int i = 0; i < runs + 10; ++i) {
-    auto t0 = Clock::now();
-    auto exec = Must(box.StartExec(t), "exec true");
-    (void)Must(exec->Wait(), "wait true");
-    if (i >= 10) rtts.push_back(Seconds(Clock::now() - t0) * 1000);
-  }
-  return rtts;
+  auto t0 = Clock::now();
+  auto exec = Must(box.StartExec(t), "exec true");
+  (void)Must(exec->Wait(), "wait true");
+  return Seconds(Clock::now() - t0) * 1000;
+}
+
+// What merely starting a process costs the guest: the floor VM (mode "spawn") answers a
+// byte by fork + exec + wait of a trivial process, then sends the byte back (milliseconds).
+double SpawnRoundTrip(FloorVm& vm) {
+  char c = 's';
+  auto t0 = Clock::now();
+  if (::write(vm.fd(), &c, 1) != 1) Die(Status::IoError("write"), "spawn");
+  vm.ReadExactly(&c, 1);
+  return Seconds(Clock::now() - t0) * 1000;
 }
 
 // The floor's own static `true` (bench/guest_floor.c), copied into the box: the exec figures
 // start the very program the spawn floor starts, so they differ only by BoxLite's path.
 constexpr char kFloorTrue[] = "/boxlite-bench/true";
 
-// Round trips of the floor's `true` and of the image's own (boxlite/base: Debian's
-// dynamically linked busybox), the latter for what a user's command costs on top: the
-// dynamic loader, and under TCG the translation of code that address-space randomization
-// places anew in every process.
+// Round trips of the floor's `true`, of the image's own (boxlite/base: Debian's
+// dynamically linked busybox; for what a user's command costs on top: the dynamic loader,
+// and under TCG the translation of code that address-space randomization places anew in
+// every process), and of the spawn floor, interleaved: exec, spawn, exec, spawn... with
+// the floor VM running beside the box, so the host's noise falls on both sides alike.
+// spawn[i] was taken right after floor_true[i]; image_spawn[i] right after image_true[i].
 struct ExecTimes {
   std::vector<double> floor_true;
+  std::vector<double> spawn;
   std::vector<double> image_true;
+  std::vector<double> image_spawn;
 };
 
-ExecTimes MeasureExecs(boxlite::Box& box, int runs) {
+ExecTimes MeasureExecs(boxlite::Box& box, const boxlite::vmm::GuestAssets& assets,
+                       const std::string& initramfs, const std::string& disk,
+                       boxlite::vmm::Accel accel, int runs) {
   if (Status s = box.CopyIn(BOXLITE_FLOOR_BINARY, kFloorTrue); !s.ok()) Die(s, "copy true in");
+  FloorVm vm(assets, initramfs, disk, "spawn", accel);
   ExecTimes t;
-  t.floor_true = ExecRoundTrips(box, kFloorTrue, runs);
-  t.image_true = ExecRoundTrips(box, "true", runs);
+  // The image's `true` takes ~10x longer: sampled every 5th round (at least 20 samples).
+  const int image_every = runs >= 100 ? 5 : 1;
+  for (int i = 0; i < runs + 10; ++i) {  // The first 10 rounds warm both sides up.
+    double exec = ExecRoundTrip(box, kFloorTrue);
+    double spawn = SpawnRoundTrip(vm);
+    if (i >= 10) {
+      t.floor_true.push_back(exec);
+      t.spawn.push_back(spawn);
+    }
+    if (i % image_every == 0) {
+      double image = ExecRoundTrip(box, "true");
+      double image_spawn = SpawnRoundTrip(vm);
+      if (i >= 10) {
+        t.image_true.push_back(image);
+        t.image_spawn.push_back(image_spawn);
+      }
+    }
+  }
+  std::fprintf(stderr, "exec: static true %.2f ms (p25 %.2f, p75 %.2f), spawn floor %.2f ms "
+               "(p25 %.2f, p75 %.2f), image true %.1f ms\n",
+               Median(t.floor_true), Percentile(t.floor_true, 0.25),
+               Percentile(t.floor_true, 0.75), Median(t.spawn), Percentile(t.spawn, 0.25),
+               Percentile(t.spawn, 0.75), Median(t.image_true));
   return t;
 }
 
 // Both exec figures against what merely starting a process costs this guest.
-void EmitAgainstSpawn(const ExecTimes& t, const std::vector<double>& spawn, int runs) {
-  Emit("exec_rtt_vs_spawn_ms", Median(t.floor_true), "guest_spawn_rtt_ms", Median(spawn), false,
-       1.25, runs);
-  Emit("exec_rtt_image_true_ms", Median(t.image_true), "guest_spawn_rtt_ms", Median(spawn), false,
-       1.25, runs);
+void EmitAgainstSpawn(const ExecTimes& t) {
+  EmitSpread("exec_rtt_vs_spawn_ms", t.floor_true, "guest_spawn_rtt_ms", t.spawn, false, 1.25);
+  EmitSpread("exec_rtt_image_true_ms", t.image_true, "guest_spawn_rtt_ms", t.image_spawn, false,
+             1.25);
 }
 
-// What merely starting a process costs the guest: the floor VM answers each byte by fork +
-// exec + wait of a trivial process, then the byte back (milliseconds, the first 10 left out).
-std::vector<double> SpawnRoundTrips(const boxlite::vmm::GuestAssets& assets,
-                                    const std::string& initramfs, const std::string& disk,
-                                    boxlite::vmm::Accel accel, int runs) {
-  std::vector<double> spawn;
-  FloorVm vm(assets, initramfs, disk, "spawn", accel);
-  char c = 's';
-  for (int i = 0; i < runs + 10; ++i) {
-    auto t0 = Clock::now();
-    if (::write(vm.fd(), &c, 1) != 1) Die(Status::IoError("write"), "spawn");
-    vm.ReadExactly(&c, 1);
-    if (i >= 10) spawn.push_back(Seconds(Clock::now() - t0) * 1000);
+// A floor VM streaming `bytes` to the port in `mode` ("stream": straight from the
+// writer; "pipe": the writer's pipe spliced to the port), in MB/s from the first byte.
+double FloorStreamMbps(const boxlite::vmm::GuestAssets& assets, const std::string& initramfs,
+                       const std::string& disk, boxlite::vmm::Accel accel, const char* mode,
+                       uint64_t bytes) {
+  FloorVm vm(assets, initramfs, disk,
+             boxlite::base::StrFormat("%s floor_bytes=%llu", mode,
+                                      static_cast<unsigned long long>(bytes + 1)),
+             accel);
+  char first;
+  vm.ReadExactly(&first, 1);  // The stream starts once booted: time from its first byte.
+  auto f0 = Clock::now();
+  std::vector<char> buf(1 << 20);
+  uint64_t left = bytes;
+  while (left > 0) {
+    ssize_t r = ::read(vm.fd(), buf.data(), std::min<uint64_t>(left, buf.size()));
+    if (r <= 0) Die(Status::IoError("floor stream ended"), "throughput");
+    left -= static_cast<uint64_t>(r);
   }
-  return spawn;
+  return static_cast<double>(bytes) / 1e6 / Seconds(Clock::now() - f0);
+}
+
+// stdout_mb_per_s and its floors. The box runs the floor's own writer loop (guest_floor
+// `write N`, copied in), so the figures differ only by the path between the writer and the
+// host: against the bare port (virtio_serial_stream_mb_per_s) that is the stdout pipe, the
+// agent, framing and credits, and the host library; against the same writer's pipe
+// spliced to the bare port (guest_pipe_stream_mb_per_s, stdout_vs_pipe_floor) it is
+// BoxLite's own share alone, since any process's stdout is a pipe. `dd if=/dev/zero` is
+// reported beside it, as a common real writer. The four are interleaved, run by run.
+void BenchStdout(boxlite::Box& box, const boxlite::vmm::GuestAssets& assets,
+                 const std::string& initramfs, const std::string& disk,
+                 boxlite::vmm::Accel accel) {
+  const uint64_t kBytes = 64ull << 20;
+  if (Status s = box.CopyIn(BOXLITE_FLOOR_BINARY, "/boxlite-bench-write"); !s.ok()) {
+    Die(s, "copy the writer in");
+  }
+  auto stdout_mbps = [&](std::vector<std::string> command) {
+    boxlite::ExecOptions h;
+    h.argv = std::move(command);
+    auto t0 = Clock::now();
+    auto exec = Must(box.StartExec(h), "exec writer");
+    uint64_t got = 0;
+    while (true) {
+      auto chunk = Must(exec->Read(1), "read stdout");
+      if (chunk.empty()) break;
+      got += chunk.size();
+    }
+    (void)exec->Wait();
+    double secs = Seconds(Clock::now() - t0);
+    if (got != kBytes) Die(Status::Internal("short stdout"), "throughput");
+    return static_cast<double>(got) / 1e6 / secs;
+  };
+  std::vector<double> box_mbps, dd_mbps, port_mbps, pipe_mbps;
+  const int kStreamRuns = 5;
+  for (int i = 0; i < kStreamRuns; ++i) {
+    box_mbps.push_back(stdout_mbps({"/boxlite-bench-write", "write", std::to_string(kBytes)}));
+    pipe_mbps.push_back(FloorStreamMbps(assets, initramfs, disk, accel, "pipe", kBytes));
+    dd_mbps.push_back(stdout_mbps(
+        {"dd", "if=/dev/zero", "bs=1048576", "count=" + std::to_string(kBytes >> 20)}));
+    port_mbps.push_back(FloorStreamMbps(assets, initramfs, disk, accel, "stream", kBytes));
+    std::fprintf(stderr,
+                 "throughput %d/%d: box %.0f MB/s (dd %.0f), floors: pipe %.0f MB/s, port %.0f MB/s\n",
+                 i + 1, kStreamRuns, box_mbps.back(), dd_mbps.back(), pipe_mbps.back(),
+                 port_mbps.back());
+  }
+  EmitSpread("stdout_mb_per_s", box_mbps, "virtio_serial_stream_mb_per_s", port_mbps, true, 1.43);
+  EmitSpread("stdout_vs_pipe_floor", box_mbps, "guest_pipe_stream_mb_per_s", pipe_mbps, true,
+             1.25);
+  EmitSpread("stdout_dd_mb_per_s", dd_mbps, "virtio_serial_stream_mb_per_s", port_mbps, true,
+             1.43);
 }
 
 // Private_Clean + Private_Dirty of a process (/proc/<pid>/smaps_rollup), in bytes.
@@ -470,7 +595,8 @@ int main(int argc, char** argv) {
   int rtt_runs = 300;
   std::string image = "boxlite/base";
   // "memory": only the memory snapshot and fork figures; "exec": only the exec round trips;
-  // "start": only cold and warm start; "density": only the density figures.
+  // "start": only cold and warm start; "density": only the density figures; "stream":
+  // only the stdout throughputs.
   std::string only;
   int density_cap = 100;  // At most this many idle boxes (--density-boxes).
   for (int i = 1; i < argc; ++i) {
@@ -530,14 +656,21 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (only == "stream") {
+    // The stdout figures alone.
+    auto box = Must(rt->Create(bo), "create");
+    if (Status s = box->Start(); !s.ok()) Die(s, "start");
+    BenchStdout(*box, assets, floor_initramfs, floor_disk, accel.accel);
+    (void)box->Stop();
+    (void)boxlite::sys::RemoveTree(g_home);
+    return 0;
+  }
   if (only == "exec") {
     // The exec round trip alone against its spawn floor (a quick figure while profiling).
     auto box = Must(rt->Create(bo), "create");
     if (Status s = box->Start(); !s.ok()) Die(s, "start");
-    ExecTimes times = MeasureExecs(*box, rtt_runs);
-    EmitAgainstSpawn(times, SpawnRoundTrips(assets, floor_initramfs, floor_disk, accel.accel,
-                                            rtt_runs),
-                     rtt_runs);
+    EmitAgainstSpawn(
+        MeasureExecs(*box, assets, floor_initramfs, floor_disk, accel.accel, rtt_runs));
     (void)box->Stop();
     (void)boxlite::sys::RemoveTree(g_home);
     return 0;
@@ -630,7 +763,7 @@ int main(int argc, char** argv) {
   // --- exec round trip and idle memory, one box ---
   auto box = Must(rt->Create(bo), "create");
   if (Status s = box->Start(); !s.ok()) Die(s, "start");
-  ExecTimes times = MeasureExecs(*box, rtt_runs);
+  ExecTimes times = MeasureExecs(*box, assets, floor_initramfs, floor_disk, accel.accel, rtt_runs);
   const std::vector<double>& rtts = times.floor_true;
   std::vector<double> echo;
   {
@@ -649,66 +782,11 @@ int main(int argc, char** argv) {
        rtt_runs);
   // The same round trip against what merely starting a process costs this guest (fork +
   // exec + wait in a trivial init, one byte over the port): BoxLite's own share.
-  EmitAgainstSpawn(times, SpawnRoundTrips(assets, floor_initramfs, floor_disk, accel.accel,
-                                          rtt_runs),
-                   rtt_runs);
+  EmitAgainstSpawn(times);
   Emit("exec_rtt_p99_ms", Percentile(rtts, 0.99), "virtio_serial_echo_rtt_p99_ms",
        Percentile(echo, 0.99), false, 3.0, rtt_runs);
 
-  // --- stdout throughput ---
-  // The box runs the floor's own writer loop (guest_floor `write N`, copied in), so the
-  // two figures differ only by the path between the writer and the host: the stdout pipe,
-  // the agent, framing and credits, and the host library. `dd if=/dev/zero` is reported
-  // beside it, as a common real writer.
-  const uint64_t kBytes = 64ull << 20;
-  if (Status s = box->CopyIn(BOXLITE_FLOOR_BINARY, "/boxlite-bench-write"); !s.ok()) {
-    Die(s, "copy the writer in");
-  }
-  auto stdout_mbps = [&](std::vector<std::string> command) {
-    boxlite::ExecOptions h;
-    h.argv = std::move(command);
-    auto t0 = Clock::now();
-    auto exec = Must(box->StartExec(h), "exec writer");
-    uint64_t got = 0;
-    while (true) {
-      auto chunk = Must(exec->Read(1), "read stdout");
-      if (chunk.empty()) break;
-      got += chunk.size();
-    }
-    (void)exec->Wait();
-    double secs = Seconds(Clock::now() - t0);
-    if (got != kBytes) Die(Status::Internal("short stdout"), "throughput");
-    return static_cast<double>(got) / 1e6 / secs;
-  };
-  std::vector<double> box_mbps;
-  std::vector<double> dd_mbps;
-  std::vector<double> floor_mbps;
-  const int kStreamRuns = 5;
-  for (int i = 0; i < kStreamRuns; ++i) {
-    box_mbps.push_back(stdout_mbps({"/boxlite-bench-write", "write", std::to_string(kBytes)}));
-    dd_mbps.push_back(stdout_mbps(
-        {"dd", "if=/dev/zero", "bs=1048576", "count=" + std::to_string(kBytes >> 20)}));
-
-    FloorVm vm(assets, floor_initramfs, floor_disk,
-               "stream floor_bytes=" + std::to_string(kBytes + 1), accel.accel);
-    char first;
-    vm.ReadExactly(&first, 1);  // The stream starts once booted: time from its first byte.
-    auto f0 = Clock::now();
-    std::vector<char> buf(1 << 20);
-    uint64_t left = kBytes;
-    while (left > 0) {
-      ssize_t r = ::read(vm.fd(), buf.data(), std::min<uint64_t>(left, buf.size()));
-      if (r <= 0) Die(Status::IoError("floor stream ended"), "throughput");
-      left -= static_cast<uint64_t>(r);
-    }
-    floor_mbps.push_back(static_cast<double>(kBytes) / 1e6 / Seconds(Clock::now() - f0));
-    std::fprintf(stderr, "throughput %d/%d: box %.0f MB/s (dd %.0f) floor %.0f MB/s\n", i + 1,
-                 kStreamRuns, box_mbps.back(), dd_mbps.back(), floor_mbps.back());
-  }
-  Emit("stdout_mb_per_s", Median(box_mbps), "virtio_serial_stream_mb_per_s", Median(floor_mbps),
-       true, 1.43, kStreamRuns);
-  Emit("stdout_dd_mb_per_s", Median(dd_mbps), "virtio_serial_stream_mb_per_s",
-       Median(floor_mbps), true, 1.43, kStreamRuns);
+  BenchStdout(*box, assets, floor_initramfs, floor_disk, accel.accel);
 
   // --- idle memory ---
   {

@@ -6,14 +6,19 @@
 //   floor=boot    write "R" on the port as soon as it is open, then idle
 //   floor=echo    echo every byte back (round-trip floor)
 //   floor=stream  write floor_bytes=N bytes as fast as the port takes them, then idle
+//   floor=pipe    the same writer in a child process, into a pipe of the size the agent
+//                 gives an exec's stdout (1 MiB), spliced to the port: what any guest
+//                 process's output costs to reach the host through a pipe, without BoxLite
 //   floor=spawn   for every byte received, fork + exec /init as "true" and wait, then echo
 //                 the byte: what running a process costs this guest, without BoxLite
 // Run as `true`, it exits 0. Run as `write N` (copied into a box), it writes N bytes to
 // stdout with the very loop floor=stream uses on the port, so the two throughputs differ
 // only by what lies between the writer and the host.
+#define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +75,33 @@ static int Stream(int fd, long long total) {
   return 0;
 }
 
+// floor=pipe: a child writes `total` bytes into a pipe with Stream's loop; this process
+// moves them to the port with splice(2), as the agent moves an exec's stdout.
+static int PipeStream(int port, long long total) {
+  int p[2];
+  if (pipe(p) != 0) return 1;
+  fcntl(p[0], F_SETPIPE_SZ, 1 << 20);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[0]);
+    _exit(Stream(p[1], total));
+  }
+  close(p[1]);
+  while (total > 0) {
+    // A virtio-serial port's splice returns 0 at once on an empty pipe: wait for data.
+    struct pollfd pfd = {p[0], POLLIN, 0};
+    if (poll(&pfd, 1, -1) < 0 && errno != EINTR) break;
+    ssize_t n = splice(p[0], NULL, port, NULL, 1 << 20, SPLICE_F_MOVE);
+    if (n > 0) total -= n;
+    if (n < 0 && errno != EINTR && errno != EAGAIN) break;
+    if (n == 0 && (pfd.revents & POLLHUP)) break;  // The writer ended early.
+  }
+  close(p[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  return total > 0;
+}
+
 int main(int argc, char** argv) {
   const char* self = strrchr(argv[0], '/');
   if (strcmp(self ? self + 1 : argv[0], "true") == 0) return 0;
@@ -120,6 +152,9 @@ int main(int argc, char** argv) {
       ssize_t w = write(port, &c, 1);
       (void)w;
     }
+  } else if (mode && strncmp(mode, "pipe", 4) == 0) {
+    const char* b = Arg("floor_bytes");
+    PipeStream(port, b ? atoll(b) : (64LL << 20));
   } else if (mode && strncmp(mode, "stream", 6) == 0) {
     const char* b = Arg("floor_bytes");
     Stream(port, b ? atoll(b) : (64LL << 20));

@@ -244,6 +244,34 @@ TEST_P(AgentChannelTest, ExecStreamsStdoutAndStderrApartAndReportsTheExitCode) {
   EXPECT_EQ(o.exit.exit_code, 128 + SIGTERM);
 }
 
+// The agent holds a stream's close frame for the process's exit (to send both in one
+// write), but only briefly: a process that closes its output and keeps running lets the
+// host see the end of its streams while it runs. Here it runs until the host has.
+TEST_P(AgentChannelTest, StreamsClosedByARunningProcessEndBeforeItExits) {
+  auto channel = Connect(0);
+  std::string go = Path("go");
+  auto exec = Start(channel, {"/bin/sh", "-c",
+                              "printf done; printf err >&2; exec >&- 2>&-; "
+                              "while [ ! -e '" + go + "' ]; do sleep 0.05; done; exit 7"});
+  ASSERT_TRUE(exec.ok()) << exec.error().ToString();
+  std::string out;
+  std::string err;
+  while (true) {
+    int fd = 0;
+    auto chunk = (*exec)->ReadAny(&fd, Clock::now() + kWait);
+    ASSERT_TRUE(chunk.ok()) << "the streams did not end while the process ran: "
+                            << chunk.error().ToString();
+    if (fd == 0) break;
+    (fd == 1 ? out : err) += *chunk;
+  }
+  EXPECT_EQ(out, "done");
+  EXPECT_EQ(err, "err");
+  ASSERT_TRUE(sys::WriteFileAtomic(go, "").ok());
+  auto st = (*exec)->Wait(std::chrono::duration_cast<std::chrono::milliseconds>(kWait));
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_EQ(st->exit_code, 7);
+}
+
 TEST_P(AgentChannelTest, StdinTravelsExactlyUnderItsCredit) {
   auto channel = Connect(0);
   // Three times the agent's stdin window (1 MiB): only credit it returns lets it all in.
