@@ -60,7 +60,9 @@ class Containerd:
     def __init__(self, cli_binary, layout, on_root=None, extra_env=None):
         """on_root(path) is told the temp root before anything runs in it (the tests count
         the VMs of that home as theirs); extra_env is added to containerd's environment."""
-        self.dir = Path(tempfile.mkdtemp(prefix="bl-ctrd-", dir="/tmp"))
+        # Not under /tmp: the leak monitors of other test sessions count every mount
+        # under /tmp as theirs (harness/leaks.py), and containerd mounts snapshots here.
+        self.dir = Path(tempfile.mkdtemp(prefix="bl-ctrd-", dir="/var/tmp"))
         self.home = self.dir / "home"
         if on_root:
             on_root(self.dir)
