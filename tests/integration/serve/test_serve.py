@@ -172,17 +172,29 @@ def test_without_a_key_every_route_is_open_and_connections_are_bounded(home_cli)
     srv = Server(home_cli, "--max-connections", "2", env={"BOXLITE_SERVE_API_KEY": ""})
     try:
         assert srv.request("GET", "/v1/boxes")[0] == 200
-        # Two idle connections hold both slots: a third gets 503 and is closed.
-        held = [socket.create_connection(("127.0.0.1", srv.port), timeout=30) for _ in range(2)]
+        # Two kept-alive connections (each answered once, so surely accepted) hold both
+        # slots: a third gets 503 and is closed.
+        held = []
         try:
-            time.sleep(0.5)
+            deadline = time.monotonic() + 10
+            while len(held) < 2:  # The first request's closed connection may not be freed yet.
+                conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+                conn.request("GET", "/v1/config")
+                r = conn.getresponse()
+                r.read()
+                if r.status == 200:
+                    held.append(conn)
+                else:
+                    assert r.status == 503 and time.monotonic() < deadline
+                    conn.close()
+                    time.sleep(0.1)
             with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as third:
                 reply = third.recv(4096)
             assert reply.startswith(b"HTTP/1.1 503 ")
             assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "engine_unavailable"
         finally:
-            for sock in held:
-                sock.close()
+            for conn in held:
+                conn.close()
         deadline = time.monotonic() + 10
         while True:
             try:
