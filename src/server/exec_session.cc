@@ -180,15 +180,24 @@ void ExecSession::Drive() {
       (void)exec_->CloseStdin();
     });
   }
+  // ExecRequest.timeout_seconds: the process is killed when it runs longer, output or not.
+  std::thread watchdog;
+  if (timeout_seconds_ && *timeout_seconds_ > 0) {
+    auto limit = std::chrono::milliseconds(static_cast<int64_t>(*timeout_seconds_ * 1000));
+    watchdog = std::thread([this, limit] {
+      bool expired;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        expired = !done_cv_.wait_for(lock, limit, [&] { return done_; });
+      }
+      if (expired) (void)exec_->Kill();
+    });
+  }
   std::thread err_reader;
   if (!tty_) err_reader = std::thread([this] { PumpStream(2); });
   PumpStream(1);
   if (err_reader.joinable()) err_reader.join();
-  std::optional<std::chrono::milliseconds> timeout;
-  if (timeout_seconds_ && *timeout_seconds_ > 0) {
-    timeout = std::chrono::milliseconds(static_cast<int64_t>(*timeout_seconds_ * 1000));
-  }
-  auto status = exec_->Wait(timeout);
+  auto status = exec_->Wait(std::nullopt);
   if (stdin_writer.joinable()) {
     (void)exec_->Kill();
     stdin_writer.join();
@@ -203,6 +212,7 @@ void ExecSession::Drive() {
     if (outbox_) outbox_->Push(Frame{true, ExitFrame(code), true});
     done_cv_.notify_all();
   }
+  if (watchdog.joinable()) watchdog.join();
   std::lock_guard<std::mutex> lock(g_live_mu);
   --g_live;
   g_live_cv.notify_all();

@@ -310,6 +310,13 @@ def test_exec_streams_stdin_stdout_stderr_and_exit_code(server, box):
     assert server.request("HEAD", f"/v1/boxes/{box}")[0] == 200
 
 
+def test_exec_timeout_kills_a_chatty_process(server, box):
+    out, _, code, close = run_exec(server, box, "sh", ["-c", "echo start; while :; do echo tick; "
+                                                             "sleep 0.1; done"],
+                                   timeout_seconds=2)
+    assert out.startswith(b"start\ntick\n") and code == 137 and close == 1000
+
+
 def test_tty_exec_resize_and_signal(server, box):
     eid = start_exec(server, box, "sh", ["-c", "stty size; read line; stty size"], tty=True)
     ws = server.ws(f"/v1/boxes/{box}/executions/{eid}/attach")
