@@ -6,6 +6,8 @@
 // it started that are not detached are stopped (Runtime::Shutdown(10)).
 #include <signal.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -59,6 +61,16 @@ Outcome ServeCommand(Context& ctx, const ParsedFlags& flags) {
       return Usage("--max-connections must be between 1 and 100000");
     }
     options.max_connections = static_cast<int>(*n);
+  }
+  // Seconds a client has to send a request header (and a kept-alive one to start the
+  // next); tests shorten it.
+  if (const char* t = std::getenv("BOXLITE_SERVE_HEADER_TIMEOUT"); t != nullptr && *t != '\0') {
+    auto n = ParseCount("BOXLITE_SERVE_HEADER_TIMEOUT", t);
+    if (!n.ok() || *n < 1 || *n > 3600) {
+      return Fail(Status::InvalidArgument(
+          "BOXLITE_SERVE_HEADER_TIMEOUT must be a number of seconds between 1 and 3600"));
+    }
+    options.header_timeout = std::chrono::seconds(*n);
   }
   if (Status s = server::ValidateServerOptions(options); !s.ok()) return Fail(s);
   auto reaper = server::ReaperConfig::FromEnv();

@@ -169,15 +169,22 @@ def test_non_loopback_bind_without_key_is_refused(home_cli):
 
 
 def test_without_a_key_every_route_is_open_and_connections_are_bounded(home_cli):
-    srv = Server(home_cli, "--max-connections", "2", env={"BOXLITE_SERVE_API_KEY": ""})
+    srv = Server(home_cli, "--max-connections", "3",
+                 env={"BOXLITE_SERVE_API_KEY": "", "BOXLITE_SERVE_HEADER_TIMEOUT": "2"})
     try:
         assert srv.request("GET", "/v1/boxes")[0] == 200
-        # Two kept-alive connections (each answered once, so surely accepted) hold both
-        # slots: a third gets 503 and is closed.
+        # A client that never finishes its header (slow loris) pins nothing: others are
+        # served meanwhile, and it is cut off at the header timeout.
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as slow:
+            slow.sendall(b"GET /v1/config HTTP/1.1\r\nHost: x\r\n")
+            assert srv.request("GET", "/v1/config")[0] == 200
+            assert slow.recv(4096) == b""  # Closed by the server, no reply.
+        # Three kept-alive connections (each answered once, so surely accepted) hold every
+        # slot: a fourth gets 503 and is closed.
         held = []
         try:
             deadline = time.monotonic() + 10
-            while len(held) < 2:  # The first request's closed connection may not be freed yet.
+            while len(held) < 3:  # Closed connections may not be freed yet.
                 conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
                 conn.request("GET", "/v1/config")
                 r = conn.getresponse()
