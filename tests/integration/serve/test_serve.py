@@ -437,6 +437,7 @@ def test_twenty_clients_five_execs_each_and_flat_rss(server, box):
     results = round_of_clients()
     after = server.rss_kib()
     assert len(results) == 100 and all(results)
+    print(f"serve RSS around 100 execs from 20 clients: {before} KiB -> {after} KiB")
     # Generous: completed execs are kept (with their backlogs) for 5 minutes.
     assert after - before < 64 * 1024, (before, after)
 
@@ -458,6 +459,7 @@ def test_a_client_that_does_not_read_keeps_server_memory_bounded(server, box):
             time.sleep(1)
             peak = max(peak, server.rss_kib())
         assert peak - before < 48 * 1024, (before, peak)
+        print(f"serve RSS with a client not reading 200 MiB: {before} KiB -> peak {peak} KiB")
         assert server.json("GET", f"/v1/boxes/{box}/executions/{eid}")["status"] == "running"
     finally:
         sock.close()
