@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "boxlite/config.h"
 #include "src/cli/command.h"
 #include "src/server/api.h"
 #include "src/server/server.h"
@@ -47,8 +48,8 @@ Outcome ServeCommand(Context& ctx, const ParsedFlags& flags) {
   }
   if (auto key = flags.Get("api-key")) {
     options.api_key = *key;
-  } else if (const char* env = std::getenv("BOXLITE_SERVE_API_KEY")) {
-    options.api_key = env;
+  } else if (auto env = EnvironmentValue("BOXLITE_SERVE_API_KEY")) {
+    options.api_key = *env;
   }
   if (auto max = flags.Get("max-upload-bytes")) {
     auto n = ParseCount("max-upload-bytes", *max);
@@ -64,8 +65,8 @@ Outcome ServeCommand(Context& ctx, const ParsedFlags& flags) {
   }
   // Seconds a client has to send a request header (and a kept-alive one to start the
   // next); tests shorten it.
-  if (const char* t = std::getenv("BOXLITE_SERVE_HEADER_TIMEOUT"); t != nullptr && *t != '\0') {
-    auto n = ParseCount("BOXLITE_SERVE_HEADER_TIMEOUT", t);
+  if (auto t = EnvironmentValue("BOXLITE_SERVE_HEADER_TIMEOUT")) {
+    auto n = ParseCount("BOXLITE_SERVE_HEADER_TIMEOUT", *t);
     if (!n.ok() || *n < 1 || *n > 3600) {
       return Fail(Status::InvalidArgument(
           "BOXLITE_SERVE_HEADER_TIMEOUT must be a number of seconds between 1 and 3600"));

@@ -176,6 +176,14 @@ const std::vector<EnvironmentVariable>& EnvironmentVariables() {
       {kNetHelper, "runtime"},   {kConsoleHelper, "runtime"}, {kDnsServers, "runtime"},
       {kWarm, "runtime"},
       {"BOXLITE_PYTHON", "cli"},  // `boxlite mcp`'s interpreter (src/cli/mcp_cmd.cc)
+      // `boxlite serve` (src/cli/serve_cmd.cc, src/server/exec_session.cc; docs/server.md).
+      {"BOXLITE_SERVE_API_KEY", "cli"},
+      {"BOXLITE_SERVE_HEADER_TIMEOUT", "cli"},
+      {"BOXLITE_REAPER_TICK", "cli"},
+      {"BOXLITE_RECONNECT_GRACE", "cli"},
+      {"BOXLITE_SHUTDOWN_GRACE", "cli"},
+      {"BOXLITE_MAX_SESSION_LIFETIME", "cli"},
+      {"BOXLITE_COMPLETED_EXEC_TTL", "cli"},
   };
   return kVariables;
 }

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "boxlite/config.h"
+
 namespace boxlite::server {
 
 namespace {
@@ -22,12 +24,13 @@ std::string ExitFrame(int code) {
 }
 
 Result<std::chrono::seconds> EnvSeconds(const char* name, std::chrono::seconds fallback) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return fallback;
+  auto value = EnvironmentValue(name);
+  if (!value) return fallback;
+  const char* v = value->c_str();
   char* end = nullptr;
   long long n = std::strtoll(v, &end, 10);
   if (end == v || *end != '\0' || n < 0) {
-    return Status::InvalidArgument(std::string(name) + "=" + v +
+    return Status::InvalidArgument(std::string(name) + "=" + *value +
                                    " is not a number of seconds: set a whole number >= 0");
   }
   return std::chrono::seconds(n);
