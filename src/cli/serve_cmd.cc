@@ -6,10 +6,13 @@
 // it started that are not detached are stopped (Runtime::Shutdown(10)).
 #include <signal.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include "boxlite/config.h"
 #include "src/cli/command.h"
 #include "src/server/api.h"
 #include "src/server/server.h"
@@ -45,8 +48,8 @@ Outcome ServeCommand(Context& ctx, const ParsedFlags& flags) {
   }
   if (auto key = flags.Get("api-key")) {
     options.api_key = *key;
-  } else if (const char* env = std::getenv("BOXLITE_SERVE_API_KEY")) {
-    options.api_key = env;
+  } else if (auto env = EnvironmentValue("BOXLITE_SERVE_API_KEY")) {
+    options.api_key = *env;
   }
   if (auto max = flags.Get("max-upload-bytes")) {
     auto n = ParseCount("max-upload-bytes", *max);
@@ -59,6 +62,16 @@ Outcome ServeCommand(Context& ctx, const ParsedFlags& flags) {
       return Usage("--max-connections must be between 1 and 100000");
     }
     options.max_connections = static_cast<int>(*n);
+  }
+  // Seconds a client has to send a request header (and a kept-alive one to start the
+  // next); tests shorten it.
+  if (auto t = EnvironmentValue("BOXLITE_SERVE_HEADER_TIMEOUT")) {
+    auto n = ParseCount("BOXLITE_SERVE_HEADER_TIMEOUT", *t);
+    if (!n.ok() || *n < 1 || *n > 3600) {
+      return Fail(Status::InvalidArgument(
+          "BOXLITE_SERVE_HEADER_TIMEOUT must be a number of seconds between 1 and 3600"));
+    }
+    options.header_timeout = std::chrono::seconds(*n);
   }
   if (Status s = server::ValidateServerOptions(options); !s.ok()) return Fail(s);
   auto reaper = server::ReaperConfig::FromEnv();

@@ -179,6 +179,14 @@ const std::vector<EnvironmentVariable>& EnvironmentVariables() {
       // Remote runtimes (docs/remote.md): the CLI's server, prefix, key and profile.
       {"BOXLITE_REST_URL", "cli"}, {"BOXLITE_REST_PATH_PREFIX", "cli"},
       {"BOXLITE_API_KEY", "cli"},  {"BOXLITE_PROFILE", "cli"},
+      // `boxlite serve` (src/cli/serve_cmd.cc, src/server/exec_session.cc; docs/server.md).
+      {"BOXLITE_SERVE_API_KEY", "cli"},
+      {"BOXLITE_SERVE_HEADER_TIMEOUT", "cli"},
+      {"BOXLITE_REAPER_TICK", "cli"},
+      {"BOXLITE_RECONNECT_GRACE", "cli"},
+      {"BOXLITE_SHUTDOWN_GRACE", "cli"},
+      {"BOXLITE_MAX_SESSION_LIFETIME", "cli"},
+      {"BOXLITE_COMPLETED_EXEC_TTL", "cli"},
   };
   return kVariables;
 }

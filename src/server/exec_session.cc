@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "boxlite/config.h"
+
 namespace boxlite::server {
 
 namespace {
@@ -22,12 +24,13 @@ std::string ExitFrame(int code) {
 }
 
 Result<std::chrono::seconds> EnvSeconds(const char* name, std::chrono::seconds fallback) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return fallback;
+  auto value = EnvironmentValue(name);
+  if (!value) return fallback;
+  const char* v = value->c_str();
   char* end = nullptr;
   long long n = std::strtoll(v, &end, 10);
   if (end == v || *end != '\0' || n < 0) {
-    return Status::InvalidArgument(std::string(name) + "=" + v +
+    return Status::InvalidArgument(std::string(name) + "=" + *value +
                                    " is not a number of seconds: set a whole number >= 0");
   }
   return std::chrono::seconds(n);
@@ -180,15 +183,24 @@ void ExecSession::Drive() {
       (void)exec_->CloseStdin();
     });
   }
+  // ExecRequest.timeout_seconds: the process is killed when it runs longer, output or not.
+  std::thread watchdog;
+  if (timeout_seconds_ && *timeout_seconds_ > 0) {
+    auto limit = std::chrono::milliseconds(static_cast<int64_t>(*timeout_seconds_ * 1000));
+    watchdog = std::thread([this, limit] {
+      bool expired;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        expired = !done_cv_.wait_for(lock, limit, [&] { return done_; });
+      }
+      if (expired) (void)exec_->Kill();
+    });
+  }
   std::thread err_reader;
   if (!tty_) err_reader = std::thread([this] { PumpStream(2); });
   PumpStream(1);
   if (err_reader.joinable()) err_reader.join();
-  std::optional<std::chrono::milliseconds> timeout;
-  if (timeout_seconds_ && *timeout_seconds_ > 0) {
-    timeout = std::chrono::milliseconds(static_cast<int64_t>(*timeout_seconds_ * 1000));
-  }
-  auto status = exec_->Wait(timeout);
+  auto status = exec_->Wait(std::nullopt);
   if (stdin_writer.joinable()) {
     (void)exec_->Kill();
     stdin_writer.join();
@@ -203,6 +215,7 @@ void ExecSession::Drive() {
     if (outbox_) outbox_->Push(Frame{true, ExitFrame(code), true});
     done_cv_.notify_all();
   }
+  if (watchdog.joinable()) watchdog.join();
   std::lock_guard<std::mutex> lock(g_live_mu);
   --g_live;
   g_live_cv.notify_all();

@@ -295,16 +295,35 @@ class FakeExec : public Exec {
   std::vector<int> signals_;
 };
 
-TEST(Reaper, HangsUpTerminatesThenKillsAnUnattendedExec) {
-  ReaperConfig config;
-  config.reconnect_grace = std::chrono::seconds(10);
-  config.shutdown_grace = std::chrono::seconds(5);
-  SessionTable table(config);
-  auto exec = std::make_shared<FakeExec>();
-  auto session = std::make_shared<ExecSession>("e1", "box", exec, false, std::nullopt,
-                                               std::nullopt);
-  table.Add(session);
+ReaperConfig Timings(int reconnect, int shutdown, int completed_ttl = 300,
+                     int lifetime = 86400) {
+  ReaperConfig c;
+  c.reconnect_grace = std::chrono::seconds(reconnect);
+  c.shutdown_grace = std::chrono::seconds(shutdown);
+  c.completed_ttl = std::chrono::seconds(completed_ttl);
+  c.max_lifetime = std::chrono::seconds(lifetime);
+  return c;
+}
+
+// A started session over a FakeExec, in `table` (as its box's main session when `main`).
+std::shared_ptr<ExecSession> StartFake(SessionTable* table, const std::string& id,
+                                       std::shared_ptr<FakeExec>* exec, bool main = false) {
+  *exec = std::make_shared<FakeExec>();
+  auto session = std::make_shared<ExecSession>(id, "box", *exec, false, std::nullopt,
+                                               std::nullopt, main);
+  if (main) {
+    table->SetMain("box", session);
+  } else {
+    table->Add(session);
+  }
   session->Start();
+  return session;
+}
+
+TEST(Reaper, HangsUpTerminatesThenKillsAnUnattendedExec) {
+  SessionTable table(Timings(10, 5));
+  std::shared_ptr<FakeExec> exec;
+  auto session = StartFake(&table, "e1", &exec);
   auto t0 = ExecSession::Clock::now();
   table.Reap(t0 + std::chrono::seconds(9));
   EXPECT_TRUE(exec->signals().empty());
@@ -323,15 +342,9 @@ TEST(Reaper, HangsUpTerminatesThenKillsAnUnattendedExec) {
 }
 
 TEST(Reaper, AnAttachedExecIsLeftAloneAndAnEndedOneEvicted) {
-  ReaperConfig config;
-  config.reconnect_grace = std::chrono::seconds(1);
-  config.completed_ttl = std::chrono::seconds(60);
-  SessionTable table(config);
-  auto exec = std::make_shared<FakeExec>();
-  auto session = std::make_shared<ExecSession>("e2", "box", exec, false, std::nullopt,
-                                               std::nullopt);
-  table.Add(session);
-  session->Start();
+  SessionTable table(Timings(1, 30, 60));
+  std::shared_ptr<FakeExec> exec;
+  auto session = StartFake(&table, "e2", &exec);
   auto outbox = std::make_shared<Outbox>();
   ASSERT_TRUE(session->Attach(outbox));
   EXPECT_FALSE(session->Attach(std::make_shared<Outbox>()));  // One client at a time.
@@ -355,16 +368,9 @@ TEST(Reaper, AnAttachedExecIsLeftAloneAndAnEndedOneEvicted) {
 }
 
 TEST(Reaper, NeverSignalsAMainCommandAndShutdownLeavesItRunning) {
-  ReaperConfig config;
-  config.reconnect_grace = std::chrono::seconds(1);
-  config.shutdown_grace = std::chrono::seconds(1);
-  config.max_lifetime = std::chrono::seconds(2);
-  SessionTable table(config);
-  auto exec = std::make_shared<FakeExec>();
-  auto session = std::make_shared<ExecSession>("main-box", "box", exec, false, std::nullopt,
-                                               std::nullopt, /*main=*/true);
-  table.SetMain("box", session);
-  session->Start();
+  SessionTable table(Timings(1, 1, 300, 2));
+  std::shared_ptr<FakeExec> exec;
+  auto session = StartFake(&table, "main-box", &exec, /*main=*/true);
   auto t0 = ExecSession::Clock::now();
   for (int s = 1; s < 60; s += 5) table.Reap(t0 + std::chrono::seconds(s));
   EXPECT_TRUE(exec->signals().empty());

@@ -9,7 +9,7 @@ import pytest
 BASE = "boxlite/base"
 COMMANDS = ["run", "create", "exec", "shell", "list", "ls", "ps", "start", "stop", "restart", "rm",
             "logs", "stats", "inspect", "cp", "pull", "images", "rmi", "import", "info", "version",
-            "mcp"]
+            "mcp", "serve"]
 
 
 def one_error_line(p):

@@ -169,20 +169,39 @@ def test_non_loopback_bind_without_key_is_refused(home_cli):
 
 
 def test_without_a_key_every_route_is_open_and_connections_are_bounded(home_cli):
-    srv = Server(home_cli, "--max-connections", "2", env={"BOXLITE_SERVE_API_KEY": ""})
+    srv = Server(home_cli, "--max-connections", "3",
+                 env={"BOXLITE_SERVE_API_KEY": "", "BOXLITE_SERVE_HEADER_TIMEOUT": "2"})
     try:
         assert srv.request("GET", "/v1/boxes")[0] == 200
-        # Two idle connections hold both slots: a third gets 503 and is closed.
-        held = [socket.create_connection(("127.0.0.1", srv.port), timeout=30) for _ in range(2)]
+        # A client that never finishes its header (slow loris) pins nothing: others are
+        # served meanwhile, and it is cut off at the header timeout.
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as slow:
+            slow.sendall(b"GET /v1/config HTTP/1.1\r\nHost: x\r\n")
+            assert srv.request("GET", "/v1/config")[0] == 200
+            assert slow.recv(4096) == b""  # Closed by the server, no reply.
+        # Three kept-alive connections (each answered once, so surely accepted) hold every
+        # slot: a fourth gets 503 and is closed.
+        held = []
         try:
-            time.sleep(0.5)
+            deadline = time.monotonic() + 10
+            while len(held) < 3:  # Closed connections may not be freed yet.
+                conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+                conn.request("GET", "/v1/config")
+                r = conn.getresponse()
+                r.read()
+                if r.status == 200:
+                    held.append(conn)
+                else:
+                    assert r.status == 503 and time.monotonic() < deadline
+                    conn.close()
+                    time.sleep(0.1)
             with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as third:
                 reply = third.recv(4096)
             assert reply.startswith(b"HTTP/1.1 503 ")
             assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "engine_unavailable"
         finally:
-            for sock in held:
-                sock.close()
+            for conn in held:
+                conn.close()
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -298,6 +317,13 @@ def test_exec_streams_stdin_stdout_stderr_and_exit_code(server, box):
     assert server.request("HEAD", f"/v1/boxes/{box}")[0] == 200
 
 
+def test_exec_timeout_kills_a_chatty_process(server, box):
+    out, _, code, close = run_exec(server, box, "sh", ["-c", "echo start; while :; do echo tick; "
+                                                             "sleep 0.1; done"],
+                                   timeout_seconds=2)
+    assert out.startswith(b"start\ntick\n") and code == 137 and close == 1000
+
+
 def test_tty_exec_resize_and_signal(server, box):
     eid = start_exec(server, box, "sh", ["-c", "stty size; read line; stty size"], tty=True)
     ws = server.ws(f"/v1/boxes/{box}/executions/{eid}/attach")
@@ -411,6 +437,7 @@ def test_twenty_clients_five_execs_each_and_flat_rss(server, box):
     results = round_of_clients()
     after = server.rss_kib()
     assert len(results) == 100 and all(results)
+    print(f"serve RSS around 100 execs from 20 clients: {before} KiB -> {after} KiB")
     # Generous: completed execs are kept (with their backlogs) for 5 minutes.
     assert after - before < 64 * 1024, (before, after)
 
@@ -432,6 +459,7 @@ def test_a_client_that_does_not_read_keeps_server_memory_bounded(server, box):
             time.sleep(1)
             peak = max(peak, server.rss_kib())
         assert peak - before < 48 * 1024, (before, peak)
+        print(f"serve RSS with a client not reading 200 MiB: {before} KiB -> peak {peak} KiB")
         assert server.json("GET", f"/v1/boxes/{box}/executions/{eid}")["status"] == "running"
     finally:
         sock.close()
