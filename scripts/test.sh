@@ -25,33 +25,40 @@ export BOXLITE_BUILD_DIR=$build
 images_json=$(mktemp)
 "$here/scripts/test-images/build.sh" --json > "$images_json"
 export BOXLITE_TEST_IMAGES_JSON=$images_json
-# The Python SDK's session runs beside the integration session: a VM under TCG keeps one
-# core busy, and each session mostly boots one box at a time, so two sessions use both
-# cores. The suites count only their own homes' processes and files as leaks
-# (tests/integration/harness/leaks.py), so they do not see each other. Its output is
-# printed after the integration session's.
-sdk_log=$(mktemp)
-trap 'rm -f "$images_json" "$sdk_log"' EXIT
-sdk_pid=
-if [ -d "$here/python/tests" ]; then
-  "$py" -m pytest -q -p no:cacheprovider --timeout=900 --durations=10 "$here/python/tests" \
-    > "$sdk_log" 2>&1 &
-  sdk_pid=$!
-fi
-# One session for BoxLite's tests and the harness's self-tests (the test tools:
-# registries, image builders), which share its registries; the self-tests' results are
-# reported on a line of their own (tests/integration/conftest.py).
+# Two lines of sessions share the two cores: a VM under TCG keeps one core busy, and each
+# session mostly boots one box at a time. Beside the main integration session run the
+# Python SDK's session and then a second integration session over the CLI, server and
+# containerd tests, so that both lines take about as long. The suites count only their
+# own homes' processes and files as leaks (tests/integration/harness/leaks.py), so they
+# do not see each other. The second line's output is printed after the first's.
+side_dirs=(cli serve shim)
+side_log=$(mktemp)
+trap 'rm -f "$images_json" "$side_log"' EXIT
+(
+  rc=0
+  if [ -d "$here/python/tests" ]; then
+    echo "== Python SDK tests"
+    "$py" -m pytest -q -p no:cacheprovider --timeout=900 --durations=10 "$here/python/tests" \
+      || rc=1
+  fi
+  echo "== integration tests: ${side_dirs[*]}"
+  "$py" -m pytest -q -p no:cacheprovider --timeout=900 --durations=10 \
+    "${side_dirs[@]/#/$here/tests/integration/}" || rc=1
+  exit $rc
+) > "$side_log" 2>&1 &
+side_pid=$!
+# One session for the rest of BoxLite's tests and the harness's self-tests (the test
+# tools: registries, image builders), which share its registries; the self-tests' results
+# are reported on a line of their own (tests/integration/conftest.py).
 integration_rc=0
 "$py" -m pytest -q -p no:cacheprovider --timeout=900 --durations=25 \
-  "$here/tests/integration" "$@" || integration_rc=$?
-sdk_rc=0
-if [ -n "$sdk_pid" ]; then
-  wait "$sdk_pid" || sdk_rc=$?
-  echo "== Python SDK tests" >&2
-  cat "$sdk_log"
-fi
-if [ "$integration_rc" -ne 0 ] || [ "$sdk_rc" -ne 0 ]; then
-  echo "== tests failed: integration exit $integration_rc, Python SDK exit $sdk_rc" >&2
+  "${side_dirs[@]/#/--ignore=$here/tests/integration/}" "$here/tests/integration" "$@" \
+  || integration_rc=$?
+side_rc=0
+wait "$side_pid" || side_rc=$?
+cat "$side_log"
+if [ "$integration_rc" -ne 0 ] || [ "$side_rc" -ne 0 ]; then
+  echo "== tests failed: integration exit $integration_rc, SDK/CLI/server/shim exit $side_rc" >&2
   exit 1
 fi
 echo "== all tests passed in $(( $(date +%s) - start ))s" >&2

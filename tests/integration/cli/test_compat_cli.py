@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 import yaml
 
-from conftest import Cli, qemu_processes
+from conftest import Cli, qemu_processes, wait_for
 
 BASE = "boxlite/base"
 BOX = "compat-cli"
@@ -274,8 +274,16 @@ def test_info_and_images_formats(home_cli, box):
 def test_logs_tail_and_follow(home_cli, box):
     home_cli.run("exec", BOX, "--", "sh", "-c",
                  "echo compat-one > /dev/console; echo compat-two > /dev/console", check=True)
-    p = home_cli.run("logs", "-n", "2", BOX)
-    assert p.stdout.splitlines()[-2:] == [b"compat-one", b"compat-two"], p.stdout[-200:]
+    # The console reaches the log through the console writer, a moment after the exec
+    # returns (longer on a loaded host): poll for it.
+    want = [b"compat-one", b"compat-two"]
+
+    def tail():
+        r = home_cli.run("logs", "-n", "2", BOX)
+        return r if r.stdout.splitlines()[-2:] == want else None
+
+    p = wait_for(tail, timeout=60) or home_cli.run("logs", "-n", "2", BOX)
+    assert p.stdout.splitlines()[-2:] == want, p.stdout[-200:]
     assert len(p.stdout.splitlines()) <= 2
     assert home_cli.run("logs", "--tail", "x", BOX).returncode == 2
     proc = home_cli.popen("logs", "-f", "-n", "1", BOX, stdout=subprocess.PIPE,

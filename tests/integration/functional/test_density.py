@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import Cli
+from conftest import Cli, wait_for
 from harness.leaks import LeakMonitor
 
 BASE = "boxlite/base"
@@ -49,13 +49,15 @@ def test_rss_falls_after_the_guest_frees_memory(dcli):
     try:
         pid = vm_pid(dcli, "burst")
         idle = rss_bytes(pid)
-        # dd's one 600 MiB buffer is filled from /dev/zero (every page touched), then the
-        # process exits and the guest kernel frees it all.
-        p = dcli.run("exec", "burst", "dd", "if=/dev/zero", "of=/dev/null", "bs=600M",
-                     "count=1", timeout=300)
+        # dd's one 600 MiB buffer is filled from /dev/zero (every page touched), then dd
+        # blocks writing it to a pipe nobody reads, holding the memory until `sleep` ends;
+        # then dd dies of SIGPIPE and the guest kernel frees it all. The peak is read while
+        # the memory is held: free page reporting may already be at work once dd is gone.
+        p = dcli.run("exec", "-d", "burst", "--", "sh", "-c",
+                     "dd if=/dev/zero bs=600M count=1 | sleep 20", timeout=300)
         assert p.returncode == 0, p.stderr
-        peak = rss_bytes(pid)
-        assert peak - idle > 400 * MIB, f"the burst did not reach the host: {idle} -> {peak}"
+        peak = wait_for(lambda: (r := rss_bytes(pid)) - idle > 400 * MIB and r, timeout=120)
+        assert peak, f"the burst did not reach the host: {idle} -> {rss_bytes(pid)}"
         # Free page reporting runs a couple of seconds after the pages are freed; poll
         # generously and assert the drop, not how long it took.
         deadline = time.monotonic() + 120
