@@ -209,6 +209,7 @@ void SetUpCgroups() {
 struct ExecCgroupEntry {
   int id;
   base::UniqueFd events;
+  base::UniqueFd dir;  // The cgroup's directory, what an exec is born into (clone3).
 };
 std::vector<ExecCgroupEntry> g_exec_cgroups;
 // Bounds the exec cgroups: more than the box can have populated at once is never needed.
@@ -232,36 +233,44 @@ bool Unpopulated(const ExecCgroupEntry& e) {
 
 }  // namespace
 
-base::UniqueFd OpenExecCgroup() {
+int ExecCgroupDir(base::UniqueFd* owned) {
+  constexpr int kFlags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
   static const bool per_exec = [] {
     auto control = sys::ReadFile(std::string(kUserCgroup) + "/cgroup.subtree_control");
     return control.ok() && control->find("cpu") != std::string::npos;
   }();
-  std::string dir = kUserCgroup;
-  if (per_exec) {
-    int id = -1;
-    for (const auto& known : g_exec_cgroups) {
-      if (Unpopulated(known)) {
-        id = known.id;
-        break;
-      }
-    }
-    if (id < 0 && g_exec_cgroups.size() < kMaxExecCgroups) {
-      int fresh = static_cast<int>(g_exec_cgroups.size());
-      if (::mkdir(ExecCgroup(fresh).c_str(), 0755) == 0 || errno == EEXIST) {
-        ExecCgroupEntry e{fresh, base::UniqueFd()};
-        if (g_exec_cgroups.size() < kOpenExecCgroups) {
-          e.events.reset(::open((ExecCgroup(fresh) + "/cgroup.events").c_str(),
-                                O_RDONLY | O_CLOEXEC));
-        }
-        g_exec_cgroups.push_back(std::move(e));
-        id = fresh;
-      }
-    }
-    if (id < 0 && !g_exec_cgroups.empty()) id = g_exec_cgroups.back().id;
-    if (id >= 0) dir = ExecCgroup(id);
+  if (!per_exec) {
+    static base::UniqueFd user_dir(::open(kUserCgroup, kFlags));
+    return user_dir.get();
   }
-  return base::UniqueFd(::open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+  ExecCgroupEntry* found = nullptr;
+  for (auto& known : g_exec_cgroups) {
+    if (Unpopulated(known)) {
+      found = &known;
+      break;
+    }
+  }
+  if (found == nullptr && g_exec_cgroups.size() < kMaxExecCgroups) {
+    int fresh = static_cast<int>(g_exec_cgroups.size());
+    if (::mkdir(ExecCgroup(fresh).c_str(), 0755) == 0 || errno == EEXIST) {
+      ExecCgroupEntry e{fresh, base::UniqueFd(), base::UniqueFd()};
+      if (g_exec_cgroups.size() < kOpenExecCgroups) {
+        e.events.reset(
+            ::open((ExecCgroup(fresh) + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
+        e.dir.reset(::open(ExecCgroup(fresh).c_str(), kFlags));
+      }
+      g_exec_cgroups.push_back(std::move(e));
+      found = &g_exec_cgroups.back();
+    }
+  }
+  if (found == nullptr && !g_exec_cgroups.empty()) found = &g_exec_cgroups.back();
+  if (found == nullptr) {
+    owned->reset(::open(kUserCgroup, kFlags));
+    return owned->get();
+  }
+  if (found->dir) return found->dir.get();
+  owned->reset(::open(ExecCgroup(found->id).c_str(), kFlags));
+  return owned->get();
 }
 
 void ConsoleLog(const char* fmt, ...) {

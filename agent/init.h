@@ -27,11 +27,13 @@ constexpr char kUserCgroup[] = "/sys/fs/cgroup/box";
 // The agent's nice value: above the box's processes, which run at 0 in a cgroup of
 // the lowest cpu.weight.
 constexpr int kAgentNice = -10;
-// Opens cgroup.procs of the cgroup the next exec joins: a child of kUserCgroup of its
-// own (one left empty by an earlier exec is reused), so that the CPU is shared between
-// execs, not between processes, and a fork bomb in one exec leaves the next one its
-// share; kUserCgroup itself when the kernel has no cpu controller. Invalid on failure.
-base::UniqueFd OpenExecCgroup();
+// The directory of the cgroup the next exec is born into (clone3's CLONE_INTO_CGROUP;
+// or its cgroup.procs, written by the child): a child of kUserCgroup of its own (one
+// left empty by an earlier exec is reused), so that the CPU is shared between execs, not
+// between processes, and a fork bomb in one exec leaves the next one its share;
+// kUserCgroup itself when the kernel has no cpu controller. The descriptor is the
+// agent's own (kept open) or one opened into *owned; -1 on failure.
+int ExecCgroupDir(base::UniqueFd* owned);
 
 // The /dev paths of the agent's virtio-serial ports: "boxlite.agent" first, then
 // "boxlite.agent.1", "boxlite.agent.2", ... in order.
