@@ -27,11 +27,11 @@ images_json=$(mktemp)
 export BOXLITE_TEST_IMAGES_JSON=$images_json
 # Two lines of sessions share the two cores: a VM under TCG keeps one core busy, and each
 # session mostly boots one box at a time. Beside the main integration session run the
-# Python SDK's session and then a second integration session over the CLI, server and
-# containerd tests, so that both lines take about as long. The suites count only their
+# Python SDK's session and then a second integration session over the CLI, security,
+# server and containerd tests, so that both lines take about as long. The suites count only their
 # own homes' processes and files as leaks (tests/integration/harness/leaks.py), so they
 # do not see each other. The second line's output is printed after the first's.
-side_dirs=(cli serve shim)
+side_dirs=(cli security serve shim)
 side_log=$(mktemp)
 trap 'rm -f "$images_json" "$side_log"' EXIT
 (
