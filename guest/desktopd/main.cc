@@ -63,8 +63,10 @@ constexpr long kDragStepMicros = 2000;
 constexpr int kDragSteps = 8;
 // The pause after remapping spare keycodes (see Desktop::Type).
 constexpr long kRemapSettleMicros = 20000;
-// How long a button event may stay frozen by a grab before we stop waiting for it.
-constexpr long kButtonWaitMicros = 2000000;
+// How long a button event may stay frozen by a grab before we stop waiting for it, in
+// wall-clock time: a window manager starved of CPU (many guests on few cores) can take
+// seconds to replay a press.
+constexpr long kButtonWaitMicros = 10000000;
 constexpr long kButtonPollMicros = 1000;
 // Wheel clicks (buttons 4-7) are kWheelGapMicros apart, as a physical wheel's fastest
 // notches: clients that turn them into their own wheel events (Tk does for 6 and 7) see
@@ -85,6 +87,12 @@ void SleepMicros(long us) {
   struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
+}
+
+long MonotonicMicros() {
+  struct timespec ts = {};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<long>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
 // The desktop: one X connection and the operations of the protocol.
@@ -147,8 +155,13 @@ class Desktop {
       return;
     }
     const unsigned bit = static_cast<unsigned>(Button1Mask) << (button - 1);
-    for (long waited = 0; waited < kButtonWaitMicros; waited += kButtonPollMicros) {
-      if (((PointerMask() & bit) != 0) == down) return;
+    const long start = MonotonicMicros();
+    while (((PointerMask() & bit) != 0) != down) {
+      if (MonotonicMicros() - start >= kButtonWaitMicros) {
+        std::fprintf(stderr, "boxlite-desktopd: button %u %s: the X server has not processed it after %ld s (a grab holds the pointer)\n",
+                     button, down ? "press" : "release", kButtonWaitMicros / 1000000);
+        return;
+      }
       SleepMicros(kButtonPollMicros);
     }
   }
