@@ -514,7 +514,12 @@ Status Server::DoHello(Conn* conn, const protocol::Json& req, protocol::Json* re
         "protocol version %lld; this agent speaks %d", static_cast<long long>(hello.version),
         protocol::kProtocolVersion));
   }
-  // The first hello configures the box; later clients (other ports, reconnects) attach.
+  // The launcher's hello configures the box; later clients (other ports, reconnects) attach.
+  // A client that attaches before the launcher said hello is sent away: its empty config
+  // must not become the box's (nor be saved into a warm-start template meanwhile).
+  if (hello.attach && !configured_) {
+    return Status::FailedPrecondition("the box is still starting: ask again after its launcher's hello");
+  }
   if (!configured_) {
     struct timespec start;
     ::clock_gettime(CLOCK_MONOTONIC, &start);

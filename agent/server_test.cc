@@ -321,6 +321,23 @@ TEST_F(AgentServerTest, MalformedRequestsGetAnErrorAndTheServerGoesOn) {
   ExpectAlive();
 }
 
+TEST_F(AgentServerTest, AnAttachingHelloWaitsForTheLaunchersHello) {
+  // A client joining before the launcher's hello is sent away, configuring nothing: the
+  // launcher's hello still configures the box, and then the client may attach.
+  protocol::HelloRequest attach;
+  attach.attach = true;
+  auto early = Call("hello", protocol::ToJson(attach));
+  ASSERT_FALSE(early.ok());
+  EXPECT_TRUE(early.error().IsFailedPrecondition()) << early.error().ToString();
+  auto exec = Call("exec", {{"argv", {"/bin/true"}}});
+  ASSERT_FALSE(exec.ok());
+  EXPECT_TRUE(exec.error().IsFailedPrecondition()) << exec.error().ToString();  // Not configured.
+  ASSERT_TRUE(Call("hello", {{"version", protocol::kProtocolVersion}}).ok());
+  auto late = Call("hello", protocol::ToJson(attach));
+  EXPECT_TRUE(late.ok()) << late.error().ToString();
+  ExpectAlive();
+}
+
 TEST_F(AgentServerTest, ExecRequestsWithByteArgvAreParsedNotStarted) {
   ASSERT_TRUE(Call("hello", {{"version", protocol::kProtocolVersion}}).ok());
   protocol::ExecRequest req;

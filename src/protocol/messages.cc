@@ -244,10 +244,15 @@ Status FromJson(const Json& j, BoxConfig* m) {
   return Status::OK();
 }
 
-Json ToJson(const HelloRequest& m) { return {{"version", m.version}, {"config", ToJson(m.config)}}; }
+Json ToJson(const HelloRequest& m) {
+  Json j = {{"version", m.version}, {"config", ToJson(m.config)}};
+  if (m.attach) j["attach"] = true;
+  return j;
+}
 
 Status FromJson(const Json& j, HelloRequest* m) {
   BOXLITE_RETURN_IF_ERROR(GetInt(j, "version", &m->version, true));
+  BOXLITE_RETURN_IF_ERROR(GetBool(j, "attach", &m->attach, false));
   if (const Json* config = Find(j, "config")) return FromJson(*config, &m->config);
   return Status::OK();
 }

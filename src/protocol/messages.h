@@ -108,6 +108,10 @@ struct BoxConfig {
 struct HelloRequest {
   int64_t version = kProtocolVersion;
   BoxConfig config;
+  // A client joining a running box (not its launcher): never configures the box. Before
+  // the launcher's hello the agent refuses it (FailedPrecondition) and the client asks
+  // again, so a client that comes early cannot configure the box with an empty config.
+  bool attach = false;
 };
 
 struct HelloResponse {

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <thread>
 
 #include "src/sys/unix_socket.h"
 
@@ -298,7 +299,7 @@ Status BoxImpl::StartLocked() {
     if (auto q = sys::Open(DirPath("qemu.log"), O_RDONLY); q.ok()) qemu_log_fd_ = std::move(q).value();
     BOXLITE_RETURN_IF_ERROR(ConnectPersistentLocked());
     state_ = State::kRunning;
-    Status hello = HelloLocked(protocol::BoxConfig{});
+    Status hello = HelloLocked(protocol::BoxConfig{}, nullptr, /*attach=*/true);
     if (!hello.ok()) {
       channel_.reset();
       port_lock_.reset();
@@ -369,15 +370,25 @@ Status BoxImpl::ConnectPersistentLocked() {
       "close another process using this box");
 }
 
-Status BoxImpl::HelloLocked(const protocol::BoxConfig& config, int64_t* config_ms) {
+Status BoxImpl::HelloLocked(const protocol::BoxConfig& config, int64_t* config_ms,
+                            bool attach) {
   protocol::HelloRequest hello;
   hello.config = config;
+  hello.attach = attach;
   hello.config.hostname = name_;
   hello.config.clock_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count();
   BOXLITE_RETURN_IF_ERROR(FitsInAFrame("hello", protocol::ToJson(hello), "the box's mounts and settings"));
-  auto reply = channel_->Call("hello", protocol::ToJson(hello), Clock::now() + BootTimeout(runtime_->options()));
+  const auto deadline = Clock::now() + BootTimeout(runtime_->options());
+  auto reply = channel_->Call("hello", protocol::ToJson(hello), deadline);
+  // An attaching client that came before the launcher's hello (the box still boots or
+  // saves its warm-start template) asks again until the box is configured.
+  while (attach && !reply.ok() && reply.error().IsFailedPrecondition() &&
+         Clock::now() + std::chrono::milliseconds(20) < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    reply = channel_->Call("hello", protocol::ToJson(hello), deadline);
+  }
   if (reply.ok()) {
     protocol::HelloResponse resp;
     if (config_ms != nullptr && protocol::FromJson(*reply, &resp).ok()) {

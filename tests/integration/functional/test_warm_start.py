@@ -4,6 +4,8 @@ the guest; later boxes of that tuple restore it instead of booting, and still co
 exactly as asked (hostname, env, mounts, network). Templates are rebuilt when an input
 changes and go with their image."""
 import json
+import subprocess
+import time
 import os
 import shutil
 from pathlib import Path
@@ -177,3 +179,34 @@ def test_removing_the_image_removes_its_templates(wcli, registry):
                  if d.name.startswith(".")]
     assert leftovers == []
     assert set(templates(wcli.home)) == set(before)
+
+
+def test_an_early_exec_neither_configures_the_box_nor_its_template(wcli):
+    """A client that joins a box while its launcher still boots it (and saves the warm-start
+    template) waits for the launcher's hello: its empty config never becomes the box's.
+    Before, an exec arriving then left eth0 down in that box and in every box restored from
+    the template it saved."""
+    mem = ["--memory", "272"]  # A tuple of its own: this box saves its template.
+    first = wcli.popen("run", "--name", "early", *mem, BASE, "sleep", "1000",
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert first.poll() is None, "the launching `boxlite run` ended"
+            p = wcli.run("exec", "early", "sh", "-c", "hostname; ip -4 addr show eth0", timeout=300)
+            if p.returncode == 0:
+                break
+            assert time.monotonic() < deadline, p.stderr
+            time.sleep(0.05)
+        out = p.stdout.decode()
+        assert out.splitlines()[0] == "early"
+        assert "inet 10.0.2.15/24" in out, out
+        p = wcli.run("run", "-d", "--name", "early-2", *mem, BASE, "sleep", "1000", timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert inspect(wcli, "early-2")["warm_start"] is True
+        assert "inet 10.0.2.15/24" in sh(wcli, "early-2", "ip -4 addr show eth0")
+        assert sh(wcli, "early-2", "hostname") == "early-2\n"
+    finally:
+        first.kill()
+        first.wait()
+        remove(wcli, "early", "early-2")
