@@ -39,7 +39,9 @@ func (manager) Start(ctx context.Context, id string, opts shim.StartOpts) (_ str
 	if err != nil {
 		return "", err
 	}
-	address, err := shim.SocketAddress(ctx, opts.Address, id)
+	// One shim per pod: the tasks of a pod (CRI's sandbox-id) share the shim of their
+	// sandbox task, whose socket address is derived from the pod's id (pod.go).
+	address, err := shim.SocketAddress(ctx, opts.Address, groupOf(cwd, id))
 	if err != nil {
 		return "", err
 	}
@@ -110,6 +112,16 @@ func (manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	if address, err := shim.ReadAddress(bundlePath(bundle, "address")); err == nil {
 		if err := shim.RemoveSocket(address); err != nil {
 			log.G(ctx).WithError(err).Warn("remove the shim's socket")
+		}
+	}
+	if spec, err := readSpec(bundle); err == nil {
+		if kind, pod := kindOf(spec); kind == kindPodContainer {
+			// The pod's box may still run (its sandbox's shim delete removes it).
+			podContainerCleanup(ctx, podContainerBox(ns, id, pod, bundle), containerRoot(id))
+			return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}, nil
+		} else if kind == kindPodSandbox {
+			newBox(ns, id, bundle).cleanup(ctx) // The pod's box (no layout to tell it went).
+			return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}, nil
 		}
 	}
 	b := newBox(ns, id, bundle)

@@ -273,6 +273,11 @@ struct ExecOptions {
   // Beyond it the output is still read (the process never stalls) but dropped, and
   // ExecResult::stdout_truncated / stderr_truncated say so.
   int64_t max_output_bytes = kDefaultMaxOutputBytes;
+  // Non-empty: run chrooted in this directory of the box (an absolute path, resolved
+  // inside the box's root), with /proc, /sys (read-only) and the box's /dev (its /dev/shm
+  // and /dev/pts) mounted in it, the user resolved from its /etc/passwd and /etc/group:
+  // a container's root in a pod's box (containerd shim, docs/kubernetes.md).
+  std::string root_dir;
 };
 
 // How Box::CopyIn / Box::CopyOut treat a tree (the names and defaults of BoxLite 0.9's

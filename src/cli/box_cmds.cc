@@ -253,6 +253,7 @@ Outcome ExecCommand(Context& ctx, const ParsedFlags& parsed) {
   options.env = std::move(*env);
   if (auto wd = flags.Get("workdir")) options.cwd = *wd;
   if (auto user = flags.Get("user")) options.user = *user;
+  if (auto root = flags.Get("rootfs-dir")) options.root_dir = *root;
   if (flags.Has("detach")) {
     options.detached = true;
     auto exec = (*box)->StartExec(options);

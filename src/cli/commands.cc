@@ -195,7 +195,11 @@ const std::vector<Command>& Commands() {
        "Run a command in a running box",
        Concat({kTerminalFlags,
                kEnvFlags,
-               {{"detach", 'd', false, false, "run in the background (output to the box's log)"}}}),
+               {{"detach", 'd', false, false, "run in the background (output to the box's log)"},
+                {"rootfs-dir", 0, true, false,
+                 "run chrooted in this directory of the box (a container's root), with /proc, "
+                 "/sys and the box's /dev mounted there",
+                 "PATH"}}}),
        true,
        ExecCommand},
       {"shell",

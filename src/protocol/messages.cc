@@ -272,7 +272,8 @@ Json ToJson(const ExecRequest& m) {
   return {{"argv", m.argv},   {"env", m.env},   {"cwd", m.cwd},
           {"user", m.user},   {"tty", m.tty},   {"rows", m.rows},
           {"cols", m.cols},   {"stdin", m.stdin_open}, {"window", m.window},
-          {"detached", m.detached}, {"main", m.main}, {"main_optional", m.main_optional}};
+          {"detached", m.detached}, {"main", m.main}, {"main_optional", m.main_optional},
+          {"root_dir", m.root_dir}};
 }
 
 Status FromJson(const Json& j, ExecRequest* m) {
@@ -289,6 +290,8 @@ Status FromJson(const Json& j, ExecRequest* m) {
   BOXLITE_RETURN_IF_ERROR(GetBool(j, "detached", &m->detached));
   BOXLITE_RETURN_IF_ERROR(GetBool(j, "main", &m->main));
   BOXLITE_RETURN_IF_ERROR(GetBool(j, "main_optional", &m->main_optional));
+  BOXLITE_RETURN_IF_ERROR(GetString(j, "root_dir", &m->root_dir));
+  BOXLITE_RETURN_IF_ERROR(NoNul("root_dir", m->root_dir));
   BOXLITE_RETURN_IF_ERROR(NoNul("argv", m->argv));
   BOXLITE_RETURN_IF_ERROR(NoNul("env", m->env));
   BOXLITE_RETURN_IF_ERROR(NoNul("cwd", m->cwd));

@@ -138,6 +138,10 @@ struct ExecRequest {
   // main only: when it cannot start at all (not found, not executable), the box stays up
   // without it (the command came from the image, not from the user).
   bool main_optional = false;
+  // Non-empty: a directory of the box (resolved inside the box's root) the process runs
+  // chrooted in, with /proc, /sys (read-only) and the box's /dev mounted there: the root
+  // of a pod's container (agent/container_root.h).
+  std::string root_dir;
 };
 
 struct ExecResponse {

@@ -18,6 +18,7 @@ TEST(MessagesTest, ExecRequestRoundTrip) {
   req.rows = 50;
   req.cols = 132;
   req.stdin_open = true;
+  req.root_dir = "/var/lib/boxlite/containers/c1/rootfs";
   auto parsed = ParseObject(EncodeRequest("exec", ToJson(req)));
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ((*parsed)["op"], "exec");
@@ -31,6 +32,7 @@ TEST(MessagesTest, ExecRequestRoundTrip) {
   EXPECT_EQ(back.rows, 50);
   EXPECT_EQ(back.cols, 132);
   EXPECT_TRUE(back.stdin_open);
+  EXPECT_EQ(back.root_dir, req.root_dir);
 }
 
 TEST(MessagesTest, ExecRequestRejectsBadFields) {

@@ -1,0 +1,41 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+//
+// A container's root inside a box: under containerd, a pod is one box and each of its
+// containers is a directory of that box holding the container's image (the shim copies it
+// there, docs/kubernetes.md). An exec naming such a directory (ExecRequest::root_dir) runs
+// chrooted in it, with its own /proc, a read-only /sys and the box's /dev (so /dev/shm and
+// /dev/pts are the pod's), and the user resolved from its /etc/passwd and /etc/group.
+//
+// The mounts are made by the child in a private mount namespace of its own, just before
+// the chroot: they exist only while a process of the container runs and leave nothing in
+// the box's mount table, so removing a container's directory never reaches through a
+// mount into the box's /dev or /proc. Not thread-safe beyond what the callers guarantee
+// (the agent's loop is single-threaded).
+#pragma once
+
+#include <string>
+
+#include "boxlite/result.h"
+#include "src/base/unique_fd.h"
+
+namespace boxlite::agent {
+
+struct ContainerRoot {
+  base::UniqueFd dir;  // O_PATH | O_DIRECTORY of the root.
+  std::string path;    // The same directory as the agent names it (beneath the box root).
+};
+
+// Opens `dir`, an absolute path inside the box, as a process chrooted at the box's root
+// (`box_root_fd`, named `box_root` by the agent) would: symlinks and ".." are resolved
+// inside that root, so the result is always beneath it. Makes proc, sys and dev in it when
+// missing; any of them that is not a directory (a symlink included) is refused.
+Result<ContainerRoot> OpenContainerRoot(int box_root_fd, const std::string& box_root,
+                                        const std::string& dir);
+
+// In the child after fork, before anything else touches the file system (system calls
+// only): a private mount namespace, the box's /dev bound on the root's dev, chroot into
+// `root_fd`, then proc on /proc and sysfs read-only on /sys. Returns 0, or an errno with
+// `*step` naming the step that failed.
+int EnterContainerRoot(int root_fd, const char** step);
+
+}  // namespace boxlite::agent

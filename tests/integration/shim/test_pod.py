@@ -1,0 +1,239 @@
+# One box per pod (docs/kubernetes.md, "Pods"): what the CRI sends is simulated with `ctr
+# run --annotation`: a sandbox task (container-type=sandbox, sandbox-id=POD) and containers
+# of that pod (container-type=container, same sandbox-id). containerd starts one shim for
+# the pod; the sandbox boots the pod's box and each container runs in it, chrooted in its
+# own copy of its image. The cases share one pod (module-scoped) and run in file order:
+# the last ones kill a container, then remove the pod.
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tarfile
+
+import pytest
+
+from conftest import SESSION_MARK, add_session_root, qemu_processes, wait_for
+from harness.containerd_env import BOXLITE, IMAGE, NS, Containerd, docker_save_tar
+from harness.leaks import holds_file_under
+
+POD = "pod1"
+A = "pod1-a"  # busybox: serves HTTP on 127.0.0.1:8080.
+B = "pod1-b"  # The "data" image (busybox and a layer with /data): a long sleep.
+DATA_IMAGE = "docker.io/library/shimtest-data:latest"
+PORT = 8080
+
+
+def _annotations(kind):
+    return ["--annotation", f"io.kubernetes.cri.container-type={kind}",
+            "--annotation", f"io.kubernetes.cri.sandbox-id={POD}"]
+
+
+@pytest.fixture(scope="module")
+def containerd(cli_binary, test_images):
+    if shutil.which("containerd") is None or shutil.which("ctr") is None:
+        pytest.skip("containerd is not installed (scripts/setup.sh installs it)")
+    key, value = SESSION_MARK.split("=", 1)
+    c = Containerd(cli_binary, test_images.layout("busybox"), on_root=add_session_root,
+                   extra_env={key: value})
+    layout = c.dir / "data-layout"
+    _data_image(test_images.layout("busybox"), layout)
+    tar = c.dir / "data.tar"
+    docker_save_tar(str(layout), tar, DATA_IMAGE)
+    c.ctr("image", "import", str(tar), check=True, timeout=120)
+    yield c
+    c.close()
+
+
+def _data_image(busybox_layout, dest):
+    """An OCI layout: the busybox image and a layer with /data: a file, a hard link to it,
+    a character device and a setuid file (what the copy into the pod's box must keep)."""
+    shutil.copytree(busybox_layout, dest)
+    blobs = os.path.join(dest, "blobs", "sha256")
+
+    def blob(data):
+        digest = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(blobs, digest), "wb") as f:
+            f.write(data)
+        return "sha256:" + digest, len(data)
+
+    def read(digest):
+        with open(os.path.join(blobs, digest.split(":", 1)[1]), "rb") as f:
+            return f.read()
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        def add(name, kind, data=b"", mode=0o644, **attrs):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.size = kind, mode, len(data)
+            for k, v in attrs.items():
+                setattr(info, k, v)
+            tar.addfile(info, io.BytesIO(data) if data else None)
+        add("data", tarfile.DIRTYPE, mode=0o755)
+        add("data/keep.txt", tarfile.REGTYPE, b"keep\n")
+        add("data/hardlink", tarfile.LNKTYPE, linkname="data/keep.txt")
+        add("data/null", tarfile.CHRTYPE, mode=0o666, devmajor=1, devminor=3)
+        add("data/setuid", tarfile.REGTYPE, b"#!/bin/sh\n", mode=0o4755)
+    layer, layer_size = blob(buf.getvalue())
+    with open(os.path.join(dest, "index.json")) as f:
+        index = json.load(f)
+    manifest = json.loads(read(index["manifests"][0]["digest"]))
+    config = json.loads(read(manifest["config"]["digest"]))
+    config["rootfs"]["diff_ids"].append(layer)
+    config_digest, config_size = blob(json.dumps(config).encode())
+    manifest["config"].update(digest=config_digest, size=config_size)
+    manifest["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                               "digest": layer, "size": layer_size})
+    digest, size = blob(json.dumps(manifest).encode())
+    index["manifests"][0].update(digest=digest, size=size)
+    with open(os.path.join(dest, "index.json"), "w") as f:
+        json.dump(index, f)
+
+
+def _vms(containerd):
+    mine = {os.path.realpath(str(containerd.dir)) + "/"}
+    return {p for p in qemu_processes() if holds_file_under(p, mine)}
+
+
+def _exec(containerd, task, script, exec_id, *flags, **kwargs):
+    return containerd.ctr("task", "exec", "--exec-id", exec_id, *flags, task, "sh", "-c", script,
+                          timeout=120, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def pod(containerd):
+    """The pod: its sandbox task, container A serving on 127.0.0.1:PORT, container B."""
+    p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *_annotations("sandbox"),
+                       IMAGE, POD, "/pause", timeout=300)
+    assert p.returncode == 0, p.stderr.decode(errors="replace") + containerd.logtail()
+    serve = f"echo only-in-a > /only-a; exec httpd -f -p 127.0.0.1:{PORT} -h /"
+    p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *_annotations("container"),
+                       IMAGE, A, "sh", "-c", serve, timeout=300)
+    assert p.returncode == 0, p.stderr.decode(errors="replace") + containerd.logtail()
+    p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *_annotations("container"),
+                       "--env", "WHO=container-b", "--cwd", "/data",
+                       DATA_IMAGE, B, "sleep", "1000", timeout=300)
+    assert p.returncode == 0, p.stderr.decode(errors="replace") + containerd.logtail()
+    fetch = f"wget -qO- http://127.0.0.1:{PORT}/only-a"
+    last = []
+    assert wait_for(lambda: last.append(_exec(containerd, A, fetch, "up")) or
+                    last[-1].returncode == 0, timeout=60), (last[-1], containerd.logtail())
+    yield
+    for task in (A, B, POD):
+        containerd.remove(task)
+
+
+def test_one_vm_and_one_kernel_for_the_pod(containerd, pod):
+    assert len(_vms(containerd)) == 1, _vms(containerd)
+    boot = "cat /proc/sys/kernel/random/boot_id"
+    a = _exec(containerd, A, boot, "boot-a")
+    b = _exec(containerd, B, boot, "boot-b")
+    assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)
+    assert a.stdout == b.stdout and len(a.stdout.strip()) == 36, (a.stdout, b.stdout)
+
+
+def test_containers_share_the_pods_network_and_shm(containerd, pod):
+    # B reaches what A serves on the pod's localhost; A's file was written in A's root.
+    p = _exec(containerd, B, f"wget -qO- http://127.0.0.1:{PORT}/only-a", "net")
+    assert (p.returncode, p.stdout) == (0, b"only-in-a\n"), p.stderr
+    p = _exec(containerd, A, "echo shared > /dev/shm/pod-shm", "shm-a")
+    assert p.returncode == 0, p.stderr
+    p = _exec(containerd, B, "cat /dev/shm/pod-shm; rm /dev/shm/pod-shm", "shm-b")
+    assert (p.returncode, p.stdout) == (0, b"shared\n"), p.stderr
+
+
+def test_containers_have_their_own_root_filesystems(containerd, pod):
+    p = _exec(containerd, A, "test -e /only-a && ! test -e /data && echo a-ok", "root-a")
+    assert (p.returncode, p.stdout) == (0, b"a-ok\n"), (p.stdout, p.stderr)
+    # B's root is its own image, copied whole: content, hard links, a device, setuid.
+    script = ("test ! -e /only-a; cat /data/keep.txt; "
+              "[ $(stat -c %i /data/keep.txt) = $(stat -c %i /data/hardlink) ] && echo linked; "
+              "stat -c '%F %t,%T' /data/null; stat -c %A /data/setuid; ls /proc/self/fd >/dev/null "
+              "&& echo proc; grep -q ' /sys sysfs ro' /proc/mounts && echo sys-ro")
+    p = _exec(containerd, B, script, "root-b")
+    out = p.stdout.decode()
+    assert p.returncode == 0, (out, p.stderr)
+    assert out.startswith("keep\nlinked\ncharacter special file 1,3\n"), out
+    assert re.search(r"^-..s", out.splitlines()[3]), out
+    assert out.endswith("proc\nsys-ro\n"), out
+
+
+def test_env_cwd_and_user_are_each_containers(containerd, pod):
+    # B's main process got its env and cwd (ctr's exec inherits the container's process).
+    p = _exec(containerd, B, 'echo "$WHO $(pwd) $(id -u)"', "env-b")
+    assert (p.returncode, p.stdout) == (0, b"container-b /data 0\n"), p.stderr
+    p = _exec(containerd, A, 'echo "${WHO:-none} $(pwd)"', "env-a")
+    assert (p.returncode, p.stdout) == (0, b"none /\n"), p.stderr
+    # The user is resolved in the container's own /etc/passwd: uid 65534 is "nobody" with
+    # home /nonexistent there (the pod box's base image has no such user).
+    p = _exec(containerd, B, 'echo "$(id -u):$(id -g) $HOME"', "user-b", "--user", "65534")
+    assert (p.returncode, p.stdout) == (0, b"65534:65534 /nonexistent\n"), p.stderr
+
+
+def test_a_container_runs_to_its_exit_code(containerd, pod):
+    """A third container in the running pod: its output and exit code reach ctr; its root
+    is removed from the pod's box when it is deleted."""
+    p = containerd.ctr("run", "--rm", "--runtime", BOXLITE, *_annotations("container"),
+                       "--env", "X=1", "--cwd", "/tmp", IMAGE, "pod1-c", "sh", "-c",
+                       'echo "c:$X:$(pwd)"; ls /only-a 2>&1 | grep -c "No such"; exit 3',
+                       timeout=300)
+    assert p.returncode == 3, (p.stdout, p.stderr, containerd.logtail())
+    assert p.stdout == b"c:1:/tmp\n1\n", p.stdout
+    p = _exec(containerd, POD, "ls /var/lib/boxlite/containers", "roots")
+    assert (p.returncode, sorted(p.stdout.decode().split())) == (0, [A, B]), (p.stdout, p.stderr)
+    assert len(_vms(containerd)) == 1
+
+
+def test_kill_of_one_container_leaves_the_other_running(containerd, pod):
+    p = containerd.ctr("task", "kill", "-s", "KILL", A)
+    assert p.returncode == 0, p.stderr
+    assert wait_for(lambda: containerd.task_status(A) == "STOPPED", timeout=60)
+    assert containerd.task_status(B) == "RUNNING"
+    # A's server is gone from the pod's box; B still runs and reaches the pod's network.
+    p = _exec(containerd, B, f"! wget -qO- http://127.0.0.1:{PORT}/ && ps -o args | grep -c '^sleep 1000'",
+              "after-kill")
+    assert (p.returncode, p.stdout) == (0, b"1\n"), (p.stdout, p.stderr)
+    assert containerd.ctr("task", "delete", A).returncode == 0
+    assert containerd.ctr("container", "rm", A).returncode == 0
+    p = _exec(containerd, POD, "ls /var/lib/boxlite/containers", "roots-after")
+    assert (p.returncode, p.stdout) == (0, f"{B}\n".encode()), (p.stdout, p.stderr)
+
+
+def test_delete_of_the_sandbox_leaves_nothing(containerd, pod):
+    assert _vms(containerd)
+    assert containerd.ctr("task", "kill", "-s", "KILL", POD).returncode == 0
+    assert wait_for(lambda: containerd.task_status(POD) == "STOPPED", timeout=60)
+    # The pod's box is gone, and B's processes with it.
+    assert wait_for(lambda: containerd.task_status(B) == "STOPPED", timeout=60)
+    for task in (B, POD):
+        assert containerd.ctr("task", "delete", task).returncode == 0, task
+        assert containerd.ctr("container", "rm", task).returncode == 0, task
+    assert wait_for(lambda: not _vms(containerd), timeout=30), _vms(containerd)
+    assert containerd.boxlite("inspect", f"{NS}-{POD}").returncode != 0
+    state = containerd.dir / "state" / "io.containerd.runtime.v2.task" / NS
+    assert wait_for(lambda: not state.exists() or not os.listdir(state), timeout=30), \
+        os.listdir(state)
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if str(state) in line]
+    # No shim left serving the pod.
+    shims = [pid for pid in filter(str.isdigit, os.listdir("/proc"))
+             if _cmdline(pid).startswith(b"containerd-shim-boxlite-v2")
+             and str(containerd.dir).encode() in _environ(pid)]
+    assert wait_for(lambda: not [p for p in shims if os.path.exists(f"/proc/{p}")], timeout=30)
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return os.path.basename(f.read().split(b"\0")[0])
+    except OSError:
+        return b""
+
+
+def _environ(pid):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
