@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import tarfile
 
 import pytest
@@ -237,3 +238,36 @@ def _environ(pid):
             return f.read()
     except OSError:
         return b""
+
+
+def test_dead_pod_shim_is_cleaned_up(containerd):
+    """The pod's shim killed (SIGKILL): containerd runs `shim delete` for each task, which
+    removes the pod's box (its VM ends) and each container's rootfs mount."""
+    pod, ctr = "pod2", "pod2-a"
+    ann = lambda kind: ["--annotation", f"io.kubernetes.cri.container-type={kind}",
+                        "--annotation", f"io.kubernetes.cri.sandbox-id={pod}"]
+    before = _vms(containerd)
+    p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *ann("sandbox"), IMAGE, pod, "/pause",
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *ann("container"), IMAGE, ctr,
+                       "sleep", "1000", timeout=300)
+    assert p.returncode == 0, p.stderr
+    vms = _vms(containerd) - before
+    assert len(vms) == 1, vms
+    shims = [int(pid) for pid in filter(str.isdigit, os.listdir("/proc"))
+             if _cmdline(pid) == b"containerd-shim-boxlite-v2"
+             and str(containerd.dir).encode() in _environ(pid)]
+    assert len(shims) == 1, shims  # One shim serves the pod.
+    os.kill(shims[0], signal.SIGKILL)
+    assert wait_for(lambda: not (_vms(containerd) & vms), timeout=60), vms
+    for task in (ctr, pod):
+        assert wait_for(lambda: containerd.task_status(task) != "RUNNING", timeout=60), task
+        containerd.ctr("task", "delete", task)
+        containerd.ctr("container", "rm", task)
+    assert containerd.boxlite("inspect", f"{NS}-{pod}").returncode != 0
+    state = containerd.dir / "state" / "io.containerd.runtime.v2.task" / NS
+    assert wait_for(lambda: not state.exists() or not os.listdir(state), timeout=30), \
+        os.listdir(state)
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if str(state) in line]
