@@ -108,20 +108,31 @@ func (manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	if err != nil {
 		return shim.StopStatus{}, err
 	}
-	// The dead shim's socket: containerd does not remove it.
-	if address, err := shim.ReadAddress(bundlePath(bundle, "address")); err == nil {
-		if err := shim.RemoveSocket(address); err != nil {
-			log.G(ctx).WithError(err).Warn("remove the shim's socket")
+	address, addrErr := shim.ReadAddress(bundlePath(bundle, "address"))
+	if spec, err := readSpec(bundle); err == nil {
+		if kind, pod := kindOf(spec); kind == kindPodContainer || kind == kindPodSandbox {
+			// containerd runs this for every task whose connection closed, also a task it
+			// deleted from a pod's shim that lives on: that shim removed what the task had
+			// and serves the others, its socket stays.
+			if addrErr == nil && shim.CanConnect(address) {
+				return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}, nil
+			}
+			if addrErr == nil {
+				_ = shim.RemoveSocket(address)
+			}
+			if kind == kindPodContainer {
+				// The pod's box may still run (its sandbox's shim delete removes it).
+				podContainerCleanup(ctx, podContainerBox(ns, id, pod, bundle), containerRoot(id))
+			} else {
+				newBox(ns, id, bundle).cleanup(ctx) // The pod's box (no layout tells it went).
+			}
+			return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}, nil
 		}
 	}
-	if spec, err := readSpec(bundle); err == nil {
-		if kind, pod := kindOf(spec); kind == kindPodContainer {
-			// The pod's box may still run (its sandbox's shim delete removes it).
-			podContainerCleanup(ctx, podContainerBox(ns, id, pod, bundle), containerRoot(id))
-			return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}, nil
-		} else if kind == kindPodSandbox {
-			newBox(ns, id, bundle).cleanup(ctx) // The pod's box (no layout to tell it went).
-			return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}, nil
+	// The dead shim's socket: containerd does not remove it.
+	if addrErr == nil {
+		if err := shim.RemoveSocket(address); err != nil {
+			log.G(ctx).WithError(err).Warn("remove the shim's socket")
 		}
 	}
 	b := newBox(ns, id, bundle)

@@ -175,12 +175,15 @@ def test_env_cwd_and_user_are_each_containers(containerd, pod):
 def test_a_container_runs_to_its_exit_code(containerd, pod):
     """A third container in the running pod: its output and exit code reach ctr; its root
     is removed from the pod's box when it is deleted."""
-    p = containerd.ctr("run", "--rm", "--runtime", BOXLITE, *_annotations("container"),
-                       "--env", "X=1", "--cwd", "/tmp", IMAGE, "pod1-c", "sh", "-c",
-                       'echo "c:$X:$(pwd)"; ls /only-a 2>&1 | grep -c "No such"; exit 3',
-                       timeout=300)
-    assert p.returncode == 3, (p.stdout, p.stderr, containerd.logtail())
-    assert p.stdout == b"c:1:/tmp\n1\n", p.stdout
+    # Two in a row: the second joins the same pod after the first was deleted.
+    for name in ("pod1-c", "pod1-d"):
+        p = containerd.ctr("run", "--rm", "--runtime", BOXLITE, *_annotations("container"),
+                           "--env", "X=1", "--cwd", "/tmp", IMAGE, name, "sh", "-c",
+                           'echo "c:$X:$(pwd)"; ls /only-a 2>&1 | grep -c "No such"; exit 3',
+                           timeout=300)
+        assert p.returncode == 3, (name, p.stdout, p.stderr, containerd.logtail())
+        assert p.stdout == b"c:1:/tmp\n1\n", (name, p.stdout)
+    assert len(_pod_shims(containerd)) == 1, _pod_shims(containerd)
     p = _exec(containerd, POD, "ls /var/lib/boxlite/containers", "roots")
     assert (p.returncode, sorted(p.stdout.decode().split())) == (0, [A, B]), (p.stdout, p.stderr)
     assert len(_vms(containerd)) == 1
@@ -218,10 +221,15 @@ def test_delete_of_the_sandbox_leaves_nothing(containerd, pod):
     with open("/proc/self/mountinfo") as f:
         assert not [line for line in f if str(state) in line]
     # No shim left serving the pod.
-    shims = [pid for pid in filter(str.isdigit, os.listdir("/proc"))
-             if _cmdline(pid).startswith(b"containerd-shim-boxlite-v2")
-             and str(containerd.dir).encode() in _environ(pid)]
+    shims = _pod_shims(containerd)
     assert wait_for(lambda: not [p for p in shims if os.path.exists(f"/proc/{p}")], timeout=30)
+
+
+def _pod_shims(containerd):
+    """The pids of the shims of this containerd."""
+    return [int(pid) for pid in filter(str.isdigit, os.listdir("/proc"))
+            if _cmdline(pid) == b"containerd-shim-boxlite-v2"
+            and str(containerd.dir).encode() in _environ(pid)]
 
 
 def _cmdline(pid):
@@ -255,9 +263,7 @@ def test_dead_pod_shim_is_cleaned_up(containerd):
     assert p.returncode == 0, p.stderr
     vms = _vms(containerd) - before
     assert len(vms) == 1, vms
-    shims = [int(pid) for pid in filter(str.isdigit, os.listdir("/proc"))
-             if _cmdline(pid) == b"containerd-shim-boxlite-v2"
-             and str(containerd.dir).encode() in _environ(pid)]
+    shims = _pod_shims(containerd)
     assert len(shims) == 1, shims  # One shim serves the pod.
     os.kill(shims[0], signal.SIGKILL)
     assert wait_for(lambda: not (_vms(containerd) & vms), timeout=60), vms
