@@ -172,21 +172,6 @@ func podRunArgs(c *container) ([]string, error) {
 	return append(args, podKeeper...), nil
 }
 
-// podExecArgs is the `boxlite exec` of a pod container's process (its main one or an
-// exec), chrooted in the container's root in the pod's box.
-func podExecArgs(c *container, p *process) []string {
-	args := []string{"exec"}
-	if p.io.stdin != "" {
-		args = append(args, "-i")
-	}
-	if p.io.terminal {
-		args = append(args, "-t")
-	}
-	args = append(args, processFlags(p.spec)...)
-	args = append(args, "--rootfs-dir", c.rootDir, c.box.name, "--")
-	return append(args, p.spec.Args...)
-}
-
 // copyRootfs copies the container's rootfs (the bundle's, mounted) into its directory in
 // the pod's box: containerd's tar writer streams it into the stdin of one exec in the box,
 // which writes it to a file beside the root and unpacks it there (owners, modes, links

@@ -180,6 +180,11 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	c := &container{id: r.ID, bundle: r.Bundle, box: b, spec: spec, execs: map[string]*process{},
 		init:    newProcess("", spec.Process, stdio{r.Stdin, r.Stdout, r.Stderr, r.Terminal}),
 		sandbox: sandbox, kind: kind}
+	return s.register(c, r), nil
+}
+
+// register serves a created task and tells containerd.
+func (s *service) register(c *container, r *taskAPI.CreateTaskRequest) *taskAPI.CreateTaskResponse {
 	s.mu.Lock()
 	s.containers[r.ID] = c
 	s.mu.Unlock()
@@ -187,7 +192,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		ContainerID: r.ID, Bundle: r.Bundle, Rootfs: r.Rootfs,
 		IO: &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
 	})
-	return &taskAPI.CreateTaskResponse{Pid: 0}, nil
+	return &taskAPI.CreateTaskResponse{Pid: 0}
 }
 
 // createPodContainer prepares a container of a pod: its rootfs is mounted and copied into
@@ -230,14 +235,7 @@ func (s *service) createPodContainer(ctx context.Context, r *taskAPI.CreateTaskR
 	c := &container{id: r.ID, bundle: r.Bundle, box: b, spec: spec, execs: map[string]*process{},
 		init: newProcess("", spec.Process, stdio{r.Stdin, r.Stdout, r.Stderr, r.Terminal}),
 		kind: kindPodContainer, pod: pod, rootDir: root}
-	s.mu.Lock()
-	s.containers[r.ID] = c
-	s.mu.Unlock()
-	s.send(runtime.TaskCreateEventTopic, &eventstypes.TaskCreate{
-		ContainerID: r.ID, Bundle: r.Bundle, Rootfs: r.Rootfs,
-		IO: &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
-	})
-	return &taskAPI.CreateTaskResponse{Pid: 0}, nil
+	return s.register(c, r), nil
 }
 
 // podEnded: the box of pod sandbox `sb` is being removed; the processes of the pod's
@@ -282,7 +280,7 @@ func runArgs(c *container) ([]string, error) {
 	return append(args, p.Args[1:]...), nil
 }
 
-// execArgs is the `boxlite exec` of an exec process.
+// execArgs is the `boxlite exec` of an exec process, or of a pod container's main one.
 func execArgs(c *container, p *process) []string {
 	args := []string{"exec"}
 	if p.io.stdin != "" {
@@ -292,6 +290,9 @@ func execArgs(c *container, p *process) []string {
 		args = append(args, "-t")
 	}
 	args = append(args, processFlags(p.spec)...)
+	if c.rootDir != "" {
+		args = append(args, "--rootfs-dir", c.rootDir) // A pod container's root.
+	}
 	args = append(args, c.box.name, "--")
 	return append(args, p.spec.Args...)
 }
@@ -312,7 +313,7 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		case kindPodSandbox:
 			args, err = podRunArgs(c)
 		case kindPodContainer:
-			args = podExecArgs(c, p)
+			args = execArgs(c, p)
 		default:
 			args, err = runArgs(c)
 		}
@@ -348,11 +349,7 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	if st, _, _, _ := c.init.state(); st != task.StatusRunning {
 		return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "task %s is not running", c.id)
 	}
-	args := execArgs(c, p)
-	if c.kind == kindPodContainer {
-		args = podExecArgs(c, p)
-	}
-	if err := p.start(ctx, cliCommand("", args...), onExit); err != nil {
+	if err := p.start(ctx, cliCommand("", execArgs(c, p)...), onExit); err != nil {
 		return nil, errdefs.ToGRPC(err)
 	}
 	_, pid, _, _ := p.state()

@@ -9,14 +9,16 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
+import subprocess
 import tarfile
 
 import pytest
 
 from conftest import SESSION_MARK, add_session_root, qemu_processes, wait_for
-from harness.containerd_env import BOXLITE, IMAGE, NS, Containerd, docker_save_tar
+from harness.containerd_env import BOXLITE, IMAGE, NS, containerd_for_tests, docker_save_tar
 from harness.leaks import holds_file_under
 
 POD = "pod1"
@@ -33,11 +35,8 @@ def _annotations(kind):
 
 @pytest.fixture(scope="module")
 def containerd(cli_binary, test_images):
-    if shutil.which("containerd") is None or shutil.which("ctr") is None:
-        pytest.skip("containerd is not installed (scripts/setup.sh installs it)")
-    key, value = SESSION_MARK.split("=", 1)
-    c = Containerd(cli_binary, test_images.layout("busybox"), on_root=add_session_root,
-                   extra_env={key: value})
+    c = containerd_for_tests(cli_binary, test_images.layout("busybox"), add_session_root,
+                             SESSION_MARK)
     layout = c.dir / "data-layout"
     _data_image(test_images.layout("busybox"), layout)
     tar = c.dir / "data.tar"
@@ -172,6 +171,16 @@ def test_env_cwd_and_user_are_each_containers(containerd, pod):
     assert (p.returncode, p.stdout) == (0, b"65534:65534 /nonexistent\n"), p.stderr
 
 
+def test_exec_with_a_terminal_in_a_container(containerd, pod):
+    """`ctr task exec -t` into B: a terminal of the pod's /dev/pts, in B's root."""
+    ctr = shlex.join(containerd.argv("task", "exec", "-t", "--exec-id", "tty-b", B, "sh", "-c",
+                                     "tty; test -f /data/keep.txt && echo in-b; exit 6"))
+    p = subprocess.run(["script", "-qec", ctr, "/dev/null"], capture_output=True,
+                       env=containerd.env, timeout=120)
+    assert p.returncode == 6, (p.stdout, p.stderr)
+    assert b"/dev/pts/" in p.stdout and b"in-b" in p.stdout, p.stdout
+
+
 def test_a_container_runs_to_its_exit_code(containerd, pod):
     """A third container in the running pod: its output and exit code reach ctr; its root
     is removed from the pod's box when it is deleted."""
@@ -214,15 +223,20 @@ def test_delete_of_the_sandbox_leaves_nothing(containerd, pod):
         assert containerd.ctr("task", "delete", task).returncode == 0, task
         assert containerd.ctr("container", "rm", task).returncode == 0, task
     assert wait_for(lambda: not _vms(containerd), timeout=30), _vms(containerd)
-    assert containerd.boxlite("inspect", f"{NS}-{POD}").returncode != 0
+    _assert_pod_left_nothing(containerd, POD)
+    # No shim left serving the pod.
+    shims = _pod_shims(containerd)
+    assert wait_for(lambda: not [p for p in shims if os.path.exists(f"/proc/{p}")], timeout=30)
+
+
+def _assert_pod_left_nothing(containerd, pod):
+    """No box of the pod, no bundle directory and no mount under containerd's task state."""
+    assert containerd.boxlite("inspect", f"{NS}-{pod}").returncode != 0
     state = containerd.dir / "state" / "io.containerd.runtime.v2.task" / NS
     assert wait_for(lambda: not state.exists() or not os.listdir(state), timeout=30), \
         os.listdir(state)
     with open("/proc/self/mountinfo") as f:
         assert not [line for line in f if str(state) in line]
-    # No shim left serving the pod.
-    shims = _pod_shims(containerd)
-    assert wait_for(lambda: not [p for p in shims if os.path.exists(f"/proc/{p}")], timeout=30)
 
 
 def _pod_shims(containerd):
@@ -271,9 +285,4 @@ def test_dead_pod_shim_is_cleaned_up(containerd):
         assert wait_for(lambda: containerd.task_status(task) != "RUNNING", timeout=60), task
         containerd.ctr("task", "delete", task)
         containerd.ctr("container", "rm", task)
-    assert containerd.boxlite("inspect", f"{NS}-{pod}").returncode != 0
-    state = containerd.dir / "state" / "io.containerd.runtime.v2.task" / NS
-    assert wait_for(lambda: not state.exists() or not os.listdir(state), timeout=30), \
-        os.listdir(state)
-    with open("/proc/self/mountinfo") as f:
-        assert not [line for line in f if str(state) in line]
+    _assert_pod_left_nothing(containerd, pod)
