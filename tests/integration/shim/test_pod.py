@@ -131,6 +131,10 @@ def test_one_vm_and_one_kernel_for_the_pod(containerd, pod):
     b = _exec(containerd, B, boot, "boot-b")
     assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)
     assert a.stdout == b.stdout and len(a.stdout.strip()) == 36, (a.stdout, b.stdout)
+    # A container's metrics are its pod box's (CPU time and memory in use).
+    p = containerd.ctr("task", "metrics", B)
+    assert p.returncode == 0, p.stderr
+    assert re.search(rb"memory\.usage_in_bytes\s+[1-9]", p.stdout), p.stdout
 
 
 def test_containers_share_the_pods_network_and_shm(containerd, pod):
