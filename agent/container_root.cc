@@ -62,6 +62,13 @@ Result<ContainerRoot> OpenContainerRoot(int box_root_fd, const std::string& box_
   return root;
 }
 
+Result<ContainerRoot> ContainerRootOf(const std::string& dir, bool machine, int box_root_fd,
+                                      const std::string& box_root) {
+  if (dir.empty()) return ContainerRoot();
+  if (!machine) return Status::NotSupported("exec: container roots need the box's agent");
+  return OpenContainerRoot(box_root_fd, box_root, dir);
+}
+
 int EnterContainerRoot(int root_fd, const char** step) {
   // After fork: system calls only.
   // Into the root first: unshare moves the working directory into the new namespace's

@@ -32,6 +32,12 @@ struct ContainerRoot {
 Result<ContainerRoot> OpenContainerRoot(int box_root_fd, const std::string& box_root,
                                         const std::string& dir);
 
+// What an exec request's root_dir names: nothing when `dir` is empty, else
+// OpenContainerRoot's result; NotSupported off the box's machine (an in-process server
+// serving a host directory starts no containers).
+Result<ContainerRoot> ContainerRootOf(const std::string& dir, bool machine, int box_root_fd,
+                                      const std::string& box_root);
+
 // In the child after fork, before anything else touches the file system (system calls
 // only): a private mount namespace, the box's /dev bound on the root's dev, chroot into
 // `root_fd`, then proc on /proc and sysfs read-only on /sys. Returns 0, or an errno with

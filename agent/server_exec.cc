@@ -185,7 +185,9 @@ constexpr char kNotFound[] = "executable file not found in $PATH";
   }
   if (plan.container_root >= 0) {
     const char* what = "";
-    if (int err = EnterContainerRoot(plan.container_root, &what)) ChildFail(plan, err, what, plan.argv[0], 126);
+    if (int err = EnterContainerRoot(plan.container_root, &what)) {
+      ChildFail(plan, err, what, plan.argv[0], 126);
+    }
   } else if (!plan.rootfs.empty() && ::chroot(plan.rootfs.c_str()) != 0) {
     ChildFail(plan, errno, "chroot", "/", 126);
   }
@@ -375,12 +377,10 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
 
   static UserFiles users;  // The loop is single-threaded.
-  ContainerRoot container;  // A pod container's root, when the request names one.
-  if (!r.root_dir.empty()) {
-    if (!options_.machine) return Status::NotSupported("exec: container roots need the box's agent");
-    BOXLITE_ASSIGN_OR_RETURN(container, OpenContainerRoot(root_dir_.get(), rootfs_, r.root_dir));
-  }
-  BOXLITE_ASSIGN_OR_RETURN(Identity id, users.Resolve(container.dir ? container.path : rootfs_, r.user));
+  BOXLITE_ASSIGN_OR_RETURN(ContainerRoot container,  // A pod container's, when named.
+                           ContainerRootOf(r.root_dir, options_.machine, root_dir_.get(), rootfs_));
+  BOXLITE_ASSIGN_OR_RETURN(Identity id,
+                           users.Resolve(container.dir ? container.path : rootfs_, r.user));
   ChildPlan plan;
   plan.argv_store = r.argv;
   plan.env_store = r.env;
