@@ -163,6 +163,22 @@ def test_containers_have_their_own_root_filesystems(containerd, pod):
     assert out.endswith("proc\nsys-ro\n"), out
 
 
+def test_a_container_root_is_resolved_inside_the_box(containerd, pod):
+    """`boxlite exec --rootfs-dir` (what the shim runs): the box's root itself, also reached
+    through a symlink, is refused; `..` and absolute links resolve inside the box."""
+    box = f"{NS}-{POD}"
+    p = containerd.boxlite("exec", box, "--", "ln", "-sfn", "/", "/var/lib/to-top")
+    assert p.returncode == 0, p.stderr
+    for root in ("/", "/var/lib/to-top", "/var/lib/to-top/../.."):
+        p = containerd.boxlite("exec", "--rootfs-dir", root, box, "--", "true")
+        assert p.returncode != 0 and b"cannot be the box's root" in p.stderr, (root, p.stderr)
+    p = containerd.boxlite("exec", "--rootfs-dir", "/var/lib/missing", box, "--", "true")
+    assert p.returncode != 0 and b"/var/lib/missing" in p.stderr, p.stderr
+    p = containerd.boxlite("exec", "--rootfs-dir", f"/var/lib/to-top/../../../../var/lib/boxlite/"
+                           f"containers/{B}/rootfs", box, "--", "cat", "/data/keep.txt")
+    assert (p.returncode, p.stdout) == (0, b"keep\n"), p.stderr
+
+
 def test_env_cwd_and_user_are_each_containers(containerd, pod):
     # B's main process got its env and cwd (ctr's exec inherits the container's process).
     p = _exec(containerd, B, 'echo "$WHO $(pwd) $(id -u)"', "env-b")
