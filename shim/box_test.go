@@ -201,3 +201,20 @@ func TestPodBoxFlagsAndPorts(t *testing.T) {
 		t.Error("a bad port of one container was accepted")
 	}
 }
+
+func TestPodDiskSizeAnnotation(t *testing.T) {
+	for value, want := range map[string]string{"": "", "20G": "--disk-size 20G", "8": "--disk-size 8",
+		"512MiB": "--disk-size 512MiB"} {
+		s := &specs.Spec{Annotations: map[string]string{diskSizeAnnotation: value}}
+		got, err := podDiskFlags(s)
+		if err != nil || strings.Join(got, " ") != want {
+			t.Errorf("%q: %v %v, want %q", value, got, err, want)
+		}
+	}
+	for _, bad := range []string{"0", "-1", "1T", "2 G", "lots"} {
+		s := &specs.Spec{Annotations: map[string]string{diskSizeAnnotation: bad}}
+		if _, err := podDiskFlags(s); err == nil {
+			t.Errorf("%q was accepted", bad)
+		}
+	}
+}

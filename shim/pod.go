@@ -132,6 +132,25 @@ func podBoxFlags(s *specs.Spec) []string {
 	return args
 }
 
+// diskSizeAnnotation sizes the pod's box's writable disk (`boxlite run --disk-size`): the
+// containers' roots live there, each unpacked beside a copy of its archive.
+const diskSizeAnnotation = "boxlite.dev/disk-size"
+
+var diskSizeRe = regexp.MustCompile(`^[1-9][0-9]{0,6}(M|MiB|G|GiB)?$`)
+
+// podDiskFlags maps the pod's disk-size annotation onto --disk-size.
+func podDiskFlags(s *specs.Spec) ([]string, error) {
+	v := strings.TrimSpace(s.Annotations[diskSizeAnnotation])
+	if v == "" {
+		return nil, nil
+	}
+	if !diskSizeRe.MatchString(v) {
+		return nil, fmt.Errorf("annotation %s: %q is not a size: write GiB as a number, or "+
+			"N with M, MiB, G or GiB (20G)", diskSizeAnnotation, v)
+	}
+	return []string{"--disk-size", v}, nil
+}
+
 // podPublishFlags publishes, on the pod's box, every port the pod's annotations name:
 // boxlite.dev/publish and each boxlite.dev/publish.NAME (one box serves all containers).
 func podPublishFlags(s *specs.Spec) ([]string, error) {
@@ -168,6 +187,11 @@ func podRunArgs(c *container) ([]string, error) {
 		return nil, err
 	}
 	args = append(args, publish...)
+	disk, err := podDiskFlags(c.spec)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, disk...)
 	args = append(args, podImage)
 	return append(args, podKeeper...), nil
 }

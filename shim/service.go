@@ -137,7 +137,9 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err == nil {
 		kind, pod = kindOf(spec)
 		if kind == kindPodSandbox {
-			_, err = podPublishFlags(spec)
+			if _, err = podPublishFlags(spec); err == nil {
+				_, err = podDiskFlags(spec)
+			}
 		} else {
 			_, err = publishFlags(spec) // Refused here, before anything is made.
 		}

@@ -105,7 +105,8 @@ def _exec(containerd, task, script, exec_id, *flags, **kwargs):
 def pod(containerd):
     """The pod: its sandbox task, container A serving on 127.0.0.1:PORT, container B."""
     p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *_annotations("sandbox"),
-                       IMAGE, POD, "/pause", timeout=300)
+                       "--annotation", "boxlite.dev/disk-size=3G", IMAGE, POD, "/pause",
+                       timeout=300)
     assert p.returncode == 0, p.stderr.decode(errors="replace") + containerd.logtail()
     serve = f"echo only-in-a > /only-a; exec httpd -f -p 127.0.0.1:{PORT} -h /"
     p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *_annotations("container"),
@@ -131,6 +132,10 @@ def test_one_vm_and_one_kernel_for_the_pod(containerd, pod):
     b = _exec(containerd, B, boot, "boot-b")
     assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)
     assert a.stdout == b.stdout and len(a.stdout.strip()) == 36, (a.stdout, b.stdout)
+    # The pod's disk (where the containers' roots live) has the annotation's size.
+    p = _exec(containerd, POD, "df -k /var/lib/boxlite | tail -1", "disk")
+    total_kib = int(p.stdout.split()[1])
+    assert 2.5 * (1 << 20) < total_kib <= 3 * (1 << 20), p.stdout
     # A container's metrics are its pod box's (CPU time and memory in use).
     p = containerd.ctr("task", "metrics", B)
     assert p.returncode == 0, p.stderr
