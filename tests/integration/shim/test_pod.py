@@ -37,11 +37,15 @@ def _annotations(kind):
 def containerd(cli_binary, test_images):
     c = containerd_for_tests(cli_binary, test_images.layout("busybox"), add_session_root,
                              SESSION_MARK)
-    layout = c.dir / "data-layout"
-    _data_image(test_images.layout("busybox"), layout)
-    tar = c.dir / "data.tar"
-    docker_save_tar(str(layout), tar, DATA_IMAGE)
-    c.ctr("image", "import", str(tar), check=True, timeout=120)
+    try:
+        layout = c.dir / "data-layout"
+        _data_image(test_images.layout("busybox"), layout)
+        tar = c.dir / "data.tar"
+        docker_save_tar(str(layout), tar, DATA_IMAGE)
+        c.ctr("image", "import", str(tar), check=True, timeout=120)
+    except BaseException:
+        c.close()
+        raise
     yield c
     c.close()
 
