@@ -5,12 +5,13 @@ package main
 // A pod container's volumes (docs/kubernetes.md, "Volumes"). A box's 9p shares are fixed
 // when it boots, and the pod's box boots before its containers are known; so the box
 // boots with one share of a per-pod host directory (podMountsDir), a mount point of its
-// own with shared propagation, and each container's bind mounts of config.json are bound
+// own, and each container's bind mounts of config.json are bound
 // under it on the host at the container's Create: <dir>/<container>/<n>, the source
 // itself (live: the host's later writes, a refreshed token, are seen; the container's
-// writes reach the source), read-only when the mount says ro. QEMU's jail receives the
-// host's mounts made beneath its binds (src/sys/subprocess.cc) and QEMU keeps inode
-// numbers apart across them (multidevs=remap, src/vmm/qemu.cc). The agent binds
+// writes reach the source), read-only when the mount says ro. QEMU sees them although
+// they come after it started: its share is a descriptor opened on the host, looked up
+// through the host's mount table (src/sys/jail_test.cc), and it keeps inode numbers
+// apart across them (multidevs=remap, src/vmm/qemu.cc). The agent binds
 // <podMountsGuest>/<container>/<n> onto the mount's destination in the container's root
 // for every process of the container (`boxlite exec --container-mount`,
 // agent/container_root.h). Delete unmounts them.
@@ -60,8 +61,9 @@ func providedByBox(dst string) bool {
 }
 
 // preparePodMounts makes the pod's volume directory: owned by the VM's user (a read-write
-// share must be), bound onto itself and made shared, so the host's binds under it are one
-// tree that cleanupPodMounts detaches at once.
+// share must be) and bound onto itself, so the host's binds under it are one tree that
+// cleanupPodMounts detaches at once. No shared propagation is needed: QEMU reaches the
+// binds through its share's descriptor, in the host's mount table.
 func preparePodMounts(dir string) error {
 	u, err := user.Lookup(podVMUser)
 	if err != nil {
@@ -81,9 +83,6 @@ func preparePodMounts(dir string) error {
 		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind the pod's volume directory onto itself: %w", err)
 		}
-	}
-	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
-		return fmt.Errorf("make the pod's volume directory shared: %w", err)
 	}
 	return nil
 }

@@ -304,6 +304,7 @@ Status FromJson(const Json& j, ExecRequest* m) {
       return Status::InvalidArgument("exec: more container mounts than the agent takes",
                                      std::to_string(kMaxContainerMounts));
     }
+    std::vector<ExecRequest::Mount> parsed;
     for (const auto& item : *mounts) {
       ExecRequest::Mount mount;
       BOXLITE_RETURN_IF_ERROR(GetString(item, "source", &mount.source, true));
@@ -311,8 +312,9 @@ Status FromJson(const Json& j, ExecRequest* m) {
       BOXLITE_RETURN_IF_ERROR(GetBool(item, "read_only", &mount.read_only));
       BOXLITE_RETURN_IF_ERROR(NoNul("container_mounts", mount.source));
       BOXLITE_RETURN_IF_ERROR(NoNul("container_mounts", mount.destination));
-      m->container_mounts.push_back(std::move(mount));
+      parsed.push_back(std::move(mount));
     }
+    m->container_mounts = std::move(parsed);
   }
   if (!m->container_mounts.empty() && m->root_dir.empty()) {
     return Status::InvalidArgument("exec: container mounts need a container root (root_dir)");

@@ -190,9 +190,8 @@ int CloseAllBut(const std::vector<int>& keep) {
 int BuildMinimalRoot(const ChildPlan& plan) {
   using Entry = ChildPlan::RootEntry;
   const char* base = plan.root_base.c_str();
-  // Nothing of this propagates back to the host; the host's mounts made later beneath the
-  // binds (a pod's volumes under its share, docs/kubernetes.md) still reach the jail.
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) return errno;
+  // Nothing of this propagates back to the host.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
   if (::mount("tmpfs", base, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") != 0) {
     return errno;
   }
@@ -256,9 +255,8 @@ int EnterJail(const ChildPlan& plan, int* step) {
     if (int err = BuildMinimalRoot(plan); err != 0) return err;
   } else if (plan.pid_namespace) {
     // A /proc of the new pid namespace: the child sees no other process of the host (nor
-    // another box's, even under the same uid). Nothing propagates back to the host (the
-    // host's later mounts still reach the child).
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) return errno;
+    // another box's, even under the same uid). Nothing propagates back to the host.
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
     if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
       return errno;
     }
