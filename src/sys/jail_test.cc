@@ -35,6 +35,14 @@ Jail TestJail() {
   return jail;
 }
 
+// TestJail with a pid namespace and a minimal root (as QEMU's).
+Jail MinimalRootJail() {
+  Jail jail = TestJail();
+  jail.new_pid_namespace = true;
+  jail.minimal_root = true;
+  return jail;
+}
+
 // Runs `script` under sh in `jail`; returns its exit status and output.
 std::pair<int, std::string> RunJailed(const Jail& jail, const std::string& script,
                                       std::vector<int> keep = {}) {
@@ -155,9 +163,7 @@ TEST(JailTest, APidNamespaceWithItsOwnProc) {
 
 TEST(JailTest, AMinimalRootShowsOnlyWhatTheProgramNeeds) {
   if (!Root()) GTEST_SKIP() << "needs root";
-  Jail jail = TestJail();
-  jail.new_pid_namespace = true;
-  jail.minimal_root = true;
+  Jail jail = MinimalRootJail();
   char tmpl[] = "/tmp/boxlite-jail-test-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   std::string dir = tmpl;
@@ -183,9 +189,7 @@ TEST(JailTest, AMinimalRootShowsOnlyWhatTheProgramNeeds) {
 // docs/kubernetes.md); the jail's own mount namespace stays private.
 TEST(JailTest, AHostMountBeneathAPassedDirectoryReachesTheJailLive) {
   if (!Root()) GTEST_SKIP() << "needs root";
-  Jail jail = TestJail();
-  jail.new_pid_namespace = true;
-  jail.minimal_root = true;
+  Jail jail = MinimalRootJail();
   char share_tmpl[] = "/tmp/boxlite-jail-share-XXXXXX";
   char source_tmpl[] = "/tmp/boxlite-jail-source-XXXXXX";
   ASSERT_NE(::mkdtemp(share_tmpl), nullptr);
