@@ -83,15 +83,20 @@ std::string FdPath(int fd) {
 // Makes `dest` (beneath the root `root_fd`) when missing: its parents as directories, the
 // last component a directory or an empty file. Every component is resolved inside the
 // root, so a symlink on the way names a path of the container's root.
-Status MakeDestination(int root_fd, const std::string& dest, bool dir) {
+std::vector<std::string> PathParts(const std::string& path) {
   std::vector<std::string> parts;
   size_t i = 0;
-  while (i < dest.size()) {
-    size_t j = dest.find('/', i);
-    if (j == std::string::npos) j = dest.size();
-    if (j > i) parts.push_back(dest.substr(i, j - i));
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    if (j > i) parts.push_back(path.substr(i, j - i));
     i = j + 1;
   }
+  return parts;
+}
+
+Status MakeDestination(int root_fd, const std::string& dest, bool dir) {
+  std::vector<std::string> parts = PathParts(dest);
   if (parts.empty()) return Status::InvalidArgument("a container mount cannot cover the container's root");
   std::string prefix;
   base::UniqueFd parent(::fcntl(root_fd, F_DUPFD_CLOEXEC, 0));
@@ -127,6 +132,7 @@ Status MakeDestination(int root_fd, const std::string& dest, bool dir) {
 
 Status PrepareContainerMounts(int box_root_fd, std::vector<protocol::ExecRequest::Mount> mounts,
                               ContainerRoot* root) {
+  std::vector<ContainerMountPlan> plans;
   for (const auto& m : mounts) {
     if (m.source.empty() || m.source[0] != '/' || m.destination.empty() ||
         m.destination[0] != '/') {
@@ -158,8 +164,17 @@ Status PrepareContainerMounts(int box_root_fd, std::vector<protocol::ExecRequest
               (S_ISDIR(sst.st_mode) ? "directory" : "file") + " and its destination is not",
           m.destination);
     }
+    ContainerMountPlan plan;
+    plan.mount = m;
+    std::vector<std::string> parts = PathParts(m.destination);
+    plan.name = parts.back();
+    parts.pop_back();
+    for (const auto& part : parts) plan.parent += "/" + part;
+    if (plan.parent.empty()) plan.parent = "/";
+    plan.dir = S_ISDIR(sst.st_mode);
+    plans.push_back(std::move(plan));
   }
-  root->mounts = std::move(mounts);
+  root->mounts = std::move(plans);
   return Status::OK();
 }
 
@@ -215,7 +230,8 @@ int BindContainerMounts(const ContainerRoot& root, const char** step) {
   if (box < 0) return errno;
   int self = ::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (self < 0) return errno;
-  for (const auto& m : root.mounts) {
+  for (const auto& plan : root.mounts) {
+    const auto& m = plan.mount;
     char src_link[32];
     char dst_link[32];
     *step = "open a container mount's source for";
@@ -223,6 +239,20 @@ int BindContainerMounts(const ContainerRoot& root, const char** step) {
     if (src < 0) return errno;
     *step = "open a container mount's destination for";
     int dst = OpenInRaw(self, m.destination.c_str());
+    if (dst < 0 && errno == ENOENT) {
+      // Covered by an earlier bind (a mount nested in another's destination): made in
+      // that bind's directory, as a container runtime does.
+      *step = "make a container mount's destination for";
+      int parent = OpenInRaw(self, plan.parent.c_str());
+      if (parent < 0) return errno;
+      int made = plan.dir ? ::mkdirat(parent, plan.name.c_str(), 0755)
+                          : ::openat(parent, plan.name.c_str(),
+                                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+      if (made < 0) return errno;
+      if (!plan.dir) ::close(made);
+      ::close(parent);
+      dst = OpenInRaw(self, m.destination.c_str());
+    }
     if (dst < 0) return errno;
     *step = "bind a container mount for";
     if (::mount(FdLink(src, src_link), FdLink(dst, dst_link), nullptr, MS_BIND | MS_REC,

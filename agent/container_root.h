@@ -22,6 +22,16 @@
 
 namespace boxlite::agent {
 
+// One bind of a container's process (ContainerRoot::mounts): an exec request's mount, with
+// its destination's parent and last name (to make it in the child when an earlier bind
+// covers where PrepareContainerMounts made it) and its kind.
+struct ContainerMountPlan {
+  protocol::ExecRequest::Mount mount;
+  std::string parent;  // The destination's parent directory ("/" for a top-level one).
+  std::string name;    // Its last component.
+  bool dir = true;     // The source is a directory (else a regular file).
+};
+
 struct ContainerRoot {
   base::UniqueFd dir;    // O_PATH | O_DIRECTORY of the root.
   std::string path;      // The same directory as the agent names it (beneath the box root).
@@ -29,7 +39,7 @@ struct ContainerRoot {
   // Binds of box paths (sources, resolved inside the box's root) onto paths inside the
   // container's root (destinations, resolved inside it, so a symlink there never leads
   // out of it): made by EnterContainerRoot in the process's own mount namespace, in order.
-  std::vector<protocol::ExecRequest::Mount> mounts;
+  std::vector<ContainerMountPlan> mounts;
 };
 
 // Opens `dir`, an absolute path inside the box, as a process chrooted at the box's root

@@ -125,7 +125,10 @@ TEST_F(ContainerMountsTest, MakesMissingDestinationsOfTheSourcesKind) {
   EXPECT_TRUE(fs::is_regular_file(Root() + "/var/run/secrets/token"));
   EXPECT_EQ(fs::file_size(Root() + "/var/run/secrets/token"), 0u);
   ASSERT_EQ(root->mounts.size(), 2u);
-  EXPECT_TRUE(root->mounts[1].read_only);
+  EXPECT_TRUE(root->mounts[1].mount.read_only);
+  EXPECT_EQ(root->mounts[1].parent, "/var/run/secrets");
+  EXPECT_EQ(root->mounts[1].name, "token");
+  EXPECT_FALSE(root->mounts[1].dir);
   EXPECT_EQ(root->box_root, box_);
 }
 
@@ -176,7 +179,9 @@ TEST_F(ContainerMountsTest, EnterContainerRootBindsReadOnlyWhenAsked) {
   fs::create_directories(Root() + "/bin");
   auto root = Of({{"/pod-mounts/c1/0", "/data", false},
                   {"/pod-mounts/c1/0", "/ro", true},
-                  {"/pod-mounts/c1/1", "/token", true}});
+                  {"/pod-mounts/c1/1", "/token", true},
+                  // Nested in /data: made in the bound directory by the child.
+                  {"/pod-mounts/c1/1", "/data/nested-token", true}});
   ASSERT_TRUE(root.ok()) << root.error().ToString();
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
@@ -188,6 +193,8 @@ TEST_F(ContainerMountsTest, EnterContainerRootBindsReadOnlyWhenAsked) {
     char buf[16] = {};
     int fd = ::open("/token", O_RDONLY);
     if (fd < 0 || ::read(fd, buf, sizeof(buf) - 1) != 6) ::_exit(12);
+    int nested = ::open("/data/nested-token", O_RDONLY);
+    if (nested < 0 || ::read(nested, buf, sizeof(buf) - 1) != 6) ::_exit(16);
     int w = ::open("/data/from-child", O_WRONLY | O_CREAT, 0644);
     if (w < 0) ::_exit(13);
     if (::open("/ro/refused", O_WRONLY | O_CREAT, 0644) >= 0 || errno != EROFS) ::_exit(14);
@@ -200,6 +207,7 @@ TEST_F(ContainerMountsTest, EnterContainerRootBindsReadOnlyWhenAsked) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_TRUE(fs::exists(box_ + "/pod-mounts/c1/0/from-child"));
   EXPECT_FALSE(fs::exists(box_ + "/pod-mounts/c1/0/refused"));
+  EXPECT_TRUE(fs::is_regular_file(box_ + "/pod-mounts/c1/0/nested-token"));
   EXPECT_FALSE(fs::exists(Root() + "/data/from-host"));  // Nothing left in the agent's view.
 }
 
