@@ -80,9 +80,7 @@ std::string FdPath(int fd) {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
-// Makes `dest` (beneath the root `root_fd`) when missing: its parents as directories, the
-// last component a directory or an empty file. Every component is resolved inside the
-// root, so a symlink on the way names a path of the container's root.
+// The non-empty components of `path`.
 std::vector<std::string> PathParts(const std::string& path) {
   std::vector<std::string> parts;
   size_t i = 0;
@@ -95,6 +93,9 @@ std::vector<std::string> PathParts(const std::string& path) {
   return parts;
 }
 
+// Makes `dest` (beneath the root `root_fd`) when missing: its parents as directories, the
+// last component a directory or an empty file. Every component is resolved inside the
+// root, so a symlink on the way names a path of the container's root.
 Status MakeDestination(int root_fd, const std::string& dest, bool dir) {
   std::vector<std::string> parts = PathParts(dest);
   if (parts.empty()) return Status::InvalidArgument("a container mount cannot cover the container's root");

@@ -275,11 +275,11 @@ Json ToJson(const ExecRequest& m) {
                       {"destination", mount.destination},
                       {"read_only", mount.read_only}});
   }
-  return {{"container_mounts", mounts}, {"argv", m.argv},   {"env", m.env},   {"cwd", m.cwd},
+  return {{"argv", m.argv},   {"env", m.env},   {"cwd", m.cwd},
           {"user", m.user},   {"tty", m.tty},   {"rows", m.rows},
           {"cols", m.cols},   {"stdin", m.stdin_open}, {"window", m.window},
           {"detached", m.detached}, {"main", m.main}, {"main_optional", m.main_optional},
-          {"root_dir", m.root_dir}};
+          {"root_dir", m.root_dir}, {"container_mounts", mounts}};
 }
 
 Status FromJson(const Json& j, ExecRequest* m) {
