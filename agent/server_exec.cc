@@ -6,6 +6,7 @@
 // from its request to its exit event is one path, kept in one file.
 #include "agent/server.h"
 #include "agent/server_internal.h"
+#include "agent/container_root.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -117,6 +118,7 @@ struct ChildPlan {
   std::vector<char*> envp;
   std::vector<std::string> candidates;  // Paths to try, inside the chroot.
   std::string rootfs;  // Empty: no chroot (ServerOptions::host_processes).
+  const ContainerRoot* container = nullptr;  // Set: chroot there instead (agent/container_root.h).
   std::string cwd;
   bool switch_user = true;
   std::string pty_slave;  // Non-empty: open this as the controlling terminal.
@@ -181,7 +183,12 @@ constexpr char kNotFound[] = "executable file not found in $PATH";
   } else {
     for (int i = 0; i < 3; ++i) ::dup2(plan.fds[i], i);
   }
-  if (!plan.rootfs.empty() && ::chroot(plan.rootfs.c_str()) != 0) {
+  if (plan.container != nullptr) {
+    const char* what = "";
+    if (int err = EnterContainerRoot(*plan.container, &what)) {
+      ChildFail(plan, err, what, plan.argv[0], 126);
+    }
+  } else if (!plan.rootfs.empty() && ::chroot(plan.rootfs.c_str()) != 0) {
     ChildFail(plan, errno, "chroot", "/", 126);
   }
   if (::chdir(plan.cwd.c_str()) != 0) ChildFail(plan, errno, "chdir to", plan.cwd.c_str(), 126);
@@ -370,7 +377,10 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   BOXLITE_RETURN_IF_ERROR(protocol::FromJson(req, &r));
 
   static UserFiles users;  // The loop is single-threaded.
-  BOXLITE_ASSIGN_OR_RETURN(Identity id, users.Resolve(rootfs_, r.user));
+  BOXLITE_ASSIGN_OR_RETURN(ContainerRoot container,  // A pod container's, when named.
+                           ContainerRootOf(r, options_.machine, root_dir_.get(), rootfs_));
+  BOXLITE_ASSIGN_OR_RETURN(Identity id,
+                           users.Resolve(container.dir ? container.path : rootfs_, r.user));
   ChildPlan plan;
   plan.argv_store = r.argv;
   plan.env_store = r.env;
@@ -391,6 +401,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
     }
   }
   plan.rootfs = rootfs_;
+  plan.container = container.dir ? &container : nullptr;
   plan.cwd = r.cwd.empty() ? "/" : r.cwd;
   plan.uid = id.uid;
   plan.gid = id.gid;

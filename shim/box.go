@@ -353,21 +353,7 @@ func publishFlags(s *specs.Spec) ([]string, error) {
 			key = publishAnnotation + "." + name
 		}
 	}
-	value := strings.TrimSpace(s.Annotations[key])
-	if value == "" {
-		return nil, nil
-	}
-	var args []string
-	for _, item := range strings.Split(value, ",") {
-		port, err := strconv.ParseUint(strings.TrimSpace(item), 10, 16)
-		if err != nil || port == 0 {
-			return nil, fmt.Errorf("annotation %s: %q is not a port (1-65535): write PORT[,PORT...]",
-				key, item)
-		}
-		p := strconv.FormatUint(port, 10)
-		args = append(args, "-p", "0.0.0.0:"+p+":"+p)
-	}
-	return args, nil
+	return portFlags(key, s.Annotations[key])
 }
 
 // networkNamespace is the network namespace config.json asks the task to join (the pod's,

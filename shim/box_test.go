@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -131,5 +133,88 @@ func TestReadSpecNeedsArgs(t *testing.T) {
 	}
 	if _, err := readSpec(dir); err == nil || !strings.Contains(err.Error(), "no process args") {
 		t.Fatalf("readSpec = %v, want the missing args named", err)
+	}
+}
+
+func TestPodKindsAndGrouping(t *testing.T) {
+	spec := func(ann map[string]string) *specs.Spec { return &specs.Spec{Annotations: ann} }
+	cases := []struct {
+		ann  map[string]string
+		kind taskKind
+		pod  string
+	}{
+		{nil, kindBox, ""},
+		{map[string]string{criContainerType: "sandbox"}, kindPause, ""},
+		{map[string]string{criContainerType: "sandbox", criSandboxID: "p1"}, kindPodSandbox, "p1"},
+		{map[string]string{criContainerType: "container", criSandboxID: "p1"}, kindPodContainer, "p1"},
+		{map[string]string{criContainerType: "container"}, kindBox, ""},
+	}
+	for _, c := range cases {
+		if k, pod := kindOf(spec(c.ann)); k != c.kind || pod != c.pod {
+			t.Errorf("kindOf(%v) = %v %q, want %v %q", c.ann, k, pod, c.kind, c.pod)
+		}
+	}
+	dir := t.TempDir()
+	if g := groupOf(dir, "t1"); g != "t1" {
+		t.Errorf("a bundle without config.json groups as %q, want its own id", g)
+	}
+	cfg := `{"process":{"args":["sh"]},"annotations":{"` + criContainerType + `":"container","` +
+		criSandboxID + `":"pod-7"}}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if g := groupOf(dir, "t1"); g != "pod-7" {
+		t.Errorf("a pod container groups as %q, want its pod pod-7", g)
+	}
+}
+
+func TestContainerRootsAreDistinctPathsUnderTheRootsDir(t *testing.T) {
+	a, b := containerRoot("web"), containerRoot("db")
+	if a != podRootsDir+"/web/rootfs" || a == b {
+		t.Fatalf("roots %q and %q", a, b)
+	}
+	odd := containerRoot("../../etc")
+	if strings.Contains(odd, "..") || !strings.HasPrefix(odd, podRootsDir+"/h-") {
+		t.Fatalf("an id that is not a plain name became %q", odd)
+	}
+}
+
+func TestPodBoxFlagsAndPorts(t *testing.T) {
+	s := &specs.Spec{Annotations: map[string]string{
+		criSandboxCPUQuota: "250000", criSandboxCPUPeriod: "100000",
+		criSandboxMemory: strconv.Itoa(512 << 20),
+		publishAnnotation: "80", publishAnnotation + ".web": "8080,80"}}
+	got := strings.Join(podBoxFlags(s), " ")
+	if got != "--cpus 3 --memory 512" {
+		t.Errorf("podBoxFlags = %q", got)
+	}
+	ports, err := podPublishFlags(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(ports)
+	if strings.Join(ports, " ") != "-p -p 0.0.0.0:8080:8080 0.0.0.0:80:80" {
+		t.Errorf("podPublishFlags = %v", ports)
+	}
+	s.Annotations[publishAnnotation+".db"] = "x"
+	if _, err := podPublishFlags(s); err == nil {
+		t.Error("a bad port of one container was accepted")
+	}
+}
+
+func TestPodDiskSizeAnnotation(t *testing.T) {
+	for value, want := range map[string]string{"": "", "20G": "--disk-size 20G", "8": "--disk-size 8",
+		"512MiB": "--disk-size 512MiB"} {
+		s := &specs.Spec{Annotations: map[string]string{diskSizeAnnotation: value}}
+		got, err := podDiskFlags(s)
+		if err != nil || strings.Join(got, " ") != want {
+			t.Errorf("%q: %v %v, want %q", value, got, err, want)
+		}
+	}
+	for _, bad := range []string{"0", "-1", "1T", "2 G", "lots"} {
+		s := &specs.Spec{Annotations: map[string]string{diskSizeAnnotation: bad}}
+		if _, err := podDiskFlags(s); err == nil {
+			t.Errorf("%q was accepted", bad)
+		}
 	}
 }

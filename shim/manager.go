@@ -39,7 +39,9 @@ func (manager) Start(ctx context.Context, id string, opts shim.StartOpts) (_ str
 	if err != nil {
 		return "", err
 	}
-	address, err := shim.SocketAddress(ctx, opts.Address, id)
+	// One shim per pod: the tasks of a pod (CRI's sandbox-id) share the shim of their
+	// sandbox task, whose socket address is derived from the pod's id (pod.go).
+	address, err := shim.SocketAddress(ctx, opts.Address, groupOf(cwd, id))
 	if err != nil {
 		return "", err
 	}
@@ -106,8 +108,32 @@ func (manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	if err != nil {
 		return shim.StopStatus{}, err
 	}
+	address, addrErr := shim.ReadAddress(bundlePath(bundle, "address"))
+	if spec, err := readSpec(bundle); err == nil {
+		if kind, pod := kindOf(spec); kind == kindPodContainer || kind == kindPodSandbox {
+			// containerd runs this for every task whose connection closed, also a task it
+			// deleted from a pod's shim that lives on: that shim removed what the task had
+			// and serves the others, its socket stays.
+			if addrErr == nil && shim.CanConnect(address) {
+				return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}, nil
+			}
+			if addrErr == nil {
+				_ = shim.RemoveSocket(address)
+			}
+			if kind == kindPodContainer {
+				// The pod's box may still run (its sandbox's shim delete removes it).
+				// Its pod's volume directory is in the sandbox's bundle, beside this one.
+				podContainerCleanup(ctx, podContainerBox(ns, id, pod, bundle), containerRoot(id),
+					podMountsDir(filepath.Join(filepath.Dir(bundle), pod)))
+			} else {
+				newBox(ns, id, bundle).cleanup(ctx) // The pod's box (no layout tells it went).
+				cleanupPodMounts(ctx, podMountsDir(bundle))
+			}
+			return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}, nil
+		}
+	}
 	// The dead shim's socket: containerd does not remove it.
-	if address, err := shim.ReadAddress(bundlePath(bundle, "address")); err == nil {
+	if addrErr == nil {
 		if err := shim.RemoveSocket(address); err != nil {
 			log.G(ctx).WithError(err).Warn("remove the shim's socket")
 		}

@@ -42,9 +42,16 @@ type container struct {
 	spec   *specs.Spec
 	init   *process
 	execs  map[string]*process
-	// A pod's sandbox ("pause") container: it only holds the pod's place, so it runs
-	// pauseCommand on the host and no box (no VM per pod beside its containers' boxes).
+	// A pod's sandbox ("pause") container without a pod id: it only holds the pod's
+	// place, so it runs pauseCommand on the host and no box.
 	sandbox bool
+	kind    taskKind
+	pod     string // kindPodContainer: the pod's id (its sandbox task's).
+	rootDir string // kindPodContainer: the container's root in the pod's box.
+	// kindPodContainer: the pod's volume directory on the host, and the exec flags
+	// binding the container's volumes from it (volumes.go).
+	mountsDir string
+	mounts    []string
 }
 
 // pauseCommand is a sandbox container's process: it waits, runs nothing of the image and
@@ -130,8 +137,16 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		return nil, err
 	}
 	spec, err := readSpec(r.Bundle)
+	kind, pod := kindPause, ""
 	if err == nil {
-		_, err = publishFlags(spec) // Refused here, before anything is made.
+		kind, pod = kindOf(spec)
+		if kind == kindPodSandbox {
+			if _, err = podPublishFlags(spec); err == nil {
+				_, err = podDiskFlags(spec)
+			}
+		} else {
+			_, err = publishFlags(spec) // Refused here, before anything is made.
+		}
 	}
 	if err != nil {
 		return nil, errdefs.ToGRPCf(errdefs.ErrInvalidArgument, "%v", err)
@@ -141,15 +156,22 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		s.mu.Unlock()
 		return nil, errdefs.ToGRPCf(errdefs.ErrAlreadyExists, "task %s", r.ID)
 	}
+	var sandboxTask *container
+	if kind == kindPodContainer {
+		sandboxTask = s.containers[pod]
+	}
 	s.mu.Unlock()
+	if kind == kindPodContainer {
+		return s.createPodContainer(ctx, r, spec, ns, pod, sandboxTask)
+	}
 	b := newBox(ns, r.ID, r.Bundle)
 	defer func() {
 		if retErr != nil {
 			b.cleanup(ctx)
 		}
 	}()
-	sandbox := spec.Annotations[criContainerType] == "sandbox"
-	if !sandbox {
+	sandbox := kind == kindPause
+	if kind == kindBox {
 		var mounts []mount.Mount
 		for _, m := range r.Rootfs {
 			mounts = append(mounts, mount.Mount{Type: m.Type, Source: m.Source, Options: m.Options})
@@ -163,7 +185,12 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	c := &container{id: r.ID, bundle: r.Bundle, box: b, spec: spec, execs: map[string]*process{},
 		init:    newProcess("", spec.Process, stdio{r.Stdin, r.Stdout, r.Stderr, r.Terminal}),
-		sandbox: sandbox}
+		sandbox: sandbox, kind: kind}
+	return s.register(c, r), nil
+}
+
+// register serves a created task and tells containerd.
+func (s *service) register(c *container, r *taskAPI.CreateTaskRequest) *taskAPI.CreateTaskResponse {
 	s.mu.Lock()
 	s.containers[r.ID] = c
 	s.mu.Unlock()
@@ -171,7 +198,71 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		ContainerID: r.ID, Bundle: r.Bundle, Rootfs: r.Rootfs,
 		IO: &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
 	})
-	return &taskAPI.CreateTaskResponse{Pid: 0}, nil
+	return &taskAPI.CreateTaskResponse{Pid: 0}
+}
+
+// createPodContainer prepares a container of a pod: its rootfs is mounted and copied into
+// its own directory of the pod's box (the sandbox task's, which must run).
+func (s *service) createPodContainer(ctx context.Context, r *taskAPI.CreateTaskRequest,
+	spec *specs.Spec, ns, pod string, sb *container) (_ *taskAPI.CreateTaskResponse, retErr error) {
+	if sb == nil || sb.kind != kindPodSandbox {
+		return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition,
+			"container %s belongs to pod %s, whose sandbox task this shim does not run: "+
+				"create and start the pod's sandbox task first", r.ID, pod)
+	}
+	if st, _, _, _ := sb.init.state(); st != task.StatusRunning {
+		return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition,
+			"the sandbox task %s of pod %s is not running: start it first", pod, pod)
+	}
+	b := podContainerBox(ns, r.ID, pod, r.Bundle)
+	root := containerRoot(r.ID)
+	mountsDir := podMountsDir(sb.bundle)
+	defer func() {
+		if retErr != nil {
+			podContainerCleanup(ctx, b, root, mountsDir)
+		}
+	}()
+	var mounts []mount.Mount
+	for _, m := range r.Rootfs {
+		mounts = append(mounts, mount.Mount{Type: m.Type, Source: m.Source, Options: m.Options})
+	}
+	if err := b.mountRootfs(mounts); err != nil {
+		return nil, err
+	}
+	// The pod's box may still be booting (its sandbox task has just started).
+	if err := waitRunning(ctx, b.name, sb.init); err != nil {
+		return nil, err
+	}
+	if st, _, _, _ := sb.init.state(); st != task.StatusRunning {
+		return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "the box of pod %s has ended", pod)
+	}
+	if err := copyRootfs(ctx, b.name, b.rootfs(), root); err != nil {
+		return nil, err
+	}
+	volumes, err := mountPodVolumes(ctx, mountsDir, r.ID, spec)
+	if err != nil {
+		return nil, errdefs.ToGRPCf(errdefs.ErrInvalidArgument, "%v", err)
+	}
+	c := &container{id: r.ID, bundle: r.Bundle, box: b, spec: spec, execs: map[string]*process{},
+		init: newProcess("", spec.Process, stdio{r.Stdin, r.Stdout, r.Stderr, r.Terminal}),
+		kind: kindPodContainer, pod: pod, rootDir: root, mountsDir: mountsDir, mounts: volumes}
+	return s.register(c, r), nil
+}
+
+// podEnded: the box of pod sandbox `sb` is being removed; the processes of the pod's
+// containers end with it, killed (status 137).
+func (s *service) podEnded(sb *container) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.containers {
+		if c.kind != kindPodContainer || c.pod != sb.id {
+			continue
+		}
+		c.init.markForced(syscall.SIGKILL)
+		for _, e := range c.execs {
+			e.markForced(syscall.SIGKILL)
+		}
+	}
 }
 
 // runArgs is the `boxlite run` of a task's main process. Not --rm: an auto-removed box is
@@ -200,7 +291,7 @@ func runArgs(c *container) ([]string, error) {
 	return append(args, p.Args[1:]...), nil
 }
 
-// execArgs is the `boxlite exec` of an exec process.
+// execArgs is the `boxlite exec` of an exec process, or of a pod container's main one.
 func execArgs(c *container, p *process) []string {
 	args := []string{"exec"}
 	if p.io.stdin != "" {
@@ -210,6 +301,10 @@ func execArgs(c *container, p *process) []string {
 		args = append(args, "-t")
 	}
 	args = append(args, processFlags(p.spec)...)
+	if c.rootDir != "" {
+		args = append(args, "--rootfs-dir", c.rootDir) // A pod container's root.
+		args = append(args, c.mounts...)               // And its volumes.
+	}
 	args = append(args, c.box.name, "--")
 	return append(args, p.spec.Args...)
 }
@@ -224,11 +319,27 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	onExit := func(p *process) { s.exited(c, p) }
 	defer p.announce() // Also when Start fails after the process started.
 	if r.ExecID == "" {
-		args, err := runArgs(c)
+		var args []string
+		var err error
+		switch c.kind {
+		case kindPodSandbox:
+			if err = preparePodMounts(podMountsDir(c.bundle)); err != nil {
+				return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "%v", err)
+			}
+			args, err = podRunArgs(c)
+		case kindPodContainer:
+			args = execArgs(c, p)
+		default:
+			args, err = runArgs(c)
+		}
 		if err != nil {
 			return nil, errdefs.ToGRPCf(errdefs.ErrInvalidArgument, "%v", err)
 		}
-		argv := cliCommand(networkNamespace(c.spec), args...)
+		netns := networkNamespace(c.spec)
+		if c.kind == kindPodContainer {
+			netns = "" // The pod's box already runs in the pod's network namespace.
+		}
+		argv := cliCommand(netns, args...)
 		if c.sandbox {
 			argv = pauseCommand
 		}
@@ -319,7 +430,16 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		s.mu.Unlock()
 		return &taskAPI.DeleteResponse{Pid: uint32(pid), ExitStatus: status, ExitedAt: at}, nil
 	}
-	if !c.sandbox {
+	switch c.kind {
+	case kindPause:
+	case kindPodContainer:
+		podContainerCleanup(ctx, c.box, c.rootDir, c.mountsDir)
+	case kindPodSandbox:
+		// The pod's box goes, and with it every container still in it.
+		s.podEnded(c)
+		c.box.cleanup(ctx)
+		cleanupPodMounts(ctx, podMountsDir(c.bundle)) // Once its VM is gone.
+	default:
 		c.box.cleanup(ctx)
 	}
 	s.mu.Lock()
@@ -419,7 +539,13 @@ func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*ptypes.Emp
 		}
 		s.mu.Unlock()
 	}
-	if r.ExecID == "" && sig == syscall.SIGKILL && !c.sandbox {
+	if r.ExecID == "" && sig == syscall.SIGKILL && c.kind == kindPodSandbox {
+		s.podEnded(c)
+	}
+	// KILL of a box's main process (a task's own box, or a pod's) removes the box. KILL of
+	// a pod container's process ends its CLI below: the agent then kills the process's
+	// group in the pod's box, and the pod's other containers run on.
+	if r.ExecID == "" && sig == syscall.SIGKILL && (c.kind == kindBox || c.kind == kindPodSandbox) {
 		if st, _, _, _ := p.state(); st != task.StatusRunning {
 			return nil, errdefs.ToGRPCf(errdefs.ErrNotFound, "process %s is not running", c.id)
 		}

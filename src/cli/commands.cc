@@ -195,7 +195,15 @@ const std::vector<Command>& Commands() {
        "Run a command in a running box",
        Concat({kTerminalFlags,
                kEnvFlags,
-               {{"detach", 'd', false, false, "run in the background (output to the box's log)"}}}),
+               {{"detach", 'd', false, false, "run in the background (output to the box's log)"},
+                {"rootfs-dir", 0, true, false,
+                 "run chrooted in this directory of the box (a container's root), with /proc, "
+                 "/sys and the box's /dev mounted there",
+                 "PATH"},
+                {"container-mount", 0, true, true,
+                 "with --rootfs-dir: bind SRC (a path of the box) on DST inside the "
+                 "container's root (made when missing), read-only with :ro",
+                 "SRC:DST[:ro]"}}}),
        true,
        ExecCommand},
       {"shell",

@@ -142,7 +142,21 @@ struct ExecRequest {
   // main only: when it cannot start at all (not found, not executable), the box stays up
   // without it (the command came from the image, not from the user).
   bool main_optional = false;
+  // Non-empty: a directory of the box (resolved inside the box's root) the process runs
+  // chrooted in, with /proc, /sys (read-only) and the box's /dev mounted there: the root
+  // of a pod's container (agent/container_root.h).
+  std::string root_dir;
+  // root_dir only: binds of box paths into the container's root (at most
+  // kMaxContainerMounts; agent/container_root.h).
+  struct Mount {
+    std::string source;
+    std::string destination;
+    bool read_only = false;
+  };
+  std::vector<Mount> container_mounts;
 };
+
+inline constexpr size_t kMaxContainerMounts = 64;
 
 struct ExecResponse {
   int64_t pid = 0;

@@ -8,7 +8,6 @@
 import hashlib
 import os
 import re
-import shutil
 import shlex
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import subprocess
 import pytest
 
 from conftest import SESSION_MARK, add_session_root, qemu_processes, wait_for
-from harness.containerd_env import BOXLITE, IMAGE, NS, RUNC, Containerd
+from harness.containerd_env import BOXLITE, IMAGE, NS, RUNC, containerd_for_tests
 from harness.leaks import holds_file_under
 
 # The main command of a task that ends on SIGTERM with 7 (its trap) and says when it is ready.
@@ -25,11 +24,8 @@ TRAP_TERM = "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep
 
 @pytest.fixture(scope="module")
 def containerd(cli_binary, test_images):
-    if shutil.which("containerd") is None or shutil.which("ctr") is None:
-        pytest.skip("containerd is not installed (scripts/setup.sh installs it)")
-    key, value = SESSION_MARK.split("=", 1)
-    c = Containerd(cli_binary, test_images.layout("busybox"), on_root=add_session_root,
-                   extra_env={key: value})
+    c = containerd_for_tests(cli_binary, test_images.layout("busybox"), add_session_root,
+                             SESSION_MARK)
     yield c
     c.close()
 
@@ -275,11 +271,8 @@ def test_dead_shim_is_cleaned_up(containerd):
 def test_cached_rootfs_images_are_kept_and_shared(cli_binary, test_images):
     """BOXLITE_SHIM_CACHE_IMAGES=1: the rootfs image a task imported stays after its delete,
     named by its content, and the next task of the same image uses it (no second image)."""
-    if shutil.which("containerd") is None:
-        pytest.skip("containerd is not installed (scripts/setup.sh installs it)")
-    key, value = SESSION_MARK.split("=", 1)
-    c = Containerd(cli_binary, test_images.layout("busybox"), on_root=add_session_root,
-                   extra_env={key: value, "BOXLITE_SHIM_CACHE_IMAGES": "1"})
+    c = containerd_for_tests(cli_binary, test_images.layout("busybox"), add_session_root,
+                             SESSION_MARK, {"BOXLITE_SHIM_CACHE_IMAGES": "1"})
     try:
         seen = []
         for i in range(2):

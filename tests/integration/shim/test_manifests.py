@@ -102,8 +102,12 @@ def test_names_tie_the_manifests_together():
                        (template["spec"]["podTemplate"]["metadata"],
                         template["spec"]["podTemplate"]["spec"])):
         published = {int(x) for x in meta["annotations"]["boxlite.dev/publish"].split(",")}
-        served = {port["containerPort"] for c in spec["containers"] for port in c["ports"]}
+        served = {port["containerPort"] for c in spec["containers"] for port in c.get("ports", [])}
         assert published == served
+        # Every volume a container mounts is one of the pod's.
+        volumes = {v["name"] for v in spec.get("volumes", [])}
+        for c in spec["containers"]:
+            assert {m["name"] for m in c.get("volumeMounts", [])} <= volumes, c["name"]
     assert "boxlite.dev/*" in runtimes[rc["handler"]]["pod_annotations"]
     assert template["spec"]["podTemplate"]["spec"]["runtimeClassName"] == rc["metadata"]["name"]
     assert claim["spec"]["sandboxTemplateRef"]["name"] == template["metadata"]["name"]

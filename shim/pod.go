@@ -1,0 +1,286 @@
+// Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
+
+package main
+
+// One box per pod (docs/kubernetes.md, "Pods"): containerd starts a shim per task, and the
+// shim's `start` answers the address of the shim already serving the task's pod (grouped by
+// the CRI annotation io.kubernetes.cri.sandbox-id, as runc's v2 shim groups them). The
+// pod's sandbox task boots the pod's box from BoxLite's base image with a keeper process;
+// each container of the pod is a directory of that box holding the container's image, and
+// its processes run in the box chrooted there (`boxlite exec --rootfs-dir`).
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os/exec"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/containerd/archive"
+	"github.com/containerd/containerd/log"
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// The CRI annotation naming a task's pod: the sandbox task's own id.
+const criSandboxID = "io.kubernetes.cri.sandbox-id"
+
+// CRI annotations of the pod's resources on the sandbox task (containerd 1.7 and later
+// set them; the sandbox's linux.resources is used when present).
+const (
+	criSandboxCPUQuota  = "io.kubernetes.cri.sandbox-cpu-quota"
+	criSandboxCPUPeriod = "io.kubernetes.cri.sandbox-cpu-period"
+	criSandboxMemory    = "io.kubernetes.cri.sandbox-memory"
+)
+
+// podImage is the image the pod's box boots (BoxLite's built-in base: a shell and tar
+// for the copy of the containers' roots); podKeeper is its main command.
+const podImage = "boxlite/base"
+
+var podKeeper = []string{"sleep", "infinity"}
+
+// podRootsDir is where the containers' roots live in the pod's box (on its disk).
+const podRootsDir = "/var/lib/boxlite/containers"
+
+// The kinds of task.
+type taskKind int
+
+const (
+	kindBox          taskKind = iota // A task of its own: one box (no pod annotations).
+	kindPause                        // A sandbox task without a pod id: a host placeholder.
+	kindPodSandbox                   // A pod's sandbox: boots the pod's box.
+	kindPodContainer                 // A container of a pod: runs in the pod's box.
+)
+
+// kindOf tells a task's kind from its config.json annotations, and its pod's id.
+func kindOf(s *specs.Spec) (taskKind, string) {
+	pod := s.Annotations[criSandboxID]
+	switch s.Annotations[criContainerType] {
+	case "sandbox":
+		if pod == "" {
+			return kindPause, ""
+		}
+		return kindPodSandbox, pod
+	case "container":
+		if pod != "" {
+			return kindPodContainer, pod
+		}
+	}
+	return kindBox, ""
+}
+
+// groupOf is the shim grouping of a bundle: the pod's id when config.json names one, else
+// the task's own id (one shim per task).
+func groupOf(bundle, id string) string {
+	s, err := readSpec(bundle)
+	if err != nil {
+		return id
+	}
+	if _, pod := kindOf(s); pod != "" {
+		return pod
+	}
+	return id
+}
+
+var safeIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// safeName is container `id` as one path component: itself, or a hash of it.
+func safeName(id string) string {
+	if !safeIDRe.MatchString(id) {
+		sum := sha256.Sum256([]byte(id))
+		id = "h-" + hex.EncodeToString(sum[:16])
+	}
+	return id
+}
+
+// containerRoot is the directory of container `id` in its pod's box.
+func containerRoot(id string) string {
+	return podRootsDir + "/" + safeName(id) + "/rootfs"
+}
+
+// podBoxFlags are the pod box's resources: the sandbox's own limits (boxFlags), else the
+// CRI's pod annotations.
+func podBoxFlags(s *specs.Spec) []string {
+	args := boxFlags(s)
+	has := func(flag string) bool {
+		for _, a := range args {
+			if a == flag {
+				return true
+			}
+		}
+		return false
+	}
+	quota, qerr := strconv.ParseInt(s.Annotations[criSandboxCPUQuota], 10, 64)
+	period, perr := strconv.ParseInt(s.Annotations[criSandboxCPUPeriod], 10, 64)
+	if !has("--cpus") && qerr == nil && perr == nil && quota > 0 && period > 0 {
+		cpus := (quota + period - 1) / period
+		if cpus > maxCpus {
+			cpus = maxCpus
+		}
+		args = append(args, "--cpus", strconv.FormatInt(cpus, 10))
+	}
+	mem, merr := strconv.ParseInt(s.Annotations[criSandboxMemory], 10, 64)
+	if !has("--memory") && merr == nil && mem > 0 {
+		mib := (mem + (1 << 20) - 1) >> 20
+		if mib < minMemoryMiB {
+			mib = minMemoryMiB
+		} else if mib > maxMemoryMiB {
+			mib = maxMemoryMiB
+		}
+		args = append(args, "--memory", strconv.FormatInt(mib, 10))
+	}
+	return args
+}
+
+// diskSizeAnnotation sizes the pod's box's writable disk (`boxlite run --disk-size`): the
+// containers' roots live there, each unpacked beside a copy of its archive.
+const diskSizeAnnotation = "boxlite.dev/disk-size"
+
+var diskSizeRe = regexp.MustCompile(`^[1-9][0-9]{0,6}(M|MiB|G|GiB)?$`)
+
+// podDiskFlags maps the pod's disk-size annotation onto --disk-size.
+func podDiskFlags(s *specs.Spec) ([]string, error) {
+	v := strings.TrimSpace(s.Annotations[diskSizeAnnotation])
+	if v == "" {
+		return nil, nil
+	}
+	if !diskSizeRe.MatchString(v) {
+		return nil, fmt.Errorf("annotation %s: %q is not a size: write GiB as a number, or "+
+			"N with M, MiB, G or GiB (20G)", diskSizeAnnotation, v)
+	}
+	return []string{"--disk-size", v}, nil
+}
+
+// podPublishFlags publishes, on the pod's box, every port the pod's annotations name:
+// boxlite.dev/publish and each boxlite.dev/publish.NAME (one box serves all containers).
+func podPublishFlags(s *specs.Spec) ([]string, error) {
+	var args []string
+	seen := map[string]bool{}
+	var keys []string
+	for key := range s.Annotations {
+		if key == publishAnnotation || strings.HasPrefix(key, publishAnnotation+".") {
+			keys = append(keys, key)
+		}
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		flags, err := portFlags(key, s.Annotations[key])
+		if err != nil {
+			return nil, err
+		}
+		for i := 1; i < len(flags); i += 2 {
+			if !seen[flags[i]] {
+				seen[flags[i]] = true
+				args = append(args, "-p", flags[i])
+			}
+		}
+	}
+	return args, nil
+}
+
+// podRunArgs is the `boxlite run` of a pod's sandbox task: the pod's box and its keeper.
+func podRunArgs(c *container) ([]string, error) {
+	args := []string{"run", "--name", c.box.name}
+	args = append(args, podBoxFlags(c.spec)...)
+	publish, err := podPublishFlags(c.spec)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, publish...)
+	disk, err := podDiskFlags(c.spec)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, disk...)
+	// The pod's volumes (volumes.go): made on the host under this share as containers come.
+	args = append(args, "-v", podMountsDir(c.bundle)+":"+podMountsGuest)
+	args = append(args, podImage)
+	return append(args, podKeeper...), nil
+}
+
+// copyRootfs copies the container's rootfs (the bundle's, mounted) into its directory in
+// the pod's box: containerd's tar writer streams it into the stdin of one exec in the box,
+// which writes it to a file beside the root and unpacks it there (owners, modes, links
+// and devices kept), then removes the file. Unpacking from a file, not from the pipe:
+// the base image's tar reads a pipe in small pieces, three times slower under TCG
+// (docs/kubernetes.md, "Pods"). A directory left by an earlier container of that id is
+// replaced.
+func copyRootfs(ctx context.Context, podBox, rootfs, root string) error {
+	script := `set -e; d="$(dirname "$1")"; rm -rf "$d"; mkdir -p "$1"; cat > "$d/rootfs.tar"; ` +
+		`tar -x -f "$d/rootfs.tar" -C "$1"; rm -f "$d/rootfs.tar"`
+	cmd := exec.CommandContext(ctx, cliPath(), "exec", "-i", podBox, "--", "sh", "-c", script,
+		"sh", root)
+	cmd.Env = cliEnv()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	werr := archive.WriteDiff(ctx, stdin, "", rootfs)
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("copy the rootfs into the pod's box: %w: %s", err,
+			strings.TrimSpace(out.String()))
+	}
+	if werr != nil && werr != io.ErrClosedPipe {
+		return fmt.Errorf("archive the container's rootfs: %w", werr)
+	}
+	return nil
+}
+
+// removeContainerRoot removes the container's directory (its root) from the pod's box.
+// The root holds no mount: the agent mounts /proc, /sys and /dev for each process in a
+// mount namespace of its own (agent/container_root.h).
+func removeContainerRoot(ctx context.Context, podBox, root string) error {
+	_, err := cli(ctx, "exec", podBox, "--", "rm", "-rf", path.Dir(root))
+	return err
+}
+
+// podContainerCleanup removes a pod container: its root in the pod's box (when the box
+// still runs) and the bundle's rootfs mount. Its processes ended with their CLIs: when
+// the `boxlite exec` of a process ends, the agent kills the process's group.
+// Its volumes (volumes.go), under mountsDir, are unmounted on the host.
+func podContainerCleanup(ctx context.Context, b *box, root, mountsDir string) {
+	if err := removeContainerRoot(ctx, b.name, root); err != nil {
+		log.G(ctx).WithError(err).Debug("remove the container's root from the pod's box")
+	}
+	unmountPodVolumes(ctx, mountsDir, b.id)
+	b.unmountRootfs(ctx)
+}
+
+// podContainerBox is the box of a pod container: the bundle's files are the
+// container's, the box (its name) is the pod's, named after the sandbox task.
+func podContainerBox(ns, id, pod, bundle string) *box {
+	b := newBox(ns, id, bundle)
+	b.name = newBox(ns, pod, bundle).name
+	return b
+}
+
+// portFlags maps one publish annotation's value onto -p flags.
+func portFlags(key, value string) ([]string, error) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return nil, nil
+	}
+	var args []string
+	for _, item := range strings.Split(value, ",") {
+		port, err := strconv.ParseUint(strings.TrimSpace(item), 10, 16)
+		if err != nil || port == 0 {
+			return nil, fmt.Errorf("annotation %s: %q is not a port (1-65535): write PORT[,PORT...]",
+				key, item)
+		}
+		p := strconv.FormatUint(port, 10)
+		args = append(args, "-p", "0.0.0.0:"+p+":"+p)
+	}
+	return args, nil
+}
