@@ -264,14 +264,17 @@ class Pod:
             config=self.config, runtime_handler=handler), timeout=300).pod_sandbox_id
         self.containers = {}
 
-    def container(self, name, image, command, envs=None, workdir=""):
+    def container(self, name, image, command, envs=None, workdir="", user=None):
         pb = self.pb
+        security = pb.LinuxContainerSecurityContext(
+            namespace_options=self.config.linux.security_context.namespace_options)
+        if user is not None:
+            security.run_as_user.value = user
         config = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=image),
             command=command, working_dir=workdir, log_path=f"{name}.log",
             envs=[pb.KeyValue(key=k, value=v) for k, v in (envs or {}).items()],
-            linux=pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(
-                namespace_options=self.config.linux.security_context.namespace_options)))
+            linux=pb.LinuxContainerConfig(security_context=security))
         cid = self.cri.rt.CreateContainer(pb.CreateContainerRequest(
             pod_sandbox_id=self.id, config=config, sandbox_config=self.config),
             timeout=300).container_id
@@ -298,7 +301,7 @@ class Pod:
 @pytest.fixture(scope="module", params=HANDLERS)
 def pod(request, cri):
     """A pod per handler: container "web" (busybox) serves HTTP on the pod's localhost,
-    container "data" (busybox and a layer with /data) sleeps. The cases
+    container "data" (busybox and a layer with /data) sleeps as user 65534. The cases
     run in file order; the last one removes the pod."""
     handler = request.param
     vms_before = cri.vms()
@@ -308,7 +311,8 @@ def pod(request, cri):
     page = "echo served-by-web > /tmp/www/index.html"
     p.container("web", BUSYBOX, ["sh", "-c", f"mkdir -p /tmp/www; {page}; "
                                  f"exec httpd -f -p 127.0.0.1:{p.port} -h /tmp/www"])
-    p.container("data", DATA, ["sleep", "100000"], envs={"WHO": "data"}, workdir="/data")
+    p.container("data", DATA, ["sleep", "100000"], envs={"WHO": "data"}, workdir="/data",
+                user=65534)
     yield p
     if cri.rt.ListPodSandbox(cri.pb.ListPodSandboxRequest(
             filter=cri.pb.PodSandboxFilter(id=p.id)), timeout=30).items:
@@ -340,8 +344,8 @@ def test_pod_sandbox_is_ready_and_one_vm(cri, pod):
 
 
 def test_exec_sync_output_and_exit_code(cri, pod):
-    r = pod.exec("data", 'echo "$WHO $(pwd) $(cat /data/keep.txt)"; echo oops >&2; exit 7')
-    assert (r.exit_code, r.stdout, r.stderr) == (7, b"data /data keep\n", b"oops\n")
+    r = pod.exec("data", 'echo "$WHO $(pwd) $(id -u) $(cat /data/keep.txt)"; echo oops >&2; exit 7')
+    assert (r.exit_code, r.stdout, r.stderr) == (7, b"data /data 65534 keep\n", b"oops\n")
     # Each container has its own root: web's image has no /data, data's no /tmp/www.
     r = pod.exec("web", "test -e /data/keep.txt || echo no-data; cat /tmp/www/index.html")
     assert (r.exit_code, r.stdout) == (0, b"no-data\nserved-by-web\n"), r.stderr
@@ -355,6 +359,33 @@ def test_containers_share_localhost(cri, pod):
     assert wait_for(lambda: last.append(pod.exec("data", fetch)) or last[-1].exit_code == 0,
                     timeout=60, interval=0.5), last[-1]
     assert last[-1].stdout == b"served-by-web\n"
+
+
+def test_container_stats(cri, pod):
+    """What a kubelet polls: the CPU time and memory of a container (BoxLite: its pod box's)."""
+    stats = cri.rt.ContainerStats(cri.pb.ContainerStatsRequest(
+        container_id=pod.containers["web"]), timeout=60).stats
+    assert stats.attributes.metadata.name == "web"
+    assert stats.cpu.usage_core_nano_seconds.value > 0, stats
+    assert stats.memory.working_set_bytes.value > 0, stats
+
+
+def test_stop_container_signals_it_first(cri, pod):
+    """StopContainer with a grace period: TERM reaches the container's command (its trap's
+    exit code is the container's), the other containers keep running."""
+    pb = cri.pb
+    pod.container("term", BUSYBOX, ["sh", "-c", "trap 'exit 5' TERM; echo up; "
+                                    "while true; do sleep 0.1; done"])
+    log = pod.logdir / "term.log"
+    # Stopped once its trap is set (it logged), so TERM finds it.
+    assert wait_for(lambda: log.exists() and "up" in log.read_text(), timeout=60, interval=0.2)
+    cri.rt.StopContainer(pb.StopContainerRequest(container_id=pod.containers["term"],
+                                                 timeout=30), timeout=120)
+    status = pod.status("term")
+    assert (status.state, status.exit_code) == (pb.CONTAINER_EXITED, 5), status
+    cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=pod.containers.pop("term")),
+                           timeout=120)
+    assert pod.exec("web", "true").exit_code == 0
 
 
 def test_exited_container_status_and_log(cri, pod):
