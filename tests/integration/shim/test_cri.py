@@ -218,11 +218,9 @@ state = "{d}/state"
                 pass
             self.channel.close()
             self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+            if not wait_for(lambda: self.proc.poll() is not None, timeout=30, interval=0.1):
                 self.proc.kill()
-                self.proc.wait()
+            self.proc.wait()
         if self.log:
             self.log.close()
         for sub in ("state", "root"):
