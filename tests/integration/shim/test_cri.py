@@ -6,14 +6,15 @@
 # from two images, ExecSync, ContainerStatus, ListContainers, PodSandboxStatus,
 # StopPodSandbox/RemovePodSandbox. The shim thus gets what a kubelet's pod gives it: the
 # CRI's annotations, bundles, the sandbox ("pause") container and the CRI's FIFOs and logs.
-# Every case also runs with the handler "" (runc) as the control. Pods use the node's
-# network (NamespaceMode NODE): no CNI plugin is configured.
+# Every case also runs with the handler "" (runc) as the control. containerd runs in a
+# network namespace of the test's (its "node"), where the CRI sets up each pod's network
+# namespace with Debian's CNI plugins (a bridge and host-local addresses, as a cluster's
+# CNI would), so the pod has an IP the node reaches.
 import hashlib
 import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -36,6 +37,9 @@ BUSYBOX = "docker.io/library/cri-busybox:latest"
 DATA = "docker.io/library/cri-data:latest"  # busybox and a layer with /data
 PAUSE = "docker.io/library/cri-pause:latest"
 HANDLERS = [pytest.param("", id="runc"), pytest.param("boxlite", id="boxlite")]
+CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins.
+SUBNET = "10.89.0.0/24"
+PORT = 8080  # web's port, published at the pod's IP (boxlite.dev/publish).
 
 
 def _compile_stubs(dest):
@@ -102,6 +106,7 @@ class CriContainerd:
         add_session_root(self.dir)
         self.proc = None
         self.log = None
+        self.netns = None
         try:
             self._start(cli_binary, test_images)
         except BaseException:
@@ -112,8 +117,18 @@ class CriContainerd:
         d = self.dir
         (d / "bin").mkdir()
         os.symlink(_shim_binary(), d / "bin" / "containerd-shim-boxlite-v2")
-        for sub in ("cni-conf", "cni-bin", "logs", "stubs"):
+        for sub in ("cni-conf", "logs", "stubs"):
             (d / sub).mkdir()
+        # The node's network namespace, and the pods' network: a bridge in it, the pods'
+        # addresses leased in the temp root (host-local's default is /var/lib/cni).
+        self.netns = f"bl-cri-{os.getpid()}"
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        subprocess.run(["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True)
+        (d / "cni-conf" / "10-pods.conflist").write_text(json.dumps({
+            "cniVersion": "0.4.0", "name": "bl-cri-pods",
+            "plugins": [{"type": "bridge", "bridge": "blcri0", "isGateway": True,
+                         "ipam": {"type": "host-local", "dataDir": str(d / "cni-ipam"),
+                                  "ranges": [[{"subnet": SUBNET}]]}}]}))
         self.sock = str(d / "c.sock")
         cri = 'plugins."io.containerd.grpc.v1.cri"'
         (d / "config.toml").write_text(f"""version = 2
@@ -128,8 +143,9 @@ state = "{d}/state"
   # A pause container asks for oom_score_adj -998: keep it at or above the test's own
   # (runc cannot lower it where the test itself runs in a container).
   restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
 [{cri}.cni]
-  bin_dir = "{d}/cni-bin"
+  bin_dir = "{CNI_BIN}"
   conf_dir = "{d}/cni-conf"
 [{cri}.containerd]
   default_runtime_name = "runc"
@@ -146,7 +162,10 @@ state = "{d}/state"
                         BOXLITE_HOME=str(d / "home"), BOXLITE_CLI=cli_binary, **{key: value})
         self.cli_binary = cli_binary
         self.log = open(d / "containerd.log", "wb")
-        self.proc = subprocess.Popen(["containerd", "--config", str(d / "config.toml")],
+        # nsenter, not `ip netns exec`: that one mounts a /sys of its own, without the
+        # cgroup file systems runc needs.
+        self.proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{self.netns}",
+                                      "containerd", "--config", str(d / "config.toml")],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         self.pb, stubs = _compile_stubs(d / "stubs")
         self.channel = grpc.insecure_channel("unix://" + self.sock)
@@ -183,6 +202,11 @@ state = "{d}/state"
 
     def boxlite(self, *args):
         return subprocess.run([self.cli_binary, *args], capture_output=True, env=self.env,
+                              timeout=60)
+
+    def in_node(self, *argv):
+        """argv run in the node's network namespace."""
+        return subprocess.run(["ip", "netns", "exec", self.netns, *argv], capture_output=True,
                               timeout=60)
 
     def vms(self):
@@ -223,6 +247,8 @@ state = "{d}/state"
             self.proc.wait()
         if self.log:
             self.log.close()
+        if self.netns:
+            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
         for sub in ("state", "root"):
             subprocess.run(["umount", "-R", "-l", str(self.dir / sub)], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -237,12 +263,6 @@ def cri(cli_binary, test_images):
     c.close()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Pod:
     """One pod of the CRI: its sandbox and the containers created in it."""
 
@@ -251,13 +271,15 @@ class Pod:
         pb = self.pb
         self.logdir = cri.dir / "logs" / name
         self.logdir.mkdir()
-        nodenet = pb.NamespaceOption(network=pb.NODE, pid=pb.CONTAINER, ipc=pb.POD)
+        # What a kubelet sends for a pod without hostNetwork and shareProcessNamespace.
+        podnet = pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD)
         self.config = pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=name, uid=f"uid-{name}", namespace="default"),
             log_directory=str(self.logdir), labels={"test": name},
-            annotations={"boxlite.dev/disk-size": "2G"},
+            hostname=name, annotations={"boxlite.dev/disk-size": "2G",
+                                        "boxlite.dev/publish": str(PORT)},
             linux=pb.LinuxPodSandboxConfig(
-                security_context=pb.LinuxSandboxSecurityContext(namespace_options=nodenet)))
+                security_context=pb.LinuxSandboxSecurityContext(namespace_options=podnet)))
         self.id = cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(
             config=self.config, runtime_handler=handler), timeout=300).pod_sandbox_id
         self.containers = {}
@@ -305,10 +327,9 @@ def pod(request, cri):
     vms_before = cri.vms()
     p = Pod(cri, handler, "pod-" + (handler or "runc"))
     p.vms_before = vms_before
-    p.port = _free_port()
     page = "echo served-by-web > /tmp/www/index.html"
     p.container("web", BUSYBOX, ["sh", "-c", f"mkdir -p /tmp/www; {page}; "
-                                 f"exec httpd -f -p 127.0.0.1:{p.port} -h /tmp/www"])
+                                 f"exec httpd -f -p {PORT} -h /tmp/www"])
     p.container("data", DATA, ["sleep", "100000"], envs={"WHO": "data"}, workdir="/data",
                 user=65534)
     yield p
@@ -352,9 +373,24 @@ def test_exec_sync_output_and_exit_code(cri, pod):
 
 
 def test_containers_share_localhost(cri, pod):
-    fetch = f"wget -qO- http://127.0.0.1:{pod.port}/index.html"
+    fetch = f"wget -qO- http://127.0.0.1:{PORT}/index.html"
     last = []
     assert wait_for(lambda: last.append(pod.exec("data", fetch)) or last[-1].exit_code == 0,
+                    timeout=60, interval=0.5), last[-1]
+    assert last[-1].stdout == b"served-by-web\n"
+
+
+def test_pod_ip_reaches_the_pod(cri, pod):
+    """The CNI gave the pod an address of its bridge; the node reaches web's server there
+    (BoxLite: the port the pod's boxlite.dev/publish names, published by the box)."""
+    pb = cri.pb
+    ip = cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod.id),
+                                 timeout=30).status.network.ip
+    assert ip.startswith(SUBNET.rsplit(".", 2)[0] + "."), ip
+    url = f"http://{ip}:{PORT}/index.html"
+    last = []
+    fetch = lambda: cri.in_node("wget", "-qO-", "-t", "1", "-T", "5", url)
+    assert wait_for(lambda: last.append(fetch()) or last[-1].returncode == 0,
                     timeout=60, interval=0.5), last[-1]
     assert last[-1].stdout == b"served-by-web\n"
 
@@ -434,3 +470,8 @@ def test_stop_and_remove_pod_leave_nothing(cri, pod):
     assert not sandboxes.exists() or not os.listdir(sandboxes), os.listdir(sandboxes)
     with open("/proc/self/mountinfo") as f:
         assert not [line for line in f if str(cri.dir) in line and pod.id in line]
+    # The pod's network is torn down: its veth is gone from the node, its address released.
+    links = cri.in_node("ip", "-o", "link").stdout.decode()
+    assert "veth" not in links, links
+    leases = cri.dir / "cni-ipam" / "bl-cri-pods"
+    assert not [f for f in os.listdir(leases) if f[0].isdigit()], os.listdir(leases)
