@@ -372,6 +372,13 @@ def test_exec_sync_output_and_exit_code(cri, pod):
     assert (r.exit_code, r.stdout) == (0, b"no-www\n"), r.stderr
 
 
+def test_containers_share_the_pods_shm(cri, pod):
+    r = pod.exec("web", "echo from-web > /dev/shm/ipc")
+    assert r.exit_code == 0, r.stderr
+    r = pod.exec("data", "cat /dev/shm/ipc")
+    assert (r.exit_code, r.stdout) == (0, b"from-web\n"), r.stderr
+
+
 def test_containers_share_localhost(cri, pod):
     fetch = f"wget -qO- http://127.0.0.1:{PORT}/index.html"
     last = []
