@@ -258,6 +258,9 @@ state = "{d}/state"
 def cri(cli_binary, test_images):
     if shutil.which("containerd") is None or shutil.which("ctr") is None:
         pytest.skip("containerd is not installed (scripts/setup.sh installs it)")
+    if not os.path.exists(os.path.join(CNI_BIN, "bridge")):
+        pytest.skip("Debian's CNI plugins are not installed (scripts/setup.sh installs "
+                    "containernetworking-plugins)")
     c = CriContainerd(cli_binary, test_images)
     yield c
     c.close()
