@@ -14,15 +14,22 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "boxlite/result.h"
 #include "src/base/unique_fd.h"
+#include "src/protocol/messages.h"
 
 namespace boxlite::agent {
 
 struct ContainerRoot {
-  base::UniqueFd dir;  // O_PATH | O_DIRECTORY of the root.
-  std::string path;    // The same directory as the agent names it (beneath the box root).
+  base::UniqueFd dir;    // O_PATH | O_DIRECTORY of the root.
+  std::string path;      // The same directory as the agent names it (beneath the box root).
+  std::string box_root;  // The box's root as the agent names it.
+  // Binds of box paths (sources, resolved inside the box's root) onto paths inside the
+  // container's root (destinations, resolved inside it, so a symlink there never leads
+  // out of it): made by EnterContainerRoot in the process's own mount namespace, in order.
+  std::vector<protocol::ExecRequest::Mount> mounts;
 };
 
 // Opens `dir`, an absolute path inside the box, as a process chrooted at the box's root
@@ -32,16 +39,24 @@ struct ContainerRoot {
 Result<ContainerRoot> OpenContainerRoot(int box_root_fd, const std::string& box_root,
                                         const std::string& dir);
 
-// What an exec request's root_dir names: nothing when `dir` is empty, else
-// OpenContainerRoot's result; NotSupported off the box's machine (an in-process server
-// serving a host directory starts no containers).
-Result<ContainerRoot> ContainerRootOf(const std::string& dir, bool machine, int box_root_fd,
-                                      const std::string& box_root);
+// Checks `mounts` for the root `root` opened by OpenContainerRoot: each source exists in
+// the box (a directory or a regular file), each destination is made when missing (a
+// directory, or an empty file for a file source; its missing parents as directories)
+// and must resolve strictly beneath the container's root and be of the source's kind.
+// Destinations with "." or ".." components are refused.
+Status PrepareContainerMounts(int box_root_fd, std::vector<protocol::ExecRequest::Mount> mounts,
+                              ContainerRoot* root);
+
+// What an exec request's root_dir names (and its container_mounts): nothing when
+// root_dir is empty, else OpenContainerRoot's result; NotSupported off the box's machine
+// (an in-process server serving a host directory starts no containers).
+Result<ContainerRoot> ContainerRootOf(const protocol::ExecRequest& r, bool machine,
+                                      int box_root_fd, const std::string& box_root);
 
 // In the child after fork, before anything else touches the file system (system calls
-// only): a private mount namespace, the box's /dev bound on the root's dev, chroot into
-// `root_fd`, then proc on /proc and sysfs read-only on /sys. Returns 0, or an errno with
-// `*step` naming the step that failed.
-int EnterContainerRoot(int root_fd, const char** step);
+// only): a private mount namespace, the box's /dev bound on the root's dev, the root's
+// mounts bound (read-only when asked), chroot into the root, then proc on /proc and sysfs
+// read-only on /sys. Returns 0, or an errno with `*step` naming the step that failed.
+int EnterContainerRoot(const ContainerRoot& root, const char** step);
 
 }  // namespace boxlite::agent

@@ -118,7 +118,7 @@ struct ChildPlan {
   std::vector<char*> envp;
   std::vector<std::string> candidates;  // Paths to try, inside the chroot.
   std::string rootfs;  // Empty: no chroot (ServerOptions::host_processes).
-  int container_root = -1;  // Set: chroot there instead (agent/container_root.h).
+  const ContainerRoot* container = nullptr;  // Set: chroot there instead (agent/container_root.h).
   std::string cwd;
   bool switch_user = true;
   std::string pty_slave;  // Non-empty: open this as the controlling terminal.
@@ -183,9 +183,9 @@ constexpr char kNotFound[] = "executable file not found in $PATH";
   } else {
     for (int i = 0; i < 3; ++i) ::dup2(plan.fds[i], i);
   }
-  if (plan.container_root >= 0) {
+  if (plan.container != nullptr) {
     const char* what = "";
-    if (int err = EnterContainerRoot(plan.container_root, &what)) {
+    if (int err = EnterContainerRoot(*plan.container, &what)) {
       ChildFail(plan, err, what, plan.argv[0], 126);
     }
   } else if (!plan.rootfs.empty() && ::chroot(plan.rootfs.c_str()) != 0) {
@@ -378,7 +378,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
 
   static UserFiles users;  // The loop is single-threaded.
   BOXLITE_ASSIGN_OR_RETURN(ContainerRoot container,  // A pod container's, when named.
-                           ContainerRootOf(r.root_dir, options_.machine, root_dir_.get(), rootfs_));
+                           ContainerRootOf(r, options_.machine, root_dir_.get(), rootfs_));
   BOXLITE_ASSIGN_OR_RETURN(Identity id,
                            users.Resolve(container.dir ? container.path : rootfs_, r.user));
   ChildPlan plan;
@@ -401,7 +401,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
     }
   }
   plan.rootfs = rootfs_;
-  plan.container_root = container.dir ? container.dir.get() : -1;
+  plan.container = container.dir ? &container : nullptr;
   plan.cwd = r.cwd.empty() ? "/" : r.cwd;
   plan.uid = id.uid;
   plan.gid = id.gid;

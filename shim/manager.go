@@ -122,9 +122,12 @@ func (manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 			}
 			if kind == kindPodContainer {
 				// The pod's box may still run (its sandbox's shim delete removes it).
-				podContainerCleanup(ctx, podContainerBox(ns, id, pod, bundle), containerRoot(id))
+				// Its pod's volume directory is in the sandbox's bundle, beside this one.
+				podContainerCleanup(ctx, podContainerBox(ns, id, pod, bundle), containerRoot(id),
+					podMountsDir(filepath.Join(filepath.Dir(bundle), pod)))
 			} else {
 				newBox(ns, id, bundle).cleanup(ctx) // The pod's box (no layout tells it went).
+				cleanupPodMounts(ctx, podMountsDir(bundle))
 			}
 			return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}, nil
 		}

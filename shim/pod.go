@@ -89,13 +89,18 @@ func groupOf(bundle, id string) string {
 
 var safeIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
-// containerRoot is the directory of container `id` in its pod's box.
-func containerRoot(id string) string {
+// safeName is container `id` as one path component: itself, or a hash of it.
+func safeName(id string) string {
 	if !safeIDRe.MatchString(id) {
 		sum := sha256.Sum256([]byte(id))
 		id = "h-" + hex.EncodeToString(sum[:16])
 	}
-	return podRootsDir + "/" + id + "/rootfs"
+	return id
+}
+
+// containerRoot is the directory of container `id` in its pod's box.
+func containerRoot(id string) string {
+	return podRootsDir + "/" + safeName(id) + "/rootfs"
 }
 
 // podBoxFlags are the pod box's resources: the sandbox's own limits (boxFlags), else the
@@ -192,6 +197,8 @@ func podRunArgs(c *container) ([]string, error) {
 		return nil, err
 	}
 	args = append(args, disk...)
+	// The pod's volumes (volumes.go): made on the host under this share as containers come.
+	args = append(args, "-v", podMountsDir(c.bundle)+":"+podMountsGuest)
 	args = append(args, podImage)
 	return append(args, podKeeper...), nil
 }
@@ -242,10 +249,12 @@ func removeContainerRoot(ctx context.Context, podBox, root string) error {
 // podContainerCleanup removes a pod container: its root in the pod's box (when the box
 // still runs) and the bundle's rootfs mount. Its processes ended with their CLIs: when
 // the `boxlite exec` of a process ends, the agent kills the process's group.
-func podContainerCleanup(ctx context.Context, b *box, root string) {
+// Its volumes (volumes.go), under mountsDir, are unmounted on the host.
+func podContainerCleanup(ctx context.Context, b *box, root, mountsDir string) {
 	if err := removeContainerRoot(ctx, b.name, root); err != nil {
 		log.G(ctx).WithError(err).Debug("remove the container's root from the pod's box")
 	}
+	unmountPodVolumes(ctx, mountsDir, b.id)
 	b.unmountRootfs(ctx)
 }
 

@@ -48,6 +48,10 @@ type container struct {
 	kind    taskKind
 	pod     string // kindPodContainer: the pod's id (its sandbox task's).
 	rootDir string // kindPodContainer: the container's root in the pod's box.
+	// kindPodContainer: the pod's volume directory on the host, and the exec flags
+	// binding the container's volumes from it (volumes.go).
+	mountsDir string
+	mounts    []string
 }
 
 // pauseCommand is a sandbox container's process: it waits, runs nothing of the image and
@@ -212,9 +216,10 @@ func (s *service) createPodContainer(ctx context.Context, r *taskAPI.CreateTaskR
 	}
 	b := podContainerBox(ns, r.ID, pod, r.Bundle)
 	root := containerRoot(r.ID)
+	mountsDir := podMountsDir(sb.bundle)
 	defer func() {
 		if retErr != nil {
-			podContainerCleanup(ctx, b, root)
+			podContainerCleanup(ctx, b, root, mountsDir)
 		}
 	}()
 	var mounts []mount.Mount
@@ -234,9 +239,13 @@ func (s *service) createPodContainer(ctx context.Context, r *taskAPI.CreateTaskR
 	if err := copyRootfs(ctx, b.name, b.rootfs(), root); err != nil {
 		return nil, err
 	}
+	volumes, err := mountPodVolumes(ctx, mountsDir, r.ID, spec)
+	if err != nil {
+		return nil, errdefs.ToGRPCf(errdefs.ErrInvalidArgument, "%v", err)
+	}
 	c := &container{id: r.ID, bundle: r.Bundle, box: b, spec: spec, execs: map[string]*process{},
 		init: newProcess("", spec.Process, stdio{r.Stdin, r.Stdout, r.Stderr, r.Terminal}),
-		kind: kindPodContainer, pod: pod, rootDir: root}
+		kind: kindPodContainer, pod: pod, rootDir: root, mountsDir: mountsDir, mounts: volumes}
 	return s.register(c, r), nil
 }
 
@@ -294,6 +303,7 @@ func execArgs(c *container, p *process) []string {
 	args = append(args, processFlags(p.spec)...)
 	if c.rootDir != "" {
 		args = append(args, "--rootfs-dir", c.rootDir) // A pod container's root.
+		args = append(args, c.mounts...)               // And its volumes.
 	}
 	args = append(args, c.box.name, "--")
 	return append(args, p.spec.Args...)
@@ -313,6 +323,9 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		var err error
 		switch c.kind {
 		case kindPodSandbox:
+			if err = preparePodMounts(podMountsDir(c.bundle)); err != nil {
+				return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "%v", err)
+			}
 			args, err = podRunArgs(c)
 		case kindPodContainer:
 			args = execArgs(c, p)
@@ -420,11 +433,12 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	switch c.kind {
 	case kindPause:
 	case kindPodContainer:
-		podContainerCleanup(ctx, c.box, c.rootDir)
+		podContainerCleanup(ctx, c.box, c.rootDir, c.mountsDir)
 	case kindPodSandbox:
 		// The pod's box goes, and with it every container still in it.
 		s.podEnded(c)
 		c.box.cleanup(ctx)
+		cleanupPodMounts(ctx, podMountsDir(c.bundle)) // Once its VM is gone.
 	default:
 		c.box.cleanup(ctx)
 	}

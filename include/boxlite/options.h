@@ -251,6 +251,19 @@ Status ValidateAdvancedOptions(const BoxOptions& options);
 // The default ExecOptions::max_output_bytes: 64 MiB per stream.
 constexpr int64_t kDefaultMaxOutputBytes = int64_t{64} << 20;
 
+// One bind of a pod container's process (ExecOptions::container_mounts): `source`, a path
+// of the box, appears at `destination` inside the container's root (both absolute; the
+// destination is resolved beneath that root and made when missing), read-only when asked.
+struct ContainerMount {
+  std::string source;
+  std::string destination;
+  bool read_only = false;
+};
+
+// `SRC:DST[:ro|:rw]` (`boxlite exec --container-mount`): SRC up to the first colon, both
+// absolute. InvalidArgument, saying what to write, otherwise.
+Result<ContainerMount> ParseContainerMount(std::string_view spec);
+
 struct ExecOptions {
   std::vector<std::string> argv;
   // `docker run` semantics: prefix the image's Entrypoint, and use its Cmd when argv is
@@ -278,6 +291,9 @@ struct ExecOptions {
   // and /dev/pts) mounted in it, the user resolved from its /etc/passwd and /etc/group:
   // a container's root in a pod's box (containerd shim, docs/kubernetes.md).
   std::string root_dir;
+  // root_dir only: directories or files of the box bound into the container's root for
+  // this process (a pod container's volumes: docs/kubernetes.md, "Volumes").
+  std::vector<ContainerMount> container_mounts;
 };
 
 // How Box::CopyIn / Box::CopyOut treat a tree (the names and defaults of BoxLite 0.9's

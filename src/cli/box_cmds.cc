@@ -254,6 +254,15 @@ Outcome ExecCommand(Context& ctx, const ParsedFlags& parsed) {
   if (auto wd = flags.Get("workdir")) options.cwd = *wd;
   if (auto user = flags.Get("user")) options.user = *user;
   if (auto root = flags.Get("rootfs-dir")) options.root_dir = *root;
+  for (const auto& spec : flags.All("container-mount")) {
+    auto mount = ParseContainerMount(spec);
+    if (!mount.ok()) return Fail(mount.error());
+    options.container_mounts.push_back(std::move(*mount));
+  }
+  if (!options.container_mounts.empty() && options.root_dir.empty()) {
+    return Fail(Status::InvalidArgument("--container-mount needs --rootfs-dir",
+                                        "name the container's root with --rootfs-dir"));
+  }
   if (flags.Has("detach")) {
     options.detached = true;
     auto exec = (*box)->StartExec(options);

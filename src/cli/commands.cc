@@ -199,7 +199,11 @@ const std::vector<Command>& Commands() {
                 {"rootfs-dir", 0, true, false,
                  "run chrooted in this directory of the box (a container's root), with /proc, "
                  "/sys and the box's /dev mounted there",
-                 "PATH"}}}),
+                 "PATH"},
+                {"container-mount", 0, true, true,
+                 "with --rootfs-dir: bind SRC (a path of the box) on DST inside the "
+                 "container's root (made when missing), read-only with :ro",
+                 "SRC:DST[:ro]"}}}),
        true,
        ExecCommand},
       {"shell",

@@ -113,5 +113,26 @@ TEST(EnvSpecTest, KeyValueAndBareNames) {
   }
 }
 
+TEST(ContainerMountSpec, SourceUpToTheFirstColonAndAMode) {
+  auto m = ParseContainerMount("/var/lib/pod/c/0:/data");
+  ASSERT_TRUE(m.ok()) << m.error().ToString();
+  EXPECT_EQ(m->source, "/var/lib/pod/c/0");
+  EXPECT_EQ(m->destination, "/data");
+  EXPECT_FALSE(m->read_only);
+  m = ParseContainerMount("/s:/etc/a:b:ro");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->destination, "/etc/a:b");
+  EXPECT_TRUE(m->read_only);
+  m = ParseContainerMount("/s:/d:rw");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->destination, "/d");
+  EXPECT_FALSE(m->read_only);
+  for (const char* bad : {"/s", "s:/d", "/s:d", ":/d", "/s:", "/s:ro", ""}) {
+    auto r = ParseContainerMount(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace boxlite

@@ -269,7 +269,13 @@ Status FromJson(const Json& j, HelloResponse* m) {
 }
 
 Json ToJson(const ExecRequest& m) {
-  return {{"argv", m.argv},   {"env", m.env},   {"cwd", m.cwd},
+  Json mounts = Json::array();
+  for (const auto& mount : m.container_mounts) {
+    mounts.push_back({{"source", mount.source},
+                      {"destination", mount.destination},
+                      {"read_only", mount.read_only}});
+  }
+  return {{"container_mounts", mounts}, {"argv", m.argv},   {"env", m.env},   {"cwd", m.cwd},
           {"user", m.user},   {"tty", m.tty},   {"rows", m.rows},
           {"cols", m.cols},   {"stdin", m.stdin_open}, {"window", m.window},
           {"detached", m.detached}, {"main", m.main}, {"main_optional", m.main_optional},
@@ -292,6 +298,27 @@ Status FromJson(const Json& j, ExecRequest* m) {
   BOXLITE_RETURN_IF_ERROR(GetBool(j, "main_optional", &m->main_optional));
   BOXLITE_RETURN_IF_ERROR(GetString(j, "root_dir", &m->root_dir));
   BOXLITE_RETURN_IF_ERROR(NoNul("root_dir", m->root_dir));
+  if (const Json* mounts = Find(j, "container_mounts")) {
+    if (!mounts->is_array()) return Mistyped("container_mounts", "an array");
+    if (mounts->size() > kMaxContainerMounts) {
+      return Status::InvalidArgument("exec: more container mounts than the agent takes",
+                                     std::to_string(kMaxContainerMounts));
+    }
+    std::vector<ExecRequest::Mount> parsed;
+    for (const auto& item : *mounts) {
+      ExecRequest::Mount mount;
+      BOXLITE_RETURN_IF_ERROR(GetString(item, "source", &mount.source, true));
+      BOXLITE_RETURN_IF_ERROR(GetString(item, "destination", &mount.destination, true));
+      BOXLITE_RETURN_IF_ERROR(GetBool(item, "read_only", &mount.read_only));
+      BOXLITE_RETURN_IF_ERROR(NoNul("container_mounts", mount.source));
+      BOXLITE_RETURN_IF_ERROR(NoNul("container_mounts", mount.destination));
+      parsed.push_back(std::move(mount));
+    }
+    m->container_mounts = std::move(parsed);
+  }
+  if (!m->container_mounts.empty() && m->root_dir.empty()) {
+    return Status::InvalidArgument("exec: container mounts need a container root (root_dir)");
+  }
   BOXLITE_RETURN_IF_ERROR(NoNul("argv", m->argv));
   BOXLITE_RETURN_IF_ERROR(NoNul("env", m->env));
   BOXLITE_RETURN_IF_ERROR(NoNul("cwd", m->cwd));

@@ -142,7 +142,17 @@ struct ExecRequest {
   // chrooted in, with /proc, /sys (read-only) and the box's /dev mounted there: the root
   // of a pod's container (agent/container_root.h).
   std::string root_dir;
+  // root_dir only: binds of box paths into the container's root (at most
+  // kMaxContainerMounts; agent/container_root.h).
+  struct Mount {
+    std::string source;
+    std::string destination;
+    bool read_only = false;
+  };
+  std::vector<Mount> container_mounts;
 };
+
+inline constexpr size_t kMaxContainerMounts = 64;
 
 struct ExecResponse {
   int64_t pid = 0;

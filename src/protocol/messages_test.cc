@@ -19,6 +19,8 @@ TEST(MessagesTest, ExecRequestRoundTrip) {
   req.cols = 132;
   req.stdin_open = true;
   req.root_dir = "/var/lib/boxlite/containers/c1/rootfs";
+  req.container_mounts = {{"/var/lib/boxlite/pod-mounts/c1/0", "/data", false},
+                          {"/var/lib/boxlite/pod-mounts/c1/3", "/var/run/token", true}};
   auto parsed = ParseObject(EncodeRequest("exec", ToJson(req)));
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ((*parsed)["op"], "exec");
@@ -33,6 +35,36 @@ TEST(MessagesTest, ExecRequestRoundTrip) {
   EXPECT_EQ(back.cols, 132);
   EXPECT_TRUE(back.stdin_open);
   EXPECT_EQ(back.root_dir, req.root_dir);
+  ASSERT_EQ(back.container_mounts.size(), 2u);
+  EXPECT_EQ(back.container_mounts[0].source, "/var/lib/boxlite/pod-mounts/c1/0");
+  EXPECT_EQ(back.container_mounts[0].destination, "/data");
+  EXPECT_FALSE(back.container_mounts[0].read_only);
+  EXPECT_EQ(back.container_mounts[1].destination, "/var/run/token");
+  EXPECT_TRUE(back.container_mounts[1].read_only);
+}
+
+TEST(MessagesTest, ContainerMountsAreBoundedAndNeedARoot) {
+  ExecRequest out;
+  // Without root_dir, with a missing field, with a NUL byte, or more than the agent takes.
+  EXPECT_TRUE(FromJson(Json::parse(R"({"argv": ["sh"],
+      "container_mounts": [{"source": "/s", "destination": "/d"}]})"), &out).IsInvalidArgument());
+  EXPECT_TRUE(FromJson(Json::parse(R"({"argv": ["sh"], "root_dir": "/r",
+      "container_mounts": [{"source": "/s"}]})"), &out).IsInvalidArgument());
+  EXPECT_TRUE(FromJson(Json::parse(R"({"argv": ["sh"], "root_dir": "/r",
+      "container_mounts": [{"source": "/s\u0000x", "destination": "/d"}]})"), &out)
+                  .IsInvalidArgument());
+  EXPECT_TRUE(FromJson(Json::parse(R"({"argv": ["sh"], "root_dir": "/r",
+      "container_mounts": {"source": "/s"}})"), &out).IsInvalidArgument());
+  Json many = Json::parse(R"({"argv": ["sh"], "root_dir": "/r"})");
+  many["container_mounts"] = Json::array();
+  for (size_t i = 0; i <= kMaxContainerMounts; ++i) {
+    many["container_mounts"].push_back({{"source", "/s"}, {"destination", "/d"}});
+  }
+  EXPECT_TRUE(FromJson(many, &out).IsInvalidArgument());
+  many["container_mounts"].erase(many["container_mounts"].begin());
+  ExecRequest fits;
+  EXPECT_TRUE(FromJson(many, &fits).ok());
+  EXPECT_EQ(fits.container_mounts.size(), kMaxContainerMounts);
 }
 
 TEST(MessagesTest, ExecRequestRejectsBadFields) {

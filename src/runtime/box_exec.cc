@@ -52,6 +52,9 @@ Result<protocol::ExecRequest> BoxImpl::ExecRequestLocked(const ExecOptions& opti
   req.stdin_open = options.open_stdin || options.stdin_data.has_value() || options.tty;
   req.detached = options.detached;
   req.root_dir = options.root_dir;  // A container's root (agent/container_root.h).
+  for (const auto& m : options.container_mounts) {
+    req.container_mounts.push_back({m.source, m.destination, m.read_only});
+  }
   if (options.detached && req.stdin_open) {
     return Status::InvalidArgument("a detached exec has no stdin or terminal")
         .WithSubject(StatusSubject::kExec);

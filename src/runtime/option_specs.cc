@@ -85,4 +85,33 @@ Result<std::pair<std::string, std::string>> ParseEnvSpec(std::string_view spec) 
   return std::make_pair(name, std::string(host ? host : ""));
 }
 
+Result<ContainerMount> ParseContainerMount(std::string_view spec) {
+  const char* hint = "write SRC:DST[:ro], both absolute paths (SRC in the box, DST in the "
+                     "container's root)";
+  ContainerMount m;
+  std::string_view rest = spec;
+  for (std::string_view mode : {":ro", ":rw"}) {
+    if (rest.size() > mode.size() && rest.substr(rest.size() - mode.size()) == mode) {
+      m.read_only = mode == ":ro";
+      rest.remove_suffix(mode.size());
+      break;
+    }
+  }
+  size_t colon = rest.find(':');
+  if (colon == std::string_view::npos) {
+    return Status::InvalidArgument("container mount " + std::string(spec) + " has no DST", hint);
+  }
+  m.source = std::string(rest.substr(0, colon));
+  m.destination = std::string(rest.substr(colon + 1));
+  if (m.source.empty() || m.source[0] != '/' || m.destination.empty() ||
+      m.destination[0] != '/') {
+    return Status::InvalidArgument(
+        "container mount " + std::string(spec) + " needs absolute paths", hint);
+  }
+  if (m.source.find('\0') != std::string::npos || m.destination.find('\0') != std::string::npos) {
+    return Status::InvalidArgument("container mount contains a NUL byte", hint);
+  }
+  return m;
+}
+
 }  // namespace boxlite

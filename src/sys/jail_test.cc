@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -174,6 +175,59 @@ TEST(JailTest, AMinimalRootShowsOnlyWhatTheProgramNeeds) {
   EXPECT_EQ(out.find("shadow"), std::string::npos) << out;
   EXPECT_EQ(out.find("root\n"), std::string::npos) << out;
   ::rmdir(dir.c_str());
+}
+
+// A directory passed as a descriptor (as a box's 9p shares reach QEMU): a host mount made
+// beneath it after the jailed child started is seen through the descriptor, because
+// lookups from it go through the host's mount table (a pod's volumes rely on this,
+// docs/kubernetes.md); the jail's own mount namespace stays private.
+TEST(JailTest, AHostMountBeneathAPassedDirectoryReachesTheJailLive) {
+  if (!Root()) GTEST_SKIP() << "needs root";
+  Jail jail = TestJail();
+  jail.new_pid_namespace = true;
+  jail.minimal_root = true;
+  char share_tmpl[] = "/tmp/boxlite-jail-share-XXXXXX";
+  char source_tmpl[] = "/tmp/boxlite-jail-source-XXXXXX";
+  ASSERT_NE(::mkdtemp(share_tmpl), nullptr);
+  ASSERT_NE(::mkdtemp(source_tmpl), nullptr);
+  std::string share = share_tmpl, source = source_tmpl;
+  ASSERT_EQ(::chmod(share.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(source.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((share + "/sub").c_str(), 0755), 0);
+  ASSERT_TRUE(WriteFileAtomic(source + "/marker", "live\n").ok());
+  int opened = ::open(share.c_str(), O_PATH | O_DIRECTORY);
+  int fd = ::fcntl(opened, F_DUPFD_CLOEXEC, 110);
+  ::close(opened);
+  ASSERT_GE(fd, 110);
+  std::string marker = "/proc/self/fd/" + std::to_string(fd) + "/sub/marker";
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  SpawnOptions options;
+  options.argv = {"/bin/sh", "-c",
+                  "echo ready; i=0; while [ $i -lt 300 ]; do if [ -e " + marker + " ]; then "
+                  "cat " + marker + "; exit 0; fi; sleep 0.1; i=$((i+1)); done; exit 1"};
+  options.env = std::vector<std::string>{"PATH=/usr/bin:/bin"};
+  options.stdout_fd = p[1];
+  options.stderr_fd = p[1];
+  options.keep_fds = {fd};
+  options.jail = jail;
+  auto child = Subprocess::Spawn(options);
+  ::close(p[1]);
+  ASSERT_TRUE(child.ok()) << child.error().ToString();
+  char ready[6] = {};
+  ASSERT_EQ(::read(p[0], ready, sizeof(ready)), 6);  // "ready\n": the jail is built.
+  ASSERT_EQ(::mount(source.c_str(), (share + "/sub").c_str(), nullptr, MS_BIND, nullptr), 0);
+  std::string out = ReadAll(p[0], 1 << 20).value_or("");
+  ::close(p[0]);
+  int status = child->Wait().value_or(-1);
+  ::umount2((share + "/sub").c_str(), MNT_DETACH);
+  ::close(fd);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  EXPECT_EQ(out, "live\n");
+  ::unlink((source + "/marker").c_str());
+  ::rmdir(source.c_str());
+  ::rmdir((share + "/sub").c_str());
+  ::rmdir(share.c_str());
 }
 
 TEST(JailTest, AnEmptyNetworkNamespaceAndNoIoUring) {

@@ -160,7 +160,9 @@ Result<std::vector<std::string>> BuildQemuArgv(const VmConfig& config) {
     }
     std::string id = base::StrFormat("share%zu", i);
     add({"-fsdev",
-         base::StrFormat("local,id=%s,path=%s,security_model=none%s", id.c_str(),
+         // multidevs=remap: inode numbers stay distinct across the file systems mounted
+         // beneath a share (a pod's volumes, docs/kubernetes.md).
+         base::StrFormat("local,id=%s,path=%s,security_model=none,multidevs=remap%s", id.c_str(),
                          QemuEscape(share.fd >= 0 ? base::StrFormat("/proc/self/fd/%d", share.fd)
                                                   : share.host_path)
                              .c_str(),

@@ -110,8 +110,9 @@ TEST(QemuArgvTest, SharesAndNetwork) {
   c.shares.push_back({"m1", "/rw", false});
   c.net_fd = 9;
   auto argv = BuildQemuArgv(c).value();
-  EXPECT_EQ(After(argv, "-fsdev", 0), "local,id=share0,path=/data,,x,security_model=none,readonly=on");
-  EXPECT_EQ(After(argv, "-fsdev", 1), "local,id=share1,path=/rw,security_model=none");
+  EXPECT_EQ(After(argv, "-fsdev", 0),
+            "local,id=share0,path=/data,,x,security_model=none,multidevs=remap,readonly=on");
+  EXPECT_EQ(After(argv, "-fsdev", 1), "local,id=share1,path=/rw,security_model=none,multidevs=remap");
   EXPECT_EQ(After(argv, "-netdev"), "stream,id=net0,server=off,addr.type=fd,addr.str=9");
   EXPECT_TRUE(Contains(argv, "virtio-net-device,netdev=net0,mac=52:54:00:12:34:56"));
 }
