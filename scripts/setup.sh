@@ -33,6 +33,7 @@ packages=(
   libx11-dev libxext-dev libxtst-dev chromium
   libboost-dev libcpptoml-dev  # the remote runtime: Beast HTTP/WebSocket, credentials.toml
   golang-go golang-github-containerd-containerd-dev containerd runc  # the containerd shim (shim/)
+  containernetworking-plugins  # the pods' network in tests/integration/shim/test_cri.py
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -32,6 +32,15 @@ Verdict Refuse(const Ipv4Packet& p, Verdict udp_verdict) {
   return Verdict::kDrop;
 }
 
+// The guest answering a client of one of its published ports from outside the host's
+// loopback: that client keeps its address (libslirp rewrites only loopback ones to
+// 10.0.2.2), which may be private or the host's own.
+bool AnswersPublishedPort(const Ipv4Packet& p, const GuestPolicy& policy) {
+  return p.protocol == kIpProtoTcp && !p.fragment && p.has_ports && !IsTcpConnect(p) &&
+         std::find(policy.published_guest_ports.begin(), policy.published_guest_ports.end(),
+                   p.src_port) != policy.published_guest_ports.end();
+}
+
 struct Ipv4Net {
   uint32_t net;
   int prefix;
@@ -123,6 +132,7 @@ Verdict ClassifyGuestFrame(std::span<const uint8_t> frame, const GuestPolicy& po
     return Verdict::kDrop;
   }
   if (!InNet(dst, kNetworkAddress, kNetworkMask)) {
+    if (AnswersPublishedPort(p, policy)) return Verdict::kPass;
     bool is_public = EgressAllowed(dst, policy);
     if (policy.egress == nullptr || !policy.egress->enabled()) {
       return is_public ? Verdict::kPass : Refuse(p, Verdict::kProhibited);

@@ -19,6 +19,9 @@
 // - broadcast and multicast are dropped, except DHCP, which libslirp answers itself;
 // - IPv6 and unknown EtherTypes are dropped (the guest network is IPv4 only; the IPv6
 //   rule of EgressAllowed, global unicast only, is for the day it is not);
+// - the guest's side of TCP connections to its published ports (segments from a published
+//   port that do not open a connection) passes to any address: libslirp delivers such a
+//   segment only to a connection it has (else it answers with a reset), so it opens nothing;
 // - everything else (public addresses: TCP, UDP, ICMP) passes to libslirp.
 // Thread-safety: pure functions.
 #pragma once
@@ -58,6 +61,10 @@ struct GuestPolicy {
   // gateway is reached as host.boxlite.internal only on the ports it lists.
   const EgressPolicy* egress = nullptr;
   int64_t now_ms = 0;
+  // The guest ports published (--publish). A client of one that is not on the host's
+  // loopback keeps its own address in the guest (a Kubernetes node or pod: private space),
+  // and the guest's side of that connection is let through to it whatever the egress rule.
+  std::span<const uint16_t> published_guest_ports;
 };
 
 // Whether the guest may reach `dst` (outside its own 10.0.2.0/24) under `policy`.

@@ -187,6 +187,29 @@ TEST(GuestPolicyTest, GuestAnswersToPublishedPortClientsPass) {
   EXPECT_EQ(Classify(TcpFrame(kGuest, 8080, kDnsAddress, 40000, 0x12)), Verdict::kTcpReset);
 }
 
+TEST(GuestPolicyTest, GuestAnswersToPublishedPortClientsOutsideTheHostPass) {
+  // A client of published port 8080 from a private address (a Kubernetes node reaching a
+  // pod's IP) keeps that address: the guest's side of the connection passes to it...
+  const uint16_t published[] = {8080};
+  GuestPolicy policy;
+  policy.published_guest_ports = published;
+  auto classify = [&](const Frame& f) {
+    std::optional<Ipv4Packet> packet;
+    return ClassifyGuestFrame(f, policy, &packet);
+  };
+  const uint32_t client = Ipv4(10, 89, 0, 1);
+  EXPECT_EQ(classify(TcpFrame(kGuest, 8080, client, 40000, 0x12)), Verdict::kPass);
+  EXPECT_EQ(classify(TcpFrame(kGuest, 8080, client, 40000, 0x10)), Verdict::kPass);
+  EXPECT_EQ(classify(TcpFrame(kGuest, 8080, client, 40000, 0x11)), Verdict::kPass);
+  // ...but a connection the guest opens there is refused, from the published port too,
+  // and so is anything from a port that is not published.
+  EXPECT_EQ(classify(TcpFrame(kGuest, 8080, client, 40000, kSyn)), Verdict::kTcpReset);
+  EXPECT_EQ(classify(TcpFrame(kGuest, 8081, client, 40000, 0x12)), Verdict::kTcpReset);
+  EXPECT_EQ(classify(UdpFrame(kGuest, 8080, client, 40000, {1})), Verdict::kProhibited);
+  // Without published ports nothing changes.
+  EXPECT_EQ(Classify(TcpFrame(kGuest, 8080, client, 40000, 0x12)), Verdict::kTcpReset);
+}
+
 TEST(GuestPolicyTest, NameServerAnswersOnlyDnsOverUdp) {
   EXPECT_EQ(Classify(UdpFrame(kGuest, 40000, kDnsAddress, 53, {1})), Verdict::kDns);
   EXPECT_EQ(Classify(UdpFrame(kGuest, 40000, kDnsAddress, 5353, {1})), Verdict::kPortUnreachable);

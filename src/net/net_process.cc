@@ -152,7 +152,9 @@ Result<std::unique_ptr<NetProcess>> NetProcess::Create(const HelperOptions& opti
                              p->slirp_->AddTcpForward(publish.host_ip, publish.host_port,
                                                       publish.guest_port));
     p->ports_.push_back({bound, publish.guest_port, publish.host_ip});
+    p->published_guest_ports_.push_back(publish.guest_port);
   }
+  p->policy_.published_guest_ports = p->published_guest_ports_;
   return p;
 }
 

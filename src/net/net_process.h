@@ -70,6 +70,7 @@ class NetProcess {
   HostAddresses host_addresses_;
   AddressWatcher address_watcher_;  // Readable when host_addresses_ must be re-read.
   std::vector<PublishedPort> ports_;
+  std::vector<uint16_t> published_guest_ports_;  // policy_'s view of ports_.
   FrameReader reader_;
   std::string out_;  // Framed bytes for QEMU from out_off_ on.
   size_t out_off_ = 0;
