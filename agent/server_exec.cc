@@ -789,9 +789,7 @@ void Server::PumpOutput(Exec* exec, int which) {
       // A bulk writer: room for what it writes while the pipe rests (kExecPipeSize).
       if (n >= kBulkChunk && !out.grown) {
         out.grown = true;
-        if (::fcntl(out.fd.get(), F_SETPIPE_SZ, kExecPipeSize) < 0) {
-          ::fcntl(out.fd.get(), F_SETPIPE_SZ, kExecPipeSizeFallback);
-        }
+        ::fcntl(out.fd.get(), F_SETPIPE_SZ, kExecPipeSize);  // Smaller if refused: no matter.
       }
       UpdateWatch(exec, which);
       return;
