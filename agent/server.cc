@@ -94,6 +94,7 @@ Status Server::Open() {
                (::uname(&uts) == 0 && std::string_view(uts.release).ends_with("-boxlite.2"));
   root_dir_.reset(::open(rootfs_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root_dir_) return sys::ErrnoStatus(errno, "open %s", rootfs_.c_str());
+  dev_null_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));  // Retried per exec if missing.
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) return sys::ErrnoStatus(errno, "epoll_create1");
   sigset_t mask;

@@ -122,6 +122,8 @@ class Server {
     // A bulk chunk just left: the pipe is not watched until the next loop round after
     // kBulkPauseMs, so the writer fills it further and the next chunk is larger.
     bool paused = false;
+    // The pipe was grown to kExecPipeSize (at its first bulk chunk: see PumpOutput).
+    bool grown = false;
   };
 
   // What a put_file keeps while its data arrives (agent/server_files.cc):
@@ -265,6 +267,7 @@ class Server {
   std::string rootfs_;
   ServerOptions options_;
   base::UniqueFd root_dir_;  // O_PATH of rootfs_, for lookups confined to it.
+  base::UniqueFd dev_null_;  // /dev/null, opened once: the stdin of execs without one.
   std::vector<std::unique_ptr<Conn>> conns_;
   base::UniqueFd epoll_;
   base::UniqueFd signal_fd_;

@@ -110,6 +110,9 @@ class UserFiles {
 
 void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
+// A pipe end just made has no status flags yet: one call sets O_NONBLOCK.
+void SetNewPipeNonBlocking(int fd) { ::fcntl(fd, F_SETFL, O_NONBLOCK); }
+
 // Everything the child needs after fork, prepared before it.
 struct ChildPlan {
   std::vector<std::string> argv_store;
@@ -428,9 +431,9 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
     // Off the machine, the host's console is not the box's: output goes nowhere.
     base::UniqueFd console(options_.machine ? ::open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC)
                                             : -1);
-    base::UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    plan.fds[0] = null.get();
-    plan.fds[1] = plan.fds[2] = console ? console.get() : null.get();
+    if (!dev_null_) dev_null_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    plan.fds[0] = dev_null_.get();
+    plan.fds[1] = plan.fds[2] = console ? console.get() : dev_null_.get();
     int report[2] = {0, 0};
     plan.report = report;
     pid_t pid = SpawnChild(&plan);
@@ -478,18 +481,19 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
       if (::pipe2(p, O_CLOEXEC) != 0) return sys::ErrnoStatus(errno, "pipe");
       child_ends[0].reset(p[0]);
       exec->stdin_fd.reset(p[1]);
-      SetNonBlocking(p[1]);
-    } else {
-      child_ends[0].reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+      SetNewPipeNonBlocking(p[1]);
+    } else if (!dev_null_) {
+      dev_null_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     }
     for (int which = 1; which <= 2; ++which) {
+      // The kernel's default size until the writer proves bulk (PumpOutput grows it).
       if (::pipe2(p, O_CLOEXEC) != 0) return sys::ErrnoStatus(errno, "pipe");
       exec->out[which].fd.reset(p[0]);
       child_ends[which].reset(p[1]);
-      SetNonBlocking(p[0]);
-      ::fcntl(p[0], F_SETPIPE_SZ, 1 << 20);
+      SetNewPipeNonBlocking(p[0]);
     }
     for (int i = 0; i < 3; ++i) plan.fds[i] = child_ends[i].get();
+    if (!r.stdin_open) plan.fds[0] = dev_null_.get();
   }
   int report[2] = {0, 0};
   plan.report = report;
@@ -792,6 +796,11 @@ void Server::PumpOutput(Exec* exec, int which) {
       if (n >= kBulkChunk && n == static_cast<size_t>(avail) && !exec->exited && !out.paused) {
         out.paused = true;
         paused_.emplace_back(Key(conn, exec->stream), which);
+      }
+      // A bulk writer: room for what it writes while the pipe rests (kExecPipeSize).
+      if (n >= kBulkChunk && !out.grown) {
+        out.grown = true;
+        ::fcntl(out.fd.get(), F_SETPIPE_SZ, kExecPipeSize);  // Smaller if refused: no matter.
       }
       UpdateWatch(exec, which);
       return;

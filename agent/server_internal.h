@@ -24,6 +24,11 @@ constexpr long kCloseHoldNs = 10 * 1000 * 1000;
 // preempting the writer after every write (the agent outweighs the box's processes).
 constexpr size_t kBulkChunk = 64 * 1024;
 constexpr int kBulkPauseMs = 1;
+// An exec's stdout and stderr pipes start at the kernel's default (64 KiB: nothing to set
+// up for the many short commands) and grow to this at their first bulk chunk, so that a
+// bulk writer is not held back by a small pipe. Larger pipes (2 MiB) were measured too
+// (docs/benchmarks.md): no better once chunks stay at 256 KiB, and worse for dd.
+constexpr int kExecPipeSize = 1 << 20;
 
 constexpr int64_t kStdinWindow = 1 << 20;
 constexpr size_t kReadChunk = 256 * 1024;

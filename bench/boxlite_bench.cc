@@ -179,14 +179,20 @@ class FloorVm {
   Clock::time_point start_;
 };
 
-// One round trip of `program` (a `true`) through BoxLite's exec, in milliseconds.
-double ExecRoundTrip(boxlite::Box& box, const std::string& program) {
+// One round trip of `program` (a `true`) through BoxLite's exec, in milliseconds. With
+// `split`: the part until StartExec returned (the request, the agent's start of the
+// process, the response) and the part in Wait (the process running, its exit event).
+double ExecRoundTrip(boxlite::Box& box, const std::string& program,
+                     std::pair<double, double>* split = nullptr) {
   boxlite::ExecOptions t;
   t.argv = {program};
   auto t0 = Clock::now();
   auto exec = Must(box.StartExec(t), "exec true");
+  auto started = Clock::now();
   (void)Must(exec->Wait(), "wait true");
-  return Seconds(Clock::now() - t0) * 1000;
+  auto t1 = Clock::now();
+  if (split) *split = {Seconds(started - t0) * 1000, Seconds(t1 - started) * 1000};
+  return Seconds(t1 - t0) * 1000;
 }
 
 // What merely starting a process costs the guest: the floor VM (mode "spawn") answers a
@@ -211,6 +217,8 @@ constexpr char kFloorTrue[] = "/boxlite-bench/true";
 // spawn[i] was taken right after floor_true[i]; image_spawn[i] right after image_true[i].
 struct ExecTimes {
   std::vector<double> floor_true;
+  std::vector<double> start_part;  // floor_true's time until StartExec returned,
+  std::vector<double> wait_part;   // and in Wait.
   std::vector<double> spawn;
   std::vector<double> image_true;
   std::vector<double> image_spawn;
@@ -225,10 +233,13 @@ ExecTimes MeasureExecs(boxlite::Box& box, const boxlite::vmm::GuestAssets& asset
   // The image's `true` takes ~10x longer: sampled every 5th round (at least 20 samples).
   const int image_every = runs >= 100 ? 5 : 1;
   for (int i = 0; i < runs + 10; ++i) {  // The first 10 rounds warm both sides up.
-    double exec = ExecRoundTrip(box, kFloorTrue);
+    std::pair<double, double> split;
+    double exec = ExecRoundTrip(box, kFloorTrue, &split);
     double spawn = SpawnRoundTrip(vm);
     if (i >= 10) {
       t.floor_true.push_back(exec);
+      t.start_part.push_back(split.first);
+      t.wait_part.push_back(split.second);
       t.spawn.push_back(spawn);
     }
     if (i % image_every == 0) {
@@ -240,11 +251,12 @@ ExecTimes MeasureExecs(boxlite::Box& box, const boxlite::vmm::GuestAssets& asset
       }
     }
   }
-  std::fprintf(stderr, "exec: static true %.2f ms (p25 %.2f, p75 %.2f), spawn floor %.2f ms "
-               "(p25 %.2f, p75 %.2f), image true %.1f ms\n",
+  std::fprintf(stderr, "exec: static true %.2f ms (p25 %.2f, p75 %.2f; until started %.2f, "
+               "waiting %.2f), spawn floor %.2f ms (p25 %.2f, p75 %.2f), image true %.1f ms\n",
                Median(t.floor_true), Percentile(t.floor_true, 0.25),
-               Percentile(t.floor_true, 0.75), Median(t.spawn), Percentile(t.spawn, 0.25),
-               Percentile(t.spawn, 0.75), Median(t.image_true));
+               Percentile(t.floor_true, 0.75), Median(t.start_part), Median(t.wait_part),
+               Median(t.spawn), Percentile(t.spawn, 0.25), Percentile(t.spawn, 0.75),
+               Median(t.image_true));
   return t;
 }
 
