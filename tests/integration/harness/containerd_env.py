@@ -54,11 +54,11 @@ def docker_save_tar(layout, dest, tag):
 
 
 def containerd_for_tests(cli_binary, layout, on_root, session_mark, extra_env=None):
-    """A Containerd for a test (its caller closes it), or pytest's skip when containerd or
-    ctr is not installed. session_mark is "K=V", added to its environment with extra_env."""
+    """A Containerd for a test (its caller closes it); a test failure when containerd or
+    ctr is not installed (scripts/setup.sh installs them). session_mark is "K=V", added to its environment with extra_env."""
     if shutil.which("containerd") is None or shutil.which("ctr") is None:
         import pytest  # Only the tests use this; the benchmark has no pytest.
-        pytest.skip("containerd is not installed (scripts/setup.sh installs it)")
+        pytest.fail("containerd is not installed (scripts/setup.sh installs it)")
     key, value = session_mark.split("=", 1)
     return Containerd(cli_binary, layout, on_root=on_root,
                       extra_env={key: value, **(extra_env or {})})

@@ -27,9 +27,10 @@ from conftest import SESSION_MARK, add_session_root, qemu_processes, wait_for
 from harness.containerd_env import _shim_binary, docker_save_tar
 from harness.leaks import holds_file_under
 
-grpc = pytest.importorskip("grpc", reason="grpcio is not installed (python/requirements-dev.txt)")
-protoc = pytest.importorskip("grpc_tools.protoc",
-                             reason="grpcio-tools is not installed (python/requirements-dev.txt)")
+# scripts/setup.sh installs these (python/requirements-dev.txt): a missing one is an error,
+# not a reason to skip.
+import grpc  # noqa: E402
+import grpc_tools.protoc as protoc  # noqa: E402
 
 PROTO = Path(__file__).resolve().parent / "cri" / "api.proto"
 K8S_NS = "k8s.io"  # The containerd namespace of the CRI plugin.
@@ -256,11 +257,10 @@ state = "{d}/state"
 
 @pytest.fixture(scope="module")
 def cri(cli_binary, test_images):
-    if shutil.which("containerd") is None or shutil.which("ctr") is None:
-        pytest.skip("containerd is not installed (scripts/setup.sh installs it)")
-    if not os.path.exists(os.path.join(CNI_BIN, "bridge")):
-        pytest.skip("Debian's CNI plugins are not installed (scripts/setup.sh installs "
-                    "containernetworking-plugins)")
+    assert shutil.which("containerd") and shutil.which("ctr"), \
+        "containerd is not installed (scripts/setup.sh installs it)"
+    assert os.path.exists(os.path.join(CNI_BIN, "bridge")), \
+        "Debian's CNI plugins are not installed (scripts/setup.sh installs containernetworking-plugins)"
     c = CriContainerd(cli_binary, test_images)
     yield c
     c.close()

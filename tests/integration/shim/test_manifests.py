@@ -116,8 +116,7 @@ def test_names_tie_the_manifests_together():
 def test_containerd_reads_the_snippet(tmp_path):
     """As docs/kubernetes.md says: the snippet's table appended to the node's config (here
     `containerd config default`) adds the boxlite runtime beside runc."""
-    if shutil.which("containerd") is None:
-        pytest.skip("containerd is not installed (scripts/setup.sh installs it)")
+    assert shutil.which("containerd"), "containerd is not installed (scripts/setup.sh installs it)"
     default = subprocess.run(["containerd", "config", "default"], capture_output=True,
                              timeout=60, check=True).stdout.decode()
     snippet = (DEPLOY / "containerd-boxlite.toml").read_text()
