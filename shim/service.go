@@ -58,6 +58,7 @@ type container struct {
 // ends on a signal, as the pause image's does.
 var pauseCommand = []string{"sleep", "infinity"}
 
+// process is the task's main process or one of its execs; the caller holds service.mu.
 func (c *container) process(execID string) (*process, error) {
 	if execID == "" {
 		return c.init, nil
@@ -119,7 +120,10 @@ func (s *service) lookup(id, execID string) (*container, *process, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// A task's execs change under s.mu (Exec, Delete): read them under it too.
+	s.mu.Lock()
 	p, err := c.process(execID)
+	s.mu.Unlock()
 	if err != nil {
 		return nil, nil, err
 	}
