@@ -369,7 +369,8 @@ Status BoxImpl::ConnectPersistentLocked() {
       "close another process using this box");
 }
 
-Status BoxImpl::HelloLocked(const protocol::BoxConfig& config, int64_t* config_ms) {
+Status BoxImpl::HelloLocked(const protocol::BoxConfig& config, int64_t* config_ms,
+                            int64_t* guest_uptime_ms) {
   protocol::HelloRequest hello;
   hello.config = config;
   hello.config.hostname = name_;
@@ -380,9 +381,14 @@ Status BoxImpl::HelloLocked(const protocol::BoxConfig& config, int64_t* config_m
   auto reply = channel_->Call("hello", protocol::ToJson(hello), Clock::now() + BootTimeout(runtime_->options()));
   if (reply.ok()) {
     protocol::HelloResponse resp;
-    if (config_ms != nullptr && protocol::FromJson(*reply, &resp).ok()) {
-      // The guest's number: kept within the boot timeout.
-      *config_ms = std::clamp<int64_t>(resp.config_ms, 0, BootTimeout(runtime_->options()).count() * 1000);
+    if ((config_ms != nullptr || guest_uptime_ms != nullptr) &&
+        protocol::FromJson(*reply, &resp).ok()) {
+      // The guest's numbers: kept within the boot timeout.
+      int64_t limit_ms = BootTimeout(runtime_->options()).count() * 1000;
+      if (config_ms != nullptr) *config_ms = std::clamp<int64_t>(resp.config_ms, 0, limit_ms);
+      if (guest_uptime_ms != nullptr) {
+        *guest_uptime_ms = std::clamp<int64_t>(resp.uptime_ms, 0, limit_ms);
+      }
     }
     return Status::OK();
   }
