@@ -128,12 +128,12 @@ Status BoxImpl::LaunchOnceLocked(const MemoryImage* image, std::string* failed_t
   base::ScopeExit note_failure([&] {
     if (plan.warm.restore && failed_template) *failed_template = plan.warm.restore->record.key;
   });
-  plan.Mark("prepared");
+  plan.Mark("image resolved");
   if (image) BOXLITE_RETURN_IF_ERROR(CheckMemoryImageLocked(*image, plan.memory));
   BOXLITE_RETURN_IF_ERROR(OpenBoxFilesLocked(plan));
-  plan.Mark("files");
+  plan.Mark("overlay+logs+sockets");
   BOXLITE_RETURN_IF_ERROR(AttachDevicesLocked(plan));
-  plan.Mark("devices");
+  plan.Mark("descriptors+console writer");
   BOXLITE_RETURN_IF_ERROR(AttachMemoryLocked(plan.config, plan.memory));
   BOXLITE_RETURN_IF_ERROR(ShareMountsLocked(plan));
   plan.Mark("memory+shares");
@@ -142,7 +142,7 @@ Status BoxImpl::LaunchOnceLocked(const MemoryImage* image, std::string* failed_t
   BOXLITE_RETURN_IF_ERROR(StartNetworkLocked(plan));
   plan.Mark("network");
   BOXLITE_RETURN_IF_ERROR(StartVmLocked(plan));
-  plan.Mark("qemu exec'd");
+  plan.Mark("qemu exec'd in its jail");
   plan.memory.passed.clear();
   // QEMU runs: from here a failure stops it again.
   if (Status received = image ? ReceiveMemoryLocked(plan.memory) : Status::OK(); !received.ok()) {
@@ -498,7 +498,7 @@ Status BoxImpl::GreetGuestLocked(LaunchPlan& plan) {
     });
   }
   CaptureTemplateLocked(&plan.warm);  // Warm start: before hello configures the guest.
-  plan.Mark("channel");
+  plan.Mark("hello sent");
   return HelloLocked(plan.box_config, &plan.stages.container_init_ms, &plan.guest_uptime_ms);
 }
 
