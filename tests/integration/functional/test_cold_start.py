@@ -50,3 +50,18 @@ def test_overlays_from_the_template_are_separate_disks_of_the_size_asked(fresh_c
     assert p.returncode == 0, p.stderr
     rootfs = Path(fresh_cli.home) / "images" / "rootfs"
     assert sorted(p.name for p in rootfs.iterdir()) == []
+
+
+def test_the_first_command_of_a_box_without_network_has_a_working_loopback(cli):
+    """The agent brings up lo beside its other boot work (agent/init.cc MountEarly); the
+    box's first command, in a box with no network at all, still finds lo up with 127.0.0.1
+    and ::1 and serves and fetches a page over 127.0.0.1."""
+    script = ("cat /sys/class/net/lo/flags; grep -c ' lo$' /proc/net/if_inet6; "
+              "mkdir /tmp/www && echo page-$((6*7)) > /tmp/www/index.html && "
+              "httpd -p 127.0.0.1:8080 -h /tmp/www && wget -q -O - http://127.0.0.1:8080/")
+    r = cli.run("run", "--rm", "--network", "none", BASE, "sh", "-c", script, timeout=300)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    flags, inet6, page = r.stdout.decode(errors="replace").split()
+    assert int(flags, 16) & 0x1, flags  # IFF_UP
+    assert int(inet6) >= 1  # ::1 on lo
+    assert page == "page-42"
