@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,6 +47,15 @@ constexpr char kCgroupOptions[] = "favordynmods";
 // (MountRootfs; WaitForRootfs waits for it). 0 once done.
 pid_t g_cgroup_setup = 0;
 pid_t g_rootfs_setup = 0;
+
+// A boot child runs only when PID 1 has nothing to run: the guest has one vCPU, and at
+// PID 1's own priority the child's work delayed each wakeup of PID 1 (mounting the box
+// disk waits for dozens of block reads) behind the child's time slice. PID 1 waits for
+// the child before anything that needs its result, so the child still runs to the end.
+void BecomeIdleBootChild() {
+  struct sched_param param = {};
+  (void)::sched_setscheduler(0, SCHED_IDLE, &param);
+}
 
 // Waits for a boot child unless the server reaped it already (NoteChildReaped).
 void WaitForChild(pid_t* pid) {
@@ -312,6 +322,7 @@ Status MountEarly() {
   ::setpriority(PRIO_PROCESS, 0, kAgentNice);
   g_cgroup_setup = ::fork();
   if (g_cgroup_setup <= 0) {
+    if (g_cgroup_setup == 0) BecomeIdleBootChild();
     SetUpCgroups();
     if (g_cgroup_setup == 0) _exit(0);
   }
@@ -399,7 +410,10 @@ Status MountRootfs() {
   // done, so that command already sees the disk's whole size.
   g_rootfs_setup = ::fork();
   if (g_rootfs_setup <= 0) {
-    if (g_rootfs_setup == 0) WarmFirstExec();
+    if (g_rootfs_setup == 0) {
+      BecomeIdleBootChild();
+      WarmFirstExec();
+    }
     Status grown = GrowRootfs();
     if (!grown.ok()) ConsoleLog("%s", grown.ToString().c_str());
     if (g_rootfs_setup == 0) _exit(0);

@@ -11,6 +11,10 @@
 //                 process's output costs to reach the host through a pipe, without BoxLite
 //   floor=spawn   for every byte received, fork + exec /init as "true" and wait, then echo
 //                 the byte: what running a process costs this guest, without BoxLite
+//   floor=first_exec  write "R" as floor=boot does, then mount the disk (/dev/vda, ext4,
+//                 the options a box's volatile disk gets), fork, chroot into it and exec
+//                 the image's own `true` from the default PATH, wait, and write "X": the
+//                 least a first boot and first exec of that image cost this guest
 // Run as `true`, it exits 0. Run as `write N` (copied into a box), it writes N bytes to
 // stdout with the very loop floor=stream uses on the port, so the two throughputs differ
 // only by what lies between the writer and the host.
@@ -102,6 +106,24 @@ static int PipeStream(int port, long long total) {
   return total > 0;
 }
 
+// floor=first_exec: the image's `true`, as a box's first exec starts it (the PATH the
+// agent gives a command without one), in the box disk mounted as the agent mounts it.
+static int FirstExec(void) {
+  mkdir("/mnt", 0755);
+  if (mount("/dev/vda", "/mnt", "ext4", 0, "noinit_itable,norecovery") != 0) return 1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (chroot("/mnt") != 0 || chdir("/") != 0) _exit(126);
+    setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+    char* args[] = {"true", NULL};
+    execvp("true", args);
+    _exit(127);
+  }
+  int status;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid) return 1;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   const char* self = strrchr(argv[0], '/');
   if (strcmp(self ? self + 1 : argv[0], "true") == 0) return 0;
@@ -152,6 +174,10 @@ int main(int argc, char** argv) {
       ssize_t w = write(port, &c, 1);
       (void)w;
     }
+  } else if (mode && strncmp(mode, "first_exec", 10) == 0) {
+    ssize_t w = write(port, "R", 1);
+    (void)w;
+    w = write(port, FirstExec() == 0 ? "X" : "F", 1);  // "F": the host stops with an error.
   } else if (mode && strncmp(mode, "pipe", 4) == 0) {
     const char* b = Arg("floor_bytes");
     PipeStream(port, b ? atoll(b) : (64LL << 20));

@@ -299,7 +299,7 @@ Status BoxImpl::StartLocked() {
     if (auto q = sys::Open(DirPath("qemu.log"), O_RDONLY); q.ok()) qemu_log_fd_ = std::move(q).value();
     BOXLITE_RETURN_IF_ERROR(ConnectPersistentLocked());
     state_ = State::kRunning;
-    Status hello = HelloLocked(protocol::BoxConfig{}, nullptr, /*attach=*/true);
+    Status hello = HelloLocked(protocol::BoxConfig{}, nullptr, nullptr, /*attach=*/true);
     if (!hello.ok()) {
       channel_.reset();
       port_lock_.reset();
@@ -371,7 +371,7 @@ Status BoxImpl::ConnectPersistentLocked() {
 }
 
 Status BoxImpl::HelloLocked(const protocol::BoxConfig& config, int64_t* config_ms,
-                            bool attach) {
+                            int64_t* guest_uptime_ms, bool attach) {
   protocol::HelloRequest hello;
   hello.config = config;
   hello.attach = attach;
@@ -391,9 +391,14 @@ Status BoxImpl::HelloLocked(const protocol::BoxConfig& config, int64_t* config_m
   }
   if (reply.ok()) {
     protocol::HelloResponse resp;
-    if (config_ms != nullptr && protocol::FromJson(*reply, &resp).ok()) {
-      // The guest's number: kept within the boot timeout.
-      *config_ms = std::clamp<int64_t>(resp.config_ms, 0, BootTimeout(runtime_->options()).count() * 1000);
+    if ((config_ms != nullptr || guest_uptime_ms != nullptr) &&
+        protocol::FromJson(*reply, &resp).ok()) {
+      // The guest's numbers: kept within the boot timeout.
+      int64_t limit_ms = BootTimeout(runtime_->options()).count() * 1000;
+      if (config_ms != nullptr) *config_ms = std::clamp<int64_t>(resp.config_ms, 0, limit_ms);
+      if (guest_uptime_ms != nullptr) {
+        *guest_uptime_ms = std::clamp<int64_t>(resp.uptime_ms, 0, limit_ms);
+      }
     }
     return Status::OK();
   }

@@ -259,10 +259,11 @@ class BoxImpl final : public Box, public std::enable_shared_from_this<BoxImpl> {
   Status ConnectPersistentLocked();
   // Sends the hello that configures the guest (or attaches to a configured one).
   // Sets *config_ms to the time the agent took to apply a new config.
+  // config_ms and guest_uptime_ms, when given, receive the guest's figures from its answer.
   // `attach`: a client joining a box another process launched; it waits (asking again)
   // until the launcher's hello has configured the box.
   Status HelloLocked(const protocol::BoxConfig& config, int64_t* config_ms = nullptr,
-                     bool attach = false);
+                     int64_t* guest_uptime_ms = nullptr, bool attach = false);
   // Stops the VM; `graceful` lets the guest flush and unmount its disk first (pointless,
   // and slow when the guest is overloaded, for a box about to be removed).
   Status StopLocked(bool graceful = true,

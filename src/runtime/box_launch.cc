@@ -26,6 +26,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "src/base/log.h"
 #include "src/base/macros.h"
@@ -89,6 +92,11 @@ struct BoxImpl::LaunchPlan {
   MemoryLaunch memory;  // The monitor, RAM and (restores) image (box_memory.cc).
   WarmChoice warm;  // Warm start (box_warm.cc).
 
+  // The launch's timeline: each step's end (logged at debug level when the box is up).
+  std::vector<std::pair<const char*, Clock::time_point>> timeline;
+  int64_t guest_uptime_ms = -1;  // The guest's clock when it answered the hello.
+  void Mark(const char* step) { timeline.emplace_back(step, Clock::now()); }
+
   // Keeps `fd` open until QEMU is started and lists it for QEMU to inherit.
   int Pass(base::UniqueFd fd) {
     config.inherit_fds.push_back(fd.get());
@@ -120,14 +128,21 @@ Status BoxImpl::LaunchOnceLocked(const MemoryImage* image, std::string* failed_t
   base::ScopeExit note_failure([&] {
     if (plan.warm.restore && failed_template) *failed_template = plan.warm.restore->record.key;
   });
+  plan.Mark("image resolved");
   if (image) BOXLITE_RETURN_IF_ERROR(CheckMemoryImageLocked(*image, plan.memory));
   BOXLITE_RETURN_IF_ERROR(OpenBoxFilesLocked(plan));
+  plan.Mark("overlay+logs+sockets");
   BOXLITE_RETURN_IF_ERROR(AttachDevicesLocked(plan));
+  plan.Mark("descriptors+console writer");
   BOXLITE_RETURN_IF_ERROR(AttachMemoryLocked(plan.config, plan.memory));
   BOXLITE_RETURN_IF_ERROR(ShareMountsLocked(plan));
+  plan.Mark("memory+shares");
   BOXLITE_RETURN_IF_ERROR(PlanJailLocked(plan));
+  plan.Mark("jail planned");
   BOXLITE_RETURN_IF_ERROR(StartNetworkLocked(plan));
+  plan.Mark("network");
   BOXLITE_RETURN_IF_ERROR(StartVmLocked(plan));
+  plan.Mark("qemu exec'd in its jail");
   plan.memory.passed.clear();
   // QEMU runs: from here a failure stops it again.
   if (Status received = image ? ReceiveMemoryLocked(plan.memory) : Status::OK(); !received.ok()) {
@@ -148,6 +163,7 @@ Status BoxImpl::LaunchOnceLocked(const MemoryImage* image, std::string* failed_t
     RollBackLaunchLocked();
     return explained;
   }
+  plan.Mark("hello answered");
   note_failure.Cancel();
   return FinishLaunchLocked(plan);
 }
@@ -202,6 +218,14 @@ Status BoxImpl::OpenOverlayLocked(LaunchPlan& plan) {
   overlay.backing = image_->rootfs_path;
   overlay.size_mib = disk_size_mib_;
   overlay.keep = persistent();
+  if (!persistent() && image_->rootfs_path.ends_with(".ext4")) {
+    // Beside the base in the image store, named with its stem so image gc removes it
+    // with the base (src/image/store.cc): new overlays are copies of it (src/vmm/disk.h).
+    const std::string& base = image_->rootfs_path;
+    overlay.template_path = base.substr(0, base.size() - 5) +
+                            base::StrFormat(".overlay-%lldM.qcow2",
+                                            static_cast<long long>(disk_size_mib_));
+  }
   if (persistent()) {
     // A stopped box must survive the image being removed and collected: its backing file
     // is a hard link in the box directory (same file system as the store; a copy
@@ -474,7 +498,8 @@ Status BoxImpl::GreetGuestLocked(LaunchPlan& plan) {
     });
   }
   CaptureTemplateLocked(&plan.warm);  // Warm start: before hello configures the guest.
-  return HelloLocked(plan.box_config, &plan.stages.container_init_ms);
+  plan.Mark("hello sent");
+  return HelloLocked(plan.box_config, &plan.stages.container_init_ms, &plan.guest_uptime_ms);
 }
 
 void BoxImpl::RollBackLaunchLocked() {
@@ -527,6 +552,20 @@ Status BoxImpl::FinishLaunchLocked(LaunchPlan& plan) {
   }
   BOXLITE_LOG(kDebug, "box %s: create %.3fs boot %.3fs", name_.c_str(), create_seconds_,
               boot_seconds_);
+  if (base::LogEnabled(base::LogLevel::kDebug)) {
+    std::string line;
+    for (const auto& [step, at] : plan.timeline) {
+      line += base::StrFormat("%s%s %.1f", line.empty() ? "" : ", ", step,
+                              std::chrono::duration<double, std::milli>(at - plan.t0).count());
+    }
+    if (plan.guest_uptime_ms >= 0) {
+      // The guest's clock starts when its kernel sets up timekeeping: what is left of
+      // QEMU's start to the answer is QEMU's own start and the kernel's earliest steps.
+      line += base::StrFormat("; guest uptime at the answer %lld ms",
+                              static_cast<long long>(plan.guest_uptime_ms));
+    }
+    BOXLITE_LOG(kDebug, "box %s: launch timeline (ms): %s", name_.c_str(), line.c_str());
+  }
   StartHealthLocked();
   return Status::OK();
 }
