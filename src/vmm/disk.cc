@@ -7,11 +7,9 @@
 
 #include <cerrno>
 #include <optional>
-#include <random>
 #include <string>
 
 #include "src/base/macros.h"
-#include "src/base/strings.h"
 #include "src/sys/errno_status.h"
 #include "src/sys/fs.h"
 #include "src/sys/subprocess.h"
@@ -65,11 +63,12 @@ std::optional<std::string> ReadTemplate(const DiskOverlay& disk) {
   return std::move(bytes).value();
 }
 
-// Makes the template with qemu-img beside its final path and renames it there, so a
-// concurrent reader sees a whole template or none.
+// Makes the template with qemu-img next to the box's own overlay and renames it into
+// place, so a concurrent reader sees a whole template or none. Next to the overlay: an
+// ephemeral box's overlay is in the home's tmp/, whose sweep removes what a killed process
+// left (src/runtime/home_tmp.h); a temporary file beside the template would outlive it.
 Status MakeTemplate(const DiskOverlay& disk) {
-  std::random_device random;
-  std::string tmp = disk.template_path + base::StrFormat(".tmp.%d.%08x", ::getpid(), random());
+  std::string tmp = disk.path + ".template.qcow2";
   BOXLITE_RETURN_IF_ERROR(CreateWithQemuImg(disk, tmp));
   if (::rename(tmp.c_str(), disk.template_path.c_str()) != 0) {
     int e = errno;

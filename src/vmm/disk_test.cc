@@ -138,7 +138,9 @@ TEST_F(DiskTest, ATemplateThatCannotBeMadeFallsBackToQemuImg) {
   EXPECT_FALSE(sys::Exists(bad.template_path));
   auto left = sys::ListDir(dir_->path());
   ASSERT_TRUE(left.ok());
-  for (const auto& name : *left) EXPECT_EQ(name.find(".tmp."), std::string::npos) << name;
+  for (const auto& name : *left) {
+    EXPECT_EQ(name.find(".template."), std::string::npos) << name;  // MakeTemplate's file.
+  }
 }
 
 }  // namespace

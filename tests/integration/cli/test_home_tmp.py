@@ -1,6 +1,8 @@
-"""The home's tmp/ when a process dies between `qemu-img create` and the unlink of an
-ephemeral box's overlay (src/runtime/home_tmp.h): the next runtime that opens the home
-removes the leftover, and never a file of a live process.
+"""The home's tmp/ when a process dies between `qemu-img create` and the unlink of what it
+made (src/runtime/home_tmp.h): the next runtime that opens the home removes the leftover,
+and never a file of a live process. In a fresh home the first ephemeral box of an image runs
+`qemu-img` for the empty-overlay template (src/vmm/disk.h), made in tmp/ beside the box's
+own overlay and renamed into the image store; later boxes copy it.
 
 The moment is observed, not timed: a `qemu-img` first on the CLI's PATH runs the real one
 and then stops its parent (the CLI) with SIGSTOP, so the overlay exists by name and the CLI
