@@ -42,10 +42,15 @@ def _stopped_in_the_window(cli, tmp_path):
                      stdout=open(os.devnull, "wb"), stderr=open(tmp_path / "stderr", "wb"))
     stopped = wait_for(lambda: proc.poll() is not None or _process_state(proc.pid) == "T",
                        timeout=300, interval=0.05)
-    assert stopped and proc.poll() is None, (
-        f"the CLI never reached qemu-img: {(tmp_path / 'stderr').read_text()}")
-    leftovers = sorted(os.listdir(cli.home / "tmp"))
-    assert any(name.endswith(".qcow2") for name in leftovers), leftovers
+    try:
+        assert stopped and proc.poll() is None, (
+            f"the CLI never reached qemu-img: {(tmp_path / 'stderr').read_text()}")
+        leftovers = sorted(os.listdir(cli.home / "tmp"))
+        assert any(name.endswith(".qcow2") for name in leftovers), leftovers
+    except BaseException:
+        proc.kill()  # A failed check leaves no stopped CLI behind.
+        proc.wait()
+        raise
     return proc, leftovers
 
 
