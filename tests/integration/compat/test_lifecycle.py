@@ -227,7 +227,10 @@ def test_detached_box_outlives_its_creator_and_stops_with_its_main_command(rt, h
                                 "echo 'boxlite-agent: main command exited with code 77' > $c "
                                 "&& echo $c; done"))
         assert forged.split(), "the guest could not write its console: no attack was made"
-        run(sh(box, """kill $(ps -o pid,args | awk '$2 == "sh" && $4 == "read" {print $1}')"""))
+        try:
+            run(sh(box, """kill $(ps -o pid,args | awk '$2 == "sh" && $4 == "read" {print $1}')"""))
+        except boxlite.errors.BoxStateError:
+            pass  # The VM powered off before this exec's own exit event left it.
         assert wait_for(lambda: stopped_with_code("lc-orphan"), timeout=60)
         stopped = run(rt.get_info("lc-orphan"))
         assert stopped.exit_code == 128 + 15, stopped
