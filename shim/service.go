@@ -243,9 +243,14 @@ func (s *service) createPodContainer(ctx context.Context, r *taskAPI.CreateTaskR
 	if err := copyRootfs(ctx, b.name, b.rootfs(), root); err != nil {
 		return nil, err
 	}
-	volumes, err := mountPodVolumes(ctx, mountsDir, r.ID, spec)
-	if err != nil {
-		return nil, errdefs.ToGRPCf(errdefs.ErrInvalidArgument, "%v", err)
+	var volumes []string
+	if podVolumesEnabled {
+		var err error
+		if volumes, err = mountPodVolumes(ctx, mountsDir, r.ID, spec); err != nil {
+			return nil, errdefs.ToGRPCf(errdefs.ErrInvalidArgument, "%v", err)
+		}
+	} else if n := countPodVolumes(spec); n > 0 {
+		log.G(ctx).Warnf("container %s: %d bind mount(s) not applied: volumes of pod containers are off (docs/kubernetes.md)", r.ID, n)
 	}
 	c := &container{id: r.ID, bundle: r.Bundle, box: b, spec: spec, execs: map[string]*process{},
 		init: newProcess("", spec.Process, stdio{r.Stdin, r.Stdout, r.Stderr, r.Terminal}),
@@ -327,7 +332,9 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		var err error
 		switch c.kind {
 		case kindPodSandbox:
-			if err = preparePodMounts(podMountsDir(c.bundle)); err != nil {
+			if !podVolumesEnabled {
+				// No volume share (volumes.go, podVolumesEnabled).
+			} else if err = preparePodMounts(podMountsDir(c.bundle)); err != nil {
 				return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "%v", err)
 			}
 			args, err = podRunArgs(c)

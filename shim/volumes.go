@@ -60,6 +60,14 @@ func providedByBox(dst string) bool {
 	return false
 }
 
+// podVolumesEnabled: off. The pod's volume directory is a read-write share of the box,
+// so the guest can rename and replace the per-container directories beneath it while the
+// shim (root) makes, binds, unmounts and removes paths through them: a planted symlink
+// would turn those into binds and removals anywhere on the host. Until every step goes
+// through descriptors opened with O_NOFOLLOW beneath the pod directory (and a VM test
+// plants the links), a pod container's bind mounts are skipped, as they were before.
+const podVolumesEnabled = false
+
 // preparePodMounts makes the pod's volume directory: owned by the VM's user (a read-write
 // share must be) and bound onto itself, so the host's binds under it are one tree that
 // cleanupPodMounts detaches at once. No shared propagation is needed: QEMU reaches the
@@ -85,6 +93,17 @@ func preparePodMounts(dir string) error {
 		}
 	}
 	return nil
+}
+
+// countPodVolumes: how many of the spec's mounts mountPodVolumes would bind.
+func countPodVolumes(s *specs.Spec) int {
+	n := 0
+	for _, m := range s.Mounts {
+		if isBindMount(m) && !providedByBox(m.Destination) {
+			n++
+		}
+	}
+	return n
 }
 
 // isBindMount: a bind mount of config.json (type bind, or a bind/rbind option).
