@@ -198,9 +198,7 @@ func podRunArgs(c *container) ([]string, error) {
 	}
 	args = append(args, disk...)
 	// The pod's volumes (volumes.go): made on the host under this share as containers come.
-	if podVolumesEnabled {
-		args = append(args, "-v", podMountsDir(c.bundle)+":"+podMountsGuest)
-	}
+	args = append(args, "-v", podMountsDir(c.bundle)+":"+podMountsGuest)
 	args = append(args, podImage)
 	return append(args, podKeeper...), nil
 }

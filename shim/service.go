@@ -240,17 +240,16 @@ func (s *service) createPodContainer(ctx context.Context, r *taskAPI.CreateTaskR
 	if st, _, _, _ := sb.init.state(); st != task.StatusRunning {
 		return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "the box of pod %s has ended", pod)
 	}
+	// Root's from now on, before any container's files reach the box (volumes.go).
+	if err := sealPodMounts(mountsDir); err != nil {
+		return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "%v", err)
+	}
 	if err := copyRootfs(ctx, b.name, b.rootfs(), root); err != nil {
 		return nil, err
 	}
-	var volumes []string
-	if podVolumesEnabled {
-		var err error
-		if volumes, err = mountPodVolumes(ctx, mountsDir, r.ID, spec); err != nil {
-			return nil, errdefs.ToGRPCf(errdefs.ErrInvalidArgument, "%v", err)
-		}
-	} else if n := countPodVolumes(spec); n > 0 {
-		log.G(ctx).Warnf("container %s: %d bind mount(s) not applied: volumes of pod containers are off (docs/kubernetes.md)", r.ID, n)
+	volumes, err := mountPodVolumes(ctx, mountsDir, r.ID, spec)
+	if err != nil {
+		return nil, errdefs.ToGRPCf(errdefs.ErrInvalidArgument, "%v", err)
 	}
 	c := &container{id: r.ID, bundle: r.Bundle, box: b, spec: spec, execs: map[string]*process{},
 		init: newProcess("", spec.Process, stdio{r.Stdin, r.Stdout, r.Stderr, r.Terminal}),
@@ -332,9 +331,7 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		var err error
 		switch c.kind {
 		case kindPodSandbox:
-			if !podVolumesEnabled {
-				// No volume share (volumes.go, podVolumesEnabled).
-			} else if err = preparePodMounts(podMountsDir(c.bundle)); err != nil {
+			if err = preparePodMounts(podMountsDir(c.bundle)); err != nil {
 				return nil, errdefs.ToGRPCf(errdefs.ErrFailedPrecondition, "%v", err)
 			}
 			args, err = podRunArgs(c)

@@ -243,9 +243,9 @@ def test_kill_of_one_container_leaves_the_other_running(containerd, pod):
     assert (p.returncode, p.stdout) == (0, f"{B}\n".encode()), (p.stdout, p.stderr)
 
 
-def _pod_mounts(containerd):
+def _pod_mounts(containerd, pod=POD):
     """The pod's volume directory on the host (shim/volumes.go)."""
-    return (containerd.dir / "state" / "io.containerd.runtime.v2.task" / NS / POD /
+    return (containerd.dir / "state" / "io.containerd.runtime.v2.task" / NS / pod /
             "boxlite-pod-mounts")
 
 
@@ -255,23 +255,165 @@ def _mounts_under(path):
                 if (line.split()[4] + "/").startswith(str(path) + "/")]
 
 
-def test_volumes_of_pod_containers_are_off(containerd, pod, tmp_path):
-    """A pod container's bind mounts are not applied (shim/volumes.go, podVolumesEnabled:
-    the live binds went through a directory the guest can rewrite): the container runs,
-    its destination does not show the host's files, and the host gains no mount."""
+def _mount(src, dst, mode):
+    return ["--mount", f"type=bind,src={src},dst={dst},options=rbind:{mode}"]
+
+
+def test_volumes_are_live_binds_of_the_host(containerd, pod, tmp_path):
+    """(After A's removal: the pod's box serves 4 clients at once.) Kubernetes volumes:
+    config.json's bind mounts reach a pod container live, both ways; one host directory in
+    two containers is shared (emptyDir); ro refuses writes; a file bind (the
+    service-account token) is seen rewritten; a destination that is a symlink out of the
+    container's root stays inside it; delete leaves no host mount."""
     vol = tmp_path / "empty-dir"
     vol.mkdir()
-    (vol / "from-host").write_text("host\n")
-    p = containerd.ctr("run", "--rm", "--runtime", BOXLITE, *_annotations("container"),
-                       "--mount", f"type=bind,src={vol},dst=/data,options=rbind:rw",
-                       IMAGE, "pod1-novol", "sh", "-c", "cat /data/from-host || echo absent",
-                       timeout=300)
-    assert (p.returncode, p.stdout) == (0, b"absent\n"), p.stderr + containerd.logtail().encode()
-    with open("/proc/self/mountinfo") as f:
-        assert not [line for line in f if str(vol) in line]
+    os.chmod(vol, 0o777)  # As kubelet makes an emptyDir: the VM's user writes there.
+    token = tmp_path / "token"
+    token.write_text("token-1\n")
+    os.chmod(token, 0o644)
+    (vol / "secret-0600").write_text("root only\n")
+    os.chmod(vol / "secret-0600", 0o600)
+    v1, v2 = "pod1-v1", "pod1-v2"
+    try:
+        p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *_annotations("container"),
+                           *_mount(vol, "/data", "rw"), *_mount(vol, "/ro", "ro"),
+                           *_mount(token, "/var/run/secrets/token", "ro"),
+                           IMAGE, v1, "sleep", "1000", timeout=300)
+        assert p.returncode == 0, p.stderr.decode(errors="replace") + containerd.logtail()
+        # The host writes after the container started.
+        (vol / "from-host").write_text("host\n")
+        p = _exec(containerd, v1, "cat /data/from-host /var/run/secrets/token", "v1-read")
+        assert (p.returncode, p.stdout) == (0, b"host\ntoken-1\n"), p.stderr
+        # A container's write reaches the host and the other container (emptyDir).
+        p = _exec(containerd, v1, "echo v1 > /data/from-v1", "v1-write")
+        assert p.returncode == 0, p.stderr
+        assert (vol / "from-v1").read_text() == "v1\n"
+        # Created by QEMU's user on the host (9p security_model=none, docs/kubernetes.md).
+        assert (vol / "from-v1").stat().st_uid == pwd.getpwnam("boxlite").pw_uid
+        # A second container with the same host directory (an emptyDir) reads and writes
+        # the same files (run to its end: a box serves 4 clients at once, docs/kubernetes.md).
+        p = containerd.ctr("run", "--rm", "--runtime", BOXLITE, *_annotations("container"),
+                           *_mount(vol, "/shared", "rw"), IMAGE, v2, "sh", "-c",
+                           "cat /shared/from-v1 /shared/from-host; echo v2 > /shared/from-v2",
+                           timeout=300)
+        assert (p.returncode, p.stdout) == (0, b"v1\nhost\n"), p.stderr + containerd.logtail().encode()
+        p = _exec(containerd, v1, "cat /data/from-v2", "v1-read-v2")
+        assert (p.returncode, p.stdout) == (0, b"v2\n"), p.stderr
+        # ro: refused in the container, nothing reaches the host.
+        p = _exec(containerd, v1, "echo no > /ro/refused", "v1-ro")
+        assert p.returncode != 0 and b"Read-only" in p.stderr, (p.stdout, p.stderr)
+        assert not (vol / "refused").exists()
+        p = _exec(containerd, v1, "echo no > /var/run/secrets/token", "v1-ro-file")
+        assert p.returncode != 0, p.stdout
+        # A root-only file of the host is not readable through the VM's user.
+        p = _exec(containerd, v1, "cat /data/secret-0600", "v1-0600")
+        assert p.returncode != 0 and b"ermission denied" in p.stderr, (p.stdout, p.stderr)
+        # The token rewritten in place by the host: the new content is read.
+        token.write_text("token-2\n")
+        p = _exec(containerd, v1, "cat /var/run/secrets/token", "v1-token")
+        assert (p.returncode, p.stdout) == (0, b"token-2\n"), p.stderr
+        # The agent binds inside the container's root only: a destination that is a link
+        # out of it (through ..) resolves inside it (`boxlite exec --container-mount`,
+        # what the shim passes).
+        box = f"{NS}-{POD}"
+        root = f"/var/lib/boxlite/containers/{v1}/rootfs"
+        p = containerd.boxlite("exec", box, "--", "sh", "-c",
+                               f"mkdir -p /inside {root}/inside && "
+                               f"ln -s ../../../../../../../../inside {root}/escape")
+        assert p.returncode == 0, p.stderr
+        src = [n for n in os.listdir(_pod_mounts(containerd) / v1)
+               if (_pod_mounts(containerd) / v1 / n / "from-v1").exists()][0]
+        p = containerd.boxlite("exec", "--rootfs-dir", root, "--container-mount",
+                               f"/var/lib/boxlite/pod-mounts/{v1}/{src}:/escape", box, "--",
+                               "ls", "/inside")
+        assert p.returncode == 0 and b"from-v1" in p.stdout, (p.stdout, p.stderr)
+        p = containerd.boxlite("exec", box, "--", "ls", "-A", "/inside")
+        assert (p.returncode, p.stdout) == (0, b""), (p.stdout, p.stderr)
+        mounted = _mounts_under(_pod_mounts(containerd))
+        assert len(mounted) == 4, mounted  # The directory's own bind and v1's three volumes.
+    finally:
+        for task in (v1, v2):
+            containerd.remove(task)
+    # Deleted: no volume mount and no mount point is left; the host's files are.
+    assert _mounts_under(_pod_mounts(containerd)) == [str(_pod_mounts(containerd))]
+    assert os.listdir(_pod_mounts(containerd)) == []
+    assert sorted(os.listdir(vol)) == ["from-host", "from-v1", "from-v2", "secret-0600"]
 
 
-def test_delete_of_the_sandbox_leaves_nothing(containerd, pod):
+@pytest.fixture(scope="module")
+def decoy(tmp_path_factory):
+    """A host directory standing for /etc: where the guest's planted links point."""
+    d = tmp_path_factory.mktemp("decoy") / "etc"
+    d.mkdir()
+    (d / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    return d
+
+
+def _assert_decoy_intact(decoy):
+    assert [p.name for p in decoy.iterdir()] == ["passwd"]
+    assert (decoy / "passwd").read_text() == "root:x:0:0::/root:/bin/sh\n"
+    st = decoy.stat()
+    assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o755), st
+    assert not _mounts_under(decoy)
+
+
+def test_the_pods_box_cannot_change_its_volume_directory(containerd, pod, tmp_path, decoy):
+    """THE ATTACK: root in the pod's box (outside the containers' roots) tries to replace
+    a container's volume directory and its mount points with links to a host directory
+    (the decoy, standing for /etc), to create files in the pod's volume directory and to
+    chmod and chown it: the host refuses every step (the directory and what the shim made
+    in it are root's, 0755: shim/volumes.go), the volumes still work, and deleting the
+    container leaves the decoy intact and nothing in the directory."""
+    vol = tmp_path / "empty-dir"
+    vol.mkdir()
+    os.chmod(vol, 0o777)
+    ro = tmp_path / "config"
+    ro.mkdir()
+    (ro / "key").write_text("value\n")
+    v3 = "pod1-v3"
+    d = "/var/lib/boxlite/pod-mounts"
+    c = f"{d}/{v3}"
+    try:
+        p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *_annotations("container"),
+                           *_mount(vol, "/data", "rw"), *_mount(ro, "/config", "ro"),
+                           IMAGE, v3, "sleep", "1000", timeout=300)
+        assert p.returncode == 0, p.stderr.decode(errors="replace") + containerd.logtail()
+        host_dir = _pod_mounts(containerd)
+        points = sorted(os.listdir(host_dir / v3))
+        assert len(points) == 2, points
+        box = f"{NS}-{POD}"
+        # The box sees the structure as the host's root's.
+        p = containerd.boxlite("exec", box, "--", "stat", "-c", "%u %a", d, c,
+                               *[f"{c}/{n}" for n in points])
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.decode().splitlines()[:2] == ["0 755", "0 755"], p.stdout
+        attacks = [f"mv {c} {d}/moved", f"rmdir {c}/{points[0]}", f"mv {c}/{points[1]} {d}/x",
+                   f"mv {c}/{points[0]} {c}/x", f"ln -s {decoy} {d}/pod1-v4",
+                   f"ln -s {decoy} {c}/9", f"touch {d}/planted", f"mkdir {d}/planted-dir",
+                   f"touch {c}/planted", f"chmod 777 {d}", f"chmod 777 {c}",
+                   f"chown 1000 {d}", f"chown 1000 {c}", f"chmod 777 {c}/{points[1]}"]
+        script = "; ".join(f"if {a} 2>/dev/null; then echo 'allowed: {a}'; fi" for a in attacks)
+        p = containerd.boxlite("exec", box, "--", "sh", "-c", script)
+        assert (p.returncode, p.stdout) == (0, b""), (p.stdout, p.stderr)
+        assert sorted(os.listdir(host_dir)) == [v3] and sorted(os.listdir(host_dir / v3)) == points
+        for path in (host_dir, host_dir / v3):
+            st = os.lstat(path)
+            assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o755), (path, st)
+        # The volumes still work: rw written, ro refused.
+        p = _exec(containerd, v3, "echo w > /data/w && cat /config/key && ! touch /config/no",
+                  "v3-io")
+        assert (p.returncode, p.stdout) == (0, b"value\n"), (p.stdout, p.stderr)
+        assert (vol / "w").read_text() == "w\n" and sorted(os.listdir(ro)) == ["key"]
+        _assert_decoy_intact(decoy)
+    finally:
+        containerd.remove(v3)
+    _assert_decoy_intact(decoy)
+    assert _mounts_under(_pod_mounts(containerd)) == [str(_pod_mounts(containerd))]
+    assert os.listdir(_pod_mounts(containerd)) == []
+    assert sorted(os.listdir(vol)) == ["w"] and sorted(os.listdir(ro)) == ["key"]
+
+
+def test_delete_of_the_sandbox_leaves_nothing(containerd, pod, decoy):
     assert _vms(containerd)
     assert containerd.ctr("task", "kill", "-s", "KILL", POD).returncode == 0
     assert wait_for(lambda: containerd.task_status(POD) == "STOPPED", timeout=60)
@@ -282,6 +424,8 @@ def test_delete_of_the_sandbox_leaves_nothing(containerd, pod):
         assert containerd.ctr("container", "rm", task).returncode == 0, task
     assert wait_for(lambda: not _vms(containerd), timeout=30), _vms(containerd)
     _assert_pod_left_nothing(containerd, POD)
+    assert not os.path.lexists(_pod_mounts(containerd))
+    _assert_decoy_intact(decoy)
     # No shim left serving the pod.
     shims = _pod_shims(containerd)
     assert wait_for(lambda: not [p for p in shims if os.path.exists(f"/proc/{p}")], timeout=30)
@@ -320,21 +464,26 @@ def _environ(pid):
         return b""
 
 
-def test_dead_pod_shim_is_cleaned_up(containerd):
+def test_dead_pod_shim_is_cleaned_up(containerd, tmp_path):
     """The pod's shim killed (SIGKILL): containerd runs `shim delete` for each task, which
-    removes the pod's box (its VM ends) and each container's rootfs mount."""
+    removes the pod's box (its VM ends), each container's rootfs mount and its volumes'
+    binds (before containerd removes the bundle: the volume's files stay)."""
     pod, ctr = "pod2", "pod2-a"
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "kept").write_text("kept\n")
     ann = lambda kind: ["--annotation", f"io.kubernetes.cri.container-type={kind}",
                         "--annotation", f"io.kubernetes.cri.sandbox-id={pod}"]
     before = _vms(containerd)
     p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *ann("sandbox"), IMAGE, pod, "/pause",
                        timeout=300)
     assert p.returncode == 0, p.stderr
-    p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *ann("container"), IMAGE, ctr,
-                       "sleep", "1000", timeout=300)
+    p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *ann("container"),
+                       *_mount(vol, "/data", "ro"), IMAGE, ctr, "sleep", "1000", timeout=300)
     assert p.returncode == 0, p.stderr
     vms = _vms(containerd) - before
     assert len(vms) == 1, vms
+    assert len(_mounts_under(_pod_mounts(containerd, pod) / ctr)) == 1
     shims = _pod_shims(containerd)
     assert len(shims) == 1, shims  # One shim serves the pod.
     os.kill(shims[0], signal.SIGKILL)
@@ -344,3 +493,4 @@ def test_dead_pod_shim_is_cleaned_up(containerd):
         containerd.ctr("task", "delete", task)
         containerd.ctr("container", "rm", task)
     _assert_pod_left_nothing(containerd, pod)
+    assert not _mounts_under(vol) and os.listdir(vol) == ["kept"]
