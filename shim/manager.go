@@ -122,12 +122,14 @@ func (manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 			}
 			if kind == kindPodContainer {
 				// The pod's box may still run (its sandbox's shim delete removes it).
-				// Its pod's volume directory is in the sandbox's bundle, beside this one.
+				// Its pod's volume directory is beside the sandbox's bundle, as this one is.
 				podContainerCleanup(ctx, podContainerBox(ns, id, pod, bundle), containerRoot(id),
 					podMountsDir(filepath.Join(filepath.Dir(bundle), pod)))
 			} else {
-				newBox(ns, id, bundle).cleanup(ctx) // The pod's box (no layout tells it went).
+				// The volumes first: containerd gives this 5 s, then removes the bundle,
+				// and through a bind left there, a volume's files (volumes.go).
 				cleanupPodMounts(ctx, podMountsDir(bundle))
+				newBox(ns, id, bundle).cleanup(ctx) // The pod's box (no layout tells it went).
 			}
 			return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(syscall.SIGKILL)}, nil
 		}

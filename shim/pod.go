@@ -246,15 +246,16 @@ func removeContainerRoot(ctx context.Context, podBox, root string) error {
 	return err
 }
 
-// podContainerCleanup removes a pod container: its root in the pod's box (when the box
-// still runs) and the bundle's rootfs mount. Its processes ended with their CLIs: when
-// the `boxlite exec` of a process ends, the agent kills the process's group.
-// Its volumes (volumes.go), under mountsDir, are unmounted on the host.
+// podContainerCleanup removes a pod container: its volumes (volumes.go), under
+// mountsDir, unmounted on the host first (quick, and containerd bounds a dead shim's
+// cleanup in time), its root in the pod's box (when the box still runs) and the bundle's
+// rootfs mount. Its processes ended with their CLIs: when the `boxlite exec` of a
+// process ends, the agent kills the process's group.
 func podContainerCleanup(ctx context.Context, b *box, root, mountsDir string) {
+	unmountPodVolumes(ctx, mountsDir, b.id)
 	if err := removeContainerRoot(ctx, b.name, root); err != nil {
 		log.G(ctx).WithError(err).Debug("remove the container's root from the pod's box")
 	}
-	unmountPodVolumes(ctx, mountsDir, b.id)
 	b.unmountRootfs(ctx)
 }
 

@@ -445,8 +445,8 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	case kindPodSandbox:
 		// The pod's box goes, and with it every container still in it.
 		s.podEnded(c)
+		cleanupPodMounts(ctx, podMountsDir(c.bundle)) // First: see manager.go's Stop.
 		c.box.cleanup(ctx)
-		cleanupPodMounts(ctx, podMountsDir(c.bundle)) // Once its VM is gone.
 	default:
 		c.box.cleanup(ctx)
 	}

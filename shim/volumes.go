@@ -32,11 +32,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// podMountsName is the pod's volume directory in its sandbox task's bundle. containerd
-// removes the bundle after Delete and unmounts only its rootfs first: the shim detaches
-// every bind beneath this directory before (removing through a bind deletes a volume's
-// files).
-const podMountsName = "boxlite-pod-mounts"
+// podMountsPrefix names the pod's volume directory: beside its sandbox task's bundle,
+// .pod-mounts@POD, not in it. containerd removes a bundle with os.RemoveAll after
+// unmounting its rootfs alone, and a bind left there (a dead shim's cleanup cut short by
+// containerd's timeout) would have its files deleted; it never removes nor loads a
+// hidden entry of its task state, and no bundle's temporary name (.ID) has an '@'.
+const podMountsPrefix = ".pod-mounts@"
 
 // podMountsGuest is where the pod's box mounts that directory.
 const podMountsGuest = "/var/lib/boxlite/pod-mounts"
@@ -46,7 +47,7 @@ const podMountsGuest = "/var/lib/boxlite/pod-mounts"
 const podVMUser = "boxlite"
 
 func podMountsDir(sandboxBundle string) string {
-	return filepath.Join(sandboxBundle, podMountsName)
+	return filepath.Join(filepath.Dir(sandboxBundle), podMountsPrefix+filepath.Base(sandboxBundle))
 }
 
 // providedByBox: destinations the box makes itself for every container (the agent's
@@ -73,7 +74,7 @@ func providedByBox(dst string) bool {
 //
 // Every step beneath the directory goes through descriptors and follows no link: a
 // directory is opened with O_NOFOLLOW and checked (root's and writable by no one else,
-// on its bundle's file system, a container's not a mount), mount points are made with
+// on its parent's file system, a container's not a mount), mount points are made with
 // mkdirat/openat beneath their directory's descriptor, bound and unmounted through
 // /proc/self/fd/N of an O_PATH|O_NOFOLLOW descriptor (the kernel resolves that link to
 // exactly the checked file; UMOUNT_NOFOLLOW would refuse to follow it) and removed with
@@ -161,7 +162,8 @@ func vmUserIDs() (int, int, error) {
 	return uid, gid, nil
 }
 
-// podDir is a pod's volume directory, open, and its parent (the sandbox's bundle).
+// podDir is a pod's volume directory, open, and its parent (containerd's task state of
+// the pod's namespace).
 type podDir struct {
 	parent, dir *dirFd
 	name        string
@@ -173,13 +175,19 @@ func (p *podDir) Close() {
 	p.parent.Close()
 }
 
-// openPodDir opens the pod's volume directory `dir` (in the sandbox's bundle, which is
-// containerd's) without following a link: a directory on its bundle's file system (a
-// bind of itself, not something else mounted there), sealed or podVMUser's.
+// openPodDir opens the pod's volume directory `dir` (beside the sandbox's bundle, in
+// containerd's task state) without following a link: a directory on its parent's file
+// system (a bind of itself, not something else mounted there), sealed or podVMUser's.
+// Until Close, the parent is locked (flock): a dead shim's cleanup runs one `shim delete`
+// per task at once, the sandbox's removing what its containers' also remove.
 func openPodDir(dir string) (*podDir, error) {
 	parent, err := openDirAt(unix.AT_FDCWD, filepath.Dir(dir))
 	if err != nil {
 		return nil, err
+	}
+	if err := unix.Flock(parent.fd, unix.LOCK_EX); err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("lock %s: %w", filepath.Dir(dir), err)
 	}
 	p := &podDir{parent: parent, name: filepath.Base(dir)}
 	if p.dir, err = openDirAt(parent.fd, p.name); err != nil {
@@ -190,7 +198,7 @@ func openPodDir(dir string) (*podDir, error) {
 	vmUID, _, uerr := vmUserIDs()
 	switch {
 	case !sameDevice(st, parent.st):
-		err = fmt.Errorf("%s is not on its bundle's file system (something is mounted "+
+		err = fmt.Errorf("%s is not on its parent's file system (something is mounted "+
 			"there): refused", dir)
 	case rootsOwn(st):
 		p.sealed = true
@@ -466,13 +474,20 @@ func removeContainerVolumes(p *podDir, name string) error {
 	return unix.Unlinkat(p.dir.fd, name, unix.AT_REMOVEDIR)
 }
 
+// openPodDirToClean opens the pod's volume directory for a cleanup: nil when it is gone,
+// or refused (logged, with what the cleanup was doing).
+func openPodDirToClean(ctx context.Context, dir, doing string) *podDir {
+	p, err := openPodDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		log.G(ctx).WithError(err).Warn(doing)
+	}
+	return p
+}
+
 // unmountPodVolumes undoes mountPodVolumes for container `id`.
 func unmountPodVolumes(ctx context.Context, dir, id string) {
-	p, err := openPodDir(dir)
-	if err != nil {
-		if !os.IsNotExist(err) {
-			log.G(ctx).WithError(err).Warn("remove the container's volumes")
-		}
+	p := openPodDirToClean(ctx, dir, "remove the container's volumes")
+	if p == nil {
 		return
 	}
 	defer p.Close()
@@ -487,11 +502,8 @@ func unmountPodVolumes(ctx context.Context, dir, id string) {
 // cleanupPodMounts removes the pod's volume directory: every container's binds and mount
 // points, then its own bind (with anything still mounted beneath it) and itself.
 func cleanupPodMounts(ctx context.Context, dir string) {
-	p, err := openPodDir(dir)
-	if err != nil {
-		if !os.IsNotExist(err) {
-			log.G(ctx).WithError(err).Warn("remove the pod's volume directory")
-		}
+	p := openPodDirToClean(ctx, dir, "remove the pod's volume directory")
+	if p == nil {
 		return
 	}
 	defer p.Close()

@@ -29,8 +29,8 @@ func TestProvidedByBox(t *testing.T) {
 }
 
 // sealedPodDir makes a pod's volume directory as the sandbox's Start and its first
-// container's Create do (preparePodMounts, sealPodMounts), in a temp dir standing for the
-// sandbox's bundle; cleanupPodMounts runs at the end of the test.
+// container's Create do (preparePodMounts, sealPodMounts), beside a temp dir standing
+// for the sandbox's bundle; cleanupPodMounts runs at the end of the test.
 func sealedPodDir(t *testing.T) (tmp, dir string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -40,10 +40,10 @@ func sealedPodDir(t *testing.T) (tmp, dir string) {
 		t.Skip(err)
 	}
 	tmp = t.TempDir()
-	dir = filepath.Join(tmp, "bundle", podMountsName)
-	if err := os.Mkdir(filepath.Dir(dir), 0o700); err != nil {
+	if err := os.Mkdir(filepath.Join(tmp, "pod1"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	dir = podMountsDir(filepath.Join(tmp, "pod1"))
 	if err := preparePodMounts(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +101,27 @@ func assertDecoyIntact(t *testing.T, d string) {
 	var st unix.Stat_t
 	if err := unix.Lstat(d, &st); err != nil || st.Uid != 0 || st.Mode&0o7777 != 0o755 {
 		t.Fatalf("the decoy's owner or mode changed: %d %o %v", st.Uid, st.Mode, err)
+	}
+}
+
+// attackedPodDir: a sealed pod directory, a decoy and a volume's source (0777, an
+// emptyDir's mode).
+func attackedPodDir(t *testing.T) (dir, etc, src string) {
+	tmp, dir := sealedPodDir(t)
+	src = filepath.Join(tmp, "vol")
+	if err := os.Mkdir(src, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir, decoy(t, tmp), src
+}
+
+// assertPodCleanupLeavesNoMount: the pod's end leaves no mount under dir, the decoy intact.
+func assertPodCleanupLeavesNoMount(t *testing.T, dir, etc string) {
+	t.Helper()
+	cleanupPodMounts(context.Background(), dir)
+	assertDecoyIntact(t, etc)
+	if m := mountsUnder(t, dir); len(m) != 0 {
+		t.Fatalf("mounts left under %s: %v", dir, m)
 	}
 }
 
@@ -200,13 +221,8 @@ func TestPodVolumesAreLiveBindsAndGoAway(t *testing.T) {
 // A link where a container's directory should be: refused at Create, at its Delete and
 // at the pod's; nothing is bound on, made in or removed from what it points at.
 func TestALinkForAContainersDirectoryIsRefused(t *testing.T) {
-	tmp, dir := sealedPodDir(t)
+	dir, etc, src := attackedPodDir(t)
 	ctx := context.Background()
-	etc := decoy(t, tmp)
-	src := filepath.Join(tmp, "vol")
-	if err := os.Mkdir(src, 0o777); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.Symlink(etc, filepath.Join(dir, "web")); err != nil {
 		t.Fatal(err)
 	}
@@ -216,23 +232,14 @@ func TestALinkForAContainersDirectoryIsRefused(t *testing.T) {
 	}
 	assertDecoyIntact(t, etc)
 	unmountPodVolumes(ctx, dir, "web")
-	cleanupPodMounts(ctx, dir)
-	assertDecoyIntact(t, etc)
-	if m := mountsUnder(t, dir); len(m) != 0 {
-		t.Fatalf("mounts left under %s: %v", dir, m)
-	}
+	assertPodCleanupLeavesNoMount(t, dir, etc)
 }
 
 // A link where a mount point should be, at Create and among a container's mount points at
 // Delete: refused and left; the decoy is untouched, the real mount points go.
 func TestALinkForAMountPointIsRefused(t *testing.T) {
-	tmp, dir := sealedPodDir(t)
+	dir, etc, src := attackedPodDir(t)
 	ctx := context.Background()
-	etc := decoy(t, tmp)
-	src := filepath.Join(tmp, "vol")
-	if err := os.Mkdir(src, 0o777); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.Mkdir(filepath.Join(dir, "web"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -260,21 +267,13 @@ func TestALinkForAMountPointIsRefused(t *testing.T) {
 	if len(left) != 1 || left[0].Name() != "7" {
 		t.Fatalf("left in the container's directory: %v, want the link alone", left)
 	}
-	cleanupPodMounts(ctx, dir)
-	assertDecoyIntact(t, etc)
-	if m := mountsUnder(t, dir); len(m) != 0 {
-		t.Fatalf("mounts left under %s: %v", dir, m)
-	}
+	assertPodCleanupLeavesNoMount(t, dir, etc)
 }
 
 // Directories of another owner, or writable by others, are not the shim's: refused.
 func TestDirectoriesOfAnotherOwnerAreRefused(t *testing.T) {
-	tmp, dir := sealedPodDir(t)
+	dir, etc, src := attackedPodDir(t)
 	ctx := context.Background()
-	src := filepath.Join(tmp, "vol")
-	if err := os.Mkdir(src, 0o777); err != nil {
-		t.Fatal(err)
-	}
 	web := filepath.Join(dir, "web")
 	if err := os.Mkdir(web, 0o755); err != nil {
 		t.Fatal(err)
@@ -306,6 +305,7 @@ func TestDirectoriesOfAnotherOwnerAreRefused(t *testing.T) {
 		t.Fatal("a pod directory writable by all was used")
 	}
 	os.Chmod(dir, 0o755)
+	assertPodCleanupLeavesNoMount(t, dir, etc)
 }
 
 // The pod's directory as a link, or with something mounted on it: preparePodMounts
@@ -319,7 +319,7 @@ func TestALinkOrAMountForThePodDirectoryIsRefused(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	etc := decoy(t, tmp)
-	dir := filepath.Join(tmp, podMountsName)
+	dir := podMountsDir(filepath.Join(tmp, "pod1"))
 	if err := os.Symlink(etc, dir); err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestSealRefusesWhatTheBootingBoxMade(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	dir := filepath.Join(t.TempDir(), podMountsName)
+	dir := podMountsDir(filepath.Join(t.TempDir(), "pod1"))
 	if err := preparePodMounts(dir); err != nil {
 		t.Fatal(err)
 	}

@@ -245,8 +245,8 @@ def test_kill_of_one_container_leaves_the_other_running(containerd, pod):
 
 def _pod_mounts(containerd, pod=POD):
     """The pod's volume directory on the host (shim/volumes.go)."""
-    return (containerd.dir / "state" / "io.containerd.runtime.v2.task" / NS / pod /
-            "boxlite-pod-mounts")
+    return (containerd.dir / "state" / "io.containerd.runtime.v2.task" / NS /
+            f".pod-mounts@{pod}")
 
 
 def _mounts_under(path):
