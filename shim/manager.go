@@ -126,8 +126,8 @@ func (manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 				podContainerCleanup(ctx, podContainerBox(ns, id, pod, bundle), containerRoot(id),
 					podMountsDir(filepath.Join(filepath.Dir(bundle), pod)))
 			} else {
-				// The volumes first: containerd gives this 5 s, then removes the bundle,
-				// and through a bind left there, a volume's files (volumes.go).
+				// The volumes first (quick): containerd kills this after 5 s, and the
+				// VM's removal can take longer (volumes.go).
 				cleanupPodMounts(ctx, podMountsDir(bundle))
 				newBox(ns, id, bundle).cleanup(ctx) // The pod's box (no layout tells it went).
 			}
