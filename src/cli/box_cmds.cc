@@ -263,6 +263,7 @@ Outcome ExecCommand(Context& ctx, const ParsedFlags& parsed) {
     return Fail(Status::InvalidArgument("--container-mount needs --rootfs-dir",
                                         "name the container's root with --rootfs-dir"));
   }
+  if (Status s = ApplyExecLimitFlags(flags, &options); !s.ok()) return Fail(s);
   if (flags.Has("detach")) {
     options.detached = true;
     auto exec = (*box)->StartExec(options);
