@@ -192,7 +192,8 @@ func podClientFlags(s *specs.Spec) ([]string, error) {
 // container the container's own limits (docs/kubernetes.md, "Limits"): its process's
 // rlimits (`spec`: the main process's or an exec's), and linux.resources through the
 // container's cgroup in the pod's box, which every process of the container joins:
-// memory.limit as memory.max (rounded up to MiB), the CPU quota and period as cpu.max,
+// memory.limit as memory.max (rounded up to MiB), the CPU quota and period as cpu.max (or
+// cpu.weight: the agent's choice on a kernel without cpu.max),
 // pids.limit as pids.max. Values beyond the CLI's bounds are brought within them.
 func containerLimitFlags(c *container, spec *specs.Process) []string {
 	var args []string

@@ -292,7 +292,7 @@ struct ExecLimits {
 struct ExecCgroupOptions {
   std::string name;  // Empty: the exec gets a cgroup of its own, with no limits.
   uint64_t memory_max_bytes = 0;
-  uint64_t cpu_quota_us = 0;   // Of CPU time per period: cpu.max.
+  uint64_t cpu_quota_us = 0;   // Of CPU time per period: cpu.max (else cpu.weight).
   uint64_t cpu_period_us = 0;  // 0 with a quota: 100000.
   uint64_t pids_max = 0;
 };

@@ -92,7 +92,7 @@ struct ProcessLimits {
 struct ExecCgroup {
   std::string name;        // kExecCgroupNameRule; empty: no shared cgroup.
   int64_t memory_max = 0;  // Bytes: memory.max (and memory.swap.max 0).
-  int64_t cpu_quota = 0;   // Microseconds per cpu_period: cpu.max.
+  int64_t cpu_quota = 0;   // Microseconds per cpu_period: cpu.max (else cpu.weight).
   int64_t cpu_period = 0;  // Microseconds; 0 with a quota: 100000.
   int64_t pids_max = 0;    // pids.max.
 };
