@@ -23,7 +23,8 @@ inline constexpr size_t kMaxContainerCgroups = 256;
 // `parent_fd`, after enabling the memory and pids controllers in the parent's
 // cgroup.subtree_control, and writes its memory.max, cpu.max and pids.max ("max" for a
 // 0). Without cpu.max (a kernel without CFS bandwidth control) the CPU quota is written
-// as cpu.weight instead: quota/period x 100, 1 to 10000 (100 without a quota). Returns the cgroup's directory (O_DIRECTORY), what a child is born into.
+// as cpu.weight instead: quota/period x 100, 1 to 10000 (100 without a quota). Returns
+// the cgroup's directory (O_DIRECTORY), what a child is born into.
 // InvalidArgument for a bad name or limit; ResourceExhausted when `max_cgroups` others
 // are in use; the errno's Status when the kernel refuses a file.
 Result<base::UniqueFd> OpenContainerCgroup(int parent_fd, const protocol::ExecCgroup& c,

@@ -231,7 +231,8 @@ func TestPodMaxClientsAnnotation(t *testing.T) {
 	}
 	for _, bad := range []string{"0", "31", "-2", "4.5", "many"} {
 		s := &specs.Spec{Annotations: map[string]string{maxClientsAnnotation: bad}}
-		if _, err := podClientFlags(s); err == nil || !strings.Contains(err.Error(), maxClientsAnnotation) {
+		_, err := podClientFlags(s)
+		if err == nil || !strings.Contains(err.Error(), maxClientsAnnotation) {
 			t.Errorf("%q: %v, want an error naming the annotation", bad, err)
 		}
 	}

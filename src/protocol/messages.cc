@@ -3,6 +3,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <utility>
@@ -623,30 +624,30 @@ Status FromJson(const Json& j, RefreshRequest* m) {
 }
 
 Status ValidateExecCgroup(const ExecCgroup& c) {
-  bool named = !c.name.empty() && c.name.size() <= 128 && std::isalnum(static_cast<unsigned char>(c.name[0]));
-  for (char ch : c.name) {
-    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '.' && ch != '-') {
-      named = false;
-    }
-  }
   if (c.name.empty()) {
     if (c.memory_max != 0 || c.cpu_quota != 0 || c.cpu_period != 0 || c.pids_max != 0) {
       return Status::InvalidArgument("cgroup limits need a cgroup name");
     }
     return Status::OK();
   }
-  if (!named) {
+  // One path component of the guest's cgroup tree: never "." or "..", no "/".
+  auto allowed = [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' || ch == '-';
+  };
+  if (c.name.size() > 128 || !std::isalnum(static_cast<unsigned char>(c.name[0])) ||
+      !std::all_of(c.name.begin(), c.name.end(), allowed)) {
     return Status::InvalidArgument("cgroup name must be " + std::string(kExecCgroupNameRule),
                                    c.name.size() > 128 ? c.name.substr(0, 128) + "..." : c.name);
   }
   auto bounded = [](const char* what, int64_t v, int64_t lo, int64_t hi) {
     if (v == 0 || (v >= lo && v <= hi)) return Status::OK();
-    return Status::InvalidArgument(base::StrFormat("cgroup %s must be 0 (none) or from %lld to %lld, not %lld",
-                                                   what, static_cast<long long>(lo),
-                                                   static_cast<long long>(hi),
-                                                   static_cast<long long>(v)));
+    return Status::InvalidArgument(
+        base::StrFormat("cgroup %s must be 0 (none) or from %lld to %lld, not %lld", what,
+                        static_cast<long long>(lo), static_cast<long long>(hi),
+                        static_cast<long long>(v)));
   };
-  BOXLITE_RETURN_IF_ERROR(bounded("memory_max", c.memory_max, kMinCgroupMemory, kMaxCgroupMemory));
+  BOXLITE_RETURN_IF_ERROR(
+      bounded("memory_max", c.memory_max, kMinCgroupMemory, kMaxCgroupMemory));
   BOXLITE_RETURN_IF_ERROR(bounded("cpu_quota", c.cpu_quota, kMinCpuQuota, kMaxCpuQuota));
   BOXLITE_RETURN_IF_ERROR(bounded("cpu_period", c.cpu_period, kMinCpuPeriod, kMaxCpuPeriod));
   BOXLITE_RETURN_IF_ERROR(bounded("pids_max", c.pids_max, 1, kMaxCgroupPids));
