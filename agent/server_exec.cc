@@ -6,6 +6,7 @@
 // from its request to its exit event is one path, kept in one file.
 #include "agent/server.h"
 #include "agent/server_internal.h"
+#include "agent/container_cgroup.h"
 #include "agent/container_root.h"
 
 #include <fcntl.h>
@@ -412,6 +413,14 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   plan.security.capabilities = config_.capabilities;
   plan.security.last_cap = LastCapability();
   plan.security.limits = config_.limits;
+  // The process's own limits (a pod container's rlimits) replace the box's.
+  for (auto [own, field] : {std::pair{r.limits.nofile, &plan.security.limits.nofile},
+                            {r.limits.fsize, &plan.security.limits.fsize},
+                            {r.limits.nproc, &plan.security.limits.nproc},
+                            {r.limits.as, &plan.security.limits.as},
+                            {r.limits.cpu, &plan.security.limits.cpu}}) {
+    if (own != 0) *field = own;
+  }
   plan.security.close_fds = config_.close_fds;
   if (!options_.machine) {
     if (!options_.host_processes) return Status::NotSupported("exec: this server starts no processes");
@@ -420,7 +429,16 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
     plan.switch_user = false;
   }
   base::UniqueFd cgroup_owned;
-  if (options_.machine) plan.cgroup_dir_fd = ExecCgroupDir(&cgroup_owned);
+  if (!r.cgroup.name.empty()) {
+    // A pod container's cgroup, shared by its processes, with its limits.
+    if (!options_.machine) return Status::NotSupported("exec: cgroups need the box's agent");
+    base::UniqueFd user(::open(kUserCgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!user) return sys::ErrnoStatus(errno, "open %s", kUserCgroup);
+    BOXLITE_ASSIGN_OR_RETURN(cgroup_owned, OpenContainerCgroup(user.get(), r.cgroup));
+    plan.cgroup_dir_fd = cgroup_owned.get();
+  } else if (options_.machine) {
+    plan.cgroup_dir_fd = ExecCgroupDir(&cgroup_owned);
+  }
 
   if (r.main && (r.detached || main_running_)) {
     return Status::FailedPrecondition(r.detached ? "a main command cannot be detached"

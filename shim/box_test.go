@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -216,5 +217,53 @@ func TestPodDiskSizeAnnotation(t *testing.T) {
 		if _, err := podDiskFlags(s); err == nil {
 			t.Errorf("%q was accepted", bad)
 		}
+	}
+}
+
+func TestPodMaxClientsAnnotation(t *testing.T) {
+	for value, want := range map[string]string{"": "--max-clients 8", "30": "--max-clients 30",
+		" 5 ": "--max-clients 5", "1": "--max-clients 1"} {
+		s := &specs.Spec{Annotations: map[string]string{maxClientsAnnotation: value}}
+		got, err := podClientFlags(s)
+		if err != nil || strings.Join(got, " ") != want {
+			t.Errorf("%q: %v %v, want %q", value, got, err, want)
+		}
+	}
+	for _, bad := range []string{"0", "31", "-2", "4.5", "many"} {
+		s := &specs.Spec{Annotations: map[string]string{maxClientsAnnotation: bad}}
+		_, err := podClientFlags(s)
+		if err == nil || !strings.Contains(err.Error(), maxClientsAnnotation) {
+			t.Errorf("%q: %v, want an error naming the annotation", bad, err)
+		}
+	}
+}
+
+func TestContainerLimitFlags(t *testing.T) {
+	mem, quota, period := int64(100<<20+1), int64(50000), uint64(100000)
+	c := &container{id: "web", spec: &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: &mem},
+		CPU:    &specs.LinuxCPU{Quota: &quota, Period: &period},
+		Pids:   &specs.LinuxPids{Limit: 1 << 30}}}}}
+	p := &specs.Process{Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 321, Hard: 400},
+		{Type: "RLIMIT_CORE", Soft: 1, Hard: 1}, {Type: "RLIMIT_CPU", Soft: 1 << 40, Hard: 1 << 40}}}
+	got := strings.Join(containerLimitFlags(c, p), " ")
+	want := "--ulimit nofile=321 --ulimit cpu=1099511627776 --cgroup-name web --memory 101 " +
+		"--cpu-quota 50000 --cpu-period 100000 --pids-limit 4194304"
+	if got != want {
+		t.Errorf("containerLimitFlags = %q, want %q", got, want)
+	}
+	// No resources: the cgroup only; an unsafe id is hashed into a safe name.
+	c = &container{id: "a/../b", spec: &specs.Spec{}}
+	got = strings.Join(containerLimitFlags(c, &specs.Process{}), " ")
+	if !regexp.MustCompile(`^--cgroup-name h-[0-9a-f]{32}$`).MatchString(got) {
+		t.Errorf("containerLimitFlags = %q", got)
+	}
+	// Tiny values are brought within the CLI's bounds.
+	mem, quota, period = 1, 10, 10
+	c = &container{id: "x", spec: &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: &mem}, CPU: &specs.LinuxCPU{Quota: &quota, Period: &period}}}}}
+	got = strings.Join(containerLimitFlags(c, nil), " ")
+	if got != "--cgroup-name x --memory 4 --cpu-quota 1000 --cpu-period 1000" {
+		t.Errorf("containerLimitFlags = %q", got)
 	}
 }

@@ -156,6 +156,106 @@ func podDiskFlags(s *specs.Spec) ([]string, error) {
 	return []string{"--disk-size", v}, nil
 }
 
+// maxClientsAnnotation sizes how many processes the pod's box serves at once (`boxlite run
+// --max-clients`): each running process of the pod's containers (main ones and execs)
+// and each short command of the shim (a container's copy-in and removal) holds one until
+// it ends. Without it, defaultPodClients.
+const maxClientsAnnotation = "boxlite.dev/max-clients"
+
+// defaultPodClients: the keeper, the shim's short commands and a few containers' processes
+// with their probes; each more costs the pod's guest about 4.3 MiB of kernel memory
+// (docs/kubernetes.md, "A pod's processes and each container's limits").
+const defaultPodClients = 8
+
+// Bounds of --max-clients (include/boxlite/options.h: kMinMaxClients, kMaxMaxClients).
+const (
+	minPodClients = 1
+	maxPodClients = 30
+)
+
+// podClientFlags maps the pod's max-clients annotation onto --max-clients.
+func podClientFlags(s *specs.Spec) ([]string, error) {
+	v := strings.TrimSpace(s.Annotations[maxClientsAnnotation])
+	if v == "" {
+		return []string{"--max-clients", strconv.Itoa(defaultPodClients)}, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < minPodClients || n > maxPodClients {
+		return nil, fmt.Errorf("annotation %s: %q is not a number from %d to %d: it is how many "+
+			"processes of the pod (main ones, execs, probes) run at once", maxClientsAnnotation, v,
+			minPodClients, maxPodClients)
+	}
+	return []string{"--max-clients", strconv.Itoa(n)}, nil
+}
+
+// containerLimitFlags are the flags of `boxlite exec` giving one process of a pod
+// container the container's own limits (docs/kubernetes.md, "Limits"): its process's
+// rlimits (`spec`: the main process's or an exec's), and linux.resources through the
+// container's cgroup in the pod's box, which every process of the container joins:
+// memory.limit as memory.max (rounded up to MiB), the CPU quota and period as cpu.max (or
+// cpu.weight: the agent's choice on a kernel without cpu.max),
+// pids.limit as pids.max. Values beyond the CLI's bounds are brought within them.
+func containerLimitFlags(c *container, spec *specs.Process) []string {
+	var args []string
+	if spec != nil {
+		for _, r := range spec.Rlimits {
+			if name, ok := ulimitNames[r.Type]; ok {
+				soft := r.Soft
+				if name == "nofile" && soft > maxNofile {
+					soft = maxNofile
+				}
+				args = append(args, "--ulimit", name+"="+strconv.FormatUint(soft, 10))
+			}
+		}
+	}
+	args = append(args, "--cgroup-name", safeName(c.id))
+	if c.spec.Linux == nil || c.spec.Linux.Resources == nil {
+		return args
+	}
+	r := c.spec.Linux.Resources
+	if r.Memory != nil && r.Memory.Limit != nil && *r.Memory.Limit > 0 {
+		mib := (*r.Memory.Limit + (1 << 20) - 1) >> 20
+		if mib < minCgroupMiB {
+			mib = minCgroupMiB
+		}
+		args = append(args, "--memory", strconv.FormatInt(mib, 10))
+	}
+	if r.CPU != nil && r.CPU.Quota != nil && *r.CPU.Quota > 0 {
+		quota := *r.CPU.Quota
+		if quota < minCPUQuota {
+			quota = minCPUQuota
+		}
+		args = append(args, "--cpu-quota", strconv.FormatInt(quota, 10))
+		if r.CPU.Period != nil && *r.CPU.Period > 0 {
+			period := *r.CPU.Period
+			if period < minCPUPeriod {
+				period = minCPUPeriod
+			} else if period > maxCPUPeriod {
+				period = maxCPUPeriod
+			}
+			args = append(args, "--cpu-period", strconv.FormatUint(period, 10))
+		}
+	}
+	if r.Pids != nil && r.Pids.Limit > 0 {
+		pids := r.Pids.Limit
+		if pids > maxPids {
+			pids = maxPids
+		}
+		args = append(args, "--pids-limit", strconv.FormatInt(pids, 10))
+	}
+	return args
+}
+
+// Bounds of `boxlite exec`'s cgroup flags (src/protocol/messages.h, ValidateExecCgroup).
+const (
+	minCgroupMiB = 4
+	minCPUQuota  = 1000
+	minCPUPeriod = 1000
+	maxCPUPeriod = 1000000
+	maxPids      = 4194304
+	maxNofile    = 1 << 20 // The guest's fs.nr_open.
+)
+
 // podPublishFlags publishes, on the pod's box, every port the pod's annotations name:
 // boxlite.dev/publish and each boxlite.dev/publish.NAME (one box serves all containers).
 func podPublishFlags(s *specs.Spec) ([]string, error) {
@@ -197,6 +297,11 @@ func podRunArgs(c *container) ([]string, error) {
 		return nil, err
 	}
 	args = append(args, disk...)
+	clients, err := podClientFlags(c.spec)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, clients...)
 	// The pod's volumes (volumes.go): made on the host under this share as containers come.
 	args = append(args, "-v", podMountsDir(c.bundle)+":"+podMountsGuest)
 	args = append(args, podImage)

@@ -148,6 +148,9 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			if _, err = podPublishFlags(spec); err == nil {
 				_, err = podDiskFlags(spec)
 			}
+			if err == nil {
+				_, err = podClientFlags(spec)
+			}
 		} else {
 			_, err = publishFlags(spec) // Refused here, before anything is made.
 		}
@@ -312,6 +315,7 @@ func execArgs(c *container, p *process) []string {
 	if c.rootDir != "" {
 		args = append(args, "--rootfs-dir", c.rootDir) // A pod container's root.
 		args = append(args, c.mounts...)               // And its volumes.
+		args = append(args, containerLimitFlags(c, p.spec)...)
 	}
 	args = append(args, c.box.name, "--")
 	return append(args, p.spec.Args...)

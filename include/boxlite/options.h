@@ -122,6 +122,11 @@ constexpr int kMaxCpus = 16;
 constexpr int kMinMemoryMib = 128;
 constexpr int kMaxMemoryMib = 65536;
 constexpr int64_t kMaxDiskSizeMib = int64_t{16} << 20;  // 16 TiB, ext4's limit.
+// Host clients a persistent box serves at once (BoxOptions::max_clients): one
+// virtio-serial port each, and virtio-serial has 31 ports, one of them the console's.
+constexpr int kMinMaxClients = 1;
+constexpr int kDefaultMaxClients = 4;
+constexpr int kMaxMaxClients = 30;
 
 // --- Security, capabilities and health checks (BoxOptions.security / .capabilities /
 // .health_check; checked by ValidateAdvancedOptions). docs/security.md says what each
@@ -231,6 +236,11 @@ struct BoxOptions {
   // boot (same image, sizes, kernel, agent and devices) instead of booting, and its first
   // boot leaves one. nullopt: the runtime's setting (RuntimeOptions.warm).
   std::optional<bool> warm;
+  // A persistent box (detached or kept): how many host processes may use it at once
+  // (each exec, attach or `boxlite exec` CLI holds one until it ends), kMinMaxClients to
+  // kMaxMaxClients. Each is one virtio-serial port of the VM (docs/kubernetes.md gives
+  // the memory each costs). An ephemeral box has one client, its owner.
+  int max_clients = kDefaultMaxClients;
 };
 
 // Whether a box with these options is removed when it stops: auto_delete when set
@@ -264,6 +274,29 @@ struct ContainerMount {
 // absolute. InvalidArgument, saying what to write, otherwise.
 Result<ContainerMount> ParseContainerMount(std::string_view spec);
 
+// Resource limits (setrlimit, soft = hard) of one exec, each replacing the box's
+// (SecurityOptions) when set: a pod container's config.json rlimits.
+struct ExecLimits {
+  std::optional<uint64_t> max_open_files;  // RLIMIT_NOFILE, 1..kMaxOpenFilesLimit.
+  std::optional<uint64_t> max_file_size;   // RLIMIT_FSIZE, bytes.
+  std::optional<uint64_t> max_processes;   // RLIMIT_NPROC.
+  std::optional<uint64_t> max_memory;      // RLIMIT_AS, bytes.
+  std::optional<uint64_t> max_cpu_time;    // RLIMIT_CPU, seconds.
+};
+
+// A cgroup of the box shared by the execs that name it (a pod container's processes:
+// docs/kubernetes.md, "Limits"), made on first use beneath the box's cgroup; each exec
+// naming it sets its limits again (0: none). Bounds: the name is 1 to 128 of A-Z a-z 0-9
+// _ . - starting with a letter or digit; memory_max 4 MiB to 64 TiB; cpu_period 1000 to
+// 1000000 us, cpu_quota from 1000 us; pids_max 1 to 4194304.
+struct ExecCgroupOptions {
+  std::string name;  // Empty: the exec gets a cgroup of its own, with no limits.
+  uint64_t memory_max_bytes = 0;
+  uint64_t cpu_quota_us = 0;   // Of CPU time per period: cpu.max (else cpu.weight).
+  uint64_t cpu_period_us = 0;  // 0 with a quota: 100000.
+  uint64_t pids_max = 0;
+};
+
 struct ExecOptions {
   std::vector<std::string> argv;
   // `docker run` semantics: prefix the image's Entrypoint, and use its Cmd when argv is
@@ -294,6 +327,8 @@ struct ExecOptions {
   // root_dir only: directories or files of the box bound into the container's root for
   // this process (a pod container's volumes: docs/kubernetes.md, "Volumes").
   std::vector<ContainerMount> container_mounts;
+  ExecLimits limits;
+  ExecCgroupOptions cgroup;
 };
 
 // How Box::CopyIn / Box::CopyOut treat a tree (the names and defaults of BoxLite 0.9's

@@ -325,6 +325,9 @@ class BoxOptions:
         warm: Warm start (docs/snapshots.md): True restores a template of this box's boot
             instead of booting (its first boot leaves one), False always boots. None: the
             runtime's setting (``BOXLITE_WARM``, on by default).
+        max_clients: How many processes may use a detached box at once (each exec or
+            attach holds one while it runs), 1 to 30 (None: 4). Each is one
+            virtio-serial port of the VM (docs/kubernetes.md gives its memory cost).
     """
 
     image: str
@@ -349,6 +352,7 @@ class BoxOptions:
     auto_delete: int | None
     auto_resume: bool
     warm: bool | None
+    max_clients: int
 
     def __init__(
         self,
@@ -381,6 +385,7 @@ class BoxOptions:
         advanced: Any = None,
         secrets: Iterable[Any] | None = None,
         warm: bool | None = None,
+        max_clients: int | None = None,
     ) -> None:
         d = _DEFAULTS
         if isinstance(rootfs_path, os.PathLike):
@@ -439,6 +444,7 @@ class BoxOptions:
             raise ConfigError("secrets must be a list of boxlite.Secret")
         self.secrets = list(secrets or [])
         self.warm = warm
+        self.max_clients = d["max_clients"] if max_clients is None else max_clients
         # The core's rules (include/boxlite/options.h, ValidateBoxOptions).
         core.validate_box_options(self._core_args())
 
@@ -505,6 +511,7 @@ class BoxOptions:
             "advanced": self.advanced,
             "secrets": list(self.secrets),
             "warm": self.warm,
+            "max_clients": self.max_clients,
         }
         aliases = {"cpu": "cpus", "memory": "memory_mib", "disk_size": "disk_size_mib", "mounts": "volumes"}
         for key, value in changes.items():
@@ -540,6 +547,7 @@ class BoxOptions:
             "auto_resume": self.auto_resume,
             "secrets": list(self.secrets),
             "warm": self.warm,
+            "max_clients": self.max_clients,
         }
         if self.advanced is not None:
             args.update(self.advanced._core_args())

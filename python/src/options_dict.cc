@@ -192,6 +192,9 @@ void SetCpus(BoxOptions& o, const std::string& key, nb::handle v) {
 void SetMemory(BoxOptions& o, const std::string& key, nb::handle v) {
   o.memory_mib = static_cast<int>(AsInt(key, v, kMinMemoryMib, kMaxMemoryMib));
 }
+void SetMaxClients(BoxOptions& o, const std::string& key, nb::handle v) {
+  o.max_clients = static_cast<int>(AsInt(key, v, kMinMaxClients, kMaxMaxClients));
+}
 void SetDisk(BoxOptions& o, const std::string&, nb::handle v) {
   o.disk_size_mib = AsInt("disk_size", v, 0, kMaxDiskSizeMib);
 }
@@ -266,6 +269,7 @@ const std::map<std::string, Setter, std::less<>>& Setters() {
       {"capabilities", &SetAdvanced},
       {"health_check", &SetAdvanced},
       {"warm", &SetWarm},  // Warm start.
+      {"max_clients", &SetMaxClients},
   };
   return *setters;
 }
@@ -325,6 +329,7 @@ nb::dict BoxOptionsToDict(const BoxOptions& o) {
   d["auto_delete"] = o.auto_delete ? nb::cast(*o.auto_delete) : nb::none();
   d["auto_resume"] = o.auto_resume;
   d["warm"] = o.warm ? nb::cast(*o.warm) : nb::none();
+  d["max_clients"] = o.max_clients;
   return d;
 }
 

@@ -236,6 +236,9 @@ Outcome ExecCommand(Context& ctx, const ParsedFlags& parsed) {
     Status s = RequireTerminalStdin();
     if (!s.ok()) return Fail(s);
   }
+  ExecOptions options;
+  // Bad limit flags are refused before the box is looked up.
+  if (Status s = ApplyExecLimitFlags(flags, &options); !s.ok()) return Fail(s);
   InstallSignalForwarding();
   auto box = FindBox(ctx, argv[0]);
   if (!box.ok()) return Fail(box.error());
@@ -245,7 +248,6 @@ Outcome ExecCommand(Context& ctx, const ParsedFlags& parsed) {
     return Fail(Status::FailedPrecondition("box " + argv[0] + " is " + info->state,
                                            "start it first (boxlite start)"));
   }
-  ExecOptions options;
   options.argv.assign(argv.begin() + 1, argv.end());
   options.tty = flags.Has("tty");
   options.open_stdin = flags.Has("interactive");

@@ -155,6 +155,10 @@ const std::vector<FlagSpec> kBoxFlags = {
     {"security", 0, true, false,
      "BoxLite 0.9's security preset [env BOXLITE_SECURITY]; the host jail stays on either way",
      "enable|disable"},
+    {"max-clients", 0, true, false,
+     "a background box: how many processes may use it at once (each exec holds one), 1 to "
+     "30, default 4",
+     "N"},
     // Warm start (docs/snapshots.md).
     {"no-warm", 0, false, false,
      "boot the box instead of restoring a warm-start template [all boxes: env BOXLITE_WARM=0]"},
@@ -203,7 +207,24 @@ const std::vector<Command>& Commands() {
                 {"container-mount", 0, true, true,
                  "with --rootfs-dir: bind SRC (a path of the box) on DST inside the "
                  "container's root (made when missing), read-only with :ro",
-                 "SRC:DST[:ro]"}}}),
+                 "SRC:DST[:ro]"},
+                {"ulimit", 0, true, true,
+                 "a resource limit of this command, replacing the box's: nofile, fsize, "
+                 "nproc, as or cpu (repeatable)",
+                 "NAME=N"},
+                {"cgroup-name", 0, true, false,
+                 "run in this cgroup of the box, shared with the other commands naming it "
+                 "(a container's), with the limits below",
+                 "NAME"},
+                {"memory", 'm', true, false, "with --cgroup-name: the cgroup's memory.max",
+                 "MIB"},
+                {"cpu-quota", 0, true, false,
+                 "with --cgroup-name: microseconds of CPU per period (cpu.max, else cpu.weight)",
+                 "US"},
+                {"cpu-period", 0, true, false,
+                 "with --cgroup-name: the CPU period, 1000 to 1000000 (default 100000)", "US"},
+                {"pids-limit", 0, true, false, "with --cgroup-name: the cgroup's pids.max",
+                 "N"}}}),
        true,
        ExecCommand},
       {"shell",

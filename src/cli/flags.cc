@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "src/base/macros.h"
 #include "src/base/strings.h"
 
 namespace boxlite::cli {
@@ -93,6 +94,64 @@ Status ApplyUlimitFlag(std::string_view spec, SecurityOptions* out) {
                                    base::ShellQuote(spec));
   }
   *limit = *value;
+  return Status::OK();
+}
+
+Status ApplyUlimitFlag(std::string_view spec, ExecLimits* out) {
+  SecurityOptions parsed;
+  BOXLITE_RETURN_IF_ERROR(ApplyUlimitFlag(spec, &parsed));
+  for (auto [from, to] : {std::pair{&parsed.max_open_files, &out->max_open_files},
+                          {&parsed.max_file_size, &out->max_file_size},
+                          {&parsed.max_processes, &out->max_processes},
+                          {&parsed.max_memory, &out->max_memory},
+                          {&parsed.max_cpu_time, &out->max_cpu_time}}) {
+    if (*from) *to = *from;
+  }
+  return Status::OK();
+}
+
+Status ApplyExecLimitFlags(const ParsedFlags& flags, ExecOptions* out) {
+  for (const auto& limit : flags.All("ulimit")) {
+    BOXLITE_RETURN_IF_ERROR(ApplyUlimitFlag(limit, &out->limits));
+  }
+  if (out->limits.max_open_files &&
+      (*out->limits.max_open_files < 1 || *out->limits.max_open_files > kMaxOpenFilesLimit)) {
+    return Status::InvalidArgument(base::StrFormat(
+        "--ulimit nofile must be from 1 to %llu (the guest's fs.nr_open)",
+        static_cast<unsigned long long>(kMaxOpenFilesLimit)));
+  }
+  ExecCgroupOptions& c = out->cgroup;
+  if (auto name = flags.Get("cgroup-name")) c.name = *name;
+  // The bounds are the agent's (src/protocol/messages.h, ValidateExecCgroup).
+  if (auto mem = flags.Get("memory")) {
+    BOXLITE_ASSIGN_OR_RETURN(int64_t mib,
+                             ParseNumberFlag("--memory", *mem, 4, int64_t{64} << 20, "MiB"));
+    c.memory_max_bytes = static_cast<uint64_t>(mib) << 20;
+  }
+  if (auto quota = flags.Get("cpu-quota")) {
+    BOXLITE_ASSIGN_OR_RETURN(int64_t us,
+                             ParseNumberFlag("--cpu-quota", *quota, 1000, int64_t{1} << 40, "us"));
+    c.cpu_quota_us = static_cast<uint64_t>(us);
+  }
+  if (auto period = flags.Get("cpu-period")) {
+    BOXLITE_ASSIGN_OR_RETURN(int64_t us,
+                             ParseNumberFlag("--cpu-period", *period, 1000, 1000000, "us"));
+    c.cpu_period_us = static_cast<uint64_t>(us);
+  }
+  if (auto pids = flags.Get("pids-limit")) {
+    BOXLITE_ASSIGN_OR_RETURN(int64_t n, ParseNumberFlag("--pids-limit", *pids, 1, 4194304));
+    c.pids_max = static_cast<uint64_t>(n);
+  }
+  bool limited = c.memory_max_bytes != 0 || c.cpu_quota_us != 0 || c.cpu_period_us != 0 ||
+                 c.pids_max != 0;
+  if (limited && c.name.empty()) {
+    return Status::InvalidArgument(
+        "--memory, --cpu-quota, --cpu-period and --pids-limit of exec need --cgroup-name",
+        "name the cgroup the command's processes share (a container's id)");
+  }
+  if (c.cpu_period_us != 0 && c.cpu_quota_us == 0) {
+    return Status::InvalidArgument("--cpu-period needs --cpu-quota");
+  }
   return Status::OK();
 }
 

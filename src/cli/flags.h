@@ -62,6 +62,13 @@ Result<int64_t> ParseDiskSizeFlag(std::string_view text, int64_t max_mib);
 // max_cpu_time). The value's range is checked with the other options (the runtime's
 // ValidateAdvancedOptions).
 Status ApplyUlimitFlag(std::string_view spec, SecurityOptions* out);
+// The same --ulimit for one exec (ExecOptions::limits).
+Status ApplyUlimitFlag(std::string_view spec, ExecLimits* out);
+
+// The limit flags of `boxlite exec` (--ulimit, --cgroup-name, --memory, --cpu-quota,
+// --cpu-period, --pids-limit) into `out`: InvalidArgument naming the flag and its
+// bounds, or a cgroup limit given without --cgroup-name.
+Status ApplyExecLimitFlags(const ParsedFlags& flags, ExecOptions* out);
 
 // Usage text: "Usage: boxlite <usage>\n\n<summary>\n\nOptions:\n  -e, --env K=V  ...".
 std::string FormatHelp(const std::string& usage, const std::string& summary,

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "src/base/macros.h"
+
 namespace boxlite::cli {
 namespace {
 
@@ -131,6 +133,62 @@ TEST(FlagsTest, UlimitSetsOneLimit) {
     ASSERT_FALSE(st.ok()) << bad;
     EXPECT_NE(st.message().find("--ulimit must be NAME=N"), std::string::npos) << st.message();
     EXPECT_FALSE(untouched.max_open_files.has_value());
+  }
+}
+
+// The exec limit flags, parsed as exec's table declares them (src/cli/commands.cc).
+Result<ExecOptions> ExecLimits(std::vector<std::string> args) {
+  static const std::vector<FlagSpec> kExecLimitSpecs = {
+      {"ulimit", 0, true, true, "", "NAME=N"},  {"cgroup-name", 0, true, false, "", "NAME"},
+      {"memory", 'm', true, false, "", "MIB"},  {"cpu-quota", 0, true, false, "", "US"},
+      {"cpu-period", 0, true, false, "", "US"}, {"pids-limit", 0, true, false, "", "N"},
+  };
+  args.push_back("box");
+  BOXLITE_ASSIGN_OR_RETURN(ParsedFlags flags, ParseFlags(args, kExecLimitSpecs, true));
+  ExecOptions options;
+  BOXLITE_RETURN_IF_ERROR(ApplyExecLimitFlags(flags, &options));
+  return options;
+}
+
+TEST(FlagsTest, ExecLimitFlags) {
+  auto o = ExecLimits({"--ulimit", "nofile=321", "--ulimit", "as=1048576", "--cgroup-name",
+                       "web-1", "-m", "64", "--cpu-quota", "50000", "--cpu-period", "200000",
+                       "--pids-limit", "32"});
+  ASSERT_TRUE(o.ok()) << o.error().ToString();
+  EXPECT_EQ(o->limits.max_open_files, 321u);
+  EXPECT_EQ(o->limits.max_memory, 1048576u);
+  EXPECT_FALSE(o->limits.max_cpu_time.has_value());
+  EXPECT_EQ(o->cgroup.name, "web-1");
+  EXPECT_EQ(o->cgroup.memory_max_bytes, uint64_t{64} << 20);
+  EXPECT_EQ(o->cgroup.cpu_quota_us, 50000u);
+  EXPECT_EQ(o->cgroup.cpu_period_us, 200000u);
+  EXPECT_EQ(o->cgroup.pids_max, 32u);
+  // None: no limits and no cgroup of the exec's choosing.
+  o = ExecLimits({});
+  ASSERT_TRUE(o.ok());
+  EXPECT_TRUE(o->cgroup.name.empty());
+  EXPECT_FALSE(o->limits.max_open_files.has_value());
+}
+
+TEST(FlagsTest, ExecLimitFlagErrorsNameTheFlag) {
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"--memory", "64"}, "need --cgroup-name"},
+      {{"--pids-limit", "5"}, "need --cgroup-name"},
+      {{"--cgroup-name", "c", "--memory", "3"}, "--memory must be a whole number from 4"},
+      {{"--cgroup-name", "c", "--cpu-quota", "999"},
+       "--cpu-quota must be a whole number from 1000"},
+      {{"--cgroup-name", "c", "--cpu-period", "1000001"}, "--cpu-period must be a whole number"},
+      {{"--cgroup-name", "c", "--cpu-period", "100000"}, "--cpu-period needs --cpu-quota"},
+      {{"--cgroup-name", "c", "--pids-limit", "0"}, "--pids-limit must be a whole number from 1"},
+      {{"--ulimit", "nofile=0"}, "--ulimit nofile must be from 1 to 1048576"},
+      {{"--ulimit", "nofile=1048577"}, "--ulimit nofile must be from 1 to 1048576"},
+      {{"--ulimit", "stack=1"}, "--ulimit must be NAME=N"},
+  };
+  for (const auto& [args, want] : cases) {
+    auto o = ExecLimits(args);
+    ASSERT_FALSE(o.ok()) << args[0] << " " << args[1];
+    EXPECT_TRUE(o.error().IsInvalidArgument());
+    EXPECT_NE(o.error().ToString().find(want), std::string::npos) << o.error().ToString();
   }
 }
 

@@ -92,6 +92,11 @@ Result<BoxOptions> BoxOptionsFromFlags(const ParsedFlags& flags) {
         int64_t v, ParseNumberFlag("--memory", *mem, kMinMemoryMib, kMaxMemoryMib, "MiB"));
     options.memory_mib = static_cast<int>(v);
   }
+  if (auto clients = flags.Get("max-clients")) {
+    BOXLITE_ASSIGN_OR_RETURN(int64_t v, ParseNumberFlag("--max-clients", *clients,
+                                                        kMinMaxClients, kMaxMaxClients));
+    options.max_clients = static_cast<int>(v);
+  }
   if (auto disk = flags.Get("disk-size")) {
     BOXLITE_ASSIGN_OR_RETURN(options.disk_size_mib, ParseDiskSizeFlag(*disk, kMaxDiskSizeMib));
   }

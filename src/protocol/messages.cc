@@ -3,7 +3,9 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <utility>
 #include <vector>
 
@@ -37,6 +39,20 @@ Status NoNul(std::string_view key, const std::string& s) {
 
 Status NoNul(std::string_view key, const std::vector<std::string>& v) {
   for (const auto& s : v) BOXLITE_RETURN_IF_ERROR(NoNul(key, s));
+  return Status::OK();
+}
+
+Json LimitsToJson(const ProcessLimits& l) {
+  return {{"nofile", l.nofile}, {"fsize", l.fsize}, {"nproc", l.nproc}, {"as", l.as},
+          {"cpu", l.cpu}};
+}
+
+Status LimitsFromJson(const Json& j, ProcessLimits* l) {
+  for (auto [key, field] : {std::pair{"nofile", &l->nofile}, {"fsize", &l->fsize},
+                            {"nproc", &l->nproc}, {"as", &l->as}, {"cpu", &l->cpu}}) {
+    BOXLITE_RETURN_IF_ERROR(GetInt(j, key, field));
+    if (*field < 0) return Status::InvalidArgument(std::string("limits.") + key + " is negative");
+  }
   return Status::OK();
 }
 
@@ -198,12 +214,7 @@ Json ToJson(const BoxConfig& m) {
           {"pids_max", m.pids_max},
           {"clock_unix_ns", m.clock_unix_ns},
           {"capabilities", m.capabilities},
-          {"limits",
-           {{"nofile", m.limits.nofile},
-            {"fsize", m.limits.fsize},
-            {"nproc", m.limits.nproc},
-            {"as", m.limits.as},
-            {"cpu", m.limits.cpu}}},
+          {"limits", LimitsToJson(m.limits)},
           {"close_fds", m.close_fds},
           {"trusted_ca_pem", m.trusted_ca_pem}};
 }
@@ -217,12 +228,7 @@ Status FromJson(const Json& j, BoxConfig* m) {
   BOXLITE_RETURN_IF_ERROR(GetBool(j, "close_fds", &m->close_fds));
   BOXLITE_RETURN_IF_ERROR(GetString(j, "trusted_ca_pem", &m->trusted_ca_pem));
   if (const Json* limits = Find(j, "limits")) {
-    for (auto [key, field] : {std::pair{"nofile", &m->limits.nofile}, {"fsize", &m->limits.fsize},
-                              {"nproc", &m->limits.nproc}, {"as", &m->limits.as},
-                              {"cpu", &m->limits.cpu}}) {
-      BOXLITE_RETURN_IF_ERROR(GetInt(*limits, key, field));
-      if (*field < 0) return Status::InvalidArgument(std::string("limits.") + key + " is negative");
-    }
+    BOXLITE_RETURN_IF_ERROR(LimitsFromJson(*limits, &m->limits));
   }
   if (m->capabilities < -1) return Status::InvalidArgument("capabilities is negative");
   if (const Json* mounts = Find(j, "mounts")) {
@@ -284,7 +290,14 @@ Json ToJson(const ExecRequest& m) {
           {"user", m.user},   {"tty", m.tty},   {"rows", m.rows},
           {"cols", m.cols},   {"stdin", m.stdin_open}, {"window", m.window},
           {"detached", m.detached}, {"main", m.main}, {"main_optional", m.main_optional},
-          {"root_dir", m.root_dir}, {"container_mounts", mounts}};
+          {"root_dir", m.root_dir}, {"container_mounts", mounts},
+          {"limits", LimitsToJson(m.limits)},
+          {"cgroup",
+           {{"name", m.cgroup.name},
+            {"memory_max", m.cgroup.memory_max},
+            {"cpu_quota", m.cgroup.cpu_quota},
+            {"cpu_period", m.cgroup.cpu_period},
+            {"pids_max", m.cgroup.pids_max}}}};
 }
 
 Status FromJson(const Json& j, ExecRequest* m) {
@@ -323,6 +336,18 @@ Status FromJson(const Json& j, ExecRequest* m) {
   }
   if (!m->container_mounts.empty() && m->root_dir.empty()) {
     return Status::InvalidArgument("exec: container mounts need a container root (root_dir)");
+  }
+  if (const Json* limits = Find(j, "limits")) {
+    BOXLITE_RETURN_IF_ERROR(LimitsFromJson(*limits, &m->limits));
+    BOXLITE_RETURN_IF_ERROR(ValidateProcessLimits(m->limits, kMaxExecNofile).Wrap("exec"));
+  }
+  if (const Json* cgroup = Find(j, "cgroup")) {
+    BOXLITE_RETURN_IF_ERROR(GetString(*cgroup, "name", &m->cgroup.name));
+    BOXLITE_RETURN_IF_ERROR(GetInt(*cgroup, "memory_max", &m->cgroup.memory_max));
+    BOXLITE_RETURN_IF_ERROR(GetInt(*cgroup, "cpu_quota", &m->cgroup.cpu_quota));
+    BOXLITE_RETURN_IF_ERROR(GetInt(*cgroup, "cpu_period", &m->cgroup.cpu_period));
+    BOXLITE_RETURN_IF_ERROR(GetInt(*cgroup, "pids_max", &m->cgroup.pids_max));
+    BOXLITE_RETURN_IF_ERROR(ValidateExecCgroup(m->cgroup).Wrap("exec"));
   }
   BOXLITE_RETURN_IF_ERROR(NoNul("argv", m->argv));
   BOXLITE_RETURN_IF_ERROR(NoNul("env", m->env));
@@ -595,6 +620,53 @@ Status FromJson(const Json& j, RefreshRequest* m) {
     return Status::InvalidArgument("refresh: bad hostname");
   }
   if (m->box_id.size() > 64) return Status::InvalidArgument("refresh: bad box id");
+  return Status::OK();
+}
+
+Status ValidateExecCgroup(const ExecCgroup& c) {
+  if (c.name.empty()) {
+    if (c.memory_max != 0 || c.cpu_quota != 0 || c.cpu_period != 0 || c.pids_max != 0) {
+      return Status::InvalidArgument("cgroup limits need a cgroup name");
+    }
+    return Status::OK();
+  }
+  // One path component of the guest's cgroup tree: never "." or "..", no "/".
+  auto allowed = [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' || ch == '-';
+  };
+  if (c.name.size() > 128 || !std::isalnum(static_cast<unsigned char>(c.name[0])) ||
+      !std::all_of(c.name.begin(), c.name.end(), allowed)) {
+    return Status::InvalidArgument("cgroup name must be " + std::string(kExecCgroupNameRule),
+                                   c.name.size() > 128 ? c.name.substr(0, 128) + "..." : c.name);
+  }
+  auto bounded = [](const char* what, int64_t v, int64_t lo, int64_t hi) {
+    if (v == 0 || (v >= lo && v <= hi)) return Status::OK();
+    return Status::InvalidArgument(
+        base::StrFormat("cgroup %s must be 0 (none) or from %lld to %lld, not %lld", what,
+                        static_cast<long long>(lo), static_cast<long long>(hi),
+                        static_cast<long long>(v)));
+  };
+  BOXLITE_RETURN_IF_ERROR(
+      bounded("memory_max", c.memory_max, kMinCgroupMemory, kMaxCgroupMemory));
+  BOXLITE_RETURN_IF_ERROR(bounded("cpu_quota", c.cpu_quota, kMinCpuQuota, kMaxCpuQuota));
+  BOXLITE_RETURN_IF_ERROR(bounded("cpu_period", c.cpu_period, kMinCpuPeriod, kMaxCpuPeriod));
+  BOXLITE_RETURN_IF_ERROR(bounded("pids_max", c.pids_max, 1, kMaxCgroupPids));
+  if (c.cpu_period != 0 && c.cpu_quota == 0) {
+    return Status::InvalidArgument("cgroup cpu_period needs a cpu_quota");
+  }
+  return Status::OK();
+}
+
+Status ValidateProcessLimits(const ProcessLimits& l, int64_t max_nofile) {
+  for (auto [key, v] : {std::pair{"nofile", l.nofile}, {"fsize", l.fsize}, {"nproc", l.nproc},
+                        {"as", l.as}, {"cpu", l.cpu}}) {
+    if (v < 0) return Status::InvalidArgument(std::string("limits.") + key + " is negative");
+  }
+  if (l.nofile > max_nofile) {
+    return Status::InvalidArgument(
+        base::StrFormat("limits.nofile must be at most %lld (the guest's fs.nr_open), not %lld",
+                        static_cast<long long>(max_nofile), static_cast<long long>(l.nofile)));
+  }
   return Status::OK();
 }
 

@@ -85,6 +85,34 @@ struct ProcessLimits {
   int64_t cpu = 0;     // RLIMIT_CPU, seconds
 };
 
+// A cgroup of the box that an exec is born into instead of one of its own: a pod
+// container's, which each of its processes names (docs/kubernetes.md, "Limits"). Made
+// under the box's cgroup on first use; every exec naming it sets its limits again, the
+// last one's values holding. 0 leaves a limit unset ("max"). Bounds: ValidateExecCgroup.
+struct ExecCgroup {
+  std::string name;        // kExecCgroupNameRule; empty: no shared cgroup.
+  int64_t memory_max = 0;  // Bytes: memory.max (and memory.swap.max 0).
+  int64_t cpu_quota = 0;   // Microseconds per cpu_period: cpu.max (else cpu.weight).
+  int64_t cpu_period = 0;  // Microseconds; 0 with a quota: 100000.
+  int64_t pids_max = 0;    // pids.max.
+};
+
+inline constexpr char kExecCgroupNameRule[] =
+    "1 to 128 of A-Z a-z 0-9 _ . -, starting with a letter or digit";
+inline constexpr int64_t kMinCgroupMemory = int64_t{4} << 20;  // Below, nothing starts.
+inline constexpr int64_t kMaxCgroupMemory = int64_t{1} << 46;  // 64 TiB.
+inline constexpr int64_t kMinCpuPeriod = 1000;                 // The kernel's bounds.
+inline constexpr int64_t kMaxCpuPeriod = 1000000;
+inline constexpr int64_t kMinCpuQuota = 1000;
+inline constexpr int64_t kMaxCpuQuota = int64_t{1} << 40;
+inline constexpr int64_t kMaxCgroupPids = int64_t{1} << 22;  // PID_MAX_LIMIT.
+
+// OK when every field of `c` is within its bounds and the name follows
+// kExecCgroupNameRule; else InvalidArgument naming the field and its bounds.
+Status ValidateExecCgroup(const ExecCgroup& c);
+// OK when every limit is 0 or positive, nofile at most `max_nofile`.
+Status ValidateProcessLimits(const ProcessLimits& l, int64_t max_nofile);
+
 // What the agent sets up once, before the first exec.
 struct BoxConfig {
   std::string hostname = "box";
@@ -154,9 +182,16 @@ struct ExecRequest {
     bool read_only = false;
   };
   std::vector<Mount> container_mounts;
+  // This process's resource limits (soft = hard), each replacing the box's
+  // (BoxConfig::limits) when not 0: a pod container's config.json rlimits.
+  ProcessLimits limits;
+  // Non-empty name: the cgroup the process (and its children) run in, shared with the
+  // other execs naming it (a pod container's), with its limits.
+  ExecCgroup cgroup;
 };
 
 inline constexpr size_t kMaxContainerMounts = 64;
+inline constexpr int64_t kMaxExecNofile = int64_t{1} << 20;  // The guest's fs.nr_open.
 
 struct ExecResponse {
   int64_t pid = 0;

@@ -524,5 +524,62 @@ TEST(RefreshRequestTest, RoundTripsBinaryEntropyAndRefusesHostileValues) {
   EXPECT_TRUE(refused([](Json& j) { j["box_id"] = std::string(65, 'x'); }));
 }
 
+TEST(MessagesTest, ExecLimitsAndCgroupRoundTrip) {
+  // A pod container's process: its own rlimits and its container's cgroup.
+  ExecRequest req;
+  req.argv = {"sh"};
+  req.limits.nofile = 321;
+  req.limits.cpu = 7;
+  req.cgroup = {"web-1", 64 << 20, 50000, 100000, 32};
+  ExecRequest back;
+  ASSERT_TRUE(FromJson(ToJson(req), &back).ok());
+  EXPECT_EQ(back.limits.nofile, 321);
+  EXPECT_EQ(back.limits.cpu, 7);
+  EXPECT_EQ(back.limits.as, 0);
+  EXPECT_EQ(back.cgroup.name, "web-1");
+  EXPECT_EQ(back.cgroup.memory_max, 64 << 20);
+  EXPECT_EQ(back.cgroup.cpu_quota, 50000);
+  EXPECT_EQ(back.cgroup.cpu_period, 100000);
+  EXPECT_EQ(back.cgroup.pids_max, 32);
+  // A request without them (an older host): none.
+  ExecRequest old;
+  ASSERT_TRUE(FromJson(Json::parse(R"({"argv": ["sh"]})"), &old).ok());
+  EXPECT_TRUE(old.cgroup.name.empty());
+  EXPECT_EQ(old.limits.nofile, 0);
+}
+
+TEST(MessagesTest, ExecCgroupNamesAndLimitsAreBounded) {
+  // The name becomes a directory of the guest's cgroup tree: one safe component only.
+  for (const char* bad : {"..", ".", "../box", "a/b", "-x", "_x", "a b", "a\nb", "é"}) {
+    EXPECT_TRUE(ValidateExecCgroup({bad, 0, 0, 0, 0}).IsInvalidArgument()) << bad;
+  }
+  EXPECT_TRUE(ValidateExecCgroup({std::string(129, 'a'), 0, 0, 0, 0}).IsInvalidArgument());
+  EXPECT_TRUE(ValidateExecCgroup({std::string(128, 'a'), 0, 0, 0, 0}).ok());
+  EXPECT_TRUE(ValidateExecCgroup({"h-0123abcd.x_Y", 0, 0, 0, 0}).ok());
+  const ExecCgroup bad_limits[] = {
+      {"c", (4 << 20) - 1, 0, 0, 0}, {"c", int64_t{1} << 47, 0, 0, 0}, {"c", -1, 0, 0, 0},
+      {"c", 0, 999, 0, 0},           {"c", 0, 1000, 999, 0},           {"c", 0, 1000, 1000001, 0},
+      {"c", 0, 0, 100000, 0},        {"c", 0, 0, 0, -5},               {"c", 0, 0, 0, 4194305},
+      {"", 64 << 20, 0, 0, 0},
+  };
+  for (const auto& c : bad_limits) {
+    Status s = ValidateExecCgroup(c);
+    EXPECT_TRUE(s.IsInvalidArgument()) << c.memory_max << " " << c.cpu_quota << " " << c.cpu_period
+                                       << " " << c.pids_max;
+  }
+  EXPECT_TRUE(ValidateExecCgroup({"c", 4 << 20, 1000, 1000000, 4194304}).ok());
+  // Through the decoder too: the agent refuses them before making anything.
+  ExecRequest out;
+  EXPECT_TRUE(FromJson(Json::parse(R"({"argv": ["sh"], "cgroup": {"name": "../x"}})"), &out)
+                  .IsInvalidArgument());
+  EXPECT_TRUE(FromJson(Json::parse(R"({"argv": ["sh"], "cgroup": {"name": "c", "pids_max": -1}})"),
+                       &out)
+                  .IsInvalidArgument());
+  EXPECT_TRUE(FromJson(Json::parse(R"({"argv": ["sh"], "limits": {"nofile": 1048577}})"), &out)
+                  .IsInvalidArgument());
+  EXPECT_TRUE(FromJson(Json::parse(R"({"argv": ["sh"], "limits": {"fsize": -1}})"), &out)
+                  .IsInvalidArgument());
+}
+
 }  // namespace
 }  // namespace boxlite::protocol

@@ -176,6 +176,9 @@ Status CheckRemoteBoxOptions(const BoxOptions& o) {
   }
   if (o.allow_host) return unsupported("allow_host over REST (the host is the server)");
   if (o.health_check.enabled) return unsupported("health checks over REST");
+  if (o.max_clients != kDefaultMaxClients) {
+    return unsupported("max_clients over REST (the server's process is the box's client)");
+  }
   if (o.network != "nat" && o.network != "none") {
     return Status::InvalidArgument("network must be \"nat\" or \"none\", not \"" + o.network + "\"");
   }
@@ -190,6 +193,7 @@ Status CheckRemoteBoxOptions(const BoxOptions& o) {
 
 json CreateBoxRequest(const BoxOptions& o) {
   json r = json::object();
+  // max_clients has no field in the REST API (CheckRemoteBoxOptions refuses one).
   if (!o.name.empty()) r["name"] = o.name;
   if (!o.rootfs_path.empty()) {
     r["rootfs_path"] = o.rootfs_path;
@@ -236,6 +240,12 @@ Result<json> ExecRequest(const ExecOptions& o) {
   if (o.argv.empty()) return Status::InvalidArgument("exec needs a command");
   if (o.use_image_entrypoint) {
     return Status::NotSupported("unsupported: the image's entrypoint for an exec over REST");
+  }
+  const ExecLimits& l = o.limits;
+  if (!o.cgroup.name.empty() || l.max_open_files || l.max_file_size || l.max_processes ||
+      l.max_memory || l.max_cpu_time) {
+    return Status::NotSupported("unsupported: an exec's own limits or cgroup over REST",
+                                "run boxlite exec --ulimit/--cgroup-name on the server's host");
   }
   json r = {{"command", o.argv[0]},
             {"args", std::vector<std::string>(o.argv.begin() + 1, o.argv.end())}};

@@ -119,6 +119,18 @@ TEST(WireTest, WhatRestCannotCarryIsUnsupported) {
   image_entry.argv = {"id"};
   image_entry.use_image_entrypoint = true;
   EXPECT_TRUE(ExecRequest(image_entry).error().IsNotSupported());
+  // A box's client count and an exec's own limits are this host's, not the server's.
+  BoxOptions clients;
+  clients.max_clients = 8;
+  EXPECT_TRUE(CheckRemoteBoxOptions(clients).IsNotSupported());
+  ExecOptions limited;
+  limited.argv = {"id"};
+  limited.limits.max_open_files = 64;
+  EXPECT_TRUE(ExecRequest(limited).error().IsNotSupported());
+  ExecOptions grouped;
+  grouped.argv = {"id"};
+  grouped.cgroup.name = "web";
+  EXPECT_TRUE(ExecRequest(grouped).error().IsNotSupported());
 }
 
 TEST(WireTest, ExecRequestShape) {

@@ -55,6 +55,24 @@ Result<protocol::ExecRequest> BoxImpl::ExecRequestLocked(const ExecOptions& opti
   for (const auto& m : options.container_mounts) {
     req.container_mounts.push_back({m.source, m.destination, m.read_only});
   }
+  auto limit = [](const std::optional<uint64_t>& v) {
+    return v ? static_cast<int64_t>(std::min<uint64_t>(*v, INT64_MAX)) : int64_t{0};
+  };
+  req.limits.nofile = limit(options.limits.max_open_files);
+  req.limits.fsize = limit(options.limits.max_file_size);
+  req.limits.nproc = limit(options.limits.max_processes);
+  req.limits.as = limit(options.limits.max_memory);
+  req.limits.cpu = limit(options.limits.max_cpu_time);
+  BOXLITE_RETURN_IF_ERROR(
+      protocol::ValidateProcessLimits(req.limits, static_cast<int64_t>(kMaxOpenFilesLimit))
+          .WithSubject(StatusSubject::kExec));
+  req.cgroup.name = options.cgroup.name;
+  req.cgroup.memory_max = limit(options.cgroup.memory_max_bytes);
+  req.cgroup.cpu_quota = limit(options.cgroup.cpu_quota_us);
+  req.cgroup.cpu_period = limit(options.cgroup.cpu_period_us);
+  req.cgroup.pids_max = limit(options.cgroup.pids_max);
+  BOXLITE_RETURN_IF_ERROR(
+      protocol::ValidateExecCgroup(req.cgroup).WithSubject(StatusSubject::kExec));
   if (options.detached && req.stdin_open) {
     return Status::InvalidArgument("a detached exec has no stdin or terminal")
         .WithSubject(StatusSubject::kExec);

@@ -346,7 +346,8 @@ Status BoxImpl::ApplySecurityConfig(protocol::BoxConfig* config) const {
 Status BoxImpl::ConnectPersistentLocked() {
   // Each client slot is a virtio-serial port whose socket QEMU serves one client at a
   // time; the flock says which slots are taken, across processes.
-  for (int i = 0; i < kPersistentAgentPorts; ++i) {
+  const int ports = AgentPorts(options_, true);
+  for (int i = 0; i < ports; ++i) {
     auto slot = sys::FileLock::TryAcquire(DirPath(base::StrFormat("port-%d.lock", i)));
     if (!slot.ok()) continue;
     // The VM may still be creating its sockets' accept queue: retry briefly.
@@ -366,8 +367,12 @@ Status BoxImpl::ConnectPersistentLocked() {
     return Status::OK();
   }
   return Status::ResourceExhausted(
-      base::StrFormat("box %s already has %d clients", name_.c_str(), kPersistentAgentPorts),
-      "close another process using this box");
+      base::StrFormat("box %s already has %d clients (its max_clients), the most it serves at "
+                      "once",
+                      name_.c_str(), ports),
+      base::StrFormat("end another process using this box (an exec, attach or `boxlite exec`), "
+                      "or create the box with a larger --max-clients (max_clients, at most %d)",
+                      kMaxMaxClients));
 }
 
 Status BoxImpl::HelloLocked(const protocol::BoxConfig& config, int64_t* config_ms,

@@ -257,7 +257,7 @@ Status BoxImpl::OpenLogsAndSocketsLocked(LaunchPlan& plan) {
                                  : 0;
     BOXLITE_ASSIGN_OR_RETURN(qemu_log_fd_, sys::Open(DirPath("qemu.log"),
                                                      O_RDWR | O_CREAT | O_APPEND, 0600));
-    for (int i = 0; i < kPersistentAgentPorts; ++i) {
+    for (int i = 0, n = AgentPorts(options_, true); i < n; ++i) {
       BOXLITE_ASSIGN_OR_RETURN(auto listener, sys::ListenUnix(
                                                   DirPath(base::StrFormat("agent-%d.sock", i))));
       plan.config.agent_fds.push_back(listener.get());

@@ -105,7 +105,7 @@ Result<nlohmann::json> BoxImpl::MemoryMatchLocked() {
       {"accel", std::string(vmm::AccelName(accel.accel))},
       {"kernel_sha256", kernel},
       {"initramfs_sha256", initramfs},
-      {"agent_ports", persistent() ? kPersistentAgentPorts : 1},
+      {"agent_ports", AgentPorts(options_, persistent())},
       {"network", nat},
       {"mounts", options_.mounts.size()},
       {"rootfs", image_->rootfs_path},

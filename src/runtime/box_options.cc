@@ -63,6 +63,12 @@ Status ValidateBoxOptions(const BoxOptions& o) {
     return Status::InvalidArgument(base::StrFormat("memory_mib must be from %d to %d, not %d",
                                                    kMinMemoryMib, kMaxMemoryMib, o.memory_mib));
   }
+  if (o.max_clients < kMinMaxClients || o.max_clients > kMaxMaxClients) {
+    return Status::InvalidArgument(
+        base::StrFormat("max_clients must be from %d to %d, not %d", kMinMaxClients,
+                        kMaxMaxClients, o.max_clients),
+        "each client is one virtio-serial port of the VM, which has 31, one the console's");
+  }
   if (o.disk_size_mib < 0 || o.disk_size_mib > kMaxDiskSizeMib) {
     return Status::InvalidArgument(
         base::StrFormat("disk_size must be from 0 to %lld MiB (0: the default), not %lld",

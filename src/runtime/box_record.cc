@@ -1,6 +1,8 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/runtime/box_record.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "src/base/macros.h"
@@ -125,6 +127,7 @@ Json BoxOptionsToJson(const BoxOptions& o) {
                {"working_dir", o.working_dir}, {"user", o.user},
                {"auto_remove", o.auto_remove}, {"detach", o.detach}, {"tty", o.tty},
                {"auto_pause", o.auto_pause}, {"auto_resume", o.auto_resume},
+               {"max_clients", o.max_clients},
                {"advanced", AdvancedToJson(o)}};
   if (o.auto_delete) opts["auto_delete"] = *o.auto_delete;
   if (o.warm) opts["warm"] = *o.warm;  // Warm start (templates.h): the box's choice.
@@ -164,6 +167,7 @@ BoxOptions BoxOptionsFromJson(const Json& o) {
   Read(o, "tty", &b.tty);
   Read(o, "auto_pause", &b.auto_pause);
   Read(o, "auto_resume", &b.auto_resume);
+  Read(o, "max_clients", &b.max_clients);  // Absent (an older record): the default, 4.
   if (auto v = o.find("auto_delete"); v != o.end() && v->is_number_integer()) {
     b.auto_delete = v->get<int64_t>();
   }
@@ -233,6 +237,11 @@ image::ImageConfig ImageConfigFromJson(const Json& img) {
     }
   }
   return c;
+}
+
+int AgentPorts(const BoxOptions& options, bool persistent) {
+  if (!persistent) return 1;
+  return std::clamp(options.max_clients, kMinMaxClients, kMaxMaxClients);
 }
 
 std::string BoxDir(const std::string& boxes_dir, const std::string& id) {

@@ -22,8 +22,10 @@
 
 namespace boxlite::runtime {
 
-// Host client slots of a persistent box (one virtio-serial port and socket each).
-constexpr int kPersistentAgentPorts = 4;
+// Host client slots of a box (one virtio-serial port and socket each): a persistent
+// box's max_clients, bounded (a record is a file any user of the home may edit); 1 for
+// an ephemeral box.
+int AgentPorts(const BoxOptions& options, bool persistent);
 
 struct BoxRecord {
   std::string id;

@@ -79,7 +79,7 @@ Result<std::optional<TemplateInputs>> BoxImpl::WarmInputsLocked(const vmm::Guest
   // The devices, as the launch's steps make them (box_launch.cc).
   in.network = options_.network == "nat" && options_.security.network_enabled;
   for (const auto& m : options_.mounts) in.shares_read_only.push_back(m.read_only);
-  in.agent_ports = persistent() ? kPersistentAgentPorts : 1;
+  in.agent_ports = AgentPorts(options_, persistent());
   in.kernel_args = persistent() ? "" : protocol::kVolatileDiskKernelArg;
   in.free_page_reporting = vmm::VmConfig().free_page_reporting;
   return std::optional<TemplateInputs>(std::move(in));

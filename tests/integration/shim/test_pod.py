@@ -110,7 +110,8 @@ def _exec(containerd, task, script, exec_id, *flags, **kwargs):
 def pod(containerd):
     """The pod: its sandbox task, container A serving on 127.0.0.1:PORT, container B."""
     p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *_annotations("sandbox"),
-                       "--annotation", "boxlite.dev/disk-size=3G", IMAGE, POD, "/pause",
+                       "--annotation", "boxlite.dev/disk-size=3G",
+                       "--annotation", "boxlite.dev/max-clients=12", IMAGE, POD, "/pause",
                        timeout=300)
     assert p.returncode == 0, p.stderr.decode(errors="replace") + containerd.logtail()
     serve = f"echo only-in-a > /only-a; exec httpd -f -p 127.0.0.1:{PORT} -h /"
@@ -226,6 +227,79 @@ def test_a_container_runs_to_its_exit_code(containerd, pod):
     p = _exec(containerd, POD, "ls /var/lib/boxlite/containers", "roots")
     assert (p.returncode, sorted(p.stdout.decode().split())) == (0, [A, B]), (p.stdout, p.stderr)
     assert len(_vms(containerd)) == 1
+
+
+def test_a_pod_runs_more_processes_than_four_at_once(containerd, pod):
+    """Each running process of a pod holds one client of the pod's box (its `boxlite
+    exec`): with the keeper, A's and B's main processes and five execs in B, eight run at
+    once (a box used to serve four) in the pod's box of 12 (boxlite.dev/max-clients), and
+    more commands still find a client."""
+    ids = [f"many-{i}" for i in range(5)]
+    try:
+        for exec_id in ids:
+            p = containerd.ctr("task", "exec", "--detach", "--exec-id", exec_id, B, "sleep", "2000",
+                               timeout=120)
+            assert p.returncode == 0, (exec_id, p.stderr)
+        count = "ps -o args | grep -c '^sleep 2000'"
+        last = []
+        assert wait_for(lambda: last.append(_exec(containerd, B, count, "count-many")) or
+                        last[-1].stdout == b"5\n", timeout=60), (last[-1].stdout, last[-1].stderr)
+        # A still answers on the pod's network while all of them run.
+        p = _exec(containerd, A, f"wget -qO- http://127.0.0.1:{PORT}/only-a", "net-many")
+        assert (p.returncode, p.stdout) == (0, b"only-in-a\n"), p.stderr
+    finally:
+        for exec_id in ids:
+            containerd.ctr("task", "kill", "-s", "KILL", "--exec-id", exec_id, B)
+
+
+def test_a_containers_own_limits_apply_to_its_processes(containerd, pod):
+    """A pod container's linux.resources hold in a cgroup of its own in the pod's box,
+    which its main process and its execs join: its memory.max and CPU quota are the
+    container's, an allocation over its memory limit is OOM-killed there while the other
+    containers live; its rlimits are its own (the CLI the shim runs, with --ulimit)."""
+    lim = "pod1-lim"
+    cg = f"/sys/fs/cgroup/box/c-{lim}"
+    try:
+        p = containerd.ctr("run", "-d", "--runtime", BOXLITE, *_annotations("container"),
+                           "--memory-limit", str(64 << 20), "--cpu-quota", "50000",
+                           "--cpu-period", "100000", IMAGE, lim, "sleep", "1000", timeout=300)
+        assert p.returncode == 0, p.stderr.decode(errors="replace") + containerd.logtail()
+        # An exec joins the container's cgroup; its nofile is the container's rlimit (ctr's
+        # default spec: 1024).
+        p = _exec(containerd, lim, "cat /proc/self/cgroup; ulimit -n", "cg")
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == f"0::/box/c-{lim}\n1024\n".encode(), p.stdout
+        # The CPU quota is cpu.max, or on BoxLite's guest kernel (no CFS bandwidth control)
+        # cpu.weight: half a CPU weighs 50.
+        p = _exec(containerd, POD, f"cat {cg}/memory.max; cat {cg}/cpu.max 2>/dev/null || "
+                  f"cat {cg}/cpu.weight; grep -c . {cg}/cgroup.procs", "cg-files")
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.decode().split("\n")
+        assert lines[0] == str(64 << 20) and lines[1] in ("50000 100000", "50"), p.stdout
+        assert int(lines[2]) >= 1, p.stdout  # The main process (sleep) is there.
+        # Over the limit: the allocation is OOM-killed in the container, nothing else.
+        p = _exec(containerd, lim, "dd if=/dev/zero of=/dev/null bs=100M count=1", "oom")
+        assert p.returncode == 137, (p.returncode, p.stderr)
+        p = _exec(containerd, POD, f"grep oom_kill {cg}/memory.events", "oom-events")
+        assert re.search(rb"oom_kill [1-9]", p.stdout), p.stdout
+        assert containerd.task_status(lim) == "RUNNING"
+        assert containerd.task_status(B) == "RUNNING"
+        p = _exec(containerd, B, "echo alive", "alive")
+        assert (p.returncode, p.stdout) == (0, b"alive\n"), p.stderr
+        # The flags the shim passes for a container's own rlimits and cgroup, directly.
+        box = f"{NS}-{POD}"
+        p = containerd.boxlite("exec", "--rootfs-dir", f"/var/lib/boxlite/containers/{B}/rootfs",
+                               "--ulimit", "nofile=321", "--cgroup-name", "direct",
+                               "--pids-limit", "7", box, "--", "sh", "-c",
+                               "ulimit -n; cat /proc/self/cgroup")
+        assert (p.returncode, p.stdout) == (0, b"321\n0::/box/c-direct\n"), p.stderr
+        p = containerd.boxlite("exec", box, "--", "cat", "/sys/fs/cgroup/box/c-direct/pids.max")
+        assert (p.returncode, p.stdout) == (0, b"7\n"), p.stderr
+        # A name that is not one safe path component is refused before anything is made.
+        p = containerd.boxlite("exec", "--cgroup-name", "../escape", box, "--", "true")
+        assert p.returncode != 0 and b"cgroup name must be" in p.stderr, p.stderr
+    finally:
+        containerd.remove(lim)
 
 
 def test_kill_of_one_container_leaves_the_other_running(containerd, pod):
