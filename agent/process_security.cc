@@ -22,6 +22,15 @@ int SetLimit(int resource, int64_t value) {
 
 }  // namespace
 
+int DropBoundingSet(uint64_t keep, int last_cap) {
+  for (int cap = 0; cap <= last_cap && cap < 64; ++cap) {
+    if (keep & (uint64_t{1} << cap)) continue;
+    // EINVAL: a capability this kernel does not have.
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return errno;
+  }
+  return 0;
+}
+
 int ApplyProcessSecurity(const ProcessSecurity& s, const char** what) {
   const struct {
     int resource;
@@ -40,12 +49,10 @@ int ApplyProcessSecurity(const ProcessSecurity& s, const char** what) {
   }
   if (s.capabilities >= 0) {
     uint64_t keep = static_cast<uint64_t>(s.capabilities);
-    for (int cap = 0; cap <= s.last_cap && cap < 64; ++cap) {
-      if (keep & (uint64_t{1} << cap)) continue;
-      // EINVAL: a capability this kernel does not have.
-      if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+    if (!s.bounding_set_dropped) {
+      if (int err = DropBoundingSet(keep, s.last_cap); err != 0) {
         *what = "drop capabilities";
-        return errno;
+        return err;
       }
     }
     if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {

@@ -20,6 +20,9 @@ struct ProcessSecurity {
   // The highest capability the kernel knows (/proc/sys/kernel/cap_last_cap, read by the
   // caller before fork): the bounding set is dropped up to it, not through all 64 bits.
   int last_cap = 63;
+  // The starting process has already dropped its own bounding set to `capabilities`
+  // (DropBoundingSet): the child inherits it and skips one prctl per capability.
+  bool bounding_set_dropped = false;
   protocol::ProcessLimits limits;
   bool close_fds = true;
 };
@@ -27,5 +30,11 @@ struct ProcessSecurity {
 // Applies `s` to the calling process (before it drops root). On failure returns the
 // errno and sets `*what` to the step that failed; 0 on success.
 int ApplyProcessSecurity(const ProcessSecurity& s, const char** what);
+
+// Drops from the calling process's bounding set every capability (up to `last_cap`) that
+// `keep` (a ProcessSecurity::capabilities other than -1) leaves out. The caller keeps its
+// own permitted and effective sets; only what an execve can grant shrinks, for it and for
+// every child it starts after. 0 on success, else the errno.
+int DropBoundingSet(uint64_t keep, int last_cap);
 
 }  // namespace boxlite::agent

@@ -530,6 +530,7 @@ Status Server::DoHello(Conn* conn, const protocol::Json& req, protocol::Json* re
     config_ms_ = (end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1000000;
     config_ = hello.config;
     configured_ = true;
+    if (options_.machine) LimitBoundingSet();
   }
   protocol::HelloResponse resp;
   resp.agent_version = kAgentVersion;

@@ -194,6 +194,7 @@ class Server {
   // Held close frames (Output::close_held): the timer, and sending them.
   void HoldClose(Exec* exec, int which);
   void SendHeldCloses(Exec* exec);
+  void DisarmCloseTimerIfIdle();
   void OnCloseTimer();
   void HandleFrame(Conn* conn, protocol::Frame frame);
   void HandleRequest(Conn* conn, uint32_t stream, std::string_view payload);
@@ -220,6 +221,11 @@ class Server {
   // After the attach response: the backlog, then live output.
   void ReplayBacklog(Exec* exec);
   Status DoExec(Conn* conn, uint32_t stream, const protocol::Json& req, protocol::Json* reply);
+  // Once the box is configured (PID 1 only): the agent drops its own capability bounding
+  // set to the box's capabilities, so its children inherit it instead of each dropping
+  // it again before execve (one prctl per capability). The agent keeps its permitted and
+  // effective sets, and it starts no program but the box's own.
+  void LimitBoundingSet();
   Status DoSignal(Conn* conn, const protocol::Json& req);
   Status DoResize(Conn* conn, const protocol::Json& req);
   Status DoGetFile(Conn* conn, uint32_t stream, const protocol::Json& req, protocol::Json* reply);
@@ -278,6 +284,7 @@ class Server {
   bool configured_ = false;
   protocol::BoxConfig config_;
   int64_t config_ms_ = 0;  // How long applying config_ took.
+  bool bounding_set_dropped_ = false;  // LimitBoundingSet succeeded.
   // splice(2) into the port needs the sg-list fix in guest/kernel/patches; only our own
   // kernel (release "-boxlite.2" or later, see guest/kernel/boxlite.config) has it.
   bool splice_ok_ = false;

@@ -365,6 +365,17 @@ void Server::OnMainExit(const Exec& exec, int64_t exit_code) {
   shutdown_ = true;
 }
 
+void Server::LimitBoundingSet() {
+  if (config_.capabilities < 0) return;  // Every capability: nothing to drop.
+  int err = DropBoundingSet(static_cast<uint64_t>(config_.capabilities), LastCapability());
+  if (err != 0) {
+    // Each child then drops the set itself, as it did before.
+    ConsoleLog("could not drop the agent's bounding set (%s); each exec drops it", ::strerror(err));
+    return;
+  }
+  bounding_set_dropped_ = true;
+}
+
 Server::Exec* Server::FindExec(Conn* conn, uint32_t stream) {
   auto it = execs_.find(Key(conn, stream));
   return it == execs_.end() ? nullptr : it->second.get();
@@ -412,6 +423,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   plan.groups = id.groups;
   plan.security.capabilities = config_.capabilities;
   plan.security.last_cap = LastCapability();
+  plan.security.bounding_set_dropped = bounding_set_dropped_;
   plan.security.limits = config_.limits;
   // The process's own limits (a pod container's rlimits) replace the box's.
   for (auto [own, field] : {std::pair{r.limits.nofile, &plan.security.limits.nofile},
@@ -893,6 +905,18 @@ void Server::SendHeldCloses(Exec* exec) {
   }
 }
 
+// The closes a short command held went out with its exit event: a timer left armed would
+// only wake the agent for nothing, likely in the middle of the next exec.
+void Server::DisarmCloseTimerIfIdle() {
+  if (!close_timer_armed_) return;
+  for (const auto& [key, other] : execs_) {
+    if (other->out[1].close_held || other->out[2].close_held) return;
+  }
+  struct itimerspec off = {};
+  ::timerfd_settime(close_timer_fd_.get(), 0, &off, nullptr);
+  close_timer_armed_ = false;
+}
+
 void Server::OnCloseTimer() {
   uint64_t ticks;
   while (::read(close_timer_fd_.get(), &ticks, sizeof(ticks)) > 0) {
@@ -963,6 +987,7 @@ void Server::MaybeFinish(Exec* exec) {
     exec->out[which].eof = true;
     UpdateWatch(exec, which);
   }
+  DisarmCloseTimerIfIdle();
   if (exec->stdin_watching) Watch(exec->stdin_fd.get(), 0, 0, &exec->stdin_watching);
   auto node = execs_.extract(Key(conn, exec->stream));
   if (!node.empty() && node.mapped()->main) OnMainExit(*node.mapped(), exit_code);

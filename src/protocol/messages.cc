@@ -280,24 +280,44 @@ Status FromJson(const Json& j, HelloResponse* m) {
 }
 
 Json ToJson(const ExecRequest& m) {
-  Json mounts = Json::array();
-  for (const auto& mount : m.container_mounts) {
-    mounts.push_back({{"source", mount.source},
-                      {"destination", mount.destination},
-                      {"read_only", mount.read_only}});
+  // Fields at their defaults are left out (docs/protocol.md): the agent parses every exec
+  // request under emulation, where each field costs. "window" always goes: the host's
+  // channel reads it to know the credit it granted.
+  Json j = {{"argv", m.argv}, {"window", m.window}};
+  if (!m.env.empty()) j["env"] = m.env;
+  if (!m.cwd.empty()) j["cwd"] = m.cwd;
+  if (!m.user.empty()) j["user"] = m.user;
+  if (m.tty) {
+    j["tty"] = true;
+    j["rows"] = m.rows;
+    j["cols"] = m.cols;
   }
-  return {{"argv", m.argv},   {"env", m.env},   {"cwd", m.cwd},
-          {"user", m.user},   {"tty", m.tty},   {"rows", m.rows},
-          {"cols", m.cols},   {"stdin", m.stdin_open}, {"window", m.window},
-          {"detached", m.detached}, {"main", m.main}, {"main_optional", m.main_optional},
-          {"root_dir", m.root_dir}, {"container_mounts", mounts},
-          {"limits", LimitsToJson(m.limits)},
-          {"cgroup",
-           {{"name", m.cgroup.name},
-            {"memory_max", m.cgroup.memory_max},
-            {"cpu_quota", m.cgroup.cpu_quota},
-            {"cpu_period", m.cgroup.cpu_period},
-            {"pids_max", m.cgroup.pids_max}}}};
+  if (m.stdin_open) j["stdin"] = true;
+  if (m.detached) j["detached"] = true;
+  if (m.main) j["main"] = true;
+  if (m.main_optional) j["main_optional"] = true;
+  if (!m.root_dir.empty()) j["root_dir"] = m.root_dir;
+  if (!m.container_mounts.empty()) {
+    Json mounts = Json::array();
+    for (const auto& mount : m.container_mounts) {
+      mounts.push_back({{"source", mount.source},
+                        {"destination", mount.destination},
+                        {"read_only", mount.read_only}});
+    }
+    j["container_mounts"] = std::move(mounts);
+  }
+  const ProcessLimits& l = m.limits;
+  if (l.nofile != 0 || l.fsize != 0 || l.nproc != 0 || l.as != 0 || l.cpu != 0) {
+    j["limits"] = LimitsToJson(l);
+  }
+  if (!m.cgroup.name.empty()) {
+    j["cgroup"] = {{"name", m.cgroup.name},
+                   {"memory_max", m.cgroup.memory_max},
+                   {"cpu_quota", m.cgroup.cpu_quota},
+                   {"cpu_period", m.cgroup.cpu_period},
+                   {"pids_max", m.cgroup.pids_max}};
+  }
+  return j;
 }
 
 Status FromJson(const Json& j, ExecRequest* m) {
@@ -365,7 +385,11 @@ Status FromJson(const Json& j, ExecRequest* m) {
   return Status::OK();
 }
 
-Json ToJson(const ExecResponse& m) { return {{"pid", m.pid}, {"stdin_window", m.stdin_window}}; }
+Json ToJson(const ExecResponse& m) {
+  Json j = {{"pid", m.pid}};
+  if (m.stdin_window != 0) j["stdin_window"] = m.stdin_window;  // Absent: no stdin.
+  return j;
+}
 
 Status FromJson(const Json& j, ExecResponse* m) {
   BOXLITE_RETURN_IF_ERROR(GetInt(j, "pid", &m->pid, true));
@@ -373,7 +397,8 @@ Status FromJson(const Json& j, ExecResponse* m) {
 }
 
 Json ToJson(const ExitEvent& m) {
-  Json j = {{"event", "exit"}, {"exit_code", m.exit_code}, {"signal", m.signal}};
+  Json j = {{"event", "exit"}, {"exit_code", m.exit_code}};
+  if (m.signal != 0) j["signal"] = m.signal;  // Absent: not killed by a signal.
   if (!m.error.empty()) j["error"] = m.error;
   return j;
 }

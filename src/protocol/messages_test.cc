@@ -79,6 +79,83 @@ TEST(MessagesTest, ExecRequestRejectsBadFields) {
   EXPECT_NE(s.message().find("\"tty\" must be a boolean"), std::string::npos);
 }
 
+// The host leaves every field at its default out of an exec request, the response and
+// the exit event (docs/protocol.md); the reader fills the defaults back in.
+TEST(MessagesTest, ExecMessagesLeaveDefaultsOut) {
+  ExecRequest req;
+  req.argv = {"/bin/true"};
+  Json j = ToJson(req);
+  EXPECT_EQ(j, Json::parse(R"({"argv": ["/bin/true"], "window": 4194304})"));
+  ExecRequest back;
+  ASSERT_TRUE(FromJson(j, &back).ok());
+  EXPECT_EQ(back.argv, req.argv);
+  EXPECT_EQ(back.window, kDefaultWindow);
+  EXPECT_TRUE(back.env.empty() && back.cwd.empty() && back.user.empty());
+  EXPECT_FALSE(back.tty || back.stdin_open || back.detached || back.main || back.main_optional);
+  // rows and cols travel with a terminal only.
+  req.rows = 50;
+  EXPECT_FALSE(ToJson(req).contains("rows"));
+  req.tty = true;
+  EXPECT_EQ(ToJson(req)["rows"], 50);
+  req.tty = false;
+  req.detached = true;
+  req.main_optional = true;
+  req.user = "1000";
+  Json k = ToJson(req);
+  EXPECT_EQ(k["detached"], true);
+  EXPECT_EQ(k["main_optional"], true);
+  EXPECT_EQ(k["user"], "1000");
+  EXPECT_FALSE(k.contains("main") || k.contains("stdin") || k.contains("root_dir") ||
+               k.contains("container_mounts") || k.contains("cwd"));
+
+  ExecResponse resp;
+  resp.pid = 42;
+  EXPECT_EQ(ToJson(resp), Json::parse(R"({"pid": 42})"));
+  ExecResponse resp_back;
+  resp_back.stdin_window = 5;
+  ASSERT_TRUE(FromJson(Json::parse(R"({"pid": 42})"), &resp_back).ok());
+  EXPECT_EQ(resp_back.pid, 42);
+  resp.stdin_window = 1 << 20;
+  EXPECT_EQ(ToJson(resp)["stdin_window"], 1 << 20);
+
+  ExitEvent ev;
+  ev.exit_code = 3;
+  EXPECT_EQ(ToJson(ev), Json::parse(R"({"event": "exit", "exit_code": 3})"));
+  ExitEvent ev_back;
+  ASSERT_TRUE(FromJson(ToJson(ev), &ev_back).ok());
+  EXPECT_EQ(ev_back.exit_code, 3);
+  EXPECT_EQ(ev_back.signal, 0);
+  EXPECT_TRUE(ev_back.error.empty());
+  ev.signal = 9;
+  ev.exit_code = 137;
+  ASSERT_TRUE(FromJson(ToJson(ev), &ev_back).ok());
+  EXPECT_EQ(ev_back.signal, 9);
+}
+
+// What a hostile peer sends instead: a missing or mistyped required field, a mistyped
+// optional one, or a truncated message, is an error and never a default.
+TEST(MessagesTest, CompactExecMessagesRefuseHostileShapes) {
+  ExecResponse resp;
+  EXPECT_FALSE(FromJson(Json::parse(R"({})"), &resp).ok());
+  EXPECT_FALSE(FromJson(Json::parse(R"({"pid": "42"})"), &resp).ok());
+  EXPECT_FALSE(FromJson(Json::parse(R"({"pid": 42, "stdin_window": true})"), &resp).ok());
+  ExitEvent ev;
+  EXPECT_FALSE(FromJson(Json::parse(R"({"event": "exit"})"), &ev).ok());
+  EXPECT_FALSE(FromJson(Json::parse(R"({"event": "exit", "exit_code": 1, "signal": "9"})"), &ev).ok());
+  EXPECT_FALSE(FromJson(Json::parse(R"({"event": "exit", "exit_code": 1, "error": 5})"), &ev).ok());
+  ExecRequest req;
+  EXPECT_FALSE(FromJson(Json::parse(R"({"window": 1})"), &req).ok());
+  EXPECT_FALSE(FromJson(Json::parse(R"({"argv": ["sh"], "window": -1})"), &req).ok());
+  EXPECT_FALSE(FromJson(Json::parse(R"({"argv": ["sh"], "window": 4294967296})"), &req).ok());
+  EXPECT_FALSE(FromJson(Json::parse(R"({"argv": ["sh"], "stdin": 1})"), &req).ok());
+  ExecRequest minimal;
+  minimal.argv = {"sh"};
+  std::string whole = EncodeRequest("exec", ToJson(minimal));
+  for (size_t cut = 0; cut < whole.size(); ++cut) {
+    EXPECT_FALSE(ParseObject(std::string_view(whole).substr(0, cut)).ok()) << cut;
+  }
+}
+
 TEST(MessagesTest, BoxConfigRoundTrip) {
   BoxConfig config;
   config.hostname = "web";

@@ -1,11 +1,14 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/runtime/channel.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 
 #include "src/base/log.h"
 #include "src/base/macros.h"
@@ -30,7 +33,10 @@ bool WaitSink(StreamSink* sink, std::unique_lock<std::mutex>& lock,
 }
 
 AgentChannel::AgentChannel(base::UniqueFd socket, std::function<void(const Status&)> on_close)
-    : socket_(std::move(socket)), on_close_(std::move(on_close)) {
+    : socket_(std::move(socket)),
+      on_close_(std::move(on_close)),
+      // Without it callers only wait on their sinks (WaitOn falls back to WaitSink).
+      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   reader_ = std::thread([this] { ReaderLoop(); });
 }
 
@@ -115,8 +121,8 @@ Result<protocol::Json> AgentChannel::Call(std::string_view op, protocol::Json bo
     return sent;
   }
   std::unique_lock<std::mutex> lock(sink->mu);
-  bool done = WaitSink(sink.get(), lock, deadline,
-                       [&] { return sink->response.has_value() || !sink->failure.ok(); });
+  bool done = WaitOn(sink.get(), lock, deadline,
+                     [&] { return sink->response.has_value() || !sink->failure.ok(); });
   if (!done) {
     lock.unlock();
     Release(stream);
@@ -138,40 +144,111 @@ void AgentChannel::Release(uint32_t stream) {
   sinks_.erase(stream);
 }
 
+bool AgentChannel::WaitOn(StreamSink* sink, std::unique_lock<std::mutex>& lock,
+                          std::optional<Clock::time_point> deadline,
+                          const std::function<bool()>& ready) {
+  if (ready()) return true;
+  bool borrowed = false;
+  if (wake_) {
+    std::lock_guard<std::mutex> role(role_mu_);
+    if (borrowers_ == 0) borrowed = true, borrowers_ = 1;
+  }
+  // Another caller reads the socket: it routes this sink's frames here like the reader.
+  if (!borrowed) return WaitSink(sink, lock, deadline, ready);
+  lock.unlock();
+  uint64_t one = 1;
+  ssize_t ignored = ::write(wake_.get(), &one, sizeof(one));  // The reader lets go...
+  (void)ignored;
+  bool give_back;
+  {
+    std::lock_guard<std::mutex> reading(read_mu_);  // ...here, once it left poll().
+    uint64_t count;
+    ignored = ::read(wake_.get(), &count, sizeof(count));  // Already answered.
+    give_back = !ReadUntil(sink, deadline, ready);
+  }
+  {
+    std::lock_guard<std::mutex> role(role_mu_);
+    borrowers_ = 0;
+  }
+  role_cv_.notify_one();
+  lock.lock();
+  if (ready()) return true;
+  // The socket went back to the reader thread, which reports the channel's end.
+  if (give_back) return WaitSink(sink, lock, deadline, ready);
+  return false;  // The deadline passed.
+}
+
+bool AgentChannel::ReadUntil(StreamSink* sink, std::optional<Clock::time_point> deadline,
+                             const std::function<bool()>& ready) {
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(sink->mu);
+      if (ready()) return true;
+    }
+    int timeout = -1;
+    if (deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
+      if (left.count() <= 0) return true;
+      timeout = static_cast<int>(std::min<int64_t>(left.count() + 1, INT_MAX));
+    }
+    struct pollfd p = {socket_.get(), POLLIN, 0};
+    int r = ::poll(&p, 1, timeout);
+    if (r < 0 && errno != EINTR) return false;
+    if (r <= 0) continue;
+    Status s = ReadAndDispatch();
+    if (!s.ok()) {
+      // Only the reader thread ends the channel (it runs on_close): it is told here, as
+      // Close() would, since the frame or bytes that showed the end were read here.
+      Close(s);
+      return false;
+    }
+  }
+}
+
+Status AgentChannel::ReadAndDispatch() {
+  char* buf = decoder_.Prepare(256 * 1024);
+  ssize_t n = ::read(socket_.get(), buf, 256 * 1024);
+  if (n < 0 && errno == EINTR) {
+    decoder_.Commit(0);
+    return Status::OK();
+  }
+  decoder_.Commit(n > 0 ? static_cast<size_t>(n) : 0);
+  if (n <= 0) {
+    return n == 0 ? Status::Unavailable("the box's VM closed the agent channel")
+                  : Status::Unavailable(sys::ErrnoStatus(errno, "read from the agent").message());
+  }
+  while (true) {
+    auto frame = decoder_.Next();
+    if (!frame.ok()) return frame.error().Wrap("the agent sent a bad frame");
+    if (!frame->has_value()) return Status::OK();
+    Status dispatched = Dispatch(std::move(**frame));
+    if (!dispatched.ok()) {
+      BOXLITE_LOG(kDebug, "%s", dispatched.message().c_str());
+      return dispatched;
+    }
+  }
+}
+
 void AgentChannel::ReaderLoop() {
-  protocol::FrameDecoder decoder;
   Status why;
   while (true) {
-    char* buf = decoder.Prepare(256 * 1024);
-    ssize_t n = ::read(socket_.get(), buf, 256 * 1024);
-    if (n < 0 && errno == EINTR) {
-      decoder.Commit(0);
-      continue;
+    {
+      std::unique_lock<std::mutex> role(role_mu_);
+      role_cv_.wait(role, [&] { return borrowers_ == 0; });
     }
-    decoder.Commit(n > 0 ? static_cast<size_t>(n) : 0);
-    if (n <= 0) {
-      why = n == 0 ? Status::Unavailable("the box's VM closed the agent channel")
-                   : Status::Unavailable(sys::ErrnoStatus(errno, "read from the agent").message());
-      break;
-    }
-    bool bad = false;
-    while (true) {
-      auto frame = decoder.Next();
-      if (!frame.ok()) {
-        why = frame.error().Wrap("the agent sent a bad frame");
-        bad = true;
+    std::lock_guard<std::mutex> reading(read_mu_);
+    if (wake_) {
+      struct pollfd p[2] = {{socket_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+      int r = ::poll(p, 2, -1);
+      if (r < 0 && errno != EINTR) {
+        why = Status::Unavailable(sys::ErrnoStatus(errno, "wait for the agent").message());
         break;
       }
-      if (!frame->has_value()) break;
-      Status dispatched = Dispatch(std::move(**frame));
-      if (!dispatched.ok()) {
-        BOXLITE_LOG(kDebug, "%s", dispatched.message().c_str());
-        why = dispatched;
-        bad = true;
-        break;
-      }
+      if (r <= 0) continue;
+      if (p[1].revents & POLLIN) continue;  // A caller borrows the socket (WaitOn).
     }
-    if (bad) break;
+    why = ReadAndDispatch();
+    if (!why.ok()) break;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -15,8 +15,16 @@
 // grows with the peer's traffic: one response and one exit per stream, one end-of-stream
 // mark per fd, and streams exist only while the host waits on them.
 //
-// Thread-safety: all methods may be called from any thread. Lock order: channel mu_
-// before a sink's mu; sinks never call back into the channel while holding their lock.
+// A caller waiting for its response or exit event (WaitOn) reads the socket itself when
+// no other caller does: the reader thread hands it over (an eventfd wakes it) and takes
+// it back afterwards, so the frame the caller waits for reaches it without a second
+// thread's wakeup in between. It dispatches every frame it reads, as the reader would;
+// when the connection ends or misbehaves it leaves the socket to the reader thread, which
+// alone closes the channel and runs `on_close`.
+//
+// Thread-safety: all methods may be called from any thread. Lock order: read_mu_ before
+// channel mu_ before a sink's mu; sinks never call back into the channel while holding
+// their lock.
 #pragma once
 
 #include <atomic>
@@ -87,6 +95,10 @@ class AgentChannel {
   Status SendCredit(uint32_t stream, StreamSink* sink, uint8_t fd, uint32_t bytes);
   // Forgets a stream (after its exit was seen or its owner went away).
   void Release(uint32_t stream);
+  // Waits like WaitSink (`lock` holds sink->mu), reading the socket on this thread while
+  // no other thread has borrowed it (see above). Returns whether `ready` became true.
+  bool WaitOn(StreamSink* sink, std::unique_lock<std::mutex>& lock,
+              std::optional<Clock::time_point> deadline, const std::function<bool()>& ready);
   // Ends the connection; pending and later calls fail with `why`.
   void Close(const Status& why);
   // OK while connected.
@@ -94,6 +106,14 @@ class AgentChannel {
 
  private:
   void ReaderLoop();
+  // With read_mu_ held: dispatches the frames already decoded, then reads once (blocking)
+  // and dispatches what that completed. A non-OK status ends the connection: a bad frame,
+  // a read error or the peer's end.
+  Status ReadAndDispatch();
+  // Reads on the calling thread (read_mu_ held, this thread the only borrower) until
+  // `ready` or the deadline; false when the socket must go back to the reader thread.
+  bool ReadUntil(StreamSink* sink, std::optional<Clock::time_point> deadline,
+                 const std::function<bool()>& ready);
   // A non-OK status (the peer broke the protocol) ends the connection.
   Status Dispatch(protocol::Frame frame);
   void FailAll(const Status& why);
@@ -105,6 +125,15 @@ class AgentChannel {
   Status closed_;  // Guarded by mu_.
   std::mutex write_mu_;
   std::atomic<uint32_t> next_stream_{1};
+  // Held by whichever thread reads the socket and owns decoder_.
+  std::mutex read_mu_;
+  protocol::FrameDecoder decoder_;
+  // Borrowing the socket: borrowers_ (guarded by role_mu_) is 1 while a caller reads it
+  // (or is about to), and the reader thread waits on role_cv_ until it is 0 again.
+  std::mutex role_mu_;
+  std::condition_variable role_cv_;
+  int borrowers_ = 0;
+  base::UniqueFd wake_;  // eventfd: a borrower asks the reader thread to let go.
   std::thread reader_;
 };
 

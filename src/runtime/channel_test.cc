@@ -228,5 +228,85 @@ TEST_F(ChannelCreditTest, AMainViewThatStoppedReadingLearnsOfAnOverrunWithoutWai
   EXPECT_TRUE(status.error().IsProtocolError()) << status.error().ToString();
 }
 
+// A caller waiting with WaitOn reads the socket itself. Whatever it reads for others is
+// routed to them as the reader thread would: here a second call's response arrives while
+// the first caller waits for its exec's exit, and both get theirs.
+TEST_F(ChannelCreditTest, ABorrowingWaiterRoutesOtherStreamsFrames) {
+  StartExec(1000);
+  auto exit_waiter = std::async(std::launch::async, [&] {
+    std::unique_lock<std::mutex> lock(sink_->mu);
+    return channel_->WaitOn(sink_.get(), lock, Clock::now() + seconds(10),
+                            [&] { return sink_->exit.has_value() || !sink_->failure.ok(); });
+  });
+  auto ping = std::async(std::launch::async, [&] {
+    return channel_->Call("ping", protocol::Json::object(), Clock::now() + seconds(10));
+  });
+  protocol::Frame request = peer_->Next();
+  ASSERT_EQ(request.kind, protocol::FrameKind::kRequest);
+  std::string frames;
+  protocol::AppendData(&frames, stream_, 1, "out");
+  protocol::AppendFrame(&frames, protocol::FrameKind::kResponse, request.stream,
+                        protocol::EncodeOkResponse());
+  peer_->Write(frames);
+  ASSERT_TRUE(ping.get().ok());
+  EXPECT_EQ(Queued(1, 3), 3u);
+  protocol::ExitEvent ev;
+  ev.exit_code = 3;
+  std::string exit;
+  protocol::AppendFrame(&exit, protocol::FrameKind::kEvent, stream_,
+                        protocol::Dump(protocol::ToJson(ev)));
+  peer_->Write(exit);
+  ASSERT_TRUE(exit_waiter.get());
+  std::lock_guard<std::mutex> lock(sink_->mu);
+  EXPECT_EQ(sink_->exit->exit_code, 3);
+}
+
+// A waiter whose deadline passes gives the socket back: later frames still arrive
+// through the reader thread.
+TEST_F(ChannelCreditTest, AWaiterPastItsDeadlineGivesTheSocketBack) {
+  StartExec(1000);
+  {
+    std::unique_lock<std::mutex> lock(sink_->mu);
+    EXPECT_FALSE(channel_->WaitOn(sink_.get(), lock, Clock::now() + std::chrono::milliseconds(50),
+                                  [&] { return sink_->exit.has_value(); }));
+  }
+  peer_->Data(stream_, 2, 10);
+  EXPECT_EQ(Queued(2, 10), 10u);
+  EXPECT_TRUE(channel_->health().ok());
+}
+
+// A hostile peer that overruns its credit, or a VM that goes away, while a caller reads
+// the socket: the channel still ends once, with the reason, on the reader thread
+// (on_close sets a promise, which would throw if it ran twice), and the waiter learns it.
+TEST_F(ChannelCreditTest, AnOverrunSeenByABorrowingWaiterClosesTheChannelOnce) {
+  StartExec(100);
+  auto waiter = std::async(std::launch::async, [&] {
+    std::unique_lock<std::mutex> lock(sink_->mu);
+    channel_->WaitOn(sink_.get(), lock, Clock::now() + seconds(10),
+                     [&] { return sink_->exit.has_value() || !sink_->failure.ok(); });
+    return sink_->failure;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // Usually borrowed by now.
+  peer_->Data(stream_, 1, 101);
+  ASSERT_EQ(waiter.wait_for(seconds(10)), std::future_status::ready);
+  Status failure = waiter.get();
+  EXPECT_TRUE(failure.IsProtocolError()) << failure.ToString();
+  Status why = ClosedWhy();
+  EXPECT_TRUE(why.IsProtocolError()) << why.ToString();
+  EXPECT_NE(why.message().find("more output than it was granted credit"), std::string::npos);
+}
+
+TEST_F(ChannelCreditTest, APeerThatGoesAwayWhileACallerReadsFailsTheCall) {
+  auto call = std::async(std::launch::async, [&] {
+    return channel_->Call("ping", protocol::Json::object(), Clock::now() + seconds(10));
+  });
+  (void)peer_->Next();
+  peer_.reset();  // The VM is gone.
+  auto reply = call.get();
+  ASSERT_FALSE(reply.ok());
+  EXPECT_TRUE(reply.error().IsUnavailable()) << reply.error().ToString();
+  EXPECT_TRUE(ClosedWhy().IsUnavailable());
+}
+
 }  // namespace
 }  // namespace boxlite::runtime

@@ -204,7 +204,9 @@ Result<ExitStatus> ExecImpl::Wait(std::optional<std::chrono::milliseconds> timeo
   auto deadline = DeadlineFrom(timeout);
   std::unique_lock<std::mutex> lock(sink_->mu);
   auto done = [&] { return sink_->exit.has_value() || !sink_->failure.ok(); };
-  if (WaitSink(sink_.get(), lock, deadline, done)) return ExitFromSink();
+  // The exit event usually arrives while this thread waits: it reads the socket itself
+  // (AgentChannel::WaitOn) and needs no wakeup from the channel's reader thread.
+  if (channel_->WaitOn(sink_.get(), lock, deadline, done)) return ExitFromSink();
   lock.unlock();
   timed_out_ = true;
   BOXLITE_RETURN_IF_ERROR(Kill());
