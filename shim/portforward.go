@@ -44,36 +44,43 @@ type loopbackForwarder struct {
 	wg     sync.WaitGroup
 }
 
-// listenInNetns listens on 127.0.0.1 (a free port) of network namespace netns: the
-// calling thread enters it for the socket and comes back (the socket stays there), locked
-// meanwhile so no other goroutine runs in it.
-func listenInNetns(netns string) (net.Listener, error) {
+// inNetns runs fn with the calling thread in network namespace netns (sockets fn makes
+// stay there), then brings the thread back; it is locked meanwhile so no other goroutine
+// runs there.
+func inNetns(netns string, fn func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	own, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()),
 		unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open the shim's network namespace: %w", err)
+		return fmt.Errorf("open the shim's network namespace: %w", err)
 	}
 	defer unix.Close(own)
 	fd, err := unix.Open(netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open network namespace %s: %w", netns, err)
+		return fmt.Errorf("open network namespace %s: %w", netns, err)
 	}
 	defer unix.Close(fd)
 	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("enter network namespace %s: %w", netns, err)
+		return fmt.Errorf("enter network namespace %s: %w", netns, err)
 	}
-	ln, lerr := net.Listen("tcp4", "127.0.0.1:0")
+	ferr := fn()
 	if err := unix.Setns(own, unix.CLONE_NEWNET); err != nil {
-		// The thread cannot come back: never unlocked, Go ends it with this goroutine.
+		// The thread cannot come back: never unlocked, Go ends it with its goroutine.
 		runtime.LockOSThread()
-		if ln != nil {
-			ln.Close()
-		}
-		return nil, fmt.Errorf("leave network namespace %s: %w", netns, err)
+		return fmt.Errorf("leave network namespace %s: %w", netns, err)
 	}
-	return ln, lerr
+	return ferr
+}
+
+// listenInNetns listens on 127.0.0.1 (a free port) of network namespace netns.
+func listenInNetns(netns string) (net.Listener, error) {
+	var ln net.Listener
+	err := inNetns(netns, func() (err error) {
+		ln, err = net.Listen("tcp4", "127.0.0.1:0")
+		return err
+	})
+	return ln, err
 }
 
 // iptables runs iptables in network namespace netns.

@@ -146,6 +146,21 @@ class Channels:
         self.read_until(lambda out: False)
         self.ws.close()
 
+    def resize(self, width, height):
+        """Resizes the terminal of the shell on stdin, and returns once `stty size` in it
+        shows the new size. The resize travels beside stdin, not in order with it: the
+        shell is asked until it answers so (the echo of the typed line has no digits
+        after "size-", the answer has)."""
+        self.send(RESIZE, json.dumps({"Width": width, "Height": height}).encode())
+        sizes = lambda out: re.findall(rb"size-(\d+)x(\d+)", out[STDOUT])
+        want = (str(height).encode(), str(width).encode())
+        for asked in range(1, 31):
+            self.send(STDIN, b"echo size-$(stty size | tr ' ' x)\n")
+            assert self.read_until(lambda out: len(sizes(out)) >= asked), self.out
+            if sizes(self.out)[-1] == want:
+                return
+        assert sizes(self.out)[-1] == want, self.out
+
     def exit_code(self):
         """The command's exit code, from the error channel's Status once closed."""
         status = json.loads(self.out[ERROR])
@@ -399,6 +414,14 @@ class Pod:
         return self.cri.rt.ContainerStatus(self.pb.ContainerStatusRequest(
             container_id=self.containers[name]), timeout=30).status
 
+    def wait_exited(self, name):
+        """The status of container `name` once it exited."""
+        status = []
+        assert wait_for(lambda: status.append(self.status(name)) or
+                        status[-1].state == self.pb.CONTAINER_EXITED, timeout=60,
+                        interval=0.2), status[-1]
+        return status[-1]
+
     def remove(self):
         self.cri.rt.StopPodSandbox(self.pb.StopPodSandboxRequest(pod_sandbox_id=self.id),
                                    timeout=120)
@@ -511,16 +534,7 @@ def test_exec_tty_stdin_and_resize(cri, pod):
     """`kubectl exec -it`: a shell on a terminal reads stdin, a resize reaches its terminal,
     the exit code comes back on the error channel."""
     s = _stream_exec(cri, pod, "web", ["sh"], tty=True)
-    s.send(RESIZE, json.dumps({"Width": 100, "Height": 40}).encode())
-    # The resize travels beside stdin, not in order with it: ask until the size shows
-    # (the echo of the typed line has no digits after "size-", the answer has).
-    sizes = lambda out: re.findall(rb"size-(\d+)x(\d+)", out[STDOUT])
-    for asked in range(1, 31):
-        s.send(STDIN, b"echo size-$(stty size | tr ' ' x)\n")
-        assert s.read_until(lambda out: len(sizes(out)) >= asked), s.out
-        if sizes(s.out)[-1] == (b"40", b"100"):
-            break
-    assert sizes(s.out)[-1] == (b"40", b"100"), s.out
+    s.resize(100, 40)
     s.send(STDIN, b"echo mark-$((6*7)); exit 3\n")
     s.wait_closed()
     assert b"mark-42\r\n" in s.out[STDOUT], s.out
@@ -557,15 +571,27 @@ def test_attach_to_a_running_container(cri, pod):
     assert s.read_until(lambda out: b"echo:hello\n" in out[STDOUT]), s.out
     s.send(STDIN, b"quit\n")
     s.wait_closed()
-    status = []
-    assert wait_for(lambda: status.append(pod.status("talk")) or
-                    status[-1].state == pb.CONTAINER_EXITED, timeout=60, interval=0.2), \
-        status[-1]
-    assert status[-1].exit_code == 6
+    assert pod.wait_exited("talk").exit_code == 6
     # What went through the attach is in the container's log too.
     assert "echo:hello" in log.read_text()
     cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=pod.containers.pop("talk")),
                            timeout=120)
+
+
+def test_attach_to_a_container_on_a_terminal(cri, pod):
+    """`kubectl attach -it`: a container started with stdin and a terminal: typed lines
+    reach its shell (and echo back), a resize reaches its terminal."""
+    pb = cri.pb
+    pod.container("term-sh", BUSYBOX, ["sh"], stdin=True, tty=True)
+    url = cri.rt.Attach(pb.AttachRequest(container_id=pod.containers["term-sh"], stdin=True,
+                                         tty=True, stdout=True), timeout=60).url
+    s = Channels(cri, url)
+    s.resize(90, 30)
+    s.send(STDIN, b"exit 9\n")
+    s.wait_closed()
+    assert pod.wait_exited("term-sh").exit_code == 9
+    cri.rt.RemoveContainer(pb.RemoveContainerRequest(
+        container_id=pod.containers.pop("term-sh")), timeout=120)
 
 
 def _port_forward(cri, pod, port, data):
