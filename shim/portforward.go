@@ -34,6 +34,11 @@ import (
 // closed at once.
 const maxForwarded = 8
 
+// netHelperUID is the user boxlite-net runs as once set up (src/net/main.cc drops root to
+// nobody): its own connections to the namespace's loopback (libslirp's, to the host's
+// loopback and to its flow interceptor) are not redirected.
+const netHelperUID = 65534
+
 // loopbackForwarder is a pod's listener and redirect; Close removes both and ends the
 // tunnels it runs.
 type loopbackForwarder struct {
@@ -103,7 +108,8 @@ func startLoopbackForwarder(ctx context.Context, netns, boxName string) (*loopba
 	}
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	rule := []string{"OUTPUT", "-t", "nat", "-o", "lo", "-p", "tcp", "-d", "127.0.0.1",
-		"!", "--dport", port, "-j", "REDIRECT", "--to-ports", port}
+		"!", "--dport", port, "-m", "owner", "!", "--uid-owner", strconv.Itoa(netHelperUID),
+		"-j", "REDIRECT", "--to-ports", port}
 	if err := iptables(ctx, netns, append([]string{"-A"}, rule...)...); err != nil {
 		ln.Close()
 		return nil, err
@@ -169,6 +175,9 @@ func forward(ctx context.Context, boxName string, conn *net.TCPConn) {
 	if err != nil {
 		log.G(ctx).WithError(err).Warn("port-forward: the connection's original port")
 		return
+	}
+	if port == conn.LocalAddr().(*net.TCPAddr).Port {
+		return // Made to the listener itself, not redirected: nothing asked a port.
 	}
 	file, err := conn.File()
 	if err != nil {

@@ -87,7 +87,19 @@ func TestLoopbackForwarder(t *testing.T) {
 		}
 		held = append(held, r)
 	}
-	// One more while maxForwarded are open: closed without a tunnel.
+	// boxlite-net's own connections (as nobody) are not redirected: nothing listens there.
+	connect := func(uid string) error {
+		return exec.Command("nsenter", "--net="+netns, "--", "setpriv", "--reuid", uid,
+			"--regid", uid, "--clear-groups", "bash", "-c",
+			"exec 3<>/dev/tcp/127.0.0.1/4999").Run()
+	}
+	if err := connect(fmt.Sprint(netHelperUID)); err == nil {
+		t.Fatal("a connection of boxlite-net's user was redirected")
+	}
+	// One more while maxForwarded are open: closed without a tunnel (root's, redirected).
+	if err := connect("0"); err != nil {
+		t.Fatalf("root's connection was not redirected: %v", err)
+	}
 	extra := dialInNetns(t, netns, 5000)
 	if n, err := extra.Read(make([]byte, 64)); n != 0 || err == nil {
 		t.Fatalf("connection beyond the bound: read %d bytes, %v; want it closed", n, err)
