@@ -28,10 +28,10 @@ import (
 )
 
 // maxForwarded bounds the connections forwarded at once (each a CLI process on the host
-// and a client of the box): the box itself can open connections that reach the listener
-// (host.boxlite.internal, where its egress rules allow the host's loopback), so it must
-// not be able to make the host start processes without limit. Beyond it a connection is
-// closed at once.
+// and a client of the box), whoever makes them, so no client of the pod's loopback can
+// make the host start processes without limit. (The box's own connections there, made
+// by boxlite-net, are not redirected, and one made to the listener itself is closed.)
+// Beyond it a connection is closed at once.
 const maxForwarded = 8
 
 // netHelperUID is the user boxlite-net runs as once set up (src/net/main.cc drops root to
