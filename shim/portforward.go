@@ -196,13 +196,13 @@ func forward(ctx context.Context, boxName string, conn *net.TCPConn) {
 	}
 }
 
-// Close removes the redirect and the listener and ends the tunnels (the namespace may
+// Close ends the tunnels and the listener, then removes the redirect (the namespace may
 // already be gone with the pod: then so is the rule).
 func (f *loopbackForwarder) Close(ctx context.Context) {
-	if err := iptables(ctx, f.netns, append([]string{"-D"}, f.rule...)...); err != nil {
-		log.G(ctx).WithError(err).Debug("remove the port-forward redirect")
-	}
 	f.ln.Close()
 	f.cancel()
 	f.wg.Wait()
+	if err := iptables(ctx, f.netns, append([]string{"-D"}, f.rule...)...); err != nil {
+		log.G(ctx).WithError(err).Debug("remove the port-forward redirect")
+	}
 }

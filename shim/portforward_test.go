@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -72,6 +73,12 @@ func TestLoopbackForwarder(t *testing.T) {
 			f.Close(ctx)
 		}
 	}()
+	// A connection made to the listener itself (as the box's would be, through
+	// boxlite-net, not redirected) is closed without a tunnel.
+	own := dialInNetns(t, netns, f.ln.Addr().(*net.TCPAddr).Port)
+	if n, err := own.Read(make([]byte, 64)); n != 0 || err == nil {
+		t.Fatalf("connection to the listener itself: read %d bytes, %v; want it closed", n, err)
+	}
 	var held []*bufio.Reader
 	for i := 0; i < maxForwarded; i++ {
 		port := 4000 + i
@@ -106,10 +113,11 @@ func TestLoopbackForwarder(t *testing.T) {
 	}
 	f.Close(ctx)
 	closed = true
-	// The tunnels ended with the forwarder, and the redirect is gone.
+	// The tunnels ended with the forwarder (closed, not reset: the redirect went after
+	// them), and the redirect is gone.
 	for i, r := range held {
-		if _, err := r.ReadString('\n'); err == nil {
-			t.Errorf("tunnel %d still open after Close", i)
+		if _, err := r.ReadString('\n'); err != io.EOF {
+			t.Errorf("tunnel %d after Close: %v; want it closed", i, err)
 		}
 	}
 	out, err := exec.Command("nsenter", "--net="+netns, "--", "iptables", "-t", "nat", "-S",
