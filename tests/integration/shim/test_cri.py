@@ -4,8 +4,11 @@
 # cri/api.proto, compiled at test time) there: RunPodSandbox with the runtime handler
 # "boxlite" (the RuntimeClass's handler), CreateContainer/StartContainer of two containers
 # from two images, ExecSync, ContainerStatus, ListContainers, PodSandboxStatus,
-# StopPodSandbox/RemovePodSandbox. The shim thus gets what a kubelet's pod gives it: the
-# CRI's annotations, bundles, the sandbox ("pause") container and the CRI's FIFOs and logs.
+# StopPodSandbox/RemovePodSandbox, and the streaming calls behind `kubectl exec -it`,
+# `attach` and `port-forward` (Exec, Attach, PortForward: a WebSocket session on
+# containerd's streaming server, as kubectl's). The shim thus gets what a kubelet's pod
+# gives it: the CRI's annotations, bundles, the sandbox ("pause") container and the CRI's
+# FIFOs and logs.
 # Every case also runs with the handler "" (runc) as the control. containerd runs in a
 # network namespace of the test's (its "node"), where the CRI sets up each pod's network
 # namespace with Debian's CNI plugins (a bridge and host-local addresses, as a cluster's
