@@ -52,6 +52,7 @@ type container struct {
 	// binding the container's volumes from it (volumes.go).
 	mountsDir string
 	mounts    []string
+	forwarder *loopbackForwarder // kindPodSandbox: port-forward into the box (portforward.go).
 }
 
 // pauseCommand is a sandbox container's process: it waits, runs nothing of the image and
@@ -358,6 +359,12 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		if err := p.start(ctx, argv, onExit); err != nil {
 			return nil, errdefs.ToGRPC(err)
 		}
+		if c.kind == kindPodSandbox && netns != "" {
+			// Without it, port-forward reaches the ports the pod publishes only.
+			if c.forwarder, err = startLoopbackForwarder(ctx, netns, c.box.name); err != nil {
+				log.G(ctx).WithError(err).Warn("port-forward into the pod's box")
+			}
+		}
 		_, pid, _, _ := p.state()
 		s.send(runtime.TaskStartEventTopic, &eventstypes.TaskStart{ContainerID: c.id, Pid: uint32(pid)})
 		return &taskAPI.StartResponse{Pid: uint32(pid)}, nil
@@ -449,6 +456,9 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	case kindPodSandbox:
 		// The pod's box goes, and with it every container still in it.
 		s.podEnded(c)
+		if c.forwarder != nil {
+			c.forwarder.Close(ctx)
+		}
 		cleanupPodMounts(ctx, podMountsDir(c.bundle)) // First: see manager.go's Stop.
 		c.box.cleanup(ctx)
 	default:

@@ -4,22 +4,31 @@
 # cri/api.proto, compiled at test time) there: RunPodSandbox with the runtime handler
 # "boxlite" (the RuntimeClass's handler), CreateContainer/StartContainer of two containers
 # from two images, ExecSync, ContainerStatus, ListContainers, PodSandboxStatus,
-# StopPodSandbox/RemovePodSandbox. The shim thus gets what a kubelet's pod gives it: the
-# CRI's annotations, bundles, the sandbox ("pause") container and the CRI's FIFOs and logs.
+# StopPodSandbox/RemovePodSandbox, and the streaming calls behind `kubectl exec -it`,
+# `attach` and `port-forward` (Exec, Attach, PortForward: a WebSocket session on
+# containerd's streaming server, as kubectl's). The shim thus gets what a kubelet's pod
+# gives it: the CRI's annotations, bundles, the sandbox ("pause") container and the CRI's
+# FIFOs and logs.
 # Every case also runs with the handler "" (runc) as the control. containerd runs in a
 # network namespace of the test's (its "node"), where the CRI sets up each pod's network
 # namespace with Debian's CNI plugins (a bridge and host-local addresses, as a cluster's
 # CNI would), so the pod has an IP the node reaches.
+import ctypes
 import hashlib
 import io
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
+from collections import defaultdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -31,6 +40,7 @@ from harness.leaks import holds_file_under
 # not a reason to skip.
 import grpc  # noqa: E402
 import grpc_tools.protoc as protoc  # noqa: E402
+import websocket  # noqa: E402  (websocket-client)
 
 PROTO = Path(__file__).resolve().parent / "cri" / "api.proto"
 K8S_NS = "k8s.io"  # The containerd namespace of the CRI plugin.
@@ -41,6 +51,7 @@ HANDLERS = [pytest.param("", id="runc"), pytest.param("boxlite", id="boxlite")]
 CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins.
 SUBNET = "10.89.0.0/24"
 PORT = 8080  # web's port, published at the pod's IP (boxlite.dev/publish).
+LOCAL_PORT = 9090  # A port the pod does not publish.
 
 
 def _compile_stubs(dest):
@@ -95,6 +106,72 @@ def _derived_image(layout, dest, entrypoint=None, files=None):
     index["manifests"][0].update(write(json.dumps(manifest).encode()))
     with open(os.path.join(dest, "index.json"), "w") as f:
         json.dump(index, f)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+# The channels of the streaming protocol (channel.k8s.io): a message's first byte.
+STDIN, STDOUT, STDERR, ERROR, RESIZE = range(5)
+
+
+class Channels:
+    """A WebSocket session on containerd's streaming server at url (what Exec, Attach and
+    PortForward answer), subprotocol v4.channel.k8s.io: each message's first byte is its
+    channel. What arrives is kept per channel in `out`."""
+
+    def __init__(self, cri, url, query=""):
+        parts = urlsplit(url)
+        assert parts.scheme == "http" and parts.hostname == "127.0.0.1", url
+        sock = cri.connect_in_node(parts.hostname, parts.port)
+        self.ws = websocket.create_connection(
+            "ws://" + parts.netloc + parts.path + query, socket=sock, timeout=60,
+            subprotocols=["v4.channel.k8s.io"])
+        self.out = defaultdict(bytes)
+        self.closed = False
+
+    def send(self, channel, data):
+        self.ws.send_binary(bytes([channel]) + data)
+
+    def read_until(self, done):
+        """Reads until done(out) or the server closes; whether done(out)."""
+        while not done(self.out) and not self.closed:
+            try:
+                opcode, data = self.ws.recv_data()
+            except websocket.WebSocketConnectionClosedException:
+                opcode, data = websocket.ABNF.OPCODE_CLOSE, b""
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self.closed = True
+            elif data:
+                self.out[data[0]] += data[1:]
+        return done(self.out)
+
+    def wait_closed(self):
+        self.read_until(lambda out: False)
+        self.ws.close()
+
+    def resize(self, width, height):
+        """Resizes the terminal of the shell on stdin, and returns once `stty size` in it
+        shows the new size. The resize travels beside stdin, not in order with it: the
+        shell is asked until it answers so (the echo of the typed line has no digits
+        after "size-", the answer has)."""
+        self.send(RESIZE, json.dumps({"Width": width, "Height": height}).encode())
+        sizes = lambda out: re.findall(rb"size-(\d+)x(\d+)", out[STDOUT])
+        want = (str(height).encode(), str(width).encode())
+        for asked in range(1, 31):
+            self.send(STDIN, b"echo size-$(stty size | tr ' ' x)\n")
+            assert self.read_until(lambda out: len(sizes(out)) >= asked), self.out
+            if sizes(self.out)[-1] == want:
+                return
+        assert sizes(self.out)[-1] == want, self.out
+
+    def exit_code(self):
+        """The command's exit code, from the error channel's Status once closed."""
+        status = json.loads(self.out[ERROR])
+        if status["status"] == "Success":
+            return 0
+        assert status["reason"] == "NonZeroExitCode", status
+        return int(next(c["message"] for c in status["details"]["causes"]
+                        if c["reason"] == "ExitCode"))
 
 
 class CriContainerd:
@@ -205,6 +282,31 @@ state = "{d}/state"
         return subprocess.run([self.cli_binary, *args], capture_output=True, env=self.env,
                               timeout=60)
 
+    def connect_in_node(self, host, port):
+        """A TCP connection to host:port made in the node's network namespace (where
+        containerd's streaming server listens), by a thread that enters it: the namespace
+        is a thread's, the test's other threads stay where they are."""
+        out = {}
+
+        def run():
+            try:
+                fd = os.open(f"/run/netns/{self.netns}", os.O_RDONLY)
+                try:
+                    if _LIBC.setns(fd, CLONE_NEWNET) != 0:
+                        raise OSError(ctypes.get_errno(), "setns into the node's netns")
+                finally:
+                    os.close(fd)
+                out["sock"] = socket.create_connection((host, port), timeout=30)
+            except BaseException as e:  # Raised in the caller's thread below.
+                out["error"] = e
+
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+        if "error" in out:
+            raise out["error"]
+        return out["sock"]
+
     def in_node(self, *argv):
         """argv run in the node's network namespace."""
         return subprocess.run(["ip", "netns", "exec", self.netns, *argv], capture_output=True,
@@ -287,7 +389,8 @@ class Pod:
             config=self.config, runtime_handler=handler), timeout=300).pod_sandbox_id
         self.containers = {}
 
-    def container(self, name, image, command, envs=None, workdir="", user=None):
+    def container(self, name, image, command, envs=None, workdir="", user=None, stdin=False,
+                  tty=False):
         pb = self.pb
         security = pb.LinuxContainerSecurityContext(
             namespace_options=self.config.linux.security_context.namespace_options)
@@ -297,7 +400,7 @@ class Pod:
             metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=image),
             command=command, working_dir=workdir, log_path=f"{name}.log",
             envs=[pb.KeyValue(key=k, value=v) for k, v in (envs or {}).items()],
-            linux=pb.LinuxContainerConfig(security_context=security))
+            stdin=stdin, tty=tty, linux=pb.LinuxContainerConfig(security_context=security))
         cid = self.cri.rt.CreateContainer(pb.CreateContainerRequest(
             pod_sandbox_id=self.id, config=config, sandbox_config=self.config),
             timeout=300).container_id
@@ -313,6 +416,14 @@ class Pod:
     def status(self, name):
         return self.cri.rt.ContainerStatus(self.pb.ContainerStatusRequest(
             container_id=self.containers[name]), timeout=30).status
+
+    def wait_exited(self, name):
+        """The status of container `name` once it exited."""
+        status = []
+        assert wait_for(lambda: status.append(self.status(name)) or
+                        status[-1].state == self.pb.CONTAINER_EXITED, timeout=60,
+                        interval=0.2), status[-1]
+        return status[-1]
 
     def remove(self):
         self.cri.rt.StopPodSandbox(self.pb.StopPodSandboxRequest(pod_sandbox_id=self.id),
@@ -412,6 +523,116 @@ def test_container_stats(cri, pod):
     assert stats.attributes.metadata.name == "web"
     assert stats.cpu.usage_core_nano_seconds.value > 0, stats
     assert stats.memory.working_set_bytes.value > 0, stats
+
+
+def _stream_exec(cri, pod, name, cmd, tty):
+    """Exec as `kubectl exec -i` (-t with tty) asks it: the session on the streaming server."""
+    url = cri.rt.Exec(cri.pb.ExecRequest(container_id=pod.containers[name], cmd=cmd, tty=tty,
+                                         stdin=True, stdout=True, stderr=not tty),
+                      timeout=60).url
+    return Channels(cri, url)
+
+
+def test_exec_tty_stdin_and_resize(cri, pod):
+    """`kubectl exec -it`: a shell on a terminal reads stdin, a resize reaches its terminal,
+    the exit code comes back on the error channel."""
+    s = _stream_exec(cri, pod, "web", ["sh"], tty=True)
+    s.resize(100, 40)
+    s.send(STDIN, b"echo mark-$((6*7)); exit 3\n")
+    s.wait_closed()
+    assert b"mark-42\r\n" in s.out[STDOUT], s.out
+    assert not s.out[STDERR]  # A terminal has one output stream.
+    assert s.exit_code() == 3, s.out
+
+
+def test_exec_stdin_with_separate_output_streams(cri, pod):
+    """`kubectl exec -i` without a terminal: stdin reaches the command, stdout and stderr
+    come back apart, and the exit code."""
+    s = _stream_exec(cri, pod, "data",
+                     ["sh", "-c", 'read line; echo "got $line"; echo to-err >&2; exit 4'],
+                     tty=False)
+    s.send(STDIN, b"ping\n")
+    s.wait_closed()
+    assert (s.out[STDOUT], s.out[STDERR]) == (b"got ping\n", b"to-err\n"), s.out
+    assert s.exit_code() == 4, s.out
+
+
+def test_attach_to_a_running_container(cri, pod):
+    """`kubectl attach -i`: a container started with stdin open gets what is typed, its
+    output comes back; its end shows in its status."""
+    pb = cri.pb
+    pod.container("talk", BUSYBOX, ["sh", "-c", 'echo ready; while read l; do '
+                                    '[ "$l" = quit ] && exit 6; echo "echo:$l"; done'],
+                  stdin=True)
+    log = pod.logdir / "talk.log"
+    assert wait_for(lambda: log.exists() and "ready" in log.read_text(), timeout=60,
+                    interval=0.2)
+    url = cri.rt.Attach(pb.AttachRequest(container_id=pod.containers["talk"], stdin=True,
+                                         stdout=True, stderr=True), timeout=60).url
+    s = Channels(cri, url)
+    s.send(STDIN, b"hello\n")
+    assert s.read_until(lambda out: b"echo:hello\n" in out[STDOUT]), s.out
+    s.send(STDIN, b"quit\n")
+    s.wait_closed()
+    assert pod.wait_exited("talk").exit_code == 6
+    # What went through the attach is in the container's log too.
+    assert "echo:hello" in log.read_text()
+    cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=pod.containers.pop("talk")),
+                           timeout=120)
+
+
+def test_attach_to_a_container_on_a_terminal(cri, pod):
+    """`kubectl attach -it`: a container started with stdin and a terminal: typed lines
+    reach its shell (and echo back), a resize reaches its terminal."""
+    pb = cri.pb
+    pod.container("term-sh", BUSYBOX, ["sh"], stdin=True, tty=True)
+    url = cri.rt.Attach(pb.AttachRequest(container_id=pod.containers["term-sh"], stdin=True,
+                                         tty=True, stdout=True), timeout=60).url
+    s = Channels(cri, url)
+    s.resize(90, 30)
+    s.send(STDIN, b"exit 9\n")
+    s.wait_closed()
+    assert pod.wait_exited("term-sh").exit_code == 9
+    cri.rt.RemoveContainer(pb.RemoveContainerRequest(
+        container_id=pod.containers.pop("term-sh")), timeout=120)
+
+
+def _port_forward(cri, pod, port, data):
+    """`kubectl port-forward` of port: data sent to it, what comes back (WebSocket
+    port-forward: data channel 0, error channel 1, each opened by the port as two
+    little-endian bytes) once the server closes."""
+    url = cri.rt.PortForward(cri.pb.PortForwardRequest(pod_sandbox_id=pod.id, port=[port]),
+                             timeout=60).url
+    s = Channels(cri, url, query=f"?port={port}")
+    s.send(0, data)
+    s.wait_closed()
+    opened = port.to_bytes(2, "little")
+    assert s.out[1] == opened, s.out  # No error.
+    assert s.out[0][:2] == opened, s.out
+    return s.out[0][2:]
+
+
+def test_port_forward_reaches_the_pods_localhost(cri, pod):
+    """Bytes to web's port arrive at its server on the pod's localhost, its answer comes
+    back."""
+    answer = _port_forward(cri, pod, PORT, b"GET /index.html HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.") and answer.endswith(b"\r\n\r\nserved-by-web\n"), \
+        answer
+
+
+def test_port_forward_to_a_port_the_pod_does_not_publish(cri, pod):
+    """A server on a port no annotation names, listening on the pod's localhost only (as
+    a debug endpoint would): port-forward reaches it all the same."""
+    # Started by an exec (httpd without -f goes to the background and outlives it).
+    r = pod.exec("web", f"httpd -p 127.0.0.1:{LOCAL_PORT} -h /tmp/www")
+    assert r.exit_code == 0, r.stderr
+    fetch = f"wget -qO- http://127.0.0.1:{LOCAL_PORT}/index.html"
+    last = []
+    assert wait_for(lambda: last.append(pod.exec("data", fetch)) or last[-1].exit_code == 0,
+                    timeout=60, interval=0.2), last[-1]
+    answer = _port_forward(cri, pod, LOCAL_PORT, b"GET /index.html HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.") and answer.endswith(b"\r\n\r\nserved-by-web\n"), \
+        answer
 
 
 def test_stop_container_signals_it_first(cri, pod):
