@@ -34,6 +34,7 @@ packages=(
   libboost-dev libcpptoml-dev  # the remote runtime: Beast HTTP/WebSocket, credentials.toml
   golang-go golang-github-containerd-containerd-dev containerd runc  # the containerd shim (shim/)
   containernetworking-plugins  # the pods' network in tests/integration/shim/test_cri.py
+  iptables  # containerd-shim-boxlite-v2: kubectl port-forward into a pod box (shim/portforward.go)
 )
 missing=()
 for p in "${packages[@]}"; do
