@@ -33,6 +33,8 @@ constexpr int kBulkPauseMs = 1;
 // pipe straight to the port (SendSplice) hands QEMU at most the 1024 descriptors it takes
 // in one buffer.
 constexpr int kExecPipeSize = 4 << 20;
+// What a process without CAP_SYS_RESOURCE may set (the default pipe-max-size).
+constexpr int kExecPipeSizeUnprivileged = 1 << 20;
 // The most exec output one data frame carries when it is spliced from the exec's pipe:
 // the protocol's largest (docs/protocol.md), so a bulk writer costs the agent a loop
 // round per MiB instead of per 256 KiB.
