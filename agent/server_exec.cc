@@ -814,11 +814,11 @@ void Server::PumpOutput(Exec* exec, int which) {
     }
     return;
   }
-  size_t cap = std::min<size_t>(static_cast<size_t>(out.credit), kReadChunk);
   int avail = 0;
   if (splice_ok_ && out.pollable && !exec->tty && !exec->tunnel &&
       ::ioctl(out.fd.get(), FIONREAD, &avail) == 0 && avail > 0) {
-    size_t n = std::min(static_cast<size_t>(avail), cap);
+    size_t n =
+        std::min({static_cast<size_t>(avail), static_cast<size_t>(out.credit), kBulkFrameMax});
     if (SendStaged(conn, exec->stream, which, out.fd.get(), n)) {
       // Header and pages in the staging pipe, sent with the port's next write.
       out.credit -= static_cast<int64_t>(n);
@@ -830,7 +830,11 @@ void Server::PumpOutput(Exec* exec, int which) {
       // A bulk writer: room for what it writes while the pipe rests (kExecPipeSize).
       if (n >= kBulkChunk && !out.grown) {
         out.grown = true;
-        ::fcntl(out.fd.get(), F_SETPIPE_SZ, kExecPipeSize);  // Smaller if refused: no matter.
+        // Past /proc/sys/fs/pipe-max-size (1 MiB by default) it takes CAP_SYS_RESOURCE,
+        // which the agent has as the box's PID 1 but not always where it runs in tests.
+        if (::fcntl(out.fd.get(), F_SETPIPE_SZ, kExecPipeSize) < 0) {
+          ::fcntl(out.fd.get(), F_SETPIPE_SZ, kExecPipeSizeUnprivileged);  // No matter if refused.
+        }
       }
       UpdateWatch(exec, which);
       return;
@@ -846,6 +850,7 @@ void Server::PumpOutput(Exec* exec, int which) {
     return;
   }
   // A pty, a file, or a pipe that reads as empty: read to learn about data or EOF.
+  size_t cap = std::min<size_t>(static_cast<size_t>(out.credit), kReadChunk);
   std::string frame;
   protocol::AppendDataHeader(&frame, exec->stream, static_cast<uint8_t>(which), cap);
   size_t header = frame.size();

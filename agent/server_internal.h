@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "src/protocol/frame.h"
+
 namespace boxlite::agent {
 
 constexpr uint64_t kTagPort = 1;
@@ -25,10 +27,18 @@ constexpr long kCloseHoldNs = 10 * 1000 * 1000;
 constexpr size_t kBulkChunk = 64 * 1024;
 constexpr int kBulkPauseMs = 1;
 // An exec's stdout and stderr pipes start at the kernel's default (64 KiB: nothing to set
-// up for the many short commands) and grow to this at their first bulk chunk, so that a
-// bulk writer is not held back by a small pipe. Larger pipes (2 MiB) were measured too
-// (docs/benchmarks.md): no better once chunks stay at 256 KiB, and worse for dd.
-constexpr int kExecPipeSize = 1 << 20;
+// up for the many short commands) and grow to this at their first bulk chunk, so that the
+// writer has room for what it writes while its pipe rests (kBulkPauseMs) instead of
+// blocking on a full pipe with the guest's one CPU idle. 1024 pages: a splice of this
+// pipe straight to the port (SendSplice) hands QEMU at most the 1024 descriptors it takes
+// in one buffer.
+constexpr int kExecPipeSize = 4 << 20;
+// What a process without CAP_SYS_RESOURCE may set (the default pipe-max-size).
+constexpr int kExecPipeSizeUnprivileged = 1 << 20;
+// The most exec output one data frame carries when it is spliced from the exec's pipe:
+// the protocol's largest (docs/protocol.md), so a bulk writer costs the agent a loop
+// round per MiB instead of per 256 KiB.
+constexpr size_t kBulkFrameMax = protocol::kMaxDataChunk;
 
 constexpr int64_t kStdinWindow = 1 << 20;
 constexpr size_t kReadChunk = 256 * 1024;
@@ -38,9 +48,10 @@ constexpr size_t kFileQueueLimit = 1 << 20;
 // frames it is given at once. The pipe counts pages, not bytes: the slack lets a frame
 // whose data sits in many partly filled pages still fit (SendStaged copies what does not).
 // A splice to the port hands QEMU one descriptor per page, and QEMU takes at most 1024
-// in one buffer: 512 pages stay well below.
+// in one buffer: 512 pages stay well below. The limit takes one frame of the largest
+// size (kBulkFrameMax) whole.
 constexpr int kStagingPipeSize = 2 << 20;
-constexpr size_t kStagingLimit = 1 << 20;
+constexpr size_t kStagingLimit = protocol::kLengthSize + protocol::kMaxFrameLength;
 // The most one write(2) to a virtio-serial port takes (drivers/char/virtio_console.c).
 constexpr size_t kPortWriteMax = 32 * 1024;
 // A list_dir page also ends once its entries take this much JSON: names and link targets

@@ -7,7 +7,7 @@
 //   floor=echo    echo every byte back (round-trip floor)
 //   floor=stream  write floor_bytes=N bytes as fast as the port takes them, then idle
 //   floor=pipe    the same writer in a child process, into a pipe of the size the agent
-//                 gives a bulk exec's stdout (1 MiB), spliced to the port: what any guest
+//                 gives a bulk exec's stdout (4 MiB), spliced to the port: what any guest
 //                 process's output costs to reach the host through a pipe, without BoxLite
 //   floor=spawn   for every byte received, fork + exec /init as "true" and wait, then echo
 //                 the byte: what running a process costs this guest, without BoxLite
@@ -84,7 +84,7 @@ static int Stream(int fd, long long total) {
 static int PipeStream(int port, long long total) {
   int p[2];
   if (pipe(p) != 0) return 1;
-  fcntl(p[0], F_SETPIPE_SZ, 1 << 20);
+  fcntl(p[0], F_SETPIPE_SZ, 4 << 20);  // kExecPipeSize (agent/server_internal.h).
   pid_t pid = fork();
   if (pid == 0) {
     close(p[0]);

@@ -308,5 +308,40 @@ TEST_F(ChannelCreditTest, APeerThatGoesAwayWhileACallerReadsFailsTheCall) {
   EXPECT_TRUE(ClosedWhy().IsUnavailable());
 }
 
+// The agent sends a bulk writer's output in frames of up to protocol::kMaxDataChunk, more
+// than the main command's backlog holds. A view that had read everything before such a
+// frame sleeps until told of new bytes: the pump must tell it before it waits for the view
+// to take them (it once waited first, and `boxlite run` of a command printing 10 MiB
+// stalled after its first chunk).
+TEST_F(ChannelCreditTest, AMainViewGetsAFrameLargerThanTheBacklog) {
+  StartExec(protocol::kDefaultWindow);
+  auto exec = std::make_shared<ExecImpl>(channel_, stream_, sink_, 7, 0, false, nullptr);
+  MainSession session(exec, nullptr);
+  std::shared_ptr<Exec> view = session.Attach();
+  constexpr size_t kFirst = 64 * 1024;
+  peer_->Data(stream_, 1, kFirst);
+  auto first = view->Read(1, std::nullopt);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), kFirst);
+  const size_t big = protocol::kMaxDataChunk;
+  static_assert(protocol::kMaxDataChunk > MainSession::kBacklogBytes);
+  auto reader = std::async(std::launch::async, [view, big] {
+    size_t got = 0;
+    while (got < big) {
+      auto chunk = view->Read(1, std::nullopt);
+      if (!chunk.ok() || chunk->empty()) break;
+      got += chunk->size();
+    }
+    return got;
+  });
+  // Let the reader go to sleep on the caught-up view first, where the stall was.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  peer_->Data(stream_, 1, big);
+  bool done = reader.wait_for(seconds(30)) == std::future_status::ready;
+  if (!done) channel_->Close(Status::Unavailable("the test gave up"));  // Frees the reader.
+  ASSERT_TRUE(done) << "the view never got the frame larger than the backlog";
+  EXPECT_EQ(reader.get(), big);
+}
+
 }  // namespace
 }  // namespace boxlite::runtime

@@ -61,6 +61,9 @@ void Pump(std::shared_ptr<MainSession::Shared> s, MainSession::OnExit on_exit) {
     }
     Backlog& b = s->out[fd];
     b.data += *chunk;
+    // Views that have read everything sleep until told of new bytes: tell them before
+    // waiting for them below (a chunk larger than the backlog waits at once).
+    s->cv.notify_all();
     // A view that follows the output loses none of it: past the backlog's size the
     // command waits for the slowest reader (the guest holds its output meanwhile).
     auto unread_by_a_view = [&] {

@@ -68,6 +68,26 @@ def test_ten_mib_of_random_bytes_arrive_byte_exact(any_cli):
     assert hashlib.sha256(p.stdout).hexdigest() == guest_digest
 
 
+@pytest.mark.allow_background_vms
+def test_twelve_mib_from_an_exec_arrive_byte_exact_in_the_largest_frames(cli):
+    """An exec's 12 MiB of random bytes reach the host unchanged (sha256). `cat` of a file
+    fills the exec's 4 MiB pipe at once, so the agent sends it in data frames of the
+    protocol's largest size, more than the host keeps as a main command's backlog: the
+    main command's path is the test above, this is the exec's."""
+    name = "twelve-mib"
+    p = cli.run("run", "-d", "--name", name, BASE, "sleep", "600")
+    assert p.returncode == 0, p.stderr
+    try:
+        p = cli.run("exec", name, "sh", "-c",
+                    "head -c 12582912 /dev/urandom > /tmp/r; sha256sum /tmp/r >&2; cat /tmp/r")
+        assert p.returncode == 0, p.stderr
+        assert len(p.stdout) == 12 * 1024 * 1024
+        guest_digest = p.stderr.split()[-2].decode()
+        assert hashlib.sha256(p.stdout).hexdigest() == guest_digest
+    finally:
+        cli.run("rm", "-f", name)
+
+
 def test_binary_stdin_round_trips(cli):
     """Binary stdin (all byte values, 3 MiB) comes back unchanged."""
     data = bytes(range(256)) * (3 * 4096)
