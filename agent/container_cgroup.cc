@@ -89,8 +89,8 @@ Result<base::UniqueFd> OpenContainerCgroup(int parent_fd, const protocol::ExecCg
     BOXLITE_RETURN_IF_ERROR(
         WriteAt(fd.get(), "cpu.max", Limit(c.cpu_quota) + " " + std::to_string(period)));
   } else if (::faccessat(fd.get(), "cpu.weight", F_OK, 0) == 0) {
-    // A kernel without CFS bandwidth control (BoxLite's guest kernel) has no cpu.max: the
-    // quota becomes a share under contention, one CPU's worth weighing the default 100.
+    // A kernel without CFS bandwidth control has no cpu.max (BoxLite's guest kernel has
+    // it): the quota becomes a share under contention, one CPU's worth weighing 100.
     int64_t weight = 100;
     if (c.cpu_quota != 0) weight = std::clamp<int64_t>(c.cpu_quota * 100 / period, 1, 10000);
     BOXLITE_RETURN_IF_ERROR(WriteAt(fd.get(), "cpu.weight", std::to_string(weight)));

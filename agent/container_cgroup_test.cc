@@ -67,7 +67,7 @@ TEST_F(ContainerCgroupTest, WritesTheLimitsOfAnExistingCgroup) {
 }
 
 TEST_F(ContainerCgroupTest, WithoutCpuMaxTheQuotaIsAWeight) {
-  // BoxLite's guest kernel has no CFS bandwidth control: cpu.weight, no cpu.max.
+  // A guest kernel without CFS bandwidth control: cpu.weight, no cpu.max.
   fs::create_directory(dir_ / "c-w");
   for (const char* f : {"memory.max", "pids.max", "cpu.weight"}) Touch(dir_ / "c-w" / f);
   ASSERT_TRUE(OpenContainerCgroup(parent_.get(), {"w", 0, 50000, 100000, 0}).ok());
