@@ -143,18 +143,17 @@ Status Server::Step(int timeout_ms) {
   }
   struct epoll_event events[64];
   int wait_ms = files_ready ? 0 : timeout_ms;
-  if (!paused_.empty() && (wait_ms < 0 || wait_ms > kBulkPauseMs)) wait_ms = kBulkPauseMs;
-  int n = ::epoll_wait(epoll_.get(), events, 64, wait_ms);
-  if (!paused_.empty()) {  // At most kBulkPauseMs, less when something else woke the loop.
-    std::vector<std::pair<ExecKey, int>> paused;
-    paused.swap(paused_);
-    for (auto [key, which] : paused) {
-      auto it = execs_.find(key);
-      if (it == execs_.end()) continue;
-      it->second->out[which].paused = false;
-      UpdateWatch(it->second.get(), which);
-    }
+  if (!paused_.empty()) {
+    int pause_ms = paused_now_ ? 0 : kBulkPauseMs;
+    if (wait_ms < 0 || wait_ms > pause_ms) wait_ms = pause_ms;
   }
+  int n = ::epoll_wait(epoll_.get(), events, 64, wait_ms);
+  // At most kBulkPauseMs, less when something else woke the loop.
+  Status resumed = CatchAll("resuming paused output", [&] {
+    ResumePaused();
+    return Status::OK();
+  });
+  if (!resumed.ok()) ConsoleLog("%s", resumed.ToString().c_str());
   if (n < 0) {
     if (errno == EINTR) return Status::OK();
     return sys::ErrnoStatus(errno, "epoll_wait");

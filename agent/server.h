@@ -112,6 +112,7 @@ class Server {
     int64_t credit = 0;
     bool eof = false;
     bool watching = false;
+    uint64_t watched_tag = 0;  // The epoll tag it is watched with (it changes on attach).
     bool pollable = true;  // false for regular files (epoll cannot watch them).
     size_t splicing = 0;   // Bytes announced in a header and not yet spliced to the port.
     // The stream ended while its process still runs: a process closes its output as it
@@ -119,8 +120,9 @@ class Server {
     // kCloseHoldNs) to leave with the exit event in one port write and one wakeup of the
     // host, instead of a port write of its own.
     bool close_held = false;
-    // A bulk chunk just left: the pipe is not watched until the next loop round after
-    // kBulkPauseMs, so the writer fills it further and the next chunk is larger.
+    // A bulk chunk just left: the pipe is not watched; the next loop round reads it
+    // (ResumePaused), after kBulkPauseMs if the chunk left less than a whole frame in it,
+    // so the writer fills it further and the next chunk is larger.
     bool paused = false;
     // The pipe was grown to kExecPipeSize (at its first bulk chunk: see PumpOutput).
     bool grown = false;
@@ -255,6 +257,8 @@ class Server {
   void OnStdinClose(Conn* conn, uint32_t stream);
   void OnCredit(Conn* conn, uint32_t stream, uint8_t fd, uint32_t bytes);
   void PumpOutput(Exec* exec, int which);
+  // Ends the bulk pauses (Output::paused): each paused pipe's next chunk leaves now.
+  void ResumePaused();
   void PumpFiles();
   void FlushStdin(Exec* exec);
   void FinishPut(Exec* exec);
@@ -299,8 +303,11 @@ class Server {
     size_t len;
   };
   std::vector<Spliced> spliced_;
-  // Outputs paused after a bulk chunk (Output::paused), resumed by Step().
+  // Outputs paused after a bulk chunk (Output::paused), resumed by Step() (ResumePaused)
+  // after kBulkPauseMs, or at its next round when `paused_now_` (one of them had a whole
+  // frame left in its pipe).
   std::vector<std::pair<ExecKey, int>> paused_;
+  bool paused_now_ = false;
   // While the disk is frozen: the guard process that thaws it at the deadline, and the
   // connection that froze it.
   pid_t thaw_guard_ = -1;

@@ -785,8 +785,11 @@ void Server::UpdateWatch(Exec* exec, int which) {
   uint32_t want = (!out.eof && out.credit > 0 && out.splicing == 0 && !out.paused)
                       ? uint32_t{EPOLLIN}
                       : 0u;
-  Watch(out.fd.get(), want, Tag(kTagOutput, exec->conn->index, exec->stream, which),
-        &out.watching);
+  uint64_t tag = Tag(kTagOutput, exec->conn->index, exec->stream, which);
+  // Watched as wanted already: no epoll_ctl (this runs for every frame and credit).
+  if (want != 0 && out.watching && out.watched_tag == tag) return;
+  Watch(out.fd.get(), want, tag, &out.watching);
+  out.watched_tag = tag;
 }
 
 void Server::PumpOutput(Exec* exec, int which) {
@@ -822,10 +825,13 @@ void Server::PumpOutput(Exec* exec, int which) {
     if (SendStaged(conn, exec->stream, which, out.fd.get(), n)) {
       // Header and pages in the staging pipe, sent with the port's next write.
       out.credit -= static_cast<int64_t>(n);
-      // The writer kept up with the agent (the chunk emptied the pipe): let it get ahead.
-      if (n >= kBulkChunk && n == static_cast<size_t>(avail) && !exec->exited && !out.paused) {
+      // A bulk writer: its pipe is read again at the next loop round without a watch
+      // (ResumePaused). If the writer kept up with the agent (less than a whole frame is
+      // left), that round waits kBulkPauseMs for it to get ahead.
+      if (n >= kBulkChunk && !exec->exited && !out.paused && out.credit > 0) {
         out.paused = true;
         paused_.emplace_back(Key(conn, exec->stream), which);
+        paused_now_ = paused_now_ || static_cast<size_t>(avail) - n >= kBulkFrameMax;
       }
       // A bulk writer: room for what it writes while the pipe rests (kExecPipeSize).
       if (n >= kBulkChunk && !out.grown) {
@@ -884,6 +890,27 @@ void Server::PumpOutput(Exec* exec, int which) {
   out.credit -= n;
   Send(conn, std::move(frame));
   UpdateWatch(exec, which);
+}
+
+// A paused pipe is read as soon as its pause ends, not watched again first: a writer that
+// kept up filled it meanwhile, so its next chunk leaves (and the pipe rests again) without
+// the epoll_ctl pair of a watch and a second epoll_wait to learn what FIONREAD tells. A
+// pipe the pause left empty is watched again.
+void Server::ResumePaused() {
+  if (paused_.empty()) return;
+  std::vector<std::pair<ExecKey, int>> paused;
+  paused.swap(paused_);
+  paused_now_ = false;
+  for (auto [key, which] : paused) {
+    auto it = execs_.find(key);
+    if (it == execs_.end()) continue;
+    Exec* exec = it->second.get();
+    exec->out[which].paused = false;
+    PumpOutput(exec, which);  // Never frees a paused exec: a pipe, not a file.
+    UpdateWatch(exec, which);
+    if (exec->exited) MaybeFinish(exec);
+  }
+  OnSplicesDone();
 }
 
 void Server::HoldClose(Exec* exec, int which) {

@@ -88,6 +88,46 @@ def test_twelve_mib_from_an_exec_arrive_byte_exact_in_the_largest_frames(cli):
         cli.run("rm", "-f", name)
 
 
+@pytest.mark.allow_background_vms
+def test_bulk_streams_at_once_a_stalled_reader_and_a_quick_exec_share_the_port(cli):
+    """Bulk output shares the box's one port: three bulk streams at once (one exec's stdout
+    and stderr, another's stdout), the first exec's host reader stalled until its credit is
+    spent, and a quick exec meanwhile. Every byte arrives unchanged on its own stream
+    (sha256 against the guest's), each exit code is right, and the stalled exec resumes
+    when its reader does. The agent pauses and resumes bulk pipes without watching them
+    (agent/server_exec.cc, ResumePaused): a paused pipe must neither starve the others nor
+    be forgotten."""
+    name = "bulk-streams"
+    p = cli.run("run", "-d", "--name", name, BASE, "sleep", "600")
+    assert p.returncode == 0, p.stderr
+    try:
+        p = cli.run("exec", name, "sh", "-c",
+                    "for f in a b c; do head -c 16777216 /dev/urandom > /tmp/$f; done; "
+                    "cd /tmp && sha256sum a b c")
+        assert p.returncode == 0, p.stderr
+        digests = {line.split()[1]: line.split()[0] for line in p.stdout.decode().splitlines()}
+        # Both streams of one exec at once; nobody reads them for now.
+        both = cli.popen("exec", name, "sh", "-c", "cat /tmp/a & cat /tmp/b >&2; wait; exit 3",
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Another bulk stream, read as it comes.
+        other = cli.popen("exec", name, "sh", "-c", "cat /tmp/c; exit 4",
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        other_out, other_err = other.communicate(timeout=300)
+        assert other.returncode == 4, other_err
+        assert hashlib.sha256(other_out).hexdigest() == digests["c"]
+        # The first exec's output is still unread (its pipes to this test hold 64 KiB each,
+        # its credit and its pipe in the box 4 MiB each, of 16 MiB): a quick exec still answers.
+        assert both.poll() is None
+        p = cli.run("exec", name, "sh", "-c", "echo quick; exit 7")
+        assert (p.returncode, p.stdout) == (7, b"quick\n"), p.stderr
+        out, err = both.communicate(timeout=300)
+        assert both.returncode == 3, err[-500:]
+        assert hashlib.sha256(out).hexdigest() == digests["a"]
+        assert hashlib.sha256(err).hexdigest() == digests["b"]
+    finally:
+        cli.run("rm", "-f", name)
+
+
 def test_binary_stdin_round_trips(cli):
     """Binary stdin (all byte values, 3 MiB) comes back unchanged."""
     data = bytes(range(256)) * (3 * 4096)
