@@ -21,6 +21,8 @@
 //   idle_box_pss_mib    PSS per idle box (QEMU and helpers)  vs  a bare idle QEMU's PSS
 //   idle_cpu_pct_per_box CPU of an idle box (QEMU and helpers)  vs  a bare idle QEMU's
 // (the last four: `--only density`; docs/benchmarks.md, "Density")
+// `--only stream-ab --ab-data-dir DIR --runs N` compares two agents' stdout instead: N
+// back-to-back pairs of the same stream from a box of each data dir (BenchStdoutAb).
 // The floor VM boots the same kernel with the same devices (virtio-blk disk, the
 // boxlite.agent port) and bench/guest_floor.c as /init. Progress goes to stderr.
 #include <dirent.h>
@@ -292,6 +294,35 @@ double FloorStreamMbps(const boxlite::vmm::GuestAssets& assets, const std::strin
   return static_cast<double>(bytes) / 1e6 / Seconds(Clock::now() - f0);
 }
 
+// The floor's writer, copied into a box for the stdout figures.
+void CopyInWriter(boxlite::Box& box) {
+  if (Status s = box.CopyIn(BOXLITE_FLOOR_BINARY, "/boxlite-bench-write"); !s.ok()) {
+    Die(s, "copy the writer in");
+  }
+}
+
+// MB/s of `bytes` read from `command`'s stdout, from the exec's start to its exit.
+double StdoutMbps(boxlite::Box& box, std::vector<std::string> command, uint64_t bytes) {
+  boxlite::ExecOptions h;
+  h.argv = std::move(command);
+  auto t0 = Clock::now();
+  auto exec = Must(box.StartExec(h), "exec writer");
+  uint64_t got = 0;
+  while (true) {
+    auto chunk = Must(exec->Read(1), "read stdout");
+    if (chunk.empty()) break;
+    got += chunk.size();
+  }
+  (void)exec->Wait();
+  double secs = Seconds(Clock::now() - t0);
+  if (got != bytes) Die(Status::Internal("short stdout"), "throughput");
+  return static_cast<double>(got) / 1e6 / secs;
+}
+
+std::vector<std::string> WriterCommand(uint64_t bytes) {
+  return {"/boxlite-bench-write", "write", std::to_string(bytes)};
+}
+
 // stdout_mb_per_s and its floors. The box runs the floor's own writer loop (guest_floor
 // `write N`, copied in), so the figures differ only by the path between the writer and the
 // host: against the bare port (virtio_serial_stream_mb_per_s) that is the stdout pipe, the
@@ -303,29 +334,14 @@ void BenchStdout(boxlite::Box& box, const boxlite::vmm::GuestAssets& assets,
                  const std::string& initramfs, const std::string& disk,
                  boxlite::vmm::Accel accel) {
   const uint64_t kBytes = 64ull << 20;
-  if (Status s = box.CopyIn(BOXLITE_FLOOR_BINARY, "/boxlite-bench-write"); !s.ok()) {
-    Die(s, "copy the writer in");
-  }
+  CopyInWriter(box);
   auto stdout_mbps = [&](std::vector<std::string> command) {
-    boxlite::ExecOptions h;
-    h.argv = std::move(command);
-    auto t0 = Clock::now();
-    auto exec = Must(box.StartExec(h), "exec writer");
-    uint64_t got = 0;
-    while (true) {
-      auto chunk = Must(exec->Read(1), "read stdout");
-      if (chunk.empty()) break;
-      got += chunk.size();
-    }
-    (void)exec->Wait();
-    double secs = Seconds(Clock::now() - t0);
-    if (got != kBytes) Die(Status::Internal("short stdout"), "throughput");
-    return static_cast<double>(got) / 1e6 / secs;
+    return StdoutMbps(box, std::move(command), kBytes);
   };
   std::vector<double> box_mbps, dd_mbps, port_mbps, pipe_mbps;
   const int kStreamRuns = 5;
   for (int i = 0; i < kStreamRuns; ++i) {
-    box_mbps.push_back(stdout_mbps({"/boxlite-bench-write", "write", std::to_string(kBytes)}));
+    box_mbps.push_back(stdout_mbps(WriterCommand(kBytes)));
     pipe_mbps.push_back(FloorStreamMbps(assets, initramfs, disk, accel, "pipe", kBytes));
     dd_mbps.push_back(stdout_mbps(
         {"dd", "if=/dev/zero", "bs=1048576", "count=" + std::to_string(kBytes >> 20)}));
@@ -340,6 +356,34 @@ void BenchStdout(boxlite::Box& box, const boxlite::vmm::GuestAssets& assets,
              1.25);
   EmitSpread("stdout_dd_mb_per_s", dd_mbps, "virtio_serial_stream_mb_per_s", port_mbps, true,
              1.43);
+}
+
+// Two agents' stdout, alternated run by run: the box of `a` (this tree's data dir) and the
+// box of `b` (another data dir, e.g. with another initramfs), 64 MiB of the floor's writer
+// each time, no floors. On a host shared with other work a floor's own swings hide a
+// difference of a few percent between two agents; back-to-back pairs of the same stream
+// do not. Prints each pair and the median of b's time over a's (below 1: b is faster).
+void BenchStdoutAb(boxlite::Box& a, boxlite::Box& b, int runs) {
+  const uint64_t kBytes = 64ull << 20;
+  CopyInWriter(a);
+  CopyInWriter(b);
+  std::vector<double> a_mbps, b_mbps, paired;
+  for (int i = 0; i < runs; ++i) {
+    a_mbps.push_back(StdoutMbps(a, WriterCommand(kBytes), kBytes));
+    b_mbps.push_back(StdoutMbps(b, WriterCommand(kBytes), kBytes));
+    paired.push_back(a_mbps.back() / b_mbps.back());
+    std::fprintf(stderr, "stdout a/b %d/%d: a %.0f MB/s, b %.0f MB/s\n", i + 1, runs,
+                 a_mbps.back(), b_mbps.back());
+  }
+  nlohmann::ordered_json line = {
+      {"metric", "stdout_ab"},
+      {"a_mb_per_s", Median(a_mbps)},
+      {"b_mb_per_s", Median(b_mbps)},
+      {"b_time_over_a", std::round(Median(paired) * 1000) / 1000},
+      {"b_time_over_a_p25", std::round(Percentile(paired, 0.25) * 1000) / 1000},
+      {"b_time_over_a_p75", std::round(Percentile(paired, 0.75) * 1000) / 1000},
+      {"runs", runs}};
+  std::printf("%s\n", line.dump().c_str());
 }
 
 // Private_Clean + Private_Dirty of a process (/proc/<pid>/smaps_rollup), in bytes.
@@ -614,6 +658,8 @@ int main(int argc, char** argv) {
   // only the stdout throughputs.
   std::string only;
   int density_cap = 100;  // At most this many idle boxes (--density-boxes).
+  // "stream-ab": the second agent's data dir (BenchStdoutAb), --runs pairs.
+  std::string ab_data_dir;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
@@ -621,6 +667,7 @@ int main(int argc, char** argv) {
     if (a == "--image" && i + 1 < argc) image = argv[++i];
     if (a == "--only" && i + 1 < argc) only = argv[++i];
     if (a == "--density-boxes" && i + 1 < argc) density_cap = std::atoi(argv[++i]);
+    if (a == "--ab-data-dir" && i + 1 < argc) ab_data_dir = argv[++i];
   }
   auto settings = Must(boxlite::ResolveRuntimeOptions({}), "configuration");
   auto assets = Must(boxlite::vmm::LocateGuestAssets(settings.data_dir), "guest assets");
@@ -677,6 +724,24 @@ int main(int argc, char** argv) {
     if (Status s = box->Start(); !s.ok()) Die(s, "start");
     BenchStdout(*box, assets, floor_initramfs, floor_disk, accel.accel);
     (void)box->Stop();
+    (void)boxlite::sys::RemoveTree(g_home);
+    return 0;
+  }
+  if (only == "stream-ab") {
+    if (ab_data_dir.empty()) {
+      Die(Status::InvalidArgument("--only stream-ab needs --ab-data-dir DIR"), "options");
+    }
+    boxlite::RuntimeOptions rob = ro;
+    rob.home_dir = home.path() + "/b";
+    rob.data_dir = ab_data_dir;
+    auto rt_b = Must(boxlite::Runtime::Open(rob), "open the second runtime");
+    auto a = Must(rt->Create(bo), "create");
+    if (Status s = a->Start(); !s.ok()) Die(s, "start");
+    auto b = Must(rt_b->Create(bo), "create in the second runtime");
+    if (Status s = b->Start(); !s.ok()) Die(s, "start in the second runtime");
+    BenchStdoutAb(*a, *b, runs);
+    (void)a->Stop();
+    (void)b->Stop();
     (void)boxlite::sys::RemoveTree(g_home);
     return 0;
   }
