@@ -23,9 +23,11 @@ constexpr uint64_t kTagCloseTimer = 6;
 constexpr long kCloseHoldNs = 10 * 1000 * 1000;
 // A chunk of exec output at least this large marks a bulk writer: its pipe rests for
 // kBulkPauseMs before the next read, so the agent takes the next chunk whole instead of
-// preempting the writer after every write (the agent outweighs the box's processes).
+// preempting the writer after every write (the agent outweighs the box's processes). Under
+// TCG a writer fills ~0.7 MB of its pipe in 1 ms: 2 ms lets the next chunk be a whole
+// frame (kBulkFrameMax), and what it leaves beyond a frame goes without a rest (PumpOutput).
 constexpr size_t kBulkChunk = 64 * 1024;
-constexpr int kBulkPauseMs = 1;
+constexpr int kBulkPauseMs = 2;
 // An exec's stdout and stderr pipes start at the kernel's default (64 KiB: nothing to set
 // up for the many short commands) and grow to this at their first bulk chunk, so that the
 // writer has room for what it writes while its pipe rests (kBulkPauseMs) instead of
