@@ -80,7 +80,14 @@ Result<std::optional<TemplateInputs>> BoxImpl::WarmInputsLocked(const vmm::Guest
   in.network = options_.network == "nat" && options_.security.network_enabled;
   for (const auto& m : options_.mounts) in.shares_read_only.push_back(m.read_only);
   in.agent_ports = AgentPorts(options_, persistent());
-  in.kernel_args = persistent() ? "" : protocol::kVolatileDiskKernelArg;
+  // The whole kernel command line, as the launch makes it (box_launch.cc), not only its
+  // extra arguments: a template of a guest booted with other arguments is another guest's.
+  vmm::VmConfig boot;
+  boot.accel = accel;
+  boot.cpus = options_.cpus;
+  boot.tsc_khz = in.tsc_khz;
+  if (!persistent()) boot.extra_kernel_args = protocol::kVolatileDiskKernelArg;
+  in.kernel_args = vmm::KernelCommandLine(boot);
   in.free_page_reporting = vmm::VmConfig().free_page_reporting;
   return std::optional<TemplateInputs>(std::move(in));
 }

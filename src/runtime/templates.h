@@ -58,7 +58,7 @@ struct TemplateInputs {
   bool network = false;        // A network device.
   std::vector<bool> shares_read_only;  // One per 9p share, in order.
   int agent_ports = 0;         // 1 for an ephemeral box, more for a persistent one.
-  std::string kernel_args;     // Extra kernel command line.
+  std::string kernel_args;     // The kernel command line (vmm::KernelCommandLine).
   bool free_page_reporting = false;  // The balloon device (src/vmm/qemu.h).
 };
 

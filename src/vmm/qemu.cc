@@ -51,6 +51,13 @@ std::string KernelCommandLine(const VmConfig& config) {
     // Without a local APIC timer the guest falls back to the PIT; measured 0.2 s faster
     // under TCG. KVM keeps the APIC timer, which multi-vCPU guests need.
     if (config.cpus == 1) args += " noapictimer";
+    // TCG's TSC is the host's own counter, which QEMU never lets go backwards
+    // (cpu_get_ticks keeps the largest value read), so it needs no watchdog. The
+    // watchdog compares it with jiffies, and on a busy host QEMU delivers PIT ticks late:
+    // with four boxes booting beside two compilers on two cores, every guest declared its
+    // TSC unstable within seconds and fell back to refined-jiffies (10 ms clock steps,
+    // clock_gettime a system call, sched_clock unstable). KVM guests use kvm-clock.
+    args += " tsc=reliable";
   }
   if (config.tsc_khz > 0) args += base::StrFormat(" tsc_early_khz=%u", config.tsc_khz);
   if (!config.extra_kernel_args.empty()) args += " " + config.extra_kernel_args;

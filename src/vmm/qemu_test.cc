@@ -43,6 +43,7 @@ TEST(QemuArgvTest, TcgUsesSoftwareCpuAndNoApicTimerOnOneVcpu) {
   std::string cmdline = After(argv, "-append");
   EXPECT_NE(cmdline.find("noapictimer"), std::string::npos);
   EXPECT_NE(cmdline.find("tsc_early_khz=2596136"), std::string::npos);
+  EXPECT_NE(cmdline.find(" tsc=reliable"), std::string::npos);
   EXPECT_NE(cmdline.find("reboot=t"), std::string::npos);
   EXPECT_TRUE(Contains(argv, "-no-reboot"));
   EXPECT_TRUE(Contains(argv, "-nodefaults"));
@@ -58,6 +59,8 @@ TEST(QemuArgvTest, KvmUsesHostCpuAndKeepsApicTimer) {
   EXPECT_EQ(After(argv, "-smp"), "4");
   EXPECT_EQ(After(argv, "-m"), "2048");
   EXPECT_EQ(After(argv, "-append").find("noapictimer"), std::string::npos);
+  // kvm-clock is the guest's clock: its TSC keeps the kernel's checks.
+  EXPECT_EQ(After(argv, "-append").find("tsc=reliable"), std::string::npos);
 }
 
 TEST(QemuArgvTest, MultiVcpuTcgKeepsApicTimer) {
