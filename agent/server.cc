@@ -7,7 +7,9 @@
 // soon as vfork returns (see DoExec). Output is read only while the host has granted
 // credit for it, so a process printing gigabytes stalls on its own pipe instead of
 // filling guest memory; pipe contents go to the port with splice(2) when the kernel
-// allows it. Small frames queued during one loop round leave in one port write. An exec
+// allows it. Small frames queued during one loop round leave in one port write; a new
+// exec's process runs before its response leaves (DoExec, Step), so that a quick
+// command's response, output and exit event are one port write. An exec
 // finishes when its process has exited and the output it left in the pipes was sent;
 // descendants that keep the pipes open do not hold it up. Files (get_file/put_file)
 // are streams too, pumped from the loop because epoll cannot watch regular files.
@@ -24,6 +26,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -158,14 +161,27 @@ Status Server::Step(int timeout_ms) {
     if (errno == EINTR) return Status::OK();
     return sys::ErrnoStatus(errno, "epoll_wait");
   }
-  // Second line of defence behind the request boundary (HandleRequest): nothing thrown
-  // while serving one event may end PID 1.
-  for (int i = 0; i < n && !shutdown_; ++i) {
-    Status handled = CatchAll("serving an event", [&] {
-      OnEvent(events[i]);
-      return Status::OK();
-    });
-    if (!handled.ok()) ConsoleLog("%s", handled.ToString().c_str());
+  ServeEvents(events, n);
+  if (!started_.empty()) {
+    // Execs were started this round (DoExec): each process ran before the agent went on,
+    // until it ended, blocked or was preempted at a tick. A SIGCHLD it left is taken in
+    // now, without blocking, and finishes an exec that ended from its pipes' contents, so
+    // a quick command's response, output, closes and exit event leave in one port write
+    // instead of two (under emulation each is a trap into QEMU and a wakeup of the host).
+    // One look: a process that runs on is reported started at once. Only then are the
+    // pipes of those still running watched: a quick command's never are.
+    if (!shutdown_) {
+      n = ::epoll_wait(epoll_.get(), events, 64, 0);
+      if (n > 0) ServeEvents(events, n);
+    }
+    std::vector<ExecKey> started;
+    started.swap(started_);
+    for (ExecKey key : started) {
+      auto it = execs_.find(key);
+      if (it == execs_.end()) continue;
+      UpdateWatch(it->second.get(), 1);
+      UpdateWatch(it->second.get(), 2);
+    }
   }
   Status rest = CatchAll("moving files and output", [&] {
     if (!shutdown_) PumpFiles();
@@ -174,6 +190,25 @@ Status Server::Step(int timeout_ms) {
   });
   if (!rest.ok()) ConsoleLog("%s", rest.ToString().c_str());
   return Status::OK();
+}
+
+void Server::ServeEvents(const struct epoll_event* events, int n) {
+  // SIGCHLD first: an exec whose process has exited is then finished from its pipes'
+  // contents (MaybeFinish) in the same round as the end of its outputs, which the events
+  // of its pipes would otherwise report one by one (holding their closes meanwhile).
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int i = 0; i < n && !shutdown_; ++i) {
+      bool signal = (events[i].data.u64 >> 48) == kTagSignal;
+      if (signal != (pass == 0)) continue;
+      // Second line of defence behind the request boundary (HandleRequest): nothing
+      // thrown while serving one event may end PID 1.
+      Status handled = CatchAll("serving an event", [&] {
+        OnEvent(events[i]);
+        return Status::OK();
+      });
+      if (!handled.ok()) ConsoleLog("%s", handled.ToString().c_str());
+    }
+  }
 }
 
 void Server::OnEvent(const struct epoll_event& e) {
@@ -194,8 +229,9 @@ void Server::OnEvent(const struct epoll_event& e) {
       }
       break;
     case kTagSignal: {
-      struct signalfd_siginfo info;
-      while (::read(signal_fd_.get(), &info, sizeof(info)) > 0) {
+      // Only SIGCHLD comes here, pending at most once: one read takes it.
+      struct signalfd_siginfo info[4];
+      while (::read(signal_fd_.get(), info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
       }
       ReapChildren();
       break;
@@ -619,6 +655,13 @@ bool Server::SendStaged(Conn* conn, uint32_t stream, int which, int fd, size_t l
     conn->outq.push_back(std::move(tail));
   }
   return true;
+}
+
+void Server::SetBatch(bool batch) {
+  if (batch == batch_) return;
+  // SCHED_BATCH keeps the nice value and only gives up preempting on wakeup.
+  struct sched_param param = {};
+  if (::sched_setscheduler(0, batch ? SCHED_BATCH : SCHED_OTHER, &param) == 0) batch_ = batch;
 }
 
 void Server::FlushPending() {

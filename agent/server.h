@@ -181,6 +181,8 @@ class Server {
   }
 
   // Connections.
+  // Serves one epoll_wait's events, SIGCHLD first.
+  void ServeEvents(const struct epoll_event* events, int n);
   void OnEvent(const struct epoll_event& e);
   void OnPortReadable(Conn* conn);
   // The port reports that no host is connected: the session ends at the next reconnect
@@ -214,6 +216,9 @@ class Server {
   void FlushPort(Conn* conn);
   // Writes what this loop round queued, and what finishing splices queue in turn.
   void FlushPending();
+  // The agent's policy: SCHED_BATCH (the same nice value; no preemption of the box's
+  // processes on wakeup) while it starts an exec's process, SCHED_OTHER otherwise.
+  void SetBatch(bool batch);
   void OnSplicesDone();
 
   // Requests.
@@ -294,6 +299,10 @@ class Server {
   bool splice_ok_ = false;
   bool shutdown_ = false;
   bool main_running_ = false;  // A main command was started and has not ended.
+  // Execs whose processes were started this loop round: Step() takes in what they left
+  // before flushing, then watches the pipes of those still running.
+  std::vector<ExecKey> started_;
+  bool batch_ = false;  // SetBatch(true) succeeded.
   std::map<ExecKey, std::unique_ptr<Exec>> execs_;
   std::map<pid_t, ExecKey> pid_to_exec_;
   // Splices completed inside FlushPort, handled from the loop (never re-entrantly).

@@ -272,6 +272,34 @@ TEST_P(AgentChannelTest, StreamsClosedByARunningProcessEndBeforeItExits) {
   EXPECT_EQ(st->exit_code, 7);
 }
 
+// The agent starts an exec's process as SCHED_BATCH and looks once for its end before it
+// answers (so a quick command's response, output and exit leave in one write): a process
+// that runs on is still reported started while it runs, and the process itself runs as
+// SCHED_OTHER at nice 0 whatever the agent's policy.
+TEST_P(AgentChannelTest, AProcessThatRunsOnIsReportedStartedAndRunsAsAnyOther) {
+  auto channel = Connect(0);
+  // `cat` ends only once the host closes its stdin, which it can do only after the start
+  // was reported: a hold that waited for the process's end would never return here.
+  auto exec = Start(channel, {"/bin/sh", "-c", "cat; exec cat /proc/self/stat"}, true);
+  ASSERT_TRUE(exec.ok()) << exec.error().ToString();
+  ASSERT_TRUE((*exec)->CloseStdin().ok());
+  Output o = Collect(exec->get());
+  EXPECT_EQ(o.exit.exit_code, 0);
+  // /proc/PID/stat: after the command's name in parentheses, fields 3 onwards; nice is
+  // field 19, the scheduling policy field 41.
+  std::vector<std::string> fields;
+  std::string rest = o.out.substr(o.out.rfind(')') + 2);
+  for (size_t at = 0; at < rest.size();) {
+    size_t end = rest.find(' ', at);
+    if (end == std::string::npos) end = rest.size();
+    fields.push_back(rest.substr(at, end - at));
+    at = end + 1;
+  }
+  ASSERT_GE(fields.size(), 39u) << o.out;
+  EXPECT_EQ(fields[19 - 3], "0") << "nice";
+  EXPECT_EQ(fields[41 - 3], "0") << "policy (SCHED_OTHER is 0, SCHED_BATCH 3)";
+}
+
 TEST_P(AgentChannelTest, StdinTravelsExactlyUnderItsCredit) {
   auto channel = Connect(0);
   // Three times the agent's stdin window (1 MiB): only credit it returns lets it all in.

@@ -144,6 +144,34 @@ def test_wait_kill_signal_and_a_missing_command(box):
     run(scenario())
 
 
+def test_quick_commands_arrive_whole_and_a_busy_ones_start_is_reported_while_it_runs(box):
+    """The agent lets a new process run before it answers the exec (it starts it as
+    SCHED_BATCH and looks once for its end), so that a quick command's response, output
+    and exit leave the box together: each still arrives whole and in order. A command that
+    never ends must still be reported started while it runs: its start, its first output
+    and a signal reach it, and only then does it end."""
+    async def scenario():
+        for i in range(12):
+            execution = await box.exec(
+                "sh", ["-c", f"printf 'out {i}\\n'; printf 'err {i}' >&2; exit {i + 1}"])
+            out, err, result = await output(execution)
+            assert ("".join(out), "".join(err), result.exit_code) == (f"out {i}\n", f"err {i}", i + 1)
+        # A busy loop never blocks: it gives the CPU back only when the scheduler preempts
+        # it. If its start waited for its end, exec() would never return (the bound below
+        # only turns that hang into a failure).
+        busy = await asyncio.wait_for(
+            box.exec("sh", ["-c", "echo started; while :; do :; done"]), 300)
+        stdout = busy.stdout().__aiter__()
+        seen = ""
+        while not seen.endswith("\n"):
+            seen += await asyncio.wait_for(stdout.__anext__(), 300)
+        assert seen == "started\n"
+        await busy.kill()
+        assert (await busy.wait()).exit_code == -9
+
+    run(scenario())
+
+
 def test_tty_merges_output_and_resize_tty_reaches_the_guest(box):
     async def scenario():
         execution = await box.exec("sh", ["-c", "stty size; echo to-stderr >&2; read x; stty size"], tty=True)
