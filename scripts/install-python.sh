@@ -15,5 +15,9 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && "$py" -c 'import boxlite
   exit 0
 fi
 echo "setup: installing the Python SDK for $py" >&2
-"$py" -m pip install -q --no-build-isolation "$here/python" >&2
+# The extension's build compiles the C++ core again (Release); through the same compiler
+# cache as the tree's build (scripts/compiler-cache.sh).
+launcher=$here/scripts/compiler-cache.sh
+SKBUILD_CMAKE_ARGS="-DCMAKE_C_COMPILER_LAUNCHER=$launcher;-DCMAKE_CXX_COMPILER_LAUNCHER=$launcher" \
+  "$py" -m pip install -q --no-build-isolation "$here/python" >&2
 echo "$key" > "$stamp"

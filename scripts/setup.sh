@@ -19,6 +19,7 @@ start=$(date +%s)
 # --- 1. OS packages ---------------------------------------------------------------------
 packages=(
   build-essential cmake ninja-build pkg-config git
+  ccache  # scripts/compiler-cache.sh: compiles keyed by their inputs, under $BOXLITE_CACHE
   libcurl4-openssl-dev libarchive-dev libssl-dev nlohmann-json3-dev libext2fs-dev
   libzstd-dev zlib1g-dev libslirp-dev libseccomp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev
@@ -66,10 +67,16 @@ fi
 vmlinux=$("$here/scripts/build-kernel.sh")
 
 # --- 4. C++ build and install -----------------------------------------------------------
-if [ ! -f "$build/build.ninja" ]; then
+# Every compile goes through scripts/compiler-cache.sh (ccache under $BOXLITE_CACHE), so a
+# fresh clone of sources built before compiles nothing again. A build directory configured
+# without it is configured again once.
+launcher=$here/scripts/compiler-cache.sh
+if [ ! -f "$build/build.ninja" ] ||
+   ! grep -qxF "CMAKE_CXX_COMPILER_LAUNCHER:STRING=$launcher" "$build/CMakeCache.txt"; then
   log "configuring $build"
   cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_INSTALL_PREFIX="$prefix" -DBOXLITE_WERROR=ON >&2
+    -DCMAKE_INSTALL_PREFIX="$prefix" -DBOXLITE_WERROR=ON \
+    -DCMAKE_C_COMPILER_LAUNCHER="$launcher" -DCMAKE_CXX_COMPILER_LAUNCHER="$launcher" >&2
 fi
 log "building"
 ninja -C "$build" >&2
