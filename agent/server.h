@@ -320,6 +320,8 @@ class Server {
   std::vector<std::unique_ptr<Exec>> retired_;
   // Descriptors closed at the same point: the child's ends of a started exec's pipes.
   std::vector<base::UniqueFd> close_after_write_;
+  // Processes whose exit TakeInStarted() read without reaping them, reaped then too.
+  std::vector<pid_t> reap_after_write_;
   bool batch_ = false;  // SetBatch(true) succeeded.
   std::map<ExecKey, std::unique_ptr<Exec>> execs_;
   std::map<pid_t, ExecKey> pid_to_exec_;

@@ -11,7 +11,6 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -545,10 +544,10 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
     }
     for (int which = 1; which <= 2; ++which) {
       // The kernel's default size until the writer proves bulk (PumpOutput grows it).
-      // Blocking until watched (TakeInStarted).
       if (::pipe2(p, O_CLOEXEC) != 0) return sys::ErrnoStatus(errno, "pipe");
       exec->out[which].fd.reset(p[0]);
       child_ends[which].reset(p[1]);
+      SetNewPipeNonBlocking(p[0]);
     }
     for (int i = 0; i < 3; ++i) plan.fds[i] = child_ends[i].get();
     if (!r.stdin_open) plan.fds[0] = dev_null_.get();
@@ -1023,12 +1022,13 @@ void Server::OnReaped(pid_t pid, int status) {
 
 // A quick command has ended by now: its response, output, closes and exit event leave in
 // one port write instead of two (under emulation each is a trap into QEMU and a wakeup of
-// the host). Its process is reaped by pid, one system call, instead of through the
-// SIGCHLD it left (an epoll_wait, the signalfd's read and waitpid): that SIGCHLD wakes the
-// loop once the port write is done and finds nothing left to reap. A process that runs on
-// is reported started at once, and only its pipes are watched (and made non-blocking,
-// which nothing needs before: MaybeFinish reads no more than FIONREAD counts); a quick
-// command's never are.
+// the host). Its status is read with one waitid that leaves the process a zombie
+// (WNOWAIT), instead of through the SIGCHLD it left (an epoll_wait, the signalfd's read
+// and waitpid); reaping it (the kernel's release of the task, a third of the step under
+// emulation) waits until the port write is done (RetireFinished), and its SIGCHLD wakes
+// the loop after that with nothing left to reap. Until it is reaped its pid cannot be
+// reused. A process that runs on is reported started at once, and only its pipes are
+// watched; a quick command's never are.
 void Server::TakeInStarted() {
   std::vector<ExecKey> started;
   started.swap(started_);
@@ -1036,20 +1036,24 @@ void Server::TakeInStarted() {
     auto it = execs_.find(key);
     if (it == execs_.end() || shutdown_) continue;
     Exec* exec = it->second.get();
-    int status = 0;
-    if (!exec->exited && exec->pid > 0 && ::waitpid(exec->pid, &status, WNOHANG) == exec->pid) {
-      OnReaped(exec->pid, status);  // May finish the exec: looked up again below.
+    if (exec->exited || exec->pid <= 0) continue;
+    siginfo_t info = {};
+    if (::waitid(P_PID, static_cast<id_t>(exec->pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+        info.si_pid != exec->pid) {
+      continue;  // Still running.
     }
+    // The status waitpid would return: an exit code, or the signal (and core dump bit).
+    int status = info.si_code == CLD_EXITED
+                     ? (info.si_status & 0xff) << 8
+                     : (info.si_status & 0x7f) | (info.si_code == CLD_DUMPED ? 0x80 : 0);
+    reap_after_write_.push_back(exec->pid);
+    OnReaped(exec->pid, status);  // May finish the exec: looked up again below.
   }
   for (ExecKey key : started) {
     auto it = execs_.find(key);
     if (it == execs_.end()) continue;
-    Exec* exec = it->second.get();
-    for (int which = 1; which <= 2; ++which) {
-      Output& out = exec->out[which];
-      if (!exec->tty && out.fd) SetNewPipeNonBlocking(out.fd.get());
-      UpdateWatch(exec, which);
-    }
+    UpdateWatch(it->second.get(), 1);
+    UpdateWatch(it->second.get(), 2);
   }
 }
 
@@ -1057,28 +1061,12 @@ void Server::MaybeFinish(Exec* exec) {
   if (!exec->exited || exec->finished) return;
   Conn* conn = exec->conn;
   SendHeldCloses(exec);  // Ahead of the exit event, in the same port write.
-  // One poll for both pipes of a process: one that left nothing in one of them (a quick
-  // command's stderr, or both) costs one system call instead of a FIONREAD for each.
-  bool empty[3] = {false, false, false};
-  if (!exec->tty && !exec->is_file && !exec->tunnel) {
-    struct pollfd p[2] = {{-1, POLLIN, 0}, {-1, POLLIN, 0}};
-    for (int which = 1; which <= 2; ++which) {
-      const Output& out = exec->out[which];
-      if (out.fd && !out.eof && out.splicing == 0) p[which - 1].fd = out.fd.get();
-    }
-    if ((p[0].fd >= 0 || p[1].fd >= 0) && ::poll(p, 2, 0) >= 0) {
-      for (int which = 1; which <= 2; ++which) {
-        const struct pollfd& q = p[which - 1];
-        empty[which] = q.fd >= 0 && (q.revents & (POLLIN | POLLERR | POLLNVAL)) == 0;
-      }
-    }
-  }
   for (int which = 1; which <= 2; ++which) {
     Output& out = exec->out[which];
     while (out.fd && !out.eof) {
       if (out.splicing > 0) return;  // OnSplicesDone() comes back here.
       int avail = 0;
-      if (empty[which] || ::ioctl(out.fd.get(), FIONREAD, &avail) != 0 || avail <= 0) {
+      if (::ioctl(out.fd.get(), FIONREAD, &avail) != 0 || avail <= 0) {
         // Whatever the process wrote has been read; descendants that still hold the
         // pipe open do not keep the exec alive.
         out.eof = true;
@@ -1130,6 +1118,11 @@ void Server::MaybeFinish(Exec* exec) {
 }
 
 void Server::RetireFinished() {
+  for (pid_t pid : reap_after_write_) {
+    int status;
+    ::waitpid(pid, &status, WNOHANG);  // A zombie: returns at once.
+  }
+  reap_after_write_.clear();
   for (const auto& exec : retired_) ReleaseExecCgroup(exec->exec_cgroup);
   retired_.clear();
   close_after_write_.clear();

@@ -300,10 +300,10 @@ TEST_P(AgentChannelTest, AProcessThatRunsOnIsReportedStartedAndRunsAsAnyOther) {
   EXPECT_EQ(fields[41 - 3], "0") << "policy (SCHED_OTHER is 0, SCHED_BATCH 3)";
 }
 
-// An exec's output pipes are made non-blocking only once they are watched, for a process
-// still running after it first ran (Server::TakeInStarted); a quick command's are never
-// watched. A process that writes, then waits, then writes again streams everything, and
-// while its pipe is empty the agent serves other execs.
+// An exec's pipes are watched only when its process still runs after it first ran
+// (Server::TakeInStarted); a quick command's never are. A process that writes, then
+// waits, then writes again streams everything, and while its pipes are empty the agent
+// serves other execs, which end before it.
 TEST_P(AgentChannelTest, AWaitingProcessStreamsItsOutputAndStallsNothing) {
   auto channel = Connect(0);
   auto slow = Start(channel, {"/bin/sh", "-c", "printf a; printf e >&2; cat; printf b"}, true);

@@ -134,8 +134,8 @@ def test_exec_cgroups_are_reused_once_empty_and_running_execs_stream(cli):
     event has left (ReleaseExecCgroup), so back-to-back execs take the same cgroup without
     reading cgroup.events first; one still holding a process of an earlier exec (a
     background child that outlived it) is never handed to a new exec. A command that is
-    still running after it first ran (its pipes are watched, and made non-blocking, only
-    then) streams all its output, and the agent answers other execs meanwhile."""
+    still running after it first ran (its pipes are watched only then) streams all its
+    output, and the agent answers other execs meanwhile."""
     name = "exec-cgroups"
     p = cli.run("run", "-d", "--name", name, BASE, "sleep", "600")
     assert p.returncode == 0, p.stderr
