@@ -220,6 +220,9 @@ struct ExecCgroupEntry {
   int id;
   base::UniqueFd events;
   base::UniqueFd dir;  // The cgroup's directory, what an exec is born into (clone3).
+  // Read as empty after its last exec was reaped (ReleaseExecCgroup), and not handed out
+  // since.
+  bool known_empty = false;
 };
 std::vector<ExecCgroupEntry> g_exec_cgroups;
 // Bounds the exec cgroups: more than the box can have populated at once is never needed.
@@ -243,8 +246,9 @@ bool Unpopulated(const ExecCgroupEntry& e) {
 
 }  // namespace
 
-int ExecCgroupDir(base::UniqueFd* owned) {
+int ExecCgroupDir(base::UniqueFd* owned, int* id) {
   constexpr int kFlags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+  *id = -1;
   static const bool per_exec = [] {
     auto control = sys::ReadFile(std::string(kUserCgroup) + "/cgroup.subtree_control");
     return control.ok() && control->find("cpu") != std::string::npos;
@@ -255,15 +259,18 @@ int ExecCgroupDir(base::UniqueFd* owned) {
   }
   ExecCgroupEntry* found = nullptr;
   for (auto& known : g_exec_cgroups) {
-    if (Unpopulated(known)) {
+    if (known.known_empty) {
       found = &known;
       break;
     }
   }
+  for (size_t i = 0; found == nullptr && i < g_exec_cgroups.size(); ++i) {
+    if (Unpopulated(g_exec_cgroups[i])) found = &g_exec_cgroups[i];
+  }
   if (found == nullptr && g_exec_cgroups.size() < kMaxExecCgroups) {
     int fresh = static_cast<int>(g_exec_cgroups.size());
     if (::mkdir(ExecCgroup(fresh).c_str(), 0755) == 0 || errno == EEXIST) {
-      ExecCgroupEntry e{fresh, base::UniqueFd(), base::UniqueFd()};
+      ExecCgroupEntry e{fresh, base::UniqueFd(), base::UniqueFd(), false};
       if (g_exec_cgroups.size() < kOpenExecCgroups) {
         e.events.reset(
             ::open((ExecCgroup(fresh) + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
@@ -278,9 +285,17 @@ int ExecCgroupDir(base::UniqueFd* owned) {
     owned->reset(::open(kUserCgroup, kFlags));
     return owned->get();
   }
+  found->known_empty = false;
+  *id = found->id;
   if (found->dir) return found->dir.get();
   owned->reset(::open(ExecCgroup(found->id).c_str(), kFlags));
   return owned->get();
+}
+
+void ReleaseExecCgroup(int id) {
+  if (id < 0 || static_cast<size_t>(id) >= g_exec_cgroups.size()) return;
+  ExecCgroupEntry& e = g_exec_cgroups[static_cast<size_t>(id)];
+  e.known_empty = Unpopulated(e);
 }
 
 void ConsoleLog(const char* fmt, ...) {

@@ -32,8 +32,20 @@ constexpr int kAgentNice = -10;
 // left empty by an earlier exec is reused), so that the CPU is shared between execs, not
 // between processes, and a fork bomb in one exec leaves the next one its share;
 // kUserCgroup itself when the kernel has no cpu controller. The descriptor is the
-// agent's own (kept open) or one opened into *owned; -1 on failure.
-int ExecCgroupDir(base::UniqueFd* owned);
+// agent's own (kept open) or one opened into *owned; -1 on failure. *id is set to the
+// cgroup's number (kUserCgroup/e<id>), or -1 when it is not one of those.
+//
+// A cgroup that ReleaseExecCgroup() found empty is taken without reading anything: an
+// exec then spends no system call here. Otherwise each known cgroup's cgroup.events is
+// read until an empty one is found.
+int ExecCgroupDir(base::UniqueFd* owned, int* id);
+// The process an exec started in cgroup `id` has been reaped: its cgroup.events is read
+// now, and the cgroup is kept as known empty when no process (a descendant still
+// running) is left in it. Call it after the exit event has left, where it delays no
+// answer. Only the agent puts processes into these cgroups (clone3, or the child's own
+// write of cgroup.procs), so a cgroup stays empty until ExecCgroupDir() hands it out;
+// a process a user in the box moved there by hand only shares the next exec's CPU share.
+void ReleaseExecCgroup(int id);
 
 // The /dev paths of the agent's virtio-serial ports: "boxlite.agent" first, then
 // "boxlite.agent.1", "boxlite.agent.2", ... in order.

@@ -164,24 +164,12 @@ Status Server::Step(int timeout_ms) {
   ServeEvents(events, n);
   if (!started_.empty()) {
     // Execs were started this round (DoExec): each process ran before the agent went on,
-    // until it ended, blocked or was preempted at a tick. A SIGCHLD it left is taken in
-    // now, without blocking, and finishes an exec that ended from its pipes' contents, so
-    // a quick command's response, output, closes and exit event leave in one port write
-    // instead of two (under emulation each is a trap into QEMU and a wakeup of the host).
-    // One look: a process that runs on is reported started at once. Only then are the
-    // pipes of those still running watched: a quick command's never are.
-    if (!shutdown_) {
-      n = ::epoll_wait(epoll_.get(), events, 64, 0);
-      if (n > 0) ServeEvents(events, n);
-    }
-    std::vector<ExecKey> started;
-    started.swap(started_);
-    for (ExecKey key : started) {
-      auto it = execs_.find(key);
-      if (it == execs_.end()) continue;
-      UpdateWatch(it->second.get(), 1);
-      UpdateWatch(it->second.get(), 2);
-    }
+    // until it ended, blocked or was preempted at a tick.
+    Status taken = CatchAll("taking in started execs", [&] {
+      TakeInStarted();
+      return Status::OK();
+    });
+    if (!taken.ok()) ConsoleLog("%s", taken.ToString().c_str());
   }
   Status rest = CatchAll("moving files and output", [&] {
     if (!shutdown_) PumpFiles();
@@ -189,6 +177,8 @@ Status Server::Step(int timeout_ms) {
     return Status::OK();
   });
   if (!rest.ok()) ConsoleLog("%s", rest.ToString().c_str());
+  RetireFinished();
+  SetBatch(false);
   return Status::OK();
 }
 

@@ -172,6 +172,7 @@ class Server {
     bool exited = false;
     int wait_status = 0;
     bool finished = false;
+    int exec_cgroup = -1;  // The exec cgroup its process was started in (ExecCgroupDir).
     Transfer put;  // A put_file's state (is_file set); a get_file needs only out[1].
   };
 
@@ -179,6 +180,10 @@ class Server {
   static ExecKey Key(const Conn* conn, uint32_t stream) {
     return (static_cast<uint64_t>(conn->index) << 32) | stream;
   }
+
+  // After the round's port writes: closes what finished execs held and checks whether
+  // their exec cgroups are empty again, so that none of it delays the exit events.
+  void RetireFinished();
 
   // Connections.
   // Serves one epoll_wait's events, SIGCHLD first.
@@ -217,7 +222,8 @@ class Server {
   // Writes what this loop round queued, and what finishing splices queue in turn.
   void FlushPending();
   // The agent's policy: SCHED_BATCH (the same nice value; no preemption of the box's
-  // processes on wakeup) while it starts an exec's process, SCHED_OTHER otherwise.
+  // processes on wakeup) from the start of an exec's process to the end of that loop
+  // round's port write, SCHED_OTHER otherwise.
   void SetBatch(bool batch);
   void OnSplicesDone();
 
@@ -268,6 +274,13 @@ class Server {
   void FlushStdin(Exec* exec);
   void FinishPut(Exec* exec);
   void ReapChildren();
+  // A child waitpid() returned: an exec's process (its exec is finished when its output
+  // allows), or another child of PID 1.
+  void OnReaped(pid_t pid, int status);
+  // The execs started this round (started_): each process ran before the agent went on
+  // (DoExec); one that has ended is reaped and finished now, the pipes of those still
+  // running are watched.
+  void TakeInStarted();
   void MaybeFinish(Exec* exec);
   void UpdateWatch(Exec* exec, int which);
   void UpdateStdinWatch(Exec* exec);
@@ -302,6 +315,13 @@ class Server {
   // Execs whose processes were started this loop round: Step() takes in what they left
   // before flushing, then watches the pipes of those still running.
   std::vector<ExecKey> started_;
+  // Execs finished this loop round (MaybeFinish), destroyed once the port write that
+  // carries their exit events is done (RetireFinished).
+  std::vector<std::unique_ptr<Exec>> retired_;
+  // Descriptors closed at the same point: the child's ends of a started exec's pipes.
+  std::vector<base::UniqueFd> close_after_write_;
+  // Processes whose exit TakeInStarted() read without reaping them, reaped then too.
+  std::vector<pid_t> reap_after_write_;
   bool batch_ = false;  // SetBatch(true) succeeded.
   std::map<ExecKey, std::unique_ptr<Exec>> execs_;
   std::map<pid_t, ExecKey> pid_to_exec_;

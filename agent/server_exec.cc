@@ -467,6 +467,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
     plan.switch_user = false;
   }
   base::UniqueFd cgroup_owned;
+  int exec_cgroup = -1;
   if (!r.cgroup.name.empty()) {
     // A pod container's cgroup, shared by its processes, with its limits.
     if (!options_.machine) return Status::NotSupported("exec: cgroups need the box's agent");
@@ -475,7 +476,7 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
     BOXLITE_ASSIGN_OR_RETURN(cgroup_owned, OpenContainerCgroup(user.get(), r.cgroup));
     plan.cgroup_dir_fd = cgroup_owned.get();
   } else if (options_.machine) {
-    plan.cgroup_dir_fd = ExecCgroupDir(&cgroup_owned);
+    plan.cgroup_dir_fd = ExecCgroupDir(&cgroup_owned, &exec_cgroup);
   }
 
   if (r.main && (r.detached || main_running_)) {
@@ -560,19 +561,25 @@ Status Server::DoExec(Conn* conn, uint32_t stream, const protocol::Json& req,
   // execve, it does not preempt it, so the process runs until it ends, blocks or is
   // preempted at a tick (10 ms at the guest's HZ=100) before the agent goes on; a quick
   // command has then ended, and Step() sends its response, output and exit event in one
-  // port write.
+  // port write. The agent is back to SCHED_OTHER once that write is done (Step()): it
+  // does not sleep before, so its policy matters only from its next wait on.
   SetBatch(true);
   pid_t pid = SpawnChild(&plan);
-  SetBatch(false);
   if (pid < 0) return sys::ErrnoStatus(errno, "fork");
   exec->pid = pid;
+  exec->exec_cgroup = exec_cgroup;
   // The parent of a vfork resumes once the child has called execve or exited, and a
   // child that fails writes its report before exiting: what is in it now is all there
   // will be.
   if (report[1] != 0) {
     exec->start_error = IsNotFound(report[0], report[1]) ? kNotFound : ::strerror(report[0]);
   }
-  for (auto& end : child_ends) end.reset();
+  // The child's ends are closed once this round's port write is done (RetireFinished):
+  // nothing reads the pipes to their end before the next round (MaybeFinish reads what
+  // FIONREAD counts, and watched pipes report their end at the next epoll_wait).
+  for (auto& end : child_ends) {
+    if (end) close_after_write_.push_back(std::move(end));
+  }
   for (int which = 1; which <= 2; ++which) exec->out[which].credit = r.window;
   ExecKey key = Key(conn, stream);
   pid_to_exec_[pid] = key;
@@ -994,18 +1001,59 @@ void Server::ReapChildren() {
     int status = 0;
     pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid <= 0) break;
-    auto it = pid_to_exec_.find(pid);
-    if (it == pid_to_exec_.end()) {
-      NoteChildReaped(pid);  // A boot helper (init.h), or an orphan PID 1 adopted.
-      continue;
+    OnReaped(pid, status);
+  }
+}
+
+void Server::OnReaped(pid_t pid, int status) {
+  auto it = pid_to_exec_.find(pid);
+  if (it == pid_to_exec_.end()) {
+    NoteChildReaped(pid);  // A boot helper (init.h), or an orphan PID 1 adopted.
+    return;
+  }
+  ExecKey key = it->second;
+  pid_to_exec_.erase(it);
+  auto e = execs_.find(key);
+  if (e == execs_.end()) return;
+  e->second->exited = true;
+  e->second->wait_status = status;
+  MaybeFinish(e->second.get());
+}
+
+// A quick command has ended by now: its response, output, closes and exit event leave in
+// one port write instead of two (under emulation each is a trap into QEMU and a wakeup of
+// the host). Its status is read with one waitid that leaves the process a zombie
+// (WNOWAIT), instead of through the SIGCHLD it left (an epoll_wait, the signalfd's read
+// and waitpid); reaping it (the kernel's release of the task, a third of the step under
+// emulation) waits until the port write is done (RetireFinished), and its SIGCHLD wakes
+// the loop after that with nothing left to reap. Until it is reaped its pid cannot be
+// reused. A process that runs on is reported started at once, and only its pipes are
+// watched; a quick command's never are.
+void Server::TakeInStarted() {
+  std::vector<ExecKey> started;
+  started.swap(started_);
+  for (ExecKey key : started) {
+    auto it = execs_.find(key);
+    if (it == execs_.end() || shutdown_) continue;
+    Exec* exec = it->second.get();
+    if (exec->exited || exec->pid <= 0) continue;
+    siginfo_t info = {};
+    if (::waitid(P_PID, static_cast<id_t>(exec->pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+        info.si_pid != exec->pid) {
+      continue;  // Still running.
     }
-    ExecKey key = it->second;
-    pid_to_exec_.erase(it);
-    auto e = execs_.find(key);
-    if (e == execs_.end()) continue;
-    e->second->exited = true;
-    e->second->wait_status = status;
-    MaybeFinish(e->second.get());
+    // The status waitpid would return: an exit code, or the signal (and core dump bit).
+    int status = info.si_code == CLD_EXITED
+                     ? (info.si_status & 0xff) << 8
+                     : (info.si_status & 0x7f) | (info.si_code == CLD_DUMPED ? 0x80 : 0);
+    reap_after_write_.push_back(exec->pid);
+    OnReaped(exec->pid, status);  // May finish the exec: looked up again below.
+  }
+  for (ExecKey key : started) {
+    auto it = execs_.find(key);
+    if (it == execs_.end()) continue;
+    UpdateWatch(it->second.get(), 1);
+    UpdateWatch(it->second.get(), 2);
   }
 }
 
@@ -1050,11 +1098,12 @@ void Server::MaybeFinish(Exec* exec) {
     Output& out = exec->out[which];
     out.eof = true;
     if (out.watching && out.splicing == 0 && !exec->tty && !exec->tunnel) {
-      // Closed now instead of unwatched first: epoll forgets a pipe once its last
-      // descriptor is closed, and with no splice queued the agent holds no other (the
-      // children's copies closed at their execve). One system call less per stream.
+      // Closed with the exec (RetireFinished) instead of unwatched first: epoll forgets a
+      // pipe once its last descriptor is closed, and with no splice queued the agent
+      // holds no other (the children's copies closed at their execve). One system call
+      // less per stream. Until then no event of it finds the exec, which is no longer
+      // among execs_.
       out.watching = false;
-      out.fd.reset();
     } else {
       UpdateWatch(exec, which);
     }
@@ -1062,7 +1111,21 @@ void Server::MaybeFinish(Exec* exec) {
   DisarmCloseTimerIfIdle();
   if (exec->stdin_watching) Watch(exec->stdin_fd.get(), 0, 0, &exec->stdin_watching);
   auto node = execs_.extract(Key(conn, exec->stream));
-  if (!node.empty() && node.mapped()->main) OnMainExit(*node.mapped(), exit_code);
+  if (node.empty()) return;
+  if (node.mapped()->main) OnMainExit(*node.mapped(), exit_code);
+  // Its descriptors' closes and its cgroup's check wait until the exit event has left.
+  retired_.push_back(std::move(node.mapped()));
+}
+
+void Server::RetireFinished() {
+  for (pid_t pid : reap_after_write_) {
+    int status;
+    ::waitpid(pid, &status, WNOHANG);  // A zombie: returns at once.
+  }
+  reap_after_write_.clear();
+  for (const auto& exec : retired_) ReleaseExecCgroup(exec->exec_cgroup);
+  retired_.clear();
+  close_after_write_.clear();
 }
 
 }  // namespace boxlite::agent

@@ -300,6 +300,36 @@ TEST_P(AgentChannelTest, AProcessThatRunsOnIsReportedStartedAndRunsAsAnyOther) {
   EXPECT_EQ(fields[41 - 3], "0") << "policy (SCHED_OTHER is 0, SCHED_BATCH 3)";
 }
 
+// An exec's pipes are watched only when its process still runs after it first ran
+// (Server::TakeInStarted); a quick command's never are. A process that writes, then
+// waits, then writes again streams everything, and while its pipes are empty the agent
+// serves other execs, which end before it.
+TEST_P(AgentChannelTest, AWaitingProcessStreamsItsOutputAndStallsNothing) {
+  auto channel = Connect(0);
+  auto slow = Start(channel, {"/bin/sh", "-c", "printf a; printf e >&2; cat; printf b"}, true);
+  ASSERT_TRUE(slow.ok()) << slow.error().ToString();
+  std::string out;
+  std::string err;
+  while (out != "a" || err != "e") {
+    int fd = 0;
+    auto chunk = (*slow)->ReadAny(&fd, Clock::now() + kWait);
+    ASSERT_TRUE(chunk.ok()) << chunk.error().ToString();
+    ASSERT_NE(fd, 0) << "the streams ended while the process waits";
+    (fd == 1 ? out : err) += *chunk;
+  }
+  for (int i = 0; i < 3; ++i) {
+    Output quick = Run(channel, {"/bin/sh", "-c", "printf quick; exit 4"});
+    EXPECT_EQ(quick.out, "quick");
+    EXPECT_EQ(quick.exit.exit_code, 4);
+  }
+  ASSERT_TRUE((*slow)->WriteStdin("c").ok());
+  ASSERT_TRUE((*slow)->CloseStdin().ok());
+  Output rest = Collect(slow->get());
+  EXPECT_EQ(rest.out, "cb");
+  EXPECT_EQ(rest.err, "");
+  EXPECT_EQ(rest.exit.exit_code, 0);
+}
+
 TEST_P(AgentChannelTest, StdinTravelsExactlyUnderItsCredit) {
   auto channel = Connect(0);
   // Three times the agent's stdin window (1 MiB): only credit it returns lets it all in.

@@ -128,6 +128,48 @@ def test_bulk_streams_at_once_a_stalled_reader_and_a_quick_exec_share_the_port(c
         cli.run("rm", "-f", name)
 
 
+def test_exec_cgroups_are_reused_once_empty_and_running_execs_stream(cli):
+    """Each exec starts in a cgroup of its own below the box's (agent/init.cc,
+    ExecCgroupDir). The agent checks that an exec's cgroup is empty once that exec's exit
+    event has left (ReleaseExecCgroup), so back-to-back execs take the same cgroup without
+    reading cgroup.events first; one still holding a process of an earlier exec (a
+    background child that outlived it) is never handed to a new exec. A command that is
+    still running after it first ran (its pipes are watched only then) streams all its
+    output, and the agent answers other execs meanwhile."""
+    name = "exec-cgroups"
+    p = cli.run("run", "-d", "--name", name, BASE, "sleep", "600")
+    assert p.returncode == 0, p.stderr
+
+    def cgroup_of(*script):
+        p = cli.run("exec", name, "sh", "-c", "cat /proc/self/cgroup" + "".join(script))
+        assert p.returncode == 0, p.stderr
+        line = p.stdout.decode().strip()
+        assert line.startswith("0::/box/e"), line
+        return line
+
+    try:
+        first = cgroup_of()
+        assert cgroup_of() == first  # Known empty: taken again.
+        # A background process outlives its exec and keeps that exec's cgroup populated.
+        held = cgroup_of("; sleep 601 >/dev/null 2>&1 & echo $! > /tmp/bg.pid")
+        others = {cgroup_of() for _ in range(3)}
+        assert held not in others, (held, others)
+        assert len(others) == 1, others  # Still reused among themselves.
+        p = cli.run("exec", name, "sh", "-c", "kill $(cat /tmp/bg.pid)")
+        assert p.returncode == 0, p.stderr
+        cgroup_of()
+        # A command that blocks after its first output: nothing of it may stall the agent.
+        slow = cli.popen("exec", "-i", name, "sh", "-c", "echo a; read x; echo b$x; exit 5",
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert slow.stdout.readline() == b"a\n"
+        p = cli.run("exec", name, "sh", "-c", "echo quick; exit 7")
+        assert (p.returncode, p.stdout) == (7, b"quick\n"), p.stderr
+        out, err = slow.communicate(input=b"c\n", timeout=120)
+        assert (slow.returncode, out) == (5, b"b" + b"c\n"), err
+    finally:
+        cli.run("rm", "-f", name)
+
+
 def test_binary_stdin_round_trips(cli):
     """Binary stdin (all byte values, 3 MiB) comes back unchanged."""
     data = bytes(range(256)) * (3 * 4096)
