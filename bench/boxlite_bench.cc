@@ -35,6 +35,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -660,14 +661,45 @@ int main(int argc, char** argv) {
   int density_cap = 100;  // At most this many idle boxes (--density-boxes).
   // "stream-ab": the second agent's data dir (BenchStdoutAb), --runs pairs.
   std::string ab_data_dir;
+  // Every argument is checked: a mistyped one stops the bench before it boots anything.
+  static constexpr char kUsage[] =
+      "usage: boxlite_bench [--only memory|density|stream|stream-ab|exec|start] [--runs N]\n"
+      "                     [--rtt-runs N] [--image REF] [--density-boxes N]\n"
+      "                     [--ab-data-dir DIR]   (with --only stream-ab)\n"
+      "Prints one JSON line per figure (docs/benchmarks.md); without --only, all of them.\n";
+  auto usage_error = [](const std::string& what) {
+    std::fprintf(stderr, "bench: %s\n%s", what.c_str(), kUsage);
+    std::exit(2);
+  };
+  auto count = [&](const std::string& flag, const char* text) {
+    char* end = nullptr;
+    long v = std::strtol(text, &end, 10);
+    if (end == text || *end != '\0' || v < 1 || v > 100000) {
+      usage_error(flag + " takes a whole number from 1 to 100000, not '" + text + "'");
+    }
+    return static_cast<int>(v);
+  };
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
-    if (a == "--rtt-runs" && i + 1 < argc) rtt_runs = std::atoi(argv[++i]);
-    if (a == "--image" && i + 1 < argc) image = argv[++i];
-    if (a == "--only" && i + 1 < argc) only = argv[++i];
-    if (a == "--density-boxes" && i + 1 < argc) density_cap = std::atoi(argv[++i]);
-    if (a == "--ab-data-dir" && i + 1 < argc) ab_data_dir = argv[++i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    bool known = a == "--runs" || a == "--rtt-runs" || a == "--image" || a == "--only" ||
+                 a == "--density-boxes" || a == "--ab-data-dir";
+    if (!known) usage_error("unknown argument '" + a + "'");
+    if (i + 1 >= argc) usage_error(a + " needs a value");
+    const char* v = argv[++i];
+    if (a == "--runs") runs = count(a, v);
+    if (a == "--rtt-runs") rtt_runs = count(a, v);
+    if (a == "--image") image = v;
+    if (a == "--only") only = v;
+    if (a == "--density-boxes") density_cap = count(a, v);
+    if (a == "--ab-data-dir") ab_data_dir = v;
+  }
+  if (!only.empty() && only != "memory" && only != "density" && only != "stream" &&
+      only != "stream-ab" && only != "exec" && only != "start") {
+    usage_error("unknown --only '" + only + "'");
   }
   auto settings = Must(boxlite::ResolveRuntimeOptions({}), "configuration");
   auto assets = Must(boxlite::vmm::LocateGuestAssets(settings.data_dir), "guest assets");
