@@ -44,6 +44,12 @@ namespace boxlite::agent {
 
 namespace {
 
+// The loop's read buffer (the loop is single-threaded).
+char* LoopReadBuffer() {
+  static char buf[kReadChunk];
+  return buf;
+}
+
 bool HasEnv(const std::vector<std::string>& env, std::string_view key) {
   for (const auto& e : env) {
     if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=') {
@@ -837,8 +843,8 @@ void Server::PumpOutput(Exec* exec, int which) {
   if (exec->orphaned) {
     // Nobody reads the main command's output now: drain it so it never blocks, keeping
     // the newest kMainBacklog bytes for the next host that attaches.
-    static char sink[kReadChunk];  // The loop is single-threaded.
-    ssize_t n = ::read(out.fd.get(), sink, sizeof(sink));
+    char* sink = LoopReadBuffer();
+    ssize_t n = ::read(out.fd.get(), sink, kReadChunk);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
       out.eof = true;
@@ -893,13 +899,12 @@ void Server::PumpOutput(Exec* exec, int which) {
     UpdateWatch(exec, which);
     return;
   }
-  // A pty, a file, or a pipe that reads as empty: read to learn about data or EOF.
+  // A pty, a file, or a pipe that reads as empty: read to learn about data or EOF. Into
+  // the loop's buffer: every exec's pipes end this way, and a frame of `cap` bytes built
+  // first would be allocated and zeroed (256 KiB) only to learn of the end.
   size_t cap = std::min<size_t>(static_cast<size_t>(out.credit), kReadChunk);
-  std::string frame;
-  protocol::AppendDataHeader(&frame, exec->stream, static_cast<uint8_t>(which), cap);
-  size_t header = frame.size();
-  frame.resize(header + cap);
-  ssize_t n = ::read(out.fd.get(), frame.data() + header, cap);
+  char* buf = LoopReadBuffer();
+  ssize_t n = ::read(out.fd.get(), buf, cap);
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
   if (n <= 0) {
     // EOF, or EIO from a pty whose last slave closed.
@@ -920,11 +925,10 @@ void Server::PumpOutput(Exec* exec, int which) {
     if (exec->tunnel) MaybeEndTunnel(exec);
     return;
   }
-  frame.resize(header + static_cast<size_t>(n));
-  std::string fixed;
-  protocol::AppendDataHeader(&fixed, exec->stream, static_cast<uint8_t>(which),
+  std::string frame;
+  protocol::AppendDataHeader(&frame, exec->stream, static_cast<uint8_t>(which),
                              static_cast<size_t>(n));
-  std::memcpy(frame.data(), fixed.data(), header);
+  frame.append(buf, static_cast<size_t>(n));
   out.credit -= n;
   Send(conn, std::move(frame));
   UpdateWatch(exec, which);
