@@ -26,6 +26,7 @@
 #include "src/sys/errno_status.h"
 #include "src/sys/file_lock.h"
 #include "src/sys/fs.h"
+#include "src/sys/limits.h"
 
 namespace boxlite::runtime {
 namespace {
@@ -577,6 +578,9 @@ Result<std::shared_ptr<Runtime>> Runtime::Open(const RuntimeOptions& given) {
     BOXLITE_RETURN_IF_ERROR(sys::MakeDirs(sys::JoinPath(home, sub), 0700));
   }
   runtime::SweepStaleTmp(sys::JoinPath(home, "tmp"));  // Files of killed processes.
+  // Each running box holds ~7 descriptors here: a soft limit of 1024 would stop this
+  // process near 140 boxes (src/sys/limits.h).
+  sys::RaiseOpenFileLimit();
   if (::access(home.c_str(), W_OK) != 0) {
     return Status::PermissionDenied("the BoxLite home is not writable", home);
   }

@@ -1,6 +1,8 @@
 // Copyright 2026 The BoxLite Authors. SPDX-License-Identifier: Apache-2.0
 #include "src/sys/errno_status.h"
 
+#include <sys/resource.h>
+
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -18,6 +20,20 @@ Status ErrnoStatus(int err, const char* fmt, ...) {
   std::string message = context;
   message += ": ";
   message += std::strerror(err);
+  if (err == EMFILE) {
+    // What to do about it: the limit is per process, and every box holds descriptors.
+    struct rlimit lim;
+    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+      char hint[160];
+      std::snprintf(hint, sizeof(hint),
+                    " (this process's limit of %llu open files, RLIMIT_NOFILE: raise it, "
+                    "e.g. with `ulimit -n`, or close what it holds)",
+                    static_cast<unsigned long long>(lim.rlim_cur));
+      message += hint;
+    }
+  } else if (err == ENFILE) {
+    message += " (the system's table of open files is full: raise fs.file-max)";
+  }
   StatusCode code = StatusCode::kIoError;
   switch (err) {
     case ENOENT:

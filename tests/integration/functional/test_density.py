@@ -116,6 +116,65 @@ def test_thirty_boxes_answer_and_go_without_leaks(dcli):
     monitor.check(timeout=30)
 
 
+# One process holding a dozen running boxes, started with a soft descriptor limit of 64.
+_MANY_BOXES_SCRIPT = r"""
+import asyncio, os, resource, sys
+import boxlite
+
+async def main():
+    rt = boxlite.Boxlite(boxlite.Options(home_dir=sys.argv[1]))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    boxes = []
+    try:
+        for i in range(int(sys.argv[2])):
+            box = await rt.create(boxlite.BoxOptions(image="boxlite/base", memory_mib=256),
+                                  name=f"fd{i}")
+            boxes.append(box)
+            await box.start()
+        answered = 0
+        for box in boxes:
+            result = await box.run("cat", "/proc/sys/kernel/hostname")
+            answered += result.exit_code == 0 and bool(result.stdout.strip())
+        print(soft, hard, len(os.listdir("/proc/self/fd")), answered, flush=True)
+    finally:
+        for box in boxes:
+            await box.stop()
+        rt.close()
+
+asyncio.run(main())
+"""
+
+
+def test_one_process_runs_more_boxes_than_its_soft_descriptor_limit(tmp_path_factory):
+    """A running box holds ~7 descriptors in the process that runs it, so the soft
+    RLIMIT_NOFILE most shells give (1024) would stop a process near 140 boxes. Opening a
+    runtime raises the soft limit to the hard one (src/sys/limits.h): a process started
+    with a soft limit of 64 runs twelve boxes at once, more descriptors than 64, and every
+    box answers."""
+    import resource
+    import sys
+
+    from conftest import add_session_root
+
+    home = tmp_path_factory.mktemp("density-fd-home")
+    add_session_root(home)
+    monitor = LeakMonitor({str(home)})
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard == resource.RLIM_INFINITY or hard > 256, hard
+    p = subprocess.run([sys.executable, "-c", _MANY_BOXES_SCRIPT, str(home), "12"],
+                       capture_output=True, text=True, timeout=600,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                             (64, hard)))
+    assert p.returncode == 0, p.stderr
+    soft, seen_hard, open_fds, answered = (int(x) for x in p.stdout.split())
+    with open("/proc/sys/fs/nr_open") as f:  # What an "unlimited" hard limit allows.
+        ceiling = hard if hard != resource.RLIM_INFINITY else int(f.read())
+    assert (soft, seen_hard) == (ceiling, hard)
+    assert open_fds > 64, open_fds  # More than the soft limit the process started with.
+    assert answered == 12, p.stdout
+    monitor.check(timeout=30)
+
+
 async def _sh(box, script):
     """`sh -c script` in the box: (exit code, stdout)."""
     result = await box.run("sh", "-c", script)
