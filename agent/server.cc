@@ -2,7 +2,7 @@
 //
 // Design: one thread, one level-triggered epoll set. Sources are tagged in the epoll data
 // word (type | connection | stream | fd): each agent port, a signalfd for SIGCHLD, a
-// timerfd that runs only while some port has no host connected, and per exec its
+// timerfd that fires once a tick after a port reports its host gone, and per exec its
 // stdout/stderr (or pty) read ends and its stdin write end. A failed execve is known as
 // soon as vfork returns (see DoExec). Output is read only while the host has granted
 // credit for it, so a process printing gigabytes stalls on its own pipe instead of
@@ -14,8 +14,8 @@
 // descendants that keep the pipes open do not hold it up. Files (get_file/put_file)
 // are streams too, pumped from the loop because epoll cannot watch regular files.
 // When a host disconnects, its execs are killed and its queued output dropped; the port
-// is polled until a host connects again. A hangup the port reports counts only if it
-// still holds at the next poll, and a hello starts a new session (OnPortHangup, DoHello):
+// is watched edge-triggered until a host connects again (AwaitHost). A hangup the port
+// reports counts only if it still holds a tick later, and a hello starts a new session (OnPortHangup, DoHello):
 // the guest learns of connections after it has taken in their data. The box's main
 // command outlives its host: its newest output is kept until a host attaches to it.
 // This file: the connections (ports, frames, requests and their dispatch, hello, hangup,
@@ -212,6 +212,10 @@ void Server::OnEvent(const struct epoll_event& e) {
   switch (type) {
     case kTagPort:
       if (conn == nullptr) break;
+      if (!conn->connected) {
+        OnPortWithoutHost(conn);
+        break;
+      }
       if (ev & EPOLLIN) OnPortReadable(conn);
       if (conn->connected && (ev & EPOLLOUT)) FlushPort(conn);
       if (conn->connected && (ev & (EPOLLHUP | EPOLLERR)) && !(ev & EPOLLIN)) {
@@ -287,12 +291,11 @@ void Server::OnPortHangup(Conn* conn) {
   // left, its hello can be read, and answered, before the port reports the previous host
   // gone. Ending the session on that late report dropped the new host's queued response
   // (it then waited for its hello until it gave up) or its next requests. So the session
-  // ends at the next reconnect tick if the port still reports no host (OnReconnectTimer),
-  // or at once when a new host says hello (DoHello). Output keeps being queued meanwhile.
+  // ends at the reconnect tick if the port still reports no host (OnReconnectTimer), or
+  // at once when a new host says hello (DoHello). Output keeps being queued meanwhile.
   conn->connected = false;
   conn->hangup_pending = true;
-  Watch(conn->port.get(), 0, Tag(kTagPort, conn->index), &conn->watching);
-  conn->out_watching = false;
+  AwaitHost(conn);
   ArmReconnectTimer();
 }
 
@@ -301,10 +304,9 @@ void Server::DropConnection(Conn* conn) {
   conn->connected = false;
   conn->hangup_pending = false;
   conn->hello_while_hung_up = false;
-  Watch(conn->port.get(), 0, Tag(kTagPort, conn->index), &conn->watching);
-  conn->out_watching = false;
   conn->decoder = protocol::FrameDecoder();
   EndSession(conn);
+  AwaitHost(conn);
   ArmReconnectTimer();
 }
 
@@ -366,11 +368,50 @@ void Server::EndSession(Conn* conn) {
   conn->hangup_pending = pending;
 }
 
+void Server::AwaitHost(Conn* conn) {
+  conn->out_watching = false;
+  if (!options_.machine) {
+    // Off the box the ports are sockets (tests): a hung-up socket stays hung up, and a
+    // new host is a new descriptor put in its place, which epoll does not follow. Those
+    // are polled by the reconnect timer instead.
+    Watch(conn->port.get(), 0, Tag(kTagPort, conn->index), &conn->watching);
+    return;
+  }
+  // Registering reports the port's state once; after that only the driver's wakeups do
+  // (drivers/char/virtio_console.c wakes the port's waiters when the host opens or closes
+  // it). EPOLLOUT: a host that connects and sends nothing makes the port writable.
+  Watch(conn->port.get(), EPOLLIN | EPOLLOUT | EPOLLET, Tag(kTagPort, conn->index),
+        &conn->watching);
+}
+
+void Server::OnPortWithoutHost(Conn* conn) {
+  struct pollfd p = {conn->port.get(), POLLIN | POLLOUT, 0};
+  if (::poll(&p, 1, 0) < 0 || (p.revents & POLLHUP)) {
+    // Still no host (or a host whose arrival the guest is not told of yet: its data may
+    // be in, and the driver wakes the port again once it learns of it). A pending hangup
+    // is decided at the tick (OnReconnectTimer).
+    return;
+  }
+  TakeHostIn(conn);
+}
+
+void Server::TakeHostIn(Conn* conn) {
+  // A host is there: the same one (the hangup was its predecessor's, reported late) or a
+  // new one, whose hello ends the previous session.
+  conn->hangup_pending = false;
+  conn->hello_while_hung_up = false;
+  conn->connected = true;
+  conn->out_watching = false;
+  Watch(conn->port.get(), EPOLLIN, Tag(kTagPort, conn->index), &conn->watching);
+  conn->flush_pending = true;
+}
+
 void Server::ArmReconnectTimer() {
   if (timer_armed_) return;
   struct itimerspec spec = {};
-  spec.it_interval.tv_nsec = 20 * 1000 * 1000;
-  spec.it_value.tv_nsec = 20 * 1000 * 1000;
+  spec.it_value.tv_nsec = kReconnectTickNs;
+  // In the box the tick comes once; off it, it repeats while a port has no host.
+  if (!options_.machine) spec.it_interval.tv_nsec = kReconnectTickNs;
   ::timerfd_settime(timer_fd_.get(), 0, &spec, nullptr);
   timer_armed_ = true;
 }
@@ -390,19 +431,12 @@ void Server::OnReconnectTimer() {
         conn->decoder = protocol::FrameDecoder();
         EndSession(conn.get());
       }
-      waiting = true;
+      waiting = true;  // In the box, the port's next wakeup tells of a host (AwaitHost).
       continue;
     }
-    // A host is there: the same one (the hangup was its predecessor's, reported late) or
-    // a new one, whose hello ends the previous session.
-    conn->hangup_pending = false;
-    conn->hello_while_hung_up = false;
-    conn->connected = true;
-    conn->out_watching = false;
-    Watch(conn->port.get(), EPOLLIN, Tag(kTagPort, conn->index), &conn->watching);
-    conn->flush_pending = true;
+    TakeHostIn(conn.get());
   }
-  if (!waiting) {
+  if (!waiting || options_.machine) {
     struct itimerspec off = {};
     ::timerfd_settime(timer_fd_.get(), 0, &off, nullptr);
     timer_armed_ = false;
@@ -713,7 +747,7 @@ void Server::FlushPort(Conn* conn) {
     }
   }
   bool need_out = !conn->outq.empty();
-  // A port with a hangup pending is not watched: the reconnect tick resumes it.
+  // A port without a host is watched only for its return (AwaitHost).
   if (conn->connected && need_out != conn->out_watching) {
     uint32_t want = EPOLLIN | (need_out ? uint32_t{EPOLLOUT} : 0u);
     Watch(conn->port.get(), want, Tag(kTagPort, conn->index), &conn->watching);

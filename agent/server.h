@@ -190,14 +190,25 @@ class Server {
   void ServeEvents(const struct epoll_event* events, int n);
   void OnEvent(const struct epoll_event& e);
   void OnPortReadable(Conn* conn);
-  // The port reports that no host is connected: the session ends at the next reconnect
-  // tick unless a host is back by then.
+  // The port reports that no host is connected: the session ends at the reconnect tick
+  // unless a host is back by then.
   void OnPortHangup(Conn* conn);
   // The host is gone (or broke the protocol): its session ends now.
   void DropConnection(Conn* conn);
   // Ends the connection's session: kills its execs (the main command is orphaned instead),
   // drops its transfers and the output queued for it.
   void EndSession(Conn* conn);
+  // In the box, a port without a host is watched edge-triggered: the port's driver wakes
+  // its waiters when a host connects or leaves, and nothing else happens on it meanwhile,
+  // so an idle box with ports no host uses is not woken (a level-triggered watch would
+  // report the hangup at every wait, and polling it woke the agent 50 times a second).
+  // The reconnect timer fires once, a tick after a hangup, to end that session if the
+  // port still reports no host. Off the box (sockets, in tests) ports are polled instead.
+  void AwaitHost(Conn* conn);
+  // The port woke while it had no host: takes the host in if one is there now.
+  void OnPortWithoutHost(Conn* conn);
+  // A host is on the port again: its data is read from here on.
+  void TakeHostIn(Conn* conn);
   void ArmReconnectTimer();
   void OnReconnectTimer();
   // Held close frames (Output::close_held): the timer, and sending them.

@@ -21,6 +21,8 @@ constexpr uint64_t kTagCloseTimer = 6;
 
 // How long the end of an exec's output may wait for the process's exit (Output::close_held).
 constexpr long kCloseHoldNs = 10 * 1000 * 1000;
+// How long a port's report that its host left waits to be believed (OnPortHangup).
+constexpr long kReconnectTickNs = 20 * 1000 * 1000;
 // A chunk of exec output at least this large marks a bulk writer: its pipe rests for
 // kBulkPauseMs before the next read, so the agent takes the next chunk whole instead of
 // preempting the writer after every write (the agent outweighs the box's processes). Under

@@ -116,6 +116,34 @@ def test_thirty_boxes_answer_and_go_without_leaks(dcli):
     monitor.check(timeout=30)
 
 
+def _agent_wakeups(cli, name):
+    """How many times the box's agent (PID 1) has gone to sleep and been woken."""
+    p = cli.run("exec", name, "--", "sh", "-c", "grep ^voluntary_ctxt_switches /proc/1/status",
+                timeout=120)
+    assert p.returncode == 0, p.stderr
+    return int(p.stdout.split()[1])
+
+
+def test_an_idle_box_leaves_its_agent_asleep(dcli):
+    """A box's ports that no host uses (the box has four; a detached box's host has left
+    them all) used to be polled every 20 ms: 50 wakeups of the agent a second, for ever,
+    in every idle box (agent/server.h, AwaitHost). Now nothing wakes an idle agent but a
+    host: over five idle seconds it wakes for the two execs that look, not 250 times."""
+    p = dcli.run("run", "-d", "--name", "sleeper", "--memory", "256", BASE, "sleep", "1000",
+                 timeout=300)
+    assert p.returncode == 0, p.stderr
+    try:
+        before = _agent_wakeups(dcli, "sleeper")
+        time.sleep(5)
+        after = _agent_wakeups(dcli, "sleeper")
+        # An exec costs the agent a handful of wakeups (its host's connection, the process,
+        # the host's leaving); polling would add ~250.
+        assert 0 < after - before < 60, (before, after)
+    finally:
+        p = dcli.run("rm", "-f", "sleeper", timeout=300)
+    assert p.returncode == 0, p.stderr
+
+
 # One process holding a dozen running boxes, started with a soft descriptor limit of 64.
 _MANY_BOXES_SCRIPT = r"""
 import asyncio, os, resource, sys
