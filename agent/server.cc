@@ -15,9 +15,10 @@
 // are streams too, pumped from the loop because epoll cannot watch regular files.
 // When a host disconnects, its execs are killed and its queued output dropped; the port
 // is watched edge-triggered until a host connects again (AwaitHost). A hangup the port
-// reports counts only if it still holds a tick later, and a hello starts a new session (OnPortHangup, DoHello):
-// the guest learns of connections after it has taken in their data. The box's main
-// command outlives its host: its newest output is kept until a host attaches to it.
+// reports counts only if it still holds a tick later, and a hello starts a new session
+// (OnPortHangup, DoHello): the guest learns of connections after it has taken in their
+// data. The box's main command outlives its host: its newest output is kept until a host
+// attaches to it.
 // This file: the connections (ports, frames, requests and their dispatch, hello, hangup,
 // the reconnect timer, output to the host). server_exec.cc runs processes, server_files.cc
 // moves files, server_metrics.cc answers metrics; server_internal.h holds what they share.
